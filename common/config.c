@@ -1,0 +1,434 @@
+/*
+ * JSON configuration for pgvalve-proxy. Walks the document with cJSON, checks
+ * every key against the schema below, and reports the first problem as
+ * '"dotted.key": expected X, got Y'. Unknown keys are errors: a typo must not
+ * silently fall back to a default.
+ */
+#include "pgvalve/config.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void config_init_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->listen_host = strdup("0.0.0.0");
+	cfg->listen_port = 6432;
+	cfg->admin_host = strdup("127.0.0.1");
+	cfg->admin_port = 6480;
+	cfg->max_clients = 10000;
+	cfg->max_message_bytes = 268435456;
+	cfg->parse_max_bytes = 65536;
+	cfg->connect_ms = 5000;
+	cfg->auth_ms = 30000;
+	cfg->shutdown_timeout_ms = 30000;
+	cfg->log_level = LOG_INFO;
+	cfg->log_format = LOG_FORMAT_TEXT;
+}
+
+static bool fail(struct config_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static bool fail(struct config_error *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	return false;
+}
+
+/* A short rendering of a JSON value for error messages. */
+static const char *describe(const cJSON *v, char *buf, size_t cap)
+{
+	if (cJSON_IsString(v))
+		snprintf(buf, cap, "\"%.60s\"", v->valuestring);
+	else if (cJSON_IsNumber(v))
+		snprintf(buf, cap, "%g", v->valuedouble);
+	else if (cJSON_IsBool(v))
+		snprintf(buf, cap, "%s", cJSON_IsTrue(v) ? "true" : "false");
+	else if (cJSON_IsNull(v))
+		snprintf(buf, cap, "null");
+	else if (cJSON_IsArray(v))
+		snprintf(buf, cap, "an array");
+	else
+		snprintf(buf, cap, "an object");
+	return buf;
+}
+
+static void join(char *out, size_t cap, const char *path, const char *key)
+{
+	if (path[0])
+		snprintf(out, cap, "%s.%s", path, key);
+	else
+		snprintf(out, cap, "%s", key);
+}
+
+static bool check_keys(const cJSON *obj, const char *path, const char *const *allowed,
+		       struct config_error *err)
+{
+	const cJSON *item;
+
+	cJSON_ArrayForEach(item, obj) {
+		bool ok = false;
+		char full[256];
+
+		for (const char *const *a = allowed; *a; a++)
+			ok |= strcmp(item->string, *a) == 0;
+		if (!ok) {
+			join(full, sizeof(full), path, item->string);
+			return fail(err, "\"%s\": unknown key", full);
+		}
+	}
+	return true;
+}
+
+static bool want_object(const cJSON *v, const char *path, struct config_error *err)
+{
+	char got[80];
+
+	if (!cJSON_IsObject(v))
+		return fail(err, "\"%s\": expected an object, got %s", path, describe(v, got, sizeof(got)));
+	return true;
+}
+
+static bool get_int(const cJSON *obj, const char *path, const char *key, int64_t min,
+		    int64_t max, int64_t *out, struct config_error *err)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	char full[256], got[80];
+
+	if (!v)
+		return true;
+	join(full, sizeof(full), path, key);
+	if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble ||
+	    v->valuedouble < (double)min || v->valuedouble > (double)max)
+		return fail(err, "\"%s\": expected an integer from %lld to %lld, got %s", full,
+			    (long long)min, (long long)max, describe(v, got, sizeof(got)));
+	*out = (int64_t)v->valuedouble;
+	return true;
+}
+
+static bool get_int32(const cJSON *obj, const char *path, const char *key, int64_t min,
+		      int64_t max, int *out, struct config_error *err)
+{
+	int64_t v = *out;
+
+	if (!get_int(obj, path, key, min, max, &v, err))
+		return false;
+	*out = (int)v;
+	return true;
+}
+
+/* A string or null (null leaves *out NULL). */
+static bool get_str(const cJSON *obj, const char *path, const char *key, char **out,
+		    struct config_error *err)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	char full[256], got[80];
+
+	if (!v)
+		return true;
+	if (cJSON_IsNull(v)) {
+		free(*out);
+		*out = NULL;
+		return true;
+	}
+	join(full, sizeof(full), path, key);
+	if (!cJSON_IsString(v) || v->valuestring[0] == '\0')
+		return fail(err, "\"%s\": expected a non-empty string, got %s", full,
+			    describe(v, got, sizeof(got)));
+	free(*out);
+	*out = strdup(v->valuestring);
+	return true;
+}
+
+bool config_sslmode_parse(const char *s, enum sslmode *out)
+{
+	static const char *const names[] = { "disable", "prefer", "require", "verify-full" };
+
+	for (int i = 0; i < 4; i++) {
+		if (strcmp(s, names[i]) == 0) {
+			*out = (enum sslmode)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+const char *config_sslmode_name(enum sslmode m)
+{
+	static const char *const names[] = { "disable", "prefer", "require", "verify-full" };
+
+	return names[m];
+}
+
+static bool parse_upstream(const cJSON *v, const char *path, const char *name,
+			   struct config_upstream *up, struct config_error *err)
+{
+	static const char *const keys[] = { "host", "port", "sslmode", "sslrootcert", NULL };
+	char *mode = NULL;
+	int64_t port = 5432;
+
+	if (!want_object(v, path, err) || !check_keys(v, path, keys, err))
+		return false;
+	up->name = strdup(name);
+	up->host = strdup("127.0.0.1");
+	up->port = 5432;
+	up->sslmode = SSLMODE_PREFER;
+	if (!get_str(v, path, "host", &up->host, err) ||
+	    !get_int(v, path, "port", 1, 65535, &port, err) ||
+	    !get_str(v, path, "sslmode", &mode, err) ||
+	    !get_str(v, path, "sslrootcert", &up->sslrootcert, err)) {
+		free(mode);
+		return false;
+	}
+	up->port = (int)port;
+	if (up->host == NULL)
+		return fail(err, "\"%s.host\": expected a host name or address, got null", path);
+	if (mode && !config_sslmode_parse(mode, &up->sslmode)) {
+		fail(err, "\"%s.sslmode\": expected one of disable, prefer, require, verify-full, got \"%s\"",
+		     path, mode);
+		free(mode);
+		return false;
+	}
+	free(mode);
+	return true;
+}
+
+static bool parse_upstreams(struct config *cfg, const cJSON *root, struct config_error *err)
+{
+	const cJSON *single = cJSON_GetObjectItemCaseSensitive(root, "upstream");
+	const cJSON *many = cJSON_GetObjectItemCaseSensitive(root, "upstreams");
+	const cJSON *active = cJSON_GetObjectItemCaseSensitive(root, "active");
+	const cJSON *item;
+
+	if (single && many)
+		return fail(err, "\"upstreams\": give either \"upstream\" or \"upstreams\", not both");
+	if (single) {
+		if (active)
+			return fail(err, "\"active\": only meaningful with \"upstreams\"");
+		if (!parse_upstream(single, "upstream", "default", &cfg->upstreams[0], err))
+			return false;
+		cfg->n_upstreams = 1;
+		return true;
+	}
+	if (!many)
+		return true;    /* the command line may still give one */
+	if (!want_object(many, "upstreams", err))
+		return false;
+	cJSON_ArrayForEach(item, many) {
+		char path[256];
+
+		if (cfg->n_upstreams == CONFIG_MAX_UPSTREAMS)
+			return fail(err, "\"upstreams\": at most %d upstreams", CONFIG_MAX_UPSTREAMS);
+		snprintf(path, sizeof(path), "upstreams.%s", item->string);
+		if (!parse_upstream(item, path, item->string, &cfg->upstreams[cfg->n_upstreams], err))
+			return false;
+		cfg->n_upstreams++;
+	}
+	if (cfg->n_upstreams == 0)
+		return fail(err, "\"upstreams\": expected at least one upstream");
+	if (!active) {
+		if (cfg->n_upstreams > 1)
+			return fail(err, "\"active\": expected the name of one of the upstreams");
+		return true;
+	}
+	if (!cJSON_IsString(active))
+		return fail(err, "\"active\": expected the name of one of the upstreams");
+	for (int i = 0; i < cfg->n_upstreams; i++) {
+		if (strcmp(cfg->upstreams[i].name, active->valuestring) == 0) {
+			cfg->active = i;
+			return true;
+		}
+	}
+	return fail(err, "\"active\": no upstream named \"%s\"", active->valuestring);
+}
+
+bool config_parse(struct config *cfg, const char *text, struct config_error *err)
+{
+	static const char *const top[] = { "listen", "upstream", "upstreams", "active", "tls",
+					   "admin", "workers", "limits", "timeouts", "log", NULL };
+	static const char *const listen_keys[] = { "host", "port", NULL };
+	static const char *const tls_keys[] = { "cert_file", "key_file", NULL };
+	static const char *const admin_keys[] = { "host", "port", "token_file", NULL };
+	static const char *const limit_keys[] = { "max_clients", "max_message_bytes",
+						  "parse_max_bytes", NULL };
+	static const char *const timeout_keys[] = { "connect_ms", "auth_ms", "client_idle_ms",
+						    "shutdown_timeout_ms", NULL };
+	static const char *const log_keys[] = { "level", "format", NULL };
+	char *copy = strdup(text);
+	cJSON *root, *v;
+	bool ok = false;
+
+	/* cJSON_Minify strips // and block comments, so config files can explain themselves. */
+	cJSON_Minify(copy);
+	root = cJSON_Parse(copy);
+	if (!root) {
+		const char *at = cJSON_GetErrorPtr();
+		fail(err, "config is not valid JSON near: %.40s", at ? at : "(start)");
+		goto out;
+	}
+	if (!want_object(root, "(top level)", err) || !check_keys(root, "", top, err))
+		goto out;
+
+	if ((v = cJSON_GetObjectItemCaseSensitive(root, "listen"))) {
+		if (!want_object(v, "listen", err) || !check_keys(v, "listen", listen_keys, err) ||
+		    !get_str(v, "listen", "host", &cfg->listen_host, err) ||
+		    !get_int32(v, "listen", "port", 1, 65535, &cfg->listen_port, err))
+			goto out;
+	}
+	if (!parse_upstreams(cfg, root, err))
+		goto out;
+	if ((v = cJSON_GetObjectItemCaseSensitive(root, "tls"))) {
+		if (!want_object(v, "tls", err) || !check_keys(v, "tls", tls_keys, err) ||
+		    !get_str(v, "tls", "cert_file", &cfg->tls_cert_file, err) ||
+		    !get_str(v, "tls", "key_file", &cfg->tls_key_file, err))
+			goto out;
+	}
+	if ((v = cJSON_GetObjectItemCaseSensitive(root, "admin"))) {
+		if (!want_object(v, "admin", err) || !check_keys(v, "admin", admin_keys, err) ||
+		    !get_str(v, "admin", "host", &cfg->admin_host, err) ||
+		    !get_int32(v, "admin", "port", 0, 65535, &cfg->admin_port, err) ||
+		    !get_str(v, "admin", "token_file", &cfg->admin_token_file, err))
+			goto out;
+	}
+	if (!get_int32(root, "", "workers", 0, 256, &cfg->workers, err))
+		goto out;
+	if ((v = cJSON_GetObjectItemCaseSensitive(root, "limits"))) {
+		if (!want_object(v, "limits", err) || !check_keys(v, "limits", limit_keys, err) ||
+		    !get_int(v, "limits", "max_clients", 1, 1000000, &cfg->max_clients, err) ||
+		    !get_int(v, "limits", "max_message_bytes", 1024, 1073741824, &cfg->max_message_bytes, err) ||
+		    !get_int(v, "limits", "parse_max_bytes", 64, 16777216, &cfg->parse_max_bytes, err))
+			goto out;
+	}
+	if ((v = cJSON_GetObjectItemCaseSensitive(root, "timeouts"))) {
+		if (!want_object(v, "timeouts", err) || !check_keys(v, "timeouts", timeout_keys, err) ||
+		    !get_int32(v, "timeouts", "connect_ms", 1, 3600000, &cfg->connect_ms, err) ||
+		    !get_int32(v, "timeouts", "auth_ms", 1, 3600000, &cfg->auth_ms, err) ||
+		    !get_int32(v, "timeouts", "client_idle_ms", 0, 604800000, &cfg->client_idle_ms, err) ||
+		    !get_int32(v, "timeouts", "shutdown_timeout_ms", 0, 3600000, &cfg->shutdown_timeout_ms, err))
+			goto out;
+	}
+	if ((v = cJSON_GetObjectItemCaseSensitive(root, "log"))) {
+		char *level = NULL, *format = NULL;
+		bool good;
+
+		if (!want_object(v, "log", err) || !check_keys(v, "log", log_keys, err))
+			goto out;
+		good = get_str(v, "log", "level", &level, err) && get_str(v, "log", "format", &format, err);
+		if (good && level && !log_level_parse(level, &cfg->log_level))
+			good = fail(err, "\"log.level\": expected one of debug, info, warn, error, got \"%s\"", level);
+		if (good && format && !log_format_parse(format, &cfg->log_format))
+			good = fail(err, "\"log.format\": expected text or json, got \"%s\"", format);
+		free(level);
+		free(format);
+		if (!good)
+			goto out;
+	}
+	ok = true;
+out:
+	cJSON_Delete(root);
+	free(copy);
+	return ok;
+}
+
+bool config_load_file(struct config *cfg, const char *path, struct config_error *err)
+{
+	FILE *f = fopen(path, "rb");
+	char *text;
+	long size;
+	bool ok;
+
+	if (!f)
+		return fail(err, "cannot open config file \"%s\": %s", path, strerror(errno));
+	if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || size > 1 << 20 ||
+	    fseek(f, 0, SEEK_SET) != 0) {
+		fclose(f);
+		return fail(err, "config file \"%s\": unreadable or larger than 1 MiB", path);
+	}
+	text = malloc((size_t)size + 1);
+	if (!text || fread(text, 1, (size_t)size, f) != (size_t)size) {
+		free(text);
+		fclose(f);
+		return fail(err, "cannot read config file \"%s\"", path);
+	}
+	text[size] = '\0';
+	fclose(f);
+	ok = config_parse(cfg, text, err);
+	free(text);
+	return ok;
+}
+
+static bool is_loopback(const char *host)
+{
+	return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
+	       strcmp(host, "::1") == 0;
+}
+
+bool config_validate(const struct config *cfg, struct config_error *err)
+{
+	if (cfg->n_upstreams == 0)
+		return fail(err, "\"upstream\": required (in the config file or --upstream HOST:PORT)");
+	if ((cfg->tls_cert_file == NULL) != (cfg->tls_key_file == NULL))
+		return fail(err, "\"tls\": cert_file and key_file go together");
+	if (!is_loopback(cfg->admin_host) && cfg->admin_token_file == NULL)
+		return fail(err, "\"admin.token_file\": required when admin.host (\"%s\") is not a loopback address",
+			    cfg->admin_host);
+	for (int i = 0; i < cfg->n_upstreams; i++) {
+		const struct config_upstream *u = &cfg->upstreams[i];
+
+		if (u->sslmode == SSLMODE_VERIFY_FULL && u->sslrootcert == NULL)
+			return fail(err, "\"upstream.sslrootcert\": required with sslmode verify-full (upstream \"%s\")",
+				    u->name);
+	}
+	return true;
+}
+
+bool config_parse_hostport(const char *s, char **host, int *port)
+{
+	const char *colon = strrchr(s, ':');
+	const char *h = s;
+	size_t hlen;
+	char *end;
+	long p;
+
+	if (!colon)
+		return false;
+	hlen = (size_t)(colon - s);
+	if (hlen >= 2 && s[0] == '[' && s[hlen - 1] == ']') {
+		h++;
+		hlen -= 2;
+	}
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || p < 1 || p > 65535)
+		return false;
+	*host = hlen ? strndup(h, hlen) : strdup("0.0.0.0");
+	*port = (int)p;
+	return true;
+}
+
+const struct config_upstream *config_active_upstream(const struct config *cfg)
+{
+	return &cfg->upstreams[cfg->active];
+}
+
+void config_free(struct config *cfg)
+{
+	free(cfg->listen_host);
+	free(cfg->tls_cert_file);
+	free(cfg->tls_key_file);
+	free(cfg->admin_host);
+	free(cfg->admin_token_file);
+	for (int i = 0; i < cfg->n_upstreams; i++) {
+		free(cfg->upstreams[i].name);
+		free(cfg->upstreams[i].host);
+		free(cfg->upstreams[i].sslrootcert);
+	}
+	memset(cfg, 0, sizeof(*cfg));
+}

@@ -1,0 +1,143 @@
+/*
+ * One line per event on stderr. Text: "2026-11-22T10:00:00.123Z LEVEL conn=7
+ * user=app db=shop client=10.0.0.1:5123 message". JSON: the same as keys.
+ * Each line is written with a single write(2), so lines from different
+ * threads never interleave.
+ */
+#include "pgvalve/log.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static atomic_int cur_level = LOG_INFO;
+static atomic_int cur_format = LOG_FORMAT_TEXT;
+
+static const char *const level_names[] = { "debug", "info", "warn", "error" };
+
+void log_configure(enum log_level level, enum log_format format)
+{
+	atomic_store(&cur_level, level);
+	atomic_store(&cur_format, format);
+}
+
+bool log_enabled(enum log_level level)
+{
+	return (int)level >= atomic_load_explicit(&cur_level, memory_order_relaxed);
+}
+
+bool log_level_parse(const char *s, enum log_level *out)
+{
+	for (int i = 0; i < 4; i++) {
+		if (strcmp(s, level_names[i]) == 0) {
+			*out = (enum log_level)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+bool log_format_parse(const char *s, enum log_format *out)
+{
+	if (strcmp(s, "text") == 0)
+		*out = LOG_FORMAT_TEXT;
+	else if (strcmp(s, "json") == 0)
+		*out = LOG_FORMAT_JSON;
+	else
+		return false;
+	return true;
+}
+
+/* Appends s to buf as the inside of a JSON string. */
+static size_t json_escape(char *buf, size_t cap, size_t len, const char *s)
+{
+	for (; *s && len + 7 < cap; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\') {
+			buf[len++] = '\\';
+			buf[len++] = (char)ch;
+		} else if (ch < 0x20) {
+			len += (size_t)snprintf(buf + len, cap - len, "\\u%04x", ch);
+		} else {
+			buf[len++] = (char)ch;
+		}
+	}
+	return len;
+}
+
+static size_t append(char *buf, size_t cap, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static size_t append(char *buf, size_t cap, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (len >= cap)
+		return len;
+	va_start(ap, fmt);
+	n = vsnprintf(buf + len, cap - len, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return len;
+	return len + (size_t)n < cap ? len + (size_t)n : cap - 1;
+}
+
+void log_msg(enum log_level level, const struct log_session *who, const char *fmt, ...)
+{
+	char msg[1024], line[2048], ts[40];
+	struct timeval tv;
+	struct tm tm;
+	size_t len = 0;
+	va_list ap;
+
+	if (!log_enabled(level))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+
+	if (atomic_load_explicit(&cur_format, memory_order_relaxed) == LOG_FORMAT_JSON) {
+		len = append(line, sizeof(line), len, "{\"ts\":\"%s.%03dZ\",\"level\":\"%s\"",
+			     ts, (int)(tv.tv_usec / 1000), level_names[level]);
+		if (who && who->conn_id)
+			len = append(line, sizeof(line), len, ",\"conn\":%llu", (unsigned long long)who->conn_id);
+		const char *keys[] = { "user", "db", "client" };
+		const char *vals[] = { who ? who->user : NULL, who ? who->database : NULL,
+				       who ? who->client : NULL };
+		for (int i = 0; i < 3; i++) {
+			if (!vals[i])
+				continue;
+			len = append(line, sizeof(line), len, ",\"%s\":\"", keys[i]);
+			len = json_escape(line, sizeof(line), len, vals[i]);
+			len = append(line, sizeof(line), len, "\"");
+		}
+		len = append(line, sizeof(line), len, ",\"msg\":\"");
+		len = json_escape(line, sizeof(line), len, msg);
+		len = append(line, sizeof(line), len, "\"}\n");
+	} else {
+		len = append(line, sizeof(line), len, "%s.%03dZ %-5s", ts, (int)(tv.tv_usec / 1000),
+			     level_names[level]);
+		if (who && who->conn_id)
+			len = append(line, sizeof(line), len, " conn=%llu", (unsigned long long)who->conn_id);
+		if (who && who->user)
+			len = append(line, sizeof(line), len, " user=%s", who->user);
+		if (who && who->database)
+			len = append(line, sizeof(line), len, " db=%s", who->database);
+		if (who && who->client)
+			len = append(line, sizeof(line), len, " client=%s", who->client);
+		len = append(line, sizeof(line), len, " %s\n", msg);
+	}
+	if (len > 0 && line[len - 1] != '\n')
+		line[len - 1] = '\n';
+	(void)!write(STDERR_FILENO, line, len);
+}

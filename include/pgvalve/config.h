@@ -1,0 +1,83 @@
+/*
+ * The proxy's configuration (DESIGN.md §3.7): loaded from JSON (comments
+ * allowed), defaults for every key but the upstream, and errors that name the
+ * key and what was expected. A loaded config is immutable; a reload builds a
+ * new one.
+ */
+#ifndef PGVALVE_CONFIG_H
+#define PGVALVE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pgvalve/log.h"
+
+enum sslmode { SSLMODE_DISABLE, SSLMODE_PREFER, SSLMODE_REQUIRE, SSLMODE_VERIFY_FULL };
+
+struct config_upstream {
+	char *name;
+	char *host;
+	int port;
+	enum sslmode sslmode;
+	char *sslrootcert;
+};
+
+#define CONFIG_MAX_UPSTREAMS 16
+
+struct config {
+	char *listen_host;
+	int listen_port;
+
+	struct config_upstream upstreams[CONFIG_MAX_UPSTREAMS];
+	int n_upstreams;
+	int active;                 /* index into upstreams */
+
+	char *tls_cert_file;        /* both set, or neither: TLS to clients off */
+	char *tls_key_file;
+
+	char *admin_host;
+	int admin_port;
+	char *admin_token_file;
+
+	int workers;                /* 0 in the file: number of cores */
+
+	int64_t max_clients;
+	int64_t max_message_bytes;
+	int64_t parse_max_bytes;
+
+	int connect_ms;
+	int auth_ms;
+	int client_idle_ms;         /* 0: no idle timeout */
+	int shutdown_timeout_ms;
+
+	enum log_level log_level;
+	enum log_format log_format;
+};
+
+struct config_error {
+	char msg[512];
+};
+
+void config_init_defaults(struct config *cfg);
+
+/* Parses JSON text over the defaults. Returns false and fills 'err' on error. */
+bool config_parse(struct config *cfg, const char *text, struct config_error *err)
+	__attribute__((warn_unused_result));
+bool config_load_file(struct config *cfg, const char *path, struct config_error *err)
+	__attribute__((warn_unused_result));
+
+/* Checks what parsing cannot: a non-loopback admin needs a token, TLS needs both files, ... */
+bool config_validate(const struct config *cfg, struct config_error *err)
+	__attribute__((warn_unused_result));
+
+/* "HOST:PORT", "[v6]:PORT" or ":PORT". Returns false if malformed; *host is malloc'd. */
+bool config_parse_hostport(const char *s, char **host, int *port);
+
+bool config_sslmode_parse(const char *s, enum sslmode *out);
+const char *config_sslmode_name(enum sslmode m);
+
+const struct config_upstream *config_active_upstream(const struct config *cfg);
+void config_free(struct config *cfg);
+
+#endif

@@ -1,0 +1,349 @@
+/*
+ * Admin endpoints. Each request posts one "report" job to every worker, which
+ * copies out its counters (and, for /status, its sessions); the replies are
+ * merged and rendered as JSON or Prometheus text. Requests never touch a
+ * worker's memory directly.
+ */
+#include "admin.h"
+
+#include <cjson/cJSON.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pgvalve/log.h"
+#include "runtime.h"
+#include "session.h"
+#include "worker.h"
+
+static struct evhttp *http;
+
+struct report {
+	int window_s;            /* > 0: fill 'window' */
+	bool with_sessions;
+	time_t now;
+	/* filled by the worker */
+	struct stats totals;     /* scalar counters only; keys below */
+	struct stats_keys by_sqlstate;
+	struct stats_window window;
+	cJSON *sessions;
+	int idle, in_transaction, active, login;
+};
+
+static void report_job(struct worker *w, void *arg)
+{
+	struct report *r = arg;
+	const struct stats *st = &w->stats;
+
+	r->totals.connections_total = st->connections_total;
+	r->totals.clients = st->clients;
+	r->totals.bytes_client_to_server = st->bytes_client_to_server;
+	r->totals.bytes_server_to_client = st->bytes_server_to_client;
+	r->totals.statements_total = st->statements_total;
+	r->totals.errors_total = st->errors_total;
+	r->totals.protocol_errors_total = st->protocol_errors_total;
+	for (int i = 0; i < st->errors_by_sqlstate.n; i++)
+		stats_keys_add(&r->by_sqlstate, STATS_SQLSTATE, st->errors_by_sqlstate.v[i].name,
+			       st->errors_by_sqlstate.v[i].count, 1 << 20);
+	if (r->window_s > 0)
+		stats_window_add(st, r->now, r->window_s, &r->window);
+	for (struct session *s = w->sessions; s; s = s->next) {
+		if (s->state != SESSION_READY)
+			r->login++;
+		else if (s->tx_status != 'I')
+			r->in_transaction++;
+		else if (session_is_idle(s))
+			r->idle++;
+		else
+			r->active++;
+		if (r->with_sessions)
+			session_describe(s, r->sessions);
+	}
+}
+
+/* Runs a report on every worker; the caller frees with reports_free(). */
+static struct report *reports_collect(int window_s, bool with_sessions)
+{
+	struct report *r = calloc((size_t)rt.n_workers, sizeof(*r));
+	void **args = calloc((size_t)rt.n_workers, sizeof(*args));
+	time_t now = time(NULL);
+
+	if (!r || !args)
+		abort();  /* defensive: a few hundred bytes; nothing sane to answer without them */
+	for (int i = 0; i < rt.n_workers; i++) {
+		r[i].window_s = window_s;
+		r[i].with_sessions = with_sessions;
+		r[i].now = now;
+		r[i].sessions = with_sessions ? cJSON_CreateArray() : NULL;
+		args[i] = &r[i];
+	}
+	worker_call_all(report_job, args);
+	free(args);
+	return r;
+}
+
+static void reports_free(struct report *r)
+{
+	for (int i = 0; i < rt.n_workers; i++) {
+		stats_keys_free(&r[i].by_sqlstate);
+		stats_keys_free(&r[i].window.keys);
+		cJSON_Delete(r[i].sessions);
+	}
+	free(r);
+}
+
+static void reply(struct evhttp_request *req, int code, const char *ctype, const char *body)
+{
+	struct evbuffer *out = evbuffer_new();
+
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
+	evbuffer_add(out, body, strlen(body));
+	evhttp_send_reply(req, code, NULL, out);
+	evbuffer_free(out);
+}
+
+static void reply_json(struct evhttp_request *req, int code, cJSON *doc)
+{
+	char *text = cJSON_PrintUnformatted(doc);
+
+	reply(req, code, "application/json", text ? text : "{}");
+	free(text);
+	cJSON_Delete(doc);
+}
+
+static void reply_error(struct evhttp_request *req, int code, const char *msg)
+{
+	cJSON *doc = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(doc, "error", msg);
+	reply_json(req, code, doc);
+}
+
+static void handle_healthz(struct evhttp_request *req)
+{
+	if (atomic_load(&rt.draining))
+		reply(req, 503, "text/plain", "draining\n");
+	else
+		reply(req, 200, "text/plain", "ok\n");
+}
+
+static void handle_status(struct evhttp_request *req)
+{
+	struct report *r = reports_collect(0, true);
+	const struct config *cfg = &rt.snap->cfg;
+	cJSON *doc = cJSON_CreateObject(), *clients, *ups, *sessions = cJSON_CreateArray();
+	int idle = 0, in_tx = 0, active = 0, login = 0;
+
+	for (int i = 0; i < rt.n_workers; i++) {
+		cJSON *item, *next;
+
+		idle += r[i].idle;
+		in_tx += r[i].in_transaction;
+		active += r[i].active;
+		login += r[i].login;
+		for (item = r[i].sessions->child; item; item = next) {
+			next = item->next;
+			cJSON_AddItemToArray(sessions, cJSON_DetachItemViaPointer(r[i].sessions, item));
+		}
+	}
+	cJSON_AddStringToObject(doc, "version", PGVALVE_VERSION);
+	cJSON_AddNumberToObject(doc, "uptime_s", (double)(time(NULL) - rt.started));
+	cJSON_AddNumberToObject(doc, "workers", rt.n_workers);
+	cJSON_AddBoolToObject(doc, "draining", atomic_load(&rt.draining));
+	clients = cJSON_AddObjectToObject(doc, "clients");
+	cJSON_AddNumberToObject(clients, "total", idle + in_tx + active + login);
+	cJSON_AddNumberToObject(clients, "idle", idle);
+	cJSON_AddNumberToObject(clients, "active", active);
+	cJSON_AddNumberToObject(clients, "in_transaction", in_tx);
+	cJSON_AddNumberToObject(clients, "login", login);
+	cJSON_AddNumberToObject(clients, "parked", 0);
+	ups = cJSON_AddArrayToObject(doc, "upstreams");
+	for (int i = 0; i < cfg->n_upstreams; i++) {
+		cJSON *u = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(u, "name", cfg->upstreams[i].name);
+		cJSON_AddStringToObject(u, "host", cfg->upstreams[i].host);
+		cJSON_AddNumberToObject(u, "port", cfg->upstreams[i].port);
+		cJSON_AddStringToObject(u, "sslmode", config_sslmode_name(cfg->upstreams[i].sslmode));
+		cJSON_AddBoolToObject(u, "active", i == cfg->active);
+		cJSON_AddItemToArray(ups, u);
+	}
+	cJSON_AddItemToObject(doc, "sessions", sessions);
+	cJSON_AddArrayToObject(doc, "holds");
+	reports_free(r);
+	reply_json(req, 200, doc);
+}
+
+static const char *stats_kind_name(int kind)
+{
+	static const char *const names[] = { "by_sqlstate", "by_table", "by_constraint" };
+
+	return names[kind];
+}
+
+static void handle_errors(struct evhttp_request *req)
+{
+	struct evkeyvalq query = { 0 };
+	const char *ws;
+	long window_s = 60;
+	struct stats_window sum = { 0 };
+	struct report *r;
+	cJSON *doc, *groups[STATS_KIND_COUNT];
+
+	evhttp_parse_query_str(evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)) ?
+				       evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)) : "",
+			       &query);
+	ws = evhttp_find_header(&query, "window_s");
+	if (ws) {
+		char *end;
+
+		window_s = strtol(ws, &end, 10);
+		if (*end || end == ws || window_s < 1 || window_s > STATS_WINDOW_S - 30) {
+			evhttp_clear_headers(&query);
+			reply_error(req, 400, "window_s: expected an integer from 1 to 300");
+			return;
+		}
+	}
+	evhttp_clear_headers(&query);
+
+	r = reports_collect((int)window_s, false);
+	for (int i = 0; i < rt.n_workers; i++) {
+		sum.statements += r[i].window.statements;
+		sum.errors += r[i].window.errors;
+		for (int k = 0; k < r[i].window.keys.n; k++)
+			stats_keys_add(&sum.keys, r[i].window.keys.v[k].kind, r[i].window.keys.v[k].name,
+				       r[i].window.keys.v[k].count, 1 << 20);
+	}
+	reports_free(r);
+
+	doc = cJSON_CreateObject();
+	cJSON_AddNumberToObject(doc, "window_s", (double)window_s);
+	cJSON_AddNumberToObject(doc, "statements", (double)sum.statements);
+	cJSON_AddNumberToObject(doc, "errors", (double)sum.errors);
+	for (int kind = 0; kind < STATS_KIND_COUNT; kind++)
+		groups[kind] = cJSON_AddObjectToObject(doc, stats_kind_name(kind));
+	for (int k = 0; k < sum.keys.n; k++)
+		cJSON_AddNumberToObject(groups[sum.keys.v[k].kind], sum.keys.v[k].name,
+					(double)sum.keys.v[k].count);
+	stats_keys_free(&sum.keys);
+	reply_json(req, 200, doc);
+}
+
+static void prom(struct evbuffer *out, const char *name, const char *type, const char *help,
+		 unsigned long long value)
+{
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type,
+			    name, value);
+}
+
+static void handle_metrics(struct evhttp_request *req)
+{
+	struct report *r = reports_collect(0, false);
+	struct stats sum = { 0 };
+	struct stats_keys by_sqlstate = { 0 };
+	struct evbuffer *out = evbuffer_new();
+	int idle = 0, in_tx = 0, active = 0, login = 0;
+
+	for (int i = 0; i < rt.n_workers; i++) {
+		sum.connections_total += r[i].totals.connections_total;
+		sum.clients += r[i].totals.clients;
+		sum.bytes_client_to_server += r[i].totals.bytes_client_to_server;
+		sum.bytes_server_to_client += r[i].totals.bytes_server_to_client;
+		sum.statements_total += r[i].totals.statements_total;
+		sum.errors_total += r[i].totals.errors_total;
+		sum.protocol_errors_total += r[i].totals.protocol_errors_total;
+		idle += r[i].idle;
+		in_tx += r[i].in_transaction;
+		active += r[i].active;
+		login += r[i].login;
+		for (int k = 0; k < r[i].by_sqlstate.n; k++)
+			stats_keys_add(&by_sqlstate, STATS_SQLSTATE, r[i].by_sqlstate.v[k].name,
+				       r[i].by_sqlstate.v[k].count, 1 << 20);
+	}
+	reports_free(r);
+
+	prom(out, "pgvalve_up", "gauge", "1 while the proxy accepts connections", atomic_load(&rt.draining) ? 0 : 1);
+	prom(out, "pgvalve_uptime_seconds", "gauge", "Seconds since start", (unsigned long long)(time(NULL) - rt.started));
+	prom(out, "pgvalve_workers", "gauge", "Worker event loops", (unsigned long long)rt.n_workers);
+	prom(out, "pgvalve_clients", "gauge", "Client connections now open", sum.clients);
+	evbuffer_add_printf(out, "# HELP pgvalve_clients_by_state Client connections by session state\n"
+				 "# TYPE pgvalve_clients_by_state gauge\n"
+				 "pgvalve_clients_by_state{state=\"idle\"} %d\n"
+				 "pgvalve_clients_by_state{state=\"active\"} %d\n"
+				 "pgvalve_clients_by_state{state=\"in_transaction\"} %d\n"
+				 "pgvalve_clients_by_state{state=\"login\"} %d\n"
+				 "pgvalve_clients_by_state{state=\"parked\"} 0\n",
+			    idle, active, in_tx, login);
+	prom(out, "pgvalve_connections_total", "counter", "Client connections accepted", sum.connections_total);
+	evbuffer_add_printf(out, "# HELP pgvalve_bytes_total Bytes relayed\n# TYPE pgvalve_bytes_total counter\n"
+				 "pgvalve_bytes_total{direction=\"client_to_server\"} %llu\n"
+				 "pgvalve_bytes_total{direction=\"server_to_client\"} %llu\n",
+			    (unsigned long long)sum.bytes_client_to_server,
+			    (unsigned long long)sum.bytes_server_to_client);
+	prom(out, "pgvalve_statements_total", "counter", "Statements (Query and Execute messages)", sum.statements_total);
+	prom(out, "pgvalve_protocol_errors_total", "counter", "Connections closed for malformed input", sum.protocol_errors_total);
+	evbuffer_add_printf(out, "# HELP pgvalve_errors_total ErrorResponses from the server, by SQLSTATE\n"
+				 "# TYPE pgvalve_errors_total counter\n");
+	for (int k = 0; k < by_sqlstate.n; k++)
+		evbuffer_add_printf(out, "pgvalve_errors_total{sqlstate=\"%s\"} %llu\n", by_sqlstate.v[k].name,
+				    (unsigned long long)by_sqlstate.v[k].count);
+	prom(out, "pgvalve_holds", "gauge", "Active holds", 0);
+	stats_keys_free(&by_sqlstate);
+
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "text/plain; version=0.0.4");
+	evhttp_send_reply(req, 200, NULL, out);
+	evbuffer_free(out);
+}
+
+static void route(struct evhttp_request *req, void *arg)
+{
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	static const struct {
+		const char *path;
+		void (*fn)(struct evhttp_request *);
+	} routes[] = {
+		{ "/healthz", handle_healthz },
+		{ "/status", handle_status },
+		{ "/metrics", handle_metrics },
+		{ "/errors", handle_errors },
+	};
+
+	if (!path)
+		path = "/";
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		if (strcmp(path, routes[i].path) != 0)
+			continue;
+		if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+			reply_error(req, 405, "method not allowed");
+			return;
+		}
+		routes[i].fn(req);
+		return;
+	}
+	reply_error(req, 404, "not found");
+}
+
+bool admin_start(struct event_base *base, const char *host, int port, char *err, size_t errlen)
+{
+	http = evhttp_new(base);
+	if (!http || evhttp_bind_socket(http, host, (ev_uint16_t)port) != 0) {
+		snprintf(err, errlen, "cannot listen on admin address %s:%d", host, port);
+		return false;
+	}
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
+	evhttp_set_max_body_size(http, 1 << 20);
+	evhttp_set_timeout(http, 10);
+	evhttp_set_gencb(http, route, NULL);
+	return true;
+}
+
+void admin_stop(void)
+{
+	if (http)
+		evhttp_free(http);
+	http = NULL;
+}

@@ -1,0 +1,80 @@
+/*
+ * One in-flight cancel: connect, write 16 bytes, close. Bounded by
+ * timeouts.connect_ms; failures are logged (the client learns nothing
+ * either way, as with a direct cancel).
+ */
+#include "cancel.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "pgvalve/log.h"
+#include "pgvalve/pgwire.h"
+#include "worker.h"
+
+struct cancel {
+	int fd;
+	struct event *ev;
+	uint8_t packet[PGWIRE_CANCEL_LEN];
+	uint32_t backend_pid;
+};
+
+static void cancel_free(struct cancel *c)
+{
+	if (c->ev)
+		event_free(c->ev);
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c);
+}
+
+static void on_cancel_io(evutil_socket_t fd, short what, void *arg)
+{
+	struct cancel *c = arg;
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (what & EV_TIMEOUT) {
+		log_warn("cancel for backend_pid=%u: upstream did not accept the connection in time",
+			 c->backend_pid);
+	} else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err) {
+		log_warn("cancel for backend_pid=%u: cannot connect to upstream: %s", c->backend_pid,
+			 strerror(err ? err : errno));
+	} else if (send(fd, c->packet, sizeof(c->packet), MSG_NOSIGNAL) != (ssize_t)sizeof(c->packet)) {
+		log_warn("cancel for backend_pid=%u: cannot send: %s", c->backend_pid, strerror(errno));
+	}
+	cancel_free(c);
+}
+
+void cancel_forward(struct worker *w, const uint8_t *packet, uint32_t backend_pid)
+{
+	const struct snapshot *snap = w->snap;
+	int active = snap->cfg.active;
+	const struct sockaddr *addr = (const struct sockaddr *)&snap->upstream_addr[active];
+	struct timeval tv = { snap->cfg.connect_ms / 1000, (snap->cfg.connect_ms % 1000) * 1000 };
+	struct cancel *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return;
+	memcpy(c->packet, packet, sizeof(c->packet));
+	c->backend_pid = backend_pid;
+	c->fd = socket(addr->sa_family, SOCK_STREAM, 0);
+	if (c->fd < 0) {
+		cancel_free(c);
+		return;
+	}
+	conn_tune_socket(c->fd);
+	if (connect(c->fd, addr, snap->upstream_addrlen[active]) != 0 && errno != EINPROGRESS) {
+		log_warn("cancel for backend_pid=%u: cannot connect to upstream: %s", backend_pid,
+			 strerror(errno));
+		cancel_free(c);
+		return;
+	}
+	c->ev = event_new(w->base, c->fd, EV_WRITE, on_cancel_io, c);
+	if (!c->ev || event_add(c->ev, &tv) != 0)
+		cancel_free(c);
+}

@@ -1,0 +1,389 @@
+/*
+ * pgvalve-proxy: command line, configuration (load, overrides, reload), the
+ * main thread's event loop (signals and the admin API), and starting and
+ * stopping the workers.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "admin.h"
+#include "pgvalve/config.h"
+#include "pgvalve/log.h"
+#include "runtime.h"
+#include "session.h"
+#include "worker.h"
+
+#define EXIT_USAGE 2
+
+/* Command-line values that override the config file, kept for reloads. */
+struct overrides {
+	const char *config_path;
+	const char *listen;
+	const char *upstream;
+	const char *admin;
+	const char *log_level;
+	int workers;              /* -1: not given */
+};
+
+static struct overrides opts = { .workers = -1 };
+static struct event_base *main_base;
+static struct event *shutdown_timer;
+static struct timeval drain_started;
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: pgvalve-proxy [-c FILE] [--listen HOST:PORT] [--upstream HOST:PORT]\n"
+		"                     [--admin HOST:PORT] [--workers N] [--log-level LEVEL] [--check]\n"
+		"\n"
+		"A PostgreSQL wire-protocol proxy that sits in front of your applications.\n"
+		"\n"
+		"  -c, --config FILE      JSON config (see config/pgvalve-proxy.json)\n"
+		"      --listen HOST:PORT where clients connect (default 0.0.0.0:6432)\n"
+		"      --upstream HOST:PORT the PostgreSQL server\n"
+		"      --admin HOST:PORT  admin HTTP API (default 127.0.0.1:6480)\n"
+		"      --workers N        event loops (default: number of cores)\n"
+		"      --log-level LEVEL  debug, info, warn or error\n"
+		"      --check            validate the configuration and exit\n"
+		"  -h, --help             this text\n"
+		"  -V, --version          print the version\n");
+}
+
+/* Loads the file and applies the command line. Returns false with 'err' filled. */
+static bool load_config(struct config *cfg, struct config_error *err)
+{
+	config_init_defaults(cfg);
+	if (opts.config_path && !config_load_file(cfg, opts.config_path, err))
+		return false;
+	if (opts.listen) {
+		free(cfg->listen_host);
+		if (!config_parse_hostport(opts.listen, &cfg->listen_host, &cfg->listen_port)) {
+			cfg->listen_host = NULL;
+			snprintf(err->msg, sizeof(err->msg), "--listen: expected HOST:PORT, got \"%s\"", opts.listen);
+			return false;
+		}
+	}
+	if (opts.upstream) {
+		struct config_upstream *up = &cfg->upstreams[0];
+		char *host;
+		int port;
+
+		if (!config_parse_hostport(opts.upstream, &host, &port)) {
+			snprintf(err->msg, sizeof(err->msg), "--upstream: expected HOST:PORT, got \"%s\"", opts.upstream);
+			return false;
+		}
+		if (cfg->n_upstreams == 0) {
+			cfg->n_upstreams = 1;
+			up->name = strdup("default");
+			up->sslmode = SSLMODE_PREFER;
+		} else {
+			up = &cfg->upstreams[cfg->active];
+			free(up->host);
+		}
+		up->host = host;
+		up->port = port;
+	}
+	if (opts.admin) {
+		free(cfg->admin_host);
+		if (!config_parse_hostport(opts.admin, &cfg->admin_host, &cfg->admin_port)) {
+			cfg->admin_host = NULL;
+			snprintf(err->msg, sizeof(err->msg), "--admin: expected HOST:PORT, got \"%s\"", opts.admin);
+			return false;
+		}
+	}
+	if (opts.workers >= 0)
+		cfg->workers = opts.workers;
+	if (opts.log_level && !log_level_parse(opts.log_level, &cfg->log_level)) {
+		snprintf(err->msg, sizeof(err->msg), "--log-level: expected debug, info, warn or error, got \"%s\"",
+			 opts.log_level);
+		return false;
+	}
+	if (cfg->workers == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		cfg->workers = n > 0 ? (int)n : 1;
+	}
+	return config_validate(cfg, err);
+}
+
+static void apply_snapshot_job(struct worker *w, void *arg)
+{
+	worker_apply_snapshot(w, arg);
+}
+
+static void reload(void)
+{
+	struct config cfg;
+	struct config_error err;
+	char why[512];
+	struct snapshot *snap, *old = rt.snap;
+	void **args;
+
+	if (!load_config(&cfg, &err)) {
+		log_error("reload failed, keeping the running configuration: %s", err.msg);
+		config_free(&cfg);
+		return;
+	}
+	if (strcmp(cfg.listen_host, old->cfg.listen_host) != 0 || cfg.listen_port != old->cfg.listen_port ||
+	    cfg.workers != old->cfg.workers || strcmp(cfg.admin_host, old->cfg.admin_host) != 0 ||
+	    cfg.admin_port != old->cfg.admin_port)
+		log_warn("reload: listen, admin and workers changes take effect only after a restart");
+	snap = snapshot_build(&cfg, why, sizeof(why));
+	if (!snap) {
+		log_error("reload failed, keeping the running configuration: %s", why);
+		config_free(&cfg);
+		return;
+	}
+	/* Keep what cannot change live, so /status tells the truth. */
+	free(snap->cfg.listen_host);
+	snap->cfg.listen_host = strdup(old->cfg.listen_host);
+	snap->cfg.listen_port = old->cfg.listen_port;
+	snap->cfg.workers = old->cfg.workers;
+	args = calloc((size_t)rt.n_workers, sizeof(*args));
+	if (!args)
+		abort();
+	for (int i = 0; i < rt.n_workers; i++)
+		args[i] = snap;
+	worker_call_all(apply_snapshot_job, args);
+	free(args);
+	rt.snap = snap;
+	log_configure(snap->cfg.log_level, snap->cfg.log_format);
+	/* No worker points at the old snapshot any more; sessions' SSL objects hold their own refs. */
+	snapshot_free(old);
+	log_info("configuration reloaded (log level %s, max_message_bytes %lld, client tls %s)",
+		 opts.log_level ? opts.log_level : "from config",
+		 (long long)rt.snap->cfg.max_message_bytes, rt.snap->client_tls ? "on" : "off");
+}
+
+static void stop_job(struct worker *w, void *arg)
+{
+	const char *why = arg;
+
+	while (w->sessions) {
+		struct session *s = w->sessions;
+
+		session_close(s, "57P01", "%s", why);
+		/* Best effort: the last message goes out now or never. */
+		while (s->state == SESSION_CLOSING && relay_pending(&s->s2c) > 0) {
+			long n = conn_write(&s->client, s->s2c.data + s->s2c.head, relay_pending(&s->s2c));
+
+			if (n <= 0)
+				break;
+			relay_consume(&s->s2c, (uint32_t)n);
+		}
+		session_free(s);
+	}
+	event_base_loopbreak(w->base);
+}
+
+static void stop_everything(const char *why)
+{
+	worker_call_all(stop_job, NULL);
+	admin_stop();
+	event_base_loopbreak(main_base);
+}
+
+static void drain_job(struct worker *w, void *arg)
+{
+	struct session *s, *next;
+
+	w->draining = true;
+	evconnlistener_disable(w->listener);
+	for (s = w->sessions; s; s = next) {
+		next = s->next;
+		session_drain(s);
+	}
+}
+
+static void count_job(struct worker *w, void *arg)
+{
+	int *counts = arg;
+
+	*counts = w->n_sessions;
+}
+
+static void on_shutdown_tick(evutil_socket_t fd, short what, void *arg)
+{
+	int counts[256] = { 0 };
+	void *args[256];
+	struct timeval now, elapsed;
+	int total = 0;
+
+	for (int i = 0; i < rt.n_workers; i++)
+		args[i] = &counts[i];
+	worker_call_all(count_job, args);
+	for (int i = 0; i < rt.n_workers; i++)
+		total += counts[i];
+	gettimeofday(&now, NULL);
+	timersub(&now, &drain_started, &elapsed);
+	if (total == 0) {
+		log_info("drained: all sessions closed");
+		stop_everything("pgvalve-proxy is shutting down");
+	} else if (elapsed.tv_sec * 1000 + elapsed.tv_usec / 1000 >= rt.snap->cfg.shutdown_timeout_ms) {
+		log_warn("shutdown_timeout_ms reached: closing %d remaining sessions", total);
+		stop_everything("terminating connection because pgvalve-proxy is shutting down");
+	}
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	static const struct timeval tick = { 0, 50 * 1000 };
+
+	switch (sig) {
+	case SIGHUP:
+		log_info("SIGHUP: reloading configuration");
+		reload();
+		break;
+	case SIGTERM:
+		if (atomic_exchange(&rt.draining, true))
+			return;
+		log_info("SIGTERM: no new connections; closing sessions at their next idle point (up to %d ms)",
+			 rt.snap->cfg.shutdown_timeout_ms);
+		gettimeofday(&drain_started, NULL);
+		worker_call_all(drain_job, NULL);
+		shutdown_timer = event_new(main_base, -1, EV_PERSIST, on_shutdown_tick, NULL);
+		event_add(shutdown_timer, &tick);
+		break;
+	case SIGINT:
+		log_info("SIGINT: closing every session now");
+		atomic_store(&rt.draining, true);
+		stop_everything("terminating connection because pgvalve-proxy is stopping");
+		break;
+	}
+}
+
+static int parse_args(int argc, char **argv, bool *check)
+{
+	static const struct option long_opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "upstream", required_argument, NULL, 'u' },
+		{ "admin", required_argument, NULL, 'a' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "log-level", required_argument, NULL, 'L' },
+		{ "check", no_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "c:hV", long_opts, NULL)) != -1) {
+		char *end;
+
+		switch (ch) {
+		case 'c': opts.config_path = optarg; break;
+		case 'l': opts.listen = optarg; break;
+		case 'u': opts.upstream = optarg; break;
+		case 'a': opts.admin = optarg; break;
+		case 'L': opts.log_level = optarg; break;
+		case 'C': *check = true; break;
+		case 'w':
+			opts.workers = (int)strtol(optarg, &end, 10);
+			if (*end || opts.workers < 0 || opts.workers > 256) {
+				fprintf(stderr, "pgvalve-proxy: --workers: expected 0 to 256, got \"%s\"\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'h': usage(stdout); exit(0);
+		case 'V': printf("pgvalve-proxy %s\n", PGVALVE_VERSION); exit(0);
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "pgvalve-proxy: unexpected argument \"%s\"\n", argv[optind]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct config cfg;
+	struct config_error err;
+	struct event *signals[3];
+	static const int signos[3] = { SIGHUP, SIGTERM, SIGINT };
+	char why[512];
+	bool check = false;
+	int rc;
+
+	if ((rc = parse_args(argc, argv, &check)) != 0)
+		return rc;
+	if (!load_config(&cfg, &err)) {
+		fprintf(stderr, "pgvalve-proxy: configuration error: %s\n", err.msg);
+		config_free(&cfg);
+		return EXIT_USAGE;
+	}
+	log_configure(cfg.log_level, cfg.log_format);
+	rt.snap = snapshot_build(&cfg, why, sizeof(why));
+	if (!rt.snap) {
+		fprintf(stderr, "pgvalve-proxy: configuration error: %s\n", why);
+		config_free(&cfg);
+		return EXIT_USAGE;
+	}
+	if (check) {
+		printf("configuration ok: listen %s:%d, upstream %s:%d, %d workers\n",
+		       rt.snap->cfg.listen_host, rt.snap->cfg.listen_port,
+		       config_active_upstream(&rt.snap->cfg)->host, config_active_upstream(&rt.snap->cfg)->port,
+		       rt.snap->cfg.workers);
+		snapshot_free(rt.snap);
+		return 0;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	rt.started = time(NULL);
+	rt.n_workers = rt.snap->cfg.workers;
+	rt.workers = calloc((size_t)rt.n_workers, sizeof(*rt.workers));
+	main_base = event_base_new();
+	if (!rt.workers || !main_base) {
+		fprintf(stderr, "pgvalve-proxy: out of memory\n");
+		return 1;
+	}
+	for (int i = 0; i < rt.n_workers; i++) {
+		if (!worker_init(&rt.workers[i], i, rt.snap, why, sizeof(why))) {
+			log_error("%s", why);
+			return 1;
+		}
+	}
+	if (!admin_start(main_base, rt.snap->cfg.admin_host, rt.snap->cfg.admin_port, why, sizeof(why))) {
+		log_error("%s", why);
+		return 1;
+	}
+	for (int i = 0; i < 3; i++) {
+		signals[i] = evsignal_new(main_base, signos[i], on_signal, NULL);
+		event_add(signals[i], NULL);
+	}
+	for (int i = 0; i < rt.n_workers; i++) {
+		if (!worker_start(&rt.workers[i])) {
+			log_error("cannot start worker thread %d", i);
+			return 1;
+		}
+	}
+	log_info("pgvalve-proxy %s listening on %s:%d, upstream %s:%d (sslmode %s), admin %s:%d, %d workers",
+		 PGVALVE_VERSION, rt.snap->cfg.listen_host, rt.snap->cfg.listen_port,
+		 config_active_upstream(&rt.snap->cfg)->host, config_active_upstream(&rt.snap->cfg)->port,
+		 config_sslmode_name(config_active_upstream(&rt.snap->cfg)->sslmode),
+		 rt.snap->cfg.admin_host, rt.snap->cfg.admin_port, rt.n_workers);
+
+	event_base_dispatch(main_base);
+
+	for (int i = 0; i < rt.n_workers; i++)
+		worker_join(&rt.workers[i]);
+	for (int i = 0; i < rt.n_workers; i++)
+		worker_destroy(&rt.workers[i]);
+	for (int i = 0; i < 3; i++)
+		event_free(signals[i]);
+	if (shutdown_timer)
+		event_free(shutdown_timer);
+	event_base_free(main_base);
+	free(rt.workers);
+	snapshot_free(rt.snap);
+	log_info("pgvalve-proxy stopped");
+	return 0;
+}

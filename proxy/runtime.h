@@ -1,0 +1,49 @@
+/*
+ * Process-wide state of pgvalve-proxy: the published configuration snapshot
+ * (immutable once built: config, resolved addresses, TLS contexts), the
+ * workers, and process counters. Workers read their own pointer to the
+ * snapshot; a reload builds a new one and hands it to each worker as a job.
+ */
+#ifndef PGVALVE_PROXY_RUNTIME_H
+#define PGVALVE_PROXY_RUNTIME_H
+
+#include <openssl/ssl.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "pgvalve/config.h"
+
+#define PGVALVE_VERSION "0.1.0"
+
+struct snapshot {
+	struct config cfg;
+	struct sockaddr_storage listen_addr;
+	socklen_t listen_addrlen;
+	struct sockaddr_storage upstream_addr[CONFIG_MAX_UPSTREAMS];
+	socklen_t upstream_addrlen[CONFIG_MAX_UPSTREAMS];
+	SSL_CTX *client_tls;                          /* NULL: answer 'N' to SSLRequest */
+	SSL_CTX *upstream_tls[CONFIG_MAX_UPSTREAMS];  /* NULL: sslmode disable */
+};
+
+/* Resolves addresses and builds TLS contexts; takes ownership of *cfg on success. */
+struct snapshot *snapshot_build(struct config *cfg, char *err, size_t errlen);
+void snapshot_free(struct snapshot *snap);
+
+struct worker;
+
+struct runtime {
+	struct worker *workers;
+	int n_workers;
+	struct snapshot *snap;       /* the main thread's current snapshot */
+	time_t started;
+	atomic_uint_fast64_t next_conn_id;
+	atomic_int clients;          /* client connections, for limits.max_clients */
+	atomic_bool draining;
+};
+
+extern struct runtime rt;
+
+#endif

@@ -1,0 +1,882 @@
+/*
+ * Session state machine (see session.h). The flow of a session:
+ *
+ *   STARTUP ──SSLRequest──► CLIENT_TLS ──► STARTUP
+ *      │ StartupMessage                     (CancelRequest: forwarded, closed)
+ *      ▼
+ *   CONNECTING ──► UPSTREAM_SSLREQ ──► UPSTREAM_TLS
+ *      │                                   │
+ *      └──────────────► LOGIN ◄────────────┘
+ *                         │ first ReadyForQuery
+ *                         ▼
+ *                       READY ──session_close()──► CLOSING ──► freed
+ *
+ * Every event callback ends in session_settle(), which frees a dead session
+ * or recomputes both sockets' event interest from state.
+ */
+#include "session.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cancel.h"
+#include "pgvalve/log.h"
+#include "pgvalve/pgwire.h"
+#include "runtime.h"
+#include "tls.h"
+#include "worker.h"
+
+#define CLOSING_FLUSH_MS 5000   /* how long a closing session may take to flush its last words */
+#define PUMP_ROUNDS 16          /* reads per callback before yielding to other sessions */
+
+static void on_client_io(evutil_socket_t fd, short what, void *arg);
+static void on_server_io(evutil_socket_t fd, short what, void *arg);
+static void on_timer(evutil_socket_t fd, short what, void *arg);
+static void session_settle(struct session *s);
+
+static const char *const state_names[] = {
+	[SESSION_STARTUP] = "startup",
+	[SESSION_CLIENT_TLS] = "client_tls",
+	[SESSION_CONNECTING] = "connecting",
+	[SESSION_UPSTREAM_SSLREQ] = "upstream_sslrequest",
+	[SESSION_UPSTREAM_TLS] = "upstream_tls",
+	[SESSION_LOGIN] = "login",
+	[SESSION_READY] = "ready",
+	[SESSION_CLOSING] = "closing",
+};
+
+static struct log_session who(const struct session *s)
+{
+	return (struct log_session){
+		.conn_id = s->id,
+		.user = s->user[0] ? s->user : NULL,
+		.database = s->database[0] ? s->database : NULL,
+		.client = s->client_addr,
+	};
+}
+
+#define session_log(s, level, ...) do { \
+	struct log_session who_ = who(s); \
+	if (log_enabled(level)) log_msg(level, &who_, __VA_ARGS__); \
+} while (0)
+
+static void session_set_state(struct session *s, enum session_state state)
+{
+	s->state = state;
+}
+
+static void timer_arm(struct session *s, int ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	if (!s->timer)
+		s->timer = evtimer_new(s->w->base, on_timer, s);
+	if (s->timer)
+		evtimer_add(s->timer, &tv);
+}
+
+static void timer_stop(struct session *s)
+{
+	if (s->timer) {
+		event_free(s->timer);
+		s->timer = NULL;
+	}
+}
+
+/* ---- accept and free ------------------------------------------------------ */
+
+static void format_addr(const struct sockaddr *addr, char *out, size_t cap)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	if (addr->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+	} else if (addr->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+	}
+	snprintf(out, cap, "%s:%d", host, port);
+}
+
+/* Answers a connection the proxy will not serve, without allocating a session. */
+static void refuse(int fd, const char *sqlstate, const char *msg)
+{
+	uint8_t buf[512];
+	size_t n = pgwire_build_error(buf, sizeof(buf), "FATAL", sqlstate, msg);
+
+	if (n <= sizeof(buf))
+		(void)!send(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	close(fd);
+}
+
+void session_accept(struct worker *w, int fd, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct session *s;
+
+	if (w->draining) {
+		refuse(fd, "57P03", "pgvalve-proxy is shutting down");
+		return;
+	}
+	if (atomic_fetch_add(&rt.clients, 1) >= w->snap->cfg.max_clients) {
+		atomic_fetch_sub(&rt.clients, 1);
+		log_warn("refusing connection: limits.max_clients (%lld) reached",
+			 (long long)w->snap->cfg.max_clients);
+		refuse(fd, "53300", "sorry, too many clients already (pgvalve-proxy limits.max_clients)");
+		return;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		atomic_fetch_sub(&rt.clients, 1);
+		refuse(fd, "53200", "out of memory");
+		return;
+	}
+	s->w = w;
+	s->id = atomic_fetch_add(&rt.next_conn_id, 1) + 1;
+	s->client.fd = fd;
+	s->server.fd = -1;
+	s->tx_status = 'I';
+	s->upstream = w->snap->cfg.active;
+	s->connected_at = s->last_activity = worker_now(w);
+	format_addr(addr, s->client_addr, sizeof(s->client_addr));
+	conn_tune_socket(fd);
+	s->client.ev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_client_io, s);
+	if (!s->client.ev) {
+		atomic_fetch_sub(&rt.clients, 1);
+		refuse(fd, "53200", "out of memory");
+		free(s);
+		return;
+	}
+	s->next = w->sessions;
+	if (w->sessions)
+		w->sessions->prev = s;
+	w->sessions = s;
+	w->n_sessions++;
+	w->stats.connections_total++;
+	w->stats.clients++;
+	session_set_state(s, SESSION_STARTUP);
+	timer_arm(s, w->snap->cfg.auth_ms);
+	session_settle(s);
+}
+
+void session_free(struct session *s)
+{
+	struct worker *w = s->w;
+
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		w->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	w->n_sessions--;
+	w->stats.clients--;
+	atomic_fetch_sub(&rt.clients, 1);
+	timer_stop(s);
+	conn_close(&s->client);
+	conn_close(&s->server);
+	relay_release(&s->c2s, &w->pool);
+	relay_release(&s->s2c, &w->pool);
+	free(s);
+}
+
+/* ---- closing -------------------------------------------------------------- */
+
+/* Whether an ErrorResponse can go to the client now without corrupting its stream. */
+static bool client_can_take_error(struct session *s)
+{
+	switch (s->state) {
+	case SESSION_CLIENT_TLS:
+	case SESSION_CLOSING:
+		return false;
+	case SESSION_LOGIN:
+	case SESSION_READY:
+		return relay_at_boundary(&s->s2c);
+	default:
+		return true;
+	}
+}
+
+void session_close(struct session *s, const char *sqlstate, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (s->dead || s->state == SESSION_CLOSING)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	session_log(s, sqlstate && strcmp(sqlstate, "57P01") != 0 ? LOG_WARN : LOG_INFO, "closing: %s%s%s", msg,
+		    sqlstate ? " sqlstate=" : "", sqlstate ? sqlstate : "");
+	if (sqlstate && strcmp(sqlstate, "08P01") == 0)
+		s->w->stats.protocol_errors_total++;
+
+	/* Say goodbye to the server politely when the stream allows it. */
+	if (s->server.fd >= 0 && s->state == SESSION_READY && relay_empty(&s->c2s) &&
+	    relay_at_boundary(&s->c2s) && !s->client_terminated) {
+		static const uint8_t terminate[5] = { 'X', 0, 0, 0, 4 };
+		(void)conn_write(&s->server, terminate, sizeof(terminate));
+	}
+	conn_close(&s->server);
+
+	if (sqlstate && client_can_take_error(s) && relay_acquire(&s->s2c, &s->w->pool)) {
+		uint8_t err[1200];
+		size_t n;
+
+		relay_drop_unscanned(&s->s2c);
+		n = pgwire_build_error(err, sizeof(err), "FATAL", sqlstate, msg);
+		if (n <= sizeof(err) && !relay_append_scanned(&s->s2c, err, (uint32_t)n))
+			session_log(s, LOG_DEBUG, "could not queue the error for the client");
+	}
+	/* What is already on its way to the client (the server's own FATAL, say) still goes. */
+	if (s->state != SESSION_CLIENT_TLS && relay_pending(&s->s2c) > 0) {
+		session_set_state(s, SESSION_CLOSING);
+		timer_arm(s, CLOSING_FLUSH_MS);
+		return;
+	}
+	s->dead = true;
+}
+
+/* ---- the relay ------------------------------------------------------------ */
+
+/* Writes what is scanned in 'b' to 'dst'. Returns false if the session failed. */
+static bool flush(struct session *s, struct relay_buf *b, struct conn *dst)
+{
+	while (relay_pending(b) > 0) {
+		long n = conn_write(dst, b->data + b->head, relay_pending(b));
+		char why[256];
+
+		if (n == CONN_AGAIN)
+			return true;
+		if (n < 0) {
+			conn_error_text(why, sizeof(why));
+			if (dst == &s->client) {
+				session_log(s, LOG_INFO, "client connection lost: %s", why);
+				s->dead = true;
+			} else {
+				session_close(s, "08006", "lost connection to the server: %s", why);
+			}
+			return false;
+		}
+		relay_consume(b, (uint32_t)n);
+	}
+	return true;
+}
+
+static void on_eof(struct session *s, bool from_client)
+{
+	if (from_client) {
+		/* A client that leaves (Terminate or not) ends the session; nothing more goes to it. */
+		relay_release(&s->s2c, &s->w->pool);
+		session_close(s, NULL, s->client_terminated ? "client terminated the session" :
+							     "client closed the connection");
+		return;
+	}
+	relay_drop_unscanned(&s->s2c);
+	if (s->server_fatal)
+		session_close(s, NULL, "server closed the connection after a FATAL error");
+	else
+		session_close(s, "08006", "server closed the connection unexpectedly");
+}
+
+/*
+ * Reads from 'src' into 'b', scans, and forwards to 'dst', until the socket
+ * is drained, the buffer is full (back-pressure), or PUMP_ROUNDS reads.
+ */
+static void pump(struct session *s, struct relay_buf *b, struct conn *src, struct conn *dst,
+		 const struct relay_rules *rules)
+{
+	bool from_client = src == &s->client;
+
+	for (int round = 0; round < PUMP_ROUNDS; round++) {
+		const char *why;
+		uint32_t room;
+		long n;
+
+		if (!relay_acquire(b, &s->w->pool) || !relay_fit(b)) {
+			session_close(s, "53200", "out of memory");
+			return;
+		}
+		room = relay_room(b);
+		if (room == 0)
+			break;   /* full: resumes when 'dst' drains */
+		n = conn_read(src, b->data + b->tail, room);
+		if (n == CONN_AGAIN)
+			break;
+		if (n == 0) {
+			on_eof(s, from_client);
+			return;
+		}
+		if (n < 0) {
+			char err[256];
+
+			conn_error_text(err, sizeof(err));
+			if (from_client) {
+				session_log(s, LOG_INFO, "client connection lost: %s", err);
+				session_close(s, NULL, "client connection lost");
+			} else {
+				relay_drop_unscanned(&s->s2c);
+				session_close(s, "08006", "lost connection to the server: %s", err);
+			}
+			return;
+		}
+		b->tail += (uint32_t)n;
+		if (from_client) {
+			s->w->stats.bytes_client_to_server += (uint64_t)n;
+			s->last_activity = worker_now(s->w);
+		} else {
+			s->w->stats.bytes_server_to_client += (uint64_t)n;
+		}
+		if (relay_scan(b, rules, s, &why) == RELAY_ERROR) {
+			if (from_client) {
+				session_close(s, "08P01", "%s", why);
+			} else {
+				relay_drop_unscanned(&s->s2c);
+				session_close(s, "08006", "malformed message from the server: %s", why);
+			}
+			return;
+		}
+		if (!flush(s, b, dst) || s->dead || s->state == SESSION_CLOSING)
+			return;
+		/* A short plain read means the socket is drained: skip the EAGAIN syscall. */
+		if (!src->ssl && (uint32_t)n < room)
+			break;
+	}
+	/* TLS may hold decrypted bytes the socket will never signal again. */
+	if (src->ssl && SSL_pending(src->ssl) > 0 && relay_room(b) > 0)
+		event_active(src->ev, EV_READ, 0);
+}
+
+static enum relay_msg on_client_msg(void *ctx, uint8_t type, uint8_t *body, uint32_t avail,
+				    uint32_t len, uint32_t *new_len)
+{
+	struct session *s = ctx;
+
+	switch (type) {
+	case 'Q':
+		s->syncs_pending++;
+		stats_statement(&s->w->stats, worker_now(s->w));
+		break;
+	case 'E':
+		stats_statement(&s->w->stats, worker_now(s->w));
+		break;
+	case 'S':   /* Sync */
+	case 'F':   /* FunctionCall */
+		s->syncs_pending++;
+		break;
+	case 'X':
+		s->client_terminated = true;
+		break;
+	}
+	return RELAY_MSG_PASS;
+}
+
+static enum relay_msg on_server_msg(void *ctx, uint8_t type, uint8_t *body, uint32_t avail,
+				    uint32_t len, uint32_t *new_len)
+{
+	struct session *s = ctx;
+	struct pgwire_error err;
+	const char *name, *value;
+
+	switch (type) {
+	case 'Z':
+		if (avail < 1)
+			return RELAY_MSG_ERROR;
+		s->tx_status = (char)body[0];
+		if (s->syncs_pending)
+			s->syncs_pending--;
+		if (s->state == SESSION_LOGIN) {
+			session_set_state(s, SESSION_READY);
+			session_log(s, LOG_INFO, "login: backend_pid=%u upstream=%s", s->backend_pid,
+				    s->w->snap->cfg.upstreams[s->upstream].name);
+			if (s->w->snap->cfg.client_idle_ms > 0)
+				timer_arm(s, s->w->snap->cfg.client_idle_ms);
+			else
+				timer_stop(s);
+		}
+		break;
+	case 'E':
+		if (pgwire_parse_error(body, avail, &err)) {
+			stats_error(&s->w->stats, worker_now(s->w), &err);
+			if (err.severity && (strcmp(err.severity, "FATAL") == 0 || strcmp(err.severity, "PANIC") == 0))
+				s->server_fatal = true;
+		}
+		break;
+	case 'S':
+		if (avail == len && pgwire_parse_parameter_status(body, avail, &name, &value) &&
+		    strcmp(name, "standard_conforming_strings") == 0)
+			s->scs_off = strcmp(value, "on") != 0;
+		break;
+	case 'K':
+		if (avail >= 8) {
+			s->backend_pid = pgwire_get_u32(body);
+			s->backend_key = pgwire_get_u32(body + 4);
+		}
+		break;
+	case 'R':
+		/*
+		 * Channel binding cannot survive a proxy: the client's TLS ends here,
+		 * so SCRAM-SHA-256-PLUS would fail. Offer only what can work.
+		 */
+		if (avail == len)
+			*new_len = (uint32_t)pgwire_sasl_remove_mechanism(body, len, "SCRAM-SHA-256-PLUS");
+		break;
+	}
+	return RELAY_MSG_PASS;
+}
+
+void session_rules(struct relay_rules *c2s, struct relay_rules *s2c)
+{
+	memset(c2s, 0, sizeof(*c2s));
+	memset(s2c, 0, sizeof(*s2c));
+	c2s->on_msg = on_client_msg;
+	s2c->on_msg = on_server_msg;
+	c2s->track['Q'] = c2s->track['E'] = c2s->track['S'] = RELAY_TRACK_HEADER;
+	c2s->track['F'] = c2s->track['X'] = RELAY_TRACK_HEADER;
+	s2c->track['Z'] = s2c->track['E'] = s2c->track['S'] = RELAY_TRACK_BODY;
+	s2c->track['K'] = s2c->track['R'] = RELAY_TRACK_BODY;
+}
+
+static void relay_io(struct session *s, struct conn *c, short what)
+{
+	bool is_client = c == &s->client;
+	bool can_read = (what & EV_READ && !c->read_wants_write) || (what & EV_WRITE && c->read_wants_write);
+	bool can_write = (what & EV_WRITE && !c->write_wants_read) || (what & EV_READ && c->write_wants_read);
+
+	if (can_write && !flush(s, is_client ? &s->s2c : &s->c2s, c))
+		return;
+	if (can_read && !s->dead && s->state != SESSION_CLOSING) {
+		if (is_client)
+			pump(s, &s->c2s, &s->client, &s->server, &s->w->c2s_rules);
+		else
+			pump(s, &s->s2c, &s->server, &s->client, &s->w->s2c_rules);
+	}
+}
+
+/* ---- upstream connection -------------------------------------------------- */
+
+static void start_login(struct session *s)
+{
+	const char *why;
+
+	session_set_state(s, SESSION_LOGIN);
+	timer_arm(s, s->w->snap->cfg.auth_ms);
+	/* The startup packet sits scanned in c2s; anything the client sent after it is framed. */
+	if (relay_scan(&s->c2s, &s->w->c2s_rules, s, &why) == RELAY_ERROR) {
+		session_close(s, "08P01", "%s", why);
+		return;
+	}
+	flush(s, &s->c2s, &s->server);
+}
+
+static void upstream_connect(struct session *s)
+{
+	const struct snapshot *snap = s->w->snap;
+	const struct sockaddr *addr = (const struct sockaddr *)&snap->upstream_addr[s->upstream];
+	int fd = socket(addr->sa_family, SOCK_STREAM, 0);
+
+	if (fd < 0) {
+		session_close(s, "08006", "cannot create socket: %s", strerror(errno));
+		return;
+	}
+	conn_tune_socket(fd);
+	s->server.fd = fd;
+	s->server.ev = event_new(s->w->base, fd, EV_WRITE | EV_PERSIST, on_server_io, s);
+	if (!s->server.ev) {
+		session_close(s, "53200", "out of memory");
+		return;
+	}
+	if (connect(fd, addr, snap->upstream_addrlen[s->upstream]) != 0 && errno != EINPROGRESS) {
+		const struct config_upstream *up = &snap->cfg.upstreams[s->upstream];
+		session_close(s, "08006", "could not connect to upstream \"%s\" (%s:%d): %s", up->name,
+			      up->host, up->port, strerror(errno));
+		return;
+	}
+	session_set_state(s, SESSION_CONNECTING);
+	timer_arm(s, snap->cfg.connect_ms);
+}
+
+static void upstream_connected(struct session *s)
+{
+	static const uint8_t ssl_request[8] = { 0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f };
+	const struct config_upstream *up = &s->w->snap->cfg.upstreams[s->upstream];
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(s->server.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+		err = errno;
+	if (err) {
+		session_close(s, "08006", "could not connect to upstream \"%s\" (%s:%d): %s", up->name,
+			      up->host, up->port, strerror(err));
+		return;
+	}
+	if (s->w->snap->upstream_tls[s->upstream]) {
+		if (conn_write(&s->server, ssl_request, sizeof(ssl_request)) != sizeof(ssl_request)) {
+			session_close(s, "08006", "could not send SSLRequest to upstream \"%s\"", up->name);
+			return;
+		}
+		session_set_state(s, SESSION_UPSTREAM_SSLREQ);
+		return;
+	}
+	start_login(s);
+}
+
+static void upstream_tls_step(struct session *s)
+{
+	const struct config_upstream *up = &s->w->snap->cfg.upstreams[s->upstream];
+	char err[256];
+
+	switch (conn_tls_handshake(&s->server)) {
+	case 1:
+		start_login(s);
+		break;
+	case 0:
+		break;
+	default:
+		conn_error_text(err, sizeof(err));
+		session_close(s, "08006", "TLS handshake with upstream \"%s\" failed: %s", up->name, err);
+	}
+}
+
+static void upstream_ssl_answer(struct session *s)
+{
+	const struct config_upstream *up = &s->w->snap->cfg.upstreams[s->upstream];
+	uint8_t answer;
+	long n = conn_read(&s->server, &answer, 1);
+
+	if (n == CONN_AGAIN)
+		return;
+	if (n <= 0) {
+		session_close(s, "08006", "upstream \"%s\" closed the connection during SSL negotiation",
+			      up->name);
+		return;
+	}
+	if (answer == 'S') {
+		s->server.ssl = SSL_new(s->w->snap->upstream_tls[s->upstream]);
+		if (!s->server.ssl || SSL_set_fd(s->server.ssl, s->server.fd) != 1 ||
+		    tls_upstream_setup(s->server.ssl, up) != 0) {
+			session_close(s, "08006", "cannot set up TLS to upstream \"%s\"", up->name);
+			return;
+		}
+		SSL_set_connect_state(s->server.ssl);
+		session_set_state(s, SESSION_UPSTREAM_TLS);
+		upstream_tls_step(s);
+	} else if (answer == 'N' && up->sslmode == SSLMODE_PREFER) {
+		start_login(s);
+	} else if (answer == 'N') {
+		session_close(s, "08006", "upstream \"%s\" does not accept TLS, but its sslmode is %s",
+			      up->name, config_sslmode_name(up->sslmode));
+	} else {
+		session_close(s, "08006", "upstream \"%s\" answered SSLRequest with an unexpected byte 0x%02x",
+			      up->name, answer);
+	}
+}
+
+/* ---- client startup ------------------------------------------------------- */
+
+static void client_tls_step(struct session *s)
+{
+	char err[256];
+
+	switch (conn_tls_handshake(&s->client)) {
+	case 1:
+		session_set_state(s, SESSION_STARTUP);
+		/* The startup packet may already be decrypted and waiting inside OpenSSL. */
+		event_active(s->client.ev, EV_READ, 0);
+		break;
+	case 0:
+		break;
+	default:
+		conn_error_text(err, sizeof(err));
+		session_log(s, LOG_INFO, "TLS handshake with client failed: %s", err);
+		s->dead = true;
+	}
+}
+
+/* Answers an SSLRequest or GSSENCRequest with one byte. */
+static bool answer_negotiation(struct session *s, char answer)
+{
+	if (conn_write(&s->client, &answer, 1) != 1) {
+		s->dead = true;
+		return false;
+	}
+	return true;
+}
+
+static void client_startup(struct session *s)
+{
+	struct relay_buf *b = &s->c2s;
+	struct pgwire_startup st;
+	const char *why;
+	long n;
+
+	if (!relay_acquire(b, &s->w->pool)) {
+		session_close(s, "53200", "out of memory");
+		return;
+	}
+	n = conn_read(&s->client, b->data + b->tail, b->cap - b->tail);
+	if (n == CONN_AGAIN)
+		return;
+	if (n <= 0) {
+		session_log(s, LOG_DEBUG, "client left before startup");
+		s->dead = true;
+		return;
+	}
+	b->tail += (uint32_t)n;
+	switch (pgwire_parse_startup(b->data, b->tail, &st, &why)) {
+	case PGWIRE_INCOMPLETE:
+		if (b->tail == b->cap)
+			session_close(s, "08P01", "invalid length of startup packet");
+		return;
+	case PGWIRE_ERROR:
+		session_close(s, "08P01", "%s", why);
+		return;
+	case PGWIRE_OK:
+		break;
+	}
+	switch (st.kind) {
+	case PGWIRE_STARTUP_SSL:
+		if (s->client_tls_done) {
+			session_close(s, "08P01", "SSLRequest after encryption was negotiated");
+			return;
+		}
+		/* Bytes after an SSLRequest would be plaintext smuggled past TLS (CVE-2021-23214). */
+		if (b->tail > st.len) {
+			session_close(s, "08P01", "received unencrypted data after SSL request");
+			return;
+		}
+		s->client_tls_done = true;
+		b->tail = 0;
+		if (!s->w->snap->client_tls) {
+			answer_negotiation(s, 'N');
+			return;
+		}
+		if (!answer_negotiation(s, 'S'))
+			return;
+		s->client.ssl = SSL_new(s->w->snap->client_tls);
+		if (!s->client.ssl || SSL_set_fd(s->client.ssl, s->client.fd) != 1) {
+			s->dead = true;
+			return;
+		}
+		SSL_set_accept_state(s->client.ssl);
+		session_set_state(s, SESSION_CLIENT_TLS);
+		client_tls_step(s);
+		return;
+	case PGWIRE_STARTUP_GSSENC:
+		if (b->tail > st.len) {
+			session_close(s, "08P01", "received unencrypted data after GSSAPI encryption request");
+			return;
+		}
+		b->tail = 0;
+		answer_negotiation(s, 'N');
+		return;
+	case PGWIRE_STARTUP_CANCEL:
+		cancel_forward(s->w, b->data, st.cancel_pid);
+		session_log(s, LOG_INFO, "cancel request for backend_pid=%u forwarded", st.cancel_pid);
+		s->dead = true;
+		return;
+	case PGWIRE_STARTUP_V3:
+		break;
+	}
+	snprintf(s->user, sizeof(s->user), "%s", st.user);
+	snprintf(s->database, sizeof(s->database), "%s", st.database);
+	/* The startup packet is forwarded as is; it counts as scanned. */
+	b->scan = st.len;
+	upstream_connect(s);
+}
+
+/* ---- events --------------------------------------------------------------- */
+
+static void on_client_io(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+
+	switch (s->state) {
+	case SESSION_STARTUP:
+		client_startup(s);
+		break;
+	case SESSION_CLIENT_TLS:
+		client_tls_step(s);
+		break;
+	case SESSION_LOGIN:
+	case SESSION_READY:
+		relay_io(s, &s->client, what);
+		break;
+	case SESSION_CLOSING:
+		if (!flush(s, &s->s2c, &s->client) || relay_pending(&s->s2c) == 0)
+			s->dead = true;
+		break;
+	default:
+		break;
+	}
+	session_settle(s);
+}
+
+static void on_server_io(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+
+	switch (s->state) {
+	case SESSION_CONNECTING:
+		upstream_connected(s);
+		break;
+	case SESSION_UPSTREAM_SSLREQ:
+		upstream_ssl_answer(s);
+		break;
+	case SESSION_UPSTREAM_TLS:
+		upstream_tls_step(s);
+		break;
+	case SESSION_LOGIN:
+	case SESSION_READY:
+		relay_io(s, &s->server, what);
+		break;
+	default:
+		break;
+	}
+	session_settle(s);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	const struct config *cfg = &s->w->snap->cfg;
+	const struct config_upstream *up = &cfg->upstreams[s->upstream];
+
+	switch (s->state) {
+	case SESSION_STARTUP:
+	case SESSION_CLIENT_TLS:
+	case SESSION_LOGIN:
+		session_close(s, "08006", "timeout: no completed login within timeouts.auth_ms (%d ms)",
+			      cfg->auth_ms);
+		break;
+	case SESSION_CONNECTING:
+	case SESSION_UPSTREAM_SSLREQ:
+	case SESSION_UPSTREAM_TLS:
+		session_close(s, "08006", "timeout connecting to upstream \"%s\" (%s:%d) after %d ms",
+			      up->name, up->host, up->port, cfg->connect_ms);
+		break;
+	case SESSION_READY: {
+		time_t idle_s = worker_now(s->w) - s->last_activity;
+
+		if (cfg->client_idle_ms <= 0) {
+			timer_stop(s);
+		} else if (idle_s * 1000 >= cfg->client_idle_ms && session_is_idle(s)) {
+			session_close(s, "57P05", "terminating connection due to client idle timeout (timeouts.client_idle_ms)");
+		} else {
+			timer_arm(s, cfg->client_idle_ms);
+		}
+		break;
+	}
+	case SESSION_CLOSING:
+		session_log(s, LOG_INFO, "client did not take its last message in time");
+		s->dead = true;
+		break;
+	}
+	session_settle(s);
+}
+
+/* ---- state to interest ---------------------------------------------------- */
+
+static bool has_room(const struct relay_buf *b)
+{
+	return b->data == NULL || b->tail < b->cap || b->head > 0;
+}
+
+bool session_is_idle(const struct session *s)
+{
+	return s->state == SESSION_READY && s->tx_status == 'I' && s->syncs_pending == 0 &&
+	       relay_empty(&s->c2s) && relay_empty(&s->s2c) && relay_at_boundary(&s->c2s);
+}
+
+void session_drain(struct session *s)
+{
+	if (s->state != SESSION_READY || session_is_idle(s))
+		session_close(s, "57P01", "terminating connection because pgvalve-proxy is shutting down");
+	session_settle(s);
+}
+
+static void session_settle(struct session *s)
+{
+	short client = 0, server = 0;
+
+	if (!s->dead && s->w->draining && session_is_idle(s))
+		session_close(s, "57P01", "terminating connection because pgvalve-proxy is shutting down");
+	if (s->dead) {
+		session_free(s);
+		return;
+	}
+	switch (s->state) {
+	case SESSION_STARTUP:
+	case SESSION_CLIENT_TLS:
+		client = EV_READ;
+		break;
+	case SESSION_CONNECTING:
+		server = EV_WRITE;
+		break;
+	case SESSION_UPSTREAM_SSLREQ:
+	case SESSION_UPSTREAM_TLS:
+		server = EV_READ;
+		break;
+	case SESSION_LOGIN:
+	case SESSION_READY:
+		if (has_room(&s->c2s))
+			client |= EV_READ;
+		if (has_room(&s->s2c))
+			server |= EV_READ;
+		if (relay_pending(&s->s2c))
+			client |= EV_WRITE;
+		if (relay_pending(&s->c2s))
+			server |= EV_WRITE;
+		break;
+	case SESSION_CLOSING:
+		client = EV_WRITE;
+		break;
+	}
+	conn_set_interest(&s->client, client);
+	conn_set_interest(&s->server, server);
+	relay_release_if_empty(&s->c2s, &s->w->pool);
+	relay_release_if_empty(&s->s2c, &s->w->pool);
+}
+
+/* ---- introspection -------------------------------------------------------- */
+
+const char *session_state_name(const struct session *s)
+{
+	if (s->state == SESSION_READY) {
+		if (s->tx_status == 'T' || s->tx_status == 'E')
+			return "in_transaction";
+		return session_is_idle(s) ? "idle" : "active";
+	}
+	return state_names[s->state];
+}
+
+void session_describe(const struct session *s, cJSON *arr)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddNumberToObject(o, "id", (double)s->id);
+	cJSON_AddStringToObject(o, "user", s->user);
+	cJSON_AddStringToObject(o, "database", s->database);
+	cJSON_AddStringToObject(o, "client", s->client_addr);
+	cJSON_AddStringToObject(o, "state", session_state_name(s));
+	cJSON_AddBoolToObject(o, "tls", s->client.ssl != NULL);
+	cJSON_AddBoolToObject(o, "upstream_tls", s->server.ssl != NULL);
+	cJSON_AddStringToObject(o, "upstream", s->w->snap->cfg.upstreams[s->upstream].name);
+	if (s->backend_pid)
+		cJSON_AddNumberToObject(o, "backend_pid", s->backend_pid);
+	else
+		cJSON_AddNullToObject(o, "backend_pid");
+	cJSON_AddNumberToObject(o, "connected_s", (double)(worker_now(s->w) - s->connected_at));
+	cJSON_AddNumberToObject(o, "worker", s->w->index);
+	cJSON_AddItemToArray(arr, o);
+}

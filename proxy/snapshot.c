@@ -1,0 +1,78 @@
+/*
+ * Building and freeing the immutable runtime snapshot (see runtime.h).
+ * Host names are resolved here, on the main thread, so workers never block
+ * in DNS.
+ */
+#include "runtime.h"
+
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tls.h"
+
+struct runtime rt;
+
+static bool resolve(const char *host, int port, bool passive, struct sockaddr_storage *out,
+		    socklen_t *outlen, char *err, size_t errlen, const char *key)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = passive ? AI_PASSIVE : 0 };
+	struct addrinfo *res;
+	char portstr[16];
+	int rc;
+
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	rc = getaddrinfo(host, portstr, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, errlen, "\"%s\": cannot resolve \"%s\": %s", key, host, gai_strerror(rc));
+		return false;
+	}
+	memcpy(out, res->ai_addr, res->ai_addrlen);
+	*outlen = res->ai_addrlen;
+	freeaddrinfo(res);
+	return true;
+}
+
+struct snapshot *snapshot_build(struct config *cfg, char *err, size_t errlen)
+{
+	struct snapshot *snap = calloc(1, sizeof(*snap));
+
+	if (!snap) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (!resolve(cfg->listen_host, cfg->listen_port, true, &snap->listen_addr,
+		     &snap->listen_addrlen, err, errlen, "listen.host"))
+		goto fail;
+	for (int i = 0; i < cfg->n_upstreams; i++) {
+		const struct config_upstream *up = &cfg->upstreams[i];
+
+		if (!resolve(up->host, up->port, false, &snap->upstream_addr[i],
+			     &snap->upstream_addrlen[i], err, errlen, "upstream.host"))
+			goto fail;
+		if (up->sslmode != SSLMODE_DISABLE &&
+		    !(snap->upstream_tls[i] = tls_upstream_ctx(up, err, errlen)))
+			goto fail;
+	}
+	if (cfg->tls_cert_file &&
+	    !(snap->client_tls = tls_server_ctx(cfg->tls_cert_file, cfg->tls_key_file, err, errlen)))
+		goto fail;
+	snap->cfg = *cfg;
+	memset(cfg, 0, sizeof(*cfg));
+	return snap;
+fail:
+	snapshot_free(snap);
+	return NULL;
+}
+
+void snapshot_free(struct snapshot *snap)
+{
+	if (!snap)
+		return;
+	for (int i = 0; i < CONFIG_MAX_UPSTREAMS; i++)
+		SSL_CTX_free(snap->upstream_tls[i]);
+	SSL_CTX_free(snap->client_tls);
+	config_free(&snap->cfg);
+	free(snap);
+}

@@ -1,0 +1,211 @@
+/*
+ * Worker threads (see worker.h): the event loop, accepting connections, and
+ * the job queue through which the main thread asks for snapshots of state
+ * or hands over configuration. Sessions themselves live in session.c.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "pgvalve/log.h"
+#include "session.h"
+
+struct worker_batch {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int remaining;
+};
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
+		      int addrlen, void *arg)
+{
+	struct worker *w = arg;
+
+	session_accept(w, fd, addr, (socklen_t)addrlen);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+
+	/* EMFILE and friends: keep listening; the next accept may succeed. */
+	log_warn("accept failed: %s", evutil_socket_error_to_string(err));
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct worker_job *jobs;
+	uint64_t n;
+
+	(void)!read(w->wake_fd, &n, sizeof(n));
+	pthread_mutex_lock(&w->jobs_mu);
+	jobs = w->jobs;
+	w->jobs = NULL;
+	pthread_mutex_unlock(&w->jobs_mu);
+	while (jobs) {
+		struct worker_job *next = jobs->next;
+		struct worker_batch *batch = jobs->batch;
+
+		jobs->fn(w, jobs->arg);
+		pthread_mutex_lock(&batch->mu);
+		if (--batch->remaining == 0)
+			pthread_cond_signal(&batch->cv);
+		pthread_mutex_unlock(&batch->mu);
+		jobs = next;
+	}
+}
+
+static int listen_socket(const struct snapshot *snap, char *err, size_t errlen)
+{
+	int fd = socket(snap->listen_addr.ss_family, SOCK_STREAM, 0);
+	int one = 1;
+
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* Each worker binds its own socket; the kernel spreads connections across them. */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	evutil_make_socket_nonblocking(fd);
+	evutil_make_socket_closeonexec(fd);
+	if (bind(fd, (const struct sockaddr *)&snap->listen_addr, snap->listen_addrlen) != 0 ||
+	    listen(fd, 1024) != 0) {
+		snprintf(err, errlen, "cannot listen on %s:%d: %s", snap->cfg.listen_host,
+			 snap->cfg.listen_port, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+void worker_apply_snapshot(struct worker *w, const struct snapshot *snap)
+{
+	w->snap = snap;
+	w->c2s_rules.max_len = (uint32_t)snap->cfg.max_message_bytes;
+	w->s2c_rules.max_len = (uint32_t)snap->cfg.max_message_bytes;
+}
+
+bool worker_init(struct worker *w, int index, const struct snapshot *snap, char *err, size_t errlen)
+{
+	int fd;
+
+	memset(w, 0, sizeof(*w));
+	w->index = index;
+	w->wake_fd = -1;
+	session_rules(&w->c2s_rules, &w->s2c_rules);
+	worker_apply_snapshot(w, snap);
+	pthread_mutex_init(&w->jobs_mu, NULL);
+	relay_pool_init(&w->pool, 1024);
+	stats_init(&w->stats);
+	w->base = event_base_new();
+	if (!w->base) {
+		snprintf(err, errlen, "cannot create event loop");
+		return false;
+	}
+	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	w->wake_ev = w->wake_fd >= 0 ? event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, on_wake, w) : NULL;
+	if (!w->wake_ev || event_add(w->wake_ev, NULL) != 0) {
+		snprintf(err, errlen, "cannot create worker wakeup: %s", strerror(errno));
+		return false;
+	}
+	fd = listen_socket(snap, err, errlen);
+	if (fd < 0)
+		return false;
+	w->listener = evconnlistener_new(w->base, on_accept, w, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (!w->listener) {
+		close(fd);
+		snprintf(err, errlen, "cannot create listener");
+		return false;
+	}
+	evconnlistener_set_error_cb(w->listener, on_accept_error);
+	return true;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	return NULL;
+}
+
+bool worker_start(struct worker *w)
+{
+	pthread_attr_t attr;
+	bool ok;
+
+	pthread_attr_init(&attr);
+	/* Large stacks: later, SQL parsing (libpg_query recurses without a limit) runs here. */
+	pthread_attr_setstacksize(&attr, 16u << 20);
+	ok = pthread_create(&w->thread, &attr, worker_main, w) == 0;
+	pthread_attr_destroy(&attr);
+	return ok;
+}
+
+void worker_call_all(worker_job_fn fn, void **args)
+{
+	struct worker_batch batch = { .remaining = rt.n_workers };
+	struct worker_job *jobs = calloc((size_t)rt.n_workers, sizeof(*jobs));
+	uint64_t one = 1;
+
+	if (!jobs)
+		abort();  /* the admin thread cannot do its job without this; nothing sane to return */
+	pthread_mutex_init(&batch.mu, NULL);
+	pthread_cond_init(&batch.cv, NULL);
+	for (int i = 0; i < rt.n_workers; i++) {
+		struct worker *w = &rt.workers[i];
+
+		jobs[i] = (struct worker_job){ .fn = fn, .arg = args ? args[i] : NULL, .batch = &batch };
+		pthread_mutex_lock(&w->jobs_mu);
+		jobs[i].next = w->jobs;
+		w->jobs = &jobs[i];
+		pthread_mutex_unlock(&w->jobs_mu);
+		(void)!write(w->wake_fd, &one, sizeof(one));
+	}
+	pthread_mutex_lock(&batch.mu);
+	while (batch.remaining > 0)
+		pthread_cond_wait(&batch.cv, &batch.mu);
+	pthread_mutex_unlock(&batch.mu);
+	pthread_mutex_destroy(&batch.mu);
+	pthread_cond_destroy(&batch.cv);
+	free(jobs);
+}
+
+time_t worker_now(struct worker *w)
+{
+	struct timeval tv;
+
+	event_base_gettimeofday_cached(w->base, &tv);
+	return tv.tv_sec;
+}
+
+void worker_join(struct worker *w)
+{
+	pthread_join(w->thread, NULL);
+}
+
+void worker_destroy(struct worker *w)
+{
+	while (w->sessions)
+		session_free(w->sessions);
+	if (w->listener)
+		evconnlistener_free(w->listener);
+	if (w->wake_ev)
+		event_free(w->wake_ev);
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	if (w->base)
+		event_base_free(w->base);
+	relay_pool_destroy(&w->pool);
+	stats_destroy(&w->stats);
+	pthread_mutex_destroy(&w->jobs_mu);
+}

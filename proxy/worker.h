@@ -1,0 +1,67 @@
+/*
+ * A worker: one thread, one libevent loop, its own listening socket
+ * (SO_REUSEPORT), its sessions, buffer pool and counters. Other threads
+ * never touch a worker's data directly: they post jobs, which the worker
+ * runs on its own loop (worker_call_all waits for all of them).
+ */
+#ifndef PGVALVE_PROXY_WORKER_H
+#define PGVALVE_PROXY_WORKER_H
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "relay.h"
+#include "runtime.h"
+#include "stats.h"
+
+struct session;
+struct worker;
+
+typedef void (*worker_job_fn)(struct worker *w, void *arg);
+
+struct worker_job {
+	worker_job_fn fn;
+	void *arg;
+	struct worker_job *next;
+	struct worker_batch *batch;
+};
+
+struct worker {
+	int index;
+	pthread_t thread;
+	struct event_base *base;
+	struct evconnlistener *listener;
+	const struct snapshot *snap;
+	struct relay_rules c2s_rules;
+	struct relay_rules s2c_rules;
+
+	struct session *sessions;    /* all sessions of this worker, newest first */
+	int n_sessions;
+	struct relay_pool pool;
+	struct stats stats;
+	bool draining;
+
+	pthread_mutex_t jobs_mu;
+	struct worker_job *jobs;     /* LIFO; order across one batch does not matter */
+	int wake_fd;                 /* eventfd: jobs are waiting */
+	struct event *wake_ev;
+};
+
+/* Binds the worker's listening socket; called on the main thread so errors surface at start. */
+bool worker_init(struct worker *w, int index, const struct snapshot *snap, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+bool worker_start(struct worker *w) __attribute__((warn_unused_result));
+void worker_join(struct worker *w);
+void worker_destroy(struct worker *w);
+
+/* Runs fn(worker, args[i]) on every worker and returns when all have finished. */
+void worker_call_all(worker_job_fn fn, void **args);
+
+/* Switches a worker to a new snapshot (job body; also used at init). */
+void worker_apply_snapshot(struct worker *w, const struct snapshot *snap);
+
+time_t worker_now(struct worker *w);
+
+#endif
