@@ -6,7 +6,9 @@
  */
 #include "pgvalve/config.h"
 
+#include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,6 +49,9 @@ static const char *describe(const cJSON *v, char *buf, size_t cap)
 {
 	if (cJSON_IsString(v))
 		snprintf(buf, cap, "\"%.60s\"", v->valuestring);
+	else if (cJSON_IsNumber(v) && v->valuedouble == (double)(long long)v->valuedouble &&
+		 v->valuedouble > -9e15 && v->valuedouble < 9e15)
+		snprintf(buf, cap, "%lld", (long long)v->valuedouble);
 	else if (cJSON_IsNumber(v))
 		snprintf(buf, cap, "%g", v->valuedouble);
 	else if (cJSON_IsBool(v))
@@ -67,6 +72,11 @@ static void join(char *out, size_t cap, const char *path, const char *key)
 	else
 		snprintf(out, cap, "%s", key);
 }
+
+/* A string or null: optional paths and names. */
+#define get_str(obj, path, key, out, err) get_string(obj, path, key, true, out, err)
+/* A string that must be present if the key is: hosts, modes, levels. */
+#define get_required_str(obj, path, key, out, err) get_string(obj, path, key, false, out, err)
 
 static bool check_keys(const cJSON *obj, const char *path, const char *const *allowed,
 		       struct config_error *err)
@@ -105,8 +115,9 @@ static bool get_int(const cJSON *obj, const char *path, const char *key, int64_t
 	if (!v)
 		return true;
 	join(full, sizeof(full), path, key);
-	if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble ||
-	    v->valuedouble < (double)min || v->valuedouble > (double)max)
+	/* Range first: casting a double outside int64's range is undefined. */
+	if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)min && v->valuedouble <= (double)max) ||
+	    v->valuedouble != (double)(int64_t)v->valuedouble)
 		return fail(err, "\"%s\": expected an integer from %lld to %lld, got %s", full,
 			    (long long)min, (long long)max, describe(v, got, sizeof(got)));
 	*out = (int64_t)v->valuedouble;
@@ -124,16 +135,16 @@ static bool get_int32(const cJSON *obj, const char *path, const char *key, int64
 	return true;
 }
 
-/* A string or null (null leaves *out NULL). */
-static bool get_str(const cJSON *obj, const char *path, const char *key, char **out,
-		    struct config_error *err)
+/* A non-empty string; with 'nullable', null is accepted and leaves *out NULL. */
+static bool get_string(const cJSON *obj, const char *path, const char *key, bool nullable,
+		       char **out, struct config_error *err)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
 	char full[256], got[80];
 
 	if (!v)
 		return true;
-	if (cJSON_IsNull(v)) {
+	if (nullable && cJSON_IsNull(v)) {
 		free(*out);
 		*out = NULL;
 		return true;
@@ -180,16 +191,14 @@ static bool parse_upstream(const cJSON *v, const char *path, const char *name,
 	up->host = strdup("127.0.0.1");
 	up->port = 5432;
 	up->sslmode = SSLMODE_PREFER;
-	if (!get_str(v, path, "host", &up->host, err) ||
+	if (!get_required_str(v, path, "host", &up->host, err) ||
 	    !get_int(v, path, "port", 1, 65535, &port, err) ||
-	    !get_str(v, path, "sslmode", &mode, err) ||
+	    !get_required_str(v, path, "sslmode", &mode, err) ||
 	    !get_str(v, path, "sslrootcert", &up->sslrootcert, err)) {
 		free(mode);
 		return false;
 	}
 	up->port = (int)port;
-	if (up->host == NULL)
-		return fail(err, "\"%s.host\": expected a host name or address, got null", path);
 	if (mode && !config_sslmode_parse(mode, &up->sslmode)) {
 		fail(err, "\"%s.sslmode\": expected one of disable, prefer, require, verify-full, got \"%s\"",
 		     path, mode);
@@ -212,10 +221,8 @@ static bool parse_upstreams(struct config *cfg, const cJSON *root, struct config
 	if (single) {
 		if (active)
 			return fail(err, "\"active\": only meaningful with \"upstreams\"");
-		if (!parse_upstream(single, "upstream", "default", &cfg->upstreams[0], err))
-			return false;
-		cfg->n_upstreams = 1;
-		return true;
+		cfg->n_upstreams = 1;   /* counted first: config_free releases a half-parsed one */
+		return parse_upstream(single, "upstream", "default", &cfg->upstreams[0], err);
 	}
 	if (!many)
 		return true;    /* the command line may still give one */
@@ -227,10 +234,11 @@ static bool parse_upstreams(struct config *cfg, const cJSON *root, struct config
 		if (cfg->n_upstreams == CONFIG_MAX_UPSTREAMS)
 			return fail(err, "\"upstreams\": at most %d upstreams", CONFIG_MAX_UPSTREAMS);
 		snprintf(path, sizeof(path), "upstreams.%s", item->string);
-		if (!parse_upstream(item, path, item->string, &cfg->upstreams[cfg->n_upstreams], err))
-			return false;
 		cfg->n_upstreams++;
+		if (!parse_upstream(item, path, item->string, &cfg->upstreams[cfg->n_upstreams - 1], err))
+			return false;
 	}
+	cfg->named_upstreams = true;
 	if (cfg->n_upstreams == 0)
 		return fail(err, "\"upstreams\": expected at least one upstream");
 	if (!active) {
@@ -267,7 +275,7 @@ bool config_parse(struct config *cfg, const char *text, struct config_error *err
 
 	/* cJSON_Minify strips // and block comments, so config files can explain themselves. */
 	cJSON_Minify(copy);
-	root = cJSON_Parse(copy);
+	root = cJSON_ParseWithOpts(copy, NULL, 1);   /* nothing may follow the document */
 	if (!root) {
 		const char *at = cJSON_GetErrorPtr();
 		fail(err, "config is not valid JSON near: %.40s", at ? at : "(start)");
@@ -278,7 +286,7 @@ bool config_parse(struct config *cfg, const char *text, struct config_error *err
 
 	if ((v = cJSON_GetObjectItemCaseSensitive(root, "listen"))) {
 		if (!want_object(v, "listen", err) || !check_keys(v, "listen", listen_keys, err) ||
-		    !get_str(v, "listen", "host", &cfg->listen_host, err) ||
+		    !get_required_str(v, "listen", "host", &cfg->listen_host, err) ||
 		    !get_int32(v, "listen", "port", 1, 65535, &cfg->listen_port, err))
 			goto out;
 	}
@@ -292,7 +300,7 @@ bool config_parse(struct config *cfg, const char *text, struct config_error *err
 	}
 	if ((v = cJSON_GetObjectItemCaseSensitive(root, "admin"))) {
 		if (!want_object(v, "admin", err) || !check_keys(v, "admin", admin_keys, err) ||
-		    !get_str(v, "admin", "host", &cfg->admin_host, err) ||
+		    !get_required_str(v, "admin", "host", &cfg->admin_host, err) ||
 		    !get_int32(v, "admin", "port", 0, 65535, &cfg->admin_port, err) ||
 		    !get_str(v, "admin", "token_file", &cfg->admin_token_file, err))
 			goto out;
@@ -320,7 +328,8 @@ bool config_parse(struct config *cfg, const char *text, struct config_error *err
 
 		if (!want_object(v, "log", err) || !check_keys(v, "log", log_keys, err))
 			goto out;
-		good = get_str(v, "log", "level", &level, err) && get_str(v, "log", "format", &format, err);
+		good = get_required_str(v, "log", "level", &level, err) &&
+		       get_required_str(v, "log", "format", &format, err);
 		if (good && level && !log_level_parse(level, &cfg->log_level))
 			good = fail(err, "\"log.level\": expected one of debug, info, warn, error, got \"%s\"", level);
 		if (good && format && !log_format_parse(format, &cfg->log_format))
@@ -366,8 +375,14 @@ bool config_load_file(struct config *cfg, const char *path, struct config_error 
 
 static bool is_loopback(const char *host)
 {
-	return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
-	       strcmp(host, "::1") == 0;
+	struct in_addr v4;
+	struct in6_addr v6;
+
+	if (strcmp(host, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, host, &v4) == 1)
+		return (ntohl(v4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, host, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
 bool config_validate(const struct config *cfg, struct config_error *err)
@@ -382,9 +397,12 @@ bool config_validate(const struct config *cfg, struct config_error *err)
 	for (int i = 0; i < cfg->n_upstreams; i++) {
 		const struct config_upstream *u = &cfg->upstreams[i];
 
-		if (u->sslmode == SSLMODE_VERIFY_FULL && u->sslrootcert == NULL)
-			return fail(err, "\"upstream.sslrootcert\": required with sslmode verify-full (upstream \"%s\")",
-				    u->name);
+		if (u->sslmode == SSLMODE_VERIFY_FULL && u->sslrootcert == NULL) {
+			if (cfg->named_upstreams)
+				return fail(err, "\"upstreams.%s.sslrootcert\": required with sslmode verify-full",
+					    u->name);
+			return fail(err, "\"upstream.sslrootcert\": required with sslmode verify-full");
+		}
 	}
 	return true;
 }
@@ -403,6 +421,8 @@ bool config_parse_hostport(const char *s, char **host, int *port)
 	if (hlen >= 2 && s[0] == '[' && s[hlen - 1] == ']') {
 		h++;
 		hlen -= 2;
+	} else if (memchr(s, ':', hlen)) {
+		return false;   /* an IPv6 address needs brackets: [::1]:6432 */
 	}
 	errno = 0;
 	p = strtol(colon + 1, &end, 10);

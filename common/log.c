@@ -52,16 +52,23 @@ bool log_format_parse(const char *s, enum log_format *out)
 	return true;
 }
 
-/* Appends s to buf as the inside of a JSON string. */
-static size_t json_escape(char *buf, size_t cap, size_t len, const char *s)
+/*
+ * Appends at most 'budget' bytes of s to buf as the inside of a JSON string
+ * (also used for text lines, so a client-chosen user name cannot forge a line).
+ * Bytes >= 0x80 that are not valid UTF-8 could make the line invalid JSON, so
+ * every byte >= 0x80 is written as \u00XX (a byte-exact rendering, readable).
+ */
+static size_t escape(char *buf, size_t cap, size_t len, const char *s, size_t budget)
 {
-	for (; *s && len + 7 < cap; s++) {
+	size_t stop = len + budget < cap ? len + budget : cap;
+
+	for (; *s && len + 7 < stop; s++) {
 		unsigned char ch = (unsigned char)*s;
 
 		if (ch == '"' || ch == '\\') {
 			buf[len++] = '\\';
 			buf[len++] = (char)ch;
-		} else if (ch < 0x20) {
+		} else if (ch < 0x20 || ch >= 0x7f) {
 			len += (size_t)snprintf(buf + len, cap - len, "\\u%04x", ch);
 		} else {
 			buf[len++] = (char)ch;
@@ -90,7 +97,8 @@ static size_t append(char *buf, size_t cap, size_t len, const char *fmt, ...)
 
 void log_msg(enum log_level level, const struct log_session *who, const char *fmt, ...)
 {
-	char msg[1024], line[2048], ts[40];
+	/* Budgets per field keep every line whole: the closing '"}' always fits. */
+	char msg[1024], line[LOG_LINE_MAX], ts[40];
 	struct timeval tv;
 	struct tm tm;
 	size_t len = 0;
@@ -118,24 +126,29 @@ void log_msg(enum log_level level, const struct log_session *who, const char *fm
 			if (!vals[i])
 				continue;
 			len = append(line, sizeof(line), len, ",\"%s\":\"", keys[i]);
-			len = json_escape(line, sizeof(line), len, vals[i]);
+			len = escape(line, sizeof(line), len, vals[i], 400);
 			len = append(line, sizeof(line), len, "\"");
 		}
 		len = append(line, sizeof(line), len, ",\"msg\":\"");
-		len = json_escape(line, sizeof(line), len, msg);
+		len = escape(line, sizeof(line), len, msg, 2400);
 		len = append(line, sizeof(line), len, "\"}\n");
 	} else {
 		len = append(line, sizeof(line), len, "%s.%03dZ %-5s", ts, (int)(tv.tv_usec / 1000),
 			     level_names[level]);
 		if (who && who->conn_id)
 			len = append(line, sizeof(line), len, " conn=%llu", (unsigned long long)who->conn_id);
-		if (who && who->user)
-			len = append(line, sizeof(line), len, " user=%s", who->user);
-		if (who && who->database)
-			len = append(line, sizeof(line), len, " db=%s", who->database);
-		if (who && who->client)
-			len = append(line, sizeof(line), len, " client=%s", who->client);
-		len = append(line, sizeof(line), len, " %s\n", msg);
+		const char *keys[] = { " user=", " db=", " client=" };
+		const char *vals[] = { who ? who->user : NULL, who ? who->database : NULL,
+				       who ? who->client : NULL };
+		for (int i = 0; i < 3; i++) {
+			if (!vals[i])
+				continue;
+			len = append(line, sizeof(line), len, "%s", keys[i]);
+			len = escape(line, sizeof(line), len, vals[i], 400);
+		}
+		len = append(line, sizeof(line), len, " ");
+		len = escape(line, sizeof(line), len, msg, 2400);
+		len = append(line, sizeof(line), len, "\n");
 	}
 	if (len > 0 && line[len - 1] != '\n')
 		line[len - 1] = '\n';

@@ -166,20 +166,29 @@ size_t pgwire_sasl_remove_mechanism(uint8_t *body, size_t len, const char *mech)
 	size_t mlen = strlen(mech);
 	uint8_t *pos, *end = body + len;
 
+	uint8_t *found = NULL;
+
 	if (len < 5 || pgwire_get_u32(body) != PGWIRE_AUTH_SASL)
 		return len;
-	for (pos = body + 4; pos < end && *pos != 0;) {
-		long nlen = cstr_len(pos, end);
+	/* Validate the whole list first: names, then one empty name ending the body exactly. */
+	for (pos = body + 4;;) {
+		long nlen = pos < end ? cstr_len(pos, end) : -1;
 
 		if (nlen < 0)
 			return len;
-		if ((size_t)nlen == mlen && memcmp(pos, mech, mlen) == 0) {
-			memmove(pos, pos + mlen + 1, (size_t)(end - (pos + mlen + 1)));
-			return len - (mlen + 1);
+		if (nlen == 0) {
+			if (pos + 1 != end)
+				return len;
+			break;
 		}
+		if (!found && (size_t)nlen == mlen && memcmp(pos, mech, mlen) == 0)
+			found = pos;
 		pos += nlen + 1;
 	}
-	return len;
+	if (!found)
+		return len;
+	memmove(found, found + mlen + 1, (size_t)(end - (found + mlen + 1)));
+	return len - (mlen + 1);
 }
 
 bool pgwire_parse_parameter_status(const uint8_t *body, size_t len,
@@ -191,8 +200,8 @@ bool pgwire_parse_parameter_status(const uint8_t *body, size_t len,
 	if (nlen < 0 || body + nlen + 1 >= end)
 		return false;
 	vlen = cstr_len(body + nlen + 1, end);
-	if (vlen < 0)
-		return false;
+	if (vlen < 0 || body + nlen + 1 + vlen + 1 != end)
+		return false;   /* exactly name\0value\0, as libpq insists */
 	*name = (const char *)body;
 	*value = (const char *)body + nlen + 1;
 	return true;

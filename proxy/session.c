@@ -186,6 +186,7 @@ void session_free(struct session *s)
 	conn_close(&s->server);
 	relay_release(&s->c2s, &w->pool);
 	relay_release(&s->s2c, &w->pool);
+	stmt_clear(&s->statements);
 	free(s);
 }
 
@@ -353,8 +354,29 @@ static void pump(struct session *s, struct relay_buf *b, struct conn *src, struc
 			break;
 	}
 	/* TLS may hold decrypted bytes the socket will never signal again. */
-	if (src->ssl && SSL_pending(src->ssl) > 0 && relay_room(b) > 0)
-		event_active(src->ev, EV_READ, 0);
+	if (src->ssl && SSL_pending(src->ssl) > 0 && relay_room(b) > 0) {
+		if (from_client)
+			s->kick_client = true;
+		else
+			s->kick_server = true;
+	}
+}
+
+/*
+ * Parse: statement name, query text, parameter types. Named statements are
+ * remembered; the unnamed one lives only until the next Parse and needs no entry.
+ */
+static void track_parse(struct session *s, const uint8_t *body, uint32_t avail, uint32_t len)
+{
+	const uint8_t *name_end = memchr(body, 0, avail), *sql, *sql_end;
+
+	if (!name_end || name_end == body)
+		return;
+	sql = name_end + 1;
+	sql_end = avail == len ? memchr(sql, 0, avail - (uint32_t)(sql - body)) : NULL;
+	/* A Parse longer than the relay shows whole: its text stays unknown. */
+	stmt_put(&s->statements, (const char *)body, sql_end ? (const char *)sql : NULL,
+		 sql_end ? (size_t)(sql_end - sql) : 0);
 }
 
 static enum relay_msg on_client_msg(void *ctx, uint8_t type, uint8_t *body, uint32_t avail,
@@ -376,6 +398,14 @@ static enum relay_msg on_client_msg(void *ctx, uint8_t type, uint8_t *body, uint
 		break;
 	case 'X':
 		s->client_terminated = true;
+		break;
+	case 'P':
+		track_parse(s, body, avail, len);
+		break;
+	case 'C':
+		/* Close: 'S' statement or 'P' portal, then the name. */
+		if (avail == len && len >= 2 && body[0] == 'S' && memchr(body + 1, 0, len - 1))
+			stmt_remove(&s->statements, (const char *)body + 1);
 		break;
 	}
 	return RELAY_MSG_PASS;
@@ -443,6 +473,7 @@ void session_rules(struct relay_rules *c2s, struct relay_rules *s2c)
 	s2c->on_msg = on_server_msg;
 	c2s->track['Q'] = c2s->track['E'] = c2s->track['S'] = RELAY_TRACK_HEADER;
 	c2s->track['F'] = c2s->track['X'] = RELAY_TRACK_HEADER;
+	c2s->track['P'] = c2s->track['C'] = RELAY_TRACK_BODY;
 	s2c->track['Z'] = s2c->track['E'] = s2c->track['S'] = RELAY_TRACK_BODY;
 	s2c->track['K'] = s2c->track['R'] = RELAY_TRACK_BODY;
 }
@@ -592,7 +623,7 @@ static void client_tls_step(struct session *s)
 	case 1:
 		session_set_state(s, SESSION_STARTUP);
 		/* The startup packet may already be decrypted and waiting inside OpenSSL. */
-		event_active(s->client.ev, EV_READ, 0);
+		s->kick_client = true;
 		break;
 	case 0:
 		break;
@@ -844,6 +875,12 @@ static void session_settle(struct session *s)
 	}
 	conn_set_interest(&s->client, client);
 	conn_set_interest(&s->server, server);
+	/* After the interest update: re-adding an event would cancel an activation. */
+	if (s->kick_client && s->client.ev)
+		event_active(s->client.ev, EV_READ, 0);
+	if (s->kick_server && s->server.ev)
+		event_active(s->server.ev, EV_READ, 0);
+	s->kick_client = s->kick_server = false;
 	relay_release_if_empty(&s->c2s, &s->w->pool);
 	relay_release_if_empty(&s->s2c, &s->w->pool);
 }
@@ -876,6 +913,7 @@ void session_describe(const struct session *s, cJSON *arr)
 		cJSON_AddNumberToObject(o, "backend_pid", s->backend_pid);
 	else
 		cJSON_AddNullToObject(o, "backend_pid");
+	cJSON_AddNumberToObject(o, "prepared_statements", s->statements.count);
 	cJSON_AddNumberToObject(o, "connected_s", (double)(worker_now(s->w) - s->connected_at));
 	cJSON_AddNumberToObject(o, "worker", s->w->index);
 	cJSON_AddItemToArray(arr, o);

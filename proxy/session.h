@@ -15,6 +15,7 @@
 
 #include "conn.h"
 #include "relay.h"
+#include "stmt.h"
 
 struct worker;
 
@@ -51,6 +52,9 @@ struct session {
 	bool server_fatal;             /* the server sent a FATAL error: its close is expected */
 	bool client_terminated;        /* the client sent Terminate */
 	bool dead;                     /* free at the end of the current callback */
+	bool kick_client;              /* TLS holds decrypted client bytes: read again after settling */
+	bool kick_server;              /* the same for the server side */
+	struct stmt_map statements;    /* named prepared statements (Parse/Close) */
 	time_t connected_at;
 	time_t last_activity;
 

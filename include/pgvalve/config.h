@@ -32,6 +32,7 @@ struct config {
 	struct config_upstream upstreams[CONFIG_MAX_UPSTREAMS];
 	int n_upstreams;
 	int active;                 /* index into upstreams */
+	bool named_upstreams;       /* given as "upstreams" (error messages name keys that way) */
 
 	char *tls_cert_file;        /* both set, or neither: TLS to clients off */
 	char *tls_key_file;
