@@ -49,8 +49,8 @@ static const char *describe(const cJSON *v, char *buf, size_t cap)
 {
 	if (cJSON_IsString(v))
 		snprintf(buf, cap, "\"%.60s\"", v->valuestring);
-	else if (cJSON_IsNumber(v) && v->valuedouble == (double)(long long)v->valuedouble &&
-		 v->valuedouble > -9e15 && v->valuedouble < 9e15)
+	else if (cJSON_IsNumber(v) && v->valuedouble > -9e15 && v->valuedouble < 9e15 &&
+		 v->valuedouble == (double)(long long)v->valuedouble)
 		snprintf(buf, cap, "%lld", (long long)v->valuedouble);
 	else if (cJSON_IsNumber(v))
 		snprintf(buf, cap, "%g", v->valuedouble);

@@ -183,7 +183,14 @@ static void stop_job(struct worker *w, void *arg)
 
 static void stop_everything(const char *why)
 {
-	worker_call_all(stop_job, NULL);
+	void **args = calloc((size_t)rt.n_workers, sizeof(*args));
+
+	if (!args)
+		abort();
+	for (int i = 0; i < rt.n_workers; i++)
+		args[i] = (void *)why;
+	worker_call_all(stop_job, args);
+	free(args);
 	admin_stop();
 	event_base_loopbreak(main_base);
 }
@@ -193,7 +200,11 @@ static void drain_job(struct worker *w, void *arg)
 	struct session *s, *next;
 
 	w->draining = true;
-	evconnlistener_disable(w->listener);
+	/* Close, not just disable: a bound socket would queue new clients until the drain ends. */
+	if (w->listener) {
+		evconnlistener_free(w->listener);
+		w->listener = NULL;
+	}
 	for (s = w->sessions; s; s = next) {
 		next = s->next;
 		session_drain(s);
