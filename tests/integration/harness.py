@@ -136,8 +136,14 @@ class PgCluster:
         self.certdir = os.path.join(self.dir, "certs")
         self.port = None
         self.running = False
-        pw = pwd.getpwnam("postgres")
-        self._uid, self._gid = pw.pw_uid, pw.pw_gid
+        # initdb refuses root: as root the server runs as the `postgres` OS user; as anyone
+        # else it runs as that user.
+        self._root = os.geteuid() == 0
+        if self._root:
+            pw = pwd.getpwnam("postgres")
+            self._uid, self._gid = pw.pw_uid, pw.pw_gid
+        else:
+            self._uid, self._gid = os.geteuid(), os.getegid()
 
     # Certificates are readable by the proxy (root) and the client; the server gets copies.
     def _make_certs(self):
@@ -156,21 +162,26 @@ class PgCluster:
         return self._other_server
 
     def _as_postgres(self, cmd, **kw):
-        return _run(["runuser", "-u", "postgres", "--"] + cmd, cwd=self.dir, **kw)
+        if self._root:
+            cmd = ["runuser", "-u", "postgres", "--"] + cmd
+        return _run(cmd, cwd=self.dir, **kw)
+
+    def _chown(self, path):
+        if self._root:
+            os.chown(path, self._uid, self._gid)
 
     def init(self):
         self._make_certs()
-        for d in (self.sockdir,):
-            os.makedirs(d)
-            os.chown(d, self._uid, self._gid)
-        os.chown(self.dir, self._uid, self._gid)
+        os.makedirs(self.sockdir)
+        self._chown(self.sockdir)
+        self._chown(self.dir)
         self._as_postgres([os.path.join(PG_BIN, "initdb"), "-D", self.data, "-U", SUPERUSER,
                            "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"])
         for src, dst in ((self.server_crt, "server.crt"), (self.server_key, "server.key"),
                          (self.ca_crt, "root.crt")):
             path = os.path.join(self.data, dst)
             shutil.copy(src, path)
-            os.chown(path, self._uid, self._gid)
+            self._chown(path)
             os.chmod(path, 0o600)
         hba = ["# written by tests/integration/harness.py",
                "local all all trust"]
@@ -207,7 +218,7 @@ include_if_exists = 'port.conf'
         path = os.path.join(self.data, "port.conf")
         with open(path, "w") as f:
             f.write(f"port = {self.port}\n")
-        os.chown(path, self._uid, self._gid)
+        self._chown(path)
 
     def start(self, attempts=3):
         for attempt in range(attempts):
@@ -380,6 +391,8 @@ class Proxy:
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        if getattr(self, "_log_file", None):
+            self._log_file.close()
         self._log_file = open(self.log_path, "ab")
         self.proc = subprocess.Popen([self.binary, "-c", self.config_path] + self.extra_args,
                                      stdin=subprocess.DEVNULL, stdout=self._log_file,

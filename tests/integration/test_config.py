@@ -3,7 +3,6 @@
 and what was expected; the proxy will not start on a bad file; flags override the file."""
 
 import json
-import os
 import subprocess
 
 import psycopg

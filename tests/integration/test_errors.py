@@ -2,6 +2,8 @@
 violations and M unique violations (simple and extended protocol, in and out of pipelines)
 and read back the same numbers by SQLSTATE, table and constraint, with statements counted."""
 
+import time
+
 import psycopg
 import pytest
 
@@ -108,7 +110,6 @@ def test_errors_empty_on_fresh_proxy(proxy):
 
 
 def test_errors_window_forgets_old_errors(proxy, connect, tables):
-    import time
     conn = connect(proxy, autocommit=True)
     for i in range(2):
         with pytest.raises(psycopg.errors.ForeignKeyViolation):

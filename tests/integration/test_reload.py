@@ -4,6 +4,8 @@ and commits, and a broken config file is refused while the running config stays 
 
 import re
 import signal
+import subprocess
+import time
 
 import psycopg
 import pytest
@@ -117,8 +119,6 @@ def test_reload_swaps_tls_certificate(pg, proxy_factory, connect):
 
 def test_reload_under_load(pg, proxy_factory):
     """SIGHUP again and again while pgbench runs: no transaction fails, totals add up."""
-    import subprocess
-    import time
     proxy = proxy_factory(pg)
     env = proxy.env()
     subprocess.run(["pgbench", "-i", "-q", "-s", "1"], env=env, check=True, capture_output=True, timeout=120)

@@ -2,7 +2,11 @@
 with user, database and the backend PID the server reports (pg_backend_pid()), client counts
 follow transactions, the upstream is named; /healthz says ok; unknown paths are 404."""
 
+import asyncio
 import json
+import threading
+
+import psycopg
 
 import harness
 
@@ -74,11 +78,6 @@ def test_healthz_and_unknown_paths(proxy):
 
 def test_admin_reads_during_session_churn(proxy):
     """/status, /metrics and /errors stay answerable and consistent while sessions come and go."""
-    import asyncio
-    import threading
-
-    import psycopg
-
     stop = threading.Event()
     problems, polls = [], [0]
 

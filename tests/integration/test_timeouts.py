@@ -6,7 +6,6 @@ import socket
 import threading
 import time
 
-import psycopg
 import pytest
 
 import harness

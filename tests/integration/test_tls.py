@@ -4,6 +4,9 @@ Proxy→server: sslmode require / verify-full (with sslrootcert) / prefer, check
 in pg_stat_ssl; verify-full against the wrong CA refuses. With TLS on both legs every auth
 method works (SCRAM with channel_binding=disable) and SCRAM-SHA-256-PLUS is not offered."""
 
+import asyncio
+import hashlib
+import os
 import struct
 
 import psycopg
@@ -131,8 +134,6 @@ def test_psql_over_tls(pg, proxy_factory):
 
 def test_bulk_transfer_over_tls_both_legs(pg, proxy_factory, connect):
     """Many TLS records each way: COPY of several MB in and out and a 30 MB value, checksummed."""
-    import hashlib
-    import os
     proxy = proxy_factory(pg, tls_overrides(pg, upstream="verify-full", rootcert=pg.ca_crt))
     conn = connect(proxy, autocommit=True, sslmode="verify-full", sslrootcert=pg.ca_crt,
                    channel_binding="disable")
@@ -154,7 +155,6 @@ def test_bulk_transfer_over_tls_both_legs(pg, proxy_factory, connect):
 
 
 def test_many_concurrent_tls_sessions(pg, proxy_factory):
-    import asyncio
     proxy = proxy_factory(pg, tls_overrides(pg, upstream="require"))
     dsn = proxy.dsn(user="md5_user", sslmode="verify-full", sslrootcert=pg.ca_crt)
 
