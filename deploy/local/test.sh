@@ -8,7 +8,7 @@
 # line is ctest's summary of the final build.
 #
 #   PGVALVE_TEST_BUILDS="asan release"  which builds to test, in order
-#   PGVALVE_FUZZ_SECONDS=60             how long each fuzz target runs
+#   PGVALVE_FUZZ_SECONDS=30             how long each fuzz target runs
 #   CTEST_ARGS="-R integration"         extra ctest arguments
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/../.."
 deploy/local/install-deps.sh
 jobs=$(nproc)
 builds=${PGVALVE_TEST_BUILDS:-asan release}
-fuzz_seconds=${PGVALVE_FUZZ_SECONDS:-60}
+fuzz_seconds=${PGVALVE_FUZZ_SECONDS:-30}
 status=0
 
 for b in $builds; do

@@ -72,6 +72,21 @@ def test_sigterm_drains_sessions_then_exits_0(pg, proxy_factory, connect, drain_
         socket.create_connection((harness.HOST, proxy.port), timeout=3).close()
 
 
+def test_sigterm_refuses_new_connections_while_draining(pg, proxy_factory, connect, drain_table):
+    """A drain kept open by a transaction must not leave new clients hanging in a backlog:
+    they are refused at once, so pools fail over instead of waiting for the drain to end."""
+    proxy = proxy_factory(pg, {"timeouts": {"shutdown_timeout_ms": 30000}})
+    proxy.exit_expected = True
+    in_tx = connect(proxy)
+    in_tx.execute("INSERT INTO drain_t VALUES (1)")
+    proxy.signal(signal.SIGTERM)
+    harness.wait_for(lambda: not healthz_ok(proxy), 10, what="the drain to start")
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((harness.HOST, proxy.port), timeout=5).close()
+    in_tx.commit()
+    assert proxy.wait_exit(20) == 0, proxy.log_text()[-2000:]
+
+
 def test_sigterm_drain_is_bounded_by_shutdown_timeout(pg, proxy_factory, connect, drain_table):
     proxy = proxy_factory(pg, {"timeouts": {"shutdown_timeout_ms": 1500}})
     proxy.exit_expected = True
