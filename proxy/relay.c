@@ -18,9 +18,9 @@ enum relay_result relay_scan(struct relay_buf *b, const struct relay_rules *rule
 	b->need = 0;
 	for (;;) {
 		struct pgwire_header h;
-		uint32_t avail, total, body_avail, new_len;
+		uint32_t avail, total, take, body_avail, new_len;
 		enum relay_msg verdict;
-		uint8_t *body;
+		uint8_t *body, mode;
 
 		if (b->msg_left) {
 			uint32_t n = b->tail - b->scan;
@@ -44,55 +44,40 @@ enum relay_result relay_scan(struct relay_buf *b, const struct relay_rules *rule
 			break;
 		}
 		total = h.len + 1;
-		if (rules->track[h.type] != RELAY_TRACK_BODY) {
-			uint32_t take = total < avail ? total : avail;
-
-			if (rules->track[h.type] == RELAY_TRACK_HEADER) {
-				new_len = h.len - 4;
-				verdict = rules->on_msg(ctx, h.type, b->data + b->scan + PGWIRE_HEADER_LEN,
-							0, h.len - 4, &new_len);
-				if (verdict == RELAY_MSG_ERROR) {
-					*why = "protocol violation";
-					return RELAY_ERROR;
-				}
-				if (verdict == RELAY_MSG_STOP)
-					return RELAY_STOPPED;
-			}
-			b->scan += take;
-			b->msg_left = total - take;
-			continue;
-		}
-		if (total > avail && total <= RELAY_TRACK_MAX) {
+		mode = rules->track[h.type];
+		if (mode == RELAY_TRACK_BODY && total > avail && total <= RELAY_TRACK_MAX) {
 			b->need = total;     /* wait for the whole message */
 			return RELAY_OK;
 		}
-		body = b->data + b->scan + PGWIRE_HEADER_LEN;
-		body_avail = (total <= avail ? total : avail) - PGWIRE_HEADER_LEN;
-		new_len = h.len - 4;
-		verdict = rules->on_msg(ctx, h.type, body, body_avail, h.len - 4, &new_len);
-		if (verdict == RELAY_MSG_ERROR) {
-			*why = "protocol violation";
-			return RELAY_ERROR;
-		}
-		if (verdict == RELAY_MSG_STOP)
-			return RELAY_STOPPED;
-		if (total <= avail) {
-			if (new_len < h.len - 4) {
+		if (mode != RELAY_TRACK_NONE) {
+			/* BODY shows the whole body, or a prefix of one too long to hold; HEADER none. */
+			body = b->data + b->scan + PGWIRE_HEADER_LEN;
+			body_avail = mode == RELAY_TRACK_HEADER ? 0 :
+				     (total <= avail ? total : avail) - PGWIRE_HEADER_LEN;
+			new_len = h.len - 4;
+			verdict = rules->on_msg(ctx, h.type, body, body_avail, h.len - 4, &new_len);
+			if (verdict == RELAY_MSG_ERROR) {
+				*why = "protocol violation";
+				return RELAY_ERROR;
+			}
+			if (verdict == RELAY_MSG_STOP)
+				return RELAY_STOPPED;
+			if (mode == RELAY_TRACK_BODY && total <= avail && new_len < h.len - 4) {
 				/* The handler shortened the body: close the gap and fix the length. */
 				uint32_t gap = h.len - 4 - new_len;
 				uint8_t *end = body + new_len;
 
 				memmove(end, end + gap, b->tail - (uint32_t)(end + gap - b->data));
 				b->tail -= gap;
-				pgwire_put_u32(b->data + b->scan + 1, new_len + 4);
+				avail -= gap;
 				total -= gap;
+				pgwire_put_u32(b->data + b->scan + 1, new_len + 4);
 			}
-			b->scan += total;
-		} else {
-			/* Oversized tracked message: the handler saw its prefix; stream the rest. */
-			b->scan += avail;
-			b->msg_left = total - avail;
 		}
+		/* Forward what is here; the rest of the body streams as it arrives. */
+		take = total < avail ? total : avail;
+		b->scan += take;
+		b->msg_left = total - take;
 	}
 }
 
@@ -122,6 +107,9 @@ bool relay_fit(struct relay_buf *b)
 		if (b->cap - b->scan >= b->need)
 			return true;
 	}
+	/* Unsent bytes are in the way, not a message too big: wait for the writer instead. */
+	if (b->need <= b->cap)
+		return true;
 	want = b->scan + b->need;
 	grown = realloc(b->data, want);
 	if (!grown)

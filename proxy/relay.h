@@ -85,9 +85,11 @@ static inline bool relay_at_boundary(const struct relay_buf *b)
 uint32_t relay_room(struct relay_buf *b);
 
 /*
- * Makes sure 'need' contiguous bytes fit from 'scan', growing the buffer
- * beyond RELAY_BUF_SIZE if a tracked message demands it. Returns false on
- * allocation failure.
+ * Makes room for the 'need' contiguous bytes the scanner waits for: moves
+ * sent bytes out, and grows the buffer beyond RELAY_BUF_SIZE only for a
+ * tracked message larger than the whole buffer. When unsent bytes are what
+ * stands in the way, it leaves the buffer full: the reader waits for the
+ * writer (back-pressure). Returns false on allocation failure.
  */
 bool relay_fit(struct relay_buf *b) __attribute__((warn_unused_result));
 

@@ -284,7 +284,10 @@ static void on_eof(struct session *s, bool from_client)
 		return;
 	}
 	relay_drop_unscanned(&s->s2c);
-	if (s->server_fatal)
+	/* After Terminate the server closes without a word: that is the expected end. */
+	if (s->client_terminated)
+		session_close(s, NULL, "client terminated the session");
+	else if (s->server_fatal)
 		session_close(s, NULL, "server closed the connection after a FATAL error");
 	else
 		session_close(s, "08006", "server closed the connection unexpectedly");

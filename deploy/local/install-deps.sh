@@ -17,6 +17,9 @@ PACKAGES=(
 	postgresql-15 postgresql-contrib pgbouncer
 	python3-psycopg python3-psycopg2 python3-pytest
 	openssl curl
+	# driver-compatibility tests (tests/integration/test_drivers.py): JDBC and pgx; node and
+	# npm come with the machine image (NodeSource nodejs, which Debian's npm conflicts with)
+	openjdk-17-jdk-headless libpostgresql-jdbc-java golang-go golang-github-jackc-pgx-v4-dev
 )
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
@@ -29,6 +32,12 @@ fi
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	log "dpkg-query not found: this script supports Debian 12 (bookworm) and derivatives only"
 	exit 1
+fi
+
+# node-postgres tests need node and npm. Machines that already have them (e.g. from
+# NodeSource, whose nodejs conflicts with Debian's npm) keep theirs.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+	PACKAGES+=(nodejs npm)
 fi
 
 PACKAGES+=("$@")
