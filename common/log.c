@@ -110,46 +110,36 @@ void log_msg(enum log_level level, const struct log_session *who, const char *fm
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 
+	static const char *const keys[] = { "user", "db", "client" };
+	const char *vals[] = { who ? who->user : NULL, who ? who->database : NULL,
+			       who ? who->client : NULL };
+	bool json = atomic_load_explicit(&cur_format, memory_order_relaxed) == LOG_FORMAT_JSON;
+
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
 
-	if (atomic_load_explicit(&cur_format, memory_order_relaxed) == LOG_FORMAT_JSON) {
-		len = append(line, sizeof(line), len, "{\"ts\":\"%s.%03dZ\",\"level\":\"%s\"",
-			     ts, (int)(tv.tv_usec / 1000), level_names[level]);
-		if (who && who->conn_id)
-			len = append(line, sizeof(line), len, ",\"conn\":%llu", (unsigned long long)who->conn_id);
-		const char *keys[] = { "user", "db", "client" };
-		const char *vals[] = { who ? who->user : NULL, who ? who->database : NULL,
-				       who ? who->client : NULL };
-		for (int i = 0; i < 3; i++) {
-			if (!vals[i])
-				continue;
-			len = append(line, sizeof(line), len, ",\"%s\":\"", keys[i]);
-			len = escape(line, sizeof(line), len, vals[i], 400);
-			len = append(line, sizeof(line), len, "\"");
-		}
-		len = append(line, sizeof(line), len, ",\"msg\":\"");
-		len = escape(line, sizeof(line), len, msg, 2400);
-		len = append(line, sizeof(line), len, "\"}\n");
-	} else {
+	/* One walk over the fields; the format only decides the punctuation around them. */
+	if (json)
+		len = append(line, sizeof(line), len, "{\"ts\":\"%s.%03dZ\",\"level\":\"%s\"", ts,
+			     (int)(tv.tv_usec / 1000), level_names[level]);
+	else
 		len = append(line, sizeof(line), len, "%s.%03dZ %-5s", ts, (int)(tv.tv_usec / 1000),
 			     level_names[level]);
-		if (who && who->conn_id)
-			len = append(line, sizeof(line), len, " conn=%llu", (unsigned long long)who->conn_id);
-		const char *keys[] = { " user=", " db=", " client=" };
-		const char *vals[] = { who ? who->user : NULL, who ? who->database : NULL,
-				       who ? who->client : NULL };
-		for (int i = 0; i < 3; i++) {
-			if (!vals[i])
-				continue;
-			len = append(line, sizeof(line), len, "%s", keys[i]);
-			len = escape(line, sizeof(line), len, vals[i], 400);
-		}
-		len = append(line, sizeof(line), len, " ");
-		len = escape(line, sizeof(line), len, msg, 2400);
-		len = append(line, sizeof(line), len, "\n");
+	if (who && who->conn_id)
+		len = append(line, sizeof(line), len, json ? ",\"conn\":%llu" : " conn=%llu",
+			     (unsigned long long)who->conn_id);
+	for (int i = 0; i < 3; i++) {
+		if (!vals[i])
+			continue;
+		len = append(line, sizeof(line), len, json ? ",\"%s\":\"" : " %s=", keys[i]);
+		len = escape(line, sizeof(line), len, vals[i], 400);
+		if (json)
+			len = append(line, sizeof(line), len, "\"");
 	}
+	len = append(line, sizeof(line), len, json ? ",\"msg\":\"" : " ");
+	len = escape(line, sizeof(line), len, msg, 2400);
+	len = append(line, sizeof(line), len, json ? "\"}\n" : "\n");
 	if (len > 0 && line[len - 1] != '\n')
 		line[len - 1] = '\n';
 	(void)!write(STDERR_FILENO, line, len);

@@ -299,6 +299,31 @@ static void handle_metrics(struct evhttp_request *req)
 	evbuffer_free(out);
 }
 
+/*
+ * Mutating calls (anything but GET) need "Authorization: Bearer <token>" when
+ * admin.token_file is set. The compare takes the same time wherever the
+ * first difference is, so the token cannot be guessed byte by byte.
+ */
+static bool authorized(struct evhttp_request *req)
+{
+	const char *token = rt.admin_token;
+	const char *auth;
+	size_t tlen, alen;
+	unsigned char diff = 0;
+
+	if (!token)
+		return true;
+	auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	if (!auth || strncmp(auth, "Bearer ", 7) != 0)
+		return false;
+	auth += 7;
+	tlen = strlen(token);
+	alen = strlen(auth);
+	for (size_t i = 0; i < tlen; i++)
+		diff |= (unsigned char)token[i] ^ (unsigned char)(i < alen ? auth[i] : 0);
+	return diff == 0 && alen == tlen;
+}
+
 static void route(struct evhttp_request *req, void *arg)
 {
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
@@ -314,6 +339,11 @@ static void route(struct evhttp_request *req, void *arg)
 
 	if (!path)
 		path = "/";
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET && !authorized(req)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+		reply_error(req, 401, "this call needs Authorization: Bearer <token> (admin.token_file)");
+		return;
+	}
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		if (strcmp(path, routes[i].path) != 0)
 			continue;

@@ -122,6 +122,7 @@ static void reload(void)
 	struct config_error err;
 	char why[512];
 	struct snapshot *snap, *old = rt.snap;
+	char *token;
 	void **args;
 
 	if (!load_config(&cfg, &err)) {
@@ -133,12 +134,21 @@ static void reload(void)
 	    cfg.workers != old->cfg.workers || strcmp(cfg.admin_host, old->cfg.admin_host) != 0 ||
 	    cfg.admin_port != old->cfg.admin_port)
 		log_warn("reload: listen, admin and workers changes take effect only after a restart");
-	snap = snapshot_build(&cfg, why, sizeof(why));
-	if (!snap) {
+	if (!runtime_load_token(cfg.admin_token_file, &token, why, sizeof(why))) {
 		log_error("reload failed, keeping the running configuration: %s", why);
 		config_free(&cfg);
 		return;
 	}
+	snap = snapshot_build(&cfg, why, sizeof(why));
+	if (!snap) {
+		log_error("reload failed, keeping the running configuration: %s", why);
+		config_free(&cfg);
+		free(token);
+		return;
+	}
+	/* The admin API runs on this thread: swapping the token needs no lock. */
+	free(rt.admin_token);
+	rt.admin_token = token;
 	/* Keep what cannot change live, so /status tells the truth. */
 	free(snap->cfg.listen_host);
 	snap->cfg.listen_host = strdup(old->cfg.listen_host);
@@ -338,7 +348,13 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return EXIT_USAGE;
 	}
+	if (!runtime_load_token(rt.snap->cfg.admin_token_file, &rt.admin_token, why, sizeof(why))) {
+		fprintf(stderr, "pgvalve-proxy: configuration error: %s\n", why);
+		snapshot_free(rt.snap);
+		return EXIT_USAGE;
+	}
 	if (check) {
+		free(rt.admin_token);
 		printf("configuration ok: listen %s:%d, upstream %s:%d, %d workers\n",
 		       rt.snap->cfg.listen_host, rt.snap->cfg.listen_port,
 		       config_active_upstream(&rt.snap->cfg)->host, config_active_upstream(&rt.snap->cfg)->port,
@@ -395,6 +411,7 @@ int main(int argc, char **argv)
 	event_base_free(main_base);
 	free(rt.workers);
 	snapshot_free(rt.snap);
+	free(rt.admin_token);
 	log_info("pgvalve-proxy stopped");
 	return 0;
 }

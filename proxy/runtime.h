@@ -42,7 +42,11 @@ struct runtime {
 	atomic_uint_fast64_t next_conn_id;
 	atomic_int clients;          /* client connections, for limits.max_clients */
 	atomic_bool draining;
+	char *admin_token;           /* from admin.token_file; NULL: mutating calls are open */
 };
+
+/* Reads admin.token_file (first line, trimmed). Returns false with 'err' filled. */
+bool runtime_load_token(const char *path, char **token, char *err, size_t errlen);
 
 extern struct runtime rt;
 

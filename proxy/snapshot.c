@@ -5,6 +5,7 @@
  */
 #include "runtime.h"
 
+#include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,33 @@ struct snapshot *snapshot_build(struct config *cfg, char *err, size_t errlen)
 fail:
 	snapshot_free(snap);
 	return NULL;
+}
+
+bool runtime_load_token(const char *path, char **token, char *err, size_t errlen)
+{
+	char buf[1024];
+	FILE *f;
+	size_t n;
+
+	*token = NULL;
+	if (!path)
+		return true;
+	f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, errlen, "\"admin.token_file\": cannot open \"%s\": %s", path, strerror(errno));
+		return false;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	if (strlen(buf) < 16) {
+		snprintf(err, errlen, "\"admin.token_file\": \"%s\" must hold a token of at least 16 characters",
+			 path);
+		return false;
+	}
+	*token = strdup(buf);
+	return *token != NULL;
 }
 
 void snapshot_free(struct snapshot *snap)
