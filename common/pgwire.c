@@ -14,8 +14,8 @@ enum pgwire_result pgwire_read_header(const uint8_t *p, size_t avail, uint32_t m
 		return PGWIRE_INCOMPLETE;
 	h->type = p[0];
 	h->len = pgwire_get_u32(p + 1);
-	/* The length counts itself, so anything below 4 is malformed. */
-	if (h->len < 4 || h->len > max_len)
+	/* The length is an Int32 that counts itself: below 4 or negative is malformed. */
+	if (h->len < 4 || h->len > INT32_MAX || h->len > max_len)
 		return PGWIRE_ERROR;
 	return PGWIRE_OK;
 }

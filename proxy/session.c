@@ -373,7 +373,13 @@ static void track_parse(struct session *s, const uint8_t *body, uint32_t avail, 
 {
 	const uint8_t *name_end = memchr(body, 0, avail), *sql, *sql_end;
 
-	if (!name_end || name_end == body)
+	if (!name_end) {
+		/* Only a prefix was shown and the name did not fit in it: a statement we cannot name. */
+		if (avail < len)
+			s->statements.overflowed = true;
+		return;
+	}
+	if (name_end == body)
 		return;
 	sql = name_end + 1;
 	sql_end = avail == len ? memchr(sql, 0, avail - (uint32_t)(sql - body)) : NULL;

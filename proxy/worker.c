@@ -23,11 +23,61 @@ struct worker_batch {
 	int remaining;
 };
 
+struct handoff {
+	int fd;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+};
+
+static void handoff_job(struct worker *w, void *arg)
+{
+	struct handoff *h = arg;
+
+	/* The reservation made at accept becomes the session's own count. */
+	atomic_fetch_sub_explicit(&w->n_sessions, 1, memory_order_relaxed);
+	session_accept(w, h->fd, (struct sockaddr *)&h->addr, h->addrlen);
+	free(h);
+}
+
+/*
+ * The kernel spreads connections over the SO_REUSEPORT sockets by a hash of
+ * the addresses, which for a handful of long-lived sessions is often lopsided
+ * (6 on one loop, 2 on the other). Sessions go to the worker with the fewest,
+ * this one when tied, so every core carries its share.
+ */
+static struct worker *least_loaded(struct worker *self)
+{
+	struct worker *best = self;
+	int best_n = atomic_load_explicit(&self->n_sessions, memory_order_relaxed);
+
+	for (int i = 0; i < rt.n_workers; i++) {
+		int n = atomic_load_explicit(&rt.workers[i].n_sessions, memory_order_relaxed);
+
+		if (n < best_n) {
+			best = &rt.workers[i];
+			best_n = n;
+		}
+	}
+	return best;
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
 		      int addrlen, void *arg)
 {
-	struct worker *w = arg;
+	struct worker *w = arg, *target = least_loaded(w);
+	struct handoff *h;
 
+	if (target != w && (h = malloc(sizeof(*h)))) {
+		h->fd = fd;
+		memcpy(&h->addr, addr, (size_t)addrlen);
+		h->addrlen = (socklen_t)addrlen;
+		/* Counted now, so a burst of accepts does not pick the same worker for all. */
+		atomic_fetch_add_explicit(&target->n_sessions, 1, memory_order_relaxed);
+		if (worker_post(target, handoff_job, h))
+			return;
+		atomic_fetch_sub_explicit(&target->n_sessions, 1, memory_order_relaxed);
+		free(h);
+	}
 	session_accept(w, fd, addr, (socklen_t)addrlen);
 }
 
@@ -55,10 +105,14 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 		struct worker_batch *batch = jobs->batch;
 
 		jobs->fn(w, jobs->arg);
-		pthread_mutex_lock(&batch->mu);
-		if (--batch->remaining == 0)
-			pthread_cond_signal(&batch->cv);
-		pthread_mutex_unlock(&batch->mu);
+		if (batch) {
+			pthread_mutex_lock(&batch->mu);
+			if (--batch->remaining == 0)
+				pthread_cond_signal(&batch->cv);
+			pthread_mutex_unlock(&batch->mu);
+		} else {
+			free(jobs);   /* posted with worker_post: nobody waits for it */
+		}
 		jobs = next;
 	}
 }
@@ -151,11 +205,33 @@ bool worker_start(struct worker *w)
 	return ok;
 }
 
+static void enqueue(struct worker *w, struct worker_job *job)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&w->jobs_mu);
+	job->next = w->jobs;
+	w->jobs = job;
+	pthread_mutex_unlock(&w->jobs_mu);
+	(void)!write(w->wake_fd, &one, sizeof(one));
+}
+
+bool worker_post(struct worker *w, worker_job_fn fn, void *arg)
+{
+	struct worker_job *job = calloc(1, sizeof(*job));
+
+	if (!job)
+		return false;
+	job->fn = fn;
+	job->arg = arg;
+	enqueue(w, job);
+	return true;
+}
+
 void worker_call_all(worker_job_fn fn, void **args)
 {
 	struct worker_batch batch = { .remaining = rt.n_workers };
 	struct worker_job *jobs = calloc((size_t)rt.n_workers, sizeof(*jobs));
-	uint64_t one = 1;
 
 	if (!jobs)
 		abort();  /* the admin thread cannot do its job without this; nothing sane to return */
@@ -165,11 +241,7 @@ void worker_call_all(worker_job_fn fn, void **args)
 		struct worker *w = &rt.workers[i];
 
 		jobs[i] = (struct worker_job){ .fn = fn, .arg = args ? args[i] : NULL, .batch = &batch };
-		pthread_mutex_lock(&w->jobs_mu);
-		jobs[i].next = w->jobs;
-		w->jobs = &jobs[i];
-		pthread_mutex_unlock(&w->jobs_mu);
-		(void)!write(w->wake_fd, &one, sizeof(one));
+		enqueue(w, &jobs[i]);
 	}
 	pthread_mutex_lock(&batch.mu);
 	while (batch.remaining > 0)

@@ -10,6 +10,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "relay.h"
@@ -38,7 +39,7 @@ struct worker {
 	struct relay_rules s2c_rules;
 
 	struct session *sessions;    /* all sessions of this worker, newest first */
-	int n_sessions;
+	atomic_int n_sessions;       /* written by this worker; read by others to balance accepts */
 	struct relay_pool pool;
 	struct stats stats;
 	bool draining;
@@ -55,6 +56,9 @@ bool worker_init(struct worker *w, int index, const struct snapshot *snap, char 
 bool worker_start(struct worker *w) __attribute__((warn_unused_result));
 void worker_join(struct worker *w);
 void worker_destroy(struct worker *w);
+
+/* Runs fn(w, arg) on worker 'w' later, without waiting. Returns false if it could not be queued. */
+bool worker_post(struct worker *w, worker_job_fn fn, void *arg) __attribute__((warn_unused_result));
 
 /* Runs fn(worker, args[i]) on every worker and returns when all have finished. */
 void worker_call_all(worker_job_fn fn, void **args);
