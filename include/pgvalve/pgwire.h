@@ -57,8 +57,9 @@ static inline size_t pgwire_body_len(const struct pgwire_header *h)
 
 /*
  * Reads a typed message header from the 'avail' bytes at 'p'.
- * PGWIRE_INCOMPLETE: fewer than 5 bytes. PGWIRE_ERROR: the length is below 4
- * or above 'max_len' (the whole message, type byte excluded).
+ * PGWIRE_INCOMPLETE: fewer than 5 bytes. PGWIRE_ERROR: the length is below 4,
+ * above INT32_MAX (the field is a signed Int32), or above 'max_len' (the
+ * whole message, type byte excluded).
  */
 enum pgwire_result pgwire_read_header(const uint8_t *p, size_t avail, uint32_t max_len,
 				      struct pgwire_header *h);

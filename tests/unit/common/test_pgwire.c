@@ -162,8 +162,13 @@ static void test_header_max_length(void **state)
 
 	pgwire_put_u32(m.b + 1, UINT32_MAX);
 	assert_int_equal(header_of(&m, m.len, max, &h), PGWIRE_ERROR);
+	/* The field is a signed Int32: a "negative" length is malformed whatever the limit. */
+	assert_int_equal(header_of(&m, m.len, UINT32_MAX, &h), PGWIRE_ERROR);
+	pgwire_put_u32(m.b + 1, (uint32_t)INT32_MAX + 1);
+	assert_int_equal(header_of(&m, m.len, UINT32_MAX, &h), PGWIRE_ERROR);
+	pgwire_put_u32(m.b + 1, INT32_MAX);
 	assert_int_equal(header_of(&m, m.len, UINT32_MAX, &h), PGWIRE_OK);
-	assert_int_equal(h.len, UINT32_MAX);
+	assert_int_equal(h.len, INT32_MAX);
 }
 
 /* Every byte of the length is significant and big-endian (network order). */
