@@ -15,6 +15,7 @@
 
 #define RELAY_BUF_SIZE (16 * 1024)       /* pooled buffer size: also the high watermark */
 #define RELAY_TRACK_MAX (1024 * 1024)    /* largest tracked message held whole */
+#define RELAY_POOL_MAX 64                /* free buffers a worker keeps (1 MiB); more are freed */
 
 struct relay_buf {
 	uint8_t *data;       /* NULL while idle: an idle session holds no buffer */

@@ -158,7 +158,7 @@ bool worker_init(struct worker *w, int index, const struct snapshot *snap, char 
 	session_rules(&w->c2s_rules, &w->s2c_rules);
 	worker_apply_snapshot(w, snap);
 	pthread_mutex_init(&w->jobs_mu, NULL);
-	relay_pool_init(&w->pool, 1024);
+	relay_pool_init(&w->pool, RELAY_POOL_MAX);
 	stats_init(&w->stats);
 	w->base = event_base_new();
 	if (!w->base) {
