@@ -1,0 +1,342 @@
+/*
+ * SQL classification (see classify.h). libpg_query parses the text into
+ * PostgreSQL's own parse tree as JSON; a walk over it with cJSON finds every
+ * table reference (RangeVar) and the lock strength its position implies:
+ *
+ *   - the target of INSERT/UPDATE/DELETE/MERGE, COPY FROM, TRUNCATE: write;
+ *   - anything named inside a utility statement (ALTER TABLE, CREATE INDEX,
+ *     DROP, VACUUM, ...): write, and the DDL flag; queries nested in one
+ *     (CREATE TABLE AS SELECT, CREATE VIEW) read as queries do;
+ *   - every other reference: read.
+ *
+ * Whatever cannot be judged — a parse error, a function that is not built in,
+ * CALL/DO/EXECUTE, statements that run arbitrary code — sets UNKNOWN.
+ */
+#include "pgvalve/classify.h"
+
+#include <cjson/cJSON.h>
+#include <pg_query.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const builtin_functions[] = {
+#include "builtin_functions.inc"
+};
+
+#define MAX_CTES 64
+
+struct walk {
+	struct classify_result *out;
+	char ctes[MAX_CTES][CLASSIFY_NAME_MAX];   /* CTE names: references to them are not tables */
+	int n_ctes;
+};
+
+static int compare_names(const void *key, const void *elem)
+{
+	return strcmp(key, *(const char *const *)elem);
+}
+
+bool classify_is_builtin_function(const char *name)
+{
+	return bsearch(name, builtin_functions, sizeof(builtin_functions) / sizeof(builtin_functions[0]),
+		       sizeof(builtin_functions[0]), compare_names) != NULL;
+}
+
+static void set_unknown(struct walk *w, const char *why)
+{
+	if (!(w->out->flags & CLASSIFY_UNKNOWN))
+		w->out->unknown_reason = why;
+	w->out->flags |= CLASSIFY_UNKNOWN;
+}
+
+static const char *string_field(const cJSON *obj, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void add_ref(struct walk *w, const char *schema, const char *name, uint8_t access)
+{
+	struct classify_result *r = w->out;
+	struct classify_ref ref = { .access = access };
+
+	if (!name)
+		return;
+	snprintf(ref.schema, sizeof(ref.schema), "%s", schema ? schema : "");
+	snprintf(ref.name, sizeof(ref.name), "%s", name);
+	if (!schema && access == CLASSIFY_READ) {
+		for (int i = 0; i < w->n_ctes; i++)
+			if (strcmp(w->ctes[i], ref.name) == 0)
+				return;
+	}
+	for (int i = 0; i < r->n_refs; i++) {
+		if (strcmp(r->refs[i].schema, ref.schema) == 0 && strcmp(r->refs[i].name, ref.name) == 0) {
+			r->refs[i].access |= access;
+			return;
+		}
+	}
+	if (r->n_refs == CLASSIFY_MAX_REFS) {
+		set_unknown(w, "more tables than the classifier tracks");
+		return;
+	}
+	r->refs[r->n_refs++] = ref;
+}
+
+/* The value of a {"String": {"sval": ...}} node, or NULL. */
+static const char *string_node(const cJSON *node)
+{
+	const cJSON *s = cJSON_GetObjectItemCaseSensitive(node, "String");
+
+	return s ? string_field(s, "sval") : NULL;
+}
+
+static void check_function(struct walk *w, const cJSON *funccall)
+{
+	const cJSON *names = cJSON_GetObjectItemCaseSensitive(funccall, "funcname");
+	int n = cJSON_GetArraySize(names);
+	const char *schema = n == 2 ? string_node(cJSON_GetArrayItem(names, 0)) : NULL;
+	const char *name = n >= 1 ? string_node(cJSON_GetArrayItem(names, n - 1)) : NULL;
+
+	if (!name || n > 2 || (n == 2 && (!schema || strcmp(schema, "pg_catalog") != 0)))
+		set_unknown(w, "calls a function that is not built into PostgreSQL");
+	else if (n == 1 && !classify_is_builtin_function(name))
+		set_unknown(w, "calls a function that is not built into PostgreSQL");
+}
+
+/* Statement types that neither take table locks by themselves nor run code. */
+static bool is_neutral_statement(const char *type)
+{
+	static const char *const neutral[] = {
+		"VariableSetStmt", "VariableShowStmt", "ListenStmt", "UnlistenStmt", "NotifyStmt",
+		"DiscardStmt", "DeallocateStmt", "PrepareStmt", "ExplainStmt", "TransactionStmt",
+		"CheckPointStmt", "ConstraintsSetStmt", "DeclareCursorStmt", "FetchStmt",
+		"ClosePortalStmt", "CreateTableAsStmt", "ViewStmt", "SelectStmt", "InsertStmt",
+		"UpdateStmt", "DeleteStmt", "MergeStmt", "CopyStmt", "TruncateStmt", "LockStmt",
+		"DropStmt", "RawStmt",
+	};
+
+	for (size_t i = 0; i < sizeof(neutral) / sizeof(neutral[0]); i++)
+		if (strcmp(type, neutral[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Statements that run code the classifier cannot see. */
+static bool runs_unseen_code(const char *type)
+{
+	static const char *const opaque[] = {
+		"CallStmt", "DoStmt", "ExecuteStmt", "LoadStmt", "CreateExtensionStmt",
+		"AlterExtensionStmt", "AlterExtensionContentsStmt", "DropOwnedStmt",
+		"ReassignOwnedStmt", "CreateSubscriptionStmt", "AlterSubscriptionStmt",
+		"DropSubscriptionStmt",
+	};
+
+	for (size_t i = 0; i < sizeof(opaque) / sizeof(opaque[0]); i++)
+		if (strcmp(type, opaque[i]) == 0)
+			return true;
+	return false;
+}
+
+static void walk_value(struct walk *w, const cJSON *v, uint8_t access);
+
+/* Walks every field of a node's object, giving 'special' fields their own access. */
+static void walk_fields(struct walk *w, const cJSON *obj, uint8_t access, const char *special,
+			uint8_t special_access)
+{
+	const cJSON *field;
+
+	cJSON_ArrayForEach(field, obj) {
+		if (special && strcmp(field->string, special) == 0)
+			walk_value(w, field, special_access);
+		else
+			walk_value(w, field, access);
+	}
+}
+
+/* DROP TABLE/INDEX/VIEW/...: the objects are name lists, not RangeVars. */
+static void walk_drop(struct walk *w, const cJSON *obj)
+{
+	static const char *const table_like[] = {
+		"OBJECT_TABLE", "OBJECT_INDEX", "OBJECT_VIEW", "OBJECT_MATVIEW",
+		"OBJECT_SEQUENCE", "OBJECT_FOREIGN_TABLE",
+	};
+	const char *type = string_field(obj, "removeType");
+	const cJSON *objects = cJSON_GetObjectItemCaseSensitive(obj, "objects"), *o;
+	bool tables = false;
+
+	w->out->flags |= CLASSIFY_DDL;
+	for (size_t i = 0; type && i < sizeof(table_like) / sizeof(table_like[0]); i++)
+		tables |= strcmp(type, table_like[i]) == 0;
+	if (!tables) {
+		walk_fields(w, obj, CLASSIFY_WRITE, NULL, 0);
+		return;
+	}
+	cJSON_ArrayForEach(o, objects) {
+		const cJSON *items = cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(o, "List"), "items");
+		int n = cJSON_GetArraySize(items);
+
+		if (n == 1)
+			add_ref(w, NULL, string_node(cJSON_GetArrayItem(items, 0)), CLASSIFY_WRITE);
+		else if (n >= 2)
+			add_ref(w, string_node(cJSON_GetArrayItem(items, n - 2)),
+				string_node(cJSON_GetArrayItem(items, n - 1)), CLASSIFY_WRITE);
+	}
+}
+
+/* One node: {"TypeName": {...fields...}}. */
+static void walk_node(struct walk *w, const char *type, const cJSON *obj, uint8_t access)
+{
+	if (strcmp(type, "RangeVar") == 0) {
+		add_ref(w, string_field(obj, "schemaname"), string_field(obj, "relname"), access);
+	} else if (strcmp(type, "InsertStmt") == 0 || strcmp(type, "UpdateStmt") == 0 ||
+		   strcmp(type, "DeleteStmt") == 0 || strcmp(type, "MergeStmt") == 0) {
+		walk_fields(w, obj, CLASSIFY_READ, "relation", CLASSIFY_WRITE);
+	} else if (strcmp(type, "CopyStmt") == 0) {
+		bool from = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(obj, "is_from"));
+
+		walk_fields(w, obj, CLASSIFY_READ, "relation", from ? CLASSIFY_WRITE : CLASSIFY_READ);
+	} else if (strcmp(type, "TruncateStmt") == 0) {
+		walk_fields(w, obj, CLASSIFY_READ, "relations", CLASSIFY_WRITE);
+	} else if (strcmp(type, "LockStmt") == 0) {
+		/* LOCK ... IN ACCESS SHARE (1) or ROW SHARE (2) MODE conflicts with no write hold. */
+		const cJSON *mode = cJSON_GetObjectItemCaseSensitive(obj, "mode");
+		uint8_t a = cJSON_IsNumber(mode) && mode->valueint <= 2 ? CLASSIFY_READ : CLASSIFY_WRITE;
+
+		walk_fields(w, obj, a, NULL, 0);
+	} else if (strcmp(type, "DropStmt") == 0) {
+		walk_drop(w, obj);
+	} else if (strcmp(type, "TransactionStmt") == 0) {
+		w->out->flags |= CLASSIFY_TX_CONTROL;
+	} else if (strcmp(type, "FuncCall") == 0) {
+		check_function(w, obj);
+		walk_fields(w, obj, access, NULL, 0);
+	} else if (strcmp(type, "SelectStmt") == 0 || strcmp(type, "CreateTableAsStmt") == 0 ||
+		   strcmp(type, "ViewStmt") == 0) {
+		/* Queries read; the relation a CREATE TABLE AS / VIEW makes is written. */
+		const char *made = strcmp(type, "ViewStmt") == 0 ? "view" :
+				   strcmp(type, "CreateTableAsStmt") == 0 ? "into" : NULL;
+
+		if (made)
+			w->out->flags |= CLASSIFY_DDL;
+		walk_fields(w, obj, CLASSIFY_READ, made, CLASSIFY_WRITE);
+	} else if (runs_unseen_code(type)) {
+		set_unknown(w, "runs code the proxy cannot see (CALL, DO, EXECUTE, ...)");
+		walk_fields(w, obj, CLASSIFY_WRITE, NULL, 0);
+	} else if (strlen(type) > 4 && strcmp(type + strlen(type) - 4, "Stmt") == 0 &&
+		   !is_neutral_statement(type)) {
+		/* A utility statement: whatever table it names, it locks strongly. */
+		w->out->flags |= CLASSIFY_DDL;
+		walk_fields(w, obj, CLASSIFY_WRITE, NULL, 0);
+	} else {
+		walk_fields(w, obj, access, NULL, 0);
+	}
+}
+
+static void walk_value(struct walk *w, const cJSON *v, uint8_t access)
+{
+	const cJSON *child;
+
+	if (cJSON_IsArray(v)) {
+		cJSON_ArrayForEach(child, v)
+			walk_value(w, child, access);
+	} else if (cJSON_IsObject(v) && string_field(v, "relname")) {
+		/* A field typed RangeVar* (INSERT's "relation", a FK's "pktable", ...) comes unwrapped. */
+		walk_node(w, "RangeVar", v, access);
+	} else if (cJSON_IsObject(v)) {
+		cJSON_ArrayForEach(child, v) {
+			/* Node types are capitalized keys holding objects; fields are lower-case. */
+			if (child->string[0] >= 'A' && child->string[0] <= 'Z' && cJSON_IsObject(child))
+				walk_node(w, child->string, child, access);
+			else
+				walk_value(w, child, access);
+		}
+	}
+}
+
+/* CTE names are known only after their WITH is walked; collect them first. */
+static void collect_ctes(struct walk *w, const cJSON *v)
+{
+	const cJSON *child;
+
+	if (!cJSON_IsObject(v) && !cJSON_IsArray(v))
+		return;
+	cJSON_ArrayForEach(child, v) {
+		if (child->string && strcmp(child->string, "CommonTableExpr") == 0) {
+			const char *name = string_field(child, "ctename");
+
+			if (name && w->n_ctes < MAX_CTES)
+				snprintf(w->ctes[w->n_ctes++], CLASSIFY_NAME_MAX, "%s", name);
+		}
+		collect_ctes(w, child);
+	}
+}
+
+void classify_sql(const char *sql, size_t len, const struct classify_options *opt,
+		  struct classify_result *out)
+{
+	struct walk *w;
+	PgQueryParseResult parsed;
+	cJSON *tree;
+	char *text;
+
+	memset(out, 0, sizeof(*out));
+	len = strnlen(sql, len);   /* a NUL ends the query, as on the server */
+	if (opt->standard_conforming_strings_off) {
+		/* Backslashes in '...' would mean something else to the server than to the parser. */
+		out->flags = CLASSIFY_UNKNOWN;
+		out->unknown_reason = "standard_conforming_strings is off";
+		return;
+	}
+	if (len > opt->parse_max_bytes) {
+		out->flags = CLASSIFY_UNKNOWN;
+		out->unknown_reason = "longer than limits.parse_max_bytes";
+		return;
+	}
+	text = malloc(len + 1);
+	w = calloc(1, sizeof(*w));
+	if (!text || !w) {
+		free(text);
+		free(w);
+		out->flags = CLASSIFY_UNKNOWN;
+		out->unknown_reason = "out of memory";
+		return;
+	}
+	memcpy(text, sql, len);
+	text[len] = '\0';
+	w->out = out;
+
+	parsed = pg_query_parse(text);
+	if (parsed.error) {
+		set_unknown(w, "does not parse");
+	} else if (!(tree = cJSON_Parse(parsed.parse_tree))) {
+		/* cJSON refuses nesting deeper than CJSON_NESTING_LIMIT: too deep to judge. */
+		set_unknown(w, "nested too deeply to judge");
+	} else {
+		collect_ctes(w, tree);
+		walk_value(w, cJSON_GetObjectItemCaseSensitive(tree, "stmts"), CLASSIFY_READ);
+		cJSON_Delete(tree);
+	}
+	pg_query_free_parse_result(parsed);
+	free(text);
+	free(w);
+}
+
+uint8_t classify_access_to(const struct classify_result *r, const char *schema, const char *name)
+{
+	uint8_t access = 0;
+
+	for (int i = 0; i < r->n_refs; i++) {
+		const struct classify_ref *ref = &r->refs[i];
+
+		if (strcmp(ref->name, name) != 0)
+			continue;
+		/* Unqualified on either side matches any schema (search_path is not visible here). */
+		if (ref->schema[0] == '\0' || schema == NULL || schema[0] == '\0' ||
+		    strcmp(ref->schema, schema) == 0)
+			access |= ref->access;
+	}
+	return access;
+}

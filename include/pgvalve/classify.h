@@ -1,0 +1,68 @@
+/*
+ * SQL classification (DESIGN.md §3.2): which tables a SQL string reads and
+ * writes, as far as table locks are concerned. "Write" means the statement
+ * takes a lock that conflicts with SHARE ROW EXCLUSIVE: INSERT, UPDATE,
+ * DELETE, MERGE, COPY FROM, TRUNCATE, data-modifying CTEs, DDL on the table.
+ * SELECT ... FOR UPDATE/SHARE is a read (ROW SHARE does not conflict).
+ *
+ * It fails closed: whatever it cannot judge sets CLASSIFY_UNKNOWN, which a
+ * hold treats as touching every held table in every mode. Parsing uses
+ * libpg_query, which recurses without a depth limit: call this only on
+ * threads with stacks of at least 16 MiB, and only on a fixed set of threads
+ * (libpg_query leaks one pthread key per thread that ever parsed).
+ */
+#ifndef PGVALVE_CLASSIFY_H
+#define PGVALVE_CLASSIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CLASSIFY_NAME_MAX 64      /* NAMEDATALEN: longer identifiers are truncated by PostgreSQL too */
+#define CLASSIFY_MAX_REFS 64      /* more distinct tables than this: CLASSIFY_UNKNOWN */
+
+enum classify_access {
+	CLASSIFY_READ = 1 << 0,
+	CLASSIFY_WRITE = 1 << 1,
+};
+
+enum classify_flag {
+	CLASSIFY_UNKNOWN = 1 << 0,      /* could touch any table: fail closed */
+	CLASSIFY_TX_CONTROL = 1 << 1,   /* BEGIN, COMMIT, ROLLBACK, SAVEPOINT, ... */
+	CLASSIFY_DDL = 1 << 2,          /* a utility statement on a table */
+};
+
+/* One table a statement refers to. Names are as PostgreSQL folds them. */
+struct classify_ref {
+	char schema[CLASSIFY_NAME_MAX];   /* "" when unqualified (matches the name in any schema) */
+	char name[CLASSIFY_NAME_MAX];
+	uint8_t access;                   /* enum classify_access bits */
+};
+
+struct classify_result {
+	unsigned flags;                   /* enum classify_flag bits */
+	const char *unknown_reason;       /* static text when CLASSIFY_UNKNOWN */
+	int n_refs;
+	struct classify_ref refs[CLASSIFY_MAX_REFS];
+};
+
+struct classify_options {
+	size_t parse_max_bytes;               /* longer SQL is not parsed: unknown */
+	bool standard_conforming_strings_off; /* the session's setting: 'off' means unknown */
+};
+
+/*
+ * Classifies 'len' bytes of SQL (need not be NUL-terminated; a NUL inside
+ * ends it, as the server would). A multi-statement string yields the union.
+ * Never fails: anything it cannot judge comes back as CLASSIFY_UNKNOWN.
+ */
+void classify_sql(const char *sql, size_t len, const struct classify_options *opt,
+		  struct classify_result *out);
+
+/* Whether 'name' (lower case, unqualified) is a function built into PostgreSQL. */
+bool classify_is_builtin_function(const char *name);
+
+/* The access 'r' has to schema.name ("" schema: unqualified), by DESIGN.md §3.2 matching. */
+uint8_t classify_access_to(const struct classify_result *r, const char *schema, const char *name);
+
+#endif
