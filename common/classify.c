@@ -24,13 +24,33 @@ static const char *const builtin_functions[] = {
 #include "builtin_functions.inc"
 };
 
-#define MAX_CTES 64
+#define MAX_SCOPE 256
 
+/*
+ * A reference to a CTE looks like a table reference. The names of the WITH
+ * clauses enclosing the current node are kept as a stack: an unqualified
+ * name found there is the CTE, not a table. Past MAX_SCOPE names, CTEs are
+ * reported as tables — over-holding, never under-holding.
+ */
 struct walk {
 	struct classify_result *out;
-	char ctes[MAX_CTES][CLASSIFY_NAME_MAX];   /* CTE names: references to them are not tables */
-	int n_ctes;
+	int n_scope;
+	char scope[MAX_SCOPE][CLASSIFY_NAME_MAX];
 };
+
+static bool in_scope(const struct walk *w, const char *name)
+{
+	for (int i = w->n_scope - 1; i >= 0; i--)
+		if (strcmp(w->scope[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void push_scope(struct walk *w, const char *name)
+{
+	if (name && w->n_scope < MAX_SCOPE)
+		snprintf(w->scope[w->n_scope++], CLASSIFY_NAME_MAX, "%s", name);
+}
 
 static int compare_names(const void *key, const void *elem)
 {
@@ -66,11 +86,8 @@ static void add_ref(struct walk *w, const char *schema, const char *name, uint8_
 		return;
 	snprintf(ref.schema, sizeof(ref.schema), "%s", schema ? schema : "");
 	snprintf(ref.name, sizeof(ref.name), "%s", name);
-	if (!schema && access == CLASSIFY_READ) {
-		for (int i = 0; i < w->n_ctes; i++)
-			if (strcmp(w->ctes[i], ref.name) == 0)
-				return;
-	}
+	if (!schema && access == CLASSIFY_READ && in_scope(w, ref.name))
+		return;   /* a CTE of an enclosing WITH */
 	for (int i = 0; i < r->n_refs; i++) {
 		if (strcmp(r->refs[i].schema, ref.schema) == 0 && strcmp(r->refs[i].name, ref.name) == 0) {
 			r->refs[i].access |= access;
@@ -141,34 +158,115 @@ static bool runs_unseen_code(const char *type)
 
 static void walk_value(struct walk *w, const cJSON *v, uint8_t access);
 
+/*
+ * Walks a WITH clause and leaves its CTE names in scope. Without RECURSIVE a
+ * CTE sees only the ones before it (so WITH a AS (SELECT * FROM a) reads the
+ * table a); with RECURSIVE it sees all of them.
+ */
+static void walk_with(struct walk *w, const cJSON *with)
+{
+	const cJSON *ctes = cJSON_GetObjectItemCaseSensitive(with, "ctes"), *c;
+	bool recursive = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(with, "recursive"));
+
+	if (recursive) {
+		cJSON_ArrayForEach(c, ctes)
+			push_scope(w, string_field(cJSON_GetObjectItemCaseSensitive(c, "CommonTableExpr"), "ctename"));
+	}
+	cJSON_ArrayForEach(c, ctes) {
+		const cJSON *cte = cJSON_GetObjectItemCaseSensitive(c, "CommonTableExpr");
+
+		walk_value(w, cJSON_GetObjectItemCaseSensitive(cte, "ctequery"), CLASSIFY_READ);
+		if (!recursive)
+			push_scope(w, string_field(cte, "ctename"));
+	}
+}
+
+static bool names_pg_catalog(const cJSON *names)
+{
+	const char *schema = string_node(cJSON_GetArrayItem(names, 0));
+
+	return schema && strcmp(schema, "pg_catalog") == 0;
+}
+
+/*
+ * Utility statements whose text does not name every table they lock: an
+ * index (REINDEX INDEX), a schema or database (REINDEX SCHEMA), nothing at
+ * all (VACUUM, ANALYZE, CLUSTER), or an object on a table (COMMENT ON ...).
+ */
+static bool locks_unnamed_tables(const char *type, const cJSON *obj)
+{
+	if (strcmp(type, "ReindexStmt") == 0) {
+		const char *kind = string_field(obj, "kind");
+
+		return !kind || strcmp(kind, "REINDEX_OBJECT_TABLE") != 0;
+	}
+	if (strcmp(type, "VacuumStmt") == 0)
+		return cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(obj, "rels")) == 0;
+	if (strcmp(type, "ClusterStmt") == 0)
+		return !cJSON_GetObjectItemCaseSensitive(obj, "relation");
+	return strcmp(type, "CommentStmt") == 0 || strcmp(type, "SecLabelStmt") == 0;
+}
+
 /* Walks every field of a node's object, giving 'special' fields their own access. */
 static void walk_fields(struct walk *w, const cJSON *obj, uint8_t access, const char *special,
 			uint8_t special_access)
 {
-	const cJSON *field;
+	const cJSON *with = cJSON_GetObjectItemCaseSensitive(obj, "withClause"), *field;
+	int scope = w->n_scope;
 
+	if (cJSON_IsObject(with))
+		walk_with(w, with);
 	cJSON_ArrayForEach(field, obj) {
+		/* FOR UPDATE OF x names aliases of tables already seen in FROM. */
+		if (field == with || strcmp(field->string, "lockingClause") == 0)
+			continue;
 		if (special && strcmp(field->string, special) == 0)
 			walk_value(w, field, special_access);
 		else
 			walk_value(w, field, access);
 	}
+	w->n_scope = scope;   /* the WITH's names end with the statement */
 }
 
 /* DROP TABLE/INDEX/VIEW/...: the objects are name lists, not RangeVars. */
 static void walk_drop(struct walk *w, const cJSON *obj)
 {
 	static const char *const table_like[] = {
-		"OBJECT_TABLE", "OBJECT_INDEX", "OBJECT_VIEW", "OBJECT_MATVIEW",
-		"OBJECT_SEQUENCE", "OBJECT_FOREIGN_TABLE",
+		"OBJECT_TABLE", "OBJECT_VIEW", "OBJECT_MATVIEW", "OBJECT_SEQUENCE", "OBJECT_FOREIGN_TABLE",
 	};
+	static const char *const on_table[] = { "OBJECT_TRIGGER", "OBJECT_RULE", "OBJECT_POLICY" };
 	const char *type = string_field(obj, "removeType");
 	const cJSON *objects = cJSON_GetObjectItemCaseSensitive(obj, "objects"), *o;
 	bool tables = false;
 
+	bool on = false;
+
 	w->out->flags |= CLASSIFY_DDL;
 	for (size_t i = 0; type && i < sizeof(table_like) / sizeof(table_like[0]); i++)
 		tables |= strcmp(type, table_like[i]) == 0;
+	for (size_t i = 0; type && i < sizeof(on_table) / sizeof(on_table[0]); i++)
+		on |= strcmp(type, on_table[i]) == 0;
+	if (type && strcmp(type, "OBJECT_INDEX") == 0) {
+		set_unknown(w, "drops an index: its table is not named");
+		return;
+	}
+	if (on) {
+		/* DROP TRIGGER trg ON [s.]t: the list is [s,] t, trg. */
+		cJSON_ArrayForEach(o, objects) {
+			const cJSON *items = cJSON_GetObjectItemCaseSensitive(
+				cJSON_GetObjectItemCaseSensitive(o, "List"), "items");
+			int n = cJSON_GetArraySize(items);
+
+			if (n == 2)
+				add_ref(w, NULL, string_node(cJSON_GetArrayItem(items, 0)), CLASSIFY_WRITE);
+			else if (n >= 3)
+				add_ref(w, string_node(cJSON_GetArrayItem(items, n - 3)),
+					string_node(cJSON_GetArrayItem(items, n - 2)), CLASSIFY_WRITE);
+			else
+				set_unknown(w, "drops an object whose table is not named");
+		}
+		return;
+	}
 	if (!tables) {
 		walk_fields(w, obj, CLASSIFY_WRITE, NULL, 0);
 		return;
@@ -222,6 +320,15 @@ static void walk_node(struct walk *w, const char *type, const cJSON *obj, uint8_
 		if (made)
 			w->out->flags |= CLASSIFY_DDL;
 		walk_fields(w, obj, CLASSIFY_READ, made, CLASSIFY_WRITE);
+	} else if (strcmp(type, "A_Expr") == 0 &&
+		   cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(obj, "name")) == 2 &&
+		   !names_pg_catalog(cJSON_GetObjectItemCaseSensitive(obj, "name"))) {
+		/* OPERATOR(app.===): a user operator runs a user function. */
+		set_unknown(w, "uses an operator that is not built into PostgreSQL");
+		walk_fields(w, obj, access, NULL, 0);
+	} else if (locks_unnamed_tables(type, obj)) {
+		w->out->flags |= CLASSIFY_DDL;
+		set_unknown(w, "locks tables it does not name (REINDEX, VACUUM, CLUSTER, COMMENT, ...)");
 	} else if (runs_unseen_code(type)) {
 		set_unknown(w, "runs code the proxy cannot see (CALL, DO, EXECUTE, ...)");
 		walk_fields(w, obj, CLASSIFY_WRITE, NULL, 0);
@@ -256,24 +363,6 @@ static void walk_value(struct walk *w, const cJSON *v, uint8_t access)
 	}
 }
 
-/* CTE names are known only after their WITH is walked; collect them first. */
-static void collect_ctes(struct walk *w, const cJSON *v)
-{
-	const cJSON *child;
-
-	if (!cJSON_IsObject(v) && !cJSON_IsArray(v))
-		return;
-	cJSON_ArrayForEach(child, v) {
-		if (child->string && strcmp(child->string, "CommonTableExpr") == 0) {
-			const char *name = string_field(child, "ctename");
-
-			if (name && w->n_ctes < MAX_CTES)
-				snprintf(w->ctes[w->n_ctes++], CLASSIFY_NAME_MAX, "%s", name);
-		}
-		collect_ctes(w, child);
-	}
-}
-
 void classify_sql(const char *sql, size_t len, const struct classify_options *opt,
 		  struct classify_result *out)
 {
@@ -290,7 +379,7 @@ void classify_sql(const char *sql, size_t len, const struct classify_options *op
 		out->unknown_reason = "standard_conforming_strings is off";
 		return;
 	}
-	if (len > opt->parse_max_bytes) {
+	if (len > opt->parse_max_bytes || len > CLASSIFY_PARSE_MAX_LIMIT) {
 		out->flags = CLASSIFY_UNKNOWN;
 		out->unknown_reason = "longer than limits.parse_max_bytes";
 		return;
@@ -315,7 +404,6 @@ void classify_sql(const char *sql, size_t len, const struct classify_options *op
 		/* cJSON refuses nesting deeper than CJSON_NESTING_LIMIT: too deep to judge. */
 		set_unknown(w, "nested too deeply to judge");
 	} else {
-		collect_ctes(w, tree);
 		walk_value(w, cJSON_GetObjectItemCaseSensitive(tree, "stmts"), CLASSIFY_READ);
 		cJSON_Delete(tree);
 	}

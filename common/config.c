@@ -6,6 +6,8 @@
  */
 #include "pgvalve/config.h"
 
+#include "pgvalve/classify.h"
+
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <netinet/in.h>
@@ -311,7 +313,7 @@ bool config_parse(struct config *cfg, const char *text, struct config_error *err
 		if (!want_object(v, "limits", err) || !check_keys(v, "limits", limit_keys, err) ||
 		    !get_int(v, "limits", "max_clients", 1, 1000000, &cfg->max_clients, err) ||
 		    !get_int(v, "limits", "max_message_bytes", 1024, 1073741824, &cfg->max_message_bytes, err) ||
-		    !get_int(v, "limits", "parse_max_bytes", 64, 16777216, &cfg->parse_max_bytes, err))
+		    !get_int(v, "limits", "parse_max_bytes", 64, CLASSIFY_PARSE_MAX_LIMIT, &cfg->parse_max_bytes, err))
 			goto out;
 	}
 	if ((v = cJSON_GetObjectItemCaseSensitive(root, "timeouts"))) {

@@ -17,9 +17,110 @@
 #include "pgvalve/log.h"
 #include "runtime.h"
 #include "session.h"
+#include "hold.h"
 #include "worker.h"
 
 static struct evhttp *http;
+static struct event_base *admin_base;
+
+/* ---- the hold registry (main thread only) ---------------------------------- */
+
+struct held {
+	struct hold *hold;
+	struct event *lease;         /* fires when the lease runs out without renewal */
+	struct held *next;
+};
+
+static struct held *registry;
+static struct hold_set *published;   /* what every worker currently sees */
+static int n_held;
+
+static struct held *held_find(const char *id)
+{
+	for (struct held *h = registry; h; h = h->next)
+		if (strcmp(h->hold->id, id) == 0)
+			return h;
+	return NULL;
+}
+
+/*
+ * Builds a set from the registry and hands it to every worker; returns once
+ * all have applied it (so a hold is acknowledged only when in force
+ * everywhere), with their counts merged into 'sum'.
+ */
+static void publish(const char *count_id, struct hold_apply *sum)
+{
+	struct hold_set *set = calloc(1, sizeof(*set) + (size_t)n_held * sizeof(set->holds[0]));
+	struct hold_apply *per = calloc((size_t)rt.n_workers, sizeof(*per));
+	void **args = calloc((size_t)rt.n_workers, sizeof(*args));
+	struct hold_set *old = published;
+
+	if (!set || !per || !args)
+		abort();   /* defensive: a few bytes; a hold half-published would be worse than stopping */
+	for (struct held *h = registry; h; h = h->next)
+		set->holds[set->n++] = h->hold;
+	for (int i = 0; i < rt.n_workers; i++) {
+		per[i].set = set;
+		per[i].count_id = count_id;
+		per[i].pids = sum ? cJSON_CreateArray() : NULL;
+		args[i] = &per[i];
+	}
+	worker_call_all(worker_apply_holds, args);
+	published = set;
+	free(old);
+	for (int i = 0; i < rt.n_workers; i++) {
+		if (sum) {
+			cJSON *pid;
+
+			sum->parked += per[i].parked;
+			sum->in_transaction += per[i].in_transaction;
+			cJSON_ArrayForEach(pid, per[i].pids)
+				cJSON_AddItemToArray(sum->pids, cJSON_CreateNumber(pid->valuedouble));
+		}
+		cJSON_Delete(per[i].pids);
+	}
+	free(per);
+	free(args);
+}
+
+static void held_arm_lease(struct held *h, int64_t lease_ms)
+{
+	struct timeval tv = { (time_t)(lease_ms / 1000), (suseconds_t)(lease_ms % 1000) * 1000 };
+
+	evtimer_add(h->lease, &tv);
+}
+
+/* Unlinks, publishes the set without it, then frees it (no worker sees it any more). */
+static void held_release(struct held *h)
+{
+	struct held **link;
+
+	for (link = &registry; *link != h; link = &(*link)->next)
+		;
+	*link = h->next;
+	n_held--;
+	publish(NULL, NULL);
+	event_free(h->lease);
+	free(h->hold);
+	free(h);
+}
+
+static void on_lease_expired(evutil_socket_t fd, short what, void *arg)
+{
+	struct held *h = arg;
+
+	log_warn("hold %s: lease of %lld ms ran out without renewal: released (a coordinator that "
+		 "stops renewing can never freeze traffic)", h->hold->id, (long long)h->hold->lease_ms);
+	held_release(h);
+}
+
+void admin_release_all_holds(void)
+{
+	while (registry)
+		held_release(registry);
+	free(published);
+	published = NULL;
+}
 
 struct report {
 	int window_s;            /* > 0: fill 'window' */
@@ -30,7 +131,7 @@ struct report {
 	struct stats_keys by_sqlstate;
 	struct stats_window window;
 	cJSON *sessions;
-	int idle, in_transaction, active, login;
+	int idle, in_transaction, active, login, parked;
 };
 
 static void report_job(struct worker *w, void *arg)
@@ -51,7 +152,9 @@ static void report_job(struct worker *w, void *arg)
 	if (r->window_s > 0)
 		stats_window_add(st, r->now, r->window_s, &r->window);
 	for (struct session *s = w->sessions; s; s = s->next) {
-		if (s->state != SESSION_READY)
+		if (s->parked_on)
+			r->parked++;
+		else if (s->state != SESSION_READY)
 			r->login++;
 		else if (s->tx_status != 'I')
 			r->in_transaction++;
@@ -122,6 +225,149 @@ static void reply_error(struct evhttp_request *req, int code, const char *msg)
 	reply_json(req, code, doc);
 }
 
+/* The request body as JSON; NULL (and a 400 sent) when it is not. */
+static cJSON *read_json_body(struct evhttp_request *req)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	char *text = malloc(len + 1);
+	cJSON *doc;
+
+	if (!text) {
+		reply_error(req, 500, "out of memory");
+		return NULL;
+	}
+	evbuffer_copyout(in, text, len);
+	text[len] = '\0';
+	doc = len ? cJSON_ParseWithLengthOpts(text, len + 1, NULL, 1) : cJSON_CreateObject();   /* + its NUL: nothing may follow */
+	free(text);
+	if (!doc)
+		reply_error(req, 400, "body: expected a JSON object");
+	return doc;
+}
+
+static void handle_holds_list(struct evhttp_request *req)
+{
+	cJSON *doc = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(doc, "holds");
+
+	for (struct held *h = registry; h; h = h->next) {
+		cJSON *o = cJSON_CreateObject();
+
+		hold_describe(h->hold, o);
+		cJSON_AddItemToArray(arr, o);
+	}
+	reply_json(req, 200, doc);
+}
+
+static void handle_holds_create(struct evhttp_request *req)
+{
+	cJSON *body = read_json_body(req), *doc;
+	struct hold_apply sum = { 0 };
+	struct held *h;
+	struct hold *hold;
+	char err[256];
+
+	if (!body)
+		return;
+	hold = hold_parse(body, err, sizeof(err));
+	cJSON_Delete(body);
+	if (!hold) {
+		reply_error(req, 400, err);
+		return;
+	}
+	if (held_find(hold->id)) {
+		snprintf(err, sizeof(err), "a hold with id \"%s\" exists already", hold->id);
+		free(hold);
+		reply_error(req, 409, err);
+		return;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h || !(h->lease = evtimer_new(admin_base, on_lease_expired, h))) {
+		free(h);
+		free(hold);
+		reply_error(req, 500, "out of memory");
+		return;
+	}
+	h->hold = hold;
+	h->next = registry;
+	registry = h;
+	n_held++;
+	held_arm_lease(h, hold->lease_ms);
+	sum.pids = cJSON_CreateArray();
+	publish(hold->id, &sum);
+	log_info("hold %s: %s mode, %s policy, %d table(s), lease %lld ms: in force on %d workers; "
+		 "%d parked, %d in a transaction", hold->id, hold_mode_name(hold->mode),
+		 hold_policy_name(hold->policy), hold->n_tables, (long long)hold->lease_ms, rt.n_workers,
+		 sum.parked, sum.in_transaction);
+	doc = cJSON_CreateObject();
+	cJSON_AddStringToObject(doc, "id", hold->id);
+	cJSON_AddNumberToObject(doc, "parked", sum.parked);
+	cJSON_AddNumberToObject(doc, "in_transaction", sum.in_transaction);
+	cJSON_AddItemToObject(doc, "in_transaction_pids", sum.pids);
+	cJSON_AddNumberToObject(doc, "lease_ms", (double)hold->lease_ms);
+	reply_json(req, 201, doc);
+}
+
+static void handle_hold_renew(struct evhttp_request *req, struct held *h)
+{
+	cJSON *body = read_json_body(req), *v, *doc;
+	int64_t lease_ms = h->hold->lease_ms;
+
+	if (!body)
+		return;
+	v = cJSON_GetObjectItemCaseSensitive(body, "lease_ms");
+	if (v && (!cJSON_IsNumber(v) || !(v->valuedouble >= 1 && v->valuedouble <= 3600000))) {
+		cJSON_Delete(body);
+		reply_error(req, 400, "lease_ms: expected an integer from 1 to 3600000 (milliseconds)");
+		return;
+	}
+	if (v)
+		lease_ms = (int64_t)v->valuedouble;
+	cJSON_Delete(body);
+	h->hold->lease_ms = lease_ms;   /* main thread only: workers never read the lease */
+	held_arm_lease(h, lease_ms);
+	doc = cJSON_CreateObject();
+	cJSON_AddStringToObject(doc, "id", h->hold->id);
+	cJSON_AddNumberToObject(doc, "lease_ms", (double)lease_ms);
+	reply_json(req, 200, doc);
+}
+
+static void handle_hold_path(struct evhttp_request *req, const char *rest)
+{
+	char id[HOLD_ID_MAX + 8];
+	const char *slash = strchr(rest, '/');
+	size_t idlen = slash ? (size_t)(slash - rest) : strlen(rest);
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	struct held *h;
+	cJSON *doc;
+
+	if (idlen == 0 || idlen >= HOLD_ID_MAX) {
+		reply_error(req, 404, "no such hold");
+		return;
+	}
+	snprintf(id, sizeof(id), "%.*s", (int)idlen, rest);
+	h = held_find(id);
+	if (!h) {
+		reply_error(req, 404, "no such hold");
+		return;
+	}
+	if (slash && strcmp(slash, "/renew") == 0 && cmd == EVHTTP_REQ_POST) {
+		handle_hold_renew(req, h);
+	} else if (!slash && cmd == EVHTTP_REQ_DELETE) {
+		held_release(h);
+		log_info("hold %s: released", id);
+		doc = cJSON_CreateObject();
+		cJSON_AddStringToObject(doc, "released", id);
+		reply_json(req, 200, doc);
+	} else if (!slash && cmd == EVHTTP_REQ_GET) {
+		doc = cJSON_CreateObject();
+		hold_describe(h->hold, doc);
+		reply_json(req, 200, doc);
+	} else {
+		reply_error(req, 405, "method not allowed");
+	}
+}
+
 static void handle_healthz(struct evhttp_request *req)
 {
 	if (atomic_load(&rt.draining))
@@ -135,11 +381,13 @@ static void handle_status(struct evhttp_request *req)
 	struct report *r = reports_collect(0, true);
 	const struct config *cfg = &rt.snap->cfg;
 	cJSON *doc = cJSON_CreateObject(), *clients, *ups, *sessions = cJSON_CreateArray();
-	int idle = 0, in_tx = 0, active = 0, login = 0;
+	int idle = 0, in_tx = 0, active = 0, login = 0, parked = 0;
+	cJSON *holds;
 
 	for (int i = 0; i < rt.n_workers; i++) {
 		cJSON *item, *next;
 
+		parked += r[i].parked;
 		idle += r[i].idle;
 		in_tx += r[i].in_transaction;
 		active += r[i].active;
@@ -154,12 +402,12 @@ static void handle_status(struct evhttp_request *req)
 	cJSON_AddNumberToObject(doc, "workers", rt.n_workers);
 	cJSON_AddBoolToObject(doc, "draining", atomic_load(&rt.draining));
 	clients = cJSON_AddObjectToObject(doc, "clients");
-	cJSON_AddNumberToObject(clients, "total", idle + in_tx + active + login);
+	cJSON_AddNumberToObject(clients, "total", idle + in_tx + active + login + parked);
 	cJSON_AddNumberToObject(clients, "idle", idle);
 	cJSON_AddNumberToObject(clients, "active", active);
 	cJSON_AddNumberToObject(clients, "in_transaction", in_tx);
 	cJSON_AddNumberToObject(clients, "login", login);
-	cJSON_AddNumberToObject(clients, "parked", 0);
+	cJSON_AddNumberToObject(clients, "parked", parked);
 	ups = cJSON_AddArrayToObject(doc, "upstreams");
 	for (int i = 0; i < cfg->n_upstreams; i++) {
 		cJSON *u = cJSON_CreateObject();
@@ -172,7 +420,13 @@ static void handle_status(struct evhttp_request *req)
 		cJSON_AddItemToArray(ups, u);
 	}
 	cJSON_AddItemToObject(doc, "sessions", sessions);
-	cJSON_AddArrayToObject(doc, "holds");
+	holds = cJSON_AddArrayToObject(doc, "holds");
+	for (struct held *h = registry; h; h = h->next) {
+		cJSON *o = cJSON_CreateObject();
+
+		hold_describe(h->hold, o);
+		cJSON_AddItemToArray(holds, o);
+	}
 	reports_free(r);
 	reply_json(req, 200, doc);
 }
@@ -245,9 +499,10 @@ static void handle_metrics(struct evhttp_request *req)
 	struct stats sum = { 0 };
 	struct stats_keys by_sqlstate = { 0 };
 	struct evbuffer *out = evbuffer_new();
-	int idle = 0, in_tx = 0, active = 0, login = 0;
+	int idle = 0, in_tx = 0, active = 0, login = 0, parked = 0;
 
 	for (int i = 0; i < rt.n_workers; i++) {
+		parked += r[i].parked;
 		sum.connections_total += r[i].totals.connections_total;
 		sum.clients += r[i].totals.clients;
 		sum.bytes_client_to_server += r[i].totals.bytes_client_to_server;
@@ -275,8 +530,8 @@ static void handle_metrics(struct evhttp_request *req)
 				 "pgvalve_clients_by_state{state=\"active\"} %d\n"
 				 "pgvalve_clients_by_state{state=\"in_transaction\"} %d\n"
 				 "pgvalve_clients_by_state{state=\"login\"} %d\n"
-				 "pgvalve_clients_by_state{state=\"parked\"} 0\n",
-			    idle, active, in_tx, login);
+				 "pgvalve_clients_by_state{state=\"parked\"} %d\n",
+			    idle, active, in_tx, login, parked);
 	prom(out, "pgvalve_connections_total", "counter", "Client connections accepted", sum.connections_total);
 	evbuffer_add_printf(out, "# HELP pgvalve_bytes_total Bytes relayed\n# TYPE pgvalve_bytes_total counter\n"
 				 "pgvalve_bytes_total{direction=\"client_to_server\"} %llu\n"
@@ -290,7 +545,8 @@ static void handle_metrics(struct evhttp_request *req)
 	for (int k = 0; k < by_sqlstate.n; k++)
 		evbuffer_add_printf(out, "pgvalve_errors_total{sqlstate=\"%s\"} %llu\n", by_sqlstate.v[k].name,
 				    (unsigned long long)by_sqlstate.v[k].count);
-	prom(out, "pgvalve_holds", "gauge", "Active holds", 0);
+	prom(out, "pgvalve_holds", "gauge", "Active holds", (unsigned long long)n_held);
+	prom(out, "pgvalve_parked", "gauge", "Sessions parked by a hold", (unsigned long long)parked);
 	stats_keys_free(&by_sqlstate);
 
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
@@ -344,6 +600,19 @@ static void route(struct evhttp_request *req, void *arg)
 		reply_error(req, 401, "this call needs Authorization: Bearer <token> (admin.token_file)");
 		return;
 	}
+	if (strcmp(path, "/holds") == 0) {
+		if (evhttp_request_get_command(req) == EVHTTP_REQ_GET)
+			handle_holds_list(req);
+		else if (evhttp_request_get_command(req) == EVHTTP_REQ_POST)
+			handle_holds_create(req);
+		else
+			reply_error(req, 405, "method not allowed");
+		return;
+	}
+	if (strncmp(path, "/holds/", 7) == 0) {
+		handle_hold_path(req, path + 7);
+		return;
+	}
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		if (strcmp(path, routes[i].path) != 0)
 			continue;
@@ -359,6 +628,7 @@ static void route(struct evhttp_request *req, void *arg)
 
 bool admin_start(struct event_base *base, const char *host, int port, char *err, size_t errlen)
 {
+	admin_base = base;
 	http = evhttp_new(base);
 	if (!http || evhttp_bind_socket(http, host, (ev_uint16_t)port) != 0) {
 		snprintf(err, errlen, "cannot listen on admin address %s:%d", host, port);

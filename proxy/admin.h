@@ -13,5 +13,7 @@
 bool admin_start(struct event_base *base, const char *host, int port, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 void admin_stop(void);
+/* Releases every hold (shutdown): parked sessions resume before the drain. */
+void admin_release_all_holds(void);
 
 #endif

@@ -199,6 +199,7 @@ static void stop_everything(const char *why)
 		abort();
 	for (int i = 0; i < rt.n_workers; i++)
 		args[i] = (void *)why;
+	admin_release_all_holds();
 	worker_call_all(stop_job, args);
 	free(args);
 	admin_stop();
@@ -266,6 +267,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		log_info("SIGTERM: no new connections; closing sessions at their next idle point (up to %d ms)",
 			 rt.snap->cfg.shutdown_timeout_ms);
 		gettimeofday(&drain_started, NULL);
+		/* Parked work resumes first: a stopping proxy must not hold anything. */
+		admin_release_all_holds();
 		worker_call_all(drain_job, NULL);
 		shutdown_timer = event_new(main_base, -1, EV_PERSIST, on_shutdown_tick, NULL);
 		event_add(shutdown_timer, &tick);

@@ -11,6 +11,13 @@
 
 #include "pgvalve/pgwire.h"
 
+/* Cuts n bytes at 'at' (>= scan) out of the buffer. */
+static void remove_bytes(struct relay_buf *b, uint32_t at, uint32_t n)
+{
+	memmove(b->data + at, b->data + at + n, b->tail - at - n);
+	b->tail -= n;
+}
+
 enum relay_result relay_scan(struct relay_buf *b, const struct relay_rules *rules, void *ctx,
 			     const char **why)
 {
@@ -22,6 +29,16 @@ enum relay_result relay_scan(struct relay_buf *b, const struct relay_rules *rule
 		enum relay_msg verdict;
 		uint8_t *body, mode;
 
+		if (b->drop_left) {
+			uint32_t n = b->tail - b->scan;
+
+			if (n > b->drop_left)
+				n = b->drop_left;
+			remove_bytes(b, b->scan, n);
+			b->drop_left -= n;
+			if (b->drop_left)
+				return RELAY_OK;
+		}
 		if (b->msg_left) {
 			uint32_t n = b->tail - b->scan;
 
@@ -45,6 +62,8 @@ enum relay_result relay_scan(struct relay_buf *b, const struct relay_rules *rule
 		}
 		total = h.len + 1;
 		mode = rules->track[h.type];
+		if (b->track_all && mode == RELAY_TRACK_NONE)
+			mode = RELAY_TRACK_HEADER;
 		if (mode == RELAY_TRACK_BODY && total > avail && total <= RELAY_TRACK_MAX) {
 			b->need = total;     /* wait for the whole message */
 			return RELAY_OK;
@@ -62,6 +81,13 @@ enum relay_result relay_scan(struct relay_buf *b, const struct relay_rules *rule
 			}
 			if (verdict == RELAY_MSG_STOP)
 				return RELAY_STOPPED;
+			if (verdict == RELAY_MSG_DROP) {
+				uint32_t here = total < avail ? total : avail;
+
+				remove_bytes(b, b->scan, here);
+				b->drop_left = total - here;
+				continue;
+			}
 			if (mode == RELAY_TRACK_BODY && total <= avail && new_len < h.len - 4) {
 				/* The handler shortened the body: close the gap and fix the length. */
 				uint32_t gap = h.len - 4 - new_len;

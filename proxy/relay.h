@@ -25,12 +25,15 @@ struct relay_buf {
 	uint32_t tail;       /* end of bytes read */
 	uint32_t msg_left;   /* body bytes of the current pass-through message not yet read */
 	uint32_t need;       /* contiguous bytes from 'scan' the scanner waits for */
+	uint32_t drop_left;  /* body bytes of a dropped message still to arrive and be discarded */
+	bool track_all;      /* show every message to the handler (at least its header) */
 };
 
 /* What a message handler decides. */
 enum relay_msg {
 	RELAY_MSG_PASS,      /* forward it (possibly shortened in place) */
 	RELAY_MSG_STOP,      /* stop scanning before it; scanning resumes on the next call */
+	RELAY_MSG_DROP,      /* remove it from the stream (bytes not read yet are discarded on arrival) */
 	RELAY_MSG_ERROR,     /* protocol violation: close the session */
 };
 

@@ -39,6 +39,7 @@ static void on_client_io(evutil_socket_t fd, short what, void *arg);
 static void on_server_io(evutil_socket_t fd, short what, void *arg);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 static void session_settle(struct session *s);
+static void unpark(struct session *s);
 
 static const char *const state_names[] = {
 	[SESSION_STARTUP] = "startup",
@@ -180,6 +181,7 @@ void session_free(struct session *s)
 		s->next->prev = s->prev;
 	w->n_sessions--;
 	w->stats.clients--;
+	unpark(s);
 	atomic_fetch_sub(&rt.clients, 1);
 	timer_stop(s);
 	conn_close(&s->client);
@@ -293,6 +295,27 @@ static void on_eof(struct session *s, bool from_client)
 		session_close(s, "08006", "server closed the connection unexpectedly");
 }
 
+/* Scans what 'b' holds and forwards it. Returns false if the session is closing. */
+static bool scan_and_flush(struct session *s, struct relay_buf *b, struct conn *dst,
+			   const struct relay_rules *rules)
+{
+	const char *why;
+
+	if (relay_scan(b, rules, s, &why) == RELAY_ERROR) {
+		if (b == &s->c2s) {
+			session_close(s, "08P01", "%s", why);
+		} else {
+			relay_drop_unscanned(&s->s2c);
+			session_close(s, "08006", "malformed message from the server: %s", why);
+		}
+		return false;
+	}
+	/* A rejection may have queued an answer for the client. */
+	if (b == &s->c2s && relay_pending(&s->s2c) && !flush(s, &s->s2c, &s->client))
+		return false;
+	return flush(s, b, dst) && !s->dead && s->state != SESSION_CLOSING;
+}
+
 /*
  * Reads from 'src' into 'b', scans, and forwards to 'dst', until the socket
  * is drained, the buffer is full (back-pressure), or PUMP_ROUNDS reads.
@@ -303,7 +326,6 @@ static void pump(struct session *s, struct relay_buf *b, struct conn *src, struc
 	bool from_client = src == &s->client;
 
 	for (int round = 0; round < PUMP_ROUNDS; round++) {
-		const char *why;
 		uint32_t room;
 		long n;
 
@@ -341,16 +363,7 @@ static void pump(struct session *s, struct relay_buf *b, struct conn *src, struc
 		} else {
 			s->w->stats.bytes_server_to_client += (uint64_t)n;
 		}
-		if (relay_scan(b, rules, s, &why) == RELAY_ERROR) {
-			if (from_client) {
-				session_close(s, "08P01", "%s", why);
-			} else {
-				relay_drop_unscanned(&s->s2c);
-				session_close(s, "08006", "malformed message from the server: %s", why);
-			}
-			return;
-		}
-		if (!flush(s, b, dst) || s->dead || s->state == SESSION_CLOSING)
+		if (!scan_and_flush(s, b, dst, rules) || s->parked_on)
 			return;
 		/* A short plain read means the socket is drained: skip the EAGAIN syscall. */
 		if (!src->ssl && (uint32_t)n < room)
@@ -363,6 +376,181 @@ static void pump(struct session *s, struct relay_buf *b, struct conn *src, struc
 		else
 			s->kick_server = true;
 	}
+}
+
+/* ---- holds --------------------------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void park(struct session *s, const struct hold *h)
+{
+	struct worker *w = s->w;
+
+	if (!s->parked_on) {
+		s->parked_at_ms = now_ms();
+		s->park_next = NULL;
+		if (w->parked_tail)
+			w->parked_tail->park_next = s;
+		else
+			w->parked_head = s;
+		w->parked_tail = s;
+		timer_arm(s, (int)h->max_wait_ms);
+		session_log(s, LOG_DEBUG, "parked by hold %s", h->id);
+	}
+	s->parked_on = h;
+}
+
+static void unpark(struct session *s)
+{
+	struct worker *w = s->w;
+	struct session **link, *prev = NULL;
+
+	if (!s->parked_on)
+		return;
+	for (link = &w->parked_head; *link && *link != s; link = &(*link)->park_next)
+		prev = *link;
+	if (*link)
+		*link = s->park_next;
+	if (w->parked_tail == s)
+		w->parked_tail = prev;
+	s->park_next = NULL;
+	s->parked_on = NULL;
+	session_log(s, LOG_DEBUG, "resumed after %lld ms parked", (long long)(now_ms() - s->parked_at_ms));
+	if (s->w->snap->cfg.client_idle_ms > 0)
+		timer_arm(s, s->w->snap->cfg.client_idle_ms);
+	else
+		timer_stop(s);
+}
+
+/*
+ * Answers a rejected unit as the server would answer a lock_timeout: an
+ * ErrorResponse (55P03), then ReadyForQuery, so the session stays usable.
+ */
+static void finish_reject(struct session *s)
+{
+	uint8_t msg[600], ready[6] = { 'Z', 0, 0, 0, 5, (uint8_t)s->tx_status };
+	char text[300];
+	size_t n;
+
+	s->rejecting = false;
+	s->c2s.track_all = false;
+	snprintf(text, sizeof(text),
+		 "pgvalve: table \"%s\" is held for a schema change (hold %s); retry shortly",
+		 s->rejected_table, s->rejected_hold);
+	n = pgwire_build_error(msg, sizeof(msg), "ERROR", "55P03", text);
+	if (!relay_acquire(&s->s2c, &s->w->pool) || n > sizeof(msg) ||
+	    !relay_append_scanned(&s->s2c, msg, (uint32_t)n) ||
+	    !relay_append_scanned(&s->s2c, ready, sizeof(ready))) {
+		/* Defensive: the server is mid-message to an idle session; closing is the safe answer. */
+		session_close(s, "55P03", "%s", text);
+		return;
+	}
+	session_log(s, LOG_INFO, "rejected a unit of work on \"%s\" (hold %s)", s->rejected_table,
+		    s->rejected_hold);
+}
+
+static void start_reject(struct session *s, const struct hold *h, const char *table, uint8_t type)
+{
+	unpark(s);
+	snprintf(s->rejected_table, sizeof(s->rejected_table), "%s", table ? table : "*");
+	snprintf(s->rejected_hold, sizeof(s->rejected_hold), "%s", h->id);
+	if (type == 'Q') {
+		finish_reject(s);
+	} else {
+		s->rejecting = true;
+		s->c2s.track_all = true;   /* see every message up to the Sync */
+	}
+}
+
+/*
+ * The hold check for one message of a unit of work: Query, Parse (its SQL),
+ * Bind (the named statement's SQL), FunctionCall (unknowable). Only a session
+ * that is idle (outside any transaction, nothing in flight) is held: parking
+ * one inside a transaction could deadlock against the DDL.
+ */
+static enum relay_msg hold_check(struct session *s, uint8_t type, const uint8_t *body, uint32_t avail,
+				 uint32_t len)
+{
+	const struct hold_set *set = s->w->holds;
+	struct classify_result *r = &s->w->classify_scratch;
+	struct classify_options opt = {
+		.parse_max_bytes = (size_t)s->w->snap->cfg.parse_max_bytes,
+		.standard_conforming_strings_off = s->scs_off,
+	};
+	const char *sql = NULL, *table = NULL;
+	size_t sql_len = 0;
+	bool unknown = false;
+	const struct hold *h;
+
+	if (!set || set->n == 0 || s->hold_bypass || s->tx_status != 'I' || s->syncs_pending > 0) {
+		unpark(s);
+		return RELAY_MSG_PASS;
+	}
+	switch (type) {
+	case 'Q':
+		sql = (const char *)body;
+		sql_len = len;
+		unknown = avail < len;
+		break;
+	case 'P': {
+		const uint8_t *name_end = memchr(body, 0, avail);
+
+		unknown = avail < len || !name_end;
+		if (!unknown) {
+			sql = (const char *)name_end + 1;
+			sql_len = len - (uint32_t)(name_end + 1 - body);
+		}
+		break;
+	}
+	case 'B': {
+		const uint8_t *portal_end = memchr(body, 0, avail), *stmt_end;
+		const struct stmt *st;
+
+		stmt_end = portal_end ? memchr(portal_end + 1, 0, avail - (uint32_t)(portal_end + 1 - body)) : NULL;
+		if (!stmt_end)
+			return RELAY_MSG_PASS;   /* malformed: the server will say so */
+		if (stmt_end == portal_end + 1)
+			return RELAY_MSG_PASS;   /* the unnamed statement was judged at its Parse */
+		st = stmt_peek(&s->statements, (const char *)portal_end + 1);
+		if (!st && !s->statements.overflowed)
+			return RELAY_MSG_PASS;   /* no such statement: the server will say so */
+		unknown = !st || !st->sql;
+		if (!unknown) {
+			sql = st->sql;
+			sql_len = strlen(st->sql);
+		}
+		break;
+	}
+	case 'F':
+		unknown = true;
+		break;
+	default:
+		return RELAY_MSG_PASS;
+	}
+	if (unknown) {
+		memset(r, 0, sizeof(*r));
+		r->flags = CLASSIFY_UNKNOWN;
+	} else {
+		classify_sql(sql, sql_len, &opt, r);
+	}
+	h = hold_conflict(set, r, &table);
+	if (!h) {
+		unpark(s);
+		return RELAY_MSG_PASS;
+	}
+	if (h->policy == HOLD_REJECT || s->timeout_reject) {
+		s->timeout_reject = false;
+		start_reject(s, h, table, type);
+		return RELAY_MSG_DROP;
+	}
+	park(s, h);
+	return RELAY_MSG_STOP;
 }
 
 /*
@@ -392,6 +580,16 @@ static enum relay_msg on_client_msg(void *ctx, uint8_t type, uint8_t *body, uint
 				    uint32_t len, uint32_t *new_len)
 {
 	struct session *s = ctx;
+	enum relay_msg verdict;
+
+	if (s->rejecting) {
+		/* Discarding a rejected extended-protocol unit: everything up to its Sync goes. */
+		if (type == 'S')
+			finish_reject(s);
+		return RELAY_MSG_DROP;
+	}
+	if ((verdict = hold_check(s, type, body, avail, len)) != RELAY_MSG_PASS)
+		return verdict;
 
 	switch (type) {
 	case 'Q':
@@ -434,6 +632,7 @@ static enum relay_msg on_server_msg(void *ctx, uint8_t type, uint8_t *body, uint
 		s->tx_status = (char)body[0];
 		if (s->syncs_pending)
 			s->syncs_pending--;
+		s->hold_bypass = false;   /* a unit let through by max_wait has ended */
 		if (s->state == SESSION_LOGIN) {
 			session_set_state(s, SESSION_READY);
 			session_log(s, LOG_INFO, "login: backend_pid=%u upstream=%s", s->backend_pid,
@@ -808,6 +1007,21 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	case SESSION_READY: {
 		time_t idle_s = worker_now(s->w) - s->last_activity;
 
+		if (s->parked_on) {
+			/* max_wait_ms ran out: release the unit or reject it, per the hold's on_timeout. */
+			const struct hold *h = s->parked_on;
+
+			session_log(s, LOG_WARN, "waited max_wait_ms (%lld) on hold %s: %s", (long long)h->max_wait_ms,
+				    h->id, h->on_timeout == HOLD_TIMEOUT_REJECT ? "rejecting" : "releasing");
+			if (h->on_timeout == HOLD_TIMEOUT_REJECT)
+				s->timeout_reject = true;
+			else
+				s->hold_bypass = true;
+			unpark(s);
+			if (scan_and_flush(s, &s->c2s, &s->server, &s->w->c2s_rules))
+				s->kick_client = true;
+			break;
+		}
 		if (cfg->client_idle_ms <= 0) {
 			timer_stop(s);
 		} else if (idle_s * 1000 >= cfg->client_idle_ms && session_is_idle(s)) {
@@ -869,7 +1083,7 @@ static void session_settle(struct session *s)
 		break;
 	case SESSION_LOGIN:
 	case SESSION_READY:
-		if (has_room(&s->c2s))
+		if (has_room(&s->c2s) && !s->parked_on)
 			client |= EV_READ;
 		if (has_room(&s->s2c))
 			server |= EV_READ;
@@ -894,11 +1108,21 @@ static void session_settle(struct session *s)
 	relay_release_if_empty(&s->s2c, &s->w->pool);
 }
 
+void session_recheck_parked(struct session *s)
+{
+	/* The unit waits at c2s.scan: scanning again runs the hold check against the new set. */
+	if (scan_and_flush(s, &s->c2s, &s->server, &s->w->c2s_rules) && !s->parked_on)
+		s->kick_client = true;   /* more may have arrived behind it; read on */
+	session_settle(s);
+}
+
 /* ---- introspection -------------------------------------------------------- */
 
 const char *session_state_name(const struct session *s)
 {
 	if (s->state == SESSION_READY) {
+		if (s->parked_on)
+			return "parked";
 		if (s->tx_status == 'T' || s->tx_status == 'E')
 			return "in_transaction";
 		return session_is_idle(s) ? "idle" : "active";
@@ -923,6 +1147,10 @@ void session_describe(const struct session *s, cJSON *arr)
 	else
 		cJSON_AddNullToObject(o, "backend_pid");
 	cJSON_AddNumberToObject(o, "prepared_statements", s->statements.count);
+	if (s->parked_on) {
+		cJSON_AddStringToObject(o, "parked_on", s->parked_on->id);
+		cJSON_AddNumberToObject(o, "parked_ms", (double)(now_ms() - s->parked_at_ms));
+	}
 	cJSON_AddNumberToObject(o, "connected_s", (double)(worker_now(s->w) - s->connected_at));
 	cJSON_AddNumberToObject(o, "worker", s->w->index);
 	cJSON_AddItemToArray(arr, o);

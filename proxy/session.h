@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "conn.h"
+#include "hold.h"
 #include "relay.h"
 #include "stmt.h"
 
@@ -55,6 +56,16 @@ struct session {
 	bool kick_client;              /* TLS holds decrypted client bytes: read again after settling */
 	bool kick_server;              /* the same for the server side */
 	struct stmt_map statements;    /* named prepared statements (Parse/Close) */
+
+	/* Holds: a parked session's next unit of work waits in c2s, unscanned. */
+	const struct hold *parked_on;  /* NULL unless parked */
+	struct session *park_next;     /* the worker's parked list, in arrival order */
+	int64_t parked_at_ms;
+	bool hold_bypass;              /* max_wait ran out: this unit goes through */
+	bool timeout_reject;           /* max_wait ran out under on_timeout=reject */
+	bool rejecting;                /* discarding the rejected unit up to its Sync */
+	char rejected_table[CLASSIFY_NAME_MAX];   /* for the 55P03 message */
+	char rejected_hold[HOLD_ID_MAX];
 	time_t connected_at;
 	time_t last_activity;
 
@@ -86,6 +97,12 @@ void session_drain(struct session *s);
 
 /* Whether the session is idle: logged in, not in a transaction, nothing in flight. */
 bool session_is_idle(const struct session *s);
+
+/*
+ * Re-checks a parked session against the worker's current holds: resumes it
+ * (in the caller's order) if nothing holds its unit any more.
+ */
+void session_recheck_parked(struct session *s);
 
 /* Adds a JSON description of the session to 'arr' (for /status). */
 void session_describe(const struct session *s, cJSON *arr);

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "pgvalve/classify.h"
 #include "pgvalve/log.h"
 #include "session.h"
 
@@ -198,8 +199,8 @@ bool worker_start(struct worker *w)
 	bool ok;
 
 	pthread_attr_init(&attr);
-	/* Large stacks: later, SQL parsing (libpg_query recurses without a limit) runs here. */
-	pthread_attr_setstacksize(&attr, 16u << 20);
+	/* SQL is classified on these threads: libpg_query recurses without a limit (classify.h). */
+	pthread_attr_setstacksize(&attr, CLASSIFY_STACK_BYTES);
 	ok = pthread_create(&w->thread, &attr, worker_main, w) == 0;
 	pthread_attr_destroy(&attr);
 	return ok;
@@ -250,6 +251,40 @@ void worker_call_all(worker_job_fn fn, void **args)
 	pthread_mutex_destroy(&batch.mu);
 	pthread_cond_destroy(&batch.cv);
 	free(jobs);
+}
+
+void worker_apply_holds(struct worker *w, void *arg)
+{
+	struct hold_apply *a = arg;
+	bool active = a->set && a->set->n > 0;
+	struct session **parked = NULL, *s;
+	int n = 0;
+
+	w->holds = a->set;
+	/* Query and Bind bodies are read only while something is held. */
+	w->c2s_rules.track['Q'] = active ? RELAY_TRACK_BODY : RELAY_TRACK_HEADER;
+	w->c2s_rules.track['B'] = active ? RELAY_TRACK_BODY : RELAY_TRACK_NONE;
+
+	for (s = w->parked_head; s; s = s->park_next)
+		n++;
+	if (n > 0 && (parked = malloc((size_t)n * sizeof(*parked)))) {
+		n = 0;
+		for (s = w->parked_head; s; s = s->park_next)
+			parked[n++] = s;
+		/* Oldest first: release resumes in arrival order. A recheck may free its session. */
+		for (int i = 0; i < n; i++)
+			session_recheck_parked(parked[i]);
+		free(parked);
+	}
+	for (s = w->sessions; s; s = s->next) {
+		if (s->parked_on && (!a->count_id || strcmp(s->parked_on->id, a->count_id) == 0))
+			a->parked++;
+		if (s->state == SESSION_READY && s->tx_status != 'I') {
+			a->in_transaction++;
+			if (a->pids)
+				cJSON_AddItemToArray(a->pids, cJSON_CreateNumber(s->backend_pid));
+		}
+	}
 }
 
 time_t worker_now(struct worker *w)

@@ -7,12 +7,14 @@
 #ifndef PGVALVE_PROXY_WORKER_H
 #define PGVALVE_PROXY_WORKER_H
 
+#include <cjson/cJSON.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "hold.h"
 #include "relay.h"
 #include "runtime.h"
 #include "stats.h"
@@ -44,6 +46,11 @@ struct worker {
 	struct stats stats;
 	bool draining;
 
+	const struct hold_set *holds;            /* NULL or empty: nothing is classified */
+	struct session *parked_head;             /* parked sessions, in arrival order */
+	struct session *parked_tail;
+	struct classify_result classify_scratch; /* one classification at a time per worker */
+
 	pthread_mutex_t jobs_mu;
 	struct worker_job *jobs;     /* LIFO; order across one batch does not matter */
 	int wake_fd;                 /* eventfd: jobs are waiting */
@@ -65,6 +72,18 @@ void worker_call_all(worker_job_fn fn, void **args);
 
 /* Switches a worker to a new snapshot (job body; also used at init). */
 void worker_apply_snapshot(struct worker *w, const struct snapshot *snap);
+
+/* Job argument and answer for worker_apply_holds. */
+struct hold_apply {
+	const struct hold_set *set;   /* the new set (may be empty) */
+	const char *count_id;         /* count sessions parked on this hold (NULL: on any) */
+	int parked;
+	int in_transaction;
+	cJSON *pids;                  /* backend PIDs of sessions inside a transaction */
+};
+
+/* Job: switches the worker to a new hold set and re-checks its parked sessions, oldest first. */
+void worker_apply_holds(struct worker *w, void *arg);
 
 time_t worker_now(struct worker *w);
 

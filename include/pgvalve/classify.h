@@ -8,8 +8,8 @@
  * It fails closed: whatever it cannot judge sets CLASSIFY_UNKNOWN, which a
  * hold treats as touching every held table in every mode. Parsing uses
  * libpg_query, which recurses without a depth limit: call this only on
- * threads with stacks of at least 16 MiB, and only on a fixed set of threads
- * (libpg_query leaks one pthread key per thread that ever parsed).
+ * threads with stacks of CLASSIFY_STACK_BYTES, and only on a fixed set of
+ * threads (libpg_query leaks one pthread key per thread that ever parsed).
  */
 #ifndef PGVALVE_CLASSIFY_H
 #define PGVALVE_CLASSIFY_H
@@ -17,6 +17,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/*
+ * libpg_query's tree-to-JSON step recurses once per nesting level, about
+ * 134 bytes of stack a level; an expression nests at most one level per two
+ * bytes of SQL. So no text longer than CLASSIFY_PARSE_MAX_LIMIT is parsed
+ * (whatever parse_max_bytes says), and parsing threads get
+ * CLASSIFY_STACK_BYTES: 64 MiB for at most ~17 MiB of need.
+ */
+#define CLASSIFY_PARSE_MAX_LIMIT (256 * 1024)
+#define CLASSIFY_STACK_BYTES (64u << 20)
 
 #define CLASSIFY_NAME_MAX 64      /* NAMEDATALEN: longer identifiers are truncated by PostgreSQL too */
 #define CLASSIFY_MAX_REFS 64      /* more distinct tables than this: CLASSIFY_UNKNOWN */
@@ -47,7 +57,7 @@ struct classify_result {
 };
 
 struct classify_options {
-	size_t parse_max_bytes;               /* longer SQL is not parsed: unknown */
+	size_t parse_max_bytes;               /* longer SQL is not parsed: unknown (capped at CLASSIFY_PARSE_MAX_LIMIT) */
 	bool standard_conforming_strings_off; /* the session's setting: 'off' means unknown */
 };
 

@@ -302,14 +302,14 @@ static void test_limits_at_bounds(void **state)
 	config_free(&cfg);
 
 	parse_ok("{\"limits\": {\"max_clients\": 1000000, \"max_message_bytes\": 1073741824,"
-		 "             \"parse_max_bytes\": 16777216},"
+		 "             \"parse_max_bytes\": 262144},"
 		 " \"workers\": 256, \"listen\": {\"port\": 65535}, \"admin\": {\"port\": 65535},"
 		 " \"upstream\": {\"port\": 65535},"
 		 " \"timeouts\": {\"connect_ms\": 3600000, \"auth_ms\": 3600000,"
 		 "              \"client_idle_ms\": 604800000, \"shutdown_timeout_ms\": 3600000}}", &cfg);
 	assert_int_equal(cfg.max_clients, 1000000);
 	assert_int_equal(cfg.max_message_bytes, 1073741824);
-	assert_int_equal(cfg.parse_max_bytes, 16777216);
+	assert_int_equal(cfg.parse_max_bytes, 262144);
 	assert_int_equal(cfg.workers, 256);
 	assert_int_equal(cfg.upstreams[0].port, 65535);
 	assert_int_equal(cfg.client_idle_ms, 604800000);
@@ -335,7 +335,7 @@ static const struct {
 	{ "{\"limits\": {\"max_clients\": 0}}", "\"limits.max_clients\"", "expected an integer" },
 	{ "{\"limits\": {\"max_clients\": 1000001}}", "\"limits.max_clients\"", "expected an integer" },
 	{ "{\"limits\": {\"parse_max_bytes\": 63}}", "\"limits.parse_max_bytes\"", "expected an integer" },
-	{ "{\"limits\": {\"parse_max_bytes\": 16777217}}", "\"limits.parse_max_bytes\"", "expected an integer" },
+	{ "{\"limits\": {\"parse_max_bytes\": 262145}}", "\"limits.parse_max_bytes\"", "expected an integer" },
 	{ "{\"limits\": 5}", "\"limits\"", "expected an object" },
 	/* upstream */
 	{ "{\"upstream\": {\"sslmode\": \"verify-ca\"}}", "\"upstream.sslmode\"", "verify-full, got \"verify-ca\"" },

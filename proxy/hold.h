@@ -1,0 +1,69 @@
+/*
+ * Holds (DESIGN.md §3.3): which tables are held, in which mode, with which
+ * policy. A hold set is an immutable snapshot: the main thread builds a new
+ * one on every change and hands it to each worker as a job, so workers read
+ * it without locks. Expiry (leases) is the main thread's business and is
+ * not in here.
+ */
+#ifndef PGVALVE_PROXY_HOLD_H
+#define PGVALVE_PROXY_HOLD_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pgvalve/classify.h"
+
+enum hold_mode {
+	HOLD_WRITES,   /* work taking a lock that conflicts with SHARE ROW EXCLUSIVE */
+	HOLD_ALL,      /* any reference (the DDL takes ACCESS EXCLUSIVE) */
+};
+
+enum hold_policy { HOLD_QUEUE, HOLD_REJECT, HOLD_REROUTE };
+enum hold_on_timeout { HOLD_TIMEOUT_RELEASE, HOLD_TIMEOUT_REJECT };
+
+#define HOLD_ID_MAX 64
+#define HOLD_MAX_TABLES 256
+
+struct hold_table {
+	char schema[CLASSIFY_NAME_MAX];   /* "": any schema */
+	char name[CLASSIFY_NAME_MAX];     /* "*": every table */
+};
+
+struct hold {
+	char id[HOLD_ID_MAX];
+	enum hold_mode mode;
+	enum hold_policy policy;
+	enum hold_on_timeout on_timeout;
+	int64_t lease_ms;
+	int64_t max_wait_ms;
+	int n_tables;
+	struct hold_table tables[];
+};
+
+struct hold_set {
+	int n;
+	const struct hold *holds[];   /* borrowed from the main thread's registry */
+};
+
+/*
+ * Parses a POST /holds body. Returns NULL with 'err' filled ("tables: ..."),
+ * else a malloc'd hold (id generated when absent).
+ */
+struct hold *hold_parse(const cJSON *body, char *err, size_t errlen);
+
+/*
+ * The first hold that 'r' (a unit of work's classification) collides with,
+ * or NULL. '*table' names the held table it touches (for the 55P03 message).
+ */
+const struct hold *hold_conflict(const struct hold_set *set, const struct classify_result *r,
+				 const char **table);
+
+/* Adds a JSON description of 'h' to 'arr'. */
+void hold_describe(const struct hold *h, cJSON *obj);
+
+const char *hold_mode_name(enum hold_mode m);
+const char *hold_policy_name(enum hold_policy p);
+
+#endif
