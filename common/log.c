@@ -58,14 +58,15 @@ bool log_format_parse(const char *s, enum log_format *out)
  * Bytes >= 0x80 that are not valid UTF-8 could make the line invalid JSON, so
  * every byte >= 0x80 is written as \u00XX (a byte-exact rendering, readable).
  */
-static size_t escape(char *buf, size_t cap, size_t len, const char *s, size_t budget)
+static size_t escape(char *buf, size_t cap, size_t len, const char *s, size_t budget, bool json)
 {
 	size_t stop = len + budget < cap ? len + budget : cap;
 
 	for (; *s && len + 7 < stop; s++) {
 		unsigned char ch = (unsigned char)*s;
 
-		if (ch == '"' || ch == '\\') {
+		/* Text lines need only control bytes escaped (no forged lines); JSON also quotes. */
+		if (json && (ch == '"' || ch == '\\')) {
 			buf[len++] = '\\';
 			buf[len++] = (char)ch;
 		} else if (ch < 0x20 || ch >= 0x7f) {
@@ -133,12 +134,12 @@ void log_msg(enum log_level level, const struct log_session *who, const char *fm
 		if (!vals[i])
 			continue;
 		len = append(line, sizeof(line), len, json ? ",\"%s\":\"" : " %s=", keys[i]);
-		len = escape(line, sizeof(line), len, vals[i], 400);
+		len = escape(line, sizeof(line), len, vals[i], 400, json);
 		if (json)
 			len = append(line, sizeof(line), len, "\"");
 	}
 	len = append(line, sizeof(line), len, json ? ",\"msg\":\"" : " ");
-	len = escape(line, sizeof(line), len, msg, 2400);
+	len = escape(line, sizeof(line), len, msg, 2400, json);
 	len = append(line, sizeof(line), len, json ? "\"}\n" : "\n");
 	if (len > 0 && line[len - 1] != '\n')
 		line[len - 1] = '\n';

@@ -48,6 +48,39 @@ static struct held *held_find(const char *id)
  * all have applied it (so a hold is acknowledged only when in force
  * everywhere), with their counts merged into 'sum'.
  */
+static int by_park_time(const void *a, const void *b)
+{
+	const struct parked_ref *x = a, *y = b;
+
+	return x->parked_at_ms < y->parked_at_ms ? -1 : x->parked_at_ms > y->parked_at_ms;
+}
+
+/*
+ * After a hold went away: re-checks every parked session, oldest first across
+ * all workers, one at a time, so released work reaches the server in the
+ * order it arrived at the proxy.
+ */
+static void resume_in_arrival_order(struct hold_apply *per)
+{
+	struct parked_ref *all;
+	int n = 0, k = 0;
+
+	for (int i = 0; i < rt.n_workers; i++)
+		n += per[i].n_parked_refs;
+	all = n ? malloc((size_t)n * sizeof(*all)) : NULL;
+	for (int i = 0; i < rt.n_workers; i++) {
+		for (int j = 0; all && j < per[i].n_parked_refs; j++)
+			all[k++] = per[i].parked_refs[j];
+		free(per[i].parked_refs);
+	}
+	if (!all)
+		return;
+	qsort(all, (size_t)n, sizeof(*all), by_park_time);
+	for (int i = 0; i < n; i++)
+		worker_call(&rt.workers[all[i].worker], worker_recheck_parked, &all[i].session_id);
+	free(all);
+}
+
 static void publish(const char *count_id, struct hold_apply *sum)
 {
 	struct hold_set *set = calloc(1, sizeof(*set) + (size_t)n_held * sizeof(set->holds[0]));
@@ -63,11 +96,14 @@ static void publish(const char *count_id, struct hold_apply *sum)
 		per[i].set = set;
 		per[i].count_id = count_id;
 		per[i].pids = sum ? cJSON_CreateArray() : NULL;
+		/* Only a smaller set can let parked work go; a new hold never does. */
+		per[i].list_parked = old && set->n < old->n;
 		args[i] = &per[i];
 	}
 	worker_call_all(worker_apply_holds, args);
 	published = set;
 	free(old);
+	resume_in_arrival_order(per);
 	for (int i = 0; i < rt.n_workers; i++) {
 		if (sum) {
 			cJSON *pid;

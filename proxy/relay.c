@@ -171,6 +171,23 @@ bool relay_append_scanned(struct relay_buf *b, const uint8_t *p, uint32_t n)
 	return true;
 }
 
+bool relay_insert_scanned(struct relay_buf *b, const uint8_t *p, uint32_t n)
+{
+	if (b->cap - b->tail < n) {
+		uint8_t *grown = realloc(b->data, b->tail + n);
+
+		if (!grown)
+			return false;
+		b->data = grown;
+		b->cap = b->tail + n;
+	}
+	memmove(b->data + b->scan + n, b->data + b->scan, b->tail - b->scan);
+	memcpy(b->data + b->scan, p, n);
+	b->tail += n;
+	b->scan += n;
+	return true;
+}
+
 void relay_drop_unscanned(struct relay_buf *b)
 {
 	b->tail = b->scan;

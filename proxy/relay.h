@@ -104,6 +104,10 @@ void relay_consume(struct relay_buf *b, uint32_t n);
 bool relay_append_scanned(struct relay_buf *b, const uint8_t *p, uint32_t n)
 	__attribute__((warn_unused_result));
 
+/* Inserts bytes at 'scan' as already scanned (before the message scanning stopped at). */
+bool relay_insert_scanned(struct relay_buf *b, const uint8_t *p, uint32_t n)
+	__attribute__((warn_unused_result));
+
 /* Drops unscanned bytes (a partial message from a peer that went away). */
 void relay_drop_unscanned(struct relay_buf *b);
 

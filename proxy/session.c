@@ -40,6 +40,7 @@ static void on_server_io(evutil_socket_t fd, short what, void *arg);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 static void session_settle(struct session *s);
 static void unpark(struct session *s);
+static size_t reject_message(struct session *s, uint8_t *msg, size_t cap, char *text, size_t tcap);
 
 static const char *const state_names[] = {
 	[SESSION_STARTUP] = "startup",
@@ -300,8 +301,23 @@ static bool scan_and_flush(struct session *s, struct relay_buf *b, struct conn *
 			   const struct relay_rules *rules)
 {
 	const char *why;
+	enum relay_result rc;
 
-	if (relay_scan(b, rules, s, &why) == RELAY_ERROR) {
+	while ((rc = relay_scan(b, rules, s, &why)) == RELAY_STOPPED && b == &s->s2c &&
+	       s->reject_before_ready) {
+		uint8_t msg[600];
+		char text[300];
+		size_t n = reject_message(s, msg, sizeof(msg), text, sizeof(text));
+
+		s->reject_before_ready = false;
+		if (n > sizeof(msg) || !relay_insert_scanned(b, msg, (uint32_t)n)) {
+			session_close(s, "55P03", "%s", text);
+			return false;
+		}
+		session_log(s, LOG_INFO, "rejected the rest of an extended batch on \"%s\" (hold %s)",
+			    s->rejected_table, s->rejected_hold);
+	}
+	if (rc == RELAY_ERROR) {
 		if (b == &s->c2s) {
 			session_close(s, "08P01", "%s", why);
 		} else {
@@ -432,6 +448,13 @@ static void unpark(struct session *s)
  * Answers a rejected unit as the server would answer a lock_timeout: an
  * ErrorResponse (55P03), then ReadyForQuery, so the session stays usable.
  */
+static size_t reject_message(struct session *s, uint8_t *msg, size_t cap, char *text, size_t tcap)
+{
+	snprintf(text, tcap, "pgvalve: table \"%s\" is held for a schema change (hold %s); retry shortly",
+		 s->rejected_table, s->rejected_hold);
+	return pgwire_build_error(msg, cap, "ERROR", "55P03", text);
+}
+
 static void finish_reject(struct session *s)
 {
 	uint8_t msg[600], ready[6] = { 'Z', 0, 0, 0, 5, (uint8_t)s->tx_status };
@@ -440,10 +463,7 @@ static void finish_reject(struct session *s)
 
 	s->rejecting = false;
 	s->c2s.track_all = false;
-	snprintf(text, sizeof(text),
-		 "pgvalve: table \"%s\" is held for a schema change (hold %s); retry shortly",
-		 s->rejected_table, s->rejected_hold);
-	n = pgwire_build_error(msg, sizeof(msg), "ERROR", "55P03", text);
+	n = reject_message(s, msg, sizeof(msg), text, sizeof(text));
 	if (!relay_acquire(&s->s2c, &s->w->pool) || n > sizeof(msg) ||
 	    !relay_append_scanned(&s->s2c, msg, (uint32_t)n) ||
 	    !relay_append_scanned(&s->s2c, ready, sizeof(ready))) {
@@ -584,13 +604,24 @@ static enum relay_msg on_client_msg(void *ctx, uint8_t type, uint8_t *body, uint
 
 	if (s->rejecting) {
 		/* Discarding a rejected extended-protocol unit: everything up to its Sync goes. */
-		if (type == 'S')
+		if (type != 'S')
+			return RELAY_MSG_DROP;
+		if (!s->batch_forwarded) {
 			finish_reject(s);
-		return RELAY_MSG_DROP;
+			return RELAY_MSG_DROP;
+		}
+		/*
+		 * Part of this batch already reached the server: it must see the Sync to
+		 * answer it, and the 55P03 goes in front of its ReadyForQuery.
+		 */
+		s->rejecting = false;
+		s->c2s.track_all = false;
+		s->reject_before_ready = true;
 	}
 	if ((verdict = hold_check(s, type, body, avail, len)) != RELAY_MSG_PASS)
 		return verdict;
 
+	s->batch_forwarded = type != 'S' && type != 'Q' && type != 'X' && type != 'F';
 	switch (type) {
 	case 'Q':
 		s->syncs_pending++;
@@ -629,6 +660,8 @@ static enum relay_msg on_server_msg(void *ctx, uint8_t type, uint8_t *body, uint
 	case 'Z':
 		if (avail < 1)
 			return RELAY_MSG_ERROR;
+		if (s->reject_before_ready)
+			return RELAY_MSG_STOP;   /* scan_and_flush puts the 55P03 in front, then goes on */
 		s->tx_status = (char)body[0];
 		if (s->syncs_pending)
 			s->syncs_pending--;

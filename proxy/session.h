@@ -64,6 +64,8 @@ struct session {
 	bool hold_bypass;              /* max_wait ran out: this unit goes through */
 	bool timeout_reject;           /* max_wait ran out under on_timeout=reject */
 	bool rejecting;                /* discarding the rejected unit up to its Sync */
+	bool batch_forwarded;          /* extended messages since the last Sync reached the server */
+	bool reject_before_ready;      /* put the 55P03 before the server's next ReadyForQuery */
 	char rejected_table[CLASSIFY_NAME_MAX];   /* for the 55P03 message */
 	char rejected_hold[HOLD_ID_MAX];
 	time_t connected_at;

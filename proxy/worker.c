@@ -229,6 +229,22 @@ bool worker_post(struct worker *w, worker_job_fn fn, void *arg)
 	return true;
 }
 
+void worker_call(struct worker *w, worker_job_fn fn, void *arg)
+{
+	struct worker_batch batch = { .remaining = 1 };
+	struct worker_job job = { .fn = fn, .arg = arg, .batch = &batch };
+
+	pthread_mutex_init(&batch.mu, NULL);
+	pthread_cond_init(&batch.cv, NULL);
+	enqueue(w, &job);
+	pthread_mutex_lock(&batch.mu);
+	while (batch.remaining > 0)
+		pthread_cond_wait(&batch.cv, &batch.mu);
+	pthread_mutex_unlock(&batch.mu);
+	pthread_mutex_destroy(&batch.mu);
+	pthread_cond_destroy(&batch.cv);
+}
+
 void worker_call_all(worker_job_fn fn, void **args)
 {
 	struct worker_batch batch = { .remaining = rt.n_workers };
@@ -257,7 +273,7 @@ void worker_apply_holds(struct worker *w, void *arg)
 {
 	struct hold_apply *a = arg;
 	bool active = a->set && a->set->n > 0;
-	struct session **parked = NULL, *s;
+	struct session *s;
 	int n = 0;
 
 	w->holds = a->set;
@@ -265,16 +281,12 @@ void worker_apply_holds(struct worker *w, void *arg)
 	w->c2s_rules.track['Q'] = active ? RELAY_TRACK_BODY : RELAY_TRACK_HEADER;
 	w->c2s_rules.track['B'] = active ? RELAY_TRACK_BODY : RELAY_TRACK_NONE;
 
-	for (s = w->parked_head; s; s = s->park_next)
-		n++;
-	if (n > 0 && (parked = malloc((size_t)n * sizeof(*parked)))) {
-		n = 0;
+	if (a->list_parked) {
 		for (s = w->parked_head; s; s = s->park_next)
-			parked[n++] = s;
-		/* Oldest first: release resumes in arrival order. A recheck may free its session. */
-		for (int i = 0; i < n; i++)
-			session_recheck_parked(parked[i]);
-		free(parked);
+			n++;
+		a->parked_refs = n ? calloc((size_t)n, sizeof(*a->parked_refs)) : NULL;
+		for (s = w->parked_head; s && a->parked_refs; s = s->park_next)
+			a->parked_refs[a->n_parked_refs++] = (struct parked_ref){ s->parked_at_ms, w->index, s->id };
 	}
 	for (s = w->sessions; s; s = s->next) {
 		if (s->parked_on && (!a->count_id || strcmp(s->parked_on->id, a->count_id) == 0))
@@ -283,6 +295,18 @@ void worker_apply_holds(struct worker *w, void *arg)
 			a->in_transaction++;
 			if (a->pids)
 				cJSON_AddItemToArray(a->pids, cJSON_CreateNumber(s->backend_pid));
+		}
+	}
+}
+
+void worker_recheck_parked(struct worker *w, void *arg)
+{
+	uint64_t id = *(const uint64_t *)arg;
+
+	for (struct session *s = w->parked_head; s; s = s->park_next) {
+		if (s->id == id) {
+			session_recheck_parked(s);   /* may free s: nothing touches it after */
+			return;
 		}
 	}
 }

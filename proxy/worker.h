@@ -67,23 +67,39 @@ void worker_destroy(struct worker *w);
 /* Runs fn(w, arg) on worker 'w' later, without waiting. Returns false if it could not be queued. */
 bool worker_post(struct worker *w, worker_job_fn fn, void *arg) __attribute__((warn_unused_result));
 
+/* Runs fn(w, arg) on worker 'w' and returns when it has finished. */
+void worker_call(struct worker *w, worker_job_fn fn, void *arg);
+
 /* Runs fn(worker, args[i]) on every worker and returns when all have finished. */
 void worker_call_all(worker_job_fn fn, void **args);
 
 /* Switches a worker to a new snapshot (job body; also used at init). */
 void worker_apply_snapshot(struct worker *w, const struct snapshot *snap);
 
+/* A parked session, as the main thread may know it: by worker and id, never by pointer. */
+struct parked_ref {
+	int64_t parked_at_ms;
+	int worker;
+	uint64_t session_id;
+};
+
 /* Job argument and answer for worker_apply_holds. */
 struct hold_apply {
 	const struct hold_set *set;   /* the new set (may be empty) */
 	const char *count_id;         /* count sessions parked on this hold (NULL: on any) */
+	bool list_parked;             /* fill 'parked_refs' (a hold went away: some may resume) */
 	int parked;
 	int in_transaction;
 	cJSON *pids;                  /* backend PIDs of sessions inside a transaction */
+	struct parked_ref *parked_refs;   /* malloc'd; the caller frees */
+	int n_parked_refs;
 };
 
-/* Job: switches the worker to a new hold set and re-checks its parked sessions, oldest first. */
+/* Job: switches the worker to a new hold set; parked sessions are re-checked by the caller. */
 void worker_apply_holds(struct worker *w, void *arg);
+
+/* Job: re-checks one parked session (arg: its uint64_t id) against the current set. */
+void worker_recheck_parked(struct worker *w, void *arg);
 
 time_t worker_now(struct worker *w);
 
