@@ -150,10 +150,17 @@ static void on_lease_expired(evutil_socket_t fd, short what, void *arg)
 	held_release(h);
 }
 
+static void detach_holds_job(struct worker *w, void *arg)
+{
+	w->holds = NULL;
+}
+
 void admin_release_all_holds(void)
 {
 	while (registry)
 		held_release(registry);
+	/* Workers still point at the (now empty) published set: detach them before freeing it. */
+	worker_call_all(detach_holds_job, NULL);
 	free(published);
 	published = NULL;
 }

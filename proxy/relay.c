@@ -152,25 +152,6 @@ void relay_consume(struct relay_buf *b, uint32_t n)
 		b->head = b->scan = b->tail = 0;
 }
 
-bool relay_append_scanned(struct relay_buf *b, const uint8_t *p, uint32_t n)
-{
-	/* Only at a boundary with nothing unscanned, or the bytes would land mid-message. */
-	if (b->scan != b->tail || b->msg_left)
-		return false;
-	if (b->cap - b->tail < n) {
-		uint8_t *grown = realloc(b->data, b->tail + n);
-
-		if (!grown)
-			return false;
-		b->data = grown;
-		b->cap = b->tail + n;
-	}
-	memcpy(b->data + b->tail, p, n);
-	b->tail += n;
-	b->scan = b->tail;
-	return true;
-}
-
 bool relay_insert_scanned(struct relay_buf *b, const uint8_t *p, uint32_t n)
 {
 	if (b->cap - b->tail < n) {
@@ -186,6 +167,14 @@ bool relay_insert_scanned(struct relay_buf *b, const uint8_t *p, uint32_t n)
 	b->tail += n;
 	b->scan += n;
 	return true;
+}
+
+bool relay_append_scanned(struct relay_buf *b, const uint8_t *p, uint32_t n)
+{
+	/* Only at a boundary with nothing unscanned, or the bytes would land mid-message. */
+	if (b->scan != b->tail || b->msg_left)
+		return false;
+	return relay_insert_scanned(b, p, n);
 }
 
 void relay_drop_unscanned(struct relay_buf *b)

@@ -229,14 +229,17 @@ bool worker_post(struct worker *w, worker_job_fn fn, void *arg)
 	return true;
 }
 
-void worker_call(struct worker *w, worker_job_fn fn, void *arg)
+/* Queues jobs[i] on workers[i] and returns when every one has run. */
+static void run_batch(struct worker **workers, struct worker_job *jobs, int n)
 {
-	struct worker_batch batch = { .remaining = 1 };
-	struct worker_job job = { .fn = fn, .arg = arg, .batch = &batch };
+	struct worker_batch batch = { .remaining = n };
 
 	pthread_mutex_init(&batch.mu, NULL);
 	pthread_cond_init(&batch.cv, NULL);
-	enqueue(w, &job);
+	for (int i = 0; i < n; i++) {
+		jobs[i].batch = &batch;
+		enqueue(workers[i], &jobs[i]);
+	}
 	pthread_mutex_lock(&batch.mu);
 	while (batch.remaining > 0)
 		pthread_cond_wait(&batch.cv, &batch.mu);
@@ -245,27 +248,26 @@ void worker_call(struct worker *w, worker_job_fn fn, void *arg)
 	pthread_cond_destroy(&batch.cv);
 }
 
+void worker_call(struct worker *w, worker_job_fn fn, void *arg)
+{
+	struct worker_job job = { .fn = fn, .arg = arg };
+
+	run_batch(&w, &job, 1);
+}
+
 void worker_call_all(worker_job_fn fn, void **args)
 {
-	struct worker_batch batch = { .remaining = rt.n_workers };
 	struct worker_job *jobs = calloc((size_t)rt.n_workers, sizeof(*jobs));
+	struct worker **workers = calloc((size_t)rt.n_workers, sizeof(*workers));
 
-	if (!jobs)
+	if (!jobs || !workers)
 		abort();  /* the admin thread cannot do its job without this; nothing sane to return */
-	pthread_mutex_init(&batch.mu, NULL);
-	pthread_cond_init(&batch.cv, NULL);
 	for (int i = 0; i < rt.n_workers; i++) {
-		struct worker *w = &rt.workers[i];
-
-		jobs[i] = (struct worker_job){ .fn = fn, .arg = args ? args[i] : NULL, .batch = &batch };
-		enqueue(w, &jobs[i]);
+		workers[i] = &rt.workers[i];
+		jobs[i] = (struct worker_job){ .fn = fn, .arg = args ? args[i] : NULL };
 	}
-	pthread_mutex_lock(&batch.mu);
-	while (batch.remaining > 0)
-		pthread_cond_wait(&batch.cv, &batch.mu);
-	pthread_mutex_unlock(&batch.mu);
-	pthread_mutex_destroy(&batch.mu);
-	pthread_cond_destroy(&batch.cv);
+	run_batch(workers, jobs, rt.n_workers);
+	free(workers);
 	free(jobs);
 }
 
