@@ -168,7 +168,6 @@ void admin_release_all_holds(void)
 struct report {
 	int window_s;            /* > 0: fill 'window' */
 	bool with_sessions;
-	time_t now;
 	/* filled by the worker */
 	struct stats totals;     /* scalar counters only; keys below */
 	struct stats_keys by_sqlstate;
@@ -193,7 +192,8 @@ static void report_job(struct worker *w, void *arg)
 		stats_keys_add(&r->by_sqlstate, STATS_SQLSTATE, st->errors_by_sqlstate.v[i].name,
 			       st->errors_by_sqlstate.v[i].count, 1 << 20);
 	if (r->window_s > 0)
-		stats_window_add(st, r->now, r->window_s, &r->window);
+		/* The window ends at this worker's clock, the one its counters were stamped with. */
+		stats_window_add(st, worker_now(w), r->window_s, &r->window);
 	for (struct session *s = w->sessions; s; s = s->next) {
 		if (s->parked_on)
 			r->parked++;
@@ -215,14 +215,12 @@ static struct report *reports_collect(int window_s, bool with_sessions)
 {
 	struct report *r = calloc((size_t)rt.n_workers, sizeof(*r));
 	void **args = calloc((size_t)rt.n_workers, sizeof(*args));
-	time_t now = time(NULL);
 
 	if (!r || !args)
 		abort();  /* defensive: a few hundred bytes; nothing sane to answer without them */
 	for (int i = 0; i < rt.n_workers; i++) {
 		r[i].window_s = window_s;
 		r[i].with_sessions = with_sessions;
-		r[i].now = now;
 		r[i].sessions = with_sessions ? cJSON_CreateArray() : NULL;
 		args[i] = &r[i];
 	}
