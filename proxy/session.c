@@ -488,6 +488,22 @@ static void start_reject(struct session *s, const struct hold *h, const char *ta
 	}
 }
 
+/* What a unit colliding with hold 'h' (or with none) becomes: passed, parked or rejected. */
+static enum relay_msg hold_decide(struct session *s, const struct hold *h, const char *table, uint8_t type)
+{
+	if (!h) {
+		unpark(s);
+		return RELAY_MSG_PASS;
+	}
+	if (h->policy == HOLD_REJECT || s->timeout_reject) {
+		s->timeout_reject = false;
+		start_reject(s, h, table, type);
+		return RELAY_MSG_DROP;
+	}
+	park(s, h);
+	return RELAY_MSG_STOP;
+}
+
 /*
  * The hold check for one message of a unit of work: Query, Parse (its SQL),
  * Bind (the named statement's SQL), FunctionCall (unknowable). Only a session
@@ -530,7 +546,7 @@ static enum relay_msg hold_check(struct session *s, uint8_t type, const uint8_t 
 	}
 	case 'B': {
 		const uint8_t *portal_end = memchr(body, 0, avail), *stmt_end;
-		const struct stmt *st;
+		struct stmt *st;
 
 		stmt_end = portal_end ? memchr(portal_end + 1, 0, avail - (uint32_t)(portal_end + 1 - body)) : NULL;
 		if (!stmt_end)
@@ -540,12 +556,14 @@ static enum relay_msg hold_check(struct session *s, uint8_t type, const uint8_t 
 		st = stmt_peek(&s->statements, (const char *)portal_end + 1);
 		if (!st && !s->statements.overflowed)
 			return RELAY_MSG_PASS;   /* no such statement: the server will say so */
-		unknown = !st || !st->sql;
-		if (!unknown) {
-			sql = st->sql;
-			sql_len = strlen(st->sql);
+		if (!st) {
+			unknown = true;
+			break;
 		}
-		break;
+		/* A named statement is classified once, the first time a hold meets it. */
+		stmt_classify(st, &opt, r);
+		h = hold_conflict(set, r, &table);   /* sets 'table': call it before reading that */
+		return hold_decide(s, h, table, type);
 	}
 	case 'F':
 		unknown = true;
@@ -560,17 +578,7 @@ static enum relay_msg hold_check(struct session *s, uint8_t type, const uint8_t 
 		classify_sql(sql, sql_len, &opt, r);
 	}
 	h = hold_conflict(set, r, &table);
-	if (!h) {
-		unpark(s);
-		return RELAY_MSG_PASS;
-	}
-	if (h->policy == HOLD_REJECT || s->timeout_reject) {
-		s->timeout_reject = false;
-		start_reject(s, h, table, type);
-		return RELAY_MSG_DROP;
-	}
-	park(s, h);
-	return RELAY_MSG_STOP;
+	return hold_decide(s, h, table, type);
 }
 
 /*

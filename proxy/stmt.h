@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pgvalve/classify.h"
+
 #define STMT_MAX_COUNT 4096
 #define STMT_MAX_BYTES (4u << 20)
 
@@ -20,7 +22,19 @@ struct stmt {
 	uint32_t hash;
 	char *name;
 	char *sql;               /* NULL: text unknown (longer than the relay shows whole) */
+	/* Its classification, made once, the first time a hold needs it. */
+	bool classified;
+	unsigned flags;
+	int n_refs;
+	struct classify_ref *refs;
 };
+
+/*
+ * Fills 'r' with the classification of 'st', classifying its text the first
+ * time and reusing that afterwards (the text of a named statement never
+ * changes). 'st' is the map's own entry, hence not const.
+ */
+void stmt_classify(struct stmt *st, const struct classify_options *opt, struct classify_result *r);
 
 struct stmt_map {
 	struct stmt **slots;     /* NULL until the first named Parse */
@@ -34,7 +48,7 @@ struct stmt_map {
 void stmt_put(struct stmt_map *m, const char *name, const char *sql, size_t sql_len);
 void stmt_remove(struct stmt_map *m, const char *name);
 /* Borrowed; valid until the next put/remove/clear. NULL if unknown. */
-const struct stmt *stmt_peek(const struct stmt_map *m, const char *name);
+struct stmt *stmt_peek(const struct stmt_map *m, const char *name);
 void stmt_clear(struct stmt_map *m);
 
 #endif
