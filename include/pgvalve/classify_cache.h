@@ -1,0 +1,73 @@
+/*
+ * A bounded cache of SQL classifications keyed by the exact text
+ * (DESIGN.md §3.2), so a repeated statement costs a hash and a compare
+ * instead of a parse. It also owns the compact form of a classify_result
+ * (flags, reason, exactly n_refs refs) that anything keeping one should use.
+ * A cache belongs to one thread (a proxy worker): nothing here locks.
+ */
+#ifndef PGVALVE_CLASSIFY_CACHE_H
+#define PGVALVE_CLASSIFY_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pgvalve/classify.h"
+
+/* What is worth keeping of a classify_result, in as many bytes as it needs. */
+struct classify_compact {
+	unsigned flags;
+	const char *unknown_reason;   /* static text, as in classify_result */
+	int n_refs;
+	struct classify_ref refs[];   /* exactly n_refs */
+};
+
+/* The size of the compact copy of 'r'. */
+size_t classify_compact_size(const struct classify_result *r);
+
+/* A malloc'd compact copy of 'r', to free(); NULL when out of memory. */
+struct classify_compact *classify_compact_copy(const struct classify_result *r)
+	__attribute__((warn_unused_result));
+
+/*
+ * Fills 'out' from 'c': flags, unknown_reason, n_refs and refs[0..n_refs).
+ * The refs past n_refs are left as they were.
+ */
+void classify_compact_fill(const struct classify_compact *c, struct classify_result *out);
+
+struct classify_cache;
+
+/*
+ * A cache of at most 'max_entries' entries and 'max_bytes' bytes (text,
+ * compact result and bookkeeping, each counted). Either bound 0: a cache that
+ * keeps nothing. NULL when out of memory.
+ */
+struct classify_cache *classify_cache_new(size_t max_entries, size_t max_bytes)
+	__attribute__((warn_unused_result));
+
+/* Frees 'c' and every entry; NULL is a no-op. */
+void classify_cache_free(struct classify_cache *c);
+
+/*
+ * Fills 'out' as classify_sql(sql, len, opt, out) would (flags,
+ * unknown_reason, n_refs, refs[0..n_refs); later refs are not promised to
+ * be zero), from the cache when the text up to its first NUL or 'len' is
+ * there. A miss classifies and keeps the result, evicting the least recently
+ * used entries until both bounds hold; text longer than the parse limit and
+ * sessions with standard_conforming_strings off are answered without the
+ * cache. Never fails: out of memory only means the result is not kept. Runs
+ * classify_sql, so the thread rules of classify.h apply.
+ */
+void classify_cache_sql(struct classify_cache *c, const char *sql, size_t len,
+			const struct classify_options *opt, struct classify_result *out);
+
+struct classify_cache_stats {
+	uint64_t hits;        /* answered from the cache */
+	uint64_t misses;      /* cacheable text that was not there (kept or not) */
+	uint64_t evictions;   /* entries dropped to make room */
+	size_t entries;       /* now, never above max_entries */
+	size_t bytes;         /* now, never above max_bytes */
+};
+
+void classify_cache_stats(const struct classify_cache *c, struct classify_cache_stats *out);
+
+#endif
