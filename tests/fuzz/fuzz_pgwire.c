@@ -13,14 +13,7 @@
 #include <string.h>
 
 #include "pgvalve/pgwire.h"
-
-#define FUZZ_CHECK(cond)                                                                   \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                                           \
-		}                                                                          \
-	} while (0)
+#include "fuzz_check.h"
 
 #define STREAM_MAX_LEN (1u << 16)   /* the stream's header limit; anything above is an error */
 #define PLUS "SCRAM-SHA-256-PLUS"

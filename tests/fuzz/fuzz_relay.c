@@ -33,14 +33,7 @@
 #include "pgvalve/pgwire.h"
 #include "relay.h"
 #include "stmt.h"
-
-#define FUZZ_CHECK(cond)                                                                   \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                                           \
-		}                                                                          \
-	} while (0)
+#include "fuzz_check.h"
 
 #define CTL_LEN 13
 #define MAX_LEN_CAP (1u << 30)   /* config's upper bound for limits.max_message_bytes */
