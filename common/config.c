@@ -250,13 +250,10 @@ static bool parse_upstreams(struct config *cfg, const cJSON *root, struct config
 	}
 	if (!cJSON_IsString(active))
 		return fail(err, "\"active\": expected the name of one of the upstreams");
-	for (int i = 0; i < cfg->n_upstreams; i++) {
-		if (strcmp(cfg->upstreams[i].name, active->valuestring) == 0) {
-			cfg->active = i;
-			return true;
-		}
-	}
-	return fail(err, "\"active\": no upstream named \"%s\"", active->valuestring);
+	cfg->active = config_upstream_index(cfg, active->valuestring, NULL, 0);
+	if (cfg->active < 0)
+		return fail(err, "\"active\": no upstream named \"%s\"", active->valuestring);
+	return true;
 }
 
 bool config_parse(struct config *cfg, const char *text, struct config_error *err)
@@ -433,6 +430,23 @@ bool config_parse_hostport(const char *s, char **host, int *port)
 	*host = hlen ? strndup(h, hlen) : strdup("0.0.0.0");
 	*port = (int)p;
 	return true;
+}
+
+int config_upstream_index(const struct config *cfg, const char *name, char *err, size_t errlen)
+{
+	size_t used;
+
+	for (int i = 0; i < cfg->n_upstreams; i++)
+		if (strcmp(cfg->upstreams[i].name, name) == 0)
+			return i;
+	if (!err)
+		return -1;
+	used = (size_t)snprintf(err, errlen, "no upstream named \"%.64s\" (configured:", name);
+	for (int i = 0; i < cfg->n_upstreams && used < errlen; i++)
+		used += (size_t)snprintf(err + used, errlen - used, " %s", cfg->upstreams[i].name);
+	if (used < errlen)
+		snprintf(err + used, errlen - used, ")");
+	return -1;
 }
 
 const struct config_upstream *config_active_upstream(const struct config *cfg)

@@ -14,156 +14,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin_body.h"
 #include "pgvalve/log.h"
 #include "runtime.h"
 #include "session.h"
 #include "hold.h"
+#include "hold_registry.h"
+#include "switchover.h"
 #include "worker.h"
 
 static struct evhttp *http;
-static struct event_base *admin_base;
-
-/* ---- the hold registry (main thread only) ---------------------------------- */
-
-struct held {
-	struct hold *hold;
-	struct event *lease;         /* fires when the lease runs out without renewal */
-	struct held *next;
-};
-
-static struct held *registry;
-static struct hold_set *published;   /* what every worker currently sees */
-static int n_held;
-
-static struct held *held_find(const char *id)
-{
-	for (struct held *h = registry; h; h = h->next)
-		if (strcmp(h->hold->id, id) == 0)
-			return h;
-	return NULL;
-}
-
-/*
- * Builds a set from the registry and hands it to every worker; returns once
- * all have applied it (so a hold is acknowledged only when in force
- * everywhere), with their counts merged into 'sum'.
- */
-static int by_park_time(const void *a, const void *b)
-{
-	const struct parked_ref *x = a, *y = b;
-
-	return x->parked_at_ms < y->parked_at_ms ? -1 : x->parked_at_ms > y->parked_at_ms;
-}
-
-/*
- * After a hold went away: re-checks every parked session, oldest first across
- * all workers, one at a time, so released work reaches the server in the
- * order it arrived at the proxy.
- */
-static void resume_in_arrival_order(struct hold_apply *per)
-{
-	struct parked_ref *all;
-	int n = 0, k = 0;
-
-	for (int i = 0; i < rt.n_workers; i++)
-		n += per[i].n_parked_refs;
-	all = n ? malloc((size_t)n * sizeof(*all)) : NULL;
-	for (int i = 0; i < rt.n_workers; i++) {
-		for (int j = 0; all && j < per[i].n_parked_refs; j++)
-			all[k++] = per[i].parked_refs[j];
-		free(per[i].parked_refs);
-	}
-	if (!all)
-		return;
-	qsort(all, (size_t)n, sizeof(*all), by_park_time);
-	for (int i = 0; i < n; i++)
-		worker_call(&rt.workers[all[i].worker], worker_recheck_parked, &all[i].session_id);
-	free(all);
-}
-
-static void publish(const char *count_id, struct hold_apply *sum)
-{
-	struct hold_set *set = calloc(1, sizeof(*set) + (size_t)n_held * sizeof(set->holds[0]));
-	struct hold_apply *per = calloc((size_t)rt.n_workers, sizeof(*per));
-	void **args = calloc((size_t)rt.n_workers, sizeof(*args));
-	struct hold_set *old = published;
-
-	if (!set || !per || !args)
-		abort();   /* defensive: a few bytes; a hold half-published would be worse than stopping */
-	for (struct held *h = registry; h; h = h->next)
-		set->holds[set->n++] = h->hold;
-	for (int i = 0; i < rt.n_workers; i++) {
-		per[i].set = set;
-		per[i].count_id = count_id;
-		per[i].pids = sum ? cJSON_CreateArray() : NULL;
-		/* Only a smaller set can let parked work go; a new hold never does. */
-		per[i].list_parked = old && set->n < old->n;
-		args[i] = &per[i];
-	}
-	worker_call_all(worker_apply_holds, args);
-	published = set;
-	free(old);
-	resume_in_arrival_order(per);
-	for (int i = 0; i < rt.n_workers; i++) {
-		if (sum) {
-			cJSON *pid;
-
-			sum->parked += per[i].parked;
-			sum->in_transaction += per[i].in_transaction;
-			cJSON_ArrayForEach(pid, per[i].pids)
-				cJSON_AddItemToArray(sum->pids, cJSON_CreateNumber(pid->valuedouble));
-		}
-		cJSON_Delete(per[i].pids);
-	}
-	free(per);
-	free(args);
-}
-
-static void held_arm_lease(struct held *h, int64_t lease_ms)
-{
-	struct timeval tv = { (time_t)(lease_ms / 1000), (suseconds_t)(lease_ms % 1000) * 1000 };
-
-	evtimer_add(h->lease, &tv);
-}
-
-/* Unlinks, publishes the set without it, then frees it (no worker sees it any more). */
-static void held_release(struct held *h)
-{
-	struct held **link;
-
-	for (link = &registry; *link != h; link = &(*link)->next)
-		;
-	*link = h->next;
-	n_held--;
-	publish(NULL, NULL);
-	event_free(h->lease);
-	free(h->hold);
-	free(h);
-}
-
-static void on_lease_expired(evutil_socket_t fd, short what, void *arg)
-{
-	struct held *h = arg;
-
-	log_warn("hold %s: lease of %lld ms ran out without renewal: released (a coordinator that "
-		 "stops renewing can never freeze traffic)", h->hold->id, (long long)h->hold->lease_ms);
-	held_release(h);
-}
-
-static void detach_holds_job(struct worker *w, void *arg)
-{
-	w->holds = NULL;
-}
-
-void admin_release_all_holds(void)
-{
-	while (registry)
-		held_release(registry);
-	/* Workers still point at the (now empty) published set: detach them before freeing it. */
-	worker_call_all(detach_holds_job, NULL);
-	free(published);
-	published = NULL;
-}
 
 struct report {
 	int window_s;            /* > 0: fill 'window' */
@@ -174,6 +34,7 @@ struct report {
 	struct stats_window window;
 	cJSON *sessions;
 	int idle, in_transaction, active, login, parked;
+	struct classify_cache_stats parse_cache;
 };
 
 static void report_job(struct worker *w, void *arg)
@@ -188,6 +49,7 @@ static void report_job(struct worker *w, void *arg)
 	r->totals.statements_total = st->statements_total;
 	r->totals.errors_total = st->errors_total;
 	r->totals.protocol_errors_total = st->protocol_errors_total;
+	classify_cache_stats(w->classify_cache, &r->parse_cache);
 	for (int i = 0; i < st->errors_by_sqlstate.n; i++)
 		stats_keys_add(&r->by_sqlstate, STATS_SQLSTATE, st->errors_by_sqlstate.v[i].name,
 			       st->errors_by_sqlstate.v[i].count, 1 << 20);
@@ -289,14 +151,9 @@ static cJSON *read_json_body(struct evhttp_request *req)
 
 static void handle_holds_list(struct evhttp_request *req)
 {
-	cJSON *doc = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(doc, "holds");
+	cJSON *doc = cJSON_CreateObject();
 
-	for (struct held *h = registry; h; h = h->next) {
-		cJSON *o = cJSON_CreateObject();
-
-		hold_describe(h->hold, o);
-		cJSON_AddItemToArray(arr, o);
-	}
+	hold_registry_describe(cJSON_AddArrayToObject(doc, "holds"));
 	reply_json(req, 200, doc);
 }
 
@@ -304,9 +161,10 @@ static void handle_holds_create(struct evhttp_request *req)
 {
 	cJSON *body = read_json_body(req), *doc;
 	struct hold_apply sum = { 0 };
-	struct held *h;
+	const struct hold *held;
 	struct hold *hold;
-	char err[256];
+	char err[512], id[HOLD_ID_MAX];
+	int status;
 
 	if (!body)
 		return;
@@ -316,59 +174,48 @@ static void handle_holds_create(struct evhttp_request *req)
 		reply_error(req, 400, err);
 		return;
 	}
-	if (held_find(hold->id)) {
-		snprintf(err, sizeof(err), "a hold with id \"%s\" exists already", hold->id);
-		free(hold);
-		reply_error(req, 409, err);
-		return;
-	}
-	h = calloc(1, sizeof(*h));
-	if (!h || !(h->lease = evtimer_new(admin_base, on_lease_expired, h))) {
-		free(h);
-		free(hold);
-		reply_error(req, 500, "out of memory");
-		return;
-	}
-	h->hold = hold;
-	h->next = registry;
-	registry = h;
-	n_held++;
-	held_arm_lease(h, hold->lease_ms);
+	snprintf(id, sizeof(id), "%s", hold->id);
 	sum.pids = cJSON_CreateArray();
-	publish(hold->id, &sum);
+	status = hold_registry_add(hold, &sum, err, sizeof(err));   /* takes 'hold' */
+	if (status != 0) {
+		cJSON_Delete(sum.pids);
+		reply_error(req, status, err);
+		return;
+	}
+	held = hold_registry_peek(id);
 	log_info("hold %s: %s mode, %s policy, %d table(s), lease %lld ms: in force on %d workers; "
-		 "%d parked, %d in a transaction", hold->id, hold_mode_name(hold->mode),
-		 hold_policy_name(hold->policy), hold->n_tables, (long long)hold->lease_ms, rt.n_workers,
+		 "%d parked, %d in a transaction", held->id, hold_mode_name(held->mode),
+		 hold_policy_name(held->policy), held->n_tables, (long long)held->lease_ms, rt.n_workers,
 		 sum.parked, sum.in_transaction);
 	doc = cJSON_CreateObject();
-	cJSON_AddStringToObject(doc, "id", hold->id);
+	cJSON_AddStringToObject(doc, "id", held->id);
 	cJSON_AddNumberToObject(doc, "parked", sum.parked);
 	cJSON_AddNumberToObject(doc, "in_transaction", sum.in_transaction);
 	cJSON_AddItemToObject(doc, "in_transaction_pids", sum.pids);
-	cJSON_AddNumberToObject(doc, "lease_ms", (double)hold->lease_ms);
+	cJSON_AddNumberToObject(doc, "lease_ms", (double)held->lease_ms);
 	reply_json(req, 201, doc);
 }
 
-static void handle_hold_renew(struct evhttp_request *req, struct held *h)
+static void handle_hold_renew(struct evhttp_request *req, const struct hold *h)
 {
-	cJSON *body = read_json_body(req), *v, *doc;
-	int64_t lease_ms = h->hold->lease_ms;
+	static const char *const keys[] = { "lease_ms", NULL };
+	cJSON *body = read_json_body(req), *doc;
+	int64_t lease_ms;
+	char err[256];
+	bool ok;
 
 	if (!body)
 		return;
-	v = cJSON_GetObjectItemCaseSensitive(body, "lease_ms");
-	if (v && (!cJSON_IsNumber(v) || !(v->valuedouble >= 1 && v->valuedouble <= 3600000))) {
-		cJSON_Delete(body);
-		reply_error(req, 400, "lease_ms: expected an integer from 1 to 3600000 (milliseconds)");
+	ok = admin_body_known_keys(body, keys, err, sizeof(err)) &&
+	     admin_body_ms(body, "lease_ms", h->lease_ms, 1, HOLD_MAX_MS, &lease_ms, err, sizeof(err));
+	cJSON_Delete(body);
+	if (!ok) {
+		reply_error(req, 400, err);
 		return;
 	}
-	if (v)
-		lease_ms = (int64_t)v->valuedouble;
-	cJSON_Delete(body);
-	h->hold->lease_ms = lease_ms;   /* main thread only: workers never read the lease */
-	held_arm_lease(h, lease_ms);
+	(void)hold_registry_renew(h->id, lease_ms);
 	doc = cJSON_CreateObject();
-	cJSON_AddStringToObject(doc, "id", h->hold->id);
+	cJSON_AddStringToObject(doc, "id", h->id);
 	cJSON_AddNumberToObject(doc, "lease_ms", (double)lease_ms);
 	reply_json(req, 200, doc);
 }
@@ -379,7 +226,7 @@ static void handle_hold_path(struct evhttp_request *req, const char *rest)
 	const char *slash = strchr(rest, '/');
 	size_t idlen = slash ? (size_t)(slash - rest) : strlen(rest);
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-	struct held *h;
+	const struct hold *h;
 	cJSON *doc;
 
 	if (idlen == 0 || idlen >= HOLD_ID_MAX) {
@@ -387,7 +234,7 @@ static void handle_hold_path(struct evhttp_request *req, const char *rest)
 		return;
 	}
 	snprintf(id, sizeof(id), "%.*s", (int)idlen, rest);
-	h = held_find(id);
+	h = hold_registry_peek(id);
 	if (!h) {
 		reply_error(req, 404, "no such hold");
 		return;
@@ -395,17 +242,49 @@ static void handle_hold_path(struct evhttp_request *req, const char *rest)
 	if (slash && strcmp(slash, "/renew") == 0 && cmd == EVHTTP_REQ_POST) {
 		handle_hold_renew(req, h);
 	} else if (!slash && cmd == EVHTTP_REQ_DELETE) {
-		held_release(h);
+		(void)hold_registry_release(id);
 		log_info("hold %s: released", id);
 		doc = cJSON_CreateObject();
 		cJSON_AddStringToObject(doc, "released", id);
 		reply_json(req, 200, doc);
 	} else if (!slash && cmd == EVHTTP_REQ_GET) {
 		doc = cJSON_CreateObject();
-		hold_describe(h->hold, doc);
+		hold_describe(h, doc);
 		reply_json(req, 200, doc);
 	} else {
 		reply_error(req, 405, "method not allowed");
+	}
+}
+
+static void on_switchover_done(void *ctx, int status, cJSON *doc)
+{
+	struct evhttp_request *req = ctx;
+
+	evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL, NULL);
+	reply_json(req, status, doc);
+}
+
+/* The client of a pending POST /switchover hung up: its request is about to be freed. */
+static void on_switchover_requester_gone(struct evhttp_connection *conn, void *ctx)
+{
+	switchover_forget_requester(ctx);
+}
+
+/* POST /switchover: answered when the switchover is done (up to drain_ms later). */
+static void handle_switchover(struct evhttp_request *req)
+{
+	cJSON *body = read_json_body(req);
+	char err[512];
+	int status;
+
+	if (!body)
+		return;
+	evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_switchover_requester_gone, req);
+	status = switchover_begin(body, on_switchover_done, req, err, sizeof(err));
+	cJSON_Delete(body);
+	if (status != 0) {
+		evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL, NULL);
+		reply_error(req, status, err);
 	}
 }
 
@@ -423,7 +302,6 @@ static void handle_status(struct evhttp_request *req)
 	const struct config *cfg = &rt.snap->cfg;
 	cJSON *doc = cJSON_CreateObject(), *clients, *ups, *sessions = cJSON_CreateArray();
 	int idle = 0, in_tx = 0, active = 0, login = 0, parked = 0;
-	cJSON *holds;
 
 	for (int i = 0; i < rt.n_workers; i++) {
 		cJSON *item, *next;
@@ -457,17 +335,11 @@ static void handle_status(struct evhttp_request *req)
 		cJSON_AddStringToObject(u, "host", cfg->upstreams[i].host);
 		cJSON_AddNumberToObject(u, "port", cfg->upstreams[i].port);
 		cJSON_AddStringToObject(u, "sslmode", config_sslmode_name(cfg->upstreams[i].sslmode));
-		cJSON_AddBoolToObject(u, "active", i == cfg->active);
+		cJSON_AddBoolToObject(u, "active", i == rt.snap->active);
 		cJSON_AddItemToArray(ups, u);
 	}
 	cJSON_AddItemToObject(doc, "sessions", sessions);
-	holds = cJSON_AddArrayToObject(doc, "holds");
-	for (struct held *h = registry; h; h = h->next) {
-		cJSON *o = cJSON_CreateObject();
-
-		hold_describe(h->hold, o);
-		cJSON_AddItemToArray(holds, o);
-	}
+	hold_registry_describe(cJSON_AddArrayToObject(doc, "holds"));
 	reports_free(r);
 	reply_json(req, 200, doc);
 }
@@ -539,6 +411,7 @@ static void handle_metrics(struct evhttp_request *req)
 	struct report *r = reports_collect(0, false);
 	struct stats sum = { 0 };
 	struct stats_keys by_sqlstate = { 0 };
+	struct classify_cache_stats cache = { 0 };
 	struct evbuffer *out = evbuffer_new();
 	int idle = 0, in_tx = 0, active = 0, login = 0, parked = 0;
 
@@ -551,6 +424,11 @@ static void handle_metrics(struct evhttp_request *req)
 		sum.statements_total += r[i].totals.statements_total;
 		sum.errors_total += r[i].totals.errors_total;
 		sum.protocol_errors_total += r[i].totals.protocol_errors_total;
+		cache.hits += r[i].parse_cache.hits;
+		cache.misses += r[i].parse_cache.misses;
+		cache.evictions += r[i].parse_cache.evictions;
+		cache.entries += r[i].parse_cache.entries;
+		cache.bytes += r[i].parse_cache.bytes;
 		idle += r[i].idle;
 		in_tx += r[i].in_transaction;
 		active += r[i].active;
@@ -586,8 +464,13 @@ static void handle_metrics(struct evhttp_request *req)
 	for (int k = 0; k < by_sqlstate.n; k++)
 		evbuffer_add_printf(out, "pgvalve_errors_total{sqlstate=\"%s\"} %llu\n", by_sqlstate.v[k].name,
 				    (unsigned long long)by_sqlstate.v[k].count);
-	prom(out, "pgvalve_holds", "gauge", "Active holds", (unsigned long long)n_held);
+	prom(out, "pgvalve_holds", "gauge", "Active holds", (unsigned long long)hold_registry_count());
 	prom(out, "pgvalve_parked", "gauge", "Sessions parked by a hold", (unsigned long long)parked);
+	prom(out, "pgvalve_parse_cache_hits_total", "counter", "Classifications answered from the parse cache", cache.hits);
+	prom(out, "pgvalve_parse_cache_misses_total", "counter", "Classifications that had to parse", cache.misses);
+	prom(out, "pgvalve_parse_cache_evictions_total", "counter", "Parse cache entries dropped for room", cache.evictions);
+	prom(out, "pgvalve_parse_cache_entries", "gauge", "Statements in the parse caches", (unsigned long long)cache.entries);
+	prom(out, "pgvalve_parse_cache_bytes", "gauge", "Bytes the parse caches hold", (unsigned long long)cache.bytes);
 	stats_keys_free(&by_sqlstate);
 
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
@@ -654,6 +537,13 @@ static void route(struct evhttp_request *req, void *arg)
 		handle_hold_path(req, path + 7);
 		return;
 	}
+	if (strcmp(path, "/switchover") == 0) {
+		if (evhttp_request_get_command(req) == EVHTTP_REQ_POST)
+			handle_switchover(req);
+		else
+			reply_error(req, 405, "method not allowed");
+		return;
+	}
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		if (strcmp(path, routes[i].path) != 0)
 			continue;
@@ -669,7 +559,8 @@ static void route(struct evhttp_request *req, void *arg)
 
 bool admin_start(struct event_base *base, const char *host, int port, char *err, size_t errlen)
 {
-	admin_base = base;
+	hold_registry_init(base);
+	switchover_init(base);
 	http = evhttp_new(base);
 	if (!http || evhttp_bind_socket(http, host, (ev_uint16_t)port) != 0) {
 		snprintf(err, errlen, "cannot listen on admin address %s:%d", host, port);

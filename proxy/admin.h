@@ -1,7 +1,8 @@
 /*
  * The admin HTTP API (DESIGN.md §3.6) on libevent's evhttp, served from the
- * main thread. Read-only endpoints: /healthz, /status, /metrics, /errors.
- * Data comes from the workers through worker jobs, summed here.
+ * main thread: /healthz, /status, /metrics, /errors read; /holds and
+ * /switchover act (through hold_registry.c and switchover.c). Data comes
+ * from the workers through worker jobs, summed here.
  */
 #ifndef PGVALVE_PROXY_ADMIN_H
 #define PGVALVE_PROXY_ADMIN_H
@@ -13,7 +14,5 @@
 bool admin_start(struct event_base *base, const char *host, int port, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 void admin_stop(void);
-/* Releases every hold (shutdown): parked sessions resume before the drain. */
-void admin_release_all_holds(void);
 
 #endif

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "admin_body.h"
+
 const char *hold_mode_name(enum hold_mode m)
 {
 	return m == HOLD_ALL ? "all" : "writes";
@@ -43,70 +45,22 @@ static bool parse_table(const char *s, struct hold_table *t)
 	return true;
 }
 
-static bool get_ms(const cJSON *body, const char *key, int64_t def, int64_t max, int64_t *out,
-		   char *err, size_t errlen)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
-
-	*out = def;
-	if (!v)
-		return true;
-	if (!cJSON_IsNumber(v) || !(v->valuedouble >= 1 && v->valuedouble <= (double)max) ||
-	    v->valuedouble != (double)(int64_t)v->valuedouble) {
-		snprintf(err, errlen, "%s: expected an integer from 1 to %lld (milliseconds)", key,
-			 (long long)max);
-		return false;
-	}
-	*out = (int64_t)v->valuedouble;
-	return true;
-}
-
-static bool get_enum(const cJSON *body, const char *key, const char *const *names, int n, int def,
-		     int *out, char *err, size_t errlen)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
-
-	*out = def;
-	if (!v)
-		return true;
-	for (int i = 0; cJSON_IsString(v) && i < n; i++) {
-		if (strcmp(v->valuestring, names[i]) == 0) {
-			*out = i;
-			return true;
-		}
-	}
-	snprintf(err, errlen, "%s: expected one of %s%s%s%s%s", key, names[0], n > 1 ? ", " : "",
-		 n > 1 ? names[1] : "", n > 2 ? ", " : "", n > 2 ? names[2] : "");
-	return false;
-}
-
 struct hold *hold_parse(const cJSON *body, char *err, size_t errlen)
 {
 	static const char *const modes[] = { "writes", "all" };
 	static const char *const policies[] = { "queue", "reject", "reroute" };
 	static const char *const timeouts[] = { "release", "reject" };
 	static const char *const keys[] = { "tables", "mode", "policy", "lease_ms", "max_wait_ms",
-					    "on_timeout", "id", NULL };
+					    "on_timeout", "id", "upstream", NULL };
 	const cJSON *tables = cJSON_GetObjectItemCaseSensitive(body, "tables");
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(body, "id");
+	const cJSON *upstream = cJSON_GetObjectItemCaseSensitive(body, "upstream");
 	const cJSON *item;
 	struct hold *h;
 	int n, mode, policy, on_timeout;
 
-	if (!cJSON_IsObject(body)) {
-		snprintf(err, errlen, "expected a JSON object");
+	if (!admin_body_known_keys(body, keys, err, errlen))
 		return NULL;
-	}
-	cJSON_ArrayForEach(item, body) {
-		bool known = false;
-
-		for (const char *const *k = keys; *k; k++)
-			known |= strcmp(item->string, *k) == 0;
-		if (!known) {
-			snprintf(err, errlen, "%s: unknown key", item->string);
-			return NULL;
-		}
-	}
 	n = cJSON_GetArraySize(tables);
 	if (!cJSON_IsArray(tables) || n < 1 || n > HOLD_MAX_TABLES) {
 		snprintf(err, errlen, "tables: expected an array of 1 to %d table names (\"schema.table\", \"table\" or \"*\")",
@@ -124,15 +78,26 @@ struct hold *hold_parse(const cJSON *body, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	if (!get_enum(body, "mode", modes, 2, HOLD_WRITES, &mode, err, errlen) ||
-	    !get_enum(body, "policy", policies, 3, HOLD_QUEUE, &policy, err, errlen) ||
-	    !get_enum(body, "on_timeout", timeouts, 2, HOLD_TIMEOUT_RELEASE, &on_timeout, err, errlen) ||
-	    !get_ms(body, "lease_ms", 5000, 3600000, &h->lease_ms, err, errlen) ||
-	    !get_ms(body, "max_wait_ms", 2000, 3600000, &h->max_wait_ms, err, errlen))
+	if (!admin_body_enum(body, "mode", modes, 2, HOLD_WRITES, &mode, err, errlen) ||
+	    !admin_body_enum(body, "policy", policies, 3, HOLD_QUEUE, &policy, err, errlen) ||
+	    !admin_body_enum(body, "on_timeout", timeouts, 2, HOLD_TIMEOUT_RELEASE, &on_timeout, err, errlen) ||
+	    !admin_body_ms(body, "lease_ms", 5000, 1, HOLD_MAX_MS, &h->lease_ms, err, errlen) ||
+	    !admin_body_ms(body, "max_wait_ms", 2000, 1, HOLD_MAX_MS, &h->max_wait_ms, err, errlen))
 		goto fail;
 	h->mode = (enum hold_mode)mode;
 	h->policy = (enum hold_policy)policy;
 	h->on_timeout = (enum hold_on_timeout)on_timeout;
+	if (h->policy == HOLD_REROUTE) {
+		if (!cJSON_IsString(upstream) || !upstream->valuestring[0] ||
+		    strlen(upstream->valuestring) >= sizeof(h->upstream)) {
+			snprintf(err, errlen, "upstream: policy reroute needs the name of the upstream new sessions go to");
+			goto fail;
+		}
+		snprintf(h->upstream, sizeof(h->upstream), "%s", upstream->valuestring);
+	} else if (upstream) {
+		snprintf(err, errlen, "upstream: only meaningful with policy reroute");
+		goto fail;
+	}
 	cJSON_ArrayForEach(item, tables) {
 		if (!cJSON_IsString(item) || !parse_table(item->valuestring, &h->tables[h->n_tables])) {
 			snprintf(err, errlen, "tables: \"%.80s\" is not a table name (\"schema.table\", \"table\" or \"*\")",
@@ -158,7 +123,7 @@ fail:
 }
 
 const struct hold *hold_conflict(const struct hold_set *set, const struct classify_result *r,
-				 const char **table)
+				 int upstream, const char **table)
 {
 	bool writes_any = r->flags & CLASSIFY_UNKNOWN;
 
@@ -167,6 +132,8 @@ const struct hold *hold_conflict(const struct hold_set *set, const struct classi
 	for (int i = 0; set && i < set->n; i++) {
 		const struct hold *h = set->holds[i];
 
+		if (h->policy == HOLD_REROUTE && h->upstream_index == upstream)
+			continue;   /* the session is where the hold sends new work */
 		for (int t = 0; t < h->n_tables; t++) {
 			const struct hold_table *ht = &h->tables[t];
 			uint8_t access;
@@ -206,4 +173,6 @@ void hold_describe(const struct hold *h, cJSON *obj)
 	cJSON_AddStringToObject(obj, "on_timeout", h->on_timeout == HOLD_TIMEOUT_REJECT ? "reject" : "release");
 	cJSON_AddNumberToObject(obj, "lease_ms", (double)h->lease_ms);
 	cJSON_AddNumberToObject(obj, "max_wait_ms", (double)h->max_wait_ms);
+	if (h->policy == HOLD_REROUTE)
+		cJSON_AddStringToObject(obj, "upstream", h->upstream);
 }

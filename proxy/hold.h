@@ -25,6 +25,7 @@ enum hold_on_timeout { HOLD_TIMEOUT_RELEASE, HOLD_TIMEOUT_REJECT };
 
 #define HOLD_ID_MAX 64
 #define HOLD_MAX_TABLES 256
+#define HOLD_MAX_MS 3600000   /* the longest lease or max_wait: an hour */
 
 struct hold_table {
 	char schema[CLASSIFY_NAME_MAX];   /* "": any schema */
@@ -38,6 +39,8 @@ struct hold {
 	enum hold_on_timeout on_timeout;
 	int64_t lease_ms;
 	int64_t max_wait_ms;
+	char upstream[64];           /* policy reroute: where new sessions go while it lasts */
+	int upstream_index;          /* ... as an index in the config's upstreams (set by the registry) */
 	int n_tables;
 	struct hold_table tables[];
 };
@@ -54,11 +57,13 @@ struct hold_set {
 struct hold *hold_parse(const cJSON *body, char *err, size_t errlen);
 
 /*
- * The first hold that 'r' (a unit of work's classification) collides with,
- * or NULL. '*table' names the held table it touches (for the 55P03 message).
+ * The first hold that 'r' (a unit of work's classification) from a session
+ * on upstream index 'upstream' collides with, or NULL. '*table' names the
+ * held table it touches (for the 55P03 message). A reroute hold does not
+ * hold sessions on the upstream it reroutes to.
  */
 const struct hold *hold_conflict(const struct hold_set *set, const struct classify_result *r,
-				 const char **table);
+				 int upstream, const char **table);
 
 /* Adds a JSON description of 'h' to 'arr'. */
 void hold_describe(const struct hold *h, cJSON *obj);

@@ -13,6 +13,8 @@
 #include <event2/event.h>
 
 #include "admin.h"
+#include "hold_registry.h"
+#include "switchover.h"
 #include "pgvalve/config.h"
 #include "pgvalve/log.h"
 #include "runtime.h"
@@ -116,6 +118,23 @@ static void apply_snapshot_job(struct worker *w, void *arg)
 	worker_apply_snapshot(w, arg);
 }
 
+/*
+ * The active upstream after a reload: the file's "active" when it changed
+ * since the last load, else the one a switchover may have chosen, if the
+ * new file still names it.
+ */
+static int reload_active(const struct snapshot *old, const struct config *cfg)
+{
+	const char *running = old->cfg.upstreams[old->active].name;
+
+	if (strcmp(cfg->upstreams[cfg->active].name, old->cfg.upstreams[old->cfg.active].name) != 0)
+		return cfg->active;
+	for (int i = 0; i < cfg->n_upstreams; i++)
+		if (strcmp(cfg->upstreams[i].name, running) == 0)
+			return i;
+	return cfg->active;
+}
+
 static void reload(void)
 {
 	struct config cfg;
@@ -146,6 +165,10 @@ static void reload(void)
 		free(token);
 		return;
 	}
+	snap->active = reload_active(old, &snap->cfg);
+	if (snap->active != snap->cfg.active)
+		log_info("reload: upstream \"%s\" stays active (a switchover chose it; the file's "
+			 "\"active\" did not change)", snap->cfg.upstreams[snap->active].name);
 	/* The admin API runs on this thread: swapping the token needs no lock. */
 	free(rt.admin_token);
 	rt.admin_token = token;
@@ -199,7 +222,8 @@ static void stop_everything(const char *why)
 		abort();
 	for (int i = 0; i < rt.n_workers; i++)
 		args[i] = (void *)why;
-	admin_release_all_holds();
+	switchover_abort("pgvalve-proxy is stopping");
+	hold_registry_release_all();
 	worker_call_all(stop_job, args);
 	free(args);
 	admin_stop();
@@ -268,7 +292,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 			 rt.snap->cfg.shutdown_timeout_ms);
 		gettimeofday(&drain_started, NULL);
 		/* Parked work resumes first: a stopping proxy must not hold anything. */
-		admin_release_all_holds();
+		switchover_abort("pgvalve-proxy is shutting down");
+		hold_registry_release_all();
 		worker_call_all(drain_job, NULL);
 		shutdown_timer = event_new(main_base, -1, EV_PERSIST, on_shutdown_tick, NULL);
 		event_add(shutdown_timer, &tick);

@@ -26,6 +26,12 @@ struct snapshot {
 	socklen_t upstream_addrlen[CONFIG_MAX_UPSTREAMS];
 	SSL_CTX *client_tls;                          /* NULL: answer 'N' to SSLRequest */
 	SSL_CTX *upstream_tls[CONFIG_MAX_UPSTREAMS];  /* NULL: sslmode disable */
+	/*
+	 * The upstream new sessions use: cfg.active, or where a switchover moved
+	 * it. The one field the main thread changes after publishing (workers
+	 * copy it only inside the snapshot job, which the main thread waits for).
+	 */
+	int active;
 };
 
 /* Resolves addresses and builds TLS contexts; takes ownership of *cfg on success. */

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend_keys.h"
 #include "cancel.h"
 #include "pgvalve/log.h"
 #include "pgvalve/pgwire.h"
@@ -33,6 +34,7 @@
 #include "worker.h"
 
 #define CLOSING_FLUSH_MS 5000   /* how long a closing session may take to flush its last words */
+#define CLOSING_LINGER_MS 1000  /* ... and then how long it waits for the client to close */
 #define PUMP_ROUNDS 16          /* reads per callback before yielding to other sessions */
 
 static void on_client_io(evutil_socket_t fd, short what, void *arg);
@@ -50,6 +52,7 @@ static const char *const state_names[] = {
 	[SESSION_UPSTREAM_TLS] = "upstream_tls",
 	[SESSION_LOGIN] = "login",
 	[SESSION_READY] = "ready",
+	[SESSION_WAITING_UPSTREAM] = "waiting_upstream",
 	[SESSION_CLOSING] = "closing",
 };
 
@@ -147,7 +150,7 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *addr, sockl
 	s->client.fd = fd;
 	s->server.fd = -1;
 	s->tx_status = 'I';
-	s->upstream = w->snap->cfg.active;
+	s->upstream = w->active;
 	s->connected_at = s->last_activity = worker_now(w);
 	format_addr(addr, s->client_addr, sizeof(s->client_addr));
 	conn_tune_socket(fd);
@@ -183,6 +186,8 @@ void session_free(struct session *s)
 	w->n_sessions--;
 	w->stats.clients--;
 	unpark(s);
+	if (s->backend_pid)
+		backend_keys_remove(s->backend_pid, s->backend_key);
 	atomic_fetch_sub(&rt.clients, 1);
 	timer_stop(s);
 	conn_close(&s->client);
@@ -326,6 +331,8 @@ static bool scan_and_flush(struct session *s, struct relay_buf *b, struct conn *
 		}
 		return false;
 	}
+	if (s->dead || s->state == SESSION_CLOSING)
+		return false;   /* a handler closed the session: nothing more goes anywhere */
 	/* A rejection may have queued an answer for the client. */
 	if (b == &s->c2s && relay_pending(&s->s2c) && !flush(s, &s->s2c, &s->client))
 		return false;
@@ -561,8 +568,8 @@ static enum relay_msg hold_check(struct session *s, uint8_t type, const uint8_t 
 			break;
 		}
 		/* A named statement is classified once, the first time a hold meets it. */
-		stmt_classify(st, &opt, r);
-		h = hold_conflict(set, r, &table);   /* sets 'table': call it before reading that */
+		stmt_classify(st, s->w->classify_cache, &opt, r);
+		h = hold_conflict(set, r, s->upstream, &table);   /* sets 'table': call it before reading that */
 		return hold_decide(s, h, table, type);
 	}
 	case 'F':
@@ -575,9 +582,9 @@ static enum relay_msg hold_check(struct session *s, uint8_t type, const uint8_t 
 		memset(r, 0, sizeof(*r));
 		r->flags = CLASSIFY_UNKNOWN;
 	} else {
-		classify_sql(sql, sql_len, &opt, r);
+		classify_cache_sql(s->w->classify_cache, sql, sql_len, &opt, r);
 	}
-	h = hold_conflict(set, r, &table);
+	h = hold_conflict(set, r, s->upstream, &table);
 	return hold_decide(s, h, table, type);
 }
 
@@ -625,6 +632,12 @@ static enum relay_msg on_client_msg(void *ctx, uint8_t type, uint8_t *body, uint
 		s->rejecting = false;
 		s->c2s.track_all = false;
 		s->reject_before_ready = true;
+	}
+	if (s->retiring && type != 'X' && s->tx_status == 'I' && s->syncs_pending == 0 &&
+	    !s->batch_forwarded) {
+		/* A new unit of work on a retiring session: it must not reach the old server. */
+		session_close(s, "57P01", "%s", s->retire_msg);
+		return RELAY_MSG_STOP;
 	}
 	if ((verdict = hold_check(s, type, body, avail, len)) != RELAY_MSG_PASS)
 		return verdict;
@@ -698,8 +711,12 @@ static enum relay_msg on_server_msg(void *ctx, uint8_t type, uint8_t *body, uint
 		break;
 	case 'K':
 		if (avail >= 8) {
+			if (s->backend_pid)
+				backend_keys_remove(s->backend_pid, s->backend_key);
 			s->backend_pid = pgwire_get_u32(body);
 			s->backend_key = pgwire_get_u32(body + 4);
+			if (!backend_keys_add(s->backend_pid, s->backend_key, s->upstream))
+				session_log(s, LOG_WARN, "out of memory: cancel requests for this session will be dropped");
 		}
 		break;
 	case 'R':
@@ -759,12 +776,29 @@ static void start_login(struct session *s)
 	flush(s, &s->c2s, &s->server);
 }
 
+/* Where a new session goes: a reroute hold's upstream while one is in force, else the active one. */
+static int upstream_for_new_session(const struct worker *w)
+{
+	for (int i = 0; w->holds && i < w->holds->n; i++)
+		if (w->holds->holds[i]->policy == HOLD_REROUTE)
+			return w->holds->holds[i]->upstream_index;
+	return w->active;
+}
+
 static void upstream_connect(struct session *s)
 {
 	const struct snapshot *snap = s->w->snap;
-	const struct sockaddr *addr = (const struct sockaddr *)&snap->upstream_addr[s->upstream];
-	int fd = socket(addr->sa_family, SOCK_STREAM, 0);
+	const struct sockaddr *addr;
+	int fd;
 
+	if (s->w->switching) {
+		/* A switchover is draining the old upstream: connect once it names the new one. */
+		session_set_state(s, SESSION_WAITING_UPSTREAM);
+		return;
+	}
+	s->upstream = upstream_for_new_session(s->w);
+	addr = (const struct sockaddr *)&snap->upstream_addr[s->upstream];
+	fd = socket(addr->sa_family, SOCK_STREAM, 0);
 	if (fd < 0) {
 		session_close(s, "08006", "cannot create socket: %s", strerror(errno));
 		return;
@@ -961,8 +995,11 @@ static void client_startup(struct session *s)
 		answer_negotiation(s, 'N');
 		return;
 	case PGWIRE_STARTUP_CANCEL:
-		cancel_forward(s->w, b->data, st.cancel_pid);
-		session_log(s, LOG_INFO, "cancel request for backend_pid=%u forwarded", st.cancel_pid);
+		if (cancel_forward(s->w, b->data, st.cancel_pid, st.cancel_key))
+			session_log(s, LOG_INFO, "cancel request for backend_pid=%u forwarded", st.cancel_pid);
+		else
+			session_log(s, LOG_WARN, "cancel request for backend_pid=%u dropped: not a backend "
+				    "this proxy handed out", st.cancel_pid);
 		s->dead = true;
 		return;
 	case PGWIRE_STARTUP_V3:
@@ -973,6 +1010,35 @@ static void client_startup(struct session *s)
 	/* The startup packet is forwarded as is; it counts as scanned. */
 	b->scan = st.len;
 	upstream_connect(s);
+}
+
+/*
+ * A closing session: flushes its last words (an ErrorResponse, usually), then
+ * lingers. Closing a socket with unread input makes the kernel answer with
+ * RST, and a client whose next query crossed our FATAL on the wire would
+ * lose the FATAL to it ("server closed the connection unexpectedly"). So a
+ * plain connection is half-closed and its input read and discarded until
+ * the client closes or CLOSING_LINGER_MS pass.
+ */
+static void closing_step(struct session *s)
+{
+	uint8_t scratch[4096];
+	ssize_t n;
+
+	if (!s->lingering) {
+		if (!flush(s, &s->s2c, &s->client) || relay_pending(&s->s2c) > 0)
+			return;   /* failed (then dead), or the rest goes when the socket takes it */
+		if (s->client.ssl || shutdown(s->client.fd, SHUT_WR) != 0) {
+			s->dead = true;   /* TLS ends with the socket: no half-close */
+			return;
+		}
+		s->lingering = true;
+		timer_arm(s, CLOSING_LINGER_MS);
+	}
+	while ((n = recv(s->client.fd, scratch, sizeof(scratch), 0)) > 0)
+		;
+	if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+		s->dead = true;
 }
 
 /* ---- events --------------------------------------------------------------- */
@@ -993,8 +1059,7 @@ static void on_client_io(evutil_socket_t fd, short what, void *arg)
 		relay_io(s, &s->client, what);
 		break;
 	case SESSION_CLOSING:
-		if (!flush(s, &s->s2c, &s->client) || relay_pending(&s->s2c) == 0)
-			s->dead = true;
+		closing_step(s);
 		break;
 	default:
 		break;
@@ -1045,6 +1110,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		session_close(s, "08006", "timeout connecting to upstream \"%s\" (%s:%d) after %d ms",
 			      up->name, up->host, up->port, cfg->connect_ms);
 		break;
+	case SESSION_WAITING_UPSTREAM:
+		session_close(s, "08006", "timeout: a switchover did not finish within timeouts.auth_ms (%d ms)",
+			      cfg->auth_ms);
+		break;
 	case SESSION_READY: {
 		time_t idle_s = worker_now(s->w) - s->last_activity;
 
@@ -1073,7 +1142,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		break;
 	}
 	case SESSION_CLOSING:
-		session_log(s, LOG_INFO, "client did not take its last message in time");
+		if (!s->lingering)
+			session_log(s, LOG_INFO, "client did not take its last message in time");
 		s->dead = true;
 		break;
 	}
@@ -1093,10 +1163,24 @@ bool session_is_idle(const struct session *s)
 	       relay_empty(&s->c2s) && relay_empty(&s->s2c) && relay_at_boundary(&s->c2s);
 }
 
+void session_retire(struct session *s, const char *why, bool now)
+{
+	snprintf(s->retire_msg, sizeof(s->retire_msg), "%s", why);
+	s->retiring = true;
+	if (now || s->state != SESSION_READY || session_is_idle(s) || s->parked_on)
+		session_close(s, "57P01", "%s", s->retire_msg);
+	session_settle(s);
+}
+
 void session_drain(struct session *s)
 {
-	if (s->state != SESSION_READY || session_is_idle(s))
-		session_close(s, "57P01", "terminating connection because pgvalve-proxy is shutting down");
+	session_retire(s, "terminating connection because pgvalve-proxy is shutting down", false);
+}
+
+void session_connect_upstream(struct session *s)
+{
+	if (s->state == SESSION_WAITING_UPSTREAM)
+		upstream_connect(s);
 	session_settle(s);
 }
 
@@ -1104,8 +1188,8 @@ static void session_settle(struct session *s)
 {
 	short client = 0, server = 0;
 
-	if (!s->dead && s->w->draining && session_is_idle(s))
-		session_close(s, "57P01", "terminating connection because pgvalve-proxy is shutting down");
+	if (!s->dead && s->retiring && session_is_idle(s))
+		session_close(s, "57P01", "%s", s->retire_msg);
 	if (s->dead) {
 		session_free(s);
 		return;
@@ -1133,8 +1217,10 @@ static void session_settle(struct session *s)
 		if (relay_pending(&s->c2s))
 			server |= EV_WRITE;
 		break;
+	case SESSION_WAITING_UPSTREAM:
+		break;   /* nothing to read before the server's first answer */
 	case SESSION_CLOSING:
-		client = EV_WRITE;
+		client = s->lingering ? EV_READ : EV_WRITE;
 		break;
 	}
 	conn_set_interest(&s->client, client);

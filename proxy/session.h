@@ -27,6 +27,7 @@ enum session_state {
 	SESSION_CONNECTING,      /* TCP connect to the upstream */
 	SESSION_UPSTREAM_SSLREQ, /* waiting for the upstream's answer to SSLRequest */
 	SESSION_UPSTREAM_TLS,    /* TLS handshake with the upstream */
+	SESSION_WAITING_UPSTREAM,/* startup read; a switchover decides where it connects */
 	SESSION_LOGIN,           /* startup forwarded; relaying authentication */
 	SESSION_READY,           /* logged in: relaying queries */
 	SESSION_CLOSING,         /* flushing a last message to the client, then gone */
@@ -55,6 +56,9 @@ struct session {
 	bool dead;                     /* free at the end of the current callback */
 	bool kick_client;              /* TLS holds decrypted client bytes: read again after settling */
 	bool kick_server;              /* the same for the server side */
+	bool lingering;                /* closing: last words sent, waiting for the client to close */
+	bool retiring;                 /* close at the next idle point, with 'retire_msg' (57P01) */
+	char retire_msg[160];
 	struct stmt_map statements;    /* named prepared statements (Parse/Close) */
 
 	/* Holds: a parked session's next unit of work waits in c2s, unscanned. */
@@ -94,8 +98,20 @@ void session_free(struct session *s);
 void session_close(struct session *s, const char *sqlstate, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* Starts draining (SIGTERM): closes now if idle, else at the next idle point. */
+/*
+ * Closes the session with 57P01 and 'why' now if it is idle, parked or not
+ * yet logged in (or 'now' is set: an open transaction is then rolled back by
+ * the server), else at its next idle point; its next unit of work never
+ * reaches the server. Used by shutdown (session_drain) and switchover. May
+ * free the session.
+ */
+void session_retire(struct session *s, const char *why, bool now);
+
+/* Starts draining (SIGTERM): session_retire with the shutdown message. */
 void session_drain(struct session *s);
+
+/* A session waiting for a switchover connects now, to the worker's active upstream. */
+void session_connect_upstream(struct session *s);
 
 /* Whether the session is idle: logged in, not in a transaction, nothing in flight. */
 bool session_is_idle(const struct session *s);

@@ -60,6 +60,7 @@ struct snapshot *snapshot_build(struct config *cfg, char *err, size_t errlen)
 	    !(snap->client_tls = tls_server_ctx(cfg->tls_cert_file, cfg->tls_key_file, err, errlen)))
 		goto fail;
 	snap->cfg = *cfg;
+	snap->active = cfg->active;
 	memset(cfg, 0, sizeof(*cfg));
 	return snap;
 fail:

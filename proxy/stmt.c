@@ -20,33 +20,25 @@ static void stmt_free(struct stmt *st)
 {
 	free(st->name);
 	free(st->sql);
-	free(st->refs);
+	free(st->res);
 	free(st);
 }
 
-void stmt_classify(struct stmt *st, const struct classify_options *opt, struct classify_result *r)
+void stmt_classify(struct stmt *st, struct classify_cache *cache, const struct classify_options *opt,
+		   struct classify_result *r)
 {
-	if (!st->classified) {
-		if (st->sql) {
-			classify_sql(st->sql, strlen(st->sql), opt, r);
-		} else {
-			memset(r, 0, sizeof(*r));
-			r->flags = CLASSIFY_UNKNOWN;
-			r->unknown_reason = "statement text longer than the proxy keeps";
-		}
-		st->refs = r->n_refs ? malloc((size_t)r->n_refs * sizeof(*st->refs)) : NULL;
-		if (r->n_refs && !st->refs)
-			return;   /* out of memory: classify again next time */
-		memcpy(st->refs, r->refs, (size_t)r->n_refs * sizeof(*st->refs));
-		st->n_refs = r->n_refs;
-		st->flags = r->flags;
-		st->classified = true;
+	if (st->res) {
+		classify_compact_fill(st->res, r);
 		return;
 	}
-	r->flags = st->flags;
-	r->unknown_reason = st->flags & CLASSIFY_UNKNOWN ? "statement judged unknown when first classified" : NULL;
-	r->n_refs = st->n_refs;
-	memcpy(r->refs, st->refs, (size_t)st->n_refs * sizeof(*st->refs));
+	if (st->sql) {
+		classify_cache_sql(cache, st->sql, strlen(st->sql), opt, r);
+	} else {
+		memset(r, 0, sizeof(*r));
+		r->flags = CLASSIFY_UNKNOWN;
+		r->unknown_reason = "statement text longer than the proxy keeps";
+	}
+	st->res = classify_compact_copy(r);   /* NULL (out of memory): classify again next time */
 }
 
 static size_t stmt_bytes(const struct stmt *st)

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "pgvalve/classify.h"
+#include "pgvalve/classify_cache.h"
 
 #define STMT_MAX_COUNT 4096
 #define STMT_MAX_BYTES (4u << 20)
@@ -22,19 +23,17 @@ struct stmt {
 	uint32_t hash;
 	char *name;
 	char *sql;               /* NULL: text unknown (longer than the relay shows whole) */
-	/* Its classification, made once, the first time a hold needs it. */
-	bool classified;
-	unsigned flags;
-	int n_refs;
-	struct classify_ref *refs;
+	/* Its classification, made once, the first time a hold needs it (NULL: not yet). */
+	struct classify_compact *res;
 };
 
 /*
- * Fills 'r' with the classification of 'st', classifying its text the first
- * time and reusing that afterwards (the text of a named statement never
- * changes). 'st' is the map's own entry, hence not const.
+ * Fills 'r' with the classification of 'st', classifying its text (through
+ * 'cache') the first time and reusing that afterwards (the text of a named
+ * statement never changes). 'st' is the map's own entry, hence not const.
  */
-void stmt_classify(struct stmt *st, const struct classify_options *opt, struct classify_result *r);
+void stmt_classify(struct stmt *st, struct classify_cache *cache, const struct classify_options *opt,
+		   struct classify_result *r);
 
 struct stmt_map {
 	struct stmt **slots;     /* NULL until the first named Parse */

@@ -145,6 +145,7 @@ static int listen_socket(const struct snapshot *snap, char *err, size_t errlen)
 void worker_apply_snapshot(struct worker *w, const struct snapshot *snap)
 {
 	w->snap = snap;
+	w->active = snap->active;
 	w->c2s_rules.max_len = (uint32_t)snap->cfg.max_message_bytes;
 	w->s2c_rules.max_len = (uint32_t)snap->cfg.max_message_bytes;
 }
@@ -161,6 +162,11 @@ bool worker_init(struct worker *w, int index, const struct snapshot *snap, char 
 	pthread_mutex_init(&w->jobs_mu, NULL);
 	relay_pool_init(&w->pool, RELAY_POOL_MAX);
 	stats_init(&w->stats);
+	w->classify_cache = classify_cache_new(WORKER_PARSE_CACHE_ENTRIES, WORKER_PARSE_CACHE_BYTES);
+	if (!w->classify_cache) {
+		snprintf(err, errlen, "out of memory for the parse cache");
+		return false;
+	}
 	w->base = event_base_new();
 	if (!w->base) {
 		snprintf(err, errlen, "cannot create event loop");
@@ -340,5 +346,6 @@ void worker_destroy(struct worker *w)
 		event_base_free(w->base);
 	relay_pool_destroy(&w->pool);
 	stats_destroy(&w->stats);
+	classify_cache_free(w->classify_cache);
 	pthread_mutex_destroy(&w->jobs_mu);
 }

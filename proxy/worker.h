@@ -15,9 +15,17 @@
 #include <stdbool.h>
 
 #include "hold.h"
+#include "pgvalve/classify_cache.h"
 #include "relay.h"
 #include "runtime.h"
 #include "stats.h"
+
+/*
+ * Each worker's parse cache (DESIGN.md §3.2): enough for the distinct
+ * statements of a large ORM application, at a bounded cost per worker.
+ */
+#define WORKER_PARSE_CACHE_ENTRIES 8192
+#define WORKER_PARSE_CACHE_BYTES (16u << 20)
 
 struct session;
 struct worker;
@@ -45,11 +53,14 @@ struct worker {
 	struct relay_pool pool;
 	struct stats stats;
 	bool draining;
+	int active;                  /* upstream index new sessions connect to */
+	bool switching;              /* a switchover is draining: new sessions wait to connect */
 
 	const struct hold_set *holds;            /* NULL or empty: nothing is classified */
 	struct session *parked_head;             /* parked sessions, in arrival order */
 	struct session *parked_tail;
 	struct classify_result classify_scratch; /* one classification at a time per worker */
+	struct classify_cache *classify_cache;   /* this worker's parse cache (never NULL after init) */
 
 	pthread_mutex_t jobs_mu;
 	struct worker_job *jobs;     /* LIFO; order across one batch does not matter */
@@ -73,7 +84,7 @@ void worker_call(struct worker *w, worker_job_fn fn, void *arg);
 /* Runs fn(worker, args[i]) on every worker and returns when all have finished. */
 void worker_call_all(worker_job_fn fn, void **args);
 
-/* Switches a worker to a new snapshot (job body; also used at init). */
+/* Switches a worker to a new snapshot and its active upstream (job body; also used at init). */
 void worker_apply_snapshot(struct worker *w, const struct snapshot *snap);
 
 /* A parked session, as the main thread may know it: by worker and id, never by pointer. */

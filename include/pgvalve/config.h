@@ -79,6 +79,12 @@ bool config_sslmode_parse(const char *s, enum sslmode *out);
 const char *config_sslmode_name(enum sslmode m);
 
 const struct config_upstream *config_active_upstream(const struct config *cfg);
+
+/*
+ * The index of the upstream called 'name', or -1; then 'err' (unless NULL)
+ * says so and lists the configured names.
+ */
+int config_upstream_index(const struct config *cfg, const char *name, char *err, size_t errlen);
 void config_free(struct config *cfg);
 
 #endif

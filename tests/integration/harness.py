@@ -504,6 +504,24 @@ class Proxy:
         finally:
             c.close()
 
+    def admin(self, method, path, body=None, token=None, timeout=30):
+        """One admin HTTP call with a JSON body: (status, parsed JSON, or the text if not JSON)."""
+        c = http.client.HTTPConnection(HOST, self.admin_port, timeout=timeout)
+        try:
+            data = body if body is None or isinstance(body, (str, bytes)) else json.dumps(body)
+            headers = {"Content-Type": "application/json"} if data is not None else {}
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
+            c.request(method, path, body=data, headers=headers)
+            r = c.getresponse()
+            text = r.read().decode("utf-8", "replace")
+        finally:
+            c.close()
+        try:
+            return r.status, json.loads(text)
+        except ValueError:
+            return r.status, text
+
     def admin_json(self, path):
         status, body = self.admin_get(path)
         assert status == 200, f"GET {path} -> {status}: {body}"

@@ -12,8 +12,6 @@ assertion is the lease bound (lease + 1000 ms)."""
 
 import concurrent.futures
 import contextlib
-import http.client
-import json
 import signal
 import socket
 import struct
@@ -33,19 +31,7 @@ LONG_MS = 60000  # lease / max_wait for holds that a test releases itself
 
 def admin(proxy, method, path, body=None):
     """One admin HTTP call: (status, parsed JSON or raw text)."""
-    c = http.client.HTTPConnection(harness.HOST, proxy.admin_port, timeout=20)
-    try:
-        data = body if body is None or isinstance(body, (str, bytes)) else json.dumps(body)
-        headers = {"Content-Type": "application/json"} if data is not None else {}
-        c.request(method, path, body=data, headers=headers)
-        r = c.getresponse()
-        text = r.read().decode("utf-8", "replace")
-    finally:
-        c.close()
-    try:
-        return r.status, json.loads(text)
-    except ValueError:
-        return r.status, text
+    return proxy.admin(method, path, body)
 
 
 def hold(proxy, tables, **kw):
@@ -864,3 +850,26 @@ def test_reject_in_the_middle_of_an_extended_batch_keeps_the_protocol_in_step(pr
     assert types(first) == "12DCEZ", first
     assert rows(direct, "SELECT v FROM cls_t") == [(5,)]
     release(proxy, "rej-mid")
+
+
+def test_parse_cache_answers_repeated_statements(proxy, connect, direct):
+    """While a hold is in force every unit is classified; the same text twice is parsed once
+    (the second answer comes from the worker's parse cache, counted in /metrics)."""
+    make_table(direct, "held_pc")
+    make_table(direct, "other_pc")
+    hold(proxy, ["held_pc"])
+    c = connect(proxy, autocommit=True)
+    c.prepare_threshold = None   # keep psycopg on the unnamed statement: every Parse is classified
+    raw = proxy.raw()
+    raw.startup(harness.SUPERUSER)
+    before = proxy.metrics()
+    for i in range(50):
+        raw.query("SELECT count(*) FROM other_pc")                   # simple protocol
+        c.execute("SELECT count(*) FROM other_pc WHERE v > %s", (i,))  # extended, unnamed
+    after = proxy.metrics()
+    hits = after["pgvalve_parse_cache_hits_total"] - before["pgvalve_parse_cache_hits_total"]
+    misses = after["pgvalve_parse_cache_misses_total"] - before["pgvalve_parse_cache_misses_total"]
+    # Two distinct texts, each parsed at most once per worker (2 workers): the rest are hits.
+    assert misses <= 4 and hits >= 100 - misses, (hits, misses)
+    assert after["pgvalve_parse_cache_entries"] >= 2
+    raw.close()
