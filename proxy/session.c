@@ -554,16 +554,20 @@ static enum relay_msg hold_check(struct session *s, uint8_t type, const uint8_t 
 	case 'B': {
 		const uint8_t *portal_end = memchr(body, 0, avail), *stmt_end;
 		struct stmt *st;
+		bool uncertain;
 
 		stmt_end = portal_end ? memchr(portal_end + 1, 0, avail - (uint32_t)(portal_end + 1 - body)) : NULL;
 		if (!stmt_end)
 			return RELAY_MSG_PASS;   /* malformed: the server will say so */
 		if (stmt_end == portal_end + 1)
 			return RELAY_MSG_PASS;   /* the unnamed statement was judged at its Parse */
-		st = stmt_peek(&s->statements, (const char *)portal_end + 1);
-		if (!st && !s->statements.overflowed)
-			return RELAY_MSG_PASS;   /* no such statement: the server will say so */
+		st = stmt_lookup(&s->statements, (const char *)portal_end + 1, &uncertain);
 		if (!st) {
+			/*
+			 * Not known for sure (forgotten, or changed by a batch not yet
+			 * answered), or prepared with SQL PREPARE (same namespace, never
+			 * seen here): fail closed.
+			 */
 			unknown = true;
 			break;
 		}
@@ -588,27 +592,27 @@ static enum relay_msg hold_check(struct session *s, uint8_t type, const uint8_t 
 	return hold_decide(s, h, table, type);
 }
 
-/*
- * Parse: statement name, query text, parameter types. Named statements are
- * remembered; the unnamed one lives only until the next Parse and needs no entry.
- */
+/* Parse: statement name, query text, parameter types. The text of a prefix-only Parse stays unknown. */
 static void track_parse(struct session *s, const uint8_t *body, uint32_t avail, uint32_t len)
 {
 	const uint8_t *name_end = memchr(body, 0, avail), *sql, *sql_end;
 
 	if (!name_end) {
-		/* Only a prefix was shown and the name did not fit in it: a statement we cannot name. */
-		if (avail < len)
-			s->statements.overflowed = true;
+		stmt_parse_sent(&s->statements, NULL, NULL, 0);
 		return;
 	}
-	if (name_end == body)
-		return;
 	sql = name_end + 1;
 	sql_end = avail == len ? memchr(sql, 0, avail - (uint32_t)(sql - body)) : NULL;
-	/* A Parse longer than the relay shows whole: its text stays unknown. */
-	stmt_put(&s->statements, (const char *)body, sql_end ? (const char *)sql : NULL,
-		 sql_end ? (size_t)(sql_end - sql) : 0);
+	stmt_parse_sent(&s->statements, (const char *)body, sql_end ? (const char *)sql : NULL,
+			sql_end ? (size_t)(sql_end - sql) : 0);
+}
+
+/* Close: 'S' statement or 'P' portal, then the name. */
+static void track_close(struct session *s, const uint8_t *body, uint32_t avail, uint32_t len)
+{
+	bool whole = avail == len && len >= 2 && memchr(body + 1, 0, len - 1);
+
+	stmt_close_sent(&s->statements, avail >= 1 && body[0] == 'S', whole ? (const char *)body + 1 : NULL);
 }
 
 static enum relay_msg on_client_msg(void *ctx, uint8_t type, uint8_t *body, uint32_t avail,
@@ -616,6 +620,7 @@ static enum relay_msg on_client_msg(void *ctx, uint8_t type, uint8_t *body, uint
 {
 	struct session *s = ctx;
 	enum relay_msg verdict;
+	bool in_open_batch;
 
 	if (s->rejecting) {
 		/* Discarding a rejected extended-protocol unit: everything up to its Sync goes. */
@@ -642,18 +647,37 @@ static enum relay_msg on_client_msg(void *ctx, uint8_t type, uint8_t *body, uint
 	if ((verdict = hold_check(s, type, body, avail, len)) != RELAY_MSG_PASS)
 		return verdict;
 
-	s->batch_forwarded = type != 'S' && type != 'Q' && type != 'X' && type != 'F';
+	/* An extended batch is open from its first message to its Sync; Query and FunctionCall open none. */
+	in_open_batch = s->batch_forwarded;
+	if (type == 'S')
+		s->batch_forwarded = false;
+	else if (type != 'Q' && type != 'X' && type != 'F')
+		s->batch_forwarded = true;
 	switch (type) {
 	case 'Q':
-		s->syncs_pending++;
 		stats_statement(&s->w->stats, worker_now(s->w));
+		/* fall through */
+	case 'F':   /* FunctionCall */
+		if (in_open_batch) {
+			/*
+			 * Inside an extended batch not yet closed by Sync: the server
+			 * discards it if an error came first, so whether a ReadyForQuery
+			 * will answer it is unknowable. Count it as unanswered (the
+			 * session looks idle sooner, never later) and stop trusting
+			 * statement names.
+			 */
+			stmt_forget(&s->statements);
+			break;
+		}
+		s->syncs_pending++;
+		stmt_sync_sent(&s->statements);
 		break;
 	case 'E':
 		stats_statement(&s->w->stats, worker_now(s->w));
 		break;
 	case 'S':   /* Sync */
-	case 'F':   /* FunctionCall */
 		s->syncs_pending++;
+		stmt_sync_sent(&s->statements);
 		break;
 	case 'X':
 		s->client_terminated = true;
@@ -662,9 +686,7 @@ static enum relay_msg on_client_msg(void *ctx, uint8_t type, uint8_t *body, uint
 		track_parse(s, body, avail, len);
 		break;
 	case 'C':
-		/* Close: 'S' statement or 'P' portal, then the name. */
-		if (avail == len && len >= 2 && body[0] == 'S' && memchr(body + 1, 0, len - 1))
-			stmt_remove(&s->statements, (const char *)body + 1);
+		track_close(s, body, avail, len);
 		break;
 	}
 	return RELAY_MSG_PASS;
@@ -686,6 +708,7 @@ static enum relay_msg on_server_msg(void *ctx, uint8_t type, uint8_t *body, uint
 		s->tx_status = (char)body[0];
 		if (s->syncs_pending)
 			s->syncs_pending--;
+		stmt_ready(&s->statements);
 		s->hold_bypass = false;   /* a unit let through by max_wait has ended */
 		if (s->state == SESSION_LOGIN) {
 			session_set_state(s, SESSION_READY);
@@ -697,7 +720,14 @@ static enum relay_msg on_server_msg(void *ctx, uint8_t type, uint8_t *body, uint
 				timer_stop(s);
 		}
 		break;
+	case '1':
+		stmt_parse_complete(&s->statements);
+		break;
+	case '3':
+		stmt_close_complete(&s->statements);
+		break;
 	case 'E':
+		stmt_error(&s->statements);
 		if (pgwire_parse_error(body, avail, &err)) {
 			stats_error(&s->w->stats, worker_now(s->w), &err);
 			if (err.severity && (strcmp(err.severity, "FATAL") == 0 || strcmp(err.severity, "PANIC") == 0))
@@ -742,6 +772,8 @@ void session_rules(struct relay_rules *c2s, struct relay_rules *s2c)
 	c2s->track['P'] = c2s->track['C'] = RELAY_TRACK_BODY;
 	s2c->track['Z'] = s2c->track['E'] = s2c->track['S'] = RELAY_TRACK_BODY;
 	s2c->track['K'] = s2c->track['R'] = RELAY_TRACK_BODY;
+	/* ParseComplete and CloseComplete: a statement exists, or is gone, only once the server says so. */
+	s2c->track['1'] = s2c->track['3'] = RELAY_TRACK_HEADER;
 }
 
 static void relay_io(struct session *s, struct conn *c, short what)

@@ -1,7 +1,7 @@
 /*
- * libFuzzer target for proxy/relay.c, and the statement map the session
- * feeds from it (proxy/stmt.c). An input is a control block, then a byte
- * stream:
+ * libFuzzer target for proxy/relay.c (the statement bookkeeping the session
+ * feeds from it has its own target, fuzz_stmt.c). An input is a control
+ * block, then a byte stream:
  *
  *   [0]      flags: bits 0-1 direction (1 client→server, 2 server→client,
  *            0 or 3 both, one after the other); bit 2 give the buffer back
@@ -17,7 +17,7 @@
  * The stream is read into a relay buffer chunk by chunk and scanned with
  * the session's tracking sets and handlers that do what the session's do
  * (ErrorResponse parsed, SCRAM-SHA-256-PLUS cut out of AuthenticationSASL,
- * Parse and Close recorded in a stmt map, an empty ReadyForQuery refused),
+ * an empty ReadyForQuery refused),
  * while a writer takes scanned bytes in uneven amounts. A reference walk of
  * the stream says what must come out: every byte, with only the SASL edit,
  * up to the first framing error or handler refusal, and no partial header
@@ -32,7 +32,7 @@
 
 #include "pgvalve/pgwire.h"
 #include "relay.h"
-#include "stmt.h"
+#include "session.h"
 #include "fuzz_check.h"
 
 #define CTL_LEN 13
@@ -151,31 +151,7 @@ struct run {
 	size_t refused;         /* the walk's call the handler answered ERROR, or SIZE_MAX */
 	unsigned calls;
 	bool stopped;           /* the last call was a STOP: the next passes (progress) */
-	struct stmt_map stmts;
 };
-
-/* The session's track_parse(): named statements, text unknown for a prefix. */
-static void track_parse(struct run *x, const uint8_t *body, uint32_t avail, uint32_t len)
-{
-	const uint8_t *name_end = memchr(body, 0, avail), *sql, *sql_end;
-	const struct stmt *st;
-
-	if (!name_end || name_end == body)
-		return;
-	sql = name_end + 1;
-	sql_end = avail == len ? memchr(sql, 0, avail - (uint32_t)(sql - body)) : NULL;
-	stmt_put(&x->stmts, (const char *)body, sql_end ? (const char *)sql : NULL,
-		 sql_end ? (size_t)(sql_end - sql) : 0);
-	st = stmt_peek(&x->stmts, (const char *)body);
-	if (x->stmts.overflowed)
-		return;
-	FUZZ_CHECK(st != NULL);
-	FUZZ_CHECK(strcmp(st->name, (const char *)body) == 0);
-	if (sql_end)
-		FUZZ_CHECK(st->sql && strcmp(st->sql, (const char *)sql) == 0);
-	else
-		FUZZ_CHECK(st->sql == NULL);
-}
 
 /* s must be a NUL-terminated string lying wholly inside [p, p+n). */
 static void check_inside(const char *s, const uint8_t *p, size_t n)
@@ -218,14 +194,7 @@ static enum relay_msg on_msg(void *ctx, uint8_t type, uint8_t *body, uint32_t av
 	}
 	x->stopped = false;
 
-	if (x->dir == C2S) {
-		if (type == 'P')
-			track_parse(x, body, avail, len);
-		if (type == 'C' && avail == len && len >= 2 && body[0] == 'S' && memchr(body + 1, 0, len - 1)) {
-			stmt_remove(&x->stmts, (const char *)body + 1);
-			FUZZ_CHECK(stmt_peek(&x->stmts, (const char *)body + 1) == NULL);
-		}
-	} else {
+	if (x->dir == S2C) {
 		struct pgwire_error e;
 
 		switch (type) {
@@ -256,20 +225,15 @@ static enum relay_msg on_msg(void *ctx, uint8_t type, uint8_t *body, uint32_t av
 	return RELAY_MSG_PASS;
 }
 
-/* The session's tracking sets (proxy/session.c, session_rules()). */
+/* The session's own tracking sets, with this target's handler. */
 static void rules_for(struct relay_rules *r, enum dir dir, uint32_t max_len)
 {
-	memset(r, 0, sizeof(*r));
+	struct relay_rules c2s, s2c;
+
+	session_rules(&c2s, &s2c);
+	*r = dir == C2S ? c2s : s2c;
 	r->max_len = max_len;
 	r->on_msg = on_msg;
-	if (dir == C2S) {
-		r->track['Q'] = r->track['E'] = r->track['S'] = RELAY_TRACK_HEADER;
-		r->track['F'] = r->track['X'] = RELAY_TRACK_HEADER;
-		r->track['P'] = r->track['C'] = RELAY_TRACK_BODY;
-	} else {
-		r->track['Z'] = r->track['E'] = r->track['S'] = RELAY_TRACK_BODY;
-		r->track['K'] = r->track['R'] = RELAY_TRACK_BODY;
-	}
 }
 
 /* ---- the pump ------------------------------------------------------------- */
@@ -450,7 +414,6 @@ static void run_dir(const struct ctl *ctl, enum dir dir, const uint8_t *in, size
 	}
 	relay_release(&b, &pool);
 	relay_pool_destroy(&pool);
-	stmt_clear(&x.stmts);
 	free(out.p);
 	walk_free(&w);
 }

@@ -340,6 +340,64 @@ def test_statement_prepared_before_hold_is_held_when_executed(proxy, raw, connec
     assert sorted(rows(direct, "SELECT v FROM prep_t")) == [(2,), (42,)]
 
 
+def test_failed_redefinition_does_not_change_what_a_name_runs(proxy, raw, direct):
+    """A Parse of a name that exists fails (42P05) and the server keeps the old statement:
+    executing the name during a hold must be judged by the old text (an INSERT), not by the
+    text of the failed Parse (a SELECT), or held work would run."""
+    make_table(direct, "redef_t")
+    r = raw()
+    send_all(r, parse_msg("s1", "INSERT INTO redef_t VALUES (7)"), (b"S", b""))
+    assert types(read_until_ready(r)) == "1Z"
+    send_all(r, parse_msg("s1", "SELECT 1"), (b"S", b""))
+    msgs = read_until_ready(r)
+    assert types(msgs) == "EZ" and errors_in(msgs)[0]["C"] == "42P05", msgs
+
+    hold(proxy, ["redef_t"], id="redef")
+    send_all(r, bind_msg("", "s1"), execute_msg(), (b"S", b""))
+    wait_parked(proxy, 1)
+    assert received_nothing(r)
+    assert rows(direct, "SELECT v FROM redef_t") == []
+    release(proxy, "redef")
+    assert types(read_until_ready(r)) == "2CZ"
+    assert rows(direct, "SELECT v FROM redef_t") == [(7,)]
+
+
+def test_close_skipped_after_an_error_keeps_the_statement_known(proxy, raw, direct):
+    """After an error the server skips the rest of the batch, a Close included: the statement
+    still exists, and executing it during a hold is held like any write."""
+    make_table(direct, "skip_t")
+    r = raw()
+    send_all(r, parse_msg("w", "INSERT INTO skip_t VALUES (1)"), (b"S", b""))
+    assert types(read_until_ready(r)) == "1Z"
+    send_all(r, parse_msg("", "SELECT * FROM no_such_table"), (b"C", b"Sw\0"), (b"S", b""))
+    msgs = read_until_ready(r)
+    assert types(msgs) == "EZ" and errors_in(msgs)[0]["C"] == "42P01", msgs
+
+    hold(proxy, ["skip_t"], id="skip")
+    send_all(r, bind_msg("", "w"), execute_msg(), (b"S", b""))
+    wait_parked(proxy, 1)
+    assert rows(direct, "SELECT v FROM skip_t") == []
+    release(proxy, "skip")
+    assert types(read_until_ready(r)) == "2CZ"
+    assert rows(direct, "SELECT v FROM skip_t") == [(1,)]
+
+
+def test_statement_prepared_with_sql_prepare_is_held_as_unknown(proxy, raw, direct):
+    """SQL PREPARE shares the protocol's statement namespace but the proxy never sees a Parse
+    for it: a Bind of such a name during a hold fails closed (held)."""
+    make_table(direct, "sqlprep_t")
+    r = raw()
+    _, errs = r.query("PREPARE sp AS INSERT INTO sqlprep_t VALUES (5)")
+    assert not errs
+    hold(proxy, ["sqlprep_t"], id="sqlprep")
+    send_all(r, bind_msg("", "sp"), execute_msg(), (b"S", b""))
+    wait_parked(proxy, 1)
+    assert rows(direct, "SELECT v FROM sqlprep_t") == []
+    release(proxy, "sqlprep")
+    assert types(read_until_ready(r)) == "2CZ"
+    assert rows(direct, "SELECT v FROM sqlprep_t") == [(5,)]
+
+
 def test_session_in_transaction_runs_on_and_is_reported(proxy, raw, direct):
     make_table(direct, "tx_t")
     a = raw()

@@ -1,11 +1,14 @@
 /*
- * Unit tests for proxy/stmt.c: a session's named prepared statements. Put,
- * peek, replace and remove (Close of an unknown name included), growth of
- * the table past its first 16 slots, statements whose text is unknown, the
- * count and byte bounds ("overflowed", and no entry), and clear. The Asan
+ * Unit tests for proxy/stmt.c: a session's named prepared statements. The
+ * map (put, peek, replace, remove, Close of an unknown name, growth past 16
+ * slots, unknown text, the count and byte bounds, clear) driven through
+ * whole batches the server accepted; then the queue of unanswered messages:
+ * a Parse or Close takes effect only on its ParseComplete/CloseComplete, an
+ * error drops the rest of its batch up to Sync, pipelined batches stay
+ * apart, a Bind finds a statement parsed earlier in its own batch, and
+ * answers that do not line up make the map forget everything. The Asan
  * build checks that nothing leaks and that SQL text is read only up to its
- * given length. Which Parse and Close messages reach the map is the
- * session's business, not tested here.
+ * given length.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +22,40 @@
 #include <cmocka.h>
 
 #include "stmt.h"
+
+/* A batch Parse + Sync the server accepted ('sql' 'sql_len' bytes, NULL: text unknown). */
+static void stmt_put(struct stmt_map *m, const char *name, const char *sql, size_t sql_len)
+{
+	stmt_parse_sent(m, name, sql, sql_len);
+	stmt_sync_sent(m);
+	stmt_parse_complete(m);
+	stmt_ready(m);
+}
+
+/* A batch Close + Sync the server accepted. */
+static void stmt_remove(struct stmt_map *m, const char *name)
+{
+	stmt_close_sent(m, true, name);
+	stmt_sync_sent(m);
+	stmt_close_complete(m);
+	stmt_ready(m);
+}
+
+/* What a Bind sent now would be judged by; NULL also when stmt_lookup() is not certain. */
+static const struct stmt *find(const struct stmt_map *m, const char *name)
+{
+	bool uncertain;
+
+	return stmt_lookup(m, name, &uncertain);
+}
+
+static bool uncertain(const struct stmt_map *m, const char *name)
+{
+	bool u;
+
+	(void)stmt_lookup(m, name, &u);
+	return u;
+}
 
 /* Puts a NUL-terminated 'sql' (NULL: text unknown). */
 static void put(struct stmt_map *m, const char *name, const char *sql)
@@ -208,7 +245,7 @@ static void test_growth(void **state)
 	stmt_clear(&m);
 }
 
-/* STMT_MAX_COUNT statements fit; one more is dropped and the map says so. */
+/* STMT_MAX_COUNT statements fit; one more and the map forgets every name, and says so. */
 static void test_count_bound(void **state)
 {
 	struct stmt_map m = { 0 };
@@ -220,23 +257,24 @@ static void test_count_bound(void **state)
 	}
 	assert_int_equal(m.count, STMT_MAX_COUNT);
 	assert_false(m.overflowed);
-	put(&m, "one_more", "SELECT 2");
-	assert_true(m.overflowed);
-	assert_null(stmt_peek(&m, "one_more"));
-	assert_int_equal(m.count, STMT_MAX_COUNT);
-	/* Replacing a known name at the bound still works: the old entry makes room. */
+	/* Replacing a known name at the bound works: the old entry makes room. */
 	put(&m, "s7", "SELECT 7");
 	assert_stmt(&m, "s7", "SELECT 7");
 	assert_int_equal(m.count, STMT_MAX_COUNT);
-	/* After a Close there is room again; "overflowed" stays (a name was lost). */
-	stmt_remove(&m, "s0");
 	put(&m, "one_more", "SELECT 2");
-	assert_stmt(&m, "one_more", "SELECT 2");
 	assert_true(m.overflowed);
+	assert_null(find(&m, "one_more"));
+	assert_null(find(&m, "s7"));   /* nothing is trusted any more */
+	assert_int_equal(m.count, 0);
+	assert_int_equal(m.bytes, 0);
+	/* And nothing is tracked after: a caller treats every name as unknown. */
+	put(&m, "s8", "SELECT 8");
+	assert_null(find(&m, "s8"));
+	assert_int_equal(m.ops_n, 0);
 	stmt_clear(&m);
 }
 
-/* An entry costing exactly STMT_MAX_BYTES fits; one byte more does not. */
+/* An entry costing exactly STMT_MAX_BYTES fits; one byte more does not (and all is forgotten). */
 static void test_byte_bound(void **state)
 {
 	struct stmt_map m = { 0 };
@@ -253,50 +291,207 @@ static void test_byte_bound(void **state)
 	assert_int_equal(strlen(stmt_peek(&m, "a")->sql), len);
 	put(&m, "b", NULL);                 /* the smallest entry no longer fits */
 	assert_true(m.overflowed);
-	assert_null(stmt_peek(&m, "b"));
-	assert_int_equal(m.count, 1);
-	stmt_clear(&m);
-
-	stmt_put(&m, "a", sql, len + 1);    /* one byte over on its own */
-	assert_true(m.overflowed);
-	assert_null(stmt_peek(&m, "a"));
+	assert_null(find(&m, "b"));
+	assert_null(find(&m, "a"));
 	assert_int_equal(m.count, 0);
 	assert_int_equal(m.bytes, 0);
 	stmt_clear(&m);
 
-	/* Replacing with text that does not fit drops the old entry too: no stale text survives. */
-	put(&m, "a", "SELECT 1");
-	stmt_put(&m, "a", sql, len + 1);
+	stmt_put(&m, "a", sql, len + 1);    /* one byte over on its own */
 	assert_true(m.overflowed);
-	assert_null(stmt_peek(&m, "a"));
+	assert_null(find(&m, "a"));
 	assert_int_equal(m.count, 0);
 	assert_int_equal(m.bytes, 0);
 	stmt_clear(&m);
 	free(sql);
 }
 
-/* Many statements near the byte bound: the sum is what counts. */
-static void test_byte_bound_sums(void **state)
+/* ---- the queue of unanswered messages ------------------------------------- */
+
+/* 42P05: a Parse of a name that exists fails; the server keeps the old statement, so must we. */
+static void test_failed_parse_keeps_the_old_statement(void **state)
 {
 	struct stmt_map m = { 0 };
-	size_t len = STMT_MAX_BYTES / 4;
-	char *sql = malloc(len);
-	int kept = 0;
-	char name[16];
 
-	assert_non_null(sql);
-	memset(sql, 'y', len);
-	for (int i = 0; i < 4; i++) {
-		snprintf(name, sizeof(name), "s%d", i);
-		stmt_put(&m, name, sql, len);
-		kept += stmt_peek(&m, name) != NULL;
-	}
-	assert_int_equal(kept, 3);   /* the fourth's overhead tips it over */
-	assert_true(m.overflowed);
-	assert_true(m.bytes <= STMT_MAX_BYTES);
-	assert_null(stmt_peek(&m, "s3"));
+	put(&m, "s1", "INSERT INTO orders VALUES (1)");
+	stmt_parse_sent(&m, "s1", "SELECT 1", 8);
+	assert_string_equal(find(&m, "s1")->sql, "SELECT 1");   /* what a Bind in the batch would use */
+	stmt_sync_sent(&m);
+	stmt_error(&m);
+	stmt_ready(&m);
+	assert_stmt(&m, "s1", "INSERT INTO orders VALUES (1)");
+	assert_string_equal(find(&m, "s1")->sql, "INSERT INTO orders VALUES (1)");
+	assert_int_equal(m.ops_n, 0);
+	assert_int_equal(m.bytes, bytes_of("s1", "INSERT INTO orders VALUES (1)"));
 	stmt_clear(&m);
-	free(sql);
+}
+
+/* P(a) B E P(b) C(c) S: a is confirmed, then Execute fails; b and the Close of c never happen. */
+static void test_error_drops_the_rest_of_the_batch(void **state)
+{
+	struct stmt_map m = { 0 };
+
+	put(&m, "c", "SELECT 3");
+	stmt_parse_sent(&m, "a", "SELECT 1", 8);
+	stmt_parse_sent(&m, "b", "SELECT 2", 8);
+	stmt_close_sent(&m, true, "c");
+	assert_null(find(&m, "c"));       /* a Bind after the Close finds nothing */
+	stmt_sync_sent(&m);
+	stmt_parse_complete(&m);                 /* a */
+	stmt_error(&m);                          /* the Execute of a */
+	stmt_ready(&m);
+	assert_stmt(&m, "a", "SELECT 1");
+	assert_null(find(&m, "b"));
+	assert_stmt(&m, "c", "SELECT 3");        /* the Close was skipped */
+	assert_false(m.overflowed);
+	assert_int_equal(m.ops_n, 0);
+	stmt_clear(&m);
+}
+
+/* Two pipelined batches: an error in the second leaves the first's effects alone. */
+static void test_pipelined_batches_stay_apart(void **state)
+{
+	struct stmt_map m = { 0 };
+
+	stmt_parse_sent(&m, "a", "SELECT 1", 8);
+	stmt_sync_sent(&m);
+	stmt_parse_sent(&m, "b", "SELECT 2", 8);
+	assert_string_equal(find(&m, "b")->sql, "SELECT 2");   /* a Bind in b's own batch */
+	stmt_sync_sent(&m);
+	stmt_sync_sent(&m);                      /* a simple Query, pipelined too */
+	/* A Bind in a later batch: b exists only if its Parse succeeds, not known yet. */
+	assert_true(uncertain(&m, "b"));
+	assert_null(find(&m, "b"));
+	assert_false(uncertain(&m, "c"));        /* untouched names are as confirmed */
+	assert_null(stmt_peek(&m, "a"));         /* not confirmed yet */
+	stmt_parse_complete(&m);
+	assert_stmt(&m, "a", "SELECT 1");
+	stmt_ready(&m);
+	stmt_error(&m);                          /* b fails */
+	stmt_ready(&m);
+	assert_null(find(&m, "b"));
+	assert_int_equal(m.ops_n, 1);
+	stmt_error(&m);                          /* the Query fails: nothing queued to drop */
+	stmt_ready(&m);
+	assert_int_equal(m.ops_n, 0);
+	assert_stmt(&m, "a", "SELECT 1");
+	assert_false(m.overflowed);
+	stmt_clear(&m);
+}
+
+/* A Parse or Close in the Bind's own batch settles what an unanswered earlier batch left open. */
+static void test_own_batch_settles_an_uncertain_name(void **state)
+{
+	struct stmt_map m = { 0 };
+
+	put(&m, "s", "SELECT 1");
+	stmt_close_sent(&m, true, "s");
+	stmt_parse_sent(&m, "s", "DELETE FROM t", 13);
+	stmt_sync_sent(&m);
+	assert_true(uncertain(&m, "s"));         /* the old or the new text: depends on that batch */
+	stmt_close_sent(&m, true, "s");
+	assert_false(uncertain(&m, "s"));
+	assert_null(find(&m, "s"));              /* closed: a Bind would fail */
+	stmt_parse_sent(&m, "s", "SELECT 2", 8);
+	assert_string_equal(find(&m, "s")->sql, "SELECT 2");
+	stmt_sync_sent(&m);
+	stmt_close_complete(&m);
+	stmt_parse_complete(&m);
+	stmt_ready(&m);
+	stmt_close_complete(&m);
+	stmt_parse_complete(&m);
+	stmt_ready(&m);
+	assert_stmt(&m, "s", "SELECT 2");
+	assert_false(uncertain(&m, "s"));
+	stmt_clear(&m);
+}
+
+/* Unnamed statements and portal Closes hold a place in the queue but name nothing. */
+static void test_unnamed_and_portals_keep_answers_in_line(void **state)
+{
+	struct stmt_map m = { 0 };
+
+	stmt_parse_sent(&m, "", "SELECT 1", 8);
+	stmt_close_sent(&m, false, "portal");
+	stmt_close_sent(&m, true, "");
+	stmt_parse_sent(&m, "s", "SELECT 2", 8);
+	stmt_sync_sent(&m);
+	stmt_parse_complete(&m);
+	stmt_close_complete(&m);
+	stmt_close_complete(&m);
+	stmt_parse_complete(&m);
+	stmt_ready(&m);
+	assert_false(m.overflowed);
+	assert_int_equal(m.count, 1);
+	assert_stmt(&m, "s", "SELECT 2");
+	assert_null(find(&m, ""));
+	stmt_clear(&m);
+}
+
+/* Answers that do not match what was sent: nothing can be trusted, so everything is forgotten. */
+static void test_answers_out_of_line_forget_everything(void **state)
+{
+	struct stmt_map m = { 0 };
+
+	put(&m, "s1", "SELECT 1");
+	stmt_parse_complete(&m);                 /* nothing was sent */
+	assert_true(m.overflowed);
+	assert_null(find(&m, "s1"));
+	stmt_clear(&m);
+
+	put(&m, "s1", "SELECT 1");
+	stmt_parse_sent(&m, "s2", "SELECT 2", 8);
+	stmt_sync_sent(&m);
+	stmt_close_complete(&m);                 /* a CloseComplete for a Parse */
+	assert_true(m.overflowed);
+	assert_int_equal(m.count, 0);
+	assert_int_equal(m.ops_n, 0);
+	assert_int_equal(m.bytes, 0);
+	stmt_clear(&m);
+
+	stmt_parse_sent(&m, NULL, NULL, 0);      /* a Parse whose name could not be read */
+	assert_true(m.overflowed);
+	stmt_clear(&m);
+}
+
+/* More than STMT_MAX_PENDING unanswered messages: forgotten, bounded. */
+static void test_pending_bound(void **state)
+{
+	struct stmt_map m = { 0 };
+
+	for (int i = 0; i < STMT_MAX_PENDING; i++)
+		stmt_parse_sent(&m, "", "SELECT 1", 8);
+	assert_false(m.overflowed);
+	assert_int_equal(m.ops_n, STMT_MAX_PENDING);
+	stmt_sync_sent(&m);
+	assert_true(m.overflowed);
+	assert_int_equal(m.ops_n, 0);
+	stmt_ready(&m);                          /* late answers are ignored */
+	stmt_parse_complete(&m);
+	assert_int_equal(m.ops_n, 0);
+	stmt_clear(&m);
+}
+
+/* The ring wraps around while answers keep pace with a client that always has a batch in flight. */
+static void test_ring_wraps(void **state)
+{
+	struct stmt_map m = { 0 };
+	char name[16], sql[32];
+
+	for (int i = 0; i < 1000; i++) {
+		snprintf(name, sizeof(name), "s%d", i % 7);
+		snprintf(sql, sizeof(sql), "SELECT %d", i);
+		stmt_parse_sent(&m, name, sql, strlen(sql));
+		assert_string_equal(find(&m, name)->sql, sql);
+		stmt_sync_sent(&m);
+		if (i > 0) {                         /* answer the previous batch */
+			stmt_parse_complete(&m);
+			stmt_ready(&m);
+		}
+	}
+	assert_true(m.ops_cap <= 16);
+	assert_false(m.overflowed);
+	stmt_clear(&m);
 }
 
 static void test_clear(void **state)
@@ -334,7 +529,14 @@ int main(void)
 		cmocka_unit_test(test_growth),
 		cmocka_unit_test(test_count_bound),
 		cmocka_unit_test(test_byte_bound),
-		cmocka_unit_test(test_byte_bound_sums),
+		cmocka_unit_test(test_failed_parse_keeps_the_old_statement),
+		cmocka_unit_test(test_error_drops_the_rest_of_the_batch),
+		cmocka_unit_test(test_pipelined_batches_stay_apart),
+		cmocka_unit_test(test_own_batch_settles_an_uncertain_name),
+		cmocka_unit_test(test_unnamed_and_portals_keep_answers_in_line),
+		cmocka_unit_test(test_answers_out_of_line_forget_everything),
+		cmocka_unit_test(test_pending_bound),
+		cmocka_unit_test(test_ring_wraps),
 		cmocka_unit_test(test_clear),
 	};
 
