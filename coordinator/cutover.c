@@ -1,0 +1,374 @@
+/*
+ * The hold path (see cutover.h). Lock conflicts are read from pg_locks on a
+ * second connection: granted relation locks of other backends on the tables
+ * the statements lock, in a mode that conflicts with theirs. SHARE ROW
+ * EXCLUSIVE (ADD FOREIGN KEY) conflicts with everything but ACCESS SHARE and
+ * ROW SHARE; ACCESS EXCLUSIVE with everything.
+ */
+#include "cutover.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "proxyctl.h"
+#include "report.h"
+
+#define POLL_MS 20                 /* pg_locks polling while holding */
+#define PREWAIT_POLL_MS 200        /* ... and while waiting for old transactions, holding nothing */
+#define PREWAIT_REPORT_MS 2000
+#define PROXY_ACK_TIMEOUT_MS 2000
+#define BACKOFF_MAX_MS 5000
+
+/* A table the job locks, with the strongest lock any statement takes on it. */
+struct locked {
+	struct qname name;
+	char oid[16];
+	enum plan_lock lock;
+	enum plan_hold hold;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int64_t ms)
+{
+	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000 };
+
+	if (ms > 0)
+		nanosleep(&ts, NULL);
+}
+
+static void add_locked(struct locked *t, int *n, const struct qname *q, enum plan_lock lock, enum plan_hold hold)
+{
+	if (!q->name[0])
+		return;
+	for (int i = 0; i < *n; i++) {
+		if (strcmp(t[i].name.schema, q->schema) == 0 && strcmp(t[i].name.name, q->name) == 0) {
+			if (lock > t[i].lock)
+				t[i].lock = lock;
+			if (hold > t[i].hold)
+				t[i].hold = hold;
+			return;
+		}
+	}
+	t[*n] = (struct locked){ .name = *q, .lock = lock, .hold = hold };
+	(*n)++;
+}
+
+/* Finds each table's oid (unqualified: as search_path finds it). False: a table is missing. */
+static bool resolve(PGconn *c, struct locked *t, int n, char *why, size_t cap)
+{
+	for (int i = 0; i < n; i++) {
+		const char *params[2] = { t[i].name.schema, t[i].name.name };
+		struct db_error err;
+		PGresult *r = db_query(c,
+			"SELECT c.oid FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace "
+			"WHERE c.relname = $2 AND CASE WHEN $1 = '' THEN pg_table_is_visible(c.oid) "
+			"ELSE ns.nspname = $1 END", 2, params, &err);
+		char name[2 * PLAN_NAME_MAX + 8];
+
+		qname_format(&t[i].name, name, sizeof(name));
+		if (!r) {
+			snprintf(why, cap, "cannot look up table %s: %s", name, err.msg);
+			return false;
+		}
+		if (PQntuples(r) != 1) {
+			snprintf(why, cap, "table %s does not exist", name);
+			PQclear(r);
+			return false;
+		}
+		snprintf(t[i].oid, sizeof(t[i].oid), "%s", PQgetvalue(r, 0, 0));
+		PQclear(r);
+	}
+	return true;
+}
+
+/* A lock another backend holds that the job's statements would wait for. */
+struct blocker {
+	int pid;
+	char table[160];
+	char mode[32];
+	char state[32];
+	int64_t xact_age_ms;
+	char query[201];
+};
+
+/* Conflicting granted locks now; returns how many (up to 'cap' filled), -1 on error. */
+static int conflicts(PGconn *observer, const struct locked *t, int n, int ddl_pid, struct blocker *out, int cap)
+{
+	char oids[1024] = "{", strengths[256] = "{", pid[16];
+	const char *params[3] = { oids, strengths, pid };
+	struct db_error err;
+	PGresult *r;
+	int rows;
+
+	for (int i = 0; i < n; i++) {
+		snprintf(oids + strlen(oids), sizeof(oids) - strlen(oids), "%s%s", i ? "," : "", t[i].oid);
+		snprintf(strengths + strlen(strengths), sizeof(strengths) - strlen(strengths), "%s%d", i ? "," : "",
+			 (int)t[i].lock);
+	}
+	strcat(oids, "}");
+	strcat(strengths, "}");
+	snprintf(pid, sizeof(pid), "%d", ddl_pid);
+	r = db_query(observer,
+		"SELECT l.pid, l.relation::regclass::text, l.mode, coalesce(a.state, ''), "
+		"       coalesce((extract(epoch FROM clock_timestamp() - a.xact_start) * 1000)::bigint, 0), "
+		"       left(coalesce(a.query, ''), 200) "
+		"FROM pg_locks l "
+		"JOIN unnest($1::oid[], $2::int[]) AS w (rel, strength) ON l.relation = w.rel "
+		"LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+		"WHERE l.granted AND l.locktype = 'relation' AND l.pid <> pg_backend_pid() AND l.pid <> $3::int "
+		"  AND (w.strength = 3 OR l.mode NOT IN ('AccessShareLock', 'RowShareLock')) "
+		"ORDER BY 5 DESC",
+		3, params, &err);
+	if (!r)
+		return -1;
+	rows = PQntuples(r);
+	for (int i = 0; i < rows && i < cap; i++) {
+		out[i].pid = atoi(PQgetvalue(r, i, 0));
+		snprintf(out[i].table, sizeof(out[i].table), "%s", PQgetvalue(r, i, 1));
+		snprintf(out[i].mode, sizeof(out[i].mode), "%s", PQgetvalue(r, i, 2));
+		snprintf(out[i].state, sizeof(out[i].state), "%s", PQgetvalue(r, i, 3));
+		out[i].xact_age_ms = strtoll(PQgetvalue(r, i, 4), NULL, 10);
+		snprintf(out[i].query, sizeof(out[i].query), "%s", PQgetvalue(r, i, 5));
+	}
+	PQclear(r);
+	return rows;
+}
+
+static void describe_blocker(const struct blocker *b, char *out, size_t cap)
+{
+	snprintf(out, cap, "pid %d holds %s on %s, transaction open %.1f s, %s: %s", b->pid, b->mode, b->table,
+		 (double)b->xact_age_ms / 1000.0, b->state[0] ? b->state : "state unknown", b->query);
+}
+
+/*
+ * Before holding anything: waits while a conflicting lock belongs to a
+ * transaction older than the stall budget (holding traffic then would stall
+ * clients for nothing). Ends such sessions after --terminate-blockers-after.
+ */
+static bool wait_for_old_transactions(PGconn *observer, const struct options *o, const struct locked *t, int n,
+				      int ddl_pid, char *why, size_t cap)
+{
+	int64_t started = now_ms(), last_report = 0;
+	struct blocker b[8];
+
+	for (;;) {
+		int k = conflicts(observer, t, n, ddl_pid, b, 8), old = 0;
+
+		if (k < 0) {
+			snprintf(why, cap, "cannot read pg_locks: %s", PQerrorMessage(observer));
+			return false;
+		}
+		for (int i = 0; i < k && i < 8; i++)
+			old += b[i].xact_age_ms > o->max_stall_ms;
+		if (old == 0)
+			return true;
+		if (now_ms() - last_report >= PREWAIT_REPORT_MS) {
+			char text[512];
+
+			describe_blocker(&b[0], text, sizeof(text));
+			report_event("waiting_for_blocker", NULL,
+				     "  waiting, holding nothing, for %d older transaction(s): %s", old, text);
+			last_report = now_ms();
+		}
+		if (o->terminate_blockers_after_ms >= 0 && now_ms() - started >= o->terminate_blockers_after_ms) {
+			for (int i = 0; i < k && i < 8; i++) {
+				char pid[16], text[512];
+				const char *params[1] = { pid };
+				struct db_error err;
+				PGresult *r;
+
+				if (b[i].xact_age_ms <= o->max_stall_ms)
+					continue;
+				snprintf(pid, sizeof(pid), "%d", b[i].pid);
+				describe_blocker(&b[i], text, sizeof(text));
+				r = db_query(observer, "SELECT pg_terminate_backend($1::int)", 1, params, &err);
+				PQclear(r);
+				report_warning("terminated a blocking session (--terminate-blockers-after)", text);
+			}
+		}
+		sleep_ms(PREWAIT_POLL_MS);
+	}
+}
+
+/* The hold body for the tables that need 'mode'; NULL when none does. */
+static cJSON *hold_body(const struct locked *t, int n, enum plan_hold mode, const char *id, const struct options *o)
+{
+	cJSON *body, *tables;
+	int k = 0;
+
+	for (int i = 0; i < n; i++)
+		k += t[i].hold == mode;
+	if (k == 0)
+		return NULL;
+	body = cJSON_CreateObject();
+	tables = cJSON_AddArrayToObject(body, "tables");
+	for (int i = 0; i < n; i++) {
+		char name[2 * PLAN_NAME_MAX + 2];
+
+		if (t[i].hold != mode)
+			continue;
+		snprintf(name, sizeof(name), "%s%s%s", t[i].name.schema, t[i].name.schema[0] ? "." : "", t[i].name.name);
+		cJSON_AddItemToArray(tables, cJSON_CreateString(name));
+	}
+	cJSON_AddStringToObject(body, "id", id);
+	cJSON_AddStringToObject(body, "mode", mode == HOLD_ALL_NEEDED ? "all" : "writes");
+	cJSON_AddStringToObject(body, "policy", "queue");
+	/* The hold lasts one attempt: the stall budget plus the DDL's lock_timeout, with room. */
+	cJSON_AddNumberToObject(body, "lease_ms", o->max_stall_ms + o->lock_timeout_ms + 5000);
+	cJSON_AddNumberToObject(body, "max_wait_ms", o->max_stall_ms + o->lock_timeout_ms + 2000);
+	return body;
+}
+
+static bool run_transaction(PGconn *ddl, const struct cutover_job *job, int lock_timeout_ms, char *why, size_t cap,
+			    bool *retry)
+{
+	struct db_error err;
+	char sql[128];
+
+	*retry = false;
+	snprintf(sql, sizeof(sql), "BEGIN; SET LOCAL lock_timeout = '%dms'", lock_timeout_ms);
+	if (!db_exec(ddl, sql, &err))
+		goto fail;
+	for (int i = 0; i < job->n_stmts; i++)
+		if (!db_exec(ddl, job->stmts[i].sql, &err))
+			goto fail;
+	for (int i = 0; i < job->n_journal_sql; i++)
+		if (!db_exec(ddl, job->journal_sql[i], &err))
+			goto fail;
+	if (db_exec(ddl, "COMMIT", &err))
+		return true;
+fail:
+	{
+		struct db_error ignored;
+
+		(void)db_exec(ddl, "ROLLBACK", &ignored);
+	}
+	/* 55P03 lock_not_available (lock_timeout), 40P01 deadlock, 40001: worth another attempt. */
+	*retry = strcmp(err.sqlstate, "55P03") == 0 || strcmp(err.sqlstate, "40P01") == 0 ||
+		 strcmp(err.sqlstate, "40001") == 0;
+	snprintf(why, cap, "%s%s%s", err.msg, err.sqlstate[0] ? " (SQLSTATE " : "", err.sqlstate[0] ? err.sqlstate : "");
+	if (err.sqlstate[0])
+		strncat(why, ")", cap - strlen(why) - 1);
+	return false;
+}
+
+/* One attempt. True: committed. '*retry': a failure another attempt may not meet. */
+static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, const struct cutover_job *job,
+		    struct locked *t, int n, int number, struct cutover_result *res, bool *retry)
+{
+	char ids[2][128];
+	cJSON *holds[2];
+	int ddl_pid = PQbackendPID(ddl);
+	int64_t acked_at, budget_left;
+	bool ok = false;
+	struct blocker b[8];
+
+	*retry = true;
+	if (!wait_for_old_transactions(observer, o, t, n, ddl_pid, res->why, sizeof(res->why))) {
+		*retry = false;
+		return false;
+	}
+	snprintf(ids[0], sizeof(ids[0]), "pgvalve-%lld-%s-%d-all", (long long)job->migration_id, job->what, number);
+	snprintf(ids[1], sizeof(ids[1]), "pgvalve-%lld-%s-%d-writes", (long long)job->migration_id, job->what, number);
+	holds[0] = o->n_proxies ? hold_body(t, n, HOLD_ALL_NEEDED, ids[0], o) : NULL;
+	holds[1] = o->n_proxies ? hold_body(t, n, HOLD_WRITES_NEEDED, ids[1], o) : NULL;
+	for (int h = 0; h < 2; h++) {
+		struct proxy_hold_result hr;
+
+		if (!holds[h])
+			continue;
+		if (!proxy_hold_all(o->proxies, o->n_proxies, holds[h], PROXY_ACK_TIMEOUT_MS, &hr)) {
+			snprintf(res->why, sizeof(res->why), "%s", hr.why);
+			cJSON_Delete(hr.in_transaction_pids);
+			goto release;
+		}
+		cJSON_Delete(hr.in_transaction_pids);
+	}
+	acked_at = now_ms();
+	/* Sessions already inside a transaction run on: wait for their conflicting locks, within the budget. */
+	for (;;) {
+		int k = conflicts(observer, t, n, ddl_pid, b, 8);
+
+		if (k == 0)
+			break;
+		if (k < 0) {
+			snprintf(res->why, sizeof(res->why), "cannot read pg_locks: %s", PQerrorMessage(observer));
+			goto release;
+		}
+		if (now_ms() - acked_at >= o->max_stall_ms) {
+			char text[512];
+
+			describe_blocker(&b[0], text, sizeof(text));
+			snprintf(res->why, sizeof(res->why), "still blocked after the %d ms stall budget: %s",
+				 o->max_stall_ms, text);
+			goto release;
+		}
+		sleep_ms(POLL_MS);
+	}
+	budget_left = o->n_proxies ? o->max_stall_ms - (now_ms() - acked_at) : o->lock_timeout_ms;
+	if (budget_left < 10)
+		budget_left = 10;
+	if (o->n_proxies && budget_left > o->lock_timeout_ms)
+		budget_left = o->lock_timeout_ms;
+	ok = run_transaction(ddl, job, (int)budget_left, res->why, sizeof(res->why), retry);
+	res->held_ms = now_ms() - acked_at;
+release:
+	for (int h = 0; h < 2; h++) {
+		if (holds[h] && proxy_release_all(o->proxies, o->n_proxies, ids[h], PROXY_ACK_TIMEOUT_MS))
+			report_warning("a proxy did not confirm the release of a hold (its lease ends it)", ids[h]);
+		cJSON_Delete(holds[h]);
+	}
+	return ok;
+}
+
+bool cutover_run(PGconn *ddl, PGconn *observer, const struct options *o, const struct cutover_job *job,
+		 struct cutover_result *res)
+{
+	struct locked *t = calloc((size_t)job->n_stmts * 2 + 1, sizeof(*t));
+	int n = 0;
+	bool ok = false, retry = true;
+
+	memset(res, 0, sizeof(*res));
+	if (!t) {
+		snprintf(res->why, sizeof(res->why), "out of memory");
+		return false;
+	}
+	for (int i = 0; i < job->n_stmts; i++) {
+		const struct cutover_stmt *s = &job->stmts[i];
+
+		add_locked(t, &n, &s->table, s->lock, s->hold);
+		/* The referenced table of a foreign key: SHARE ROW EXCLUSIVE, writes held. */
+		add_locked(t, &n, &s->other, s->lock, s->hold);
+	}
+	if (!resolve(observer, t, n, res->why, sizeof(res->why)))
+		goto done;
+	srand((unsigned)now_ms());
+	while (res->attempts < o->attempts && retry) {
+		res->attempts++;
+		ok = attempt(ddl, observer, o, job, t, n, res->attempts, res, &retry);
+		if (ok)
+			break;
+		report_event("attempt_failed", NULL, "  %s attempt %d of %d failed: %s", job->what, res->attempts,
+			     o->attempts, res->why);
+		if (retry && res->attempts < o->attempts) {
+			int64_t base = 100LL << (res->attempts < 6 ? res->attempts - 1 : 5);
+
+			if (base > BACKOFF_MAX_MS)
+				base = BACKOFF_MAX_MS;
+			sleep_ms(base / 2 + rand() % (base + 1));   /* jitter: half to one and a half */
+		}
+	}
+done:
+	free(t);
+	return ok;
+}

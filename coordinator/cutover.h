@@ -1,0 +1,55 @@
+/*
+ * The hold path (DESIGN.md §4.4 step 6): runs a set of strong-lock steps in
+ * one transaction, with the proxies holding exactly the work that would
+ * queue behind them. Per attempt: wait without holding while an old
+ * transaction holds a conflicting lock; hold on every proxy (all must
+ * acknowledge); wait, within the stall budget, for conflicting locks of
+ * sessions already inside a transaction; BEGIN, SET LOCAL lock_timeout to
+ * what is left of the budget, the DDL and its journal rows, COMMIT; release
+ * on every path. Failed attempts back off with jitter. Used for the
+ * cutover, the finalize steps and rollbacks.
+ */
+#ifndef PGVALVE_COORDINATOR_CUTOVER_H
+#define PGVALVE_COORDINATOR_CUTOVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "db.h"
+#include "options.h"
+#include "plan.h"
+
+/* One statement of a hold-path transaction and what it locks. */
+struct cutover_stmt {
+	const char *sql;
+	struct qname table;
+	struct qname other;       /* a second table it locks ("" if none) */
+	enum plan_lock lock;
+	enum plan_hold hold;
+};
+
+struct cutover_job {
+	const char *what;                 /* "cutover", "finalize", "rollback" (for people and hold ids) */
+	const struct cutover_stmt *stmts;
+	int n_stmts;
+	const char *const *journal_sql;   /* run in the same transaction, after the DDL */
+	int n_journal_sql;
+	int64_t migration_id;
+};
+
+struct cutover_result {
+	int attempts;
+	int64_t held_ms;              /* the successful attempt's hold, from ack to release */
+	char why[1024];               /* the last failure */
+};
+
+/*
+ * Runs 'job' through the hold path with 'ddl' (a connection that is not in a
+ * transaction) and 'observer' (a second connection, for pg_locks). True when
+ * committed; false after o->attempts failed attempts, or a failure retrying
+ * cannot fix ('res->why' says which).
+ */
+bool cutover_run(PGconn *ddl, PGconn *observer, const struct options *o, const struct cutover_job *job,
+		 struct cutover_result *res) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,38 @@
+/*
+ * libpq, the way the coordinator uses it: connect with a clear error, run a
+ * command or a parameterized query and get PostgreSQL's own message (with
+ * SQLSTATE, detail and hint) when it fails. Blocking; one connection per
+ * role (the journal and DDL connection, a validation connection, ...).
+ */
+#ifndef PGVALVE_COORDINATOR_DB_H
+#define PGVALVE_COORDINATOR_DB_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct db_error {
+	char sqlstate[6];        /* "" when not from the server */
+	char msg[1024];          /* "ERROR:  ... DETAIL: ... HINT: ..." as one line */
+};
+
+/* NULL with 'err' filled. application_name is set to "pgvalve <role>". */
+PGconn *db_connect(const char *url, const char *role, struct db_error *err);
+
+/* A command (or several, no parameters). */
+bool db_exec(PGconn *c, const char *sql, struct db_error *err) __attribute__((warn_unused_result));
+
+/*
+ * A query with text parameters ($1…), text results. NULL with 'err' filled;
+ * else a result the caller PQclear()s.
+ */
+PGresult *db_query(PGconn *c, const char *sql, int n_params, const char *const *params, struct db_error *err)
+	__attribute__((warn_unused_result));
+
+/* The first column of the first row, or 'def' when there is no row or it is NULL. */
+const char *db_value(const PGresult *r, int row, int col, const char *def);
+
+/* Fills 'err' from a failed result (or the connection's message when 'r' is NULL). */
+void db_error_from(PGconn *c, const PGresult *r, struct db_error *err);
+
+#endif

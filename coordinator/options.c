@@ -1,0 +1,382 @@
+/*
+ * Settings (see options.h). The config file is read first wherever
+ * --config appears, so flags always win; list flags (--proxy, --window,
+ * --rollback-on) given on the command line replace the file's list.
+ */
+#include "options.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+	const char *name;
+	unsigned flag;
+	int has_arg;
+} flags[] = {
+	{ "db", OPT_DB, required_argument },
+	{ "proxy", OPT_PROXY, required_argument },
+	{ "format", OPT_FORMAT, required_argument },
+	{ "config", OPT_CONFIG, required_argument },
+	{ "window", OPT_WINDOW, required_argument },
+	{ "max-stall", OPT_MAX_STALL, required_argument },
+	{ "lock-timeout", OPT_LOCK_TIMEOUT, required_argument },
+	{ "attempts", OPT_ATTEMPTS, required_argument },
+	{ "watch", OPT_WATCH, required_argument },
+	{ "rollback-on", OPT_ROLLBACK_ON, required_argument },
+	{ "terminate-blockers-after", OPT_TERMINATE, required_argument },
+	{ "postpone-cutover", OPT_POSTPONE, no_argument },
+	{ "yes", OPT_YES, no_argument },
+	{ "allow-unsafe", OPT_ALLOW_UNSAFE, no_argument },
+	{ "resume", OPT_RESUME, no_argument },
+	{ "rollback", OPT_ROLLBACK, no_argument },
+};
+#define N_FLAGS (int)(sizeof(flags) / sizeof(flags[0]))
+
+int64_t options_parse_duration_ms(const char *s)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || v < 0)
+		return -1;
+	if (strcmp(end, "") == 0 || strcmp(end, "ms") == 0)
+		return (int64_t)v;
+	if (strcmp(end, "s") == 0)
+		return (int64_t)(v * 1000);
+	if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
+		return (int64_t)(v * 60000);
+	if (strcmp(end, "h") == 0)
+		return (int64_t)(v * 3600000);
+	return -1;
+}
+
+static bool parse_int(const char *flag, const char *s, int min, int max, int *out, char *err, size_t errlen)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || end == s || v < min || v > max) {
+		snprintf(err, errlen, "--%s: expected an integer from %d to %d, not \"%s\"", flag, min, max, s);
+		return false;
+	}
+	*out = (int)v;
+	return true;
+}
+
+static bool add_proxy(struct options *o, const char *url, const char *token_file, char *err, size_t errlen)
+{
+	struct proxy *p;
+
+	if (o->n_proxies == OPTIONS_MAX_PROXIES) {
+		snprintf(err, errlen, "at most %d proxies", OPTIONS_MAX_PROXIES);
+		return false;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p || !proxy_parse_url(url, p, err, errlen) ||
+	    (token_file && !proxy_load_token(p, token_file, err, errlen))) {
+		if (p)
+			free(p->token);
+		free(p);
+		return false;
+	}
+	o->proxies[o->n_proxies++] = p;
+	return true;
+}
+
+static bool add_string(char **list, int *n, const char *s, const char *what, char *err, size_t errlen)
+{
+	if (*n == OPTIONS_MAX_LIST) {
+		snprintf(err, errlen, "at most %d %s", OPTIONS_MAX_LIST, what);
+		return false;
+	}
+	list[(*n)++] = strdup(s);
+	return true;
+}
+
+static void clear_list(char **list, int *n)
+{
+	for (int i = 0; i < *n; i++)
+		free(list[i]);
+	*n = 0;
+}
+
+static void clear_proxies(struct options *o)
+{
+	for (int i = 0; i < o->n_proxies; i++) {
+		free(o->proxies[i]->token);
+		free(o->proxies[i]);
+	}
+	o->n_proxies = 0;
+}
+
+/* A config number in [min, max]. */
+static bool config_int(const cJSON *root, const char *key, int min, int max, int *out, char *err, size_t errlen)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+
+	if (!v)
+		return true;
+	if (!cJSON_IsNumber(v) || v->valuedouble < min || v->valuedouble > max ||
+	    v->valuedouble != (double)(int)v->valuedouble) {
+		snprintf(err, errlen, "\"%s\": expected an integer from %d to %d", key, min, max);
+		return false;
+	}
+	*out = (int)v->valuedouble;
+	return true;
+}
+
+static bool config_strings(const cJSON *root, const char *key, char **list, int *n, char *err, size_t errlen)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key), *item;
+
+	if (!v)
+		return true;
+	if (!cJSON_IsArray(v)) {
+		snprintf(err, errlen, "\"%s\": expected an array of strings", key);
+		return false;
+	}
+	clear_list(list, n);
+	cJSON_ArrayForEach(item, v) {
+		if (!cJSON_IsString(item)) {
+			snprintf(err, errlen, "\"%s\": expected an array of strings", key);
+			return false;
+		}
+		if (!add_string(list, n, item->valuestring, key, err, errlen))
+			return false;
+	}
+	return true;
+}
+
+static bool load_config(struct options *o, const char *path, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "db", "proxies", "max_stall_ms", "lock_timeout_ms", "attempts",
+					    "watch_s", "windows", "rollback_on", NULL };
+	FILE *f = fopen(path, "r");
+	char *text = NULL, msg[400];
+	long len;
+	cJSON *root = NULL, *item;
+	bool ok = false;
+
+	if (!f) {
+		snprintf(err, errlen, "--config: cannot read \"%s\": %s", path, strerror(errno));
+		return false;
+	}
+	if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && len < (1 << 20) && fseek(f, 0, SEEK_SET) == 0 &&
+	    (text = calloc(1, (size_t)len + 1)) && fread(text, 1, (size_t)len, f) == (size_t)len)
+		root = cJSON_Parse(text);
+	fclose(f);
+	free(text);
+	if (!cJSON_IsObject(root)) {
+		snprintf(err, errlen, "%s: expected a JSON object", path);
+		goto done;
+	}
+	msg[0] = '\0';
+	cJSON_ArrayForEach(item, root) {
+		bool known = false;
+
+		for (const char *const *k = keys; *k; k++)
+			known |= strcmp(item->string, *k) == 0;
+		if (!known) {
+			snprintf(err, errlen, "%s: \"%s\": unknown key (known: db, proxies, max_stall_ms, "
+				 "lock_timeout_ms, attempts, watch_s, windows, rollback_on)", path, item->string);
+			goto done;
+		}
+	}
+	item = cJSON_GetObjectItemCaseSensitive(root, "db");
+	if (item) {
+		if (!cJSON_IsString(item)) {
+			snprintf(err, errlen, "%s: \"db\": expected a connection URL", path);
+			goto done;
+		}
+		free(o->db);
+		o->db = strdup(item->valuestring);
+	}
+	item = cJSON_GetObjectItemCaseSensitive(root, "proxies");
+	if (item) {
+		const cJSON *px;
+
+		if (!cJSON_IsArray(item)) {
+			snprintf(err, errlen, "%s: \"proxies\": expected [{\"url\": ..., \"token_file\": ...}]", path);
+			goto done;
+		}
+		clear_proxies(o);
+		cJSON_ArrayForEach(px, item) {
+			const cJSON *url = cJSON_GetObjectItemCaseSensitive(px, "url");
+			const cJSON *tf = cJSON_GetObjectItemCaseSensitive(px, "token_file");
+
+			if (!cJSON_IsString(url) || (tf && !cJSON_IsString(tf) && !cJSON_IsNull(tf))) {
+				snprintf(err, errlen, "%s: \"proxies\": expected [{\"url\": ..., \"token_file\": ...}]", path);
+				goto done;
+			}
+			if (!add_proxy(o, url->valuestring, cJSON_IsString(tf) ? tf->valuestring : NULL, msg, sizeof(msg))) {
+				snprintf(err, errlen, "%s: \"proxies\": %s", path, msg);
+				goto done;
+			}
+		}
+	}
+	if (!config_int(root, "max_stall_ms", 1, 60000, &o->max_stall_ms, msg, sizeof(msg)) ||
+	    !config_int(root, "lock_timeout_ms", 1, 600000, &o->lock_timeout_ms, msg, sizeof(msg)) ||
+	    !config_int(root, "attempts", 1, 10000, &o->attempts, msg, sizeof(msg)) ||
+	    !config_int(root, "watch_s", 0, 86400, &o->watch_s, msg, sizeof(msg)) ||
+	    !config_strings(root, "windows", o->windows, &o->n_windows, msg, sizeof(msg)) ||
+	    !config_strings(root, "rollback_on", o->rollback_on, &o->n_rollback_on, msg, sizeof(msg))) {
+		snprintf(err, errlen, "%s: %s", path, msg);
+		goto done;
+	}
+	ok = true;
+done:
+	cJSON_Delete(root);
+	return ok;
+}
+
+bool options_parse(int argc, char **argv, unsigned allowed, struct options *o, char *err, size_t errlen)
+{
+	struct option longopts[N_FLAGS + 1];
+	bool cli_proxies = false, cli_windows = false, cli_rules = false;
+	int n = 0, c, idx;
+
+	memset(o, 0, sizeof(*o));
+	o->max_stall_ms = 200;
+	o->lock_timeout_ms = 200;
+	o->attempts = 30;
+	o->watch_s = 60;
+	o->terminate_blockers_after_ms = -1;
+	for (int i = 0; i < N_FLAGS; i++)
+		if (allowed & flags[i].flag)
+			longopts[n++] = (struct option){ flags[i].name, flags[i].has_arg, NULL, i };
+	longopts[n] = (struct option){ 0 };
+
+	/* --config first, so every other flag overrides the file. */
+	for (int i = 1; i < argc; i++) {
+		const char *path = NULL;
+
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			path = argv[i + 1];
+		else if (strncmp(argv[i], "--config=", 9) == 0)
+			path = argv[i] + 9;
+		if (path && (allowed & OPT_CONFIG) && !load_config(o, path, err, errlen))
+			return false;
+	}
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+", longopts, &idx)) != -1) {
+		const char *name, *arg = optarg;
+		int i;
+
+		if (c == '?') {
+			if (optopt)
+				snprintf(err, errlen, "unknown flag");
+			else
+				snprintf(err, errlen, "unknown or misplaced flag \"%s\"", argv[optind - 1]);
+			return false;
+		}
+		if (c == ':') {
+			snprintf(err, errlen, "\"%s\" needs a value", argv[optind - 1]);
+			return false;
+		}
+		i = c;
+		name = flags[i].name;
+		switch (flags[i].flag) {
+		case OPT_DB:
+			free(o->db);
+			o->db = strdup(arg);
+			break;
+		case OPT_PROXY:
+			if (!cli_proxies)
+				clear_proxies(o);
+			cli_proxies = true;
+			if (!add_proxy(o, arg, NULL, err, errlen))
+				return false;
+			break;
+		case OPT_FORMAT:
+			if (strcmp(arg, "text") == 0) {
+				o->format = FORMAT_TEXT;
+			} else if (strcmp(arg, "json") == 0) {
+				o->format = FORMAT_JSON;
+			} else {
+				snprintf(err, errlen, "--format: expected text or json, not \"%s\"", arg);
+				return false;
+			}
+			break;
+		case OPT_CONFIG:
+			free(o->config_file);
+			o->config_file = strdup(arg);
+			break;
+		case OPT_WINDOW:
+			if (!cli_windows)
+				clear_list(o->windows, &o->n_windows);
+			cli_windows = true;
+			if (!add_string(o->windows, &o->n_windows, arg, "windows", err, errlen))
+				return false;
+			break;
+		case OPT_MAX_STALL:
+			if (!parse_int(name, arg, 1, 60000, &o->max_stall_ms, err, errlen))
+				return false;
+			break;
+		case OPT_LOCK_TIMEOUT:
+			if (!parse_int(name, arg, 1, 600000, &o->lock_timeout_ms, err, errlen))
+				return false;
+			break;
+		case OPT_ATTEMPTS:
+			if (!parse_int(name, arg, 1, 10000, &o->attempts, err, errlen))
+				return false;
+			break;
+		case OPT_WATCH:
+			if (!parse_int(name, arg, 0, 86400, &o->watch_s, err, errlen))
+				return false;
+			break;
+		case OPT_ROLLBACK_ON:
+			if (!cli_rules)
+				clear_list(o->rollback_on, &o->n_rollback_on);
+			cli_rules = true;
+			if (!add_string(o->rollback_on, &o->n_rollback_on, arg, "rollback rules", err, errlen))
+				return false;
+			break;
+		case OPT_TERMINATE:
+			o->terminate_blockers_after_ms = options_parse_duration_ms(arg);
+			if (o->terminate_blockers_after_ms < 0) {
+				snprintf(err, errlen, "--terminate-blockers-after: expected a duration like 500ms, 30s, 2m, not \"%s\"", arg);
+				return false;
+			}
+			break;
+		case OPT_POSTPONE:
+			o->postpone_cutover = true;
+			break;
+		case OPT_YES:
+			o->yes = true;
+			break;
+		case OPT_ALLOW_UNSAFE:
+			o->allow_unsafe = true;
+			break;
+		case OPT_RESUME:
+			o->resume = true;
+			break;
+		case OPT_ROLLBACK:
+			o->rollback = true;
+			break;
+		}
+	}
+	if (!o->db && getenv("PGVALVE_DB"))
+		o->db = strdup(getenv("PGVALVE_DB"));
+	o->args = argv + optind;
+	o->n_args = argc - optind;
+	return true;
+}
+
+void options_free(struct options *o)
+{
+	clear_proxies(o);
+	clear_list(o->windows, &o->n_windows);
+	clear_list(o->rollback_on, &o->n_rollback_on);
+	free(o->db);
+	free(o->config_file);
+	memset(o, 0, sizeof(*o));
+}

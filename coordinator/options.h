@@ -1,0 +1,64 @@
+/*
+ * The coordinator's settings (DESIGN.md §4.1, §4.5): config/pgvalve.json
+ * (every key optional), then the command line on top, then PGVALVE_DB for
+ * --db. Parsing only: what a value means is each command's business.
+ */
+#ifndef PGVALVE_COORDINATOR_OPTIONS_H
+#define PGVALVE_COORDINATOR_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proxyctl.h"
+
+#define OPTIONS_MAX_PROXIES 32
+#define OPTIONS_MAX_LIST 32
+
+enum output_format { FORMAT_TEXT, FORMAT_JSON };
+
+struct options {
+	enum output_format format;
+	char *db;                        /* NULL: libpq's PG* variables decide */
+	struct proxy *proxies[OPTIONS_MAX_PROXIES];
+	int n_proxies;
+	char *config_file;
+	char *windows[OPTIONS_MAX_LIST];
+	int n_windows;
+	int max_stall_ms;
+	int lock_timeout_ms;
+	int attempts;
+	int watch_s;
+	char *rollback_on[OPTIONS_MAX_LIST];
+	int n_rollback_on;
+	int64_t terminate_blockers_after_ms;   /* < 0: never */
+	bool postpone_cutover;
+	bool yes;
+	bool allow_unsafe;
+	bool resume;
+	bool rollback;
+	char **args;                     /* positional: files, or an id */
+	int n_args;
+};
+
+/* Which flags a command takes (a bit per flag). */
+enum option_flag {
+	OPT_DB = 1 << 0, OPT_PROXY = 1 << 1, OPT_FORMAT = 1 << 2, OPT_CONFIG = 1 << 3,
+	OPT_WINDOW = 1 << 4, OPT_MAX_STALL = 1 << 5, OPT_LOCK_TIMEOUT = 1 << 6, OPT_ATTEMPTS = 1 << 7,
+	OPT_WATCH = 1 << 8, OPT_ROLLBACK_ON = 1 << 9, OPT_TERMINATE = 1 << 10, OPT_POSTPONE = 1 << 11,
+	OPT_YES = 1 << 12, OPT_ALLOW_UNSAFE = 1 << 13, OPT_RESUME = 1 << 14, OPT_ROLLBACK = 1 << 15,
+};
+
+/*
+ * Parses argv (after the command word) allowing only 'allowed' flags. False
+ * with 'err' filled (a usage error: exit 2).
+ */
+bool options_parse(int argc, char **argv, unsigned allowed, struct options *o, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+void options_free(struct options *o);
+
+/* "500ms", "30s", "2m", "1h", or a bare number of milliseconds. -1 when malformed. */
+int64_t options_parse_duration_ms(const char *s);
+
+#endif

@@ -1,0 +1,287 @@
+/*
+ * Proxy admin calls (see proxyctl.h). HTTP/1.1 with "Connection: close":
+ * the whole answer is what arrives before the proxy closes, so no chunked
+ * decoding is needed (evhttp sends Content-Length anyway). Every socket
+ * operation waits with poll() against one deadline.
+ */
+#include "proxyctl.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ANSWER_MAX (4u << 20)
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool proxy_parse_url(const char *url, struct proxy *p, char *err, size_t errlen)
+{
+	const char *hp = url, *colon;
+	char *end;
+	long port;
+
+	memset(p, 0, sizeof(*p));
+	if (strncmp(hp, "http://", 7) == 0)
+		hp += 7;
+	else if (strstr(hp, "://")) {
+		snprintf(err, errlen, "proxy \"%s\": only http:// admin URLs are supported", url);
+		return false;
+	}
+	colon = strrchr(hp, ':');
+	if (!colon || colon == hp || (size_t)(colon - hp) >= sizeof(p->host)) {
+		snprintf(err, errlen, "proxy \"%s\": expected http://HOST:PORT (the proxy's admin address)", url);
+		return false;
+	}
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno || (*end && strcmp(end, "/") != 0) || end == colon + 1 || port < 1 || port > 65535) {
+		snprintf(err, errlen, "proxy \"%s\": bad port", url);
+		return false;
+	}
+	snprintf(p->host, sizeof(p->host), "%.*s", (int)(colon - hp), hp);
+	if (p->host[0] == '[' && p->host[strlen(p->host) - 1] == ']') {
+		memmove(p->host, p->host + 1, strlen(p->host));
+		p->host[strlen(p->host) - 1] = '\0';
+	}
+	p->port = (int)port;
+	snprintf(p->url, sizeof(p->url), "%s", url);
+	return true;
+}
+
+bool proxy_load_token(struct proxy *p, const char *path, char *err, size_t errlen)
+{
+	char buf[1024];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (!f) {
+		snprintf(err, errlen, "proxy %s: cannot read token_file \"%s\": %s", p->url, path, strerror(errno));
+		return false;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	free(p->token);
+	p->token = strdup(buf);
+	return p->token != NULL;
+}
+
+/* Waits for 'events' on 'fd' until 'deadline'; false on timeout or error. */
+static bool wait_fd(int fd, short events, int64_t deadline)
+{
+	struct pollfd pfd = { .fd = fd, .events = events };
+	int left = (int)(deadline - now_ms()), rc;
+
+	if (left <= 0)
+		return false;
+	do {
+		rc = poll(&pfd, 1, left);
+	} while (rc < 0 && errno == EINTR);
+	return rc > 0;
+}
+
+static int connect_by(const struct proxy *p, int64_t deadline, char *err, size_t errlen)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
+	char port[16];
+	int fd = -1, rc, soerr = 0;
+	socklen_t len = sizeof(soerr);
+
+	snprintf(port, sizeof(port), "%d", p->port);
+	rc = getaddrinfo(p->host, port, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot resolve %s: %s", p->host, gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
+		    (errno == EINPROGRESS && wait_fd(fd, POLLOUT, deadline) &&
+		     getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr == 0))
+			break;
+		snprintf(err, errlen, "cannot connect: %s", soerr ? strerror(soerr) :
+			 errno == EINPROGRESS ? "timed out" : strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+static bool send_all(int fd, const char *buf, size_t len, int64_t deadline)
+{
+	while (len > 0) {
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+
+		if (n > 0) {
+			buf += n;
+			len -= (size_t)n;
+		} else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			if (!wait_fd(fd, POLLOUT, deadline))
+				return false;
+		} else {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Reads until the proxy closes; returns the malloc'd answer (NUL-terminated) or NULL. */
+static char *recv_all(int fd, int64_t deadline, size_t *len_out)
+{
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+
+	while (buf) {
+		ssize_t n;
+
+		if (len + 1 == cap) {
+			char *bigger = cap >= ANSWER_MAX ? NULL : realloc(buf, cap * 2);
+
+			if (!bigger)
+				break;
+			buf = bigger;
+			cap *= 2;
+		}
+		n = recv(fd, buf + len, cap - len - 1, 0);
+		if (n > 0) {
+			len += (size_t)n;
+		} else if (n == 0) {
+			buf[len] = '\0';
+			*len_out = len;
+			return buf;
+		} else if ((errno != EAGAIN && errno != EINTR) || !wait_fd(fd, POLLIN, deadline)) {
+			break;
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+int proxy_request(const struct proxy *p, const char *method, const char *path, const cJSON *body,
+		  int timeout_ms, cJSON **out, char *err, size_t errlen)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	char *json = body ? cJSON_PrintUnformatted(body) : NULL, *answer = NULL, head[1024];
+	const char *text;
+	size_t json_len = json ? strlen(json) : 0, answer_len = 0;
+	int fd, status = -1, hn;
+
+	*out = NULL;
+	fd = connect_by(p, deadline, err, errlen);
+	if (fd < 0)
+		goto done;
+	hn = snprintf(head, sizeof(head),
+		      "%s %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\nUser-Agent: pgvalve\r\n"
+		      "Content-Type: application/json\r\nContent-Length: %zu\r\n%s%s%s\r\n",
+		      method, path, p->host, p->port, json_len, p->token ? "Authorization: Bearer " : "",
+		      p->token ? p->token : "", p->token ? "\r\n" : "");
+	if (hn < 0 || (size_t)hn >= sizeof(head) || !send_all(fd, head, (size_t)hn, deadline) ||
+	    (json && !send_all(fd, json, json_len, deadline))) {
+		snprintf(err, errlen, "cannot send the request (timed out or connection lost)");
+		goto done;
+	}
+	answer = recv_all(fd, deadline, &answer_len);
+	if (!answer || sscanf(answer, "HTTP/1.%*d %d", &status) != 1) {
+		snprintf(err, errlen, answer ? "not an HTTP answer" : "no answer within %d ms", timeout_ms);
+		status = -1;
+		goto done;
+	}
+	text = strstr(answer, "\r\n\r\n");
+	if (text)
+		*out = cJSON_Parse(text + 4);
+done:
+	if (fd >= 0)
+		close(fd);
+	free(json);
+	free(answer);
+	return status;
+}
+
+/* The "error" of an answer, or a fallback. */
+static const char *answer_error(const cJSON *doc, const char *fallback)
+{
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(doc, "error");
+
+	return cJSON_IsString(e) ? e->valuestring : fallback;
+}
+
+bool proxy_hold_all(struct proxy *const *proxies, int n, const cJSON *hold, int timeout_ms,
+		    struct proxy_hold_result *res)
+{
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(hold, "id");
+	bool ok = true;
+	int i;
+
+	memset(res, 0, sizeof(*res));
+	res->in_transaction_pids = cJSON_CreateArray();
+	for (i = 0; i < n && ok; i++) {
+		cJSON *doc = NULL, *pid;
+		char err[256];
+		int status = proxy_request(proxies[i], "POST", "/holds", hold, timeout_ms, &doc, err, sizeof(err));
+
+		if (status == 201) {
+			res->acked++;
+			res->in_transaction += (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(doc, "in_transaction"));
+			cJSON_ArrayForEach(pid, cJSON_GetObjectItemCaseSensitive(doc, "in_transaction_pids"))
+				cJSON_AddItemToArray(res->in_transaction_pids, cJSON_CreateNumber(pid->valuedouble));
+		} else {
+			snprintf(res->why, sizeof(res->why), "proxy %s did not acknowledge the hold: %s",
+				 proxies[i]->url, status < 0 ? err : answer_error(doc, "unexpected answer"));
+			ok = false;
+		}
+		cJSON_Delete(doc);
+	}
+	if (!ok && cJSON_IsString(id))
+		proxy_release_all(proxies, i, id->valuestring, timeout_ms);
+	return ok;
+}
+
+bool proxy_renew_all(struct proxy *const *proxies, int n, const char *id, int64_t lease_ms, int timeout_ms)
+{
+	cJSON *body = cJSON_CreateObject();
+	char path[256], err[256];
+	bool ok = true;
+
+	cJSON_AddNumberToObject(body, "lease_ms", (double)lease_ms);
+	snprintf(path, sizeof(path), "/holds/%s/renew", id);
+	for (int i = 0; i < n; i++) {
+		cJSON *doc = NULL;
+
+		ok &= proxy_request(proxies[i], "POST", path, body, timeout_ms, &doc, err, sizeof(err)) == 200;
+		cJSON_Delete(doc);
+	}
+	cJSON_Delete(body);
+	return ok;
+}
+
+int proxy_release_all(struct proxy *const *proxies, int n, const char *id, int timeout_ms)
+{
+	char path[256], err[256];
+	int failed = 0;
+
+	snprintf(path, sizeof(path), "/holds/%s", id);
+	for (int i = 0; i < n; i++) {
+		cJSON *doc = NULL;
+		int status = proxy_request(proxies[i], "DELETE", path, NULL, timeout_ms, &doc, err, sizeof(err));
+
+		failed += status != 200 && status != 404;
+		cJSON_Delete(doc);
+	}
+	return failed;
+}

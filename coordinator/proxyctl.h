@@ -1,0 +1,61 @@
+/*
+ * The coordinator's side of the proxies' admin API (DESIGN.md §3.6): a
+ * small blocking HTTP/1.1 client (one request per connection, bounded by a
+ * timeout) with JSON bodies, and the calls apply makes: place a hold on
+ * every proxy or on none, renew, release, read /errors and /status.
+ */
+#ifndef PGVALVE_COORDINATOR_PROXYCTL_H
+#define PGVALVE_COORDINATOR_PROXYCTL_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct proxy {
+	char url[256];           /* as given: http://host:port */
+	char host[256];
+	int port;
+	char *token;             /* bearer token (from token_file), or NULL */
+};
+
+/* "http://host:port" (or host:port). False with 'err' filled. */
+bool proxy_parse_url(const char *url, struct proxy *p, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Reads the first line of 'path' as the proxy's bearer token. */
+bool proxy_load_token(struct proxy *p, const char *path, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/*
+ * One request: 'body' (NULL: none) as JSON. Returns the HTTP status, with
+ * the answer in '*out' (a JSON document, or NULL when the body is not JSON;
+ * the caller deletes it), or -1 with 'err' filled when there was no answer
+ * within 'timeout_ms' (connect, send and receive together).
+ */
+int proxy_request(const struct proxy *p, const char *method, const char *path, const cJSON *body,
+		  int timeout_ms, cJSON **out, char *err, size_t errlen);
+
+/* What placing one hold on every proxy gave. */
+struct proxy_hold_result {
+	int acked;                    /* proxies that answered 201 */
+	int in_transaction;           /* summed */
+	cJSON *in_transaction_pids;   /* all proxies' PIDs (an array the caller deletes) */
+	char why[512];                /* when not every proxy acknowledged: which and why */
+};
+
+/*
+ * POST /holds 'hold' (with its "id") to every proxy. True when all answered
+ * 201 within 'timeout_ms' each; otherwise the hold is released again on
+ * those that took it, and false (why in 'res->why').
+ */
+bool proxy_hold_all(struct proxy *const *proxies, int n, const cJSON *hold, int timeout_ms,
+		    struct proxy_hold_result *res) __attribute__((warn_unused_result));
+
+/* POST /holds/{id}/renew on every proxy; false if any did not answer 200. */
+bool proxy_renew_all(struct proxy *const *proxies, int n, const char *id, int64_t lease_ms, int timeout_ms);
+
+/* DELETE /holds/{id} on every proxy, ignoring "no such hold". Returns how many failed. */
+int proxy_release_all(struct proxy *const *proxies, int n, const char *id, int timeout_ms);
+
+#endif
