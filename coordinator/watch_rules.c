@@ -1,0 +1,691 @@
+/*
+ * Rollback rules (see watch_rules.h): the RULE parser and printer, the spans
+ * a rule set reads, summing the proxies' /errors answers, and the verdict.
+ * Thresholds are kept as fixed-point integers and compared by
+ * cross-multiplying, so "exactly at the limit" never trips on a rounding
+ * error. Fetching the answers and rolling back belong to cmd_apply.
+ */
+#include "watch_rules.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_COUNT ((int64_t)1 << 53)   /* counts arrive as JSON numbers (doubles) */
+
+/* ------------------------------------------------------------------ parsing */
+
+struct cursor {
+	const char *text;     /* the whole rule, quoted in every message */
+	const char *p;
+	char *err;
+	size_t errlen;
+};
+
+/* Writes 'rollback rule "TEXT": <message>' to err; returns false for 'return fail(...)'. */
+static bool fail(struct cursor *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool fail(struct cursor *c, const char *fmt, ...)
+{
+	va_list ap;
+	int used;
+
+	if (c->errlen == 0)
+		return false;
+	used = snprintf(c->err, c->errlen, "rollback rule \"%s\": ", c->text);
+	if (used >= 0 && (size_t)used < c->errlen) {
+		va_start(ap, fmt);
+		vsnprintf(c->err + used, c->errlen - (size_t)used, fmt, ap);
+		va_end(ap);
+	}
+	return false;
+}
+
+static void skip_blanks(struct cursor *c)
+{
+	while (isspace((unsigned char)*c->p))
+		c->p++;
+}
+
+/* Takes the run of characters for which 'keep' holds (after blanks) into tok[cap]. */
+static void take(struct cursor *c, int (*keep)(int), char *tok, size_t cap)
+{
+	size_t len = 0;
+
+	skip_blanks(c);
+	while (*c->p && keep((unsigned char)*c->p)) {
+		if (len + 1 < cap)
+			tok[len++] = *c->p;
+		c->p++;
+	}
+	tok[len] = '\0';
+}
+
+static int is_word_char(int ch)
+{
+	return isalpha(ch) || ch == '_';
+}
+
+static int is_number_char(int ch)
+{
+	return isdigit(ch) || ch == '.';
+}
+
+/* Whether the next token is the punctuation 'ch'; consumed if so. */
+static bool accept(struct cursor *c, char ch)
+{
+	skip_blanks(c);
+	if (*c->p != ch)
+		return false;
+	c->p++;
+	return true;
+}
+
+/* Whether the next token is the word 'word' (any case); consumed if so. */
+static bool accept_word(struct cursor *c, const char *word)
+{
+	const char *save = c->p;
+	char tok[32];
+
+	take(c, is_word_char, tok, sizeof(tok));
+	if (strcasecmp(tok, word) == 0)
+		return true;
+	c->p = save;
+	return false;
+}
+
+/* What follows the cursor, for "expected X after ...": the rest, or "the end". */
+static const char *rest(struct cursor *c)
+{
+	skip_blanks(c);
+	return *c->p ? c->p : "(the end)";
+}
+
+/*
+ * A non-negative decimal with at most 'decimals' places, scaled by
+ * 10^decimals into *out ("2.5" with 3 places: 2500). 'what' names the
+ * quantity for the message.
+ */
+static bool parse_decimal(struct cursor *c, int decimals, const char *what, int64_t *out)
+{
+	char tok[32];
+	const char *dot;
+	int64_t v = 0;
+	int places = 0, int_digits = 0;
+
+	take(c, is_number_char, tok, sizeof(tok));
+	dot = strchr(tok, '.');
+	if (!*tok)
+		return fail(c, "expected %s, found \"%s\"", what, rest(c));
+	if (tok[0] == '.' || (dot && (!dot[1] || strchr(dot + 1, '.'))))
+		return fail(c, "\"%s\" is not a number", tok);
+	for (const char *s = tok; *s; s++) {
+		if (*s == '.')
+			continue;
+		if (dot && s > dot)
+			places++;
+		else
+			int_digits++;
+		v = v * 10 + (*s - '0');
+		if (int_digits > 12)
+			return fail(c, "\"%s\" is too large for %s", tok, what);
+	}
+	if (places > decimals) {
+		if (decimals == 0)
+			return fail(c, "\"%s\" is not a whole number (%s)", tok, what);
+		return fail(c, "\"%s\" has more than %d decimals (%s)", tok, decimals, what);
+	}
+	for (; places < decimals; places++)
+		v *= 10;
+	*out = v;
+	return true;
+}
+
+/* Optional "in Ss" into *span_s (untouched when absent). */
+static bool parse_span(struct cursor *c, int *span_s)
+{
+	int64_t s;
+
+	if (!accept_word(c, "in"))
+		return true;
+	if (!parse_decimal(c, 0, "a span in seconds (in 10s)", &s))
+		return false;
+	if (!accept_word(c, "s"))
+		return fail(c, "expected \"s\" after \"in %lld\" (seconds), found \"%s\"", (long long)s,
+			    rest(c));
+	if (s < 1 || s > WATCH_MAX_SPAN_S)
+		return fail(c, "\"in %llds\" is not a span the proxies keep (1s to %ds)", (long long)s,
+			    WATCH_MAX_SPAN_S);
+	*span_s = (int)s;
+	return true;
+}
+
+static bool expect_gt(struct cursor *c, const char *subject)
+{
+	if (!accept(c, '>'))
+		return fail(c, "expected \">\" after \"%s\", found \"%s\"", subject, rest(c));
+	if (*c->p == '=')
+		return fail(c, "\">=\" is not supported: a rule trips on strictly more (\">\")");
+	return true;
+}
+
+/* After "constraint_violations": "> P%" or "> N", then an optional span. */
+static bool parse_violations(struct cursor *c, struct watch_rule *r)
+{
+	int64_t v;
+
+	if (!expect_gt(c, "constraint_violations") ||
+	    !parse_decimal(c, 4, "a number of violations (5) or a share of statements (1%)", &v))
+		return false;
+	if (accept(c, '%')) {
+		r->kind = WATCH_VIOLATION_SHARE;
+		r->share_ppm = v;    /* percent with 4 decimals is millionths */
+		if (v > 1000000)
+			return fail(c, "a share of statements is at most 100%%");
+	} else {
+		r->kind = WATCH_VIOLATION_COUNT;
+		if (v % 10000)
+			return fail(c, "a number of violations is whole (or add \"%%\" for a share)");
+		r->count = v / 10000;
+	}
+	return parse_span(c, &r->span_s);
+}
+
+static int is_sqlstate_char(int ch)
+{
+	return isalnum(ch);
+}
+
+/* After "errors": "{sqlstate=XXXXX} > N", then an optional span. */
+static bool parse_sqlstate(struct cursor *c, struct watch_rule *r)
+{
+	char code[32];
+
+	r->kind = WATCH_SQLSTATE_COUNT;
+	if (!accept(c, '{') || !accept_word(c, "sqlstate") || !accept(c, '='))
+		return fail(c, "expected \"{sqlstate=XXXXX}\" after \"errors\"");
+	take(c, is_sqlstate_char, code, sizeof(code));
+	if (strlen(code) != 5)
+		return fail(c, "\"%s\" is not a SQLSTATE (5 characters, 0-9 and A-Z)", code);
+	for (int i = 0; i < 5; i++)
+		r->sqlstate[i] = (char)toupper((unsigned char)code[i]);
+	if (!accept(c, '}'))
+		return fail(c, "expected \"}\" after \"sqlstate=%s\"", code);
+	return expect_gt(c, "errors{sqlstate=...}") &&
+	       parse_decimal(c, 0, "a number of errors", &r->count) && parse_span(c, &r->span_s);
+}
+
+/* After "error_rate": "> Kx baseline [+ R/s]" or "> R/s", then an optional span. */
+static bool parse_rate(struct cursor *c, struct watch_rule *r)
+{
+	int64_t v;
+
+	r->kind = WATCH_ERROR_RATE;
+	r->span_s = WATCH_RATE_SPAN_S;
+	if (!expect_gt(c, "error_rate") || !parse_decimal(c, 3, "a factor (3x baseline) or a rate (1/s)", &v))
+		return false;
+	if (accept_word(c, "x")) {
+		if (!accept_word(c, "baseline"))
+			return fail(c, "expected \"baseline\" after \"x\", found \"%s\"", rest(c));
+		r->factor_milli = v;
+		if (!accept(c, '+'))
+			return parse_span(c, &r->span_s);
+		if (!parse_decimal(c, 3, "a rate after \"+\" (1/s)", &v))
+			return false;
+	}
+	if (!accept(c, '/') || !accept_word(c, "s"))
+		return fail(c, "expected \"x baseline\" or \"/s\" after the number, found \"%s\"", rest(c));
+	r->per_s_milli = v;
+	return parse_span(c, &r->span_s);
+}
+
+#define RULE_FORMS                                                                                \
+	"constraint_violations > P% | constraint_violations > N [in Ss] | "                       \
+	"error_rate > Kx baseline + R/s [in Ss] | errors{sqlstate=XXXXX} > N [in Ss]"
+
+bool watch_rule_parse(const char *text, struct watch_rule *out, char *err, size_t errlen)
+{
+	struct cursor c = { .text = text ? text : "", .p = text ? text : "", .err = err, .errlen = errlen };
+	char subject[64];
+	bool ok;
+
+	memset(out, 0, sizeof(*out));
+	if (errlen)
+		err[0] = '\0';
+	skip_blanks(&c);
+	if (!*c.p)
+		return fail(&c, "empty; expected %s", RULE_FORMS);
+	take(&c, is_word_char, subject, sizeof(subject));
+	if (strcasecmp(subject, "constraint_violations") == 0)
+		ok = parse_violations(&c, out);
+	else if (strcasecmp(subject, "errors") == 0)
+		ok = parse_sqlstate(&c, out);
+	else if (strcasecmp(subject, "error_rate") == 0)
+		ok = parse_rate(&c, out);
+	else
+		return fail(&c, "\"%s\" is not something a rule watches; expected %s",
+			    *subject ? subject : c.p, RULE_FORMS);
+	if (!ok)
+		return false;
+	skip_blanks(&c);
+	if (*c.p)
+		return fail(&c, "unexpected \"%s\" at the end", c.p);
+	return true;
+}
+
+/* ----------------------------------------------------------------- printing */
+
+/* Appends to out[cap] at *len, keeping it terminated and *len at most cap - 1. */
+static void append(char *out, size_t cap, size_t *len, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void append(char *out, size_t cap, size_t *len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (*len + 1 >= cap)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(out + *len, cap - *len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		*len = *len + (size_t)n < cap ? *len + (size_t)n : cap - 1;
+}
+
+/* v / 10^decimals without trailing zeros: 25000 with 4 places is "2.5". */
+static void append_fixed(char *out, size_t cap, size_t *len, int64_t v, int decimals)
+{
+	int64_t scale = 1;
+	char frac[16];
+	int fl;
+
+	for (int i = 0; i < decimals; i++)
+		scale *= 10;
+	append(out, cap, len, "%lld", (long long)(v / scale));
+	if (v % scale == 0)
+		return;
+	fl = snprintf(frac, sizeof(frac), "%0*lld", decimals, (long long)(v % scale));
+	while (fl > 0 && frac[fl - 1] == '0')
+		frac[--fl] = '\0';
+	append(out, cap, len, ".%s", frac);
+}
+
+void watch_rule_format(const struct watch_rule *r, char *out, size_t cap)
+{
+	size_t len = 0;
+
+	if (cap == 0)
+		return;
+	out[0] = '\0';
+	switch (r->kind) {
+	case WATCH_VIOLATION_SHARE:
+		append(out, cap, &len, "constraint_violations > ");
+		append_fixed(out, cap, &len, r->share_ppm, 4);
+		append(out, cap, &len, "%%");
+		break;
+	case WATCH_VIOLATION_COUNT:
+		append(out, cap, &len, "constraint_violations > %lld", (long long)r->count);
+		break;
+	case WATCH_SQLSTATE_COUNT:
+		append(out, cap, &len, "errors{sqlstate=%s} > %lld", r->sqlstate, (long long)r->count);
+		break;
+	case WATCH_ERROR_RATE:
+		append(out, cap, &len, "error_rate > ");
+		if (r->factor_milli) {
+			append_fixed(out, cap, &len, r->factor_milli, 3);
+			append(out, cap, &len, "x baseline");
+		}
+		if (r->factor_milli && r->per_s_milli)
+			append(out, cap, &len, " + ");
+		if (r->per_s_milli || !r->factor_milli) {
+			append_fixed(out, cap, &len, r->per_s_milli, 3);
+			append(out, cap, &len, "/s");
+		}
+		break;
+	}
+	if (r->span_s && !(r->kind == WATCH_ERROR_RATE && r->span_s == WATCH_RATE_SPAN_S))
+		append(out, cap, &len, " in %ds", r->span_s);
+}
+
+void watch_rules_default(struct watch_rule *out, int *n)
+{
+	memset(out, 0, 3 * sizeof(*out));
+	out[0].kind = WATCH_VIOLATION_SHARE;
+	out[0].share_ppm = 10000;
+	out[1].kind = WATCH_VIOLATION_COUNT;
+	out[1].count = 5;
+	out[1].span_s = 10;
+	out[2].kind = WATCH_ERROR_RATE;
+	out[2].factor_milli = 3000;
+	out[2].per_s_milli = 1000;
+	out[2].span_s = WATCH_RATE_SPAN_S;
+	*n = 3;
+}
+
+/* -------------------------------------------------------------------- spans */
+
+int watch_rules_longest_s(const struct watch_rule *rules, int n)
+{
+	int longest = 0;
+
+	for (int i = 0; i < n; i++)
+		if (rules[i].span_s > longest)
+			longest = rules[i].span_s;
+	return longest;
+}
+
+/* The time since the cutover as a span a proxy answers: 1 ... WATCH_MAX_SPAN_S. */
+static int since_cutover(int elapsed_s)
+{
+	return elapsed_s < 1 ? 1 : elapsed_s > WATCH_MAX_SPAN_S ? WATCH_MAX_SPAN_S : elapsed_s;
+}
+
+int watch_rule_span(const struct watch_rule *r, int elapsed_s)
+{
+	int since = since_cutover(elapsed_s);
+
+	if (r->kind == WATCH_ERROR_RATE)
+		return r->span_s ? r->span_s : WATCH_RATE_SPAN_S;
+	return r->span_s && r->span_s < since ? r->span_s : since;
+}
+
+int watch_spans(const struct watch_rule *rules, int n, int elapsed_s, int spans[WATCH_MAX_SPANS])
+{
+	int count = 0;
+
+	for (int i = 0; i < n && count < WATCH_MAX_SPANS; i++) {
+		int s = watch_rule_span(&rules[i], elapsed_s), at = count;
+		bool seen = false;
+
+		for (int j = 0; j < count; j++)
+			seen |= spans[j] == s;
+		if (seen)
+			continue;
+		while (at > 0 && spans[at - 1] > s) {
+			spans[at] = spans[at - 1];
+			at--;
+		}
+		spans[at] = s;
+		count++;
+	}
+	return count;
+}
+
+/* ----------------------------------------------------------------- summing */
+
+/* A count in an answer: a number from 0 to 2^53. */
+static bool valid_count(const cJSON *v)
+{
+	return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= (double)MAX_COUNT;
+}
+
+/* Adds number 'v' into out[key], creating it. False only when out of memory. */
+static bool add_number(cJSON *out, const char *key, double v)
+{
+	cJSON *have = cJSON_GetObjectItemCaseSensitive(out, key);
+
+	if (have) {
+		cJSON_SetNumberValue(have, have->valuedouble + v);
+		return true;
+	}
+	return cJSON_AddNumberToObject(out, key, v) != NULL;
+}
+
+static const char *const sum_maps[] = { "by_sqlstate", "by_table", "by_constraint" };
+
+/* Adds one answer into 'sum'; false with 'err' filled when it is malformed or memory ran out. */
+static bool sum_one(cJSON *sum, const cJSON *a, int index, char *err, size_t errlen)
+{
+	static const char *const counts[] = { "statements", "errors" };
+	const cJSON *ws = cJSON_GetObjectItemCaseSensitive(a, "window_s");
+	const cJSON *sum_ws = cJSON_GetObjectItemCaseSensitive(sum, "window_s");
+
+	if (!cJSON_IsObject(a) || !cJSON_IsNumber(ws) || ws->valuedouble < 1 ||
+	    ws->valuedouble > WATCH_MAX_SPAN_S || ws->valuedouble != (int)ws->valuedouble) {
+		snprintf(err, errlen, "/errors answer %d: expected an object with window_s from 1 to %d",
+			 index, WATCH_MAX_SPAN_S);
+		return false;
+	}
+	if (sum_ws && sum_ws->valuedouble != ws->valuedouble) {
+		snprintf(err, errlen, "/errors answer %d: window_s %d, the others %d", index,
+			 (int)ws->valuedouble, (int)sum_ws->valuedouble);
+		return false;
+	}
+	if (!sum_ws && !cJSON_AddNumberToObject(sum, "window_s", ws->valuedouble))
+		goto oom;
+	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(a, counts[i]);
+
+		if (!valid_count(v)) {
+			snprintf(err, errlen, "/errors answer %d: \"%s\" is not a count", index, counts[i]);
+			return false;
+		}
+		if (!add_number(sum, counts[i], v->valuedouble))
+			goto oom;
+	}
+	for (size_t i = 0; i < sizeof(sum_maps) / sizeof(sum_maps[0]); i++) {
+		const cJSON *map = cJSON_GetObjectItemCaseSensitive(a, sum_maps[i]);
+		cJSON *into = cJSON_GetObjectItemCaseSensitive(sum, sum_maps[i]);
+		const cJSON *v;
+
+		if (map && !cJSON_IsObject(map)) {
+			snprintf(err, errlen, "/errors answer %d: \"%s\" is not an object", index, sum_maps[i]);
+			return false;
+		}
+		cJSON_ArrayForEach(v, map) {
+			if (!valid_count(v)) {
+				snprintf(err, errlen, "/errors answer %d: \"%s.%s\" is not a count", index,
+					 sum_maps[i], v->string);
+				return false;
+			}
+			if (!add_number(into, v->string, v->valuedouble))
+				goto oom;
+		}
+	}
+	return true;
+oom:
+	snprintf(err, errlen, "out of memory summing /errors answers");
+	return false;
+}
+
+cJSON *watch_errors_sum(const cJSON *const *answers, int n, char *err, size_t errlen)
+{
+	cJSON *sum = cJSON_CreateObject();
+
+	if (errlen)
+		err[0] = '\0';
+	if (!sum)
+		goto oom;
+	for (size_t i = 0; i < sizeof(sum_maps) / sizeof(sum_maps[0]); i++)
+		if (!cJSON_AddObjectToObject(sum, sum_maps[i]))
+			goto oom;
+	if (n < 1) {
+		snprintf(err, errlen, "no /errors answers to sum");
+		goto fail;
+	}
+	for (int i = 0; i < n; i++)
+		if (!sum_one(sum, answers[i], i, err, errlen))
+			goto fail;
+	return sum;
+oom:
+	snprintf(err, errlen, "out of memory summing /errors answers");
+fail:
+	cJSON_Delete(sum);
+	return NULL;
+}
+
+/* --------------------------------------------------------------- evaluation */
+
+/* A count in a summed answer (absent: 0). */
+static int64_t count_of(const cJSON *obj, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	return valid_count(v) ? (int64_t)v->valuedouble : 0;
+}
+
+/* a * b, or INT64_MAX when that overflows: the operands are non-negative. */
+static int64_t mul_sat(int64_t a, int64_t b)
+{
+	int64_t r;
+
+	return __builtin_mul_overflow(a, b, &r) ? INT64_MAX : r;
+}
+
+static int64_t add_sat(int64_t a, int64_t b)
+{
+	int64_t r;
+
+	return __builtin_add_overflow(a, b, &r) ? INT64_MAX : r;
+}
+
+/* The summed answer with this window_s, or NULL. */
+static const cJSON *answer_for(const struct watch_input *in, int span)
+{
+	for (int i = 0; i < in->n_answers; i++) {
+		const cJSON *ws = cJSON_GetObjectItemCaseSensitive(in->answers[i], "window_s");
+
+		if (cJSON_IsNumber(ws) && ws->valuedouble == span)
+			return in->answers[i];
+	}
+	return NULL;
+}
+
+/* "in the last 10 s" or, when the span reaches back to the cutover, "since the cutover". */
+static void append_span(char *out, size_t cap, size_t *len, const struct watch_input *in, int span)
+{
+	if (in->elapsed_s <= span)
+		append(out, cap, len, "since the cutover");
+	else
+		append(out, cap, len, "in the last %d s", span);
+}
+
+/*
+ * Violations of the new constraints in answer 'a' (each name counted once);
+ * with 'names' non-NULL, also "name (count), ..." of those violated.
+ */
+static int64_t violations(const struct watch_input *in, const cJSON *a, char *names, size_t cap)
+{
+	const cJSON *by = cJSON_GetObjectItemCaseSensitive(a, "by_constraint");
+	int64_t total = 0;
+	size_t len = 0;
+
+	if (names && cap)
+		names[0] = '\0';
+	for (int i = 0; i < in->n_new_constraints; i++) {
+		int64_t v = count_of(by, in->new_constraints[i]);
+		bool repeat = false;
+
+		for (int j = 0; j < i; j++)
+			repeat |= strcmp(in->new_constraints[i], in->new_constraints[j]) == 0;
+		if (repeat || v == 0)
+			continue;
+		total = add_sat(total, v);
+		if (names)
+			append(names, cap, &len, "%s%s (%lld)", len ? ", " : "", in->new_constraints[i],
+			       (long long)v);
+	}
+	return total;
+}
+
+/* x / 10^3 as a short number for people: 2500 -> "2.5". */
+static double milli(int64_t v)
+{
+	return (double)v / 1000.0;
+}
+
+/* Whether rule r trips on answer 'a' (over 'span' seconds); if so, its sentence into out[cap]. */
+static bool rule_trips(const struct watch_rule *r, const cJSON *a, int span, const struct watch_input *in,
+		       char *out, size_t cap)
+{
+	char names[384];
+	size_t len = 0;
+
+	watch_rule_format(r, out, cap);
+	len = strlen(out);
+	switch (r->kind) {
+	case WATCH_VIOLATION_SHARE: {
+		int64_t v = violations(in, a, names, sizeof(names));
+		int64_t statements = count_of(a, "statements");
+
+		/* No statements: no share to speak of (the count rules still see violations). */
+		if (statements == 0 || mul_sat(v, 1000000) <= mul_sat(r->share_ppm, statements))
+			return false;
+		append(out, cap, &len, ": %lld violations of %s in %lld statements (%.3g%%) ", (long long)v,
+		       names, (long long)statements, 100.0 * (double)v / (double)statements);
+		append_span(out, cap, &len, in, span);
+		return true;
+	}
+	case WATCH_VIOLATION_COUNT: {
+		int64_t v = violations(in, a, names, sizeof(names));
+
+		if (v <= r->count)
+			return false;
+		append(out, cap, &len, ": %lld violations of %s ", (long long)v, names);
+		append_span(out, cap, &len, in, span);
+		return true;
+	}
+	case WATCH_SQLSTATE_COUNT: {
+		int64_t v = count_of(cJSON_GetObjectItemCaseSensitive(a, "by_sqlstate"), r->sqlstate);
+
+		if (v <= r->count)
+			return false;
+		append(out, cap, &len, ": %lld errors with SQLSTATE %s ", (long long)v, r->sqlstate);
+		append_span(out, cap, &len, in, span);
+		return true;
+	}
+	case WATCH_ERROR_RATE: {
+		/* errors/span > K * b_errors/b_span + R, times span * b_span * 1000, in integers. */
+		int64_t errors = count_of(a, "errors");
+		int64_t b_span = in->baseline ? count_of(in->baseline, "window_s") : 0;
+		int64_t b_errors = b_span ? count_of(in->baseline, "errors") : 0;
+		double base_rate = b_span ? (double)b_errors / (double)b_span : 0;
+		int64_t lhs, rhs;
+
+		if (b_span == 0)
+			b_span = 1;
+		lhs = mul_sat(mul_sat(errors, b_span), 1000);
+		rhs = add_sat(mul_sat(mul_sat(r->factor_milli, b_errors), span),
+			      mul_sat(mul_sat(r->per_s_milli, span), b_span));
+		if (lhs <= rhs)
+			return false;
+		append(out, cap, &len, ": %.3g errors/s in the last %d s, above %g × %.3g/s + %g/s = %.3g/s",
+		       (double)errors / span, span, milli(r->factor_milli), base_rate, milli(r->per_s_milli),
+		       milli(r->factor_milli) * base_rate + milli(r->per_s_milli));
+		return true;
+	}
+	}
+	return false;
+}
+
+enum watch_result watch_evaluate(const struct watch_rule *rules, int n, const struct watch_input *in,
+				 char *why, size_t whylen)
+{
+	size_t len = 0;
+	bool tripped = false;
+	int missing = 0;
+
+	if (whylen)
+		why[0] = '\0';
+	for (int i = 0; i < n; i++) {
+		int span = watch_rule_span(&rules[i], in->elapsed_s);
+		const cJSON *a = answer_for(in, span);
+		char sentence[768];
+
+		if (!a) {
+			missing = span;
+			continue;
+		}
+		if (rule_trips(&rules[i], a, span, in, sentence, sizeof(sentence))) {
+			append(why, whylen, &len, "%s%s", tripped ? "; " : "", sentence);
+			tripped = true;
+		}
+	}
+	if (tripped)
+		return WATCH_TRIPPED;
+	if (missing) {
+		append(why, whylen, &len, "no /errors answer for window_s=%d", missing);
+		return WATCH_NO_DATA;
+	}
+	return WATCH_OK;
+}

@@ -1,0 +1,133 @@
+/*
+ * Rollback rules for the watch after a cutover (DESIGN.md §4.4 step 9;
+ * --rollback-on RULE, config key "rollback_on"): parsing a rule, printing it
+ * back, which /errors spans a rule set needs, and whether what the proxies
+ * counted trips a rule, with a sentence saying why. No I/O: cmd_apply
+ * fetches the counts and rolls back.
+ *
+ * Grammar (words case-insensitive, blanks free between tokens):
+ *
+ *   constraint_violations > P%  [in Ss]   violations of the new constraints per statement
+ *   constraint_violations > N   [in Ss]   violations of the new constraints
+ *   errors{sqlstate=XXXXX} > N  [in Ss]   errors with that SQLSTATE (5 characters, 0-9 A-Z)
+ *   error_rate > Kx baseline + R/s [in Ss]   errors per second (either term may be left out:
+ *                                         "error_rate > 2x baseline", "error_rate > 5/s")
+ *
+ *   P has up to 4 decimals, K and R up to 3, N is a whole number, S is 1 to 300
+ *   (the proxies keep five minutes). Every comparison is a strict ">": exactly
+ *   1% does not trip "> 1%".
+ *
+ * Spans. Counting rules never count what happened before the cutover: without
+ * "in Ss" they count since the cutover commit; with it, over the last S
+ * seconds, or since the cutover while that is shorter. "Since the cutover"
+ * is itself capped at 300 s, so in a longer watch it means the last five
+ * minutes. error_rate is over the last S seconds (10 by default) even just
+ * after the cutover, so a fresh cutover's first seconds are averaged with the
+ * seconds before it instead of tripping on one noisy second; its baseline is
+ * the error rate over the WATCH_BASELINE_S seconds before the cutover.
+ *
+ * The "P%" denominator is every statement the proxies saw (Query and
+ * Execute), not the statements on the constraint's table: the proxy does not
+ * count statements per table. Violations are counted per constraint name as
+ * the server reports it (ErrorResponse field 'n', unqualified).
+ *
+ * Default rules (no --rollback-on): "constraint_violations > 1%",
+ * "constraint_violations > 5 in 10s", "error_rate > 3x baseline + 1/s".
+ *
+ * The watch loop, every second, 'elapsed_s' after the cutover commit:
+ *   n = watch_spans(rules, n_rules, elapsed_s, spans);
+ *   for each spans[i]: GET /errors?window_s=spans[i] from every proxy,
+ *                      answers[i] = watch_errors_sum(those answers);
+ *   switch (watch_evaluate(rules, n_rules, &input, why, sizeof why)) ...
+ */
+#ifndef PGVALVE_COORDINATOR_WATCH_RULES_H
+#define PGVALVE_COORDINATOR_WATCH_RULES_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WATCH_MAX_RULES 16        /* --rollback-on given at most this often */
+#define WATCH_MAX_SPAN_S 300      /* the longest window_s a proxy answers */
+#define WATCH_BASELINE_S 30       /* the span before the cutover the baseline is measured over */
+#define WATCH_RATE_SPAN_S 10      /* error_rate's span without "in Ss" */
+#define WATCH_MAX_SPANS (WATCH_MAX_RULES + 1)
+
+enum watch_rule_kind {
+	WATCH_VIOLATION_SHARE,    /* constraint_violations > P% */
+	WATCH_VIOLATION_COUNT,    /* constraint_violations > N */
+	WATCH_SQLSTATE_COUNT,     /* errors{sqlstate=XXXXX} > N */
+	WATCH_ERROR_RATE,         /* error_rate > Kx baseline + R/s */
+};
+
+struct watch_rule {
+	enum watch_rule_kind kind;
+	int span_s;               /* "in Ss"; 0: since the cutover (error_rate: WATCH_RATE_SPAN_S) */
+	int64_t count;            /* N */
+	int64_t share_ppm;        /* P, in millionths of the statements (1% = 10000) */
+	int64_t factor_milli;     /* K, in thousandths */
+	int64_t per_s_milli;      /* R, in thousandths of an error per second */
+	char sqlstate[6];         /* upper case */
+};
+
+/*
+ * Parses one RULE into '*out'. False on error, with 'err' (always
+ * terminated) quoting the rule and naming its bad part.
+ */
+bool watch_rule_parse(const char *text, struct watch_rule *out, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* The canonical text of 'r' (the grammar above, "in 10s" left out of error_rate); parses back to 'r'. */
+void watch_rule_format(const struct watch_rule *r, char *out, size_t cap);
+
+/* The default rules into out[WATCH_MAX_RULES]; their number into *n. */
+void watch_rules_default(struct watch_rule *out, int *n);
+
+/* The longest "in Ss" span of the rules (error_rate counts 10 s without one); 0 if none has a span. */
+int watch_rules_longest_s(const struct watch_rule *rules, int n);
+
+/* The window_s rule 'r' is evaluated over, 'elapsed_s' seconds after the cutover: 1 ... 300. */
+int watch_rule_span(const struct watch_rule *r, int elapsed_s);
+
+/* The distinct spans (ascending) the 'n' rules need at 'elapsed_s'; returns how many. */
+int watch_spans(const struct watch_rule *rules, int n, int elapsed_s, int spans[WATCH_MAX_SPANS]);
+
+/*
+ * Sums 'n' proxies' answers to GET /errors?window_s=N (DESIGN.md §3.6:
+ * {window_s, statements, errors, by_sqlstate{}, by_table{}, by_constraint{}},
+ * counts as non-negative numbers) into a new document of the same shape,
+ * which the caller deletes. NULL, with 'err' filled, when n is 0, an answer
+ * is malformed (naming the answer's index and key) or the answers' window_s
+ * differ.
+ */
+cJSON *watch_errors_sum(const cJSON *const *answers, int n, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* What the caller measured, all borrowed. */
+struct watch_input {
+	int elapsed_s;                         /* seconds since the cutover commit, rounded up */
+	const char *const *new_constraints;    /* the names of the constraints the cutover added */
+	int n_new_constraints;
+	const cJSON *baseline;                 /* summed answer for WATCH_BASELINE_S before the cutover;
+						  NULL: none measured, a baseline of 0/s */
+	const cJSON *const *answers;           /* one summed answer per span watch_spans named, any order */
+	int n_answers;
+};
+
+enum watch_result {
+	WATCH_OK,          /* no rule trips */
+	WATCH_TRIPPED,     /* a rule trips: roll back */
+	WATCH_NO_DATA,     /* an answer a rule needs is missing: the caller reads again */
+};
+
+/*
+ * Evaluates every rule. TRIPPED: 'why' holds one sentence per tripped rule,
+ * joined by "; ", e.g. "constraint_violations > 5 in 10s: 12 violations of
+ * orders_customer_id_fkey (9), fk2 (3) in the last 10 s". NO_DATA: 'why'
+ * names the span missing. OK: 'why' is "".
+ */
+enum watch_result watch_evaluate(const struct watch_rule *rules, int n, const struct watch_input *in,
+				 char *why, size_t whylen) __attribute__((warn_unused_result));
+
+#endif
