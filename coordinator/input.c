@@ -1,0 +1,423 @@
+/*
+ * Reading migration files into the plan's input statements (see input.h).
+ * libpg_query splits SQL with PostgreSQL's own grammar, so a ';' inside a
+ * string, a dollar-quoted body or a comment never cuts a statement; when a
+ * file does not parse, the error's position names the line. Rules for what
+ * the statements mean live in rules.c.
+ */
+#define _GNU_SOURCE   /* vasprintf */
+#include "input.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <openssl/evp.h>
+#include <pg_query.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "quote.h"
+
+struct loader {
+	struct plan *p;
+	struct input_error *err;
+	int cap_inputs;
+};
+
+void input_error_set(struct input_error *err, const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	snprintf(err->file, sizeof(err->file), "%s", file ? file : "");
+	err->line = line;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+}
+
+static int line_of(const char *text, size_t off)
+{
+	int line = 1;
+
+	for (size_t i = 0; i < off; i++)
+		line += text[i] == '\n';
+	return line;
+}
+
+/*
+ * The byte offset of a 1-based error position, which PostgreSQL counts in
+ * characters (UTF-8 here): past 'cursorpos' - 1 characters.
+ */
+static size_t cursor_offset(const char *text, size_t len, int cursorpos)
+{
+	size_t i = 0;
+
+	for (int chars = 1; chars < cursorpos && i < len; chars++)
+		for (i++; i < len && ((unsigned char)text[i] & 0xc0) == 0x80; i++)
+			;
+	return i;
+}
+
+/* Reads all of 'path' into a malloc'd buffer with a NUL after it. */
+__attribute__((warn_unused_result))
+static bool read_file(const char *path, char **out, size_t *out_len, struct input_error *err)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+	bool ok = false;
+
+	if (!f) {
+		input_error_set(err, path, 0, "cannot open: %s", strerror(errno));
+		return false;
+	}
+	do {
+		if (len == cap) {
+			char *grown;
+
+			if (cap >= INPUT_MAX_FILE_BYTES) {
+				input_error_set(err, path, 0, "larger than %u MiB", INPUT_MAX_FILE_BYTES >> 20);
+				goto out;
+			}
+			cap = cap ? cap * 2 : 65536;
+			if (!(grown = realloc(buf, cap + 1))) {
+				input_error_set(err, path, 0, "out of memory");
+				goto out;
+			}
+			buf = grown;
+		}
+		n = fread(buf + len, 1, cap - len, f);
+		len += n;
+	} while (n > 0);
+	if (ferror(f)) {
+		input_error_set(err, path, 0, "cannot read: %s", strerror(errno));
+		goto out;
+	}
+	buf[len] = '\0';
+	*out = buf;
+	*out_len = len;
+	buf = NULL;
+	ok = true;
+out:
+	free(buf);
+	fclose(f);
+	return ok;
+}
+
+bool input_note(struct plan *p, const char *fmt, ...)
+{
+	va_list ap;
+	char **grown;
+	char *note;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&note, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return false;
+	for (int i = 0; i < p->n_notes; i++) {
+		if (strcmp(p->notes[i], note) == 0) {
+			free(note);
+			return true;
+		}
+	}
+	if (!(grown = realloc(p->notes, sizeof(*grown) * (size_t)(p->n_notes + 1)))) {
+		free(note);
+		return false;
+	}
+	p->notes = grown;
+	p->notes[p->n_notes++] = note;
+	return true;
+}
+
+__attribute__((warn_unused_result))
+static bool add_input(struct loader *l, const char *file, int line, const char *text, size_t len)
+{
+	struct plan *p = l->p;
+	struct plan_input *in;
+
+	if (p->n_inputs == l->cap_inputs) {
+		int cap = l->cap_inputs ? l->cap_inputs * 2 : 32;
+		struct plan_input *grown = realloc(p->inputs, sizeof(*grown) * (size_t)cap);
+
+		if (!grown)
+			return false;
+		p->inputs = grown;
+		l->cap_inputs = cap;
+	}
+	in = &p->inputs[p->n_inputs];
+	in->line = line;
+	in->file = strdup(file);
+	in->text = strndup(text, len);
+	if (!in->file || !in->text) {
+		free(in->file);
+		free(in->text);
+		return false;
+	}
+	p->n_inputs++;
+	return true;
+}
+
+/*
+ * Whether a statement (that parsed) only opens or closes the file's own
+ * transaction: BEGIN, START TRANSACTION, COMMIT or END. COMMIT PREPARED and
+ * ROLLBACK are not wrapping; they stay and meet the rules.
+ */
+static bool is_tx_wrapping(const char *s, size_t len)
+{
+	size_t pos = 0, end, pos2;
+	enum quote_token kind = quote_next(s, len, &pos, &end);
+
+	if (kind != QUOTE_TOK_WORD)
+		return false;
+	pos2 = end;
+	if (quote_is_keyword(s + pos, end - pos, "begin") || quote_is_keyword(s + pos, end - pos, "end"))
+		return true;
+	if (quote_is_keyword(s + pos, end - pos, "start"))
+		return true;   /* START TRANSACTION is the only START statement */
+	if (quote_is_keyword(s + pos, end - pos, "commit")) {
+		kind = quote_next(s, len, &pos2, &end);
+		return !(kind == QUOTE_TOK_WORD && quote_is_keyword(s + pos2, end - pos2, "prepared"));
+	}
+	return false;
+}
+
+/* Whether text[start..end) fails to parse on its own; if so, its line in 'text' and PostgreSQL's message. */
+static bool piece_fails(const char *text, size_t start, size_t end, int *line, char *msg, size_t cap)
+{
+	char *piece = strndup(text + start, end - start);
+	PgQuerySplitResult r;
+	size_t at = 0, token_end;
+	bool fails;
+
+	if (!piece)
+		return false;
+	r = pg_query_split_with_parser(piece);
+	if ((fails = r.error != NULL)) {
+		/* No position: blame the piece's first token. */
+		if (r.error->cursorpos > 0)
+			at = cursor_offset(piece, end - start, r.error->cursorpos);
+		else if (!quote_trim(piece, end - start, &at, &token_end))
+			at = 0;
+		*line = line_of(text, start + at);
+		snprintf(msg, cap, "%s", r.error->message);
+	}
+	pg_query_free_split_result(r);
+	free(piece);
+	return fails;
+}
+
+/*
+ * Finds where a text that does not parse goes wrong when PostgreSQL's error
+ * carries no position (an invalid escape in E'...', an encoding error): cut
+ * it at each ';' the lexer sees and parse piece by piece. Sets the line
+ * (1-based, in 'text') and message of the first piece that fails; false if
+ * none does.
+ */
+static bool locate_error(const char *text, size_t len, int *line, char *msg, size_t cap)
+{
+	size_t start = 0, end = 0;
+	enum quote_token kind;
+
+	while (start < len) {
+		do
+			end = quote_scan(text, len, end, &kind);
+		while (kind != QUOTE_TOK_END && !(kind == QUOTE_TOK_PUNCT && text[end - 1] == ';'));
+		if (piece_fails(text, start, end, line, msg, cap))
+			return true;
+		start = end;
+	}
+	return false;
+}
+
+/*
+ * Splits one SQL text into statements and adds them to the plan. 'fixed_line'
+ * > 0 (a JSON plan's statement) is every statement's line; 0 counts lines in
+ * 'text'. Transaction wrapping is dropped and *wrapped set.
+ */
+__attribute__((warn_unused_result))
+static bool load_sql(struct loader *l, const char *file, const char *text, size_t len, int fixed_line,
+		     bool *wrapped)
+{
+	PgQuerySplitResult r = pg_query_split_with_parser(text);
+	bool ok = false;
+
+	if (r.error) {
+		int line = r.error->cursorpos > 0 ? line_of(text, cursor_offset(text, len, r.error->cursorpos)) : 0;
+		char msg[sizeof(l->err->msg)];
+
+		snprintf(msg, sizeof(msg), "%s", r.error->message);
+		if (line == 0 && !locate_error(text, len, &line, msg, sizeof(msg)))
+			line = 1;
+		input_error_set(l->err, file, fixed_line ? fixed_line : line, "%s", msg);
+		goto out;
+	}
+	for (int i = 0; i < r.n_stmts; i++) {
+		size_t loc = (size_t)r.stmts[i]->stmt_location, n = (size_t)r.stmts[i]->stmt_len, start, end;
+
+		if (loc > len || n > len - loc)
+			continue;   /* defensive: libpg_query's offsets are within the text */
+		if (n == 0)
+			n = len - loc;   /* the last statement without a ';' */
+		if (!quote_trim(text + loc, n, &start, &end))
+			continue;   /* empty, or only comments */
+		if (is_tx_wrapping(text + loc + start, end - start)) {
+			*wrapped = true;
+			continue;
+		}
+		if (!add_input(l, file, fixed_line ? fixed_line : line_of(text, loc + start),
+			       text + loc + start, end - start)) {
+			input_error_set(l->err, file, 0, "out of memory");
+			goto out;
+		}
+	}
+	ok = true;
+out:
+	pg_query_free_split_result(r);
+	return ok;
+}
+
+/* A JSON plan: {"name": "...", "statements": ["...", ...]}. */
+__attribute__((warn_unused_result))
+static bool load_json(struct loader *l, const char *file, const char *text, size_t len, bool first,
+		      bool *wrapped)
+{
+	const char *bad = NULL;
+	cJSON *doc = cJSON_ParseWithLengthOpts(text, len, &bad, false);
+	const cJSON *name, *stmts, *s;
+	bool ok = false;
+	int i = 0;
+
+	if (!doc) {
+		input_error_set(l->err, file, bad ? line_of(text, (size_t)(bad - text)) : 1,
+				"not valid JSON (a JSON plan is {\"name\": \"...\", \"statements\": [\"...\"]})");
+		return false;
+	}
+	name = cJSON_GetObjectItemCaseSensitive(doc, "name");
+	stmts = cJSON_GetObjectItemCaseSensitive(doc, "statements");
+	if (!cJSON_IsObject(doc) || !cJSON_IsArray(stmts) || (name && !cJSON_IsString(name))) {
+		input_error_set(l->err, file, 1,
+				"a JSON plan is {\"name\": \"...\", \"statements\": [\"...\"]}");
+		goto out;
+	}
+	if (first && name && name->valuestring[0]) {
+		free(l->p->name);
+		if (!(l->p->name = strdup(name->valuestring))) {
+			input_error_set(l->err, file, 0, "out of memory");
+			goto out;
+		}
+	}
+	cJSON_ArrayForEach(s, stmts) {
+		i++;
+		if (!cJSON_IsString(s)) {
+			input_error_set(l->err, file, i, "statement %d is not a string", i);
+			goto out;
+		}
+		if (!load_sql(l, file, s->valuestring, strlen(s->valuestring), i, wrapped))
+			goto out;
+	}
+	ok = true;
+out:
+	cJSON_Delete(doc);
+	return ok;
+}
+
+static bool is_json_file(const char *path, const char *text, size_t len)
+{
+	size_t n = strlen(path);
+
+	if (n >= 5 && strcmp(path + n - 5, ".json") == 0)
+		return true;
+	for (size_t i = 0; i < len; i++)
+		if (text[i] != ' ' && text[i] != '\t' && text[i] != '\n' && text[i] != '\r')
+			return text[i] == '{';
+	return false;
+}
+
+/* The base name of 'path' without its extension, malloc'd. */
+static char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	const char *dot = strrchr(base, '.');
+
+	return strndup(base, dot && dot != base ? (size_t)(dot - base) : strlen(base));
+}
+
+__attribute__((warn_unused_result))
+static bool load_file(struct loader *l, EVP_MD_CTX *sha, const char *path, bool first)
+{
+	char *text = NULL;
+	const char *sql;
+	const char *nul;
+	size_t len;
+	bool wrapped = false, ok = false;
+
+	if (!read_file(path, &text, &len, l->err))
+		return false;
+	if (EVP_DigestUpdate(sha, text, len) != 1) {
+		input_error_set(l->err, path, 0, "cannot compute the checksum");
+		goto out;
+	}
+	if ((nul = memchr(text, '\0', len))) {
+		input_error_set(l->err, path, line_of(text, (size_t)(nul - text)), "contains a NUL byte");
+		goto out;
+	}
+	if (first && !(l->p->name = base_name(path))) {
+		input_error_set(l->err, path, 0, "out of memory");
+		goto out;
+	}
+	/* Editors on Windows start UTF-8 files with a byte order mark; the server would choke on it. */
+	sql = len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0 ? text + 3 : text;
+	if (is_json_file(path, sql, len - (size_t)(sql - text)))
+		ok = load_json(l, path, sql, len - (size_t)(sql - text), first, &wrapped);
+	else
+		ok = load_sql(l, path, sql, len - (size_t)(sql - text), 0, &wrapped);
+	if (ok && wrapped &&
+	    !input_note(l->p, "%s: its BEGIN/COMMIT are dropped: pgvalve runs the migration in its own "
+			"phases (prepare, cutover, validate, finalize), each in transactions of its own", path)) {
+		input_error_set(l->err, path, 0, "out of memory");
+		ok = false;
+	}
+out:
+	free(text);
+	return ok;
+}
+
+bool input_load(struct plan *p, char *const *files, int n_files, struct input_error *err)
+{
+	struct loader l = { .p = p, .err = err };
+	EVP_MD_CTX *sha = EVP_MD_CTX_new();
+	unsigned char digest[EVP_MAX_MD_SIZE];
+	unsigned int n_digest = 0;
+	bool ok = false;
+
+	memset(err, 0, sizeof(*err));
+	if (!sha || EVP_DigestInit_ex(sha, EVP_sha256(), NULL) != 1) {
+		input_error_set(err, NULL, 0, "cannot compute the checksum");
+		goto out;
+	}
+	if (n_files <= 0) {
+		input_error_set(err, NULL, 0, "no input file");
+		goto out;
+	}
+	for (int i = 0; i < n_files; i++)
+		if (!load_file(&l, sha, files[i], i == 0))
+			goto out;
+	if (EVP_DigestFinal_ex(sha, digest, &n_digest) != 1 || n_digest != 32) {
+		input_error_set(err, NULL, 0, "cannot compute the checksum");
+		goto out;
+	}
+	for (unsigned int i = 0; i < n_digest; i++)
+		snprintf(p->checksum + 2 * i, 3, "%02x", digest[i]);
+	if (p->n_inputs == 0) {
+		input_error_set(err, files[0], 0, "no statements to plan");
+		goto out;
+	}
+	ok = true;
+out:
+	EVP_MD_CTX_free(sha);
+	return ok;
+}
