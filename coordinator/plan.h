@@ -89,6 +89,8 @@ struct plan_step {
 	char *sql;                 /* every identifier quoted */
 	struct qname table;        /* the table the step alters */
 	struct qname other;        /* FK: the referenced table, which is locked too ("" otherwise) */
+	struct qname index;        /* CREATE_INDEX: the index it builds (retried if left invalid);
+				      ADD_USING_INDEX: the index it attaches ("" otherwise) */
 	enum plan_lock lock;
 	enum plan_hold hold;
 	int constraint;            /* index in plan.constraints, or -1 */
