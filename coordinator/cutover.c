@@ -77,7 +77,7 @@ static bool resolve(PGconn *c, struct locked *t, int n, char *why, size_t cap)
 
 		qname_format(&t[i].name, name, sizeof(name));
 		if (!r) {
-			snprintf(why, cap, "cannot look up table %s: %s", name, err.msg);
+			snprintf(why, cap, "cannot look up table %s: %.600s", name, err.msg);
 			return false;
 		}
 		if (PQntuples(r) != 1) {
@@ -248,15 +248,11 @@ static bool run_transaction(PGconn *ddl, const struct cutover_job *job, int lock
 	if (db_exec(ddl, "COMMIT", &err))
 		return true;
 fail:
-	{
-		struct db_error ignored;
-
-		(void)db_exec(ddl, "ROLLBACK", &ignored);
-	}
+	db_rollback(ddl);
 	/* 55P03 lock_not_available (lock_timeout), 40P01 deadlock, 40001: worth another attempt. */
 	*retry = strcmp(err.sqlstate, "55P03") == 0 || strcmp(err.sqlstate, "40P01") == 0 ||
 		 strcmp(err.sqlstate, "40001") == 0;
-	snprintf(why, cap, "%s%s%s", err.msg, err.sqlstate[0] ? " (SQLSTATE " : "", err.sqlstate[0] ? err.sqlstate : "");
+	snprintf(why, cap, "%.900s%s%s", err.msg, err.sqlstate[0] ? " (SQLSTATE " : "", err.sqlstate[0] ? err.sqlstate : "");
 	if (err.sqlstate[0])
 		strncat(why, ")", cap - strlen(why) - 1);
 	return false;

@@ -67,6 +67,11 @@ PGresult *db_query(PGconn *c, const char *sql, int n_params, const char *const *
 	return NULL;
 }
 
+void db_rollback(PGconn *c)
+{
+	PQclear(PQexec(c, "ROLLBACK"));
+}
+
 const char *db_value(const PGresult *r, int row, int col, const char *def)
 {
 	if (!r || row >= PQntuples(r) || col >= PQnfields(r) || PQgetisnull(r, row, col))

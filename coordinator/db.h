@@ -29,6 +29,9 @@ bool db_exec(PGconn *c, const char *sql, struct db_error *err) __attribute__((wa
 PGresult *db_query(PGconn *c, const char *sql, int n_params, const char *const *params, struct db_error *err)
 	__attribute__((warn_unused_result));
 
+/* ROLLBACK, for error paths: whatever it says, the transaction is gone after it (or with the connection). */
+void db_rollback(PGconn *c);
+
 /* The first column of the first row, or 'def' when there is no row or it is NULL. */
 const char *db_value(const PGresult *r, int row, int col, const char *def);
 

@@ -58,6 +58,12 @@ bool journal_ensure(PGconn *c, struct db_error *err)
 		"  kind text NOT NULL,"
 		"  phase text NOT NULL,"
 		"  sql text NOT NULL,"
+		"  table_schema text NOT NULL DEFAULT '',"
+		"  table_name text NOT NULL DEFAULT '',"
+		"  other_schema text NOT NULL DEFAULT '',"
+		"  other_name text NOT NULL DEFAULT '',"
+		"  lock int NOT NULL DEFAULT 0,"
+		"  hold int NOT NULL DEFAULT 0,"
 		"  state text NOT NULL DEFAULT 'pending',"
 		"  attempts int NOT NULL DEFAULT 0,"
 		"  started_at timestamptz,"
@@ -129,23 +135,23 @@ bool journal_create(PGconn *c, const struct plan *p, const char *plan_json, cons
 	PQclear(r);
 	for (int i = 0; i < p->n_steps; i++) {
 		const struct plan_step *st = &p->steps[i];
-		char seq[16];
-		const char *sp[5] = { idtext, seq, plan_step_kind_name(st->kind), plan_phase_name(st->phase), st->sql };
+		char seq[16], lock[8], hold[8];
+		const char *sp[11] = { idtext, seq, plan_step_kind_name(st->kind), plan_phase_name(st->phase), st->sql,
+				       st->table.schema, st->table.name, st->other.schema, st->other.name, lock, hold };
 
 		snprintf(seq, sizeof(seq), "%d", st->seq);
-		r = db_query(c, "INSERT INTO pgvalve.steps (migration_id, seq, kind, phase, sql) "
-				"VALUES ($1, $2, $3, $4, $5)", 5, sp, err);
+		snprintf(lock, sizeof(lock), "%d", (int)st->lock);
+		snprintf(hold, sizeof(hold), "%d", (int)st->hold);
+		r = db_query(c, "INSERT INTO pgvalve.steps (migration_id, seq, kind, phase, sql, table_schema, table_name, "
+				"other_schema, other_name, lock, hold) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+			     11, sp, err);
 		if (!r)
 			goto fail;
 		PQclear(r);
 	}
 	return db_exec(c, "COMMIT", err);
 fail:
-	{
-		struct db_error ignored;
-
-		(void)db_exec(c, "ROLLBACK", &ignored);
-	}
+	db_rollback(c);
 	return false;
 }
 

@@ -267,7 +267,7 @@ bool options_parse(int argc, char **argv, unsigned allowed, struct options *o, c
 	}
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+", longopts, &idx)) != -1) {
+	while ((c = getopt_long(argc, argv, ":", longopts, &idx)) != -1) {
 		const char *name, *arg = optarg;
 		int i;
 

@@ -4,6 +4,8 @@
  */
 #include "plan.h"
 
+#include <cjson/cJSON.h>
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +40,28 @@ const char *plan_step_kind_name(enum step_kind k)
 					     "drop_helper_check", "unsafe" };
 
 	return names[k];
+}
+
+bool plan_phase_parse(const char *name, enum plan_phase *out)
+{
+	for (int i = PHASE_PREPARE; i <= PHASE_FINALIZE; i++) {
+		if (strcmp(name, plan_phase_name((enum plan_phase)i)) == 0) {
+			*out = (enum plan_phase)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+bool plan_step_kind_parse(const char *name, enum step_kind *out)
+{
+	for (int i = STEP_CREATE_INDEX; i <= STEP_UNSAFE; i++) {
+		if (strcmp(name, plan_step_kind_name((enum step_kind)i)) == 0) {
+			*out = (enum step_kind)i;
+			return true;
+		}
+	}
+	return false;
 }
 
 const char *con_type_name(enum con_type t)
@@ -97,6 +121,79 @@ void qname_format(const struct qname *q, char *out, size_t cap)
 	}
 	if (n < cap)
 		format_part(q->name, out + n, cap - n);
+}
+
+static void add_qname(cJSON *o, const char *key, const struct qname *q)
+{
+	char name[2 * PLAN_NAME_MAX + 8];
+
+	if (!q->name[0])
+		return;
+	qname_format(q, name, sizeof(name));
+	cJSON_AddStringToObject(o, key, name);
+}
+
+cJSON *plan_to_json(const struct plan *p)
+{
+	cJSON *doc = cJSON_CreateObject(), *arr;
+
+	cJSON_AddStringToObject(doc, "name", p->name ? p->name : "");
+	cJSON_AddStringToObject(doc, "checksum", p->checksum);
+	arr = cJSON_AddArrayToObject(doc, "inputs");
+	for (int i = 0; i < p->n_inputs; i++) {
+		cJSON *o = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(o, "file", p->inputs[i].file ? p->inputs[i].file : "");
+		cJSON_AddNumberToObject(o, "line", p->inputs[i].line);
+		cJSON_AddStringToObject(o, "text", p->inputs[i].text);
+		cJSON_AddItemToArray(arr, o);
+	}
+	arr = cJSON_AddArrayToObject(doc, "constraints");
+	for (int i = 0; i < p->n_constraints; i++) {
+		const struct plan_constraint *c = &p->constraints[i];
+		cJSON *o = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(o, "type", con_type_name(c->type));
+		add_qname(o, "table", &c->table);
+		cJSON_AddStringToObject(o, "name", c->name);
+		add_qname(o, "references", &c->ref_table);
+		/* Raw names, for the rollback to find things without parsing the formatted ones. */
+		cJSON_AddStringToObject(o, "table_schema", c->table.schema);
+		cJSON_AddStringToObject(o, "table_name", c->table.name);
+		if (c->n_columns > 0)
+			cJSON_AddStringToObject(o, "column", c->columns[0]);
+		cJSON_AddBoolToObject(o, "replaces", c->replaces);
+		cJSON_AddItemToArray(arr, o);
+	}
+	arr = cJSON_AddArrayToObject(doc, "drops");
+	for (int i = 0; i < p->n_drops; i++) {
+		cJSON *o = cJSON_CreateObject();
+
+		add_qname(o, "table", &p->drops[i].table);
+		cJSON_AddStringToObject(o, "name", p->drops[i].name);
+		cJSON_AddItemToArray(arr, o);
+	}
+	arr = cJSON_AddArrayToObject(doc, "steps");
+	for (int i = 0; i < p->n_steps; i++) {
+		const struct plan_step *st = &p->steps[i];
+		cJSON *o = cJSON_CreateObject();
+
+		cJSON_AddNumberToObject(o, "seq", st->seq);
+		cJSON_AddStringToObject(o, "phase", plan_phase_name(st->phase));
+		cJSON_AddStringToObject(o, "kind", plan_step_kind_name(st->kind));
+		cJSON_AddStringToObject(o, "sql", st->sql ? st->sql : "");
+		add_qname(o, "table", &st->table);
+		add_qname(o, "also_locks", &st->other);
+		cJSON_AddStringToObject(o, "lock", plan_lock_name(st->lock));
+		cJSON_AddStringToObject(o, "hold", plan_hold_name(st->hold));
+		if (st->input >= 0 && st->input < p->n_inputs)
+			cJSON_AddNumberToObject(o, "line", p->inputs[st->input].line);
+		cJSON_AddItemToArray(arr, o);
+	}
+	arr = cJSON_AddArrayToObject(doc, "notes");
+	for (int i = 0; i < p->n_notes; i++)
+		cJSON_AddItemToArray(arr, cJSON_CreateString(p->notes[i]));
+	return doc;
 }
 
 void plan_free(struct plan *p)

@@ -121,6 +121,12 @@ const char *plan_lock_name(enum plan_lock l);
 const char *plan_hold_name(enum plan_hold h);
 const char *plan_step_kind_name(enum step_kind k);
 const char *con_type_name(enum con_type t);
+/* The names back (as the journal stores them); false for an unknown name. */
+bool plan_phase_parse(const char *name, enum plan_phase *out);
+bool plan_step_kind_parse(const char *name, enum step_kind *out);
+
+/* The plan as JSON (plan --format json, and the journal's copy). The caller deletes it. */
+struct cJSON *plan_to_json(const struct plan *p);
 
 /* "schema.name" or "name", each part quoted when PostgreSQL would need it (for people). */
 void qname_format(const struct qname *q, char *out, size_t cap);

@@ -241,7 +241,7 @@ bool proxy_hold_all(struct proxy *const *proxies, int n, const cJSON *hold, int 
 			cJSON_ArrayForEach(pid, cJSON_GetObjectItemCaseSensitive(doc, "in_transaction_pids"))
 				cJSON_AddItemToArray(res->in_transaction_pids, cJSON_CreateNumber(pid->valuedouble));
 		} else {
-			snprintf(res->why, sizeof(res->why), "proxy %s did not acknowledge the hold: %s",
+			snprintf(res->why, sizeof(res->why), "proxy %.200s did not acknowledge the hold: %.250s",
 				 proxies[i]->url, status < 0 ? err : answer_error(doc, "unexpected answer"));
 			ok = false;
 		}

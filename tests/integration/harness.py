@@ -60,6 +60,10 @@ def proxy_binary():
     return os.environ.get("PGVALVE_PROXY", os.path.join(REPO, "build", "bin", "pgvalve-proxy"))
 
 
+def coordinator_binary():
+    return os.environ.get("PGVALVE_COORDINATOR", os.path.join(REPO, "build", "bin", "pgvalve"))
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that was free a moment ago (callers retry on a bind race)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

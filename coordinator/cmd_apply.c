@@ -1,0 +1,103 @@
+/*
+ * pgvalve apply (DESIGN.md §4.4): plan the files, preflight, record the
+ * migration in the journal, snapshot the prior constraints, then run the
+ * phases (migrate.c) to committed or rolled_back.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "journal.h"
+#include "migrate.h"
+#include "preflight.h"
+#include "report.h"
+
+static void print_findings(const struct preflight *pf)
+{
+	for (int i = 0; i < pf->n; i++) {
+		const struct finding *f = &pf->findings[i];
+		char what[1400];
+
+		snprintf(what, sizeof(what), "%s: %s: %s", f->check, f->subject, f->message);
+		if (f->level == FINDING_ERROR)
+			report_error(what, f->detail, f->hint);
+		else if (f->level == FINDING_WARNING)
+			report_warning(what, f->detail);
+	}
+}
+
+int cmd_apply(struct options *o)
+{
+	struct migration m = { .o = o, .id = -1 };
+	struct preflight pf = { 0 };
+	struct db_error err;
+	struct qname tables[512];
+	char *plan_text = NULL;
+	cJSON *plan_json = NULL;
+	int holder, rc = EXIT_ATTENTION, n_tables;
+
+	if (!plan_build(&m.p, o)) {
+		plan_free(&m.p);
+		return EXIT_REFUSED;
+	}
+	m.done = calloc((size_t)m.p.n_steps + 1, sizeof(*m.done));
+	if (!m.done || !migrate_settings(&m)) {
+		migrate_free(&m);
+		return EXIT_USAGE;
+	}
+	m.ddl = db_connect(o->db ? o->db : "", "apply", &err);
+	m.observer = m.ddl ? db_connect(o->db ? o->db : "", "observer", &err) : NULL;
+	if (!m.ddl || !m.observer) {
+		report_error("cannot connect to the database", err.msg, "check --db, PGVALVE_DB or the PG* variables");
+		rc = EXIT_USAGE;
+		goto done;
+	}
+	if (!journal_ensure(m.ddl, &err)) {
+		report_error("cannot create the journal (schema pgvalve)", err.msg,
+			     "the role needs CREATE on the database, or create schema pgvalve for it");
+		goto done;
+	}
+	if (!journal_lock(m.ddl, &holder, &err)) {
+		report_error("refused: another pgvalve is applying a migration to this database", err.msg,
+			     "wait for it (pgvalve status), or stop it and run pgvalve recover");
+		rc = EXIT_REFUSED;
+		goto done;
+	}
+	if (o->n_proxies == 0)
+		report_warning("no --proxy given: the cutover relies on lock_timeout and retries only",
+			       "client stalls are then bounded only by --lock-timeout, and nothing is watched");
+	if (!preflight_run(m.observer, &m.p, o, &pf, &err)) {
+		report_error("preflight could not run", err.msg, NULL);
+		goto done;
+	}
+	print_findings(&pf);
+	if (pf.errors) {
+		report_error("refused by preflight: nothing was changed", NULL, "`pgvalve plan` shows every finding");
+		rc = EXIT_REFUSED;
+		goto done;
+	}
+	m.rows = pf.rows_to_validate;
+	plan_json = plan_to_json(&m.p);
+	plan_text = cJSON_PrintUnformatted(plan_json);
+	if (!plan_text || !journal_create(m.ddl, &m.p, plan_text, "{}", &m.id, &err)) {
+		report_error("cannot record the migration in the journal", err.msg, NULL);
+		goto done;
+	}
+	report_event("started", NULL, "migration %lld (%s): %d step(s), %d constraint(s)", (long long)m.id, m.p.name,
+		     m.p.n_steps, m.p.n_constraints);
+	n_tables = migrate_affected_tables(&m.p, tables, 512);
+	if (!journal_set_state(m.ddl, m.id, MIG_CHECKED, NULL, &err) ||
+	    !journal_snapshot(m.ddl, m.id, tables, n_tables, &err) ||
+	    !journal_set_state(m.ddl, m.id, MIG_SNAPSHOTTED, NULL, &err)) {
+		report_error("cannot snapshot the prior constraints", err.msg, NULL);
+		goto done;
+	}
+	rc = migrate_run(&m, MIG_SNAPSHOTTED);
+done:
+	cJSON_Delete(plan_json);
+	free(plan_text);
+	preflight_free(&pf);
+	migrate_free(&m);
+	return rc;
+}

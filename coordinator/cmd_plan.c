@@ -1,0 +1,145 @@
+/*
+ * pgvalve plan: what a migration becomes — per input statement, the steps
+ * with their SQL, the lock each takes and the hold it needs, the rows each
+ * validation scans — and the preflight findings. Changes nothing. Exit 1
+ * when a preflight check would refuse the migration.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "db.h"
+#include "input.h"
+#include "preflight.h"
+#include "report.h"
+#include "rules.h"
+
+bool plan_build(struct plan *p, const struct options *o)
+{
+	struct rules_options ropt = { .allow_unsafe = o->allow_unsafe };
+	struct input_error ierr = { 0 };
+	char what[1100];
+
+	memset(p, 0, sizeof(*p));
+	if (o->n_args == 0) {
+		report_error("no migration file given", NULL, "pgvalve plan FILE.sql --db URL");
+		return false;
+	}
+	if (!input_load(p, o->args, o->n_args, &ierr) || !rules_plan(p, &ropt, &ierr)) {
+		if (ierr.line > 0)
+			snprintf(what, sizeof(what), "%s:%d: %s", ierr.file, ierr.line, ierr.msg);
+		else
+			snprintf(what, sizeof(what), "%s%s%s", ierr.file, ierr.file[0] ? ": " : "", ierr.msg);
+		report_error(what, NULL, NULL);
+		return false;
+	}
+	return true;
+}
+
+static void print_tables(const struct plan_step *st)
+{
+	char a[2 * PLAN_NAME_MAX + 8], b[2 * PLAN_NAME_MAX + 8];
+
+	qname_format(&st->table, a, sizeof(a));
+	qname_format(&st->other, b, sizeof(b));
+	if (st->lock == LOCK_NONE) {
+		printf("                 no table lock that blocks reads or writes\n");
+		return;
+	}
+	printf("                 locks %s on %s%s%s", plan_lock_name(st->lock), a, st->other.name[0] ? " and " : "",
+	       st->other.name[0] ? b : "");
+	if (st->hold == HOLD_NONE_NEEDED)
+		printf("; no hold (reads and writes go on)\n");
+	else
+		printf("; holds %s on %s%s\n", st->hold == HOLD_ALL_NEEDED ? "all work" : "writes",
+		       st->other.name[0] ? "both" : "it", st->phase == PHASE_CUTOVER ? " for the cutover" : "");
+}
+
+static void print_text(const struct plan *p, const struct preflight *pf)
+{
+	int per_phase[4] = { 0 };
+
+	printf("migration %s: %d statement(s), %d step(s), checksum %.12s\n", p->name, p->n_inputs, p->n_steps,
+	       p->checksum);
+	for (int i = 0; i < p->n_inputs; i++) {
+		printf("\n  %s:%d  %.200s%s\n", p->inputs[i].file, p->inputs[i].line, p->inputs[i].text,
+		       strlen(p->inputs[i].text) > 200 ? "…" : "");
+		for (int s = 0; s < p->n_steps; s++) {
+			const struct plan_step *st = &p->steps[s];
+
+			if (st->input != i)
+				continue;
+			printf("    %2d. %-9s %s\n", st->seq, plan_phase_name(st->phase), st->sql);
+			print_tables(st);
+			if (st->kind == STEP_VALIDATE && st->constraint >= 0 && pf && pf->rows_to_validate &&
+			    pf->rows_to_validate[st->constraint] >= 0)
+				printf("                 scans ~%lld row(s)\n", pf->rows_to_validate[st->constraint]);
+		}
+	}
+	for (int s = 0; s < p->n_steps; s++)
+		per_phase[p->steps[s].phase]++;
+	printf("\nOrder: %d prepare step(s) without holds; %d in one cutover transaction under holds; "
+	       "%d validation(s) without holds; %d finalize step(s) under holds.\n",
+	       per_phase[PHASE_PREPARE], per_phase[PHASE_CUTOVER], per_phase[PHASE_VALIDATE], per_phase[PHASE_FINALIZE]);
+	for (int i = 0; i < p->n_notes; i++)
+		printf("note: %s\n", p->notes[i]);
+	if (!pf)
+		return;
+	printf("\nPreflight: %d error(s), %d warning(s)\n", pf->errors, pf->warnings);
+	for (int i = 0; i < pf->n; i++) {
+		const struct finding *f = &pf->findings[i];
+
+		printf("  %-7s %-16s %s: %s\n", finding_level_name(f->level), f->check, f->subject, f->message);
+		if (f->detail)
+			printf("          detail: %.400s\n", f->detail);
+		if (f->hint)
+			printf("          hint: %s\n", f->hint);
+	}
+	if (pf->errors)
+		printf("\napply would refuse this migration (exit 1) until the errors above are fixed.\n");
+}
+
+int cmd_plan(struct options *o)
+{
+	struct plan p;
+	struct preflight pf = { 0 };
+	struct db_error err;
+	PGconn *c = NULL;
+	int rc = EXIT_DONE;
+
+	if (!plan_build(&p, o)) {
+		plan_free(&p);
+		return EXIT_REFUSED;
+	}
+	c = db_connect(o->db ? o->db : "", "plan", &err);
+	if (!c) {
+		report_error("cannot connect to the database", err.msg, "check --db, PGVALVE_DB or the PG* variables");
+		rc = EXIT_USAGE;
+		goto done;
+	}
+	if (!preflight_run(c, &p, o, &pf, &err)) {
+		report_error("preflight could not run", err.msg, NULL);
+		rc = EXIT_ATTENTION;
+		goto done;
+	}
+	if (o->format == FORMAT_JSON) {
+		cJSON *doc = plan_to_json(&p);
+		char *text;
+
+		cJSON_AddItemToObject(doc, "preflight", preflight_to_json(&pf));
+		text = cJSON_Print(doc);
+		printf("%s\n", text);
+		free(text);
+		cJSON_Delete(doc);
+	} else {
+		print_text(&p, &pf);
+	}
+	if (pf.errors)
+		rc = EXIT_REFUSED;
+done:
+	preflight_free(&pf);
+	plan_free(&p);
+	PQfinish(c);
+	return rc;
+}

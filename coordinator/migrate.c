@@ -1,0 +1,591 @@
+/*
+ * The phases of a migration after its journal entry exists (DESIGN.md
+ * §4.4 steps 4-10): prepare, wait for a window, cutover under holds,
+ * validate, finalize, watch, commit, or roll back. Each phase leaves the
+ * journal saying where it got to and skips steps already done, so apply
+ * and recover --resume run the same code.
+ */
+#define _GNU_SOURCE   /* asprintf */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cutover.h"
+#include "db.h"
+#include "journal.h"
+#include "preflight.h"
+#include "proxyctl.h"
+#include "report.h"
+#include "rollback.h"
+#include "watch_rules.h"
+#include "window.h"
+#include "migrate.h"
+
+#define VALIDATE_POLL_MS 500
+#define WATCH_POLL_S 1
+#define ERRORS_TIMEOUT_MS 3000
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sets the journal state; on failure reports and returns false. */
+static bool set_state(struct migration *a, enum mig_state s, const char *error)
+{
+	struct db_error err;
+
+	if (journal_set_state(a->ddl, a->id, s, error, &err))
+		return true;
+	report_error("cannot update the journal", err.msg, NULL);
+	return false;
+}
+
+/* ---- windows and rules ----------------------------------------------------- */
+
+bool migrate_settings(struct migration *a)
+{
+	char err[512];
+
+	for (int i = 0; i < a->o->n_windows; i++) {
+		if (!window_parse(a->o->windows[i], &a->windows[a->n_windows++], err, sizeof(err))) {
+			report_error(err, NULL, "e.g. --window \"Mon-Fri 02:00-04:00 Europe/Berlin\"");
+			return false;
+		}
+	}
+	if (a->o->n_rollback_on == 0)
+		watch_rules_default(a->rules, &a->n_rules);
+	for (int i = 0; i < a->o->n_rollback_on; i++) {
+		if (!watch_rule_parse(a->o->rollback_on[i], &a->rules[a->n_rules++], err, sizeof(err))) {
+			report_error(err, NULL, "e.g. --rollback-on \"constraint_violations > 5 in 10s\"");
+			return false;
+		}
+	}
+	return true;
+}
+
+/* ---- /errors from every proxy ---------------------------------------------- */
+
+/* The proxies' /errors over the last 'window_s', summed; NULL (reported) if a proxy did not answer. */
+static cJSON *errors_now(const struct options *o, int window_s)
+{
+	cJSON *answers[OPTIONS_MAX_PROXIES] = { 0 }, *sum = NULL;
+	char path[64], err[512];
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/errors?window_s=%d", window_s);
+	for (int i = 0; i < o->n_proxies; i++) {
+		int status = proxy_request(o->proxies[i], "GET", path, NULL, ERRORS_TIMEOUT_MS, &answers[n], err, sizeof(err));
+
+		if (status != 200) {
+			report_warning("a proxy did not answer GET /errors", status < 0 ? err : o->proxies[i]->url);
+			goto done;
+		}
+		n++;
+	}
+	sum = watch_errors_sum((const cJSON *const *)answers, n, err, sizeof(err));
+	if (!sum)
+		report_warning("cannot read the proxies' error counts", err);
+done:
+	for (int i = 0; i < n; i++)
+		cJSON_Delete(answers[i]);
+	return sum;
+}
+
+/* ---- phases ------------------------------------------------------------------ */
+
+static bool step_done(struct migration *a, int seq)
+{
+	char *sql = journal_step_sql(a->id, seq, "done", 1);
+	struct db_error err;
+	bool ok = sql && db_exec(a->ddl, sql, &err);
+
+	if (!ok)
+		report_error("cannot update the journal", sql ? err.msg : "out of memory", NULL);
+	free(sql);
+	return ok;
+}
+
+int migrate_affected_tables(const struct plan *p, struct qname *out, int cap)
+{
+	int n = 0;
+
+	for (int i = 0; i < p->n_steps && n + 2 <= cap; i++) {
+		const struct qname *q[2] = { &p->steps[i].table, &p->steps[i].other };
+
+		for (int k = 0; k < 2; k++) {
+			bool seen = !q[k]->name[0];
+
+			for (int j = 0; j < n && !seen; j++)
+				seen = strcmp(out[j].schema, q[k]->schema) == 0 && strcmp(out[j].name, q[k]->name) == 0;
+			if (!seen)
+				out[n++] = *q[k];
+		}
+	}
+	return n;
+}
+
+/* CREATE INDEX CONCURRENTLY steps, no hold; an index left invalid by a failure is dropped and built again. */
+static bool prepare(struct migration *a)
+{
+	for (int i = 0; i < a->p.n_steps; i++) {
+		const struct plan_step *st = &a->p.steps[i];
+		struct db_error err;
+		bool built = false;
+
+		if (st->phase != PHASE_PREPARE || a->done[i])
+			continue;
+		for (int attempt = 1; attempt <= a->o->attempts && !built; attempt++) {
+			report_event("prepare", NULL, "prepare: %s%s", st->sql, attempt > 1 ? " (again)" : "");
+			built = db_exec(a->ddl, st->sql, &err);
+			if (!built) {
+				struct db_error jerr;
+
+				if (!journal_step_attempt(a->ddl, a->id, st->seq, err.msg, &jerr))
+					report_warning("cannot count the attempt in the journal", jerr.msg);
+				report_warning("building the index failed", err.msg);
+				/* 42P07: it exists (from an earlier run); only a valid one counts as built. */
+				if (strcmp(err.sqlstate, "42P07") != 0 && strcmp(err.sqlstate, "40P01") != 0 &&
+				    strcmp(err.sqlstate, "57014") != 0) {
+					report_error("cannot build an index the migration needs", err.msg, NULL);
+					return false;
+				}
+			}
+		}
+		if (!built || !step_done(a, st->seq))
+			return false;
+	}
+	return set_state(a, MIG_PREPARED, NULL);
+}
+
+/* Waits for a window and for `pgvalve cutover ID` when postponed. */
+static bool wait_for_cutover(struct migration *a)
+{
+	char idtext[32];
+	const char *params[1] = { idtext };
+	bool announced = false;
+
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)a->id);
+	for (;;) {
+		time_t now = time(NULL);
+		bool in_window = a->n_windows == 0 || window_contains(a->windows, a->n_windows, now);
+		bool released = !a->o->postpone_cutover;
+
+		if (a->o->postpone_cutover) {
+			struct db_error err;
+			PGresult *r = db_query(a->ddl, "SELECT cutover_released FROM pgvalve.migrations WHERE id = $1::bigint",
+					       1, params, &err);
+
+			released = r && strcmp(db_value(r, 0, 0, "f"), "t") == 0;
+			PQclear(r);
+		}
+		if (in_window && released)
+			return true;
+		if (!announced) {
+			if (!released)
+				report_event("postponed", NULL, "cutover postponed: run `pgvalve cutover %lld` to go on",
+					     (long long)a->id);
+			if (!in_window) {
+				time_t next = window_next_open(a->windows, a->n_windows, now);
+				char when[64];
+				struct tm tm;
+
+				gmtime_r(&next, &tm);
+				strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+				report_event("waiting_for_window", NULL, "waiting for the next cutover window: %s", when);
+			}
+			announced = true;
+		}
+		sleep(1);
+	}
+}
+
+static bool cutover(struct migration *a)
+{
+	struct cutover_stmt *stmts = calloc((size_t)a->p.n_steps + 1, sizeof(*stmts));
+	char **journal = calloc((size_t)a->p.n_steps + 2, sizeof(*journal));
+	struct cutover_job job = { .what = "cutover", .migration_id = a->id };
+	struct cutover_result res;
+	int n = 0, nj = 0;
+	bool ok = false;
+
+	if (!stmts || !journal)
+		goto done;
+	for (int i = 0; i < a->p.n_steps; i++) {
+		const struct plan_step *st = &a->p.steps[i];
+
+		if (st->phase != PHASE_CUTOVER || a->done[i])
+			continue;
+		stmts[n++] = (struct cutover_stmt){ st->sql, st->table, st->other, st->lock, st->hold };
+		journal[nj++] = journal_step_sql(a->id, st->seq, "done", 1);
+	}
+	journal[nj++] = journal_state_sql(a->id, MIG_CUTOVER);
+	for (int i = 0; i < nj; i++)
+		if (!journal[i])
+			goto done;
+	if (n == 0) {
+		ok = set_state(a, MIG_CUTOVER, NULL);
+		a->cutover_at = time(NULL);
+		goto done;
+	}
+	if (a->o->n_proxies > 0) {
+		a->baseline = errors_now(a->o, WATCH_BASELINE_S);
+		report_event("cutover", NULL, "cutover: %d statement(s) in one transaction, holding on %d proxy(ies), "
+			     "stall budget %d ms", n, a->o->n_proxies, a->o->max_stall_ms);
+	} else {
+		report_event("cutover", NULL, "cutover: %d statement(s) in one transaction, lock_timeout %d ms, no proxies",
+			     n, a->o->lock_timeout_ms);
+	}
+	job.stmts = stmts;
+	job.n_stmts = n;
+	job.journal_sql = (const char *const *)journal;
+	job.n_journal_sql = nj;
+	ok = cutover_run(a->ddl, a->observer, a->o, &job, &res);
+	if (ok) {
+		a->cutover_at = time(NULL);
+		a->cutover_held_ms = res.held_ms;
+		report_event("cutover_done", NULL, "cutover committed after %d attempt(s); traffic held %lld ms",
+			     res.attempts, (long long)res.held_ms);
+	} else {
+		char why[1200];
+
+		snprintf(why, sizeof(why), "cutover gave up after %d attempt(s): %s", res.attempts, res.why);
+		report_error("the cutover did not happen", why,
+			     "see the blocking sessions above; retry later, raise --max-stall or --attempts, or use "
+			     "--terminate-blockers-after");
+		(void)set_state(a, MIG_FAILED, why);
+	}
+done:
+	for (int i = 0; journal && i < nj; i++)
+		free(journal[i]);
+	free(journal);
+	free(stmts);
+	return ok;
+}
+
+/* VALIDATE one constraint in its own transaction, with a progress line. 0 ok, 1 violation, -1 error. */
+static int validate_one(struct migration *a, const struct plan_step *st, long long rows)
+{
+	char *journal = journal_step_sql(a->id, st->seq, "done", 1), *sql = NULL;
+	int64_t started = mono_ms(), elapsed;
+	struct db_error err = { 0 };
+	PGresult *r;
+	int rc = 0;
+
+	if (!journal || asprintf(&sql, "BEGIN; %s; %s; COMMIT", st->sql, journal) < 0 || !PQsendQuery(a->ddl, sql)) {
+		free(journal);
+		free(sql);
+		report_error("cannot start a validation", PQerrorMessage(a->ddl), NULL);
+		return -1;
+	}
+	while (PQisBusy(a->ddl)) {
+		elapsed = mono_ms() - started;
+		if (rows > 0 && a->validate_rows_per_s > 0)
+			report_progress("validating (%s): %.1f s, ~%lld rows, ~%.0f rows/s, ~%.0f s left", st->sql,
+					(double)elapsed / 1000, rows, a->validate_rows_per_s,
+					(double)rows / a->validate_rows_per_s - (double)elapsed / 1000);
+		else
+			report_progress("validating (%s): %.1f s, ~%lld rows", st->sql, (double)elapsed / 1000, rows);
+		usleep(VALIDATE_POLL_MS * 1000);
+		if (!PQconsumeInput(a->ddl))
+			break;
+	}
+	while ((r = PQgetResult(a->ddl))) {
+		if (PQresultStatus(r) == PGRES_FATAL_ERROR && !err.msg[0])
+			db_error_from(a->ddl, r, &err);
+		PQclear(r);
+	}
+	report_progress_done();
+	free(journal);
+	free(sql);
+	elapsed = mono_ms() - started;
+	if (err.msg[0]) {
+		db_rollback(a->ddl);
+		report_error("validation failed", err.msg, NULL);
+		/* 23503 foreign_key_violation, 23514 check_violation: the data does not satisfy it. */
+		rc = strcmp(err.sqlstate, "23503") == 0 || strcmp(err.sqlstate, "23514") == 0 ? 1 : -1;
+		return rc;
+	}
+	if (rows > 0 && elapsed > 0)
+		a->validate_rows_per_s = (double)rows * 1000.0 / (double)elapsed;
+	report_event("validated", NULL, "validated in %.1f s: %s", (double)elapsed / 1000, st->sql);
+	return 0;
+}
+
+/* Validations; 'violation' says a constraint did not hold (roll back). */
+static bool validate(struct migration *a, bool *violation)
+{
+	*violation = false;
+	for (int i = 0; i < a->p.n_steps; i++) {
+		const struct plan_step *st = &a->p.steps[i];
+		long long rows = st->constraint >= 0 && a->rows ? a->rows[st->constraint] : -1;
+		int rc;
+
+		if (st->phase != PHASE_VALIDATE || a->done[i])
+			continue;
+		rc = validate_one(a, st, rows);
+		if (rc != 0) {
+			*violation = rc == 1;
+			return false;
+		}
+	}
+	return set_state(a, MIG_VALIDATED, NULL);
+}
+
+static bool finalize(struct migration *a)
+{
+	struct cutover_stmt *stmts = calloc((size_t)a->p.n_steps + 1, sizeof(*stmts));
+	char **journal = calloc((size_t)a->p.n_steps + 2, sizeof(*journal));
+	struct cutover_job job = { .what = "finalize", .migration_id = a->id };
+	struct cutover_result res;
+	int n = 0, nj = 0;
+	bool ok = false;
+
+	if (!stmts || !journal)
+		goto done;
+	for (int i = 0; i < a->p.n_steps; i++) {
+		const struct plan_step *st = &a->p.steps[i];
+
+		if (st->phase != PHASE_FINALIZE || a->done[i])
+			continue;
+		stmts[n++] = (struct cutover_stmt){ st->sql, st->table, st->other, st->lock, st->hold };
+		journal[nj++] = journal_step_sql(a->id, st->seq, "done", 1);
+	}
+	journal[nj++] = journal_state_sql(a->id, MIG_FINALIZED);
+	for (int i = 0; i < nj; i++)
+		if (!journal[i])
+			goto done;
+	if (n == 0) {
+		ok = set_state(a, MIG_FINALIZED, NULL);
+		goto done;
+	}
+	report_event("finalize", NULL, "finalize: %d statement(s) under holds", n);
+	job.stmts = stmts;
+	job.n_stmts = n;
+	job.journal_sql = (const char *const *)journal;
+	job.n_journal_sql = nj;
+	ok = cutover_run(a->ddl, a->observer, a->o, &job, &res);
+	if (!ok)
+		report_error("the finalize step did not happen", res.why, NULL);
+done:
+	for (int i = 0; journal && i < nj; i++)
+		free(journal[i]);
+	free(journal);
+	free(stmts);
+	return ok;
+}
+
+/* Watches the proxies' error counts until watch_s after the cutover; 'why' filled when a rule trips. */
+static bool watch(struct migration *a, char *why, size_t cap)
+{
+	const char *names[256];
+	int n_names = 0;
+
+	why[0] = '\0';
+	if (a->o->watch_s == 0)
+		return true;
+	if (a->o->n_proxies == 0) {
+		report_warning("no --proxy: nothing to watch, so no automatic rollback on client errors", NULL);
+		return true;
+	}
+	for (int i = 0; i < a->p.n_constraints && n_names < 256; i++)
+		names[n_names++] = a->p.constraints[i].name;
+	if (!set_state(a, MIG_WATCHING, NULL))
+		return true;
+	report_event("watching", NULL, "watching client errors for %d s", a->o->watch_s);
+	for (;;) {
+		int elapsed = (int)(time(NULL) - a->cutover_at), spans[WATCH_MAX_SPANS], n_spans;
+		cJSON *answers[WATCH_MAX_SPANS] = { 0 };
+		struct watch_input in = { .elapsed_s = elapsed < 1 ? 1 : elapsed, .new_constraints = names,
+					  .n_new_constraints = n_names, .baseline = a->baseline };
+		enum watch_result wr = WATCH_NO_DATA;
+
+		if (elapsed >= a->o->watch_s)
+			return true;
+		n_spans = watch_spans(a->rules, a->n_rules, in.elapsed_s, spans);
+		for (int i = 0; i < n_spans; i++)
+			answers[i] = errors_now(a->o, spans[i]);
+		in.answers = (const cJSON *const *)answers;
+		in.n_answers = n_spans;
+		wr = watch_evaluate(a->rules, a->n_rules, &in, why, cap);
+		for (int i = 0; i < n_spans; i++)
+			cJSON_Delete(answers[i]);
+		if (wr == WATCH_TRIPPED)
+			return false;
+		report_progress("watching: %d of %d s, no rule tripped", elapsed, a->o->watch_s);
+		sleep(WATCH_POLL_S);
+	}
+}
+
+
+/* ---- from a state to the end ------------------------------------------------ */
+
+static int roll_back(struct migration *a, const char *why)
+{
+	if (!rollback_run(a->ddl, a->observer, a->o, a->id, why))
+		return EXIT_ATTENTION;
+	return EXIT_ROLLED_BACK;
+}
+
+int migrate_run(struct migration *a, enum mig_state state)
+{
+	char why[2048];
+	bool violation;
+
+	switch (state) {
+	case MIG_PLANNED:
+	case MIG_CHECKED:
+	case MIG_SNAPSHOTTED:
+		if (!prepare(a))
+			return roll_back(a, "an index the migration needs could not be built");
+		/* fall through */
+	case MIG_PREPARED:
+		wait_for_cutover(a);
+		if (!cutover(a))
+			return roll_back(a, "the cutover could not take its locks");
+		/* fall through */
+	case MIG_CUTOVER:
+		if (!validate(a, &violation))
+			return roll_back(a, violation ? "a new constraint does not hold for existing rows" :
+						       "validation failed");
+		/* fall through */
+	case MIG_VALIDATED:
+		if (!finalize(a))
+			return roll_back(a, "the finalize steps could not take their locks");
+		/* fall through */
+	case MIG_FINALIZED:
+	case MIG_WATCHING:
+		if (!watch(a, why, sizeof(why))) {
+			report_event("rule_tripped", NULL, "rollback rule tripped: %s", why);
+			return roll_back(a, why);
+		}
+		if (!set_state(a, MIG_COMMITTED, NULL))
+			return EXIT_ATTENTION;
+		report_event("committed", NULL, "migration %lld committed: %d constraint(s) in place and valid; "
+			     "traffic held %lld ms at the cutover", (long long)a->id, a->p.n_constraints,
+			     (long long)a->cutover_held_ms);
+		return EXIT_DONE;
+	case MIG_COMMITTED:
+		report_event("committed", NULL, "migration %lld is committed already", (long long)a->id);
+		return EXIT_DONE;
+	case MIG_ROLLING_BACK:
+	case MIG_FAILED:
+		return roll_back(a, "finishing an interrupted rollback");
+	case MIG_ROLLED_BACK:
+		report_event("rolled_back", NULL, "migration %lld is rolled back already", (long long)a->id);
+		return EXIT_ROLLED_BACK;
+	}
+	return EXIT_ATTENTION;
+}
+
+int migrate_connect(struct migration *m, const char *role)
+{
+	struct db_error err;
+	int holder;
+
+	m->ddl = db_connect(m->o->db ? m->o->db : "", role, &err);
+	m->observer = m->ddl ? db_connect(m->o->db ? m->o->db : "", "observer", &err) : NULL;
+	if (!m->ddl || !m->observer) {
+		report_error("cannot connect to the database", err.msg, "check --db, PGVALVE_DB or the PG* variables");
+		return EXIT_USAGE;
+	}
+	if (!journal_ensure(m->ddl, &err)) {
+		report_error("cannot read the journal (schema pgvalve)", err.msg, NULL);
+		return EXIT_ATTENTION;
+	}
+	if (!journal_lock(m->ddl, &holder, &err)) {
+		report_error("refused: another pgvalve is working on this database", err.msg,
+			     "wait for it to finish (pgvalve status)");
+		return EXIT_REFUSED;
+	}
+	return EXIT_DONE;
+}
+
+bool migrate_load(struct migration *a, int64_t id, enum mig_state *state)
+{
+	char idtext[32];
+	const char *params[1] = { idtext };
+	struct db_error err;
+	PGresult *m = NULL, *st = NULL;
+	cJSON *plan = NULL, *c;
+	bool ok = false;
+	int n;
+
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	m = db_query(a->ddl, "SELECT state, plan::text, name, coalesce(extract(epoch FROM cutover_at)::bigint, 0) "
+			     "FROM pgvalve.migrations WHERE id = $1::bigint", 1, params, &err);
+	st = m ? db_query(a->ddl, "SELECT seq, kind, phase, sql, table_schema, table_name, other_schema, other_name, "
+				  "lock, hold, state FROM pgvalve.steps WHERE migration_id = $1::bigint ORDER BY seq",
+			  1, params, &err) : NULL;
+	if (!m || !st) {
+		report_error("cannot read the journal", err.msg, NULL);
+		goto done;
+	}
+	if (PQntuples(m) != 1 || !journal_state_parse(PQgetvalue(m, 0, 0), state)) {
+		report_error("no such migration in the journal", NULL, "`pgvalve status` lists them");
+		goto done;
+	}
+	a->id = id;
+	a->p.name = strdup(PQgetvalue(m, 0, 2));
+	a->cutover_at = (time_t)strtoll(PQgetvalue(m, 0, 3), NULL, 10);
+	n = PQntuples(st);
+	a->p.steps = calloc((size_t)n + 1, sizeof(*a->p.steps));
+	a->done = calloc((size_t)n + 1, sizeof(*a->done));
+	if (!a->p.steps || !a->done)
+		goto done;
+	for (int i = 0; i < n; i++) {
+		struct plan_step *s = &a->p.steps[a->p.n_steps];
+
+		s->seq = atoi(PQgetvalue(st, i, 0));
+		if (!plan_step_kind_parse(PQgetvalue(st, i, 1), &s->kind) ||
+		    !plan_phase_parse(PQgetvalue(st, i, 2), &s->phase)) {
+			report_error("the journal names a step this pgvalve does not know", PQgetvalue(st, i, 1), NULL);
+			goto done;
+		}
+		s->sql = strdup(PQgetvalue(st, i, 3));
+		snprintf(s->table.schema, sizeof(s->table.schema), "%s", PQgetvalue(st, i, 4));
+		snprintf(s->table.name, sizeof(s->table.name), "%s", PQgetvalue(st, i, 5));
+		snprintf(s->other.schema, sizeof(s->other.schema), "%s", PQgetvalue(st, i, 6));
+		snprintf(s->other.name, sizeof(s->other.name), "%s", PQgetvalue(st, i, 7));
+		s->lock = (enum plan_lock)atoi(PQgetvalue(st, i, 8));
+		s->hold = (enum plan_hold)atoi(PQgetvalue(st, i, 9));
+		s->constraint = s->drop = s->input = -1;
+		a->done[a->p.n_steps] = strcmp(PQgetvalue(st, i, 10), "done") == 0;
+		a->p.n_steps++;
+	}
+	/* The watch needs the new constraints' names. */
+	plan = cJSON_Parse(PQgetvalue(m, 0, 1));
+	n = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(plan, "constraints"));
+	a->p.constraints = calloc((size_t)n + 1, sizeof(*a->p.constraints));
+	if (!a->p.constraints)
+		goto done;
+	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(plan, "constraints")) {
+		const cJSON *name = cJSON_GetObjectItemCaseSensitive(c, "name");
+
+		if (cJSON_IsString(name))
+			snprintf(a->p.constraints[a->p.n_constraints++].name, PLAN_NAME_MAX, "%s", name->valuestring);
+	}
+	ok = true;
+done:
+	cJSON_Delete(plan);
+	PQclear(m);
+	PQclear(st);
+	return ok;
+}
+
+void migrate_free(struct migration *a)
+{
+	cJSON_Delete(a->baseline);
+	free(a->done);
+	plan_free(&a->p);
+	PQfinish(a->ddl);
+	PQfinish(a->observer);
+	a->ddl = a->observer = NULL;
+	a->baseline = NULL;
+	a->done = NULL;
+}
