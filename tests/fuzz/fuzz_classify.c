@@ -10,13 +10,26 @@
  * cache that lives across inputs (so entries are hit, evicted by count and
  * by bytes). The four answers must agree; the second cached call of a
  * text that fits the cache must be a hit; the cache stays within its
- * bounds; and the answer keeps the shape classify.h promises. libpg_query recurses without
- * limit and leaks a pthread key per thread that parses, so all of this runs
- * on one long-lived thread with a CLASSIFY_STACK_BYTES stack. Checks are
- * FUZZ_CHECKs, which abort whatever NDEBUG says.
+ * bounds; and the answer keeps the shape classify.h promises.
+ *
+ * Then the cache key (the text with literal values blanked) is put to the
+ * test, with standard_conforming_strings on and the largest parse limit:
+ *   - every literal the key blanked is exactly one token of its kind to
+ *     libpg_query's own scanner (pg_query_scan), when that scans the text;
+ *   - a second text made by replacing each blanked literal with another of
+ *     its kind has the same key, classify_sql gives both the same answer
+ *     (if the key blanked something whose value matters, they differ), and
+ *     through the cache the second is a hit on the first's entry.
+ *
+ * libpg_query recurses without limit and leaks a pthread key per thread that
+ * parses, so all of this runs on one long-lived thread with a
+ * CLASSIFY_STACK_BYTES stack. Checks are FUZZ_CHECKs, which abort whatever
+ * NDEBUG says.
  */
+#include <pg_query.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,9 +39,10 @@
 
 #define CACHE_ENTRIES 64
 #define CACHE_BYTES (64u << 10)    /* below 64 typical entries: byte evictions too */
-/* More than any entry for 'len' bytes of text takes, whatever its refs. */
+/* More than any entry for 'len' bytes of text takes, whatever its key and refs. */
 #define ENTRY_BYTES_MAX(len) \
-	((len) + sizeof(struct classify_compact) + CLASSIFY_MAX_REFS * sizeof(struct classify_ref) + 256)
+	(CLASSIFY_CACHE_KEY_MAX(len) + sizeof(struct classify_compact) + \
+	 CLASSIFY_MAX_REFS * sizeof(struct classify_ref) + 256)
 #define ALL_FLAGS (CLASSIFY_UNKNOWN | CLASSIFY_TX_CONTROL | CLASSIFY_DDL)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -49,6 +63,7 @@ static struct {
 
 static struct classify_cache *cache;
 static struct classify_result direct[2], cached[2];   /* 8 KB each: not on the stack */
+static struct classify_result base, variant, via_cache;
 
 /* The shape every answer has, whatever the SQL. */
 static void check_shape(const struct classify_result *r)
@@ -72,6 +87,214 @@ static void check_same(const struct classify_result *a, const struct classify_re
 	FUZZ_CHECK(a->unknown_reason == b->unknown_reason);
 	FUZZ_CHECK(a->n_refs == b->n_refs);
 	FUZZ_CHECK(memcmp(a->refs, b->refs, (size_t)a->n_refs * sizeof(a->refs[0])) == 0);
+}
+
+/* ---- the key ----------------------------------------------------------------- */
+
+/* pg_query.proto's Token numbers for the literal tokens. */
+enum { TOK_FCONST = 260, TOK_SCONST = 261, TOK_BCONST = 263, TOK_XCONST = 264, TOK_ICONST = 266 };
+
+struct scan_token {
+	size_t start, end;
+	int token;
+};
+
+static uint64_t pb_varint(const uint8_t **p, const uint8_t *end)
+{
+	uint64_t v = 0;
+
+	for (int shift = 0; *p < end && shift < 64; shift += 7) {
+		uint8_t b = *(*p)++;
+
+		v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			break;
+	}
+	return v;
+}
+
+/*
+ * libpg_query's tokens of the NUL-terminated 'text' into toks (room for
+ * 'max'), from the ScanResult protobuf (field 2: ScanToken {1 start, 2 end,
+ * 4 token}). Returns how many, or -1 when the scanner reports an error.
+ */
+static long scan_tokens(const char *text, struct scan_token *toks, size_t max)
+{
+	PgQueryScanResult r = pg_query_scan(text);
+	const uint8_t *p, *end;
+	long n = 0;
+
+	if (r.error) {
+		pg_query_free_scan_result(r);
+		return -1;
+	}
+	if (!r.pbuf.data) {   /* no tokens at all */
+		pg_query_free_scan_result(r);
+		return 0;
+	}
+	p = (const uint8_t *)r.pbuf.data;
+	end = p + r.pbuf.len;
+	while (p < end) {
+		uint64_t tag = pb_varint(&p, end), len;
+		const uint8_t *m, *m_end;
+
+		if ((tag & 7) == 0) {
+			pb_varint(&p, end);
+			continue;
+		}
+		FUZZ_CHECK((tag & 7) == 2);
+		len = pb_varint(&p, end);
+		FUZZ_CHECK(len <= (uint64_t)(end - p));
+		m = p;
+		m_end = p + len;
+		p = m_end;
+		if (tag >> 3 != 2)
+			continue;
+		FUZZ_CHECK((size_t)n < max);
+		toks[n] = (struct scan_token){ 0 };
+		while (m < m_end) {
+			uint64_t field = pb_varint(&m, m_end) >> 3, v = pb_varint(&m, m_end);
+
+			if (field == 1)
+				toks[n].start = v;
+			else if (field == 2)
+				toks[n].end = v;
+			else if (field == 4)
+				toks[n].token = (int)v;
+		}
+		n++;
+	}
+	pg_query_free_scan_result(r);
+	return n;
+}
+
+static int token_of_kind(char kind)
+{
+	switch (kind) {
+	case CLASSIFY_LIT_INT: return TOK_ICONST;
+	case CLASSIFY_LIT_NUMERIC: return TOK_FCONST;
+	case CLASSIFY_LIT_BITS: return TOK_BCONST;
+	case CLASSIFY_LIT_HEX: return TOK_XCONST;
+	default: return TOK_SCONST;   /* '...', E'...', dollar quotes */
+	}
+}
+
+/* Each blanked literal is one whole token of its kind to PostgreSQL's scanner. */
+static void check_scan(const char *text, const struct classify_literal *lits, size_t n_lits)
+{
+	size_t len = strlen(text), t = 0;
+	struct scan_token *toks = malloc((len + 1) * sizeof(*toks));
+	long n;
+
+	FUZZ_CHECK(toks != NULL);
+	n = scan_tokens(text, toks, len + 1);
+	for (size_t i = 0; n >= 0 && i < n_lits; i++) {
+		while ((long)t < n && toks[t].start < lits[i].start)
+			t++;
+		FUZZ_CHECK((long)t < n && toks[t].start == lits[i].start);
+		FUZZ_CHECK(toks[t].end == lits[i].start + lits[i].len);
+		FUZZ_CHECK(toks[t].token == token_of_kind(lits[i].kind));
+	}
+	free(toks);
+}
+
+/*
+ * Another literal of the same kind as 'lit', 'pick' choosing which. Each
+ * keeps what the scanner sees at the literal's edges: it starts as the old
+ * one starts (a number with '.' or a digit, a string with its prefix
+ * letter, quote or $) and ends with a digit or a closing quote or $, so the
+ * text around it lexes as before.
+ */
+static const char *replacement(const char *text, const struct classify_literal *lit, unsigned pick)
+{
+	static const char *const ints[] = { "0", "7", "42", "2147483647", "000123" };
+	static const char *const numerics[] = { "2.5", "31e2", "7.25E-3", "99999999999.0" };
+	static const char *const dot_numerics[] = { ".25", ".5e3", ".0" };
+	static const char *const strings[] = { "''", "'x'", "'hello world'", "'42'" };
+	static const char *const estrings[] = { "E''", "E'a\\tb'", "E'it\\'s'", "e'\\\\'" };
+	static const char *const bits[] = { "B''", "B'0101'", "b'1'" };
+	static const char *const hexes[] = { "X''", "X'1F'", "x'deadbeef'" };
+	static const char *const dollars[] = { "$$$$", "$$x$$", "$q$ it's $q$", "$_1$ $ $_1$" };
+#define PICK(a) (a)[pick % (sizeof(a) / sizeof((a)[0]))]
+
+	switch (lit->kind) {
+	case CLASSIFY_LIT_INT: return PICK(ints);
+	case CLASSIFY_LIT_NUMERIC: return text[lit->start] == '.' ? PICK(dot_numerics) : PICK(numerics);
+	case CLASSIFY_LIT_STRING: return PICK(strings);
+	case CLASSIFY_LIT_ESTRING: return PICK(estrings);
+	case CLASSIFY_LIT_BITS: return PICK(bits);
+	case CLASSIFY_LIT_HEX: return PICK(hexes);
+	case CLASSIFY_LIT_DOLLAR: return PICK(dollars);
+	}
+#undef PICK
+	FUZZ_CHECK(!"a literal of no known kind");
+	return NULL;
+}
+
+static void check_key(const char *sql, size_t len)
+{
+	const struct classify_options full = { .parse_max_bytes = CLASSIFY_PARSE_MAX_LIMIT };
+	size_t text_len = strnlen(sql, len), n_lits, key_len, key2_len, at = 0, alt_len;
+	struct classify_literal *lits = malloc((text_len + 1) * sizeof(*lits));
+	char *key = malloc(CLASSIFY_CACHE_KEY_MAX(text_len) + 1), *key2, *text, *alt;
+	struct classify_cache_stats before, after;
+	unsigned pick = 0;
+
+	FUZZ_CHECK(lits && key);
+	key_len = classify_cache_key(sql, len, key, lits, &n_lits);
+	FUZZ_CHECK(key_len <= CLASSIFY_CACHE_KEY_MAX(text_len));
+	FUZZ_CHECK(n_lits <= text_len);
+
+	text = malloc(text_len + 1);
+	FUZZ_CHECK(text != NULL);
+	memcpy(text, sql, text_len);
+	text[text_len] = '\0';
+	check_scan(text, lits, n_lits);
+
+	/* The second text: every blanked literal replaced, the rest as it was. */
+	for (size_t i = 0; i < text_len; i++)
+		pick = pick * 31 + (unsigned char)text[i];
+	alt_len = text_len;
+	for (size_t i = 0; i < n_lits; i++)
+		alt_len = alt_len - lits[i].len + strlen(replacement(text, &lits[i], pick + (unsigned)i));
+	alt = malloc(alt_len + 1);
+	key2 = malloc(CLASSIFY_CACHE_KEY_MAX(alt_len) + 1);
+	FUZZ_CHECK(alt && key2);
+	alt_len = 0;
+	for (size_t i = 0; i < n_lits; i++) {
+		const char *r = replacement(text, &lits[i], pick + (unsigned)i);
+
+		memcpy(alt + alt_len, text + at, lits[i].start - at);
+		alt_len += lits[i].start - at;
+		memcpy(alt + alt_len, r, strlen(r));
+		alt_len += strlen(r);
+		at = lits[i].start + lits[i].len;
+	}
+	memcpy(alt + alt_len, text + at, text_len - at);
+	alt_len += text_len - at;
+	alt[alt_len] = '\0';
+
+	key2_len = classify_cache_key(alt, alt_len, key2, NULL, NULL);
+	FUZZ_CHECK(key2_len == key_len && memcmp(key2, key, key_len) == 0);
+	if (alt_len <= CLASSIFY_PARSE_MAX_LIMIT) {
+		classify_sql(text, text_len, &full, &base);
+		classify_sql(alt, alt_len, &full, &variant);
+		check_same(&base, &variant);
+
+		classify_cache_sql(cache, text, text_len, &full, &via_cache);
+		check_same(&base, &via_cache);
+		classify_cache_stats(cache, &before);
+		classify_cache_sql(cache, alt, alt_len, &full, &via_cache);
+		classify_cache_stats(cache, &after);
+		check_same(&variant, &via_cache);
+		if (ENTRY_BYTES_MAX(text_len) <= CACHE_BYTES)
+			FUZZ_CHECK(after.hits == before.hits + 1);
+	}
+	free(key2);
+	free(alt);
+	free(text);
+	free(key);
+	free(lits);
 }
 
 static void run(const uint8_t *data, size_t size)
@@ -117,6 +340,7 @@ static void run(const uint8_t *data, size_t size)
 			FUZZ_CHECK(after.hits >= before.hits + 1);   /* the first call kept it */
 	} else
 		FUZZ_CHECK(after.hits == before.hits && after.misses == before.misses);
+	check_key(sql, len);
 	free(sql);
 }
 
