@@ -32,10 +32,9 @@ int cmd_apply(struct options *o)
 	struct migration m = { .o = o, .id = -1 };
 	struct preflight pf = { 0 };
 	struct db_error err;
-	struct qname tables[512];
 	char *plan_text = NULL;
 	cJSON *plan_json = NULL;
-	int holder, rc = EXIT_ATTENTION, n_tables;
+	int holder, rc = EXIT_ATTENTION;
 
 	if (!plan_build(&m.p, o)) {
 		plan_free(&m.p);
@@ -86,14 +85,11 @@ int cmd_apply(struct options *o)
 	}
 	report_event("started", NULL, "migration %lld (%s): %d step(s), %d constraint(s)", (long long)m.id, m.p.name,
 		     m.p.n_steps, m.p.n_constraints);
-	n_tables = migrate_affected_tables(&m.p, tables, 512);
-	if (!journal_set_state(m.ddl, m.id, MIG_CHECKED, NULL, &err) ||
-	    !journal_snapshot(m.ddl, m.id, tables, n_tables, &err) ||
-	    !journal_set_state(m.ddl, m.id, MIG_SNAPSHOTTED, NULL, &err)) {
-		report_error("cannot snapshot the prior constraints", err.msg, NULL);
+	if (!journal_set_state(m.ddl, m.id, MIG_CHECKED, NULL, &err)) {
+		report_error("cannot update the journal", err.msg, NULL);
 		goto done;
 	}
-	rc = migrate_run(&m, MIG_SNAPSHOTTED);
+	rc = migrate_run(&m, MIG_CHECKED);
 done:
 	cJSON_Delete(plan_json);
 	free(plan_text);

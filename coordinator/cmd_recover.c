@@ -49,10 +49,12 @@ int cmd_recover(struct options *o)
 		rc = EXIT_ATTENTION;
 		goto done;
 	}
-	if (o->rollback)
+	if (o->rollback) {
+		migrate_release_stale_holds(&m);
 		rc = rollback_run(m.ddl, m.observer, o, id, "pgvalve recover --rollback") ? EXIT_ROLLED_BACK : EXIT_ATTENTION;
-	else
+	} else {
 		rc = migrate_run(&m, state);
+	}
 done:
 	PQclear(r);
 	migrate_free(&m);

@@ -37,6 +37,7 @@ int cmd_rollback(struct options *o)
 	}
 	if (o->n_proxies == 0)
 		report_warning("no --proxy given: the rollback relies on lock_timeout and retries only", NULL);
+	migrate_release_stale_holds(&m);
 	rc = rollback_run(m.ddl, m.observer, o, id, "pgvalve rollback") ? EXIT_ROLLED_BACK : EXIT_ATTENTION;
 done:
 	migrate_free(&m);

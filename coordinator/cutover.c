@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fault.h"
 #include "proxyctl.h"
 #include "report.h"
 
@@ -291,6 +292,7 @@ static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, cons
 		cJSON_Delete(hr.in_transaction_pids);
 	}
 	acked_at = now_ms();
+	fault_point("holding");
 	/* Sessions already inside a transaction run on: wait for their conflicting locks, within the budget. */
 	for (;;) {
 		int k = conflicts(observer, t, n, ddl_pid, b, 8);

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fault.h"
+
 /* Advisory lock key: "pgva" / "lve1" as two int4, one per database. */
 #define LOCK_KEY1 1885824609
 #define LOCK_KEY2 1819698481
@@ -198,6 +200,8 @@ bool journal_set_state(PGconn *c, int64_t id, enum mig_state s, const char *erro
 	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
 	r = db_query(c, "UPDATE pgvalve.migrations SET error = $1 WHERE id = $2", 2, params, err);
 	PQclear(r);
+	if (r)
+		fault_point(journal_state_name(s));
 	return r != NULL;
 }
 

@@ -22,6 +22,7 @@
 #include "watch_rules.h"
 #include "window.h"
 #include "migrate.h"
+#include "fault.h"
 
 #define VALIDATE_POLL_MS 500
 #define WATCH_POLL_S 1
@@ -247,6 +248,7 @@ static bool cutover(struct migration *a)
 	job.n_journal_sql = nj;
 	ok = cutover_run(a->ddl, a->observer, a->o, &job, &res);
 	if (ok) {
+		fault_point("cutover");
 		a->cutover_at = time(NULL);
 		a->cutover_held_ms = res.held_ms;
 		report_event("cutover_done", NULL, "cutover committed after %d attempt(s); traffic held %lld ms",
@@ -370,7 +372,9 @@ static bool finalize(struct migration *a)
 	job.journal_sql = (const char *const *)journal;
 	job.n_journal_sql = nj;
 	ok = cutover_run(a->ddl, a->observer, a->o, &job, &res);
-	if (!ok)
+	if (ok)
+		fault_point("finalized");
+	else
 		report_error("the finalize step did not happen", res.why, NULL);
 done:
 	for (int i = 0; journal && i < nj; i++)
@@ -432,14 +436,60 @@ static int roll_back(struct migration *a, const char *why)
 	return EXIT_ROLLED_BACK;
 }
 
+/*
+ * Holds a killed coordinator left on the proxies (ids "pgvalve-<id>-..."):
+ * their leases would end them, but traffic should not wait for that.
+ */
+void migrate_release_stale_holds(struct migration *a)
+{
+	char prefix[64], err[256];
+
+	snprintf(prefix, sizeof(prefix), "pgvalve-%lld-", (long long)a->id);
+	for (int i = 0; i < a->o->n_proxies; i++) {
+		cJSON *doc = NULL, *h;
+
+		if (proxy_request(a->o->proxies[i], "GET", "/holds", NULL, 3000, &doc, err, sizeof(err)) != 200) {
+			cJSON_Delete(doc);
+			continue;
+		}
+		cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(doc, "holds")) {
+			const cJSON *id = cJSON_GetObjectItemCaseSensitive(h, "id");
+
+			if (cJSON_IsString(id) && strncmp(id->valuestring, prefix, strlen(prefix)) == 0) {
+				report_event("stale_hold", NULL, "releasing hold %s left on %s by an earlier run",
+					     id->valuestring, a->o->proxies[i]->url);
+				(void)proxy_release_all(&a->o->proxies[i], 1, id->valuestring, 3000);
+			}
+		}
+		cJSON_Delete(doc);
+	}
+}
+
+static bool snapshot(struct migration *a)
+{
+	struct qname tables[512];
+	struct db_error err;
+	int n = migrate_affected_tables(&a->p, tables, 512);
+
+	if (journal_snapshot(a->ddl, a->id, tables, n, &err) &&
+	    journal_set_state(a->ddl, a->id, MIG_SNAPSHOTTED, NULL, &err))
+		return true;
+	report_error("cannot snapshot the prior constraints", err.msg, NULL);
+	return false;
+}
+
 int migrate_run(struct migration *a, enum mig_state state)
 {
 	char why[2048];
 	bool violation;
 
+	migrate_release_stale_holds(a);
 	switch (state) {
 	case MIG_PLANNED:
 	case MIG_CHECKED:
+		if (!snapshot(a))
+			return EXIT_ATTENTION;
+		/* fall through */
 	case MIG_SNAPSHOTTED:
 		if (!prepare(a))
 			return roll_back(a, "an index the migration needs could not be built");
@@ -475,7 +525,9 @@ int migrate_run(struct migration *a, enum mig_state state)
 		return EXIT_DONE;
 	case MIG_ROLLING_BACK:
 	case MIG_FAILED:
-		return roll_back(a, "finishing an interrupted rollback");
+		report_error("this migration was being rolled back (or failed): it can only be rolled back",
+			     NULL, "pgvalve recover --rollback");
+		return EXIT_ATTENTION;
 	case MIG_ROLLED_BACK:
 		report_event("rolled_back", NULL, "migration %lld is rolled back already", (long long)a->id);
 		return EXIT_ROLLED_BACK;

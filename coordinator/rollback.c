@@ -20,7 +20,8 @@
  * Drops of what the migration added come first, then restores.
  */
 static const char statements_sql[] =
-	"WITH plan AS (SELECT plan FROM pgvalve.migrations WHERE id = $1::bigint), "
+	/* Before its cutover committed a migration changed no constraint: nothing to undo. */
+	"WITH plan AS (SELECT plan FROM pgvalve.migrations WHERE id = $1::bigint AND cutover_at IS NOT NULL), "
 	"added AS (SELECT c ->> 'type' AS type, c ->> 'name' AS name, c ->> 'column' AS col, "
 	"                 (SELECT cl.oid FROM pg_class cl JOIN pg_namespace ns ON ns.oid = cl.relnamespace "
 	"                  WHERE cl.relname = c ->> 'table_name' AND CASE WHEN coalesce(c ->> 'table_schema', '') = '' "
@@ -53,9 +54,9 @@ static const char statements_sql[] =
 	"              THEN format('ALTER TABLE %s VALIDATE CONSTRAINT %I', p.\"table\", p.name) END AS validate "
 	"  FROM pgvalve.prior_constraints p "
 	"  WHERE p.migration_id = $1::bigint AND p.contype <> 'n' AND to_regclass(p.\"table\") IS NOT NULL "
+	"    AND EXISTS (SELECT 1 FROM plan) "
 	"    AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conrelid = p.\"table\"::regclass "
-	"                    AND con.conname = p.name AND pg_get_constraintdef(con.oid) = p.definition "
-	"                    AND NOT EXISTS (SELECT 1 FROM added a WHERE a.rel = con.conrelid AND a.name = con.conname)) "
+	"                    AND con.conname = p.name AND pg_get_constraintdef(con.oid) = p.definition) "
 	") "
 	"SELECT s.sql, tn.nspname, t.relname, coalesce(onn.nspname, ''), coalesce(o.relname, ''), s.validate "
 	"FROM (SELECT * FROM drops UNION ALL SELECT * FROM restores) s "
