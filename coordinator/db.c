@@ -30,8 +30,9 @@ void db_error_from(PGconn *c, const PGresult *r, struct db_error *err)
 PGconn *db_connect(const char *url, const char *role, struct db_error *err)
 {
 	char app[64];
-	const char *keys[] = { "dbname", "application_name", "fallback_application_name", NULL };
-	const char *values[] = { url, app, "pgvalve", NULL };
+	/* NOTICEs ("already exists, skipping") are not for people running the coordinator. */
+	const char *keys[] = { "dbname", "application_name", "options", NULL };
+	const char *values[] = { url, app, "-c client_min_messages=warning", NULL };
 	PGconn *c;
 
 	snprintf(app, sizeof(app), "pgvalve %s", role);

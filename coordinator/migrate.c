@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include "cutover.h"
@@ -293,7 +294,12 @@ static int validate_one(struct migration *a, const struct plan_step *st, long lo
 					(double)rows / a->validate_rows_per_s - (double)elapsed / 1000);
 		else
 			report_progress("validating (%s): %.1f s, ~%lld rows", st->sql, (double)elapsed / 1000, rows);
-		usleep(VALIDATE_POLL_MS * 1000);
+		{
+			struct pollfd pfd = { .fd = PQsocket(a->ddl), .events = POLLIN };
+
+			/* Wakes as soon as the server answers; redraws the progress line meanwhile. */
+			(void)poll(&pfd, 1, VALIDATE_POLL_MS);
+		}
 		if (!PQconsumeInput(a->ddl))
 			break;
 	}

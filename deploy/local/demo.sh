@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# pgvalve in two minutes: builds, starts a throwaway PostgreSQL with
-# pgvalve-proxy in front of it, drives traffic through the proxy (pgbench TPC-B
-# and a handful of deliberate constraint violations from psql), then prints what
-# the proxy saw: sessions, connections, statements, and errors by SQLSTATE,
-# table and constraint. Everything it starts is stopped on exit.
+# pgvalve's story in a few minutes: builds, starts a throwaway PostgreSQL with
+# pgvalve-proxy in front of it, creates a small multi-tenant schema (with a
+# few orphan rows planted), keeps a steady write load going through the
+# proxy, then: `pgvalve plan` finds the orphans; they are cleaned up;
+# `pgvalve apply` adds 11 foreign keys, a CHECK and a NOT NULL under the load;
+# a summary shows the clients' errors (0) and longest stall; finally an
+# application starts writing orphans right after a second migration's
+# cutover, and pgvalve rolls that migration back by itself. Everything it
+# starts is stopped on exit.
 #
-# Usage: deploy/local/demo.sh [--no-build] [--duration S] [--clients N]
-#                             [--stages LIST] [--keep S] [--list-stages]
-# Every stage is a function stage_NAME run in the order of STAGES; later stages
-# (coordinator plan/apply/rollback) are added to that list.
+# Usage: deploy/local/demo.sh [--no-build] [--rate TPS] [--keep S]
+#                             [--stages LIST] [--list-stages]
+# Every stage is a function stage_NAME run in the order of STAGES.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -17,10 +20,9 @@ source "$HERE/pg.sh"
 # shellcheck source=proxy.sh
 source "$HERE/proxy.sh"
 
-STAGES=(build postgres proxy schema load violations sessions report)
-DURATION=10
-CLIENTS=8
-SCALE=2
+STAGES=(build postgres proxy schema load plan cleanup apply summary rollback report)
+RATE=200
+CLIENTS=4
 KEEP=0
 BUILD=1
 PY=/usr/bin/python3
@@ -28,9 +30,8 @@ PY=/usr/bin/python3
 usage() {
 	cat <<-EOF
 		Usage: deploy/local/demo.sh [options]
-		  --no-build      use the existing build/bin/pgvalve-proxy (or \$PGVALVE_PROXY)
-		  --duration S    seconds of pgbench load (default $DURATION)
-		  --clients N     pgbench clients (default $CLIENTS)
+		  --no-build      use the existing build/bin binaries (or \$PGVALVE_PROXY, \$PGVALVE_COORDINATOR)
+		  --rate TPS      the write load's transactions per second (default $RATE)
 		  --stages LIST   comma list of stages to run (default: ${STAGES[*]})
 		  --keep S        keep everything running S more seconds at the end (Ctrl-C stops)
 		  --list-stages   print the stages and exit
@@ -40,8 +41,7 @@ usage() {
 while (($#)); do
 	case $1 in
 	--no-build) BUILD=0; shift ;;
-	--duration) DURATION=$2; shift 2 ;;
-	--clients) CLIENTS=$2; shift 2 ;;
+	--rate) RATE=$2; shift 2 ;;
 	--stages) IFS=, read -r -a STAGES <<<"$2"; shift 2 ;;
 	--keep) KEEP=$2; shift 2 ;;
 	--list-stages) echo "${STAGES[*]}"; exit 0 ;;
@@ -49,20 +49,25 @@ while (($#)); do
 	*) usage >&2; exit 2 ;;
 	esac
 done
-for v in DURATION CLIENTS KEEP; do
+for v in RATE KEEP; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || { echo "demo: --${v,,} needs a number" >&2; exit 2; }
 done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/pgvalve-demo.XXXXXX")
-HOLDER_PID=
+LOAD_PID=
+BADAPP_PID=
+case ${BUILD_DIR:-build} in
+/*) PGVALVE_COORDINATOR=${PGVALVE_COORDINATOR:-${BUILD_DIR}/bin/pgvalve} ;;
+*) PGVALVE_COORDINATOR=${PGVALVE_COORDINATOR:-$PGV_REPO/${BUILD_DIR:-build}/bin/pgvalve} ;;
+esac
 
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
-	if [[ -n "$HOLDER_PID" ]]; then
-		exec 7>&- || true
-		kill "$HOLDER_PID" 2>/dev/null || true
-	fi
+	local p
+	for p in "$LOAD_PID" "$BADAPP_PID"; do
+		[[ -n "$p" ]] && kill "$p" 2>/dev/null || true
+	done
 	if [[ -n "$PGV_PROXY_PID" ]]; then
 		pgv_log "stopping pgvalve-proxy (SIGTERM drains)"
 		pgv_proxy_stop || true
@@ -99,6 +104,7 @@ stage_build() {
 		pgv_log "--no-build: using $PGVALVE_PROXY"
 	fi
 	pgv_proxy_require
+	[[ -x "$PGVALVE_COORDINATOR" ]] || pgv_die "coordinator not found: $PGVALVE_COORDINATOR (set PGVALVE_COORDINATOR)"
 }
 
 stage_postgres() {
@@ -112,124 +118,187 @@ stage_proxy() {
 	pgv_log "clients connect to: $(pgv_pg_url "$PGV_PROXY_PORT")"
 }
 
+# The coordinator, pointed at the throwaway server and the proxy's admin API.
+pgvalve() {
+	PGPASSWORD=$PGV_PG_PASSWORD "$PGVALVE_COORDINATOR" "$@" --db "$(pgv_pg_url "$PGV_PG_PORT")" \
+		--proxy "$PGV_PROXY_ADMIN_URL"
+}
+
 stage_schema() {
-	banner "schema: customers <- orders (foreign key), through the proxy"
+	banner "schema: a small multi-tenant app (6 tables), with orphan rows planted"
 	proxy_psql -q -v ON_ERROR_STOP=1 <<-'SQL'
-		CREATE TABLE customers (
-		    id   int  PRIMARY KEY,
-		    name text NOT NULL
-		);
-		CREATE TABLE orders (
-		    id          bigserial     PRIMARY KEY,
-		    customer_id int           NOT NULL REFERENCES customers (id),
-		    amount      numeric(10,2) NOT NULL CHECK (amount > 0)
-		);
-		INSERT INTO customers SELECT g, 'customer ' || g FROM generate_series(1, 100) g;
-		INSERT INTO orders (customer_id, amount)
-		SELECT 1 + g % 100, 10 + g % 90 FROM generate_series(1, 1000) g;
+		CREATE TABLE workspaces (id int PRIMARY KEY, name text NOT NULL);
+		CREATE TABLE users (id int PRIMARY KEY, workspace_id int, email text);
+		CREATE TABLE config_versions (id int PRIMARY KEY, workspace_id int, author_id int, body text);
+		CREATE TABLE workflow_instances (id int PRIMARY KEY, workspace_id int, config_version_id int,
+		                                 started_by int, status text);
+		CREATE TABLE stages (id int PRIMARY KEY, workspace_id int, instance_id int, assignee_id int,
+		                     position int);
+		CREATE TABLE submissions (id bigint PRIMARY KEY, workspace_id int, stage_id int, user_id int,
+		                          reviewer_id int, score int);
+		INSERT INTO workspaces SELECT g, 'workspace ' || g FROM generate_series(1, 50) g;
+		INSERT INTO users SELECT g, 1 + g % 50, 'user' || g || '@example.com' FROM generate_series(1, 5000) g;
+		INSERT INTO config_versions SELECT g, 1 + g % 50, 1 + g % 5000, '{}' FROM generate_series(1, 5000) g;
+		INSERT INTO workflow_instances SELECT g, 1 + g % 50, 1 + g % 5000, 1 + g % 5000, 'running'
+		  FROM generate_series(1, 20000) g;
+		INSERT INTO stages SELECT g, 1 + g % 50, 1 + g % 20000, 1 + g % 5000, g % 7 FROM generate_series(1, 50000) g;
+		INSERT INTO submissions SELECT g, 1 + g % 50, 1 + g % 50000, 1 + g % 5000, 1 + g % 5000, g % 100
+		  FROM generate_series(1, 200000) g;
+		-- what years of application bugs leave behind: rows pointing at nothing
+		INSERT INTO submissions VALUES (900001, 7, 987654, 12, 12, 1), (900002, 7, 987655, 12, 12, 1),
+		                               (900003, 9, 12, 99999, 12, 1);
+		INSERT INTO stages VALUES (900001, 3, 777777, 12, 1);
+		ANALYZE;
 	SQL
-	pgv_log "created customers (100 rows) and orders (1000 rows)"
+	pgv_log "workspaces, users, config_versions, workflow_instances (20k), stages (50k), submissions (200k)"
+	pgv_log "planted: 3 submissions and 1 stage that reference rows that do not exist"
+	cat >"$WORK/0042_constraints.sql" <<-'SQL'
+		-- what an ORM generates: foreign keys, a CHECK and a NOT NULL, in one transaction
+		BEGIN;
+		ALTER TABLE users ADD CONSTRAINT users_workspace_id_fkey FOREIGN KEY (workspace_id) REFERENCES workspaces (id);
+		ALTER TABLE config_versions ADD CONSTRAINT config_versions_workspace_id_fkey FOREIGN KEY (workspace_id) REFERENCES workspaces (id);
+		ALTER TABLE config_versions ADD CONSTRAINT config_versions_author_id_fkey FOREIGN KEY (author_id) REFERENCES users (id);
+		ALTER TABLE workflow_instances ADD CONSTRAINT workflow_instances_workspace_id_fkey FOREIGN KEY (workspace_id) REFERENCES workspaces (id);
+		ALTER TABLE workflow_instances ADD CONSTRAINT workflow_instances_config_version_id_fkey FOREIGN KEY (config_version_id) REFERENCES config_versions (id);
+		ALTER TABLE workflow_instances ADD CONSTRAINT workflow_instances_started_by_fkey FOREIGN KEY (started_by) REFERENCES users (id);
+		ALTER TABLE stages ADD CONSTRAINT stages_workspace_id_fkey FOREIGN KEY (workspace_id) REFERENCES workspaces (id);
+		ALTER TABLE stages ADD CONSTRAINT stages_instance_id_fkey FOREIGN KEY (instance_id) REFERENCES workflow_instances (id);
+		ALTER TABLE submissions ADD CONSTRAINT submissions_workspace_id_fkey FOREIGN KEY (workspace_id) REFERENCES workspaces (id);
+		ALTER TABLE submissions ADD CONSTRAINT submissions_stage_id_fkey FOREIGN KEY (stage_id) REFERENCES stages (id);
+		ALTER TABLE submissions ADD CONSTRAINT submissions_user_id_fkey FOREIGN KEY (user_id) REFERENCES users (id);
+		ALTER TABLE submissions ADD CONSTRAINT submissions_score_check CHECK (score BETWEEN 0 AND 100);
+		ALTER TABLE stages ALTER COLUMN position SET NOT NULL;
+		COMMIT;
+	SQL
+	cat >"$WORK/0043_reviewer_fk.sql" <<-'SQL'
+		ALTER TABLE submissions ADD CONSTRAINT submissions_reviewer_id_fkey FOREIGN KEY (reviewer_id) REFERENCES users (id);
+	SQL
 }
 
 stage_load() {
-	banner "pgbench through the proxy: init (COPY) + ${DURATION}s TPC-B, $CLIENTS clients"
-	local init=$WORK/pgbench-init.log out=$WORK/pgbench.log rc=0
-	pgv_with_port "$PGV_PROXY_PORT" timeout 300 "$PGV_PG_BINDIR/pgbench" -i -s "$SCALE" -q \
-		>"$init" 2>&1 || rc=$?
-	grep -vE '^(NOTICE|dropping)' "$init" | sed 's/^/  /' >&2 || true
-	((rc == 0)) || pgv_die "pgbench -i through the proxy failed (exit $rc)"
-	rc=0
-	pgv_with_port "$PGV_PROXY_PORT" timeout $((DURATION + 60)) "$PGV_PG_BINDIR/pgbench" -n \
-		-c "$CLIENTS" -j 2 -T "$DURATION" -P 2 2>&1 | tee "$out" |
-		grep --line-buffered -E '^(progress|number of transactions|number of failed|latency average|tps)' |
-		sed -u 's/^/  /' >&2 || rc=$?
-	if ((rc != 0)) || grep -qE '^client [0-9]+ aborted|Run was aborted' "$out" ||
-		! grep -q '^tps = ' "$out"; then
-		grep -vE '^progress' "$out" | tail -n 15 >&2
-		pgv_die "pgbench through the proxy failed"
-	fi
-	PGBENCH_TX=$(awk '/^number of transactions actually processed:/ {print $6}' "$out")
-	PGBENCH_TX=${PGBENCH_TX%%/*}
-}
-
-stage_violations() {
-	banner "deliberate constraint violations from psql, through the proxy"
-	local out=$WORK/violations.log
-	# ON_ERROR_STOP off: each failing statement is answered with an ErrorResponse
-	# and the session goes on, as an application's would.
-	proxy_psql -v ON_ERROR_STOP=0 -v VERBOSITY=default >"$out" 2>&1 <<-'SQL' || true
-		-- five orders for customers that do not exist: 23503 on orders
-		INSERT INTO orders (customer_id, amount) VALUES (1001, 10);
-		INSERT INTO orders (customer_id, amount) VALUES (1002, 20);
-		INSERT INTO orders (customer_id, amount) VALUES (1003, 30);
-		INSERT INTO orders (customer_id, amount) VALUES (1004, 40);
-		INSERT INTO orders (customer_id, amount) VALUES (1005, 50);
-		-- deleting a customer that still has orders: 23503 reported on orders too
-		DELETE FROM customers WHERE id = 7;
-		-- two negative amounts: 23514 check_violation
-		INSERT INTO orders (customer_id, amount) VALUES (1, -5);
-		UPDATE orders SET amount = 0 WHERE id = 1;
-		-- and some that succeed
-		INSERT INTO orders (customer_id, amount) VALUES (1, 99);
-		SELECT count(*) AS orders FROM orders;
+	banner "a steady write load through the proxy: $RATE transactions/s, $CLIENTS clients, until the end"
+	cat >"$WORK/load.sql" <<-'SQL'
+		\set ws random(1, 50)
+		\set st random(1, 50000)
+		\set u random(1, 5000)
+		INSERT INTO submissions (id, workspace_id, stage_id, user_id, reviewer_id, score)
+		  VALUES (nextval('demo_ids'), :ws, :st, :u, :u, 50);
+		UPDATE stages SET position = position + 1 WHERE id = :st;
+		UPDATE users SET email = email WHERE id = :u;
 	SQL
-	grep -E '^(ERROR|DETAIL)' "$out" | sed 's/^/  psql: /' >&2 || true
-	local n
-	n=$(grep -c '^ERROR' "$out" || true)
-	pgv_log "psql received $n ErrorResponses (expected 8)"
+	proxy_psql -q -c "CREATE SEQUENCE demo_ids START 1000000" >/dev/null
+	(cd "$WORK" && pgv_with_port "$PGV_PROXY_PORT" "$PGV_PG_BINDIR/pgbench" -n -c "$CLIENTS" -j 2 \
+		-R "$RATE" -T 3600 -f load.sql -l --log-prefix=latency >"$WORK/load.out" 2>&1) &
+	LOAD_PID=$!
+	sleep 3
+	kill -0 "$LOAD_PID" 2>/dev/null || { cat "$WORK/load.out" >&2; pgv_die "the load did not start"; }
+	pgv_log "pgbench running (pid $LOAD_PID); every transaction's latency is logged"
 }
 
-# Two sessions left open so /status has something to show: one idle, one
-# inside a transaction (psycopg, extended protocol). Closed at exit.
-stage_sessions() {
-	banner "two sessions left open: one idle, one inside a transaction"
-	local fifo_in=$WORK/holder.in fifo_out=$WORK/holder.out
-	mkfifo "$fifo_in" "$fifo_out"
-	PGSSLMODE=prefer PGAPPNAME=demo-holder pgv_with_port "$PGV_PROXY_PORT" "$PY" -c '
-import select, sys, psycopg
-idle = psycopg.connect(autocommit=True)
-idle.execute("SELECT 1")
-busy = psycopg.connect()
-busy.execute("UPDATE customers SET name = name WHERE id = 1")
-print("READY", idle.info.backend_pid, busy.info.backend_pid, flush=True)
-select.select([sys.stdin], [], [], 300)
-busy.rollback()
-' <"$fifo_in" >"$fifo_out" 2>"$WORK/holder.err" &
-	HOLDER_PID=$!
-	# Our end of its stdin stays open until exit: EOF (or 300 s) ends the sessions.
-	exec 7>"$fifo_in"
-	local line=
-	read -r -t 30 line <"$fifo_out" || true
-	if [[ $line != READY* ]]; then
-		cat "$WORK/holder.err" >&2
-		pgv_die "could not open the two sessions through the proxy"
-	fi
-	read -r _ IDLE_PID TX_PID <<<"$line"
-	pgv_log "idle session backend pid $IDLE_PID, in-transaction backend pid $TX_PID"
+stage_plan() {
+	banner "pgvalve plan 0042_constraints.sql: what it will do, and what is in the way"
+	local rc=0
+	pgvalve plan "$WORK/0042_constraints.sql" >"$WORK/plan.out" 2>&1 || rc=$?
+	grep -E '^(migration|Order|Preflight)' "$WORK/plan.out" | sed 's/^/  /' >&2
+	grep -A2 -E '^ +error ' "$WORK/plan.out" | grep -v '^--' | sed 's/^/  /' >&2 || true
+	pgv_log "(the warnings, e.g. foreign key columns without an index, are in the full plan: $(grep -c '^ *warning' "$WORK/plan.out") of them)"
+	((rc == 1)) || pgv_die "expected plan to find the planted orphans (exit 1), got exit $rc"
+	pgv_log "plan refuses (exit 1): apply would change nothing until the orphans are dealt with"
+}
+
+stage_cleanup() {
+	banner "cleanup: delete the orphans (through the proxy, under load)"
+	proxy_psql -q -v ON_ERROR_STOP=1 <<-'SQL'
+		DELETE FROM submissions s WHERE NOT EXISTS (SELECT 1 FROM stages t WHERE t.id = s.stage_id)
+		   OR NOT EXISTS (SELECT 1 FROM users u WHERE u.id = s.user_id);
+		DELETE FROM stages s WHERE NOT EXISTS (SELECT 1 FROM workflow_instances w WHERE w.id = s.instance_id);
+	SQL
+	pgv_log "orphans deleted"
+}
+
+stage_apply() {
+	banner "pgvalve apply 0042_constraints.sql under the load"
+	APPLY_START=$(date +%s.%N)
+	local rc=0
+	pgvalve apply "$WORK/0042_constraints.sql" --watch 5 --yes 2>&1 | grep --line-buffered -v 'warning: unindexed_fk' |
+		sed -u 's/^/  /' >&2 || rc=${PIPESTATUS[0]}
+	APPLY_END=$(date +%s.%N)
+	((rc == 0)) || pgv_die "pgvalve apply failed (exit $rc)"
+}
+
+# Latency of the load's transactions that ended between two epoch times: "count max_ms p99_ms".
+load_latency() {
+	"$PY" - "$1" "$2" "$WORK" <<-'PY'
+		import glob, sys
+		a, b, work = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+		lat = []
+		for path in glob.glob(work + "/latency.*"):
+		    for line in open(path):
+		        f = line.split()
+		        if len(f) >= 6 and a <= int(f[4]) + int(f[5]) / 1e6 <= b:
+		            lat.append(int(f[2]) / 1000.0)
+		lat.sort()
+		print(len(lat), "%.1f" % (lat[-1] if lat else 0), "%.1f" % (lat[int(len(lat) * 0.99) - 1] if lat else 0))
+	PY
+}
+
+stage_summary() {
+	banner "what the clients saw while 0042 was applied"
+	local stats n max p99 failed
+	stats=$(load_latency "$APPLY_START" "$APPLY_END")
+	read -r n max p99 <<<"$stats"
+	failed=$(grep -hcE 'ERROR|aborted' "$WORK/load.out" || true)
+	echo "  transactions during apply:  $n" >&2
+	echo "  client errors:              ${failed:-0}" >&2
+	echo "  longest client stall:       ${max} ms (p99 ${p99} ms)" >&2
+	echo "  constraints now in place:" >&2
+	pgv_pg_psql -At -c "SELECT conrelid::regclass || '.' || conname || CASE WHEN convalidated THEN '  valid' ELSE '  NOT VALID' END
+	                      FROM pg_constraint WHERE connamespace = 'public'::regnamespace AND contype IN ('f', 'c')
+	                      ORDER BY 1" | sed 's/^/    /' >&2
+	pgv_pg_psql -At -c "SELECT 'stages.position NOT NULL: ' || attnotnull FROM pg_attribute
+	                      WHERE attrelid = 'stages'::regclass AND attname = 'position'" | sed 's/^/    /' >&2
+}
+
+stage_rollback() {
+	banner "0043 adds a foreign key; right after its cutover an app starts writing orphans"
+	# The buggy app: submissions whose reviewer does not exist, through the proxy.
+	PGSSLMODE=prefer pgv_with_port "$PGV_PROXY_PORT" "$PY" -c '
+import time, psycopg
+c = psycopg.connect(autocommit=True)
+while True:
+    try:
+        c.execute("INSERT INTO submissions VALUES (nextval(%s), 1, 1, 1, 99999999, 1)", ("demo_ids",))
+    except psycopg.errors.ForeignKeyViolation:
+        pass
+    time.sleep(0.05)
+' >"$WORK/badapp.out" 2>&1 &
+	BADAPP_PID=$!
+	kill -STOP "$BADAPP_PID"
+	local rc=0
+	# Before the cutover its orphans would simply be inserted (and preflight would refuse):
+	# let it loose once the journal says the NOT VALID foreign key is in place.
+	(
+		until pgv_pg_psql -At -c "SELECT 1 FROM pgvalve.migrations WHERE name = '0043_reviewer_fk'
+		                            AND state IN ('cutover', 'validated', 'finalized', 'watching')" 2>/dev/null |
+			grep -q 1; do
+			sleep 0.2
+		done
+		kill -CONT "$BADAPP_PID" 2>/dev/null
+	) &
+	pgvalve apply "$WORK/0043_reviewer_fk.sql" --watch 30 --yes 2>&1 | sed -u 's/^/  /' >&2 || rc=${PIPESTATUS[0]}
+	kill "$BADAPP_PID" 2>/dev/null || true
+	BADAPP_PID=
+	((rc == 3)) || pgv_die "expected pgvalve to roll 0043 back (exit 3), got exit $rc"
+	pgv_log "0043 rolled back by itself (exit 3): the reviewer foreign key is gone, 0042's constraints stay"
+	PGPASSWORD=$PGV_PG_PASSWORD "$PGVALVE_COORDINATOR" status --db "$(pgv_pg_url "$PGV_PG_PORT")" 2>&1 |
+		sed 's/^/  /' >&2 || true
 }
 
 stage_report() {
 	banner "what pgvalve-proxy saw"
 	"$PY" "$HERE/proxy-report.py" "$PGV_PROXY_ADMIN_URL" --window 300 || true
-
 	echo
-	echo "Cross-checks"
-	local stmts
-	stmts=$(pgv_proxy_get /metrics 2>/dev/null | awk '/^pgvalve_statements_total[ {]/ {s += $NF} END {printf "%d", s}')
-	if [[ -n "${PGBENCH_TX:-}" ]]; then
-		echo "  pgbench committed $PGBENCH_TX TPC-B transactions = $((PGBENCH_TX * 7)) statements" \
-			"(BEGIN, 3 UPDATE, SELECT, INSERT, END);"
-		echo "  the proxy counted ${stmts:-?} statements in all (pgbench + init + psql + sessions)"
-	fi
-	echo "  PostgreSQL's view of the client sessions right now (pg_stat_activity, direct):"
-	pgv_pg_psql -P footer=off -c "SELECT pid AS backend_pid, usename AS user, datname AS database,
-	       state, application_name
-	  FROM pg_stat_activity
-	 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
-	 ORDER BY pid" | sed -e '/^ *$/d' -e 's/^/    /'
-	echo
-	echo "Proxy log ($PGV_PROXY_LOG): $(wc -l <"$PGV_PROXY_LOG") lines;" \
-		"$(grep -ciE 'error|warn' "$PGV_PROXY_LOG" || true) mention an error or warning. Last lines:"
+	echo "Proxy log ($PGV_PROXY_LOG): $(wc -l <"$PGV_PROXY_LOG") lines. Last lines:"
 	tail -n 5 "$PGV_PROXY_LOG" | sed 's/^/    /'
 }
 
