@@ -207,54 +207,78 @@ static bool wait_for_cutover(struct migration *a)
 	}
 }
 
-static bool cutover(struct migration *a)
+/* Steps of 'phase' the journal does not record as done. */
+static int pending(const struct migration *a, enum plan_phase phase)
+{
+	int n = 0;
+
+	for (int i = 0; i < a->p.n_steps; i++)
+		n += a->p.steps[i].phase == phase && !a->done[i];
+	return n;
+}
+
+/*
+ * Runs the pending steps of 'phase' in one transaction through the hold
+ * path, recording each step and then 'state' in that same transaction (or
+ * just 'state' when nothing is pending). True when committed.
+ */
+static bool run_held(struct migration *a, enum plan_phase phase, enum mig_state state, const char *what,
+		     struct cutover_result *res)
 {
 	struct cutover_stmt *stmts = calloc((size_t)a->p.n_steps + 1, sizeof(*stmts));
 	char **journal = calloc((size_t)a->p.n_steps + 2, sizeof(*journal));
-	struct cutover_job job = { .what = "cutover", .migration_id = a->id };
-	struct cutover_result res;
+	struct cutover_job job = { .what = what, .migration_id = a->id };
 	int n = 0, nj = 0;
 	bool ok = false;
 
+	memset(res, 0, sizeof(*res));
 	if (!stmts || !journal)
 		goto done;
 	for (int i = 0; i < a->p.n_steps; i++) {
 		const struct plan_step *st = &a->p.steps[i];
 
-		if (st->phase != PHASE_CUTOVER || a->done[i])
+		if (st->phase != phase || a->done[i])
 			continue;
 		stmts[n++] = (struct cutover_stmt){ st->sql, st->table, st->other, st->lock, st->hold };
 		journal[nj++] = journal_step_sql(a->id, st->seq, "done", 1);
 	}
-	journal[nj++] = journal_state_sql(a->id, MIG_CUTOVER);
+	journal[nj++] = journal_state_sql(a->id, state);
 	for (int i = 0; i < nj; i++)
 		if (!journal[i])
 			goto done;
 	if (n == 0) {
-		ok = set_state(a, MIG_CUTOVER, NULL);
-		a->cutover_at = time(NULL);
+		ok = set_state(a, state, NULL);
 		goto done;
-	}
-	if (a->o->n_proxies > 0) {
-		a->baseline = errors_now(a->o, WATCH_BASELINE_S);
-		report_event("cutover", NULL, "cutover: %d statement(s) in one transaction, holding on %d proxy(ies), "
-			     "stall budget %d ms", n, a->o->n_proxies, a->o->max_stall_ms);
-	} else {
-		report_event("cutover", NULL, "cutover: %d statement(s) in one transaction, lock_timeout %d ms, no proxies",
-			     n, a->o->lock_timeout_ms);
 	}
 	job.stmts = stmts;
 	job.n_stmts = n;
 	job.journal_sql = (const char *const *)journal;
 	job.n_journal_sql = nj;
-	ok = cutover_run(a->ddl, a->observer, a->o, &job, &res);
-	if (ok) {
-		fault_point("cutover");
-		a->cutover_at = time(NULL);
-		a->cutover_held_ms = res.held_ms;
-		report_event("cutover_done", NULL, "cutover committed after %d attempt(s); traffic held %lld ms",
-			     res.attempts, (long long)res.held_ms);
-	} else {
+	ok = cutover_run(a->ddl, a->observer, a->o, &job, res);
+	if (ok)
+		fault_point(journal_state_name(state));
+done:
+	for (int i = 0; journal && i < nj; i++)
+		free(journal[i]);
+	free(journal);
+	free(stmts);
+	return ok;
+}
+
+static bool cutover(struct migration *a)
+{
+	struct cutover_result res;
+	int n = pending(a, PHASE_CUTOVER);
+
+	if (n > 0 && a->o->n_proxies > 0) {
+		a->baseline = errors_now(a->o, WATCH_BASELINE_S);
+		report_event("cutover", NULL, "cutover: %d statement(s) in one transaction, holding on %d proxy(ies), "
+			     "stall budget %d ms", n, a->o->n_proxies, a->o->max_stall_ms);
+	} else if (n > 0) {
+		report_event("cutover", NULL, "cutover: %d statement(s) in one transaction, lock_timeout %d ms, no proxies",
+			     n, a->o->lock_timeout_ms);
+	}
+	if (!run_held(a, PHASE_CUTOVER, MIG_CUTOVER, "cutover", &res)) {
 		char why[1200];
 
 		snprintf(why, sizeof(why), "cutover gave up after %d attempt(s): %s", res.attempts, res.why);
@@ -262,13 +286,14 @@ static bool cutover(struct migration *a)
 			     "see the blocking sessions above; retry later, raise --max-stall or --attempts, or use "
 			     "--terminate-blockers-after");
 		(void)set_state(a, MIG_FAILED, why);
+		return false;
 	}
-done:
-	for (int i = 0; journal && i < nj; i++)
-		free(journal[i]);
-	free(journal);
-	free(stmts);
-	return ok;
+	a->cutover_at = time(NULL);
+	a->cutover_held_ms = res.held_ms;
+	if (n > 0)
+		report_event("cutover_done", NULL, "cutover committed after %d attempt(s); traffic held %lld ms",
+			     res.attempts, (long long)res.held_ms);
+	return true;
 }
 
 /* VALIDATE one constraint in its own transaction, with a progress line. 0 ok, 1 violation, -1 error. */
@@ -347,47 +372,15 @@ static bool validate(struct migration *a, bool *violation)
 
 static bool finalize(struct migration *a)
 {
-	struct cutover_stmt *stmts = calloc((size_t)a->p.n_steps + 1, sizeof(*stmts));
-	char **journal = calloc((size_t)a->p.n_steps + 2, sizeof(*journal));
-	struct cutover_job job = { .what = "finalize", .migration_id = a->id };
 	struct cutover_result res;
-	int n = 0, nj = 0;
-	bool ok = false;
+	int n = pending(a, PHASE_FINALIZE);
 
-	if (!stmts || !journal)
-		goto done;
-	for (int i = 0; i < a->p.n_steps; i++) {
-		const struct plan_step *st = &a->p.steps[i];
-
-		if (st->phase != PHASE_FINALIZE || a->done[i])
-			continue;
-		stmts[n++] = (struct cutover_stmt){ st->sql, st->table, st->other, st->lock, st->hold };
-		journal[nj++] = journal_step_sql(a->id, st->seq, "done", 1);
-	}
-	journal[nj++] = journal_state_sql(a->id, MIG_FINALIZED);
-	for (int i = 0; i < nj; i++)
-		if (!journal[i])
-			goto done;
-	if (n == 0) {
-		ok = set_state(a, MIG_FINALIZED, NULL);
-		goto done;
-	}
-	report_event("finalize", NULL, "finalize: %d statement(s) under holds", n);
-	job.stmts = stmts;
-	job.n_stmts = n;
-	job.journal_sql = (const char *const *)journal;
-	job.n_journal_sql = nj;
-	ok = cutover_run(a->ddl, a->observer, a->o, &job, &res);
-	if (ok)
-		fault_point("finalized");
-	else
-		report_error("the finalize step did not happen", res.why, NULL);
-done:
-	for (int i = 0; journal && i < nj; i++)
-		free(journal[i]);
-	free(journal);
-	free(stmts);
-	return ok;
+	if (n > 0)
+		report_event("finalize", NULL, "finalize: %d statement(s) under holds", n);
+	if (run_held(a, PHASE_FINALIZE, MIG_FINALIZED, "finalize", &res))
+		return true;
+	report_error("the finalize step did not happen", res.why, NULL);
+	return false;
 }
 
 /* Watches the proxies' error counts until watch_s after the cutover; 'why' filled when a rule trips. */

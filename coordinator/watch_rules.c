@@ -8,52 +8,22 @@
 #include "watch_rules.h"
 
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+#include "textscan.h"
 
 #define MAX_COUNT ((int64_t)1 << 53)   /* counts arrive as JSON numbers (doubles) */
 
 /* ------------------------------------------------------------------ parsing */
 
-struct cursor {
-	const char *text;     /* the whole rule, quoted in every message */
-	const char *p;
-	char *err;
-	size_t errlen;
-};
-
-/* Writes 'rollback rule "TEXT": <message>' to err; returns false for 'return fail(...)'. */
-static bool fail(struct cursor *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static bool fail(struct cursor *c, const char *fmt, ...)
-{
-	va_list ap;
-	int used;
-
-	if (c->errlen == 0)
-		return false;
-	used = snprintf(c->err, c->errlen, "rollback rule \"%s\": ", c->text);
-	if (used >= 0 && (size_t)used < c->errlen) {
-		va_start(ap, fmt);
-		vsnprintf(c->err + used, c->errlen - (size_t)used, fmt, ap);
-		va_end(ap);
-	}
-	return false;
-}
-
-static void skip_blanks(struct cursor *c)
-{
-	while (isspace((unsigned char)*c->p))
-		c->p++;
-}
-
 /* Takes the run of characters for which 'keep' holds (after blanks) into tok[cap]. */
-static void take(struct cursor *c, int (*keep)(int), char *tok, size_t cap)
+static void take(struct textscan *c, int (*keep)(int), char *tok, size_t cap)
 {
 	size_t len = 0;
 
-	skip_blanks(c);
+	textscan_skip_blanks(c);
 	while (*c->p && keep((unsigned char)*c->p)) {
 		if (len + 1 < cap)
 			tok[len++] = *c->p;
@@ -73,9 +43,9 @@ static int is_number_char(int ch)
 }
 
 /* Whether the next token is the punctuation 'ch'; consumed if so. */
-static bool accept(struct cursor *c, char ch)
+static bool accept(struct textscan *c, char ch)
 {
-	skip_blanks(c);
+	textscan_skip_blanks(c);
 	if (*c->p != ch)
 		return false;
 	c->p++;
@@ -83,7 +53,7 @@ static bool accept(struct cursor *c, char ch)
 }
 
 /* Whether the next token is the word 'word' (any case); consumed if so. */
-static bool accept_word(struct cursor *c, const char *word)
+static bool accept_word(struct textscan *c, const char *word)
 {
 	const char *save = c->p;
 	char tok[32];
@@ -96,9 +66,9 @@ static bool accept_word(struct cursor *c, const char *word)
 }
 
 /* What follows the cursor, for "expected X after ...": the rest, or "the end". */
-static const char *rest(struct cursor *c)
+static const char *rest(struct textscan *c)
 {
-	skip_blanks(c);
+	textscan_skip_blanks(c);
 	return *c->p ? c->p : "(the end)";
 }
 
@@ -107,7 +77,7 @@ static const char *rest(struct cursor *c)
  * 10^decimals into *out ("2.5" with 3 places: 2500). 'what' names the
  * quantity for the message.
  */
-static bool parse_decimal(struct cursor *c, int decimals, const char *what, int64_t *out)
+static bool parse_decimal(struct textscan *c, int decimals, const char *what, int64_t *out)
 {
 	char tok[32];
 	const char *dot;
@@ -117,9 +87,9 @@ static bool parse_decimal(struct cursor *c, int decimals, const char *what, int6
 	take(c, is_number_char, tok, sizeof(tok));
 	dot = strchr(tok, '.');
 	if (!*tok)
-		return fail(c, "expected %s, found \"%s\"", what, rest(c));
+		return textscan_fail(c, "expected %s, found \"%s\"", what, rest(c));
 	if (tok[0] == '.' || (dot && (!dot[1] || strchr(dot + 1, '.'))))
-		return fail(c, "\"%s\" is not a number", tok);
+		return textscan_fail(c, "\"%s\" is not a number", tok);
 	for (const char *s = tok; *s; s++) {
 		if (*s == '.')
 			continue;
@@ -129,12 +99,12 @@ static bool parse_decimal(struct cursor *c, int decimals, const char *what, int6
 			int_digits++;
 		v = v * 10 + (*s - '0');
 		if (int_digits > 12)
-			return fail(c, "\"%s\" is too large for %s", tok, what);
+			return textscan_fail(c, "\"%s\" is too large for %s", tok, what);
 	}
 	if (places > decimals) {
 		if (decimals == 0)
-			return fail(c, "\"%s\" is not a whole number (%s)", tok, what);
-		return fail(c, "\"%s\" has more than %d decimals (%s)", tok, decimals, what);
+			return textscan_fail(c, "\"%s\" is not a whole number (%s)", tok, what);
+		return textscan_fail(c, "\"%s\" has more than %d decimals (%s)", tok, decimals, what);
 	}
 	for (; places < decimals; places++)
 		v *= 10;
@@ -143,7 +113,7 @@ static bool parse_decimal(struct cursor *c, int decimals, const char *what, int6
 }
 
 /* Optional "in Ss" into *span_s (untouched when absent). */
-static bool parse_span(struct cursor *c, int *span_s)
+static bool parse_span(struct textscan *c, int *span_s)
 {
 	int64_t s;
 
@@ -152,26 +122,26 @@ static bool parse_span(struct cursor *c, int *span_s)
 	if (!parse_decimal(c, 0, "a span in seconds (in 10s)", &s))
 		return false;
 	if (!accept_word(c, "s"))
-		return fail(c, "expected \"s\" after \"in %lld\" (seconds), found \"%s\"", (long long)s,
+		return textscan_fail(c, "expected \"s\" after \"in %lld\" (seconds), found \"%s\"", (long long)s,
 			    rest(c));
 	if (s < 1 || s > WATCH_MAX_SPAN_S)
-		return fail(c, "\"in %llds\" is not a span the proxies keep (1s to %ds)", (long long)s,
+		return textscan_fail(c, "\"in %llds\" is not a span the proxies keep (1s to %ds)", (long long)s,
 			    WATCH_MAX_SPAN_S);
 	*span_s = (int)s;
 	return true;
 }
 
-static bool expect_gt(struct cursor *c, const char *subject)
+static bool expect_gt(struct textscan *c, const char *subject)
 {
 	if (!accept(c, '>'))
-		return fail(c, "expected \">\" after \"%s\", found \"%s\"", subject, rest(c));
+		return textscan_fail(c, "expected \">\" after \"%s\", found \"%s\"", subject, rest(c));
 	if (*c->p == '=')
-		return fail(c, "\">=\" is not supported: a rule trips on strictly more (\">\")");
+		return textscan_fail(c, "\">=\" is not supported: a rule trips on strictly more (\">\")");
 	return true;
 }
 
 /* After "constraint_violations": "> P%" or "> N", then an optional span. */
-static bool parse_violations(struct cursor *c, struct watch_rule *r)
+static bool parse_violations(struct textscan *c, struct watch_rule *r)
 {
 	int64_t v;
 
@@ -182,11 +152,11 @@ static bool parse_violations(struct cursor *c, struct watch_rule *r)
 		r->kind = WATCH_VIOLATION_SHARE;
 		r->share_ppm = v;    /* percent with 4 decimals is millionths */
 		if (v > 1000000)
-			return fail(c, "a share of statements is at most 100%%");
+			return textscan_fail(c, "a share of statements is at most 100%%");
 	} else {
 		r->kind = WATCH_VIOLATION_COUNT;
 		if (v % 10000)
-			return fail(c, "a number of violations is whole (or add \"%%\" for a share)");
+			return textscan_fail(c, "a number of violations is whole (or add \"%%\" for a share)");
 		r->count = v / 10000;
 	}
 	return parse_span(c, &r->span_s);
@@ -198,26 +168,26 @@ static int is_sqlstate_char(int ch)
 }
 
 /* After "errors": "{sqlstate=XXXXX} > N", then an optional span. */
-static bool parse_sqlstate(struct cursor *c, struct watch_rule *r)
+static bool parse_sqlstate(struct textscan *c, struct watch_rule *r)
 {
 	char code[32];
 
 	r->kind = WATCH_SQLSTATE_COUNT;
 	if (!accept(c, '{') || !accept_word(c, "sqlstate") || !accept(c, '='))
-		return fail(c, "expected \"{sqlstate=XXXXX}\" after \"errors\"");
+		return textscan_fail(c, "expected \"{sqlstate=XXXXX}\" after \"errors\"");
 	take(c, is_sqlstate_char, code, sizeof(code));
 	if (strlen(code) != 5)
-		return fail(c, "\"%s\" is not a SQLSTATE (5 characters, 0-9 and A-Z)", code);
+		return textscan_fail(c, "\"%s\" is not a SQLSTATE (5 characters, 0-9 and A-Z)", code);
 	for (int i = 0; i < 5; i++)
 		r->sqlstate[i] = (char)toupper((unsigned char)code[i]);
 	if (!accept(c, '}'))
-		return fail(c, "expected \"}\" after \"sqlstate=%s\"", code);
+		return textscan_fail(c, "expected \"}\" after \"sqlstate=%s\"", code);
 	return expect_gt(c, "errors{sqlstate=...}") &&
 	       parse_decimal(c, 0, "a number of errors", &r->count) && parse_span(c, &r->span_s);
 }
 
 /* After "error_rate": "> Kx baseline [+ R/s]" or "> R/s", then an optional span. */
-static bool parse_rate(struct cursor *c, struct watch_rule *r)
+static bool parse_rate(struct textscan *c, struct watch_rule *r)
 {
 	int64_t v;
 
@@ -227,7 +197,7 @@ static bool parse_rate(struct cursor *c, struct watch_rule *r)
 		return false;
 	if (accept_word(c, "x")) {
 		if (!accept_word(c, "baseline"))
-			return fail(c, "expected \"baseline\" after \"x\", found \"%s\"", rest(c));
+			return textscan_fail(c, "expected \"baseline\" after \"x\", found \"%s\"", rest(c));
 		r->factor_milli = v;
 		if (!accept(c, '+'))
 			return parse_span(c, &r->span_s);
@@ -235,7 +205,7 @@ static bool parse_rate(struct cursor *c, struct watch_rule *r)
 			return false;
 	}
 	if (!accept(c, '/') || !accept_word(c, "s"))
-		return fail(c, "expected \"x baseline\" or \"/s\" after the number, found \"%s\"", rest(c));
+		return textscan_fail(c, "expected \"x baseline\" or \"/s\" after the number, found \"%s\"", rest(c));
 	r->per_s_milli = v;
 	return parse_span(c, &r->span_s);
 }
@@ -246,16 +216,16 @@ static bool parse_rate(struct cursor *c, struct watch_rule *r)
 
 bool watch_rule_parse(const char *text, struct watch_rule *out, char *err, size_t errlen)
 {
-	struct cursor c = { .text = text ? text : "", .p = text ? text : "", .err = err, .errlen = errlen };
+	struct textscan c = { .kind = "rollback rule", .text = text ? text : "", .p = text ? text : "", .err = err, .errlen = errlen };
 	char subject[64];
 	bool ok;
 
 	memset(out, 0, sizeof(*out));
 	if (errlen)
 		err[0] = '\0';
-	skip_blanks(&c);
+	textscan_skip_blanks(&c);
 	if (!*c.p)
-		return fail(&c, "empty; expected %s", RULE_FORMS);
+		return textscan_fail(&c, "empty; expected %s", RULE_FORMS);
 	take(&c, is_word_char, subject, sizeof(subject));
 	if (strcasecmp(subject, "constraint_violations") == 0)
 		ok = parse_violations(&c, out);
@@ -264,33 +234,17 @@ bool watch_rule_parse(const char *text, struct watch_rule *out, char *err, size_
 	else if (strcasecmp(subject, "error_rate") == 0)
 		ok = parse_rate(&c, out);
 	else
-		return fail(&c, "\"%s\" is not something a rule watches; expected %s",
+		return textscan_fail(&c, "\"%s\" is not something a rule watches; expected %s",
 			    *subject ? subject : c.p, RULE_FORMS);
 	if (!ok)
 		return false;
-	skip_blanks(&c);
+	textscan_skip_blanks(&c);
 	if (*c.p)
-		return fail(&c, "unexpected \"%s\" at the end", c.p);
+		return textscan_fail(&c, "unexpected \"%s\" at the end", c.p);
 	return true;
 }
 
 /* ----------------------------------------------------------------- printing */
-
-/* Appends to out[cap] at *len, keeping it terminated and *len at most cap - 1. */
-static void append(char *out, size_t cap, size_t *len, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void append(char *out, size_t cap, size_t *len, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (*len + 1 >= cap)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(out + *len, cap - *len, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		*len = *len + (size_t)n < cap ? *len + (size_t)n : cap - 1;
-}
 
 /* v / 10^decimals without trailing zeros: 25000 with 4 places is "2.5". */
 static void append_fixed(char *out, size_t cap, size_t *len, int64_t v, int decimals)
@@ -301,13 +255,13 @@ static void append_fixed(char *out, size_t cap, size_t *len, int64_t v, int deci
 
 	for (int i = 0; i < decimals; i++)
 		scale *= 10;
-	append(out, cap, len, "%lld", (long long)(v / scale));
+	textscan_append(out, cap, len, "%lld", (long long)(v / scale));
 	if (v % scale == 0)
 		return;
 	fl = snprintf(frac, sizeof(frac), "%0*lld", decimals, (long long)(v % scale));
 	while (fl > 0 && frac[fl - 1] == '0')
 		frac[--fl] = '\0';
-	append(out, cap, len, ".%s", frac);
+	textscan_append(out, cap, len, ".%s", frac);
 }
 
 void watch_rule_format(const struct watch_rule *r, char *out, size_t cap)
@@ -319,32 +273,32 @@ void watch_rule_format(const struct watch_rule *r, char *out, size_t cap)
 	out[0] = '\0';
 	switch (r->kind) {
 	case WATCH_VIOLATION_SHARE:
-		append(out, cap, &len, "constraint_violations > ");
+		textscan_append(out, cap, &len, "constraint_violations > ");
 		append_fixed(out, cap, &len, r->share_ppm, 4);
-		append(out, cap, &len, "%%");
+		textscan_append(out, cap, &len, "%%");
 		break;
 	case WATCH_VIOLATION_COUNT:
-		append(out, cap, &len, "constraint_violations > %lld", (long long)r->count);
+		textscan_append(out, cap, &len, "constraint_violations > %lld", (long long)r->count);
 		break;
 	case WATCH_SQLSTATE_COUNT:
-		append(out, cap, &len, "errors{sqlstate=%s} > %lld", r->sqlstate, (long long)r->count);
+		textscan_append(out, cap, &len, "errors{sqlstate=%s} > %lld", r->sqlstate, (long long)r->count);
 		break;
 	case WATCH_ERROR_RATE:
-		append(out, cap, &len, "error_rate > ");
+		textscan_append(out, cap, &len, "error_rate > ");
 		if (r->factor_milli) {
 			append_fixed(out, cap, &len, r->factor_milli, 3);
-			append(out, cap, &len, "x baseline");
+			textscan_append(out, cap, &len, "x baseline");
 		}
 		if (r->factor_milli && r->per_s_milli)
-			append(out, cap, &len, " + ");
+			textscan_append(out, cap, &len, " + ");
 		if (r->per_s_milli || !r->factor_milli) {
 			append_fixed(out, cap, &len, r->per_s_milli, 3);
-			append(out, cap, &len, "/s");
+			textscan_append(out, cap, &len, "/s");
 		}
 		break;
 	}
 	if (r->span_s && !(r->kind == WATCH_ERROR_RATE && r->span_s == WATCH_RATE_SPAN_S))
-		append(out, cap, &len, " in %ds", r->span_s);
+		textscan_append(out, cap, &len, " in %ds", r->span_s);
 }
 
 void watch_rules_default(struct watch_rule *out, int *n)
@@ -555,9 +509,9 @@ static const cJSON *answer_for(const struct watch_input *in, int span)
 static void append_span(char *out, size_t cap, size_t *len, const struct watch_input *in, int span)
 {
 	if (in->elapsed_s <= span)
-		append(out, cap, len, "since the cutover");
+		textscan_append(out, cap, len, "since the cutover");
 	else
-		append(out, cap, len, "in the last %d s", span);
+		textscan_append(out, cap, len, "in the last %d s", span);
 }
 
 /*
@@ -582,7 +536,7 @@ static int64_t violations(const struct watch_input *in, const cJSON *a, char *na
 			continue;
 		total = add_sat(total, v);
 		if (names)
-			append(names, cap, &len, "%s%s (%lld)", len ? ", " : "", in->new_constraints[i],
+			textscan_append(names, cap, &len, "%s%s (%lld)", len ? ", " : "", in->new_constraints[i],
 			       (long long)v);
 	}
 	return total;
@@ -611,7 +565,7 @@ static bool rule_trips(const struct watch_rule *r, const cJSON *a, int span, con
 		/* No statements: no share to speak of (the count rules still see violations). */
 		if (statements == 0 || mul_sat(v, 1000000) <= mul_sat(r->share_ppm, statements))
 			return false;
-		append(out, cap, &len, ": %lld violations of %s in %lld statements (%.3g%%) ", (long long)v,
+		textscan_append(out, cap, &len, ": %lld violations of %s in %lld statements (%.3g%%) ", (long long)v,
 		       names, (long long)statements, 100.0 * (double)v / (double)statements);
 		append_span(out, cap, &len, in, span);
 		return true;
@@ -621,7 +575,7 @@ static bool rule_trips(const struct watch_rule *r, const cJSON *a, int span, con
 
 		if (v <= r->count)
 			return false;
-		append(out, cap, &len, ": %lld violations of %s ", (long long)v, names);
+		textscan_append(out, cap, &len, ": %lld violations of %s ", (long long)v, names);
 		append_span(out, cap, &len, in, span);
 		return true;
 	}
@@ -630,7 +584,7 @@ static bool rule_trips(const struct watch_rule *r, const cJSON *a, int span, con
 
 		if (v <= r->count)
 			return false;
-		append(out, cap, &len, ": %lld errors with SQLSTATE %s ", (long long)v, r->sqlstate);
+		textscan_append(out, cap, &len, ": %lld errors with SQLSTATE %s ", (long long)v, r->sqlstate);
 		append_span(out, cap, &len, in, span);
 		return true;
 	}
@@ -649,7 +603,7 @@ static bool rule_trips(const struct watch_rule *r, const cJSON *a, int span, con
 			      mul_sat(mul_sat(r->per_s_milli, span), b_span));
 		if (lhs <= rhs)
 			return false;
-		append(out, cap, &len, ": %.3g errors/s in the last %d s, above %g × %.3g/s + %g/s = %.3g/s",
+		textscan_append(out, cap, &len, ": %.3g errors/s in the last %d s, above %g × %.3g/s + %g/s = %.3g/s",
 		       (double)errors / span, span, milli(r->factor_milli), base_rate, milli(r->per_s_milli),
 		       milli(r->factor_milli) * base_rate + milli(r->per_s_milli));
 		return true;
@@ -677,14 +631,14 @@ enum watch_result watch_evaluate(const struct watch_rule *rules, int n, const st
 			continue;
 		}
 		if (rule_trips(&rules[i], a, span, in, sentence, sizeof(sentence))) {
-			append(why, whylen, &len, "%s%s", tripped ? "; " : "", sentence);
+			textscan_append(why, whylen, &len, "%s%s", tripped ? "; " : "", sentence);
 			tripped = true;
 		}
 	}
 	if (tripped)
 		return WATCH_TRIPPED;
 	if (missing) {
-		append(why, whylen, &len, "no /errors answer for window_s=%d", missing);
+		textscan_append(why, whylen, &len, "no /errors answer for window_s=%d", missing);
 		return WATCH_NO_DATA;
 	}
 	return WATCH_OK;

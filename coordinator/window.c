@@ -8,13 +8,14 @@
 #include "window.h"
 
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+
+#include "textscan.h"
 
 #define DAY_S 86400
 #define ALL_DAYS 0x7fu
@@ -27,43 +28,12 @@ static const char *const day_long[7] = { "monday", "tuesday", "wednesday", "thur
 
 /* ------------------------------------------------------------------ parsing */
 
-struct cursor {
-	const char *spec;     /* the whole spec, quoted in every message */
-	const char *p;
-	char *err;
-	size_t errlen;
-};
-
-/* Writes 'window "SPEC": <message>' to the cursor's err; returns false for 'return fail(...)'. */
-static bool fail(struct cursor *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static bool fail(struct cursor *c, const char *fmt, ...)
-{
-	va_list ap;
-	int used;
-
-	if (c->errlen == 0)
-		return false;
-	used = snprintf(c->err, c->errlen, "window \"%s\": ", c->spec);
-	if (used >= 0 && (size_t)used < c->errlen) {
-		va_start(ap, fmt);
-		vsnprintf(c->err + used, c->errlen - (size_t)used, fmt, ap);
-		va_end(ap);
-	}
-	return false;
-}
-
-static void skip_blanks(struct cursor *c)
-{
-	while (isspace((unsigned char)*c->p))
-		c->p++;
-}
-
 /*
  * Copies the run of characters at the cursor that are not blanks or in
  * 'stops' into tok[cap] and moves past it. False when the run did not fit
  * (tok then holds its start, for the message).
  */
-static bool take_token(struct cursor *c, const char *stops, char *tok, size_t cap)
+static bool take_token(struct textscan *c, const char *stops, char *tok, size_t cap)
 {
 	size_t len = 0;
 	bool fits = true;
@@ -103,7 +73,7 @@ static unsigned day_group(const char *tok)
 #define NOT_A_DAY "is not a day (Mon … Sun, daily, weekdays, weekends)"
 
 /* DAYS: items separated by commas; an item is a group word, a day, or day-day. */
-static bool parse_days(struct cursor *c, unsigned *days)
+static bool parse_days(struct textscan *c, unsigned *days)
 {
 	char tok[64], tok2[64];
 
@@ -112,27 +82,27 @@ static bool parse_days(struct cursor *c, unsigned *days)
 		unsigned group;
 		int from, to;
 
-		skip_blanks(c);
+		textscan_skip_blanks(c);
 		(void)take_token(c, ",-", tok, sizeof(tok));   /* cut or not, no day is that long */
 		if (!*tok)
-			return fail(c, *days ? "expected a day after \",\"" :
+			return textscan_fail(c, *days ? "expected a day after \",\"" :
 					       "expected days first (Mon … Sun, daily, weekdays, weekends)");
 		group = day_group(tok);
 		from = day_index(tok);
 		if (!group && from < 0)
-			return fail(c, "\"%s\" " NOT_A_DAY, tok);
-		skip_blanks(c);
+			return textscan_fail(c, "\"%s\" " NOT_A_DAY, tok);
+		textscan_skip_blanks(c);
 		if (*c->p == '-') {
 			if (group)
-				return fail(c, "\"%s\" cannot start a range (a range joins two days: Mon-Fri)", tok);
+				return textscan_fail(c, "\"%s\" cannot start a range (a range joins two days: Mon-Fri)", tok);
 			c->p++;
-			skip_blanks(c);
+			textscan_skip_blanks(c);
 			(void)take_token(c, ",-", tok2, sizeof(tok2));
 			to = day_index(tok2);
 			if (!*tok2)
-				return fail(c, "expected a day after \"%s-\"", tok);
+				return textscan_fail(c, "expected a day after \"%s-\"", tok);
 			if (to < 0)
-				return fail(c, "\"%s\" " NOT_A_DAY, tok2);
+				return textscan_fail(c, "\"%s\" " NOT_A_DAY, tok2);
 			for (int d = from;; d = (d + 1) % 7) {
 				*days |= 1u << d;
 				if (d == to)
@@ -141,7 +111,7 @@ static bool parse_days(struct cursor *c, unsigned *days)
 		} else {
 			*days |= group ? group : 1u << from;
 		}
-		skip_blanks(c);
+		textscan_skip_blanks(c);
 		if (*c->p != ',')
 			return true;
 		c->p++;
@@ -168,39 +138,39 @@ static int hhmm_minutes(const char *tok)
 }
 
 /* One time of the range; 'what' is "start" or "end" for the message when it is missing. */
-static bool parse_time(struct cursor *c, const char *what, int *minutes)
+static bool parse_time(struct textscan *c, const char *what, int *minutes)
 {
 	char tok[64];
 
-	skip_blanks(c);
+	textscan_skip_blanks(c);
 	/* A time stops at the '-' between start and end; anything else odd stays in the token. */
 	(void)take_token(c, "-", tok, sizeof(tok));
 	if (!*tok)
-		return fail(c, "expected a time range HH:MM-HH:MM after the days (%s time missing)", what);
+		return textscan_fail(c, "expected a time range HH:MM-HH:MM after the days (%s time missing)", what);
 	*minutes = hhmm_minutes(tok);
 	if (*minutes < 0)
-		return fail(c, "\"%s\" is not a time (HH:MM, 00:00 to 24:00)", tok);
+		return textscan_fail(c, "\"%s\" is not a time (HH:MM, 00:00 to 24:00)", tok);
 	return true;
 }
 
-static bool parse_range(struct cursor *c, int *start, int *end)
+static bool parse_range(struct textscan *c, int *start, int *end)
 {
 	const char *range;
 
-	skip_blanks(c);
+	textscan_skip_blanks(c);
 	range = c->p;
 	if (!parse_time(c, "start", start))
 		return false;
-	skip_blanks(c);
+	textscan_skip_blanks(c);
 	if (*c->p != '-')
-		return fail(c, "expected \"-\" and an end time after the start time");
+		return textscan_fail(c, "expected \"-\" and an end time after the start time");
 	c->p++;
 	if (!parse_time(c, "end", end))
 		return false;
 	if (*start == 24 * 60)
-		return fail(c, "\"%.*s\": 24:00 can only end a window", (int)(c->p - range), range);
+		return textscan_fail(c, "\"%.*s\": 24:00 can only end a window", (int)(c->p - range), range);
 	if (*start == *end)
-		return fail(c, "\"%.*s\" is empty: the end equals the start (a whole day is 00:00-24:00)",
+		return textscan_fail(c, "\"%.*s\" is empty: the end equals the start (a whole day is 00:00-24:00)",
 			    (int)(c->p - range), range);
 	if (*end == 0)
 		*end = 24 * 60;   /* "22:00-00:00" ends at the next midnight, as 24:00 says */
@@ -208,12 +178,12 @@ static bool parse_range(struct cursor *c, int *start, int *end)
 }
 
 /* "+HH:MM" / "-HH:MM", at most 14:00 either way. */
-static bool parse_offset(struct cursor *c, const char *tok, int *offset_min)
+static bool parse_offset(struct textscan *c, const char *tok, int *offset_min)
 {
 	int m = hhmm_minutes(tok + 1);
 
 	if (m < 0 || m > 14 * 60)
-		return fail(c, "\"%s\" is not a UTC offset (+HH:MM or -HH:MM, at most 14:00)", tok);
+		return textscan_fail(c, "\"%s\" is not a UTC offset (+HH:MM or -HH:MM, at most 14:00)", tok);
 	*offset_min = tok[0] == '-' ? -m : m;
 	return true;
 }
@@ -237,7 +207,7 @@ static bool is_tzif(const char *path)
 }
 
 /* An IANA name: parts of [A-Za-z0-9._+-] joined by '/', none empty or starting with '.', a TZif file. */
-static bool parse_iana(struct cursor *c, const char *tok, struct window *out)
+static bool parse_iana(struct textscan *c, const char *tok, struct window *out)
 {
 	char path[sizeof(WINDOW_ZONEINFO_DIR) + WINDOW_ZONE_MAX + 1];
 	size_t len = strlen(tok);
@@ -247,13 +217,13 @@ static bool parse_iana(struct cursor *c, const char *tok, struct window *out)
 	for (const char *s = tok; name_ok && *s; s++)
 		name_ok = isalnum((unsigned char)*s) || strchr("._+-/", *s) != NULL;
 	if (!name_ok)
-		return fail(c, "\"%s\" is not a time zone name (UTC, +HH:MM, or a name such as "
+		return textscan_fail(c, "\"%s\" is not a time zone name (UTC, +HH:MM, or a name such as "
 			       "Europe/Berlin: parts of letters, digits and \"._+-\" joined by \"/\", none "
 			       "starting with \".\")",
 			    tok);
 	snprintf(path, sizeof(path), "%s/%s", WINDOW_ZONEINFO_DIR, tok);
 	if (!is_tzif(path))
-		return fail(c, "\"%s\" is not a time zone (%s is not a zone file; expected UTC, "
+		return textscan_fail(c, "\"%s\" is not a time zone (%s is not a zone file; expected UTC, "
 			       "+HH:MM, or a name such as Europe/Berlin)",
 			    tok, path);
 	out->zone_kind = WINDOW_IANA;
@@ -261,21 +231,21 @@ static bool parse_iana(struct cursor *c, const char *tok, struct window *out)
 	return true;
 }
 
-static bool parse_zone(struct cursor *c, struct window *out)
+static bool parse_zone(struct textscan *c, struct window *out)
 {
 	char tok[WINDOW_ZONE_MAX];
 	bool fits;
 
-	skip_blanks(c);
+	textscan_skip_blanks(c);
 	out->zone_kind = WINDOW_UTC;
 	if (!*c->p)
 		return true;
 	fits = take_token(c, "", tok, sizeof(tok));
-	skip_blanks(c);
+	textscan_skip_blanks(c);
 	if (*c->p)
-		return fail(c, "unexpected \"%s\" after the zone \"%s\"", c->p, tok);
+		return textscan_fail(c, "unexpected \"%s\" after the zone \"%s\"", c->p, tok);
 	if (!fits)
-		return fail(c, "the zone \"%s…\" is longer than %d characters", tok, WINDOW_ZONE_MAX - 1);
+		return textscan_fail(c, "the zone \"%s…\" is longer than %d characters", tok, WINDOW_ZONE_MAX - 1);
 	if (strcasecmp(tok, "UTC") == 0)
 		return true;
 	if (tok[0] == '+' || tok[0] == '-') {
@@ -287,35 +257,19 @@ static bool parse_zone(struct cursor *c, struct window *out)
 
 bool window_parse(const char *spec, struct window *out, char *err, size_t errlen)
 {
-	struct cursor c = { .spec = spec ? spec : "", .p = spec ? spec : "", .err = err, .errlen = errlen };
+	struct textscan c = { .kind = "window", .text = spec ? spec : "", .p = spec ? spec : "", .err = err, .errlen = errlen };
 
 	memset(out, 0, sizeof(*out));
 	if (errlen)
 		err[0] = '\0';
-	skip_blanks(&c);
+	textscan_skip_blanks(&c);
 	if (!*c.p)
-		return fail(&c, "empty; expected DAYS HH:MM-HH:MM [ZONE], e.g. \"Mon-Fri 02:00-04:00 UTC\"");
+		return textscan_fail(&c, "empty; expected DAYS HH:MM-HH:MM [ZONE], e.g. \"Mon-Fri 02:00-04:00 UTC\"");
 	return parse_days(&c, &out->days) && parse_range(&c, &out->start_min, &out->end_min) &&
 	       parse_zone(&c, out);
 }
 
 /* ----------------------------------------------------------------- printing */
-
-/* Appends to out[cap] at *len, keeping it terminated and *len at most cap - 1. */
-static void append(char *out, size_t cap, size_t *len, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void append(char *out, size_t cap, size_t *len, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (*len + 1 >= cap)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(out + *len, cap - *len, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		*len = *len + (size_t)n < cap ? *len + (size_t)n : cap - 1;
-}
 
 void window_format(const struct window *w, char *out, size_t cap)
 {
@@ -326,11 +280,11 @@ void window_format(const struct window *w, char *out, size_t cap)
 		return;
 	out[0] = '\0';
 	if (w->days == ALL_DAYS)
-		append(out, cap, &len, "daily");
+		textscan_append(out, cap, &len, "daily");
 	else if (w->days == WEEKDAYS)
-		append(out, cap, &len, "weekdays");
+		textscan_append(out, cap, &len, "weekdays");
 	else if (w->days == WEEKENDS)
-		append(out, cap, &len, "weekends");
+		textscan_append(out, cap, &len, "weekends");
 	else
 		/* Runs of consecutive days within Mon … Sun: "Mon,Wed,Fri-Sun". */
 		for (int d = 0; d < 7; d++) {
@@ -340,20 +294,20 @@ void window_format(const struct window *w, char *out, size_t cap)
 				continue;
 			while (last + 1 < 7 && w->days & 1u << (last + 1))
 				last++;
-			append(out, cap, &len, "%s%s", len ? "," : "", day_short[d]);
+			textscan_append(out, cap, &len, "%s%s", len ? "," : "", day_short[d]);
 			if (last > d)
-				append(out, cap, &len, "-%s", day_short[last]);
+				textscan_append(out, cap, &len, "-%s", day_short[last]);
 			d = last;
 		}
-	append(out, cap, &len, " %02d:%02d-%02d:%02d ", w->start_min / 60, w->start_min % 60,
+	textscan_append(out, cap, &len, " %02d:%02d-%02d:%02d ", w->start_min / 60, w->start_min % 60,
 	       w->end_min / 60, w->end_min % 60);
 	if (w->zone_kind == WINDOW_UTC)
-		append(out, cap, &len, "UTC");
+		textscan_append(out, cap, &len, "UTC");
 	else if (w->zone_kind == WINDOW_OFFSET)
-		append(out, cap, &len, "%c%02d:%02d", w->offset_min < 0 ? '-' : '+', zone_min / 60,
+		textscan_append(out, cap, &len, "%c%02d:%02d", w->offset_min < 0 ? '-' : '+', zone_min / 60,
 		       zone_min % 60);
 	else
-		append(out, cap, &len, "%s", w->zone);
+		textscan_append(out, cap, &len, "%s", w->zone);
 }
 
 /* ------------------------------------------------------------------ calendar */

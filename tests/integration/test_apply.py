@@ -254,3 +254,29 @@ def test_a_proxy_that_does_not_acknowledge_abandons_the_attempt(pg, db, proxy_fa
     assert good.admin("GET", "/holds")[1] == {"holds": []}    # released on the proxy that took it
     assert fk_state(db) == {}
     assert last_migration(db)[1] == "rolled_back"
+
+
+def test_mixed_case_and_hostile_names_stay_quoted(pg, db, proxy_factory, tmp_path):
+    proxy = proxy_factory(pg)
+    db.execute('DROP SCHEMA IF EXISTS "Billing" CASCADE')
+    db.execute('CREATE SCHEMA "Billing"')
+    db.execute('CREATE TABLE "Billing"."Customers" ("Id" int PRIMARY KEY)')
+    db.execute('CREATE TABLE "Billing"."Order Items" ("Id" int PRIMARY KEY, "Customer Id" int)')
+    db.execute('INSERT INTO "Billing"."Customers" SELECT g FROM generate_series(1, 100) g')
+    db.execute('INSERT INTO "Billing"."Order Items" SELECT g, 1 + g % 100 FROM generate_series(1, 1000) g')
+    path = write_file(tmp_path, "names.sql",
+                      'ALTER TABLE "Billing"."Order Items" ADD CONSTRAINT "fk; DROP TABLE users; --" '
+                      'FOREIGN KEY ("Customer Id") REFERENCES "Billing"."Customers" ("Id");\n'
+                      'ALTER TABLE "Billing"."Order Items" ADD CONSTRAINT "Weird ""quoted"" check" '
+                      'CHECK ("Customer Id" > 0);\n')
+    admin = f"http://{harness.HOST}:{proxy.admin_port}"
+    pgvalve("apply", path, "--proxy", admin, "--watch", "0", pg=pg, check=0)
+    rows = db.execute("SELECT conname, convalidated FROM pg_constraint "
+                      "WHERE conrelid = '\"Billing\".\"Order Items\"'::regclass AND contype IN ('f', 'c') "
+                      "ORDER BY 1").fetchall()
+    assert rows == [('Weird "quoted" check', True), ("fk; DROP TABLE users; --", True)]
+    assert db.execute("SELECT to_regclass('users') IS NOT NULL").fetchone()[0]   # nothing broke out
+    mig_id, _ = last_migration(db)
+    pgvalve("rollback", mig_id, "--proxy", admin, pg=pg, check=3)
+    assert db.execute("SELECT count(*) FROM pg_constraint WHERE conrelid = '\"Billing\".\"Order Items\"'::regclass "
+                      "AND contype IN ('f', 'c')").fetchone()[0] == 0
