@@ -280,3 +280,17 @@ def test_mixed_case_and_hostile_names_stay_quoted(pg, db, proxy_factory, tmp_pat
     pgvalve("rollback", mig_id, "--proxy", admin, pg=pg, check=3)
     assert db.execute("SELECT count(*) FROM pg_constraint WHERE conrelid = '\"Billing\".\"Order Items\"'::regclass "
                       "AND contype IN ('f', 'c')").fetchone()[0] == 0
+
+
+def test_terminate_blockers_after_ends_an_old_transaction(pg, db, tmp_path):
+    path = write_file(tmp_path, "fk.sql", fk_migration(FKS[:1]))
+    blocker = harness.connect(pg.dsn())
+    blocker.execute("UPDATE users SET email = email WHERE id = 1")          # an old transaction, idle
+    pid = blocker.info.backend_pid
+    r = pgvalve("apply", path, "--terminate-blockers-after", "1s", "--watch", "0", "--format", "json", pg=pg)
+    assert r.rc == 0, r
+    events = r.events()
+    assert any(e["event"] == "warning" and f"pid {pid}" in e.get("detail", "") for e in events), events
+    assert events[-1]["event"] == "committed"
+    assert db.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()[0] == 0
+    blocker.close()
