@@ -66,12 +66,15 @@ bool journal_ensure(PGconn *c, struct db_error *err)
 		"  other_name text NOT NULL DEFAULT '',"
 		"  lock int NOT NULL DEFAULT 0,"
 		"  hold int NOT NULL DEFAULT 0,"
+		"  index_name text NOT NULL DEFAULT '',"
 		"  state text NOT NULL DEFAULT 'pending',"
 		"  attempts int NOT NULL DEFAULT 0,"
 		"  started_at timestamptz,"
 		"  finished_at timestamptz,"
 		"  error text,"
 		"  PRIMARY KEY (migration_id, seq));"
+		/* Columns later versions added, on a journal an earlier one created. */
+		"ALTER TABLE pgvalve.steps ADD COLUMN IF NOT EXISTS index_name text NOT NULL DEFAULT '';"
 		"CREATE TABLE IF NOT EXISTS pgvalve.prior_constraints ("
 		"  migration_id bigint NOT NULL REFERENCES pgvalve.migrations (id),"
 		"  \"table\" text NOT NULL,"
@@ -138,15 +141,16 @@ bool journal_create(PGconn *c, const struct plan *p, const char *plan_json, cons
 	for (int i = 0; i < p->n_steps; i++) {
 		const struct plan_step *st = &p->steps[i];
 		char seq[16], lock[8], hold[8];
-		const char *sp[11] = { idtext, seq, plan_step_kind_name(st->kind), plan_phase_name(st->phase), st->sql,
-				       st->table.schema, st->table.name, st->other.schema, st->other.name, lock, hold };
+		const char *sp[12] = { idtext, seq, plan_step_kind_name(st->kind), plan_phase_name(st->phase), st->sql,
+				       st->table.schema, st->table.name, st->other.schema, st->other.name, lock, hold,
+				       st->index.name };
 
 		snprintf(seq, sizeof(seq), "%d", st->seq);
 		snprintf(lock, sizeof(lock), "%d", (int)st->lock);
 		snprintf(hold, sizeof(hold), "%d", (int)st->hold);
 		r = db_query(c, "INSERT INTO pgvalve.steps (migration_id, seq, kind, phase, sql, table_schema, table_name, "
-				"other_schema, other_name, lock, hold) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-			     11, sp, err);
+				"other_schema, other_name, lock, hold, index_name) "
+				"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)", 12, sp, err);
 		if (!r)
 			goto fail;
 		PQclear(r);

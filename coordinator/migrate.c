@@ -132,6 +132,33 @@ int migrate_affected_tables(const struct plan *p, struct qname *out, int cap)
 	return n;
 }
 
+/*
+ * The index a prepare step builds: 1 there and valid, 0 there but invalid
+ * (a CREATE INDEX CONCURRENTLY that failed or was killed leaves it so; then
+ * 'drop' gets the statement that drops it), -1 missing or unknown.
+ */
+static int index_state(struct migration *a, const struct plan_step *st, char *drop, size_t cap)
+{
+	const char *params[2] = { st->index.schema, st->index.name };
+	struct db_error err;
+	PGresult *r;
+	int state = -1;
+
+	if (!st->index.name[0])
+		return -1;
+	r = db_query(a->observer,
+		"SELECT i.indisvalid, format('DROP INDEX CONCURRENTLY %s', c.oid::regclass) FROM pg_index i "
+		"JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace ns ON ns.oid = c.relnamespace "
+		"WHERE c.relname = $2 AND CASE WHEN $1 = '' THEN pg_table_is_visible(c.oid) ELSE ns.nspname = $1 END",
+		2, params, &err);
+	if (r && PQntuples(r) == 1) {
+		state = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+		snprintf(drop, cap, "%s", PQgetvalue(r, 0, 1));
+	}
+	PQclear(r);
+	return state;
+}
+
 /* CREATE INDEX CONCURRENTLY steps, no hold; an index left invalid by a failure is dropped and built again. */
 static bool prepare(struct migration *a)
 {
@@ -139,10 +166,26 @@ static bool prepare(struct migration *a)
 		const struct plan_step *st = &a->p.steps[i];
 		struct db_error err;
 		bool built = false;
+		char drop[512];
 
 		if (st->phase != PHASE_PREPARE || a->done[i])
 			continue;
 		for (int attempt = 1; attempt <= a->o->attempts && !built; attempt++) {
+			int state = index_state(a, st, drop, sizeof(drop));
+
+			if (state == 1) {
+				report_event("prepare", NULL, "prepare: index %s exists and is valid (an earlier run built it)",
+					     st->index.name);
+				built = true;
+				break;
+			}
+			if (state == 0) {
+				report_event("prepare", NULL, "prepare: index %s was left invalid: %s", st->index.name, drop);
+				if (!db_exec(a->ddl, drop, &err)) {
+					report_error("cannot drop an invalid index", err.msg, NULL);
+					return false;
+				}
+			}
 			report_event("prepare", NULL, "prepare: %s%s", st->sql, attempt > 1 ? " (again)" : "");
 			built = db_exec(a->ddl, st->sql, &err);
 			if (!built) {
@@ -151,7 +194,7 @@ static bool prepare(struct migration *a)
 				if (!journal_step_attempt(a->ddl, a->id, st->seq, err.msg, &jerr))
 					report_warning("cannot count the attempt in the journal", jerr.msg);
 				report_warning("building the index failed", err.msg);
-				/* 42P07: it exists (from an earlier run); only a valid one counts as built. */
+				/* 42P07: it exists (the next round looks at it); deadlock, cancel: try again. */
 				if (strcmp(err.sqlstate, "42P07") != 0 && strcmp(err.sqlstate, "40P01") != 0 &&
 				    strcmp(err.sqlstate, "57014") != 0) {
 					report_error("cannot build an index the migration needs", err.msg, NULL);
@@ -571,7 +614,7 @@ bool migrate_load(struct migration *a, int64_t id, enum mig_state *state)
 	m = db_query(a->ddl, "SELECT state, plan::text, name, coalesce(extract(epoch FROM cutover_at)::bigint, 0) "
 			     "FROM pgvalve.migrations WHERE id = $1::bigint", 1, params, &err);
 	st = m ? db_query(a->ddl, "SELECT seq, kind, phase, sql, table_schema, table_name, other_schema, other_name, "
-				  "lock, hold, state FROM pgvalve.steps WHERE migration_id = $1::bigint ORDER BY seq",
+				  "lock, hold, state, index_name FROM pgvalve.steps WHERE migration_id = $1::bigint ORDER BY seq",
 			  1, params, &err) : NULL;
 	if (!m || !st) {
 		report_error("cannot read the journal", err.msg, NULL);
@@ -605,6 +648,9 @@ bool migrate_load(struct migration *a, int64_t id, enum mig_state *state)
 		snprintf(s->other.name, sizeof(s->other.name), "%s", PQgetvalue(st, i, 7));
 		s->lock = (enum plan_lock)atoi(PQgetvalue(st, i, 8));
 		s->hold = (enum plan_hold)atoi(PQgetvalue(st, i, 9));
+		/* An index lives in its table's schema. */
+		snprintf(s->index.schema, sizeof(s->index.schema), "%s", s->table.schema);
+		snprintf(s->index.name, sizeof(s->index.name), "%s", PQgetvalue(st, i, 11));
 		s->constraint = s->drop = s->input = -1;
 		a->done[a->p.n_steps] = strcmp(PQgetvalue(st, i, 10), "done") == 0;
 		a->p.n_steps++;

@@ -264,6 +264,39 @@ static void check_rows(PGconn *c, const struct plan_constraint *k, const char *r
 	PQclear(r);
 }
 
+/* UNIQUE / PRIMARY KEY: duplicate keys (and NULLs, for a primary key) would make the index build fail. */
+static void check_unique(PGconn *c, const struct plan_constraint *k, const char *reg, struct preflight *pf)
+{
+	char subject[300], cols[2048];
+	const char *params[3] = { reg, cols, k->type == CON_PRIMARY_KEY ? "t" : "f" };
+	struct db_error err;
+	PGresult *r;
+
+	snprintf(subject, sizeof(subject), "%.63s on %.180s", k->name, reg);
+	array_literal(k->columns, k->n_columns, cols, sizeof(cols));
+	r = run_built(c,
+		"SELECT format('SELECT (SELECT count(*) FROM (SELECT 1 FROM %s WHERE %s GROUP BY %s HAVING count(*) > 1) d), "
+		"(SELECT count(*) FROM %s WHERE %s)', $1::text, "
+		" (SELECT string_agg(format('%I IS NOT NULL', x), ' AND ') FROM unnest($2::text[]) x), "
+		" (SELECT string_agg(format('%I', x), ', ') FROM unnest($2::text[]) x), $1::text, "
+		" CASE WHEN $3 = 't' THEN (SELECT string_agg(format('%I IS NULL', x), ' OR ') FROM unnest($2::text[]) x) "
+		"      ELSE 'false' END)", 3, params, &err);
+	if (!r) {
+		add(pf, FINDING_WARNING, "duplicates", subject, -1, err.msg, "run the check by hand, or raise the timeout",
+		    "could not count duplicate keys within " CHECK_TIMEOUT);
+		return;
+	}
+	if (atoll(db_value(r, 0, 0, "0")) > 0)
+		add(pf, FINDING_ERROR, "duplicates", subject, atoll(db_value(r, 0, 0, "0")), NULL,
+		    "remove the duplicates first: the unique index cannot be built over them",
+		    "%s key value(s) occur more than once in %s", db_value(r, 0, 0, "0"), reg);
+	if (atoll(db_value(r, 0, 1, "0")) > 0)
+		add(pf, FINDING_ERROR, "violations", subject, atoll(db_value(r, 0, 1, "0")), NULL,
+		    "fill the NULLs first: a primary key column cannot hold NULL",
+		    "%s row(s) of %s have NULL in the key", db_value(r, 0, 1, "0"), reg);
+	PQclear(r);
+}
+
 static bool dropped_first(const struct plan *p, const struct plan_constraint *k)
 {
 	for (int i = 0; i < p->n_drops; i++)
@@ -278,8 +311,10 @@ static void check_name(PGconn *c, const struct plan *p, const struct plan_constr
 	const char *params[2] = { oid, k->name };
 	struct db_error err;
 	PGresult *r = db_query(c, "SELECT 1 FROM pg_constraint WHERE conrelid = $1::oid AND conname = $2 "
-				  "UNION ALL SELECT 1 FROM pg_class WHERE relname = $2 AND relkind = 'i' "
-				  "AND relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = $1::oid)",
+				  /* An invalid index (a failed build) is dropped and built again by prepare. */
+				  "UNION ALL SELECT 1 FROM pg_class ic JOIN pg_index i ON i.indexrelid = ic.oid "
+				  "WHERE ic.relname = $2 AND i.indisvalid "
+				  "AND ic.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = $1::oid)",
 			       2, params, &err);
 	char subject[300];
 
@@ -391,6 +426,8 @@ bool preflight_run(PGconn *c, const struct plan *p, const struct options *o, str
 			check_foreign_key(c, con, oid, reg, out);
 		else if (con->type == CON_CHECK || con->type == CON_NOT_NULL)
 			check_rows(c, con, reg, out);
+		else
+			check_unique(c, con, reg, out);
 	}
 	snprintf(oids + k, sizeof(oids) - k, "}");
 	check_long_transactions(c, oids, o, out);

@@ -294,3 +294,22 @@ def test_terminate_blockers_after_ends_an_old_transaction(pg, db, tmp_path):
     assert events[-1]["event"] == "committed"
     assert db.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()[0] == 0
     blocker.close()
+
+
+def test_unique_duplicates_refuse_and_an_invalid_index_is_rebuilt(pg, db, proxy_factory, tmp_path):
+    proxy = proxy_factory(pg)
+    admin = f"http://{harness.HOST}:{proxy.admin_port}"
+    db.execute("UPDATE users SET email = 'same@example.com' WHERE id IN (1, 2)")
+    path = write_file(tmp_path, "uq.sql", "ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email);\n")
+    r = pgvalve("plan", path, pg=pg)
+    assert r.rc == 1 and "1 key value(s) occur more than once in users" in r.out, r
+    # A failed CREATE UNIQUE INDEX CONCURRENTLY (as a killed earlier run might leave) stays, invalid.
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        db.execute("CREATE UNIQUE INDEX CONCURRENTLY users_email_key ON users (email)")
+    assert db.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = 'users_email_key'::regclass"
+                      ).fetchone()[0] is False
+    db.execute("UPDATE users SET email = 'other@example.com' WHERE id = 2")
+    r = pgvalve("apply", path, "--proxy", admin, "--watch", "0", pg=pg)
+    assert r.rc == 0, r
+    assert "was left invalid" in r.out, r
+    assert constraints(db, "users")[("users", "users_email_key")] == ("UNIQUE (email)", True)
