@@ -247,6 +247,11 @@ bool journal_snapshot(PGconn *c, int64_t id, const struct qname *tables, int n, 
 			"SELECT $1::bigint, a.attrelid::regclass::text, a.attname, 'n', 'NOT NULL', true "
 			"FROM pg_attribute a JOIN t ON a.attrelid = t.oid "
 			"WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull "
+			/* indexes (contype 'i'): a rollback drops only the ones the migration built */
+			"UNION ALL "
+			"SELECT $1::bigint, i.indrelid::regclass::text, ic.relname, 'i', pg_get_indexdef(i.indexrelid), "
+			"       i.indisvalid "
+			"FROM pg_index i JOIN t ON i.indrelid = t.oid JOIN pg_class ic ON ic.oid = i.indexrelid "
 			"ON CONFLICT DO NOTHING",
 			3, params, err);
 		if (!r)

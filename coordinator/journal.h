@@ -50,8 +50,9 @@ bool journal_step_attempt(PGconn *c, int64_t id, int seq, const char *error, str
 	__attribute__((warn_unused_result));
 
 /*
- * Records the constraints of 'tables' (and their columns' NOT NULL) as they
- * are now, in pgvalve.prior_constraints, to restore on rollback.
+ * Records the constraints of 'tables' (and their columns' NOT NULL, and
+ * their indexes) as they are now, in pgvalve.prior_constraints, to restore
+ * on rollback (contype 'n': a NOT NULL column, 'i': an index).
  */
 bool journal_snapshot(PGconn *c, int64_t id, const struct qname *tables, int n, struct db_error *err)
 	__attribute__((warn_unused_result));

@@ -53,7 +53,7 @@ static const char statements_sql[] =
 	"         CASE WHEN p.contype IN ('f', 'c') AND p.validated "
 	"              THEN format('ALTER TABLE %s VALIDATE CONSTRAINT %I', p.\"table\", p.name) END AS validate "
 	"  FROM pgvalve.prior_constraints p "
-	"  WHERE p.migration_id = $1::bigint AND p.contype <> 'n' AND to_regclass(p.\"table\") IS NOT NULL "
+	"  WHERE p.migration_id = $1::bigint AND p.contype NOT IN ('n', 'i') AND to_regclass(p.\"table\") IS NOT NULL "
 	"    AND EXISTS (SELECT 1 FROM plan) "
 	"    AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conrelid = p.\"table\"::regclass "
 	"                    AND con.conname = p.name AND pg_get_constraintdef(con.oid) = p.definition) "
@@ -63,6 +63,36 @@ static const char statements_sql[] =
 	"JOIN pg_class t ON t.oid = s.rel JOIN pg_namespace tn ON tn.oid = t.relnamespace "
 	"LEFT JOIN pg_class o ON o.oid = s.other AND s.other <> 0 LEFT JOIN pg_namespace onn ON onn.oid = o.relnamespace "
 	"ORDER BY s.phase, s.ord";
+
+/*
+ * Indexes the migration's prepare steps built that were not there at the
+ * snapshot and back no constraint any more: dropped concurrently, no hold.
+ */
+static const char built_indexes_sql[] =
+	"SELECT format('DROP INDEX CONCURRENTLY %s', ic.oid::regclass) "
+	"FROM pgvalve.steps s "
+	"JOIN pg_class ic ON ic.relname = s.index_name AND ic.relkind = 'i' "
+	"JOIN pg_index i ON i.indexrelid = ic.oid "
+	"JOIN pg_class t ON t.oid = i.indrelid AND t.relname = s.table_name "
+	"WHERE s.migration_id = $1::bigint AND s.kind = 'create_index' AND s.index_name <> '' "
+	"  AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = ic.oid) "
+	"  AND NOT EXISTS (SELECT 1 FROM pgvalve.prior_constraints p WHERE p.migration_id = s.migration_id "
+	"                  AND p.contype = 'i' AND p.name = ic.relname AND p.\"table\" = t.oid::regclass::text)";
+
+static void drop_built_indexes(PGconn *ddl, const char *const *params)
+{
+	struct db_error err;
+	PGresult *r = db_query(ddl, built_indexes_sql, 1, params, &err);
+
+	for (int i = 0; r && i < PQntuples(r); i++) {
+		report_event("rollback_index", NULL, "  %s", PQgetvalue(r, i, 0));
+		if (!db_exec(ddl, PQgetvalue(r, i, 0), &err))
+			report_warning("could not drop an index the migration built (drop it by hand)", err.msg);
+	}
+	if (!r)
+		report_warning("could not look for indexes the migration built", err.msg);
+	PQclear(r);
+}
 
 static bool validate_restored(PGconn *ddl, PGresult *r, struct db_error *err)
 {
@@ -130,6 +160,7 @@ bool rollback_run(PGconn *ddl, PGconn *observer, const struct options *o, int64_
 		report_event("rolled_back", NULL, "migration %lld: %d statement(s) rolled back in one transaction "
 			     "(held %lld ms, %d attempt(s))", (long long)id, n, (long long)res.held_ms, res.attempts);
 	}
+	drop_built_indexes(ddl, params);
 	if (!validate_restored(ddl, r, &err)) {
 		report_warning("a restored constraint did not validate (it stays NOT VALID: enforced for new rows)", err.msg);
 	}

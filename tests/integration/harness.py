@@ -356,7 +356,7 @@ class Proxy:
             "upstream": {"host": HOST, "port": self.pg.port, "sslmode": "disable"},
             "admin": {"host": HOST, "port": self.admin_port},
             "workers": 2,
-            "timeouts": {"connect_ms": 5000, "auth_ms": 10000, "shutdown_timeout_ms": 3000},
+            "timeouts": {"connect_ms": 5000, "auth_ms": 30000, "shutdown_timeout_ms": 3000},
             "log": {"level": "info", "format": "text"},
         }
 

@@ -313,3 +313,21 @@ def test_unique_duplicates_refuse_and_an_invalid_index_is_rebuilt(pg, db, proxy_
     assert r.rc == 0, r
     assert "was left invalid" in r.out, r
     assert constraints(db, "users")[("users", "users_email_key")] == ("UNIQUE (email)", True)
+    # Rolled back: the constraint goes, and so does the index the migration built; others stay.
+    mig_id, _ = last_migration(db)
+    pgvalve("rollback", mig_id, "--proxy", admin, pg=pg, check=3)
+    assert ("users", "users_email_key") not in constraints(db, "users")
+    assert db.execute("SELECT to_regclass('users_email_key')").fetchone()[0] is None
+    assert db.execute("SELECT to_regclass('users_pkey')").fetchone()[0] is not None
+
+
+def test_rollback_drops_indexes_the_migration_built_but_not_older_ones(pg, db, tmp_path):
+    db.execute("CREATE INDEX older_idx ON comments (author_id)")
+    path = write_file(tmp_path, "idx.sql", "CREATE INDEX comments_submission_idx ON comments (submission_id);\n"
+                      "CREATE INDEX IF NOT EXISTS older_idx ON comments (author_id);\n")
+    r = pgvalve("apply", path, "--watch", "0", pg=pg, env={"PGVALVE_TEST_KILL_AT": "prepared"})
+    assert r.rc == -9, r
+    assert db.execute("SELECT to_regclass('comments_submission_idx')").fetchone()[0] is not None
+    pgvalve("recover", "--rollback", pg=pg, check=3)
+    assert db.execute("SELECT to_regclass('comments_submission_idx')").fetchone()[0] is None
+    assert db.execute("SELECT to_regclass('older_idx')").fetchone()[0] is not None
