@@ -99,8 +99,24 @@ struct blocker {
 	char mode[32];
 	char state[32];
 	int64_t xact_age_ms;
+	int64_t state_age_ms;        /* since its state last changed */
 	char query[201];
 };
+
+/* A session idle inside its transaction this long is waiting on its client, not about to commit. */
+#define IDLE_IN_TX_MS 10
+
+/*
+ * Whether holding traffic could not help against 'b': its transaction is
+ * older than the stall budget, or, however young, has sat idle inside the
+ * transaction for IDLE_IN_TX_MS (between the statements of a short
+ * transaction a session is idle for far less).
+ */
+static bool long_blocker(const struct blocker *b, const struct options *o)
+{
+	return b->xact_age_ms > o->max_stall_ms ||
+	       (strncmp(b->state, "idle in transaction", 19) == 0 && b->state_age_ms >= IDLE_IN_TX_MS);
+}
 
 /* Conflicting granted locks now; returns how many (up to 'cap' filled), -1 on error. */
 static int conflicts(PGconn *observer, const struct locked *t, int n, int ddl_pid, struct blocker *out, int cap)
@@ -122,7 +138,8 @@ static int conflicts(PGconn *observer, const struct locked *t, int n, int ddl_pi
 	r = db_query(observer,
 		"SELECT l.pid, l.relation::regclass::text, l.mode, coalesce(a.state, ''), "
 		"       coalesce((extract(epoch FROM clock_timestamp() - a.xact_start) * 1000)::bigint, 0), "
-		"       left(coalesce(a.query, ''), 200) "
+		"       left(coalesce(a.query, ''), 200), "
+		"       coalesce((extract(epoch FROM clock_timestamp() - a.state_change) * 1000)::bigint, 0) "
 		"FROM pg_locks l "
 		"JOIN unnest($1::oid[], $2::int[]) AS w (rel, strength) ON l.relation = w.rel "
 		"LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
@@ -140,6 +157,7 @@ static int conflicts(PGconn *observer, const struct locked *t, int n, int ddl_pi
 		snprintf(out[i].state, sizeof(out[i].state), "%s", PQgetvalue(r, i, 3));
 		out[i].xact_age_ms = strtoll(PQgetvalue(r, i, 4), NULL, 10);
 		snprintf(out[i].query, sizeof(out[i].query), "%s", PQgetvalue(r, i, 5));
+		out[i].state_age_ms = strtoll(PQgetvalue(r, i, 6), NULL, 10);
 	}
 	PQclear(r);
 	return rows;
@@ -170,7 +188,7 @@ static bool wait_for_old_transactions(PGconn *observer, const struct options *o,
 			return false;
 		}
 		for (int i = 0; i < k && i < 8; i++)
-			old += b[i].xact_age_ms > o->max_stall_ms;
+			old += long_blocker(&b[i], o);
 		if (old == 0)
 			return true;
 		if (now_ms() - last_report >= PREWAIT_REPORT_MS) {
@@ -178,7 +196,7 @@ static bool wait_for_old_transactions(PGconn *observer, const struct options *o,
 
 			describe_blocker(&b[0], text, sizeof(text));
 			report_event("waiting_for_blocker", NULL,
-				     "  waiting, holding nothing, for %d older transaction(s): %s", old, text);
+				     "  waiting, holding nothing, for %d transaction(s) in the way: %s", old, text);
 			last_report = now_ms();
 		}
 		if (o->terminate_blockers_after_ms >= 0 && now_ms() - started >= o->terminate_blockers_after_ms) {
@@ -188,7 +206,7 @@ static bool wait_for_old_transactions(PGconn *observer, const struct options *o,
 				struct db_error err;
 				PGresult *r;
 
-				if (b[i].xact_age_ms <= o->max_stall_ms)
+				if (!long_blocker(&b[i], o))
 					continue;
 				snprintf(pid, sizeof(pid), "%d", b[i].pid);
 				describe_blocker(&b[i], text, sizeof(text));
@@ -266,7 +284,7 @@ static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, cons
 	char ids[2][128];
 	cJSON *holds[2];
 	int ddl_pid = PQbackendPID(ddl);
-	int64_t acked_at, budget_left;
+	int64_t acked_at = -1, budget_left;
 	bool ok = false;
 	struct blocker b[8];
 
@@ -303,6 +321,17 @@ static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, cons
 			snprintf(res->why, sizeof(res->why), "cannot read pg_locks: %s", PQerrorMessage(observer));
 			goto release;
 		}
+		for (int i = 0; i < k && i < 8; i++) {
+			char text[512];
+
+			if (!long_blocker(&b[i], o))
+				continue;
+			/* It will not finish while we hold: let traffic go and wait for it holding nothing. */
+			describe_blocker(&b[i], text, sizeof(text));
+			snprintf(res->why, sizeof(res->why), "a session idle inside its transaction holds a conflicting "
+				 "lock: %s", text);
+			goto release;
+		}
 		if (now_ms() - acked_at >= o->max_stall_ms) {
 			char text[512];
 
@@ -319,8 +348,9 @@ static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, cons
 	if (o->n_proxies && budget_left > o->lock_timeout_ms)
 		budget_left = o->lock_timeout_ms;
 	ok = run_transaction(ddl, job, (int)budget_left, res->why, sizeof(res->why), retry);
-	res->held_ms = now_ms() - acked_at;
 release:
+	if (acked_at >= 0 && o->n_proxies)
+		res->held_ms += now_ms() - acked_at;   /* a failed attempt held traffic too */
 	for (int h = 0; h < 2; h++) {
 		if (holds[h] && proxy_release_all(o->proxies, o->n_proxies, ids[h], PROXY_ACK_TIMEOUT_MS))
 			report_warning("a proxy did not confirm the release of a hold (its lease ends it)", ids[h]);

@@ -39,7 +39,7 @@ struct cutover_job {
 
 struct cutover_result {
 	int attempts;
-	int64_t held_ms;              /* the successful attempt's hold, from ack to release */
+	int64_t held_ms;              /* traffic held, from ack to release, summed over every attempt */
 	char why[1024];               /* the last failure */
 };
 
