@@ -24,6 +24,16 @@ static const char *next_move(const char *state, const char *released)
 	return "in progress, or interrupted: if no coordinator runs, `pgvalve recover --resume` or `--rollback`";
 }
 
+/* Prints 'doc' as indented JSON and deletes it. */
+static void print_doc(cJSON *doc)
+{
+	char *text = cJSON_Print(doc);
+
+	printf("%s\n", text ? text : "{}");
+	free(text);
+	cJSON_Delete(doc);
+}
+
 static int list(PGconn *c, const struct options *o)
 {
 	struct db_error err;
@@ -37,8 +47,6 @@ static int list(PGconn *c, const struct options *o)
 		return EXIT_ATTENTION;
 	}
 	if (o->format == FORMAT_JSON) {
-		char *text;
-
 		doc = cJSON_CreateObject();
 		arr = cJSON_AddArrayToObject(doc, "migrations");
 		for (int i = 0; i < PQntuples(r); i++) {
@@ -52,10 +60,7 @@ static int list(PGconn *c, const struct options *o)
 			cJSON_AddStringToObject(m, "error", PQgetvalue(r, i, 5));
 			cJSON_AddItemToArray(arr, m);
 		}
-		text = cJSON_Print(doc);
-		printf("%s\n", text);
-		free(text);
-		cJSON_Delete(doc);
+		print_doc(doc);
 	} else if (PQntuples(r) == 0) {
 		printf("no migrations in this database's journal (schema pgvalve)\n");
 	} else {
@@ -101,7 +106,6 @@ static int show(PGconn *c, const struct options *o, const char *id)
 	}
 	if (o->format == FORMAT_JSON) {
 		cJSON *doc = cJSON_CreateObject(), *arr;
-		char *text;
 
 		cJSON_AddNumberToObject(doc, "id", atof(PQgetvalue(m, 0, 0)));
 		cJSON_AddStringToObject(doc, "name", PQgetvalue(m, 0, 1));
@@ -130,10 +134,7 @@ static int show(PGconn *c, const struct options *o, const char *id)
 			cJSON_AddStringToObject(pc, "definition", PQgetvalue(p, i, 3));
 			cJSON_AddItemToArray(arr, pc);
 		}
-		text = cJSON_Print(doc);
-		printf("%s\n", text);
-		free(text);
-		cJSON_Delete(doc);
+		print_doc(doc);
 		goto done;
 	}
 	printf("migration %s (%s): %s\n", PQgetvalue(m, 0, 0), PQgetvalue(m, 0, 1), PQgetvalue(m, 0, 2));

@@ -239,6 +239,14 @@ def test_replaced_constraint_rolled_back_is_byte_identical(pg, db, proxy_factory
     assert r.rc == 3, r
     assert constraints(db, "comments") == before
     assert journal_state(db, mig_id) == "rolled_back"
+    # status reads the journal back: the migration, its steps, the prior definition kept.
+    doc = json.loads(pgvalve("status", mig_id, "--format", "json", pg=pg, check=0).out)
+    assert doc["state"] == "rolled_back" and [s["kind"] for s in doc["steps"]] == [
+        "drop_constraint", "add_not_valid", "validate"]
+    assert any(p["name"] == "comments_submission_id_fkey" and "ON DELETE CASCADE" in p["definition"]
+               for p in doc["prior_constraints"])
+    listing = json.loads(pgvalve("status", "--format", "json", pg=pg, check=0).out)
+    assert [m["state"] for m in listing["migrations"]] == ["rolled_back"]
 
 
 def test_a_proxy_that_does_not_acknowledge_abandons_the_attempt(pg, db, proxy_factory, tmp_path):

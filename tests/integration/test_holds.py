@@ -340,6 +340,19 @@ def test_statement_prepared_before_hold_is_held_when_executed(proxy, raw, connec
     assert sorted(rows(direct, "SELECT v FROM prep_t")) == [(2,), (42,)]
 
 
+def assert_execute_held_then_run(proxy, r, direct, table, stmt, value):
+    """Bind/Execute of statement `stmt` during a hold on `table`: parked, nothing written, and
+    after the release it completes and its row `value` is there."""
+    hold(proxy, [table], id=f"{table}-hold")
+    send_all(r, bind_msg("", stmt), execute_msg(), (b"S", b""))
+    wait_parked(proxy, 1)
+    assert received_nothing(r)
+    assert rows(direct, f"SELECT v FROM {table}") == []
+    release(proxy, f"{table}-hold")
+    assert types(read_until_ready(r)) == "2CZ"
+    assert rows(direct, f"SELECT v FROM {table}") == [(value,)]
+
+
 def test_failed_redefinition_does_not_change_what_a_name_runs(proxy, raw, direct):
     """A Parse of a name that exists fails (42P05) and the server keeps the old statement:
     executing the name during a hold must be judged by the old text (an INSERT), not by the
@@ -352,14 +365,7 @@ def test_failed_redefinition_does_not_change_what_a_name_runs(proxy, raw, direct
     msgs = read_until_ready(r)
     assert types(msgs) == "EZ" and errors_in(msgs)[0]["C"] == "42P05", msgs
 
-    hold(proxy, ["redef_t"], id="redef")
-    send_all(r, bind_msg("", "s1"), execute_msg(), (b"S", b""))
-    wait_parked(proxy, 1)
-    assert received_nothing(r)
-    assert rows(direct, "SELECT v FROM redef_t") == []
-    release(proxy, "redef")
-    assert types(read_until_ready(r)) == "2CZ"
-    assert rows(direct, "SELECT v FROM redef_t") == [(7,)]
+    assert_execute_held_then_run(proxy, r, direct, "redef_t", "s1", 7)
 
 
 def test_close_skipped_after_an_error_keeps_the_statement_known(proxy, raw, direct):
@@ -373,13 +379,7 @@ def test_close_skipped_after_an_error_keeps_the_statement_known(proxy, raw, dire
     msgs = read_until_ready(r)
     assert types(msgs) == "EZ" and errors_in(msgs)[0]["C"] == "42P01", msgs
 
-    hold(proxy, ["skip_t"], id="skip")
-    send_all(r, bind_msg("", "w"), execute_msg(), (b"S", b""))
-    wait_parked(proxy, 1)
-    assert rows(direct, "SELECT v FROM skip_t") == []
-    release(proxy, "skip")
-    assert types(read_until_ready(r)) == "2CZ"
-    assert rows(direct, "SELECT v FROM skip_t") == [(1,)]
+    assert_execute_held_then_run(proxy, r, direct, "skip_t", "w", 1)
 
 
 def test_statement_prepared_with_sql_prepare_is_held_as_unknown(proxy, raw, direct):
@@ -389,13 +389,7 @@ def test_statement_prepared_with_sql_prepare_is_held_as_unknown(proxy, raw, dire
     r = raw()
     _, errs = r.query("PREPARE sp AS INSERT INTO sqlprep_t VALUES (5)")
     assert not errs
-    hold(proxy, ["sqlprep_t"], id="sqlprep")
-    send_all(r, bind_msg("", "sp"), execute_msg(), (b"S", b""))
-    wait_parked(proxy, 1)
-    assert rows(direct, "SELECT v FROM sqlprep_t") == []
-    release(proxy, "sqlprep")
-    assert types(read_until_ready(r)) == "2CZ"
-    assert rows(direct, "SELECT v FROM sqlprep_t") == [(5,)]
+    assert_execute_held_then_run(proxy, r, direct, "sqlprep_t", "sp", 5)
 
 
 def test_session_in_transaction_runs_on_and_is_reported(proxy, raw, direct):
