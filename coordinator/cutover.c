@@ -16,6 +16,7 @@
 #include "fault.h"
 #include "proxyctl.h"
 #include "report.h"
+#include "pgvalve/clock.h"
 
 #define POLL_MS 20                 /* pg_locks polling while holding */
 #define PREWAIT_POLL_MS 200        /* ... and while waiting for old transactions, holding nothing */
@@ -30,14 +31,6 @@ struct locked {
 	enum plan_lock lock;
 	enum plan_hold hold;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(int64_t ms)
 {
@@ -177,7 +170,7 @@ static void describe_blocker(const struct blocker *b, char *out, size_t cap)
 static bool wait_for_old_transactions(PGconn *observer, const struct options *o, const struct locked *t, int n,
 				      int ddl_pid, char *why, size_t cap)
 {
-	int64_t started = now_ms(), last_report = 0;
+	int64_t started = clock_mono_ms(), last_report = 0;
 	struct blocker b[8];
 
 	for (;;) {
@@ -191,15 +184,15 @@ static bool wait_for_old_transactions(PGconn *observer, const struct options *o,
 			old += long_blocker(&b[i], o);
 		if (old == 0)
 			return true;
-		if (now_ms() - last_report >= PREWAIT_REPORT_MS) {
+		if (clock_mono_ms() - last_report >= PREWAIT_REPORT_MS) {
 			char text[512];
 
 			describe_blocker(&b[0], text, sizeof(text));
 			report_event("waiting_for_blocker", NULL,
 				     "  waiting, holding nothing, for %d transaction(s) in the way: %s", old, text);
-			last_report = now_ms();
+			last_report = clock_mono_ms();
 		}
-		if (o->terminate_blockers_after_ms >= 0 && now_ms() - started >= o->terminate_blockers_after_ms) {
+		if (o->terminate_blockers_after_ms >= 0 && clock_mono_ms() - started >= o->terminate_blockers_after_ms) {
 			for (int i = 0; i < k && i < 8; i++) {
 				char pid[16], text[512];
 				const char *params[1] = { pid };
@@ -309,7 +302,7 @@ static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, cons
 		}
 		cJSON_Delete(hr.in_transaction_pids);
 	}
-	acked_at = now_ms();
+	acked_at = clock_mono_ms();
 	fault_point("holding");
 	/* Sessions already inside a transaction run on: wait for their conflicting locks, within the budget. */
 	for (;;) {
@@ -332,7 +325,7 @@ static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, cons
 				 "lock: %s", text);
 			goto release;
 		}
-		if (now_ms() - acked_at >= o->max_stall_ms) {
+		if (clock_mono_ms() - acked_at >= o->max_stall_ms) {
 			char text[512];
 
 			describe_blocker(&b[0], text, sizeof(text));
@@ -342,7 +335,7 @@ static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, cons
 		}
 		sleep_ms(POLL_MS);
 	}
-	budget_left = o->n_proxies ? o->max_stall_ms - (now_ms() - acked_at) : o->lock_timeout_ms;
+	budget_left = o->n_proxies ? o->max_stall_ms - (clock_mono_ms() - acked_at) : o->lock_timeout_ms;
 	if (budget_left < 10)
 		budget_left = 10;
 	if (o->n_proxies && budget_left > o->lock_timeout_ms)
@@ -350,7 +343,7 @@ static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, cons
 	ok = run_transaction(ddl, job, (int)budget_left, res->why, sizeof(res->why), retry);
 release:
 	if (acked_at >= 0 && o->n_proxies)
-		res->held_ms += now_ms() - acked_at;   /* a failed attempt held traffic too */
+		res->held_ms += clock_mono_ms() - acked_at;   /* a failed attempt held traffic too */
 	for (int h = 0; h < 2; h++) {
 		if (holds[h] && proxy_release_all(o->proxies, o->n_proxies, ids[h], PROXY_ACK_TIMEOUT_MS))
 			report_warning("a proxy did not confirm the release of a hold (its lease ends it)", ids[h]);
@@ -380,7 +373,7 @@ bool cutover_run(PGconn *ddl, PGconn *observer, const struct options *o, const s
 	}
 	if (!resolve(observer, t, n, res->why, sizeof(res->why)))
 		goto done;
-	srand((unsigned)now_ms());
+	srand((unsigned)clock_mono_ms());
 	while (res->attempts < o->attempts && retry) {
 		res->attempts++;
 		ok = attempt(ddl, observer, o, job, t, n, res->attempts, res, &retry);

@@ -24,18 +24,11 @@
 #include "window.h"
 #include "migrate.h"
 #include "fault.h"
+#include "pgvalve/clock.h"
 
 #define VALIDATE_POLL_MS 500
 #define WATCH_POLL_S 1
 #define ERRORS_TIMEOUT_MS 3000
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Sets the journal state; on failure reports and returns false. */
 static bool set_state(struct migration *a, enum mig_state s, const char *error)
@@ -343,7 +336,7 @@ static bool cutover(struct migration *a)
 static int validate_one(struct migration *a, const struct plan_step *st, long long rows)
 {
 	char *journal = journal_step_sql(a->id, st->seq, "done", 1), *sql = NULL;
-	int64_t started = mono_ms(), elapsed;
+	int64_t started = clock_mono_ms(), elapsed;
 	struct db_error err = { 0 };
 	PGresult *r;
 	int rc = 0;
@@ -355,7 +348,7 @@ static int validate_one(struct migration *a, const struct plan_step *st, long lo
 		return -1;
 	}
 	while (PQisBusy(a->ddl)) {
-		elapsed = mono_ms() - started;
+		elapsed = clock_mono_ms() - started;
 		if (rows > 0 && a->validate_rows_per_s > 0)
 			report_progress("validating (%s): %.1f s, ~%lld rows, ~%.0f rows/s, ~%.0f s left", st->sql,
 					(double)elapsed / 1000, rows, a->validate_rows_per_s,
@@ -379,7 +372,7 @@ static int validate_one(struct migration *a, const struct plan_step *st, long lo
 	report_progress_done();
 	free(journal);
 	free(sql);
-	elapsed = mono_ms() - started;
+	elapsed = clock_mono_ms() - started;
 	if (err.msg[0]) {
 		db_rollback(a->ddl);
 		report_error("validation failed", err.msg, NULL);

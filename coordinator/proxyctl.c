@@ -15,16 +15,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "pgvalve/clock.h"
 
 #define ANSWER_MAX (4u << 20)
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 bool proxy_parse_url(const char *url, struct proxy *p, char *err, size_t errlen)
 {
@@ -83,7 +76,7 @@ bool proxy_load_token(struct proxy *p, const char *path, char *err, size_t errle
 static bool wait_fd(int fd, short events, int64_t deadline)
 {
 	struct pollfd pfd = { .fd = fd, .events = events };
-	int left = (int)(deadline - now_ms()), rc;
+	int left = (int)(deadline - clock_mono_ms()), rc;
 
 	if (left <= 0)
 		return false;
@@ -176,7 +169,7 @@ static char *recv_all(int fd, int64_t deadline, size_t *len_out)
 int proxy_request(const struct proxy *p, const char *method, const char *path, const cJSON *body,
 		  int timeout_ms, cJSON **out, char *err, size_t errlen)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = clock_mono_ms() + timeout_ms;
 	char *json = body ? cJSON_PrintUnformatted(body) : NULL, *answer = NULL, head[1024];
 	const char *text;
 	size_t json_len = json ? strlen(json) : 0, answer_len = 0;

@@ -32,6 +32,7 @@
 #include "runtime.h"
 #include "tls.h"
 #include "worker.h"
+#include "pgvalve/clock.h"
 
 #define CLOSING_FLUSH_MS 5000   /* how long a closing session may take to flush its last words */
 #define CLOSING_LINGER_MS 1000  /* ... and then how long it waits for the client to close */
@@ -403,20 +404,12 @@ static void pump(struct session *s, struct relay_buf *b, struct conn *src, struc
 
 /* ---- holds --------------------------------------------------------------- */
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void park(struct session *s, const struct hold *h)
 {
 	struct worker *w = s->w;
 
 	if (!s->parked_on) {
-		s->parked_at_ms = now_ms();
+		s->parked_at_ms = clock_mono_ms();
 		s->park_next = NULL;
 		if (w->parked_tail)
 			w->parked_tail->park_next = s;
@@ -444,7 +437,7 @@ static void unpark(struct session *s)
 		w->parked_tail = prev;
 	s->park_next = NULL;
 	s->parked_on = NULL;
-	session_log(s, LOG_DEBUG, "resumed after %lld ms parked", (long long)(now_ms() - s->parked_at_ms));
+	session_log(s, LOG_DEBUG, "resumed after %lld ms parked", (long long)(clock_mono_ms() - s->parked_at_ms));
 	if (s->w->snap->cfg.client_idle_ms > 0)
 		timer_arm(s, s->w->snap->cfg.client_idle_ms);
 	else
@@ -1308,7 +1301,7 @@ void session_describe(const struct session *s, cJSON *arr)
 	cJSON_AddNumberToObject(o, "prepared_statements", s->statements.count);
 	if (s->parked_on) {
 		cJSON_AddStringToObject(o, "parked_on", s->parked_on->id);
-		cJSON_AddNumberToObject(o, "parked_ms", (double)(now_ms() - s->parked_at_ms));
+		cJSON_AddNumberToObject(o, "parked_ms", (double)(clock_mono_ms() - s->parked_at_ms));
 	}
 	cJSON_AddNumberToObject(o, "connected_s", (double)(worker_now(s->w) - s->connected_at));
 	cJSON_AddNumberToObject(o, "worker", s->w->index);

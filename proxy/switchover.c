@@ -26,6 +26,7 @@
 #include "runtime.h"
 #include "session.h"
 #include "worker.h"
+#include "pgvalve/clock.h"
 
 #define SWITCHOVER_HOLD_ID "pgvalve-switchover"
 #define SWITCHOVER_TICK_MS 5
@@ -47,14 +48,6 @@ struct switchover {
 
 static struct event_base *switch_base;
 static struct switchover *current;
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void switchover_init(struct event_base *base)
 {
@@ -181,7 +174,7 @@ static void finish(bool drained)
 	void **args = calloc((size_t)rt.n_workers, sizeof(*args));
 	const struct config *cfg = &rt.snap->cfg;
 	int closed = 0, retiring = 0;
-	int64_t elapsed = now_ms() - sw->started_ms;
+	int64_t elapsed = clock_mono_ms() - sw->started_ms;
 	cJSON *doc = cJSON_CreateObject(), *pids = cJSON_CreateArray(), *pid;
 
 	if (!per || !args)
@@ -210,7 +203,7 @@ static void finish(bool drained)
 	cJSON_AddStringToObject(doc, "upstream", cfg->upstreams[sw->target].name);
 	cJSON_AddStringToObject(doc, "previous", cfg->upstreams[sw->previous].name);
 	cJSON_AddBoolToObject(doc, "drained", drained);
-	cJSON_AddNumberToObject(doc, "held_ms", (double)(now_ms() - sw->started_ms));
+	cJSON_AddNumberToObject(doc, "held_ms", (double)(clock_mono_ms() - sw->started_ms));
 	cJSON_AddNumberToObject(doc, "closed", closed);
 	cJSON_AddNumberToObject(doc, "retiring", retiring);
 	cJSON_AddItemToObject(doc, "retiring_pids", pids);
@@ -223,7 +216,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
 	if (busy_now == 0)
 		finish(true);
-	else if (now_ms() - current->started_ms >= current->drain_ms)
+	else if (clock_mono_ms() - current->started_ms >= current->drain_ms)
 		finish(false);
 }
 
@@ -308,7 +301,7 @@ int switchover_begin(const cJSON *body, switchover_done_fn done, void *ctx, char
 	}
 	sw->done = done;
 	sw->ctx = ctx;
-	sw->started_ms = now_ms();
+	sw->started_ms = clock_mono_ms();
 	snprintf(sw->why, sizeof(sw->why),
 		 "terminating connection: pgvalve-proxy switched to upstream \"%s\"; reconnect",
 		 rt.snap->cfg.upstreams[sw->target].name);
