@@ -87,7 +87,7 @@ static void add_ref(struct walk *w, const char *schema, const char *name, uint8_
 	snprintf(ref.schema, sizeof(ref.schema), "%s", schema ? schema : "");
 	snprintf(ref.name, sizeof(ref.name), "%s", name);
 	if (!schema && access == CLASSIFY_READ && in_scope(w, ref.name))
-		return;   /* a CTE of an enclosing WITH */
+		return; /* a CTE of an enclosing WITH */
 	for (int i = 0; i < r->n_refs; i++) {
 		if (strcmp(r->refs[i].schema, ref.schema) == 0 && strcmp(r->refs[i].name, ref.name) == 0) {
 			r->refs[i].access |= access;
@@ -126,12 +126,13 @@ static void check_function(struct walk *w, const cJSON *funccall)
 static bool is_neutral_statement(const char *type)
 {
 	static const char *const neutral[] = {
-		"VariableSetStmt", "VariableShowStmt", "ListenStmt", "UnlistenStmt", "NotifyStmt",
-		"DiscardStmt", "DeallocateStmt", "PrepareStmt", "ExplainStmt", "TransactionStmt",
-		"CheckPointStmt", "ConstraintsSetStmt", "DeclareCursorStmt", "FetchStmt",
-		"ClosePortalStmt", "CreateTableAsStmt", "ViewStmt", "SelectStmt", "InsertStmt",
-		"UpdateStmt", "DeleteStmt", "MergeStmt", "CopyStmt", "TruncateStmt", "LockStmt",
-		"DropStmt", "RawStmt",
+		"VariableSetStmt",   "VariableShowStmt", "ListenStmt",      "UnlistenStmt",
+		"NotifyStmt",        "DiscardStmt",      "DeallocateStmt",  "PrepareStmt",
+		"ExplainStmt",       "TransactionStmt",  "CheckPointStmt",  "ConstraintsSetStmt",
+		"DeclareCursorStmt", "FetchStmt",        "ClosePortalStmt", "CreateTableAsStmt",
+		"ViewStmt",          "SelectStmt",       "InsertStmt",      "UpdateStmt",
+		"DeleteStmt",        "MergeStmt",        "CopyStmt",        "TruncateStmt",
+		"LockStmt",          "DropStmt",         "RawStmt",
 	};
 
 	for (size_t i = 0; i < sizeof(neutral) / sizeof(neutral[0]); i++)
@@ -144,9 +145,17 @@ static bool is_neutral_statement(const char *type)
 static bool runs_unseen_code(const char *type)
 {
 	static const char *const opaque[] = {
-		"CallStmt", "DoStmt", "ExecuteStmt", "LoadStmt", "CreateExtensionStmt",
-		"AlterExtensionStmt", "AlterExtensionContentsStmt", "DropOwnedStmt",
-		"ReassignOwnedStmt", "CreateSubscriptionStmt", "AlterSubscriptionStmt",
+		"CallStmt",
+		"DoStmt",
+		"ExecuteStmt",
+		"LoadStmt",
+		"CreateExtensionStmt",
+		"AlterExtensionStmt",
+		"AlterExtensionContentsStmt",
+		"DropOwnedStmt",
+		"ReassignOwnedStmt",
+		"CreateSubscriptionStmt",
+		"AlterSubscriptionStmt",
 		"DropSubscriptionStmt",
 	};
 
@@ -169,10 +178,11 @@ static void walk_with(struct walk *w, const cJSON *with)
 	bool recursive = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(with, "recursive"));
 
 	if (recursive) {
-		cJSON_ArrayForEach(c, ctes)
-			push_scope(w, string_field(cJSON_GetObjectItemCaseSensitive(c, "CommonTableExpr"), "ctename"));
+		cJSON_ArrayForEach(c, ctes) push_scope(
+			w, string_field(cJSON_GetObjectItemCaseSensitive(c, "CommonTableExpr"), "ctename"));
 	}
-	cJSON_ArrayForEach(c, ctes) {
+	cJSON_ArrayForEach(c, ctes)
+	{
 		const cJSON *cte = cJSON_GetObjectItemCaseSensitive(c, "CommonTableExpr");
 
 		walk_value(w, cJSON_GetObjectItemCaseSensitive(cte, "ctequery"), CLASSIFY_READ);
@@ -216,7 +226,8 @@ static void walk_fields(struct walk *w, const cJSON *obj, uint8_t access, const 
 
 	if (cJSON_IsObject(with))
 		walk_with(w, with);
-	cJSON_ArrayForEach(field, obj) {
+	cJSON_ArrayForEach(field, obj)
+	{
 		/* FOR UPDATE OF x names aliases of tables already seen in FROM. */
 		if (field == with || strcmp(field->string, "lockingClause") == 0)
 			continue;
@@ -225,7 +236,7 @@ static void walk_fields(struct walk *w, const cJSON *obj, uint8_t access, const 
 		else
 			walk_value(w, field, access);
 	}
-	w->n_scope = scope;   /* the WITH's names end with the statement */
+	w->n_scope = scope; /* the WITH's names end with the statement */
 }
 
 /* DROP TABLE/INDEX/VIEW/...: the objects are name lists, not RangeVars. */
@@ -252,7 +263,8 @@ static void walk_drop(struct walk *w, const cJSON *obj)
 	}
 	if (on) {
 		/* DROP TRIGGER trg ON [s.]t: the list is [s,] t, trg. */
-		cJSON_ArrayForEach(o, objects) {
+		cJSON_ArrayForEach(o, objects)
+		{
 			const cJSON *items = cJSON_GetObjectItemCaseSensitive(
 				cJSON_GetObjectItemCaseSensitive(o, "List"), "items");
 			int n = cJSON_GetArraySize(items);
@@ -271,7 +283,8 @@ static void walk_drop(struct walk *w, const cJSON *obj)
 		walk_fields(w, obj, CLASSIFY_WRITE, NULL, 0);
 		return;
 	}
-	cJSON_ArrayForEach(o, objects) {
+	cJSON_ArrayForEach(o, objects)
+	{
 		const cJSON *items = cJSON_GetObjectItemCaseSensitive(
 			cJSON_GetObjectItemCaseSensitive(o, "List"), "items");
 		int n = cJSON_GetArraySize(items);
@@ -314,8 +327,9 @@ static void walk_node(struct walk *w, const char *type, const cJSON *obj, uint8_
 	} else if (strcmp(type, "SelectStmt") == 0 || strcmp(type, "CreateTableAsStmt") == 0 ||
 		   strcmp(type, "ViewStmt") == 0) {
 		/* Queries read; the relation a CREATE TABLE AS / VIEW makes is written. */
-		const char *made = strcmp(type, "ViewStmt") == 0 ? "view" :
-				   strcmp(type, "CreateTableAsStmt") == 0 ? "into" : NULL;
+		const char *made = strcmp(type, "ViewStmt") == 0 ? "view"
+			: strcmp(type, "CreateTableAsStmt") == 0 ? "into"
+								 : NULL;
 
 		if (made)
 			w->out->flags |= CLASSIFY_DDL;
@@ -347,13 +361,13 @@ static void walk_value(struct walk *w, const cJSON *v, uint8_t access)
 	const cJSON *child;
 
 	if (cJSON_IsArray(v)) {
-		cJSON_ArrayForEach(child, v)
-			walk_value(w, child, access);
+		cJSON_ArrayForEach(child, v) walk_value(w, child, access);
 	} else if (cJSON_IsObject(v) && string_field(v, "relname")) {
 		/* A field typed RangeVar* (INSERT's "relation", a FK's "pktable", ...) comes unwrapped. */
 		walk_node(w, "RangeVar", v, access);
 	} else if (cJSON_IsObject(v)) {
-		cJSON_ArrayForEach(child, v) {
+		cJSON_ArrayForEach(child, v)
+		{
 			/* Node types are capitalized keys holding objects; fields are lower-case. */
 			if (child->string[0] >= 'A' && child->string[0] <= 'Z' && cJSON_IsObject(child))
 				walk_node(w, child->string, child, access);
@@ -372,7 +386,7 @@ void classify_sql(const char *sql, size_t len, const struct classify_options *op
 	char *text;
 
 	memset(out, 0, sizeof(*out));
-	len = strnlen(sql, len);   /* a NUL ends the query, as on the server */
+	len = strnlen(sql, len); /* a NUL ends the query, as on the server */
 	if (opt->standard_conforming_strings_off) {
 		/* Backslashes in '...' would mean something else to the server than to the parser. */
 		out->flags = CLASSIFY_UNKNOWN;

@@ -13,19 +13,19 @@
 #include <string.h>
 
 struct cache_entry {
-	struct cache_entry *chain;          /* next in the hash bucket */
-	struct cache_entry *newer, *older;  /* recency list */
+	struct cache_entry *chain;         /* next in the hash bucket */
+	struct cache_entry *newer, *older; /* recency list */
 	uint64_t hash;
 	struct classify_compact *result;
-	size_t bytes;                       /* what the entry counts against max_bytes */
+	size_t bytes; /* what the entry counts against max_bytes */
 	size_t key_len;
-	char key[];                         /* classify_cache_key() of the text */
+	char key[]; /* classify_cache_key() of the text */
 };
 
 struct classify_cache {
 	size_t max_entries, max_bytes;
 	struct cache_entry **buckets;
-	size_t n_buckets;                   /* a power of two */
+	size_t n_buckets; /* a power of two */
 	struct cache_entry *newest, *oldest;
 	struct classify_cache_stats stats;
 };
@@ -135,35 +135,36 @@ void classify_compact_fill(const struct classify_compact *c, struct classify_res
 /* The significant token before the current one, as far as keeping a literal verbatim goes. */
 enum prev_token {
 	PREV_OTHER,
-	PREV_LPAREN,   /* ( */
-	PREV_FLOAT,    /* the keyword FLOAT */
-	PREV_KEEP,     /* UESCAPE, ALTER, COLUMN: the literal after it is kept */
+	PREV_LPAREN, /* ( */
+	PREV_FLOAT,  /* the keyword FLOAT */
+	PREV_KEEP,   /* UESCAPE, ALTER, COLUMN: the literal after it is kept */
 };
 
 struct keyer {
 	const unsigned char *s;
-	size_t n, i;                        /* the text, and how much of it is keyed */
+	size_t n, i; /* the text, and how much of it is keyed */
 	char *key;
-	size_t k;                           /* key bytes written */
-	struct classify_literal *lits;      /* NULL: not asked for */
+	size_t k;                      /* key bytes written */
+	struct classify_literal *lits; /* NULL: not asked for */
 	size_t n_lits;
-	enum prev_token prev, prev2;        /* the last two tokens (whitespace and comments are none) */
+	enum prev_token prev, prev2; /* the last two tokens (whitespace and comments are none) */
 };
 
 /* Character classes of scan.l, by byte. */
 enum {
-	CH_SPACE = 1,    /* space: [ \t\n\r\f] (a vertical tab is not one in PostgreSQL 15) */
+	CH_SPACE = 1, /* space: [ \t\n\r\f] (a vertical tab is not one in PostgreSQL 15) */
 	CH_DIGIT = 2,
-	CH_IDENT = 4,    /* ident_start (also dolq_start): [A-Za-z\200-\377_] */
+	CH_IDENT = 4, /* ident_start (also dolq_start): [A-Za-z\200-\377_] */
 	CH_DOLLAR = 8,
 };
 
-static const unsigned char char_class[256] = {
-	[' '] = CH_SPACE, ['\t'] = CH_SPACE, ['\n'] = CH_SPACE, ['\r'] = CH_SPACE, ['\f'] = CH_SPACE,
-	['0' ... '9'] = CH_DIGIT,
-	['A' ... 'Z'] = CH_IDENT, ['a' ... 'z'] = CH_IDENT, ['_'] = CH_IDENT, [0x80 ... 0xff] = CH_IDENT,
-	['$'] = CH_DOLLAR,
-};
+static const unsigned char
+	char_class[256] = {
+		[' '] = CH_SPACE,           ['\t'] = CH_SPACE,        ['\n'] = CH_SPACE,
+		['\r'] = CH_SPACE,          ['\f'] = CH_SPACE,        ['0' ... '9'] = CH_DIGIT,
+		['A' ... 'Z'] = CH_IDENT,   ['a' ... 'z'] = CH_IDENT, ['_'] = CH_IDENT,
+		[0x80 ... 0xff] = CH_IDENT, ['$'] = CH_DOLLAR,
+	};
 
 static bool is_digit(unsigned char c)
 {
@@ -232,7 +233,7 @@ static void copy(struct keyer *z, size_t end)
 	char *to = z->key + z->k;
 	const unsigned char *from = z->s + z->i;
 
-	if (len <= 16) {   /* most tokens: cheaper than a call to memcpy */
+	if (len <= 16) { /* most tokens: cheaper than a call to memcpy */
 		for (size_t i = 0; i < len; i++)
 			to[i] = (char)from[i];
 	} else {
@@ -264,9 +265,9 @@ static void literal(struct keyer *z, size_t end, char kind, bool keep)
 }
 
 enum string_form {
-	STRING_DOUBLED,   /* '...' and U&'...': '' is a quote */
-	STRING_ESCAPED,   /* E'...': '' and backslash escapes */
-	STRING_BITS,      /* B'...', X'...': the first quote ends it */
+	STRING_DOUBLED, /* '...' and U&'...': '' is a quote */
+	STRING_ESCAPED, /* E'...': '' and backslash escapes */
+	STRING_BITS,    /* B'...', X'...': the first quote ends it */
 };
 
 /*
@@ -278,8 +279,7 @@ enum string_form {
  * server also allows -- comments in that whitespace; libpg_query's scanner,
  * which reports comments as tokens, does not, and it is the one to follow.
  */
-static size_t string_end(const unsigned char *s, size_t n, size_t j, enum string_form form,
-			 bool *checked)
+static size_t string_end(const unsigned char *s, size_t n, size_t j, enum string_form form, bool *checked)
 {
 	for (;;) {
 		size_t k;
@@ -291,13 +291,13 @@ static size_t string_end(const unsigned char *s, size_t n, size_t j, enum string
 			if (s[j] == '\\' && form == STRING_ESCAPED) {
 				if (++j >= n)
 					return 0;
-				if ((s[j] >= '0' && s[j] <= '7') || s[j] == 'x' || s[j] == 'u' || s[j] == 'U' ||
-				    s[j] >= 0x80)
+				if ((s[j] >= '0' && s[j] <= '7') || s[j] == 'x' || s[j] == 'u' ||
+				    s[j] == 'U' || s[j] >= 0x80)
 					*checked = true;
 			} else if (s[j] == '\'') {
 				if (form == STRING_BITS || j + 1 >= n || s[j + 1] != '\'')
 					break;
-				j++;   /* '' */
+				j++; /* '' */
 			}
 		}
 		for (k = ++j; k < n && is_space(s[k]); k++)
@@ -459,7 +459,7 @@ static inline __attribute__((always_inline)) bool key_token(struct keyer *z)
 				return false;
 			literal(z, j, CLASSIFY_LIT_DOLLAR, false);
 		} else {
-			copy(z, i + 1);   /* a lone $ ({dolqfailed} gives back all but it) */
+			copy(z, i + 1); /* a lone $ ({dolqfailed} gives back all but it) */
 			token(z, PREV_OTHER);
 		}
 	} else if (is_ident_start(c)) {
@@ -471,15 +471,18 @@ static inline __attribute__((always_inline)) bool key_token(struct keyer *z)
 
 			if (!(j = string_end(s, n, i + 2, form, &checked)))
 				return false;
-			literal(z, j, lower == 'e' ? CLASSIFY_LIT_ESTRING : lower == 'b' ? CLASSIFY_LIT_BITS :
-				CLASSIFY_LIT_HEX, checked);
+			literal(z, j,
+				lower == 'e'           ? CLASSIFY_LIT_ESTRING
+					: lower == 'b' ? CLASSIFY_LIT_BITS
+						       : CLASSIFY_LIT_HEX,
+				checked);
 		} else if (next == '\'' && lower == 'n') {
-			copy(z, i + 1);   /* NCHAR; the string follows */
+			copy(z, i + 1); /* NCHAR; the string follows */
 			token(z, PREV_OTHER);
 		} else if (lower == 'u' && next == '&' && i + 2 < n && s[i + 2] == '\'') {
 			if (!(j = string_end(s, n, i + 3, STRING_DOUBLED, &checked)))
 				return false;
-			copy(z, j);   /* U&'...': kept */
+			copy(z, j); /* U&'...': kept */
 			token(z, PREV_OTHER);
 		} else {
 			for (j = i + 1; j < n && is_ident_cont(s[j]); j++)
@@ -488,10 +491,11 @@ static inline __attribute__((always_inline)) bool key_token(struct keyer *z)
 			token(z, word_token(s + i, j - i));
 		}
 	} else if (c == '.' && next == '.') {
-		copy(z, i + 2);   /* .. is one token: ..5 is .. and 5, not . and .5 */
+		copy(z, i + 2); /* .. is one token: ..5 is .. and 5, not . and .5 */
 		token(z, PREV_OTHER);
 	} else {
-		z->key[z->k++] = (char)c;   /* operator characters, punctuation, anything else: a byte at a time */
+		z->key[z->k++] = (char)
+			c; /* operator characters, punctuation, anything else: a byte at a time */
 		z->i++;
 		token(z, c == '(' ? PREV_LPAREN : PREV_OTHER);
 	}
@@ -499,8 +503,7 @@ static inline __attribute__((always_inline)) bool key_token(struct keyer *z)
 }
 
 /* classify_cache_key() of sql[0..len), which holds no NUL. */
-static size_t key_text(const char *sql, size_t len, char *key, struct classify_literal *lits,
-		       size_t *n_lits)
+static size_t key_text(const char *sql, size_t len, char *key, struct classify_literal *lits, size_t *n_lits)
 {
 	struct keyer z = { .s = (const unsigned char *)sql, .n = len, .key = key, .lits = lits };
 
@@ -665,7 +668,7 @@ void classify_cache_sql(struct classify_cache *c, const char *sql, size_t len,
 	size_t key_len;
 	uint64_t hash;
 
-	len = strnlen(sql, len);   /* classify_sql stops at a NUL: equal text, equal key */
+	len = strnlen(sql, len); /* classify_sql stops at a NUL: equal text, equal key */
 	/*
 	 * Past the parse limit, or with standard_conforming_strings off, the
 	 * answer is UNKNOWN without parsing; below it, classify_sql's result
@@ -678,7 +681,7 @@ void classify_cache_sql(struct classify_cache *c, const char *sql, size_t len,
 		return;
 	}
 	if (CLASSIFY_CACHE_KEY_MAX(len) > sizeof(small) && !(key = malloc(CLASSIFY_CACHE_KEY_MAX(len)))) {
-		c->stats.misses++;   /* no room for the key: answered, not kept */
+		c->stats.misses++; /* no room for the key: answered, not kept */
 		classify_sql(sql, len, opt, out);
 		return;
 	}

@@ -85,7 +85,8 @@ static bool check_keys(const cJSON *obj, const char *path, const char *const *al
 {
 	const cJSON *item;
 
-	cJSON_ArrayForEach(item, obj) {
+	cJSON_ArrayForEach(item, obj)
+	{
 		bool ok = false;
 		char full[256];
 
@@ -108,8 +109,8 @@ static bool want_object(const cJSON *v, const char *path, struct config_error *e
 	return true;
 }
 
-static bool get_int(const cJSON *obj, const char *path, const char *key, int64_t min,
-		    int64_t max, int64_t *out, struct config_error *err)
+static bool get_int(const cJSON *obj, const char *path, const char *key, int64_t min, int64_t max,
+		    int64_t *out, struct config_error *err)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
 	char full[256], got[80];
@@ -126,8 +127,8 @@ static bool get_int(const cJSON *obj, const char *path, const char *key, int64_t
 	return true;
 }
 
-static bool get_int32(const cJSON *obj, const char *path, const char *key, int64_t min,
-		      int64_t max, int *out, struct config_error *err)
+static bool get_int32(const cJSON *obj, const char *path, const char *key, int64_t min, int64_t max, int *out,
+		      struct config_error *err)
 {
 	int64_t v = *out;
 
@@ -138,8 +139,8 @@ static bool get_int32(const cJSON *obj, const char *path, const char *key, int64
 }
 
 /* A non-empty string; with 'nullable', null is accepted and leaves *out NULL. */
-static bool get_string(const cJSON *obj, const char *path, const char *key, bool nullable,
-		       char **out, struct config_error *err)
+static bool get_string(const cJSON *obj, const char *path, const char *key, bool nullable, char **out,
+		       struct config_error *err)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
 	char full[256], got[80];
@@ -180,8 +181,8 @@ const char *config_sslmode_name(enum sslmode m)
 	return names[m];
 }
 
-static bool parse_upstream(const cJSON *v, const char *path, const char *name,
-			   struct config_upstream *up, struct config_error *err)
+static bool parse_upstream(const cJSON *v, const char *path, const char *name, struct config_upstream *up,
+			   struct config_error *err)
 {
 	static const char *const keys[] = { "host", "port", "sslmode", "sslrootcert", NULL };
 	char *mode = NULL;
@@ -223,14 +224,15 @@ static bool parse_upstreams(struct config *cfg, const cJSON *root, struct config
 	if (single) {
 		if (active)
 			return fail(err, "\"active\": only meaningful with \"upstreams\"");
-		cfg->n_upstreams = 1;   /* counted first: config_free releases a half-parsed one */
+		cfg->n_upstreams = 1; /* counted first: config_free releases a half-parsed one */
 		return parse_upstream(single, "upstream", "default", &cfg->upstreams[0], err);
 	}
 	if (!many)
-		return true;    /* the command line may still give one */
+		return true; /* the command line may still give one */
 	if (!want_object(many, "upstreams", err))
 		return false;
-	cJSON_ArrayForEach(item, many) {
+	cJSON_ArrayForEach(item, many)
+	{
 		char path[256];
 
 		if (cfg->n_upstreams == CONFIG_MAX_UPSTREAMS)
@@ -258,13 +260,13 @@ static bool parse_upstreams(struct config *cfg, const cJSON *root, struct config
 
 bool config_parse(struct config *cfg, const char *text, struct config_error *err)
 {
-	static const char *const top[] = { "listen", "upstream", "upstreams", "active", "tls",
-					   "admin", "workers", "limits", "timeouts", "log", NULL };
+	static const char *const top[] = { "listen",  "upstream", "upstreams", "active", "tls", "admin",
+					   "workers", "limits",   "timeouts",  "log",    NULL };
 	static const char *const listen_keys[] = { "host", "port", NULL };
 	static const char *const tls_keys[] = { "cert_file", "key_file", NULL };
 	static const char *const admin_keys[] = { "host", "port", "token_file", NULL };
-	static const char *const limit_keys[] = { "max_clients", "max_message_bytes",
-						  "parse_max_bytes", NULL };
+	static const char *const limit_keys[] = { "max_clients", "max_message_bytes", "parse_max_bytes",
+						  NULL };
 	static const char *const timeout_keys[] = { "connect_ms", "auth_ms", "client_idle_ms",
 						    "shutdown_timeout_ms", NULL };
 	static const char *const log_keys[] = { "level", "format", NULL };
@@ -274,7 +276,7 @@ bool config_parse(struct config *cfg, const char *text, struct config_error *err
 
 	/* cJSON_Minify strips // and block comments, so config files can explain themselves. */
 	cJSON_Minify(copy);
-	root = cJSON_ParseWithOpts(copy, NULL, 1);   /* nothing may follow the document */
+	root = cJSON_ParseWithOpts(copy, NULL, 1); /* nothing may follow the document */
 	if (!root) {
 		const char *at = cJSON_GetErrorPtr();
 		fail(err, "config is not valid JSON near: %.40s", at ? at : "(start)");
@@ -309,8 +311,10 @@ bool config_parse(struct config *cfg, const char *text, struct config_error *err
 	if ((v = cJSON_GetObjectItemCaseSensitive(root, "limits"))) {
 		if (!want_object(v, "limits", err) || !check_keys(v, "limits", limit_keys, err) ||
 		    !get_int(v, "limits", "max_clients", 1, 1000000, &cfg->max_clients, err) ||
-		    !get_int(v, "limits", "max_message_bytes", 1024, 1073741824, &cfg->max_message_bytes, err) ||
-		    !get_int(v, "limits", "parse_max_bytes", 64, CLASSIFY_PARSE_MAX_LIMIT, &cfg->parse_max_bytes, err))
+		    !get_int(v, "limits", "max_message_bytes", 1024, 1073741824, &cfg->max_message_bytes,
+			     err) ||
+		    !get_int(v, "limits", "parse_max_bytes", 64, CLASSIFY_PARSE_MAX_LIMIT,
+			     &cfg->parse_max_bytes, err))
 			goto out;
 	}
 	if ((v = cJSON_GetObjectItemCaseSensitive(root, "timeouts"))) {
@@ -318,7 +322,8 @@ bool config_parse(struct config *cfg, const char *text, struct config_error *err
 		    !get_int32(v, "timeouts", "connect_ms", 1, 3600000, &cfg->connect_ms, err) ||
 		    !get_int32(v, "timeouts", "auth_ms", 1, 3600000, &cfg->auth_ms, err) ||
 		    !get_int32(v, "timeouts", "client_idle_ms", 0, 604800000, &cfg->client_idle_ms, err) ||
-		    !get_int32(v, "timeouts", "shutdown_timeout_ms", 0, 3600000, &cfg->shutdown_timeout_ms, err))
+		    !get_int32(v, "timeouts", "shutdown_timeout_ms", 0, 3600000, &cfg->shutdown_timeout_ms,
+			       err))
 			goto out;
 	}
 	if ((v = cJSON_GetObjectItemCaseSensitive(root, "log"))) {
@@ -328,9 +333,11 @@ bool config_parse(struct config *cfg, const char *text, struct config_error *err
 		if (!want_object(v, "log", err) || !check_keys(v, "log", log_keys, err))
 			goto out;
 		good = get_required_str(v, "log", "level", &level, err) &&
-		       get_required_str(v, "log", "format", &format, err);
+			get_required_str(v, "log", "format", &format, err);
 		if (good && level && !log_level_parse(level, &cfg->log_level))
-			good = fail(err, "\"log.level\": expected one of debug, info, warn, error, got \"%s\"", level);
+			good = fail(err,
+				    "\"log.level\": expected one of debug, info, warn, error, got \"%s\"",
+				    level);
 		if (good && format && !log_format_parse(format, &cfg->log_format))
 			good = fail(err, "\"log.format\": expected text or json, got \"%s\"", format);
 		free(level);
@@ -391,14 +398,17 @@ bool config_validate(const struct config *cfg, struct config_error *err)
 	if ((cfg->tls_cert_file == NULL) != (cfg->tls_key_file == NULL))
 		return fail(err, "\"tls\": cert_file and key_file go together");
 	if (!is_loopback(cfg->admin_host) && cfg->admin_token_file == NULL)
-		return fail(err, "\"admin.token_file\": required when admin.host (\"%s\") is not a loopback address",
-			    cfg->admin_host);
+		return fail(
+			err,
+			"\"admin.token_file\": required when admin.host (\"%s\") is not a loopback address",
+			cfg->admin_host);
 	for (int i = 0; i < cfg->n_upstreams; i++) {
 		const struct config_upstream *u = &cfg->upstreams[i];
 
 		if (u->sslmode == SSLMODE_VERIFY_FULL && u->sslrootcert == NULL) {
 			if (cfg->named_upstreams)
-				return fail(err, "\"upstreams.%s.sslrootcert\": required with sslmode verify-full",
+				return fail(err,
+					    "\"upstreams.%s.sslrootcert\": required with sslmode verify-full",
 					    u->name);
 			return fail(err, "\"upstream.sslrootcert\": required with sslmode verify-full");
 		}
@@ -421,7 +431,7 @@ bool config_parse_hostport(const char *s, char **host, int *port)
 		h++;
 		hlen -= 2;
 	} else if (memchr(s, ':', hlen)) {
-		return false;   /* an IPv6 address needs brackets: [::1]:6432 */
+		return false; /* an IPv6 address needs brackets: [::1]:6432 */
 	}
 	errno = 0;
 	p = strtol(colon + 1, &end, 10);

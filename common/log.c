@@ -112,8 +112,7 @@ void log_msg(enum log_level level, const struct log_session *who, const char *fm
 	va_end(ap);
 
 	static const char *const keys[] = { "user", "db", "client" };
-	const char *vals[] = { who ? who->user : NULL, who ? who->database : NULL,
-			       who ? who->client : NULL };
+	const char *vals[] = { who ? who->user : NULL, who ? who->database : NULL, who ? who->client : NULL };
 	bool json = atomic_load_explicit(&cur_format, memory_order_relaxed) == LOG_FORMAT_JSON;
 
 	gettimeofday(&tv, NULL);

@@ -28,8 +28,8 @@ static long cstr_len(const uint8_t *p, const uint8_t *end)
 	return nul ? (long)(nul - p) : -1;
 }
 
-enum pgwire_result pgwire_parse_startup(const uint8_t *p, size_t avail,
-					struct pgwire_startup *out, const char **why)
+enum pgwire_result pgwire_parse_startup(const uint8_t *p, size_t avail, struct pgwire_startup *out,
+					const char **why)
 {
 	const uint8_t *pos, *end;
 
@@ -123,16 +123,32 @@ bool pgwire_parse_error(const uint8_t *body, size_t len, struct pgwire_error *e)
 		const char *val = (const char *)pos;
 
 		if (flen < 0)
-			break;  /* cut off: keep the complete fields before it */
+			break; /* cut off: keep the complete fields before it */
 		switch (field) {
-		case 'V': e->severity = val; break;
-		case 'S': if (!e->severity) e->severity = val; break;
-		case 'C': e->sqlstate = val; break;
-		case 'M': e->message = val; break;
-		case 's': e->schema = val; break;
-		case 't': e->table = val; break;
-		case 'n': e->constraint = val; break;
-		default: break;
+		case 'V':
+			e->severity = val;
+			break;
+		case 'S':
+			if (!e->severity)
+				e->severity = val;
+			break;
+		case 'C':
+			e->sqlstate = val;
+			break;
+		case 'M':
+			e->message = val;
+			break;
+		case 's':
+			e->schema = val;
+			break;
+		case 't':
+			e->table = val;
+			break;
+		case 'n':
+			e->constraint = val;
+			break;
+		default:
+			break;
 		}
 		any = true;
 		pos += flen + 1;
@@ -140,8 +156,8 @@ bool pgwire_parse_error(const uint8_t *body, size_t len, struct pgwire_error *e)
 	return any;
 }
 
-size_t pgwire_build_error(uint8_t *out, size_t cap, const char *severity,
-			  const char *sqlstate, const char *message)
+size_t pgwire_build_error(uint8_t *out, size_t cap, const char *severity, const char *sqlstate,
+			  const char *message)
 {
 	size_t sl = strlen(severity), cl = strlen(sqlstate), ml = strnlen(message, 1000);
 	/* type + length + S,V,C,M fields each "X...\0" + terminator */
@@ -153,10 +169,19 @@ size_t pgwire_build_error(uint8_t *out, size_t cap, const char *severity,
 	*p++ = 'E';
 	pgwire_put_u32(p, (uint32_t)(need - 1));
 	p += 4;
-	*p++ = 'S'; memcpy(p, severity, sl + 1); p += sl + 1;
-	*p++ = 'V'; memcpy(p, severity, sl + 1); p += sl + 1;
-	*p++ = 'C'; memcpy(p, sqlstate, cl + 1); p += cl + 1;
-	*p++ = 'M'; memcpy(p, message, ml); p += ml; *p++ = 0;
+	*p++ = 'S';
+	memcpy(p, severity, sl + 1);
+	p += sl + 1;
+	*p++ = 'V';
+	memcpy(p, severity, sl + 1);
+	p += sl + 1;
+	*p++ = 'C';
+	memcpy(p, sqlstate, cl + 1);
+	p += cl + 1;
+	*p++ = 'M';
+	memcpy(p, message, ml);
+	p += ml;
+	*p++ = 0;
 	*p++ = 0;
 	return need;
 }
@@ -191,8 +216,7 @@ size_t pgwire_sasl_remove_mechanism(uint8_t *body, size_t len, const char *mech)
 	return len - (mlen + 1);
 }
 
-bool pgwire_parse_parameter_status(const uint8_t *body, size_t len,
-				   const char **name, const char **value)
+bool pgwire_parse_parameter_status(const uint8_t *body, size_t len, const char **name, const char **value)
 {
 	const uint8_t *end = body + len;
 	long nlen = len > 0 ? cstr_len(body, end) : -1, vlen;
@@ -201,7 +225,7 @@ bool pgwire_parse_parameter_status(const uint8_t *body, size_t len,
 		return false;
 	vlen = cstr_len(body + nlen + 1, end);
 	if (vlen < 0 || body + nlen + 1 + vlen + 1 != end)
-		return false;   /* exactly name\0value\0, as libpq insists */
+		return false; /* exactly name\0value\0, as libpq insists */
 	*name = (const char *)body;
 	*value = (const char *)body + nlen + 1;
 	return true;

@@ -48,7 +48,8 @@ int cmd_apply(struct options *o)
 	m.ddl = db_connect(o->db ? o->db : "", "apply", &err);
 	m.observer = m.ddl ? db_connect(o->db ? o->db : "", "observer", &err) : NULL;
 	if (!m.ddl || !m.observer) {
-		report_error("cannot connect to the database", err.msg, "check --db, PGVALVE_DB or the PG* variables");
+		report_error("cannot connect to the database", err.msg,
+			     "check --db, PGVALVE_DB or the PG* variables");
 		rc = EXIT_USAGE;
 		goto done;
 	}
@@ -64,15 +65,17 @@ int cmd_apply(struct options *o)
 		goto done;
 	}
 	if (o->n_proxies == 0)
-		report_warning("no --proxy given: the cutover relies on lock_timeout and retries only",
-			       "client stalls are then bounded only by --lock-timeout, and nothing is watched");
+		report_warning(
+			"no --proxy given: the cutover relies on lock_timeout and retries only",
+			"client stalls are then bounded only by --lock-timeout, and nothing is watched");
 	if (!preflight_run(m.observer, &m.p, o, &pf, &err)) {
 		report_error("preflight could not run", err.msg, NULL);
 		goto done;
 	}
 	print_findings(&pf);
 	if (pf.errors) {
-		report_error("refused by preflight: nothing was changed", NULL, "`pgvalve plan` shows every finding");
+		report_error("refused by preflight: nothing was changed", NULL,
+			     "`pgvalve plan` shows every finding");
 		rc = EXIT_REFUSED;
 		goto done;
 	}
@@ -83,8 +86,8 @@ int cmd_apply(struct options *o)
 		report_error("cannot record the migration in the journal", err.msg, NULL);
 		goto done;
 	}
-	report_event("started", NULL, "migration %lld (%s): %d step(s), %d constraint(s)", (long long)m.id, m.p.name,
-		     m.p.n_steps, m.p.n_constraints);
+	report_event("started", NULL, "migration %lld (%s): %d step(s), %d constraint(s)", (long long)m.id,
+		     m.p.name, m.p.n_steps, m.p.n_constraints);
 	if (!journal_set_state(m.ddl, m.id, MIG_CHECKED, NULL, &err)) {
 		report_error("cannot update the journal", err.msg, NULL);
 		goto done;

@@ -47,21 +47,22 @@ static void print_tables(const struct plan_step *st)
 		printf("                 no table lock that blocks reads or writes\n");
 		return;
 	}
-	printf("                 locks %s on %s%s%s", plan_lock_name(st->lock), a, st->other.name[0] ? " and " : "",
-	       st->other.name[0] ? b : "");
+	printf("                 locks %s on %s%s%s", plan_lock_name(st->lock), a,
+	       st->other.name[0] ? " and " : "", st->other.name[0] ? b : "");
 	if (st->hold == HOLD_NONE_NEEDED)
 		printf("; no hold (reads and writes go on)\n");
 	else
 		printf("; holds %s on %s%s\n", st->hold == HOLD_ALL_NEEDED ? "all work" : "writes",
-		       st->other.name[0] ? "both" : "it", st->phase == PHASE_CUTOVER ? " for the cutover" : "");
+		       st->other.name[0] ? "both" : "it",
+		       st->phase == PHASE_CUTOVER ? " for the cutover" : "");
 }
 
 static void print_text(const struct plan *p, const struct preflight *pf)
 {
 	int per_phase[4] = { 0 };
 
-	printf("migration %s: %d statement(s), %d step(s), checksum %.12s\n", p->name, p->n_inputs, p->n_steps,
-	       p->checksum);
+	printf("migration %s: %d statement(s), %d step(s), checksum %.12s\n", p->name, p->n_inputs,
+	       p->n_steps, p->checksum);
 	for (int i = 0; i < p->n_inputs; i++) {
 		printf("\n  %s:%d  %.200s%s\n", p->inputs[i].file, p->inputs[i].line, p->inputs[i].text,
 		       strlen(p->inputs[i].text) > 200 ? "…" : "");
@@ -74,14 +75,16 @@ static void print_text(const struct plan *p, const struct preflight *pf)
 			print_tables(st);
 			if (st->kind == STEP_VALIDATE && st->constraint >= 0 && pf && pf->rows_to_validate &&
 			    pf->rows_to_validate[st->constraint] >= 0)
-				printf("                 scans ~%lld row(s)\n", pf->rows_to_validate[st->constraint]);
+				printf("                 scans ~%lld row(s)\n",
+				       pf->rows_to_validate[st->constraint]);
 		}
 	}
 	for (int s = 0; s < p->n_steps; s++)
 		per_phase[p->steps[s].phase]++;
 	printf("\nOrder: %d prepare step(s) without holds; %d in one cutover transaction under holds; "
 	       "%d validation(s) without holds; %d finalize step(s) under holds.\n",
-	       per_phase[PHASE_PREPARE], per_phase[PHASE_CUTOVER], per_phase[PHASE_VALIDATE], per_phase[PHASE_FINALIZE]);
+	       per_phase[PHASE_PREPARE], per_phase[PHASE_CUTOVER], per_phase[PHASE_VALIDATE],
+	       per_phase[PHASE_FINALIZE]);
 	for (int i = 0; i < p->n_notes; i++)
 		printf("note: %s\n", p->notes[i]);
 	if (!pf)
@@ -90,7 +93,8 @@ static void print_text(const struct plan *p, const struct preflight *pf)
 	for (int i = 0; i < pf->n; i++) {
 		const struct finding *f = &pf->findings[i];
 
-		printf("  %-7s %-16s %s: %s\n", finding_level_name(f->level), f->check, f->subject, f->message);
+		printf("  %-7s %-16s %s: %s\n", finding_level_name(f->level), f->check, f->subject,
+		       f->message);
 		if (f->detail)
 			printf("          detail: %.400s\n", f->detail);
 		if (f->hint)
@@ -114,7 +118,8 @@ int cmd_plan(struct options *o)
 	}
 	c = db_connect(o->db ? o->db : "", "plan", &err);
 	if (!c) {
-		report_error("cannot connect to the database", err.msg, "check --db, PGVALVE_DB or the PG* variables");
+		report_error("cannot connect to the database", err.msg,
+			     "check --db, PGVALVE_DB or the PG* variables");
 		rc = EXIT_USAGE;
 		goto done;
 	}

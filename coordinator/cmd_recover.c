@@ -23,35 +23,41 @@ int cmd_recover(struct options *o)
 	int rc;
 
 	if (o->resume == o->rollback) {
-		report_error("recover needs exactly one of --resume and --rollback", NULL,
-			     "`pgvalve status` shows what is pending; --resume finishes it, --rollback undoes it");
+		report_error(
+			"recover needs exactly one of --resume and --rollback", NULL,
+			"`pgvalve status` shows what is pending; --resume finishes it, --rollback undoes it");
 		return EXIT_USAGE;
 	}
 	rc = migrate_connect(&m, "recover");
 	if (rc != EXIT_DONE)
 		goto done;
-	r = db_query(m.ddl, "SELECT id, state FROM pgvalve.migrations WHERE state NOT IN ('committed', 'rolled_back') "
-			    "ORDER BY id DESC LIMIT 1", 0, NULL, &err);
+	r = db_query(
+		m.ddl,
+		"SELECT id, state FROM pgvalve.migrations WHERE state NOT IN ('committed', 'rolled_back') "
+		"ORDER BY id DESC LIMIT 1",
+		0, NULL, &err);
 	if (!r) {
 		report_error("cannot read the journal", err.msg, NULL);
 		rc = EXIT_ATTENTION;
 		goto done;
 	}
 	if (PQntuples(r) == 0) {
-		report_event("nothing_to_recover", NULL, "nothing to recover: every migration is committed or rolled back");
+		report_event("nothing_to_recover", NULL,
+			     "nothing to recover: every migration is committed or rolled back");
 		rc = EXIT_DONE;
 		goto done;
 	}
 	id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	report_event("recovering", NULL, "migration %lld was left in state %s: %s", (long long)id, PQgetvalue(r, 0, 1),
-		     o->resume ? "resuming" : "rolling back");
+	report_event("recovering", NULL, "migration %lld was left in state %s: %s", (long long)id,
+		     PQgetvalue(r, 0, 1), o->resume ? "resuming" : "rolling back");
 	if (!migrate_load(&m, id, &state) || !migrate_settings(&m)) {
 		rc = EXIT_ATTENTION;
 		goto done;
 	}
 	if (o->rollback) {
 		migrate_release_stale_holds(&m);
-		rc = rollback_run(m.ddl, m.observer, o, id, "pgvalve recover --rollback") ? EXIT_ROLLED_BACK : EXIT_ATTENTION;
+		rc = rollback_run(m.ddl, m.observer, o, id, "pgvalve recover --rollback") ? EXIT_ROLLED_BACK
+											  : EXIT_ATTENTION;
 	} else {
 		rc = migrate_run(&m, state);
 	}

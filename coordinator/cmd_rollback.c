@@ -20,7 +20,8 @@ int cmd_rollback(struct options *o)
 	int rc;
 
 	if (o->n_args != 1 || (id = strtoll(o->args[0], &end, 10)) <= 0 || *end) {
-		report_error("rollback needs one migration id", NULL, "pgvalve rollback ID --db URL (pgvalve status lists ids)");
+		report_error("rollback needs one migration id", NULL,
+			     "pgvalve rollback ID --db URL (pgvalve status lists ids)");
 		return EXIT_USAGE;
 	}
 	rc = migrate_connect(&m, "rollback");
@@ -36,7 +37,8 @@ int cmd_rollback(struct options *o)
 		goto done;
 	}
 	if (o->n_proxies == 0)
-		report_warning("no --proxy given: the rollback relies on lock_timeout and retries only", NULL);
+		report_warning("no --proxy given: the rollback relies on lock_timeout and retries only",
+			       NULL);
 	migrate_release_stale_holds(&m);
 	rc = rollback_run(m.ddl, m.observer, o, id, "pgvalve rollback") ? EXIT_ROLLED_BACK : EXIT_ATTENTION;
 done:

@@ -21,7 +21,8 @@ static const char *next_move(const char *state, const char *released)
 		return "waiting for its window or for `pgvalve cutover ID` (if it was postponed)";
 	if (strcmp(state, "failed") == 0)
 		return "needs attention: see the error; `pgvalve recover --resume` or `--rollback`";
-	return "in progress, or interrupted: if no coordinator runs, `pgvalve recover --resume` or `--rollback`";
+	return "in progress, or interrupted: if no coordinator runs, `pgvalve recover --resume` or "
+	       "`--rollback`";
 }
 
 /* Prints 'doc' as indented JSON and deletes it. */
@@ -37,9 +38,11 @@ static void print_doc(cJSON *doc)
 static int list(PGconn *c, const struct options *o)
 {
 	struct db_error err;
-	PGresult *r = db_query(c,
+	PGresult *r = db_query(
+		c,
 		"SELECT id, name, state, started_at, coalesce(finished_at::text, ''), coalesce(error, ''), "
-		"cutover_released FROM pgvalve.migrations ORDER BY id DESC LIMIT 50", 0, NULL, &err);
+		"cutover_released FROM pgvalve.migrations ORDER BY id DESC LIMIT 50",
+		0, NULL, &err);
 	cJSON *doc, *arr;
 
 	if (!r) {
@@ -68,8 +71,8 @@ static int list(PGconn *c, const struct options *o)
 		for (int i = 0; i < PQntuples(r); i++) {
 			const char *move = next_move(PQgetvalue(r, i, 2), PQgetvalue(r, i, 6));
 
-			printf("%-6s %-28.28s %-12s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
-			       PQgetvalue(r, i, 3));
+			printf("%-6s %-28.28s %-12s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+			       PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
 			if (*PQgetvalue(r, i, 5))
 				printf("       error: %s\n", PQgetvalue(r, i, 5));
 			if (move)
@@ -84,9 +87,11 @@ static int show(PGconn *c, const struct options *o, const char *id)
 {
 	struct db_error err;
 	const char *params[1] = { id };
-	PGresult *m = db_query(c, "SELECT id, name, state, started_at, coalesce(finished_at::text, ''), "
-				  "coalesce(error, ''), cutover_released, coalesce(cutover_at::text, '') "
-				  "FROM pgvalve.migrations WHERE id = $1::bigint", 1, params, &err);
+	PGresult *m = db_query(c,
+			       "SELECT id, name, state, started_at, coalesce(finished_at::text, ''), "
+			       "coalesce(error, ''), cutover_released, coalesce(cutover_at::text, '') "
+			       "FROM pgvalve.migrations WHERE id = $1::bigint",
+			       1, params, &err);
 	PGresult *s = NULL, *p = NULL;
 	int rc = EXIT_DONE;
 
@@ -95,10 +100,14 @@ static int show(PGconn *c, const struct options *o, const char *id)
 		PQclear(m);
 		return EXIT_USAGE;
 	}
-	s = db_query(c, "SELECT seq, phase, kind, state, attempts, coalesce(error, ''), sql FROM pgvalve.steps "
-			"WHERE migration_id = $1::bigint ORDER BY seq", 1, params, &err);
-	p = db_query(c, "SELECT \"table\", name, contype, definition, validated FROM pgvalve.prior_constraints "
-			"WHERE migration_id = $1::bigint ORDER BY 1, 3, 2", 1, params, &err);
+	s = db_query(c,
+		     "SELECT seq, phase, kind, state, attempts, coalesce(error, ''), sql FROM pgvalve.steps "
+		     "WHERE migration_id = $1::bigint ORDER BY seq",
+		     1, params, &err);
+	p = db_query(c,
+		     "SELECT \"table\", name, contype, definition, validated FROM pgvalve.prior_constraints "
+		     "WHERE migration_id = $1::bigint ORDER BY 1, 3, 2",
+		     1, params, &err);
 	if (!s || !p) {
 		report_error("cannot read the journal", err.msg, NULL);
 		rc = EXIT_ATTENTION;
@@ -138,7 +147,8 @@ static int show(PGconn *c, const struct options *o, const char *id)
 		goto done;
 	}
 	printf("migration %s (%s): %s\n", PQgetvalue(m, 0, 0), PQgetvalue(m, 0, 1), PQgetvalue(m, 0, 2));
-	printf("  started %s%s%s\n", PQgetvalue(m, 0, 3), *PQgetvalue(m, 0, 4) ? ", finished " : "", PQgetvalue(m, 0, 4));
+	printf("  started %s%s%s\n", PQgetvalue(m, 0, 3), *PQgetvalue(m, 0, 4) ? ", finished " : "",
+	       PQgetvalue(m, 0, 4));
 	if (*PQgetvalue(m, 0, 7))
 		printf("  cutover committed %s\n", PQgetvalue(m, 0, 7));
 	if (*PQgetvalue(m, 0, 5))
@@ -147,8 +157,8 @@ static int show(PGconn *c, const struct options *o, const char *id)
 		printf("  %s\n", next_move(PQgetvalue(m, 0, 2), PQgetvalue(m, 0, 6)));
 	printf("  steps:\n");
 	for (int i = 0; i < PQntuples(s); i++) {
-		printf("    %2s %-9s %-8s %s\n", PQgetvalue(s, i, 0), PQgetvalue(s, i, 1), PQgetvalue(s, i, 3),
-		       PQgetvalue(s, i, 6));
+		printf("    %2s %-9s %-8s %s\n", PQgetvalue(s, i, 0), PQgetvalue(s, i, 1),
+		       PQgetvalue(s, i, 3), PQgetvalue(s, i, 6));
 		if (*PQgetvalue(s, i, 5))
 			printf("       after %s attempt(s): %s\n", PQgetvalue(s, i, 4), PQgetvalue(s, i, 5));
 	}
@@ -173,7 +183,8 @@ int cmd_status(struct options *o)
 	}
 	c = db_connect(o->db ? o->db : "", "status", &err);
 	if (!c) {
-		report_error("cannot connect to the database", err.msg, "check --db, PGVALVE_DB or the PG* variables");
+		report_error("cannot connect to the database", err.msg,
+			     "check --db, PGVALVE_DB or the PG* variables");
 		return EXIT_USAGE;
 	}
 	if (!journal_ensure(c, &err)) {

@@ -11,9 +11,9 @@
 
 struct command {
 	const char *name;
-	const char *usage;          /* after "pgvalve <name> " */
+	const char *usage; /* after "pgvalve <name> " */
 	const char *summary;
-	unsigned flags;             /* enum option_flag bits it accepts */
+	unsigned flags; /* enum option_flag bits it accepts */
 	int (*exec)(struct options *o);
 };
 

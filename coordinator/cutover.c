@@ -18,8 +18,8 @@
 #include "report.h"
 #include "pgvalve/clock.h"
 
-#define POLL_MS 20                 /* pg_locks polling while holding */
-#define PREWAIT_POLL_MS 200        /* ... and while waiting for old transactions, holding nothing */
+#define POLL_MS 20          /* pg_locks polling while holding */
+#define PREWAIT_POLL_MS 200 /* ... and while waiting for old transactions, holding nothing */
 #define PREWAIT_REPORT_MS 2000
 #define PROXY_ACK_TIMEOUT_MS 2000
 #define BACKOFF_MAX_MS 5000
@@ -40,7 +40,8 @@ static void sleep_ms(int64_t ms)
 		nanosleep(&ts, NULL);
 }
 
-static void add_locked(struct locked *t, int *n, const struct qname *q, enum plan_lock lock, enum plan_hold hold)
+static void add_locked(struct locked *t, int *n, const struct qname *q, enum plan_lock lock,
+		       enum plan_hold hold)
 {
 	if (!q->name[0])
 		return;
@@ -63,10 +64,12 @@ static bool resolve(PGconn *c, struct locked *t, int n, char *why, size_t cap)
 	for (int i = 0; i < n; i++) {
 		const char *params[2] = { t[i].name.schema, t[i].name.name };
 		struct db_error err;
-		PGresult *r = db_query(c,
+		PGresult *r = db_query(
+			c,
 			"SELECT c.oid FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace "
 			"WHERE c.relname = $2 AND CASE WHEN $1 = '' THEN pg_table_is_visible(c.oid) "
-			"ELSE ns.nspname = $1 END", 2, params, &err);
+			"ELSE ns.nspname = $1 END",
+			2, params, &err);
 		char name[2 * PLAN_NAME_MAX + 8];
 
 		qname_format(&t[i].name, name, sizeof(name));
@@ -92,7 +95,7 @@ struct blocker {
 	char mode[32];
 	char state[32];
 	int64_t xact_age_ms;
-	int64_t state_age_ms;        /* since its state last changed */
+	int64_t state_age_ms; /* since its state last changed */
 	char query[201];
 };
 
@@ -108,11 +111,12 @@ struct blocker {
 static bool long_blocker(const struct blocker *b, const struct options *o)
 {
 	return b->xact_age_ms > o->max_stall_ms ||
-	       (strncmp(b->state, "idle in transaction", 19) == 0 && b->state_age_ms >= IDLE_IN_TX_MS);
+		(strncmp(b->state, "idle in transaction", 19) == 0 && b->state_age_ms >= IDLE_IN_TX_MS);
 }
 
 /* Conflicting granted locks now; returns how many (up to 'cap' filled), -1 on error. */
-static int conflicts(PGconn *observer, const struct locked *t, int n, int ddl_pid, struct blocker *out, int cap)
+static int conflicts(PGconn *observer, const struct locked *t, int n, int ddl_pid, struct blocker *out,
+		     int cap)
 {
 	char oids[1024] = "{", strengths[256] = "{", pid[16];
 	const char *params[3] = { oids, strengths, pid };
@@ -122,13 +126,14 @@ static int conflicts(PGconn *observer, const struct locked *t, int n, int ddl_pi
 
 	for (int i = 0; i < n; i++) {
 		snprintf(oids + strlen(oids), sizeof(oids) - strlen(oids), "%s%s", i ? "," : "", t[i].oid);
-		snprintf(strengths + strlen(strengths), sizeof(strengths) - strlen(strengths), "%s%d", i ? "," : "",
-			 (int)t[i].lock);
+		snprintf(strengths + strlen(strengths), sizeof(strengths) - strlen(strengths), "%s%d",
+			 i ? "," : "", (int)t[i].lock);
 	}
 	strcat(oids, "}");
 	strcat(strengths, "}");
 	snprintf(pid, sizeof(pid), "%d", ddl_pid);
-	r = db_query(observer,
+	r = db_query(
+		observer,
 		"SELECT l.pid, l.relation::regclass::text, l.mode, coalesce(a.state, ''), "
 		"       coalesce((extract(epoch FROM clock_timestamp() - a.xact_start) * 1000)::bigint, 0), "
 		"       left(coalesce(a.query, ''), 200), "
@@ -136,7 +141,8 @@ static int conflicts(PGconn *observer, const struct locked *t, int n, int ddl_pi
 		"FROM pg_locks l "
 		"JOIN unnest($1::oid[], $2::int[]) AS w (rel, strength) ON l.relation = w.rel "
 		"LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
-		"WHERE l.granted AND l.locktype = 'relation' AND l.pid <> pg_backend_pid() AND l.pid <> $3::int "
+		"WHERE l.granted AND l.locktype = 'relation' AND l.pid <> pg_backend_pid() AND l.pid <> "
+		"$3::int "
 		"  AND (w.strength = 3 OR l.mode NOT IN ('AccessShareLock', 'RowShareLock')) "
 		"ORDER BY 5 DESC",
 		3, params, &err);
@@ -158,8 +164,9 @@ static int conflicts(PGconn *observer, const struct locked *t, int n, int ddl_pi
 
 static void describe_blocker(const struct blocker *b, char *out, size_t cap)
 {
-	snprintf(out, cap, "pid %d holds %s on %s, transaction open %.1f s, %s: %s", b->pid, b->mode, b->table,
-		 (double)b->xact_age_ms / 1000.0, b->state[0] ? b->state : "state unknown", b->query);
+	snprintf(out, cap, "pid %d holds %s on %s, transaction open %.1f s, %s: %s", b->pid, b->mode,
+		 b->table, (double)b->xact_age_ms / 1000.0, b->state[0] ? b->state : "state unknown",
+		 b->query);
 }
 
 /*
@@ -167,8 +174,8 @@ static void describe_blocker(const struct blocker *b, char *out, size_t cap)
  * transaction older than the stall budget (holding traffic then would stall
  * clients for nothing). Ends such sessions after --terminate-blockers-after.
  */
-static bool wait_for_old_transactions(PGconn *observer, const struct options *o, const struct locked *t, int n,
-				      int ddl_pid, char *why, size_t cap)
+static bool wait_for_old_transactions(PGconn *observer, const struct options *o, const struct locked *t,
+				      int n, int ddl_pid, char *why, size_t cap)
 {
 	int64_t started = clock_mono_ms(), last_report = 0;
 	struct blocker b[8];
@@ -189,10 +196,12 @@ static bool wait_for_old_transactions(PGconn *observer, const struct options *o,
 
 			describe_blocker(&b[0], text, sizeof(text));
 			report_event("waiting_for_blocker", NULL,
-				     "  waiting, holding nothing, for %d transaction(s) in the way: %s", old, text);
+				     "  waiting, holding nothing, for %d transaction(s) in the way: %s", old,
+				     text);
 			last_report = clock_mono_ms();
 		}
-		if (o->terminate_blockers_after_ms >= 0 && clock_mono_ms() - started >= o->terminate_blockers_after_ms) {
+		if (o->terminate_blockers_after_ms >= 0 &&
+		    clock_mono_ms() - started >= o->terminate_blockers_after_ms) {
 			for (int i = 0; i < k && i < 8; i++) {
 				char pid[16], text[512];
 				const char *params[1] = { pid };
@@ -203,9 +212,11 @@ static bool wait_for_old_transactions(PGconn *observer, const struct options *o,
 					continue;
 				snprintf(pid, sizeof(pid), "%d", b[i].pid);
 				describe_blocker(&b[i], text, sizeof(text));
-				r = db_query(observer, "SELECT pg_terminate_backend($1::int)", 1, params, &err);
+				r = db_query(observer, "SELECT pg_terminate_backend($1::int)", 1, params,
+					     &err);
 				PQclear(r);
-				report_warning("terminated a blocking session (--terminate-blockers-after)", text);
+				report_warning("terminated a blocking session (--terminate-blockers-after)",
+					       text);
 			}
 		}
 		sleep_ms(PREWAIT_POLL_MS);
@@ -213,7 +224,8 @@ static bool wait_for_old_transactions(PGconn *observer, const struct options *o,
 }
 
 /* The hold body for the tables that need 'mode'; NULL when none does. */
-static cJSON *hold_body(const struct locked *t, int n, enum plan_hold mode, const char *id, const struct options *o)
+static cJSON *hold_body(const struct locked *t, int n, enum plan_hold mode, const char *id,
+			const struct options *o)
 {
 	cJSON *body, *tables;
 	int k = 0;
@@ -229,7 +241,8 @@ static cJSON *hold_body(const struct locked *t, int n, enum plan_hold mode, cons
 
 		if (t[i].hold != mode)
 			continue;
-		snprintf(name, sizeof(name), "%s%s%s", t[i].name.schema, t[i].name.schema[0] ? "." : "", t[i].name.name);
+		snprintf(name, sizeof(name), "%s%s%s", t[i].name.schema, t[i].name.schema[0] ? "." : "",
+			 t[i].name.name);
 		cJSON_AddItemToArray(tables, cJSON_CreateString(name));
 	}
 	cJSON_AddStringToObject(body, "id", id);
@@ -241,8 +254,8 @@ static cJSON *hold_body(const struct locked *t, int n, enum plan_hold mode, cons
 	return body;
 }
 
-static bool run_transaction(PGconn *ddl, const struct cutover_job *job, int lock_timeout_ms, char *why, size_t cap,
-			    bool *retry)
+static bool run_transaction(PGconn *ddl, const struct cutover_job *job, int lock_timeout_ms, char *why,
+			    size_t cap, bool *retry)
 {
 	struct db_error err;
 	char sql[128];
@@ -263,8 +276,9 @@ fail:
 	db_rollback(ddl);
 	/* 55P03 lock_not_available (lock_timeout), 40P01 deadlock, 40001: worth another attempt. */
 	*retry = strcmp(err.sqlstate, "55P03") == 0 || strcmp(err.sqlstate, "40P01") == 0 ||
-		 strcmp(err.sqlstate, "40001") == 0;
-	snprintf(why, cap, "%.900s%s%s", err.msg, err.sqlstate[0] ? " (SQLSTATE " : "", err.sqlstate[0] ? err.sqlstate : "");
+		strcmp(err.sqlstate, "40001") == 0;
+	snprintf(why, cap, "%.900s%s%s", err.msg, err.sqlstate[0] ? " (SQLSTATE " : "",
+		 err.sqlstate[0] ? err.sqlstate : "");
 	if (err.sqlstate[0])
 		strncat(why, ")", cap - strlen(why) - 1);
 	return false;
@@ -286,8 +300,10 @@ static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, cons
 		*retry = false;
 		return false;
 	}
-	snprintf(ids[0], sizeof(ids[0]), "pgvalve-%lld-%s-%d-all", (long long)job->migration_id, job->what, number);
-	snprintf(ids[1], sizeof(ids[1]), "pgvalve-%lld-%s-%d-writes", (long long)job->migration_id, job->what, number);
+	snprintf(ids[0], sizeof(ids[0]), "pgvalve-%lld-%s-%d-all", (long long)job->migration_id, job->what,
+		 number);
+	snprintf(ids[1], sizeof(ids[1]), "pgvalve-%lld-%s-%d-writes", (long long)job->migration_id, job->what,
+		 number);
 	holds[0] = o->n_proxies ? hold_body(t, n, HOLD_ALL_NEEDED, ids[0], o) : NULL;
 	holds[1] = o->n_proxies ? hold_body(t, n, HOLD_WRITES_NEEDED, ids[1], o) : NULL;
 	for (int h = 0; h < 2; h++) {
@@ -311,7 +327,8 @@ static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, cons
 		if (k == 0)
 			break;
 		if (k < 0) {
-			snprintf(res->why, sizeof(res->why), "cannot read pg_locks: %s", PQerrorMessage(observer));
+			snprintf(res->why, sizeof(res->why), "cannot read pg_locks: %s",
+				 PQerrorMessage(observer));
 			goto release;
 		}
 		for (int i = 0; i < k && i < 8; i++) {
@@ -321,8 +338,10 @@ static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, cons
 				continue;
 			/* It will not finish while we hold: let traffic go and wait for it holding nothing. */
 			describe_blocker(&b[i], text, sizeof(text));
-			snprintf(res->why, sizeof(res->why), "a session idle inside its transaction holds a conflicting "
-				 "lock: %s", text);
+			snprintf(res->why, sizeof(res->why),
+				 "a session idle inside its transaction holds a conflicting "
+				 "lock: %s",
+				 text);
 			goto release;
 		}
 		if (clock_mono_ms() - acked_at >= o->max_stall_ms) {
@@ -343,10 +362,11 @@ static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, cons
 	ok = run_transaction(ddl, job, (int)budget_left, res->why, sizeof(res->why), retry);
 release:
 	if (acked_at >= 0 && o->n_proxies)
-		res->held_ms += clock_mono_ms() - acked_at;   /* a failed attempt held traffic too */
+		res->held_ms += clock_mono_ms() - acked_at; /* a failed attempt held traffic too */
 	for (int h = 0; h < 2; h++) {
 		if (holds[h] && proxy_release_all(o->proxies, o->n_proxies, ids[h], PROXY_ACK_TIMEOUT_MS))
-			report_warning("a proxy did not confirm the release of a hold (its lease ends it)", ids[h]);
+			report_warning("a proxy did not confirm the release of a hold (its lease ends it)",
+				       ids[h]);
 		cJSON_Delete(holds[h]);
 	}
 	return ok;
@@ -379,14 +399,14 @@ bool cutover_run(PGconn *ddl, PGconn *observer, const struct options *o, const s
 		ok = attempt(ddl, observer, o, job, t, n, res->attempts, res, &retry);
 		if (ok)
 			break;
-		report_event("attempt_failed", NULL, "  %s attempt %d of %d failed: %s", job->what, res->attempts,
-			     o->attempts, res->why);
+		report_event("attempt_failed", NULL, "  %s attempt %d of %d failed: %s", job->what,
+			     res->attempts, o->attempts, res->why);
 		if (retry && res->attempts < o->attempts) {
 			int64_t base = 100LL << (res->attempts < 6 ? res->attempts - 1 : 5);
 
 			if (base > BACKOFF_MAX_MS)
 				base = BACKOFF_MAX_MS;
-			sleep_ms(base / 2 + rand() % (base + 1));   /* jitter: half to one and a half */
+			sleep_ms(base / 2 + rand() % (base + 1)); /* jitter: half to one and a half */
 		}
 	}
 done:

@@ -23,24 +23,24 @@
 struct cutover_stmt {
 	const char *sql;
 	struct qname table;
-	struct qname other;       /* a second table it locks ("" if none) */
+	struct qname other; /* a second table it locks ("" if none) */
 	enum plan_lock lock;
 	enum plan_hold hold;
 };
 
 struct cutover_job {
-	const char *what;                 /* "cutover", "finalize", "rollback" (for people and hold ids) */
+	const char *what; /* "cutover", "finalize", "rollback" (for people and hold ids) */
 	const struct cutover_stmt *stmts;
 	int n_stmts;
-	const char *const *journal_sql;   /* run in the same transaction, after the DDL */
+	const char *const *journal_sql; /* run in the same transaction, after the DDL */
 	int n_journal_sql;
 	int64_t migration_id;
 };
 
 struct cutover_result {
 	int attempts;
-	int64_t held_ms;              /* traffic held, from ack to release, summed over every attempt */
-	char why[1024];               /* the last failure */
+	int64_t held_ms; /* traffic held, from ack to release, summed over every attempt */
+	char why[1024];  /* the last failure */
 };
 
 /*

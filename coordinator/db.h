@@ -12,8 +12,8 @@
 #include <stddef.h>
 
 struct db_error {
-	char sqlstate[6];        /* "" when not from the server */
-	char msg[1024];          /* "ERROR:  ... DETAIL: ... HINT: ..." as one line */
+	char sqlstate[6]; /* "" when not from the server */
+	char msg[1024];   /* "ERROR:  ... DETAIL: ... HINT: ..." as one line */
 };
 
 /* NULL with 'err' filled. application_name is set to "pgvalve <role>". */

@@ -5,7 +5,7 @@
  * file does not parse, the error's position names the line. Rules for what
  * the statements mean live in rules.c.
  */
-#define _GNU_SOURCE   /* vasprintf */
+#define _GNU_SOURCE /* vasprintf */
 #include "input.h"
 
 #include <cjson/cJSON.h>
@@ -60,8 +60,8 @@ static size_t cursor_offset(const char *text, size_t len, int cursorpos)
 }
 
 /* Reads all of 'path' into a malloc'd buffer with a NUL after it. */
-__attribute__((warn_unused_result))
-static bool read_file(const char *path, char **out, size_t *out_len, struct input_error *err)
+__attribute__((warn_unused_result)) static bool read_file(const char *path, char **out, size_t *out_len,
+							  struct input_error *err)
 {
 	FILE *f = fopen(path, "rb");
 	char *buf = NULL;
@@ -77,7 +77,8 @@ static bool read_file(const char *path, char **out, size_t *out_len, struct inpu
 			char *grown;
 
 			if (cap >= INPUT_MAX_FILE_BYTES) {
-				input_error_set(err, path, 0, "larger than %u MiB", INPUT_MAX_FILE_BYTES >> 20);
+				input_error_set(err, path, 0, "larger than %u MiB",
+						INPUT_MAX_FILE_BYTES >> 20);
 				goto out;
 			}
 			cap = cap ? cap * 2 : 65536;
@@ -132,8 +133,8 @@ bool input_note(struct plan *p, const char *fmt, ...)
 	return true;
 }
 
-__attribute__((warn_unused_result))
-static bool add_input(struct loader *l, const char *file, int line, const char *text, size_t len)
+__attribute__((warn_unused_result)) static bool add_input(struct loader *l, const char *file, int line,
+							  const char *text, size_t len)
 {
 	struct plan *p = l->p;
 	struct plan_input *in;
@@ -176,7 +177,7 @@ static bool is_tx_wrapping(const char *s, size_t len)
 	if (quote_is_keyword(s + pos, end - pos, "begin") || quote_is_keyword(s + pos, end - pos, "end"))
 		return true;
 	if (quote_is_keyword(s + pos, end - pos, "start"))
-		return true;   /* START TRANSACTION is the only START statement */
+		return true; /* START TRANSACTION is the only START statement */
 	if (quote_is_keyword(s + pos, end - pos, "commit")) {
 		kind = quote_next(s, len, &pos2, &end);
 		return !(kind == QUOTE_TOK_WORD && quote_is_keyword(s + pos2, end - pos2, "prepared"));
@@ -237,15 +238,16 @@ static bool locate_error(const char *text, size_t len, int *line, char *msg, siz
  * > 0 (a JSON plan's statement) is every statement's line; 0 counts lines in
  * 'text'. Transaction wrapping is dropped and *wrapped set.
  */
-__attribute__((warn_unused_result))
-static bool load_sql(struct loader *l, const char *file, const char *text, size_t len, int fixed_line,
-		     bool *wrapped)
+__attribute__((warn_unused_result)) static bool load_sql(struct loader *l, const char *file, const char *text,
+							 size_t len, int fixed_line, bool *wrapped)
 {
 	PgQuerySplitResult r = pg_query_split_with_parser(text);
 	bool ok = false;
 
 	if (r.error) {
-		int line = r.error->cursorpos > 0 ? line_of(text, cursor_offset(text, len, r.error->cursorpos)) : 0;
+		int line = r.error->cursorpos > 0
+			? line_of(text, cursor_offset(text, len, r.error->cursorpos))
+			: 0;
 		char msg[sizeof(l->err->msg)];
 
 		snprintf(msg, sizeof(msg), "%s", r.error->message);
@@ -258,11 +260,11 @@ static bool load_sql(struct loader *l, const char *file, const char *text, size_
 		size_t loc = (size_t)r.stmts[i]->stmt_location, n = (size_t)r.stmts[i]->stmt_len, start, end;
 
 		if (loc > len || n > len - loc)
-			continue;   /* defensive: libpg_query's offsets are within the text */
+			continue; /* defensive: libpg_query's offsets are within the text */
 		if (n == 0)
-			n = len - loc;   /* the last statement without a ';' */
+			n = len - loc; /* the last statement without a ';' */
 		if (!quote_trim(text + loc, n, &start, &end))
-			continue;   /* empty, or only comments */
+			continue; /* empty, or only comments */
 		if (is_tx_wrapping(text + loc + start, end - start)) {
 			*wrapped = true;
 			continue;
@@ -280,9 +282,9 @@ out:
 }
 
 /* A JSON plan: {"name": "...", "statements": ["...", ...]}. */
-__attribute__((warn_unused_result))
-static bool load_json(struct loader *l, const char *file, const char *text, size_t len, bool first,
-		      bool *wrapped)
+__attribute__((warn_unused_result)) static bool load_json(struct loader *l, const char *file,
+							  const char *text, size_t len, bool first,
+							  bool *wrapped)
 {
 	const char *bad = NULL;
 	cJSON *doc = cJSON_ParseWithLengthOpts(text, len, &bad, false);
@@ -291,8 +293,9 @@ static bool load_json(struct loader *l, const char *file, const char *text, size
 	int i = 0;
 
 	if (!doc) {
-		input_error_set(l->err, file, bad ? line_of(text, (size_t)(bad - text)) : 1,
-				"not valid JSON (a JSON plan is {\"name\": \"...\", \"statements\": [\"...\"]})");
+		input_error_set(
+			l->err, file, bad ? line_of(text, (size_t)(bad - text)) : 1,
+			"not valid JSON (a JSON plan is {\"name\": \"...\", \"statements\": [\"...\"]})");
 		return false;
 	}
 	name = cJSON_GetObjectItemCaseSensitive(doc, "name");
@@ -309,7 +312,8 @@ static bool load_json(struct loader *l, const char *file, const char *text, size
 			goto out;
 		}
 	}
-	cJSON_ArrayForEach(s, stmts) {
+	cJSON_ArrayForEach(s, stmts)
+	{
 		i++;
 		if (!cJSON_IsString(s)) {
 			input_error_set(l->err, file, i, "statement %d is not a string", i);
@@ -346,8 +350,8 @@ static char *base_name(const char *path)
 	return strndup(base, dot && dot != base ? (size_t)(dot - base) : strlen(base));
 }
 
-__attribute__((warn_unused_result))
-static bool load_file(struct loader *l, EVP_MD_CTX *sha, const char *path, bool first)
+__attribute__((warn_unused_result)) static bool load_file(struct loader *l, EVP_MD_CTX *sha, const char *path,
+							  bool first)
 {
 	char *text = NULL;
 	const char *sql;
@@ -376,8 +380,10 @@ static bool load_file(struct loader *l, EVP_MD_CTX *sha, const char *path, bool 
 	else
 		ok = load_sql(l, path, sql, len - (size_t)(sql - text), 0, &wrapped);
 	if (ok && wrapped &&
-	    !input_note(l->p, "%s: its BEGIN/COMMIT are dropped: pgvalve runs the migration in its own "
-			"phases (prepare, cutover, validate, finalize), each in transactions of its own", path)) {
+	    !input_note(l->p,
+			"%s: its BEGIN/COMMIT are dropped: pgvalve runs the migration in its own "
+			"phases (prepare, cutover, validate, finalize), each in transactions of its own",
+			path)) {
 		input_error_set(l->err, path, 0, "out of memory");
 		ok = false;
 	}

@@ -13,12 +13,12 @@
 
 #include "plan.h"
 
-#define INPUT_MAX_FILE_BYTES (64u << 20)   /* a larger file is refused */
+#define INPUT_MAX_FILE_BYTES (64u << 20) /* a larger file is refused */
 
 /* Why input_load() or rules_plan() refused, and where: for people, like psql's errors. */
 struct input_error {
-	char file[256];           /* the file as given ("" when no file is to blame) */
-	int line;                 /* 1-based; 0 when no line is to blame */
+	char file[256]; /* the file as given ("" when no file is to blame) */
+	int line;       /* 1-based; 0 when no line is to blame */
 	char msg[768];
 };
 
@@ -42,15 +42,15 @@ struct input_error {
  * plan_free(). Parses with libpg_query on the calling thread (see
  * rules.h about stack).
  */
-__attribute__((warn_unused_result))
-bool input_load(struct plan *p, char *const *files, int n_files, struct input_error *err);
+__attribute__((warn_unused_result)) bool input_load(struct plan *p, char *const *files, int n_files,
+						    struct input_error *err);
 
 /* Appends a note for people to p->notes; an identical note is kept once. False: out of memory. */
-__attribute__((warn_unused_result, format(printf, 2, 3)))
-bool input_note(struct plan *p, const char *fmt, ...);
+__attribute__((warn_unused_result, format(printf, 2, 3))) bool input_note(struct plan *p, const char *fmt,
+									  ...);
 
 /* Sets err's fields; file may be NULL. */
-__attribute__((format(printf, 4, 5)))
-void input_error_set(struct input_error *err, const char *file, int line, const char *fmt, ...);
+__attribute__((format(printf, 4, 5))) void input_error_set(struct input_error *err, const char *file,
+							   int line, const char *fmt, ...);
 
 #endif

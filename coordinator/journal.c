@@ -3,7 +3,7 @@
  * names; values are numbers from this program or enum names, or go as
  * parameters: nothing from the migration file is pasted into SQL here.
  */
-#define _GNU_SOURCE   /* asprintf */
+#define _GNU_SOURCE /* asprintf */
 #include "journal.h"
 
 #include <stdio.h>
@@ -17,8 +17,8 @@
 #define LOCK_KEY2 1819698481
 
 static const char *const state_names[] = {
-	"planned", "checked", "snapshotted", "prepared", "cutover", "validated", "finalized",
-	"watching", "committed", "rolling_back", "rolled_back", "failed",
+	"planned",   "checked",  "snapshotted", "prepared",     "cutover",     "validated",
+	"finalized", "watching", "committed",   "rolling_back", "rolled_back", "failed",
 };
 
 const char *journal_state_name(enum mig_state s)
@@ -39,7 +39,8 @@ bool journal_state_parse(const char *name, enum mig_state *out)
 
 bool journal_ensure(PGconn *c, struct db_error *err)
 {
-	return db_exec(c,
+	return db_exec(
+		c,
 		"CREATE SCHEMA IF NOT EXISTS pgvalve;"
 		"CREATE TABLE IF NOT EXISTS pgvalve.migrations ("
 		"  id bigserial PRIMARY KEY,"
@@ -104,7 +105,8 @@ bool journal_lock(PGconn *c, int *holder_pid, struct db_error *err)
 	snprintf(sql, sizeof(sql),
 		 "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %d "
 		 "AND objid = %d AND objsubid = 2 AND database = (SELECT oid FROM pg_database "
-		 "WHERE datname = current_database())", LOCK_KEY1, LOCK_KEY2);
+		 "WHERE datname = current_database())",
+		 LOCK_KEY1, LOCK_KEY2);
 	r = db_query(c, sql, 0, NULL, err);
 	if (r) {
 		*holder_pid = atoi(db_value(r, 0, 0, "0"));
@@ -126,31 +128,47 @@ bool journal_create(PGconn *c, const struct plan *p, const char *plan_json, cons
 
 	if (!db_exec(c, "BEGIN", err))
 		return false;
-	r = db_query(c, "INSERT INTO pgvalve.migrations (name, checksum, state, plan) "
-			"VALUES ($1, $2, 'planned', $3) RETURNING id", 3, params, err);
+	r = db_query(c,
+		     "INSERT INTO pgvalve.migrations (name, checksum, state, plan) "
+		     "VALUES ($1, $2, 'planned', $3) RETURNING id",
+		     3, params, err);
 	if (!r)
 		goto fail;
 	*id = strtoll(db_value(r, 0, 0, "0"), NULL, 10);
 	PQclear(r);
 	snprintf(idtext, sizeof(idtext), "%lld", (long long)*id);
-	r = db_query(c, "UPDATE pgvalve.migrations SET options = $1 WHERE id = currval('pgvalve.migrations_id_seq')",
-		     1, opts, err);
+	r = db_query(
+		c,
+		"UPDATE pgvalve.migrations SET options = $1 WHERE id = currval('pgvalve.migrations_id_seq')",
+		1, opts, err);
 	if (!r)
 		goto fail;
 	PQclear(r);
 	for (int i = 0; i < p->n_steps; i++) {
 		const struct plan_step *st = &p->steps[i];
 		char seq[16], lock[8], hold[8];
-		const char *sp[12] = { idtext, seq, plan_step_kind_name(st->kind), plan_phase_name(st->phase), st->sql,
-				       st->table.schema, st->table.name, st->other.schema, st->other.name, lock, hold,
+		const char *sp[12] = { idtext,
+				       seq,
+				       plan_step_kind_name(st->kind),
+				       plan_phase_name(st->phase),
+				       st->sql,
+				       st->table.schema,
+				       st->table.name,
+				       st->other.schema,
+				       st->other.name,
+				       lock,
+				       hold,
 				       st->index.name };
 
 		snprintf(seq, sizeof(seq), "%d", st->seq);
 		snprintf(lock, sizeof(lock), "%d", (int)st->lock);
 		snprintf(hold, sizeof(hold), "%d", (int)st->hold);
-		r = db_query(c, "INSERT INTO pgvalve.steps (migration_id, seq, kind, phase, sql, table_schema, table_name, "
-				"other_schema, other_name, lock, hold, index_name) "
-				"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)", 12, sp, err);
+		r = db_query(c,
+			     "INSERT INTO pgvalve.steps (migration_id, seq, kind, phase, sql, table_schema, "
+			     "table_name, "
+			     "other_schema, other_name, lock, hold, index_name) "
+			     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+			     12, sp, err);
 		if (!r)
 			goto fail;
 		PQclear(r);
@@ -167,8 +185,9 @@ char *journal_state_sql(int64_t id, enum mig_state s)
 
 	if (asprintf(&sql, "UPDATE pgvalve.migrations SET state = '%s', updated_at = now()%s WHERE id = %lld",
 		     journal_state_name(s),
-		     s == MIG_COMMITTED || s == MIG_ROLLED_BACK ? ", finished_at = now()" :
-		     s == MIG_CUTOVER ? ", cutover_at = now()" : "",
+		     s == MIG_COMMITTED || s == MIG_ROLLED_BACK ? ", finished_at = now()"
+			     : s == MIG_CUTOVER                 ? ", cutover_at = now()"
+								: "",
 		     (long long)id) < 0)
 		return NULL;
 	return sql;
@@ -179,8 +198,9 @@ char *journal_step_sql(int64_t id, int seq, const char *state, int attempts)
 	char *sql;
 
 	/* 'state' is one of this program's fixed words. */
-	if (asprintf(&sql, "UPDATE pgvalve.steps SET state = '%s', attempts = %d, finished_at = now(), "
-			   "error = NULL WHERE migration_id = %lld AND seq = %d",
+	if (asprintf(&sql,
+		     "UPDATE pgvalve.steps SET state = '%s', attempts = %d, finished_at = now(), "
+		     "error = NULL WHERE migration_id = %lld AND seq = %d",
 		     state, attempts, (long long)id, seq) < 0)
 		return NULL;
 	return sql;
@@ -217,8 +237,9 @@ bool journal_step_attempt(PGconn *c, int64_t id, int seq, const char *error, str
 
 	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
 	snprintf(seqtext, sizeof(seqtext), "%d", seq);
-	r = db_query(c, "UPDATE pgvalve.steps SET attempts = attempts + 1, error = $1, "
-			"started_at = coalesce(started_at, now()) WHERE migration_id = $2 AND seq = $3",
+	r = db_query(c,
+		     "UPDATE pgvalve.steps SET attempts = attempts + 1, error = $1, "
+		     "started_at = coalesce(started_at, now()) WHERE migration_id = $2 AND seq = $3",
 		     3, params, err);
 	PQclear(r);
 	return r != NULL;
@@ -234,9 +255,12 @@ bool journal_snapshot(PGconn *c, int64_t id, const struct qname *tables, int n, 
 		const char *params[3] = { idtext, tables[i].schema, tables[i].name };
 
 		/* Constraints, then columns' NOT NULL (contype 'n': name = column, definition = NOT NULL). */
-		r = db_query(c,
-			"WITH t AS (SELECT c.oid FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace "
-			"           WHERE c.relname = $3 AND CASE WHEN $2 = '' THEN pg_table_is_visible(c.oid) "
+		r = db_query(
+			c,
+			"WITH t AS (SELECT c.oid FROM pg_class c JOIN pg_namespace ns ON ns.oid = "
+			"c.relnamespace "
+			"           WHERE c.relname = $3 AND CASE WHEN $2 = '' THEN "
+			"pg_table_is_visible(c.oid) "
 			"           ELSE ns.nspname = $2 END) "
 			"INSERT INTO pgvalve.prior_constraints "
 			"SELECT $1::bigint, con.conrelid::regclass::text, con.conname, con.contype, "
@@ -249,9 +273,11 @@ bool journal_snapshot(PGconn *c, int64_t id, const struct qname *tables, int n, 
 			"WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull "
 			/* indexes (contype 'i'): a rollback drops only the ones the migration built */
 			"UNION ALL "
-			"SELECT $1::bigint, i.indrelid::regclass::text, ic.relname, 'i', pg_get_indexdef(i.indexrelid), "
+			"SELECT $1::bigint, i.indrelid::regclass::text, ic.relname, 'i', "
+			"pg_get_indexdef(i.indexrelid), "
 			"       i.indisvalid "
-			"FROM pg_index i JOIN t ON i.indrelid = t.oid JOIN pg_class ic ON ic.oid = i.indexrelid "
+			"FROM pg_index i JOIN t ON i.indrelid = t.oid JOIN pg_class ic ON ic.oid = "
+			"i.indexrelid "
 			"ON CONFLICT DO NOTHING",
 			3, params, err);
 		if (!r)
@@ -274,7 +300,8 @@ bool journal_get_state(PGconn *c, int64_t id, enum mig_state *out, struct db_err
 		return false;
 	ok = PQntuples(r) == 1 && journal_state_parse(PQgetvalue(r, 0, 0), out);
 	if (!ok)
-		snprintf(err->msg, sizeof(err->msg), "no migration with id %lld in pgvalve.migrations", (long long)id);
+		snprintf(err->msg, sizeof(err->msg), "no migration with id %lld in pgvalve.migrations",
+			 (long long)id);
 	PQclear(r);
 	return ok;
 }

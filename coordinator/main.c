@@ -8,20 +8,21 @@
 #include "commands.h"
 #include "report.h"
 
-#define PGVALVE_VERSION "0.1.0"
 
 static const struct command commands[] = {
 	{ "plan", "FILE.sql|FILE.json --db URL [--proxy URL]... [--allow-unsafe] [--format text|json]",
 	  "show the safe steps a migration becomes, with locks, holds and preflight findings",
 	  OPT_DB | OPT_PROXY | OPT_FORMAT | OPT_CONFIG | OPT_ALLOW_UNSAFE, cmd_plan },
-	{ "apply", "FILE... --db URL [--proxy URL]... [--config pgvalve.json] [--window SPEC]...\n"
-		   "              [--max-stall MS] [--lock-timeout MS] [--attempts N] [--watch S]\n"
-		   "              [--rollback-on RULE]... [--terminate-blockers-after DURATION]\n"
-		   "              [--postpone-cutover] [--allow-unsafe] [--yes] [--format text|json]",
+	{ "apply",
+	  "FILE... --db URL [--proxy URL]... [--config pgvalve.json] [--window SPEC]...\n"
+	  "              [--max-stall MS] [--lock-timeout MS] [--attempts N] [--watch S]\n"
+	  "              [--rollback-on RULE]... [--terminate-blockers-after DURATION]\n"
+	  "              [--postpone-cutover] [--allow-unsafe] [--yes] [--format text|json]",
 	  "run a migration: preflight, cutover under holds, validate, watch, commit or roll back",
 	  OPT_DB | OPT_PROXY | OPT_FORMAT | OPT_CONFIG | OPT_WINDOW | OPT_MAX_STALL | OPT_LOCK_TIMEOUT |
-	  OPT_ATTEMPTS | OPT_WATCH | OPT_ROLLBACK_ON | OPT_TERMINATE | OPT_POSTPONE | OPT_YES |
-	  OPT_ALLOW_UNSAFE, cmd_apply },
+		  OPT_ATTEMPTS | OPT_WATCH | OPT_ROLLBACK_ON | OPT_TERMINATE | OPT_POSTPONE | OPT_YES |
+		  OPT_ALLOW_UNSAFE,
+	  cmd_apply },
 	{ "cutover", "ID --db URL", "release a cutover postponed with --postpone-cutover",
 	  OPT_DB | OPT_CONFIG, cmd_cutover },
 	{ "status", "[ID] --db URL [--format text|json]", "show migrations and what is pending",
@@ -32,18 +33,21 @@ static const struct command commands[] = {
 	{ "recover", "--db URL [--proxy URL]... [--resume|--rollback]",
 	  "after a crash: finish (--resume) or undo (--rollback) an interrupted migration",
 	  OPT_DB | OPT_PROXY | OPT_CONFIG | OPT_FORMAT | OPT_RESUME | OPT_ROLLBACK | OPT_MAX_STALL |
-	  OPT_LOCK_TIMEOUT | OPT_ATTEMPTS | OPT_WATCH | OPT_ROLLBACK_ON, cmd_recover },
+		  OPT_LOCK_TIMEOUT | OPT_ATTEMPTS | OPT_WATCH | OPT_ROLLBACK_ON,
+	  cmd_recover },
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 static void usage(FILE *f)
 {
-	fprintf(f, "pgvalve %s: zero-downtime constraint migrations for PostgreSQL\n\nUsage:\n", PGVALVE_VERSION);
+	fprintf(f, "pgvalve %s: zero-downtime constraint migrations for PostgreSQL\n\nUsage:\n",
+		PGVALVE_VERSION);
 	for (size_t i = 0; i < N_COMMANDS; i++)
 		fprintf(f, "  pgvalve %-8s %s\n", commands[i].name, commands[i].usage);
-	fprintf(f, "\n--db also reads PGVALVE_DB and libpq's PG* variables.\n"
-		   "Exit codes: 0 done, 1 refused by a check (nothing changed), 2 usage or config error,\n"
-		   "3 rolled back, 4 needs attention (pgvalve status says what).\n");
+	fprintf(f,
+		"\n--db also reads PGVALVE_DB and libpq's PG* variables.\n"
+		"Exit codes: 0 done, 1 refused by a check (nothing changed), 2 usage or config error,\n"
+		"3 rolled back, 4 needs attention (pgvalve status says what).\n");
 }
 
 int main(int argc, char **argv)
@@ -71,7 +75,8 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (!options_parse(argc - 1, argv + 1, cmd->flags, &o, err, sizeof(err))) {
-		fprintf(stderr, "pgvalve %s: error: %s\nusage: pgvalve %s %s\n", cmd->name, err, cmd->name, cmd->usage);
+		fprintf(stderr, "pgvalve %s: error: %s\nusage: pgvalve %s %s\n", cmd->name, err, cmd->name,
+			cmd->usage);
 		options_free(&o);
 		return EXIT_USAGE;
 	}

@@ -5,7 +5,7 @@
  * journal saying where it got to and skips steps already done, so apply
  * and recover --resume run the same code.
  */
-#define _GNU_SOURCE   /* asprintf */
+#define _GNU_SOURCE /* asprintf */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,10 +75,12 @@ static cJSON *errors_now(const struct options *o, int window_s)
 
 	snprintf(path, sizeof(path), "/errors?window_s=%d", window_s);
 	for (int i = 0; i < o->n_proxies; i++) {
-		int status = proxy_request(o->proxies[i], "GET", path, NULL, ERRORS_TIMEOUT_MS, &answers[n], err, sizeof(err));
+		int status = proxy_request(o->proxies[i], "GET", path, NULL, ERRORS_TIMEOUT_MS, &answers[n],
+					   err, sizeof(err));
 
 		if (status != 200) {
-			report_warning("a proxy did not answer GET /errors", status < 0 ? err : o->proxies[i]->url);
+			report_warning("a proxy did not answer GET /errors",
+				       status < 0 ? err : o->proxies[i]->url);
 			goto done;
 		}
 		n++;
@@ -117,7 +119,8 @@ int migrate_affected_tables(const struct plan *p, struct qname *out, int cap)
 			bool seen = !q[k]->name[0];
 
 			for (int j = 0; j < n && !seen; j++)
-				seen = strcmp(out[j].schema, q[k]->schema) == 0 && strcmp(out[j].name, q[k]->name) == 0;
+				seen = strcmp(out[j].schema, q[k]->schema) == 0 &&
+					strcmp(out[j].name, q[k]->name) == 0;
 			if (!seen)
 				out[n++] = *q[k];
 		}
@@ -139,10 +142,12 @@ static int index_state(struct migration *a, const struct plan_step *st, char *dr
 
 	if (!st->index.name[0])
 		return -1;
-	r = db_query(a->observer,
+	r = db_query(
+		a->observer,
 		"SELECT i.indisvalid, format('DROP INDEX CONCURRENTLY %s', c.oid::regclass) FROM pg_index i "
 		"JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace ns ON ns.oid = c.relnamespace "
-		"WHERE c.relname = $2 AND CASE WHEN $1 = '' THEN pg_table_is_visible(c.oid) ELSE ns.nspname = $1 END",
+		"WHERE c.relname = $2 AND CASE WHEN $1 = '' THEN pg_table_is_visible(c.oid) ELSE ns.nspname "
+		"= $1 END",
 		2, params, &err);
 	if (r && PQntuples(r) == 1) {
 		state = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
@@ -167,19 +172,23 @@ static bool prepare(struct migration *a)
 			int state = index_state(a, st, drop, sizeof(drop));
 
 			if (state == 1) {
-				report_event("prepare", NULL, "prepare: index %s exists and is valid (an earlier run built it)",
-					     st->index.name);
+				report_event(
+					"prepare", NULL,
+					"prepare: index %s exists and is valid (an earlier run built it)",
+					st->index.name);
 				built = true;
 				break;
 			}
 			if (state == 0) {
-				report_event("prepare", NULL, "prepare: index %s was left invalid: %s", st->index.name, drop);
+				report_event("prepare", NULL, "prepare: index %s was left invalid: %s",
+					     st->index.name, drop);
 				if (!db_exec(a->ddl, drop, &err)) {
 					report_error("cannot drop an invalid index", err.msg, NULL);
 					return false;
 				}
 			}
-			report_event("prepare", NULL, "prepare: %s%s", st->sql, attempt > 1 ? " (again)" : "");
+			report_event("prepare", NULL, "prepare: %s%s", st->sql,
+				     attempt > 1 ? " (again)" : "");
 			built = db_exec(a->ddl, st->sql, &err);
 			if (!built) {
 				struct db_error jerr;
@@ -188,9 +197,11 @@ static bool prepare(struct migration *a)
 					report_warning("cannot count the attempt in the journal", jerr.msg);
 				report_warning("building the index failed", err.msg);
 				/* 42P07: it exists (the next round looks at it); deadlock, cancel: try again. */
-				if (strcmp(err.sqlstate, "42P07") != 0 && strcmp(err.sqlstate, "40P01") != 0 &&
+				if (strcmp(err.sqlstate, "42P07") != 0 &&
+				    strcmp(err.sqlstate, "40P01") != 0 &&
 				    strcmp(err.sqlstate, "57014") != 0) {
-					report_error("cannot build an index the migration needs", err.msg, NULL);
+					report_error("cannot build an index the migration needs", err.msg,
+						     NULL);
 					return false;
 				}
 			}
@@ -216,8 +227,10 @@ static bool wait_for_cutover(struct migration *a)
 
 		if (a->o->postpone_cutover) {
 			struct db_error err;
-			PGresult *r = db_query(a->ddl, "SELECT cutover_released FROM pgvalve.migrations WHERE id = $1::bigint",
-					       1, params, &err);
+			PGresult *r = db_query(
+				a->ddl,
+				"SELECT cutover_released FROM pgvalve.migrations WHERE id = $1::bigint", 1,
+				params, &err);
 
 			released = r && strcmp(db_value(r, 0, 0, "f"), "t") == 0;
 			PQclear(r);
@@ -226,7 +239,8 @@ static bool wait_for_cutover(struct migration *a)
 			return true;
 		if (!announced) {
 			if (!released)
-				report_event("postponed", NULL, "cutover postponed: run `pgvalve cutover %lld` to go on",
+				report_event("postponed", NULL,
+					     "cutover postponed: run `pgvalve cutover %lld` to go on",
 					     (long long)a->id);
 			if (!in_window) {
 				time_t next = window_next_open(a->windows, a->n_windows, now);
@@ -235,7 +249,8 @@ static bool wait_for_cutover(struct migration *a)
 
 				gmtime_r(&next, &tm);
 				strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
-				report_event("waiting_for_window", NULL, "waiting for the next cutover window: %s", when);
+				report_event("waiting_for_window", NULL,
+					     "waiting for the next cutover window: %s", when);
 			}
 			announced = true;
 		}
@@ -308,18 +323,22 @@ static bool cutover(struct migration *a)
 
 	if (n > 0 && a->o->n_proxies > 0) {
 		a->baseline = errors_now(a->o, WATCH_BASELINE_S);
-		report_event("cutover", NULL, "cutover: %d statement(s) in one transaction, holding on %d proxy(ies), "
-			     "stall budget %d ms", n, a->o->n_proxies, a->o->max_stall_ms);
+		report_event("cutover", NULL,
+			     "cutover: %d statement(s) in one transaction, holding on %d proxy(ies), "
+			     "stall budget %d ms",
+			     n, a->o->n_proxies, a->o->max_stall_ms);
 	} else if (n > 0) {
-		report_event("cutover", NULL, "cutover: %d statement(s) in one transaction, lock_timeout %d ms, no proxies",
-			     n, a->o->lock_timeout_ms);
+		report_event("cutover", NULL,
+			     "cutover: %d statement(s) in one transaction, lock_timeout %d ms, no proxies", n,
+			     a->o->lock_timeout_ms);
 	}
 	if (!run_held(a, PHASE_CUTOVER, MIG_CUTOVER, "cutover", &res)) {
 		char why[1200];
 
 		snprintf(why, sizeof(why), "cutover gave up after %d attempt(s): %s", res.attempts, res.why);
 		report_error("the cutover did not happen", why,
-			     "see the blocking sessions above; retry later, raise --max-stall or --attempts, or use "
+			     "see the blocking sessions above; retry later, raise --max-stall or --attempts, "
+			     "or use "
 			     "--terminate-blockers-after");
 		(void)set_state(a, MIG_FAILED, why);
 		return false;
@@ -327,8 +346,9 @@ static bool cutover(struct migration *a)
 	a->cutover_at = time(NULL);
 	a->cutover_held_ms = res.held_ms;
 	if (n > 0)
-		report_event("cutover_done", NULL, "cutover committed after %d attempt(s); traffic held %lld ms",
-			     res.attempts, (long long)res.held_ms);
+		report_event("cutover_done", NULL,
+			     "cutover committed after %d attempt(s); traffic held %lld ms", res.attempts,
+			     (long long)res.held_ms);
 	return true;
 }
 
@@ -341,7 +361,8 @@ static int validate_one(struct migration *a, const struct plan_step *st, long lo
 	PGresult *r;
 	int rc = 0;
 
-	if (!journal || asprintf(&sql, "BEGIN; %s; %s; COMMIT", st->sql, journal) < 0 || !PQsendQuery(a->ddl, sql)) {
+	if (!journal || asprintf(&sql, "BEGIN; %s; %s; COMMIT", st->sql, journal) < 0 ||
+	    !PQsendQuery(a->ddl, sql)) {
 		free(journal);
 		free(sql);
 		report_error("cannot start a validation", PQerrorMessage(a->ddl), NULL);
@@ -350,11 +371,12 @@ static int validate_one(struct migration *a, const struct plan_step *st, long lo
 	while (PQisBusy(a->ddl)) {
 		elapsed = clock_mono_ms() - started;
 		if (rows > 0 && a->validate_rows_per_s > 0)
-			report_progress("validating (%s): %.1f s, ~%lld rows, ~%.0f rows/s, ~%.0f s left", st->sql,
-					(double)elapsed / 1000, rows, a->validate_rows_per_s,
+			report_progress("validating (%s): %.1f s, ~%lld rows, ~%.0f rows/s, ~%.0f s left",
+					st->sql, (double)elapsed / 1000, rows, a->validate_rows_per_s,
 					(double)rows / a->validate_rows_per_s - (double)elapsed / 1000);
 		else
-			report_progress("validating (%s): %.1f s, ~%lld rows", st->sql, (double)elapsed / 1000, rows);
+			report_progress("validating (%s): %.1f s, ~%lld rows", st->sql,
+					(double)elapsed / 1000, rows);
 		{
 			struct pollfd pfd = { .fd = PQsocket(a->ddl), .events = POLLIN };
 
@@ -429,7 +451,8 @@ static bool watch(struct migration *a, char *why, size_t cap)
 	if (a->o->watch_s == 0)
 		return true;
 	if (a->o->n_proxies == 0) {
-		report_warning("no --proxy: nothing to watch, so no automatic rollback on client errors", NULL);
+		report_warning("no --proxy: nothing to watch, so no automatic rollback on client errors",
+			       NULL);
 		return true;
 	}
 	for (int i = 0; i < a->p.n_constraints && n_names < 256; i++)
@@ -440,8 +463,10 @@ static bool watch(struct migration *a, char *why, size_t cap)
 	for (;;) {
 		int elapsed = (int)(time(NULL) - a->cutover_at), spans[WATCH_MAX_SPANS], n_spans;
 		cJSON *answers[WATCH_MAX_SPANS] = { 0 };
-		struct watch_input in = { .elapsed_s = elapsed < 1 ? 1 : elapsed, .new_constraints = names,
-					  .n_new_constraints = n_names, .baseline = a->baseline };
+		struct watch_input in = { .elapsed_s = elapsed < 1 ? 1 : elapsed,
+					  .new_constraints = names,
+					  .n_new_constraints = n_names,
+					  .baseline = a->baseline };
 		enum watch_result wr = WATCH_NO_DATA;
 
 		if (elapsed >= a->o->watch_s)
@@ -460,7 +485,6 @@ static bool watch(struct migration *a, char *why, size_t cap)
 		sleep(WATCH_POLL_S);
 	}
 }
-
 
 /* ---- from a state to the end ------------------------------------------------ */
 
@@ -483,15 +507,18 @@ void migrate_release_stale_holds(struct migration *a)
 	for (int i = 0; i < a->o->n_proxies; i++) {
 		cJSON *doc = NULL, *h;
 
-		if (proxy_request(a->o->proxies[i], "GET", "/holds", NULL, 3000, &doc, err, sizeof(err)) != 200) {
+		if (proxy_request(a->o->proxies[i], "GET", "/holds", NULL, 3000, &doc, err, sizeof(err)) !=
+		    200) {
 			cJSON_Delete(doc);
 			continue;
 		}
-		cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(doc, "holds")) {
+		cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(doc, "holds"))
+		{
 			const cJSON *id = cJSON_GetObjectItemCaseSensitive(h, "id");
 
 			if (cJSON_IsString(id) && strncmp(id->valuestring, prefix, strlen(prefix)) == 0) {
-				report_event("stale_hold", NULL, "releasing hold %s left on %s by an earlier run",
+				report_event("stale_hold", NULL,
+					     "releasing hold %s left on %s by an earlier run",
 					     id->valuestring, a->o->proxies[i]->url);
 				(void)proxy_release_all(&a->o->proxies[i], 1, id->valuestring, 3000);
 			}
@@ -536,8 +563,9 @@ int migrate_run(struct migration *a, enum mig_state state)
 		/* fall through */
 	case MIG_CUTOVER:
 		if (!validate(a, &violation))
-			return roll_back(a, violation ? "a new constraint does not hold for existing rows" :
-						       "validation failed");
+			return roll_back(a,
+					 violation ? "a new constraint does not hold for existing rows"
+						   : "validation failed");
 		/* fall through */
 	case MIG_VALIDATED:
 		if (!finalize(a))
@@ -551,9 +579,10 @@ int migrate_run(struct migration *a, enum mig_state state)
 		}
 		if (!set_state(a, MIG_COMMITTED, NULL))
 			return EXIT_ATTENTION;
-		report_event("committed", NULL, "migration %lld committed: %d constraint(s) in place and valid; "
-			     "traffic held %lld ms at the cutover", (long long)a->id, a->p.n_constraints,
-			     (long long)a->cutover_held_ms);
+		report_event("committed", NULL,
+			     "migration %lld committed: %d constraint(s) in place and valid; "
+			     "traffic held %lld ms at the cutover",
+			     (long long)a->id, a->p.n_constraints, (long long)a->cutover_held_ms);
 		return EXIT_DONE;
 	case MIG_COMMITTED:
 		report_event("committed", NULL, "migration %lld is committed already", (long long)a->id);
@@ -578,7 +607,8 @@ int migrate_connect(struct migration *m, const char *role)
 	m->ddl = db_connect(m->o->db ? m->o->db : "", role, &err);
 	m->observer = m->ddl ? db_connect(m->o->db ? m->o->db : "", "observer", &err) : NULL;
 	if (!m->ddl || !m->observer) {
-		report_error("cannot connect to the database", err.msg, "check --db, PGVALVE_DB or the PG* variables");
+		report_error("cannot connect to the database", err.msg,
+			     "check --db, PGVALVE_DB or the PG* variables");
 		return EXIT_USAGE;
 	}
 	if (!journal_ensure(m->ddl, &err)) {
@@ -604,11 +634,16 @@ bool migrate_load(struct migration *a, int64_t id, enum mig_state *state)
 	int n;
 
 	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
-	m = db_query(a->ddl, "SELECT state, plan::text, name, coalesce(extract(epoch FROM cutover_at)::bigint, 0) "
-			     "FROM pgvalve.migrations WHERE id = $1::bigint", 1, params, &err);
-	st = m ? db_query(a->ddl, "SELECT seq, kind, phase, sql, table_schema, table_name, other_schema, other_name, "
-				  "lock, hold, state, index_name FROM pgvalve.steps WHERE migration_id = $1::bigint ORDER BY seq",
-			  1, params, &err) : NULL;
+	m = db_query(a->ddl,
+		     "SELECT state, plan::text, name, coalesce(extract(epoch FROM cutover_at)::bigint, 0) "
+		     "FROM pgvalve.migrations WHERE id = $1::bigint",
+		     1, params, &err);
+	st = m ? db_query(a->ddl,
+			  "SELECT seq, kind, phase, sql, table_schema, table_name, other_schema, other_name, "
+			  "lock, hold, state, index_name FROM pgvalve.steps WHERE migration_id = $1::bigint "
+			  "ORDER BY seq",
+			  1, params, &err)
+	       : NULL;
 	if (!m || !st) {
 		report_error("cannot read the journal", err.msg, NULL);
 		goto done;
@@ -631,7 +666,8 @@ bool migrate_load(struct migration *a, int64_t id, enum mig_state *state)
 		s->seq = atoi(PQgetvalue(st, i, 0));
 		if (!plan_step_kind_parse(PQgetvalue(st, i, 1), &s->kind) ||
 		    !plan_phase_parse(PQgetvalue(st, i, 2), &s->phase)) {
-			report_error("the journal names a step this pgvalve does not know", PQgetvalue(st, i, 1), NULL);
+			report_error("the journal names a step this pgvalve does not know",
+				     PQgetvalue(st, i, 1), NULL);
 			goto done;
 		}
 		s->sql = strdup(PQgetvalue(st, i, 3));
@@ -654,11 +690,13 @@ bool migrate_load(struct migration *a, int64_t id, enum mig_state *state)
 	a->p.constraints = calloc((size_t)n + 1, sizeof(*a->p.constraints));
 	if (!a->p.constraints)
 		goto done;
-	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(plan, "constraints")) {
+	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(plan, "constraints"))
+	{
 		const cJSON *name = cJSON_GetObjectItemCaseSensitive(c, "name");
 
 		if (cJSON_IsString(name))
-			snprintf(a->p.constraints[a->p.n_constraints++].name, PLAN_NAME_MAX, "%s", name->valuestring);
+			snprintf(a->p.constraints[a->p.n_constraints++].name, PLAN_NAME_MAX, "%s",
+				 name->valuestring);
 	}
 	ok = true;
 done:

@@ -21,20 +21,20 @@
 
 struct migration {
 	struct options *o;
-	struct plan p;               /* from the files (apply) or the journal's steps (recover) */
-	bool *done;                  /* per step: the journal says done */
-	PGconn *ddl;                 /* journal, DDL, the coordinator lock */
-	PGconn *observer;            /* pg_locks, preflight */
+	struct plan p;    /* from the files (apply) or the journal's steps (recover) */
+	bool *done;       /* per step: the journal says done */
+	PGconn *ddl;      /* journal, DDL, the coordinator lock */
+	PGconn *observer; /* pg_locks, preflight */
 	int64_t id;
 	struct window windows[WINDOW_MAX];
 	int n_windows;
 	struct watch_rule rules[WATCH_MAX_RULES];
 	int n_rules;
-	cJSON *baseline;             /* /errors over WATCH_BASELINE_S before the cutover */
-	time_t cutover_at;           /* when the cutover committed (0: not yet) */
+	cJSON *baseline;   /* /errors over WATCH_BASELINE_S before the cutover */
+	time_t cutover_at; /* when the cutover committed (0: not yet) */
 	int64_t cutover_held_ms;
-	double validate_rows_per_s;  /* measured by the last validation, for the next estimate */
-	const long long *rows;       /* per constraint: rows to validate (NULL: unknown) */
+	double validate_rows_per_s; /* measured by the last validation, for the next estimate */
+	const long long *rows;      /* per constraint: rows to validate (NULL: unknown) */
 };
 
 /* Parses the windows and rollback rules of m->o; reports and returns false on a bad one. */

@@ -64,7 +64,8 @@ static bool parse_int(const char *flag, const char *s, int min, int max, int *ou
 	errno = 0;
 	v = strtol(s, &end, 10);
 	if (errno || *end || end == s || v < min || v > max) {
-		snprintf(err, errlen, "--%s: expected an integer from %d to %d, not \"%s\"", flag, min, max, s);
+		snprintf(err, errlen, "--%s: expected an integer from %d to %d, not \"%s\"", flag, min, max,
+			 s);
 		return false;
 	}
 	*out = (int)v;
@@ -118,7 +119,8 @@ static void clear_proxies(struct options *o)
 }
 
 /* A config number in [min, max]. */
-static bool config_int(const cJSON *root, const char *key, int min, int max, int *out, char *err, size_t errlen)
+static bool config_int(const cJSON *root, const char *key, int min, int max, int *out, char *err,
+		       size_t errlen)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
 
@@ -144,7 +146,8 @@ static bool config_strings(const cJSON *root, const char *key, char **list, int 
 		return false;
 	}
 	clear_list(list, n);
-	cJSON_ArrayForEach(item, v) {
+	cJSON_ArrayForEach(item, v)
+	{
 		if (!cJSON_IsString(item)) {
 			snprintf(err, errlen, "\"%s\": expected an array of strings", key);
 			return false;
@@ -157,8 +160,9 @@ static bool config_strings(const cJSON *root, const char *key, char **list, int 
 
 static bool load_config(struct options *o, const char *path, char *err, size_t errlen)
 {
-	static const char *const keys[] = { "db", "proxies", "max_stall_ms", "lock_timeout_ms", "attempts",
-					    "watch_s", "windows", "rollback_on", NULL };
+	static const char *const keys[] = { "db",       "proxies", "max_stall_ms", "lock_timeout_ms",
+					    "attempts", "watch_s", "windows",      "rollback_on",
+					    NULL };
 	FILE *f = fopen(path, "r");
 	char *text = NULL, msg[400];
 	long len;
@@ -169,8 +173,9 @@ static bool load_config(struct options *o, const char *path, char *err, size_t e
 		snprintf(err, errlen, "--config: cannot read \"%s\": %s", path, strerror(errno));
 		return false;
 	}
-	if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && len < (1 << 20) && fseek(f, 0, SEEK_SET) == 0 &&
-	    (text = calloc(1, (size_t)len + 1)) && fread(text, 1, (size_t)len, f) == (size_t)len)
+	if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && len < (1 << 20) &&
+	    fseek(f, 0, SEEK_SET) == 0 && (text = calloc(1, (size_t)len + 1)) &&
+	    fread(text, 1, (size_t)len, f) == (size_t)len)
 		root = cJSON_Parse(text);
 	fclose(f);
 	free(text);
@@ -179,14 +184,17 @@ static bool load_config(struct options *o, const char *path, char *err, size_t e
 		goto done;
 	}
 	msg[0] = '\0';
-	cJSON_ArrayForEach(item, root) {
+	cJSON_ArrayForEach(item, root)
+	{
 		bool known = false;
 
 		for (const char *const *k = keys; *k; k++)
 			known |= strcmp(item->string, *k) == 0;
 		if (!known) {
-			snprintf(err, errlen, "%s: \"%s\": unknown key (known: db, proxies, max_stall_ms, "
-				 "lock_timeout_ms, attempts, watch_s, windows, rollback_on)", path, item->string);
+			snprintf(err, errlen,
+				 "%s: \"%s\": unknown key (known: db, proxies, max_stall_ms, "
+				 "lock_timeout_ms, attempts, watch_s, windows, rollback_on)",
+				 path, item->string);
 			goto done;
 		}
 	}
@@ -204,19 +212,24 @@ static bool load_config(struct options *o, const char *path, char *err, size_t e
 		const cJSON *px;
 
 		if (!cJSON_IsArray(item)) {
-			snprintf(err, errlen, "%s: \"proxies\": expected [{\"url\": ..., \"token_file\": ...}]", path);
+			snprintf(err, errlen,
+				 "%s: \"proxies\": expected [{\"url\": ..., \"token_file\": ...}]", path);
 			goto done;
 		}
 		clear_proxies(o);
-		cJSON_ArrayForEach(px, item) {
+		cJSON_ArrayForEach(px, item)
+		{
 			const cJSON *url = cJSON_GetObjectItemCaseSensitive(px, "url");
 			const cJSON *tf = cJSON_GetObjectItemCaseSensitive(px, "token_file");
 
 			if (!cJSON_IsString(url) || (tf && !cJSON_IsString(tf) && !cJSON_IsNull(tf))) {
-				snprintf(err, errlen, "%s: \"proxies\": expected [{\"url\": ..., \"token_file\": ...}]", path);
+				snprintf(err, errlen,
+					 "%s: \"proxies\": expected [{\"url\": ..., \"token_file\": ...}]",
+					 path);
 				goto done;
 			}
-			if (!add_proxy(o, url->valuestring, cJSON_IsString(tf) ? tf->valuestring : NULL, msg, sizeof(msg))) {
+			if (!add_proxy(o, url->valuestring, cJSON_IsString(tf) ? tf->valuestring : NULL, msg,
+				       sizeof(msg))) {
 				snprintf(err, errlen, "%s: \"proxies\": %s", path, msg);
 				goto done;
 			}
@@ -337,13 +350,17 @@ bool options_parse(int argc, char **argv, unsigned allowed, struct options *o, c
 			if (!cli_rules)
 				clear_list(o->rollback_on, &o->n_rollback_on);
 			cli_rules = true;
-			if (!add_string(o->rollback_on, &o->n_rollback_on, arg, "rollback rules", err, errlen))
+			if (!add_string(o->rollback_on, &o->n_rollback_on, arg, "rollback rules", err,
+					errlen))
 				return false;
 			break;
 		case OPT_TERMINATE:
 			o->terminate_blockers_after_ms = options_parse_duration_ms(arg);
 			if (o->terminate_blockers_after_ms < 0) {
-				snprintf(err, errlen, "--terminate-blockers-after: expected a duration like 500ms, 30s, 2m, not \"%s\"", arg);
+				snprintf(err, errlen,
+					 "--terminate-blockers-after: expected a duration like 500ms, 30s, "
+					 "2m, not \"%s\"",
+					 arg);
 				return false;
 			}
 			break;

@@ -19,7 +19,7 @@ enum output_format { FORMAT_TEXT, FORMAT_JSON };
 
 struct options {
 	enum output_format format;
-	char *db;                        /* NULL: libpq's PG* variables decide */
+	char *db; /* NULL: libpq's PG* variables decide */
 	struct proxy *proxies[OPTIONS_MAX_PROXIES];
 	int n_proxies;
 	char *config_file;
@@ -31,22 +31,34 @@ struct options {
 	int watch_s;
 	char *rollback_on[OPTIONS_MAX_LIST];
 	int n_rollback_on;
-	int64_t terminate_blockers_after_ms;   /* < 0: never */
+	int64_t terminate_blockers_after_ms; /* < 0: never */
 	bool postpone_cutover;
 	bool yes;
 	bool allow_unsafe;
 	bool resume;
 	bool rollback;
-	char **args;                     /* positional: files, or an id */
+	char **args; /* positional: files, or an id */
 	int n_args;
 };
 
 /* Which flags a command takes (a bit per flag). */
 enum option_flag {
-	OPT_DB = 1 << 0, OPT_PROXY = 1 << 1, OPT_FORMAT = 1 << 2, OPT_CONFIG = 1 << 3,
-	OPT_WINDOW = 1 << 4, OPT_MAX_STALL = 1 << 5, OPT_LOCK_TIMEOUT = 1 << 6, OPT_ATTEMPTS = 1 << 7,
-	OPT_WATCH = 1 << 8, OPT_ROLLBACK_ON = 1 << 9, OPT_TERMINATE = 1 << 10, OPT_POSTPONE = 1 << 11,
-	OPT_YES = 1 << 12, OPT_ALLOW_UNSAFE = 1 << 13, OPT_RESUME = 1 << 14, OPT_ROLLBACK = 1 << 15,
+	OPT_DB = 1 << 0,
+	OPT_PROXY = 1 << 1,
+	OPT_FORMAT = 1 << 2,
+	OPT_CONFIG = 1 << 3,
+	OPT_WINDOW = 1 << 4,
+	OPT_MAX_STALL = 1 << 5,
+	OPT_LOCK_TIMEOUT = 1 << 6,
+	OPT_ATTEMPTS = 1 << 7,
+	OPT_WATCH = 1 << 8,
+	OPT_ROLLBACK_ON = 1 << 9,
+	OPT_TERMINATE = 1 << 10,
+	OPT_POSTPONE = 1 << 11,
+	OPT_YES = 1 << 12,
+	OPT_ALLOW_UNSAFE = 1 << 13,
+	OPT_RESUME = 1 << 14,
+	OPT_ROLLBACK = 1 << 15,
 };
 
 /*

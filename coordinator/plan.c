@@ -35,8 +35,8 @@ const char *plan_hold_name(enum plan_hold h)
 
 const char *plan_step_kind_name(enum step_kind k)
 {
-	static const char *const names[] = { "create_index", "add_not_valid", "add_using_index",
-					     "drop_constraint", "validate", "set_not_null",
+	static const char *const names[] = { "create_index",      "add_not_valid", "add_using_index",
+					     "drop_constraint",   "validate",      "set_not_null",
 					     "drop_helper_check", "unsafe" };
 
 	return names[k];

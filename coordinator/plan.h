@@ -11,8 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define PLAN_NAME_MAX 64          /* NAMEDATALEN */
-#define PLAN_MAX_COLUMNS 32       /* INDEX_MAX_KEYS */
+#define PLAN_NAME_MAX 64    /* NAMEDATALEN */
+#define PLAN_MAX_COLUMNS 32 /* INDEX_MAX_KEYS */
 
 /* A table (or index) name as PostgreSQL folds it. schema "": unqualified (search_path). */
 struct qname {
@@ -22,9 +22,9 @@ struct qname {
 
 /* One statement of the input, as written. */
 struct plan_input {
-	int line;                 /* 1-based line of its first character in its file */
+	int line; /* 1-based line of its first character in its file */
 	char *file;
-	char *text;               /* the statement's text, trimmed */
+	char *text; /* the statement's text, trimmed */
 };
 
 enum con_type { CON_FOREIGN_KEY, CON_CHECK, CON_NOT_NULL, CON_UNIQUE, CON_PRIMARY_KEY };
@@ -33,18 +33,18 @@ enum con_type { CON_FOREIGN_KEY, CON_CHECK, CON_NOT_NULL, CON_UNIQUE, CON_PRIMAR
 struct plan_constraint {
 	enum con_type type;
 	struct qname table;
-	char name[PLAN_NAME_MAX];             /* given, or generated as PostgreSQL would */
-	int n_columns;                        /* FK, UNIQUE, PK: the key; NOT NULL: the column */
+	char name[PLAN_NAME_MAX]; /* given, or generated as PostgreSQL would */
+	int n_columns;            /* FK, UNIQUE, PK: the key; NOT NULL: the column */
 	char columns[PLAN_MAX_COLUMNS][PLAN_NAME_MAX];
 	/* FOREIGN KEY */
 	struct qname ref_table;
-	int n_ref_columns;                    /* 0: the referenced table's primary key */
+	int n_ref_columns; /* 0: the referenced table's primary key */
 	char ref_columns[PLAN_MAX_COLUMNS][PLAN_NAME_MAX];
-	char *fk_tail;                        /* generated: MATCH, ON DELETE/UPDATE, DEFERRABLE ("" if none) */
+	char *fk_tail; /* generated: MATCH, ON DELETE/UPDATE, DEFERRABLE ("" if none) */
 	/* CHECK (and NOT NULL's helper check): the expression, verified to parse as it did */
 	char *check_expr;
-	bool replaces;                        /* a DROP of the same name comes first: a replacement */
-	int input;                            /* index in plan.inputs */
+	bool replaces; /* a DROP of the same name comes first: a replacement */
+	int input;     /* index in plan.inputs */
 };
 
 /* A constraint the migration drops (also the first half of a replacement). */
@@ -56,51 +56,51 @@ struct plan_drop {
 };
 
 enum plan_phase {
-	PHASE_PREPARE,     /* no hold: CREATE INDEX CONCURRENTLY */
-	PHASE_CUTOVER,     /* one transaction under holds: ADD … NOT VALID, DROP, ADD … USING INDEX */
-	PHASE_VALIDATE,    /* no hold: VALIDATE CONSTRAINT, one transaction each */
-	PHASE_FINALIZE,    /* under holds: SET NOT NULL, drop the helper CHECK */
+	PHASE_PREPARE,  /* no hold: CREATE INDEX CONCURRENTLY */
+	PHASE_CUTOVER,  /* one transaction under holds: ADD … NOT VALID, DROP, ADD … USING INDEX */
+	PHASE_VALIDATE, /* no hold: VALIDATE CONSTRAINT, one transaction each */
+	PHASE_FINALIZE, /* under holds: SET NOT NULL, drop the helper CHECK */
 };
 
 enum plan_lock {
 	LOCK_NONE,
-	LOCK_SHARE_UPDATE_EXCLUSIVE,   /* VALIDATE, CREATE INDEX CONCURRENTLY */
-	LOCK_SHARE_ROW_EXCLUSIVE,      /* ADD FOREIGN KEY (both tables) */
-	LOCK_ACCESS_EXCLUSIVE,         /* ADD CHECK, DROP CONSTRAINT, SET NOT NULL, USING INDEX */
+	LOCK_SHARE_UPDATE_EXCLUSIVE, /* VALIDATE, CREATE INDEX CONCURRENTLY */
+	LOCK_SHARE_ROW_EXCLUSIVE,    /* ADD FOREIGN KEY (both tables) */
+	LOCK_ACCESS_EXCLUSIVE,       /* ADD CHECK, DROP CONSTRAINT, SET NOT NULL, USING INDEX */
 };
 
 enum plan_hold { HOLD_NONE_NEEDED, HOLD_WRITES_NEEDED, HOLD_ALL_NEEDED };
 
 enum step_kind {
-	STEP_CREATE_INDEX,         /* CREATE [UNIQUE] INDEX CONCURRENTLY (retried if left invalid) */
-	STEP_ADD_NOT_VALID,        /* ALTER TABLE … ADD CONSTRAINT … NOT VALID */
-	STEP_ADD_USING_INDEX,      /* ALTER TABLE … ADD CONSTRAINT … UNIQUE/PRIMARY KEY USING INDEX */
-	STEP_DROP_CONSTRAINT,      /* ALTER TABLE … DROP CONSTRAINT */
-	STEP_VALIDATE,             /* ALTER TABLE … VALIDATE CONSTRAINT */
-	STEP_SET_NOT_NULL,         /* ALTER TABLE … ALTER COLUMN … SET NOT NULL */
-	STEP_DROP_HELPER_CHECK,    /* the CHECK (c IS NOT NULL) that proved SET NOT NULL */
-	STEP_UNSAFE,               /* --allow-unsafe: as written, under a writes hold and lock_timeout */
+	STEP_CREATE_INDEX,      /* CREATE [UNIQUE] INDEX CONCURRENTLY (retried if left invalid) */
+	STEP_ADD_NOT_VALID,     /* ALTER TABLE … ADD CONSTRAINT … NOT VALID */
+	STEP_ADD_USING_INDEX,   /* ALTER TABLE … ADD CONSTRAINT … UNIQUE/PRIMARY KEY USING INDEX */
+	STEP_DROP_CONSTRAINT,   /* ALTER TABLE … DROP CONSTRAINT */
+	STEP_VALIDATE,          /* ALTER TABLE … VALIDATE CONSTRAINT */
+	STEP_SET_NOT_NULL,      /* ALTER TABLE … ALTER COLUMN … SET NOT NULL */
+	STEP_DROP_HELPER_CHECK, /* the CHECK (c IS NOT NULL) that proved SET NOT NULL */
+	STEP_UNSAFE,            /* --allow-unsafe: as written, under a writes hold and lock_timeout */
 };
 
 struct plan_step {
-	int seq;                   /* 1-based, in execution order */
+	int seq; /* 1-based, in execution order */
 	enum step_kind kind;
 	enum plan_phase phase;
-	char *sql;                 /* every identifier quoted */
-	struct qname table;        /* the table the step alters */
-	struct qname other;        /* FK: the referenced table, which is locked too ("" otherwise) */
-	struct qname index;        /* CREATE_INDEX: the index it builds (retried if left invalid);
+	char *sql;          /* every identifier quoted */
+	struct qname table; /* the table the step alters */
+	struct qname other; /* FK: the referenced table, which is locked too ("" otherwise) */
+	struct qname index; /* CREATE_INDEX: the index it builds (retried if left invalid);
 				      ADD_USING_INDEX: the index it attaches ("" otherwise) */
 	enum plan_lock lock;
 	enum plan_hold hold;
-	int constraint;            /* index in plan.constraints, or -1 */
-	int drop;                  /* index in plan.drops, or -1 */
-	int input;                 /* index in plan.inputs it comes from */
+	int constraint; /* index in plan.constraints, or -1 */
+	int drop;       /* index in plan.drops, or -1 */
+	int input;      /* index in plan.inputs it comes from */
 };
 
 struct plan {
-	char *name;                /* the first file's base name */
-	char checksum[65];         /* sha256 of the inputs, hex */
+	char *name;        /* the first file's base name */
+	char checksum[65]; /* sha256 of the inputs, hex */
 	struct plan_input *inputs;
 	int n_inputs;
 	struct plan_constraint *constraints;

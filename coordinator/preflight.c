@@ -81,9 +81,12 @@ static bool table_oid(PGconn *c, const struct qname *q, char *oid, size_t oidcap
 	const char *params[2] = { q->schema, q->name };
 	struct db_error err;
 	PGresult *r = db_query(c,
-		"SELECT c.oid, c.oid::regclass::text FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace "
-		"WHERE c.relname = $2 AND c.relkind IN ('r', 'p') AND CASE WHEN $1 = '' THEN pg_table_is_visible(c.oid) "
-		"ELSE ns.nspname = $1 END", 2, params, &err);
+			       "SELECT c.oid, c.oid::regclass::text FROM pg_class c JOIN pg_namespace ns ON "
+			       "ns.oid = c.relnamespace "
+			       "WHERE c.relname = $2 AND c.relkind IN ('r', 'p') AND CASE WHEN $1 = '' THEN "
+			       "pg_table_is_visible(c.oid) "
+			       "ELSE ns.nspname = $1 END",
+			       2, params, &err);
 	bool found = r && PQntuples(r) == 1;
 
 	if (found) {
@@ -98,7 +101,8 @@ static bool table_oid(PGconn *c, const struct qname *q, char *oid, size_t oidcap
  * Runs the query that the first query builds (one row, one column: the SQL
  * text), returning its result; NULL with 'err' on failure (a timeout included).
  */
-static PGresult *run_built(PGconn *c, const char *builder, int n, const char *const *params, struct db_error *err)
+static PGresult *run_built(PGconn *c, const char *builder, int n, const char *const *params,
+			   struct db_error *err)
 {
 	PGresult *b = db_query(c, builder, n, params, err), *r;
 
@@ -110,7 +114,8 @@ static PGresult *run_built(PGconn *c, const char *builder, int n, const char *co
 }
 
 /* The referenced columns of an FK: as written, or the parent's primary key. */
-static int ref_columns(PGconn *c, const struct plan_constraint *k, const char *parent_oid, char (*out)[PLAN_NAME_MAX])
+static int ref_columns(PGconn *c, const struct plan_constraint *k, const char *parent_oid,
+		       char (*out)[PLAN_NAME_MAX])
 {
 	const char *params[1] = { parent_oid };
 	struct db_error err;
@@ -122,9 +127,12 @@ static int ref_columns(PGconn *c, const struct plan_constraint *k, const char *p
 			snprintf(out[i], PLAN_NAME_MAX, "%s", k->ref_columns[i]);
 		return k->n_ref_columns;
 	}
-	r = db_query(c, "SELECT a.attname FROM pg_constraint con, unnest(con.conkey) WITH ORDINALITY AS k (attnum, ord) "
-			"JOIN pg_attribute a ON a.attrelid = $1::oid AND a.attnum = k.attnum "
-			"WHERE con.conrelid = $1::oid AND con.contype = 'p' ORDER BY k.ord", 1, params, &err);
+	r = db_query(c,
+		     "SELECT a.attname FROM pg_constraint con, unnest(con.conkey) WITH ORDINALITY AS k "
+		     "(attnum, ord) "
+		     "JOIN pg_attribute a ON a.attrelid = $1::oid AND a.attnum = k.attnum "
+		     "WHERE con.conrelid = $1::oid AND con.contype = 'p' ORDER BY k.ord",
+		     1, params, &err);
 	for (int i = 0; r && i < PQntuples(r) && i < PLAN_MAX_COLUMNS; i++)
 		snprintf(out[n++], PLAN_NAME_MAX, "%s", PQgetvalue(r, i, 0));
 	PQclear(r);
@@ -145,8 +153,9 @@ static void check_foreign_key(PGconn *c, const struct plan_constraint *k, const 
 		char name[2 * PLAN_NAME_MAX + 8];
 
 		qname_format(&k->ref_table, name, sizeof(name));
-		add(pf, FINDING_ERROR, "missing_table", subject, -1, NULL, "create it first, or fix the REFERENCES clause",
-		    "referenced table %s does not exist", name);
+		add(pf, FINDING_ERROR, "missing_table", subject, -1, NULL,
+		    "create it first, or fix the REFERENCES clause", "referenced table %s does not exist",
+		    name);
 		return;
 	}
 	n_refs = ref_columns(c, k, poid, refs);
@@ -157,24 +166,30 @@ static void check_foreign_key(PGconn *c, const struct plan_constraint *k, const 
 		return;
 	}
 	array_literal(k->columns, k->n_columns, cols, sizeof(cols));
-	array_literal((const char (*)[PLAN_NAME_MAX])refs, n_refs, rcols, sizeof(rcols));
+	array_literal((const char(*)[PLAN_NAME_MAX])refs, n_refs, rcols, sizeof(rcols));
 	{
 		const char *params[4] = { poid, rcols, oid, cols };
 
 		/* The referenced columns need a unique index (PostgreSQL refuses the FK otherwise). */
-		r = db_query(c,
-			"SELECT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = $1::oid AND i.indisunique "
-			"AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = cardinality($2::text[]) "
-			"AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM unnest(i.indkey[0:i.indnkeyatts - 1]) k "
+		r = db_query(
+			c,
+			"SELECT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = $1::oid AND "
+			"i.indisunique "
+			"AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = "
+			"cardinality($2::text[]) "
+			"AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM "
+			"unnest(i.indkey[0:i.indnkeyatts - 1]) k "
 			"     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k) = "
 			"    (SELECT array_agg(x ORDER BY x) FROM unnest($2::text[]) x)), "
 			/* An index on the referencing side whose leading columns are the FK's. */
 			"EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = $3::oid AND i.indpred IS NULL "
-			"AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM unnest(i.indkey[0:cardinality($4::text[]) - 1]) k "
+			"AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM "
+			"unnest(i.indkey[0:cardinality($4::text[]) - 1]) k "
 			"     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k) = "
 			"    (SELECT array_agg(x ORDER BY x) FROM unnest($4::text[]) x)), "
 			/* Types, pairwise: referencing vs referenced. */
-			"(SELECT string_agg(format('%I %s vs %I %s', cc, format_type(ca.atttypid, ca.atttypmod), rc, "
+			"(SELECT string_agg(format('%I %s vs %I %s', cc, format_type(ca.atttypid, "
+			"ca.atttypmod), rc, "
 			"                   format_type(ra.atttypid, ra.atttypmod)), '; ') "
 			" FROM unnest($4::text[], $2::text[]) AS x (cc, rc) "
 			" JOIN pg_attribute ca ON ca.attrelid = $3::oid AND ca.attname = x.cc "
@@ -185,11 +200,15 @@ static void check_foreign_key(PGconn *c, const struct plan_constraint *k, const 
 			if (strcmp(db_value(r, 0, 0, "f"), "t") != 0)
 				add(pf, FINDING_ERROR, "no_unique_index", subject, -1, NULL,
 				    "add a UNIQUE constraint or PRIMARY KEY on exactly those columns first",
-				    "the referenced columns of %s have no unique index: PostgreSQL would refuse this foreign key", preg);
+				    "the referenced columns of %s have no unique index: PostgreSQL would "
+				    "refuse this foreign key",
+				    preg);
 			if (strcmp(db_value(r, 0, 1, "f"), "t") != 0)
 				add(pf, FINDING_WARNING, "unindexed_fk", subject, -1, NULL,
-				    "CREATE INDEX CONCURRENTLY on the referencing columns (pgvalve can do it in the same migration)",
-				    "no index on the referencing column(s) of %s: every DELETE or key UPDATE on %s will scan %s",
+				    "CREATE INDEX CONCURRENTLY on the referencing columns (pgvalve can do it "
+				    "in the same migration)",
+				    "no index on the referencing column(s) of %s: every DELETE or key UPDATE "
+				    "on %s will scan %s",
 				    reg, preg, reg);
 			if (*db_value(r, 0, 2, ""))
 				add(pf, FINDING_WARNING, "type_mismatch", subject, -1, db_value(r, 0, 2, ""),
@@ -201,26 +220,35 @@ static void check_foreign_key(PGconn *c, const struct plan_constraint *k, const 
 	{
 		const char *params[4] = { reg, cols, preg, rcols };
 		static const char builder[] =
-			"SELECT format('SELECT count(*), (SELECT string_agg(s, ''; '') FROM (SELECT row(%s)::text AS s FROM %s c "
-			"WHERE %s AND NOT EXISTS (SELECT 1 FROM %s p WHERE %s) LIMIT " "5" ") q) "
+			"SELECT format('SELECT count(*), (SELECT string_agg(s, ''; '') FROM (SELECT "
+			"row(%s)::text AS s FROM %s c "
+			"WHERE %s AND NOT EXISTS (SELECT 1 FROM %s p WHERE %s) LIMIT "
+			"5"
+			") q) "
 			"FROM %s c WHERE %s AND NOT EXISTS (SELECT 1 FROM %s p WHERE %s)', "
 			" (SELECT string_agg(format('c.%I', x), ', ') FROM unnest($2::text[]) x), $1::text, "
-			" (SELECT string_agg(format('c.%I IS NOT NULL', x), ' AND ') FROM unnest($2::text[]) x), $3::text, "
-			" (SELECT string_agg(format('p.%I = c.%I', rc, cc), ' AND ') FROM unnest($4::text[], $2::text[]) AS y (rc, cc)), "
+			" (SELECT string_agg(format('c.%I IS NOT NULL', x), ' AND ') FROM unnest($2::text[]) "
+			"x), $3::text, "
+			" (SELECT string_agg(format('p.%I = c.%I', rc, cc), ' AND ') FROM unnest($4::text[], "
+			"$2::text[]) AS y (rc, cc)), "
 			" $1::text, "
-			" (SELECT string_agg(format('c.%I IS NOT NULL', x), ' AND ') FROM unnest($2::text[]) x), $3::text, "
-			" (SELECT string_agg(format('p.%I = c.%I', rc, cc), ' AND ') FROM unnest($4::text[], $2::text[]) AS y (rc, cc)))";
+			" (SELECT string_agg(format('c.%I IS NOT NULL', x), ' AND ') FROM unnest($2::text[]) "
+			"x), $3::text, "
+			" (SELECT string_agg(format('p.%I = c.%I', rc, cc), ' AND ') FROM unnest($4::text[], "
+			"$2::text[]) AS y (rc, cc)))";
 
 		r = run_built(c, builder, 4, params, &err);
 		if (!r) {
-			add(pf, FINDING_WARNING, "orphans", subject, -1, err.msg, "run the check by hand, or raise the timeout",
+			add(pf, FINDING_WARNING, "orphans", subject, -1, err.msg,
+			    "run the check by hand, or raise the timeout",
 			    "could not count orphan rows within " CHECK_TIMEOUT);
 			return;
 		}
 		if (atoll(db_value(r, 0, 0, "0")) > 0) {
 			snprintf(detail, sizeof(detail), "e.g. %s", db_value(r, 0, 1, ""));
 			add(pf, FINDING_ERROR, "orphans", subject, atoll(db_value(r, 0, 0, "0")), detail,
-			    "delete or fix those rows (or point them at existing rows) before adding the foreign key",
+			    "delete or fix those rows (or point them at existing rows) before adding the "
+			    "foreign key",
 			    "%s row(s) of %s reference no row of %s", db_value(r, 0, 0, "0"), reg, preg);
 		}
 		PQclear(r);
@@ -237,17 +265,24 @@ static void check_rows(PGconn *c, const struct plan_constraint *k, const char *r
 	if (k->type == CON_NOT_NULL) {
 		const char *params[2] = { reg, k->columns[0] };
 
-		r = run_built(c, "SELECT format('SELECT count(*), NULL FROM %s WHERE %I IS NULL', $1::text, $2::text)", 2, params, &err);
+		r = run_built(
+			c,
+			"SELECT format('SELECT count(*), NULL FROM %s WHERE %I IS NULL', $1::text, $2::text)",
+			2, params, &err);
 	} else {
 		const char *params[2] = { reg, k->check_expr };
 
 		/* A CHECK passes on NULL: only rows where it is false violate it. */
-		r = run_built(c, "SELECT format('SELECT count(*), (SELECT string_agg(s, ''; '') FROM "
-				 "(SELECT t::text AS s FROM %s t WHERE (%s) IS FALSE LIMIT 5) q) FROM %s WHERE (%s) IS FALSE', "
-				 "$1::text, $2::text, $1::text, $2::text)", 2, params, &err);
+		r = run_built(c,
+			      "SELECT format('SELECT count(*), (SELECT string_agg(s, ''; '') FROM "
+			      "(SELECT t::text AS s FROM %s t WHERE (%s) IS FALSE LIMIT 5) q) FROM %s WHERE "
+			      "(%s) IS FALSE', "
+			      "$1::text, $2::text, $1::text, $2::text)",
+			      2, params, &err);
 	}
 	if (!r) {
-		add(pf, FINDING_WARNING, "violations", subject, -1, err.msg, "run the check by hand, or raise the timeout",
+		add(pf, FINDING_WARNING, "violations", subject, -1, err.msg,
+		    "run the check by hand, or raise the timeout",
 		    "could not count violating rows within " CHECK_TIMEOUT);
 		return;
 	}
@@ -256,9 +291,10 @@ static void check_rows(PGconn *c, const struct plan_constraint *k, const char *r
 		snprintf(detail, sizeof(detail), "e.g. %s", db_value(r, 0, 1, "(rows with NULL)"));
 		add(pf, FINDING_ERROR, "violations", subject, atoll(db_value(r, 0, 0, "0")),
 		    k->type == CON_NOT_NULL ? NULL : detail,
-		    k->type == CON_NOT_NULL ? "fill the NULLs (a backfill in batches) before SET NOT NULL" :
-					      "fix those rows before adding the CHECK",
-		    k->type == CON_NOT_NULL ? "%s row(s) of %s have NULL in %s" : "%s row(s) of %s violate the CHECK%s",
+		    k->type == CON_NOT_NULL ? "fill the NULLs (a backfill in batches) before SET NOT NULL"
+					    : "fix those rows before adding the CHECK",
+		    k->type == CON_NOT_NULL ? "%s row(s) of %s have NULL in %s"
+					    : "%s row(s) of %s violate the CHECK%s",
 		    db_value(r, 0, 0, "0"), reg, cols);
 	}
 	PQclear(r);
@@ -275,14 +311,18 @@ static void check_unique(PGconn *c, const struct plan_constraint *k, const char 
 	snprintf(subject, sizeof(subject), "%.63s on %.180s", k->name, reg);
 	array_literal(k->columns, k->n_columns, cols, sizeof(cols));
 	r = run_built(c,
-		"SELECT format('SELECT (SELECT count(*) FROM (SELECT 1 FROM %s WHERE %s GROUP BY %s HAVING count(*) > 1) d), "
-		"(SELECT count(*) FROM %s WHERE %s)', $1::text, "
-		" (SELECT string_agg(format('%I IS NOT NULL', x), ' AND ') FROM unnest($2::text[]) x), "
-		" (SELECT string_agg(format('%I', x), ', ') FROM unnest($2::text[]) x), $1::text, "
-		" CASE WHEN $3 = 't' THEN (SELECT string_agg(format('%I IS NULL', x), ' OR ') FROM unnest($2::text[]) x) "
-		"      ELSE 'false' END)", 3, params, &err);
+		      "SELECT format('SELECT (SELECT count(*) FROM (SELECT 1 FROM %s WHERE %s GROUP BY %s "
+		      "HAVING count(*) > 1) d), "
+		      "(SELECT count(*) FROM %s WHERE %s)', $1::text, "
+		      " (SELECT string_agg(format('%I IS NOT NULL', x), ' AND ') FROM unnest($2::text[]) x), "
+		      " (SELECT string_agg(format('%I', x), ', ') FROM unnest($2::text[]) x), $1::text, "
+		      " CASE WHEN $3 = 't' THEN (SELECT string_agg(format('%I IS NULL', x), ' OR ') FROM "
+		      "unnest($2::text[]) x) "
+		      "      ELSE 'false' END)",
+		      3, params, &err);
 	if (!r) {
-		add(pf, FINDING_WARNING, "duplicates", subject, -1, err.msg, "run the check by hand, or raise the timeout",
+		add(pf, FINDING_WARNING, "duplicates", subject, -1, err.msg,
+		    "run the check by hand, or raise the timeout",
 		    "could not count duplicate keys within " CHECK_TIMEOUT);
 		return;
 	}
@@ -300,7 +340,8 @@ static void check_unique(PGconn *c, const struct plan_constraint *k, const char 
 static bool dropped_first(const struct plan *p, const struct plan_constraint *k)
 {
 	for (int i = 0; i < p->n_drops; i++)
-		if (strcmp(p->drops[i].name, k->name) == 0 && strcmp(p->drops[i].table.name, k->table.name) == 0)
+		if (strcmp(p->drops[i].name, k->name) == 0 &&
+		    strcmp(p->drops[i].table.name, k->table.name) == 0)
 			return true;
 	return false;
 }
@@ -310,18 +351,21 @@ static void check_name(PGconn *c, const struct plan *p, const struct plan_constr
 {
 	const char *params[2] = { oid, k->name };
 	struct db_error err;
-	PGresult *r = db_query(c, "SELECT 1 FROM pg_constraint WHERE conrelid = $1::oid AND conname = $2 "
-				  /* An invalid index (a failed build) is dropped and built again by prepare. */
-				  "UNION ALL SELECT 1 FROM pg_class ic JOIN pg_index i ON i.indexrelid = ic.oid "
-				  "WHERE ic.relname = $2 AND i.indisvalid "
-				  "AND ic.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = $1::oid)",
-			       2, params, &err);
+	PGresult *r = db_query(
+		c,
+		"SELECT 1 FROM pg_constraint WHERE conrelid = $1::oid AND conname = $2 "
+		/* An invalid index (a failed build) is dropped and built again by prepare. */
+		"UNION ALL SELECT 1 FROM pg_class ic JOIN pg_index i ON i.indexrelid = ic.oid "
+		"WHERE ic.relname = $2 AND i.indisvalid "
+		"AND ic.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = $1::oid)",
+		2, params, &err);
 	char subject[300];
 
 	snprintf(subject, sizeof(subject), "%.63s on %.180s", k->name, reg);
 	if (r && PQntuples(r) > 0 && !dropped_first(p, k))
 		add(pf, FINDING_ERROR, "name_collision", subject, -1, NULL,
-		    "pick another name, or DROP the existing constraint earlier in the same file to replace it",
+		    "pick another name, or DROP the existing constraint earlier in the same file to replace "
+		    "it",
 		    "a constraint or index named %s already exists on %s", k->name, reg);
 	PQclear(r);
 }
@@ -337,40 +381,50 @@ static void check_bypass(PGconn *c, const struct options *o, struct preflight *p
 
 	for (int i = 0; i < o->n_proxies; i++) {
 		cJSON *doc = NULL, *s;
-		int status = proxy_request(o->proxies[i], "GET", "/status", NULL, 5000, &doc, err, sizeof(err));
+		int status = proxy_request(o->proxies[i], "GET", "/status", NULL, 5000, &doc, err,
+					   sizeof(err));
 
 		if (status != 200) {
-			add(pf, FINDING_ERROR, "proxy_unreachable", o->proxies[i]->url, -1, status < 0 ? err : NULL,
+			add(pf, FINDING_ERROR, "proxy_unreachable", o->proxies[i]->url, -1,
+			    status < 0 ? err : NULL,
 			    "check --proxy (the proxy's admin address) and that it runs",
 			    "proxy %s did not answer GET /status", o->proxies[i]->url);
 			cJSON_Delete(doc);
 			continue;
 		}
-		cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(doc, "sessions")) {
-			int pid = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(s, "backend_pid"));
+		cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(doc, "sessions"))
+		{
+			int pid = (int)cJSON_GetNumberValue(
+				cJSON_GetObjectItemCaseSensitive(s, "backend_pid"));
 
 			if (pid > 0 && k + 16 < sizeof(pids))
-				k += (size_t)snprintf(pids + k, sizeof(pids) - k, "%s%d", k > 1 ? "," : "", pid);
+				k += (size_t)snprintf(pids + k, sizeof(pids) - k, "%s%d", k > 1 ? "," : "",
+						      pid);
 		}
 		cJSON_Delete(doc);
 	}
 	snprintf(pids + k, sizeof(pids) - k, "}");
-	r = db_query(c, "SELECT count(*), string_agg(format('pid %s %s@%s (%s)', pid, usename, "
-			"coalesce(client_addr::text, 'local'), coalesce(nullif(application_name, ''), 'no name')), '; ') "
-			"FROM (SELECT * FROM pg_stat_activity WHERE datname = current_database() "
-			"AND backend_type = 'client backend' AND pid <> pg_backend_pid() "
-			"AND application_name NOT LIKE 'pgvalve%' AND pid <> ALL ($1::int[]) LIMIT 50) s",
+	r = db_query(c,
+		     "SELECT count(*), string_agg(format('pid %s %s@%s (%s)', pid, usename, "
+		     "coalesce(client_addr::text, 'local'), coalesce(nullif(application_name, ''), 'no "
+		     "name')), '; ') "
+		     "FROM (SELECT * FROM pg_stat_activity WHERE datname = current_database() "
+		     "AND backend_type = 'client backend' AND pid <> pg_backend_pid() "
+		     "AND application_name NOT LIKE 'pgvalve%' AND pid <> ALL ($1::int[]) LIMIT 50) s",
 		     1, params, &dberr);
 	if (r && atoll(db_value(r, 0, 0, "0")) > 0)
-		add(pf, FINDING_WARNING, "bypass", "sessions", atoll(db_value(r, 0, 0, "0")), db_value(r, 0, 1, ""),
-		    "point those applications at a proxy: their writes are not held and may stall behind the DDL",
+		add(pf, FINDING_WARNING, "bypass", "sessions", atoll(db_value(r, 0, 0, "0")),
+		    db_value(r, 0, 1, ""),
+		    "point those applications at a proxy: their writes are not held and may stall behind the "
+		    "DDL",
 		    "%s session(s) on this database do not go through %s", db_value(r, 0, 0, "0"),
 		    o->n_proxies ? "the listed proxies" : "any proxy (none given)");
 	PQclear(r);
 }
 
 /* Transactions already open on the plan's tables for longer than the stall budget. */
-static void check_long_transactions(PGconn *c, const char *oids, const struct options *o, struct preflight *pf)
+static void check_long_transactions(PGconn *c, const char *oids, const struct options *o,
+				    struct preflight *pf)
 {
 	char budget[32];
 	const char *params[2] = { oids, budget };
@@ -378,15 +432,19 @@ static void check_long_transactions(PGconn *c, const char *oids, const struct op
 	PGresult *r;
 
 	snprintf(budget, sizeof(budget), "%d", o->max_stall_ms);
-	r = db_query(c, "SELECT count(DISTINCT a.pid), string_agg(DISTINCT format('pid %s on %s, open %s s: %s', a.pid, "
-			"l.relation::regclass, round(extract(epoch FROM now() - a.xact_start)::numeric, 1), "
-			"left(a.query, 80)), '; ') FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-			"WHERE l.relation = ANY ($1::oid[]) AND a.pid <> pg_backend_pid() "
-			"AND now() - a.xact_start > make_interval(secs => $2::int / 1000.0)",
+	r = db_query(c,
+		     "SELECT count(DISTINCT a.pid), string_agg(DISTINCT format('pid %s on %s, open %s s: "
+		     "%s', a.pid, "
+		     "l.relation::regclass, round(extract(epoch FROM now() - a.xact_start)::numeric, 1), "
+		     "left(a.query, 80)), '; ') FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+		     "WHERE l.relation = ANY ($1::oid[]) AND a.pid <> pg_backend_pid() "
+		     "AND now() - a.xact_start > make_interval(secs => $2::int / 1000.0)",
 		     2, params, &err);
 	if (r && atoll(db_value(r, 0, 0, "0")) > 0)
-		add(pf, FINDING_WARNING, "long_transactions", "tables", atoll(db_value(r, 0, 0, "0")), db_value(r, 0, 1, ""),
-		    "the cutover will wait for them (holding nothing); --terminate-blockers-after can end them",
+		add(pf, FINDING_WARNING, "long_transactions", "tables", atoll(db_value(r, 0, 0, "0")),
+		    db_value(r, 0, 1, ""),
+		    "the cutover will wait for them (holding nothing); --terminate-blockers-after can end "
+		    "them",
 		    "%s transaction(s) older than the stall budget hold locks on the migration's tables",
 		    db_value(r, 0, 0, "0"));
 	PQclear(r);
@@ -411,13 +469,14 @@ bool preflight_run(PGconn *c, const struct plan *p, const struct options *o, str
 		out->rows_to_validate[i] = -1;
 		if (!table_oid(c, &con->table, oid, sizeof(oid), reg, sizeof(reg))) {
 			qname_format(&con->table, name, sizeof(name));
-			add(out, FINDING_ERROR, "missing_table", con->name, -1, NULL, "check the table name and search_path",
-			    "table %s does not exist", name);
+			add(out, FINDING_ERROR, "missing_table", con->name, -1, NULL,
+			    "check the table name and search_path", "table %s does not exist", name);
 			continue;
 		}
 		if (k + 16 < sizeof(oids))
 			k += (size_t)snprintf(oids + k, sizeof(oids) - k, "%s%s", k > 1 ? "," : "", oid);
-		r = db_query(c, "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = $1::oid", 1, params, err);
+		r = db_query(c, "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = $1::oid", 1,
+			     params, err);
 		if (r)
 			out->rows_to_validate[i] = atoll(db_value(r, 0, 0, "-1"));
 		PQclear(r);

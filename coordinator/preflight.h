@@ -17,12 +17,12 @@ enum finding_level { FINDING_INFO, FINDING_WARNING, FINDING_ERROR };
 
 struct finding {
 	enum finding_level level;
-	char check[32];           /* "orphans", "violations", "type_mismatch", ... */
-	char subject[256];        /* the constraint or table it is about */
-	char *message;            /* what was found (malloc'd) */
-	char *detail;             /* samples, PIDs, ... (malloc'd, may be NULL) */
-	char *hint;               /* what to do (malloc'd, may be NULL) */
-	long long count;          /* rows found, where that applies (-1: not counted) */
+	char check[32];    /* "orphans", "violations", "type_mismatch", ... */
+	char subject[256]; /* the constraint or table it is about */
+	char *message;     /* what was found (malloc'd) */
+	char *detail;      /* samples, PIDs, ... (malloc'd, may be NULL) */
+	char *hint;        /* what to do (malloc'd, may be NULL) */
+	long long count;   /* rows found, where that applies (-1: not counted) */
 };
 
 struct preflight {

@@ -34,7 +34,8 @@ bool proxy_parse_url(const char *url, struct proxy *p, char *err, size_t errlen)
 	}
 	colon = strrchr(hp, ':');
 	if (!colon || colon == hp || (size_t)(colon - hp) >= sizeof(p->host)) {
-		snprintf(err, errlen, "proxy \"%s\": expected http://HOST:PORT (the proxy's admin address)", url);
+		snprintf(err, errlen, "proxy \"%s\": expected http://HOST:PORT (the proxy's admin address)",
+			 url);
 		return false;
 	}
 	errno = 0;
@@ -60,7 +61,8 @@ bool proxy_load_token(struct proxy *p, const char *path, char *err, size_t errle
 	size_t n;
 
 	if (!f) {
-		snprintf(err, errlen, "proxy %s: cannot read token_file \"%s\": %s", p->url, path, strerror(errno));
+		snprintf(err, errlen, "proxy %s: cannot read token_file \"%s\": %s", p->url, path,
+			 strerror(errno));
 		return false;
 	}
 	n = fread(buf, 1, sizeof(buf) - 1, f);
@@ -107,8 +109,10 @@ static int connect_by(const struct proxy *p, int64_t deadline, char *err, size_t
 		    (errno == EINPROGRESS && wait_fd(fd, POLLOUT, deadline) &&
 		     getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr == 0))
 			break;
-		snprintf(err, errlen, "cannot connect: %s", soerr ? strerror(soerr) :
-			 errno == EINPROGRESS ? "timed out" : strerror(errno));
+		snprintf(err, errlen, "cannot connect: %s",
+			 soerr                          ? strerror(soerr)
+				 : errno == EINPROGRESS ? "timed out"
+							: strerror(errno));
 		close(fd);
 		fd = -1;
 	}
@@ -226,16 +230,20 @@ bool proxy_hold_all(struct proxy *const *proxies, int n, const cJSON *hold, int 
 	for (i = 0; i < n && ok; i++) {
 		cJSON *doc = NULL, *pid;
 		char err[256];
-		int status = proxy_request(proxies[i], "POST", "/holds", hold, timeout_ms, &doc, err, sizeof(err));
+		int status = proxy_request(proxies[i], "POST", "/holds", hold, timeout_ms, &doc, err,
+					   sizeof(err));
 
 		if (status == 201) {
 			res->acked++;
-			res->in_transaction += (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(doc, "in_transaction"));
+			res->in_transaction += (int)cJSON_GetNumberValue(
+				cJSON_GetObjectItemCaseSensitive(doc, "in_transaction"));
 			cJSON_ArrayForEach(pid, cJSON_GetObjectItemCaseSensitive(doc, "in_transaction_pids"))
-				cJSON_AddItemToArray(res->in_transaction_pids, cJSON_CreateNumber(pid->valuedouble));
+				cJSON_AddItemToArray(res->in_transaction_pids,
+						     cJSON_CreateNumber(pid->valuedouble));
 		} else {
-			snprintf(res->why, sizeof(res->why), "proxy %.200s did not acknowledge the hold: %.250s",
-				 proxies[i]->url, status < 0 ? err : answer_error(doc, "unexpected answer"));
+			snprintf(res->why, sizeof(res->why),
+				 "proxy %.200s did not acknowledge the hold: %.250s", proxies[i]->url,
+				 status < 0 ? err : answer_error(doc, "unexpected answer"));
 			ok = false;
 		}
 		cJSON_Delete(doc);
@@ -256,7 +264,8 @@ bool proxy_renew_all(struct proxy *const *proxies, int n, const char *id, int64_
 	for (int i = 0; i < n; i++) {
 		cJSON *doc = NULL;
 
-		ok &= proxy_request(proxies[i], "POST", path, body, timeout_ms, &doc, err, sizeof(err)) == 200;
+		ok &= proxy_request(proxies[i], "POST", path, body, timeout_ms, &doc, err, sizeof(err)) ==
+			200;
 		cJSON_Delete(doc);
 	}
 	cJSON_Delete(body);
@@ -271,7 +280,8 @@ int proxy_release_all(struct proxy *const *proxies, int n, const char *id, int t
 	snprintf(path, sizeof(path), "/holds/%s", id);
 	for (int i = 0; i < n; i++) {
 		cJSON *doc = NULL;
-		int status = proxy_request(proxies[i], "DELETE", path, NULL, timeout_ms, &doc, err, sizeof(err));
+		int status = proxy_request(proxies[i], "DELETE", path, NULL, timeout_ms, &doc, err,
+					   sizeof(err));
 
 		failed += status != 200 && status != 404;
 		cJSON_Delete(doc);

@@ -13,10 +13,10 @@
 #include <stdint.h>
 
 struct proxy {
-	char url[256];           /* as given: http://host:port */
+	char url[256]; /* as given: http://host:port */
 	char host[256];
 	int port;
-	char *token;             /* bearer token (from token_file), or NULL */
+	char *token; /* bearer token (from token_file), or NULL */
 };
 
 /* "http://host:port" (or host:port). False with 'err' filled. */
@@ -38,10 +38,10 @@ int proxy_request(const struct proxy *p, const char *method, const char *path, c
 
 /* What placing one hold on every proxy gave. */
 struct proxy_hold_result {
-	int acked;                    /* proxies that answered 201 */
-	int in_transaction;           /* summed */
-	cJSON *in_transaction_pids;   /* all proxies' PIDs (an array the caller deletes) */
-	char why[512];                /* when not every proxy acknowledged: which and why */
+	int acked;                  /* proxies that answered 201 */
+	int in_transaction;         /* summed */
+	cJSON *in_transaction_pids; /* all proxies' PIDs (an array the caller deletes) */
+	char why[512];              /* when not every proxy acknowledged: which and why */
 };
 
 /*

@@ -72,8 +72,8 @@ static bool ident_cont(char c)
 }
 
 /* Past the closing quote of a '...' or "..." body starting at i (doubled quotes stay inside). */
-static size_t scan_quoted(const char *s, size_t len, size_t i, char q, bool backslash,
-			  enum quote_token *kind, enum quote_token done)
+static size_t scan_quoted(const char *s, size_t len, size_t i, char q, bool backslash, enum quote_token *kind,
+			  enum quote_token done)
 {
 	while (i < len) {
 		if (backslash && s[i] == '\\') {

@@ -14,10 +14,10 @@
 
 enum exit_code {
 	EXIT_DONE = 0,
-	EXIT_REFUSED = 1,         /* refused by a check: nothing changed */
-	EXIT_USAGE = 2,           /* usage or config error */
+	EXIT_REFUSED = 1, /* refused by a check: nothing changed */
+	EXIT_USAGE = 2,   /* usage or config error */
 	EXIT_ROLLED_BACK = 3,
-	EXIT_ATTENTION = 4,       /* needs attention: the journal says what */
+	EXIT_ATTENTION = 4, /* needs attention: the journal says what */
 };
 
 void report_init(enum output_format format);

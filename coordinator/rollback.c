@@ -21,15 +21,19 @@
  */
 static const char statements_sql[] =
 	/* Before its cutover committed a migration changed no constraint: nothing to undo. */
-	"WITH plan AS (SELECT plan FROM pgvalve.migrations WHERE id = $1::bigint AND cutover_at IS NOT NULL), "
+	"WITH plan AS (SELECT plan FROM pgvalve.migrations WHERE id = $1::bigint AND cutover_at IS NOT "
+	"NULL), "
 	"added AS (SELECT c ->> 'type' AS type, c ->> 'name' AS name, c ->> 'column' AS col, "
 	"                 (SELECT cl.oid FROM pg_class cl JOIN pg_namespace ns ON ns.oid = cl.relnamespace "
-	"                  WHERE cl.relname = c ->> 'table_name' AND CASE WHEN coalesce(c ->> 'table_schema', '') = '' "
-	"                  THEN pg_table_is_visible(cl.oid) ELSE ns.nspname = c ->> 'table_schema' END) AS rel, ord "
+	"                  WHERE cl.relname = c ->> 'table_name' AND CASE WHEN coalesce(c ->> "
+	"'table_schema', '') = '' "
+	"                  THEN pg_table_is_visible(cl.oid) ELSE ns.nspname = c ->> 'table_schema' END) AS "
+	"rel, ord "
 	"          FROM plan, jsonb_array_elements(plan -> 'constraints') WITH ORDINALITY AS x (c, ord)), "
 	"drops AS ("
 	/* each added constraint (and NOT NULL's helper CHECK, named like it) that exists now */
-	"  SELECT 1 AS phase, ord, format('ALTER TABLE %s DROP CONSTRAINT %I', a.rel::regclass, con.conname) AS sql, "
+	"  SELECT 1 AS phase, ord, format('ALTER TABLE %s DROP CONSTRAINT %I', a.rel::regclass, con.conname) "
+	"AS sql, "
 	"         a.rel, con.confrelid AS other, NULL::text AS validate "
 	"  FROM added a JOIN pg_constraint con ON con.conrelid = a.rel AND con.conname = a.name "
 	"  WHERE NOT EXISTS (SELECT 1 FROM pgvalve.prior_constraints p WHERE p.migration_id = $1::bigint "
@@ -37,23 +41,30 @@ static const char statements_sql[] =
 	"                    AND p.definition = pg_get_constraintdef(con.oid)) "
 	"  UNION ALL "
 	/* NOT NULL the migration set on a column that was nullable */
-	"  SELECT 2, ord, format('ALTER TABLE %s ALTER COLUMN %I DROP NOT NULL', a.rel::regclass, a.col), a.rel, 0, NULL "
-	"  FROM added a JOIN pg_attribute att ON att.attrelid = a.rel AND att.attname = a.col AND att.attnotnull "
+	"  SELECT 2, ord, format('ALTER TABLE %s ALTER COLUMN %I DROP NOT NULL', a.rel::regclass, a.col), "
+	"a.rel, 0, NULL "
+	"  FROM added a JOIN pg_attribute att ON att.attrelid = a.rel AND att.attname = a.col AND "
+	"att.attnotnull "
 	"  WHERE a.type = 'not null' AND NOT EXISTS (SELECT 1 FROM pgvalve.prior_constraints p "
-	"        WHERE p.migration_id = $1::bigint AND p.\"table\" = a.rel::regclass::text AND p.contype = 'n' "
+	"        WHERE p.migration_id = $1::bigint AND p.\"table\" = a.rel::regclass::text AND p.contype = "
+	"'n' "
 	"        AND p.name = a.col) "
 	"), restores AS ("
 	/* prior constraints that are gone, or exist with another definition (then dropped above) */
 	"  SELECT 3 AS phase, 0 AS ord, "
 	"         format('ALTER TABLE %s ADD CONSTRAINT %I %s%s', p.\"table\", p.name, p.definition, "
-	"                CASE WHEN p.contype IN ('f', 'c') AND p.validated THEN ' NOT VALID' ELSE '' END) AS sql, "
+	"                CASE WHEN p.contype IN ('f', 'c') AND p.validated THEN ' NOT VALID' ELSE '' END) AS "
+	"sql, "
 	"         p.\"table\"::regclass::oid AS rel, "
-	"         CASE WHEN p.contype = 'f' THEN (regexp_match(p.definition, 'REFERENCES (.+?)\\('))[1]::regclass::oid "
+	"         CASE WHEN p.contype = 'f' THEN (regexp_match(p.definition, 'REFERENCES "
+	"(.+?)\\('))[1]::regclass::oid "
 	"              ELSE 0 END AS other, "
 	"         CASE WHEN p.contype IN ('f', 'c') AND p.validated "
-	"              THEN format('ALTER TABLE %s VALIDATE CONSTRAINT %I', p.\"table\", p.name) END AS validate "
+	"              THEN format('ALTER TABLE %s VALIDATE CONSTRAINT %I', p.\"table\", p.name) END AS "
+	"validate "
 	"  FROM pgvalve.prior_constraints p "
-	"  WHERE p.migration_id = $1::bigint AND p.contype NOT IN ('n', 'i') AND to_regclass(p.\"table\") IS NOT NULL "
+	"  WHERE p.migration_id = $1::bigint AND p.contype NOT IN ('n', 'i') AND to_regclass(p.\"table\") IS "
+	"NOT NULL "
 	"    AND EXISTS (SELECT 1 FROM plan) "
 	"    AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conrelid = p.\"table\"::regclass "
 	"                    AND con.conname = p.name AND pg_get_constraintdef(con.oid) = p.definition) "
@@ -61,7 +72,8 @@ static const char statements_sql[] =
 	"SELECT s.sql, tn.nspname, t.relname, coalesce(onn.nspname, ''), coalesce(o.relname, ''), s.validate "
 	"FROM (SELECT * FROM drops UNION ALL SELECT * FROM restores) s "
 	"JOIN pg_class t ON t.oid = s.rel JOIN pg_namespace tn ON tn.oid = t.relnamespace "
-	"LEFT JOIN pg_class o ON o.oid = s.other AND s.other <> 0 LEFT JOIN pg_namespace onn ON onn.oid = o.relnamespace "
+	"LEFT JOIN pg_class o ON o.oid = s.other AND s.other <> 0 LEFT JOIN pg_namespace onn ON onn.oid = "
+	"o.relnamespace "
 	"ORDER BY s.phase, s.ord";
 
 /*
@@ -77,7 +89,8 @@ static const char built_indexes_sql[] =
 	"WHERE s.migration_id = $1::bigint AND s.kind = 'create_index' AND s.index_name <> '' "
 	"  AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = ic.oid) "
 	"  AND NOT EXISTS (SELECT 1 FROM pgvalve.prior_constraints p WHERE p.migration_id = s.migration_id "
-	"                  AND p.contype = 'i' AND p.name = ic.relname AND p.\"table\" = t.oid::regclass::text)";
+	"                  AND p.contype = 'i' AND p.name = ic.relname AND p.\"table\" = "
+	"t.oid::regclass::text)";
 
 static void drop_built_indexes(PGconn *ddl, const char *const *params)
 {
@@ -87,7 +100,8 @@ static void drop_built_indexes(PGconn *ddl, const char *const *params)
 	for (int i = 0; r && i < PQntuples(r); i++) {
 		report_event("rollback_index", NULL, "  %s", PQgetvalue(r, i, 0));
 		if (!db_exec(ddl, PQgetvalue(r, i, 0), &err))
-			report_warning("could not drop an index the migration built (drop it by hand)", err.msg);
+			report_warning("could not drop an index the migration built (drop it by hand)",
+				       err.msg);
 	}
 	if (!r)
 		report_warning("could not look for indexes the migration built", err.msg);
@@ -99,7 +113,8 @@ static bool validate_restored(PGconn *ddl, PGresult *r, struct db_error *err)
 	for (int i = 0; i < PQntuples(r); i++) {
 		if (PQgetisnull(r, i, 5))
 			continue;
-		report_event("rollback_validate", NULL, "  validating restored constraint: %s", PQgetvalue(r, i, 5));
+		report_event("rollback_validate", NULL, "  validating restored constraint: %s",
+			     PQgetvalue(r, i, 5));
 		if (!db_exec(ddl, PQgetvalue(r, i, 5), err))
 			return false;
 	}
@@ -157,17 +172,22 @@ bool rollback_run(PGconn *ddl, PGconn *observer, const struct options *o, int64_
 			     "the journal says rolling_back: `pgvalve recover --rollback` tries again");
 		goto done;
 	} else {
-		report_event("rolled_back", NULL, "migration %lld: %d statement(s) rolled back in one transaction "
-			     "(held %lld ms, %d attempt(s))", (long long)id, n, (long long)res.held_ms, res.attempts);
+		report_event("rolled_back", NULL,
+			     "migration %lld: %d statement(s) rolled back in one transaction "
+			     "(held %lld ms, %d attempt(s))",
+			     (long long)id, n, (long long)res.held_ms, res.attempts);
 	}
 	drop_built_indexes(ddl, params);
 	if (!validate_restored(ddl, r, &err)) {
-		report_warning("a restored constraint did not validate (it stays NOT VALID: enforced for new rows)", err.msg);
+		report_warning(
+			"a restored constraint did not validate (it stays NOT VALID: enforced for new rows)",
+			err.msg);
 	}
 	ok = true;
 	goto done;
 db_failed:
-	report_error("rollback failed", err.msg, "`pgvalve status ID` shows where it stopped; `pgvalve recover --rollback` retries");
+	report_error("rollback failed", err.msg,
+		     "`pgvalve status ID` shows where it stopped; `pgvalve recover --rollback` retries");
 done:
 	free(state_sql);
 	free(stmts);

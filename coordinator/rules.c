@@ -29,19 +29,19 @@ const char rules_supported_forms[] =
 
 enum outcome {
 	RULE_DONE,
-	RULE_UNSUPPORTED,   /* no rule covers it: c->why says what; refused, or run as written */
-	RULE_FAILED,        /* a rule covers it but cannot rewrite it faithfully: err is set */
+	RULE_UNSUPPORTED, /* no rule covers it: c->why says what; refused, or run as written */
+	RULE_FAILED,      /* a rule covers it but cannot rewrite it faithfully: err is set */
 };
 
 struct ctx {
 	struct plan *p;
 	const struct rules_options *opt;
 	struct input_error *err;
-	int input;                /* the statement being planned */
-	const char *sql;          /* its text */
+	int input;       /* the statement being planned */
+	const char *sql; /* its text */
 	size_t len;
 	int cap_constraints, cap_drops, cap_steps;
-	char why[256];            /* RULE_UNSUPPORTED: what no rule covers */
+	char why[256]; /* RULE_UNSUPPORTED: what no rule covers */
 };
 
 /* How far the plan had got before a statement: undone when part of it turns out uncovered. */
@@ -152,7 +152,8 @@ static bool name_list(const cJSON *list, char names[][PLAN_NAME_MAX], int *n)
 	const cJSON *item;
 
 	*n = 0;
-	cJSON_ArrayForEach(item, list) {
+	cJSON_ArrayForEach(item, list)
+	{
 		const char *s = string_node(item);
 
 		if (!s || *n == PLAN_MAX_COLUMNS)
@@ -404,10 +405,12 @@ static void name_addition(char cols[][PLAN_NAME_MAX], int n, char out[2 * PLAN_N
 static bool name_taken(const struct plan *p, const char *schema, const char *name, bool indexes)
 {
 	for (int i = 0; i < p->n_constraints; i++)
-		if (strcmp(p->constraints[i].table.schema, schema) == 0 && strcmp(p->constraints[i].name, name) == 0)
+		if (strcmp(p->constraints[i].table.schema, schema) == 0 &&
+		    strcmp(p->constraints[i].name, name) == 0)
 			return true;
 	for (int i = 0; indexes && i < p->n_steps; i++)
-		if (strcmp(p->steps[i].index.schema, schema) == 0 && strcmp(p->steps[i].index.name, name) == 0)
+		if (strcmp(p->steps[i].index.schema, schema) == 0 &&
+		    strcmp(p->steps[i].index.name, name) == 0)
 			return true;
 	return false;
 }
@@ -483,7 +486,8 @@ static int dropped_before(const struct plan *p, const struct qname *table, const
 static int push_constraint(struct ctx *c, struct plan_constraint *k)
 {
 	struct plan *p = c->p;
-	struct plan_constraint *grown = grow(p->constraints, &c->cap_constraints, p->n_constraints, sizeof(*grown));
+	struct plan_constraint *grown = grow(p->constraints, &c->cap_constraints, p->n_constraints,
+					     sizeof(*grown));
 	char who[2 * PLAN_NAME_MAX + 8];
 
 	if (!grown) {
@@ -495,8 +499,11 @@ static int push_constraint(struct ctx *c, struct plan_constraint *k)
 	k->input = c->input;
 	k->replaces = dropped_before(p, &k->table, k->name) >= 0;
 	qname_format(&k->table, who, sizeof(who));
-	if (k->replaces && !input_note(p, "%s is replaced: its prior definition is snapshotted, the DROP and the new "
-				       "ADD run in one cutover transaction, and a rollback restores it", who)) {
+	if (k->replaces &&
+	    !input_note(p,
+			"%s is replaced: its prior definition is snapshotted, the DROP and the new "
+			"ADD run in one cutover transaction, and a rollback restores it",
+			who)) {
 		free(k->fk_tail);
 		free(k->check_expr);
 		return -1;
@@ -512,8 +519,8 @@ struct step_spec {
 	enum plan_lock lock;
 	enum plan_hold hold;
 	const struct qname *table;
-	const struct qname *other;   /* NULL: none */
-	const struct qname *index;   /* NULL: none */
+	const struct qname *other; /* NULL: none */
+	const struct qname *index; /* NULL: none */
 	int constraint, drop;
 };
 
@@ -533,15 +540,16 @@ static bool note_prepare_order(struct ctx *c, const struct qname *table)
 		if (st->kind != STEP_UNSAFE || !(qname_eq(&st->table, table) || qname_eq(&st->other, table)))
 			continue;
 		qname_format(table, who, sizeof(who));
-		return input_note(c->p, "%s:%d: builds its index on %s in the prepare phase, before the statement on "
-				  "line %d that comes first in the file but runs at cutover",
-				  p->inputs[c->input].file, p->inputs[c->input].line, who, p->inputs[st->input].line);
+		return input_note(
+			c->p,
+			"%s:%d: builds its index on %s in the prepare phase, before the statement on "
+			"line %d that comes first in the file but runs at cutover",
+			p->inputs[c->input].file, p->inputs[c->input].line, who, p->inputs[st->input].line);
 	}
 	return true;
 }
 
-__attribute__((warn_unused_result))
-static bool push_step(struct ctx *c, const struct step_spec *s, char *sql)
+__attribute__((warn_unused_result)) static bool push_step(struct ctx *c, const struct step_spec *s, char *sql)
 {
 	struct plan *p = c->p;
 	struct plan_step *grown, *st;
@@ -578,30 +586,37 @@ static bool push_step(struct ctx *c, const struct step_spec *s, char *sql)
 }
 
 /* ALTER TABLE [ONLY] t VALIDATE CONSTRAINT c: no hold (SHARE UPDATE EXCLUSIVE lets reads and writes run). */
-__attribute__((warn_unused_result))
-static bool push_validate(struct ctx *c, const struct target *t, const char *name, const struct qname *other,
-			  int constraint)
+__attribute__((warn_unused_result)) static bool push_validate(struct ctx *c, const struct target *t,
+							      const char *name, const struct qname *other,
+							      int constraint)
 {
 	struct sb sql = { 0 };
 
 	sb_alter(&sql, t);
 	sb_put(&sql, "VALIDATE CONSTRAINT ");
 	sb_ident(&sql, name);
-	return push_step(c, &(struct step_spec){ .kind = STEP_VALIDATE, .phase = PHASE_VALIDATE,
-						  .lock = LOCK_SHARE_UPDATE_EXCLUSIVE, .hold = HOLD_NONE_NEEDED,
-						  .table = &t->table, .other = other, .constraint = constraint,
-						  .drop = -1 },
+	return push_step(c,
+			 &(struct step_spec){ .kind = STEP_VALIDATE,
+					      .phase = PHASE_VALIDATE,
+					      .lock = LOCK_SHARE_UPDATE_EXCLUSIVE,
+					      .hold = HOLD_NONE_NEEDED,
+					      .table = &t->table,
+					      .other = other,
+					      .constraint = constraint,
+					      .drop = -1 },
 			 sb_take(&sql));
 }
 
 /* The note for people on a FOREIGN KEY or CHECK as written: with NOT VALID or without. */
 static const char *validation_note(const cJSON *con)
 {
-	return flag(con, "skip_validation") ?
-		"ADD … NOT VALID is always validated, in the validate phase after the cutover (whether or not the "
-		"file says VALIDATE CONSTRAINT): new rows are checked at once, old ones without blocking writes" :
-		"ADD CONSTRAINT without NOT VALID is rewritten to ADD … NOT VALID at cutover and VALIDATE "
-		"CONSTRAINT after it, so scanning the table blocks no writes";
+	return flag(con, "skip_validation")
+		? "ADD … NOT VALID is always validated, in the validate phase after the cutover (whether or "
+		  "not the "
+		  "file says VALIDATE CONSTRAINT): new rows are checked at once, old ones without blocking "
+		  "writes"
+		: "ADD CONSTRAINT without NOT VALID is rewritten to ADD … NOT VALID at cutover and VALIDATE "
+		  "CONSTRAINT after it, so scanning the table blocks no writes";
 }
 
 /*
@@ -623,9 +638,15 @@ static enum outcome add_then_validate(struct ctx *c, const struct target *t, str
 	sb_put(&sql, definition);
 	sb_put(&sql, " NOT VALID");
 	if ((idx = push_constraint(c, k)) < 0 ||
-	    !push_step(c, &(struct step_spec){ .kind = STEP_ADD_NOT_VALID, .phase = PHASE_CUTOVER, .lock = lock,
-					       .hold = hold, .table = &t->table, .other = other, .constraint = idx,
-					       .drop = -1 },
+	    !push_step(c,
+		       &(struct step_spec){ .kind = STEP_ADD_NOT_VALID,
+					    .phase = PHASE_CUTOVER,
+					    .lock = lock,
+					    .hold = hold,
+					    .table = &t->table,
+					    .other = other,
+					    .constraint = idx,
+					    .drop = -1 },
 		       sb_take(&sql)) ||
 	    !push_validate(c, t, k->name, other, idx))
 		goto oom;
@@ -680,10 +701,11 @@ static enum outcome plan_foreign_key(struct ctx *c, const struct target *t, cons
 
 	if (!name_list(field(con, "fk_attrs"), k.columns, &k.n_columns) || k.n_columns == 0 ||
 	    !name_list(field(con, "pk_attrs"), k.ref_columns, &k.n_ref_columns))
-		return failed(c, "a foreign key of more than %d columns (PostgreSQL's limit too)", PLAN_MAX_COLUMNS);
+		return failed(c, "a foreign key of more than %d columns (PostgreSQL's limit too)",
+			      PLAN_MAX_COLUMNS);
 	if (!range_var(field(con, "pktable"), &k.ref_table))
 		return unsupported(c, "a three-part table name (database.schema.table)");
-	if (match && strcmp(match, "p") == 0)   /* defensive: the parser already refuses MATCH PARTIAL */
+	if (match && strcmp(match, "p") == 0) /* defensive: the parser already refuses MATCH PARTIAL */
 		return unsupported(c, "MATCH PARTIAL (PostgreSQL does not implement it)");
 	if (match && strcmp(match, "f") == 0)
 		sb_word(&tail, "MATCH FULL");
@@ -740,7 +762,7 @@ static bool check_span(const char *s, size_t len, int location, size_t *start, s
 	k = quote_next(s, len, &pos, &e);
 	if (k == QUOTE_TOK_WORD && quote_is_keyword(s + pos, e - pos, "constraint")) {
 		pos = e;
-		k = quote_next(s, len, &pos, &e);   /* the name */
+		k = quote_next(s, len, &pos, &e); /* the name */
 		if (k != QUOTE_TOK_WORD && k != QUOTE_TOK_IDENT)
 			return false;
 		pos = e;
@@ -777,12 +799,14 @@ static int check_columns(const cJSON *node, char one[PLAN_NAME_MAX], int n)
 {
 	const cJSON *child;
 
-	cJSON_ArrayForEach(child, node) {
+	cJSON_ArrayForEach(child, node)
+	{
 		if (n >= 2)
 			break;
 		if (child->string && strcmp(child->string, "ColumnRef") == 0) {
 			const cJSON *fields = field(child, "fields");
-			const char *col = string_node(cJSON_GetArrayItem(fields, cJSON_GetArraySize(fields) - 1));
+			const char *col = string_node(
+				cJSON_GetArrayItem(fields, cJSON_GetArraySize(fields) - 1));
 
 			if (n == 0 && col) {
 				snprintf(one, PLAN_NAME_MAX, "%s", col);
@@ -845,8 +869,11 @@ static enum outcome plan_check(struct ctx *c, const struct target *t, const cJSO
 	    flag(first_constraint(again), "is_no_inherit") != flag(con, "is_no_inherit")) {
 		free(k.fk_tail);
 		free(k.check_expr);
-		o = failed(c, "the CHECK expression of %s does not read back the same when cut out of the text, so "
-			   "pgvalve will not rewrite it (a bug in pgvalve: please report the statement)", k.name);
+		o = failed(
+			c,
+			"the CHECK expression of %s does not read back the same when cut out of the text, so "
+			"pgvalve will not rewrite it (a bug in pgvalve: please report the statement)",
+			k.name);
 		goto out;
 	}
 	o = add_then_validate(c, t, &k, definition, validation_note(con), LOCK_ACCESS_EXCLUSIVE,
@@ -890,10 +917,12 @@ static enum outcome plan_not_null(struct ctx *c, const struct target *t, const c
 		free(k.check_expr);
 		return out_of_memory(c);
 	}
-	o = add_then_validate(c, t, &k, definition,
-			      "SET NOT NULL is rewritten: a CHECK (c IS NOT NULL) added NOT VALID and validated without "
-			      "blocking writes, then SET NOT NULL (which skips its scan given that CHECK) and the CHECK "
-			      "dropped", LOCK_ACCESS_EXCLUSIVE, HOLD_ALL_NEEDED, NULL);
+	o = add_then_validate(
+		c, t, &k, definition,
+		"SET NOT NULL is rewritten: a CHECK (c IS NOT NULL) added NOT VALID and validated without "
+		"blocking writes, then SET NOT NULL (which skips its scan given that CHECK) and the CHECK "
+		"dropped",
+		LOCK_ACCESS_EXCLUSIVE, HOLD_ALL_NEEDED, NULL);
 	free(definition);
 	if (o != RULE_DONE)
 		return o;
@@ -905,13 +934,23 @@ static enum outcome plan_not_null(struct ctx *c, const struct target *t, const c
 	sb_alter(&drop, t);
 	sb_put(&drop, "DROP CONSTRAINT ");
 	sb_ident(&drop, k.name);
-	if (!push_step(c, &(struct step_spec){ .kind = STEP_SET_NOT_NULL, .phase = PHASE_FINALIZE,
-					       .lock = LOCK_ACCESS_EXCLUSIVE, .hold = HOLD_ALL_NEEDED,
-					       .table = &t->table, .constraint = idx, .drop = -1 },
+	if (!push_step(c,
+		       &(struct step_spec){ .kind = STEP_SET_NOT_NULL,
+					    .phase = PHASE_FINALIZE,
+					    .lock = LOCK_ACCESS_EXCLUSIVE,
+					    .hold = HOLD_ALL_NEEDED,
+					    .table = &t->table,
+					    .constraint = idx,
+					    .drop = -1 },
 		       sb_take(&set)) ||
-	    !push_step(c, &(struct step_spec){ .kind = STEP_DROP_HELPER_CHECK, .phase = PHASE_FINALIZE,
-					       .lock = LOCK_ACCESS_EXCLUSIVE, .hold = HOLD_ALL_NEEDED,
-					       .table = &t->table, .constraint = idx, .drop = -1 },
+	    !push_step(c,
+		       &(struct step_spec){ .kind = STEP_DROP_HELPER_CHECK,
+					    .phase = PHASE_FINALIZE,
+					    .lock = LOCK_ACCESS_EXCLUSIVE,
+					    .hold = HOLD_ALL_NEEDED,
+					    .table = &t->table,
+					    .constraint = idx,
+					    .drop = -1 },
 		       sb_take(&drop))) {
 		free(drop.s);
 		return out_of_memory(c);
@@ -930,17 +969,21 @@ static enum outcome plan_unique(struct ctx *c, const struct target *t, const cJS
 	struct plan_constraint k = { .type = primary ? CON_PRIMARY_KEY : CON_UNIQUE, .table = t->table };
 	struct qname index = { .schema = "" };
 	char include[PLAN_MAX_COLUMNS][PLAN_NAME_MAX], addition[2 * PLAN_NAME_MAX];
-	const char *name = str(con, "conname"), *existing = str(con, "indexname"), *space = str(con, "indexspace");
+	const char *name = str(con, "conname"), *existing = str(con, "indexname"),
+		   *space = str(con, "indexspace");
 	struct sb create = { 0 }, attach = { 0 };
 	int n_include = 0, idx;
 
 	if (field(con, "options"))
-		return unsupported(c, "index storage parameters (WITH …) in ADD %s: build the index with CREATE "
+		return unsupported(c,
+				   "index storage parameters (WITH …) in ADD %s: build the index with CREATE "
 				   "UNIQUE INDEX … WITH (…) and attach it with ADD CONSTRAINT … USING INDEX",
 				   primary ? "PRIMARY KEY" : "UNIQUE");
 	if (!name_list(field(con, "keys"), k.columns, &k.n_columns) ||
-	    !name_list(field(con, "including"), include, &n_include) || k.n_columns + n_include > PLAN_MAX_COLUMNS)
-		return failed(c, "an index of more than %d columns (PostgreSQL's limit too)", PLAN_MAX_COLUMNS);
+	    !name_list(field(con, "including"), include, &n_include) ||
+	    k.n_columns + n_include > PLAN_MAX_COLUMNS)
+		return failed(c, "an index of more than %d columns (PostgreSQL's limit too)",
+			      PLAN_MAX_COLUMNS);
 	snprintf(index.schema, sizeof(index.schema), "%s", t->table.schema);
 	if (name) {
 		snprintf(k.name, sizeof(k.name), "%s", name);
@@ -953,7 +996,8 @@ static enum outcome plan_unique(struct ctx *c, const struct target *t, const cJS
 	if (existing)
 		snprintf(index.name, sizeof(index.name), "%s", existing);
 	else if (dropped_before(c->p, &t->table, k.name) >= 0)
-		make_object_name(index.name, k.name, NULL, "new");   /* the old index keeps the name until cutover */
+		make_object_name(index.name, k.name, NULL,
+				 "new"); /* the old index keeps the name until cutover */
 	else
 		snprintf(index.name, sizeof(index.name), "%s", k.name);
 	if (!(k.fk_tail = strdup("")) || (idx = push_constraint(c, &k)) < 0)
@@ -976,10 +1020,15 @@ static enum outcome plan_unique(struct ctx *c, const struct target *t, const cJS
 			sb_put(&create, " TABLESPACE ");
 			sb_ident(&create, space);
 		}
-		if (!push_step(c, &(struct step_spec){ .kind = STEP_CREATE_INDEX, .phase = PHASE_PREPARE,
-						       .lock = LOCK_SHARE_UPDATE_EXCLUSIVE, .hold = HOLD_NONE_NEEDED,
-						       .table = &t->table, .index = &index, .constraint = idx,
-						       .drop = -1 },
+		if (!push_step(c,
+			       &(struct step_spec){ .kind = STEP_CREATE_INDEX,
+						    .phase = PHASE_PREPARE,
+						    .lock = LOCK_SHARE_UPDATE_EXCLUSIVE,
+						    .hold = HOLD_NONE_NEEDED,
+						    .table = &t->table,
+						    .index = &index,
+						    .constraint = idx,
+						    .drop = -1 },
 			       sb_take(&create)))
 			return out_of_memory(c);
 	}
@@ -992,13 +1041,21 @@ static enum outcome plan_unique(struct ctx *c, const struct target *t, const cJS
 		sb_put(&attach, " DEFERRABLE");
 	if (flag(con, "initdeferred"))
 		sb_put(&attach, " INITIALLY DEFERRED");
-	if (!push_step(c, &(struct step_spec){ .kind = STEP_ADD_USING_INDEX, .phase = PHASE_CUTOVER,
-					       .lock = LOCK_ACCESS_EXCLUSIVE, .hold = HOLD_ALL_NEEDED,
-					       .table = &t->table, .index = &index, .constraint = idx, .drop = -1 },
+	if (!push_step(c,
+		       &(struct step_spec){ .kind = STEP_ADD_USING_INDEX,
+					    .phase = PHASE_CUTOVER,
+					    .lock = LOCK_ACCESS_EXCLUSIVE,
+					    .hold = HOLD_ALL_NEEDED,
+					    .table = &t->table,
+					    .index = &index,
+					    .constraint = idx,
+					    .drop = -1 },
 		       sb_take(&attach)))
 		return out_of_memory(c);
-	if (primary && !input_note(c->p, "ADD PRIMARY KEY … USING INDEX also sets NOT NULL on key columns that "
-				   "lack it, scanning the table under ACCESS EXCLUSIVE: make them NOT NULL first"))
+	if (primary &&
+	    !input_note(c->p,
+			"ADD PRIMARY KEY … USING INDEX also sets NOT NULL on key columns that "
+			"lack it, scanning the table under ACCESS EXCLUSIVE: make them NOT NULL first"))
 		return out_of_memory(c);
 	return RULE_DONE;
 }
@@ -1017,7 +1074,8 @@ static enum outcome plan_drop(struct ctx *c, const struct target *t, const cJSON
 	if (!grown)
 		return out_of_memory(c);
 	p->drops = grown;
-	p->drops[p->n_drops] = (struct plan_drop){ .table = t->table, .if_exists = flag(cmd, "missing_ok"),
+	p->drops[p->n_drops] = (struct plan_drop){ .table = t->table,
+						   .if_exists = flag(cmd, "missing_ok"),
 						   .input = c->input };
 	snprintf(p->drops[p->n_drops].name, PLAN_NAME_MAX, "%s", name);
 	p->n_drops++;
@@ -1027,14 +1085,21 @@ static enum outcome plan_drop(struct ctx *c, const struct target *t, const cJSON
 	if (cascade)
 		sb_put(&sql, " CASCADE");
 	/* A foreign key's drop locks its referenced table too; which one only the database knows. */
-	if (!push_step(c, &(struct step_spec){ .kind = STEP_DROP_CONSTRAINT, .phase = PHASE_CUTOVER,
-					       .lock = LOCK_ACCESS_EXCLUSIVE, .hold = HOLD_ALL_NEEDED,
-					       .table = &t->table, .constraint = -1, .drop = p->n_drops - 1 },
+	if (!push_step(c,
+		       &(struct step_spec){ .kind = STEP_DROP_CONSTRAINT,
+					    .phase = PHASE_CUTOVER,
+					    .lock = LOCK_ACCESS_EXCLUSIVE,
+					    .hold = HOLD_ALL_NEEDED,
+					    .table = &t->table,
+					    .constraint = -1,
+					    .drop = p->n_drops - 1 },
 		       sb_take(&sql)))
 		return out_of_memory(c);
-	if (cascade && !input_note(p, "%s:%d: DROP CONSTRAINT … CASCADE also drops what depends on it (foreign "
-				   "keys that reference a unique constraint's index)",
-				   p->inputs[c->input].file, p->inputs[c->input].line))
+	if (cascade &&
+	    !input_note(p,
+			"%s:%d: DROP CONSTRAINT … CASCADE also drops what depends on it (foreign "
+			"keys that reference a unique constraint's index)",
+			p->inputs[c->input].file, p->inputs[c->input].line))
 		return out_of_memory(c);
 	return RULE_DONE;
 }
@@ -1045,8 +1110,11 @@ static enum outcome plan_validate(struct ctx *c, const struct target *t, const c
 	const struct plan *p = c->p;
 
 	for (int i = 0; i < p->n_constraints; i++) {
-		if (qname_eq(&p->constraints[i].table, &t->table) && strcmp(p->constraints[i].name, name) == 0) {
-			if (!input_note(c->p, "NOT VALID + VALIDATE in one migration: shown rewritten as separate phases"))
+		if (qname_eq(&p->constraints[i].table, &t->table) &&
+		    strcmp(p->constraints[i].name, name) == 0) {
+			if (!input_note(c->p,
+					"NOT VALID + VALIDATE in one migration: shown rewritten as separate "
+					"phases"))
 				return out_of_memory(c);
 			return RULE_DONE;
 		}
@@ -1060,10 +1128,14 @@ static enum outcome plan_validate(struct ctx *c, const struct target *t, const c
 static const char *subcommand_words(const char *subtype)
 {
 	static const char *const words[][2] = {
-		{ "AT_AddColumn", "ADD COLUMN" },           { "AT_DropColumn", "DROP COLUMN" },
-		{ "AT_AlterColumnType", "ALTER COLUMN … TYPE" }, { "AT_ColumnDefault", "ALTER COLUMN … SET/DROP DEFAULT" },
-		{ "AT_DropNotNull", "ALTER COLUMN … DROP NOT NULL" }, { "AT_AddIndex", "ADD INDEX" },
-		{ "AT_SetTableSpace", "SET TABLESPACE" },    { "AT_ChangeOwner", "OWNER TO" },
+		{ "AT_AddColumn", "ADD COLUMN" },
+		{ "AT_DropColumn", "DROP COLUMN" },
+		{ "AT_AlterColumnType", "ALTER COLUMN … TYPE" },
+		{ "AT_ColumnDefault", "ALTER COLUMN … SET/DROP DEFAULT" },
+		{ "AT_DropNotNull", "ALTER COLUMN … DROP NOT NULL" },
+		{ "AT_AddIndex", "ADD INDEX" },
+		{ "AT_SetTableSpace", "SET TABLESPACE" },
+		{ "AT_ChangeOwner", "OWNER TO" },
 	};
 
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
@@ -1084,7 +1156,8 @@ static enum outcome plan_alter_table(struct ctx *c, const cJSON *stmt)
 	if (flag(stmt, "missing_ok") &&
 	    !input_note(c->p, "ALTER TABLE IF EXISTS: the rewritten steps expect the table to exist"))
 		return out_of_memory(c);
-	cJSON_ArrayForEach(cmd, field(stmt, "cmds")) {
+	cJSON_ArrayForEach(cmd, field(stmt, "cmds"))
+	{
 		const cJSON *at = field(cmd, "AlterTableCmd"), *con = field(field(at, "def"), "Constraint");
 		const char *subtype = str(at, "subtype"), *contype = str(con, "contype");
 		enum outcome o;
@@ -1096,7 +1169,8 @@ static enum outcome plan_alter_table(struct ctx *c, const cJSON *stmt)
 				o = plan_foreign_key(c, &t, con);
 			else if (strcmp(contype, "CONSTR_CHECK") == 0)
 				o = plan_check(c, &t, con);
-			else if (strcmp(contype, "CONSTR_UNIQUE") == 0 || strcmp(contype, "CONSTR_PRIMARY") == 0)
+			else if (strcmp(contype, "CONSTR_UNIQUE") == 0 ||
+				 strcmp(contype, "CONSTR_PRIMARY") == 0)
 				o = plan_unique(c, &t, con, strcmp(contype, "CONSTR_PRIMARY") == 0);
 			else
 				o = unsupported(c, "ALTER TABLE … ADD CONSTRAINT of type %s", contype + 7);
@@ -1132,12 +1206,16 @@ static enum outcome plan_index(struct ctx *c, const cJSON *stmt)
 	enum outcome o = RULE_DONE;
 
 	if (!name)
-		return failed(c, "CREATE INDEX without a name: name it (CREATE INDEX name ON …), so that pgvalve can "
-			      "find the index, and drop and build it again if a build is left invalid");
+		return failed(
+			c,
+			"CREATE INDEX without a name: name it (CREATE INDEX name ON …), so that pgvalve can "
+			"find the index, and drop and build it again if a build is left invalid");
 	if (!range_var(field(ix, "relation"), &table))
 		return unsupported(c, "a three-part table name (database.schema.table)");
 	if (!flag(field(ix, "relation"), "inh"))
-		return unsupported(c, "CREATE INDEX … ON ONLY (a partitioned table's index cannot be built CONCURRENTLY)");
+		return unsupported(
+			c,
+			"CREATE INDEX … ON ONLY (a partitioned table's index cannot be built CONCURRENTLY)");
 	snprintf(index.schema, sizeof(index.schema), "%s", table.schema);
 	snprintf(index.name, sizeof(index.name), "%s", name);
 
@@ -1160,17 +1238,27 @@ static enum outcome plan_index(struct ctx *c, const cJSON *stmt)
 		again = parse_one(sql, &doc, msg, sizeof(msg));
 		if (!again || !flag(field(again, "IndexStmt"), "concurrent") ||
 		    !same_tree(ix, field(again, "IndexStmt"), "concurrent")) {
-			o = failed(c, "adding CONCURRENTLY to this CREATE INDEX changes more than that; write it as "
+			o = failed(c,
+				   "adding CONCURRENTLY to this CREATE INDEX changes more than that; write "
+				   "it as "
 				   "CREATE INDEX CONCURRENTLY yourself");
 			goto out;
 		}
-		if (!input_note(c->p, "CREATE INDEX is rewritten to CREATE INDEX CONCURRENTLY (it blocks no writes; "
-				"a build left invalid is dropped and run again)"))
+		if (!input_note(
+			    c->p,
+			    "CREATE INDEX is rewritten to CREATE INDEX CONCURRENTLY (it blocks no writes; "
+			    "a build left invalid is dropped and run again)"))
 			goto oom;
 	}
-	if (!push_step(c, &(struct step_spec){ .kind = STEP_CREATE_INDEX, .phase = PHASE_PREPARE,
-					       .lock = LOCK_SHARE_UPDATE_EXCLUSIVE, .hold = HOLD_NONE_NEEDED,
-					       .table = &table, .index = &index, .constraint = -1, .drop = -1 },
+	if (!push_step(c,
+		       &(struct step_spec){ .kind = STEP_CREATE_INDEX,
+					    .phase = PHASE_PREPARE,
+					    .lock = LOCK_SHARE_UPDATE_EXCLUSIVE,
+					    .hold = HOLD_NONE_NEEDED,
+					    .table = &table,
+					    .index = &index,
+					    .constraint = -1,
+					    .drop = -1 },
 		       sql)) {
 		sql = NULL;
 		goto oom;
@@ -1195,10 +1283,12 @@ static enum outcome plan_statement(struct ctx *c)
 	enum outcome o;
 
 	if (c->len > RULES_PARSE_MAX_BYTES)
-		return unsupported(c, "a statement longer than %u KiB (not parsed)", RULES_PARSE_MAX_BYTES >> 10);
+		return unsupported(c, "a statement longer than %u KiB (not parsed)",
+				   RULES_PARSE_MAX_BYTES >> 10);
 	if (!(stmt = parse_one(c->sql, &doc, msg, sizeof(msg)))) {
 		cJSON_Delete(doc);
-		if (strcmp(msg, "nested too deeply to plan") == 0 || strcmp(msg, "not exactly one statement") == 0)
+		if (strcmp(msg, "nested too deeply to plan") == 0 ||
+		    strcmp(msg, "not exactly one statement") == 0)
 			return unsupported(c, "a statement %s", msg);
 		return failed(c, "%s", msg);
 	}
@@ -1208,12 +1298,17 @@ static enum outcome plan_statement(struct ctx *c)
 		o = plan_index(c, stmt);
 	} else if (field(stmt, "ConstraintsSetStmt")) {
 		/* Django's SET CONSTRAINTS … IMMEDIATE: only the migration's own transaction would see it. */
-		o = input_note(c->p, "%s:%d: SET CONSTRAINTS is dropped: it only affects the migration's own "
-			       "transaction, which pgvalve replaces with its phases", in->file, in->line) ?
-			    RULE_DONE : out_of_memory(c);
+		o = input_note(c->p,
+			       "%s:%d: SET CONSTRAINTS is dropped: it only affects the migration's own "
+			       "transaction, which pgvalve replaces with its phases",
+			       in->file, in->line)
+			? RULE_DONE
+			: out_of_memory(c);
 	} else if (field(stmt, "TransactionStmt")) {
-		o = failed(c, "transaction control inside a migration (ROLLBACK, SAVEPOINT, …) cannot run inside "
-			   "pgvalve's phases; only a BEGIN … COMMIT around the whole file is dropped");
+		o = failed(
+			c,
+			"transaction control inside a migration (ROLLBACK, SAVEPOINT, …) cannot run inside "
+			"pgvalve's phases; only a BEGIN … COMMIT around the whole file is dropped");
 	} else {
 		o = unsupported(c, "%s", "this statement");
 	}
@@ -1255,20 +1350,30 @@ static enum outcome plan_unsafe(struct ctx *c)
 		}
 	}
 	excerpt(c->sql, text);
-	ok = push_step(c, &(struct step_spec){ .kind = STEP_UNSAFE, .phase = PHASE_CUTOVER,
-					       .lock = LOCK_ACCESS_EXCLUSIVE, .hold = HOLD_WRITES_NEEDED,
-					       .table = &held[0], .other = n_held > 1 ? &held[1] : NULL,
-					       .constraint = -1, .drop = -1 },
+	ok = push_step(c,
+		       &(struct step_spec){ .kind = STEP_UNSAFE,
+					    .phase = PHASE_CUTOVER,
+					    .lock = LOCK_ACCESS_EXCLUSIVE,
+					    .hold = HOLD_WRITES_NEEDED,
+					    .table = &held[0],
+					    .other = n_held > 1 ? &held[1] : NULL,
+					    .constraint = -1,
+					    .drop = -1 },
 		       strdup(c->sql));
 	if (ok && (r->flags & CLASSIFY_UNKNOWN))
-		ok = input_note(c->p, "%s:%d: runs as written (--allow-unsafe) with lock_timeout, holding no table: "
-				"which tables it locks is unknown (%s): %s",
-				in->file, in->line, r->unknown_reason, text);
+		ok = input_note(
+			c->p,
+			"%s:%d: runs as written (--allow-unsafe) with lock_timeout, holding no table: "
+			"which tables it locks is unknown (%s): %s",
+			in->file, in->line, r->unknown_reason, text);
 	else if (ok)
-		ok = input_note(c->p, "%s:%d: runs as written (--allow-unsafe) with lock_timeout, under a writes hold "
-				"on %s%s%s%s: %s", in->file, in->line, n_held ? names[0] : "no table",
-				n_held > 1 ? " and " : "", names[1],
-				n_named > 2 ? " (it names more tables: the others are not held)" : "", text);
+		ok = input_note(
+			c->p,
+			"%s:%d: runs as written (--allow-unsafe) with lock_timeout, under a writes hold "
+			"on %s%s%s%s: %s",
+			in->file, in->line, n_held ? names[0] : "no table", n_held > 1 ? " and " : "",
+			names[1], n_named > 2 ? " (it names more tables: the others are not held)" : "",
+			text);
 	free(r);
 	return ok ? RULE_DONE : out_of_memory(c);
 }
@@ -1284,8 +1389,12 @@ static int by_phase(const void *a, const void *b)
 
 bool rules_plan(struct plan *p, const struct rules_options *opt, struct input_error *err)
 {
-	struct ctx c = { .p = p, .opt = opt, .err = err, .cap_constraints = p->n_constraints,
-			 .cap_drops = p->n_drops, .cap_steps = p->n_steps };
+	struct ctx c = { .p = p,
+			 .opt = opt,
+			 .err = err,
+			 .cap_constraints = p->n_constraints,
+			 .cap_drops = p->n_drops,
+			 .cap_steps = p->n_steps };
 
 	memset(err, 0, sizeof(*err));
 	for (c.input = 0; c.input < p->n_inputs; c.input++) {
@@ -1303,8 +1412,10 @@ bool rules_plan(struct plan *p, const struct rules_options *opt, struct input_er
 			if (!opt->allow_unsafe) {
 				excerpt(in->text, text);
 				input_error_set(err, in->file, in->line,
-						"no rule covers %s: %s\nsupported: %s; --allow-unsafe runs anything else as "
-						"written", c.why, text, rules_supported_forms);
+						"no rule covers %s: %s\nsupported: %s; --allow-unsafe runs "
+						"anything else as "
+						"written",
+						c.why, text, rules_supported_forms);
 				return false;
 			}
 			o = plan_unsafe(&c);

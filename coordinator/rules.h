@@ -26,7 +26,7 @@
 #define RULES_PARSE_MAX_BYTES (64u << 10)
 
 struct rules_options {
-	bool allow_unsafe;   /* run what no rule covers as written (STEP_UNSAFE), with a note */
+	bool allow_unsafe; /* run what no rule covers as written (STEP_UNSAFE), with a note */
 };
 
 /* The statement forms the rules cover, for people: "ALTER TABLE … ADD …; …". */
@@ -45,7 +45,7 @@ extern const char rules_supported_forms[];
  * key columns), or when memory runs out. Either way the caller frees 'p'
  * with plan_free().
  */
-__attribute__((warn_unused_result))
-bool rules_plan(struct plan *p, const struct rules_options *opt, struct input_error *err);
+__attribute__((warn_unused_result)) bool rules_plan(struct plan *p, const struct rules_options *opt,
+						    struct input_error *err);
 
 #endif

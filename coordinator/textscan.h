@@ -11,9 +11,9 @@
 #include <stddef.h>
 
 struct textscan {
-	const char *kind;     /* "window", "rollback rule": how messages name the text */
-	const char *text;     /* the whole text, quoted in every message */
-	const char *p;        /* the next character to read */
+	const char *kind; /* "window", "rollback rule": how messages name the text */
+	const char *text; /* the whole text, quoted in every message */
+	const char *p;    /* the next character to read */
 	char *err;
 	size_t errlen;
 };

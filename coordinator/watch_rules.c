@@ -14,7 +14,7 @@
 
 #include "textscan.h"
 
-#define MAX_COUNT ((int64_t)1 << 53)   /* counts arrive as JSON numbers (doubles) */
+#define MAX_COUNT ((int64_t)1 << 53) /* counts arrive as JSON numbers (doubles) */
 
 /* ------------------------------------------------------------------ parsing */
 
@@ -122,11 +122,11 @@ static bool parse_span(struct textscan *c, int *span_s)
 	if (!parse_decimal(c, 0, "a span in seconds (in 10s)", &s))
 		return false;
 	if (!accept_word(c, "s"))
-		return textscan_fail(c, "expected \"s\" after \"in %lld\" (seconds), found \"%s\"", (long long)s,
-			    rest(c));
+		return textscan_fail(c, "expected \"s\" after \"in %lld\" (seconds), found \"%s\"",
+				     (long long)s, rest(c));
 	if (s < 1 || s > WATCH_MAX_SPAN_S)
-		return textscan_fail(c, "\"in %llds\" is not a span the proxies keep (1s to %ds)", (long long)s,
-			    WATCH_MAX_SPAN_S);
+		return textscan_fail(c, "\"in %llds\" is not a span the proxies keep (1s to %ds)",
+				     (long long)s, WATCH_MAX_SPAN_S);
 	*span_s = (int)s;
 	return true;
 }
@@ -150,13 +150,14 @@ static bool parse_violations(struct textscan *c, struct watch_rule *r)
 		return false;
 	if (accept(c, '%')) {
 		r->kind = WATCH_VIOLATION_SHARE;
-		r->share_ppm = v;    /* percent with 4 decimals is millionths */
+		r->share_ppm = v; /* percent with 4 decimals is millionths */
 		if (v > 1000000)
 			return textscan_fail(c, "a share of statements is at most 100%%");
 	} else {
 		r->kind = WATCH_VIOLATION_COUNT;
 		if (v % 10000)
-			return textscan_fail(c, "a number of violations is whole (or add \"%%\" for a share)");
+			return textscan_fail(c,
+					     "a number of violations is whole (or add \"%%\" for a share)");
 		r->count = v / 10000;
 	}
 	return parse_span(c, &r->span_s);
@@ -182,8 +183,8 @@ static bool parse_sqlstate(struct textscan *c, struct watch_rule *r)
 		r->sqlstate[i] = (char)toupper((unsigned char)code[i]);
 	if (!accept(c, '}'))
 		return textscan_fail(c, "expected \"}\" after \"sqlstate=%s\"", code);
-	return expect_gt(c, "errors{sqlstate=...}") &&
-	       parse_decimal(c, 0, "a number of errors", &r->count) && parse_span(c, &r->span_s);
+	return expect_gt(c, "errors{sqlstate=...}") && parse_decimal(c, 0, "a number of errors", &r->count) &&
+		parse_span(c, &r->span_s);
 }
 
 /* After "error_rate": "> Kx baseline [+ R/s]" or "> R/s", then an optional span. */
@@ -205,18 +206,23 @@ static bool parse_rate(struct textscan *c, struct watch_rule *r)
 			return false;
 	}
 	if (!accept(c, '/') || !accept_word(c, "s"))
-		return textscan_fail(c, "expected \"x baseline\" or \"/s\" after the number, found \"%s\"", rest(c));
+		return textscan_fail(c, "expected \"x baseline\" or \"/s\" after the number, found \"%s\"",
+				     rest(c));
 	r->per_s_milli = v;
 	return parse_span(c, &r->span_s);
 }
 
-#define RULE_FORMS                                                                                \
-	"constraint_violations > P% | constraint_violations > N [in Ss] | "                       \
+#define RULE_FORMS                                                          \
+	"constraint_violations > P% | constraint_violations > N [in Ss] | " \
 	"error_rate > Kx baseline + R/s [in Ss] | errors{sqlstate=XXXXX} > N [in Ss]"
 
 bool watch_rule_parse(const char *text, struct watch_rule *out, char *err, size_t errlen)
 {
-	struct textscan c = { .kind = "rollback rule", .text = text ? text : "", .p = text ? text : "", .err = err, .errlen = errlen };
+	struct textscan c = { .kind = "rollback rule",
+			      .text = text ? text : "",
+			      .p = text ? text : "",
+			      .err = err,
+			      .errlen = errlen };
 	char subject[64];
 	bool ok;
 
@@ -235,7 +241,7 @@ bool watch_rule_parse(const char *text, struct watch_rule *out, char *err, size_
 		ok = parse_rate(&c, out);
 	else
 		return textscan_fail(&c, "\"%s\" is not something a rule watches; expected %s",
-			    *subject ? subject : c.p, RULE_FORMS);
+				     *subject ? subject : c.p, RULE_FORMS);
 	if (!ok)
 		return false;
 	textscan_skip_blanks(&c);
@@ -281,7 +287,8 @@ void watch_rule_format(const struct watch_rule *r, char *out, size_t cap)
 		textscan_append(out, cap, &len, "constraint_violations > %lld", (long long)r->count);
 		break;
 	case WATCH_SQLSTATE_COUNT:
-		textscan_append(out, cap, &len, "errors{sqlstate=%s} > %lld", r->sqlstate, (long long)r->count);
+		textscan_append(out, cap, &len, "errors{sqlstate=%s} > %lld", r->sqlstate,
+				(long long)r->count);
 		break;
 	case WATCH_ERROR_RATE:
 		textscan_append(out, cap, &len, "error_rate > ");
@@ -423,10 +430,12 @@ static bool sum_one(cJSON *sum, const cJSON *a, int index, char *err, size_t err
 		const cJSON *v;
 
 		if (map && !cJSON_IsObject(map)) {
-			snprintf(err, errlen, "/errors answer %d: \"%s\" is not an object", index, sum_maps[i]);
+			snprintf(err, errlen, "/errors answer %d: \"%s\" is not an object", index,
+				 sum_maps[i]);
 			return false;
 		}
-		cJSON_ArrayForEach(v, map) {
+		cJSON_ArrayForEach(v, map)
+		{
 			if (!valid_count(v)) {
 				snprintf(err, errlen, "/errors answer %d: \"%s.%s\" is not a count", index,
 					 sum_maps[i], v->string);
@@ -536,8 +545,8 @@ static int64_t violations(const struct watch_input *in, const cJSON *a, char *na
 			continue;
 		total = add_sat(total, v);
 		if (names)
-			textscan_append(names, cap, &len, "%s%s (%lld)", len ? ", " : "", in->new_constraints[i],
-			       (long long)v);
+			textscan_append(names, cap, &len, "%s%s (%lld)", len ? ", " : "",
+					in->new_constraints[i], (long long)v);
 	}
 	return total;
 }
@@ -565,8 +574,9 @@ static bool rule_trips(const struct watch_rule *r, const cJSON *a, int span, con
 		/* No statements: no share to speak of (the count rules still see violations). */
 		if (statements == 0 || mul_sat(v, 1000000) <= mul_sat(r->share_ppm, statements))
 			return false;
-		textscan_append(out, cap, &len, ": %lld violations of %s in %lld statements (%.3g%%) ", (long long)v,
-		       names, (long long)statements, 100.0 * (double)v / (double)statements);
+		textscan_append(out, cap, &len, ": %lld violations of %s in %lld statements (%.3g%%) ",
+				(long long)v, names, (long long)statements,
+				100.0 * (double)v / (double)statements);
 		append_span(out, cap, &len, in, span);
 		return true;
 	}
@@ -603,9 +613,10 @@ static bool rule_trips(const struct watch_rule *r, const cJSON *a, int span, con
 			      mul_sat(mul_sat(r->per_s_milli, span), b_span));
 		if (lhs <= rhs)
 			return false;
-		textscan_append(out, cap, &len, ": %.3g errors/s in the last %d s, above %g × %.3g/s + %g/s = %.3g/s",
-		       (double)errors / span, span, milli(r->factor_milli), base_rate, milli(r->per_s_milli),
-		       milli(r->factor_milli) * base_rate + milli(r->per_s_milli));
+		textscan_append(
+			out, cap, &len, ": %.3g errors/s in the last %d s, above %g × %.3g/s + %g/s = %.3g/s",
+			(double)errors / span, span, milli(r->factor_milli), base_rate, milli(r->per_s_milli),
+			milli(r->factor_milli) * base_rate + milli(r->per_s_milli));
 		return true;
 	}
 	}

@@ -48,27 +48,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WATCH_MAX_RULES 16        /* --rollback-on given at most this often */
-#define WATCH_MAX_SPAN_S 300      /* the longest window_s a proxy answers */
-#define WATCH_BASELINE_S 30       /* the span before the cutover the baseline is measured over */
-#define WATCH_RATE_SPAN_S 10      /* error_rate's span without "in Ss" */
+#define WATCH_MAX_RULES 16   /* --rollback-on given at most this often */
+#define WATCH_MAX_SPAN_S 300 /* the longest window_s a proxy answers */
+#define WATCH_BASELINE_S 30  /* the span before the cutover the baseline is measured over */
+#define WATCH_RATE_SPAN_S 10 /* error_rate's span without "in Ss" */
 #define WATCH_MAX_SPANS (WATCH_MAX_RULES + 1)
 
 enum watch_rule_kind {
-	WATCH_VIOLATION_SHARE,    /* constraint_violations > P% */
-	WATCH_VIOLATION_COUNT,    /* constraint_violations > N */
-	WATCH_SQLSTATE_COUNT,     /* errors{sqlstate=XXXXX} > N */
-	WATCH_ERROR_RATE,         /* error_rate > Kx baseline + R/s */
+	WATCH_VIOLATION_SHARE, /* constraint_violations > P% */
+	WATCH_VIOLATION_COUNT, /* constraint_violations > N */
+	WATCH_SQLSTATE_COUNT,  /* errors{sqlstate=XXXXX} > N */
+	WATCH_ERROR_RATE,      /* error_rate > Kx baseline + R/s */
 };
 
 struct watch_rule {
 	enum watch_rule_kind kind;
-	int span_s;               /* "in Ss"; 0: since the cutover (error_rate: WATCH_RATE_SPAN_S) */
-	int64_t count;            /* N */
-	int64_t share_ppm;        /* P, in millionths of the statements (1% = 10000) */
-	int64_t factor_milli;     /* K, in thousandths */
-	int64_t per_s_milli;      /* R, in thousandths of an error per second */
-	char sqlstate[6];         /* upper case */
+	int span_s;           /* "in Ss"; 0: since the cutover (error_rate: WATCH_RATE_SPAN_S) */
+	int64_t count;        /* N */
+	int64_t share_ppm;    /* P, in millionths of the statements (1% = 10000) */
+	int64_t factor_milli; /* K, in thousandths */
+	int64_t per_s_milli;  /* R, in thousandths of an error per second */
+	char sqlstate[6];     /* upper case */
 };
 
 /*
@@ -106,19 +106,19 @@ cJSON *watch_errors_sum(const cJSON *const *answers, int n, char *err, size_t er
 
 /* What the caller measured, all borrowed. */
 struct watch_input {
-	int elapsed_s;                         /* seconds since the cutover commit, rounded up */
-	const char *const *new_constraints;    /* the names of the constraints the cutover added */
+	int elapsed_s;                      /* seconds since the cutover commit, rounded up */
+	const char *const *new_constraints; /* the names of the constraints the cutover added */
 	int n_new_constraints;
-	const cJSON *baseline;                 /* summed answer for WATCH_BASELINE_S before the cutover;
+	const cJSON *baseline;       /* summed answer for WATCH_BASELINE_S before the cutover;
 						  NULL: none measured, a baseline of 0/s */
-	const cJSON *const *answers;           /* one summed answer per span watch_spans named, any order */
+	const cJSON *const *answers; /* one summed answer per span watch_spans named, any order */
 	int n_answers;
 };
 
 enum watch_result {
-	WATCH_OK,          /* no rule trips */
-	WATCH_TRIPPED,     /* a rule trips: roll back */
-	WATCH_NO_DATA,     /* an answer a rule needs is missing: the caller reads again */
+	WATCH_OK,      /* no rule trips */
+	WATCH_TRIPPED, /* a rule trips: roll back */
+	WATCH_NO_DATA, /* an answer a rule needs is missing: the caller reads again */
 };
 
 /*

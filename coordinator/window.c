@@ -23,7 +23,7 @@
 #define WEEKENDS 0x60u
 
 static const char *const day_short[7] = { "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun" };
-static const char *const day_long[7] = { "monday", "tuesday", "wednesday", "thursday",
+static const char *const day_long[7] = { "monday", "tuesday",  "wednesday", "thursday",
 					 "friday", "saturday", "sunday" };
 
 /* ------------------------------------------------------------------ parsing */
@@ -83,10 +83,12 @@ static bool parse_days(struct textscan *c, unsigned *days)
 		int from, to;
 
 		textscan_skip_blanks(c);
-		(void)take_token(c, ",-", tok, sizeof(tok));   /* cut or not, no day is that long */
+		(void)take_token(c, ",-", tok, sizeof(tok)); /* cut or not, no day is that long */
 		if (!*tok)
-			return textscan_fail(c, *days ? "expected a day after \",\"" :
-					       "expected days first (Mon … Sun, daily, weekdays, weekends)");
+			return textscan_fail(
+				c,
+				*days ? "expected a day after \",\""
+				      : "expected days first (Mon … Sun, daily, weekdays, weekends)");
 		group = day_group(tok);
 		from = day_index(tok);
 		if (!group && from < 0)
@@ -94,7 +96,9 @@ static bool parse_days(struct textscan *c, unsigned *days)
 		textscan_skip_blanks(c);
 		if (*c->p == '-') {
 			if (group)
-				return textscan_fail(c, "\"%s\" cannot start a range (a range joins two days: Mon-Fri)", tok);
+				return textscan_fail(
+					c, "\"%s\" cannot start a range (a range joins two days: Mon-Fri)",
+					tok);
 			c->p++;
 			textscan_skip_blanks(c);
 			(void)take_token(c, ",-", tok2, sizeof(tok2));
@@ -146,7 +150,8 @@ static bool parse_time(struct textscan *c, const char *what, int *minutes)
 	/* A time stops at the '-' between start and end; anything else odd stays in the token. */
 	(void)take_token(c, "-", tok, sizeof(tok));
 	if (!*tok)
-		return textscan_fail(c, "expected a time range HH:MM-HH:MM after the days (%s time missing)", what);
+		return textscan_fail(c, "expected a time range HH:MM-HH:MM after the days (%s time missing)",
+				     what);
 	*minutes = hhmm_minutes(tok);
 	if (*minutes < 0)
 		return textscan_fail(c, "\"%s\" is not a time (HH:MM, 00:00 to 24:00)", tok);
@@ -170,10 +175,11 @@ static bool parse_range(struct textscan *c, int *start, int *end)
 	if (*start == 24 * 60)
 		return textscan_fail(c, "\"%.*s\": 24:00 can only end a window", (int)(c->p - range), range);
 	if (*start == *end)
-		return textscan_fail(c, "\"%.*s\" is empty: the end equals the start (a whole day is 00:00-24:00)",
-			    (int)(c->p - range), range);
+		return textscan_fail(
+			c, "\"%.*s\" is empty: the end equals the start (a whole day is 00:00-24:00)",
+			(int)(c->p - range), range);
 	if (*end == 0)
-		*end = 24 * 60;   /* "22:00-00:00" ends at the next midnight, as 24:00 says */
+		*end = 24 * 60; /* "22:00-00:00" ends at the next midnight, as 24:00 says */
 	return true;
 }
 
@@ -212,20 +218,23 @@ static bool parse_iana(struct textscan *c, const char *tok, struct window *out)
 	char path[sizeof(WINDOW_ZONEINFO_DIR) + WINDOW_ZONE_MAX + 1];
 	size_t len = strlen(tok);
 	bool name_ok = len > 0 && len < WINDOW_ZONE_MAX && tok[0] != '/' && tok[0] != '.' &&
-		       !strstr(tok, "/.") && !strstr(tok, "//") && tok[len - 1] != '/';
+		!strstr(tok, "/.") && !strstr(tok, "//") && tok[len - 1] != '/';
 
 	for (const char *s = tok; name_ok && *s; s++)
 		name_ok = isalnum((unsigned char)*s) || strchr("._+-/", *s) != NULL;
 	if (!name_ok)
-		return textscan_fail(c, "\"%s\" is not a time zone name (UTC, +HH:MM, or a name such as "
-			       "Europe/Berlin: parts of letters, digits and \"._+-\" joined by \"/\", none "
-			       "starting with \".\")",
-			    tok);
+		return textscan_fail(
+			c,
+			"\"%s\" is not a time zone name (UTC, +HH:MM, or a name such as "
+			"Europe/Berlin: parts of letters, digits and \"._+-\" joined by \"/\", none "
+			"starting with \".\")",
+			tok);
 	snprintf(path, sizeof(path), "%s/%s", WINDOW_ZONEINFO_DIR, tok);
 	if (!is_tzif(path))
-		return textscan_fail(c, "\"%s\" is not a time zone (%s is not a zone file; expected UTC, "
-			       "+HH:MM, or a name such as Europe/Berlin)",
-			    tok, path);
+		return textscan_fail(c,
+				     "\"%s\" is not a time zone (%s is not a zone file; expected UTC, "
+				     "+HH:MM, or a name such as Europe/Berlin)",
+				     tok, path);
 	out->zone_kind = WINDOW_IANA;
 	memcpy(out->zone, tok, len + 1);
 	return true;
@@ -245,7 +254,8 @@ static bool parse_zone(struct textscan *c, struct window *out)
 	if (*c->p)
 		return textscan_fail(c, "unexpected \"%s\" after the zone \"%s\"", c->p, tok);
 	if (!fits)
-		return textscan_fail(c, "the zone \"%s…\" is longer than %d characters", tok, WINDOW_ZONE_MAX - 1);
+		return textscan_fail(c, "the zone \"%s…\" is longer than %d characters", tok,
+				     WINDOW_ZONE_MAX - 1);
 	if (strcasecmp(tok, "UTC") == 0)
 		return true;
 	if (tok[0] == '+' || tok[0] == '-') {
@@ -257,16 +267,21 @@ static bool parse_zone(struct textscan *c, struct window *out)
 
 bool window_parse(const char *spec, struct window *out, char *err, size_t errlen)
 {
-	struct textscan c = { .kind = "window", .text = spec ? spec : "", .p = spec ? spec : "", .err = err, .errlen = errlen };
+	struct textscan c = { .kind = "window",
+			      .text = spec ? spec : "",
+			      .p = spec ? spec : "",
+			      .err = err,
+			      .errlen = errlen };
 
 	memset(out, 0, sizeof(*out));
 	if (errlen)
 		err[0] = '\0';
 	textscan_skip_blanks(&c);
 	if (!*c.p)
-		return textscan_fail(&c, "empty; expected DAYS HH:MM-HH:MM [ZONE], e.g. \"Mon-Fri 02:00-04:00 UTC\"");
+		return textscan_fail(
+			&c, "empty; expected DAYS HH:MM-HH:MM [ZONE], e.g. \"Mon-Fri 02:00-04:00 UTC\"");
 	return parse_days(&c, &out->days) && parse_range(&c, &out->start_min, &out->end_min) &&
-	       parse_zone(&c, out);
+		parse_zone(&c, out);
 }
 
 /* ----------------------------------------------------------------- printing */
@@ -300,12 +315,12 @@ void window_format(const struct window *w, char *out, size_t cap)
 			d = last;
 		}
 	textscan_append(out, cap, &len, " %02d:%02d-%02d:%02d ", w->start_min / 60, w->start_min % 60,
-	       w->end_min / 60, w->end_min % 60);
+			w->end_min / 60, w->end_min % 60);
 	if (w->zone_kind == WINDOW_UTC)
 		textscan_append(out, cap, &len, "UTC");
 	else if (w->zone_kind == WINDOW_OFFSET)
 		textscan_append(out, cap, &len, "%c%02d:%02d", w->offset_min < 0 ? '-' : '+', zone_min / 60,
-		       zone_min % 60);
+				zone_min % 60);
 	else
 		textscan_append(out, cap, &len, "%s", w->zone);
 }
@@ -339,7 +354,7 @@ static int weekday(int64_t day)
 /* TZ as it was before zone_enter, to put back. */
 struct zone_scope {
 	bool switched;
-	char *saved;          /* NULL: TZ was unset */
+	char *saved; /* NULL: TZ was unset */
 };
 
 /* Makes localtime_r() answer in w's zone (IANA zones only; others need no TZ). */
@@ -356,7 +371,7 @@ static void zone_enter(const struct window *w, struct zone_scope *s)
 	if (old) {
 		s->saved = strdup(old);
 		if (!s->saved)
-			abort();   /* defensive: the CLI dies on allocation failure */
+			abort(); /* defensive: the CLI dies on allocation failure */
 	}
 	/* ":path" names the zone file itself: the file window_parse checked, whatever TZDIR says. */
 	snprintf(tz, sizeof(tz), ":%s/%s", WINDOW_ZONEINFO_DIR, w->zone);
@@ -388,9 +403,9 @@ static int64_t utc_offset(const struct window *w, time_t t)
 	if (w->zone_kind == WINDOW_OFFSET)
 		return (int64_t)w->offset_min * 60;
 	if (!localtime_r(&t, &tm))
-		return 0;   /* defensive: only for instants beyond any calendar */
+		return 0; /* defensive: only for instants beyond any calendar */
 	return days_from_civil((int64_t)tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday) * DAY_S +
-	       tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec - (int64_t)t;
+		tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec - (int64_t)t;
 }
 
 /* The local day number (as days_from_civil) of instant t (zone entered). */
@@ -415,13 +430,13 @@ static time_t wall_to_utc(const struct window *w, int64_t day, int minute)
 	bool after_ok = utc_offset(w, (time_t)(wall - after)) == after;
 
 	if (before_ok && after_ok)
-		return (time_t)(wall - (before > after ? before : after));   /* the earlier instant */
+		return (time_t)(wall - (before > after ? before : after)); /* the earlier instant */
 	if (before_ok)
 		return (time_t)(wall - before);
 	if (after_ok)
 		return (time_t)(wall - after);
 	if (after <= before)
-		return (time_t)(wall - before);   /* defensive: no gap can arise this way */
+		return (time_t)(wall - before); /* defensive: no gap can arise this way */
 	/* Skipped: the jump lies in (wall - after, wall - before]; find its first second. */
 	lo = (time_t)(wall - after);
 	hi = (time_t)(wall - before);

@@ -36,19 +36,19 @@
 #include <stddef.h>
 #include <time.h>
 
-#define WINDOW_MAX 16                         /* --window given at most this often */
+#define WINDOW_MAX 16 /* --window given at most this often */
 #define WINDOW_ZONE_MAX 128
 #define WINDOW_ZONEINFO_DIR "/usr/share/zoneinfo"
 
 enum window_zone { WINDOW_UTC, WINDOW_OFFSET, WINDOW_IANA };
 
 struct window {
-	unsigned days;                /* bit 0 Monday ... bit 6 Sunday: the days it opens */
-	int start_min;                /* minutes after local midnight it opens: 0 ... 1439 */
-	int end_min;                  /* minutes it closes: 1 ... 1440; <= start_min: the next day */
+	unsigned days; /* bit 0 Monday ... bit 6 Sunday: the days it opens */
+	int start_min; /* minutes after local midnight it opens: 0 ... 1439 */
+	int end_min;   /* minutes it closes: 1 ... 1440; <= start_min: the next day */
 	enum window_zone zone_kind;
-	int offset_min;               /* WINDOW_OFFSET: minutes east of UTC */
-	char zone[WINDOW_ZONE_MAX];   /* WINDOW_IANA: the name under WINDOW_ZONEINFO_DIR */
+	int offset_min;             /* WINDOW_OFFSET: minutes east of UTC */
+	char zone[WINDOW_ZONE_MAX]; /* WINDOW_IANA: the name under WINDOW_ZONEINFO_DIR */
 };
 
 /*

@@ -1,7 +1,7 @@
 /*
  * Dying allocation for the coordinator (see xalloc.h for why).
  */
-#define _GNU_SOURCE   /* vasprintf */
+#define _GNU_SOURCE /* vasprintf */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -26,10 +26,10 @@
 static struct evhttp *http;
 
 struct report {
-	int window_s;            /* > 0: fill 'window' */
+	int window_s; /* > 0: fill 'window' */
 	bool with_sessions;
 	/* filled by the worker */
-	struct stats totals;     /* scalar counters only; keys below */
+	struct stats totals; /* scalar counters only; keys below */
 	struct stats_keys by_sqlstate;
 	struct stats_window window;
 	cJSON *sessions;
@@ -79,7 +79,7 @@ static struct report *reports_collect(int window_s, bool with_sessions)
 	void **args = calloc((size_t)rt.n_workers, sizeof(*args));
 
 	if (!r || !args)
-		abort();  /* defensive: a few hundred bytes; nothing sane to answer without them */
+		abort(); /* defensive: a few hundred bytes; nothing sane to answer without them */
 	for (int i = 0; i < rt.n_workers; i++) {
 		r[i].window_s = window_s;
 		r[i].with_sessions = with_sessions;
@@ -142,7 +142,8 @@ static cJSON *read_json_body(struct evhttp_request *req)
 	}
 	evbuffer_copyout(in, text, len);
 	text[len] = '\0';
-	doc = len ? cJSON_ParseWithLengthOpts(text, len + 1, NULL, 1) : cJSON_CreateObject();   /* + its NUL: nothing may follow */
+	doc = len ? cJSON_ParseWithLengthOpts(text, len + 1, NULL, 1)
+		  : cJSON_CreateObject(); /* + its NUL: nothing may follow */
 	free(text);
 	if (!doc)
 		reply_error(req, 400, "body: expected a JSON object");
@@ -176,7 +177,7 @@ static void handle_holds_create(struct evhttp_request *req)
 	}
 	snprintf(id, sizeof(id), "%s", hold->id);
 	sum.pids = cJSON_CreateArray();
-	status = hold_registry_add(hold, &sum, err, sizeof(err));   /* takes 'hold' */
+	status = hold_registry_add(hold, &sum, err, sizeof(err)); /* takes 'hold' */
 	if (status != 0) {
 		cJSON_Delete(sum.pids);
 		reply_error(req, status, err);
@@ -184,9 +185,9 @@ static void handle_holds_create(struct evhttp_request *req)
 	}
 	held = hold_registry_peek(id);
 	log_info("hold %s: %s mode, %s policy, %d table(s), lease %lld ms: in force on %d workers; "
-		 "%d parked, %d in a transaction", held->id, hold_mode_name(held->mode),
-		 hold_policy_name(held->policy), held->n_tables, (long long)held->lease_ms, rt.n_workers,
-		 sum.parked, sum.in_transaction);
+		 "%d parked, %d in a transaction",
+		 held->id, hold_mode_name(held->mode), hold_policy_name(held->policy), held->n_tables,
+		 (long long)held->lease_ms, rt.n_workers, sum.parked, sum.in_transaction);
 	doc = cJSON_CreateObject();
 	cJSON_AddStringToObject(doc, "id", held->id);
 	cJSON_AddNumberToObject(doc, "parked", sum.parked);
@@ -207,7 +208,7 @@ static void handle_hold_renew(struct evhttp_request *req, const struct hold *h)
 	if (!body)
 		return;
 	ok = admin_body_known_keys(body, keys, err, sizeof(err)) &&
-	     admin_body_ms(body, "lease_ms", h->lease_ms, 1, HOLD_MAX_MS, &lease_ms, err, sizeof(err));
+		admin_body_ms(body, "lease_ms", h->lease_ms, 1, HOLD_MAX_MS, &lease_ms, err, sizeof(err));
 	cJSON_Delete(body);
 	if (!ok) {
 		reply_error(req, 400, err);
@@ -360,8 +361,9 @@ static void handle_errors(struct evhttp_request *req)
 	struct report *r;
 	cJSON *doc, *groups[STATS_KIND_COUNT];
 
-	evhttp_parse_query_str(evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)) ?
-				       evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)) : "",
+	evhttp_parse_query_str(evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req))
+				       ? evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req))
+				       : "",
 			       &query);
 	ws = evhttp_find_header(&query, "window_s");
 	if (ws) {
@@ -402,8 +404,8 @@ static void handle_errors(struct evhttp_request *req)
 static void prom(struct evbuffer *out, const char *name, const char *type, const char *help,
 		 unsigned long long value)
 {
-	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type,
-			    name, value);
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
+			    value);
 }
 
 static void handle_metrics(struct evhttp_request *req)
@@ -439,38 +441,51 @@ static void handle_metrics(struct evhttp_request *req)
 	}
 	reports_free(r);
 
-	prom(out, "pgvalve_up", "gauge", "1 while the proxy accepts connections", atomic_load(&rt.draining) ? 0 : 1);
-	prom(out, "pgvalve_uptime_seconds", "gauge", "Seconds since start", (unsigned long long)(time(NULL) - rt.started));
+	prom(out, "pgvalve_up", "gauge", "1 while the proxy accepts connections",
+	     atomic_load(&rt.draining) ? 0 : 1);
+	prom(out, "pgvalve_uptime_seconds", "gauge", "Seconds since start",
+	     (unsigned long long)(time(NULL) - rt.started));
 	prom(out, "pgvalve_workers", "gauge", "Worker event loops", (unsigned long long)rt.n_workers);
 	prom(out, "pgvalve_clients", "gauge", "Client connections now open", sum.clients);
-	evbuffer_add_printf(out, "# HELP pgvalve_clients_by_state Client connections by session state\n"
-				 "# TYPE pgvalve_clients_by_state gauge\n"
-				 "pgvalve_clients_by_state{state=\"idle\"} %d\n"
-				 "pgvalve_clients_by_state{state=\"active\"} %d\n"
-				 "pgvalve_clients_by_state{state=\"in_transaction\"} %d\n"
-				 "pgvalve_clients_by_state{state=\"login\"} %d\n"
-				 "pgvalve_clients_by_state{state=\"parked\"} %d\n",
+	evbuffer_add_printf(out,
+			    "# HELP pgvalve_clients_by_state Client connections by session state\n"
+			    "# TYPE pgvalve_clients_by_state gauge\n"
+			    "pgvalve_clients_by_state{state=\"idle\"} %d\n"
+			    "pgvalve_clients_by_state{state=\"active\"} %d\n"
+			    "pgvalve_clients_by_state{state=\"in_transaction\"} %d\n"
+			    "pgvalve_clients_by_state{state=\"login\"} %d\n"
+			    "pgvalve_clients_by_state{state=\"parked\"} %d\n",
 			    idle, active, in_tx, login, parked);
-	prom(out, "pgvalve_connections_total", "counter", "Client connections accepted", sum.connections_total);
-	evbuffer_add_printf(out, "# HELP pgvalve_bytes_total Bytes relayed\n# TYPE pgvalve_bytes_total counter\n"
-				 "pgvalve_bytes_total{direction=\"client_to_server\"} %llu\n"
-				 "pgvalve_bytes_total{direction=\"server_to_client\"} %llu\n",
+	prom(out, "pgvalve_connections_total", "counter", "Client connections accepted",
+	     sum.connections_total);
+	evbuffer_add_printf(out,
+			    "# HELP pgvalve_bytes_total Bytes relayed\n# TYPE pgvalve_bytes_total counter\n"
+			    "pgvalve_bytes_total{direction=\"client_to_server\"} %llu\n"
+			    "pgvalve_bytes_total{direction=\"server_to_client\"} %llu\n",
 			    (unsigned long long)sum.bytes_client_to_server,
 			    (unsigned long long)sum.bytes_server_to_client);
-	prom(out, "pgvalve_statements_total", "counter", "Statements (Query and Execute messages)", sum.statements_total);
-	prom(out, "pgvalve_protocol_errors_total", "counter", "Connections closed for malformed input", sum.protocol_errors_total);
-	evbuffer_add_printf(out, "# HELP pgvalve_errors_total ErrorResponses from the server, by SQLSTATE\n"
-				 "# TYPE pgvalve_errors_total counter\n");
+	prom(out, "pgvalve_statements_total", "counter", "Statements (Query and Execute messages)",
+	     sum.statements_total);
+	prom(out, "pgvalve_protocol_errors_total", "counter", "Connections closed for malformed input",
+	     sum.protocol_errors_total);
+	evbuffer_add_printf(out,
+			    "# HELP pgvalve_errors_total ErrorResponses from the server, by SQLSTATE\n"
+			    "# TYPE pgvalve_errors_total counter\n");
 	for (int k = 0; k < by_sqlstate.n; k++)
-		evbuffer_add_printf(out, "pgvalve_errors_total{sqlstate=\"%s\"} %llu\n", by_sqlstate.v[k].name,
-				    (unsigned long long)by_sqlstate.v[k].count);
+		evbuffer_add_printf(out, "pgvalve_errors_total{sqlstate=\"%s\"} %llu\n",
+				    by_sqlstate.v[k].name, (unsigned long long)by_sqlstate.v[k].count);
 	prom(out, "pgvalve_holds", "gauge", "Active holds", (unsigned long long)hold_registry_count());
 	prom(out, "pgvalve_parked", "gauge", "Sessions parked by a hold", (unsigned long long)parked);
-	prom(out, "pgvalve_parse_cache_hits_total", "counter", "Classifications answered from the parse cache", cache.hits);
-	prom(out, "pgvalve_parse_cache_misses_total", "counter", "Classifications that had to parse", cache.misses);
-	prom(out, "pgvalve_parse_cache_evictions_total", "counter", "Parse cache entries dropped for room", cache.evictions);
-	prom(out, "pgvalve_parse_cache_entries", "gauge", "Statements in the parse caches", (unsigned long long)cache.entries);
-	prom(out, "pgvalve_parse_cache_bytes", "gauge", "Bytes the parse caches hold", (unsigned long long)cache.bytes);
+	prom(out, "pgvalve_parse_cache_hits_total", "counter",
+	     "Classifications answered from the parse cache", cache.hits);
+	prom(out, "pgvalve_parse_cache_misses_total", "counter", "Classifications that had to parse",
+	     cache.misses);
+	prom(out, "pgvalve_parse_cache_evictions_total", "counter", "Parse cache entries dropped for room",
+	     cache.evictions);
+	prom(out, "pgvalve_parse_cache_entries", "gauge", "Statements in the parse caches",
+	     (unsigned long long)cache.entries);
+	prom(out, "pgvalve_parse_cache_bytes", "gauge", "Bytes the parse caches hold",
+	     (unsigned long long)cache.bytes);
 	stats_keys_free(&by_sqlstate);
 
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",

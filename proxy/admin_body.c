@@ -15,7 +15,8 @@ bool admin_body_known_keys(const cJSON *body, const char *const *keys, char *err
 		snprintf(err, errlen, "expected a JSON object");
 		return false;
 	}
-	cJSON_ArrayForEach(item, body) {
+	cJSON_ArrayForEach(item, body)
+	{
 		bool known = false;
 
 		for (const char *const *k = keys; *k; k++)
@@ -28,8 +29,8 @@ bool admin_body_known_keys(const cJSON *body, const char *const *keys, char *err
 	return true;
 }
 
-bool admin_body_ms(const cJSON *body, const char *key, int64_t def, int64_t min, int64_t max,
-		   int64_t *out, char *err, size_t errlen)
+bool admin_body_ms(const cJSON *body, const char *key, int64_t def, int64_t min, int64_t max, int64_t *out,
+		   char *err, size_t errlen)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
 
@@ -46,8 +47,8 @@ bool admin_body_ms(const cJSON *body, const char *key, int64_t def, int64_t min,
 	return true;
 }
 
-bool admin_body_enum(const cJSON *body, const char *key, const char *const *names, int n, int def,
-		     int *out, char *err, size_t errlen)
+bool admin_body_enum(const cJSON *body, const char *key, const char *const *names, int n, int def, int *out,
+		     char *err, size_t errlen)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
 	size_t used;

@@ -8,7 +8,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#define BUCKETS 4096   /* a power of two */
+#define BUCKETS 4096 /* a power of two */
 
 struct backend_key {
 	struct backend_key *next;

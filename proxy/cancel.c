@@ -61,7 +61,7 @@ bool cancel_forward(struct worker *w, const uint8_t *packet, uint32_t backend_pi
 	struct cancel *c;
 
 	if (upstream < 0 || upstream >= snap->cfg.n_upstreams)
-		return false;   /* not a backend this proxy handed out */
+		return false; /* not a backend this proxy handed out */
 	addr = (const struct sockaddr *)&snap->upstream_addr[upstream];
 	c = calloc(1, sizeof(*c));
 	if (!c)

@@ -65,7 +65,8 @@ long conn_read(struct conn *c, void *buf, size_t len)
 	} else {
 		n = read(c->fd, buf, len);
 		if (n < 0)
-			n = (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? CONN_AGAIN : CONN_FAILED;
+			n = (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? CONN_AGAIN
+											: CONN_FAILED;
 	}
 	c->read_blocked = n == CONN_AGAIN;
 	return n;
@@ -87,7 +88,8 @@ long conn_write(struct conn *c, const void *buf, size_t len)
 	} else {
 		n = send(c->fd, buf, len, MSG_NOSIGNAL);
 		if (n < 0)
-			n = (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? CONN_AGAIN : CONN_FAILED;
+			n = (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? CONN_AGAIN
+											: CONN_FAILED;
 	}
 	c->write_blocked = n == CONN_AGAIN;
 	return n;
@@ -105,8 +107,8 @@ void conn_set_interest(struct conn *c, short want)
 		return;
 	/* A persistent event's flags cannot change while it is added: re-add it. */
 	event_del(c->ev);
-	event_assign(c->ev, event_get_base(c->ev), c->fd, effective | EV_PERSIST,
-		     event_get_callback(c->ev), event_get_callback_arg(c->ev));
+	event_assign(c->ev, event_get_base(c->ev), c->fd, effective | EV_PERSIST, event_get_callback(c->ev),
+		     event_get_callback_arg(c->ev));
 	if (effective)
 		event_add(c->ev, NULL);
 	c->interest = effective;
@@ -125,7 +127,7 @@ int conn_tls_handshake(struct conn *c)
 	case SSL_ERROR_WANT_READ:
 		return 0;
 	case SSL_ERROR_WANT_WRITE:
-		c->read_wants_write = true;   /* express as "reading needs writable" */
+		c->read_wants_write = true; /* express as "reading needs writable" */
 		return 0;
 	default:
 		return -1;

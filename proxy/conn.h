@@ -12,19 +12,19 @@
 #include <stddef.h>
 
 enum {
-	CONN_AGAIN = -2,     /* would block: retry when the event fires */
-	CONN_FAILED = -1,    /* hard error; errno or the OpenSSL queue says which */
+	CONN_AGAIN = -2,  /* would block: retry when the event fires */
+	CONN_FAILED = -1, /* hard error; errno or the OpenSSL queue says which */
 };
 
 struct conn {
 	int fd;
 	SSL *ssl;
 	struct event *ev;
-	short interest;              /* EV_READ/EV_WRITE currently registered */
-	bool read_wants_write;       /* TLS: the last read needs the socket writable */
-	bool write_wants_read;       /* TLS: the last write needs the socket readable */
-	bool read_blocked;           /* the last read hit CONN_AGAIN */
-	bool write_blocked;          /* the last write hit CONN_AGAIN */
+	short interest;        /* EV_READ/EV_WRITE currently registered */
+	bool read_wants_write; /* TLS: the last read needs the socket writable */
+	bool write_wants_read; /* TLS: the last write needs the socket readable */
+	bool read_blocked;     /* the last read hit CONN_AGAIN */
+	bool write_blocked;    /* the last write hit CONN_AGAIN */
 };
 
 /* Returns bytes read (> 0), 0 at end of stream, CONN_AGAIN or CONN_FAILED. */

@@ -50,8 +50,8 @@ struct hold *hold_parse(const cJSON *body, char *err, size_t errlen)
 	static const char *const modes[] = { "writes", "all" };
 	static const char *const policies[] = { "queue", "reject", "reroute" };
 	static const char *const timeouts[] = { "release", "reject" };
-	static const char *const keys[] = { "tables", "mode", "policy", "lease_ms", "max_wait_ms",
-					    "on_timeout", "id", "upstream", NULL };
+	static const char *const keys[] = { "tables",     "mode", "policy",   "lease_ms", "max_wait_ms",
+					    "on_timeout", "id",   "upstream", NULL };
 	const cJSON *tables = cJSON_GetObjectItemCaseSensitive(body, "tables");
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(body, "id");
 	const cJSON *upstream = cJSON_GetObjectItemCaseSensitive(body, "upstream");
@@ -63,12 +63,15 @@ struct hold *hold_parse(const cJSON *body, char *err, size_t errlen)
 		return NULL;
 	n = cJSON_GetArraySize(tables);
 	if (!cJSON_IsArray(tables) || n < 1 || n > HOLD_MAX_TABLES) {
-		snprintf(err, errlen, "tables: expected an array of 1 to %d table names (\"schema.table\", \"table\" or \"*\")",
+		snprintf(err, errlen,
+			 "tables: expected an array of 1 to %d table names (\"schema.table\", \"table\" or "
+			 "\"*\")",
 			 HOLD_MAX_TABLES);
 		return NULL;
 	}
-	if (id && (!cJSON_IsString(id) || !id->valuestring[0] || strlen(id->valuestring) >= HOLD_ID_MAX ||
-		   strchr(id->valuestring, '/'))) {
+	if (id &&
+	    (!cJSON_IsString(id) || !id->valuestring[0] || strlen(id->valuestring) >= HOLD_ID_MAX ||
+	     strchr(id->valuestring, '/'))) {
 		snprintf(err, errlen, "id: expected a non-empty string of at most %d characters without '/'",
 			 HOLD_ID_MAX - 1);
 		return NULL;
@@ -80,7 +83,8 @@ struct hold *hold_parse(const cJSON *body, char *err, size_t errlen)
 	}
 	if (!admin_body_enum(body, "mode", modes, 2, HOLD_WRITES, &mode, err, errlen) ||
 	    !admin_body_enum(body, "policy", policies, 3, HOLD_QUEUE, &policy, err, errlen) ||
-	    !admin_body_enum(body, "on_timeout", timeouts, 2, HOLD_TIMEOUT_RELEASE, &on_timeout, err, errlen) ||
+	    !admin_body_enum(body, "on_timeout", timeouts, 2, HOLD_TIMEOUT_RELEASE, &on_timeout, err,
+			     errlen) ||
 	    !admin_body_ms(body, "lease_ms", 5000, 1, HOLD_MAX_MS, &h->lease_ms, err, errlen) ||
 	    !admin_body_ms(body, "max_wait_ms", 2000, 1, HOLD_MAX_MS, &h->max_wait_ms, err, errlen))
 		goto fail;
@@ -90,7 +94,9 @@ struct hold *hold_parse(const cJSON *body, char *err, size_t errlen)
 	if (h->policy == HOLD_REROUTE) {
 		if (!cJSON_IsString(upstream) || !upstream->valuestring[0] ||
 		    strlen(upstream->valuestring) >= sizeof(h->upstream)) {
-			snprintf(err, errlen, "upstream: policy reroute needs the name of the upstream new sessions go to");
+			snprintf(
+				err, errlen,
+				"upstream: policy reroute needs the name of the upstream new sessions go to");
 			goto fail;
 		}
 		snprintf(h->upstream, sizeof(h->upstream), "%s", upstream->valuestring);
@@ -98,9 +104,12 @@ struct hold *hold_parse(const cJSON *body, char *err, size_t errlen)
 		snprintf(err, errlen, "upstream: only meaningful with policy reroute");
 		goto fail;
 	}
-	cJSON_ArrayForEach(item, tables) {
+	cJSON_ArrayForEach(item, tables)
+	{
 		if (!cJSON_IsString(item) || !parse_table(item->valuestring, &h->tables[h->n_tables])) {
-			snprintf(err, errlen, "tables: \"%.80s\" is not a table name (\"schema.table\", \"table\" or \"*\")",
+			snprintf(err, errlen,
+				 "tables: \"%.80s\" is not a table name (\"schema.table\", \"table\" or "
+				 "\"*\")",
 				 cJSON_IsString(item) ? item->valuestring : "(not a string)");
 			goto fail;
 		}
@@ -122,8 +131,8 @@ fail:
 	return NULL;
 }
 
-const struct hold *hold_conflict(const struct hold_set *set, const struct classify_result *r,
-				 int upstream, const char **table)
+const struct hold *hold_conflict(const struct hold_set *set, const struct classify_result *r, int upstream,
+				 const char **table)
 {
 	bool writes_any = r->flags & CLASSIFY_UNKNOWN;
 
@@ -133,7 +142,7 @@ const struct hold *hold_conflict(const struct hold_set *set, const struct classi
 		const struct hold *h = set->holds[i];
 
 		if (h->policy == HOLD_REROUTE && h->upstream_index == upstream)
-			continue;   /* the session is where the hold sends new work */
+			continue; /* the session is where the hold sends new work */
 		for (int t = 0; t < h->n_tables; t++) {
 			const struct hold_table *ht = &h->tables[t];
 			uint8_t access;
@@ -145,8 +154,8 @@ const struct hold *hold_conflict(const struct hold_set *set, const struct classi
 				}
 				continue;
 			}
-			access = r->flags & CLASSIFY_UNKNOWN ? CLASSIFY_READ | CLASSIFY_WRITE :
-				 classify_access_to(r, ht->schema, ht->name);
+			access = r->flags & CLASSIFY_UNKNOWN ? CLASSIFY_READ | CLASSIFY_WRITE
+							     : classify_access_to(r, ht->schema, ht->name);
 			if (h->mode == HOLD_ALL ? access != 0 : (access & CLASSIFY_WRITE) != 0) {
 				*table = ht->name;
 				return h;
@@ -170,7 +179,8 @@ void hold_describe(const struct hold *h, cJSON *obj)
 	}
 	cJSON_AddStringToObject(obj, "mode", hold_mode_name(h->mode));
 	cJSON_AddStringToObject(obj, "policy", hold_policy_name(h->policy));
-	cJSON_AddStringToObject(obj, "on_timeout", h->on_timeout == HOLD_TIMEOUT_REJECT ? "reject" : "release");
+	cJSON_AddStringToObject(obj, "on_timeout",
+				h->on_timeout == HOLD_TIMEOUT_REJECT ? "reject" : "release");
 	cJSON_AddNumberToObject(obj, "lease_ms", (double)h->lease_ms);
 	cJSON_AddNumberToObject(obj, "max_wait_ms", (double)h->max_wait_ms);
 	if (h->policy == HOLD_REROUTE)

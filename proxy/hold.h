@@ -16,8 +16,8 @@
 #include "pgvalve/classify.h"
 
 enum hold_mode {
-	HOLD_WRITES,   /* work taking a lock that conflicts with SHARE ROW EXCLUSIVE */
-	HOLD_ALL,      /* any reference (the DDL takes ACCESS EXCLUSIVE) */
+	HOLD_WRITES, /* work taking a lock that conflicts with SHARE ROW EXCLUSIVE */
+	HOLD_ALL,    /* any reference (the DDL takes ACCESS EXCLUSIVE) */
 };
 
 enum hold_policy { HOLD_QUEUE, HOLD_REJECT, HOLD_REROUTE };
@@ -25,11 +25,11 @@ enum hold_on_timeout { HOLD_TIMEOUT_RELEASE, HOLD_TIMEOUT_REJECT };
 
 #define HOLD_ID_MAX 64
 #define HOLD_MAX_TABLES 256
-#define HOLD_MAX_MS 3600000   /* the longest lease or max_wait: an hour */
+#define HOLD_MAX_MS 3600000 /* the longest lease or max_wait: an hour */
 
 struct hold_table {
-	char schema[CLASSIFY_NAME_MAX];   /* "": any schema */
-	char name[CLASSIFY_NAME_MAX];     /* "*": every table */
+	char schema[CLASSIFY_NAME_MAX]; /* "": any schema */
+	char name[CLASSIFY_NAME_MAX];   /* "*": every table */
 };
 
 struct hold {
@@ -39,15 +39,15 @@ struct hold {
 	enum hold_on_timeout on_timeout;
 	int64_t lease_ms;
 	int64_t max_wait_ms;
-	char upstream[64];           /* policy reroute: where new sessions go while it lasts */
-	int upstream_index;          /* ... as an index in the config's upstreams (set by the registry) */
+	char upstream[64];  /* policy reroute: where new sessions go while it lasts */
+	int upstream_index; /* ... as an index in the config's upstreams (set by the registry) */
 	int n_tables;
 	struct hold_table tables[];
 };
 
 struct hold_set {
 	int n;
-	const struct hold *holds[];   /* borrowed from the main thread's registry */
+	const struct hold *holds[]; /* borrowed from the main thread's registry */
 };
 
 /*
@@ -62,8 +62,8 @@ struct hold *hold_parse(const cJSON *body, char *err, size_t errlen);
  * held table it touches (for the 55P03 message). A reroute hold does not
  * hold sessions on the upstream it reroutes to.
  */
-const struct hold *hold_conflict(const struct hold_set *set, const struct classify_result *r,
-				 int upstream, const char **table);
+const struct hold *hold_conflict(const struct hold_set *set, const struct classify_result *r, int upstream,
+				 const char **table);
 
 /* Adds a JSON description of 'h' to 'arr'. */
 void hold_describe(const struct hold *h, cJSON *obj);

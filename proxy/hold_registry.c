@@ -15,13 +15,13 @@
 
 struct held {
 	struct hold *hold;
-	struct event *lease;         /* fires when the lease runs out without renewal */
+	struct event *lease; /* fires when the lease runs out without renewal */
 	struct held *next;
 };
 
 static struct event_base *registry_base;
 static struct held *registry;
-static struct hold_set *published;   /* what every worker currently sees */
+static struct hold_set *published; /* what every worker currently sees */
 static int n_held;
 
 void hold_registry_init(struct event_base *base)
@@ -82,7 +82,7 @@ static void publish(const char *count_id, struct hold_apply *sum)
 	struct hold_set *old = published;
 
 	if (!set || !per || !args)
-		abort();   /* defensive: a few bytes; a hold half-published would be worse than stopping */
+		abort(); /* defensive: a few bytes; a hold half-published would be worse than stopping */
 	for (struct held *h = registry; h; h = h->next)
 		set->holds[set->n++] = h->hold;
 	for (int i = 0; i < rt.n_workers; i++) {
@@ -139,7 +139,8 @@ static void on_lease_expired(evutil_socket_t fd, short what, void *arg)
 	struct held *h = arg;
 
 	log_warn("hold %s: lease of %lld ms ran out without renewal: released (a coordinator that "
-		 "stops renewing can never freeze traffic)", h->hold->id, (long long)h->hold->lease_ms);
+		 "stops renewing can never freeze traffic)",
+		 h->hold->id, (long long)h->hold->lease_ms);
 	held_release(h);
 }
 
@@ -151,7 +152,8 @@ static bool resolve_reroute(struct hold *hold, char *err, size_t errlen)
 	if (hold->policy != HOLD_REROUTE)
 		return true;
 	n = snprintf(err, errlen, "upstream: ");
-	hold->upstream_index = config_upstream_index(&rt.snap->cfg, hold->upstream, err + n, errlen - (size_t)n);
+	hold->upstream_index = config_upstream_index(&rt.snap->cfg, hold->upstream, err + n,
+						     errlen - (size_t)n);
 	return hold->upstream_index >= 0;
 }
 
@@ -207,7 +209,7 @@ bool hold_registry_renew(const char *id, int64_t lease_ms)
 
 	if (!h)
 		return false;
-	h->hold->lease_ms = lease_ms;   /* main thread only: workers never read the lease */
+	h->hold->lease_ms = lease_ms; /* main thread only: workers never read the lease */
 	held_arm_lease(h, lease_ms);
 	return true;
 }

@@ -30,7 +30,7 @@ struct overrides {
 	const char *upstream;
 	const char *admin;
 	const char *log_level;
-	int workers;              /* -1: not given */
+	int workers; /* -1: not given */
 };
 
 static struct overrides opts = { .workers = -1 };
@@ -67,7 +67,8 @@ static bool load_config(struct config *cfg, struct config_error *err)
 		free(cfg->listen_host);
 		if (!config_parse_hostport(opts.listen, &cfg->listen_host, &cfg->listen_port)) {
 			cfg->listen_host = NULL;
-			snprintf(err->msg, sizeof(err->msg), "--listen: expected HOST:PORT, got \"%s\"", opts.listen);
+			snprintf(err->msg, sizeof(err->msg), "--listen: expected HOST:PORT, got \"%s\"",
+				 opts.listen);
 			return false;
 		}
 	}
@@ -77,7 +78,8 @@ static bool load_config(struct config *cfg, struct config_error *err)
 		int port;
 
 		if (!config_parse_hostport(opts.upstream, &host, &port)) {
-			snprintf(err->msg, sizeof(err->msg), "--upstream: expected HOST:PORT, got \"%s\"", opts.upstream);
+			snprintf(err->msg, sizeof(err->msg), "--upstream: expected HOST:PORT, got \"%s\"",
+				 opts.upstream);
 			return false;
 		}
 		if (cfg->n_upstreams == 0) {
@@ -95,15 +97,16 @@ static bool load_config(struct config *cfg, struct config_error *err)
 		free(cfg->admin_host);
 		if (!config_parse_hostport(opts.admin, &cfg->admin_host, &cfg->admin_port)) {
 			cfg->admin_host = NULL;
-			snprintf(err->msg, sizeof(err->msg), "--admin: expected HOST:PORT, got \"%s\"", opts.admin);
+			snprintf(err->msg, sizeof(err->msg), "--admin: expected HOST:PORT, got \"%s\"",
+				 opts.admin);
 			return false;
 		}
 	}
 	if (opts.workers >= 0)
 		cfg->workers = opts.workers;
 	if (opts.log_level && !log_level_parse(opts.log_level, &cfg->log_level)) {
-		snprintf(err->msg, sizeof(err->msg), "--log-level: expected debug, info, warn or error, got \"%s\"",
-			 opts.log_level);
+		snprintf(err->msg, sizeof(err->msg),
+			 "--log-level: expected debug, info, warn or error, got \"%s\"", opts.log_level);
 		return false;
 	}
 	if (cfg->workers == 0) {
@@ -168,7 +171,8 @@ static void reload(void)
 	snap->active = reload_active(old, &snap->cfg);
 	if (snap->active != snap->cfg.active)
 		log_info("reload: upstream \"%s\" stays active (a switchover chose it; the file's "
-			 "\"active\" did not change)", snap->cfg.upstreams[snap->active].name);
+			 "\"active\" did not change)",
+			 snap->cfg.upstreams[snap->active].name);
 	/* The admin API runs on this thread: swapping the token needs no lock. */
 	free(rt.admin_token);
 	rt.admin_token = token;
@@ -189,8 +193,8 @@ static void reload(void)
 	/* No worker points at the old snapshot any more; sessions' SSL objects hold their own refs. */
 	snapshot_free(old);
 	log_info("configuration reloaded (log level %s, max_message_bytes %lld, client tls %s)",
-		 opts.log_level ? opts.log_level : "from config",
-		 (long long)rt.snap->cfg.max_message_bytes, rt.snap->client_tls ? "on" : "off");
+		 opts.log_level ? opts.log_level : "from config", (long long)rt.snap->cfg.max_message_bytes,
+		 rt.snap->client_tls ? "on" : "off");
 }
 
 static void stop_job(struct worker *w, void *arg)
@@ -288,7 +292,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	case SIGTERM:
 		if (atomic_exchange(&rt.draining, true))
 			return;
-		log_info("SIGTERM: no new connections; closing sessions at their next idle point (up to %d ms)",
+		log_info("SIGTERM: no new connections; closing sessions at their next idle point (up to %d "
+			 "ms)",
 			 rt.snap->cfg.shutdown_timeout_ms);
 		gettimeofday(&drain_started, NULL);
 		/* Parked work resumes first: a stopping proxy must not hold anything. */
@@ -309,16 +314,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 static int parse_args(int argc, char **argv, bool *check)
 {
 	static const struct option long_opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "listen", required_argument, NULL, 'l' },
-		{ "upstream", required_argument, NULL, 'u' },
-		{ "admin", required_argument, NULL, 'a' },
-		{ "workers", required_argument, NULL, 'w' },
-		{ "log-level", required_argument, NULL, 'L' },
-		{ "check", no_argument, NULL, 'C' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+		{ "config", required_argument, NULL, 'c' },   { "listen", required_argument, NULL, 'l' },
+		{ "upstream", required_argument, NULL, 'u' }, { "admin", required_argument, NULL, 'a' },
+		{ "workers", required_argument, NULL, 'w' },  { "log-level", required_argument, NULL, 'L' },
+		{ "check", no_argument, NULL, 'C' },          { "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },        { NULL, 0, NULL, 0 },
 	};
 	int ch;
 
@@ -326,22 +326,41 @@ static int parse_args(int argc, char **argv, bool *check)
 		char *end;
 
 		switch (ch) {
-		case 'c': opts.config_path = optarg; break;
-		case 'l': opts.listen = optarg; break;
-		case 'u': opts.upstream = optarg; break;
-		case 'a': opts.admin = optarg; break;
-		case 'L': opts.log_level = optarg; break;
-		case 'C': *check = true; break;
+		case 'c':
+			opts.config_path = optarg;
+			break;
+		case 'l':
+			opts.listen = optarg;
+			break;
+		case 'u':
+			opts.upstream = optarg;
+			break;
+		case 'a':
+			opts.admin = optarg;
+			break;
+		case 'L':
+			opts.log_level = optarg;
+			break;
+		case 'C':
+			*check = true;
+			break;
 		case 'w':
 			opts.workers = (int)strtol(optarg, &end, 10);
 			if (*end || opts.workers < 0 || opts.workers > 256) {
-				fprintf(stderr, "pgvalve-proxy: --workers: expected 0 to 256, got \"%s\"\n", optarg);
+				fprintf(stderr, "pgvalve-proxy: --workers: expected 0 to 256, got \"%s\"\n",
+					optarg);
 				return EXIT_USAGE;
 			}
 			break;
-		case 'h': usage(stdout); exit(0);
-		case 'V': printf("pgvalve-proxy %s\n", PGVALVE_VERSION); exit(0);
-		default: usage(stderr); return EXIT_USAGE;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("pgvalve-proxy %s\n", PGVALVE_VERSION);
+			exit(0);
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind < argc) {
@@ -385,8 +404,8 @@ int main(int argc, char **argv)
 		free(rt.admin_token);
 		printf("configuration ok: listen %s:%d, upstream %s:%d, %d workers\n",
 		       rt.snap->cfg.listen_host, rt.snap->cfg.listen_port,
-		       config_active_upstream(&rt.snap->cfg)->host, config_active_upstream(&rt.snap->cfg)->port,
-		       rt.snap->cfg.workers);
+		       config_active_upstream(&rt.snap->cfg)->host,
+		       config_active_upstream(&rt.snap->cfg)->port, rt.snap->cfg.workers);
 		snapshot_free(rt.snap);
 		return 0;
 	}
@@ -423,8 +442,8 @@ int main(int argc, char **argv)
 	log_info("pgvalve-proxy %s listening on %s:%d, upstream %s:%d (sslmode %s), admin %s:%d, %d workers",
 		 PGVALVE_VERSION, rt.snap->cfg.listen_host, rt.snap->cfg.listen_port,
 		 config_active_upstream(&rt.snap->cfg)->host, config_active_upstream(&rt.snap->cfg)->port,
-		 config_sslmode_name(config_active_upstream(&rt.snap->cfg)->sslmode),
-		 rt.snap->cfg.admin_host, rt.snap->cfg.admin_port, rt.n_workers);
+		 config_sslmode_name(config_active_upstream(&rt.snap->cfg)->sslmode), rt.snap->cfg.admin_host,
+		 rt.snap->cfg.admin_port, rt.n_workers);
 
 	event_base_dispatch(main_base);
 

@@ -55,7 +55,8 @@ enum relay_result relay_scan(struct relay_buf *b, const struct relay_rules *rule
 			b->need = PGWIRE_HEADER_LEN;
 			return RELAY_OK;
 		case PGWIRE_ERROR:
-			*why = h.len < 4 ? "invalid message length" : "message exceeds limits.max_message_bytes";
+			*why = h.len < 4 ? "invalid message length"
+					 : "message exceeds limits.max_message_bytes";
 			return RELAY_ERROR;
 		case PGWIRE_OK:
 			break;
@@ -65,14 +66,15 @@ enum relay_result relay_scan(struct relay_buf *b, const struct relay_rules *rule
 		if (b->track_all && mode == RELAY_TRACK_NONE)
 			mode = RELAY_TRACK_HEADER;
 		if (mode == RELAY_TRACK_BODY && total > avail && total <= RELAY_TRACK_MAX) {
-			b->need = total;     /* wait for the whole message */
+			b->need = total; /* wait for the whole message */
 			return RELAY_OK;
 		}
 		if (mode != RELAY_TRACK_NONE) {
 			/* BODY shows the whole body, or a prefix of one too long to hold; HEADER none. */
 			body = b->data + b->scan + PGWIRE_HEADER_LEN;
-			body_avail = mode == RELAY_TRACK_HEADER ? 0 :
-				     (total <= avail ? total : avail) - PGWIRE_HEADER_LEN;
+			body_avail = mode == RELAY_TRACK_HEADER
+				? 0
+				: (total <= avail ? total : avail) - PGWIRE_HEADER_LEN;
 			new_len = h.len - 4;
 			verdict = rules->on_msg(ctx, h.type, body, body_avail, h.len - 4, &new_len);
 			if (verdict == RELAY_MSG_ERROR) {

@@ -13,28 +13,28 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define RELAY_BUF_SIZE (16 * 1024)       /* pooled buffer size: also the high watermark */
-#define RELAY_TRACK_MAX (1024 * 1024)    /* largest tracked message held whole */
-#define RELAY_POOL_MAX 64                /* free buffers a worker keeps (1 MiB); more are freed */
+#define RELAY_BUF_SIZE (16 * 1024)    /* pooled buffer size: also the high watermark */
+#define RELAY_TRACK_MAX (1024 * 1024) /* largest tracked message held whole */
+#define RELAY_POOL_MAX 64             /* free buffers a worker keeps (1 MiB); more are freed */
 
 struct relay_buf {
-	uint8_t *data;       /* NULL while idle: an idle session holds no buffer */
+	uint8_t *data; /* NULL while idle: an idle session holds no buffer */
 	uint32_t cap;
-	uint32_t head;       /* first byte not yet written to the peer */
-	uint32_t scan;       /* first byte not yet scanned */
-	uint32_t tail;       /* end of bytes read */
-	uint32_t msg_left;   /* body bytes of the current pass-through message not yet read */
-	uint32_t need;       /* contiguous bytes from 'scan' the scanner waits for */
-	uint32_t drop_left;  /* body bytes of a dropped message still to arrive and be discarded */
-	bool track_all;      /* show every message to the handler (at least its header) */
+	uint32_t head;      /* first byte not yet written to the peer */
+	uint32_t scan;      /* first byte not yet scanned */
+	uint32_t tail;      /* end of bytes read */
+	uint32_t msg_left;  /* body bytes of the current pass-through message not yet read */
+	uint32_t need;      /* contiguous bytes from 'scan' the scanner waits for */
+	uint32_t drop_left; /* body bytes of a dropped message still to arrive and be discarded */
+	bool track_all;     /* show every message to the handler (at least its header) */
 };
 
 /* What a message handler decides. */
 enum relay_msg {
-	RELAY_MSG_PASS,      /* forward it (possibly shortened in place) */
-	RELAY_MSG_STOP,      /* stop scanning before it; scanning resumes on the next call */
-	RELAY_MSG_DROP,      /* remove it from the stream (bytes not read yet are discarded on arrival) */
-	RELAY_MSG_ERROR,     /* protocol violation: close the session */
+	RELAY_MSG_PASS,  /* forward it (possibly shortened in place) */
+	RELAY_MSG_STOP,  /* stop scanning before it; scanning resumes on the next call */
+	RELAY_MSG_DROP,  /* remove it from the stream (bytes not read yet are discarded on arrival) */
+	RELAY_MSG_ERROR, /* protocol violation: close the session */
 };
 
 /*
@@ -43,25 +43,25 @@ enum relay_msg {
  * which case only a prefix is shown, once. A handler may shorten a whole
  * body in place by lowering *new_len.
  */
-typedef enum relay_msg (*relay_msg_fn)(void *ctx, uint8_t type, uint8_t *body,
-				       uint32_t avail, uint32_t len, uint32_t *new_len);
+typedef enum relay_msg (*relay_msg_fn)(void *ctx, uint8_t type, uint8_t *body, uint32_t avail, uint32_t len,
+				       uint32_t *new_len);
 
 enum relay_track {
-	RELAY_TRACK_NONE = 0,    /* stream it; nobody looks */
-	RELAY_TRACK_HEADER,      /* tell the handler at its header (body not shown: avail 0) */
-	RELAY_TRACK_BODY,        /* hold it until whole, then show the body */
+	RELAY_TRACK_NONE = 0, /* stream it; nobody looks */
+	RELAY_TRACK_HEADER,   /* tell the handler at its header (body not shown: avail 0) */
+	RELAY_TRACK_BODY,     /* hold it until whole, then show the body */
 };
 
 struct relay_rules {
-	uint8_t track[256];      /* enum relay_track, by message type */
-	uint32_t max_len;        /* limits.max_message_bytes */
+	uint8_t track[256]; /* enum relay_track, by message type */
+	uint32_t max_len;   /* limits.max_message_bytes */
 	relay_msg_fn on_msg;
 };
 
 enum relay_result {
-	RELAY_ERROR = -1,        /* framing error, '*why' says which */
-	RELAY_OK = 0,            /* scanned all it could */
-	RELAY_STOPPED = 1,       /* a handler said STOP */
+	RELAY_ERROR = -1,  /* framing error, '*why' says which */
+	RELAY_OK = 0,      /* scanned all it could */
+	RELAY_STOPPED = 1, /* a handler said STOP */
 };
 
 /* Scans forward from 'scan' over complete headers and tracked bodies. */

@@ -16,7 +16,6 @@
 
 #include "pgvalve/config.h"
 
-#define PGVALVE_VERSION "0.1.0"
 
 struct snapshot {
 	struct config cfg;
@@ -24,8 +23,8 @@ struct snapshot {
 	socklen_t listen_addrlen;
 	struct sockaddr_storage upstream_addr[CONFIG_MAX_UPSTREAMS];
 	socklen_t upstream_addrlen[CONFIG_MAX_UPSTREAMS];
-	SSL_CTX *client_tls;                          /* NULL: answer 'N' to SSLRequest */
-	SSL_CTX *upstream_tls[CONFIG_MAX_UPSTREAMS];  /* NULL: sslmode disable */
+	SSL_CTX *client_tls;                         /* NULL: answer 'N' to SSLRequest */
+	SSL_CTX *upstream_tls[CONFIG_MAX_UPSTREAMS]; /* NULL: sslmode disable */
 	/*
 	 * The upstream new sessions use: cfg.active, or where a switchover moved
 	 * it. The one field the main thread changes after publishing (workers
@@ -43,12 +42,12 @@ struct worker;
 struct runtime {
 	struct worker *workers;
 	int n_workers;
-	struct snapshot *snap;       /* the main thread's current snapshot */
+	struct snapshot *snap; /* the main thread's current snapshot */
 	time_t started;
 	atomic_uint_fast64_t next_conn_id;
-	atomic_int clients;          /* client connections, for limits.max_clients */
+	atomic_int clients; /* client connections, for limits.max_clients */
 	atomic_bool draining;
-	char *admin_token;           /* from admin.token_file; NULL: mutating calls are open */
+	char *admin_token; /* from admin.token_file; NULL: mutating calls are open */
 };
 
 /* Reads admin.token_file (first line, trimmed). Returns false with 'err' filled. */

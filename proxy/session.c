@@ -34,9 +34,9 @@
 #include "worker.h"
 #include "pgvalve/clock.h"
 
-#define CLOSING_FLUSH_MS 5000   /* how long a closing session may take to flush its last words */
-#define CLOSING_LINGER_MS 1000  /* ... and then how long it waits for the client to close */
-#define PUMP_ROUNDS 16          /* reads per callback before yielding to other sessions */
+#define CLOSING_FLUSH_MS 5000  /* how long a closing session may take to flush its last words */
+#define CLOSING_LINGER_MS 1000 /* ... and then how long it waits for the client to close */
+#define PUMP_ROUNDS 16         /* reads per callback before yielding to other sessions */
 
 static void on_client_io(evutil_socket_t fd, short what, void *arg);
 static void on_server_io(evutil_socket_t fd, short what, void *arg);
@@ -67,10 +67,12 @@ static struct log_session who(const struct session *s)
 	};
 }
 
-#define session_log(s, level, ...) do { \
-	struct log_session who_ = who(s); \
-	if (log_enabled(level)) log_msg(level, &who_, __VA_ARGS__); \
-} while (0)
+#define session_log(s, level, ...)                          \
+	do {                                                \
+		struct log_session who_ = who(s);           \
+		if (log_enabled(level))                     \
+			log_msg(level, &who_, __VA_ARGS__); \
+	} while (0)
 
 static void session_set_state(struct session *s, enum session_state state)
 {
@@ -226,8 +228,8 @@ void session_close(struct session *s, const char *sqlstate, const char *fmt, ...
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	session_log(s, sqlstate && strcmp(sqlstate, "57P01") != 0 ? LOG_WARN : LOG_INFO, "closing: %s%s%s", msg,
-		    sqlstate ? " sqlstate=" : "", sqlstate ? sqlstate : "");
+	session_log(s, sqlstate && strcmp(sqlstate, "57P01") != 0 ? LOG_WARN : LOG_INFO, "closing: %s%s%s",
+		    msg, sqlstate ? " sqlstate=" : "", sqlstate ? sqlstate : "");
 	if (sqlstate && strcmp(sqlstate, "08P01") == 0)
 		s->w->stats.protocol_errors_total++;
 
@@ -288,8 +290,9 @@ static void on_eof(struct session *s, bool from_client)
 	if (from_client) {
 		/* A client that leaves (Terminate or not) ends the session; nothing more goes to it. */
 		relay_release(&s->s2c, &s->w->pool);
-		session_close(s, NULL, s->client_terminated ? "client terminated the session" :
-							     "client closed the connection");
+		session_close(s, NULL,
+			      s->client_terminated ? "client terminated the session"
+						   : "client closed the connection");
 		return;
 	}
 	relay_drop_unscanned(&s->s2c);
@@ -333,7 +336,7 @@ static bool scan_and_flush(struct session *s, struct relay_buf *b, struct conn *
 		return false;
 	}
 	if (s->dead || s->state == SESSION_CLOSING)
-		return false;   /* a handler closed the session: nothing more goes anywhere */
+		return false; /* a handler closed the session: nothing more goes anywhere */
 	/* A rejection may have queued an answer for the client. */
 	if (b == &s->c2s && relay_pending(&s->s2c) && !flush(s, &s->s2c, &s->client))
 		return false;
@@ -359,7 +362,7 @@ static void pump(struct session *s, struct relay_buf *b, struct conn *src, struc
 		}
 		room = relay_room(b);
 		if (room == 0)
-			break;   /* full: resumes when 'dst' drains */
+			break; /* full: resumes when 'dst' drains */
 		n = conn_read(src, b->data + b->tail, room);
 		if (n == CONN_AGAIN)
 			break;
@@ -437,7 +440,8 @@ static void unpark(struct session *s)
 		w->parked_tail = prev;
 	s->park_next = NULL;
 	s->parked_on = NULL;
-	session_log(s, LOG_DEBUG, "resumed after %lld ms parked", (long long)(clock_mono_ms() - s->parked_at_ms));
+	session_log(s, LOG_DEBUG, "resumed after %lld ms parked",
+		    (long long)(clock_mono_ms() - s->parked_at_ms));
 	if (s->w->snap->cfg.client_idle_ms > 0)
 		timer_arm(s, s->w->snap->cfg.client_idle_ms);
 	else
@@ -484,7 +488,7 @@ static void start_reject(struct session *s, const struct hold *h, const char *ta
 		finish_reject(s);
 	} else {
 		s->rejecting = true;
-		s->c2s.track_all = true;   /* see every message up to the Sync */
+		s->c2s.track_all = true; /* see every message up to the Sync */
 	}
 }
 
@@ -549,11 +553,12 @@ static enum relay_msg hold_check(struct session *s, uint8_t type, const uint8_t 
 		struct stmt *st;
 		bool uncertain;
 
-		stmt_end = portal_end ? memchr(portal_end + 1, 0, avail - (uint32_t)(portal_end + 1 - body)) : NULL;
+		stmt_end = portal_end ? memchr(portal_end + 1, 0, avail - (uint32_t)(portal_end + 1 - body))
+				      : NULL;
 		if (!stmt_end)
-			return RELAY_MSG_PASS;   /* malformed: the server will say so */
+			return RELAY_MSG_PASS; /* malformed: the server will say so */
 		if (stmt_end == portal_end + 1)
-			return RELAY_MSG_PASS;   /* the unnamed statement was judged at its Parse */
+			return RELAY_MSG_PASS; /* the unnamed statement was judged at its Parse */
 		st = stmt_lookup(&s->statements, (const char *)portal_end + 1, &uncertain);
 		if (!st) {
 			/*
@@ -566,7 +571,8 @@ static enum relay_msg hold_check(struct session *s, uint8_t type, const uint8_t 
 		}
 		/* A named statement is classified once, the first time a hold meets it. */
 		stmt_classify(st, s->w->classify_cache, &opt, r);
-		h = hold_conflict(set, r, s->upstream, &table);   /* sets 'table': call it before reading that */
+		h = hold_conflict(set, r, s->upstream,
+				  &table); /* sets 'table': call it before reading that */
 		return hold_decide(s, h, table, type);
 	}
 	case 'F':
@@ -608,8 +614,8 @@ static void track_close(struct session *s, const uint8_t *body, uint32_t avail, 
 	stmt_close_sent(&s->statements, avail >= 1 && body[0] == 'S', whole ? (const char *)body + 1 : NULL);
 }
 
-static enum relay_msg on_client_msg(void *ctx, uint8_t type, uint8_t *body, uint32_t avail,
-				    uint32_t len, uint32_t *new_len)
+static enum relay_msg on_client_msg(void *ctx, uint8_t type, uint8_t *body, uint32_t avail, uint32_t len,
+				    uint32_t *new_len)
 {
 	struct session *s = ctx;
 	enum relay_msg verdict;
@@ -650,7 +656,7 @@ static enum relay_msg on_client_msg(void *ctx, uint8_t type, uint8_t *body, uint
 	case 'Q':
 		stats_statement(&s->w->stats, worker_now(s->w));
 		/* fall through */
-	case 'F':   /* FunctionCall */
+	case 'F': /* FunctionCall */
 		if (in_open_batch) {
 			/*
 			 * Inside an extended batch not yet closed by Sync: the server
@@ -668,7 +674,7 @@ static enum relay_msg on_client_msg(void *ctx, uint8_t type, uint8_t *body, uint
 	case 'E':
 		stats_statement(&s->w->stats, worker_now(s->w));
 		break;
-	case 'S':   /* Sync */
+	case 'S': /* Sync */
 		s->syncs_pending++;
 		stmt_sync_sent(&s->statements);
 		break;
@@ -685,8 +691,8 @@ static enum relay_msg on_client_msg(void *ctx, uint8_t type, uint8_t *body, uint
 	return RELAY_MSG_PASS;
 }
 
-static enum relay_msg on_server_msg(void *ctx, uint8_t type, uint8_t *body, uint32_t avail,
-				    uint32_t len, uint32_t *new_len)
+static enum relay_msg on_server_msg(void *ctx, uint8_t type, uint8_t *body, uint32_t avail, uint32_t len,
+				    uint32_t *new_len)
 {
 	struct session *s = ctx;
 	struct pgwire_error err;
@@ -697,12 +703,12 @@ static enum relay_msg on_server_msg(void *ctx, uint8_t type, uint8_t *body, uint
 		if (avail < 1)
 			return RELAY_MSG_ERROR;
 		if (s->reject_before_ready)
-			return RELAY_MSG_STOP;   /* scan_and_flush puts the 55P03 in front, then goes on */
+			return RELAY_MSG_STOP; /* scan_and_flush puts the 55P03 in front, then goes on */
 		s->tx_status = (char)body[0];
 		if (s->syncs_pending)
 			s->syncs_pending--;
 		stmt_ready(&s->statements);
-		s->hold_bypass = false;   /* a unit let through by max_wait has ended */
+		s->hold_bypass = false; /* a unit let through by max_wait has ended */
 		if (s->state == SESSION_LOGIN) {
 			session_set_state(s, SESSION_READY);
 			session_log(s, LOG_INFO, "login: backend_pid=%u upstream=%s", s->backend_pid,
@@ -723,7 +729,8 @@ static enum relay_msg on_server_msg(void *ctx, uint8_t type, uint8_t *body, uint
 		stmt_error(&s->statements);
 		if (pgwire_parse_error(body, avail, &err)) {
 			stats_error(&s->w->stats, worker_now(s->w), &err);
-			if (err.severity && (strcmp(err.severity, "FATAL") == 0 || strcmp(err.severity, "PANIC") == 0))
+			if (err.severity &&
+			    (strcmp(err.severity, "FATAL") == 0 || strcmp(err.severity, "PANIC") == 0))
 				s->server_fatal = true;
 		}
 		break;
@@ -739,7 +746,9 @@ static enum relay_msg on_server_msg(void *ctx, uint8_t type, uint8_t *body, uint
 			s->backend_pid = pgwire_get_u32(body);
 			s->backend_key = pgwire_get_u32(body + 4);
 			if (!backend_keys_add(s->backend_pid, s->backend_key, s->upstream))
-				session_log(s, LOG_WARN, "out of memory: cancel requests for this session will be dropped");
+				session_log(
+					s, LOG_WARN,
+					"out of memory: cancel requests for this session will be dropped");
 		}
 		break;
 	case 'R':
@@ -916,8 +925,9 @@ static void upstream_ssl_answer(struct session *s)
 		session_close(s, "08006", "upstream \"%s\" does not accept TLS, but its sslmode is %s",
 			      up->name, config_sslmode_name(up->sslmode));
 	} else {
-		session_close(s, "08006", "upstream \"%s\" answered SSLRequest with an unexpected byte 0x%02x",
-			      up->name, answer);
+		session_close(s, "08006",
+			      "upstream \"%s\" answered SSLRequest with an unexpected byte 0x%02x", up->name,
+			      answer);
 	}
 }
 
@@ -1013,7 +1023,8 @@ static void client_startup(struct session *s)
 		return;
 	case PGWIRE_STARTUP_GSSENC:
 		if (b->tail > st.len) {
-			session_close(s, "08P01", "received unencrypted data after GSSAPI encryption request");
+			session_close(s, "08P01",
+				      "received unencrypted data after GSSAPI encryption request");
 			return;
 		}
 		b->tail = 0;
@@ -1021,10 +1032,13 @@ static void client_startup(struct session *s)
 		return;
 	case PGWIRE_STARTUP_CANCEL:
 		if (cancel_forward(s->w, b->data, st.cancel_pid, st.cancel_key))
-			session_log(s, LOG_INFO, "cancel request for backend_pid=%u forwarded", st.cancel_pid);
+			session_log(s, LOG_INFO, "cancel request for backend_pid=%u forwarded",
+				    st.cancel_pid);
 		else
-			session_log(s, LOG_WARN, "cancel request for backend_pid=%u dropped: not a backend "
-				    "this proxy handed out", st.cancel_pid);
+			session_log(s, LOG_WARN,
+				    "cancel request for backend_pid=%u dropped: not a backend "
+				    "this proxy handed out",
+				    st.cancel_pid);
 		s->dead = true;
 		return;
 	case PGWIRE_STARTUP_V3:
@@ -1052,9 +1066,9 @@ static void closing_step(struct session *s)
 
 	if (!s->lingering) {
 		if (!flush(s, &s->s2c, &s->client) || relay_pending(&s->s2c) > 0)
-			return;   /* failed (then dead), or the rest goes when the socket takes it */
+			return; /* failed (then dead), or the rest goes when the socket takes it */
 		if (s->client.ssl || shutdown(s->client.fd, SHUT_WR) != 0) {
-			s->dead = true;   /* TLS ends with the socket: no half-close */
+			s->dead = true; /* TLS ends with the socket: no half-close */
 			return;
 		}
 		s->lingering = true;
@@ -1136,7 +1150,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 			      up->name, up->host, up->port, cfg->connect_ms);
 		break;
 	case SESSION_WAITING_UPSTREAM:
-		session_close(s, "08006", "timeout: a switchover did not finish within timeouts.auth_ms (%d ms)",
+		session_close(s, "08006",
+			      "timeout: a switchover did not finish within timeouts.auth_ms (%d ms)",
 			      cfg->auth_ms);
 		break;
 	case SESSION_READY: {
@@ -1146,8 +1161,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 			/* max_wait_ms ran out: release the unit or reject it, per the hold's on_timeout. */
 			const struct hold *h = s->parked_on;
 
-			session_log(s, LOG_WARN, "waited max_wait_ms (%lld) on hold %s: %s", (long long)h->max_wait_ms,
-				    h->id, h->on_timeout == HOLD_TIMEOUT_REJECT ? "rejecting" : "releasing");
+			session_log(s, LOG_WARN, "waited max_wait_ms (%lld) on hold %s: %s",
+				    (long long)h->max_wait_ms, h->id,
+				    h->on_timeout == HOLD_TIMEOUT_REJECT ? "rejecting" : "releasing");
 			if (h->on_timeout == HOLD_TIMEOUT_REJECT)
 				s->timeout_reject = true;
 			else
@@ -1160,7 +1176,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		if (cfg->client_idle_ms <= 0) {
 			timer_stop(s);
 		} else if (idle_s * 1000 >= cfg->client_idle_ms && session_is_idle(s)) {
-			session_close(s, "57P05", "terminating connection due to client idle timeout (timeouts.client_idle_ms)");
+			session_close(s, "57P05",
+				      "terminating connection due to client idle timeout "
+				      "(timeouts.client_idle_ms)");
 		} else {
 			timer_arm(s, cfg->client_idle_ms);
 		}
@@ -1185,7 +1203,7 @@ static bool has_room(const struct relay_buf *b)
 bool session_is_idle(const struct session *s)
 {
 	return s->state == SESSION_READY && s->tx_status == 'I' && s->syncs_pending == 0 &&
-	       relay_empty(&s->c2s) && relay_empty(&s->s2c) && relay_at_boundary(&s->c2s);
+		relay_empty(&s->c2s) && relay_empty(&s->s2c) && relay_at_boundary(&s->c2s);
 }
 
 void session_retire(struct session *s, const char *why, bool now)
@@ -1243,7 +1261,7 @@ static void session_settle(struct session *s)
 			server |= EV_WRITE;
 		break;
 	case SESSION_WAITING_UPSTREAM:
-		break;   /* nothing to read before the server's first answer */
+		break; /* nothing to read before the server's first answer */
 	case SESSION_CLOSING:
 		client = s->lingering ? EV_READ : EV_WRITE;
 		break;
@@ -1264,7 +1282,7 @@ void session_recheck_parked(struct session *s)
 {
 	/* The unit waits at c2s.scan: scanning again runs the hold check against the new set. */
 	if (scan_and_flush(s, &s->c2s, &s->server, &s->w->c2s_rules) && !s->parked_on)
-		s->kick_client = true;   /* more may have arrived behind it; read on */
+		s->kick_client = true; /* more may have arrived behind it; read on */
 	session_settle(s);
 }
 

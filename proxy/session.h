@@ -22,19 +22,19 @@ struct worker;
 
 /* Where a session is in its life. Changed only by session_set_state(). */
 enum session_state {
-	SESSION_STARTUP,         /* reading the client's first packet */
-	SESSION_CLIENT_TLS,      /* TLS handshake with the client */
-	SESSION_CONNECTING,      /* TCP connect to the upstream */
-	SESSION_UPSTREAM_SSLREQ, /* waiting for the upstream's answer to SSLRequest */
-	SESSION_UPSTREAM_TLS,    /* TLS handshake with the upstream */
-	SESSION_WAITING_UPSTREAM,/* startup read; a switchover decides where it connects */
-	SESSION_LOGIN,           /* startup forwarded; relaying authentication */
-	SESSION_READY,           /* logged in: relaying queries */
-	SESSION_CLOSING,         /* flushing a last message to the client, then gone */
+	SESSION_STARTUP,          /* reading the client's first packet */
+	SESSION_CLIENT_TLS,       /* TLS handshake with the client */
+	SESSION_CONNECTING,       /* TCP connect to the upstream */
+	SESSION_UPSTREAM_SSLREQ,  /* waiting for the upstream's answer to SSLRequest */
+	SESSION_UPSTREAM_TLS,     /* TLS handshake with the upstream */
+	SESSION_WAITING_UPSTREAM, /* startup read; a switchover decides where it connects */
+	SESSION_LOGIN,            /* startup forwarded; relaying authentication */
+	SESSION_READY,            /* logged in: relaying queries */
+	SESSION_CLOSING,          /* flushing a last message to the client, then gone */
 };
 
 struct session {
-	struct session *prev, *next;   /* the worker's list */
+	struct session *prev, *next; /* the worker's list */
 	struct worker *w;
 	uint64_t id;
 	enum session_state state;
@@ -42,35 +42,35 @@ struct session {
 	struct conn server;
 	struct relay_buf c2s;
 	struct relay_buf s2c;
-	struct event *timer;           /* connect/auth deadline, idle checks, closing flush */
+	struct event *timer; /* connect/auth deadline, idle checks, closing flush */
 
-	char tx_status;                /* last ReadyForQuery: 'I', 'T' or 'E' */
-	uint32_t syncs_pending;        /* Query/Sync/FunctionCall sent, ReadyForQuery not yet seen */
+	char tx_status;         /* last ReadyForQuery: 'I', 'T' or 'E' */
+	uint32_t syncs_pending; /* Query/Sync/FunctionCall sent, ReadyForQuery not yet seen */
 	uint32_t backend_pid;
 	uint32_t backend_key;
-	int upstream;                  /* index in the snapshot's upstreams */
-	bool client_tls_done;          /* an SSLRequest was answered: no second one */
-	bool scs_off;                  /* standard_conforming_strings = off */
-	bool server_fatal;             /* the server sent a FATAL error: its close is expected */
-	bool client_terminated;        /* the client sent Terminate */
-	bool dead;                     /* free at the end of the current callback */
-	bool kick_client;              /* TLS holds decrypted client bytes: read again after settling */
-	bool kick_server;              /* the same for the server side */
-	bool lingering;                /* closing: last words sent, waiting for the client to close */
-	bool retiring;                 /* close at the next idle point, with 'retire_msg' (57P01) */
+	int upstream;           /* index in the snapshot's upstreams */
+	bool client_tls_done;   /* an SSLRequest was answered: no second one */
+	bool scs_off;           /* standard_conforming_strings = off */
+	bool server_fatal;      /* the server sent a FATAL error: its close is expected */
+	bool client_terminated; /* the client sent Terminate */
+	bool dead;              /* free at the end of the current callback */
+	bool kick_client;       /* TLS holds decrypted client bytes: read again after settling */
+	bool kick_server;       /* the same for the server side */
+	bool lingering;         /* closing: last words sent, waiting for the client to close */
+	bool retiring;          /* close at the next idle point, with 'retire_msg' (57P01) */
 	char retire_msg[160];
-	struct stmt_map statements;    /* named prepared statements (Parse/Close) */
+	struct stmt_map statements; /* named prepared statements (Parse/Close) */
 
 	/* Holds: a parked session's next unit of work waits in c2s, unscanned. */
-	const struct hold *parked_on;  /* NULL unless parked */
-	struct session *park_next;     /* the worker's parked list, in arrival order */
+	const struct hold *parked_on; /* NULL unless parked */
+	struct session *park_next;    /* the worker's parked list, in arrival order */
 	int64_t parked_at_ms;
-	bool hold_bypass;              /* max_wait ran out: this unit goes through */
-	bool timeout_reject;           /* max_wait ran out under on_timeout=reject */
-	bool rejecting;                /* discarding the rejected unit up to its Sync */
-	bool batch_forwarded;          /* extended messages since the last Sync reached the server */
-	bool reject_before_ready;      /* put the 55P03 before the server's next ReadyForQuery */
-	char rejected_table[CLASSIFY_NAME_MAX];   /* for the 55P03 message */
+	bool hold_bypass;                       /* max_wait ran out: this unit goes through */
+	bool timeout_reject;                    /* max_wait ran out under on_timeout=reject */
+	bool rejecting;                         /* discarding the rejected unit up to its Sync */
+	bool batch_forwarded;                   /* extended messages since the last Sync reached the server */
+	bool reject_before_ready;               /* put the 55P03 before the server's next ReadyForQuery */
+	char rejected_table[CLASSIFY_NAME_MAX]; /* for the 55P03 message */
 	char rejected_hold[HOLD_ID_MAX];
 	time_t connected_at;
 	time_t last_activity;

@@ -15,8 +15,8 @@
 
 struct runtime rt;
 
-static bool resolve(const char *host, int port, bool passive, struct sockaddr_storage *out,
-		    socklen_t *outlen, char *err, size_t errlen, const char *key)
+static bool resolve(const char *host, int port, bool passive, struct sockaddr_storage *out, socklen_t *outlen,
+		    char *err, size_t errlen, const char *key)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = passive ? AI_PASSIVE : 0 };
 	struct addrinfo *res;
@@ -43,14 +43,14 @@ struct snapshot *snapshot_build(struct config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	if (!resolve(cfg->listen_host, cfg->listen_port, true, &snap->listen_addr,
-		     &snap->listen_addrlen, err, errlen, "listen.host"))
+	if (!resolve(cfg->listen_host, cfg->listen_port, true, &snap->listen_addr, &snap->listen_addrlen, err,
+		     errlen, "listen.host"))
 		goto fail;
 	for (int i = 0; i < cfg->n_upstreams; i++) {
 		const struct config_upstream *up = &cfg->upstreams[i];
 
-		if (!resolve(up->host, up->port, false, &snap->upstream_addr[i],
-			     &snap->upstream_addrlen[i], err, errlen, "upstream.host"))
+		if (!resolve(up->host, up->port, false, &snap->upstream_addr[i], &snap->upstream_addrlen[i],
+			     err, errlen, "upstream.host"))
 			goto fail;
 		if (up->sslmode != SSLMODE_DISABLE &&
 		    !(snap->upstream_tls[i] = tls_upstream_ctx(up, err, errlen)))
@@ -87,8 +87,8 @@ bool runtime_load_token(const char *path, char **token, char *err, size_t errlen
 	buf[n] = '\0';
 	buf[strcspn(buf, "\r\n")] = '\0';
 	if (strlen(buf) < 16) {
-		snprintf(err, errlen, "\"admin.token_file\": \"%s\" must hold a token of at least 16 characters",
-			 path);
+		snprintf(err, errlen,
+			 "\"admin.token_file\": \"%s\" must hold a token of at least 16 characters", path);
 		return false;
 	}
 	*token = strdup(buf);

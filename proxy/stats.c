@@ -107,7 +107,7 @@ void stats_window_add(const struct stats *st, time_t now, int window_s, struct s
 		out->statements += b->statements;
 		out->errors += b->errors;
 		for (int k = 0; k < b->keys.n; k++)
-			stats_keys_add(&out->keys, b->keys.v[k].kind, b->keys.v[k].name,
-				       b->keys.v[k].count, 1 << 20);
+			stats_keys_add(&out->keys, b->keys.v[k].kind, b->keys.v[k].name, b->keys.v[k].count,
+				       1 << 20);
 	}
 }

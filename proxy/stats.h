@@ -13,8 +13,8 @@
 
 #include "pgvalve/pgwire.h"
 
-#define STATS_WINDOW_S 330          /* at least five minutes, plus slack */
-#define STATS_KEYS_PER_BUCKET 256   /* distinct (kind, name) per second per worker */
+#define STATS_WINDOW_S 330        /* at least five minutes, plus slack */
+#define STATS_KEYS_PER_BUCKET 256 /* distinct (kind, name) per second per worker */
 
 enum stats_key_kind { STATS_SQLSTATE, STATS_TABLE, STATS_CONSTRAINT, STATS_KIND_COUNT };
 
@@ -38,13 +38,13 @@ struct stats_bucket {
 
 struct stats {
 	uint64_t connections_total;
-	uint64_t clients;            /* current client connections */
+	uint64_t clients; /* current client connections */
 	uint64_t bytes_client_to_server;
 	uint64_t bytes_server_to_client;
 	uint64_t statements_total;
 	uint64_t errors_total;
-	uint64_t protocol_errors_total;   /* connections closed for malformed input */
-	struct stats_keys errors_by_sqlstate;  /* totals, kind STATS_SQLSTATE only */
+	uint64_t protocol_errors_total;       /* connections closed for malformed input */
+	struct stats_keys errors_by_sqlstate; /* totals, kind STATS_SQLSTATE only */
 	struct stats_bucket ring[STATS_WINDOW_S];
 };
 

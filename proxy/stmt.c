@@ -11,7 +11,7 @@
 
 static uint32_t hash_name(const char *s)
 {
-	uint32_t h = 2166136261u;   /* FNV-1a */
+	uint32_t h = 2166136261u; /* FNV-1a */
 
 	for (; *s; s++)
 		h = (h ^ (uint8_t)*s) * 16777619u;
@@ -40,7 +40,7 @@ void stmt_classify(struct stmt *st, struct classify_cache *cache, const struct c
 		r->flags = CLASSIFY_UNKNOWN;
 		r->unknown_reason = "statement text longer than the proxy keeps";
 	}
-	st->res = classify_compact_copy(r);   /* NULL (out of memory): classify again next time */
+	st->res = classify_compact_copy(r); /* NULL (out of memory): classify again next time */
 }
 
 static size_t stmt_bytes(const struct stmt *st)
@@ -161,7 +161,7 @@ static struct stmt *stmt_new(struct stmt_map *m, const char *name, const char *s
 /* Puts a pending statement into the map, replacing one of the same name. */
 static void map_insert(struct stmt_map *m, struct stmt *st)
 {
-	m->bytes -= stmt_bytes(st);   /* counted again below, as the map's */
+	m->bytes -= stmt_bytes(st); /* counted again below, as the map's */
 	map_remove(m, st->name);
 	if (m->count >= STMT_MAX_COUNT || (m->count >= m->n_slots && !grow(m))) {
 		stmt_free(st);
@@ -223,7 +223,7 @@ void stmt_parse_sent(struct stmt_map *m, const char *name, const char *sql, size
 	if (m->overflowed)
 		return;
 	if (!name) {
-		stmt_forget(m);   /* a statement we cannot name */
+		stmt_forget(m); /* a statement we cannot name */
 		return;
 	}
 	if (*name && !(st = stmt_new(m, name, sql, sql_len)))

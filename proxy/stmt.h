@@ -26,13 +26,13 @@
 
 #define STMT_MAX_COUNT 4096
 #define STMT_MAX_BYTES (4u << 20)
-#define STMT_MAX_PENDING 8192     /* Parse/Close/Sync sent and not yet answered */
+#define STMT_MAX_PENDING 8192 /* Parse/Close/Sync sent and not yet answered */
 
 struct stmt {
-	struct stmt *next;       /* hash chain */
+	struct stmt *next; /* hash chain */
 	uint32_t hash;
 	char *name;
-	char *sql;               /* NULL: text unknown (longer than the relay shows whole) */
+	char *sql; /* NULL: text unknown (longer than the relay shows whole) */
 	/* Its classification, made once, the first time a hold needs it (NULL: not yet). */
 	struct classify_compact *res;
 };
@@ -47,18 +47,19 @@ void stmt_classify(struct stmt *st, struct classify_cache *cache, const struct c
 
 /* One message the server has yet to answer: what to do when it does. */
 struct stmt_op {
-	uint8_t kind;            /* 'P' Parse, 'C' Close, 'S' Sync (or Query, FunctionCall) */
-	struct stmt *st;         /* Parse: the statement (NULL: unnamed); Close: the name (NULL: not a named statement) */
+	uint8_t kind; /* 'P' Parse, 'C' Close, 'S' Sync (or Query, FunctionCall) */
+	struct stmt
+		*st; /* Parse: the statement (NULL: unnamed); Close: the name (NULL: not a named statement) */
 };
 
 struct stmt_map {
-	struct stmt **slots;     /* NULL until the first named ParseComplete */
+	struct stmt **slots; /* NULL until the first named ParseComplete */
 	uint32_t n_slots;
 	uint32_t count;
-	size_t bytes;            /* the map's and the queue's statements */
-	bool overflowed;         /* something was forgotten: no name can be trusted */
+	size_t bytes;    /* the map's and the queue's statements */
+	bool overflowed; /* something was forgotten: no name can be trusted */
 
-	struct stmt_op *ops;     /* ring of pending operations, oldest at ops_head */
+	struct stmt_op *ops; /* ring of pending operations, oldest at ops_head */
 	uint32_t ops_cap;
 	uint32_t ops_head;
 	uint32_t ops_n;

@@ -38,12 +38,12 @@ struct switchover {
 	int target;
 	int previous;
 	int64_t drain_ms;
-	bool terminate;              /* on_drain_timeout "terminate": close busy sessions at once */
+	bool terminate; /* on_drain_timeout "terminate": close busy sessions at once */
 	int64_t started_ms;
 	struct event *tick;
 	switchover_done_fn done;
-	void *ctx;                   /* NULL once the requester went away */
-	char why[160];               /* the 57P01 message old sessions get */
+	void *ctx;     /* NULL once the requester went away */
+	char why[160]; /* the 57P01 message old sessions get */
 };
 
 static struct event_base *switch_base;
@@ -89,8 +89,8 @@ static void count_job(struct worker *w, void *arg)
 
 struct finish {
 	const struct switchover *sw;
-	int closed;                  /* closed now */
-	int retiring;                /* inside a transaction: closed at their next idle point */
+	int closed;   /* closed now */
+	int retiring; /* inside a transaction: closed at their next idle point */
 	cJSON *retiring_pids;
 };
 
@@ -115,7 +115,7 @@ static void finish_job(struct worker *w, void *arg)
 		} else {
 			f->closed++;
 		}
-		session_retire(s, f->sw->why, f->sw->terminate);   /* may free s */
+		session_retire(s, f->sw->why, f->sw->terminate); /* may free s */
 	}
 }
 
@@ -154,7 +154,7 @@ static int count_busy(int target)
 	int n = 0;
 
 	if (!per || !args)
-		abort();   /* defensive: a few bytes */
+		abort(); /* defensive: a few bytes */
 	for (int i = 0; i < rt.n_workers; i++) {
 		per[i].target = target;
 		args[i] = &per[i];
@@ -178,14 +178,14 @@ static void finish(bool drained)
 	cJSON *doc = cJSON_CreateObject(), *pids = cJSON_CreateArray(), *pid;
 
 	if (!per || !args)
-		abort();   /* defensive: a few bytes; a half-done switchover would be worse */
+		abort(); /* defensive: a few bytes; a half-done switchover would be worse */
 	for (int i = 0; i < rt.n_workers; i++) {
 		per[i].sw = sw;
 		per[i].retiring_pids = cJSON_CreateArray();
 		args[i] = &per[i];
 	}
 	worker_call_all(finish_job, args);
-	rt.snap->active = sw->target;   /* for /status and the next reload */
+	rt.snap->active = sw->target; /* for /status and the next reload */
 	(void)hold_registry_release(SWITCHOVER_HOLD_ID);
 	for (int i = 0; i < rt.n_workers; i++) {
 		closed += per[i].closed;
@@ -197,7 +197,8 @@ static void finish(bool drained)
 	free(per);
 	free(args);
 	log_info("switchover: upstream \"%s\" is active (was \"%s\"); %s after %lld ms; %d old session(s) "
-		 "closed, %d %s", cfg->upstreams[sw->target].name, cfg->upstreams[sw->previous].name,
+		 "closed, %d %s",
+		 cfg->upstreams[sw->target].name, cfg->upstreams[sw->previous].name,
 		 drained ? "drained" : "drain_ms ran out", (long long)elapsed, closed, retiring,
 		 "inside a transaction, closed at their next idle point");
 	cJSON_AddStringToObject(doc, "upstream", cfg->upstreams[sw->target].name);
@@ -306,7 +307,7 @@ int switchover_begin(const cJSON *body, switchover_done_fn done, void *ctx, char
 		 "terminating connection: pgvalve-proxy switched to upstream \"%s\"; reconnect",
 		 rt.snap->cfg.upstreams[sw->target].name);
 	worker_call_all(begin_job, NULL);
-	status = hold_registry_add(hold, NULL, err, errlen);   /* takes 'hold' */
+	status = hold_registry_add(hold, NULL, err, errlen); /* takes 'hold' */
 	if (status != 0) {
 		worker_call_all(abort_job, NULL);
 		event_free(sw->tick);
@@ -315,8 +316,9 @@ int switchover_begin(const cJSON *body, switchover_done_fn done, void *ctx, char
 	}
 	current = sw;
 	log_info("switchover to upstream \"%s\": holding everything, draining sessions on \"%s\" for up "
-		 "to %lld ms", rt.snap->cfg.upstreams[sw->target].name,
-		 rt.snap->cfg.upstreams[sw->previous].name, (long long)sw->drain_ms);
+		 "to %lld ms",
+		 rt.snap->cfg.upstreams[sw->target].name, rt.snap->cfg.upstreams[sw->previous].name,
+		 (long long)sw->drain_ms);
 	/* Often nothing is busy: finish without waiting a tick. */
 	on_tick(-1, 0, NULL);
 	if (current)
@@ -338,7 +340,8 @@ void switchover_abort(const char *why)
 		return;
 	worker_call_all(abort_job, NULL);
 	(void)hold_registry_release(SWITCHOVER_HOLD_ID);
-	log_warn("switchover to upstream \"%s\" aborted: %s", rt.snap->cfg.upstreams[current->target].name, why);
+	log_warn("switchover to upstream \"%s\" aborted: %s", rt.snap->cfg.upstreams[current->target].name,
+		 why);
 	doc = cJSON_CreateObject();
 	cJSON_AddStringToObject(doc, "error", why);
 	end(503, doc);

@@ -23,8 +23,9 @@ static void tls_common(SSL_CTX *ctx)
 {
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	/* Buffers move between retries (the relay compacts) and idle sessions drop theirs. */
-	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-			      SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_mode(ctx,
+			 SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+				 SSL_MODE_RELEASE_BUFFERS);
 }
 
 SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file, char *err, size_t errlen)

@@ -62,8 +62,8 @@ static struct worker *least_loaded(struct worker *self)
 	return best;
 }
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
-		      int addrlen, void *arg)
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr, int addrlen,
+		      void *arg)
 {
 	struct worker *w = arg, *target = least_loaded(w);
 	struct handoff *h;
@@ -112,7 +112,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 				pthread_cond_signal(&batch->cv);
 			pthread_mutex_unlock(&batch->mu);
 		} else {
-			free(jobs);   /* posted with worker_post: nobody waits for it */
+			free(jobs); /* posted with worker_post: nobody waits for it */
 		}
 		jobs = next;
 	}
@@ -173,7 +173,8 @@ bool worker_init(struct worker *w, int index, const struct snapshot *snap, char 
 		return false;
 	}
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	w->wake_ev = w->wake_fd >= 0 ? event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, on_wake, w) : NULL;
+	w->wake_ev = w->wake_fd >= 0 ? event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, on_wake, w)
+				     : NULL;
 	if (!w->wake_ev || event_add(w->wake_ev, NULL) != 0) {
 		snprintf(err, errlen, "cannot create worker wakeup: %s", strerror(errno));
 		return false;
@@ -267,7 +268,7 @@ void worker_call_all(worker_job_fn fn, void **args)
 	struct worker **workers = calloc((size_t)rt.n_workers, sizeof(*workers));
 
 	if (!jobs || !workers)
-		abort();  /* the admin thread cannot do its job without this; nothing sane to return */
+		abort(); /* the admin thread cannot do its job without this; nothing sane to return */
 	for (int i = 0; i < rt.n_workers; i++) {
 		workers[i] = &rt.workers[i];
 		jobs[i] = (struct worker_job){ .fn = fn, .arg = args ? args[i] : NULL };
@@ -294,7 +295,8 @@ void worker_apply_holds(struct worker *w, void *arg)
 			n++;
 		a->parked_refs = n ? calloc((size_t)n, sizeof(*a->parked_refs)) : NULL;
 		for (s = w->parked_head; s && a->parked_refs; s = s->park_next)
-			a->parked_refs[a->n_parked_refs++] = (struct parked_ref){ s->parked_at_ms, w->index, s->id };
+			a->parked_refs[a->n_parked_refs++] = (struct parked_ref){ s->parked_at_ms, w->index,
+										  s->id };
 	}
 	for (s = w->sessions; s; s = s->next) {
 		if (s->parked_on && (!a->count_id || strcmp(s->parked_on->id, a->count_id) == 0))
@@ -313,7 +315,7 @@ void worker_recheck_parked(struct worker *w, void *arg)
 
 	for (struct session *s = w->parked_head; s; s = s->park_next) {
 		if (s->id == id) {
-			session_recheck_parked(s);   /* may free s: nothing touches it after */
+			session_recheck_parked(s); /* may free s: nothing touches it after */
 			return;
 		}
 	}

@@ -48,23 +48,23 @@ struct worker {
 	struct relay_rules c2s_rules;
 	struct relay_rules s2c_rules;
 
-	struct session *sessions;    /* all sessions of this worker, newest first */
-	atomic_int n_sessions;       /* written by this worker; read by others to balance accepts */
+	struct session *sessions; /* all sessions of this worker, newest first */
+	atomic_int n_sessions;    /* written by this worker; read by others to balance accepts */
 	struct relay_pool pool;
 	struct stats stats;
 	bool draining;
-	int active;                  /* upstream index new sessions connect to */
-	bool switching;              /* a switchover is draining: new sessions wait to connect */
+	int active;     /* upstream index new sessions connect to */
+	bool switching; /* a switchover is draining: new sessions wait to connect */
 
-	const struct hold_set *holds;            /* NULL or empty: nothing is classified */
-	struct session *parked_head;             /* parked sessions, in arrival order */
+	const struct hold_set *holds; /* NULL or empty: nothing is classified */
+	struct session *parked_head;  /* parked sessions, in arrival order */
 	struct session *parked_tail;
 	struct classify_result classify_scratch; /* one classification at a time per worker */
 	struct classify_cache *classify_cache;   /* this worker's parse cache (never NULL after init) */
 
 	pthread_mutex_t jobs_mu;
-	struct worker_job *jobs;     /* LIFO; order across one batch does not matter */
-	int wake_fd;                 /* eventfd: jobs are waiting */
+	struct worker_job *jobs; /* LIFO; order across one batch does not matter */
+	int wake_fd;             /* eventfd: jobs are waiting */
 	struct event *wake_ev;
 };
 
@@ -96,13 +96,13 @@ struct parked_ref {
 
 /* Job argument and answer for worker_apply_holds. */
 struct hold_apply {
-	const struct hold_set *set;   /* the new set (may be empty) */
-	const char *count_id;         /* count sessions parked on this hold (NULL: on any) */
-	bool list_parked;             /* fill 'parked_refs' (a hold went away: some may resume) */
+	const struct hold_set *set; /* the new set (may be empty) */
+	const char *count_id;       /* count sessions parked on this hold (NULL: on any) */
+	bool list_parked;           /* fill 'parked_refs' (a hold went away: some may resume) */
 	int parked;
 	int in_transaction;
-	cJSON *pids;                  /* backend PIDs of sessions inside a transaction */
-	struct parked_ref *parked_refs;   /* malloc'd; the caller frees */
+	cJSON *pids;                    /* backend PIDs of sessions inside a transaction */
+	struct parked_ref *parked_refs; /* malloc'd; the caller frees */
 	int n_parked_refs;
 };
 

@@ -28,8 +28,8 @@
 #define CLASSIFY_PARSE_MAX_LIMIT (256 * 1024)
 #define CLASSIFY_STACK_BYTES (64u << 20)
 
-#define CLASSIFY_NAME_MAX 64      /* NAMEDATALEN: longer identifiers are truncated by PostgreSQL too */
-#define CLASSIFY_MAX_REFS 64      /* more distinct tables than this: CLASSIFY_UNKNOWN */
+#define CLASSIFY_NAME_MAX 64 /* NAMEDATALEN: longer identifiers are truncated by PostgreSQL too */
+#define CLASSIFY_MAX_REFS 64 /* more distinct tables than this: CLASSIFY_UNKNOWN */
 
 enum classify_access {
 	CLASSIFY_READ = 1 << 0,
@@ -37,27 +37,27 @@ enum classify_access {
 };
 
 enum classify_flag {
-	CLASSIFY_UNKNOWN = 1 << 0,      /* could touch any table: fail closed */
-	CLASSIFY_TX_CONTROL = 1 << 1,   /* BEGIN, COMMIT, ROLLBACK, SAVEPOINT, ... */
-	CLASSIFY_DDL = 1 << 2,          /* a utility statement on a table */
+	CLASSIFY_UNKNOWN = 1 << 0,    /* could touch any table: fail closed */
+	CLASSIFY_TX_CONTROL = 1 << 1, /* BEGIN, COMMIT, ROLLBACK, SAVEPOINT, ... */
+	CLASSIFY_DDL = 1 << 2,        /* a utility statement on a table */
 };
 
 /* One table a statement refers to. Names are as PostgreSQL folds them. */
 struct classify_ref {
-	char schema[CLASSIFY_NAME_MAX];   /* "" when unqualified (matches the name in any schema) */
+	char schema[CLASSIFY_NAME_MAX]; /* "" when unqualified (matches the name in any schema) */
 	char name[CLASSIFY_NAME_MAX];
-	uint8_t access;                   /* enum classify_access bits */
+	uint8_t access; /* enum classify_access bits */
 };
 
 struct classify_result {
-	unsigned flags;                   /* enum classify_flag bits */
-	const char *unknown_reason;       /* static text when CLASSIFY_UNKNOWN */
+	unsigned flags;             /* enum classify_flag bits */
+	const char *unknown_reason; /* static text when CLASSIFY_UNKNOWN */
 	int n_refs;
 	struct classify_ref refs[CLASSIFY_MAX_REFS];
 };
 
 struct classify_options {
-	size_t parse_max_bytes;               /* longer SQL is not parsed: unknown (capped at CLASSIFY_PARSE_MAX_LIMIT) */
+	size_t parse_max_bytes; /* longer SQL is not parsed: unknown (capped at CLASSIFY_PARSE_MAX_LIMIT) */
 	bool standard_conforming_strings_off; /* the session's setting: 'off' means unknown */
 };
 

@@ -18,9 +18,9 @@
 /* What is worth keeping of a classify_result, in as many bytes as it needs. */
 struct classify_compact {
 	unsigned flags;
-	const char *unknown_reason;   /* static text, as in classify_result */
+	const char *unknown_reason; /* static text, as in classify_result */
 	int n_refs;
-	struct classify_ref refs[];   /* exactly n_refs */
+	struct classify_ref refs[]; /* exactly n_refs */
 };
 
 /* The size of the compact copy of 'r'. */
@@ -42,19 +42,19 @@ void classify_compact_fill(const struct classify_compact *c, struct classify_res
  * (it ends at the first), so every NUL in a key starts a placeholder.
  */
 enum classify_literal_kind {
-	CLASSIFY_LIT_INT = 'i',      /* digits whose value fits in int32: 48213 (the scanner's ICONST) */
-	CLASSIFY_LIT_NUMERIC = 'f',  /* any other number: 1.5  .5  5.  1e3  99999999999 (FCONST) */
-	CLASSIFY_LIT_STRING = 's',   /* '...', also the string of N'...' */
-	CLASSIFY_LIT_ESTRING = 'e',  /* E'...' whose escapes are all single-character ones */
-	CLASSIFY_LIT_BITS = 'b',     /* B'...' */
-	CLASSIFY_LIT_HEX = 'x',      /* X'...' */
-	CLASSIFY_LIT_DOLLAR = 'd',   /* $$...$$, $tag$...$tag$ */
+	CLASSIFY_LIT_INT = 'i',     /* digits whose value fits in int32: 48213 (the scanner's ICONST) */
+	CLASSIFY_LIT_NUMERIC = 'f', /* any other number: 1.5  .5  5.  1e3  99999999999 (FCONST) */
+	CLASSIFY_LIT_STRING = 's',  /* '...', also the string of N'...' */
+	CLASSIFY_LIT_ESTRING = 'e', /* E'...' whose escapes are all single-character ones */
+	CLASSIFY_LIT_BITS = 'b',    /* B'...' */
+	CLASSIFY_LIT_HEX = 'x',     /* X'...' */
+	CLASSIFY_LIT_DOLLAR = 'd',  /* $$...$$, $tag$...$tag$ */
 };
 
 /* One literal a key blanked: sql[start .. start + len). */
 struct classify_literal {
 	size_t start, len;
-	char kind;                   /* enum classify_literal_kind */
+	char kind; /* enum classify_literal_kind */
 };
 
 /* The most bytes the key of 'len' bytes of text takes: a 2-byte placeholder stands for >= 1 byte. */
@@ -103,11 +103,11 @@ void classify_cache_sql(struct classify_cache *c, const char *sql, size_t len,
 			const struct classify_options *opt, struct classify_result *out);
 
 struct classify_cache_stats {
-	uint64_t hits;        /* answered from the cache */
-	uint64_t misses;      /* cacheable text that was not there (kept or not) */
-	uint64_t evictions;   /* entries dropped to make room */
-	size_t entries;       /* now, never above max_entries */
-	size_t bytes;         /* now, never above max_bytes */
+	uint64_t hits;      /* answered from the cache */
+	uint64_t misses;    /* cacheable text that was not there (kept or not) */
+	uint64_t evictions; /* entries dropped to make room */
+	size_t entries;     /* now, never above max_entries */
+	size_t bytes;       /* now, never above max_bytes */
 };
 
 void classify_cache_stats(const struct classify_cache *c, struct classify_cache_stats *out);

@@ -31,17 +31,17 @@ struct config {
 
 	struct config_upstream upstreams[CONFIG_MAX_UPSTREAMS];
 	int n_upstreams;
-	int active;                 /* index into upstreams */
-	bool named_upstreams;       /* given as "upstreams" (error messages name keys that way) */
+	int active;           /* index into upstreams */
+	bool named_upstreams; /* given as "upstreams" (error messages name keys that way) */
 
-	char *tls_cert_file;        /* both set, or neither: TLS to clients off */
+	char *tls_cert_file; /* both set, or neither: TLS to clients off */
 	char *tls_key_file;
 
 	char *admin_host;
 	int admin_port;
 	char *admin_token_file;
 
-	int workers;                /* 0 in the file: number of cores */
+	int workers; /* 0 in the file: number of cores */
 
 	int64_t max_clients;
 	int64_t max_message_bytes;
@@ -49,7 +49,7 @@ struct config {
 
 	int connect_ms;
 	int auth_ms;
-	int client_idle_ms;         /* 0: no idle timeout */
+	int client_idle_ms; /* 0: no idle timeout */
 	int shutdown_timeout_ms;
 
 	enum log_level log_level;
@@ -69,8 +69,7 @@ bool config_load_file(struct config *cfg, const char *path, struct config_error 
 	__attribute__((warn_unused_result));
 
 /* Checks what parsing cannot: a non-loopback admin needs a token, TLS needs both files, ... */
-bool config_validate(const struct config *cfg, struct config_error *err)
-	__attribute__((warn_unused_result));
+bool config_validate(const struct config *cfg, struct config_error *err) __attribute__((warn_unused_result));
 
 /* "HOST:PORT", "[v6]:PORT" or ":PORT". Returns false if malformed; *host is malloc'd. */
 bool config_parse_hostport(const char *s, char **host, int *port);

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define LOG_LINE_MAX 4096   /* longest line written, newline included; fields are cut to fit */
+#define LOG_LINE_MAX 4096 /* longest line written, newline included; fields are cut to fit */
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
@@ -30,7 +30,11 @@ bool log_format_parse(const char *s, enum log_format *out);
 void log_msg(enum log_level level, const struct log_session *who, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-#define log_debug(...) do { if (log_enabled(LOG_DEBUG)) log_msg(LOG_DEBUG, NULL, __VA_ARGS__); } while (0)
+#define log_debug(...)                                         \
+	do {                                                   \
+		if (log_enabled(LOG_DEBUG))                    \
+			log_msg(LOG_DEBUG, NULL, __VA_ARGS__); \
+	} while (0)
 #define log_info(...) log_msg(LOG_INFO, NULL, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, NULL, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, NULL, __VA_ARGS__)

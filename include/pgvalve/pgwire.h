@@ -13,8 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PGWIRE_HEADER_LEN 5          /* type byte + int32 length */
-#define PGWIRE_STARTUP_MAX 10000     /* PostgreSQL's MAX_STARTUP_PACKET_LENGTH */
+#define PGWIRE_HEADER_LEN 5      /* type byte + int32 length */
+#define PGWIRE_STARTUP_MAX 10000 /* PostgreSQL's MAX_STARTUP_PACKET_LENGTH */
 #define PGWIRE_PROTO_MAJOR_V3 3
 #define PGWIRE_SSL_REQUEST 80877103
 #define PGWIRE_GSSENC_REQUEST 80877104
@@ -74,30 +74,30 @@ enum pgwire_startup_kind {
 /* An untyped first packet. Strings point into the packet and are NUL-terminated there. */
 struct pgwire_startup {
 	enum pgwire_startup_kind kind;
-	uint32_t len;             /* bytes of the whole packet */
-	uint32_t code;            /* protocol version or request code */
-	const char *user;         /* V3 only; never NULL for a valid V3 packet */
-	const char *database;     /* V3 only; defaults to user, as the server does */
+	uint32_t len;                 /* bytes of the whole packet */
+	uint32_t code;                /* protocol version or request code */
+	const char *user;             /* V3 only; never NULL for a valid V3 packet */
+	const char *database;         /* V3 only; defaults to user, as the server does */
 	const char *application_name; /* V3 only; may be NULL */
-	uint32_t cancel_pid;      /* CANCEL only */
-	uint32_t cancel_key;      /* CANCEL only */
+	uint32_t cancel_pid;          /* CANCEL only */
+	uint32_t cancel_key;          /* CANCEL only */
 };
 
 /*
  * Parses the first packet of a connection (or the one after an SSL/GSS
  * negotiation). On error '*why' names what is wrong, for the ErrorResponse.
  */
-enum pgwire_result pgwire_parse_startup(const uint8_t *p, size_t avail,
-					struct pgwire_startup *out, const char **why);
+enum pgwire_result pgwire_parse_startup(const uint8_t *p, size_t avail, struct pgwire_startup *out,
+					const char **why);
 
 /* Fields of an ErrorResponse / NoticeResponse body; any may be NULL. */
 struct pgwire_error {
-	const char *severity;     /* 'V' (untranslated) or 'S' */
-	const char *sqlstate;     /* 'C' */
-	const char *message;      /* 'M' */
-	const char *schema;       /* 's' */
-	const char *table;        /* 't' */
-	const char *constraint;   /* 'n' */
+	const char *severity;   /* 'V' (untranslated) or 'S' */
+	const char *sqlstate;   /* 'C' */
+	const char *message;    /* 'M' */
+	const char *schema;     /* 's' */
+	const char *table;      /* 't' */
+	const char *constraint; /* 'n' */
 };
 
 /*
@@ -112,8 +112,8 @@ bool pgwire_parse_error(const uint8_t *body, size_t len, struct pgwire_error *e)
  * bytes it needs; writes nothing if that exceeds 'cap'. 'message' is cut at
  * 1000 bytes.
  */
-size_t pgwire_build_error(uint8_t *out, size_t cap, const char *severity,
-			  const char *sqlstate, const char *message);
+size_t pgwire_build_error(uint8_t *out, size_t cap, const char *severity, const char *sqlstate,
+			  const char *message);
 
 /*
  * Removes 'mech' from an AuthenticationSASL body (int32 10, then a list of
@@ -123,8 +123,7 @@ size_t pgwire_build_error(uint8_t *out, size_t cap, const char *severity,
 size_t pgwire_sasl_remove_mechanism(uint8_t *body, size_t len, const char *mech);
 
 /* ParameterStatus body: name\0value\0. Returns false when malformed. */
-bool pgwire_parse_parameter_status(const uint8_t *body, size_t len,
-				   const char **name, const char **value);
+bool pgwire_parse_parameter_status(const uint8_t *body, size_t len, const char **name, const char **value);
 
 /* Well-known types, both directions (protocol docs, "Message Formats"). */
 #define PGWIRE_MSG_QUERY 'Q'

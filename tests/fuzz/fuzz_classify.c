@@ -38,14 +38,13 @@
 #include "fuzz_check.h"
 
 #define CACHE_ENTRIES 64
-#define CACHE_BYTES (64u << 10)    /* below 64 typical entries: byte evictions too */
+#define CACHE_BYTES (64u << 10) /* below 64 typical entries: byte evictions too */
 /* More than any entry for 'len' bytes of text takes, whatever its key and refs. */
-#define ENTRY_BYTES_MAX(len) \
+#define ENTRY_BYTES_MAX(len)                                             \
 	(CLASSIFY_CACHE_KEY_MAX(len) + sizeof(struct classify_compact) + \
 	 CLASSIFY_MAX_REFS * sizeof(struct classify_ref) + 256)
 #define ALL_FLAGS (CLASSIFY_UNKNOWN | CLASSIFY_TX_CONTROL | CLASSIFY_DDL)
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* A seed that starts with ' ' (0x20) gets the default options. */
 static const size_t parse_limits[8] = {
@@ -62,7 +61,7 @@ static struct {
 } job = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, false };
 
 static struct classify_cache *cache;
-static struct classify_result direct[2], cached[2];   /* 8 KB each: not on the stack */
+static struct classify_result direct[2], cached[2]; /* 8 KB each: not on the stack */
 static struct classify_result base, variant, via_cache;
 
 /* The shape every answer has, whatever the SQL. */
@@ -128,7 +127,7 @@ static long scan_tokens(const char *text, struct scan_token *toks, size_t max)
 		pg_query_free_scan_result(r);
 		return -1;
 	}
-	if (!r.pbuf.data) {   /* no tokens at all */
+	if (!r.pbuf.data) { /* no tokens at all */
 		pg_query_free_scan_result(r);
 		return 0;
 	}
@@ -171,11 +170,16 @@ static long scan_tokens(const char *text, struct scan_token *toks, size_t max)
 static int token_of_kind(char kind)
 {
 	switch (kind) {
-	case CLASSIFY_LIT_INT: return TOK_ICONST;
-	case CLASSIFY_LIT_NUMERIC: return TOK_FCONST;
-	case CLASSIFY_LIT_BITS: return TOK_BCONST;
-	case CLASSIFY_LIT_HEX: return TOK_XCONST;
-	default: return TOK_SCONST;   /* '...', E'...', dollar quotes */
+	case CLASSIFY_LIT_INT:
+		return TOK_ICONST;
+	case CLASSIFY_LIT_NUMERIC:
+		return TOK_FCONST;
+	case CLASSIFY_LIT_BITS:
+		return TOK_BCONST;
+	case CLASSIFY_LIT_HEX:
+		return TOK_XCONST;
+	default:
+		return TOK_SCONST; /* '...', E'...', dollar quotes */
 	}
 }
 
@@ -218,13 +222,20 @@ static const char *replacement(const char *text, const struct classify_literal *
 #define PICK(a) (a)[pick % (sizeof(a) / sizeof((a)[0]))]
 
 	switch (lit->kind) {
-	case CLASSIFY_LIT_INT: return PICK(ints);
-	case CLASSIFY_LIT_NUMERIC: return text[lit->start] == '.' ? PICK(dot_numerics) : PICK(numerics);
-	case CLASSIFY_LIT_STRING: return PICK(strings);
-	case CLASSIFY_LIT_ESTRING: return PICK(estrings);
-	case CLASSIFY_LIT_BITS: return PICK(bits);
-	case CLASSIFY_LIT_HEX: return PICK(hexes);
-	case CLASSIFY_LIT_DOLLAR: return PICK(dollars);
+	case CLASSIFY_LIT_INT:
+		return PICK(ints);
+	case CLASSIFY_LIT_NUMERIC:
+		return text[lit->start] == '.' ? PICK(dot_numerics) : PICK(numerics);
+	case CLASSIFY_LIT_STRING:
+		return PICK(strings);
+	case CLASSIFY_LIT_ESTRING:
+		return PICK(estrings);
+	case CLASSIFY_LIT_BITS:
+		return PICK(bits);
+	case CLASSIFY_LIT_HEX:
+		return PICK(hexes);
+	case CLASSIFY_LIT_DOLLAR:
+		return PICK(dollars);
 	}
 #undef PICK
 	FUZZ_CHECK(!"a literal of no known kind");
@@ -314,7 +325,8 @@ static void run(const uint8_t *data, size_t size)
 		opt.parse_max_bytes = parse_limits[0];
 	}
 	text_len = strnlen(sql, len);
-	limit = opt.parse_max_bytes < CLASSIFY_PARSE_MAX_LIMIT ? opt.parse_max_bytes : CLASSIFY_PARSE_MAX_LIMIT;
+	limit = opt.parse_max_bytes < CLASSIFY_PARSE_MAX_LIMIT ? opt.parse_max_bytes
+							       : CLASSIFY_PARSE_MAX_LIMIT;
 	cacheable = !opt.standard_conforming_strings_off && text_len <= limit;
 
 	for (int i = 0; i < 2; i++) {
@@ -337,7 +349,7 @@ static void run(const uint8_t *data, size_t size)
 	if (cacheable) {
 		FUZZ_CHECK(after.hits + after.misses == before.hits + before.misses + 2);
 		if (ENTRY_BYTES_MAX(text_len) <= CACHE_BYTES)
-			FUZZ_CHECK(after.hits >= before.hits + 1);   /* the first call kept it */
+			FUZZ_CHECK(after.hits >= before.hits + 1); /* the first call kept it */
 	} else
 		FUZZ_CHECK(after.hits == before.hits && after.misses == before.misses);
 	check_key(sql, len);

@@ -15,10 +15,9 @@
 #include "pgvalve/pgwire.h"
 #include "fuzz_check.h"
 
-#define STREAM_MAX_LEN (1u << 16)   /* the stream's header limit; anything above is an error */
+#define STREAM_MAX_LEN (1u << 16) /* the stream's header limit; anything above is an error */
 #define PLUS "SCRAM-SHA-256-PLUS"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* A malloc'd copy of exactly n bytes (never NULL, even for n == 0). */
 static uint8_t *copy_exact(const uint8_t *p, size_t n)
@@ -97,7 +96,7 @@ static void check_parameter_status(const uint8_t *body, size_t len)
  */
 static void check_sasl_removal(const uint8_t *body, size_t len, const char *mech)
 {
-	size_t mlen = strlen(mech) + 1;     /* the entry with its NUL */
+	size_t mlen = strlen(mech) + 1; /* the entry with its NUL */
 	uint8_t *c = copy_exact(body, len);
 	size_t n = pgwire_sasl_remove_mechanism(c, len, mech);
 	bool found = false;
@@ -111,10 +110,8 @@ static void check_sasl_removal(const uint8_t *body, size_t len, const char *mech
 	FUZZ_CHECK(len >= 5 && pgwire_get_u32(body) == PGWIRE_AUTH_SASL);
 	FUZZ_CHECK(n + mlen == len);
 	for (size_t o = 4; o + mlen <= len && !found; o++) {
-		found = (o == 4 || body[o - 1] == 0) &&
-			memcmp(body + o, mech, mlen) == 0 &&
-			memcmp(c, body, o) == 0 &&
-			memcmp(c + o, body + o + mlen, len - o - mlen) == 0;
+		found = (o == 4 || body[o - 1] == 0) && memcmp(body + o, mech, mlen) == 0 &&
+			memcmp(c, body, o) == 0 && memcmp(c + o, body + o + mlen, len - o - mlen) == 0;
 	}
 	FUZZ_CHECK(found);
 	free(c);
@@ -133,7 +130,7 @@ static void check_body(uint8_t type, const uint8_t *body, size_t len)
 {
 	switch (type) {
 	case PGWIRE_MSG_ERROR:
-	case 'N':       /* NoticeResponse has the same fields */
+	case 'N': /* NoticeResponse has the same fields */
 		check_error_body(body, len);
 		break;
 	case PGWIRE_MSG_PARAMETER_STATUS:
@@ -176,7 +173,7 @@ static void check_stream(const uint8_t *data, size_t size)
 		FUZZ_CHECK(h.len >= 4 && h.len <= STREAM_MAX_LEN);
 		FUZZ_CHECK(h5.type == h.type && h5.len == h.len);
 		if (avail - PGWIRE_HEADER_LEN < pgwire_body_len(&h))
-			return;         /* body not all here yet */
+			return; /* body not all here yet */
 		check_body(h.type, data + pos + PGWIRE_HEADER_LEN, pgwire_body_len(&h));
 		pos += 1 + h.len;
 	}

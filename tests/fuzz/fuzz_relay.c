@@ -36,17 +36,16 @@
 #include "fuzz_check.h"
 
 #define CTL_LEN 13
-#define MAX_LEN_CAP (1u << 30)   /* config's upper bound for limits.max_message_bytes */
+#define MAX_LEN_CAP (1u << 30) /* config's upper bound for limits.max_message_bytes */
 #define PLUS "SCRAM-SHA-256-PLUS"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 enum dir { C2S, S2C };
 
 struct ctl {
-	unsigned dirs;          /* bit C2S, bit S2C */
+	unsigned dirs; /* bit C2S, bit S2C */
 	bool release_idle;
-	uint32_t small_buf;     /* initial capacity; 0: a pooled buffer */
+	uint32_t small_buf; /* initial capacity; 0: a pooled buffer */
 	unsigned stop_every;
 	uint32_t max_len;
 	uint32_t reads[4];
@@ -57,20 +56,20 @@ struct ctl {
 
 /* A handler call the walk expects, in stream order. */
 struct want_call {
-	size_t off;             /* the message's start in the input */
-	size_t out_off;         /* where it starts in the expected output */
+	size_t off;     /* the message's start in the input */
+	size_t out_off; /* where it starts in the expected output */
 	uint8_t type;
-	uint32_t len;           /* body length */
+	uint32_t len; /* body length */
 	enum relay_track track;
-	bool whole;             /* body shown whole (else a prefix of an oversized one) */
+	bool whole; /* body shown whole (else a prefix of an oversized one) */
 };
 
 struct walk {
 	struct want_call *calls;
 	size_t n_calls;
-	uint8_t *out;           /* the expected output, if no handler refuses */
+	uint8_t *out; /* the expected output, if no handler refuses */
 	size_t out_len;
-	const char *why;        /* the framing error ending it, or NULL */
+	const char *why; /* the framing error ending it, or NULL */
 };
 
 static void walk_call(struct walk *w, const struct want_call *c)
@@ -108,11 +107,15 @@ static void walk_stream(struct walk *w, const uint8_t *in, size_t n, const struc
 		}
 		total = (size_t)len + 1;
 		have = n - off < total ? n - off : total;
-		c = (struct want_call){ .off = off, .out_off = w->out_len, .type = type, .len = len - 4,
-					.track = r->track[type], .whole = true };
+		c = (struct want_call){ .off = off,
+					.out_off = w->out_len,
+					.type = type,
+					.len = len - 4,
+					.track = r->track[type],
+					.whole = true };
 		if (c.track == RELAY_TRACK_BODY) {
 			if (total <= RELAY_TRACK_MAX && have < total)
-				break;   /* held until whole: never forwarded in part */
+				break; /* held until whole: never forwarded in part */
 			c.whole = total <= RELAY_TRACK_MAX;
 		}
 		if (c.track != RELAY_TRACK_NONE)
@@ -147,10 +150,10 @@ struct run {
 	const uint8_t *in;
 	const struct walk *walk;
 	struct relay_buf *b;
-	size_t next;            /* the walk's call the next handler call must match */
-	size_t refused;         /* the walk's call the handler answered ERROR, or SIZE_MAX */
+	size_t next;    /* the walk's call the next handler call must match */
+	size_t refused; /* the walk's call the handler answered ERROR, or SIZE_MAX */
 	unsigned calls;
-	bool stopped;           /* the last call was a STOP: the next passes (progress) */
+	bool stopped; /* the last call was a STOP: the next passes (progress) */
 };
 
 /* s must be a NUL-terminated string lying wholly inside [p, p+n). */
@@ -250,12 +253,12 @@ static void check_order(const struct relay_buf *b)
 static void check_waiting(const struct relay_buf *b)
 {
 	if (b->msg_left) {
-		FUZZ_CHECK(b->scan == b->tail);   /* streaming a body: all it had went */
+		FUZZ_CHECK(b->scan == b->tail); /* streaming a body: all it had went */
 		FUZZ_CHECK(b->need == 0);
 	} else if (b->tail - b->scan < PGWIRE_HEADER_LEN) {
 		FUZZ_CHECK(b->need == PGWIRE_HEADER_LEN);
 	} else {
-		FUZZ_CHECK(b->need > b->tail - b->scan);   /* a held message, not all here yet */
+		FUZZ_CHECK(b->need > b->tail - b->scan); /* a held message, not all here yet */
 		FUZZ_CHECK(b->need <= RELAY_TRACK_MAX);
 	}
 }
@@ -334,7 +337,7 @@ static void run_dir(const struct ctl *ctl, enum dir dir, const uint8_t *in, size
 		FUZZ_CHECK(room == b.cap - b.tail);
 		FUZZ_CHECK(b.tail - b.head == old.tail - old.head && b.scan - b.head == old.scan - old.head);
 		if (old.tail == old.cap && old.head > 0)
-			FUZZ_CHECK(room >= old.head);   /* a full buffer makes room from sent bytes */
+			FUZZ_CHECK(room >= old.head); /* a full buffer makes room from sent bytes */
 		/* A buffer with no room holds bytes the writer can take: never a dead end. */
 		FUZZ_CHECK(room > 0 || relay_pending(&b) > 0 || res == RELAY_STOPPED || pos == n);
 
@@ -360,7 +363,7 @@ static void run_dir(const struct ctl *ctl, enum dir dir, const uint8_t *in, size
 		got = k;
 		k = ctl->writes[turn % 4] == 255 ? UINT32_MAX : ctl->writes[turn % 4];
 		if (k == 0 && (room == 0 || pos == n))
-			k = UINT32_MAX;   /* the peer drains eventually */
+			k = UINT32_MAX; /* the peer drains eventually */
 		if (k > relay_pending(&b))
 			k = relay_pending(&b);
 		write_some(&b, &out, k);
@@ -371,7 +374,7 @@ static void run_dir(const struct ctl *ctl, enum dir dir, const uint8_t *in, size
 			break;
 		moved = got || k || b.scan != scan_before || x.calls != calls_before;
 		idle = moved ? 0 : idle + 1;
-		FUZZ_CHECK(idle < 4);   /* no progress with input left or bytes to send: stuck */
+		FUZZ_CHECK(idle < 4); /* no progress with input left or bytes to send: stuck */
 	}
 	if (b.data)
 		write_some(&b, &out, UINT32_MAX);

@@ -24,8 +24,9 @@
 #include "runtime.h"
 #include "session.h"
 #include "worker.h"
+#include "fuzz_check.h"
 
-#define CHUNK 97   /* bytes per side per loop turn: odd, so headers split */
+#define CHUNK 97 /* bytes per side per loop turn: odd, so headers split */
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 
 static struct worker worker;
@@ -118,14 +119,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * it had, so replies reach the proxy before the session ends.
 	 */
 	for (int turn = 0, quiet = 0; turn < 400 && worker.n_sessions > 0; turn++) {
-		client_sent += push(pair[1], client_bytes + client_sent, MIN(CHUNK, client_len - client_sent));
+		client_sent += push(pair[1], client_bytes + client_sent,
+				    MIN(CHUNK, client_len - client_sent));
 		if (server_fd < 0)
 			server_fd = accept(upstream_listener, NULL, NULL);
 		if (server_fd >= 0) {
-			server_sent += push(server_fd, server_bytes + server_sent, MIN(CHUNK, server_len - server_sent));
+			server_sent += push(server_fd, server_bytes + server_sent,
+					    MIN(CHUNK, server_len - server_sent));
 			drain(server_fd);
 		}
-		if (client_sent == client_len && (server_fd < 0 || server_sent == server_len) && ++quiet == 8) {
+		if (client_sent == client_len && (server_fd < 0 || server_sent == server_len) &&
+		    ++quiet == 8) {
 			shutdown(pair[1], SHUT_WR);
 			if (server_fd >= 0)
 				shutdown(server_fd, SHUT_WR);

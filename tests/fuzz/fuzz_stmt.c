@@ -38,9 +38,9 @@
 static const char *const names[NAMES] = { "", "a", "b", "c" };
 
 struct msg {
-	uint8_t what;           /* 'P', 'B', 'C' (statement), 'c' (portal), 'S', 'Q' */
+	uint8_t what; /* 'P', 'B', 'C' (statement), 'c' (portal), 'S', 'Q' */
 	uint8_t name;
-	int text;               /* Parse: 0..6, TEXT_UNKNOWN */
+	int text; /* Parse: 0..6, TEXT_UNKNOWN */
 	bool fails;
 	/* Bind: what stmt_lookup() said at send time ('uncertain': a hold treats it as unknown). */
 	bool looked_up_uncertain;
@@ -52,7 +52,7 @@ struct msg {
 struct server {
 	bool has[NAMES];
 	int text[NAMES];
-	bool skipping;          /* after an error, up to the next Sync */
+	bool skipping; /* after an error, up to the next Sync */
 };
 
 static void text_of(int text, char *out, size_t cap)
@@ -94,11 +94,11 @@ static void serve(struct stmt_map *m, struct server *srv, const struct msg *x)
 	char want[16];
 
 	if (srv->skipping && x->what != 'S')
-		return;   /* discarded: no answer at all */
+		return; /* discarded: no answer at all */
 	switch (x->what) {
 	case 'P':
 		if (x->fails || (x->name != 0 && srv->has[x->name])) {
-			server_error(m, srv);   /* a syntax error, or 42P05 duplicate_prepared_statement */
+			server_error(m, srv); /* a syntax error, or 42P05 duplicate_prepared_statement */
 			return;
 		}
 		if (x->name != 0) {
@@ -109,7 +109,7 @@ static void serve(struct stmt_map *m, struct server *srv, const struct msg *x)
 		return;
 	case 'B':
 		if (!srv->has[x->name] && x->name != 0) {
-			server_error(m, srv);   /* 26000 invalid_sql_statement_name */
+			server_error(m, srv); /* 26000 invalid_sql_statement_name */
 			return;
 		}
 		if (x->name != 0 && !x->looked_up_uncertain) {
@@ -123,7 +123,7 @@ static void serve(struct stmt_map *m, struct server *srv, const struct msg *x)
 			}
 		}
 		if (x->fails)
-			server_error(m, srv);   /* the Execute failed */
+			server_error(m, srv); /* the Execute failed */
 		return;
 	case 'C':
 		if (x->name != 0)
@@ -139,7 +139,7 @@ static void serve(struct stmt_map *m, struct server *srv, const struct msg *x)
 		return;
 	case 'Q':
 		if (x->fails)
-			stmt_error(m);      /* a failed simple Query: its error, then ReadyForQuery */
+			stmt_error(m); /* a failed simple Query: its error, then ReadyForQuery */
 		stmt_ready(m);
 		return;
 	}
@@ -185,7 +185,7 @@ static void send_msg(struct stmt_map *m, struct msg *x, bool *batch_open)
 		return;
 	case 'Q':
 		if (was_open) {
-			stmt_forget(m);   /* discarded or answered: unknowable */
+			stmt_forget(m); /* discarded or answered: unknowable */
 			return;
 		}
 		/* fall through */

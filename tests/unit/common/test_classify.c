@@ -44,14 +44,20 @@
 enum want_access { R = 1, W = 2, RW = 3 };
 
 struct want_ref {
-	const char *schema;     /* "" when unqualified */
-	const char *name;       /* NULL ends the list */
+	const char *schema; /* "" when unqualified */
+	const char *name;   /* NULL ends the list */
 	enum want_access access;
 };
 
 #define MAX_WANT 8
-#define REF(n, a) { "", n, a }
-#define QREF(s, n, a) { s, n, a }
+#define REF(n, a)        \
+	{                \
+		"", n, a \
+	}
+#define QREF(s, n, a)   \
+	{               \
+		s, n, a \
+	}
 
 /*
  * One statement case. 'flags' is exact except for the bits in 'any', which
@@ -66,7 +72,7 @@ struct want_ref {
  */
 struct scase {
 	const char *sql;
-	size_t len;             /* 0: strlen(sql) */
+	size_t len; /* 0: strlen(sql) */
 	unsigned flags;
 	unsigned any;
 	bool or_unknown;
@@ -84,7 +90,7 @@ static const struct classify_options scs_off = {
 	.standard_conforming_strings_off = true,
 };
 
-static int n_cases;             /* statement cases checked, reported at the end */
+static int n_cases; /* statement cases checked, reported at the end */
 
 /* Allocation in a test or a forked child: there is nothing to recover. */
 static void *xmalloc(size_t n)
@@ -158,8 +164,7 @@ static const char *malformed(const struct classify_result *r)
 	for (int i = 0; i < r->n_refs; i++) {
 		const struct classify_ref *f = &r->refs[i];
 
-		if (!memchr(f->schema, '\0', sizeof(f->schema)) ||
-		    !memchr(f->name, '\0', sizeof(f->name)))
+		if (!memchr(f->schema, '\0', sizeof(f->schema)) || !memchr(f->name, '\0', sizeof(f->name)))
 			return "a name not NUL-terminated within CLASSIFY_NAME_MAX";
 		if (!f->name[0])
 			return "an empty table name";
@@ -311,8 +316,7 @@ static const char *show_result(const struct classify_result *r)
  * Classifies 'sql' and compares with 'c', printing any disagreement.
  * Uses no cmocka assertion, so that it can run in a forked child.
  */
-static bool check_sql(const struct scase *c, const char *sql, size_t len,
-		      const struct classify_options *o)
+static bool check_sql(const struct scase *c, const char *sql, size_t len, const struct classify_options *o)
 {
 	struct classify_result r;
 	const char *bad;
@@ -325,8 +329,7 @@ static bool check_sql(const struct scase *c, const char *sql, size_t len,
 	print_error("MISMATCH  sql:      %s\n"
 		    "          expected: %s\n"
 		    "          actual:   %s%s%s\n",
-		    show_sql(sql, len), show_want(c), show_result(&r), bad ? "  -- " : "",
-		    bad ? bad : "");
+		    show_sql(sql, len), show_want(c), show_result(&r), bad ? "  -- " : "", bad ? bad : "");
 	return false;
 }
 
@@ -335,8 +338,7 @@ static bool check_case(const struct scase *c, const struct classify_options *o)
 	return check_sql(c, c->sql, c->len ? c->len : strlen(c->sql), o);
 }
 
-static void run_cases(const char *what, const struct scase *cases, size_t n,
-		      const struct classify_options *o)
+static void run_cases(const char *what, const struct scase *cases, size_t n, const struct classify_options *o)
 {
 	int bad = 0;
 
@@ -371,20 +373,26 @@ static void test_select(void **state)
 		  .refs = { REF("a", R), REF("b", R), REF("c", R), QREF("s", "d", R) } },
 		{ .sql = "SELECT * FROM a NATURAL FULL JOIN (b JOIN c ON true)",
 		  .refs = { REF("a", R), REF("b", R), REF("c", R) } },
-		{ .sql = "SELECT * FROM a WHERE id IN (SELECT id FROM b) AND EXISTS (SELECT 1 FROM c WHERE c.x = a.x)",
+		{ .sql = "SELECT * FROM a WHERE id IN (SELECT id FROM b) AND EXISTS (SELECT 1 FROM c WHERE "
+			 "c.x = a.x)",
 		  .refs = { REF("a", R), REF("b", R), REF("c", R) } },
-		{ .sql = "SELECT (SELECT max(x) FROM b), lower((SELECT name FROM c LIMIT 1)), ARRAY(SELECT id FROM d) FROM a",
+		{ .sql = "SELECT (SELECT max(x) FROM b), lower((SELECT name FROM c LIMIT 1)), ARRAY(SELECT "
+			 "id FROM d) FROM a",
 		  .refs = { REF("a", R), REF("b", R), REF("c", R), REF("d", R) } },
 		{ .sql = "SELECT * FROM (SELECT * FROM (SELECT * FROM t) x) y", .refs = { REF("t", R) } },
 		{ .sql = "SELECT * FROM a, LATERAL (SELECT * FROM b WHERE b.id = a.id) l",
 		  .refs = { REF("a", R), REF("b", R) } },
-		{ .sql = "SELECT id FROM a UNION SELECT id FROM b INTERSECT SELECT id FROM c EXCEPT ALL SELECT id FROM d",
+		{ .sql = "SELECT id FROM a UNION SELECT id FROM b INTERSECT SELECT id FROM c EXCEPT ALL "
+			 "SELECT id FROM d",
 		  .refs = { REF("a", R), REF("b", R), REF("c", R), REF("d", R) } },
-		{ .sql = "SELECT x, count(*) FROM a GROUP BY x HAVING count(*) > (SELECT count(*) FROM b) ORDER BY (SELECT 1 FROM c LIMIT 1)",
+		{ .sql = "SELECT x, count(*) FROM a GROUP BY x HAVING count(*) > (SELECT count(*) FROM b) "
+			 "ORDER BY (SELECT 1 FROM c LIMIT 1)",
 		  .refs = { REF("a", R), REF("b", R), REF("c", R) } },
-		{ .sql = "SELECT CASE WHEN EXISTS (SELECT 1 FROM b) THEN 1 ELSE 0 END FROM a WHERE x = ANY (SELECT x FROM c)",
+		{ .sql = "SELECT CASE WHEN EXISTS (SELECT 1 FROM b) THEN 1 ELSE 0 END FROM a WHERE x = ANY "
+			 "(SELECT x FROM c)",
 		  .refs = { REF("a", R), REF("b", R), REF("c", R) } },
-		{ .sql = "SELECT * FROM generate_series(1, 3) AS g(n) JOIN t ON t.id = g.n", .refs = { REF("t", R) } },
+		{ .sql = "SELECT * FROM generate_series(1, 3) AS g(n) JOIN t ON t.id = g.n",
+		  .refs = { REF("t", R) } },
 	};
 
 	RUN(cases, &dflt);
@@ -414,12 +422,15 @@ static void test_insert(void **state)
 {
 	static const struct scase cases[] = {
 		{ .sql = "INSERT INTO t VALUES (1)", .refs = { REF("t", W) } },
-		{ .sql = "INSERT INTO t (a, b) VALUES (1, 2), (3, 4) RETURNING id, a", .refs = { REF("t", W) } },
+		{ .sql = "INSERT INTO t (a, b) VALUES (1, 2), (3, 4) RETURNING id, a",
+		  .refs = { REF("t", W) } },
 		{ .sql = "INSERT INTO t DEFAULT VALUES", .refs = { REF("t", W) } },
-		{ .sql = "INSERT INTO t SELECT * FROM u WHERE u.x > 0", .refs = { REF("t", W), REF("u", R) } },
+		{ .sql = "INSERT INTO t SELECT * FROM u WHERE u.x > 0",
+		  .refs = { REF("t", W), REF("u", R) } },
 		{ .sql = "INSERT INTO t (a) SELECT a FROM u JOIN v USING (id)",
 		  .refs = { REF("t", W), REF("u", R), REF("v", R) } },
-		{ .sql = "INSERT INTO t VALUES ((SELECT max(id) FROM u) + 1)", .refs = { REF("t", W), REF("u", R) } },
+		{ .sql = "INSERT INTO t VALUES ((SELECT max(id) FROM u) + 1)",
+		  .refs = { REF("t", W), REF("u", R) } },
 		{ .sql = "INSERT INTO t WITH c AS (SELECT * FROM u) SELECT * FROM c",
 		  .refs = { REF("t", W), REF("u", R) } },
 		{ .sql = "INSERT INTO t SELECT * FROM t", .refs = { REF("t", RW) } },
@@ -441,7 +452,8 @@ static void test_update_delete(void **state)
 		{ .sql = "UPDATE t SET a = 1 WHERE id = 2", .refs = { REF("t", W) } },
 		{ .sql = "UPDATE t SET a = o.a FROM other o WHERE o.id = t.id",
 		  .refs = { REF("t", W), REF("other", R) } },
-		{ .sql = "UPDATE ONLY s.t SET a = (SELECT max(b) FROM u) WHERE id IN (SELECT id FROM v) RETURNING *",
+		{ .sql = "UPDATE ONLY s.t SET a = (SELECT max(b) FROM u) WHERE id IN (SELECT id FROM v) "
+			 "RETURNING *",
 		  .refs = { QREF("s", "t", W), REF("u", R), REF("v", R) } },
 		{ .sql = "UPDATE t SET (a, b) = (SELECT x, y FROM u WHERE u.id = t.id)",
 		  .refs = { REF("t", W), REF("u", R) } },
@@ -452,7 +464,8 @@ static void test_update_delete(void **state)
 		{ .sql = "DELETE FROM t USING u WHERE t.id = u.id", .refs = { REF("t", W), REF("u", R) } },
 		{ .sql = "DELETE FROM ONLY s.t AS x USING u, v WHERE x.id = u.id AND u.k = v.k RETURNING x.*",
 		  .refs = { QREF("s", "t", W), REF("u", R), REF("v", R) } },
-		{ .sql = "DELETE FROM t WHERE id IN (SELECT id FROM u)", .refs = { REF("t", W), REF("u", R) } },
+		{ .sql = "DELETE FROM t WHERE id IN (SELECT id FROM u)",
+		  .refs = { REF("t", W), REF("u", R) } },
 	};
 
 	RUN(cases, &dflt);
@@ -464,7 +477,8 @@ static void test_merge(void **state)
 		{ .sql = "MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN UPDATE SET a = s.a "
 			 "WHEN NOT MATCHED THEN INSERT (id, a) VALUES (s.id, s.a)",
 		  .refs = { REF("t", W), REF("s", R) } },
-		{ .sql = "MERGE INTO app.t AS x USING (SELECT * FROM u JOIN v USING (id)) AS src ON x.id = src.id "
+		{ .sql = "MERGE INTO app.t AS x USING (SELECT * FROM u JOIN v USING (id)) AS src ON x.id = "
+			 "src.id "
 			 "WHEN MATCHED AND src.del THEN DELETE WHEN MATCHED THEN DO NOTHING",
 		  .refs = { QREF("app", "t", W), REF("u", R), REF("v", R) } },
 		{ .sql = "MERGE INTO t USING s.u ON t.id = u.id WHEN NOT MATCHED THEN INSERT VALUES (u.id)",
@@ -483,19 +497,22 @@ static void test_copy_truncate(void **state)
 {
 	static const struct scase cases[] = {
 		{ .sql = "COPY t FROM STDIN", .any = DDL, .refs = { REF("t", W) } },
-		{ .sql = "COPY s.t (a, b) FROM STDIN WITH (FORMAT csv, HEADER true)", .any = DDL,
+		{ .sql = "COPY s.t (a, b) FROM STDIN WITH (FORMAT csv, HEADER true)",
+		  .any = DDL,
 		  .refs = { QREF("s", "t", W) } },
 		{ .sql = "COPY t FROM STDIN WHERE a > 0", .any = DDL, .refs = { REF("t", W) } },
 		{ .sql = "COPY t FROM PROGRAM 'gunzip < /tmp/t.gz'", .any = DDL, .refs = { REF("t", W) } },
 		{ .sql = "COPY t TO PROGRAM 'gzip > /tmp/t.gz'", .any = DDL, .refs = { REF("t", R) } },
 		{ .sql = "COPY t TO STDOUT", .any = DDL, .refs = { REF("t", R) } },
 		{ .sql = "COPY t (a) TO STDOUT (FORMAT binary)", .any = DDL, .refs = { REF("t", R) } },
-		{ .sql = "COPY (SELECT * FROM a JOIN b ON a.id = b.id) TO STDOUT", .any = DDL,
+		{ .sql = "COPY (SELECT * FROM a JOIN b ON a.id = b.id) TO STDOUT",
+		  .any = DDL,
 		  .refs = { REF("a", R), REF("b", R) } },
 		{ .sql = "COPY (DELETE FROM t RETURNING *) TO STDOUT", .any = DDL, .refs = { REF("t", W) } },
 		{ .sql = "COPY (SELECT my_func()) TO STDOUT", .flags = U },
 		{ .sql = "TRUNCATE a, b", .any = DDL, .refs = { REF("a", W), REF("b", W) } },
-		{ .sql = "TRUNCATE TABLE ONLY s.a RESTART IDENTITY CASCADE", .any = DDL,
+		{ .sql = "TRUNCATE TABLE ONLY s.a RESTART IDENTITY CASCADE",
+		  .any = DDL,
 		  .refs = { QREF("s", "a", W) } },
 		{ .sql = "TRUNCATE t; SELECT * FROM t", .any = DDL, .refs = { REF("t", RW) } },
 	};
@@ -510,7 +527,8 @@ static void test_ctes(void **state)
 		{ .sql = "WITH d AS (DELETE FROM a RETURNING *) SELECT * FROM d", .refs = { REF("a", W) } },
 		{ .sql = "WITH u AS (UPDATE a SET x = 1 RETURNING id) INSERT INTO b SELECT id FROM u",
 		  .refs = { REF("a", W), REF("b", W) } },
-		{ .sql = "WITH i AS (INSERT INTO a VALUES (1) RETURNING id) SELECT * FROM i JOIN b USING (id)",
+		{ .sql = "WITH i AS (INSERT INTO a VALUES (1) RETURNING id) SELECT * FROM i JOIN b USING "
+			 "(id)",
 		  .refs = { REF("a", W), REF("b", R) } },
 		{ .sql = "WITH d AS (DELETE FROM a WHERE id IN (SELECT id FROM b) RETURNING id) "
 			 "DELETE FROM c WHERE id IN (SELECT id FROM d)",
@@ -518,18 +536,22 @@ static void test_ctes(void **state)
 		{ .sql = "WITH c AS (SELECT * FROM a) SELECT * FROM c", .refs = { REF("a", R) } },
 		{ .sql = "WITH c AS MATERIALIZED (SELECT * FROM a FOR UPDATE) SELECT * FROM c",
 		  .refs = { REF("a", R) } },
-		{ .sql = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT * FROM r" },
+		{ .sql = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT "
+			 "* FROM r" },
 		/* the target of a DML statement is always a table, never a CTE */
 		{ .sql = "WITH t AS (SELECT 1 AS x) DELETE FROM t", .refs = { REF("t", W) } },
 		{ .sql = "WITH t AS (SELECT 1 AS x) INSERT INTO t SELECT x FROM t", .refs = { REF("t", W) } },
 		{ .sql = "WITH t AS (SELECT 1 AS x) UPDATE t SET x = 2", .refs = { REF("t", W) } },
 		/* a qualified name is never a CTE */
-		{ .sql = "WITH t AS (SELECT 1 AS x) SELECT * FROM public.t", .refs = { QREF("public", "t", R) } },
+		{ .sql = "WITH t AS (SELECT 1 AS x) SELECT * FROM public.t",
+		  .refs = { QREF("public", "t", R) } },
 		/* a non-recursive CTE does not see itself, nor a later sibling */
 		{ .sql = "WITH a AS (SELECT * FROM a) SELECT * FROM a", .refs = { REF("a", R) } },
-		{ .sql = "WITH b AS (SELECT * FROM a), a AS (SELECT 1) SELECT * FROM b", .refs = { REF("a", R) } },
+		{ .sql = "WITH b AS (SELECT * FROM a), a AS (SELECT 1) SELECT * FROM b",
+		  .refs = { REF("a", R) } },
 		/* a CTE name does not leak out of its query or statement */
-		{ .sql = "SELECT * FROM x, (WITH x AS (SELECT 1) SELECT * FROM x) s", .refs = { REF("x", R) } },
+		{ .sql = "SELECT * FROM x, (WITH x AS (SELECT 1) SELECT * FROM x) s",
+		  .refs = { REF("x", R) } },
 		{ .sql = "WITH a AS (SELECT 1) SELECT * FROM a; SELECT * FROM a", .refs = { REF("a", R) } },
 	};
 
@@ -588,31 +610,41 @@ static void test_multi_statement(void **state)
 static void test_ddl(void **state)
 {
 	static const struct scase cases[] = {
-		{ .sql = "ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) NOT VALID", .flags = DDL,
+		{ .sql = "ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) NOT VALID",
+		  .flags = DDL,
 		  .refs = { REF("t", W) } },
 		/* a foreign key takes SHARE ROW EXCLUSIVE on the referenced table too */
-		{ .sql = "ALTER TABLE t ADD CONSTRAINT fk FOREIGN KEY (pid) REFERENCES p (id)", .flags = DDL,
+		{ .sql = "ALTER TABLE t ADD CONSTRAINT fk FOREIGN KEY (pid) REFERENCES p (id)",
+		  .flags = DDL,
 		  .refs = { REF("t", W), REF("p", W) } },
 		{ .sql = "ALTER TABLE s.t ADD CONSTRAINT fk FOREIGN KEY (pid) REFERENCES s.p (id) NOT VALID",
-		  .flags = DDL, .refs = { QREF("s", "t", W), QREF("s", "p", W) } },
+		  .flags = DDL,
+		  .refs = { QREF("s", "t", W), QREF("s", "p", W) } },
 		{ .sql = "ALTER TABLE t VALIDATE CONSTRAINT c", .flags = DDL, .refs = { REF("t", W) } },
 		{ .sql = "ALTER TABLE t DROP CONSTRAINT c", .flags = DDL, .refs = { REF("t", W) } },
-		{ .sql = "ALTER TABLE ONLY t ALTER COLUMN a SET NOT NULL", .flags = DDL, .refs = { REF("t", W) } },
-		{ .sql = "ALTER TABLE t ADD CONSTRAINT u UNIQUE USING INDEX i", .flags = DDL,
+		{ .sql = "ALTER TABLE ONLY t ALTER COLUMN a SET NOT NULL",
+		  .flags = DDL,
 		  .refs = { REF("t", W) } },
-		{ .sql = "ALTER TABLE t ALTER COLUMN a TYPE bigint USING a::bigint", .flags = DDL,
+		{ .sql = "ALTER TABLE t ADD CONSTRAINT u UNIQUE USING INDEX i",
+		  .flags = DDL,
+		  .refs = { REF("t", W) } },
+		{ .sql = "ALTER TABLE t ALTER COLUMN a TYPE bigint USING a::bigint",
+		  .flags = DDL,
 		  .refs = { REF("t", W) } },
 		{ .sql = "ALTER TABLE t RENAME TO u", .flags = DDL, .refs = { REF("t", W) } },
 		{ .sql = "ALTER TABLE s.t RENAME COLUMN a TO b", .flags = DDL, .refs = { QREF("s", "t", W) } },
 		{ .sql = "CREATE INDEX ON t (a)", .flags = DDL, .refs = { REF("t", W) } },
 		{ .sql = "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS i ON s.t USING btree (lower(a)) "
 			 "WHERE b IS NOT NULL",
-		  .flags = DDL, .refs = { QREF("s", "t", W) } },
+		  .flags = DDL,
+		  .refs = { QREF("s", "t", W) } },
 		{ .sql = "DROP TABLE t", .flags = DDL, .refs = { REF("t", W) } },
-		{ .sql = "DROP TABLE IF EXISTS s.t, u CASCADE", .flags = DDL,
+		{ .sql = "DROP TABLE IF EXISTS s.t, u CASCADE",
+		  .flags = DDL,
 		  .refs = { QREF("s", "t", W), REF("u", W) } },
 		{ .sql = "DROP TABLE \"T\"", .flags = DDL, .refs = { REF("T", W) } },
-		{ .sql = "BEGIN; ALTER TABLE t ADD COLUMN c int; COMMIT", .flags = TX | DDL,
+		{ .sql = "BEGIN; ALTER TABLE t ADD COLUMN c int; COMMIT",
+		  .flags = TX | DDL,
 		  .refs = { REF("t", W) } },
 		/* DDL that calls a user function runs it */
 		{ .sql = "CREATE INDEX ON t (my_func(a))", .flags = U },
@@ -632,29 +664,49 @@ static void test_other_utility(void **state)
 {
 	static const struct scase cases[] = {
 		{ .sql = "LOCK TABLE t", .any = DDL, .or_unknown = true, .refs = { REF("t", W) } },
-		{ .sql = "LOCK TABLE s.t IN ACCESS EXCLUSIVE MODE", .any = DDL, .or_unknown = true,
+		{ .sql = "LOCK TABLE s.t IN ACCESS EXCLUSIVE MODE",
+		  .any = DDL,
+		  .or_unknown = true,
 		  .refs = { QREF("s", "t", W) } },
-		{ .sql = "CREATE TRIGGER trg AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION f()", .any = DDL,
-		  .or_unknown = true, .refs = { REF("t", W) } },
-		{ .sql = "REFRESH MATERIALIZED VIEW mv", .any = DDL, .or_unknown = true, .refs = { REF("mv", W) } },
+		{ .sql = "CREATE TRIGGER trg AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION f()",
+		  .any = DDL,
+		  .or_unknown = true,
+		  .refs = { REF("t", W) } },
+		{ .sql = "REFRESH MATERIALIZED VIEW mv",
+		  .any = DDL,
+		  .or_unknown = true,
+		  .refs = { REF("mv", W) } },
 		{ .sql = "VACUUM FULL t", .any = DDL, .or_unknown = true, .refs = { REF("t", W) } },
 		{ .sql = "CLUSTER t USING i", .any = DDL, .or_unknown = true, .refs = { REF("t", W) } },
 		{ .sql = "REINDEX TABLE t", .any = DDL, .or_unknown = true, .refs = { REF("t", W) } },
 		{ .sql = "DECLARE c CURSOR FOR SELECT * FROM t", .or_unknown = true, .refs = { REF("t", R) } },
 		{ .sql = "DEALLOCATE ALL", .or_unknown = true },
-		{ .sql = "LOCK TABLE t IN ROW EXCLUSIVE MODE", .any = DDL, .or_unknown = true,
+		{ .sql = "LOCK TABLE t IN ROW EXCLUSIVE MODE",
+		  .any = DDL,
+		  .or_unknown = true,
 		  .refs = { REF("t", W) } },
-		{ .sql = "LOCK TABLE t IN ACCESS SHARE MODE", .any = DDL, .or_unknown = true,
+		{ .sql = "LOCK TABLE t IN ACCESS SHARE MODE",
+		  .any = DDL,
+		  .or_unknown = true,
 		  .refs = { REF("t", R) } },
-		{ .sql = "CREATE TABLE c (id int, pid int REFERENCES p (id))", .flags = DDL,
+		{ .sql = "CREATE TABLE c (id int, pid int REFERENCES p (id))",
+		  .flags = DDL,
 		  .refs = { REF("c", W), REF("p", W) } },
-		{ .sql = "CREATE VIEW v AS SELECT * FROM t", .flags = DDL, .refs = { REF("v", W), REF("t", R) } },
+		{ .sql = "CREATE VIEW v AS SELECT * FROM t",
+		  .flags = DDL,
+		  .refs = { REF("v", W), REF("t", R) } },
 		{ .sql = "CREATE TABLE x AS SELECT my_func()", .flags = U },
 		{ .sql = "ALTER TABLE t ALTER COLUMN a SET DEFAULT my_func()", .flags = U },
 		/* these name the table as a plain name list, and lock it */
-		{ .sql = "COMMENT ON TABLE t IS 'x'", .any = DDL, .or_unknown = true, .refs = { REF("t", W) } },
+		{ .sql = "COMMENT ON TABLE t IS 'x'",
+		  .any = DDL,
+		  .or_unknown = true,
+		  .refs = { REF("t", W) } },
 		{ .sql = "DROP TRIGGER trg ON t", .any = DDL, .or_unknown = true, .refs = { REF("t", W) } },
-		{ .sql = "DROP POLICY p ON s.t", .any = DDL, .or_unknown = true, .refs = { QREF("s", "t", W) } },
+		{ .sql = "DROP POLICY p ON s.t",
+		  .any = DDL,
+		  .or_unknown = true,
+		  .refs = { QREF("s", "t", W) } },
 		{ .sql = "DROP RULE r ON t", .any = DDL, .or_unknown = true, .refs = { REF("t", W) } },
 		/* these lock tables their text does not name */
 		{ .sql = "DROP INDEX i", .flags = U },
@@ -724,21 +776,25 @@ static void test_session_commands(void **state)
 static void test_functions(void **state)
 {
 	static const struct scase cases[] = {
-		{ .sql = "SELECT lower(name), count(*), now(), nextval('s') FROM t", .refs = { REF("t", R) } },
-		{ .sql = "SELECT jsonb_build_object('a', 1), coalesce(NULL, 1), greatest(1, 2), nullif(1, 2)" },
+		{ .sql = "SELECT lower(name), count(*), now(), nextval('s') FROM t",
+		  .refs = { REF("t", R) } },
+		{ .sql = "SELECT jsonb_build_object('a', 1), coalesce(NULL, 1), greatest(1, 2), nullif(1, "
+			 "2)" },
 		{ .sql = "SELECT LOWER('A'), Count(*) FROM t", .refs = { REF("t", R) } },
 		{ .sql = "SELECT \"lower\"('A')" },
 		{ .sql = "SELECT pg_catalog.lower('A')" },
 		/* SQL-syntax forms the grammar turns into pg_catalog calls */
-		{ .sql = "SELECT extract(year FROM now()), substring(name FROM 1 FOR 2), trim(both FROM name), "
-			 "position('a' IN name), overlay(name PLACING 'x' FROM 1), now() AT TIME ZONE 'UTC' FROM t",
+		{ .sql = "SELECT extract(year FROM now()), substring(name FROM 1 FOR 2), trim(both FROM "
+			 "name), "
+			 "position('a' IN name), overlay(name PLACING 'x' FROM 1), now() AT TIME ZONE 'UTC' "
+			 "FROM t",
 		  .refs = { REF("t", R) } },
 		{ .sql = "SELECT row_number() OVER (ORDER BY a), sum(b) FILTER (WHERE b > 0) FROM t",
 		  .refs = { REF("t", R) } },
 		{ .sql = "SELECT * FROM generate_series(1, 10) AS g, unnest(ARRAY[1, 2]) AS u" },
 		{ .sql = "SELECT CAST(a AS text), a::int, current_user, current_timestamp FROM t",
 		  .refs = { REF("t", R) } },
-		{ .sql = "SELECT my_func FROM t", .refs = { REF("t", R) } },   /* a column, not a call */
+		{ .sql = "SELECT my_func FROM t", .refs = { REF("t", R) } }, /* a column, not a call */
 		{ .sql = "SELECT my_func(1)", .flags = U },
 		{ .sql = "SELECT app.f()", .flags = U },
 		{ .sql = "SELECT public.lower('A')", .flags = U },
@@ -886,13 +942,18 @@ static void test_invalid_utf8(void **state)
 {
 	static const struct scase cases[] = {
 		{ .sql = "SELECT * FROM t\xff\xfe", .or_unknown = true, .refs = { REF("t\xff\xfe", R) } },
-		{ .sql = "DELETE FROM \xed\xa0\x80x", .or_unknown = true, .refs = { REF("\xed\xa0\x80x", W) } },
+		{ .sql = "DELETE FROM \xed\xa0\x80x",
+		  .or_unknown = true,
+		  .refs = { REF("\xed\xa0\x80x", W) } },
 		{ .sql = "SELECT '\xff\xfe\x80' FROM t", .or_unknown = true, .refs = { REF("t", R) } },
-		{ .sql = "SELECT * FROM t WHERE a = '\xc3'; DELETE FROM u", .or_unknown = true,
+		{ .sql = "SELECT * FROM t WHERE a = '\xc3'; DELETE FROM u",
+		  .or_unknown = true,
 		  .refs = { REF("t", R), REF("u", W) } },
-		{ .sql = "SELECT * FROM t WHERE a = E'\xe2\x82'; DELETE FROM u", .or_unknown = true,
+		{ .sql = "SELECT * FROM t WHERE a = E'\xe2\x82'; DELETE FROM u",
+		  .or_unknown = true,
 		  .refs = { REF("t", R), REF("u", W) } },
-		{ .sql = "SELECT \"\xc3\" FROM t; DELETE FROM u", .or_unknown = true,
+		{ .sql = "SELECT \"\xc3\" FROM t; DELETE FROM u",
+		  .or_unknown = true,
 		  .refs = { REF("t", R), REF("u", W) } },
 	};
 	/* a broken multibyte character where PostgreSQL truncates names */
@@ -931,10 +992,10 @@ static void test_parse_max_bytes(void **state)
 	const struct classify_options small = { .parse_max_bytes = 1000 };
 	const char *head = "SELECT * FROM t WHERE a = '";
 	char *pad = repeat("x", 1000 - strlen(head) - 1);
-	char *sql = cat(head, pad, "'", " ", NULL);      /* 1001 bytes */
+	char *sql = cat(head, pad, "'", " ", NULL); /* 1001 bytes */
 	const struct scase fits = { .sql = sql, .len = 1000, .refs = { REF("t", R) } };
 	const struct scase over = { .sql = "", .flags = U };
-	char *big = repeat("SELECT 1; ", 6554);           /* 65540 bytes */
+	char *big = repeat("SELECT 1; ", 6554); /* 65540 bytes */
 
 	assert_int_equal(strlen(sql), 1001);
 	assert_true(check_sql(&fits, sql, 1000, &small));
@@ -963,8 +1024,7 @@ static char *many_tables(int n, bool separate, const char *schema)
 	return s;
 }
 
-static bool has_ref(const struct classify_result *r, const char *schema, const char *name,
-		    uint8_t access)
+static bool has_ref(const struct classify_result *r, const char *schema, const char *name, uint8_t access)
 {
 	for (int i = 0; i < r->n_refs; i++)
 		if (!strcmp(r->refs[i].schema, schema) && !strcmp(r->refs[i].name, name))
@@ -1049,7 +1109,8 @@ static void test_long_identifiers(void **state)
 		{ cat("SELECT * FROM ", e40, NULL), { .refs = { REF(e31, R) } } },
 		{ cat("SELECT * FROM \"", e40, "\"", NULL), { .refs = { REF(e31, R) } } },
 		/* names equal in their first 63 bytes are the same table */
-		{ cat("SELECT * FROM ", a63, "x; DELETE FROM ", a63, "y", NULL), { .refs = { REF(a63, RW) } } },
+		{ cat("SELECT * FROM ", a63, "x; DELETE FROM ", a63, "y", NULL),
+		  { .refs = { REF(a63, RW) } } },
 	};
 	char *names[] = { a63, a64, a100, a10k, A63, A100, s63, s80, t63, t90, e31, e40 };
 	int bad = 0;
@@ -1109,7 +1170,8 @@ static bool run_hostile(const struct hostile *h)
 		print_error("HOSTILE   %s (%zu bytes, parse_max_bytes %zu): wrong answer\n", h->what, h->len,
 			    h->opt->parse_max_bytes);
 	else
-		print_error("HOSTILE   %s (%zu bytes, parse_max_bytes %zu): child exited %d (sanitizer report above?)\n",
+		print_error("HOSTILE   %s (%zu bytes, parse_max_bytes %zu): child exited %d (sanitizer "
+			    "report above?)\n",
 			    h->what, h->len, h->opt->parse_max_bytes, WEXITSTATUS(st));
 	return false;
 }
@@ -1120,8 +1182,9 @@ static bool run_hostile(const struct hostile *h)
  */
 static int run_hostile_pair(const char *what, char *sql, const struct scase *at_16m)
 {
-	struct hostile h = { .what = what, .sql = sql, .len = strlen(sql), .opt = &dflt,
-			     .want = { .sql = "", .flags = U } };
+	struct hostile h = {
+		.what = what, .sql = sql, .len = strlen(sql), .opt = &dflt, .want = { .sql = "", .flags = U }
+	};
 	int bad = 0;
 
 	assert_true(h.len > dflt.parse_max_bytes);
@@ -1133,9 +1196,9 @@ static int run_hostile_pair(const char *what, char *sql, const struct scase *at_
 	return bad;
 }
 
-#define HOSTILE_DONE(bad) \
-	do { \
-		if (bad) \
+#define HOSTILE_DONE(bad)                                                              \
+	do {                                                                           \
+		if (bad)                                                               \
 			fail_msg("%s: %d hostile input(s) went wrong", __func__, bad); \
 	} while (0)
 
@@ -1146,7 +1209,8 @@ static void test_hostile_parentheses(void **state)
 	char *open = repeat("(", n), *close = repeat(")", n);
 	const struct scase want = { .sql = "", .or_unknown = true };
 
-	int bad = run_hostile_pair("1 MB of nested parentheses", cat("SELECT ", open, "1", close, NULL), &want);
+	int bad = run_hostile_pair("1 MB of nested parentheses", cat("SELECT ", open, "1", close, NULL),
+				   &want);
 
 	free(open);
 	free(close);
@@ -1161,7 +1225,8 @@ static void test_hostile_subselects(void **state)
 	const struct scase want = { .sql = "", .or_unknown = true, .refs = { REF("t", R) } };
 	const struct scase exact = { .sql = "", .refs = { REF("u", W) } };
 	char *sql;
-	int bad = run_hostile_pair("100k nested subselects", cat(open, "SELECT * FROM t", close, NULL), &want);
+	int bad = run_hostile_pair("100k nested subselects", cat(open, "SELECT * FROM t", close, NULL),
+				   &want);
 
 	/* twenty levels is ordinary SQL and must be judged */
 	sql = cat("DELETE FROM u WHERE id IN (", open20, "SELECT 1", close20, ")", NULL);
@@ -1219,7 +1284,8 @@ static void test_hostile_string_literal(void **state)
 	/* Just under CLASSIFY_PARSE_MAX_LIMIT: over the default limit; parsed and judged when raised. */
 	char *x = repeat("x", CLASSIFY_PARSE_MAX_LIMIT - 64);
 	const struct scase want = { .sql = "", .refs = { REF("t", R) } };
-	int bad = run_hostile_pair("string literal near the parse cap", cat("SELECT * FROM t WHERE a = '", x, "'", NULL), &want);
+	int bad = run_hostile_pair("string literal near the parse cap",
+				   cat("SELECT * FROM t WHERE a = '", x, "'", NULL), &want);
 	/* 10 MiB: never parsed, whatever parse_max_bytes says (the stack bound in classify.h). */
 	char *big = repeat("x", 10u << 20), *sql = cat("SELECT * FROM t WHERE a = '", big, "'", NULL);
 	struct classify_result r;
@@ -1322,7 +1388,8 @@ static void test_access_to_rules(void **state)
 
 static void test_access_to_from_sql(void **state)
 {
-	const char *sql = "SELECT * FROM t JOIN app.u ON true; DELETE FROM \"Orders\"; UPDATE Items SET a = 1";
+	const char *sql =
+		"SELECT * FROM t JOIN app.u ON true; DELETE FROM \"Orders\"; UPDATE Items SET a = 1";
 	struct classify_result r;
 
 	classify_exact(sql, strlen(sql), &dflt, &r);
@@ -1345,8 +1412,8 @@ static void test_access_to_from_sql(void **state)
 static void test_builtin_function_names(void **state)
 {
 	static const char *const builtin[] = {
-		"lower", "count", "now", "nextval", "jsonb_build_object",
-		"upper", "sum", "generate_series", "btrim", "date_part", "pg_advisory_lock",
+		"lower", "count",           "now",   "nextval",   "jsonb_build_object", "upper",
+		"sum",   "generate_series", "btrim", "date_part", "pg_advisory_lock",
 	};
 	static const char *const not_builtin[] = {
 		"my_func", "", "lowe", "lowerx", "lower ", "jsonb_build_objec", "f",
@@ -1410,7 +1477,7 @@ int main(void)
 	pthread_attr_t attr;
 	pthread_t th;
 
-	setvbuf(stdout, NULL, _IONBF, 0);      /* a sanitizer abort must not swallow the results */
+	setvbuf(stdout, NULL, _IONBF, 0); /* a sanitizer abort must not swallow the results */
 	if (pthread_attr_init(&attr) != 0 || pthread_attr_setstacksize(&attr, CLASSIFY_STACK_BYTES) != 0 ||
 	    pthread_create(&th, &attr, run_suite, NULL) != 0) {
 		fprintf(stderr, "test_classify: cannot start the suite's thread\n");

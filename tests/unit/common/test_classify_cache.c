@@ -35,8 +35,8 @@ void *__real_calloc(size_t n, size_t size);
 void *__wrap_malloc(size_t n);
 void *__wrap_calloc(size_t n, size_t size);
 
-static long alloc_calls;   /* counted always */
-static long fail_at;       /* 0: none fails */
+static long alloc_calls; /* counted always */
+static long fail_at;     /* 0: none fails */
 
 static bool alloc_fails(void)
 {
@@ -66,7 +66,7 @@ struct cache_call {
 	struct classify_result want, got;
 };
 
-static struct cache_call call;   /* 16 KB: not on the stack */
+static struct cache_call call; /* 16 KB: not on the stack */
 
 /* Runs classify_cache_sql on exactly 'len' bytes, into a result filled with junk first. */
 static void cached_exact(struct classify_cache *c, const char *sql, size_t len,
@@ -126,8 +126,8 @@ static struct classify_cache_stats stats_of(const struct classify_cache *c)
 	return s;
 }
 
-static void assert_counts(const struct classify_cache *c, uint64_t hits, uint64_t misses,
-			  uint64_t evictions, size_t entries)
+static void assert_counts(const struct classify_cache *c, uint64_t hits, uint64_t misses, uint64_t evictions,
+			  size_t entries)
 {
 	struct classify_cache_stats s = stats_of(c);
 
@@ -213,8 +213,10 @@ static void test_key_numbers(void **state)
 		   KEY("SELECT abalance FROM pgbench_accounts WHERE aid = \0i;"));
 	assert_key("SELECT 0, 2147483647, 0002147483647, 2147483648, 99999999999",
 		   KEY("SELECT \0i, \0i, \0i, \0f, \0f"));
-	assert_key("SELECT 1.5, .5, 5., 1e3, 2.5E-3, 1.e+7, -4", KEY("SELECT \0f, \0f, \0f, \0f, \0f, \0f, -\0i"));
-	assert_key("SELECT t1, 1, $1, $12, a$b, a$1, _2, x.5, t.a1", KEY("SELECT t1, \0i, $1, $12, a$b, a$1, _2, x\0f, t.a1"));
+	assert_key("SELECT 1.5, .5, 5., 1e3, 2.5E-3, 1.e+7, -4",
+		   KEY("SELECT \0f, \0f, \0f, \0f, \0f, \0f, -\0i"));
+	assert_key("SELECT t1, 1, $1, $12, a$b, a$1, _2, x.5, t.a1",
+		   KEY("SELECT t1, \0i, $1, $12, a$b, a$1, _2, x\0f, t.a1"));
 	assert_key("SELECT 1..2, 3...4, 5.6.7", KEY("SELECT \0i..\0i, \0i..\0f, \0f\0f"));
 	assert_key("SELECT 1$$x$$, $1'y'", KEY("SELECT \0i\0d, $1\0s"));
 }
@@ -224,7 +226,8 @@ static void test_key_strings(void **state)
 {
 	assert_key("SELECT 'it''s', '', 'a\\'", KEY("SELECT \0s, \0s, \0s"));
 	assert_key("SELECT E'it\\'s', e'\\\\', E'a''b\\n', E'\\''", KEY("SELECT \0e, \0e, \0e, \0e"));
-	assert_key("SELECT N'nat', n'', B'101', b'', X'1F', x''", KEY("SELECT N\0s, n\0s, \0b, \0b, \0x, \0x"));
+	assert_key("SELECT N'nat', n'', B'101', b'', X'1F', x''",
+		   KEY("SELECT N\0s, n\0s, \0b, \0b, \0x, \0x"));
 	assert_key("SELECT B'1''0', X'f''f'", KEY("SELECT \0b\0s, \0x\0s"));
 	/* A prefix letter after an identifier character is part of the identifier. */
 	assert_key("SELECT xE'1', aB'1', _X'1', $1E'1'", KEY("SELECT xE\0s, aB\0s, _X\0s, $1E'1'"));
@@ -240,10 +243,12 @@ static void test_key_strings(void **state)
 /* Quoted identifiers and comments are kept whole, and a quote or $ inside starts nothing. */
 static void test_key_keeps_names_and_comments(void **state)
 {
-	assert_key("SELECT \"it's\", \"a\"\"$$\", \"1\" FROM \"T 1\"", KEY("SELECT \"it's\", \"a\"\"$$\", \"1\" FROM \"T 1\""));
+	assert_key("SELECT \"it's\", \"a\"\"$$\", \"1\" FROM \"T 1\"",
+		   KEY("SELECT \"it's\", \"a\"\"$$\", \"1\" FROM \"T 1\""));
 	assert_key("SELECT 1 -- it's $$\n, /* 'x' /* $t$ */ \" */ 2, 3--4'",
 		   KEY("SELECT \0i -- it's $$\n, /* 'x' /* $t$ */ \" */ \0i, \0i--4'"));
-	assert_key("SELECT U&\"d\\0061t\", U&'d\\0061t', u&'x'", KEY("SELECT U&\"d\\0061t\", U&'d\\0061t', u&'x'"));
+	assert_key("SELECT U&\"d\\0061t\", U&'d\\0061t', u&'x'",
+		   KEY("SELECT U&\"d\\0061t\", U&'d\\0061t', u&'x'"));
 }
 
 /* Literals whose value the parser checks are kept. */
@@ -255,9 +260,12 @@ static void test_key_keeps_checked_literals(void **state)
 	/* FLOAT(p), ALTER [COLUMN] n, UESCAPE 'c' (after a comment too); nowhere else. */
 	assert_key("SELECT x::float(3), y::FLOAT /* p */ (54), z::\"float\"(3), f(3)",
 		   KEY("SELECT x::float(3), y::FLOAT /* p */ (54), z::\"float\"(\0i), f(\0i)"));
-	assert_key("ALTER TABLE t ALTER COLUMN 3 SET STATISTICS 100", KEY("ALTER TABLE t ALTER COLUMN 3 SET STATISTICS \0i"));
-	assert_key("ALTER INDEX i ALTER 0 SET STATISTICS -1", KEY("ALTER INDEX i ALTER 0 SET STATISTICS -\0i"));
-	assert_key("SELECT U&'d!0061t' UESCAPE '!', U&\"x\" uescape $$+$$", KEY("SELECT U&'d!0061t' UESCAPE '!', U&\"x\" uescape $$+$$"));
+	assert_key("ALTER TABLE t ALTER COLUMN 3 SET STATISTICS 100",
+		   KEY("ALTER TABLE t ALTER COLUMN 3 SET STATISTICS \0i"));
+	assert_key("ALTER INDEX i ALTER 0 SET STATISTICS -1",
+		   KEY("ALTER INDEX i ALTER 0 SET STATISTICS -\0i"));
+	assert_key("SELECT U&'d!0061t' UESCAPE '!', U&\"x\" uescape $$+$$",
+		   KEY("SELECT U&'d!0061t' UESCAPE '!', U&\"x\" uescape $$+$$"));
 }
 
 /* After what the scanner rejects or cannot finish, the rest is kept verbatim. */
@@ -373,7 +381,7 @@ static void test_pgbench_select_hits(void **state)
 
 	assert_non_null(c);
 	for (int i = 0; i < 1000; i++) {
-		int aid = 1 + (int)(((long)i * 7919) % 1000000);   /* 1,000 different aids */
+		int aid = 1 + (int)(((long)i * 7919) % 1000000); /* 1,000 different aids */
 
 		snprintf(sql, sizeof(sql), "SELECT abalance FROM pgbench_accounts WHERE aid = %d;", aid);
 		check_text(c, sql, strlen(sql), &dflt);
@@ -401,12 +409,12 @@ static void test_long_text_key(void **state)
 	len += (size_t)sprintf(sql + len, "1000)");
 	assert_true(CLASSIFY_CACHE_KEY_MAX(len) > 4096);
 	check_text(c, sql, len, &dflt);
-	sql[29] = '9';   /* the first value: another value, one key */
+	sql[29] = '9'; /* the first value: another value, one key */
 	check_text(c, sql, len, &dflt);
 	assert_counts(c, 1, 1, 0, 1);
-	assert_true(stats_of(c).bytes < len);   /* the key is shorter than the text */
+	assert_true(stats_of(c).bytes < len); /* the key is shorter than the text */
 
-	sql[14] = 'u';   /* FROM u: another key */
+	sql[14] = 'u'; /* FROM u: another key */
 	uncached_exact(sql, len, &dflt, &call.want);
 	fail_nth_alloc(1);
 	cached_exact(c, sql, len, &dflt, &call.got);
@@ -418,8 +426,6 @@ static void test_long_text_key(void **state)
 	free(sql);
 	classify_cache_free(c);
 }
-
-
 
 static const char *const statements[] = {
 	"SELECT 1",
@@ -509,7 +515,7 @@ static void test_evict_by_bytes(void **state)
 {
 	size_t one = bytes_of(numbered(0));
 	struct classify_cache *c = classify_cache_new(1000, one * 5 / 2);
-	const char *wide = "SELECT * FROM a, b, c";   /* three refs: larger */
+	const char *wide = "SELECT * FROM a, b, c"; /* three refs: larger */
 
 	assert_non_null(c);
 	for (int i = 0; i < 10; i++) {
@@ -549,8 +555,8 @@ static void test_lru_keeps_recent(void **state)
 	assert_non_null(c);
 	for (int i = 0; i < 3; i++)
 		check_text(c, numbered(i), strlen(numbered(i)), &dflt);
-	check_text(c, numbered(0), strlen(numbered(0)), &dflt);   /* 0 is now the newest */
-	for (int i = 3; i < 5; i++)                                  /* evict 1, then 2 */
+	check_text(c, numbered(0), strlen(numbered(0)), &dflt); /* 0 is now the newest */
+	for (int i = 3; i < 5; i++)                             /* evict 1, then 2 */
 		check_text(c, numbered(i), strlen(numbered(i)), &dflt);
 	assert_counts(c, 1, 5, 2, 3);
 	check_text(c, numbered(0), strlen(numbered(0)), &dflt);
@@ -590,7 +596,7 @@ static void test_scs_off_bypass(void **state)
 	check_text(c, "SELECT * FROM t", 15, &scs_off);
 	assert_true(call.got.flags & CLASSIFY_UNKNOWN);
 	assert_counts(c, 0, 0, 0, 0);
-	check_text(c, "SELECT * FROM t", 15, &dflt);   /* now cached ... */
+	check_text(c, "SELECT * FROM t", 15, &dflt); /* now cached ... */
 	assert_false(call.got.flags & CLASSIFY_UNKNOWN);
 	check_text(c, "SELECT * FROM t", 15, &scs_off); /* ... but not for this session */
 	assert_true(call.got.flags & CLASSIFY_UNKNOWN);
@@ -674,7 +680,7 @@ static void test_alloc_failure(void **state)
 	/* How many allocations a miss makes; keeping the entry takes the last two. */
 	c = classify_cache_new(16, 1 << 20);
 	assert_non_null(c);
-	check_text(c, "SELECT 1", 8, &dflt);   /* libpg_query's first-call setup out of the way */
+	check_text(c, "SELECT 1", 8, &dflt); /* libpg_query's first-call setup out of the way */
 	fail_nth_alloc(0);
 	cached_exact(c, sql, strlen(sql), &dflt, &call.got);
 	n = alloc_calls;

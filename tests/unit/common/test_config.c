@@ -52,8 +52,8 @@ static void parse_fails(const char *json, const char *needle1, const char *needl
 	if (ok)
 		fail_msg("accepted %s", json);
 	if (strstr(err.msg, needle1) == NULL || (needle2 && strstr(err.msg, needle2) == NULL))
-		fail_msg("%s: error \"%s\" lacks \"%s\"%s%s", json, err.msg, needle1,
-			 needle2 ? " or " : "", needle2 ? needle2 : "");
+		fail_msg("%s: error \"%s\" lacks \"%s\"%s%s", json, err.msg, needle1, needle2 ? " or " : "",
+			 needle2 ? needle2 : "");
 }
 
 /* ---------------------------------------------------------------- defaults */
@@ -106,12 +106,15 @@ static void test_design_example(void **state)
 	static const char json[] =
 		"{\n"
 		"  \"listen\": {\"host\": \"0.0.0.0\", \"port\": 6432},\n"
-		"  \"upstream\": {\"host\": \"127.0.0.1\", \"port\": 5432, \"sslmode\": \"prefer\", \"sslrootcert\": null},\n"
+		"  \"upstream\": {\"host\": \"127.0.0.1\", \"port\": 5432, \"sslmode\": \"prefer\", "
+		"\"sslrootcert\": null},\n"
 		"  \"tls\": {\"cert_file\": null, \"key_file\": null},\n"
 		"  \"admin\": {\"host\": \"127.0.0.1\", \"port\": 6480, \"token_file\": null},\n"
 		"  \"workers\": 0,\n"
-		"  \"limits\": {\"max_clients\": 10000, \"max_message_bytes\": 268435456, \"parse_max_bytes\": 65536},\n"
-		"  \"timeouts\": {\"connect_ms\": 5000, \"auth_ms\": 30000, \"client_idle_ms\": 0, \"shutdown_timeout_ms\": 30000},\n"
+		"  \"limits\": {\"max_clients\": 10000, \"max_message_bytes\": 268435456, "
+		"\"parse_max_bytes\": 65536},\n"
+		"  \"timeouts\": {\"connect_ms\": 5000, \"auth_ms\": 30000, \"client_idle_ms\": 0, "
+		"\"shutdown_timeout_ms\": 30000},\n"
 		"  \"log\": {\"level\": \"info\", \"format\": \"text\"}\n"
 		"}\n";
 	struct config cfg;
@@ -141,10 +144,13 @@ static void test_every_key_parsed(void **state)
 		" \"listen\": {\"host\": \"127.0.0.2\", \"port\": 7432},"
 		" \"upstream\": {\"host\": \"db.internal\", \"port\": 5433, \"sslmode\": \"verify-full\","
 		"                \"sslrootcert\": \"/etc/pgvalve/root.crt\"},"
-		" \"tls\": {\"cert_file\": \"/etc/pgvalve/server.crt\", \"key_file\": \"/etc/pgvalve/server.key\"},"
-		" \"admin\": {\"host\": \"10.0.0.5\", \"port\": 7480, \"token_file\": \"/etc/pgvalve/token\"},"
+		" \"tls\": {\"cert_file\": \"/etc/pgvalve/server.crt\", \"key_file\": "
+		"\"/etc/pgvalve/server.key\"},"
+		" \"admin\": {\"host\": \"10.0.0.5\", \"port\": 7480, \"token_file\": "
+		"\"/etc/pgvalve/token\"},"
 		" \"workers\": 4,"
-		" \"limits\": {\"max_clients\": 500, \"max_message_bytes\": 1048576, \"parse_max_bytes\": 4096},"
+		" \"limits\": {\"max_clients\": 500, \"max_message_bytes\": 1048576, \"parse_max_bytes\": "
+		"4096},"
 		" \"timeouts\": {\"connect_ms\": 1000, \"auth_ms\": 2000, \"client_idle_ms\": 600000,"
 		"                \"shutdown_timeout_ms\": 0},"
 		" \"log\": {\"level\": \"debug\", \"format\": \"json\"}"
@@ -241,7 +247,8 @@ static void test_null_strings(void **state)
 	(void)state;
 	parse_ok("{\"tls\": {\"cert_file\": null, \"key_file\": null},"
 		 " \"admin\": {\"token_file\": null},"
-		 " \"upstream\": {\"sslrootcert\": null}}", &cfg);
+		 " \"upstream\": {\"sslrootcert\": null}}",
+		 &cfg);
 	assert_null(cfg.tls_cert_file);
 	assert_null(cfg.admin_token_file);
 	assert_null(cfg.upstreams[0].sslrootcert);
@@ -292,7 +299,8 @@ static void test_limits_at_bounds(void **state)
 	parse_ok("{\"limits\": {\"max_clients\": 1, \"max_message_bytes\": 1024, \"parse_max_bytes\": 64},"
 		 " \"workers\": 0, \"listen\": {\"port\": 1}, \"admin\": {\"port\": 0},"
 		 " \"timeouts\": {\"connect_ms\": 1, \"auth_ms\": 1, \"client_idle_ms\": 0,"
-		 "              \"shutdown_timeout_ms\": 0}}", &cfg);
+		 "              \"shutdown_timeout_ms\": 0}}",
+		 &cfg);
 	assert_int_equal(cfg.max_clients, 1);
 	assert_int_equal(cfg.max_message_bytes, 1024);
 	assert_int_equal(cfg.parse_max_bytes, 64);
@@ -306,7 +314,8 @@ static void test_limits_at_bounds(void **state)
 		 " \"workers\": 256, \"listen\": {\"port\": 65535}, \"admin\": {\"port\": 65535},"
 		 " \"upstream\": {\"port\": 65535},"
 		 " \"timeouts\": {\"connect_ms\": 3600000, \"auth_ms\": 3600000,"
-		 "              \"client_idle_ms\": 604800000, \"shutdown_timeout_ms\": 3600000}}", &cfg);
+		 "              \"client_idle_ms\": 604800000, \"shutdown_timeout_ms\": 3600000}}",
+		 &cfg);
 	assert_int_equal(cfg.max_clients, 1000000);
 	assert_int_equal(cfg.max_message_bytes, 1073741824);
 	assert_int_equal(cfg.parse_max_bytes, 262144);
@@ -326,19 +335,24 @@ static const struct {
 } bad_docs[] = {
 	/* limits */
 	{ "{\"limits\": {\"max_message_bytes\": \"big\"}}", "\"limits.max_message_bytes\"", "\"big\"" },
-	{ "{\"limits\": {\"max_message_bytes\": 1023}}", "\"limits.max_message_bytes\"", "from 1024 to 1073741824" },
-	{ "{\"limits\": {\"max_message_bytes\": 1073741825}}", "\"limits.max_message_bytes\"", "from 1024 to 1073741824" },
-	{ "{\"limits\": {\"max_message_bytes\": 1048576.5}}", "\"limits.max_message_bytes\"", "expected an integer" },
+	{ "{\"limits\": {\"max_message_bytes\": 1023}}", "\"limits.max_message_bytes\"",
+	  "from 1024 to 1073741824" },
+	{ "{\"limits\": {\"max_message_bytes\": 1073741825}}", "\"limits.max_message_bytes\"",
+	  "from 1024 to 1073741824" },
+	{ "{\"limits\": {\"max_message_bytes\": 1048576.5}}", "\"limits.max_message_bytes\"",
+	  "expected an integer" },
 	{ "{\"limits\": {\"max_message_bytes\": null}}", "\"limits.max_message_bytes\"", "got null" },
 	{ "{\"limits\": {\"max_message_bytes\": true}}", "\"limits.max_message_bytes\"", "got true" },
 	{ "{\"limits\": {\"max_message_bytes\": [1]}}", "\"limits.max_message_bytes\"", "got an array" },
 	{ "{\"limits\": {\"max_clients\": 0}}", "\"limits.max_clients\"", "expected an integer" },
 	{ "{\"limits\": {\"max_clients\": 1000001}}", "\"limits.max_clients\"", "expected an integer" },
 	{ "{\"limits\": {\"parse_max_bytes\": 63}}", "\"limits.parse_max_bytes\"", "expected an integer" },
-	{ "{\"limits\": {\"parse_max_bytes\": 262145}}", "\"limits.parse_max_bytes\"", "expected an integer" },
+	{ "{\"limits\": {\"parse_max_bytes\": 262145}}", "\"limits.parse_max_bytes\"",
+	  "expected an integer" },
 	{ "{\"limits\": 5}", "\"limits\"", "expected an object" },
 	/* upstream */
-	{ "{\"upstream\": {\"sslmode\": \"verify-ca\"}}", "\"upstream.sslmode\"", "verify-full, got \"verify-ca\"" },
+	{ "{\"upstream\": {\"sslmode\": \"verify-ca\"}}", "\"upstream.sslmode\"",
+	  "verify-full, got \"verify-ca\"" },
 	{ "{\"upstream\": {\"sslmode\": 1}}", "\"upstream.sslmode\"", "expected a non-empty string" },
 	{ "{\"upstream\": {\"sslmode\": \"\"}}", "\"upstream.sslmode\"", "expected a non-empty string" },
 	{ "{\"upstream\": {\"port\": 0}}", "\"upstream.port\"", "from 1 to 65535" },
@@ -385,7 +399,8 @@ static const struct {
 	{ "{\"timeouts\": {\"connect_ms\": 0}}", "\"timeouts.connect_ms\"", "from 1 to 3600000" },
 	{ "{\"timeouts\": {\"auth_ms\": 3600001}}", "\"timeouts.auth_ms\"", "from 1 to 3600000" },
 	{ "{\"timeouts\": {\"client_idle_ms\": -1}}", "\"timeouts.client_idle_ms\"", "from 0 to 604800000" },
-	{ "{\"timeouts\": {\"shutdown_timeout_ms\": \"30s\"}}", "\"timeouts.shutdown_timeout_ms\"", "got \"30s\"" },
+	{ "{\"timeouts\": {\"shutdown_timeout_ms\": \"30s\"}}", "\"timeouts.shutdown_timeout_ms\"",
+	  "got \"30s\"" },
 	/* not an object at the top */
 	{ "[]", "(top level)", "expected an object" },
 	{ "\"upstream\"", "(top level)", "expected an object" },
@@ -409,7 +424,8 @@ static void test_huge_numbers_rejected(void **state)
 	(void)state;
 	parse_fails("{\"limits\": {\"max_message_bytes\": 1e19}}", "\"limits.max_message_bytes\"",
 		    "expected an integer");
-	parse_fails("{\"limits\": {\"max_clients\": -1e300}}", "\"limits.max_clients\"", "expected an integer");
+	parse_fails("{\"limits\": {\"max_clients\": -1e300}}", "\"limits.max_clients\"",
+		    "expected an integer");
 	parse_fails("{\"workers\": 1e300}", "\"workers\"", "from 0 to 256");
 }
 
@@ -501,7 +517,8 @@ static void test_invalid_json(void **state)
 static void test_trailing_garbage_rejected(void **state)
 {
 	(void)state;
-	parse_fails("{\"upstream\": {\"host\": \"db\"}}, \"log\": {\"level\": \"debug\"}}", "not valid JSON", NULL);
+	parse_fails("{\"upstream\": {\"host\": \"db\"}}, \"log\": {\"level\": \"debug\"}}", "not valid JSON",
+		    NULL);
 	parse_fails("{\"workers\": 2} {\"workers\": 3}", "not valid JSON", NULL);
 	parse_fails("{} x", "not valid JSON", NULL);
 }
@@ -512,7 +529,8 @@ static void test_upstream_and_upstreams_exclusive(void **state)
 {
 	(void)state;
 	parse_fails("{\"upstream\": {}, \"upstreams\": {\"a\": {}}}", "\"upstreams\"", "not both");
-	parse_fails("{\"upstream\": {}, \"active\": \"default\"}", "\"active\"", "only meaningful with \"upstreams\"");
+	parse_fails("{\"upstream\": {}, \"active\": \"default\"}", "\"active\"",
+		    "only meaningful with \"upstreams\"");
 }
 
 static void test_upstreams_single_needs_no_active(void **state)
@@ -538,7 +556,8 @@ static void test_upstreams_active_selects(void **state)
 
 	(void)state;
 	parse_ok("{\"upstreams\": {\"blue\": {\"host\": \"db1\"}, \"green\": {\"host\": \"db2\","
-		 " \"sslmode\": \"require\"}}, \"active\": \"green\"}", &cfg);
+		 " \"sslmode\": \"require\"}}, \"active\": \"green\"}",
+		 &cfg);
 	assert_int_equal(cfg.n_upstreams, 2);
 	assert_string_equal(cfg.upstreams[0].name, "blue");
 	assert_string_equal(cfg.upstreams[1].name, "green");
@@ -557,7 +576,8 @@ static void test_upstreams_errors(void **state)
 	parse_fails("{\"upstreams\": {\"a\": {}, \"b\": {}}}", "\"active\"", "expected the name");
 	parse_fails("{\"upstreams\": {\"a\": {}, \"b\": {}}, \"active\": \"c\"}", "\"active\"",
 		    "no upstream named \"c\"");
-	parse_fails("{\"upstreams\": {\"a\": {}, \"b\": {}}, \"active\": 1}", "\"active\"", "expected the name");
+	parse_fails("{\"upstreams\": {\"a\": {}, \"b\": {}}, \"active\": 1}", "\"active\"",
+		    "expected the name");
 	parse_fails("{\"upstreams\": {\"a\": \"db:5432\"}}", "\"upstreams.a\"", "expected an object");
 	parse_fails("{\"upstreams\": {\"a\": {}, \"b\": {\"sslmode\": \"on\"}}, \"active\": \"a\"}",
 		    "\"upstreams.b.sslmode\"", "got \"on\"");
@@ -635,12 +655,14 @@ static void test_validate_admin_token(void **state)
 	for (size_t i = 0; i < 4; i++) {
 		char json[256];
 
-		snprintf(json, sizeof(json), "{\"upstream\": {}, \"admin\": {\"host\": \"%s\"}}", loopback[i]);
+		snprintf(json, sizeof(json), "{\"upstream\": {}, \"admin\": {\"host\": \"%s\"}}",
+			 loopback[i]);
 		validate_ok(json);
 		snprintf(json, sizeof(json), "{\"upstream\": {}, \"admin\": {\"host\": \"%s\"}}", open[i]);
 		validate_fails(json, "\"admin.token_file\"");
 		snprintf(json, sizeof(json),
-			 "{\"upstream\": {}, \"admin\": {\"host\": \"%s\", \"token_file\": \"/run/t\"}}", open[i]);
+			 "{\"upstream\": {}, \"admin\": {\"host\": \"%s\", \"token_file\": \"/run/t\"}}",
+			 open[i]);
 		validate_ok(json);
 	}
 }
@@ -666,8 +688,9 @@ static void test_validate_verify_full_needs_root_cert(void **state)
 static void test_validate_verify_full_names_upstreams_key(void **state)
 {
 	(void)state;
-	validate_fails("{\"upstreams\": {\"a\": {}, \"b\": {\"sslmode\": \"verify-full\"}}, \"active\": \"a\"}",
-		       "\"upstreams.b.sslrootcert\"");
+	validate_fails(
+		"{\"upstreams\": {\"a\": {}, \"b\": {\"sslmode\": \"verify-full\"}}, \"active\": \"a\"}",
+		"\"upstreams.b.sslrootcert\"");
 }
 
 /* ---------------------------------------------------------------- hostport */
@@ -714,8 +737,9 @@ static void hostport_rejects(const char *in)
 static void test_hostport_bad_ports(void **state)
 {
 	static const char *const cases[] = {
-		"", "db", "db:", "db:0", "db:65536", "db:-1", "db:abc", "db:54x", "db:5432 ",
-		"db:99999999999999999999", "[::1]", "[::1]:", ":",
+		"",      "db",     "db:",    "db:0",     "db:65536",
+		"db:-1", "db:abc", "db:54x", "db:5432 ", "db:99999999999999999999",
+		"[::1]", "[::1]:", ":",
 	};
 
 	(void)state;
@@ -764,7 +788,7 @@ static void test_load_file(void **state)
 	unlink(path);
 
 	config_init_defaults(&cfg);
-	assert_false(config_load_file(&cfg, path, &err));       /* now gone */
+	assert_false(config_load_file(&cfg, path, &err)); /* now gone */
 	assert_contains(err.msg, path);
 	assert_contains(err.msg, "No such file");
 	config_free(&cfg);
@@ -840,6 +864,6 @@ int main(void)
 		cmocka_unit_test(test_huge_numbers_rejected),
 	};
 
-	setvbuf(stdout, NULL, _IONBF, 0);      /* a sanitizer abort must not swallow the results */
+	setvbuf(stdout, NULL, _IONBF, 0); /* a sanitizer abort must not swallow the results */
 	return cmocka_run_group_tests_name("common/config", tests, NULL, NULL);
 }

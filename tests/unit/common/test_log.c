@@ -20,7 +20,7 @@
 
 #include "pgvalve/log.h"
 
-#define LINE_MAX_BYTES LOG_LINE_MAX  /* nothing longer is ever written */
+#define LINE_MAX_BYTES LOG_LINE_MAX /* nothing longer is ever written */
 
 /* --------------------------------------------------------- stderr capture */
 
@@ -57,7 +57,7 @@ static char *capture_end(struct capture *c, size_t *len_out)
 	free(captured);
 	captured = malloc(cap + 1);
 	assert_non_null(captured);
-	assert_true(dup2(c->saved, STDERR_FILENO) >= 0);   /* drops the pipe's last writer */
+	assert_true(dup2(c->saved, STDERR_FILENO) >= 0); /* drops the pipe's last writer */
 	close(c->saved);
 	while ((n = read(c->rd, captured + len, cap - len)) > 0)
 		len += (size_t)n;
@@ -103,11 +103,13 @@ static cJSON *one_json_line(const char *out, size_t len)
 	assert_true(len <= LINE_MAX_BYTES);
 	for (size_t i = 0; i + 1 < len; i++) {
 		if ((unsigned char)out[i] < 0x20)
-			fail_msg("raw control byte 0x%02x at %zu of \"%.80s\"", (unsigned char)out[i], i, out);
+			fail_msg("raw control byte 0x%02x at %zu of \"%.80s\"", (unsigned char)out[i], i,
+				 out);
 	}
 	obj = cJSON_ParseWithOpts(out, &end, 1);
 	if (!obj || !cJSON_IsObject(obj))
-		fail_msg("not one JSON object (%zu bytes, ends \"%s\")", len, len > 40 ? out + len - 40 : out);
+		fail_msg("not one JSON object (%zu bytes, ends \"%s\")", len,
+			 len > 40 ? out + len - 40 : out);
 	return obj;
 }
 
@@ -212,8 +214,9 @@ static void test_text_line(void **state)
 	log_msg(LOG_WARN, &who, "hold on %s for %d ms", "public.orders", 250);
 	out = capture_end(&c, &len);
 	assert_timestamp(out);
-	assert_string_equal(out + 24, " warn  conn=7 user=app db=shop client=10.0.0.1:5123 "
-				      "hold on public.orders for 250 ms\n");
+	assert_string_equal(out + 24,
+			    " warn  conn=7 user=app db=shop client=10.0.0.1:5123 "
+			    "hold on public.orders for 250 ms\n");
 
 	/* Without a session, and with a partial one. */
 	capture_begin(&c);
@@ -295,7 +298,7 @@ static void test_json_every_level_without_session(void **state)
 		assert_string_equal(json_str(obj, "level"), names[i]);
 		snprintf(want, sizeof(want), "event %d", i);
 		assert_string_equal(json_str(obj, "msg"), want);
-		assert_int_equal(cJSON_GetArraySize(obj), 3);   /* ts, level, msg: no empty session keys */
+		assert_int_equal(cJSON_GetArraySize(obj), 3); /* ts, level, msg: no empty session keys */
 		cJSON_Delete(obj);
 	}
 }
@@ -334,7 +337,7 @@ static void test_json_long_message_stays_valid(void **state)
 static void test_json_long_escaped_message_stays_valid(void **state)
 {
 	static const char fill[] = { '\n', '\t', '"', '\\', '\x1f' };
-	static const char *const clients[] = { "1.2.3.4:5", "1.2.3.4:56", "1.2.3.4:567",
+	static const char *const clients[] = { "1.2.3.4:5",    "1.2.3.4:56",    "1.2.3.4:567",
 					       "1.2.3.4:5678", "1.2.3.4:56789", "10.2.3.4:56789" };
 
 	(void)state;
@@ -388,7 +391,7 @@ static void test_json_long_session_fields_stay_valid(void **state)
 
 static void *log_lines(void *arg)
 {
-	char pad[901];          /* the whole message stays under log.c's 1024-byte cut */
+	char pad[901]; /* the whole message stays under log.c's 1024-byte cut */
 	int id = (int)(intptr_t)arg;
 
 	memset(pad, 'a' + id, sizeof(pad) - 1);
@@ -458,6 +461,6 @@ int main(void)
 		cmocka_unit_test(test_json_lines_from_threads_do_not_interleave),
 	};
 
-	setvbuf(stdout, NULL, _IONBF, 0);      /* a sanitizer abort must not swallow the results */
+	setvbuf(stdout, NULL, _IONBF, 0); /* a sanitizer abort must not swallow the results */
 	return cmocka_run_group_tests_name("common/log", tests, NULL, free_captured);
 }

@@ -90,8 +90,7 @@ static bool str_inside(const char *s, const uint8_t *base, size_t n)
 
 /* ------------------------------------------------------------------ headers */
 
-static enum pgwire_result header_of(const struct msg *m, size_t avail, uint32_t max,
-				    struct pgwire_header *h)
+static enum pgwire_result header_of(const struct msg *m, size_t avail, uint32_t max, struct pgwire_header *h)
 {
 	uint8_t *c = exact(m->b, avail);
 	enum pgwire_result r = pgwire_read_header(c, avail, max, h);
@@ -137,7 +136,7 @@ static void test_header_length_four_is_empty_body(void **state)
 	struct pgwire_header h;
 
 	(void)state;
-	put_u8(&m, 'S');        /* Sync: the smallest valid message */
+	put_u8(&m, 'S'); /* Sync: the smallest valid message */
 	put_u32(&m, 4);
 	assert_int_equal(header_of(&m, m.len, 1 << 20, &h), PGWIRE_OK);
 	assert_int_equal(h.type, 'S');
@@ -232,7 +231,7 @@ static void test_header_stream_cut_at_every_byte(void **state)
 			assert_int_equal(h.type, msgs[found].type);
 			assert_int_equal(pgwire_body_len(&h), msgs[found].body_len);
 			if (pos + 1 + h.len > k)
-				break;  /* header complete, body not yet */
+				break; /* header complete, body not yet */
 			pos += 1 + h.len;
 			found++;
 		}
@@ -252,7 +251,7 @@ static enum pgwire_result startup_of(const struct msg *m, size_t avail, struct p
 	uint8_t *c = exact(m->b, avail);
 	enum pgwire_result r = pgwire_parse_startup(c, avail, s, why);
 
-	free(c);        /* callers here look only at non-pointer fields */
+	free(c); /* callers here look only at non-pointer fields */
 	return r;
 }
 
@@ -373,9 +372,9 @@ static void test_startup_cancel_request_wrong_length(void **state)
 
 static void test_startup_v3_all_fields(void **state)
 {
-	static const char *const kv[] = { "user", "app", "database", "shop",
-					  "application_name", "psql", "client_encoding", "UTF8",
-					  NULL };
+	static const char *const kv[] = {
+		"user", "app", "database", "shop", "application_name", "psql", "client_encoding", "UTF8", NULL
+	};
 	struct msg m;
 	struct pgwire_startup s;
 	const char *why = "unset";
@@ -524,13 +523,10 @@ static void test_startup_protocol_versions(void **state)
 		uint32_t code;
 		enum pgwire_result want;
 	} cases[] = {
-		{ 3u << 16 | 0, PGWIRE_OK },
-		{ 3u << 16 | 2, PGWIRE_OK },            /* 3.2 (PostgreSQL 18) */
-		{ 2u << 16 | 0, PGWIRE_ERROR },         /* protocol 2 is gone */
-		{ 1u << 16 | 0, PGWIRE_ERROR },
-		{ 4u << 16 | 0, PGWIRE_ERROR },
-		{ 0, PGWIRE_ERROR },
-		{ 1234u << 16 | 5677, PGWIRE_ERROR },   /* unknown negotiation code */
+		{ 3u << 16 | 0, PGWIRE_OK },          { 3u << 16 | 2, PGWIRE_OK }, /* 3.2 (PostgreSQL 18) */
+		{ 2u << 16 | 0, PGWIRE_ERROR },                                    /* protocol 2 is gone */
+		{ 1u << 16 | 0, PGWIRE_ERROR },       { 4u << 16 | 0, PGWIRE_ERROR }, { 0, PGWIRE_ERROR },
+		{ 1234u << 16 | 5677, PGWIRE_ERROR }, /* unknown negotiation code */
 	};
 
 	(void)state;
@@ -600,8 +596,8 @@ static void test_error_parse_all_fields(void **state)
 	uint8_t *c;
 
 	(void)state;
-	put_str(&m, "SERREUR");             /* localized */
-	put_str(&m, "VERROR");              /* untranslated: wins */
+	put_str(&m, "SERREUR"); /* localized */
+	put_str(&m, "VERROR");  /* untranslated: wins */
 	put_str(&m, "C23505");
 	put_str(&m, "Mduplicate key value violates unique constraint \"orders_pkey\"");
 	put_str(&m, "DKey (id)=(1) already exists.");
@@ -654,8 +650,13 @@ static void test_error_parse_severity_order(void **state)
  */
 static void test_error_parse_truncated_prefix_keeps_complete_fields(void **state)
 {
-	static const char *const fields[] = { "SERROR", "VERROR", "C23503", "Minsert violates fk",
-					      "spublic", "tline_items", "nline_items_order_fk" };
+	static const char *const fields[] = { "SERROR",
+					      "VERROR",
+					      "C23503",
+					      "Minsert violates fk",
+					      "spublic",
+					      "tline_items",
+					      "nline_items_order_fk" };
 	const size_t n = sizeof(fields) / sizeof(fields[0]);
 	size_t end[7];
 	struct msg m = { .len = 0 };
@@ -670,15 +671,15 @@ static void test_error_parse_truncated_prefix_keeps_complete_fields(void **state
 		uint8_t *c = exact(m.b, k);
 		struct pgwire_error e;
 		bool any = pgwire_parse_error(c, k, &e);
-		const char *got[7] = { e.severity, e.severity, e.sqlstate, e.message,
-				       e.schema, e.table, e.constraint };
+		const char *got[7] = { e.severity, e.severity, e.sqlstate,  e.message,
+				       e.schema,   e.table,    e.constraint };
 
 		assert_int_equal(any, k >= end[0]);
 		for (size_t i = 0; i < n; i++) {
 			if (k >= end[i]) {
 				if (got[i] == NULL || strcmp(got[i], fields[i] + 1) != 0)
 					fail_msg("prefix %zu: field %c lost", k, fields[i][0]);
-			} else if (i != 1 && got[i] != NULL) {   /* V shares S's slot */
+			} else if (i != 1 && got[i] != NULL) { /* V shares S's slot */
 				fail_msg("prefix %zu: cut-off field %c reported", k, fields[i][0]);
 			}
 		}
@@ -715,7 +716,7 @@ static void test_error_parse_non_terminated(void **state)
 {
 	static const char body[] = "C57P01\0Mterminating connection due to administrator command";
 	struct pgwire_error e;
-	uint8_t *c = exact(body, sizeof(body));   /* includes the message's NUL, no terminator */
+	uint8_t *c = exact(body, sizeof(body)); /* includes the message's NUL, no terminator */
 
 	(void)state;
 	assert_true(pgwire_parse_error(c, sizeof(body), &e));
@@ -726,7 +727,7 @@ static void test_error_parse_non_terminated(void **state)
 
 static void test_error_build_exact_bytes(void **state)
 {
-	static const uint8_t want[] = "E\0\0\0\x2c"   /* 44: the length counts itself, not the type */
+	static const uint8_t want[] = "E\0\0\0\x2c" /* 44: the length counts itself, not the type */
 				      "SFATAL\0VFATAL\0C08P01\0Mmessage too long\0";
 	uint8_t out[128];
 	size_t need;
@@ -734,7 +735,7 @@ static void test_error_build_exact_bytes(void **state)
 	(void)state;
 	memset(out, 0xaa, sizeof(out));
 	need = pgwire_build_error(out, sizeof(out), "FATAL", "08P01", "message too long");
-	assert_int_equal(need, sizeof(want));   /* sizeof counts the final terminator */
+	assert_int_equal(need, sizeof(want)); /* sizeof counts the final terminator */
 	assert_memory_equal(out, want, sizeof(want));
 	assert_int_equal(out[need], 0xaa);
 }
@@ -779,12 +780,13 @@ static void test_error_build_round_trip(void **state)
 		struct pgwire_error e;
 
 		assert_non_null(out);
-		assert_int_equal(pgwire_build_error(out, need, cases[i].severity, cases[i].sqlstate,
-						    cases[i].message), need);
+		assert_int_equal(
+			pgwire_build_error(out, need, cases[i].severity, cases[i].sqlstate, cases[i].message),
+			need);
 		assert_int_equal(pgwire_read_header(out, need, 1 << 20, &h), PGWIRE_OK);
 		assert_int_equal(h.type, PGWIRE_MSG_ERROR);
 		assert_int_equal(1 + h.len, need);
-		assert_int_equal(out[need - 1], 0);     /* the field list terminator */
+		assert_int_equal(out[need - 1], 0); /* the field list terminator */
 		assert_true(pgwire_parse_error(out + PGWIRE_HEADER_LEN, pgwire_body_len(&h), &e));
 		assert_string_equal(e.severity, cases[i].severity);
 		assert_string_equal(e.sqlstate, cases[i].sqlstate);
@@ -848,7 +850,7 @@ static size_t sasl_remove(const struct msg *m, struct msg *after)
 
 static void test_sasl_plus_removed(void **state)
 {
-	static const char first[] = PLUS "\0SCRAM-SHA-256\0";          /* as PostgreSQL sends it */
+	static const char first[] = PLUS "\0SCRAM-SHA-256\0"; /* as PostgreSQL sends it */
 	static const char last[] = "SCRAM-SHA-256\0" PLUS "\0";
 	static const char want[] = "SCRAM-SHA-256\0";
 	const char *lists[] = { first, last };
@@ -867,10 +869,9 @@ static void test_sasl_plus_removed(void **state)
 static void test_sasl_plus_absent_unchanged(void **state)
 {
 	static const char *const lists[] = {
-		"SCRAM-SHA-256\0",
-		PLUS "X\0SCRAM-SHA-256\0",      /* longer name with PLUS as prefix */
-		"SCRAM-SHA-256-PLU\0",          /* shorter */
-		"scram-sha-256-plus\0",         /* names are case-sensitive */
+		"SCRAM-SHA-256\0", PLUS "X\0SCRAM-SHA-256\0", /* longer name with PLUS as prefix */
+		"SCRAM-SHA-256-PLU\0",                        /* shorter */
+		"scram-sha-256-plus\0",                       /* names are case-sensitive */
 	};
 
 	(void)state;
@@ -895,7 +896,7 @@ static void test_sasl_only_mechanism(void **state)
 	sasl_body(&m, PGWIRE_AUTH_SASL, PLUS "\0", sizeof(PLUS) + 1);
 	assert_int_equal(sasl_remove(&m, &after), 5);
 	assert_int_equal(pgwire_get_u32(after.b), PGWIRE_AUTH_SASL);
-	assert_int_equal(after.b[4], 0);        /* an empty list, still well-formed */
+	assert_int_equal(after.b[4], 0); /* an empty list, still well-formed */
 }
 
 static void test_sasl_malformed_unchanged(void **state)
@@ -938,8 +939,8 @@ static void test_sasl_malformed_unchanged(void **state)
 static void test_sasl_malformed_after_plus_unchanged(void **state)
 {
 	static const char *const lists[] = {
-		PLUS "\0SCRAM-SHA-256",         /* last name unterminated */
-		PLUS "\0SCRAM-SHA-256\0",       /* no closing empty name */
+		PLUS "\0SCRAM-SHA-256",   /* last name unterminated */
+		PLUS "\0SCRAM-SHA-256\0", /* no closing empty name */
 	};
 	static const size_t lens[] = { 19 + 13, 19 + 14 };
 
@@ -970,15 +971,14 @@ static void test_sasl_other_auth_codes_unchanged(void **state)
 	{
 		struct msg m, after;
 
-		sasl_body(&m, PGWIRE_AUTH_OK, "", 0);   /* AuthenticationOk: 4 bytes */
+		sasl_body(&m, PGWIRE_AUTH_OK, "", 0); /* AuthenticationOk: 4 bytes */
 		assert_int_equal(sasl_remove(&m, &after), 4);
 	}
 }
 
 /* --------------------------------------------------------- ParameterStatus */
 
-static bool param_of(const void *body, size_t len, const char **name, const char **value,
-		     uint8_t **keep)
+static bool param_of(const void *body, size_t len, const char **name, const char **value, uint8_t **keep)
 {
 	*keep = exact(body, len);
 	return pgwire_parse_parameter_status(*keep, len, name, value);
@@ -1086,6 +1086,6 @@ int main(void)
 		cmocka_unit_test(test_parameter_status_trailing_bytes),
 	};
 
-	setvbuf(stdout, NULL, _IONBF, 0);      /* a sanitizer abort must not swallow the results */
+	setvbuf(stdout, NULL, _IONBF, 0); /* a sanitizer abort must not swallow the results */
 	return cmocka_run_group_tests_name("common/pgwire", tests, NULL, NULL);
 }

@@ -74,7 +74,7 @@ static void test_ident_short_buffer(void **state)
 	(void)state;
 	memset(out, 'X', sizeof(out));
 	assert_int_equal(quote_ident(out, sizeof(out), "a\"bcdef"), 10);
-	assert_string_equal(out, "\"a\"\"b");   /* cut, but always NUL-terminated */
+	assert_string_equal(out, "\"a\"\"b"); /* cut, but always NUL-terminated */
 	memset(out, 'X', sizeof(out));
 	assert_int_equal(quote_ident(out, 1, "abc"), 5);
 	assert_int_equal(out[0], '\0');
@@ -107,7 +107,7 @@ static void test_literal(void **state)
 	quote_literal(out, sizeof(out), "");
 	assert_string_equal(out, "''");
 	quote_literal(out, sizeof(out), "back\\slash");
-	assert_string_equal(out, "'back\\slash'");   /* standard_conforming_strings: left alone */
+	assert_string_equal(out, "'back\\slash'"); /* standard_conforming_strings: left alone */
 	quote_literal(out, sizeof(out), "'; DROP TABLE x; --");
 	assert_string_equal(out, "'''; DROP TABLE x; --'");
 	quote_literal(out, sizeof(out), "ünï\"cödé");
@@ -123,7 +123,8 @@ static const char *first_sval(const cJSON *node)
 		return NULL;
 	if (node->string && strcmp(node->string, "sval") == 0 && cJSON_IsString(node))
 		return node->valuestring;
-	cJSON_ArrayForEach(child, node) {
+	cJSON_ArrayForEach(child, node)
+	{
 		const char *s = first_sval(child);
 
 		if (s)
@@ -157,9 +158,17 @@ static void test_parser_reads_back(void **state)
 		assert_non_null(strstr(r.parse_tree, "\"sval\":\"s\""));
 		{
 			const cJSON *items = cJSON_GetObjectItem(
-				cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(
-					cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(stmts, 0), "stmt"),
-							    "DropStmt"), "objects"), 0), "List"), "items");
+				cJSON_GetObjectItem(
+					cJSON_GetArrayItem(
+						cJSON_GetObjectItem(
+							cJSON_GetObjectItem(
+								cJSON_GetObjectItem(
+									cJSON_GetArrayItem(stmts, 0), "stmt"),
+								"DropStmt"),
+							"objects"),
+						0),
+					"List"),
+				"items");
 
 			assert_int_equal(cJSON_GetArraySize(items), 2);
 			assert_string_equal(first_sval(cJSON_GetArrayItem(items, 1)), hostile[i]);
@@ -198,7 +207,8 @@ static void check_tokens(const char *sql, const struct tok *want)
 		if (kind == QUOTE_TOK_END)
 			break;
 		if (end - pos != strlen(want[i].text) || memcmp(sql + pos, want[i].text, end - pos) != 0)
-			fail_msg("%s: token %d is <%.*s>, want <%s>", sql, i, (int)(end - pos), sql + pos, want[i].text);
+			fail_msg("%s: token %d is <%.*s>, want <%s>", sql, i, (int)(end - pos), sql + pos,
+				 want[i].text);
 	}
 	assert_int_equal(end, len);
 }
@@ -206,36 +216,62 @@ static void check_tokens(const char *sql, const struct tok *want)
 static void test_scan(void **state)
 {
 	(void)state;
-	check_tokens("CHECK (a > 0)", (const struct tok[]){
-		{ QUOTE_TOK_WORD, "CHECK" }, { QUOTE_TOK_SPACE, " " }, { QUOTE_TOK_PUNCT, "(" },
-		{ QUOTE_TOK_WORD, "a" }, { QUOTE_TOK_SPACE, " " }, { QUOTE_TOK_PUNCT, ">" },
-		{ QUOTE_TOK_SPACE, " " }, { QUOTE_TOK_WORD, "0" }, { QUOTE_TOK_PUNCT, ")" }, { QUOTE_TOK_END, "" } });
-	check_tokens("'a)''b'\"c\"\")\"", (const struct tok[]){
-		{ QUOTE_TOK_STRING, "'a)''b'" }, { QUOTE_TOK_IDENT, "\"c\"\")\"" }, { QUOTE_TOK_END, "" } });
+	check_tokens("CHECK (a > 0)",
+		     (const struct tok[]){ { QUOTE_TOK_WORD, "CHECK" },
+					   { QUOTE_TOK_SPACE, " " },
+					   { QUOTE_TOK_PUNCT, "(" },
+					   { QUOTE_TOK_WORD, "a" },
+					   { QUOTE_TOK_SPACE, " " },
+					   { QUOTE_TOK_PUNCT, ">" },
+					   { QUOTE_TOK_SPACE, " " },
+					   { QUOTE_TOK_WORD, "0" },
+					   { QUOTE_TOK_PUNCT, ")" },
+					   { QUOTE_TOK_END, "" } });
+	check_tokens("'a)''b'\"c\"\")\"",
+		     (const struct tok[]){ { QUOTE_TOK_STRING, "'a)''b'" },
+					   { QUOTE_TOK_IDENT, "\"c\"\")\"" },
+					   { QUOTE_TOK_END, "" } });
 	/* E'': a backslash escapes the quote; in '' it does not. */
-	check_tokens("E'\\')'x'\\'", (const struct tok[]){
-		{ QUOTE_TOK_STRING, "E'\\')'" }, { QUOTE_TOK_WORD, "x" }, { QUOTE_TOK_STRING, "'\\'" },
-		{ QUOTE_TOK_END, "" } });
-	check_tokens("type'x'", (const struct tok[]){
-		{ QUOTE_TOK_WORD, "type" }, { QUOTE_TOK_STRING, "'x'" }, { QUOTE_TOK_END, "" } });
-	check_tokens("U&'d\\0061t' u&\"a\"\"\"", (const struct tok[]){
-		{ QUOTE_TOK_STRING, "U&'d\\0061t'" }, { QUOTE_TOK_SPACE, " " }, { QUOTE_TOK_IDENT, "u&\"a\"\"\"" },
-		{ QUOTE_TOK_END, "" } });
-	check_tokens("$$ ) $$$tag$ $$ ) $tag$", (const struct tok[]){
-		{ QUOTE_TOK_DOLLAR, "$$ ) $$" }, { QUOTE_TOK_DOLLAR, "$tag$ $$ ) $tag$" }, { QUOTE_TOK_END, "" } });
-	check_tokens("$1 a$b$ $", (const struct tok[]){
-		{ QUOTE_TOK_PUNCT, "$" }, { QUOTE_TOK_WORD, "1" }, { QUOTE_TOK_SPACE, " " }, { QUOTE_TOK_WORD, "a$b$" },
-		{ QUOTE_TOK_SPACE, " " }, { QUOTE_TOK_PUNCT, "$" }, { QUOTE_TOK_END, "" } });
-	check_tokens("-- a ) b\n/* x /* ) */ y */-1", (const struct tok[]){
-		{ QUOTE_TOK_COMMENT, "-- a ) b" }, { QUOTE_TOK_SPACE, "\n" }, { QUOTE_TOK_COMMENT, "/* x /* ) */ y */" },
-		{ QUOTE_TOK_PUNCT, "-" }, { QUOTE_TOK_WORD, "1" }, { QUOTE_TOK_END, "" } });
+	check_tokens("E'\\')'x'\\'",
+		     (const struct tok[]){ { QUOTE_TOK_STRING, "E'\\')'" },
+					   { QUOTE_TOK_WORD, "x" },
+					   { QUOTE_TOK_STRING, "'\\'" },
+					   { QUOTE_TOK_END, "" } });
+	check_tokens("type'x'",
+		     (const struct tok[]){ { QUOTE_TOK_WORD, "type" },
+					   { QUOTE_TOK_STRING, "'x'" },
+					   { QUOTE_TOK_END, "" } });
+	check_tokens("U&'d\\0061t' u&\"a\"\"\"",
+		     (const struct tok[]){ { QUOTE_TOK_STRING, "U&'d\\0061t'" },
+					   { QUOTE_TOK_SPACE, " " },
+					   { QUOTE_TOK_IDENT, "u&\"a\"\"\"" },
+					   { QUOTE_TOK_END, "" } });
+	check_tokens("$$ ) $$$tag$ $$ ) $tag$",
+		     (const struct tok[]){ { QUOTE_TOK_DOLLAR, "$$ ) $$" },
+					   { QUOTE_TOK_DOLLAR, "$tag$ $$ ) $tag$" },
+					   { QUOTE_TOK_END, "" } });
+	check_tokens("$1 a$b$ $",
+		     (const struct tok[]){ { QUOTE_TOK_PUNCT, "$" },
+					   { QUOTE_TOK_WORD, "1" },
+					   { QUOTE_TOK_SPACE, " " },
+					   { QUOTE_TOK_WORD, "a$b$" },
+					   { QUOTE_TOK_SPACE, " " },
+					   { QUOTE_TOK_PUNCT, "$" },
+					   { QUOTE_TOK_END, "" } });
+	check_tokens("-- a ) b\n/* x /* ) */ y */-1",
+		     (const struct tok[]){ { QUOTE_TOK_COMMENT, "-- a ) b" },
+					   { QUOTE_TOK_SPACE, "\n" },
+					   { QUOTE_TOK_COMMENT, "/* x /* ) */ y */" },
+					   { QUOTE_TOK_PUNCT, "-" },
+					   { QUOTE_TOK_WORD, "1" },
+					   { QUOTE_TOK_END, "" } });
 	check_tokens("ünï_1", (const struct tok[]){ { QUOTE_TOK_WORD, "ünï_1" }, { QUOTE_TOK_END, "" } });
 }
 
 static void test_scan_unterminated(void **state)
 {
-	static const char *const open[] = { "'abc", "\"abc", "E'abc\\'", "$x$ abc $y$", "/* a /* b */", "U&'a",
-					    "'a''" };
+	static const char *const open[] = { "'abc",         "\"abc", "E'abc\\'", "$x$ abc $y$",
+					    "/* a /* b */", "U&'a",  "'a''" };
 
 	(void)state;
 	for (size_t i = 0; i < N(open); i++) {
@@ -262,7 +298,8 @@ static void test_scan_unterminated(void **state)
 /* The lexer reads only within len: a buffer with no NUL after it (Asan sees a read past). */
 static void test_scan_bounds(void **state)
 {
-	static const char *const texts[] = { "'ab", "E'a\\", "$tag$ x $ta", "/* x *", "-", "U&", "e", "$", "\"" };
+	static const char *const texts[] = { "'ab", "E'a\\", "$tag$ x $ta", "/* x *", "-",
+					     "U&",  "e",     "$",           "\"" };
 
 	(void)state;
 	for (size_t i = 0; i < N(texts); i++) {
@@ -272,7 +309,8 @@ static void test_scan_bounds(void **state)
 
 		assert_non_null(buf);
 		memcpy(buf, texts[i], len);
-		while ((pos = quote_scan(buf, len, pos, &kind)), kind != QUOTE_TOK_END && kind != QUOTE_TOK_UNTERMINATED)
+		while ((pos = quote_scan(buf, len, pos, &kind)),
+		       kind != QUOTE_TOK_END && kind != QUOTE_TOK_UNTERMINATED)
 			assert_true(pos <= len);
 		free(buf);
 	}
@@ -292,7 +330,8 @@ static void test_next_and_trim(void **state)
 	assert_true(quote_is_keyword(s + pos, end - pos, "alter"));
 	assert_false(quote_is_keyword(s + pos, end - pos, "alt"));
 	assert_false(quote_is_keyword(s + pos, end - pos - 1, "alter"));
-	assert_false(quote_trim(" -- only\n/* comments */ ", strlen(" -- only\n/* comments */ "), &start, &end));
+	assert_false(
+		quote_trim(" -- only\n/* comments */ ", strlen(" -- only\n/* comments */ "), &start, &end));
 	assert_false(quote_trim("", 0, &start, &end));
 	pos = strlen(s) - 2;
 	assert_int_equal(quote_next(s, strlen(s), &pos, &end), QUOTE_TOK_END);

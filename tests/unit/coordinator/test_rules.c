@@ -12,7 +12,7 @@
  * 1..n, each step's SQL exactly one statement to PostgreSQL's parser, and
  * the lock and hold its kind calls for.
  */
-#define _GNU_SOURCE   /* asprintf */
+#define _GNU_SOURCE /* asprintf */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,7 +30,7 @@
 #include "rules.h"
 
 static char dir[] = "/tmp/pgvalve-rules-XXXXXX";
-static int n_plans;   /* plans checked, reported at the end */
+static int n_plans; /* plans checked, reported at the end */
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -84,29 +84,32 @@ static void check_invariants(const struct plan *p)
 		assert_true(s->drop >= -1 && s->drop < p->n_drops);
 		switch (s->kind) {
 		case STEP_CREATE_INDEX:
-			ok = s->phase == PHASE_PREPARE && lock == LOCK_SHARE_UPDATE_EXCLUSIVE && hold == HOLD_NONE_NEEDED &&
-			     s->index.name[0];
+			ok = s->phase == PHASE_PREPARE && lock == LOCK_SHARE_UPDATE_EXCLUSIVE &&
+				hold == HOLD_NONE_NEEDED && s->index.name[0];
 			break;
 		case STEP_ADD_NOT_VALID:
 			ok = s->phase == PHASE_CUTOVER && strstr(s->sql, " NOT VALID") &&
-			     ((lock == LOCK_SHARE_ROW_EXCLUSIVE && hold == HOLD_WRITES_NEEDED && s->other.name[0]) ||
-			      (lock == LOCK_ACCESS_EXCLUSIVE && hold == HOLD_ALL_NEEDED && !s->other.name[0]));
+				((lock == LOCK_SHARE_ROW_EXCLUSIVE && hold == HOLD_WRITES_NEEDED &&
+				  s->other.name[0]) ||
+				 (lock == LOCK_ACCESS_EXCLUSIVE && hold == HOLD_ALL_NEEDED &&
+				  !s->other.name[0]));
 			break;
 		case STEP_ADD_USING_INDEX:
-			ok = s->phase == PHASE_CUTOVER && lock == LOCK_ACCESS_EXCLUSIVE && hold == HOLD_ALL_NEEDED &&
-			     s->index.name[0];
+			ok = s->phase == PHASE_CUTOVER && lock == LOCK_ACCESS_EXCLUSIVE &&
+				hold == HOLD_ALL_NEEDED && s->index.name[0];
 			break;
 		case STEP_DROP_CONSTRAINT:
-			ok = s->phase == PHASE_CUTOVER && lock == LOCK_ACCESS_EXCLUSIVE && hold == HOLD_ALL_NEEDED &&
-			     s->drop >= 0;
+			ok = s->phase == PHASE_CUTOVER && lock == LOCK_ACCESS_EXCLUSIVE &&
+				hold == HOLD_ALL_NEEDED && s->drop >= 0;
 			break;
 		case STEP_VALIDATE:
-			ok = s->phase == PHASE_VALIDATE && lock == LOCK_SHARE_UPDATE_EXCLUSIVE && hold == HOLD_NONE_NEEDED;
+			ok = s->phase == PHASE_VALIDATE && lock == LOCK_SHARE_UPDATE_EXCLUSIVE &&
+				hold == HOLD_NONE_NEEDED;
 			break;
 		case STEP_SET_NOT_NULL:
 		case STEP_DROP_HELPER_CHECK:
-			ok = s->phase == PHASE_FINALIZE && lock == LOCK_ACCESS_EXCLUSIVE && hold == HOLD_ALL_NEEDED &&
-			     s->constraint >= 0;
+			ok = s->phase == PHASE_FINALIZE && lock == LOCK_ACCESS_EXCLUSIVE &&
+				hold == HOLD_ALL_NEEDED && s->constraint >= 0;
 			break;
 		case STEP_UNSAFE:
 			ok = s->phase == PHASE_CUTOVER && hold == HOLD_WRITES_NEEDED;
@@ -165,7 +168,7 @@ static void check_steps(const struct plan *p, const struct want_step *want, int 
 
 	for (int i = 0; same && i < n; i++)
 		same = p->steps[i].phase == want[i].phase && p->steps[i].kind == want[i].kind &&
-		       strcmp(p->steps[i].sql, want[i].sql) == 0;
+			strcmp(p->steps[i].sql, want[i].sql) == 0;
 	if (!same) {
 		fprintf(stderr, "got:\n");
 		dump(p);
@@ -177,10 +180,10 @@ static void check_steps(const struct plan *p, const struct want_step *want, int 
 	}
 }
 
-#define STEPS(p, ...)                                                                          \
-	do {                                                                                   \
-		static const struct want_step w_[] = { __VA_ARGS__ };                          \
-		check_steps(p, w_, (int)N(w_));                                                \
+#define STEPS(p, ...)                                                 \
+	do {                                                          \
+		static const struct want_step w_[] = { __VA_ARGS__ }; \
+		check_steps(p, w_, (int)N(w_));                       \
 	} while (0)
 
 static bool has_note(const struct plan *p, const char *part)
@@ -227,13 +230,15 @@ static void test_foreign_key(void **state)
 	const struct plan_constraint *k;
 
 	(void)state;
-	plan_ok("ALTER TABLE orders ADD CONSTRAINT orders_customer_fk FOREIGN KEY (customer_id) REFERENCES customers (id);",
+	plan_ok("ALTER TABLE orders ADD CONSTRAINT orders_customer_fk FOREIGN KEY (customer_id) REFERENCES "
+		"customers (id);",
 		&p);
 	STEPS(&p,
 	      { PHASE_CUTOVER, STEP_ADD_NOT_VALID,
 		"ALTER TABLE \"orders\" ADD CONSTRAINT \"orders_customer_fk\" FOREIGN KEY (\"customer_id\") "
 		"REFERENCES \"customers\" (\"id\") NOT VALID" },
-	      { PHASE_VALIDATE, STEP_VALIDATE, "ALTER TABLE \"orders\" VALIDATE CONSTRAINT \"orders_customer_fk\"" });
+	      { PHASE_VALIDATE, STEP_VALIDATE,
+		"ALTER TABLE \"orders\" VALIDATE CONSTRAINT \"orders_customer_fk\"" });
 	assert_int_equal(p.n_constraints, 1);
 	k = &p.constraints[0];
 	assert_int_equal(k->type, CON_FOREIGN_KEY);
@@ -265,34 +270,45 @@ static void test_foreign_key_options(void **state)
 	const struct plan_constraint *k;
 
 	(void)state;
-	plan_ok("alter table only sales.Order_Lines add foreign key (order_id, region) references sales.orders "
-		"match full on delete set null (order_id) on update cascade deferrable initially deferred not valid",
+	plan_ok("alter table only sales.Order_Lines add foreign key (order_id, region) references "
+		"sales.orders "
+		"match full on delete set null (order_id) on update cascade deferrable initially deferred "
+		"not valid",
 		&p);
 	STEPS(&p,
 	      { PHASE_CUTOVER, STEP_ADD_NOT_VALID,
-		"ALTER TABLE ONLY \"sales\".\"order_lines\" ADD CONSTRAINT \"order_lines_order_id_region_fkey\" "
-		"FOREIGN KEY (\"order_id\", \"region\") REFERENCES \"sales\".\"orders\" MATCH FULL ON UPDATE CASCADE "
+		"ALTER TABLE ONLY \"sales\".\"order_lines\" ADD CONSTRAINT "
+		"\"order_lines_order_id_region_fkey\" "
+		"FOREIGN KEY (\"order_id\", \"region\") REFERENCES \"sales\".\"orders\" MATCH FULL ON UPDATE "
+		"CASCADE "
 		"ON DELETE SET NULL (\"order_id\") DEFERRABLE INITIALLY DEFERRED NOT VALID" },
 	      { PHASE_VALIDATE, STEP_VALIDATE,
-		"ALTER TABLE ONLY \"sales\".\"order_lines\" VALIDATE CONSTRAINT \"order_lines_order_id_region_fkey\"" });
+		"ALTER TABLE ONLY \"sales\".\"order_lines\" VALIDATE CONSTRAINT "
+		"\"order_lines_order_id_region_fkey\"" });
 	k = &p.constraints[0];
 	assert_string_equal(k->table.schema, "sales");
 	assert_string_equal(k->ref_table.schema, "sales");
-	assert_int_equal(k->n_ref_columns, 0);   /* the referenced table's primary key */
-	assert_string_equal(k->fk_tail, "MATCH FULL ON UPDATE CASCADE ON DELETE SET NULL (\"order_id\") DEFERRABLE "
-					"INITIALLY DEFERRED");
+	assert_int_equal(k->n_ref_columns, 0); /* the referenced table's primary key */
+	assert_string_equal(k->fk_tail,
+			    "MATCH FULL ON UPDATE CASCADE ON DELETE SET NULL (\"order_id\") DEFERRABLE "
+			    "INITIALLY DEFERRED");
 	assert_true(has_note(&p, "NOT VALID is always validated"));
 	plan_free(&p);
 
 	/* The defaults written out (MATCH SIMPLE, NO ACTION, NOT DEFERRABLE) leave nothing in the tail. */
-	plan_ok("ALTER TABLE t ADD CONSTRAINT c FOREIGN KEY (a) REFERENCES p (b) MATCH SIMPLE ON DELETE NO ACTION "
-		"ON UPDATE NO ACTION NOT DEFERRABLE INITIALLY IMMEDIATE", &p);
+	plan_ok("ALTER TABLE t ADD CONSTRAINT c FOREIGN KEY (a) REFERENCES p (b) MATCH SIMPLE ON DELETE NO "
+		"ACTION "
+		"ON UPDATE NO ACTION NOT DEFERRABLE INITIALLY IMMEDIATE",
+		&p);
 	assert_string_equal(p.constraints[0].fk_tail, "");
-	assert_string_equal(p.steps[0].sql, "ALTER TABLE \"t\" ADD CONSTRAINT \"c\" FOREIGN KEY (\"a\") REFERENCES \"p\" "
-					    "(\"b\") NOT VALID");
+	assert_string_equal(p.steps[0].sql,
+			    "ALTER TABLE \"t\" ADD CONSTRAINT \"c\" FOREIGN KEY (\"a\") REFERENCES \"p\" "
+			    "(\"b\") NOT VALID");
 	plan_free(&p);
 
-	plan_ok("ALTER TABLE t ADD CONSTRAINT c FOREIGN KEY (a) REFERENCES p ON DELETE RESTRICT ON UPDATE SET DEFAULT", &p);
+	plan_ok("ALTER TABLE t ADD CONSTRAINT c FOREIGN KEY (a) REFERENCES p ON DELETE RESTRICT ON UPDATE "
+		"SET DEFAULT",
+		&p);
 	assert_string_equal(p.constraints[0].fk_tail, "ON UPDATE SET DEFAULT ON DELETE RESTRICT");
 	plan_free(&p);
 }
@@ -301,12 +317,13 @@ static void test_foreign_key_options(void **state)
 static void test_default_names(void **state)
 {
 	char *table = repeat("a", 40), *c1 = repeat("b", 30), *c2 = repeat("c", 30), *sql, *want;
-	char *utf8 = repeat("é", 30);   /* 60 bytes */
+	char *utf8 = repeat("é", 30); /* 60 bytes */
 	struct plan p;
 
 	(void)state;
 	/* 63 bytes: the longer part shortened first, the label never: 29 + 1 + 28 + 5. */
-	assert_true(asprintf(&sql, "ALTER TABLE %s ADD FOREIGN KEY (%s, %s) REFERENCES p", table, c1, c2) > 0);
+	assert_true(asprintf(&sql, "ALTER TABLE %s ADD FOREIGN KEY (%s, %s) REFERENCES p", table, c1, c2) >
+		    0);
 	plan_ok(sql, &p);
 	free(sql);
 	assert_true(asprintf(&want, "%.29s_%.28s_fkey", table, c1) > 0);
@@ -328,17 +345,19 @@ static void test_default_names(void **state)
 	plan_ok("ALTER TABLE t ADD FOREIGN KEY (a) REFERENCES p;\n"
 		"ALTER TABLE t ADD FOREIGN KEY (a) REFERENCES q;\n"
 		"ALTER TABLE t ADD FOREIGN KEY (a) REFERENCES r;\n"
-		"ALTER TABLE other.t ADD FOREIGN KEY (a) REFERENCES p;\n", &p);
+		"ALTER TABLE other.t ADD FOREIGN KEY (a) REFERENCES p;\n",
+		&p);
 	assert_string_equal(p.constraints[0].name, "t_a_fkey");
 	assert_string_equal(p.constraints[1].name, "t_a_fkey1");
 	assert_string_equal(p.constraints[2].name, "t_a_fkey2");
-	assert_string_equal(p.constraints[3].name, "t_a_fkey");   /* another schema */
+	assert_string_equal(p.constraints[3].name, "t_a_fkey"); /* another schema */
 	plan_free(&p);
 
 	/* An index's name blocks an index name (both are relations), not a constraint name. */
 	plan_ok("CREATE INDEX users_email_key ON users (x);\n"
 		"CREATE INDEX users_a_fkey ON users (a);\n"
-		"ALTER TABLE users ADD UNIQUE (email), ADD FOREIGN KEY (a) REFERENCES p;\n", &p);
+		"ALTER TABLE users ADD UNIQUE (email), ADD FOREIGN KEY (a) REFERENCES p;\n",
+		&p);
 	assert_string_equal(p.constraints[0].name, "users_email_key1");
 	assert_string_equal(p.constraints[1].name, "users_a_fkey");
 	plan_free(&p);
@@ -348,7 +367,8 @@ static void test_default_names(void **state)
 		"ALTER TABLE acct ADD CHECK (acct.balance < 100 AND balance <> 7);\n"
 		"ALTER TABLE acct ADD CHECK (lo < hi);\n"
 		"ALTER TABLE acct ADD CHECK (now() > '2000-01-01');\n"
-		"ALTER TABLE acct ADD CHECK (balance >= 0);\n", &p);
+		"ALTER TABLE acct ADD CHECK (balance >= 0);\n",
+		&p);
 	assert_string_equal(p.constraints[0].name, "acct_balance_check");
 	assert_string_equal(p.constraints[1].name, "acct_balance_check1");
 	assert_string_equal(p.constraints[2].name, "acct_check");
@@ -357,8 +377,10 @@ static void test_default_names(void **state)
 	plan_free(&p);
 
 	/* UNIQUE: <table>_<cols>_key; PRIMARY KEY: <table>_pkey; the NOT NULL helper: <table>_<col>_not_null. */
-	assert_true(asprintf(&sql, "ALTER TABLE users ADD UNIQUE (email, tenant_id), ADD PRIMARY KEY (id), "
-				   "ALTER COLUMN %s SET NOT NULL", c1) > 0);
+	assert_true(asprintf(&sql,
+			     "ALTER TABLE users ADD UNIQUE (email, tenant_id), ADD PRIMARY KEY (id), "
+			     "ALTER COLUMN %s SET NOT NULL",
+			     c1) > 0);
 	plan_ok(sql, &p);
 	free(sql);
 	assert_string_equal(p.constraints[0].name, "users_email_tenant_id_key");
@@ -381,22 +403,27 @@ static void test_mixed_case_and_hostile_names(void **state)
 	PgQueryParseResult r;
 
 	(void)state;
-	plan_ok("ALTER TABLE \"Orders\" ADD FOREIGN KEY (\"CustomerId\") REFERENCES \"Customers\" (\"Id\")", &p);
+	plan_ok("ALTER TABLE \"Orders\" ADD FOREIGN KEY (\"CustomerId\") REFERENCES \"Customers\" (\"Id\")",
+		&p);
 	assert_string_equal(p.constraints[0].name, "Orders_CustomerId_fkey");
-	assert_string_equal(p.steps[0].sql, "ALTER TABLE \"Orders\" ADD CONSTRAINT \"Orders_CustomerId_fkey\" FOREIGN KEY "
-					    "(\"CustomerId\") REFERENCES \"Customers\" (\"Id\") NOT VALID");
+	assert_string_equal(p.steps[0].sql,
+			    "ALTER TABLE \"Orders\" ADD CONSTRAINT \"Orders_CustomerId_fkey\" FOREIGN KEY "
+			    "(\"CustomerId\") REFERENCES \"Customers\" (\"Id\") NOT VALID");
 	plan_free(&p);
 
 	plan_ok("ALTER TABLE \"My Schema\".\"Orders\" ADD CONSTRAINT \"x\"\"; DROP TABLE y; --\" "
-		"FOREIGN KEY (\"Customer Id\") REFERENCES \"Cust\"\"omers\" (\"Id\");", &p);
+		"FOREIGN KEY (\"Customer Id\") REFERENCES \"Cust\"\"omers\" (\"Id\");",
+		&p);
 	assert_string_equal(p.constraints[0].name, "x\"; DROP TABLE y; --");
 	assert_string_equal(p.constraints[0].table.schema, "My Schema");
 	assert_string_equal(p.constraints[0].ref_table.name, "Cust\"omers");
-	assert_string_equal(p.steps[0].sql,
-			    "ALTER TABLE \"My Schema\".\"Orders\" ADD CONSTRAINT \"x\"\"; DROP TABLE y; --\" FOREIGN KEY "
-			    "(\"Customer Id\") REFERENCES \"Cust\"\"omers\" (\"Id\") NOT VALID");
-	assert_string_equal(p.steps[1].sql,
-			    "ALTER TABLE \"My Schema\".\"Orders\" VALIDATE CONSTRAINT \"x\"\"; DROP TABLE y; --\"");
+	assert_string_equal(
+		p.steps[0].sql,
+		"ALTER TABLE \"My Schema\".\"Orders\" ADD CONSTRAINT \"x\"\"; DROP TABLE y; --\" FOREIGN KEY "
+		"(\"Customer Id\") REFERENCES \"Cust\"\"omers\" (\"Id\") NOT VALID");
+	assert_string_equal(
+		p.steps[1].sql,
+		"ALTER TABLE \"My Schema\".\"Orders\" VALIDATE CONSTRAINT \"x\"\"; DROP TABLE y; --\"");
 	/* PostgreSQL reads the generated name back exactly. */
 	r = pg_query_parse(p.steps[1].sql);
 	assert_null(r.error);
@@ -409,14 +436,16 @@ static void test_mixed_case_and_hostile_names(void **state)
 		"ALTER TABLE \"a'; --\" ADD CONSTRAINT \"u;\" UNIQUE (\"k;\" , \"ü\");\n"
 		"ALTER TABLE \"a'; --\" DROP CONSTRAINT \"d\"\"\";\n"
 		"CREATE INDEX \"i; DROP\" ON \"a'; --\" (\"x\"\"\");\n"
-		"ALTER TABLE \"a'; --\" ADD CONSTRAINT \"$$\" CHECK (\"c\"\"/*\" <> '*/');\n", &p);
+		"ALTER TABLE \"a'; --\" ADD CONSTRAINT \"$$\" CHECK (\"c\"\"/*\" <> '*/');\n",
+		&p);
 	STEPS(&p,
 	      { PHASE_PREPARE, STEP_CREATE_INDEX,
 		"CREATE UNIQUE INDEX CONCURRENTLY \"u;\" ON \"a'; --\" (\"k;\", \"ü\")" },
 	      { PHASE_PREPARE, STEP_CREATE_INDEX,
 		"CREATE INDEX CONCURRENTLY \"i; DROP\" ON \"a'; --\" (\"x\"\"\")" },
 	      { PHASE_CUTOVER, STEP_ADD_NOT_VALID,
-		"ALTER TABLE \"a'; --\" ADD CONSTRAINT \"a'; --_c\"\"/*_not_null\" CHECK (\"c\"\"/*\" IS NOT NULL) NOT VALID" },
+		"ALTER TABLE \"a'; --\" ADD CONSTRAINT \"a'; --_c\"\"/*_not_null\" CHECK (\"c\"\"/*\" IS NOT "
+		"NULL) NOT VALID" },
 	      { PHASE_CUTOVER, STEP_ADD_USING_INDEX,
 		"ALTER TABLE \"a'; --\" ADD CONSTRAINT \"u;\" UNIQUE USING INDEX \"u;\"" },
 	      { PHASE_CUTOVER, STEP_DROP_CONSTRAINT, "ALTER TABLE \"a'; --\" DROP CONSTRAINT \"d\"\"\"" },
@@ -425,7 +454,8 @@ static void test_mixed_case_and_hostile_names(void **state)
 	      { PHASE_VALIDATE, STEP_VALIDATE,
 		"ALTER TABLE \"a'; --\" VALIDATE CONSTRAINT \"a'; --_c\"\"/*_not_null\"" },
 	      { PHASE_VALIDATE, STEP_VALIDATE, "ALTER TABLE \"a'; --\" VALIDATE CONSTRAINT \"$$\"" },
-	      { PHASE_FINALIZE, STEP_SET_NOT_NULL, "ALTER TABLE \"a'; --\" ALTER COLUMN \"c\"\"/*\" SET NOT NULL" },
+	      { PHASE_FINALIZE, STEP_SET_NOT_NULL,
+		"ALTER TABLE \"a'; --\" ALTER COLUMN \"c\"\"/*\" SET NOT NULL" },
 	      { PHASE_FINALIZE, STEP_DROP_HELPER_CHECK,
 		"ALTER TABLE \"a'; --\" DROP CONSTRAINT \"a'; --_c\"\"/*_not_null\"" });
 	plan_free(&p);
@@ -442,7 +472,8 @@ static void test_check(void **state)
 	STEPS(&p,
 	      { PHASE_CUTOVER, STEP_ADD_NOT_VALID,
 		"ALTER TABLE \"accounts\" ADD CONSTRAINT \"balance_nonneg\" CHECK (balance >= 0) NOT VALID" },
-	      { PHASE_VALIDATE, STEP_VALIDATE, "ALTER TABLE \"accounts\" VALIDATE CONSTRAINT \"balance_nonneg\"" });
+	      { PHASE_VALIDATE, STEP_VALIDATE,
+		"ALTER TABLE \"accounts\" VALIDATE CONSTRAINT \"balance_nonneg\"" });
 	assert_int_equal(p.constraints[0].type, CON_CHECK);
 	assert_string_equal(p.constraints[0].check_expr, "balance >= 0");
 	assert_int_equal(p.steps[0].lock, LOCK_ACCESS_EXCLUSIVE);
@@ -451,7 +482,8 @@ static void test_check(void **state)
 	plan_free(&p);
 
 	plan_ok("ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) NO INHERIT NOT VALID", &p);
-	assert_string_equal(p.steps[0].sql, "ALTER TABLE \"t\" ADD CONSTRAINT \"c\" CHECK (a > 0) NO INHERIT NOT VALID");
+	assert_string_equal(p.steps[0].sql,
+			    "ALTER TABLE \"t\" ADD CONSTRAINT \"c\" CHECK (a > 0) NO INHERIT NOT VALID");
 	plan_free(&p);
 }
 
@@ -488,7 +520,8 @@ static void test_check_expression_text(void **state)
 
 		plan_ok(cases[i].sql, &p);
 		if (strcmp(p.constraints[0].check_expr, cases[i].expr) != 0)
-			fail_msg("%s\n got <%s>\nwant <%s>", cases[i].sql, p.constraints[0].check_expr, cases[i].expr);
+			fail_msg("%s\n got <%s>\nwant <%s>", cases[i].sql, p.constraints[0].check_expr,
+				 cases[i].expr);
 		assert_true(asprintf(&want, "CHECK (%s) NOT VALID", cases[i].expr) > 0);
 		assert_non_null(strstr(p.steps[0].sql, want));
 		free(want);
@@ -507,11 +540,13 @@ static void test_not_null(void **state)
 	plan_ok("ALTER TABLE public.users ALTER COLUMN email SET NOT NULL;", &p);
 	STEPS(&p,
 	      { PHASE_CUTOVER, STEP_ADD_NOT_VALID,
-		"ALTER TABLE \"public\".\"users\" ADD CONSTRAINT \"users_email_not_null\" CHECK (\"email\" IS NOT NULL) "
+		"ALTER TABLE \"public\".\"users\" ADD CONSTRAINT \"users_email_not_null\" CHECK (\"email\" "
+		"IS NOT NULL) "
 		"NOT VALID" },
 	      { PHASE_VALIDATE, STEP_VALIDATE,
 		"ALTER TABLE \"public\".\"users\" VALIDATE CONSTRAINT \"users_email_not_null\"" },
-	      { PHASE_FINALIZE, STEP_SET_NOT_NULL, "ALTER TABLE \"public\".\"users\" ALTER COLUMN \"email\" SET NOT NULL" },
+	      { PHASE_FINALIZE, STEP_SET_NOT_NULL,
+		"ALTER TABLE \"public\".\"users\" ALTER COLUMN \"email\" SET NOT NULL" },
 	      { PHASE_FINALIZE, STEP_DROP_HELPER_CHECK,
 		"ALTER TABLE \"public\".\"users\" DROP CONSTRAINT \"users_email_not_null\"" });
 	k = &p.constraints[0];
@@ -526,8 +561,9 @@ static void test_not_null(void **state)
 	plan_free(&p);
 
 	plan_ok("ALTER TABLE \"Users\" ALTER \"EMail\" SET NOT NULL", &p);
-	assert_string_equal(p.steps[0].sql, "ALTER TABLE \"Users\" ADD CONSTRAINT \"Users_EMail_not_null\" CHECK "
-					    "(\"EMail\" IS NOT NULL) NOT VALID");
+	assert_string_equal(p.steps[0].sql,
+			    "ALTER TABLE \"Users\" ADD CONSTRAINT \"Users_EMail_not_null\" CHECK "
+			    "(\"EMail\" IS NOT NULL) NOT VALID");
 	plan_free(&p);
 }
 
@@ -543,7 +579,8 @@ static void test_unique_and_primary_key(void **state)
 	      { PHASE_PREPARE, STEP_CREATE_INDEX,
 		"CREATE UNIQUE INDEX CONCURRENTLY \"users_email_key\" ON \"users\" (\"email\")" },
 	      { PHASE_CUTOVER, STEP_ADD_USING_INDEX,
-		"ALTER TABLE \"users\" ADD CONSTRAINT \"users_email_key\" UNIQUE USING INDEX \"users_email_key\"" });
+		"ALTER TABLE \"users\" ADD CONSTRAINT \"users_email_key\" UNIQUE USING INDEX "
+		"\"users_email_key\"" });
 	assert_int_equal(p.constraints[0].type, CON_UNIQUE);
 	assert_string_equal(p.steps[0].index.name, "users_email_key");
 	assert_string_equal(p.steps[1].index.name, "users_email_key");
@@ -563,25 +600,32 @@ static void test_unique_and_primary_key(void **state)
 	plan_free(&p);
 
 	plan_ok("ALTER TABLE t ADD CONSTRAINT u UNIQUE NULLS NOT DISTINCT (a, b) INCLUDE (c) "
-		"USING INDEX TABLESPACE fast DEFERRABLE INITIALLY DEFERRED", &p);
+		"USING INDEX TABLESPACE fast DEFERRABLE INITIALLY DEFERRED",
+		&p);
 	STEPS(&p,
 	      { PHASE_PREPARE, STEP_CREATE_INDEX,
-		"CREATE UNIQUE INDEX CONCURRENTLY \"u\" ON \"t\" (\"a\", \"b\") INCLUDE (\"c\") NULLS NOT DISTINCT "
+		"CREATE UNIQUE INDEX CONCURRENTLY \"u\" ON \"t\" (\"a\", \"b\") INCLUDE (\"c\") NULLS NOT "
+		"DISTINCT "
 		"TABLESPACE \"fast\"" },
 	      { PHASE_CUTOVER, STEP_ADD_USING_INDEX,
-		"ALTER TABLE \"t\" ADD CONSTRAINT \"u\" UNIQUE USING INDEX \"u\" DEFERRABLE INITIALLY DEFERRED" });
+		"ALTER TABLE \"t\" ADD CONSTRAINT \"u\" UNIQUE USING INDEX \"u\" DEFERRABLE INITIALLY "
+		"DEFERRED" });
 	plan_free(&p);
 
 	/* USING INDEX as written: the index exists; only the attach is planned. */
 	plan_ok("CREATE UNIQUE INDEX CONCURRENTLY users_email_idx ON users (email);\n"
 		"ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_idx;\n"
-		"ALTER TABLE users ADD PRIMARY KEY USING INDEX users_id_idx;\n", &p);
+		"ALTER TABLE users ADD PRIMARY KEY USING INDEX users_id_idx;\n",
+		&p);
 	STEPS(&p,
-	      { PHASE_PREPARE, STEP_CREATE_INDEX, "CREATE UNIQUE INDEX CONCURRENTLY users_email_idx ON users (email)" },
+	      { PHASE_PREPARE, STEP_CREATE_INDEX,
+		"CREATE UNIQUE INDEX CONCURRENTLY users_email_idx ON users (email)" },
 	      { PHASE_CUTOVER, STEP_ADD_USING_INDEX,
-		"ALTER TABLE \"users\" ADD CONSTRAINT \"users_email_key\" UNIQUE USING INDEX \"users_email_idx\"" },
+		"ALTER TABLE \"users\" ADD CONSTRAINT \"users_email_key\" UNIQUE USING INDEX "
+		"\"users_email_idx\"" },
 	      { PHASE_CUTOVER, STEP_ADD_USING_INDEX,
-		"ALTER TABLE \"users\" ADD CONSTRAINT \"users_id_idx\" PRIMARY KEY USING INDEX \"users_id_idx\"" });
+		"ALTER TABLE \"users\" ADD CONSTRAINT \"users_id_idx\" PRIMARY KEY USING INDEX "
+		"\"users_id_idx\"" });
 	plan_free(&p);
 
 	refused("ALTER TABLE t ADD CONSTRAINT u UNIQUE (a) WITH (fillfactor = 70)", false, 1,
@@ -596,13 +640,17 @@ static void test_create_index(void **state)
 
 	(void)state;
 	plan_ok("CREATE INDEX idx_orders_customer ON orders (customer_id);\n"
-		"create /* why not */ unique\n  index if not exists \"Idx\" on \"Sales\".\"Orders\" using btree "
+		"create /* why not */ unique\n  index if not exists \"Idx\" on \"Sales\".\"Orders\" using "
+		"btree "
 		"(lower(\"Email\") DESC NULLS LAST) include (id) where deleted_at is null;\n"
-		"CREATE INDEX CONCURRENTLY already ON t (a);\n", &p);
+		"CREATE INDEX CONCURRENTLY already ON t (a);\n",
+		&p);
 	STEPS(&p,
-	      { PHASE_PREPARE, STEP_CREATE_INDEX, "CREATE INDEX CONCURRENTLY idx_orders_customer ON orders (customer_id)" },
 	      { PHASE_PREPARE, STEP_CREATE_INDEX,
-		"create /* why not */ unique\n  index CONCURRENTLY if not exists \"Idx\" on \"Sales\".\"Orders\" using "
+		"CREATE INDEX CONCURRENTLY idx_orders_customer ON orders (customer_id)" },
+	      { PHASE_PREPARE, STEP_CREATE_INDEX,
+		"create /* why not */ unique\n  index CONCURRENTLY if not exists \"Idx\" on "
+		"\"Sales\".\"Orders\" using "
 		"btree (lower(\"Email\") DESC NULLS LAST) include (id) where deleted_at is null" },
 	      { PHASE_PREPARE, STEP_CREATE_INDEX, "CREATE INDEX CONCURRENTLY already ON t (a)" });
 	assert_string_equal(p.steps[0].index.name, "idx_orders_customer");
@@ -615,7 +663,8 @@ static void test_create_index(void **state)
 	assert_true(has_note(&p, "rewritten to CREATE INDEX CONCURRENTLY"));
 	plan_free(&p);
 
-	refused("\n\nCREATE INDEX ON orders (customer_id);", false, 3, "CREATE INDEX without a name: name it");
+	refused("\n\nCREATE INDEX ON orders (customer_id);", false, 3,
+		"CREATE INDEX without a name: name it");
 	refused("CREATE INDEX ON orders (customer_id);", true, 1, "CREATE INDEX without a name");
 	refused("CREATE INDEX i ON ONLY parted (a);", false, 1, "ON ONLY");
 }
@@ -628,11 +677,13 @@ static void test_drop_constraint(void **state)
 
 	(void)state;
 	plan_ok("ALTER TABLE orders DROP CONSTRAINT IF EXISTS orders_customer_fk CASCADE;\n"
-		"ALTER TABLE ONLY s.t DROP CONSTRAINT \"Old\" RESTRICT;\n", &p);
+		"ALTER TABLE ONLY s.t DROP CONSTRAINT \"Old\" RESTRICT;\n",
+		&p);
 	STEPS(&p,
 	      { PHASE_CUTOVER, STEP_DROP_CONSTRAINT,
 		"ALTER TABLE \"orders\" DROP CONSTRAINT IF EXISTS \"orders_customer_fk\" CASCADE" },
-	      { PHASE_CUTOVER, STEP_DROP_CONSTRAINT, "ALTER TABLE ONLY \"s\".\"t\" DROP CONSTRAINT \"Old\"" });
+	      { PHASE_CUTOVER, STEP_DROP_CONSTRAINT,
+		"ALTER TABLE ONLY \"s\".\"t\" DROP CONSTRAINT \"Old\"" });
 	assert_int_equal(p.n_drops, 2);
 	assert_string_equal(p.drops[0].name, "orders_customer_fk");
 	assert_true(p.drops[0].if_exists);
@@ -641,7 +692,7 @@ static void test_drop_constraint(void **state)
 	assert_int_equal(p.drops[1].input, 1);
 	assert_int_equal(p.steps[1].drop, 1);
 	assert_int_equal(p.steps[1].constraint, -1);
-	assert_string_equal(p.steps[0].other.name, "");   /* the database says which table an FK references */
+	assert_string_equal(p.steps[0].other.name, ""); /* the database says which table an FK references */
 	assert_true(has_note(&p, "m.sql:1: DROP CONSTRAINT … CASCADE"));
 	plan_free(&p);
 }
@@ -656,38 +707,47 @@ static void test_replacement(void **state)
 		"ALTER TABLE orders ADD CONSTRAINT orders_customer_id_fkey FOREIGN KEY (customer_id) "
 		"REFERENCES customers (id) ON DELETE RESTRICT;\n"
 		"ALTER TABLE other DROP CONSTRAINT c;\n"
-		"ALTER TABLE orders ADD CONSTRAINT c CHECK (a > 0);\n", &p);
+		"ALTER TABLE orders ADD CONSTRAINT c CHECK (a > 0);\n",
+		&p);
 	STEPS(&p,
-	      { PHASE_CUTOVER, STEP_DROP_CONSTRAINT, "ALTER TABLE \"orders\" DROP CONSTRAINT \"orders_customer_id_fkey\"" },
+	      { PHASE_CUTOVER, STEP_DROP_CONSTRAINT,
+		"ALTER TABLE \"orders\" DROP CONSTRAINT \"orders_customer_id_fkey\"" },
 	      { PHASE_CUTOVER, STEP_ADD_NOT_VALID,
-		"ALTER TABLE \"orders\" ADD CONSTRAINT \"orders_customer_id_fkey\" FOREIGN KEY (\"customer_id\") "
+		"ALTER TABLE \"orders\" ADD CONSTRAINT \"orders_customer_id_fkey\" FOREIGN KEY "
+		"(\"customer_id\") "
 		"REFERENCES \"customers\" (\"id\") ON DELETE RESTRICT NOT VALID" },
 	      { PHASE_CUTOVER, STEP_DROP_CONSTRAINT, "ALTER TABLE \"other\" DROP CONSTRAINT \"c\"" },
-	      { PHASE_CUTOVER, STEP_ADD_NOT_VALID, "ALTER TABLE \"orders\" ADD CONSTRAINT \"c\" CHECK (a > 0) NOT VALID" },
+	      { PHASE_CUTOVER, STEP_ADD_NOT_VALID,
+		"ALTER TABLE \"orders\" ADD CONSTRAINT \"c\" CHECK (a > 0) NOT VALID" },
 	      { PHASE_VALIDATE, STEP_VALIDATE,
 		"ALTER TABLE \"orders\" VALIDATE CONSTRAINT \"orders_customer_id_fkey\"" },
 	      { PHASE_VALIDATE, STEP_VALIDATE, "ALTER TABLE \"orders\" VALIDATE CONSTRAINT \"c\"" });
 	assert_true(p.constraints[0].replaces);
-	assert_false(p.constraints[1].replaces);   /* the drop was on another table */
+	assert_false(p.constraints[1].replaces); /* the drop was on another table */
 	assert_true(has_note(&p, "orders is replaced"));
 	plan_free(&p);
 
 	/* An unnamed FK that PostgreSQL would name like the dropped one replaces it too. */
 	plan_ok("ALTER TABLE orders DROP CONSTRAINT orders_customer_id_fkey, "
-		"ADD FOREIGN KEY (customer_id) REFERENCES customers ON DELETE RESTRICT", &p);
+		"ADD FOREIGN KEY (customer_id) REFERENCES customers ON DELETE RESTRICT",
+		&p);
 	assert_string_equal(p.constraints[0].name, "orders_customer_id_fkey");
 	assert_true(p.constraints[0].replaces);
 	plan_free(&p);
 
 	/* A unique constraint replaced: the new index is built under another name until the cutover. */
 	plan_ok("ALTER TABLE users DROP CONSTRAINT users_email_key;\n"
-		"ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email, tenant_id);\n", &p);
+		"ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email, tenant_id);\n",
+		&p);
 	STEPS(&p,
 	      { PHASE_PREPARE, STEP_CREATE_INDEX,
-		"CREATE UNIQUE INDEX CONCURRENTLY \"users_email_key_new\" ON \"users\" (\"email\", \"tenant_id\")" },
-	      { PHASE_CUTOVER, STEP_DROP_CONSTRAINT, "ALTER TABLE \"users\" DROP CONSTRAINT \"users_email_key\"" },
+		"CREATE UNIQUE INDEX CONCURRENTLY \"users_email_key_new\" ON \"users\" (\"email\", "
+		"\"tenant_id\")" },
+	      { PHASE_CUTOVER, STEP_DROP_CONSTRAINT,
+		"ALTER TABLE \"users\" DROP CONSTRAINT \"users_email_key\"" },
 	      { PHASE_CUTOVER, STEP_ADD_USING_INDEX,
-		"ALTER TABLE \"users\" ADD CONSTRAINT \"users_email_key\" UNIQUE USING INDEX \"users_email_key_new\"" });
+		"ALTER TABLE \"users\" ADD CONSTRAINT \"users_email_key\" UNIQUE USING INDEX "
+		"\"users_email_key_new\"" });
 	assert_true(p.constraints[0].replaces);
 	plan_free(&p);
 }
@@ -697,17 +757,23 @@ static void test_validate(void **state)
 	struct plan p;
 
 	(void)state;
-	plan_ok("ALTER TABLE line_items ADD CONSTRAINT fk_rails_1 FOREIGN KEY (cart_id) REFERENCES carts (id) NOT VALID;\n"
+	plan_ok("ALTER TABLE line_items ADD CONSTRAINT fk_rails_1 FOREIGN KEY (cart_id) REFERENCES carts "
+		"(id) NOT VALID;\n"
 		"ALTER TABLE line_items VALIDATE CONSTRAINT fk_rails_1;\n"
-		"ALTER TABLE line_items VALIDATE CONSTRAINT fk_from_last_week;\n", &p);
+		"ALTER TABLE line_items VALIDATE CONSTRAINT fk_from_last_week;\n",
+		&p);
 	STEPS(&p,
 	      { PHASE_CUTOVER, STEP_ADD_NOT_VALID,
-		"ALTER TABLE \"line_items\" ADD CONSTRAINT \"fk_rails_1\" FOREIGN KEY (\"cart_id\") REFERENCES "
+		"ALTER TABLE \"line_items\" ADD CONSTRAINT \"fk_rails_1\" FOREIGN KEY (\"cart_id\") "
+		"REFERENCES "
 		"\"carts\" (\"id\") NOT VALID" },
-	      { PHASE_VALIDATE, STEP_VALIDATE, "ALTER TABLE \"line_items\" VALIDATE CONSTRAINT \"fk_rails_1\"" },
-	      { PHASE_VALIDATE, STEP_VALIDATE, "ALTER TABLE \"line_items\" VALIDATE CONSTRAINT \"fk_from_last_week\"" });
-	assert_true(has_note(&p, "NOT VALID + VALIDATE in one migration: shown rewritten as separate phases"));
-	assert_int_equal(p.steps[1].input, 0);   /* the absorbed VALIDATE adds no step of its own */
+	      { PHASE_VALIDATE, STEP_VALIDATE,
+		"ALTER TABLE \"line_items\" VALIDATE CONSTRAINT \"fk_rails_1\"" },
+	      { PHASE_VALIDATE, STEP_VALIDATE,
+		"ALTER TABLE \"line_items\" VALIDATE CONSTRAINT \"fk_from_last_week\"" });
+	assert_true(
+		has_note(&p, "NOT VALID + VALIDATE in one migration: shown rewritten as separate phases"));
+	assert_int_equal(p.steps[1].input, 0); /* the absorbed VALIDATE adds no step of its own */
 	assert_int_equal(p.steps[2].input, 2);
 	assert_int_equal(p.steps[2].constraint, -1);
 	plan_free(&p);
@@ -718,8 +784,10 @@ static void test_subcommands_split(void **state)
 	struct plan p;
 
 	(void)state;
-	plan_ok("ALTER TABLE t ADD CONSTRAINT a CHECK (x > 0), ADD CONSTRAINT b FOREIGN KEY (y) REFERENCES p (id), "
-		"ALTER COLUMN z SET NOT NULL, VALIDATE CONSTRAINT a", &p);
+	plan_ok("ALTER TABLE t ADD CONSTRAINT a CHECK (x > 0), ADD CONSTRAINT b FOREIGN KEY (y) REFERENCES p "
+		"(id), "
+		"ALTER COLUMN z SET NOT NULL, VALIDATE CONSTRAINT a",
+		&p);
 	assert_int_equal(p.n_constraints, 3);
 	assert_string_equal(p.constraints[0].name, "a");
 	assert_int_equal(p.constraints[1].type, CON_FOREIGN_KEY);
@@ -727,31 +795,33 @@ static void test_subcommands_split(void **state)
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(p.constraints[i].input, 0);
 	STEPS(&p,
-	      { PHASE_CUTOVER, STEP_ADD_NOT_VALID, "ALTER TABLE \"t\" ADD CONSTRAINT \"a\" CHECK (x > 0) NOT VALID" },
 	      { PHASE_CUTOVER, STEP_ADD_NOT_VALID,
-		"ALTER TABLE \"t\" ADD CONSTRAINT \"b\" FOREIGN KEY (\"y\") REFERENCES \"p\" (\"id\") NOT VALID" },
+		"ALTER TABLE \"t\" ADD CONSTRAINT \"a\" CHECK (x > 0) NOT VALID" },
+	      { PHASE_CUTOVER, STEP_ADD_NOT_VALID,
+		"ALTER TABLE \"t\" ADD CONSTRAINT \"b\" FOREIGN KEY (\"y\") REFERENCES \"p\" (\"id\") NOT "
+		"VALID" },
 	      { PHASE_CUTOVER, STEP_ADD_NOT_VALID,
 		"ALTER TABLE \"t\" ADD CONSTRAINT \"t_z_not_null\" CHECK (\"z\" IS NOT NULL) NOT VALID" },
 	      { PHASE_VALIDATE, STEP_VALIDATE, "ALTER TABLE \"t\" VALIDATE CONSTRAINT \"a\"" },
 	      { PHASE_VALIDATE, STEP_VALIDATE, "ALTER TABLE \"t\" VALIDATE CONSTRAINT \"b\"" },
 	      { PHASE_VALIDATE, STEP_VALIDATE, "ALTER TABLE \"t\" VALIDATE CONSTRAINT \"t_z_not_null\"" },
 	      { PHASE_FINALIZE, STEP_SET_NOT_NULL, "ALTER TABLE \"t\" ALTER COLUMN \"z\" SET NOT NULL" },
-	      { PHASE_FINALIZE, STEP_DROP_HELPER_CHECK, "ALTER TABLE \"t\" DROP CONSTRAINT \"t_z_not_null\"" });
+	      { PHASE_FINALIZE, STEP_DROP_HELPER_CHECK,
+		"ALTER TABLE \"t\" DROP CONSTRAINT \"t_z_not_null\"" });
 	plan_free(&p);
 }
 
 /* ---- refusals and --allow-unsafe ---- */
 
-static const char multi_line_file[] =
-	"-- 0007_misc\n"                                                  /* 1 */
-	"ALTER TABLE a ADD CONSTRAINT a_fk FOREIGN KEY (b_id)\n"          /* 2 */
-	"  REFERENCES b (id);\n"                                          /* 3 */
-	"\n"                                                              /* 4 */
-	"/* the table nobody uses\n"                                      /* 5 */
-	"   any more */\n"                                                /* 6 */
-	"DROP TABLE\n"                                                    /* 7 */
-	"  legacy_events;\n"                                              /* 8 */
-	"CREATE INDEX a_b_idx ON a (b_id);\n";                            /* 9 */
+static const char multi_line_file[] = "-- 0007_misc\n"                                         /* 1 */
+				      "ALTER TABLE a ADD CONSTRAINT a_fk FOREIGN KEY (b_id)\n" /* 2 */
+				      "  REFERENCES b (id);\n"                                 /* 3 */
+				      "\n"                                                     /* 4 */
+				      "/* the table nobody uses\n"                             /* 5 */
+				      "   any more */\n"                                       /* 6 */
+				      "DROP TABLE\n"                                           /* 7 */
+				      "  legacy_events;\n"                                     /* 8 */
+				      "CREATE INDEX a_b_idx ON a (b_id);\n";                   /* 9 */
 
 static void test_refused(void **state)
 {
@@ -766,17 +836,23 @@ static void test_refused(void **state)
 	assert_non_null(strstr(err.msg, "--allow-unsafe"));
 	plan_free(&p);
 
-	refused("ALTER TABLE t VALIDATE CONSTRAINT c;\nALTER TABLE t ADD COLUMN c int DEFAULT 0;", false, 2, "no rule covers ALTER TABLE … ADD COLUMN");
+	refused("ALTER TABLE t VALIDATE CONSTRAINT c;\nALTER TABLE t ADD COLUMN c int DEFAULT 0;", false, 2,
+		"no rule covers ALTER TABLE … ADD COLUMN");
 	refused("ALTER TABLE t ALTER COLUMN c TYPE bigint", false, 1, "ALTER COLUMN … TYPE");
-	refused("ALTER TABLE t ADD CONSTRAINT x EXCLUDE USING gist (r WITH &&)", false, 1, "ADD CONSTRAINT of type EXCLUSION");
+	refused("ALTER TABLE t ADD CONSTRAINT x EXCLUDE USING gist (r WITH &&)", false, 1,
+		"ADD CONSTRAINT of type EXCLUSION");
 	refused("ALTER INDEX i RENAME TO j", false, 1, "no rule covers this statement");
 	refused("ALTER TABLE db.s.t ADD CHECK (a > 0)", false, 1, "three-part");
-	refused("UPDATE users SET email = lower(email) WHERE id IN (SELECT id FROM users WHERE email <> lower(email) "
-		"AND created_at < now() - interval '1 day' ORDER BY id LIMIT 100000)", false, 1,
-		": UPDATE users SET email = lower(email) WHERE id IN (SELECT id FROM users WHERE email <> lower(email) AND "
-		"created_at < now…\n");   /* the first 120 characters */
+	refused("UPDATE users SET email = lower(email) WHERE id IN (SELECT id FROM users WHERE email <> "
+		"lower(email) "
+		"AND created_at < now() - interval '1 day' ORDER BY id LIMIT 100000)",
+		false, 1,
+		": UPDATE users SET email = lower(email) WHERE id IN (SELECT id FROM users WHERE email <> "
+		"lower(email) AND "
+		"created_at < now…\n"); /* the first 120 characters */
 	/* Transaction control other than the wrapping cannot run inside pgvalve's phases, unsafe or not. */
-	refused("ALTER TABLE t VALIDATE CONSTRAINT c;\nROLLBACK;", true, 2, "transaction control inside a migration");
+	refused("ALTER TABLE t VALIDATE CONSTRAINT c;\nROLLBACK;", true, 2,
+		"transaction control inside a migration");
 	refused("SAVEPOINT s", true, 1, "transaction control");
 
 	big = malloc(RULES_PARSE_MAX_BYTES + 100);
@@ -795,10 +871,10 @@ static void test_allow_unsafe(void **state)
 
 	(void)state;
 	assert_true(plan_sql(multi_line_file, true, &p, &err));
-	STEPS(&p,
-	      { PHASE_PREPARE, STEP_CREATE_INDEX, "CREATE INDEX CONCURRENTLY a_b_idx ON a (b_id)" },
+	STEPS(&p, { PHASE_PREPARE, STEP_CREATE_INDEX, "CREATE INDEX CONCURRENTLY a_b_idx ON a (b_id)" },
 	      { PHASE_CUTOVER, STEP_ADD_NOT_VALID,
-		"ALTER TABLE \"a\" ADD CONSTRAINT \"a_fk\" FOREIGN KEY (\"b_id\") REFERENCES \"b\" (\"id\") NOT VALID" },
+		"ALTER TABLE \"a\" ADD CONSTRAINT \"a_fk\" FOREIGN KEY (\"b_id\") REFERENCES \"b\" (\"id\") "
+		"NOT VALID" },
 	      { PHASE_CUTOVER, STEP_UNSAFE, "DROP TABLE\n  legacy_events" },
 	      { PHASE_VALIDATE, STEP_VALIDATE, "ALTER TABLE \"a\" VALIDATE CONSTRAINT \"a_fk\"" });
 	assert_string_equal(p.steps[2].table.name, "legacy_events");
@@ -806,27 +882,34 @@ static void test_allow_unsafe(void **state)
 	assert_int_equal(p.steps[2].hold, HOLD_WRITES_NEEDED);
 	assert_int_equal(p.steps[2].constraint, -1);
 	assert_int_equal(p.steps[2].input, 1);
-	assert_true(has_note(&p, "m.sql:7: runs as written (--allow-unsafe) with lock_timeout, under a writes hold on "
-				 "legacy_events: DROP TABLE legacy_events"));
+	assert_true(has_note(
+		&p,
+		"m.sql:7: runs as written (--allow-unsafe) with lock_timeout, under a writes hold on "
+		"legacy_events: DROP TABLE legacy_events"));
 	plan_free(&p);
 
 	/* Written tables first, then read ones; a third is named in the note, not held. */
-	assert_true(plan_sql("UPDATE s.a SET x = (SELECT y FROM b JOIN c USING (id) LIMIT 1)", true, &p, &err));
+	assert_true(
+		plan_sql("UPDATE s.a SET x = (SELECT y FROM b JOIN c USING (id) LIMIT 1)", true, &p, &err));
 	assert_string_equal(p.steps[0].table.schema, "s");
 	assert_string_equal(p.steps[0].table.name, "a");
 	assert_string_equal(p.steps[0].other.name, "b");
-	assert_true(has_note(&p, "under a writes hold on s.a and b (it names more tables: the others are not held)"));
+	assert_true(has_note(
+		&p, "under a writes hold on s.a and b (it names more tables: the others are not held)"));
 	plan_free(&p);
 
 	/* A mixed ALTER TABLE runs whole as written: nothing of its covered part is planned twice. */
 	assert_true(plan_sql("ALTER TABLE t ADD CONSTRAINT c CHECK (x > 0), ADD COLUMN y int;\n"
-			     "ALTER TABLE t ADD CONSTRAINT c2 CHECK (x > 1);", true, &p, &err));
+			     "ALTER TABLE t ADD CONSTRAINT c2 CHECK (x > 1);",
+			     true, &p, &err));
 	assert_int_equal(p.n_constraints, 1);
 	assert_string_equal(p.constraints[0].name, "c2");
 	assert_int_equal(p.constraints[0].input, 1);
 	STEPS(&p,
-	      { PHASE_CUTOVER, STEP_UNSAFE, "ALTER TABLE t ADD CONSTRAINT c CHECK (x > 0), ADD COLUMN y int" },
-	      { PHASE_CUTOVER, STEP_ADD_NOT_VALID, "ALTER TABLE \"t\" ADD CONSTRAINT \"c2\" CHECK (x > 1) NOT VALID" },
+	      { PHASE_CUTOVER, STEP_UNSAFE,
+		"ALTER TABLE t ADD CONSTRAINT c CHECK (x > 0), ADD COLUMN y int" },
+	      { PHASE_CUTOVER, STEP_ADD_NOT_VALID,
+		"ALTER TABLE \"t\" ADD CONSTRAINT \"c2\" CHECK (x > 1) NOT VALID" },
 	      { PHASE_VALIDATE, STEP_VALIDATE, "ALTER TABLE \"t\" VALIDATE CONSTRAINT \"c2\"" });
 	plan_free(&p);
 
@@ -839,7 +922,8 @@ static void test_allow_unsafe(void **state)
 	/* An index on a column an earlier unsafe statement adds: the order the phases impose is said. */
 	assert_true(plan_sql("ALTER TABLE t ADD COLUMN c int;\nCREATE INDEX t_c ON t (c);", true, &p, &err));
 	assert_int_equal(p.steps[0].kind, STEP_CREATE_INDEX);
-	assert_true(has_note(&p, "m.sql:2: builds its index on t in the prepare phase, before the statement on line 1"));
+	assert_true(has_note(
+		&p, "m.sql:2: builds its index on t in the prepare phase, before the statement on line 1"));
 	plan_free(&p);
 }
 
@@ -848,8 +932,10 @@ static void test_set_constraints_dropped(void **state)
 	struct plan p;
 
 	(void)state;
-	plan_ok("ALTER TABLE r ADD CONSTRAINT r_fk FOREIGN KEY (p_id) REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED;\n"
-		"SET CONSTRAINTS \"r_fk\" IMMEDIATE;\n", &p);
+	plan_ok("ALTER TABLE r ADD CONSTRAINT r_fk FOREIGN KEY (p_id) REFERENCES p (id) DEFERRABLE INITIALLY "
+		"DEFERRED;\n"
+		"SET CONSTRAINTS \"r_fk\" IMMEDIATE;\n",
+		&p);
 	assert_int_equal(p.n_steps, 2);
 	assert_true(has_note(&p, "m.sql:2: SET CONSTRAINTS is dropped"));
 	plan_free(&p);
@@ -884,9 +970,9 @@ static void test_orm_migration(void **state)
 	for (int i = 0; i < p.n_steps; i++)
 		per_kind[p.steps[i].kind]++;
 	assert_int_equal(fks, 19);
-	assert_int_equal(p.n_constraints, 21);   /* + a CHECK and a NOT NULL */
+	assert_int_equal(p.n_constraints, 21); /* + a CHECK and a NOT NULL */
 	assert_int_equal(per_kind[STEP_ADD_NOT_VALID], 21);
-	assert_int_equal(per_kind[STEP_VALIDATE], 21);   /* the 4 Rails VALIDATEs absorbed */
+	assert_int_equal(per_kind[STEP_VALIDATE], 21); /* the 4 Rails VALIDATEs absorbed */
 	assert_int_equal(per_kind[STEP_CREATE_INDEX], 4);
 	assert_int_equal(per_kind[STEP_SET_NOT_NULL], 1);
 	assert_int_equal(per_kind[STEP_DROP_HELPER_CHECK], 1);
@@ -896,26 +982,33 @@ static void test_orm_migration(void **state)
 	assert_int_equal(p.inputs[0].line, 8);
 	assert_int_equal(p.constraints[0].input, 0);
 	/* Prisma's, Django's and pg_dump's forms, exactly. */
-	assert_string_equal(p.steps[4].sql,
-			    "ALTER TABLE \"Order\" ADD CONSTRAINT \"Order_customerId_fkey\" FOREIGN KEY (\"customerId\") "
-			    "REFERENCES \"Customer\" (\"id\") ON UPDATE CASCADE ON DELETE RESTRICT NOT VALID");
+	assert_string_equal(
+		p.steps[4].sql,
+		"ALTER TABLE \"Order\" ADD CONSTRAINT \"Order_customerId_fkey\" FOREIGN KEY (\"customerId\") "
+		"REFERENCES \"Customer\" (\"id\") ON UPDATE CASCADE ON DELETE RESTRICT NOT VALID");
 	for (int i = 0; i < p.n_steps; i++) {
 		if (strstr(p.steps[i].sql, "shop_review_author_id_1b9c44e2_fk_auth_user_id") &&
 		    p.steps[i].kind == STEP_ADD_NOT_VALID)
-			assert_string_equal(p.steps[i].sql,
-					    "ALTER TABLE \"shop_review\" ADD CONSTRAINT "
-					    "\"shop_review_author_id_1b9c44e2_fk_auth_user_id\" FOREIGN KEY (\"author_id\") "
-					    "REFERENCES \"auth_user\" (\"id\") DEFERRABLE INITIALLY DEFERRED NOT VALID");
-		if (strstr(p.steps[i].sql, "invoice_lines_tax_code_fkey") && p.steps[i].kind == STEP_ADD_NOT_VALID)
-			assert_string_equal(p.steps[i].sql,
-					    "ALTER TABLE ONLY \"reporting\".\"invoice_lines\" ADD CONSTRAINT "
-					    "\"invoice_lines_tax_code_fkey\" FOREIGN KEY (\"tax_code\", \"tax_region\") "
-					    "REFERENCES \"reporting\".\"tax_codes\" (\"code\", \"region\") MATCH FULL NOT VALID");
+			assert_string_equal(
+				p.steps[i].sql,
+				"ALTER TABLE \"shop_review\" ADD CONSTRAINT "
+				"\"shop_review_author_id_1b9c44e2_fk_auth_user_id\" FOREIGN KEY "
+				"(\"author_id\") "
+				"REFERENCES \"auth_user\" (\"id\") DEFERRABLE INITIALLY DEFERRED NOT VALID");
+		if (strstr(p.steps[i].sql, "invoice_lines_tax_code_fkey") &&
+		    p.steps[i].kind == STEP_ADD_NOT_VALID)
+			assert_string_equal(
+				p.steps[i].sql,
+				"ALTER TABLE ONLY \"reporting\".\"invoice_lines\" ADD CONSTRAINT "
+				"\"invoice_lines_tax_code_fkey\" FOREIGN KEY (\"tax_code\", \"tax_region\") "
+				"REFERENCES \"reporting\".\"tax_codes\" (\"code\", \"region\") MATCH FULL "
+				"NOT VALID");
 		if (strstr(p.steps[i].sql, "credit_notes") && p.steps[i].kind == STEP_ADD_NOT_VALID)
-			assert_string_equal(p.steps[i].sql,
-					    "ALTER TABLE \"reporting\".\"credit_notes\" ADD CONSTRAINT "
-					    "\"credit_notes_invoice_id_fkey\" FOREIGN KEY (\"invoice_id\") REFERENCES "
-					    "\"reporting\".\"invoices\" (\"id\") NOT VALID");
+			assert_string_equal(
+				p.steps[i].sql,
+				"ALTER TABLE \"reporting\".\"credit_notes\" ADD CONSTRAINT "
+				"\"credit_notes_invoice_id_fkey\" FOREIGN KEY (\"invoice_id\") REFERENCES "
+				"\"reporting\".\"invoices\" (\"id\") NOT VALID");
 	}
 	assert_true(has_note(&p, "its BEGIN/COMMIT are dropped"));
 	assert_true(has_note(&p, "NOT VALID + VALIDATE in one migration"));

@@ -170,31 +170,40 @@ static void test_parse_blanks_and_case(void **state)
 static void test_parse_errors(void **state)
 {
 	(void)state;
-	parse_fails("", "empty; expected constraint_violations > P% | constraint_violations > N [in Ss] | "
-			"error_rate > Kx baseline + R/s [in Ss] | errors{sqlstate=XXXXX} > N [in Ss]");
-	parse_fails("   ", "empty; expected constraint_violations > P% | constraint_violations > N [in Ss] | "
-			   "error_rate > Kx baseline + R/s [in Ss] | errors{sqlstate=XXXXX} > N [in Ss]");
-	parse_fails("latency > 5", "\"latency\" is not something a rule watches; expected constraint_violations "
-				   "> P% | constraint_violations > N [in Ss] | error_rate > Kx baseline + R/s "
-				   "[in Ss] | errors{sqlstate=XXXXX} > N [in Ss]");
-	parse_fails("#$%", "\"#$%\" is not something a rule watches; expected constraint_violations > P% | "
-			   "constraint_violations > N [in Ss] | error_rate > Kx baseline + R/s [in Ss] | "
-			   "errors{sqlstate=XXXXX} > N [in Ss]");
-	parse_fails("constraint_violations 1%", "expected \">\" after \"constraint_violations\", found \"1%\"");
+	parse_fails("",
+		    "empty; expected constraint_violations > P% | constraint_violations > N [in Ss] | "
+		    "error_rate > Kx baseline + R/s [in Ss] | errors{sqlstate=XXXXX} > N [in Ss]");
+	parse_fails("   ",
+		    "empty; expected constraint_violations > P% | constraint_violations > N [in Ss] | "
+		    "error_rate > Kx baseline + R/s [in Ss] | errors{sqlstate=XXXXX} > N [in Ss]");
+	parse_fails("latency > 5",
+		    "\"latency\" is not something a rule watches; expected constraint_violations "
+		    "> P% | constraint_violations > N [in Ss] | error_rate > Kx baseline + R/s "
+		    "[in Ss] | errors{sqlstate=XXXXX} > N [in Ss]");
+	parse_fails("#$%",
+		    "\"#$%\" is not something a rule watches; expected constraint_violations > P% | "
+		    "constraint_violations > N [in Ss] | error_rate > Kx baseline + R/s [in Ss] | "
+		    "errors{sqlstate=XXXXX} > N [in Ss]");
+	parse_fails("constraint_violations 1%",
+		    "expected \">\" after \"constraint_violations\", found \"1%\"");
 	parse_fails("constraint_violations >= 1%",
 		    "\">=\" is not supported: a rule trips on strictly more (\">\")");
 	parse_fails("constraint_violations >",
 		    "expected a number of violations (5) or a share of statements (1%), found \"(the end)\"");
-	parse_fails("constraint_violations > 2.5", "a number of violations is whole (or add \"%\" for a share)");
+	parse_fails("constraint_violations > 2.5",
+		    "a number of violations is whole (or add \"%\" for a share)");
 	parse_fails("constraint_violations > 150%", "a share of statements is at most 100%");
 	parse_fails("constraint_violations > 0.00001%",
-		    "\"0.00001\" has more than 4 decimals (a number of violations (5) or a share of statements (1%))");
+		    "\"0.00001\" has more than 4 decimals (a number of violations (5) or a share of "
+		    "statements (1%))");
 	parse_fails("constraint_violations > 1..2%", "\"1..2\" is not a number");
 	parse_fails("constraint_violations > .5%", "\".5\" is not a number");
-	parse_fails("constraint_violations > 5 in 0s", "\"in 0s\" is not a span the proxies keep (1s to 300s)");
+	parse_fails("constraint_violations > 5 in 0s",
+		    "\"in 0s\" is not a span the proxies keep (1s to 300s)");
 	parse_fails("constraint_violations > 5 in 301s",
 		    "\"in 301s\" is not a span the proxies keep (1s to 300s)");
-	parse_fails("constraint_violations > 5 in 1m", "expected \"s\" after \"in 1\" (seconds), found \"m\"");
+	parse_fails("constraint_violations > 5 in 1m",
+		    "expected \"s\" after \"in 1\" (seconds), found \"m\"");
 	parse_fails("constraint_violations > 5 in 1.5s",
 		    "\"1.5\" is not a whole number (a span in seconds (in 10s))");
 	parse_fails("constraint_violations > 5 in 10s please", "unexpected \"please\" at the end");
@@ -206,9 +215,11 @@ static void test_parse_errors(void **state)
 	parse_fails("error_rate > 3y baseline",
 		    "expected \"x baseline\" or \"/s\" after the number, found \"y baseline\"");
 	parse_fails("error_rate > 3x", "expected \"baseline\" after \"x\", found \"(the end)\"");
-	parse_fails("error_rate > 3x baseline + 1", "expected \"x baseline\" or \"/s\" after the number, found "
-						    "\"(the end)\"");
-	parse_fails("error_rate > 3", "expected \"x baseline\" or \"/s\" after the number, found \"(the end)\"");
+	parse_fails("error_rate > 3x baseline + 1",
+		    "expected \"x baseline\" or \"/s\" after the number, found "
+		    "\"(the end)\"");
+	parse_fails("error_rate > 3",
+		    "expected \"x baseline\" or \"/s\" after the number, found \"(the end)\"");
 	parse_fails("error_rate > 0.0001/s",
 		    "\"0.0001\" has more than 3 decimals (a factor (3x baseline) or a rate (1/s))");
 }
@@ -216,18 +227,12 @@ static void test_parse_errors(void **state)
 static void test_format_round_trip(void **state)
 {
 	static const char *const canonical[] = {
-		"constraint_violations > 1%",
-		"constraint_violations > 0.0001%",
-		"constraint_violations > 100%",
-		"constraint_violations > 2.5% in 60s",
-		"constraint_violations > 5 in 10s",
-		"constraint_violations > 0",
-		"error_rate > 3x baseline + 1/s",
-		"error_rate > 1.25x baseline",
-		"error_rate > 0.5/s in 30s",
-		"error_rate > 0/s",
-		"errors{sqlstate=23505} > 5 in 10s",
-		"errors{sqlstate=40P01} > 0",
+		"constraint_violations > 1%",        "constraint_violations > 0.0001%",
+		"constraint_violations > 100%",      "constraint_violations > 2.5% in 60s",
+		"constraint_violations > 5 in 10s",  "constraint_violations > 0",
+		"error_rate > 3x baseline + 1/s",    "error_rate > 1.25x baseline",
+		"error_rate > 0.5/s in 30s",         "error_rate > 0/s",
+		"errors{sqlstate=23505} > 5 in 10s", "errors{sqlstate=40P01} > 0",
 	};
 
 	(void)state;
@@ -311,9 +316,10 @@ static void test_errors_sum(void **state)
 	(void)state;
 	assert_non_null(sum);
 	text = cJSON_PrintUnformatted(sum);
-	assert_string_equal(text, "{\"by_sqlstate\":{\"23503\":5,\"40P01\":1},\"by_table\":{\"orders\":3},"
-				  "\"by_constraint\":{\"fk2\":4,\"orders_customer_id_fkey\":1},"
-				  "\"window_s\":10,\"statements\":150,\"errors\":6}");
+	assert_string_equal(text,
+			    "{\"by_sqlstate\":{\"23503\":5,\"40P01\":1},\"by_table\":{\"orders\":3},"
+			    "\"by_constraint\":{\"fk2\":4,\"orders_customer_id_fkey\":1},"
+			    "\"window_s\":10,\"statements\":150,\"errors\":6}");
 	cJSON_free(text);
 	cJSON_Delete(sum);
 	cJSON_Delete(a);
@@ -351,7 +357,8 @@ static void test_errors_sum_refuses(void **state)
 	sum_fails(good, "{\"window_s\":10,\"statements\":1,\"errors\":0,\"by_table\":[]}",
 		  "/errors answer 1: \"by_table\" is not an object");
 	sum_fails("[]", good, "/errors answer 0: expected an object with window_s from 1 to 300");
-	sum_fails("{\"window_s\":0.5}", good, "/errors answer 0: expected an object with window_s from 1 to 300");
+	sum_fails("{\"window_s\":0.5}", good,
+		  "/errors answer 0: expected an object with window_s from 1 to 300");
 }
 
 /* --------------------------------------------------------------- evaluation */
@@ -373,8 +380,9 @@ static void test_share_boundary(void **state)
 		  "\"by_constraint\":{\"fk2\":10,\"orders_customer_id_fkey\":1,\"old_fkey\":100}}",
 		  NULL);
 	assert_int_equal(eval1("constraint_violations > 1%", &t), WATCH_TRIPPED);
-	assert_string_equal(t.why, "constraint_violations > 1%: 11 violations of orders_customer_id_fkey (1), "
-				   "fk2 (10) in 1000 statements (1.1%) since the cutover");
+	assert_string_equal(t.why,
+			    "constraint_violations > 1%: 11 violations of orders_customer_id_fkey (1), "
+			    "fk2 (10) in 1000 statements (1.1%) since the cutover");
 	tick_free(&t);
 	tick_init(&t, 60, NULL,
 		  "{\"window_s\":60,\"statements\":1000,\"errors\":100,\"by_constraint\":{\"old_fkey\":100}}",
@@ -414,14 +422,16 @@ static void test_count_boundary_and_why(void **state)
 		  "\"by_constraint\":{\"orders_customer_id_fkey\":9,\"fk2\":3}}",
 		  NULL);
 	assert_int_equal(eval1("constraint_violations > 5 in 10s", &t), WATCH_TRIPPED);
-	assert_string_equal(t.why, "constraint_violations > 5 in 10s: 12 violations of orders_customer_id_fkey "
-				   "(9), fk2 (3) in the last 10 s");
+	assert_string_equal(t.why,
+			    "constraint_violations > 5 in 10s: 12 violations of orders_customer_id_fkey "
+			    "(9), fk2 (3) in the last 10 s");
 	tick_free(&t);
 	/* Four seconds in, the 10 s rule reads the 4 s since the cutover. */
-	tick_init(&t, 4, NULL, "{\"window_s\":4,\"statements\":50,\"errors\":6,\"by_constraint\":{\"fk2\":6}}",
-		  NULL);
+	tick_init(&t, 4, NULL,
+		  "{\"window_s\":4,\"statements\":50,\"errors\":6,\"by_constraint\":{\"fk2\":6}}", NULL);
 	assert_int_equal(eval1("constraint_violations > 5 in 10s", &t), WATCH_TRIPPED);
-	assert_string_equal(t.why, "constraint_violations > 5 in 10s: 6 violations of fk2 (6) since the cutover");
+	assert_string_equal(t.why,
+			    "constraint_violations > 5 in 10s: 6 violations of fk2 (6) since the cutover");
 	tick_free(&t);
 }
 
@@ -431,8 +441,8 @@ static void test_new_constraint_named_twice(void **state)
 	struct tick t;
 
 	(void)state;
-	tick_init(&t, 30, NULL, "{\"window_s\":10,\"statements\":500,\"errors\":4,\"by_constraint\":{\"fk2\":4}}",
-		  NULL);
+	tick_init(&t, 30, NULL,
+		  "{\"window_s\":10,\"statements\":500,\"errors\":4,\"by_constraint\":{\"fk2\":4}}", NULL);
 	t.in.new_constraints = twice;
 	assert_int_equal(eval1("constraint_violations > 5 in 10s", &t), WATCH_OK);
 	tick_free(&t);
@@ -450,8 +460,9 @@ static void test_rate_against_baseline(void **state)
 	tick_free(&t);
 	tick_init(&t, 30, baseline, "{\"window_s\":10,\"statements\":1000,\"errors\":41}", NULL);
 	assert_int_equal(eval1("error_rate > 3x baseline + 1/s", &t), WATCH_TRIPPED);
-	assert_string_equal(t.why, "error_rate > 3x baseline + 1/s: 4.1 errors/s in the last 10 s, above 3 × "
-				   "1/s + 1/s = 4/s");
+	assert_string_equal(t.why,
+			    "error_rate > 3x baseline + 1/s: 4.1 errors/s in the last 10 s, above 3 × "
+			    "1/s + 1/s = 4/s");
 	tick_free(&t);
 	/* Fractions: baseline 2/s, 1.5 × 2/s + 0.5/s = 3.5/s over 20 s is 70 errors. */
 	tick_init(&t, 30, "{\"window_s\":30,\"statements\":3000,\"errors\":60}",
@@ -494,11 +505,13 @@ static void test_sqlstate_rule(void **state)
 
 	(void)state;
 	tick_init(&t, 30, NULL,
-		  "{\"window_s\":10,\"statements\":1000,\"errors\":9,\"by_sqlstate\":{\"23505\":5,\"40P01\":4}}",
+		  "{\"window_s\":10,\"statements\":1000,\"errors\":9,\"by_sqlstate\":{\"23505\":5,\"40P01\":"
+		  "4}}",
 		  NULL);
 	assert_int_equal(eval1("errors{sqlstate=23505} > 5 in 10s", &t), WATCH_OK);
 	assert_int_equal(eval1("errors{sqlstate=40p01} > 3 in 10s", &t), WATCH_TRIPPED);
-	assert_string_equal(t.why, "errors{sqlstate=40P01} > 3 in 10s: 4 errors with SQLSTATE 40P01 in the last 10 s");
+	assert_string_equal(
+		t.why, "errors{sqlstate=40P01} > 3 in 10s: 4 errors with SQLSTATE 40P01 in the last 10 s");
 	assert_int_equal(eval1("errors{sqlstate=22P02} > 0 in 10s", &t), WATCH_OK);
 	tick_free(&t);
 }
@@ -516,9 +529,10 @@ static void test_defaults_together(void **state)
 		  "{\"window_s\":10,\"statements\":1000,\"errors\":20,\"by_constraint\":{\"fk2\":4}}");
 	/* 46/4500 > 1% and 2/s > 1/s; 4 in 10 s is within 5. */
 	assert_int_equal(watch_evaluate(rules, n, &t.in, t.why, sizeof(t.why)), WATCH_TRIPPED);
-	assert_string_equal(t.why, "constraint_violations > 1%: 46 violations of fk2 (46) in 4500 statements "
-				   "(1.02%) since the cutover; error_rate > 3x baseline + 1/s: 2 errors/s in the "
-				   "last 10 s, above 3 × 0/s + 1/s = 1/s");
+	assert_string_equal(t.why,
+			    "constraint_violations > 1%: 46 violations of fk2 (46) in 4500 statements "
+			    "(1.02%) since the cutover; error_rate > 3x baseline + 1/s: 2 errors/s in the "
+			    "last 10 s, above 3 × 0/s + 1/s = 1/s");
 	tick_free(&t);
 }
 
@@ -535,8 +549,8 @@ static void test_missing_answer(void **state)
 	assert_string_equal(t.why, "no /errors answer for window_s=45");
 	tick_free(&t);
 	/* A rule that trips on what is there wins over one that lacks its answer. */
-	tick_init(&t, 45, NULL, "{\"window_s\":10,\"statements\":1000,\"errors\":0,\"by_constraint\":{\"fk2\":6}}",
-		  NULL);
+	tick_init(&t, 45, NULL,
+		  "{\"window_s\":10,\"statements\":1000,\"errors\":0,\"by_constraint\":{\"fk2\":6}}", NULL);
 	assert_int_equal(watch_evaluate(rules, n, &t.in, t.why, sizeof(t.why)), WATCH_TRIPPED);
 	assert_contains(t.why, "6 violations of fk2 (6) in the last 10 s");
 	tick_free(&t);

@@ -29,8 +29,9 @@
 /* The instant y-mo-d h:mi:s UTC. */
 static time_t utc(int y, int mo, int d, int h, int mi, int s)
 {
-	struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
-			 .tm_hour = h, .tm_min = mi, .tm_sec = s };
+	struct tm tm = {
+		.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi, .tm_sec = s
+	};
 
 	return timegm(&tm);
 }
@@ -146,9 +147,11 @@ static void test_errors(void **state)
 {
 	(void)state;
 	parse_fails("Mon-Fry 02:00-04:00",
-		    "window \"Mon-Fry 02:00-04:00\": \"Fry\" is not a day (Mon … Sun, daily, weekdays, weekends)");
+		    "window \"Mon-Fry 02:00-04:00\": \"Fry\" is not a day (Mon … Sun, daily, weekdays, "
+		    "weekends)");
 	parse_fails("Mnday 02:00-04:00",
-		    "window \"Mnday 02:00-04:00\": \"Mnday\" is not a day (Mon … Sun, daily, weekdays, weekends)");
+		    "window \"Mnday 02:00-04:00\": \"Mnday\" is not a day (Mon … Sun, daily, weekdays, "
+		    "weekends)");
 	parse_fails("Mon 25:00-04:00",
 		    "window \"Mon 25:00-04:00\": \"25:00\" is not a time (HH:MM, 00:00 to 24:00)");
 	parse_fails("Mon 12:60-13:00",
@@ -158,36 +161,46 @@ static void test_errors(void **state)
 	parse_fails("Mon 2-4", "window \"Mon 2-4\": \"2\" is not a time (HH:MM, 00:00 to 24:00)");
 	parse_fails("Mon 02:00:00-04:00",
 		    "window \"Mon 02:00:00-04:00\": \"02:00:00\" is not a time (HH:MM, 00:00 to 24:00)");
-	parse_fails("Mon 24:00-02:00", "window \"Mon 24:00-02:00\": \"24:00-02:00\": 24:00 can only end a window");
+	parse_fails("Mon 24:00-02:00",
+		    "window \"Mon 24:00-02:00\": \"24:00-02:00\": 24:00 can only end a window");
 	parse_fails("Mon 02:00-02:00",
 		    "window \"Mon 02:00-02:00\": \"02:00-02:00\" is empty: the end equals the start "
 		    "(a whole day is 00:00-24:00)");
 	parse_fails("Mon 02:00 04:00",
 		    "window \"Mon 02:00 04:00\": expected \"-\" and an end time after the start time");
-	parse_fails("Mon 02:00-",
-		    "window \"Mon 02:00-\": expected a time range HH:MM-HH:MM after the days (end time missing)");
-	parse_fails("Mon", "window \"Mon\": expected a time range HH:MM-HH:MM after the days (start time missing)");
-	parse_fails("Mon, 02:00-04:00",
-		    "window \"Mon, 02:00-04:00\": \"02:00\" is not a day (Mon … Sun, daily, weekdays, weekends)");
+	parse_fails(
+		"Mon 02:00-",
+		"window \"Mon 02:00-\": expected a time range HH:MM-HH:MM after the days (end time missing)");
+	parse_fails("Mon",
+		    "window \"Mon\": expected a time range HH:MM-HH:MM after the days (start time missing)");
+	parse_fails(
+		"Mon, 02:00-04:00",
+		"window \"Mon, 02:00-04:00\": \"02:00\" is not a day (Mon … Sun, daily, weekdays, weekends)");
 	parse_fails("Mon,", "window \"Mon,\": expected a day after \",\"");
-	parse_fails("Mon- 02:00-04:00",
-		    "window \"Mon- 02:00-04:00\": \"02:00\" is not a day (Mon … Sun, daily, weekdays, weekends)");
-	parse_fails("weekdays-Sun 02:00-04:00",
-		    "window \"weekdays-Sun 02:00-04:00\": \"weekdays\" cannot start a range (a range joins two "
-		    "days: Mon-Fri)");
-	parse_fails("", "window \"\": empty; expected DAYS HH:MM-HH:MM [ZONE], e.g. \"Mon-Fri 02:00-04:00 UTC\"");
-	parse_fails("   ", "window \"   \": empty; expected DAYS HH:MM-HH:MM [ZONE], e.g. \"Mon-Fri 02:00-04:00 UTC\"");
+	parse_fails(
+		"Mon- 02:00-04:00",
+		"window \"Mon- 02:00-04:00\": \"02:00\" is not a day (Mon … Sun, daily, weekdays, weekends)");
+	parse_fails(
+		"weekdays-Sun 02:00-04:00",
+		"window \"weekdays-Sun 02:00-04:00\": \"weekdays\" cannot start a range (a range joins two "
+		"days: Mon-Fri)");
+	parse_fails("",
+		    "window \"\": empty; expected DAYS HH:MM-HH:MM [ZONE], e.g. \"Mon-Fri 02:00-04:00 UTC\"");
+	parse_fails(
+		"   ",
+		"window \"   \": empty; expected DAYS HH:MM-HH:MM [ZONE], e.g. \"Mon-Fri 02:00-04:00 UTC\"");
 	parse_fails("02:00-04:00",
 		    "window \"02:00-04:00\": \"02:00\" is not a day (Mon … Sun, daily, weekdays, weekends)");
 	parse_fails("hello world",
 		    "window \"hello world\": \"hello\" is not a day (Mon … Sun, daily, weekdays, weekends)");
 	parse_fails(",", "window \",\": expected days first (Mon … Sun, daily, weekdays, weekends)");
-	parse_fails("Mon 02:00-04:00 UTC tomorrow",
-		    "window \"Mon 02:00-04:00 UTC tomorrow\": unexpected \"tomorrow\" after the zone \"UTC\"");
+	parse_fails(
+		"Mon 02:00-04:00 UTC tomorrow",
+		"window \"Mon 02:00-04:00 UTC tomorrow\": unexpected \"tomorrow\" after the zone \"UTC\"");
 }
 
 #define NOT_A_NAME                                                                         \
-	"is not a time zone name (UTC, +HH:MM, or a name such as Europe/Berlin: parts of "  \
+	"is not a time zone name (UTC, +HH:MM, or a name such as Europe/Berlin: parts of " \
 	"letters, digits and \"._+-\" joined by \"/\", none starting with \".\")"
 
 static void test_zone_errors(void **state)
@@ -201,8 +214,8 @@ static void test_zone_errors(void **state)
 		    "window \"Mon 02:00-04:00 ../etc/passwd\": \"../etc/passwd\" " NOT_A_NAME);
 	/* Only the name check stands between these and a file outside the zone directory. */
 	parse_fails("Mon 02:00-04:00 Europe/../../../etc/passwd",
-		    "window \"Mon 02:00-04:00 Europe/../../../etc/passwd\": \"Europe/../../../etc/passwd\" "
-		    NOT_A_NAME);
+		    "window \"Mon 02:00-04:00 Europe/../../../etc/passwd\": "
+		    "\"Europe/../../../etc/passwd\" " NOT_A_NAME);
 	parse_fails("Mon 02:00-04:00 /etc/passwd",
 		    "window \"Mon 02:00-04:00 /etc/passwd\": \"/etc/passwd\" " NOT_A_NAME);
 	parse_fails("Mon 02:00-04:00 Europe//Berlin",
@@ -278,8 +291,8 @@ static void test_contains_half_open(void **state)
 	assert_true(window_contains(&w, 1, utc(2026, 3, 2, 2, 0, 0)));
 	assert_true(window_contains(&w, 1, utc(2026, 3, 2, 3, 59, 59)));
 	assert_false(window_contains(&w, 1, utc(2026, 3, 2, 4, 0, 0)));
-	assert_true(window_contains(&w, 1, utc(2026, 3, 6, 3, 0, 0)));     /* Friday */
-	assert_false(window_contains(&w, 1, utc(2026, 3, 7, 3, 0, 0)));    /* Saturday */
+	assert_true(window_contains(&w, 1, utc(2026, 3, 6, 3, 0, 0)));  /* Friday */
+	assert_false(window_contains(&w, 1, utc(2026, 3, 7, 3, 0, 0))); /* Saturday */
 	assert_false(window_contains(&w, 0, utc(2026, 3, 2, 3, 0, 0)));
 }
 
@@ -314,10 +327,10 @@ static void test_midnight_crossing(void **state)
 	(void)state;
 	assert_false(window_contains(&w, 1, utc(2026, 3, 6, 21, 59, 59)));
 	assert_true(window_contains(&w, 1, utc(2026, 3, 6, 22, 0, 0)));
-	assert_true(window_contains(&w, 1, utc(2026, 3, 7, 1, 0, 0)));     /* Saturday morning */
+	assert_true(window_contains(&w, 1, utc(2026, 3, 7, 1, 0, 0))); /* Saturday morning */
 	assert_false(window_contains(&w, 1, utc(2026, 3, 7, 2, 0, 0)));
-	assert_false(window_contains(&w, 1, utc(2026, 3, 7, 22, 30, 0)));  /* not a Saturday window */
-	assert_false(window_contains(&w, 1, utc(2026, 3, 6, 1, 0, 0)));    /* Thursday's would be */
+	assert_false(window_contains(&w, 1, utc(2026, 3, 7, 22, 30, 0))); /* not a Saturday window */
+	assert_false(window_contains(&w, 1, utc(2026, 3, 6, 1, 0, 0)));   /* Thursday's would be */
 	assert_int_equal(window_close(&w, 1, utc(2026, 3, 7, 1, 0, 0)), utc(2026, 3, 7, 2, 0, 0));
 	assert_int_equal(window_next_open(&w, 1, utc(2026, 3, 7, 3, 0, 0)), utc(2026, 3, 13, 22, 0, 0));
 }
@@ -332,8 +345,8 @@ static void test_midnight_crossing_week_boundary(void **state)
 	assert_int_equal(window_close(&w, 1, utc(2026, 3, 9, 0, 30, 0)), utc(2026, 3, 9, 1, 0, 0));
 	assert_int_equal(window_next_open(&w, 1, utc(2026, 3, 9, 1, 0, 0)), utc(2026, 3, 15, 23, 0, 0));
 	w = parse_ok("Fri-Mon 23:00-00:00");
-	assert_true(window_contains(&w, 1, utc(2026, 3, 9, 23, 30, 0)));     /* Monday */
-	assert_false(window_contains(&w, 1, utc(2026, 3, 10, 23, 30, 0)));   /* Tuesday */
+	assert_true(window_contains(&w, 1, utc(2026, 3, 9, 23, 30, 0)));   /* Monday */
+	assert_false(window_contains(&w, 1, utc(2026, 3, 10, 23, 30, 0))); /* Tuesday */
 }
 
 static void test_earliest_of_several(void **state)
@@ -411,9 +424,11 @@ static void test_berlin_spring_forward(void **state)
 	/* A window wholly inside the skipped hour does not happen that day: next Sunday, CEST. */
 	assert_int_equal(window_next_open(&skipped, 1, utc(2026, 3, 28, 12, 0, 0)), utc(2026, 4, 5, 0, 0, 0));
 	/* The week before opens at 01:00 UTC (CET), the week after at 00:00 UTC (CEST). */
-	assert_int_equal(window_next_open(&weekdays, 1, utc(2026, 3, 27, 0, 0, 0)), utc(2026, 3, 27, 1, 0, 0));
+	assert_int_equal(window_next_open(&weekdays, 1, utc(2026, 3, 27, 0, 0, 0)),
+			 utc(2026, 3, 27, 1, 0, 0));
 	assert_int_equal(window_close(&weekdays, 1, utc(2026, 3, 27, 1, 0, 0)), utc(2026, 3, 27, 3, 0, 0));
-	assert_int_equal(window_next_open(&weekdays, 1, utc(2026, 3, 27, 3, 30, 0)), utc(2026, 3, 30, 0, 0, 0));
+	assert_int_equal(window_next_open(&weekdays, 1, utc(2026, 3, 27, 3, 30, 0)),
+			 utc(2026, 3, 30, 0, 0, 0));
 	assert_int_equal(window_close(&weekdays, 1, utc(2026, 3, 30, 0, 0, 0)), utc(2026, 3, 30, 2, 0, 0));
 }
 
@@ -427,9 +442,10 @@ static void test_berlin_fall_back(void **state)
 	/* Opens at the first 02:30 (CEST), closes at 03:30 CET: two hours long. */
 	assert_int_equal(window_next_open(&w, 1, utc(2026, 10, 24, 12, 0, 0)), utc(2026, 10, 25, 0, 30, 0));
 	assert_int_equal(window_close(&w, 1, utc(2026, 10, 25, 0, 30, 0)), utc(2026, 10, 25, 2, 30, 0));
-	assert_true(window_contains(&w, 1, utc(2026, 10, 25, 1, 45, 0)));   /* the second 02:45 */
+	assert_true(window_contains(&w, 1, utc(2026, 10, 25, 1, 45, 0))); /* the second 02:45 */
 	/* Closes at the first 02:30: the second 02:30 is outside. */
-	assert_int_equal(window_next_open(&early, 1, utc(2026, 10, 24, 12, 0, 0)), utc(2026, 10, 24, 23, 0, 0));
+	assert_int_equal(window_next_open(&early, 1, utc(2026, 10, 24, 12, 0, 0)),
+			 utc(2026, 10, 24, 23, 0, 0));
 	assert_int_equal(window_close(&early, 1, utc(2026, 10, 24, 23, 0, 0)), utc(2026, 10, 25, 0, 30, 0));
 	assert_false(window_contains(&early, 1, utc(2026, 10, 25, 1, 30, 0)));
 }
@@ -456,7 +472,7 @@ static void test_new_york_fall_back(void **state)
 	(void)state;
 	assert_int_equal(window_next_open(&w, 1, utc(2026, 10, 31, 12, 0, 0)), utc(2026, 11, 1, 5, 30, 0));
 	assert_int_equal(window_close(&w, 1, utc(2026, 11, 1, 5, 30, 0)), utc(2026, 11, 1, 8, 0, 0));
-	assert_true(window_contains(&w, 1, utc(2026, 11, 1, 6, 15, 0)));    /* 01:15 EST, the second time */
+	assert_true(window_contains(&w, 1, utc(2026, 11, 1, 6, 15, 0))); /* 01:15 EST, the second time */
 	/* The next Sunday is EST all along. */
 	assert_int_equal(window_next_open(&w, 1, utc(2026, 11, 1, 8, 0, 0)), utc(2026, 11, 8, 6, 30, 0));
 }

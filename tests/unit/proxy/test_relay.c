@@ -24,7 +24,7 @@
 
 #define PLUS "SCRAM-SHA-256-PLUS"
 #define SCRAM "SCRAM-SHA-256"
-#define MAX_LEN (1u << 30)   /* the largest limits.max_message_bytes config accepts */
+#define MAX_LEN (1u << 30) /* the largest limits.max_message_bytes config accepts */
 
 /* ---- byte strings --------------------------------------------------------- */
 
@@ -118,27 +118,27 @@ static void put_claimed(struct bytes *s, uint8_t type, uint32_t len, size_t body
 struct call {
 	uint8_t type;
 	uint32_t avail, len;
-	uint8_t body[BODY_KEEP];   /* the first min(avail, BODY_KEEP) body bytes */
+	uint8_t body[BODY_KEEP]; /* the first min(avail, BODY_KEEP) body bytes */
 };
 
 /* The handler's record and its scripted answers. */
 struct seen {
 	struct call calls[MAX_CALLS];
 	int n;
-	int stop_at;        /* call number (1-based) answered with STOP; 0: none */
-	int error_at;       /* call number answered with ERROR; 0: none */
-	bool strip_plus;    /* 'R' shown whole: remove SCRAM-SHA-256-PLUS, as the session does */
-	uint32_t cut;       /* lower *new_len by this much on every message (whole or not) */
+	int stop_at;     /* call number (1-based) answered with STOP; 0: none */
+	int error_at;    /* call number answered with ERROR; 0: none */
+	bool strip_plus; /* 'R' shown whole: remove SCRAM-SHA-256-PLUS, as the session does */
+	uint32_t cut;    /* lower *new_len by this much on every message (whole or not) */
 };
 
-static enum relay_msg on_msg(void *ctx, uint8_t type, uint8_t *body, uint32_t avail,
-			     uint32_t len, uint32_t *new_len)
+static enum relay_msg on_msg(void *ctx, uint8_t type, uint8_t *body, uint32_t avail, uint32_t len,
+			     uint32_t *new_len)
 {
 	struct seen *s = ctx;
 	struct call *c;
 
 	assert_true(s->n < MAX_CALLS);
-	assert_int_equal(*new_len, len);   /* the relay offers the body's own length */
+	assert_int_equal(*new_len, len); /* the relay offers the body's own length */
 	assert_true(avail <= len);
 	c = &s->calls[s->n++];
 	c->type = type;
@@ -213,7 +213,7 @@ static void buf_write(struct relay_buf *b, struct bytes *out, uint32_t max)
 #define MAX_MSGS 64
 struct layout {
 	size_t start[MAX_MSGS], end[MAX_MSGS];
-	bool whole[MAX_MSGS];   /* body-tracked: never forwarded in part */
+	bool whole[MAX_MSGS]; /* body-tracked: never forwarded in part */
 	int n;
 	size_t len;
 };
@@ -254,7 +254,7 @@ static void check_scan_point(const struct layout *l, size_t off, uint32_t msg_le
 		if (off == l->start[i]) {
 			assert_int_equal(msg_left, 0);
 		} else {
-			assert_true(off >= l->start[i] + PGWIRE_HEADER_LEN);   /* never inside a header */
+			assert_true(off >= l->start[i] + PGWIRE_HEADER_LEN); /* never inside a header */
 			assert_false(l->whole[i]);
 			assert_int_equal(msg_left, l->end[i] - off);
 		}
@@ -287,7 +287,7 @@ static enum relay_result pump(struct relay_buf *b, const struct relay_rules *r, 
 		assert_true(b->need == 0 || b->cap - b->scan >= b->need);
 		room = relay_room(b);
 		check_order(b);
-		assert_true(room > 0);   /* everything scanned was written: only fit can make room */
+		assert_true(room > 0); /* everything scanned was written: only fit can make room */
 		k = (uint32_t)(n - pos < chunk ? n - pos : chunk);
 		if (k > room)
 			k = room;
@@ -358,7 +358,7 @@ static void test_header_tracking_shows_no_body(void **state)
 
 	rules_init(&r, MAX_LEN);
 	put_strs(&in, 'Q', "SELECT 1", NULL);
-	put_msg(&in, 'B', "\0\0\0\0\0\0\0", 7);   /* untracked */
+	put_msg(&in, 'B', "\0\0\0\0\0\0\0", 7); /* untracked */
 	put_msg(&in, 'S', "", 0);
 	buf_init(&b, 256);
 	assert_int_equal(pump(&b, &r, &seen, in.p, in.len, in.len, &out, NULL, &why), RELAY_OK);
@@ -399,7 +399,7 @@ static void test_header_tracking_announces_before_body(void **state)
 	assert_false(relay_at_boundary(&b));
 	buf_read(&b, in.p + PGWIRE_HEADER_LEN + 10, 90);
 	assert_int_equal(relay_scan(&b, &r, &seen, &why), RELAY_OK);
-	assert_int_equal(seen.n, 1);   /* once, at the header */
+	assert_int_equal(seen.n, 1); /* once, at the header */
 	assert_int_equal(relay_pending(&b), in.len);
 	assert_true(relay_at_boundary(&b));
 	buf_free(&b);
@@ -419,13 +419,13 @@ static void test_body_tracking_waits_for_whole_body(void **state)
 	buf_init(&b, 256);
 	buf_read(&b, in.p, 3);
 	assert_int_equal(relay_scan(&b, &r, &seen, &why), RELAY_OK);
-	assert_int_equal(b.need, PGWIRE_HEADER_LEN);   /* a header first */
+	assert_int_equal(b.need, PGWIRE_HEADER_LEN); /* a header first */
 	assert_int_equal(relay_pending(&b), 0);
 	buf_read(&b, in.p + 3, 10);
 	assert_int_equal(relay_scan(&b, &r, &seen, &why), RELAY_OK);
 	assert_int_equal(seen.n, 0);
-	assert_int_equal(b.need, in.len);              /* then the whole message */
-	assert_int_equal(relay_pending(&b), 0);        /* nothing of it forwarded yet */
+	assert_int_equal(b.need, in.len);       /* then the whole message */
+	assert_int_equal(relay_pending(&b), 0); /* nothing of it forwarded yet */
 	buf_read(&b, in.p + 13, (uint32_t)in.len - 14);
 	assert_int_equal(relay_scan(&b, &r, &seen, &why), RELAY_OK);
 	assert_int_equal(seen.n, 0);
@@ -483,7 +483,7 @@ static void test_every_read_size_same_messages(void **state)
 		buf_init(&b, RELAY_BUF_SIZE);
 		assert_int_equal(pump(&b, &r, &ref, in.p, in.len, in.len, &out, &l, &why), RELAY_OK);
 		assert_bytes_equal(&out, in.p, in.len);
-		assert_int_equal(ref.n, 8);   /* Q P E C S E Z X */
+		assert_int_equal(ref.n, 8); /* Q P E C S E Z X */
 		buf_free(&b);
 		bytes_free(&out);
 	}
@@ -555,7 +555,7 @@ static void test_oversized_tracked_message_prefix_once_then_streams(void **state
 	struct relay_rules r;
 	struct seen seen = { 0 };
 	struct bytes in = { 0 }, out = { 0 };
-	const uint32_t len = RELAY_TRACK_MAX;   /* type byte + len: one more than RELAY_TRACK_MAX */
+	const uint32_t len = RELAY_TRACK_MAX; /* type byte + len: one more than RELAY_TRACK_MAX */
 	const char *why;
 
 	rules_init(&r, MAX_LEN);
@@ -639,8 +639,8 @@ static void test_max_len_is_inclusive(void **state)
 	const char *why;
 
 	rules_init(&r, 100);
-	put_claimed(&in, 'D', 100, 96);   /* untracked, at the limit */
-	put_claimed(&in, 'P', 100, 96);   /* tracked, at the limit */
+	put_claimed(&in, 'D', 100, 96); /* untracked, at the limit */
+	put_claimed(&in, 'P', 100, 96); /* tracked, at the limit */
 	buf_init(&b, 256);
 	assert_int_equal(pump(&b, &r, &seen, in.p, in.len, in.len, &out, NULL, &why), RELAY_OK);
 	assert_int_equal(seen.n, 1);
@@ -653,7 +653,7 @@ static void test_max_len_is_inclusive(void **state)
 /* A header over the limit is an error wherever it is, tracked or not; what came before stays. */
 static void test_max_len_exceeded(void **state)
 {
-	static const uint8_t types[] = { 'D', 'Q', 'P' };   /* untracked, header, body */
+	static const uint8_t types[] = { 'D', 'Q', 'P' }; /* untracked, header, body */
 
 	for (size_t t = 0; t < sizeof(types); t++) {
 		struct relay_buf b;
@@ -672,8 +672,8 @@ static void test_max_len_exceeded(void **state)
 		assert_int_equal(relay_scan(&b, &r, &seen, &why), RELAY_ERROR);
 		assert_non_null(why);
 		assert_string_equal(why, "message exceeds limits.max_message_bytes");
-		assert_int_equal(b.scan, first);   /* the message before still goes */
-		assert_int_equal(seen.n, 1);       /* the bad one is never shown */
+		assert_int_equal(b.scan, first); /* the message before still goes */
+		assert_int_equal(seen.n, 1);     /* the bad one is never shown */
 		check_order(&b);
 		buf_free(&b);
 		bytes_free(&in);
@@ -755,7 +755,7 @@ static void test_length_four_is_empty_body(void **state)
 /* STOP leaves 'scan' at the message's start; the next call shows the same message again. */
 static void test_stop_resumes_at_the_message(void **state)
 {
-	for (int stop_at = 1; stop_at <= 3; stop_at++) {   /* Q (header), P (body), Z (body) */
+	for (int stop_at = 1; stop_at <= 3; stop_at++) { /* Q (header), P (body), Z (body) */
 		struct relay_buf b;
 		struct relay_rules r;
 		struct seen seen = { .stop_at = stop_at };
@@ -848,16 +848,16 @@ static void test_sasl_plus_removed_in_place(void **state)
 
 	rules_init(&r, MAX_LEN);
 	sasl_login(&in, &want);
-	buf_init(&b, (uint32_t)in.len + 3);   /* full: Asan sees a move past 'tail' */
+	buf_init(&b, (uint32_t)in.len + 3); /* full: Asan sees a move past 'tail' */
 	buf_read(&b, in.p, (uint32_t)in.len);
-	buf_read(&b, "D\0\0", 3);            /* the start of a next message */
+	buf_read(&b, "D\0\0", 3); /* the start of a next message */
 	tail = b.tail;
 	assert_int_equal(relay_scan(&b, &r, &seen, &why), RELAY_OK);
 	check_order(&b);
 	assert_int_equal(b.tail, tail - (strlen(PLUS) + 1));
 	assert_int_equal(b.scan, want.len);
-	assert_memory_equal(b.data + b.scan, "D\0\0", 3);   /* the partial message moved intact */
-	assert_int_equal(seen.n, 3);                         /* R, E, Z */
+	assert_memory_equal(b.data + b.scan, "D\0\0", 3); /* the partial message moved intact */
+	assert_int_equal(seen.n, 3);                      /* R, E, Z */
 	assert_int_equal(seen.calls[1].type, 'E');
 	assert_int_equal(seen.calls[2].type, 'Z');
 	buf_write(&b, &out, UINT32_MAX);
@@ -944,21 +944,21 @@ static void test_room_compacts_only_a_full_buffer(void **state)
 
 	two_sent_one_partial(&b, &in, 12);
 	relay_consume(&b, 10);
-	assert_int_equal(relay_room(&b), 10);   /* full: sent bytes move out */
+	assert_int_equal(relay_room(&b), 10); /* full: sent bytes move out */
 	assert_int_equal(b.head, 0);
 	assert_int_equal(b.scan, 14);
 	assert_int_equal(b.tail, 22);
 	assert_memory_equal(b.data, in.p + 10, 22);
 	check_order(&b);
 	relay_consume(&b, 4);
-	assert_int_equal(relay_room(&b), 10);   /* not full: nothing moves */
+	assert_int_equal(relay_room(&b), 10); /* not full: nothing moves */
 	assert_int_equal(b.head, 4);
 	assert_int_equal(b.tail, 22);
 	buf_free(&b);
 	bytes_free(&in);
 
 	two_sent_one_partial(&b, &in, 12);   /* bytes_free() left 'in' empty */
-	assert_int_equal(relay_room(&b), 0);    /* full and nothing sent: no room */
+	assert_int_equal(relay_room(&b), 0); /* full and nothing sent: no room */
 	assert_int_equal(b.tail, 32);
 	buf_free(&b);
 	bytes_free(&in);
@@ -969,7 +969,7 @@ static void test_fit_without_need_changes_nothing(void **state)
 	struct relay_buf b;
 
 	buf_init(&b, 16);
-	b.head = b.scan = b.tail = 16;   /* full, all scanned: the writer's turn */
+	b.head = b.scan = b.tail = 16; /* full, all scanned: the writer's turn */
 	b.need = 0;
 	assert_true(relay_fit(&b));
 	assert_int_equal(b.cap, 16);
@@ -1039,7 +1039,7 @@ static void test_fit_does_not_grow_a_buffer_full_of_unsent_bytes(void **state)
 	rules_init(&r, MAX_LEN);
 	relay_pool_init(&pool, 1);
 	assert_true(relay_acquire(&b, &pool));
-	pgwire_put_u32(h + 1, RELAY_BUF_SIZE - 1);   /* one untracked message filling the buffer */
+	pgwire_put_u32(h + 1, RELAY_BUF_SIZE - 1); /* one untracked message filling the buffer */
 	memset(b.data, 'x', RELAY_BUF_SIZE);
 	memcpy(b.data, h, sizeof(h));
 	b.tail = RELAY_BUF_SIZE;
@@ -1075,7 +1075,7 @@ static void test_fit_waits_for_the_writer_instead_of_growing(void **state)
 	put_claimed(&in, 'E', 8000 - 1, 8000 - 5);
 	relay_pool_init(&pool, 1);
 	assert_true(relay_acquire(&b, &pool));
-	buf_read(&b, in.p, RELAY_BUF_SIZE);   /* the E is 6384 bytes short of whole */
+	buf_read(&b, in.p, RELAY_BUF_SIZE); /* the E is 6384 bytes short of whole */
 	assert_int_equal(relay_scan(&b, &r, &seen, &why), RELAY_OK);
 	assert_int_equal(b.scan, 10000);
 	assert_int_equal(b.need, 8000);
@@ -1089,12 +1089,12 @@ static void test_fit_waits_for_the_writer_instead_of_growing(void **state)
 		assert_int_equal(cap, RELAY_BUF_SIZE);
 		assert_int_equal(room, 0);
 	}
-	buf_write(&b, &out, UINT32_MAX);      /* the peer takes the DataRow */
+	buf_write(&b, &out, UINT32_MAX); /* the peer takes the DataRow */
 	assert_true(relay_fit(&b));
 	check_order(&b);
 	assert_int_equal(b.cap, RELAY_BUF_SIZE);
 	assert_int_equal(b.scan, 0);
-	assert_int_equal(relay_room(&b), 10000);     /* the DataRow's bytes, freed */
+	assert_int_equal(relay_room(&b), 10000); /* the DataRow's bytes, freed */
 	buf_read(&b, in.p + RELAY_BUF_SIZE, (uint32_t)in.len - RELAY_BUF_SIZE);
 	assert_int_equal(relay_scan(&b, &r, &seen, &why), RELAY_OK);
 	assert_int_equal(seen.n, 1);
@@ -1103,7 +1103,7 @@ static void test_fit_waits_for_the_writer_instead_of_growing(void **state)
 	assert_bytes_equal(&out, in.p, in.len);
 	assert_int_equal(b.cap, RELAY_BUF_SIZE);
 	relay_release(&b, &pool);
-	assert_int_equal(pool.n, 1);          /* still the pooled size */
+	assert_int_equal(pool.n, 1); /* still the pooled size */
 	relay_pool_destroy(&pool);
 	bytes_free(&in);
 	bytes_free(&out);
@@ -1118,7 +1118,7 @@ static void test_consume_resets_when_drained(void **state)
 	relay_consume(&b, 5);
 	assert_int_equal(b.head, 5);
 	relay_consume(&b, 19);
-	assert_int_equal(b.head, 24);   /* all sent, but unscanned bytes remain: no reset */
+	assert_int_equal(b.head, 24); /* all sent, but unscanned bytes remain: no reset */
 	assert_int_equal(b.scan, 24);
 	assert_int_equal(b.tail, 32);
 	buf_free(&b);
@@ -1189,15 +1189,15 @@ static void test_drop_unscanned(void **state)
 	two_sent_one_partial(&b, &in, 12);
 	relay_drop_unscanned(&b);
 	assert_int_equal(b.tail, 24);
-	assert_int_equal(relay_pending(&b), 24);   /* what was scanned still goes */
+	assert_int_equal(relay_pending(&b), 24); /* what was scanned still goes */
 	relay_consume(&b, 24);
 	assert_true(relay_empty(&b));
 	buf_free(&b);
 	bytes_free(&in);
 
-	two_sent_one_partial(&b, &in, 12);   /* bytes_free() left 'in' empty */
+	two_sent_one_partial(&b, &in, 12); /* bytes_free() left 'in' empty */
 	relay_consume(&b, 24);
-	relay_drop_unscanned(&b);                  /* nothing left: back to the start */
+	relay_drop_unscanned(&b); /* nothing left: back to the start */
 	assert_int_equal(b.head, 0);
 	assert_int_equal(b.scan, 0);
 	assert_int_equal(b.tail, 0);
@@ -1218,7 +1218,7 @@ static void test_pool_is_bounded(void **state)
 		assert_true(relay_acquire(&b[i], &pool));
 		assert_non_null(b[i].data);
 		assert_int_equal(b[i].cap, RELAY_BUF_SIZE);
-		memset(b[i].data, i, RELAY_BUF_SIZE);   /* the whole buffer is ours */
+		memset(b[i].data, i, RELAY_BUF_SIZE); /* the whole buffer is ours */
 	}
 	assert_int_equal(pool.n, 0);
 	for (int i = 0; i < 3; i++) {
@@ -1226,22 +1226,22 @@ static void test_pool_is_bounded(void **state)
 		assert_null(b[i].data);
 		assert_int_equal(b[i].cap, 0);
 	}
-	assert_int_equal(pool.n, 2);   /* the third was freed (LeakSanitizer checks) */
+	assert_int_equal(pool.n, 2); /* the third was freed (LeakSanitizer checks) */
 	last = pool.free[1];
 	assert_true(relay_acquire(&b[0], &pool));
 	assert_ptr_equal(b[0].data, last);
 	assert_int_equal(pool.n, 1);
-	assert_true(relay_acquire(&b[0], &pool));   /* has one: unchanged */
+	assert_true(relay_acquire(&b[0], &pool)); /* has one: unchanged */
 	assert_ptr_equal(b[0].data, last);
 	assert_int_equal(pool.n, 1);
 	relay_release(&b[0], &pool);
-	relay_release(&b[0], &pool);                /* has none: nothing to do */
+	relay_release(&b[0], &pool); /* has none: nothing to do */
 	assert_int_equal(pool.n, 2);
 	relay_pool_destroy(&pool);
 	assert_int_equal(pool.n, 0);
 	assert_null(pool.free);
 
-	relay_pool_init(&pool, 0);                  /* no pooling at all */
+	relay_pool_init(&pool, 0); /* no pooling at all */
 	assert_true(relay_acquire(&b[0], &pool));
 	relay_release(&b[0], &pool);
 	assert_int_equal(pool.n, 0);
@@ -1276,12 +1276,12 @@ static void test_release_if_empty(void **state)
 	struct relay_buf b = { 0 };
 
 	relay_pool_init(&pool, 1);
-	relay_release_if_empty(&b, &pool);   /* none held: nothing to do */
+	relay_release_if_empty(&b, &pool); /* none held: nothing to do */
 	assert_int_equal(pool.n, 0);
 	assert_true(relay_acquire(&b, &pool));
 	assert_true(relay_append_scanned(&b, (const uint8_t *)"S\0\0\0\4", 5));
 	relay_release_if_empty(&b, &pool);
-	assert_non_null(b.data);             /* bytes still to send */
+	assert_non_null(b.data); /* bytes still to send */
 	relay_consume(&b, 5);
 	relay_release_if_empty(&b, &pool);
 	assert_null(b.data);
@@ -1364,6 +1364,6 @@ int main(void)
 		cmocka_unit_test(test_stream_state_survives_release),
 	};
 
-	setvbuf(stdout, NULL, _IONBF, 0);      /* a sanitizer abort must not swallow the results */
+	setvbuf(stdout, NULL, _IONBF, 0); /* a sanitizer abort must not swallow the results */
 	return cmocka_run_group_tests_name("proxy/relay", tests, NULL, NULL);
 }

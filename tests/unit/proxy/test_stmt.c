@@ -93,7 +93,7 @@ static void test_empty_map(void **state)
 	struct stmt_map m = { 0 };
 
 	assert_null(stmt_peek(&m, "s1"));
-	stmt_remove(&m, "s1");   /* Close before any Parse */
+	stmt_remove(&m, "s1"); /* Close before any Parse */
 	assert_int_equal(m.count, 0);
 	assert_null(m.slots);
 	stmt_clear(&m);
@@ -111,10 +111,11 @@ static void test_put_peek_remove(void **state)
 	assert_stmt(&m, "s1", "SELECT 1");
 	assert_stmt(&m, "s2", "UPDATE orders SET paid = true WHERE id = $1");
 	assert_null(stmt_peek(&m, "s3"));
-	assert_null(stmt_peek(&m, "s"));    /* names match whole, not by prefix */
+	assert_null(stmt_peek(&m, "s")); /* names match whole, not by prefix */
 	assert_null(stmt_peek(&m, "s10"));
-	assert_int_equal(m.bytes, bytes_of("s1", "SELECT 1") +
-					  bytes_of("s2", "UPDATE orders SET paid = true WHERE id = $1"));
+	assert_int_equal(m.bytes,
+			 bytes_of("s1", "SELECT 1") +
+				 bytes_of("s2", "UPDATE orders SET paid = true WHERE id = $1"));
 	stmt_remove(&m, "s1");
 	assert_null(stmt_peek(&m, "s1"));
 	assert_stmt(&m, "s2", "UPDATE orders SET paid = true WHERE id = $1");
@@ -129,7 +130,7 @@ static void test_put_peek_remove(void **state)
 static void test_sql_taken_by_length(void **state)
 {
 	struct stmt_map m = { 0 };
-	char *sql = malloc(8);   /* exactly "SELECT 1", no NUL: Asan catches a read past it */
+	char *sql = malloc(8); /* exactly "SELECT 1", no NUL: Asan catches a read past it */
 
 	assert_non_null(sql);
 	memcpy(sql, "SELECT 1", 8);
@@ -139,7 +140,7 @@ static void test_sql_taken_by_length(void **state)
 	stmt_put(&m, "s2", "SELECT 1; DROP TABLE t", 8);
 	assert_stmt(&m, "s2", "SELECT 1");
 	stmt_put(&m, "s3", "", 0);
-	assert_stmt(&m, "s3", "");   /* empty text is known text */
+	assert_stmt(&m, "s3", ""); /* empty text is known text */
 	stmt_clear(&m);
 }
 
@@ -177,7 +178,7 @@ static void test_close_of_unknown_name(void **state)
 	assert_false(m.overflowed);
 	assert_stmt(&m, "s1", "SELECT 1");
 	stmt_remove(&m, "s1");
-	stmt_remove(&m, "s1");   /* twice: the second is a Close of an unknown name */
+	stmt_remove(&m, "s1"); /* twice: the second is a Close of an unknown name */
 	assert_int_equal(m.count, 0);
 	assert_int_equal(m.bytes, 0);
 	stmt_clear(&m);
@@ -189,7 +190,7 @@ static void test_unknown_text(void **state)
 
 	put(&m, "big", NULL);
 	assert_int_equal(m.count, 1);
-	assert_false(m.overflowed);   /* known name, unknown text: not an overflow */
+	assert_false(m.overflowed); /* known name, unknown text: not an overflow */
 	assert_stmt(&m, "big", NULL);
 	assert_int_equal(m.bytes, bytes_of("big", NULL));
 	assert_true(m.bytes < bytes_of("big", "x"));
@@ -217,7 +218,7 @@ static void test_growth(void **state)
 	assert_false(m.overflowed);
 	assert_true(m.n_slots > 16);
 	assert_true(m.n_slots >= (uint32_t)n);
-	assert_int_equal(m.n_slots & (m.n_slots - 1), 0);   /* a power of two */
+	assert_int_equal(m.n_slots & (m.n_slots - 1), 0); /* a power of two */
 	for (int i = 0; i < n; i++) {
 		snprintf(name, sizeof(name), "stmt_%d", i);
 		snprintf(sql, sizeof(sql), "SELECT %d", i);
@@ -264,7 +265,7 @@ static void test_count_bound(void **state)
 	put(&m, "one_more", "SELECT 2");
 	assert_true(m.overflowed);
 	assert_null(find(&m, "one_more"));
-	assert_null(find(&m, "s7"));   /* nothing is trusted any more */
+	assert_null(find(&m, "s7")); /* nothing is trusted any more */
 	assert_int_equal(m.count, 0);
 	assert_int_equal(m.bytes, 0);
 	/* And nothing is tracked after: a caller treats every name as unknown. */
@@ -289,7 +290,7 @@ static void test_byte_bound(void **state)
 	assert_int_equal(m.bytes, STMT_MAX_BYTES);
 	assert_non_null(stmt_peek(&m, "a"));
 	assert_int_equal(strlen(stmt_peek(&m, "a")->sql), len);
-	put(&m, "b", NULL);                 /* the smallest entry no longer fits */
+	put(&m, "b", NULL); /* the smallest entry no longer fits */
 	assert_true(m.overflowed);
 	assert_null(find(&m, "b"));
 	assert_null(find(&m, "a"));
@@ -297,7 +298,7 @@ static void test_byte_bound(void **state)
 	assert_int_equal(m.bytes, 0);
 	stmt_clear(&m);
 
-	stmt_put(&m, "a", sql, len + 1);    /* one byte over on its own */
+	stmt_put(&m, "a", sql, len + 1); /* one byte over on its own */
 	assert_true(m.overflowed);
 	assert_null(find(&m, "a"));
 	assert_int_equal(m.count, 0);
@@ -315,7 +316,7 @@ static void test_failed_parse_keeps_the_old_statement(void **state)
 
 	put(&m, "s1", "INSERT INTO orders VALUES (1)");
 	stmt_parse_sent(&m, "s1", "SELECT 1", 8);
-	assert_string_equal(find(&m, "s1")->sql, "SELECT 1");   /* what a Bind in the batch would use */
+	assert_string_equal(find(&m, "s1")->sql, "SELECT 1"); /* what a Bind in the batch would use */
 	stmt_sync_sent(&m);
 	stmt_error(&m);
 	stmt_ready(&m);
@@ -335,14 +336,14 @@ static void test_error_drops_the_rest_of_the_batch(void **state)
 	stmt_parse_sent(&m, "a", "SELECT 1", 8);
 	stmt_parse_sent(&m, "b", "SELECT 2", 8);
 	stmt_close_sent(&m, true, "c");
-	assert_null(find(&m, "c"));       /* a Bind after the Close finds nothing */
+	assert_null(find(&m, "c")); /* a Bind after the Close finds nothing */
 	stmt_sync_sent(&m);
-	stmt_parse_complete(&m);                 /* a */
-	stmt_error(&m);                          /* the Execute of a */
+	stmt_parse_complete(&m); /* a */
+	stmt_error(&m);          /* the Execute of a */
 	stmt_ready(&m);
 	assert_stmt(&m, "a", "SELECT 1");
 	assert_null(find(&m, "b"));
-	assert_stmt(&m, "c", "SELECT 3");        /* the Close was skipped */
+	assert_stmt(&m, "c", "SELECT 3"); /* the Close was skipped */
 	assert_false(m.overflowed);
 	assert_int_equal(m.ops_n, 0);
 	stmt_clear(&m);
@@ -356,22 +357,22 @@ static void test_pipelined_batches_stay_apart(void **state)
 	stmt_parse_sent(&m, "a", "SELECT 1", 8);
 	stmt_sync_sent(&m);
 	stmt_parse_sent(&m, "b", "SELECT 2", 8);
-	assert_string_equal(find(&m, "b")->sql, "SELECT 2");   /* a Bind in b's own batch */
+	assert_string_equal(find(&m, "b")->sql, "SELECT 2"); /* a Bind in b's own batch */
 	stmt_sync_sent(&m);
-	stmt_sync_sent(&m);                      /* a simple Query, pipelined too */
+	stmt_sync_sent(&m); /* a simple Query, pipelined too */
 	/* A Bind in a later batch: b exists only if its Parse succeeds, not known yet. */
 	assert_true(uncertain(&m, "b"));
 	assert_null(find(&m, "b"));
-	assert_false(uncertain(&m, "c"));        /* untouched names are as confirmed */
-	assert_null(stmt_peek(&m, "a"));         /* not confirmed yet */
+	assert_false(uncertain(&m, "c")); /* untouched names are as confirmed */
+	assert_null(stmt_peek(&m, "a"));  /* not confirmed yet */
 	stmt_parse_complete(&m);
 	assert_stmt(&m, "a", "SELECT 1");
 	stmt_ready(&m);
-	stmt_error(&m);                          /* b fails */
+	stmt_error(&m); /* b fails */
 	stmt_ready(&m);
 	assert_null(find(&m, "b"));
 	assert_int_equal(m.ops_n, 1);
-	stmt_error(&m);                          /* the Query fails: nothing queued to drop */
+	stmt_error(&m); /* the Query fails: nothing queued to drop */
 	stmt_ready(&m);
 	assert_int_equal(m.ops_n, 0);
 	assert_stmt(&m, "a", "SELECT 1");
@@ -388,10 +389,10 @@ static void test_own_batch_settles_an_uncertain_name(void **state)
 	stmt_close_sent(&m, true, "s");
 	stmt_parse_sent(&m, "s", "DELETE FROM t", 13);
 	stmt_sync_sent(&m);
-	assert_true(uncertain(&m, "s"));         /* the old or the new text: depends on that batch */
+	assert_true(uncertain(&m, "s")); /* the old or the new text: depends on that batch */
 	stmt_close_sent(&m, true, "s");
 	assert_false(uncertain(&m, "s"));
-	assert_null(find(&m, "s"));              /* closed: a Bind would fail */
+	assert_null(find(&m, "s")); /* closed: a Bind would fail */
 	stmt_parse_sent(&m, "s", "SELECT 2", 8);
 	assert_string_equal(find(&m, "s")->sql, "SELECT 2");
 	stmt_sync_sent(&m);
@@ -434,7 +435,7 @@ static void test_answers_out_of_line_forget_everything(void **state)
 	struct stmt_map m = { 0 };
 
 	put(&m, "s1", "SELECT 1");
-	stmt_parse_complete(&m);                 /* nothing was sent */
+	stmt_parse_complete(&m); /* nothing was sent */
 	assert_true(m.overflowed);
 	assert_null(find(&m, "s1"));
 	stmt_clear(&m);
@@ -442,14 +443,14 @@ static void test_answers_out_of_line_forget_everything(void **state)
 	put(&m, "s1", "SELECT 1");
 	stmt_parse_sent(&m, "s2", "SELECT 2", 8);
 	stmt_sync_sent(&m);
-	stmt_close_complete(&m);                 /* a CloseComplete for a Parse */
+	stmt_close_complete(&m); /* a CloseComplete for a Parse */
 	assert_true(m.overflowed);
 	assert_int_equal(m.count, 0);
 	assert_int_equal(m.ops_n, 0);
 	assert_int_equal(m.bytes, 0);
 	stmt_clear(&m);
 
-	stmt_parse_sent(&m, NULL, NULL, 0);      /* a Parse whose name could not be read */
+	stmt_parse_sent(&m, NULL, NULL, 0); /* a Parse whose name could not be read */
 	assert_true(m.overflowed);
 	stmt_clear(&m);
 }
@@ -466,7 +467,7 @@ static void test_pending_bound(void **state)
 	stmt_sync_sent(&m);
 	assert_true(m.overflowed);
 	assert_int_equal(m.ops_n, 0);
-	stmt_ready(&m);                          /* late answers are ignored */
+	stmt_ready(&m); /* late answers are ignored */
 	stmt_parse_complete(&m);
 	assert_int_equal(m.ops_n, 0);
 	stmt_clear(&m);
@@ -484,7 +485,7 @@ static void test_ring_wraps(void **state)
 		stmt_parse_sent(&m, name, sql, strlen(sql));
 		assert_string_equal(find(&m, name)->sql, sql);
 		stmt_sync_sent(&m);
-		if (i > 0) {                         /* answer the previous batch */
+		if (i > 0) { /* answer the previous batch */
 			stmt_parse_complete(&m);
 			stmt_ready(&m);
 		}
@@ -511,10 +512,10 @@ static void test_clear(void **state)
 	assert_int_equal(m.bytes, 0);
 	assert_false(m.overflowed);
 	assert_null(stmt_peek(&m, "s1"));
-	put(&m, "s1", "SELECT 1");   /* usable again */
+	put(&m, "s1", "SELECT 1"); /* usable again */
 	assert_stmt(&m, "s1", "SELECT 1");
 	stmt_clear(&m);
-	stmt_clear(&m);              /* twice is harmless */
+	stmt_clear(&m); /* twice is harmless */
 }
 
 int main(void)
@@ -540,6 +541,6 @@ int main(void)
 		cmocka_unit_test(test_clear),
 	};
 
-	setvbuf(stdout, NULL, _IONBF, 0);      /* a sanitizer abort must not swallow the results */
+	setvbuf(stdout, NULL, _IONBF, 0); /* a sanitizer abort must not swallow the results */
 	return cmocka_run_group_tests_name("proxy/stmt", tests, NULL, NULL);
 }
