@@ -45,7 +45,6 @@
 	 CLASSIFY_MAX_REFS * sizeof(struct classify_ref) + 256)
 #define ALL_FLAGS (CLASSIFY_UNKNOWN | CLASSIFY_TX_CONTROL | CLASSIFY_DDL)
 
-
 /* A seed that starts with ' ' (0x20) gets the default options. */
 static const size_t parse_limits[8] = {
 	65536, 0, 1, 8, 32, 256, 4096, CLASSIFY_PARSE_MAX_LIMIT + 1,

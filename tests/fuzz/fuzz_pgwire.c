@@ -18,7 +18,6 @@
 #define STREAM_MAX_LEN (1u << 16) /* the stream's header limit; anything above is an error */
 #define PLUS "SCRAM-SHA-256-PLUS"
 
-
 /* A malloc'd copy of exactly n bytes (never NULL, even for n == 0). */
 static uint8_t *copy_exact(const uint8_t *p, size_t n)
 {

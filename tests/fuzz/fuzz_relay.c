@@ -39,7 +39,6 @@
 #define MAX_LEN_CAP (1u << 30) /* config's upper bound for limits.max_message_bytes */
 #define PLUS "SCRAM-SHA-256-PLUS"
 
-
 enum dir { C2S, S2C };
 
 struct ctl {
