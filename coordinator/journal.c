@@ -391,6 +391,22 @@ bool journal_read_migration(PGconn *c, int64_t id, struct journal_migration *out
 	return ok;
 }
 
+bool journal_cutover_released(PGconn *c, int64_t id, bool *released, struct db_error *err)
+{
+	char idtext[32];
+	const char *params[1] = { idtext };
+	PGresult *r;
+
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	r = db_query(c, "SELECT cutover_released FROM pgvalve.migrations WHERE id = $1::bigint", 1, params,
+		     err);
+	if (!r)
+		return false;
+	*released = strcmp(db_value(r, 0, 0, "f"), "t") == 0;
+	PQclear(r);
+	return true;
+}
+
 bool journal_list(PGconn *c, int limit, struct journal_migration **out, int *n, struct db_error *err)
 {
 	char limittext[16];

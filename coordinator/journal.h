@@ -119,6 +119,10 @@ void journal_migrations_free(struct journal_migration *m, int n);
 bool journal_read_migration(PGconn *c, int64_t id, struct journal_migration *out, bool *found,
 			    struct db_error *err) __attribute__((warn_unused_result));
 
+/* Whether `pgvalve cutover ID` released migration 'id' (false also when there is no such migration). */
+bool journal_cutover_released(PGconn *c, int64_t id, bool *released, struct db_error *err)
+	__attribute__((warn_unused_result));
+
 /* The newest 'limit' migrations, newest first, without their plans. */
 bool journal_list(PGconn *c, int limit, struct journal_migration **out, int *n, struct db_error *err)
 	__attribute__((warn_unused_result));

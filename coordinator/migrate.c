@@ -222,14 +222,11 @@ static bool wait_for_cutover(struct migration *a)
 		bool released = !a->o->postpone_cutover;
 
 		if (a->o->postpone_cutover) {
-			struct journal_migration m;
 			struct db_error err;
-			bool found = false;
 
 			/* A journal that cannot be read says nothing: ask again next round. */
-			released = journal_read_migration(a->ddl, a->id, &m, &found, &err) && found &&
-				m.cutover_released;
-			journal_migration_free(&m);
+			if (!journal_cutover_released(a->ddl, a->id, &released, &err))
+				released = false;
 		}
 		if (in_window && released)
 			return true;
