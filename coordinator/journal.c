@@ -567,80 +567,61 @@ void journal_prior_free(struct journal_prior *p, int n)
  * restores. Built on the server with format('%I'), from oids and from
  * definitions PostgreSQL itself printed, so nothing is quoted by hand.
  */
+/* The table of a constraint in the journal's copy of the plan (c: one of its "constraints"). */
+#define ADDED_TABLE_OID_SQL \
+	CATALOG_RELATION_OID_SQL("coalesce(c ->> 'table_schema', '')", "(c ->> 'table_name')")
+
 static const char undo_sql[] =
 	/* Before its cutover committed a migration changed no constraint: nothing to undo. */
 	"WITH plan AS (SELECT plan FROM pgvalve.migrations WHERE id = $1::bigint AND cutover_at IS NOT "
 	"NULL), "
 	"added AS (SELECT c ->> 'type' AS type, c ->> 'name' AS name, c ->> 'column' AS col, "
-	"                 " CATALOG_RELATION_OID_SQL(
-		"coalesce(c ->> 'table_schema', '')",
-		"(c ->> 'table_name')") " AS rel, ord "
-					"          FROM plan, jsonb_array_elements(plan -> 'constraints') "
-					"WITH ORDINALITY AS x (c, ord)), "
-					"drops AS ("
-					/* each added constraint (and NOT NULL's helper CHECK, named like it) that exists now */
-					"  SELECT 1 AS phase, ord, format('ALTER TABLE %s DROP CONSTRAINT "
-					"%I', a.rel::regclass, con.conname) "
-					"AS sql, "
-					"         a.rel, con.confrelid AS other, NULL::text AS validate "
-					"  FROM added a JOIN pg_constraint con ON con.conrelid = a.rel AND "
-					"con.conname = a.name "
-					"  WHERE NOT EXISTS (SELECT 1 FROM pgvalve.prior_constraints p WHERE "
-					"p.migration_id = $1::bigint "
-					"                    AND p.\"table\" = a.rel::regclass::text AND "
-					"p.name = con.conname "
-					"                    AND p.definition = "
-					"pg_get_constraintdef(con.oid)) "
-					"  UNION ALL "
-					/* NOT NULL the migration set on a column that was nullable */
-					"  SELECT 2, ord, format('ALTER TABLE %s ALTER COLUMN %I DROP NOT "
-					"NULL', a.rel::regclass, a.col), "
-					"a.rel, 0, NULL "
-					"  FROM added a JOIN pg_attribute att ON att.attrelid = a.rel AND "
-					"att.attname = a.col AND "
-					"att.attnotnull "
-					"  WHERE a.type = 'not null' AND NOT EXISTS (SELECT 1 FROM "
-					"pgvalve.prior_constraints p "
-					"        WHERE p.migration_id = $1::bigint AND p.\"table\" = "
-					"a.rel::regclass::text AND p.contype = "
-					"'n' "
-					"        AND p.name = a.col) "
-					"), restores AS ("
-					/* prior constraints that are gone, or exist with another definition (then dropped above) */
-					"  SELECT 3 AS phase, 0 AS ord, "
-					"         format('ALTER TABLE %s ADD CONSTRAINT %I %s%s', "
-					"p.\"table\", p.name, p.definition, "
-					"                CASE WHEN p.contype IN ('f', 'c') AND p.validated "
-					"THEN ' NOT VALID' ELSE '' END) AS "
-					"sql, "
-					"         p.\"table\"::regclass::oid AS rel, "
-					"         CASE WHEN p.contype = 'f' THEN (regexp_match(p.definition, "
-					"'REFERENCES "
-					"(.+?)\\('))[1]::regclass::oid "
-					"              ELSE 0 END AS other, "
-					"         CASE WHEN p.contype IN ('f', 'c') AND p.validated "
-					"              THEN format('ALTER TABLE %s VALIDATE CONSTRAINT %I', "
-					"p.\"table\", p.name) END AS "
-					"validate "
-					"  FROM pgvalve.prior_constraints p "
-					"  WHERE p.migration_id = $1::bigint AND p.contype NOT IN ('n', 'i') "
-					"AND to_regclass(p.\"table\") IS "
-					"NOT NULL "
-					"    AND EXISTS (SELECT 1 FROM plan) "
-					"    AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE "
-					"con.conrelid = p.\"table\"::regclass "
-					"                    AND con.conname = p.name AND "
-					"pg_get_constraintdef(con.oid) = p.definition) "
-					") "
-					"SELECT s.sql, tn.nspname, t.relname, coalesce(onn.nspname, ''), "
-					"coalesce(o.relname, ''), s.validate "
-					"FROM (SELECT * FROM drops UNION ALL SELECT * FROM restores) s "
-					"JOIN pg_class t ON t.oid = s.rel JOIN pg_namespace tn ON tn.oid = "
-					"t.relnamespace "
-					"LEFT JOIN pg_class o ON o.oid = s.other AND s.other <> 0 LEFT JOIN "
-					"pg_namespace onn ON onn.oid = "
-					"o.relnamespace "
-					"ORDER BY s.phase, s.ord";
+	"                 " ADDED_TABLE_OID_SQL " AS rel, ord "
+	"          FROM plan, jsonb_array_elements(plan -> 'constraints') WITH ORDINALITY AS x (c, ord)), "
+	"drops AS ("
+	/* each added constraint (and NOT NULL's helper CHECK, named like it) that exists now */
+	"  SELECT 1 AS phase, ord, "
+	"         format('ALTER TABLE %s DROP CONSTRAINT %I', a.rel::regclass, con.conname) AS sql, "
+	"         a.rel, con.confrelid AS other, NULL::text AS validate "
+	"  FROM added a JOIN pg_constraint con ON con.conrelid = a.rel AND con.conname = a.name "
+	"  WHERE NOT EXISTS (SELECT 1 FROM pgvalve.prior_constraints p WHERE p.migration_id = $1::bigint "
+	"                    AND p.\"table\" = a.rel::regclass::text AND p.name = con.conname "
+	"                    AND p.definition = pg_get_constraintdef(con.oid)) "
+	"  UNION ALL "
+	/* NOT NULL the migration set on a column that was nullable */
+	"  SELECT 2, ord, format('ALTER TABLE %s ALTER COLUMN %I DROP NOT NULL', a.rel::regclass, a.col), "
+	"         a.rel, 0, NULL "
+	"  FROM added a "
+	"  JOIN pg_attribute att ON att.attrelid = a.rel AND att.attname = a.col AND att.attnotnull "
+	"  WHERE a.type = 'not null' AND NOT EXISTS (SELECT 1 FROM pgvalve.prior_constraints p "
+	"        WHERE p.migration_id = $1::bigint AND p.\"table\" = a.rel::regclass::text "
+	"        AND p.contype = 'n' AND p.name = a.col) "
+	"), restores AS ("
+	/* prior constraints that are gone, or exist with another definition (then dropped above) */
+	"  SELECT 3 AS phase, 0 AS ord, "
+	"         format('ALTER TABLE %s ADD CONSTRAINT %I %s%s', p.\"table\", p.name, p.definition, "
+	"                CASE WHEN p.contype IN ('f', 'c') AND p.validated THEN ' NOT VALID' ELSE '' END) "
+	"         AS sql, "
+	"         p.\"table\"::regclass::oid AS rel, "
+	"         CASE WHEN p.contype = 'f' "
+	"              THEN (regexp_match(p.definition, 'REFERENCES (.+?)\\('))[1]::regclass::oid "
+	"              ELSE 0 END AS other, "
+	"         CASE WHEN p.contype IN ('f', 'c') AND p.validated "
+	"              THEN format('ALTER TABLE %s VALIDATE CONSTRAINT %I', p.\"table\", p.name) END "
+	"         AS validate "
+	"  FROM pgvalve.prior_constraints p "
+	"  WHERE p.migration_id = $1::bigint AND p.contype NOT IN ('n', 'i') "
+	"    AND to_regclass(p.\"table\") IS NOT NULL "
+	"    AND EXISTS (SELECT 1 FROM plan) "
+	"    AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conrelid = p.\"table\"::regclass "
+	"                    AND con.conname = p.name AND pg_get_constraintdef(con.oid) = p.definition) "
+	") "
+	"SELECT s.sql, tn.nspname, t.relname, coalesce(onn.nspname, ''), coalesce(o.relname, ''), s.validate "
+	"FROM (SELECT * FROM drops UNION ALL SELECT * FROM restores) s "
+	"JOIN pg_class t ON t.oid = s.rel JOIN pg_namespace tn ON tn.oid = t.relnamespace "
+	"LEFT JOIN pg_class o ON o.oid = s.other AND s.other <> 0 "
+	"LEFT JOIN pg_namespace onn ON onn.oid = o.relnamespace "
+	"ORDER BY s.phase, s.ord";
 
 bool journal_undo_statements(PGconn *c, int64_t id, struct journal_undo **out, int *n, struct db_error *err)
 {
@@ -678,6 +659,21 @@ void journal_undo_free(struct journal_undo *u, int n)
 	free(u);
 }
 
+/* The index a create_index step built, as the step names it (in its table's schema). */
+#define STEP_INDEX_OID_SQL CATALOG_RELATION_OID_SQL("s.table_schema", "s.index_name")
+
+static const char built_indexes_sql[] =
+	"SELECT format('DROP INDEX CONCURRENTLY %s', ic.oid::regclass) "
+	"FROM pgvalve.steps s "
+	"JOIN pg_class ic ON ic.oid = " STEP_INDEX_OID_SQL " AND ic.relkind = 'i' "
+	"JOIN pg_index i ON i.indexrelid = ic.oid "
+	"JOIN pg_class t ON t.oid = i.indrelid AND t.relname = s.table_name "
+	"WHERE s.migration_id = $1::bigint AND s.kind = 'create_index' AND s.index_name <> '' "
+	"  AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = ic.oid) "
+	"  AND NOT EXISTS (SELECT 1 FROM pgvalve.prior_constraints p "
+	"                  WHERE p.migration_id = s.migration_id AND p.contype = 'i' "
+	"                  AND p.name = ic.relname AND p.\"table\" = t.oid::regclass::text)";
+
 bool journal_built_indexes(PGconn *c, int64_t id, char ***drops, int *n, struct db_error *err)
 {
 	char idtext[32];
@@ -685,18 +681,7 @@ bool journal_built_indexes(PGconn *c, int64_t id, char ***drops, int *n, struct 
 	PGresult *r;
 
 	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
-	r = db_query(c,
-		     "SELECT format('DROP INDEX CONCURRENTLY %s', ic.oid::regclass) "
-		     "FROM pgvalve.steps s "
-		     "JOIN pg_class ic ON ic.relname = s.index_name AND ic.relkind = 'i' "
-		     "JOIN pg_index i ON i.indexrelid = ic.oid "
-		     "JOIN pg_class t ON t.oid = i.indrelid AND t.relname = s.table_name "
-		     "WHERE s.migration_id = $1::bigint AND s.kind = 'create_index' AND s.index_name <> '' "
-		     "  AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = ic.oid) "
-		     "  AND NOT EXISTS (SELECT 1 FROM pgvalve.prior_constraints p "
-		     "                  WHERE p.migration_id = s.migration_id AND p.contype = 'i' "
-		     "                  AND p.name = ic.relname AND p.\"table\" = t.oid::regclass::text)",
-		     1, params, err);
+	r = db_query(c, built_indexes_sql, 1, params, err);
 	*drops = NULL;
 	*n = 0;
 	if (!r)
