@@ -1,5 +1,5 @@
 /*
- * pgvalve apply (DESIGN.md §4.4): plan the files, preflight, record the
+ * pgvalve apply (docs/architecture.md, apply step by step): plan the files, preflight, record the
  * migration in the journal, snapshot the prior constraints, then run the
  * phases (migrate.c) to committed or rolled_back.
  */
@@ -12,6 +12,7 @@
 #include "migrate.h"
 #include "preflight.h"
 #include "report.h"
+#include "xalloc.h"
 
 static void print_findings(const struct preflight *pf)
 {
@@ -40,8 +41,8 @@ int cmd_apply(struct options *o)
 		plan_free(&m.p);
 		return EXIT_REFUSED;
 	}
-	m.done = calloc((size_t)m.p.n_steps + 1, sizeof(*m.done));
-	if (!m.done || !migrate_settings(&m)) {
+	m.done = xcalloc((size_t)m.p.n_steps + 1, sizeof(*m.done));
+	if (!migrate_settings(&m)) {
 		migrate_free(&m);
 		return EXIT_USAGE;
 	}
@@ -82,7 +83,7 @@ int cmd_apply(struct options *o)
 	m.rows = pf.rows_to_validate;
 	plan_json = plan_to_json(&m.p);
 	plan_text = cJSON_PrintUnformatted(plan_json);
-	if (!plan_text || !journal_create(m.ddl, &m.p, plan_text, "{}", &m.id, &err)) {
+	if (!journal_create(m.ddl, &m.p, plan_text, "{}", &m.id, &err)) {
 		report_error("cannot record the migration in the journal", err.msg, NULL);
 		goto done;
 	}

@@ -3,6 +3,7 @@
  * --postpone-cutover go on to its cutover (it polls the journal).
  */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "commands.h"
 #include "db.h"
@@ -12,12 +13,14 @@
 int cmd_cutover(struct options *o)
 {
 	struct db_error err;
-	const char *params[1];
-	PGresult *r;
+	enum mig_state state;
 	PGconn *c;
+	bool found = false;
+	char *end = "";
+	long long id = o->n_args == 1 ? strtoll(o->args[0], &end, 10) : 0;
 	int rc = EXIT_DONE;
 
-	if (o->n_args != 1) {
+	if (id <= 0 || *end) {
 		report_error("cutover needs the migration id", NULL,
 			     "pgvalve cutover ID --db URL (pgvalve status lists ids)");
 		return EXIT_USAGE;
@@ -28,26 +31,17 @@ int cmd_cutover(struct options *o)
 			     "check --db, PGVALVE_DB or the PG* variables");
 		return EXIT_USAGE;
 	}
-	params[0] = o->args[0];
-	r = journal_ensure(c, &err)
-		? db_query(c,
-			   "UPDATE pgvalve.migrations SET cutover_released = true, updated_at = now() "
-			   "WHERE id = $1::bigint AND state NOT IN ('committed', 'rolled_back', 'failed') "
-			   "RETURNING state",
-			   1, params, &err)
-		: NULL;
-	if (!r) {
+	if (!journal_ensure(c, &err) || !journal_release_cutover(c, id, &found, &state, &err)) {
 		report_error("cannot release the cutover", err.msg, NULL);
 		rc = EXIT_ATTENTION;
-	} else if (PQntuples(r) == 0) {
+	} else if (!found) {
 		report_error("no migration with that id is waiting", NULL,
 			     "pgvalve status shows each migration's state");
 		rc = EXIT_REFUSED;
 	} else {
-		report_event("cutover_released", NULL, "migration %s: cutover released (state %s)",
-			     o->args[0], PQgetvalue(r, 0, 0));
+		report_event("cutover_released", NULL, "migration %lld: cutover released (state %s)", id,
+			     journal_state_name(state));
 	}
-	PQclear(r);
 	PQfinish(c);
 	return rc;
 }

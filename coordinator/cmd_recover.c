@@ -18,7 +18,7 @@ int cmd_recover(struct options *o)
 	struct migration m = { .o = o };
 	enum mig_state state;
 	struct db_error err;
-	PGresult *r = NULL;
+	bool found;
 	int64_t id;
 	int rc;
 
@@ -31,25 +31,19 @@ int cmd_recover(struct options *o)
 	rc = migrate_connect(&m, "recover");
 	if (rc != EXIT_DONE)
 		goto done;
-	r = db_query(
-		m.ddl,
-		"SELECT id, state FROM pgvalve.migrations WHERE state NOT IN ('committed', 'rolled_back') "
-		"ORDER BY id DESC LIMIT 1",
-		0, NULL, &err);
-	if (!r) {
+	if (!journal_find_unfinished(m.ddl, &id, &state, &found, &err)) {
 		report_error("cannot read the journal", err.msg, NULL);
 		rc = EXIT_ATTENTION;
 		goto done;
 	}
-	if (PQntuples(r) == 0) {
+	if (!found) {
 		report_event("nothing_to_recover", NULL,
 			     "nothing to recover: every migration is committed or rolled back");
 		rc = EXIT_DONE;
 		goto done;
 	}
-	id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	report_event("recovering", NULL, "migration %lld was left in state %s: %s", (long long)id,
-		     PQgetvalue(r, 0, 1), o->resume ? "resuming" : "rolling back");
+		     journal_state_name(state), o->resume ? "resuming" : "rolling back");
 	if (!migrate_load(&m, id, &state) || !migrate_settings(&m)) {
 		rc = EXIT_ATTENTION;
 		goto done;
@@ -62,7 +56,6 @@ int cmd_recover(struct options *o)
 		rc = migrate_run(&m, state);
 	}
 done:
-	PQclear(r);
 	migrate_free(&m);
 	return rc;
 }

@@ -5,21 +5,22 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "commands.h"
 #include "db.h"
 #include "journal.h"
 #include "report.h"
 
+#define LIST_LIMIT 50
+
 /* What a migration in 'state' needs from a person (NULL: nothing). */
-static const char *next_move(const char *state, const char *released)
+static const char *next_move(enum mig_state state, bool released)
 {
-	if (strcmp(state, "committed") == 0 || strcmp(state, "rolled_back") == 0)
+	if (state == MIG_COMMITTED || state == MIG_ROLLED_BACK)
 		return NULL;
-	if (strcmp(state, "prepared") == 0 && strcmp(released, "f") == 0)
+	if (state == MIG_PREPARED && !released)
 		return "waiting for its window or for `pgvalve cutover ID` (if it was postponed)";
-	if (strcmp(state, "failed") == 0)
+	if (state == MIG_FAILED)
 		return "needs attention: see the error; `pgvalve recover --resume` or `--rollback`";
 	return "in progress, or interrupted: if no coordinator runs, `pgvalve recover --resume` or "
 	       "`--rollback`";
@@ -30,144 +31,146 @@ static void print_doc(cJSON *doc)
 {
 	char *text = cJSON_Print(doc);
 
-	printf("%s\n", text ? text : "{}");
+	printf("%s\n", text);
 	free(text);
 	cJSON_Delete(doc);
 }
 
 static int list(PGconn *c, const struct options *o)
 {
+	struct journal_migration *ms;
 	struct db_error err;
-	PGresult *r = db_query(
-		c,
-		"SELECT id, name, state, started_at, coalesce(finished_at::text, ''), coalesce(error, ''), "
-		"cutover_released FROM pgvalve.migrations ORDER BY id DESC LIMIT 50",
-		0, NULL, &err);
-	cJSON *doc, *arr;
+	int n;
 
-	if (!r) {
+	if (!journal_list(c, LIST_LIMIT, &ms, &n, &err)) {
 		report_error("cannot read the journal", err.msg, NULL);
 		return EXIT_ATTENTION;
 	}
 	if (o->format == FORMAT_JSON) {
-		doc = cJSON_CreateObject();
-		arr = cJSON_AddArrayToObject(doc, "migrations");
-		for (int i = 0; i < PQntuples(r); i++) {
+		cJSON *doc = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(doc, "migrations");
+
+		for (int i = 0; i < n; i++) {
 			cJSON *m = cJSON_CreateObject();
 
-			cJSON_AddNumberToObject(m, "id", atof(PQgetvalue(r, i, 0)));
-			cJSON_AddStringToObject(m, "name", PQgetvalue(r, i, 1));
-			cJSON_AddStringToObject(m, "state", PQgetvalue(r, i, 2));
-			cJSON_AddStringToObject(m, "started_at", PQgetvalue(r, i, 3));
-			cJSON_AddStringToObject(m, "finished_at", PQgetvalue(r, i, 4));
-			cJSON_AddStringToObject(m, "error", PQgetvalue(r, i, 5));
+			cJSON_AddNumberToObject(m, "id", (double)ms[i].id);
+			cJSON_AddStringToObject(m, "name", ms[i].name);
+			cJSON_AddStringToObject(m, "state", journal_state_name(ms[i].state));
+			cJSON_AddStringToObject(m, "started_at", ms[i].started_at);
+			cJSON_AddStringToObject(m, "finished_at", ms[i].finished_at);
+			cJSON_AddStringToObject(m, "error", ms[i].error);
 			cJSON_AddItemToArray(arr, m);
 		}
 		print_doc(doc);
-	} else if (PQntuples(r) == 0) {
+	} else if (n == 0) {
 		printf("no migrations in this database's journal (schema pgvalve)\n");
 	} else {
 		printf("%-6s %-28s %-12s %s\n", "id", "name", "state", "started");
-		for (int i = 0; i < PQntuples(r); i++) {
-			const char *move = next_move(PQgetvalue(r, i, 2), PQgetvalue(r, i, 6));
+		for (int i = 0; i < n; i++) {
+			const char *move = next_move(ms[i].state, ms[i].cutover_released);
 
-			printf("%-6s %-28.28s %-12s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
-			       PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
-			if (*PQgetvalue(r, i, 5))
-				printf("       error: %s\n", PQgetvalue(r, i, 5));
+			printf("%-6lld %-28.28s %-12s %s\n", (long long)ms[i].id, ms[i].name,
+			       journal_state_name(ms[i].state), ms[i].started_at);
+			if (ms[i].error[0])
+				printf("       error: %s\n", ms[i].error);
 			if (move)
 				printf("       %s\n", move);
 		}
 	}
-	PQclear(r);
+	journal_migrations_free(ms, n);
 	return EXIT_DONE;
 }
 
-static int show(PGconn *c, const struct options *o, const char *id)
+static void print_json(const struct journal_migration *m, const struct journal_step *s, int n_steps,
+		       const struct journal_prior *p, int n_prior)
 {
-	struct db_error err;
-	const char *params[1] = { id };
-	PGresult *m = db_query(c,
-			       "SELECT id, name, state, started_at, coalesce(finished_at::text, ''), "
-			       "coalesce(error, ''), cutover_released, coalesce(cutover_at::text, '') "
-			       "FROM pgvalve.migrations WHERE id = $1::bigint",
-			       1, params, &err);
-	PGresult *s = NULL, *p = NULL;
-	int rc = EXIT_DONE;
+	cJSON *doc = cJSON_CreateObject(), *arr;
 
-	if (!m || PQntuples(m) == 0) {
-		report_error("no such migration", m ? NULL : err.msg, "`pgvalve status` lists them");
-		PQclear(m);
+	cJSON_AddNumberToObject(doc, "id", (double)m->id);
+	cJSON_AddStringToObject(doc, "name", m->name);
+	cJSON_AddStringToObject(doc, "state", journal_state_name(m->state));
+	cJSON_AddStringToObject(doc, "error", m->error);
+	cJSON_AddStringToObject(doc, "cutover_at", m->cutover_at);
+	arr = cJSON_AddArrayToObject(doc, "steps");
+	for (int i = 0; i < n_steps; i++) {
+		cJSON *st = cJSON_CreateObject();
+
+		cJSON_AddNumberToObject(st, "seq", s[i].step.seq);
+		cJSON_AddStringToObject(st, "phase", plan_phase_name(s[i].step.phase));
+		cJSON_AddStringToObject(st, "kind", plan_step_kind_name(s[i].step.kind));
+		cJSON_AddStringToObject(st, "state", s[i].done ? "done" : "pending");
+		cJSON_AddNumberToObject(st, "attempts", s[i].attempts);
+		cJSON_AddStringToObject(st, "error", s[i].error);
+		cJSON_AddStringToObject(st, "sql", s[i].step.sql);
+		cJSON_AddItemToArray(arr, st);
+	}
+	arr = cJSON_AddArrayToObject(doc, "prior_constraints");
+	for (int i = 0; i < n_prior; i++) {
+		cJSON *pc = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(pc, "table", p[i].table);
+		cJSON_AddStringToObject(pc, "name", p[i].name);
+		cJSON_AddStringToObject(pc, "definition", p[i].definition);
+		cJSON_AddItemToArray(arr, pc);
+	}
+	print_doc(doc);
+}
+
+static void print_text(const struct journal_migration *m, const struct journal_step *s, int n_steps,
+		       int n_prior)
+{
+	const char *move = next_move(m->state, m->cutover_released);
+
+	printf("migration %lld (%s): %s\n", (long long)m->id, m->name, journal_state_name(m->state));
+	printf("  started %s%s%s\n", m->started_at, m->finished_at[0] ? ", finished " : "", m->finished_at);
+	if (m->cutover_at[0])
+		printf("  cutover committed %s\n", m->cutover_at);
+	if (m->error[0])
+		printf("  error: %s\n", m->error);
+	if (move)
+		printf("  %s\n", move);
+	printf("  steps:\n");
+	for (int i = 0; i < n_steps; i++) {
+		printf("    %2d %-9s %-8s %s\n", s[i].step.seq, plan_phase_name(s[i].step.phase),
+		       s[i].done ? "done" : "pending", s[i].step.sql);
+		if (s[i].error[0])
+			printf("       after %d attempt(s): %s\n", s[i].attempts, s[i].error);
+	}
+	if (n_prior > 0)
+		printf("  prior constraints kept for rollback: %d\n", n_prior);
+}
+
+static int show(PGconn *c, const struct options *o, const char *idtext)
+{
+	struct journal_migration m = { 0 };
+	struct journal_step *s = NULL;
+	struct journal_prior *p = NULL;
+	struct db_error err;
+	int n_steps = 0, n_prior = 0, rc = EXIT_DONE;
+	bool found = false;
+	char *end;
+	long long id = strtoll(idtext, &end, 10);
+
+	if (id <= 0 || *end) {
+		report_error("no such migration", NULL, "`pgvalve status` lists them");
 		return EXIT_USAGE;
 	}
-	s = db_query(c,
-		     "SELECT seq, phase, kind, state, attempts, coalesce(error, ''), sql FROM pgvalve.steps "
-		     "WHERE migration_id = $1::bigint ORDER BY seq",
-		     1, params, &err);
-	p = db_query(c,
-		     "SELECT \"table\", name, contype, definition, validated FROM pgvalve.prior_constraints "
-		     "WHERE migration_id = $1::bigint ORDER BY 1, 3, 2",
-		     1, params, &err);
-	if (!s || !p) {
+	if (!journal_read_migration(c, id, &m, &found, &err) ||
+	    (found &&
+	     (!journal_read_steps(c, id, &s, &n_steps, &err) ||
+	      !journal_read_prior(c, id, &p, &n_prior, &err)))) {
 		report_error("cannot read the journal", err.msg, NULL);
 		rc = EXIT_ATTENTION;
-		goto done;
+	} else if (!found) {
+		report_error("no such migration", NULL, "`pgvalve status` lists them");
+		rc = EXIT_USAGE;
+	} else if (o->format == FORMAT_JSON) {
+		print_json(&m, s, n_steps, p, n_prior);
+	} else {
+		print_text(&m, s, n_steps, n_prior);
 	}
-	if (o->format == FORMAT_JSON) {
-		cJSON *doc = cJSON_CreateObject(), *arr;
-
-		cJSON_AddNumberToObject(doc, "id", atof(PQgetvalue(m, 0, 0)));
-		cJSON_AddStringToObject(doc, "name", PQgetvalue(m, 0, 1));
-		cJSON_AddStringToObject(doc, "state", PQgetvalue(m, 0, 2));
-		cJSON_AddStringToObject(doc, "error", PQgetvalue(m, 0, 5));
-		cJSON_AddStringToObject(doc, "cutover_at", PQgetvalue(m, 0, 7));
-		arr = cJSON_AddArrayToObject(doc, "steps");
-		for (int i = 0; i < PQntuples(s); i++) {
-			cJSON *st = cJSON_CreateObject();
-
-			cJSON_AddNumberToObject(st, "seq", atoi(PQgetvalue(s, i, 0)));
-			cJSON_AddStringToObject(st, "phase", PQgetvalue(s, i, 1));
-			cJSON_AddStringToObject(st, "kind", PQgetvalue(s, i, 2));
-			cJSON_AddStringToObject(st, "state", PQgetvalue(s, i, 3));
-			cJSON_AddNumberToObject(st, "attempts", atoi(PQgetvalue(s, i, 4)));
-			cJSON_AddStringToObject(st, "error", PQgetvalue(s, i, 5));
-			cJSON_AddStringToObject(st, "sql", PQgetvalue(s, i, 6));
-			cJSON_AddItemToArray(arr, st);
-		}
-		arr = cJSON_AddArrayToObject(doc, "prior_constraints");
-		for (int i = 0; i < PQntuples(p); i++) {
-			cJSON *pc = cJSON_CreateObject();
-
-			cJSON_AddStringToObject(pc, "table", PQgetvalue(p, i, 0));
-			cJSON_AddStringToObject(pc, "name", PQgetvalue(p, i, 1));
-			cJSON_AddStringToObject(pc, "definition", PQgetvalue(p, i, 3));
-			cJSON_AddItemToArray(arr, pc);
-		}
-		print_doc(doc);
-		goto done;
-	}
-	printf("migration %s (%s): %s\n", PQgetvalue(m, 0, 0), PQgetvalue(m, 0, 1), PQgetvalue(m, 0, 2));
-	printf("  started %s%s%s\n", PQgetvalue(m, 0, 3), *PQgetvalue(m, 0, 4) ? ", finished " : "",
-	       PQgetvalue(m, 0, 4));
-	if (*PQgetvalue(m, 0, 7))
-		printf("  cutover committed %s\n", PQgetvalue(m, 0, 7));
-	if (*PQgetvalue(m, 0, 5))
-		printf("  error: %s\n", PQgetvalue(m, 0, 5));
-	if (next_move(PQgetvalue(m, 0, 2), PQgetvalue(m, 0, 6)))
-		printf("  %s\n", next_move(PQgetvalue(m, 0, 2), PQgetvalue(m, 0, 6)));
-	printf("  steps:\n");
-	for (int i = 0; i < PQntuples(s); i++) {
-		printf("    %2s %-9s %-8s %s\n", PQgetvalue(s, i, 0), PQgetvalue(s, i, 1),
-		       PQgetvalue(s, i, 3), PQgetvalue(s, i, 6));
-		if (*PQgetvalue(s, i, 5))
-			printf("       after %s attempt(s): %s\n", PQgetvalue(s, i, 4), PQgetvalue(s, i, 5));
-	}
-	if (PQntuples(p) > 0)
-		printf("  prior constraints kept for rollback: %d\n", PQntuples(p));
-done:
-	PQclear(m);
-	PQclear(s);
-	PQclear(p);
+	journal_migration_free(&m);
+	journal_steps_free(s, n_steps);
+	journal_prior_free(p, n_prior);
 	return rc;
 }
 

@@ -1,5 +1,5 @@
 /*
- * The coordinator's commands (DESIGN.md §4.1), one file each
+ * The coordinator's commands (docs/architecture.md, the CLI), one file each
  * (cmd_<name>.c), listed in main.c's table. Each returns an exit code
  * (report.h) and reports its own errors.
  */

@@ -1,9 +1,9 @@
 /*
  * The hold path (see cutover.h). Lock conflicts are read from pg_locks on a
  * second connection: granted relation locks of other backends on the tables
- * the statements lock, in a mode that conflicts with theirs. SHARE ROW
- * EXCLUSIVE (ADD FOREIGN KEY) conflicts with everything but ACCESS SHARE and
- * ROW SHARE; ACCESS EXCLUSIVE with everything.
+ * the statements lock, in a mode that conflicts with the lock each step says
+ * it takes (plan_lock_conflicts: SHARE ROW EXCLUSIVE, ADD FOREIGN KEY, lets
+ * reads run; ACCESS EXCLUSIVE conflicts with everything).
  */
 #include "cutover.h"
 
@@ -13,9 +13,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "catalog.h"
 #include "fault.h"
 #include "proxyctl.h"
 #include "report.h"
+#include "xalloc.h"
 #include "pgvalve/clock.h"
 
 #define POLL_MS 20          /* pg_locks polling while holding */
@@ -62,28 +64,22 @@ static void add_locked(struct locked *t, int *n, const struct qname *q, enum pla
 static bool resolve(PGconn *c, struct locked *t, int n, char *why, size_t cap)
 {
 	for (int i = 0; i < n; i++) {
-		const char *params[2] = { t[i].name.schema, t[i].name.name };
+		struct catalog_relation rel;
 		struct db_error err;
-		PGresult *r = db_query(
-			c,
-			"SELECT c.oid FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace "
-			"WHERE c.relname = $2 AND CASE WHEN $1 = '' THEN pg_table_is_visible(c.oid) "
-			"ELSE ns.nspname = $1 END",
-			2, params, &err);
 		char name[2 * PLAN_NAME_MAX + 8];
 
 		qname_format(&t[i].name, name, sizeof(name));
-		if (!r) {
+		switch (catalog_relation(c, &t[i].name, &rel, &err)) {
+		case CATALOG_FOUND:
+			snprintf(t[i].oid, sizeof(t[i].oid), "%s", rel.oid);
+			break;
+		case CATALOG_MISSING:
+			snprintf(why, cap, "table %s does not exist", name);
+			return false;
+		case CATALOG_ERROR:
 			snprintf(why, cap, "cannot look up table %s: %.600s", name, err.msg);
 			return false;
 		}
-		if (PQntuples(r) != 1) {
-			snprintf(why, cap, "table %s does not exist", name);
-			PQclear(r);
-			return false;
-		}
-		snprintf(t[i].oid, sizeof(t[i].oid), "%s", PQgetvalue(r, 0, 0));
-		PQclear(r);
 	}
 	return true;
 }
@@ -118,19 +114,29 @@ static bool long_blocker(const struct blocker *b, const struct options *o)
 static int conflicts(PGconn *observer, const struct locked *t, int n, int ddl_pid, struct blocker *out,
 		     int cap)
 {
-	char oids[1024] = "{", strengths[256] = "{", pid[16];
-	const char *params[3] = { oids, strengths, pid };
+	size_t oids_cap = (size_t)n * sizeof(t->oid) + 3, modes_cap = 3, ko = 1, km = 1;
+	char *oids, *modes, pid[16];
+	const char *params[3];
 	struct db_error err;
 	PGresult *r;
 	int rows;
 
+	/* Per table its oid and, from its lock, the modes that conflict (a text[] of "a,b,c"). */
+	for (int i = 0; i < n; i++)
+		modes_cap += strlen(plan_lock_conflicts(t[i].lock)) + 3;
+	oids = xmalloc(oids_cap);
+	modes = xmalloc(modes_cap);
+	oids[0] = modes[0] = '{';
 	for (int i = 0; i < n; i++) {
-		snprintf(oids + strlen(oids), sizeof(oids) - strlen(oids), "%s%s", i ? "," : "", t[i].oid);
-		snprintf(strengths + strlen(strengths), sizeof(strengths) - strlen(strengths), "%s%d",
-			 i ? "," : "", (int)t[i].lock);
+		ko += (size_t)snprintf(oids + ko, oids_cap - ko, "%s%s", i ? "," : "", t[i].oid);
+		km += (size_t)snprintf(modes + km, modes_cap - km, "%s\"%s\"", i ? "," : "",
+				       plan_lock_conflicts(t[i].lock));
 	}
-	strcat(oids, "}");
-	strcat(strengths, "}");
+	snprintf(oids + ko, oids_cap - ko, "}");
+	snprintf(modes + km, modes_cap - km, "}");
+	params[0] = oids;
+	params[1] = modes;
+	params[2] = pid;
 	snprintf(pid, sizeof(pid), "%d", ddl_pid);
 	r = db_query(
 		observer,
@@ -139,13 +145,15 @@ static int conflicts(PGconn *observer, const struct locked *t, int n, int ddl_pi
 		"       left(coalesce(a.query, ''), 200), "
 		"       coalesce((extract(epoch FROM clock_timestamp() - a.state_change) * 1000)::bigint, 0) "
 		"FROM pg_locks l "
-		"JOIN unnest($1::oid[], $2::int[]) AS w (rel, strength) ON l.relation = w.rel "
+		"JOIN unnest($1::oid[], $2::text[]) AS w (rel, conflicts) ON l.relation = w.rel "
 		"LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
 		"WHERE l.granted AND l.locktype = 'relation' AND l.pid <> pg_backend_pid() AND l.pid <> "
 		"$3::int "
-		"  AND (w.strength = 3 OR l.mode NOT IN ('AccessShareLock', 'RowShareLock')) "
+		"  AND l.mode = ANY (string_to_array(w.conflicts, ',')) "
 		"ORDER BY 5 DESC",
 		3, params, &err);
+	free(oids);
+	free(modes);
 	if (!r)
 		return -1;
 	rows = PQntuples(r);
@@ -246,7 +254,7 @@ static cJSON *hold_body(const struct locked *t, int n, enum plan_hold mode, cons
 		cJSON_AddItemToArray(tables, cJSON_CreateString(name));
 	}
 	cJSON_AddStringToObject(body, "id", id);
-	cJSON_AddStringToObject(body, "mode", mode == HOLD_ALL_NEEDED ? "all" : "writes");
+	cJSON_AddStringToObject(body, "mode", plan_hold_name(mode));
 	cJSON_AddStringToObject(body, "policy", "queue");
 	/* The hold lasts one attempt: the stall budget plus the DDL's lock_timeout, with room. */
 	cJSON_AddNumberToObject(body, "lease_ms", o->max_stall_ms + o->lock_timeout_ms + 5000);
@@ -375,20 +383,16 @@ release:
 bool cutover_run(PGconn *ddl, PGconn *observer, const struct options *o, const struct cutover_job *job,
 		 struct cutover_result *res)
 {
-	struct locked *t = calloc((size_t)job->n_stmts * 2 + 1, sizeof(*t));
+	struct locked *t = xcalloc((size_t)job->n_stmts * 2 + 1, sizeof(*t));
 	int n = 0;
 	bool ok = false, retry = true;
 
 	memset(res, 0, sizeof(*res));
-	if (!t) {
-		snprintf(res->why, sizeof(res->why), "out of memory");
-		return false;
-	}
 	for (int i = 0; i < job->n_stmts; i++) {
 		const struct cutover_stmt *s = &job->stmts[i];
 
 		add_locked(t, &n, &s->table, s->lock, s->hold);
-		/* The referenced table of a foreign key: SHARE ROW EXCLUSIVE, writes held. */
+		/* A second table the statement locks (a foreign key's referenced one): the same lock and hold. */
 		add_locked(t, &n, &s->other, s->lock, s->hold);
 	}
 	if (!resolve(observer, t, n, res->why, sizeof(res->why)))

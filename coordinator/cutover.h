@@ -1,5 +1,5 @@
 /*
- * The hold path (DESIGN.md §4.4 step 6): runs a set of strong-lock steps in
+ * The hold path (docs/architecture.md, apply step 6): runs a set of strong-lock steps in
  * one transaction, with the proxies holding exactly the work that would
  * queue behind them. Per attempt: wait without holding while an old
  * transaction holds a conflicting lock; hold on every proxy (all must

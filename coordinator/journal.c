@@ -3,14 +3,15 @@
  * names; values are numbers from this program or enum names, or go as
  * parameters: nothing from the migration file is pasted into SQL here.
  */
-#define _GNU_SOURCE /* asprintf */
 #include "journal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog.h"
 #include "fault.h"
+#include "xalloc.h"
 
 /* Advisory lock key: "pgva" / "lve1" as two int4, one per database. */
 #define LOCK_KEY1 1885824609
@@ -26,7 +27,8 @@ const char *journal_state_name(enum mig_state s)
 	return state_names[s];
 }
 
-bool journal_state_parse(const char *name, enum mig_state *out)
+/* The state stored for migration 'id'; an unknown one is an error. */
+static bool parse_state(const char *name, int64_t id, enum mig_state *out, struct db_error *err)
 {
 	for (size_t i = 0; i < sizeof(state_names) / sizeof(state_names[0]); i++) {
 		if (strcmp(name, state_names[i]) == 0) {
@@ -34,57 +36,91 @@ bool journal_state_parse(const char *name, enum mig_state *out)
 			return true;
 		}
 	}
+	err->sqlstate[0] = '\0';
+	snprintf(err->msg, sizeof(err->msg),
+		 "migration %lld is in state \"%s\", which this pgvalve does not know", (long long)id, name);
 	return false;
 }
 
+/*
+ * Steps' lock and hold are stored by name (plan_lock_key, plan_hold_name).
+ * A journal an earlier pgvalve created stored them as numbers (the enums'
+ * order then); the DO block below converts those columns in place the first
+ * time this pgvalve opens such a journal, and does nothing afterwards. It
+ * looks before it locks, so an up-to-date journal is never locked here.
+ */
+static const char ensure_sql[] =
+	"CREATE SCHEMA IF NOT EXISTS pgvalve;"
+	"CREATE TABLE IF NOT EXISTS pgvalve.migrations ("
+	"  id bigserial PRIMARY KEY,"
+	"  name text NOT NULL,"
+	"  checksum text NOT NULL,"
+	"  state text NOT NULL,"
+	"  plan jsonb NOT NULL,"
+	"  options jsonb NOT NULL DEFAULT '{}',"
+	"  cutover_released boolean NOT NULL DEFAULT false,"
+	"  cutover_at timestamptz,"
+	"  started_at timestamptz NOT NULL DEFAULT now(),"
+	"  updated_at timestamptz NOT NULL DEFAULT now(),"
+	"  finished_at timestamptz,"
+	"  error text);"
+	"CREATE TABLE IF NOT EXISTS pgvalve.steps ("
+	"  migration_id bigint NOT NULL REFERENCES pgvalve.migrations (id),"
+	"  seq int NOT NULL,"
+	"  kind text NOT NULL,"
+	"  phase text NOT NULL,"
+	"  sql text NOT NULL,"
+	"  table_schema text NOT NULL DEFAULT '',"
+	"  table_name text NOT NULL DEFAULT '',"
+	"  other_schema text NOT NULL DEFAULT '',"
+	"  other_name text NOT NULL DEFAULT '',"
+	"  lock text NOT NULL DEFAULT 'none',"
+	"  hold text NOT NULL DEFAULT 'none',"
+	"  index_name text NOT NULL DEFAULT '',"
+	"  state text NOT NULL DEFAULT 'pending',"
+	"  attempts int NOT NULL DEFAULT 0,"
+	"  started_at timestamptz,"
+	"  finished_at timestamptz,"
+	"  error text,"
+	"  PRIMARY KEY (migration_id, seq));"
+	"CREATE TABLE IF NOT EXISTS pgvalve.prior_constraints ("
+	"  migration_id bigint NOT NULL REFERENCES pgvalve.migrations (id),"
+	"  \"table\" text NOT NULL,"
+	"  name text NOT NULL,"
+	"  contype \"char\" NOT NULL,"
+	"  definition text NOT NULL,"
+	"  validated boolean NOT NULL,"
+	"  PRIMARY KEY (migration_id, \"table\", contype, name));"
+	"DO $upgrade$ BEGIN "
+	"  IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = 'pgvalve.steps'::regclass "
+	"                 AND attname = 'index_name' AND NOT attisdropped) "
+	"     OR EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = 'pgvalve.steps'::regclass "
+	"                AND attname IN ('lock', 'hold') AND atttypid = 'int4'::regtype) THEN "
+	/* Coordinators may start together: look again once alone (each statement sees what committed). */
+	"  LOCK TABLE pgvalve.steps IN ACCESS EXCLUSIVE MODE; "
+	/* index_name: added by a later version than the one that created the table */
+	"  ALTER TABLE pgvalve.steps ADD COLUMN IF NOT EXISTS index_name text NOT NULL DEFAULT ''; "
+	"  IF (SELECT atttypid FROM pg_catalog.pg_attribute WHERE attrelid = 'pgvalve.steps'::regclass "
+	"      AND attname = 'lock') = 'int4'::regtype THEN "
+	"    ALTER TABLE pgvalve.steps ALTER COLUMN lock DROP DEFAULT, "
+	"      ALTER COLUMN lock TYPE text USING (CASE lock WHEN 0 THEN 'none' "
+	"        WHEN 1 THEN 'share_update_exclusive' WHEN 2 THEN 'share_row_exclusive' "
+	"        WHEN 3 THEN 'access_exclusive' END), "
+	"      ALTER COLUMN lock SET DEFAULT 'none'; "
+	"  END IF; "
+	"  IF (SELECT atttypid FROM pg_catalog.pg_attribute WHERE attrelid = 'pgvalve.steps'::regclass "
+	"      AND attname = 'hold') = 'int4'::regtype THEN "
+	"    ALTER TABLE pgvalve.steps ALTER COLUMN hold DROP DEFAULT, "
+	"      ALTER COLUMN hold TYPE text USING (CASE hold WHEN 0 THEN 'none' WHEN 1 THEN 'writes' "
+	"        WHEN 2 THEN 'all' END), "
+	"      ALTER COLUMN hold SET DEFAULT 'none'; "
+	"  END IF; "
+	"  END IF; "
+	"END $upgrade$;";
+
 bool journal_ensure(PGconn *c, struct db_error *err)
 {
-	return db_exec(
-		c,
-		"CREATE SCHEMA IF NOT EXISTS pgvalve;"
-		"CREATE TABLE IF NOT EXISTS pgvalve.migrations ("
-		"  id bigserial PRIMARY KEY,"
-		"  name text NOT NULL,"
-		"  checksum text NOT NULL,"
-		"  state text NOT NULL,"
-		"  plan jsonb NOT NULL,"
-		"  options jsonb NOT NULL DEFAULT '{}',"
-		"  cutover_released boolean NOT NULL DEFAULT false,"
-		"  cutover_at timestamptz,"
-		"  started_at timestamptz NOT NULL DEFAULT now(),"
-		"  updated_at timestamptz NOT NULL DEFAULT now(),"
-		"  finished_at timestamptz,"
-		"  error text);"
-		"CREATE TABLE IF NOT EXISTS pgvalve.steps ("
-		"  migration_id bigint NOT NULL REFERENCES pgvalve.migrations (id),"
-		"  seq int NOT NULL,"
-		"  kind text NOT NULL,"
-		"  phase text NOT NULL,"
-		"  sql text NOT NULL,"
-		"  table_schema text NOT NULL DEFAULT '',"
-		"  table_name text NOT NULL DEFAULT '',"
-		"  other_schema text NOT NULL DEFAULT '',"
-		"  other_name text NOT NULL DEFAULT '',"
-		"  lock int NOT NULL DEFAULT 0,"
-		"  hold int NOT NULL DEFAULT 0,"
-		"  index_name text NOT NULL DEFAULT '',"
-		"  state text NOT NULL DEFAULT 'pending',"
-		"  attempts int NOT NULL DEFAULT 0,"
-		"  started_at timestamptz,"
-		"  finished_at timestamptz,"
-		"  error text,"
-		"  PRIMARY KEY (migration_id, seq));"
-		/* Columns later versions added, on a journal an earlier one created. */
-		"ALTER TABLE pgvalve.steps ADD COLUMN IF NOT EXISTS index_name text NOT NULL DEFAULT '';"
-		"CREATE TABLE IF NOT EXISTS pgvalve.prior_constraints ("
-		"  migration_id bigint NOT NULL REFERENCES pgvalve.migrations (id),"
-		"  \"table\" text NOT NULL,"
-		"  name text NOT NULL,"
-		"  contype \"char\" NOT NULL,"
-		"  definition text NOT NULL,"
-		"  validated boolean NOT NULL,"
-		"  PRIMARY KEY (migration_id, \"table\", contype, name));",
-		err);
+	return db_exec(c, ensure_sql, err);
 }
 
 bool journal_lock(PGconn *c, int *holder_pid, struct db_error *err)
@@ -121,32 +157,24 @@ bool journal_lock(PGconn *c, int *holder_pid, struct db_error *err)
 bool journal_create(PGconn *c, const struct plan *p, const char *plan_json, const char *options_json,
 		    int64_t *id, struct db_error *err)
 {
-	const char *params[3] = { p->name, p->checksum, plan_json };
-	const char *opts[1] = { options_json };
+	const char *params[4] = { p->name, p->checksum, plan_json, options_json };
 	PGresult *r;
 	char idtext[32];
 
 	if (!db_exec(c, "BEGIN", err))
 		return false;
 	r = db_query(c,
-		     "INSERT INTO pgvalve.migrations (name, checksum, state, plan) "
-		     "VALUES ($1, $2, 'planned', $3) RETURNING id",
-		     3, params, err);
+		     "INSERT INTO pgvalve.migrations (name, checksum, state, plan, options) "
+		     "VALUES ($1, $2, 'planned', $3, $4) RETURNING id",
+		     4, params, err);
 	if (!r)
 		goto fail;
 	*id = strtoll(db_value(r, 0, 0, "0"), NULL, 10);
 	PQclear(r);
 	snprintf(idtext, sizeof(idtext), "%lld", (long long)*id);
-	r = db_query(
-		c,
-		"UPDATE pgvalve.migrations SET options = $1 WHERE id = currval('pgvalve.migrations_id_seq')",
-		1, opts, err);
-	if (!r)
-		goto fail;
-	PQclear(r);
 	for (int i = 0; i < p->n_steps; i++) {
 		const struct plan_step *st = &p->steps[i];
-		char seq[16], lock[8], hold[8];
+		char seq[16];
 		const char *sp[12] = { idtext,
 				       seq,
 				       plan_step_kind_name(st->kind),
@@ -156,17 +184,14 @@ bool journal_create(PGconn *c, const struct plan *p, const char *plan_json, cons
 				       st->table.name,
 				       st->other.schema,
 				       st->other.name,
-				       lock,
-				       hold,
+				       plan_lock_key(st->lock),
+				       plan_hold_name(st->hold),
 				       st->index.name };
 
 		snprintf(seq, sizeof(seq), "%d", st->seq);
-		snprintf(lock, sizeof(lock), "%d", (int)st->lock);
-		snprintf(hold, sizeof(hold), "%d", (int)st->hold);
 		r = db_query(c,
 			     "INSERT INTO pgvalve.steps (migration_id, seq, kind, phase, sql, table_schema, "
-			     "table_name, "
-			     "other_schema, other_name, lock, hold, index_name) "
+			     "table_name, other_schema, other_name, lock, hold, index_name) "
 			     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
 			     12, sp, err);
 		if (!r)
@@ -181,29 +206,20 @@ fail:
 
 char *journal_state_sql(int64_t id, enum mig_state s)
 {
-	char *sql;
-
-	if (asprintf(&sql, "UPDATE pgvalve.migrations SET state = '%s', updated_at = now()%s WHERE id = %lld",
-		     journal_state_name(s),
-		     s == MIG_COMMITTED || s == MIG_ROLLED_BACK ? ", finished_at = now()"
-			     : s == MIG_CUTOVER                 ? ", cutover_at = now()"
-								: "",
-		     (long long)id) < 0)
-		return NULL;
-	return sql;
+	return xasprintf("UPDATE pgvalve.migrations SET state = '%s', updated_at = now()%s WHERE id = %lld",
+			 journal_state_name(s),
+			 s == MIG_COMMITTED || s == MIG_ROLLED_BACK ? ", finished_at = now()"
+				 : s == MIG_CUTOVER                 ? ", cutover_at = now()"
+								    : "",
+			 (long long)id);
 }
 
-char *journal_step_sql(int64_t id, int seq, const char *state, int attempts)
+char *journal_step_done_sql(int64_t id, int seq)
 {
-	char *sql;
-
-	/* 'state' is one of this program's fixed words. */
-	if (asprintf(&sql,
-		     "UPDATE pgvalve.steps SET state = '%s', attempts = %d, finished_at = now(), "
-		     "error = NULL WHERE migration_id = %lld AND seq = %d",
-		     state, attempts, (long long)id, seq) < 0)
-		return NULL;
-	return sql;
+	return xasprintf("UPDATE pgvalve.steps SET state = 'done', attempts = attempts + 1, "
+			 "started_at = coalesce(started_at, now()), finished_at = now(), error = NULL "
+			 "WHERE migration_id = %lld AND seq = %d",
+			 (long long)id, seq);
 }
 
 bool journal_set_state(PGconn *c, int64_t id, enum mig_state s, const char *error, struct db_error *err)
@@ -213,10 +229,6 @@ bool journal_set_state(PGconn *c, int64_t id, enum mig_state s, const char *erro
 	PGresult *r;
 	bool ok;
 
-	if (!sql) {
-		snprintf(err->msg, sizeof(err->msg), "out of memory");
-		return false;
-	}
 	ok = db_exec(c, sql, err);
 	free(sql);
 	if (!ok)
@@ -252,34 +264,37 @@ bool journal_snapshot(PGconn *c, int64_t id, const struct qname *tables, int n, 
 
 	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
 	for (int i = 0; i < n; i++) {
-		const char *params[3] = { idtext, tables[i].schema, tables[i].name };
+		struct catalog_relation rel;
+		const char *params[2] = { idtext, rel.oid };
 
+		switch (catalog_relation(c, &tables[i], &rel, err)) {
+		case CATALOG_ERROR:
+			return false;
+		case CATALOG_MISSING:
+			continue;
+		case CATALOG_FOUND:
+			break;
+		}
 		/* Constraints, then columns' NOT NULL (contype 'n': name = column, definition = NOT NULL). */
 		r = db_query(
 			c,
-			"WITH t AS (SELECT c.oid FROM pg_class c JOIN pg_namespace ns ON ns.oid = "
-			"c.relnamespace "
-			"           WHERE c.relname = $3 AND CASE WHEN $2 = '' THEN "
-			"pg_table_is_visible(c.oid) "
-			"           ELSE ns.nspname = $2 END) "
 			"INSERT INTO pgvalve.prior_constraints "
 			"SELECT $1::bigint, con.conrelid::regclass::text, con.conname, con.contype, "
 			"       pg_get_constraintdef(con.oid), con.convalidated "
-			"FROM pg_constraint con JOIN t ON con.conrelid = t.oid "
-			"WHERE con.contype IN ('f', 'c', 'u', 'p') "
+			"FROM pg_constraint con WHERE con.conrelid = $2::oid "
+			"AND con.contype IN ('f', 'c', 'u', 'p') "
 			"UNION ALL "
 			"SELECT $1::bigint, a.attrelid::regclass::text, a.attname, 'n', 'NOT NULL', true "
-			"FROM pg_attribute a JOIN t ON a.attrelid = t.oid "
-			"WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull "
+			"FROM pg_attribute a WHERE a.attrelid = $2::oid "
+			"AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull "
 			/* indexes (contype 'i'): a rollback drops only the ones the migration built */
 			"UNION ALL "
 			"SELECT $1::bigint, i.indrelid::regclass::text, ic.relname, 'i', "
-			"pg_get_indexdef(i.indexrelid), "
-			"       i.indisvalid "
-			"FROM pg_index i JOIN t ON i.indrelid = t.oid JOIN pg_class ic ON ic.oid = "
-			"i.indexrelid "
+			"       pg_get_indexdef(i.indexrelid), i.indisvalid "
+			"FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
+			"WHERE i.indrelid = $2::oid "
 			"ON CONFLICT DO NOTHING",
-			3, params, err);
+			2, params, err);
 		if (!r)
 			return false;
 		PQclear(r);
@@ -287,21 +302,400 @@ bool journal_snapshot(PGconn *c, int64_t id, const struct qname *tables, int n, 
 	return true;
 }
 
-bool journal_get_state(PGconn *c, int64_t id, enum mig_state *out, struct db_error *err)
+bool journal_release_cutover(PGconn *c, int64_t id, bool *found, enum mig_state *state, struct db_error *err)
 {
 	char idtext[32];
 	const char *params[1] = { idtext };
 	PGresult *r;
-	bool ok;
+	bool ok = true;
 
 	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
-	r = db_query(c, "SELECT state FROM pgvalve.migrations WHERE id = $1", 1, params, err);
+	r = db_query(c,
+		     "UPDATE pgvalve.migrations SET cutover_released = true, updated_at = now() "
+		     "WHERE id = $1::bigint AND state NOT IN ('committed', 'rolled_back', 'failed') "
+		     "RETURNING state",
+		     1, params, err);
 	if (!r)
 		return false;
-	ok = PQntuples(r) == 1 && journal_state_parse(PQgetvalue(r, 0, 0), out);
-	if (!ok)
-		snprintf(err->msg, sizeof(err->msg), "no migration with id %lld in pgvalve.migrations",
-			 (long long)id);
+	*found = PQntuples(r) == 1;
+	if (*found)
+		ok = parse_state(PQgetvalue(r, 0, 0), id, state, err);
 	PQclear(r);
 	return ok;
+}
+
+/* ---- reading ---------------------------------------------------------------- */
+
+/* Columns of the migration queries, in this order. */
+#define MIGRATION_COLUMNS                                                                        \
+	"id, name, state, cutover_released, started_at::text, coalesce(finished_at::text, ''), " \
+	"coalesce(cutover_at::text, ''), coalesce(extract(epoch FROM cutover_at)::bigint, 0), "  \
+	"coalesce(error, '')"
+
+static bool migration_from_row(const PGresult *r, int row, struct journal_migration *m, struct db_error *err)
+{
+	memset(m, 0, sizeof(*m));
+	m->id = strtoll(PQgetvalue(r, row, 0), NULL, 10);
+	if (!parse_state(PQgetvalue(r, row, 2), m->id, &m->state, err))
+		return false;
+	m->name = xstrdup(PQgetvalue(r, row, 1));
+	m->cutover_released = strcmp(PQgetvalue(r, row, 3), "t") == 0;
+	m->started_at = xstrdup(PQgetvalue(r, row, 4));
+	m->finished_at = xstrdup(PQgetvalue(r, row, 5));
+	m->cutover_at = xstrdup(PQgetvalue(r, row, 6));
+	m->cutover_epoch = strtoll(PQgetvalue(r, row, 7), NULL, 10);
+	m->error = xstrdup(PQgetvalue(r, row, 8));
+	return true;
+}
+
+void journal_migration_free(struct journal_migration *m)
+{
+	free(m->name);
+	free(m->started_at);
+	free(m->finished_at);
+	free(m->cutover_at);
+	free(m->error);
+	free(m->plan_json);
+	memset(m, 0, sizeof(*m));
+}
+
+void journal_migrations_free(struct journal_migration *m, int n)
+{
+	for (int i = 0; i < n; i++)
+		journal_migration_free(&m[i]);
+	free(m);
+}
+
+bool journal_read_migration(PGconn *c, int64_t id, struct journal_migration *out, bool *found,
+			    struct db_error *err)
+{
+	char idtext[32];
+	const char *params[1] = { idtext };
+	PGresult *r;
+	bool ok = true;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	r = db_query(c,
+		     "SELECT " MIGRATION_COLUMNS ", plan::text FROM pgvalve.migrations WHERE id = $1::bigint",
+		     1, params, err);
+	if (!r)
+		return false;
+	*found = PQntuples(r) == 1;
+	if (*found) {
+		ok = migration_from_row(r, 0, out, err);
+		if (ok)
+			out->plan_json = xstrdup(PQgetvalue(r, 0, 9));
+	}
+	PQclear(r);
+	return ok;
+}
+
+bool journal_cutover_released(PGconn *c, int64_t id, bool *released, struct db_error *err)
+{
+	char idtext[32];
+	const char *params[1] = { idtext };
+	PGresult *r;
+
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	r = db_query(c, "SELECT cutover_released FROM pgvalve.migrations WHERE id = $1::bigint", 1, params,
+		     err);
+	if (!r)
+		return false;
+	*released = strcmp(db_value(r, 0, 0, "f"), "t") == 0;
+	PQclear(r);
+	return true;
+}
+
+bool journal_list(PGconn *c, int limit, struct journal_migration **out, int *n, struct db_error *err)
+{
+	char limittext[16];
+	const char *params[1] = { limittext };
+	PGresult *r;
+
+	*out = NULL;
+	*n = 0;
+	snprintf(limittext, sizeof(limittext), "%d", limit);
+	r = db_query(c, "SELECT " MIGRATION_COLUMNS " FROM pgvalve.migrations ORDER BY id DESC LIMIT $1::int",
+		     1, params, err);
+	if (!r)
+		return false;
+	*out = xcalloc((size_t)PQntuples(r) + 1, sizeof(**out));
+	for (int i = 0; i < PQntuples(r); i++) {
+		if (!migration_from_row(r, i, &(*out)[i], err)) {
+			journal_migrations_free(*out, *n);
+			*out = NULL;
+			*n = 0;
+			PQclear(r);
+			return false;
+		}
+		(*n)++;
+	}
+	PQclear(r);
+	return true;
+}
+
+bool journal_find_unfinished(PGconn *c, int64_t *id, enum mig_state *state, bool *found, struct db_error *err)
+{
+	PGresult *r = db_query(c,
+			       "SELECT id, state FROM pgvalve.migrations WHERE state NOT IN ('committed', "
+			       "'rolled_back') ORDER BY id DESC LIMIT 1",
+			       0, NULL, err);
+	bool ok = true;
+
+	if (!r)
+		return false;
+	*found = PQntuples(r) == 1;
+	if (*found) {
+		*id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+		ok = parse_state(PQgetvalue(r, 0, 1), *id, state, err);
+	}
+	PQclear(r);
+	return ok;
+}
+
+bool journal_read_steps(PGconn *c, int64_t id, struct journal_step **out, int *n, struct db_error *err)
+{
+	char idtext[32];
+	const char *params[1] = { idtext };
+	PGresult *r;
+
+	*out = NULL;
+	*n = 0;
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	r = db_query(c,
+		     "SELECT seq, kind, phase, sql, table_schema, table_name, other_schema, other_name, "
+		     "lock, hold, state, index_name, attempts, coalesce(error, '') FROM pgvalve.steps "
+		     "WHERE migration_id = $1::bigint ORDER BY seq",
+		     1, params, err);
+	if (!r)
+		return false;
+	*out = xcalloc((size_t)PQntuples(r) + 1, sizeof(**out));
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct journal_step *js = &(*out)[i];
+		struct plan_step *s = &js->step;
+
+		s->seq = atoi(PQgetvalue(r, i, 0));
+		if (!plan_step_kind_parse(PQgetvalue(r, i, 1), &s->kind) ||
+		    !plan_phase_parse(PQgetvalue(r, i, 2), &s->phase) ||
+		    !plan_lock_parse(PQgetvalue(r, i, 8), &s->lock) ||
+		    !plan_hold_parse(PQgetvalue(r, i, 9), &s->hold)) {
+			err->sqlstate[0] = '\0';
+			snprintf(err->msg, sizeof(err->msg),
+				 "step %d of migration %lld (kind %s, phase %s, lock %s, hold %s) names what "
+				 "this pgvalve does not know",
+				 s->seq, (long long)id, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+				 PQgetvalue(r, i, 8), PQgetvalue(r, i, 9));
+			journal_steps_free(*out, *n);
+			*out = NULL;
+			*n = 0;
+			PQclear(r);
+			return false;
+		}
+		s->sql = xstrdup(PQgetvalue(r, i, 3));
+		snprintf(s->table.schema, sizeof(s->table.schema), "%s", PQgetvalue(r, i, 4));
+		snprintf(s->table.name, sizeof(s->table.name), "%s", PQgetvalue(r, i, 5));
+		snprintf(s->other.schema, sizeof(s->other.schema), "%s", PQgetvalue(r, i, 6));
+		snprintf(s->other.name, sizeof(s->other.name), "%s", PQgetvalue(r, i, 7));
+		/* An index lives in its table's schema. */
+		snprintf(s->index.schema, sizeof(s->index.schema), "%s", s->table.schema);
+		snprintf(s->index.name, sizeof(s->index.name), "%s", PQgetvalue(r, i, 11));
+		s->constraint = s->drop = s->input = -1;
+		js->done = strcmp(PQgetvalue(r, i, 10), "done") == 0;
+		js->attempts = atoi(PQgetvalue(r, i, 12));
+		js->error = xstrdup(PQgetvalue(r, i, 13));
+		(*n)++;
+	}
+	PQclear(r);
+	return true;
+}
+
+void journal_steps_free(struct journal_step *s, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(s[i].step.sql);
+		free(s[i].error);
+	}
+	free(s);
+}
+
+bool journal_read_prior(PGconn *c, int64_t id, struct journal_prior **out, int *n, struct db_error *err)
+{
+	char idtext[32];
+	const char *params[1] = { idtext };
+	PGresult *r;
+
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	r = db_query(c,
+		     "SELECT \"table\", name, contype, definition, validated FROM pgvalve.prior_constraints "
+		     "WHERE migration_id = $1::bigint ORDER BY 1, 3, 2",
+		     1, params, err);
+	*out = NULL;
+	*n = 0;
+	if (!r)
+		return false;
+	*out = xcalloc((size_t)PQntuples(r) + 1, sizeof(**out));
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct journal_prior *p = &(*out)[(*n)++];
+
+		p->table = xstrdup(PQgetvalue(r, i, 0));
+		p->name = xstrdup(PQgetvalue(r, i, 1));
+		p->contype = PQgetvalue(r, i, 2)[0];
+		p->definition = xstrdup(PQgetvalue(r, i, 3));
+		p->validated = strcmp(PQgetvalue(r, i, 4), "t") == 0;
+	}
+	PQclear(r);
+	return true;
+}
+
+void journal_prior_free(struct journal_prior *p, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(p[i].table);
+		free(p[i].name);
+		free(p[i].definition);
+	}
+	free(p);
+}
+
+/* ---- what a rollback does ---------------------------------------------------- */
+
+/*
+ * The statements, one row each: sql, table schema, table name, other schema,
+ * other name, and the VALIDATE to run after (NULL but for a prior FK/CHECK
+ * re-added NOT VALID). Drops of what the migration added come first, then
+ * restores. Built on the server with format('%I'), from oids and from
+ * definitions PostgreSQL itself printed, so nothing is quoted by hand.
+ */
+/* The table of a constraint in the journal's copy of the plan (c: one of its "constraints"). */
+#define ADDED_TABLE_OID_SQL \
+	CATALOG_RELATION_OID_SQL("coalesce(c ->> 'table_schema', '')", "(c ->> 'table_name')")
+
+static const char undo_sql[] =
+	/* Before its cutover committed a migration changed no constraint: nothing to undo. */
+	"WITH plan AS (SELECT plan FROM pgvalve.migrations WHERE id = $1::bigint AND cutover_at IS NOT "
+	"NULL), "
+	"added AS (SELECT c ->> 'type' AS type, c ->> 'name' AS name, c ->> 'column' AS col, "
+	"                 " ADDED_TABLE_OID_SQL " AS rel, ord "
+	"          FROM plan, jsonb_array_elements(plan -> 'constraints') WITH ORDINALITY AS x (c, ord)), "
+	"drops AS ("
+	/* each added constraint (and NOT NULL's helper CHECK, named like it) that exists now */
+	"  SELECT 1 AS phase, ord, "
+	"         format('ALTER TABLE %s DROP CONSTRAINT %I', a.rel::regclass, con.conname) AS sql, "
+	"         a.rel, con.confrelid AS other, NULL::text AS validate "
+	"  FROM added a JOIN pg_constraint con ON con.conrelid = a.rel AND con.conname = a.name "
+	"  WHERE NOT EXISTS (SELECT 1 FROM pgvalve.prior_constraints p WHERE p.migration_id = $1::bigint "
+	"                    AND p.\"table\" = a.rel::regclass::text AND p.name = con.conname "
+	"                    AND p.definition = pg_get_constraintdef(con.oid)) "
+	"  UNION ALL "
+	/* NOT NULL the migration set on a column that was nullable */
+	"  SELECT 2, ord, format('ALTER TABLE %s ALTER COLUMN %I DROP NOT NULL', a.rel::regclass, a.col), "
+	"         a.rel, 0, NULL "
+	"  FROM added a "
+	"  JOIN pg_attribute att ON att.attrelid = a.rel AND att.attname = a.col AND att.attnotnull "
+	"  WHERE a.type = 'not null' AND NOT EXISTS (SELECT 1 FROM pgvalve.prior_constraints p "
+	"        WHERE p.migration_id = $1::bigint AND p.\"table\" = a.rel::regclass::text "
+	"        AND p.contype = 'n' AND p.name = a.col) "
+	"), restores AS ("
+	/* prior constraints that are gone, or exist with another definition (then dropped above) */
+	"  SELECT 3 AS phase, 0 AS ord, "
+	"         format('ALTER TABLE %s ADD CONSTRAINT %I %s%s', p.\"table\", p.name, p.definition, "
+	"                CASE WHEN p.contype IN ('f', 'c') AND p.validated THEN ' NOT VALID' ELSE '' END) "
+	"         AS sql, "
+	"         p.\"table\"::regclass::oid AS rel, "
+	"         CASE WHEN p.contype = 'f' "
+	"              THEN (regexp_match(p.definition, 'REFERENCES (.+?)\\('))[1]::regclass::oid "
+	"              ELSE 0 END AS other, "
+	"         CASE WHEN p.contype IN ('f', 'c') AND p.validated "
+	"              THEN format('ALTER TABLE %s VALIDATE CONSTRAINT %I', p.\"table\", p.name) END "
+	"         AS validate "
+	"  FROM pgvalve.prior_constraints p "
+	"  WHERE p.migration_id = $1::bigint AND p.contype NOT IN ('n', 'i') "
+	"    AND to_regclass(p.\"table\") IS NOT NULL "
+	"    AND EXISTS (SELECT 1 FROM plan) "
+	"    AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conrelid = p.\"table\"::regclass "
+	"                    AND con.conname = p.name AND pg_get_constraintdef(con.oid) = p.definition) "
+	") "
+	"SELECT s.sql, tn.nspname, t.relname, coalesce(onn.nspname, ''), coalesce(o.relname, ''), s.validate "
+	"FROM (SELECT * FROM drops UNION ALL SELECT * FROM restores) s "
+	"JOIN pg_class t ON t.oid = s.rel JOIN pg_namespace tn ON tn.oid = t.relnamespace "
+	"LEFT JOIN pg_class o ON o.oid = s.other AND s.other <> 0 "
+	"LEFT JOIN pg_namespace onn ON onn.oid = o.relnamespace "
+	"ORDER BY s.phase, s.ord";
+
+bool journal_undo_statements(PGconn *c, int64_t id, struct journal_undo **out, int *n, struct db_error *err)
+{
+	char idtext[32];
+	const char *params[1] = { idtext };
+	PGresult *r;
+
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	r = db_query(c, undo_sql, 1, params, err);
+	*out = NULL;
+	*n = 0;
+	if (!r)
+		return false;
+	*out = xcalloc((size_t)PQntuples(r) + 1, sizeof(**out));
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct journal_undo *u = &(*out)[(*n)++];
+
+		u->sql = xstrdup(PQgetvalue(r, i, 0));
+		snprintf(u->table.schema, sizeof(u->table.schema), "%s", PQgetvalue(r, i, 1));
+		snprintf(u->table.name, sizeof(u->table.name), "%s", PQgetvalue(r, i, 2));
+		snprintf(u->other.schema, sizeof(u->other.schema), "%s", PQgetvalue(r, i, 3));
+		snprintf(u->other.name, sizeof(u->other.name), "%s", PQgetvalue(r, i, 4));
+		u->validate = PQgetisnull(r, i, 5) ? NULL : xstrdup(PQgetvalue(r, i, 5));
+	}
+	PQclear(r);
+	return true;
+}
+
+void journal_undo_free(struct journal_undo *u, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(u[i].sql);
+		free(u[i].validate);
+	}
+	free(u);
+}
+
+/* The index a create_index step built, as the step names it (in its table's schema). */
+#define STEP_INDEX_OID_SQL CATALOG_RELATION_OID_SQL("s.table_schema", "s.index_name")
+
+static const char built_indexes_sql[] =
+	"SELECT format('DROP INDEX CONCURRENTLY %s', ic.oid::regclass) "
+	"FROM pgvalve.steps s "
+	"JOIN pg_class ic ON ic.oid = " STEP_INDEX_OID_SQL " AND ic.relkind = 'i' "
+	"JOIN pg_index i ON i.indexrelid = ic.oid "
+	"JOIN pg_class t ON t.oid = i.indrelid AND t.relname = s.table_name "
+	"WHERE s.migration_id = $1::bigint AND s.kind = 'create_index' AND s.index_name <> '' "
+	"  AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = ic.oid) "
+	"  AND NOT EXISTS (SELECT 1 FROM pgvalve.prior_constraints p "
+	"                  WHERE p.migration_id = s.migration_id AND p.contype = 'i' "
+	"                  AND p.name = ic.relname AND p.\"table\" = t.oid::regclass::text)";
+
+bool journal_built_indexes(PGconn *c, int64_t id, char ***drops, int *n, struct db_error *err)
+{
+	char idtext[32];
+	const char *params[1] = { idtext };
+	PGresult *r;
+
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	r = db_query(c, built_indexes_sql, 1, params, err);
+	*drops = NULL;
+	*n = 0;
+	if (!r)
+		return false;
+	*drops = xcalloc((size_t)PQntuples(r) + 1, sizeof(**drops));
+	for (int i = 0; i < PQntuples(r); i++)
+		(*drops)[(*n)++] = xstrdup(PQgetvalue(r, i, 0));
+	PQclear(r);
+	return true;
+}
+
+void journal_strings_free(char **s, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(s[i]);
+	free(s);
 }

@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "report.h"
+#include "xalloc.h"
 
 static const struct command commands[] = {
 	{ "plan", "FILE.sql|FILE.json --db URL [--proxy URL]... [--allow-unsafe] [--format text|json]",
@@ -56,6 +57,7 @@ int main(int argc, char **argv)
 	char err[1024];
 	int rc;
 
+	xalloc_init();
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
 		usage(argc < 2 ? stderr : stdout);

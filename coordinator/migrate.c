@@ -1,11 +1,10 @@
 /*
- * The phases of a migration after its journal entry exists (DESIGN.md
- * §4.4 steps 4-10): prepare, wait for a window, cutover under holds,
+ * The phases of a migration after its journal entry exists
+ * (docs/architecture.md, apply steps 4-10): prepare, wait for a window, cutover under holds,
  * validate, finalize, watch, commit, or roll back. Each phase leaves the
  * journal saying where it got to and skips steps already done, so apply
  * and recover --resume run the same code.
  */
-#define _GNU_SOURCE /* asprintf */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include "catalog.h"
 #include "cutover.h"
 #include "db.h"
 #include "journal.h"
@@ -22,6 +22,7 @@
 #include "rollback.h"
 #include "watch_rules.h"
 #include "window.h"
+#include "xalloc.h"
 #include "migrate.h"
 #include "fault.h"
 #include "pgvalve/clock.h"
@@ -98,17 +99,18 @@ done:
 
 static bool step_done(struct migration *a, int seq)
 {
-	char *sql = journal_step_sql(a->id, seq, "done", 1);
+	char *sql = journal_step_done_sql(a->id, seq);
 	struct db_error err;
-	bool ok = sql && db_exec(a->ddl, sql, &err);
+	bool ok = db_exec(a->ddl, sql, &err);
 
 	if (!ok)
-		report_error("cannot update the journal", sql ? err.msg : "out of memory", NULL);
+		report_error("cannot update the journal", err.msg, NULL);
 	free(sql);
 	return ok;
 }
 
-int migrate_affected_tables(const struct plan *p, struct qname *out, int cap)
+/* The distinct tables the steps lock (for the snapshot of prior constraints); returns how many. */
+static int affected_tables(const struct plan *p, struct qname *out, int cap)
 {
 	int n = 0;
 
@@ -135,23 +137,20 @@ int migrate_affected_tables(const struct plan *p, struct qname *out, int cap)
  */
 static int index_state(struct migration *a, const struct plan_step *st, char *drop, size_t cap)
 {
-	const char *params[2] = { st->index.schema, st->index.name };
+	struct catalog_relation rel;
+	const char *params[1] = { rel.oid };
 	struct db_error err;
 	PGresult *r;
 	int state = -1;
 
-	if (!st->index.name[0])
+	if (!st->index.name[0] || catalog_relation(a->observer, &st->index, &rel, &err) != CATALOG_FOUND ||
+	    rel.relkind != 'i')
 		return -1;
-	r = db_query(
-		a->observer,
-		"SELECT i.indisvalid, format('DROP INDEX CONCURRENTLY %s', c.oid::regclass) FROM pg_index i "
-		"JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace ns ON ns.oid = c.relnamespace "
-		"WHERE c.relname = $2 AND CASE WHEN $1 = '' THEN pg_table_is_visible(c.oid) ELSE ns.nspname "
-		"= $1 END",
-		2, params, &err);
+	r = db_query(a->observer, "SELECT indisvalid FROM pg_catalog.pg_index WHERE indexrelid = $1::oid", 1,
+		     params, &err);
 	if (r && PQntuples(r) == 1) {
 		state = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-		snprintf(drop, cap, "%s", PQgetvalue(r, 0, 1));
+		snprintf(drop, cap, "DROP INDEX CONCURRENTLY %s", rel.regclass);
 	}
 	PQclear(r);
 	return state;
@@ -215,11 +214,8 @@ static bool prepare(struct migration *a)
 /* Waits for a window and for `pgvalve cutover ID` when postponed. */
 static bool wait_for_cutover(struct migration *a)
 {
-	char idtext[32];
-	const char *params[1] = { idtext };
 	bool announced = false;
 
-	snprintf(idtext, sizeof(idtext), "%lld", (long long)a->id);
 	for (;;) {
 		time_t now = time(NULL);
 		bool in_window = a->n_windows == 0 || window_contains(a->windows, a->n_windows, now);
@@ -227,13 +223,10 @@ static bool wait_for_cutover(struct migration *a)
 
 		if (a->o->postpone_cutover) {
 			struct db_error err;
-			PGresult *r = db_query(
-				a->ddl,
-				"SELECT cutover_released FROM pgvalve.migrations WHERE id = $1::bigint", 1,
-				params, &err);
 
-			released = r && strcmp(db_value(r, 0, 0, "f"), "t") == 0;
-			PQclear(r);
+			/* A journal that cannot be read says nothing: ask again next round. */
+			if (!journal_cutover_released(a->ddl, a->id, &released, &err))
+				released = false;
 		}
 		if (in_window && released)
 			return true;
@@ -276,27 +269,22 @@ static int pending(const struct migration *a, enum plan_phase phase)
 static bool run_held(struct migration *a, enum plan_phase phase, enum mig_state state, const char *what,
 		     struct cutover_result *res)
 {
-	struct cutover_stmt *stmts = calloc((size_t)a->p.n_steps + 1, sizeof(*stmts));
-	char **journal = calloc((size_t)a->p.n_steps + 2, sizeof(*journal));
+	struct cutover_stmt *stmts = xcalloc((size_t)a->p.n_steps + 1, sizeof(*stmts));
+	char **journal = xcalloc((size_t)a->p.n_steps + 2, sizeof(*journal));
 	struct cutover_job job = { .what = what, .migration_id = a->id };
 	int n = 0, nj = 0;
 	bool ok = false;
 
 	memset(res, 0, sizeof(*res));
-	if (!stmts || !journal)
-		goto done;
 	for (int i = 0; i < a->p.n_steps; i++) {
 		const struct plan_step *st = &a->p.steps[i];
 
 		if (st->phase != phase || a->done[i])
 			continue;
 		stmts[n++] = (struct cutover_stmt){ st->sql, st->table, st->other, st->lock, st->hold };
-		journal[nj++] = journal_step_sql(a->id, st->seq, "done", 1);
+		journal[nj++] = journal_step_done_sql(a->id, st->seq);
 	}
 	journal[nj++] = journal_state_sql(a->id, state);
-	for (int i = 0; i < nj; i++)
-		if (!journal[i])
-			goto done;
 	if (n == 0) {
 		ok = set_state(a, state, NULL);
 		goto done;
@@ -309,7 +297,7 @@ static bool run_held(struct migration *a, enum plan_phase phase, enum mig_state 
 	if (ok)
 		fault_point(journal_state_name(state));
 done:
-	for (int i = 0; journal && i < nj; i++)
+	for (int i = 0; i < nj; i++)
 		free(journal[i]);
 	free(journal);
 	free(stmts);
@@ -355,14 +343,14 @@ static bool cutover(struct migration *a)
 /* VALIDATE one constraint in its own transaction, with a progress line. 0 ok, 1 violation, -1 error. */
 static int validate_one(struct migration *a, const struct plan_step *st, long long rows)
 {
-	char *journal = journal_step_sql(a->id, st->seq, "done", 1), *sql = NULL;
+	char *journal = journal_step_done_sql(a->id, st->seq);
+	char *sql = xasprintf("BEGIN; %s; %s; COMMIT", st->sql, journal);
 	int64_t started = clock_mono_ms(), elapsed;
 	struct db_error err = { 0 };
 	PGresult *r;
 	int rc = 0;
 
-	if (!journal || asprintf(&sql, "BEGIN; %s; %s; COMMIT", st->sql, journal) < 0 ||
-	    !PQsendQuery(a->ddl, sql)) {
+	if (!PQsendQuery(a->ddl, sql)) {
 		free(journal);
 		free(sql);
 		report_error("cannot start a validation", PQerrorMessage(a->ddl), NULL);
@@ -531,7 +519,7 @@ static bool snapshot(struct migration *a)
 {
 	struct qname tables[512];
 	struct db_error err;
-	int n = migrate_affected_tables(&a->p, tables, 512);
+	int n = affected_tables(&a->p, tables, 512);
 
 	if (journal_snapshot(a->ddl, a->id, tables, n, &err) &&
 	    journal_set_state(a->ddl, a->id, MIG_SNAPSHOTTED, NULL, &err))
@@ -625,71 +613,39 @@ int migrate_connect(struct migration *m, const char *role)
 
 bool migrate_load(struct migration *a, int64_t id, enum mig_state *state)
 {
-	char idtext[32];
-	const char *params[1] = { idtext };
+	struct journal_migration m = { 0 };
+	struct journal_step *steps = NULL;
 	struct db_error err;
-	PGresult *m = NULL, *st = NULL;
 	cJSON *plan = NULL, *c;
-	bool ok = false;
-	int n;
+	bool found = false, ok = false;
+	int n = 0;
 
-	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
-	m = db_query(a->ddl,
-		     "SELECT state, plan::text, name, coalesce(extract(epoch FROM cutover_at)::bigint, 0) "
-		     "FROM pgvalve.migrations WHERE id = $1::bigint",
-		     1, params, &err);
-	st = m ? db_query(a->ddl,
-			  "SELECT seq, kind, phase, sql, table_schema, table_name, other_schema, other_name, "
-			  "lock, hold, state, index_name FROM pgvalve.steps WHERE migration_id = $1::bigint "
-			  "ORDER BY seq",
-			  1, params, &err)
-	       : NULL;
-	if (!m || !st) {
+	if (!journal_read_migration(a->ddl, id, &m, &found, &err) ||
+	    (found && !journal_read_steps(a->ddl, id, &steps, &n, &err))) {
 		report_error("cannot read the journal", err.msg, NULL);
 		goto done;
 	}
-	if (PQntuples(m) != 1 || !journal_state_parse(PQgetvalue(m, 0, 0), state)) {
+	if (!found) {
 		report_error("no such migration in the journal", NULL, "`pgvalve status` lists them");
 		goto done;
 	}
+	*state = m.state;
 	a->id = id;
-	a->p.name = strdup(PQgetvalue(m, 0, 2));
-	a->cutover_at = (time_t)strtoll(PQgetvalue(m, 0, 3), NULL, 10);
-	n = PQntuples(st);
-	a->p.steps = calloc((size_t)n + 1, sizeof(*a->p.steps));
-	a->done = calloc((size_t)n + 1, sizeof(*a->done));
-	if (!a->p.steps || !a->done)
-		goto done;
+	a->p.name = xstrdup(m.name);
+	a->cutover_at = (time_t)m.cutover_epoch;
+	a->p.steps = xcalloc((size_t)n + 1, sizeof(*a->p.steps));
+	a->done = xcalloc((size_t)n + 1, sizeof(*a->done));
 	for (int i = 0; i < n; i++) {
-		struct plan_step *s = &a->p.steps[a->p.n_steps];
-
-		s->seq = atoi(PQgetvalue(st, i, 0));
-		if (!plan_step_kind_parse(PQgetvalue(st, i, 1), &s->kind) ||
-		    !plan_phase_parse(PQgetvalue(st, i, 2), &s->phase)) {
-			report_error("the journal names a step this pgvalve does not know",
-				     PQgetvalue(st, i, 1), NULL);
-			goto done;
-		}
-		s->sql = strdup(PQgetvalue(st, i, 3));
-		snprintf(s->table.schema, sizeof(s->table.schema), "%s", PQgetvalue(st, i, 4));
-		snprintf(s->table.name, sizeof(s->table.name), "%s", PQgetvalue(st, i, 5));
-		snprintf(s->other.schema, sizeof(s->other.schema), "%s", PQgetvalue(st, i, 6));
-		snprintf(s->other.name, sizeof(s->other.name), "%s", PQgetvalue(st, i, 7));
-		s->lock = (enum plan_lock)atoi(PQgetvalue(st, i, 8));
-		s->hold = (enum plan_hold)atoi(PQgetvalue(st, i, 9));
-		/* An index lives in its table's schema. */
-		snprintf(s->index.schema, sizeof(s->index.schema), "%s", s->table.schema);
-		snprintf(s->index.name, sizeof(s->index.name), "%s", PQgetvalue(st, i, 11));
-		s->constraint = s->drop = s->input = -1;
-		a->done[a->p.n_steps] = strcmp(PQgetvalue(st, i, 10), "done") == 0;
-		a->p.n_steps++;
+		a->p.steps[i] = steps[i].step;
+		steps[i].step.sql = NULL; /* the plan owns it now */
+		a->done[i] = steps[i].done;
 	}
+	a->p.n_steps = n;
 	/* The watch needs the new constraints' names. */
-	plan = cJSON_Parse(PQgetvalue(m, 0, 1));
-	n = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(plan, "constraints"));
-	a->p.constraints = calloc((size_t)n + 1, sizeof(*a->p.constraints));
-	if (!a->p.constraints)
-		goto done;
+	plan = cJSON_Parse(m.plan_json);
+	a->p.constraints = xcalloc(
+		(size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(plan, "constraints")) + 1,
+		sizeof(*a->p.constraints));
 	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(plan, "constraints"))
 	{
 		const cJSON *name = cJSON_GetObjectItemCaseSensitive(c, "name");
@@ -701,8 +657,8 @@ bool migrate_load(struct migration *a, int64_t id, enum mig_state *state)
 	ok = true;
 done:
 	cJSON_Delete(plan);
-	PQclear(m);
-	PQclear(st);
+	journal_steps_free(steps, n);
+	journal_migration_free(&m);
 	return ok;
 }
 

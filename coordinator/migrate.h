@@ -64,7 +64,4 @@ void migrate_free(struct migration *m);
 /* Releases holds an earlier, killed run of this migration left on the proxies. */
 void migrate_release_stale_holds(struct migration *m);
 
-/* The distinct tables the steps lock (for the snapshot of prior constraints); returns how many. */
-int migrate_affected_tables(const struct plan *p, struct qname *out, int cap);
-
 #endif

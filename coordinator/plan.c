@@ -18,19 +18,76 @@ const char *plan_phase_name(enum plan_phase p)
 	return names[p];
 }
 
+/*
+ * The locks a step takes, one row each: the name people and the JSON plan
+ * see, the journal's name for it, and the pg_locks modes it conflicts with
+ * (https://www.postgresql.org/docs/15/explicit-locking.html#TABLE-LOCK-COMPATIBILITY).
+ * Each conflict set holds the one above it: the stronger enum is the stronger lock.
+ */
+static const struct {
+	const char *name;
+	const char *key;
+	const char *conflicts;
+} lock_table[] = {
+	[LOCK_NONE] = { "none", "none", "" },
+	[LOCK_SHARE_UPDATE_EXCLUSIVE] = { "SHARE UPDATE EXCLUSIVE", "share_update_exclusive",
+					  "ShareUpdateExclusiveLock,ShareLock,ShareRowExclusiveLock,"
+					  "ExclusiveLock,AccessExclusiveLock" },
+	[LOCK_SHARE_ROW_EXCLUSIVE] = { "SHARE ROW EXCLUSIVE", "share_row_exclusive",
+				       "RowExclusiveLock,ShareUpdateExclusiveLock,ShareLock,"
+				       "ShareRowExclusiveLock,ExclusiveLock,AccessExclusiveLock" },
+	[LOCK_ACCESS_EXCLUSIVE] = { "ACCESS EXCLUSIVE", "access_exclusive",
+				    "AccessShareLock,RowShareLock,RowExclusiveLock,ShareUpdateExclusiveLock,"
+				    "ShareLock,ShareRowExclusiveLock,ExclusiveLock,AccessExclusiveLock" },
+};
+
+/* The holds a step needs: one name, for people, the JSON plan, the journal and the admin API. */
+static const char *const hold_names[] = {
+	[HOLD_NONE_NEEDED] = "none",
+	[HOLD_WRITES_NEEDED] = "writes",
+	[HOLD_ALL_NEEDED] = "all",
+};
+
 const char *plan_lock_name(enum plan_lock l)
 {
-	static const char *const names[] = { "none", "SHARE UPDATE EXCLUSIVE", "SHARE ROW EXCLUSIVE",
-					     "ACCESS EXCLUSIVE" };
+	return lock_table[l].name;
+}
 
-	return names[l];
+const char *plan_lock_key(enum plan_lock l)
+{
+	return lock_table[l].key;
+}
+
+const char *plan_lock_conflicts(enum plan_lock l)
+{
+	return lock_table[l].conflicts;
+}
+
+bool plan_lock_parse(const char *key, enum plan_lock *out)
+{
+	for (size_t i = 0; i < sizeof(lock_table) / sizeof(lock_table[0]); i++) {
+		if (strcmp(key, lock_table[i].key) == 0) {
+			*out = (enum plan_lock)i;
+			return true;
+		}
+	}
+	return false;
 }
 
 const char *plan_hold_name(enum plan_hold h)
 {
-	static const char *const names[] = { "none", "writes", "all" };
+	return hold_names[h];
+}
 
-	return names[h];
+bool plan_hold_parse(const char *name, enum plan_hold *out)
+{
+	for (size_t i = 0; i < sizeof(hold_names) / sizeof(hold_names[0]); i++) {
+		if (strcmp(name, hold_names[i]) == 0) {
+			*out = (enum plan_hold)i;
+			return true;
+		}
+	}
+	return false;
 }
 
 const char *plan_step_kind_name(enum step_kind k)

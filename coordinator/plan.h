@@ -1,5 +1,5 @@
 /*
- * A migration plan (DESIGN.md §4.2): the input statements, what each one
+ * A migration plan (docs/architecture.md, input): the input statements, what each one
  * asks for (a constraint added, dropped or replaced; an index), and the safe
  * steps that carry it out, each with its phase, its SQL (every identifier
  * quoted), the lock it takes and the hold it needs. Built by rules.c from
@@ -116,14 +116,26 @@ struct plan {
 
 void plan_free(struct plan *p);
 
+/* Names for people, the JSON plan and the journal (the journal's lock names: plan_lock_key). */
 const char *plan_phase_name(enum plan_phase p);
-const char *plan_lock_name(enum plan_lock l);
-const char *plan_hold_name(enum plan_hold h);
+const char *plan_lock_name(enum plan_lock l); /* "SHARE ROW EXCLUSIVE": people, the JSON plan */
+const char *plan_hold_name(enum plan_hold h); /* "none", "writes", "all": also the admin API's modes */
 const char *plan_step_kind_name(enum step_kind k);
 const char *con_type_name(enum con_type t);
+/* The journal's name of a lock: "none", "share_update_exclusive", "share_row_exclusive", "access_exclusive". */
+const char *plan_lock_key(enum plan_lock l);
 /* The names back (as the journal stores them); false for an unknown name. */
 bool plan_phase_parse(const char *name, enum plan_phase *out);
 bool plan_step_kind_parse(const char *name, enum step_kind *out);
+bool plan_lock_parse(const char *key, enum plan_lock *out);
+bool plan_hold_parse(const char *name, enum plan_hold *out);
+
+/*
+ * The pg_locks modes (pg_locks.mode: "RowExclusiveLock", ...) that 'l'
+ * conflicts with, comma-separated ("" for LOCK_NONE): a statement taking
+ * 'l' waits for a granted lock in one of them.
+ */
+const char *plan_lock_conflicts(enum plan_lock l);
 
 /* The plan as JSON (plan --format json, and the journal's copy). The caller deletes it. */
 struct cJSON *plan_to_json(const struct plan *p);

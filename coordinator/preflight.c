@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog.h"
 #include "proxyctl.h"
+#include "xalloc.h"
 
 #define CHECK_TIMEOUT "60s"
 #define SAMPLES 5
@@ -31,13 +33,11 @@ static void add(struct preflight *pf, enum finding_level level, const char *chec
 static void add(struct preflight *pf, enum finding_level level, const char *check, const char *subject,
 		long long count, const char *detail, const char *hint, const char *fmt, ...)
 {
-	struct finding *f, *grown = realloc(pf->findings, (size_t)(pf->n + 1) * sizeof(*grown));
+	struct finding *f;
 	char msg[1024];
 	va_list ap;
 
-	if (!grown)
-		return;
-	pf->findings = grown;
+	pf->findings = xrealloc(pf->findings, (size_t)(pf->n + 1) * sizeof(*pf->findings));
 	f = &pf->findings[pf->n++];
 	memset(f, 0, sizeof(*f));
 	va_start(ap, fmt);
@@ -46,9 +46,9 @@ static void add(struct preflight *pf, enum finding_level level, const char *chec
 	f->level = level;
 	snprintf(f->check, sizeof(f->check), "%s", check);
 	snprintf(f->subject, sizeof(f->subject), "%s", subject);
-	f->message = strdup(msg);
-	f->detail = detail ? strdup(detail) : NULL;
-	f->hint = hint ? strdup(hint) : NULL;
+	f->message = xstrdup(msg);
+	f->detail = detail ? xstrdup(detail) : NULL;
+	f->hint = hint ? xstrdup(hint) : NULL;
 	f->count = count;
 	pf->errors += level == FINDING_ERROR;
 	pf->warnings += level == FINDING_WARNING;
@@ -75,26 +75,17 @@ static void array_literal(const char (*names)[PLAN_NAME_MAX], int n, char *out, 
 	out[k] = '\0';
 }
 
-/* The table's oid and its name as PostgreSQL quotes it; false when it does not exist. */
+/* The table's oid and its name as PostgreSQL quotes it; false when it does not exist or is no table. */
 static bool table_oid(PGconn *c, const struct qname *q, char *oid, size_t oidcap, char *reg, size_t regcap)
 {
-	const char *params[2] = { q->schema, q->name };
+	struct catalog_relation rel;
 	struct db_error err;
-	PGresult *r = db_query(c,
-			       "SELECT c.oid, c.oid::regclass::text FROM pg_class c JOIN pg_namespace ns ON "
-			       "ns.oid = c.relnamespace "
-			       "WHERE c.relname = $2 AND c.relkind IN ('r', 'p') AND CASE WHEN $1 = '' THEN "
-			       "pg_table_is_visible(c.oid) "
-			       "ELSE ns.nspname = $1 END",
-			       2, params, &err);
-	bool found = r && PQntuples(r) == 1;
 
-	if (found) {
-		snprintf(oid, oidcap, "%s", PQgetvalue(r, 0, 0));
-		snprintf(reg, regcap, "%s", PQgetvalue(r, 0, 1));
-	}
-	PQclear(r);
-	return found;
+	if (catalog_relation(c, q, &rel, &err) != CATALOG_FOUND || (rel.relkind != 'r' && rel.relkind != 'p'))
+		return false;
+	snprintf(oid, oidcap, "%s", rel.oid);
+	snprintf(reg, regcap, "%s", rel.regclass);
+	return true;
 }
 
 /*
@@ -457,8 +448,8 @@ bool preflight_run(PGconn *c, const struct plan *p, const struct options *o, str
 	size_t k = 1;
 
 	memset(out, 0, sizeof(*out));
-	out->rows_to_validate = calloc((size_t)p->n_constraints + 1, sizeof(*out->rows_to_validate));
-	if (!out->rows_to_validate || !db_exec(c, "SET statement_timeout = '" CHECK_TIMEOUT "'", err))
+	out->rows_to_validate = xcalloc((size_t)p->n_constraints + 1, sizeof(*out->rows_to_validate));
+	if (!db_exec(c, "SET statement_timeout = '" CHECK_TIMEOUT "'", err))
 		return false;
 	for (int i = 0; i < p->n_constraints; i++) {
 		const struct plan_constraint *con = &p->constraints[i];
@@ -517,7 +508,7 @@ cJSON *preflight_to_json(const struct preflight *pf)
 		cJSON_AddStringToObject(o, "level", finding_level_name(f->level));
 		cJSON_AddStringToObject(o, "check", f->check);
 		cJSON_AddStringToObject(o, "subject", f->subject);
-		cJSON_AddStringToObject(o, "message", f->message ? f->message : "");
+		cJSON_AddStringToObject(o, "message", f->message);
 		if (f->detail)
 			cJSON_AddStringToObject(o, "detail", f->detail);
 		if (f->hint)

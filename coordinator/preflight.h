@@ -1,5 +1,5 @@
 /*
- * Preflight (DESIGN.md §4.4 step 2): read-only checks of a plan against
+ * Preflight (docs/architecture.md, apply step 2): read-only checks of a plan against
  * the database, each under a statement_timeout. Errors refuse the migration
  * (exit 1, nothing changed); warnings are shown and the migration goes on.
  */

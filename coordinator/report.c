@@ -24,8 +24,7 @@ static void json_line(cJSON *o)
 {
 	char *text = cJSON_PrintUnformatted(o);
 
-	if (text)
-		printf("%s\n", text);
+	printf("%s\n", text);
 	free(text);
 	cJSON_Delete(o);
 }

@@ -1,5 +1,5 @@
 /*
- * How the coordinator talks to people and pipelines (DESIGN.md §4.1): text
+ * How the coordinator talks to people and pipelines (docs/architecture.md, the CLI): text
  * with error / detail / hint for every refusal, a live progress line on a
  * terminal; or, with --format json, one JSON document (plan) or one JSON
  * object per line per event (apply). Exit codes live here too.

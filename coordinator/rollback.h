@@ -1,5 +1,5 @@
 /*
- * Rolling a migration back (DESIGN.md §4.4 step 10): through the same hold
+ * Rolling a migration back (docs/architecture.md, apply step 10): through the same hold
  * path as the cutover, drop what the migration added (its constraints, the
  * helper CHECKs, NOT NULL it set) and restore every prior constraint the
  * journal snapshotted that is gone or changed, with the same name and a

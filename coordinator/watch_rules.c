@@ -380,21 +380,20 @@ static bool valid_count(const cJSON *v)
 	return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= (double)MAX_COUNT;
 }
 
-/* Adds number 'v' into out[key], creating it. False only when out of memory. */
-static bool add_number(cJSON *out, const char *key, double v)
+/* Adds number 'v' into out[key], creating it. */
+static void add_number(cJSON *out, const char *key, double v)
 {
 	cJSON *have = cJSON_GetObjectItemCaseSensitive(out, key);
 
-	if (have) {
+	if (have)
 		cJSON_SetNumberValue(have, have->valuedouble + v);
-		return true;
-	}
-	return cJSON_AddNumberToObject(out, key, v) != NULL;
+	else
+		cJSON_AddNumberToObject(out, key, v);
 }
 
 static const char *const sum_maps[] = { "by_sqlstate", "by_table", "by_constraint" };
 
-/* Adds one answer into 'sum'; false with 'err' filled when it is malformed or memory ran out. */
+/* Adds one answer into 'sum'; false with 'err' filled when it is malformed. */
 static bool sum_one(cJSON *sum, const cJSON *a, int index, char *err, size_t errlen)
 {
 	static const char *const counts[] = { "statements", "errors" };
@@ -412,8 +411,8 @@ static bool sum_one(cJSON *sum, const cJSON *a, int index, char *err, size_t err
 			 (int)ws->valuedouble, (int)sum_ws->valuedouble);
 		return false;
 	}
-	if (!sum_ws && !cJSON_AddNumberToObject(sum, "window_s", ws->valuedouble))
-		goto oom;
+	if (!sum_ws)
+		cJSON_AddNumberToObject(sum, "window_s", ws->valuedouble);
 	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(a, counts[i]);
 
@@ -421,8 +420,7 @@ static bool sum_one(cJSON *sum, const cJSON *a, int index, char *err, size_t err
 			snprintf(err, errlen, "/errors answer %d: \"%s\" is not a count", index, counts[i]);
 			return false;
 		}
-		if (!add_number(sum, counts[i], v->valuedouble))
-			goto oom;
+		add_number(sum, counts[i], v->valuedouble);
 	}
 	for (size_t i = 0; i < sizeof(sum_maps) / sizeof(sum_maps[0]); i++) {
 		const cJSON *map = cJSON_GetObjectItemCaseSensitive(a, sum_maps[i]);
@@ -441,14 +439,10 @@ static bool sum_one(cJSON *sum, const cJSON *a, int index, char *err, size_t err
 					 sum_maps[i], v->string);
 				return false;
 			}
-			if (!add_number(into, v->string, v->valuedouble))
-				goto oom;
+			add_number(into, v->string, v->valuedouble);
 		}
 	}
 	return true;
-oom:
-	snprintf(err, errlen, "out of memory summing /errors answers");
-	return false;
 }
 
 cJSON *watch_errors_sum(const cJSON *const *answers, int n, char *err, size_t errlen)
@@ -457,11 +451,8 @@ cJSON *watch_errors_sum(const cJSON *const *answers, int n, char *err, size_t er
 
 	if (errlen)
 		err[0] = '\0';
-	if (!sum)
-		goto oom;
 	for (size_t i = 0; i < sizeof(sum_maps) / sizeof(sum_maps[0]); i++)
-		if (!cJSON_AddObjectToObject(sum, sum_maps[i]))
-			goto oom;
+		cJSON_AddObjectToObject(sum, sum_maps[i]);
 	if (n < 1) {
 		snprintf(err, errlen, "no /errors answers to sum");
 		goto fail;
@@ -470,8 +461,6 @@ cJSON *watch_errors_sum(const cJSON *const *answers, int n, char *err, size_t er
 		if (!sum_one(sum, answers[i], i, err, errlen))
 			goto fail;
 	return sum;
-oom:
-	snprintf(err, errlen, "out of memory summing /errors answers");
 fail:
 	cJSON_Delete(sum);
 	return NULL;

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "textscan.h"
+#include "xalloc.h"
 
 #define DAY_S 86400
 #define ALL_DAYS 0x7fu
@@ -368,11 +369,8 @@ static void zone_enter(const struct window *w, struct zone_scope *s)
 	if (!s->switched)
 		return;
 	old = getenv("TZ");
-	if (old) {
-		s->saved = strdup(old);
-		if (!s->saved)
-			abort(); /* defensive: the CLI dies on allocation failure */
-	}
+	if (old)
+		s->saved = xstrdup(old);
 	/* ":path" names the zone file itself: the file window_parse checked, whatever TZDIR says. */
 	snprintf(tz, sizeof(tz), ":%s/%s", WINDOW_ZONEINFO_DIR, w->zone);
 	setenv("TZ", tz, 1);

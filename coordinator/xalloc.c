@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "report.h"
 #include "xalloc.h"
 
@@ -42,6 +44,13 @@ char *xstrdup(const char *s)
 char *xstrndup(const char *s, size_t n)
 {
 	return check(strndup(s, n));
+}
+
+void xalloc_init(void)
+{
+	cJSON_Hooks hooks = { .malloc_fn = xmalloc, .free_fn = free };
+
+	cJSON_InitHooks(&hooks);
 }
 
 char *xasprintf(const char *fmt, ...)

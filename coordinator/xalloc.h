@@ -18,4 +18,11 @@ char *xstrdup(const char *s) __attribute__((malloc, returns_nonnull));
 char *xstrndup(const char *s, size_t n) __attribute__((malloc, returns_nonnull));
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2), malloc, returns_nonnull));
 
+/*
+ * Makes cJSON allocate with xmalloc too, so cJSON_Create*, cJSON_Add*ToObject
+ * and cJSON_Print* never return NULL for want of memory. Called once, first
+ * thing, by the coordinator's main().
+ */
+void xalloc_init(void);
+
 #endif

@@ -339,3 +339,35 @@ def test_rollback_drops_indexes_the_migration_built_but_not_older_ones(pg, db, t
     pgvalve("recover", "--rollback", pg=pg, check=3)
     assert db.execute("SELECT to_regclass('comments_submission_idx')").fetchone()[0] is None
     assert db.execute("SELECT to_regclass('older_idx')").fetchone()[0] is not None
+
+
+# --------------------------------------------------------------------------- journal format
+
+def test_a_journal_with_numbered_locks_is_upgraded_and_resumed(pg, db, tmp_path):
+    """An earlier pgvalve stored each step's lock and hold as numbers: a migration it left waiting
+    for its cutover is resumed by this one with the right locks, and the journal now names them."""
+    path = write_file(tmp_path, "fk.sql", fk_migration(FKS[:2]))
+    plan = json.loads(pgvalve("plan", path, "--format", "json", pg=pg).out)
+    r = pgvalve("apply", path, "--watch", "0", pg=pg, env={"PGVALVE_TEST_KILL_AT": "prepared"})
+    assert r.rc == -9, r
+    # The steps as the earlier version wrote them: each enum's number.
+    db.execute("""
+        ALTER TABLE pgvalve.steps
+          ALTER COLUMN lock DROP DEFAULT,
+          ALTER COLUMN lock TYPE int USING (array_position(
+            ARRAY['none', 'share_update_exclusive', 'share_row_exclusive', 'access_exclusive'], lock) - 1),
+          ALTER COLUMN lock SET DEFAULT 0,
+          ALTER COLUMN hold DROP DEFAULT,
+          ALTER COLUMN hold TYPE int USING (array_position(ARRAY['none', 'writes', 'all'], hold) - 1),
+          ALTER COLUMN hold SET DEFAULT 0""")
+    assert db.execute("SELECT count(*) FROM pgvalve.steps WHERE lock = 2 AND hold = 1").fetchone()[0] == 2
+
+    r = pgvalve("recover", "--resume", pg=pg)
+    assert r.rc == 0, r
+    assert all(fk_state(db).values()) and len(fk_state(db)) == 2
+    steps = db.execute("SELECT lock, hold FROM pgvalve.steps ORDER BY seq").fetchall()
+    assert steps == [(s["lock"].lower().replace(" ", "_"), s["hold"]) for s in plan["steps"]]
+    assert {lock for lock, _ in steps} == {"share_row_exclusive", "share_update_exclusive"}
+    # status reads the upgraded journal too.
+    doc = json.loads(pgvalve("status", "--format", "json", pg=pg).out)
+    assert [m["state"] for m in doc["migrations"]] == ["committed"]
