@@ -38,13 +38,13 @@ void config_init_defaults(struct config *cfg)
 
 static bool fail(struct config_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* A message that is not about one key (files, JSON syntax). */
+/* A message that names its key itself, or none (files, JSON syntax): one line, as jsonval's. */
 static bool fail(struct config_error *err, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	jsonval_vfail(err->msg, sizeof(err->msg), NULL, fmt, ap);
 	va_end(ap);
 	return false;
 }
@@ -157,6 +157,8 @@ static bool parse_upstreams(struct config *cfg, const cJSON *root, struct config
 		if (cfg->n_upstreams == CONFIG_MAX_UPSTREAMS)
 			return fail(err, "\"upstreams\": at most %d upstreams", CONFIG_MAX_UPSTREAMS);
 		jsonval_join(path, sizeof(path), "upstreams", item->string);
+		if (config_upstream_index(cfg, item->string, NULL, 0) >= 0)
+			return fail(err, "\"%s\": given twice", path);
 		cfg->n_upstreams++;
 		if (!parse_upstream(item, path, item->string, &cfg->upstreams[cfg->n_upstreams - 1], err))
 			return false;

@@ -40,9 +40,8 @@ const char *jsonval_describe(const cJSON *v, char *buf, size_t cap)
 	return buf;
 }
 
-bool jsonval_fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
+bool jsonval_vfail(char *err, size_t errlen, const char *path, const char *fmt, va_list ap)
 {
-	va_list ap;
 	int n = 0;
 
 	if (errlen == 0)
@@ -51,17 +50,24 @@ bool jsonval_fail(char *err, size_t errlen, const char *path, const char *fmt, .
 		n = snprintf(err, errlen, "\"%.*s\": ", JSONVAL_PATH_MAX, path);
 	if (n < 0)
 		n = 0;
-	if ((size_t)n < errlen) {
-		va_start(ap, fmt);
+	if ((size_t)n < errlen)
 		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-		va_end(ap);
-	}
 	/* Keys and strings come from outside: one printable line whatever they hold. */
 	for (char *s = err; *s; s++)
 		if ((unsigned char)*s < 0x20 || *s == 0x7f)
 			*s = '?';
 	if (!err[0])
 		snprintf(err, errlen, "?"); /* defensive: never an empty message */
+	return false;
+}
+
+bool jsonval_fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	jsonval_vfail(err, errlen, path, fmt, ap);
+	va_end(ap);
 	return false;
 }
 
@@ -94,21 +100,27 @@ bool jsonval_known_keys(const cJSON *obj, const char *path, const char *const *k
 			size_t errlen)
 {
 	const cJSON *item;
+	uint64_t seen = 0;
 
 	if (!jsonval_object(obj, path, err, errlen))
 		return false;
 	cJSON_ArrayForEach(item, obj)
 	{
 		char full[JSONVAL_PATH_MAX], list[512];
-		bool ok = false;
+		int k = 0;
 
-		for (const char *const *k = known; *k && !ok; k++)
-			ok = strcmp(item->string, *k) == 0;
-		if (ok)
-			continue;
+		while (known[k] && strcmp(item->string, known[k]) != 0)
+			k++;
 		jsonval_join(full, sizeof(full), path, item->string);
-		join_names(list, sizeof(list), known, ", ");
-		return jsonval_fail(err, errlen, full, "unknown key (known: %s)", list);
+		if (!known[k]) {
+			join_names(list, sizeof(list), known, ", ");
+			return jsonval_fail(err, errlen, full, "unknown key (known: %s)", list);
+		}
+		/* A second copy would be ignored (lookups find the first): refuse it, as a typo. */
+		if (k < 64 && (seen & (uint64_t)1 << k))
+			return jsonval_fail(err, errlen, full, "given twice");
+		if (k < 64)
+			seen |= (uint64_t)1 << k;
 	}
 	return true;
 }

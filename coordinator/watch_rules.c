@@ -18,18 +18,26 @@
 
 /* ------------------------------------------------------------------ parsing */
 
-/* Takes the run of characters for which 'keep' holds (after blanks) into tok[cap]. */
-static void take(struct textscan *c, int (*keep)(int), char *tok, size_t cap)
+/*
+ * Takes the run of characters for which 'keep' holds (after blanks) into
+ * tok[cap]. False when the run did not fit: tok then holds its start, and
+ * the cursor is past the whole run.
+ */
+static bool take(struct textscan *c, int (*keep)(int), char *tok, size_t cap)
 {
 	size_t len = 0;
+	bool fits = true;
 
 	textscan_skip_blanks(c);
 	while (*c->p && keep((unsigned char)*c->p)) {
 		if (len + 1 < cap)
 			tok[len++] = *c->p;
+		else
+			fits = false;
 		c->p++;
 	}
 	tok[len] = '\0';
+	return fits;
 }
 
 static int is_word_char(int ch)
@@ -58,7 +66,7 @@ static bool accept_word(struct textscan *c, const char *word)
 	const char *save = c->p;
 	char tok[32];
 
-	take(c, is_word_char, tok, sizeof(tok));
+	(void)take(c, is_word_char, tok, sizeof(tok)); /* a cut word matches no keyword */
 	if (strcasecmp(tok, word) == 0)
 		return true;
 	c->p = save;
@@ -83,11 +91,13 @@ static bool parse_decimal(struct textscan *c, int decimals, const char *what, in
 	const char *dot;
 	int64_t v = 0;
 	int places = 0, int_digits = 0;
+	bool fits = take(c, is_number_char, tok, sizeof(tok));
 
-	take(c, is_number_char, tok, sizeof(tok));
 	dot = strchr(tok, '.');
 	if (!*tok)
 		return textscan_fail(c, "expected %s, found \"%s\"", what, rest(c));
+	if (!fits)
+		return textscan_fail(c, "\"%s…\" is too long for %s", tok, what);
 	if (tok[0] == '.' || (dot && (!dot[1] || strchr(dot + 1, '.'))))
 		return textscan_fail(c, "\"%s\" is not a number", tok);
 	for (const char *s = tok; *s; s++) {
@@ -95,16 +105,17 @@ static bool parse_decimal(struct textscan *c, int decimals, const char *what, in
 			continue;
 		if (dot && s > dot)
 			places++;
-		else
-			int_digits++;
-		v = v * 10 + (*s - '0');
+		else if (v > 0 || *s != '0')
+			int_digits++; /* significant digits: leading zeros do not count */
+		/* Checked before the digit is taken in, so v stays below 10^(12 + decimals). */
 		if (int_digits > 12)
 			return textscan_fail(c, "\"%s\" is too large for %s", tok, what);
-	}
-	if (places > decimals) {
-		if (decimals == 0)
-			return textscan_fail(c, "\"%s\" is not a whole number (%s)", tok, what);
-		return textscan_fail(c, "\"%s\" has more than %d decimals (%s)", tok, decimals, what);
+		if (places > decimals) {
+			if (decimals == 0)
+				return textscan_fail(c, "\"%s\" is not a whole number (%s)", tok, what);
+			return textscan_fail(c, "\"%s\" has more than %d decimals (%s)", tok, decimals, what);
+		}
+		v = v * 10 + (*s - '0');
 	}
 	for (; places < decimals; places++)
 		v *= 10;
@@ -176,7 +187,7 @@ static bool parse_sqlstate(struct textscan *c, struct watch_rule *r)
 	r->kind = WATCH_SQLSTATE_COUNT;
 	if (!accept(c, '{') || !accept_word(c, "sqlstate") || !accept(c, '='))
 		return textscan_fail(c, "expected \"{sqlstate=XXXXX}\" after \"errors\"");
-	take(c, is_sqlstate_char, code, sizeof(code));
+	(void)take(c, is_sqlstate_char, code, sizeof(code)); /* cut: not 5 long */
 	if (strlen(code) != 5)
 		return textscan_fail(c, "\"%s\" is not a SQLSTATE (5 characters, 0-9 and A-Z)", code);
 	for (int i = 0; i < 5; i++)
@@ -232,7 +243,7 @@ bool watch_rule_parse(const char *text, struct watch_rule *out, char *err, size_
 	textscan_skip_blanks(&c);
 	if (!*c.p)
 		return textscan_fail(&c, "empty; expected %s", RULE_FORMS);
-	take(&c, is_word_char, subject, sizeof(subject));
+	(void)take(&c, is_word_char, subject, sizeof(subject)); /* cut: no subject */
 	if (strcasecmp(subject, "constraint_violations") == 0)
 		ok = parse_violations(&c, out);
 	else if (strcasecmp(subject, "errors") == 0)

@@ -19,6 +19,7 @@
 #define PGVALVE_JSONVAL_H
 
 #include <cjson/cJSON.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,14 +40,18 @@ const char *jsonval_describe(const cJSON *v, char *buf, size_t cap);
  */
 bool jsonval_fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+bool jsonval_vfail(char *err, size_t errlen, const char *path, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
 
 /* 'v' is an object; else '"<path>": expected an object, got ...'. */
 bool jsonval_object(const cJSON *v, const char *path, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 /*
- * 'obj' is an object whose every key is one of 'known' (NULL-terminated);
- * else the first stranger: '"<path>.<key>": unknown key (known: a, b, c)'.
+ * 'obj' is an object whose every key is one of 'known' (NULL-terminated, at
+ * most 64 of them checked for repeats), each at most once; else the first
+ * stranger, '"<path>.<key>": unknown key (known: a, b, c)', or repeat,
+ * '"<path>.<key>": given twice'.
  */
 bool jsonval_known_keys(const cJSON *obj, const char *path, const char *const *known, char *err,
 			size_t errlen) __attribute__((warn_unused_result));
