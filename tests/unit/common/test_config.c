@@ -369,7 +369,10 @@ static const struct {
 	{ "{\"log\": {\"level\": 2}}", "\"log.level\"", "debug, info, warn, error, got 2" },
 	{ "{\"log\": {\"format\": \"xml\"}}", "\"log.format\"", "expected one of text, json, got \"xml\"" },
 	{ "{\"log\": \"debug\"}", "\"log\"", "expected an object" },
-	/* unknown keys, top level and nested */
+	/* unknown keys, top level and nested; keys given twice (a lookup would see only the first) */
+	{ "{\"workers\": 1, \"workers\": 300}", "\"workers\"", "given twice" },
+	{ "{\"upstream\": {\"port\": 1, \"port\": 2}}", "\"upstream.port\"", "given twice" },
+	{ "{\"upstreams\": {\"a\": {}, \"a\": {}}}", "\"upstreams.a\"", "given twice" },
 	{ "{\"wokers\": 2}", "\"wokers\"", "unknown key" },
 	{ "{\"upstream\": {}, \"Listen\": {}}", "\"Listen\"", "unknown key" },
 	{ "{\"limits\": {\"max_clinets\": 5}}", "\"limits.max_clinets\"",
