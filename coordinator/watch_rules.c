@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "pgvalve/admin_api.h"
 #include "textscan.h"
 
 #define MAX_COUNT ((int64_t)1 << 53) /* counts arrive as JSON numbers (doubles) */
@@ -403,14 +404,12 @@ static bool add_number(cJSON *out, const char *key, double v)
 	return cJSON_AddNumberToObject(out, key, v) != NULL;
 }
 
-static const char *const sum_maps[] = { "by_sqlstate", "by_table", "by_constraint" };
-
 /* Adds one answer into 'sum'; false with 'err' filled when it is malformed or memory ran out. */
 static bool sum_one(cJSON *sum, const cJSON *a, int index, char *err, size_t errlen)
 {
-	static const char *const counts[] = { "statements", "errors" };
-	const cJSON *ws = cJSON_GetObjectItemCaseSensitive(a, "window_s");
-	const cJSON *sum_ws = cJSON_GetObjectItemCaseSensitive(sum, "window_s");
+	static const char *const counts[] = { ADMIN_ERRORS_STATEMENTS, ADMIN_ERRORS_ERRORS };
+	const cJSON *ws = cJSON_GetObjectItemCaseSensitive(a, ADMIN_ERRORS_WINDOW_S);
+	const cJSON *sum_ws = cJSON_GetObjectItemCaseSensitive(sum, ADMIN_ERRORS_WINDOW_S);
 
 	if (!cJSON_IsObject(a) || !cJSON_IsNumber(ws) || ws->valuedouble < 1 ||
 	    ws->valuedouble > WATCH_MAX_SPAN_S || ws->valuedouble != (int)ws->valuedouble) {
@@ -423,7 +422,7 @@ static bool sum_one(cJSON *sum, const cJSON *a, int index, char *err, size_t err
 			 (int)ws->valuedouble, (int)sum_ws->valuedouble);
 		return false;
 	}
-	if (!sum_ws && !cJSON_AddNumberToObject(sum, "window_s", ws->valuedouble))
+	if (!sum_ws && !cJSON_AddNumberToObject(sum, ADMIN_ERRORS_WINDOW_S, ws->valuedouble))
 		goto oom;
 	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(a, counts[i]);
@@ -435,21 +434,21 @@ static bool sum_one(cJSON *sum, const cJSON *a, int index, char *err, size_t err
 		if (!add_number(sum, counts[i], v->valuedouble))
 			goto oom;
 	}
-	for (size_t i = 0; i < sizeof(sum_maps) / sizeof(sum_maps[0]); i++) {
-		const cJSON *map = cJSON_GetObjectItemCaseSensitive(a, sum_maps[i]);
-		cJSON *into = cJSON_GetObjectItemCaseSensitive(sum, sum_maps[i]);
+	for (int i = 0; i < ADMIN_ERRORS_GROUPS; i++) {
+		const cJSON *map = cJSON_GetObjectItemCaseSensitive(a, admin_errors_groups[i]);
+		cJSON *into = cJSON_GetObjectItemCaseSensitive(sum, admin_errors_groups[i]);
 		const cJSON *v;
 
 		if (map && !cJSON_IsObject(map)) {
 			snprintf(err, errlen, "/errors answer %d: \"%s\" is not an object", index,
-				 sum_maps[i]);
+				 admin_errors_groups[i]);
 			return false;
 		}
 		cJSON_ArrayForEach(v, map)
 		{
 			if (!valid_count(v)) {
 				snprintf(err, errlen, "/errors answer %d: \"%s.%s\" is not a count", index,
-					 sum_maps[i], v->string);
+					 admin_errors_groups[i], v->string);
 				return false;
 			}
 			if (!add_number(into, v->string, v->valuedouble))
@@ -470,8 +469,8 @@ cJSON *watch_errors_sum(const cJSON *const *answers, int n, char *err, size_t er
 		err[0] = '\0';
 	if (!sum)
 		goto oom;
-	for (size_t i = 0; i < sizeof(sum_maps) / sizeof(sum_maps[0]); i++)
-		if (!cJSON_AddObjectToObject(sum, sum_maps[i]))
+	for (int i = 0; i < ADMIN_ERRORS_GROUPS; i++)
+		if (!cJSON_AddObjectToObject(sum, admin_errors_groups[i]))
 			goto oom;
 	if (n < 1) {
 		snprintf(err, errlen, "no /errors answers to sum");
@@ -517,7 +516,7 @@ static int64_t add_sat(int64_t a, int64_t b)
 static const cJSON *answer_for(const struct watch_input *in, int span)
 {
 	for (int i = 0; i < in->n_answers; i++) {
-		const cJSON *ws = cJSON_GetObjectItemCaseSensitive(in->answers[i], "window_s");
+		const cJSON *ws = cJSON_GetObjectItemCaseSensitive(in->answers[i], ADMIN_ERRORS_WINDOW_S);
 
 		if (cJSON_IsNumber(ws) && ws->valuedouble == span)
 			return in->answers[i];
@@ -540,7 +539,7 @@ static void append_span(char *out, size_t cap, size_t *len, const struct watch_i
  */
 static int64_t violations(const struct watch_input *in, const cJSON *a, char *names, size_t cap)
 {
-	const cJSON *by = cJSON_GetObjectItemCaseSensitive(a, "by_constraint");
+	const cJSON *by = cJSON_GetObjectItemCaseSensitive(a, admin_errors_groups[ADMIN_BY_CONSTRAINT]);
 	int64_t total = 0;
 	size_t len = 0;
 
@@ -580,7 +579,7 @@ static bool rule_trips(const struct watch_rule *r, const cJSON *a, int span, con
 	switch (r->kind) {
 	case WATCH_VIOLATION_SHARE: {
 		int64_t v = violations(in, a, names, sizeof(names));
-		int64_t statements = count_of(a, "statements");
+		int64_t statements = count_of(a, ADMIN_ERRORS_STATEMENTS);
 
 		/* No statements: no share to speak of (the count rules still see violations). */
 		if (statements == 0 || mul_sat(v, 1000000) <= mul_sat(r->share_ppm, statements))
@@ -601,7 +600,9 @@ static bool rule_trips(const struct watch_rule *r, const cJSON *a, int span, con
 		return true;
 	}
 	case WATCH_SQLSTATE_COUNT: {
-		int64_t v = count_of(cJSON_GetObjectItemCaseSensitive(a, "by_sqlstate"), r->sqlstate);
+		int64_t v = count_of(
+			cJSON_GetObjectItemCaseSensitive(a, admin_errors_groups[ADMIN_BY_SQLSTATE]),
+			r->sqlstate);
 
 		if (v <= r->count)
 			return false;
@@ -611,9 +612,9 @@ static bool rule_trips(const struct watch_rule *r, const cJSON *a, int span, con
 	}
 	case WATCH_ERROR_RATE: {
 		/* errors/span > K * b_errors/b_span + R, times span * b_span * 1000, in integers. */
-		int64_t errors = count_of(a, "errors");
-		int64_t b_span = in->baseline ? count_of(in->baseline, "window_s") : 0;
-		int64_t b_errors = b_span ? count_of(in->baseline, "errors") : 0;
+		int64_t errors = count_of(a, ADMIN_ERRORS_ERRORS);
+		int64_t b_span = in->baseline ? count_of(in->baseline, ADMIN_ERRORS_WINDOW_S) : 0;
+		int64_t b_errors = b_span ? count_of(in->baseline, ADMIN_ERRORS_ERRORS) : 0;
 		double base_rate = b_span ? (double)b_errors / (double)b_span : 0;
 		int64_t lhs, rhs;
 
