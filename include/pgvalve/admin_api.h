@@ -59,7 +59,12 @@ extern const char *const admin_hold_on_timeouts[]; /* "release", "reject" */
 #define ADMIN_HOLD_ID_MAX 64 /* with the terminating NUL */
 bool admin_hold_id_valid(const char *id);
 
-/* POST /holds answer (201). */
+/* GET /holds answer: {"holds": [hold, ...]}, each hold described with the body keys. */
+#define ADMIN_HOLDS_LIST "holds"
+/* DELETE /holds/{id} answer: {"released": id}. */
+#define ADMIN_HOLD_RELEASED "released"
+
+/* POST /holds answer (201): {id, parked, in_transaction, in_transaction_pids, lease_ms}. */
 #define ADMIN_HOLD_PARKED "parked"
 #define ADMIN_HOLD_IN_TRANSACTION "in_transaction"
 #define ADMIN_HOLD_IN_TRANSACTION_PIDS "in_transaction_pids"
