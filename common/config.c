@@ -1,12 +1,14 @@
 /*
- * JSON configuration for pgvalve-proxy. Walks the document with cJSON, checks
- * every key against the schema below, and reports the first problem as
- * '"dotted.key": expected X, got Y'. Unknown keys are errors: a typo must not
- * silently fall back to a default.
+ * JSON configuration for pgvalve-proxy: the schema (which keys, which ranges,
+ * which defaults) and the rules between keys. Each value is checked with
+ * jsonval.h, so the first problem reads '"dotted.key": expected X, got Y'.
+ * Unknown keys are errors: a typo must not silently fall back to a default.
+ * Resolving hosts and reading the files named here is the proxy's business.
  */
 #include "pgvalve/config.h"
 
 #include "pgvalve/classify.h"
+#include "pgvalve/jsonval.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -36,137 +38,64 @@ void config_init_defaults(struct config *cfg)
 
 static bool fail(struct config_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A message that names its key itself, or none (files, JSON syntax): one line, as jsonval's. */
 static bool fail(struct config_error *err, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	jsonval_vfail(err->msg, sizeof(err->msg), NULL, fmt, ap);
 	va_end(ap);
 	return false;
 }
 
-/* A short rendering of a JSON value for error messages. */
-static const char *describe(const cJSON *v, char *buf, size_t cap)
-{
-	if (cJSON_IsString(v))
-		snprintf(buf, cap, "\"%.60s\"", v->valuestring);
-	else if (cJSON_IsNumber(v) && v->valuedouble > -9e15 && v->valuedouble < 9e15 &&
-		 v->valuedouble == (double)(long long)v->valuedouble)
-		snprintf(buf, cap, "%lld", (long long)v->valuedouble);
-	else if (cJSON_IsNumber(v))
-		snprintf(buf, cap, "%g", v->valuedouble);
-	else if (cJSON_IsBool(v))
-		snprintf(buf, cap, "%s", cJSON_IsTrue(v) ? "true" : "false");
-	else if (cJSON_IsNull(v))
-		snprintf(buf, cap, "null");
-	else if (cJSON_IsArray(v))
-		snprintf(buf, cap, "an array");
-	else
-		snprintf(buf, cap, "an object");
-	return buf;
-}
+/* The names of enum sslmode, enum log_level and enum log_format, in enum order. */
+static const char *const sslmode_names[] = { "disable", "prefer", "require", "verify-full", NULL };
+static const char *const log_level_names[] = { "debug", "info", "warn", "error", NULL };
+static const char *const log_format_names[] = { "text", "json", NULL };
 
-static void join(char *out, size_t cap, const char *path, const char *key)
+/* obj[key], if present, is an object whose keys are all in 'keys'. */
+static bool section(const cJSON *v, const char *path, const char *const *keys, struct config_error *err)
 {
-	if (path[0])
-		snprintf(out, cap, "%s.%s", path, key);
-	else
-		snprintf(out, cap, "%s", key);
+	return jsonval_known_keys(v, path, keys, err->msg, sizeof(err->msg));
 }
 
 /* A string or null: optional paths and names. */
-#define get_str(obj, path, key, out, err) get_string(obj, path, key, true, out, err)
-/* A string that must be present if the key is: hosts, modes, levels. */
-#define get_required_str(obj, path, key, out, err) get_string(obj, path, key, false, out, err)
-
-static bool check_keys(const cJSON *obj, const char *path, const char *const *allowed,
-		       struct config_error *err)
+static bool get_str(const cJSON *obj, const char *path, const char *key, char **out, struct config_error *err)
 {
-	const cJSON *item;
-
-	cJSON_ArrayForEach(item, obj)
-	{
-		bool ok = false;
-		char full[256];
-
-		for (const char *const *a = allowed; *a; a++)
-			ok |= strcmp(item->string, *a) == 0;
-		if (!ok) {
-			join(full, sizeof(full), path, item->string);
-			return fail(err, "\"%s\": unknown key", full);
-		}
-	}
-	return true;
+	return jsonval_string(obj, path, key, JSONVAL_NULLABLE, out, err->msg, sizeof(err->msg));
 }
 
-static bool want_object(const cJSON *v, const char *path, struct config_error *err)
+/* A string that must be present if the key is: hosts. */
+static bool get_required_str(const cJSON *obj, const char *path, const char *key, char **out,
+			     struct config_error *err)
 {
-	char got[80];
-
-	if (!cJSON_IsObject(v))
-		return fail(err, "\"%s\": expected an object, got %s", path, describe(v, got, sizeof(got)));
-	return true;
+	return jsonval_string(obj, path, key, 0, out, err->msg, sizeof(err->msg));
 }
 
 static bool get_int(const cJSON *obj, const char *path, const char *key, int64_t min, int64_t max,
 		    int64_t *out, struct config_error *err)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-	char full[256], got[80];
-
-	if (!v)
-		return true;
-	join(full, sizeof(full), path, key);
-	/* Range first: casting a double outside int64's range is undefined. */
-	if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)min && v->valuedouble <= (double)max) ||
-	    v->valuedouble != (double)(int64_t)v->valuedouble)
-		return fail(err, "\"%s\": expected an integer from %lld to %lld, got %s", full,
-			    (long long)min, (long long)max, describe(v, got, sizeof(got)));
-	*out = (int64_t)v->valuedouble;
-	return true;
+	return jsonval_int(obj, path, key, min, max, out, err->msg, sizeof(err->msg));
 }
 
-static bool get_int32(const cJSON *obj, const char *path, const char *key, int64_t min, int64_t max, int *out,
+static bool get_int32(const cJSON *obj, const char *path, const char *key, int min, int max, int *out,
 		      struct config_error *err)
 {
-	int64_t v = *out;
-
-	if (!get_int(obj, path, key, min, max, &v, err))
-		return false;
-	*out = (int)v;
-	return true;
+	return jsonval_int32(obj, path, key, min, max, out, err->msg, sizeof(err->msg));
 }
 
-/* A non-empty string; with 'nullable', null is accepted and leaves *out NULL. */
-static bool get_string(const cJSON *obj, const char *path, const char *key, bool nullable, char **out,
-		       struct config_error *err)
+/* One of 'names' (enum order) into *out, which keeps its value when the key is absent. */
+static bool get_enum(const cJSON *obj, const char *path, const char *key, const char *const *names, int *out,
+		     struct config_error *err)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-	char full[256], got[80];
-
-	if (!v)
-		return true;
-	if (nullable && cJSON_IsNull(v)) {
-		free(*out);
-		*out = NULL;
-		return true;
-	}
-	join(full, sizeof(full), path, key);
-	if (!cJSON_IsString(v) || v->valuestring[0] == '\0')
-		return fail(err, "\"%s\": expected a non-empty string, got %s", full,
-			    describe(v, got, sizeof(got)));
-	free(*out);
-	*out = strdup(v->valuestring);
-	return true;
+	return jsonval_enum(obj, path, key, names, out, err->msg, sizeof(err->msg));
 }
 
 bool config_sslmode_parse(const char *s, enum sslmode *out)
 {
-	static const char *const names[] = { "disable", "prefer", "require", "verify-full" };
-
-	for (int i = 0; i < 4; i++) {
-		if (strcmp(s, names[i]) == 0) {
+	for (int i = 0; sslmode_names[i]; i++) {
+		if (strcmp(s, sslmode_names[i]) == 0) {
 			*out = (enum sslmode)i;
 			return true;
 		}
@@ -176,39 +105,29 @@ bool config_sslmode_parse(const char *s, enum sslmode *out)
 
 const char *config_sslmode_name(enum sslmode m)
 {
-	static const char *const names[] = { "disable", "prefer", "require", "verify-full" };
-
-	return names[m];
+	return sslmode_names[m];
 }
 
 static bool parse_upstream(const cJSON *v, const char *path, const char *name, struct config_upstream *up,
 			   struct config_error *err)
 {
 	static const char *const keys[] = { "host", "port", "sslmode", "sslrootcert", NULL };
-	char *mode = NULL;
-	int64_t port = 5432;
+	int mode = SSLMODE_PREFER;
 
-	if (!want_object(v, path, err) || !check_keys(v, path, keys, err))
+	if (!section(v, path, keys, err))
 		return false;
 	up->name = strdup(name);
 	up->host = strdup("127.0.0.1");
 	up->port = 5432;
 	up->sslmode = SSLMODE_PREFER;
+	if (!up->name || !up->host)
+		return fail(err, "out of memory");
 	if (!get_required_str(v, path, "host", &up->host, err) ||
-	    !get_int(v, path, "port", 1, 65535, &port, err) ||
-	    !get_required_str(v, path, "sslmode", &mode, err) ||
-	    !get_str(v, path, "sslrootcert", &up->sslrootcert, err)) {
-		free(mode);
+	    !get_int32(v, path, "port", 1, 65535, &up->port, err) ||
+	    !get_enum(v, path, "sslmode", sslmode_names, &mode, err) ||
+	    !get_str(v, path, "sslrootcert", &up->sslrootcert, err))
 		return false;
-	}
-	up->port = (int)port;
-	if (mode && !config_sslmode_parse(mode, &up->sslmode)) {
-		fail(err, "\"%s.sslmode\": expected one of disable, prefer, require, verify-full, got \"%s\"",
-		     path, mode);
-		free(mode);
-		return false;
-	}
-	free(mode);
+	up->sslmode = (enum sslmode)mode;
 	return true;
 }
 
@@ -229,15 +148,17 @@ static bool parse_upstreams(struct config *cfg, const cJSON *root, struct config
 	}
 	if (!many)
 		return true; /* the command line may still give one */
-	if (!want_object(many, "upstreams", err))
+	if (!jsonval_object(many, "upstreams", err->msg, sizeof(err->msg)))
 		return false;
 	cJSON_ArrayForEach(item, many)
 	{
-		char path[256];
+		char path[JSONVAL_PATH_MAX];
 
 		if (cfg->n_upstreams == CONFIG_MAX_UPSTREAMS)
 			return fail(err, "\"upstreams\": at most %d upstreams", CONFIG_MAX_UPSTREAMS);
-		snprintf(path, sizeof(path), "upstreams.%s", item->string);
+		jsonval_join(path, sizeof(path), "upstreams", item->string);
+		if (config_upstream_index(cfg, item->string, NULL, 0) >= 0)
+			return fail(err, "\"%s\": given twice", path);
 		cfg->n_upstreams++;
 		if (!parse_upstream(item, path, item->string, &cfg->upstreams[cfg->n_upstreams - 1], err))
 			return false;
@@ -282,11 +203,11 @@ bool config_parse(struct config *cfg, const char *text, struct config_error *err
 		fail(err, "config is not valid JSON near: %.40s", at ? at : "(start)");
 		goto out;
 	}
-	if (!want_object(root, "(top level)", err) || !check_keys(root, "", top, err))
+	if (!jsonval_object(root, "(top level)", err->msg, sizeof(err->msg)) || !section(root, "", top, err))
 		goto out;
 
 	if ((v = cJSON_GetObjectItemCaseSensitive(root, "listen"))) {
-		if (!want_object(v, "listen", err) || !check_keys(v, "listen", listen_keys, err) ||
+		if (!section(v, "listen", listen_keys, err) ||
 		    !get_required_str(v, "listen", "host", &cfg->listen_host, err) ||
 		    !get_int32(v, "listen", "port", 1, 65535, &cfg->listen_port, err))
 			goto out;
@@ -294,22 +215,22 @@ bool config_parse(struct config *cfg, const char *text, struct config_error *err
 	if (!parse_upstreams(cfg, root, err))
 		goto out;
 	if ((v = cJSON_GetObjectItemCaseSensitive(root, "tls"))) {
-		if (!want_object(v, "tls", err) || !check_keys(v, "tls", tls_keys, err) ||
+		if (!section(v, "tls", tls_keys, err) ||
 		    !get_str(v, "tls", "cert_file", &cfg->tls_cert_file, err) ||
 		    !get_str(v, "tls", "key_file", &cfg->tls_key_file, err))
 			goto out;
 	}
 	if ((v = cJSON_GetObjectItemCaseSensitive(root, "admin"))) {
-		if (!want_object(v, "admin", err) || !check_keys(v, "admin", admin_keys, err) ||
+		if (!section(v, "admin", admin_keys, err) ||
 		    !get_required_str(v, "admin", "host", &cfg->admin_host, err) ||
 		    !get_int32(v, "admin", "port", 0, 65535, &cfg->admin_port, err) ||
 		    !get_str(v, "admin", "token_file", &cfg->admin_token_file, err))
 			goto out;
 	}
-	if (!get_int32(root, "", "workers", 0, 256, &cfg->workers, err))
+	if (!get_int32(root, "", "workers", 0, CONFIG_MAX_WORKERS, &cfg->workers, err))
 		goto out;
 	if ((v = cJSON_GetObjectItemCaseSensitive(root, "limits"))) {
-		if (!want_object(v, "limits", err) || !check_keys(v, "limits", limit_keys, err) ||
+		if (!section(v, "limits", limit_keys, err) ||
 		    !get_int(v, "limits", "max_clients", 1, 1000000, &cfg->max_clients, err) ||
 		    !get_int(v, "limits", "max_message_bytes", 1024, 1073741824, &cfg->max_message_bytes,
 			     err) ||
@@ -318,7 +239,7 @@ bool config_parse(struct config *cfg, const char *text, struct config_error *err
 			goto out;
 	}
 	if ((v = cJSON_GetObjectItemCaseSensitive(root, "timeouts"))) {
-		if (!want_object(v, "timeouts", err) || !check_keys(v, "timeouts", timeout_keys, err) ||
+		if (!section(v, "timeouts", timeout_keys, err) ||
 		    !get_int32(v, "timeouts", "connect_ms", 1, 3600000, &cfg->connect_ms, err) ||
 		    !get_int32(v, "timeouts", "auth_ms", 1, 3600000, &cfg->auth_ms, err) ||
 		    !get_int32(v, "timeouts", "client_idle_ms", 0, 604800000, &cfg->client_idle_ms, err) ||
@@ -327,23 +248,14 @@ bool config_parse(struct config *cfg, const char *text, struct config_error *err
 			goto out;
 	}
 	if ((v = cJSON_GetObjectItemCaseSensitive(root, "log"))) {
-		char *level = NULL, *format = NULL;
-		bool good;
+		int level = (int)cfg->log_level, format = (int)cfg->log_format;
 
-		if (!want_object(v, "log", err) || !check_keys(v, "log", log_keys, err))
+		if (!section(v, "log", log_keys, err) ||
+		    !get_enum(v, "log", "level", log_level_names, &level, err) ||
+		    !get_enum(v, "log", "format", log_format_names, &format, err))
 			goto out;
-		good = get_required_str(v, "log", "level", &level, err) &&
-			get_required_str(v, "log", "format", &format, err);
-		if (good && level && !log_level_parse(level, &cfg->log_level))
-			good = fail(err,
-				    "\"log.level\": expected one of debug, info, warn, error, got \"%s\"",
-				    level);
-		if (good && format && !log_format_parse(format, &cfg->log_format))
-			good = fail(err, "\"log.format\": expected text or json, got \"%s\"", format);
-		free(level);
-		free(format);
-		if (!good)
-			goto out;
+		cfg->log_level = (enum log_level)level;
+		cfg->log_format = (enum log_format)format;
 	}
 	ok = true;
 out:

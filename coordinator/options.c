@@ -1,7 +1,8 @@
 /*
  * Settings (see options.h). The config file is read first wherever
  * --config appears, so flags always win; list flags (--proxy, --window,
- * --rollback-on) given on the command line replace the file's list.
+ * --rollback-on) given on the command line replace the file's list. The
+ * file's values are checked with jsonval.h, in the proxy config's wording.
  */
 #include "options.h"
 
@@ -11,6 +12,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "pgvalve/jsonval.h"
+#include "xalloc.h"
+
+/* The ranges of the numeric settings, the same in the file and on the command line. */
+#define MAX_STALL_MIN 1
+#define MAX_STALL_MAX 60000
+#define LOCK_TIMEOUT_MIN 1
+#define LOCK_TIMEOUT_MAX 600000
+#define ATTEMPTS_MIN 1
+#define ATTEMPTS_MAX 10000
+#define WATCH_MIN 0
+#define WATCH_MAX 86400
+#define CONFIG_FILE_MAX (1 << 20)
 
 static const struct {
 	const char *name;
@@ -64,7 +79,7 @@ static bool parse_int(const char *flag, const char *s, int min, int max, int *ou
 	errno = 0;
 	v = strtol(s, &end, 10);
 	if (errno || *end || end == s || v < min || v > max) {
-		snprintf(err, errlen, "--%s: expected an integer from %d to %d, not \"%s\"", flag, min, max,
+		snprintf(err, errlen, "--%s: expected an integer from %d to %d, got \"%s\"", flag, min, max,
 			 s);
 		return false;
 	}
@@ -80,11 +95,10 @@ static bool add_proxy(struct options *o, const char *url, const char *token_file
 		snprintf(err, errlen, "at most %d proxies", OPTIONS_MAX_PROXIES);
 		return false;
 	}
-	p = calloc(1, sizeof(*p));
-	if (!p || !proxy_parse_url(url, p, err, errlen) ||
+	p = xcalloc(1, sizeof(*p));
+	if (!proxy_parse_url(url, p, err, errlen) ||
 	    (token_file && !proxy_load_token(p, token_file, err, errlen))) {
-		if (p)
-			free(p->token);
+		free(p->token);
 		free(p);
 		return false;
 	}
@@ -98,7 +112,7 @@ static bool add_string(char **list, int *n, const char *s, const char *what, cha
 		snprintf(err, errlen, "at most %d %s", OPTIONS_MAX_LIST, what);
 		return false;
 	}
-	list[(*n)++] = strdup(s);
+	list[(*n)++] = xstrdup(s);
 	return true;
 }
 
@@ -118,135 +132,112 @@ static void clear_proxies(struct options *o)
 	o->n_proxies = 0;
 }
 
-/* A config number in [min, max]. */
-static bool config_int(const cJSON *root, const char *key, int min, int max, int *out, char *err,
-		       size_t errlen)
+/* One entry of "proxies": {"url": ..., "token_file": ...}. */
+static bool config_proxy(struct options *o, const cJSON *px, int index, char *err, size_t errlen)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+	static const char *const keys[] = { "url", "token_file", NULL };
+	char path[32];
+	char *url = NULL, *token_file = NULL;
+	bool ok;
 
-	if (!v)
-		return true;
-	if (!cJSON_IsNumber(v) || v->valuedouble < min || v->valuedouble > max ||
-	    v->valuedouble != (double)(int)v->valuedouble) {
-		snprintf(err, errlen, "\"%s\": expected an integer from %d to %d", key, min, max);
-		return false;
-	}
-	*out = (int)v->valuedouble;
-	return true;
+	snprintf(path, sizeof(path), "proxies[%d]", index);
+	ok = jsonval_known_keys(px, path, keys, err, errlen) &&
+		jsonval_string(px, path, "url", 0, &url, err, errlen) &&
+		jsonval_string(px, path, "token_file", JSONVAL_NULLABLE, &token_file, err, errlen);
+	if (ok && !url)
+		ok = jsonval_fail(err, errlen, path, "expected an object with \"url\" (http://HOST:PORT)");
+	if (ok)
+		ok = add_proxy(o, url, token_file, err, errlen);
+	free(url);
+	free(token_file);
+	return ok;
 }
 
-static bool config_strings(const cJSON *root, const char *key, char **list, int *n, char *err, size_t errlen)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key), *item;
-
-	if (!v)
-		return true;
-	if (!cJSON_IsArray(v)) {
-		snprintf(err, errlen, "\"%s\": expected an array of strings", key);
-		return false;
-	}
-	clear_list(list, n);
-	cJSON_ArrayForEach(item, v)
-	{
-		if (!cJSON_IsString(item)) {
-			snprintf(err, errlen, "\"%s\": expected an array of strings", key);
-			return false;
-		}
-		if (!add_string(list, n, item->valuestring, key, err, errlen))
-			return false;
-	}
-	return true;
-}
-
-static bool load_config(struct options *o, const char *path, char *err, size_t errlen)
+/*
+ * The settings in config file 'text' (changed in place: comments stripped)
+ * over what 'o' holds; false with 'err' filled (without the file's name).
+ */
+static bool config_apply(struct options *o, char *text, char *err, size_t errlen)
 {
 	static const char *const keys[] = { "db",       "proxies", "max_stall_ms", "lock_timeout_ms",
 					    "attempts", "watch_s", "windows",      "rollback_on",
 					    NULL };
-	FILE *f = fopen(path, "r");
-	char *text = NULL, msg[400];
-	long len;
-	cJSON *root = NULL, *item;
+	cJSON *root, *proxies, *px;
 	bool ok = false;
+	int i = 0;
+
+	cJSON_Minify(text); /* comments allowed, as in the proxy's config */
+	root = cJSON_ParseWithOpts(text, NULL, 1);
+	if (!root) {
+		const char *at = cJSON_GetErrorPtr();
+
+		snprintf(err, errlen, "not valid JSON near: %.40s", at && *at ? at : "(the end)");
+		return false;
+	}
+	if (!jsonval_object(root, "(top level)", err, errlen) ||
+	    !jsonval_known_keys(root, "", keys, err, errlen) ||
+	    !jsonval_string(root, "", "db", 0, &o->db, err, errlen))
+		goto done;
+	proxies = cJSON_GetObjectItemCaseSensitive(root, "proxies");
+	if (proxies) {
+		if (!cJSON_IsArray(proxies)) {
+			char got[80];
+
+			jsonval_fail(err, errlen, "proxies",
+				     "expected an array of {\"url\": ..., \"token_file\": ...}, got %s",
+				     jsonval_describe(proxies, got, sizeof(got)));
+			goto done;
+		}
+		clear_proxies(o);
+		cJSON_ArrayForEach(px, proxies)
+		{
+			if (!config_proxy(o, px, i++, err, errlen))
+				goto done;
+		}
+	}
+	if (!jsonval_int32(root, "", "max_stall_ms", MAX_STALL_MIN, MAX_STALL_MAX, &o->max_stall_ms, err,
+			   errlen) ||
+	    !jsonval_int32(root, "", "lock_timeout_ms", LOCK_TIMEOUT_MIN, LOCK_TIMEOUT_MAX,
+			   &o->lock_timeout_ms, err, errlen) ||
+	    !jsonval_int32(root, "", "attempts", ATTEMPTS_MIN, ATTEMPTS_MAX, &o->attempts, err, errlen) ||
+	    !jsonval_int32(root, "", "watch_s", WATCH_MIN, WATCH_MAX, &o->watch_s, err, errlen) ||
+	    !jsonval_strings(root, "", "windows", o->windows, &o->n_windows, OPTIONS_MAX_LIST, err, errlen) ||
+	    !jsonval_strings(root, "", "rollback_on", o->rollback_on, &o->n_rollback_on, OPTIONS_MAX_LIST,
+			     err, errlen))
+		goto done;
+	ok = true;
+done:
+	cJSON_Delete(root);
+	return ok;
+}
+
+static bool load_config(struct options *o, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	char *text, msg[512];
+	long len;
+	bool ok;
 
 	if (!f) {
 		snprintf(err, errlen, "--config: cannot read \"%s\": %s", path, strerror(errno));
 		return false;
 	}
-	if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && len < (1 << 20) &&
-	    fseek(f, 0, SEEK_SET) == 0 && (text = calloc(1, (size_t)len + 1)) &&
-	    fread(text, 1, (size_t)len, f) == (size_t)len)
-		root = cJSON_Parse(text);
+	if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || len >= CONFIG_FILE_MAX ||
+	    fseek(f, 0, SEEK_SET) != 0) {
+		fclose(f);
+		snprintf(err, errlen, "--config: \"%s\": unreadable or larger than 1 MiB", path);
+		return false;
+	}
+	text = xcalloc(1, (size_t)len + 1);
+	ok = fread(text, 1, (size_t)len, f) == (size_t)len;
 	fclose(f);
+	if (!ok)
+		snprintf(msg, sizeof(msg), "cannot read it");
+	else
+		ok = config_apply(o, text, msg, sizeof(msg));
 	free(text);
-	if (!cJSON_IsObject(root)) {
-		snprintf(err, errlen, "%s: expected a JSON object", path);
-		goto done;
-	}
-	msg[0] = '\0';
-	cJSON_ArrayForEach(item, root)
-	{
-		bool known = false;
-
-		for (const char *const *k = keys; *k; k++)
-			known |= strcmp(item->string, *k) == 0;
-		if (!known) {
-			snprintf(err, errlen,
-				 "%s: \"%s\": unknown key (known: db, proxies, max_stall_ms, "
-				 "lock_timeout_ms, attempts, watch_s, windows, rollback_on)",
-				 path, item->string);
-			goto done;
-		}
-	}
-	item = cJSON_GetObjectItemCaseSensitive(root, "db");
-	if (item) {
-		if (!cJSON_IsString(item)) {
-			snprintf(err, errlen, "%s: \"db\": expected a connection URL", path);
-			goto done;
-		}
-		free(o->db);
-		o->db = strdup(item->valuestring);
-	}
-	item = cJSON_GetObjectItemCaseSensitive(root, "proxies");
-	if (item) {
-		const cJSON *px;
-
-		if (!cJSON_IsArray(item)) {
-			snprintf(err, errlen,
-				 "%s: \"proxies\": expected [{\"url\": ..., \"token_file\": ...}]", path);
-			goto done;
-		}
-		clear_proxies(o);
-		cJSON_ArrayForEach(px, item)
-		{
-			const cJSON *url = cJSON_GetObjectItemCaseSensitive(px, "url");
-			const cJSON *tf = cJSON_GetObjectItemCaseSensitive(px, "token_file");
-
-			if (!cJSON_IsString(url) || (tf && !cJSON_IsString(tf) && !cJSON_IsNull(tf))) {
-				snprintf(err, errlen,
-					 "%s: \"proxies\": expected [{\"url\": ..., \"token_file\": ...}]",
-					 path);
-				goto done;
-			}
-			if (!add_proxy(o, url->valuestring, cJSON_IsString(tf) ? tf->valuestring : NULL, msg,
-				       sizeof(msg))) {
-				snprintf(err, errlen, "%s: \"proxies\": %s", path, msg);
-				goto done;
-			}
-		}
-	}
-	if (!config_int(root, "max_stall_ms", 1, 60000, &o->max_stall_ms, msg, sizeof(msg)) ||
-	    !config_int(root, "lock_timeout_ms", 1, 600000, &o->lock_timeout_ms, msg, sizeof(msg)) ||
-	    !config_int(root, "attempts", 1, 10000, &o->attempts, msg, sizeof(msg)) ||
-	    !config_int(root, "watch_s", 0, 86400, &o->watch_s, msg, sizeof(msg)) ||
-	    !config_strings(root, "windows", o->windows, &o->n_windows, msg, sizeof(msg)) ||
-	    !config_strings(root, "rollback_on", o->rollback_on, &o->n_rollback_on, msg, sizeof(msg))) {
+	if (!ok)
 		snprintf(err, errlen, "%s: %s", path, msg);
-		goto done;
-	}
-	ok = true;
-done:
-	cJSON_Delete(root);
 	return ok;
 }
 
@@ -300,7 +291,7 @@ bool options_parse(int argc, char **argv, unsigned allowed, struct options *o, c
 		switch (flags[i].flag) {
 		case OPT_DB:
 			free(o->db);
-			o->db = strdup(arg);
+			o->db = xstrdup(arg);
 			break;
 		case OPT_PROXY:
 			if (!cli_proxies)
@@ -321,7 +312,7 @@ bool options_parse(int argc, char **argv, unsigned allowed, struct options *o, c
 			break;
 		case OPT_CONFIG:
 			free(o->config_file);
-			o->config_file = strdup(arg);
+			o->config_file = xstrdup(arg);
 			break;
 		case OPT_WINDOW:
 			if (!cli_windows)
@@ -331,19 +322,21 @@ bool options_parse(int argc, char **argv, unsigned allowed, struct options *o, c
 				return false;
 			break;
 		case OPT_MAX_STALL:
-			if (!parse_int(name, arg, 1, 60000, &o->max_stall_ms, err, errlen))
+			if (!parse_int(name, arg, MAX_STALL_MIN, MAX_STALL_MAX, &o->max_stall_ms, err,
+				       errlen))
 				return false;
 			break;
 		case OPT_LOCK_TIMEOUT:
-			if (!parse_int(name, arg, 1, 600000, &o->lock_timeout_ms, err, errlen))
+			if (!parse_int(name, arg, LOCK_TIMEOUT_MIN, LOCK_TIMEOUT_MAX, &o->lock_timeout_ms,
+				       err, errlen))
 				return false;
 			break;
 		case OPT_ATTEMPTS:
-			if (!parse_int(name, arg, 1, 10000, &o->attempts, err, errlen))
+			if (!parse_int(name, arg, ATTEMPTS_MIN, ATTEMPTS_MAX, &o->attempts, err, errlen))
 				return false;
 			break;
 		case OPT_WATCH:
-			if (!parse_int(name, arg, 0, 86400, &o->watch_s, err, errlen))
+			if (!parse_int(name, arg, WATCH_MIN, WATCH_MAX, &o->watch_s, err, errlen))
 				return false;
 			break;
 		case OPT_ROLLBACK_ON:
@@ -382,7 +375,7 @@ bool options_parse(int argc, char **argv, unsigned allowed, struct options *o, c
 		}
 	}
 	if (!o->db && getenv("PGVALVE_DB"))
-		o->db = strdup(getenv("PGVALVE_DB"));
+		o->db = xstrdup(getenv("PGVALVE_DB"));
 	o->args = argv + optind;
 	o->n_args = argc - optind;
 	return true;

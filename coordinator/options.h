@@ -1,7 +1,8 @@
 /*
- * The coordinator's settings (DESIGN.md §4.1, §4.5): config/pgvalve.json
- * (every key optional), then the command line on top, then PGVALVE_DB for
- * --db. Parsing only: what a value means is each command's business.
+ * The coordinator's settings (the command line and the coordinator config
+ * in docs/architecture.md): config/pgvalve.json (every key optional, comments
+ * allowed), then the command line on top, then PGVALVE_DB for --db. Parsing
+ * only: what a value means is each command's business.
  */
 #ifndef PGVALVE_COORDINATOR_OPTIONS_H
 #define PGVALVE_COORDINATOR_OPTIONS_H

@@ -15,7 +15,11 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "pgvalve/admin_api.h"
 #include "pgvalve/clock.h"
+#include "pgvalve/token_file.h"
+#include "xalloc.h"
 
 #define ANSWER_MAX (4u << 20)
 
@@ -56,22 +60,16 @@ bool proxy_parse_url(const char *url, struct proxy *p, char *err, size_t errlen)
 
 bool proxy_load_token(struct proxy *p, const char *path, char *err, size_t errlen)
 {
-	char buf[1024];
-	FILE *f = fopen(path, "r");
-	size_t n;
+	char why[512];
+	char *token = token_file_read(path, why, sizeof(why));
 
-	if (!f) {
-		snprintf(err, errlen, "proxy %s: cannot read token_file \"%s\": %s", p->url, path,
-			 strerror(errno));
+	if (!token) {
+		snprintf(err, errlen, "proxy %s: token_file: %s", p->url, why);
 		return false;
 	}
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
 	free(p->token);
-	p->token = strdup(buf);
-	return p->token != NULL;
+	p->token = token;
+	return true;
 }
 
 /* Waits for 'events' on 'fd' until 'deadline'; false on timeout or error. */
@@ -138,22 +136,20 @@ static bool send_all(int fd, const char *buf, size_t len, int64_t deadline)
 	return true;
 }
 
-/* Reads until the proxy closes; returns the malloc'd answer (NUL-terminated) or NULL. */
+/* Reads until the proxy closes; the malloc'd answer (NUL-terminated), or NULL if too long or lost. */
 static char *recv_all(int fd, int64_t deadline, size_t *len_out)
 {
 	size_t cap = 4096, len = 0;
-	char *buf = malloc(cap);
+	char *buf = xmalloc(cap);
 
-	while (buf) {
+	for (;;) {
 		ssize_t n;
 
 		if (len + 1 == cap) {
-			char *bigger = cap >= ANSWER_MAX ? NULL : realloc(buf, cap * 2);
-
-			if (!bigger)
+			if (cap >= ANSWER_MAX)
 				break;
-			buf = bigger;
 			cap *= 2;
+			buf = xrealloc(buf, cap);
 		}
 		n = recv(fd, buf + len, cap - len - 1, 0);
 		if (n > 0) {
@@ -213,7 +209,7 @@ done:
 /* The "error" of an answer, or a fallback. */
 static const char *answer_error(const cJSON *doc, const char *fallback)
 {
-	const cJSON *e = cJSON_GetObjectItemCaseSensitive(doc, "error");
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(doc, ADMIN_ERROR);
 
 	return cJSON_IsString(e) ? e->valuestring : fallback;
 }
@@ -221,7 +217,7 @@ static const char *answer_error(const cJSON *doc, const char *fallback)
 bool proxy_hold_all(struct proxy *const *proxies, int n, const cJSON *hold, int timeout_ms,
 		    struct proxy_hold_result *res)
 {
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(hold, "id");
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(hold, ADMIN_HOLD_ID);
 	bool ok = true;
 	int i;
 
@@ -230,14 +226,15 @@ bool proxy_hold_all(struct proxy *const *proxies, int n, const cJSON *hold, int 
 	for (i = 0; i < n && ok; i++) {
 		cJSON *doc = NULL, *pid;
 		char err[256];
-		int status = proxy_request(proxies[i], "POST", "/holds", hold, timeout_ms, &doc, err,
+		int status = proxy_request(proxies[i], "POST", ADMIN_PATH_HOLDS, hold, timeout_ms, &doc, err,
 					   sizeof(err));
 
 		if (status == 201) {
 			res->acked++;
 			res->in_transaction += (int)cJSON_GetNumberValue(
-				cJSON_GetObjectItemCaseSensitive(doc, "in_transaction"));
-			cJSON_ArrayForEach(pid, cJSON_GetObjectItemCaseSensitive(doc, "in_transaction_pids"))
+				cJSON_GetObjectItemCaseSensitive(doc, ADMIN_HOLD_IN_TRANSACTION));
+			cJSON_ArrayForEach(
+				pid, cJSON_GetObjectItemCaseSensitive(doc, ADMIN_HOLD_IN_TRANSACTION_PIDS))
 				cJSON_AddItemToArray(res->in_transaction_pids,
 						     cJSON_CreateNumber(pid->valuedouble));
 		} else {
@@ -259,8 +256,8 @@ bool proxy_renew_all(struct proxy *const *proxies, int n, const char *id, int64_
 	char path[256], err[256];
 	bool ok = true;
 
-	cJSON_AddNumberToObject(body, "lease_ms", (double)lease_ms);
-	snprintf(path, sizeof(path), "/holds/%s/renew", id);
+	cJSON_AddNumberToObject(body, ADMIN_HOLD_LEASE_MS, (double)lease_ms);
+	snprintf(path, sizeof(path), ADMIN_PATH_HOLDS_PREFIX "%s" ADMIN_PATH_RENEW_SUFFIX, id);
 	for (int i = 0; i < n; i++) {
 		cJSON *doc = NULL;
 
@@ -277,7 +274,7 @@ int proxy_release_all(struct proxy *const *proxies, int n, const char *id, int t
 	char path[256], err[256];
 	int failed = 0;
 
-	snprintf(path, sizeof(path), "/holds/%s", id);
+	snprintf(path, sizeof(path), ADMIN_PATH_HOLDS_PREFIX "%s", id);
 	for (int i = 0; i < n; i++) {
 		cJSON *doc = NULL;
 		int status = proxy_request(proxies[i], "DELETE", path, NULL, timeout_ms, &doc, err,

@@ -1,8 +1,8 @@
 /*
- * The coordinator's side of the proxies' admin API (DESIGN.md §3.6): a
- * small blocking HTTP/1.1 client (one request per connection, bounded by a
- * timeout) with JSON bodies, and the calls apply makes: place a hold on
- * every proxy or on none, renew, release, read /errors and /status.
+ * The coordinator's side of the proxies' admin API (admin_api.h; the admin
+ * API in docs/architecture.md): a small blocking HTTP/1.1 client (one
+ * request per connection, bounded by a timeout) with JSON bodies, and the
+ * calls apply makes: place a hold on every proxy or on none, renew, release.
  */
 #ifndef PGVALVE_COORDINATOR_PROXYCTL_H
 #define PGVALVE_COORDINATOR_PROXYCTL_H
@@ -23,7 +23,10 @@ struct proxy {
 bool proxy_parse_url(const char *url, struct proxy *p, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
-/* Reads the first line of 'path' as the proxy's bearer token. */
+/*
+ * Reads the proxy's bearer token from 'path' (token_file.h: the first line,
+ * at least TOKEN_FILE_MIN characters, as the proxy itself requires).
+ */
 bool proxy_load_token(struct proxy *p, const char *path, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 

@@ -12,24 +12,33 @@
 #include <string.h>
 #include <strings.h>
 
+#include "pgvalve/admin_api.h"
 #include "textscan.h"
 
 #define MAX_COUNT ((int64_t)1 << 53) /* counts arrive as JSON numbers (doubles) */
 
 /* ------------------------------------------------------------------ parsing */
 
-/* Takes the run of characters for which 'keep' holds (after blanks) into tok[cap]. */
-static void take(struct textscan *c, int (*keep)(int), char *tok, size_t cap)
+/*
+ * Takes the run of characters for which 'keep' holds (after blanks) into
+ * tok[cap]. False when the run did not fit: tok then holds its start, and
+ * the cursor is past the whole run.
+ */
+static bool take(struct textscan *c, int (*keep)(int), char *tok, size_t cap)
 {
 	size_t len = 0;
+	bool fits = true;
 
 	textscan_skip_blanks(c);
 	while (*c->p && keep((unsigned char)*c->p)) {
 		if (len + 1 < cap)
 			tok[len++] = *c->p;
+		else
+			fits = false;
 		c->p++;
 	}
 	tok[len] = '\0';
+	return fits;
 }
 
 static int is_word_char(int ch)
@@ -58,7 +67,7 @@ static bool accept_word(struct textscan *c, const char *word)
 	const char *save = c->p;
 	char tok[32];
 
-	take(c, is_word_char, tok, sizeof(tok));
+	(void)take(c, is_word_char, tok, sizeof(tok)); /* a cut word matches no keyword */
 	if (strcasecmp(tok, word) == 0)
 		return true;
 	c->p = save;
@@ -83,11 +92,13 @@ static bool parse_decimal(struct textscan *c, int decimals, const char *what, in
 	const char *dot;
 	int64_t v = 0;
 	int places = 0, int_digits = 0;
+	bool fits = take(c, is_number_char, tok, sizeof(tok));
 
-	take(c, is_number_char, tok, sizeof(tok));
 	dot = strchr(tok, '.');
 	if (!*tok)
 		return textscan_fail(c, "expected %s, found \"%s\"", what, rest(c));
+	if (!fits)
+		return textscan_fail(c, "\"%s…\" is too long for %s", tok, what);
 	if (tok[0] == '.' || (dot && (!dot[1] || strchr(dot + 1, '.'))))
 		return textscan_fail(c, "\"%s\" is not a number", tok);
 	for (const char *s = tok; *s; s++) {
@@ -95,16 +106,17 @@ static bool parse_decimal(struct textscan *c, int decimals, const char *what, in
 			continue;
 		if (dot && s > dot)
 			places++;
-		else
-			int_digits++;
-		v = v * 10 + (*s - '0');
+		else if (v > 0 || *s != '0')
+			int_digits++; /* significant digits: leading zeros do not count */
+		/* Checked before the digit is taken in, so v stays below 10^(12 + decimals). */
 		if (int_digits > 12)
 			return textscan_fail(c, "\"%s\" is too large for %s", tok, what);
-	}
-	if (places > decimals) {
-		if (decimals == 0)
-			return textscan_fail(c, "\"%s\" is not a whole number (%s)", tok, what);
-		return textscan_fail(c, "\"%s\" has more than %d decimals (%s)", tok, decimals, what);
+		if (places > decimals) {
+			if (decimals == 0)
+				return textscan_fail(c, "\"%s\" is not a whole number (%s)", tok, what);
+			return textscan_fail(c, "\"%s\" has more than %d decimals (%s)", tok, decimals, what);
+		}
+		v = v * 10 + (*s - '0');
 	}
 	for (; places < decimals; places++)
 		v *= 10;
@@ -176,7 +188,7 @@ static bool parse_sqlstate(struct textscan *c, struct watch_rule *r)
 	r->kind = WATCH_SQLSTATE_COUNT;
 	if (!accept(c, '{') || !accept_word(c, "sqlstate") || !accept(c, '='))
 		return textscan_fail(c, "expected \"{sqlstate=XXXXX}\" after \"errors\"");
-	take(c, is_sqlstate_char, code, sizeof(code));
+	(void)take(c, is_sqlstate_char, code, sizeof(code)); /* cut: not 5 long */
 	if (strlen(code) != 5)
 		return textscan_fail(c, "\"%s\" is not a SQLSTATE (5 characters, 0-9 and A-Z)", code);
 	for (int i = 0; i < 5; i++)
@@ -232,7 +244,7 @@ bool watch_rule_parse(const char *text, struct watch_rule *out, char *err, size_
 	textscan_skip_blanks(&c);
 	if (!*c.p)
 		return textscan_fail(&c, "empty; expected %s", RULE_FORMS);
-	take(&c, is_word_char, subject, sizeof(subject));
+	(void)take(&c, is_word_char, subject, sizeof(subject)); /* cut: no subject */
 	if (strcasecmp(subject, "constraint_violations") == 0)
 		ok = parse_violations(&c, out);
 	else if (strcasecmp(subject, "errors") == 0)
@@ -391,14 +403,12 @@ static void add_number(cJSON *out, const char *key, double v)
 		cJSON_AddNumberToObject(out, key, v);
 }
 
-static const char *const sum_maps[] = { "by_sqlstate", "by_table", "by_constraint" };
-
 /* Adds one answer into 'sum'; false with 'err' filled when it is malformed. */
 static bool sum_one(cJSON *sum, const cJSON *a, int index, char *err, size_t errlen)
 {
-	static const char *const counts[] = { "statements", "errors" };
-	const cJSON *ws = cJSON_GetObjectItemCaseSensitive(a, "window_s");
-	const cJSON *sum_ws = cJSON_GetObjectItemCaseSensitive(sum, "window_s");
+	static const char *const counts[] = { ADMIN_ERRORS_STATEMENTS, ADMIN_ERRORS_ERRORS };
+	const cJSON *ws = cJSON_GetObjectItemCaseSensitive(a, ADMIN_ERRORS_WINDOW_S);
+	const cJSON *sum_ws = cJSON_GetObjectItemCaseSensitive(sum, ADMIN_ERRORS_WINDOW_S);
 
 	if (!cJSON_IsObject(a) || !cJSON_IsNumber(ws) || ws->valuedouble < 1 ||
 	    ws->valuedouble > WATCH_MAX_SPAN_S || ws->valuedouble != (int)ws->valuedouble) {
@@ -412,7 +422,7 @@ static bool sum_one(cJSON *sum, const cJSON *a, int index, char *err, size_t err
 		return false;
 	}
 	if (!sum_ws)
-		cJSON_AddNumberToObject(sum, "window_s", ws->valuedouble);
+		cJSON_AddNumberToObject(sum, ADMIN_ERRORS_WINDOW_S, ws->valuedouble);
 	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(a, counts[i]);
 
@@ -422,21 +432,21 @@ static bool sum_one(cJSON *sum, const cJSON *a, int index, char *err, size_t err
 		}
 		add_number(sum, counts[i], v->valuedouble);
 	}
-	for (size_t i = 0; i < sizeof(sum_maps) / sizeof(sum_maps[0]); i++) {
-		const cJSON *map = cJSON_GetObjectItemCaseSensitive(a, sum_maps[i]);
-		cJSON *into = cJSON_GetObjectItemCaseSensitive(sum, sum_maps[i]);
+	for (int i = 0; i < ADMIN_ERRORS_GROUPS; i++) {
+		const cJSON *map = cJSON_GetObjectItemCaseSensitive(a, admin_errors_groups[i]);
+		cJSON *into = cJSON_GetObjectItemCaseSensitive(sum, admin_errors_groups[i]);
 		const cJSON *v;
 
 		if (map && !cJSON_IsObject(map)) {
 			snprintf(err, errlen, "/errors answer %d: \"%s\" is not an object", index,
-				 sum_maps[i]);
+				 admin_errors_groups[i]);
 			return false;
 		}
 		cJSON_ArrayForEach(v, map)
 		{
 			if (!valid_count(v)) {
 				snprintf(err, errlen, "/errors answer %d: \"%s.%s\" is not a count", index,
-					 sum_maps[i], v->string);
+					 admin_errors_groups[i], v->string);
 				return false;
 			}
 			add_number(into, v->string, v->valuedouble);
@@ -451,8 +461,8 @@ cJSON *watch_errors_sum(const cJSON *const *answers, int n, char *err, size_t er
 
 	if (errlen)
 		err[0] = '\0';
-	for (size_t i = 0; i < sizeof(sum_maps) / sizeof(sum_maps[0]); i++)
-		cJSON_AddObjectToObject(sum, sum_maps[i]);
+	for (int i = 0; i < ADMIN_ERRORS_GROUPS; i++)
+		cJSON_AddObjectToObject(sum, admin_errors_groups[i]);
 	if (n < 1) {
 		snprintf(err, errlen, "no /errors answers to sum");
 		goto fail;
@@ -495,7 +505,7 @@ static int64_t add_sat(int64_t a, int64_t b)
 static const cJSON *answer_for(const struct watch_input *in, int span)
 {
 	for (int i = 0; i < in->n_answers; i++) {
-		const cJSON *ws = cJSON_GetObjectItemCaseSensitive(in->answers[i], "window_s");
+		const cJSON *ws = cJSON_GetObjectItemCaseSensitive(in->answers[i], ADMIN_ERRORS_WINDOW_S);
 
 		if (cJSON_IsNumber(ws) && ws->valuedouble == span)
 			return in->answers[i];
@@ -518,7 +528,7 @@ static void append_span(char *out, size_t cap, size_t *len, const struct watch_i
  */
 static int64_t violations(const struct watch_input *in, const cJSON *a, char *names, size_t cap)
 {
-	const cJSON *by = cJSON_GetObjectItemCaseSensitive(a, "by_constraint");
+	const cJSON *by = cJSON_GetObjectItemCaseSensitive(a, admin_errors_groups[ADMIN_BY_CONSTRAINT]);
 	int64_t total = 0;
 	size_t len = 0;
 
@@ -558,7 +568,7 @@ static bool rule_trips(const struct watch_rule *r, const cJSON *a, int span, con
 	switch (r->kind) {
 	case WATCH_VIOLATION_SHARE: {
 		int64_t v = violations(in, a, names, sizeof(names));
-		int64_t statements = count_of(a, "statements");
+		int64_t statements = count_of(a, ADMIN_ERRORS_STATEMENTS);
 
 		/* No statements: no share to speak of (the count rules still see violations). */
 		if (statements == 0 || mul_sat(v, 1000000) <= mul_sat(r->share_ppm, statements))
@@ -579,7 +589,9 @@ static bool rule_trips(const struct watch_rule *r, const cJSON *a, int span, con
 		return true;
 	}
 	case WATCH_SQLSTATE_COUNT: {
-		int64_t v = count_of(cJSON_GetObjectItemCaseSensitive(a, "by_sqlstate"), r->sqlstate);
+		int64_t v = count_of(
+			cJSON_GetObjectItemCaseSensitive(a, admin_errors_groups[ADMIN_BY_SQLSTATE]),
+			r->sqlstate);
 
 		if (v <= r->count)
 			return false;
@@ -589,9 +601,9 @@ static bool rule_trips(const struct watch_rule *r, const cJSON *a, int span, con
 	}
 	case WATCH_ERROR_RATE: {
 		/* errors/span > K * b_errors/b_span + R, times span * b_span * 1000, in integers. */
-		int64_t errors = count_of(a, "errors");
-		int64_t b_span = in->baseline ? count_of(in->baseline, "window_s") : 0;
-		int64_t b_errors = b_span ? count_of(in->baseline, "errors") : 0;
+		int64_t errors = count_of(a, ADMIN_ERRORS_ERRORS);
+		int64_t b_span = in->baseline ? count_of(in->baseline, ADMIN_ERRORS_WINDOW_S) : 0;
+		int64_t b_errors = b_span ? count_of(in->baseline, ADMIN_ERRORS_ERRORS) : 0;
 		double base_rate = b_span ? (double)b_errors / (double)b_span : 0;
 		int64_t lhs, rhs;
 

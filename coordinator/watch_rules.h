@@ -1,5 +1,5 @@
 /*
- * Rollback rules for the watch after a cutover (docs/architecture.md, apply step 9;
+ * Rollback rules for the watch after a cutover (docs/architecture.md §4.2, the watch;
  * --rollback-on RULE, config key "rollback_on"): parsing a rule, printing it
  * back, which /errors spans a rule set needs, and whether what the proxies
  * counted trips a rule, with a sentence saying why. No I/O: cmd_apply
@@ -94,7 +94,7 @@ int watch_rule_span(const struct watch_rule *r, int elapsed_s);
 int watch_spans(const struct watch_rule *rules, int n, int elapsed_s, int spans[WATCH_MAX_SPANS]);
 
 /*
- * Sums 'n' proxies' answers to GET /errors?window_s=N (docs/architecture.md, the admin API:
+ * Sums 'n' proxies' answers to GET /errors?window_s=N (admin_api.h:
  * {window_s, statements, errors, by_sqlstate{}, by_table{}, by_constraint{}},
  * counts as non-negative numbers) into a new document of the same shape,
  * which the caller deletes. NULL, with 'err' filled, when n is 0, an answer

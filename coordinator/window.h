@@ -1,5 +1,5 @@
 /*
- * Cutover windows (docs/architecture.md, apply step 5; --window SPEC, config key
+ * Cutover windows (docs/architecture.md §4.2, the wait for a window; --window SPEC, config key
  * "windows"): parsing a window, printing it back, and answering when a set of
  * windows is open, opens next and closes. Pure time arithmetic: waiting,
  * and deciding whether a cutover still has time, are cmd_apply's business.

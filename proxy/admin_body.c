@@ -1,69 +1,71 @@
 /*
- * Admin request bodies (see admin_body.h). Numbers arrive as doubles: an
- * integer is one that survives the round trip through int64_t.
+ * Admin request bodies (see admin_body.h): thin shapes over jsonval.h, whose
+ * messages name a body's keys by themselves (the body is the top level).
  */
 #include "admin_body.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "pgvalve/admin_api.h"
+#include "pgvalve/jsonval.h"
+
+#define NAMES_MAX 16 /* the longest list admin_body_enum is given */
+
 bool admin_body_known_keys(const cJSON *body, const char *const *keys, char *err, size_t errlen)
 {
-	const cJSON *item;
-
-	if (!cJSON_IsObject(body)) {
-		snprintf(err, errlen, "expected a JSON object");
-		return false;
-	}
-	cJSON_ArrayForEach(item, body)
-	{
-		bool known = false;
-
-		for (const char *const *k = keys; *k; k++)
-			known |= strcmp(item->string, *k) == 0;
-		if (!known) {
-			snprintf(err, errlen, "%s: unknown key", item->string);
-			return false;
-		}
-	}
-	return true;
+	return jsonval_object(body, "(body)", err, errlen) && jsonval_known_keys(body, "", keys, err, errlen);
 }
 
 bool admin_body_ms(const cJSON *body, const char *key, int64_t def, int64_t min, int64_t max, int64_t *out,
 		   char *err, size_t errlen)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
-
 	*out = def;
-	if (!v)
-		return true;
-	if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)min && v->valuedouble <= (double)max) ||
-	    v->valuedouble != (double)(int64_t)v->valuedouble) {
-		snprintf(err, errlen, "%s: expected an integer from %lld to %lld (milliseconds)", key,
-			 (long long)min, (long long)max);
-		return false;
-	}
-	*out = (int64_t)v->valuedouble;
-	return true;
+	return jsonval_int(body, "", key, min, max, out, err, errlen);
 }
 
 bool admin_body_enum(const cJSON *body, const char *key, const char *const *names, int n, int def, int *out,
 		     char *err, size_t errlen)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
-	size_t used;
+	const char *list[NAMES_MAX + 1];
+	int count = 0;
 
-	*out = def;
-	if (!v)
-		return true;
-	for (int i = 0; cJSON_IsString(v) && i < n; i++) {
-		if (strcmp(v->valuestring, names[i]) == 0) {
-			*out = i;
-			return true;
-		}
+	while (count < NAMES_MAX && (n < 0 ? names[count] != NULL : count < n)) {
+		list[count] = names[count];
+		count++;
 	}
-	used = (size_t)snprintf(err, errlen, "%s: expected one of", key);
-	for (int i = 0; i < n && used < errlen; i++)
-		used += (size_t)snprintf(err + used, errlen - used, "%s %s", i ? "," : "", names[i]);
-	return false;
+	list[count] = NULL;
+	*out = def;
+	return jsonval_enum(body, "", key, list, out, err, errlen);
+}
+
+bool admin_body_renew(const cJSON *body, int64_t current_ms, int64_t *lease_ms, char *err, size_t errlen)
+{
+	return admin_body_known_keys(body, admin_renew_keys, err, errlen) &&
+		admin_body_ms(body, ADMIN_HOLD_LEASE_MS, current_ms, 1, ADMIN_HOLD_MAX_MS, lease_ms, err,
+			      errlen);
+}
+
+bool admin_body_switchover(const cJSON *body, int64_t max_drain_ms, struct admin_switchover_body *out,
+			   char *err, size_t errlen)
+{
+	const cJSON *up = cJSON_GetObjectItemCaseSensitive(body, ADMIN_SWITCHOVER_UPSTREAM);
+	int terminate = 0;
+	char got[80];
+
+	memset(out, 0, sizeof(*out));
+	if (!admin_body_known_keys(body, admin_switchover_keys, err, errlen))
+		return false;
+	if (!cJSON_IsString(up))
+		return jsonval_fail(err, errlen, ADMIN_SWITCHOVER_UPSTREAM,
+				    "expected the name of a configured upstream, got %s",
+				    up ? jsonval_describe(up, got, sizeof(got)) : "nothing");
+	if (!admin_body_ms(body, ADMIN_SWITCHOVER_DRAIN_MS, ADMIN_SWITCHOVER_DEFAULT_DRAIN_MS, 0,
+			   max_drain_ms, &out->drain_ms, err, errlen) ||
+	    !admin_body_enum(body, ADMIN_SWITCHOVER_ON_DRAIN_TIMEOUT, admin_switchover_on_drain_timeouts, -1,
+			     0, &terminate, err, errlen))
+		return false;
+	out->upstream = up->valuestring;
+	out->terminate = terminate == 1;
+	return true;
 }

@@ -5,12 +5,12 @@
  */
 #include "runtime.h"
 
-#include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "pgvalve/token_file.h"
 #include "tls.h"
 
 struct runtime rt;
@@ -70,29 +70,17 @@ fail:
 
 bool runtime_load_token(const char *path, char **token, char *err, size_t errlen)
 {
-	char buf[1024];
-	FILE *f;
-	size_t n;
+	char why[512];
 
 	*token = NULL;
 	if (!path)
 		return true;
-	f = fopen(path, "r");
-	if (!f) {
-		snprintf(err, errlen, "\"admin.token_file\": cannot open \"%s\": %s", path, strerror(errno));
+	*token = token_file_read(path, why, sizeof(why));
+	if (!*token) {
+		snprintf(err, errlen, "\"admin.token_file\": %s", why);
 		return false;
 	}
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
-	if (strlen(buf) < 16) {
-		snprintf(err, errlen,
-			 "\"admin.token_file\": \"%s\" must hold a token of at least 16 characters", path);
-		return false;
-	}
-	*token = strdup(buf);
-	return *token != NULL;
+	return true;
 }
 
 void snapshot_free(struct snapshot *snap)

@@ -1,8 +1,8 @@
 /*
- * The proxy's configuration (DESIGN.md §3.7): loaded from JSON (comments
- * allowed), defaults for every key but the upstream, and errors that name the
- * key and what was expected. A loaded config is immutable; a reload builds a
- * new one.
+ * The proxy's configuration (the proxy config in docs/architecture.md):
+ * loaded from JSON (comments allowed), defaults for every key but the
+ * upstream, and errors that name the key and what was expected (jsonval.h's
+ * wording). A loaded config is immutable; a reload builds a new one.
  */
 #ifndef PGVALVE_CONFIG_H
 #define PGVALVE_CONFIG_H
@@ -24,6 +24,7 @@ struct config_upstream {
 };
 
 #define CONFIG_MAX_UPSTREAMS 16
+#define CONFIG_MAX_WORKERS 256 /* "workers" in the file; 0 there means the number of cores */
 
 struct config {
 	char *listen_host;

@@ -224,6 +224,29 @@ static void test_parse_errors(void **state)
 		    "\"0.0001\" has more than 3 decimals (a factor (3x baseline) or a rate (1/s))");
 }
 
+/* Long numbers: refused whole, never cut to a smaller one or overflowed (found by fuzz_watch_rules). */
+static void test_parse_long_numbers(void **state)
+{
+	struct watch_rule r;
+
+	(void)state;
+	parse_fails("error_rate > 0.00019992350399999999999/s",
+		    "\"0.00019992350399999999999\" has more than 3 decimals (a factor (3x baseline) or a "
+		    "rate (1/s))");
+	parse_fails(
+		"constraint_violations > 0000000000000000000000000000000005",
+		"\"0000000000000000000000000000000\xe2\x80\xa6\" is too long for a number of violations (5) "
+		"or a share of statements (1%)");
+	parse_fails("constraint_violations > 1234567890123",
+		    "\"1234567890123\" is too large for a number of "
+		    "violations (5) or a share of statements (1%)");
+	/* Leading zeros are not significant digits. */
+	r = parse_ok("constraint_violations > 0000000000000005");
+	assert_int_equal(r.count, 5);
+	r = parse_ok("constraint_violations > 999999999999");
+	assert_int_equal(r.count, 999999999999LL);
+}
+
 static void test_format_round_trip(void **state)
 {
 	static const char *const canonical[] = {
@@ -576,6 +599,7 @@ int main(void)
 		cmocka_unit_test(test_parse_forms),
 		cmocka_unit_test(test_parse_blanks_and_case),
 		cmocka_unit_test(test_parse_errors),
+		cmocka_unit_test(test_parse_long_numbers),
 		cmocka_unit_test(test_format_round_trip),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_spans),

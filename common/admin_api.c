@@ -1,0 +1,28 @@
+/*
+ * The admin API's name lists and the hold id rule (see admin_api.h).
+ */
+#include "pgvalve/admin_api.h"
+
+#include <string.h>
+
+const char *const admin_hold_keys[] = { ADMIN_HOLD_TABLES,   ADMIN_HOLD_MODE,        ADMIN_HOLD_POLICY,
+					ADMIN_HOLD_LEASE_MS, ADMIN_HOLD_MAX_WAIT_MS, ADMIN_HOLD_ON_TIMEOUT,
+					ADMIN_HOLD_ID,       ADMIN_HOLD_UPSTREAM,    NULL };
+const char *const admin_hold_modes[] = { "writes", "all", NULL };
+const char *const admin_hold_policies[] = { "queue", "reject", "reroute", NULL };
+const char *const admin_hold_on_timeouts[] = { "release", "reject", NULL };
+
+const char *const admin_renew_keys[] = { ADMIN_HOLD_LEASE_MS, NULL };
+
+const char *const admin_switchover_keys[] = { ADMIN_SWITCHOVER_UPSTREAM, ADMIN_SWITCHOVER_DRAIN_MS,
+					      ADMIN_SWITCHOVER_ON_DRAIN_TIMEOUT, NULL };
+const char *const admin_switchover_on_drain_timeouts[] = { "close_at_idle", "terminate", NULL };
+
+const char *const admin_errors_groups[] = { "by_sqlstate", "by_table", "by_constraint", NULL };
+
+bool admin_hold_id_valid(const char *id)
+{
+	size_t len = strlen(id);
+
+	return len > 0 && len < ADMIN_HOLD_ID_MAX && !strchr(id, '/');
+}

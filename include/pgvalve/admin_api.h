@@ -1,0 +1,102 @@
+/*
+ * The proxy's admin HTTP API as both sides spell it: the proxy that serves
+ * it and the coordinator that calls it. Paths, the keys of request bodies and
+ * answers, the names a body may give, the hold id format and the limits the
+ * proxy enforces. What each call does is in docs/architecture.md (the admin
+ * API); this header only makes sure the two sides use the same words.
+ *
+ * The name lists are NULL-terminated and indexed by the enums below, whose
+ * order is the proxy's (enum hold_mode, hold_policy, hold_on_timeout).
+ */
+#ifndef PGVALVE_ADMIN_API_H
+#define PGVALVE_ADMIN_API_H
+
+#include <stdbool.h>
+
+/* ------------------------------------------------------------------ paths */
+
+#define ADMIN_PATH_HEALTHZ "/healthz"
+#define ADMIN_PATH_STATUS "/status"
+#define ADMIN_PATH_METRICS "/metrics"
+#define ADMIN_PATH_ERRORS "/errors"         /* GET ?window_s=N */
+#define ADMIN_PATH_HOLDS "/holds"           /* GET: list; POST: place one */
+#define ADMIN_PATH_HOLDS_PREFIX "/holds/"   /* + id: GET, DELETE */
+#define ADMIN_PATH_RENEW_SUFFIX "/renew"    /* /holds/{id}/renew: POST */
+#define ADMIN_PATH_SWITCHOVER "/switchover" /* POST */
+
+/* -------------------------------------------------------- POST /holds body */
+
+#define ADMIN_HOLD_TABLES "tables" /* ["schema.table" | "table" | "*"], 1 to ADMIN_HOLD_MAX_TABLES */
+#define ADMIN_HOLD_MODE "mode"
+#define ADMIN_HOLD_POLICY "policy"
+#define ADMIN_HOLD_LEASE_MS "lease_ms"
+#define ADMIN_HOLD_MAX_WAIT_MS "max_wait_ms"
+#define ADMIN_HOLD_ON_TIMEOUT "on_timeout"
+#define ADMIN_HOLD_ID "id"
+#define ADMIN_HOLD_UPSTREAM "upstream" /* policy reroute only */
+
+extern const char *const admin_hold_keys[];
+
+enum admin_hold_mode { ADMIN_MODE_WRITES, ADMIN_MODE_ALL };
+extern const char *const admin_hold_modes[]; /* "writes", "all" */
+
+enum admin_hold_policy { ADMIN_POLICY_QUEUE, ADMIN_POLICY_REJECT, ADMIN_POLICY_REROUTE };
+extern const char *const admin_hold_policies[]; /* "queue", "reject", "reroute" */
+
+enum admin_hold_on_timeout { ADMIN_ON_TIMEOUT_RELEASE, ADMIN_ON_TIMEOUT_REJECT };
+extern const char *const admin_hold_on_timeouts[]; /* "release", "reject" */
+
+#define ADMIN_HOLD_MAX_TABLES 256
+#define ADMIN_HOLD_MAX_MS 3600000 /* the longest lease_ms or max_wait_ms: an hour */
+#define ADMIN_HOLD_DEFAULT_LEASE_MS 5000
+#define ADMIN_HOLD_DEFAULT_MAX_WAIT_MS 2000
+
+/*
+ * A hold id: 1 to ADMIN_HOLD_ID_MAX - 1 characters, none of them '/' (it is
+ * a path segment: /holds/{id}). Ids the proxy makes up are "h-" and 16 hex
+ * digits; the coordinator's are "pgvalve-<migration id>-...".
+ */
+#define ADMIN_HOLD_ID_MAX 64 /* with the terminating NUL */
+bool admin_hold_id_valid(const char *id);
+
+/* GET /holds answer: {"holds": [hold, ...]}, each hold described with the body keys. */
+#define ADMIN_HOLDS_LIST "holds"
+/* DELETE /holds/{id} answer: {"released": id}. */
+#define ADMIN_HOLD_RELEASED "released"
+
+/* POST /holds answer (201): {id, parked, in_transaction, in_transaction_pids, lease_ms}. */
+#define ADMIN_HOLD_PARKED "parked"
+#define ADMIN_HOLD_IN_TRANSACTION "in_transaction"
+#define ADMIN_HOLD_IN_TRANSACTION_PIDS "in_transaction_pids"
+
+/* ------------------------------------------------- POST /holds/{id}/renew */
+
+extern const char *const admin_renew_keys[]; /* "lease_ms" */
+
+/* --------------------------------------------------- POST /switchover body */
+
+#define ADMIN_SWITCHOVER_UPSTREAM "upstream"
+#define ADMIN_SWITCHOVER_DRAIN_MS "drain_ms"
+#define ADMIN_SWITCHOVER_ON_DRAIN_TIMEOUT "on_drain_timeout"
+
+extern const char *const admin_switchover_keys[];
+extern const char *const admin_switchover_on_drain_timeouts[]; /* "close_at_idle", "terminate" */
+
+#define ADMIN_SWITCHOVER_DEFAULT_DRAIN_MS 5000
+
+/* -------------------------------------------------------------- GET /errors */
+
+#define ADMIN_ERRORS_WINDOW_S "window_s" /* query parameter and answer key */
+#define ADMIN_ERRORS_STATEMENTS "statements"
+#define ADMIN_ERRORS_ERRORS "errors"
+#define ADMIN_ERRORS_MAX_WINDOW_S 300
+
+/* The answer's groups of counts, in this order. */
+enum admin_errors_group { ADMIN_BY_SQLSTATE, ADMIN_BY_TABLE, ADMIN_BY_CONSTRAINT, ADMIN_ERRORS_GROUPS };
+extern const char *const admin_errors_groups[]; /* "by_sqlstate", "by_table", "by_constraint" */
+
+/* --------------------------------------------------------------- answers */
+
+#define ADMIN_ERROR "error" /* every 4xx/5xx answer: {"error": "..."} */
+
+#endif
