@@ -19,6 +19,7 @@
 #include "report.h"
 #include "xalloc.h"
 #include "pgvalve/clock.h"
+#include "pgvalve/admin_api.h"
 
 #define POLL_MS 20          /* pg_locks polling while holding */
 #define PREWAIT_POLL_MS 200 /* ... and while waiting for old transactions, holding nothing */
@@ -243,7 +244,7 @@ static cJSON *hold_body(const struct locked *t, int n, enum plan_hold mode, cons
 	if (k == 0)
 		return NULL;
 	body = cJSON_CreateObject();
-	tables = cJSON_AddArrayToObject(body, "tables");
+	tables = cJSON_AddArrayToObject(body, ADMIN_HOLD_TABLES);
 	for (int i = 0; i < n; i++) {
 		char name[2 * PLAN_NAME_MAX + 2];
 
@@ -253,12 +254,12 @@ static cJSON *hold_body(const struct locked *t, int n, enum plan_hold mode, cons
 			 t[i].name.name);
 		cJSON_AddItemToArray(tables, cJSON_CreateString(name));
 	}
-	cJSON_AddStringToObject(body, "id", id);
-	cJSON_AddStringToObject(body, "mode", plan_hold_name(mode));
-	cJSON_AddStringToObject(body, "policy", "queue");
+	cJSON_AddStringToObject(body, ADMIN_HOLD_ID, id);
+	cJSON_AddStringToObject(body, ADMIN_HOLD_MODE, plan_hold_name(mode));
+	cJSON_AddStringToObject(body, ADMIN_HOLD_POLICY, admin_hold_policies[ADMIN_POLICY_QUEUE]);
 	/* The hold lasts one attempt: the stall budget plus the DDL's lock_timeout, with room. */
-	cJSON_AddNumberToObject(body, "lease_ms", o->max_stall_ms + o->lock_timeout_ms + 5000);
-	cJSON_AddNumberToObject(body, "max_wait_ms", o->max_stall_ms + o->lock_timeout_ms + 2000);
+	cJSON_AddNumberToObject(body, ADMIN_HOLD_LEASE_MS, o->max_stall_ms + o->lock_timeout_ms + 5000);
+	cJSON_AddNumberToObject(body, ADMIN_HOLD_MAX_WAIT_MS, o->max_stall_ms + o->lock_timeout_ms + 2000);
 	return body;
 }
 

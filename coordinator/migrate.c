@@ -26,6 +26,7 @@
 #include "migrate.h"
 #include "fault.h"
 #include "pgvalve/clock.h"
+#include "pgvalve/admin_api.h"
 
 #define VALIDATE_POLL_MS 500
 #define WATCH_POLL_S 1
@@ -74,7 +75,7 @@ static cJSON *errors_now(const struct options *o, int window_s)
 	char path[64], err[512];
 	int n = 0;
 
-	snprintf(path, sizeof(path), "/errors?window_s=%d", window_s);
+	snprintf(path, sizeof(path), ADMIN_PATH_ERRORS "?" ADMIN_ERRORS_WINDOW_S "=%d", window_s);
 	for (int i = 0; i < o->n_proxies; i++) {
 		int status = proxy_request(o->proxies[i], "GET", path, NULL, ERRORS_TIMEOUT_MS, &answers[n],
 					   err, sizeof(err));
@@ -495,14 +496,14 @@ void migrate_release_stale_holds(struct migration *a)
 	for (int i = 0; i < a->o->n_proxies; i++) {
 		cJSON *doc = NULL, *h;
 
-		if (proxy_request(a->o->proxies[i], "GET", "/holds", NULL, 3000, &doc, err, sizeof(err)) !=
-		    200) {
+		if (proxy_request(a->o->proxies[i], "GET", ADMIN_PATH_HOLDS, NULL, 3000, &doc, err,
+				  sizeof(err)) != 200) {
 			cJSON_Delete(doc);
 			continue;
 		}
-		cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(doc, "holds"))
+		cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(doc, ADMIN_HOLDS_LIST))
 		{
-			const cJSON *id = cJSON_GetObjectItemCaseSensitive(h, "id");
+			const cJSON *id = cJSON_GetObjectItemCaseSensitive(h, ADMIN_HOLD_ID);
 
 			if (cJSON_IsString(id) && strncmp(id->valuestring, prefix, strlen(prefix)) == 0) {
 				report_event("stale_hold", NULL,

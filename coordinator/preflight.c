@@ -15,6 +15,7 @@
 #include "catalog.h"
 #include "proxyctl.h"
 #include "xalloc.h"
+#include "pgvalve/admin_api.h"
 
 #define CHECK_TIMEOUT "60s"
 #define SAMPLES 5
@@ -372,7 +373,7 @@ static void check_bypass(PGconn *c, const struct options *o, struct preflight *p
 
 	for (int i = 0; i < o->n_proxies; i++) {
 		cJSON *doc = NULL, *s;
-		int status = proxy_request(o->proxies[i], "GET", "/status", NULL, 5000, &doc, err,
+		int status = proxy_request(o->proxies[i], "GET", ADMIN_PATH_STATUS, NULL, 5000, &doc, err,
 					   sizeof(err));
 
 		if (status != 200) {
