@@ -3,7 +3,8 @@ healthy proxies both take every hold and the watch adds up the errors their clie
 proxy whose admin API wants a token (token_file in pgvalve.json, and what happens without
 it); an unreachable proxy refuses the migration with nothing changed; `--config pgvalve.json`
 is honoured key by key and flags override it; `PGVALVE_DB` and libpq's PG* variables stand in
-for --db; exit code 4 when a rollback cannot finish, with the journal saying where it stopped."""
+for --db; exit code 4 when a rollback cannot finish, with the journal saying where it stopped;
+violations in the very second of the cutover count for the watch."""
 
 import json
 import re
@@ -90,44 +91,6 @@ def test_two_proxies_both_hold_and_the_watch_sums_their_errors(pg, db, proxy_fac
         assert all(mode == "all" for _, mode, _ in taken), taken
         assert set(ids) <= released, (ids, released)
         assert p.admin("GET", "/holds")[1] == {"holds": []}
-
-
-def test_violations_in_the_cutovers_second_are_counted(pg, db, proxy_factory, tmp_path):
-    """A burst of violations at once after the cutover, then none: "since the cutover" must
-    count the wall-clock second the cutover committed in (the proxies count in such seconds),
-    not only the whole seconds after it. The burst lands in that second unless the second ends
-    first: then the run is repeated, so the case is met in the end."""
-    proxy = proxy_factory(pg)
-    path = write_file(tmp_path, "check.sql",
-                      "ALTER TABLE comments ADD CONSTRAINT comments_body_short CHECK (length(body) < 100);\n")
-    for run_no in range(6):
-        bg = Background(with_db(pg, "apply", path, "--proxy", proxy_url(proxy), "--watch", "6",
-                                "--rollback-on", "constraint_violations > 3", "--format", "json"),
-                        workdir=tmp_path)
-        try:
-            done = bg.wait_event(lambda e: e["event"] == "cutover_done", 120, "the cutover")
-            bg.wait_event(lambda e: e["event"] == "watching", 120, "the watch")
-            first = time.time()
-            violations = 0
-            with psycopg.connect(proxy.dsn(), autocommit=True) as c:
-                for i in range(4):
-                    try:
-                        c.execute("INSERT INTO comments VALUES (%s, 1, 1, 1, repeat('x', 200))",
-                                  (900000 + run_no * 10 + i,))
-                    except psycopg.errors.CheckViolation:
-                        violations += 1
-            last = time.time()
-            r = bg.finish(120)
-        finally:
-            bg.kill()
-        assert violations == 4
-        if int(first) == int(last) == int(event_time(done)):
-            break
-        assert r.rc == 3, r                       # in the seconds after the cutover's: counted
-    else:
-        pytest.fail("six bursts in a row missed the cutover's second")
-    assert r.rc == 3, r
-    assert "constraint_violations > 3: 4 violations of comments_body_short" in messages(r), r
 
 
 # --------------------------------------------------------------------------- the admin token
@@ -302,3 +265,43 @@ def test_a_rollback_that_cannot_finish_exits_4_and_recover_completes_it(pg, db, 
     assert r.rc == 3, r
     assert all(fk_exists(db, c, col) is None for c, col, _ in FKS[:2])
     assert status(pg, mig_id)["state"] == "rolled_back"
+
+
+# --------------------------------------------------------------------------- the watch's first second
+
+def test_violations_in_the_cutovers_second_are_counted(pg, db, proxy_factory, tmp_path):
+    """A burst of violations at once after the cutover, then none: "since the cutover" must
+    count the wall-clock second the cutover committed in (the proxies count in such seconds),
+    not only the whole seconds after it. The burst lands in that second unless the second ends
+    first: then the run is repeated, so the case is met in the end."""
+    proxy = proxy_factory(pg)
+    path = write_file(tmp_path, "check.sql",
+                      "ALTER TABLE comments ADD CONSTRAINT comments_body_short CHECK (length(body) < 100);\n")
+    for run_no in range(6):
+        bg = Background(with_db(pg, "apply", path, "--proxy", proxy_url(proxy), "--watch", "6",
+                                "--rollback-on", "constraint_violations > 3", "--format", "json"),
+                        workdir=tmp_path)
+        try:
+            done = bg.wait_event(lambda e: e["event"] == "cutover_done", 120, "the cutover")
+            bg.wait_event(lambda e: e["event"] == "watching", 120, "the watch")
+            first = time.time()
+            violations = 0
+            with psycopg.connect(proxy.dsn(), autocommit=True) as c:
+                for i in range(4):
+                    try:
+                        c.execute("INSERT INTO comments VALUES (%s, 1, 1, 1, repeat('x', 200))",
+                                  (900000 + run_no * 10 + i,))
+                    except psycopg.errors.CheckViolation:
+                        violations += 1
+            last = time.time()
+            r = bg.finish(120)
+        finally:
+            bg.kill()
+        assert violations == 4
+        if int(first) == int(last) == int(event_time(done)):
+            break
+        assert r.rc == 3, r                       # in the seconds after the cutover's: counted
+    else:
+        pytest.fail("six bursts in a row missed the cutover's second")
+    assert r.rc == 3, r
+    assert "constraint_violations > 3: 4 violations of comments_body_short" in messages(r), r

@@ -1,8 +1,8 @@
-"""The coordinator's step paths, as an operator meets them: a cutover whose lock_timeout fires
-and whose retry succeeds; a cutover window that opens while apply waits; DROP CONSTRAINT alone,
-rolled back to a byte-identical constraint; PRIMARY KEY … USING INDEX as written and plain ADD
-PRIMARY KEY built concurrently; SET NOT NULL under a write load through the proxy with no
-client error."""
+"""The coordinator's step paths, as an operator meets them: a cutover window that opens while
+apply waits; DROP CONSTRAINT alone, rolled back to a byte-identical constraint; SET NOT NULL
+under a write load through the proxy with no client error; PRIMARY KEY … USING INDEX as
+written and plain ADD PRIMARY KEY built concurrently, and their rollback; a cutover whose
+lock_timeout fires and whose retry succeeds."""
 
 import re
 import threading
@@ -31,67 +31,6 @@ def db(pg):
 def waiting_for_lock(db, pid):
     return db.execute("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s",
                       (pid,)).fetchone()[0]
-
-
-# --------------------------------------------------------------------------- lock_timeout + retry
-
-def test_lock_timeout_fires_and_a_retry_succeeds(pg, db, proxy_factory, tmp_path):
-    proxy = proxy_factory(pg)
-    child, column, parent = FKS[2]                               # projects.owner_id -> users
-    path = write_file(tmp_path, "fk.sql", fk_migration([FKS[2]]))
-    bg = Background(with_db(pg, "apply", path, "--proxy", proxy_url(proxy), "--postpone-cutover",
-                            "--attempts", "10", "--max-stall", "200", "--lock-timeout", "200", "--watch", "0",
-                            "--format", "json"), workdir=tmp_path)
-    try:
-        bg.wait_event(lambda e: e["event"] == "postponed", 120, "the postponed cutover")
-        mig_id = only_migration(pg)
-        # A reader's transaction keeps ACCESS SHARE on users (no conflict with the FK's SHARE ROW
-        # EXCLUSIVE), and a schema change queues behind it for ACCESS EXCLUSIVE: the cutover's
-        # ALTER queues behind that one, and its lock_timeout fires.
-        reader = harness.connect(pg.dsn())
-        reader.execute("SELECT count(*) FROM users")
-        queued = harness.connect(pg.dsn())
-        queued.autocommit = True
-        queued_pid = queued.info.backend_pid
-        done = threading.Event()
-        errors = []
-
-        def schema_change():
-            try:
-                queued.execute("ALTER TABLE users ALTER COLUMN email DROP DEFAULT")
-            except Exception as e:  # reported below
-                errors.append(e)
-            done.set()
-
-        t = threading.Thread(target=schema_change, daemon=True)
-        t.start()
-        harness.wait_for(lambda: waiting_for_lock(db, queued_pid), 30, what="the schema change to queue")
-        run(*with_db(pg, "cutover", mig_id))
-        failed = bg.wait_event(lambda e: e["event"] == "attempt_failed", 60, "a failed cutover attempt")
-        assert "cutover attempt 1 of 10 failed" in failed["message"], failed
-        assert "lock timeout" in failed["message"] and "55P03" in failed["message"], failed
-        reader.commit()                                          # the queue drains
-        assert done.wait(30) and not errors, errors
-        r = bg.finish(120)
-    finally:
-        bg.kill()
-    assert r.rc == 0, r
-    attempts = int(re.search(r"cutover committed after (\d+) attempt", events_named(r, "cutover_done")[0]["message"])
-                   .group(1))
-    assert attempts >= 2, r
-    assert len(events_named(r, "attempt_failed")) == attempts - 1, r
-    defs = constraint_defs(db, child)
-    assert defs[fk_name(child, column)][1:] == (
-        f"FOREIGN KEY ({column}) REFERENCES {parent}(id) DEFERRABLE INITIALLY DEFERRED", True)
-    reader.close()
-    queued.close()
-    # Every attempt's hold was released, the failed ones too.
-    taken, released = proxy_holds(proxy, f"pgvalve-{mig_id}-cutover-")
-    assert len(taken) == attempts and {t[0] for t in taken} <= released, proxy.log_text()
-    doc = status(pg, mig_id)
-    assert doc["state"] == "committed", doc
-    # The journal's step says how many attempts it took.
-    assert [s["attempts"] for s in doc["steps"] if s["phase"] == "cutover"] == [attempts], doc["steps"]
 
 
 # --------------------------------------------------------------------------- a window that opens
@@ -150,51 +89,6 @@ def test_drop_constraint_alone_and_its_rollback(pg, db, proxy_factory, tmp_path)
     assert r.rc == 3, r
     assert constraint_defs(db, "comments") == before           # definition and validity identical
     assert status(pg, mig_id)["state"] == "rolled_back"
-
-
-# --------------------------------------------------------------------------- PRIMARY KEY
-
-def test_primary_key_using_index_and_plain_add_primary_key(pg, db, proxy_factory, tmp_path):
-    proxy = proxy_factory(pg)
-    for t in ("events_a", "events_b"):
-        db.execute(f"DROP TABLE IF EXISTS {t}")
-        db.execute(f"CREATE TABLE {t} (id int NOT NULL, v text)")
-        db.execute(f"INSERT INTO {t} SELECT g, md5(g::text) FROM generate_series(1, 500) g")
-    db.execute("CREATE UNIQUE INDEX events_a_id_idx ON events_a (id)")
-    path = write_file(tmp_path, "pk.sql",
-                      "ALTER TABLE events_a ADD CONSTRAINT events_a_pkey PRIMARY KEY USING INDEX events_a_id_idx;\n"
-                      "ALTER TABLE events_b ADD PRIMARY KEY (id);\n")
-    r = run(*with_db(pg, "plan", path))
-    assert r.rc == 0, r
-    assert 'CREATE UNIQUE INDEX CONCURRENTLY "events_b_pkey" ON "events_b" ("id")' in r.out, r
-    r = run(*with_db(pg, "apply", path, "--proxy", proxy_url(proxy), "--watch", "0"))
-    assert r.rc == 0, r
-    for t in ("events_a", "events_b"):
-        assert constraint_defs(db, t) == {f"{t}_pkey": ("p", "PRIMARY KEY (id)", True)}
-        # The constraint owns the (renamed or built) index, which is the table's only one.
-        assert db.execute("SELECT array_agg(indexrelid::regclass::text) FROM pg_index WHERE indrelid = %s::regclass",
-                          (t,)).fetchone()[0] == [f"{t}_pkey"]
-    mig_id = only_migration(pg)
-    doc = status(pg, mig_id)
-    assert doc["state"] == "committed", doc
-    steps = [(s["phase"], s["kind"]) for s in doc["steps"]]
-    assert steps.count(("prepare", "create_index")) == 1 and steps.count(("cutover", "add_using_index")) == 2, doc
-    assert [s["sql"] for s in doc["steps"] if s["kind"] == "create_index"] == [
-        'CREATE UNIQUE INDEX CONCURRENTLY "events_b_pkey" ON "events_b" ("id")'], doc
-    taken, released = proxy_holds(proxy, f"pgvalve-{mig_id}-cutover-")
-    assert [t[1] for t in taken] == ["all"] and {t[0] for t in taken} <= released, proxy.log_text()
-    with pytest.raises(psycopg.errors.UniqueViolation):
-        db.execute("INSERT INTO events_b VALUES (1, 'again')")
-
-    # Rolled back: each table as it was, the index the user built included, the one pgvalve built gone.
-    r = run(*with_db(pg, "rollback", mig_id, "--proxy", proxy_url(proxy)))
-    assert r.rc == 3, r
-    assert constraint_defs(db, "events_a") == {} and constraint_defs(db, "events_b") == {}
-    assert db.execute("SELECT count(*) FROM pg_index WHERE indrelid = 'events_b'::regclass").fetchone()[0] == 0
-    assert status(pg, mig_id)["state"] == "rolled_back"
-    assert db.execute("SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
-                      "WHERE indrelid = 'events_a'::regclass").fetchall() == [
-        ("events_a_id_idx", "CREATE UNIQUE INDEX events_a_id_idx ON public.events_a USING btree (id)")]
 
 
 # --------------------------------------------------------------------------- SET NOT NULL under load
@@ -263,3 +157,109 @@ def test_set_not_null_under_write_load(pg, db, proxy_factory, tmp_path):
     assert len(taken) >= 2 and {t[0] for t in taken} <= released, proxy.log_text()   # cutover and finalize
     with pytest.raises(psycopg.errors.NotNullViolation):
         db.execute("INSERT INTO stages (id, workspace_id, position) VALUES (99999999, 1, NULL)")
+
+
+# --------------------------------------------------------------------------- PRIMARY KEY
+
+def test_primary_key_using_index_and_plain_add_primary_key(pg, db, proxy_factory, tmp_path):
+    proxy = proxy_factory(pg)
+    for t in ("events_a", "events_b"):
+        db.execute(f"DROP TABLE IF EXISTS {t}")
+        db.execute(f"CREATE TABLE {t} (id int NOT NULL, v text)")
+        db.execute(f"INSERT INTO {t} SELECT g, md5(g::text) FROM generate_series(1, 500) g")
+    db.execute("CREATE UNIQUE INDEX events_a_id_idx ON events_a (id)")
+    path = write_file(tmp_path, "pk.sql",
+                      "ALTER TABLE events_a ADD CONSTRAINT events_a_pkey PRIMARY KEY USING INDEX events_a_id_idx;\n"
+                      "ALTER TABLE events_b ADD PRIMARY KEY (id);\n")
+    r = run(*with_db(pg, "plan", path))
+    assert r.rc == 0, r
+    assert 'CREATE UNIQUE INDEX CONCURRENTLY "events_b_pkey" ON "events_b" ("id")' in r.out, r
+    r = run(*with_db(pg, "apply", path, "--proxy", proxy_url(proxy), "--watch", "0"))
+    assert r.rc == 0, r
+    for t in ("events_a", "events_b"):
+        assert constraint_defs(db, t) == {f"{t}_pkey": ("p", "PRIMARY KEY (id)", True)}
+        # The constraint owns the (renamed or built) index, which is the table's only one.
+        assert db.execute("SELECT array_agg(indexrelid::regclass::text) FROM pg_index WHERE indrelid = %s::regclass",
+                          (t,)).fetchone()[0] == [f"{t}_pkey"]
+    mig_id = only_migration(pg)
+    doc = status(pg, mig_id)
+    assert doc["state"] == "committed", doc
+    steps = [(s["phase"], s["kind"]) for s in doc["steps"]]
+    assert steps.count(("prepare", "create_index")) == 1 and steps.count(("cutover", "add_using_index")) == 2, doc
+    assert [s["sql"] for s in doc["steps"] if s["kind"] == "create_index"] == [
+        'CREATE UNIQUE INDEX CONCURRENTLY "events_b_pkey" ON "events_b" ("id")'], doc
+    taken, released = proxy_holds(proxy, f"pgvalve-{mig_id}-cutover-")
+    assert [t[1] for t in taken] == ["all"] and {t[0] for t in taken} <= released, proxy.log_text()
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        db.execute("INSERT INTO events_b VALUES (1, 'again')")
+
+    # Rolled back: each table as it was, the index the user built included, the one pgvalve built gone.
+    r = run(*with_db(pg, "rollback", mig_id, "--proxy", proxy_url(proxy)))
+    assert r.rc == 3, r
+    assert constraint_defs(db, "events_a") == {} and constraint_defs(db, "events_b") == {}
+    assert db.execute("SELECT count(*) FROM pg_index WHERE indrelid = 'events_b'::regclass").fetchone()[0] == 0
+    assert status(pg, mig_id)["state"] == "rolled_back"
+    assert db.execute("SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+                      "WHERE indrelid = 'events_a'::regclass").fetchall() == [
+        ("events_a_id_idx", "CREATE UNIQUE INDEX events_a_id_idx ON public.events_a USING btree (id)")]
+
+
+# --------------------------------------------------------------------------- lock_timeout + retry
+
+def test_lock_timeout_fires_and_a_retry_succeeds(pg, db, proxy_factory, tmp_path):
+    proxy = proxy_factory(pg)
+    child, column, parent = FKS[2]                               # projects.owner_id -> users
+    path = write_file(tmp_path, "fk.sql", fk_migration([FKS[2]]))
+    bg = Background(with_db(pg, "apply", path, "--proxy", proxy_url(proxy), "--postpone-cutover",
+                            "--attempts", "10", "--max-stall", "200", "--lock-timeout", "200", "--watch", "0",
+                            "--format", "json"), workdir=tmp_path)
+    try:
+        bg.wait_event(lambda e: e["event"] == "postponed", 120, "the postponed cutover")
+        mig_id = only_migration(pg)
+        # A reader's transaction keeps ACCESS SHARE on users (no conflict with the FK's SHARE ROW
+        # EXCLUSIVE), and a schema change queues behind it for ACCESS EXCLUSIVE: the cutover's
+        # ALTER queues behind that one, and its lock_timeout fires.
+        reader = harness.connect(pg.dsn())
+        reader.execute("SELECT count(*) FROM users")
+        queued = harness.connect(pg.dsn())
+        queued.autocommit = True
+        queued_pid = queued.info.backend_pid
+        done = threading.Event()
+        errors = []
+
+        def schema_change():
+            try:
+                queued.execute("ALTER TABLE users ALTER COLUMN email DROP DEFAULT")
+            except Exception as e:  # reported below
+                errors.append(e)
+            done.set()
+
+        t = threading.Thread(target=schema_change, daemon=True)
+        t.start()
+        harness.wait_for(lambda: waiting_for_lock(db, queued_pid), 30, what="the schema change to queue")
+        run(*with_db(pg, "cutover", mig_id))
+        failed = bg.wait_event(lambda e: e["event"] == "attempt_failed", 60, "a failed cutover attempt")
+        assert "cutover attempt 1 of 10 failed" in failed["message"], failed
+        assert "lock timeout" in failed["message"] and "55P03" in failed["message"], failed
+        reader.commit()                                          # the queue drains
+        assert done.wait(30) and not errors, errors
+        r = bg.finish(120)
+    finally:
+        bg.kill()
+    assert r.rc == 0, r
+    attempts = int(re.search(r"cutover committed after (\d+) attempt", events_named(r, "cutover_done")[0]["message"])
+                   .group(1))
+    assert attempts >= 2, r
+    assert len(events_named(r, "attempt_failed")) == attempts - 1, r
+    defs = constraint_defs(db, child)
+    assert defs[fk_name(child, column)][1:] == (
+        f"FOREIGN KEY ({column}) REFERENCES {parent}(id) DEFERRABLE INITIALLY DEFERRED", True)
+    reader.close()
+    queued.close()
+    # Every attempt's hold was released, the failed ones too.
+    taken, released = proxy_holds(proxy, f"pgvalve-{mig_id}-cutover-")
+    assert len(taken) == attempts and {t[0] for t in taken} <= released, proxy.log_text()
+    doc = status(pg, mig_id)
+    assert doc["state"] == "committed", doc
+    # The journal's step says how many attempts it took.
+    assert [s["attempts"] for s in doc["steps"] if s["phase"] == "cutover"] == [attempts], doc["steps"]
