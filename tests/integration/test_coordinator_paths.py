@@ -257,7 +257,7 @@ def test_a_rollback_that_cannot_finish_exits_4_and_recover_completes_it(pg, db, 
     doc = status(pg, mig_id)
     assert doc["state"] == "rolling_back", doc
     text = run(*with_db(pg, "status", mig_id))
-    assert "recover" in text.out, text
+    assert text.rc == 0 and "recover" in text.out, text
     # It can only be rolled back now: --resume says so, with exit 4 again.
     r = run(*with_db(pg, "recover", "--resume", "--proxy", proxy_url(proxy)))
     assert r.rc == 4 and "can only be rolled back" in r.err, r
@@ -265,6 +265,10 @@ def test_a_rollback_that_cannot_finish_exits_4_and_recover_completes_it(pg, db, 
     assert r.rc == 3, r
     assert all(fk_exists(db, c, col) is None for c, col, _ in FKS[:2])
     assert status(pg, mig_id)["state"] == "rolled_back"
+    # Exit 4 means "the journal says what": status named why the rollback stopped, and offered
+    # only what works for a migration being rolled back.
+    assert dead in doc["error"], doc
+    assert "recover --rollback" in text.out and "--resume" not in text.out, text
 
 
 # --------------------------------------------------------------------------- the watch's first second
