@@ -7,6 +7,7 @@ import calendar
 import json
 import os
 import re
+import socket
 import subprocess
 import time
 
@@ -55,9 +56,21 @@ def proxy_url(proxy):
     return f"http://{harness.HOST}:{proxy.admin_port}"
 
 
+_reserved = []  # sockets bound and never listening: their ports refuse connections, and stay taken
+
+
+def closed_port():
+    """A port on 127.0.0.1 that refuses connections for the rest of this process: bound here and
+    never listened on, so no other test (of this run or another) can start listening there."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((harness.HOST, 0))
+    _reserved.append(s)
+    return s.getsockname()[1]
+
+
 def closed_port_url():
-    """An admin URL on 127.0.0.1 that nothing listens on (a port that was free a moment ago)."""
-    return f"http://{harness.HOST}:{harness.free_port()}"
+    """An admin URL on 127.0.0.1 that nothing listens on."""
+    return f"http://{harness.HOST}:{closed_port()}"
 
 
 def write_json(tmp_path, name, doc):

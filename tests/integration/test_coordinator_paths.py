@@ -15,8 +15,9 @@ import pytest
 
 import harness
 from coordinator import FKS, constraints, create_schema, fk_migration, fk_name, write_file
-from paths_helpers import (Background, after_cutover_second, closed_port_url, db_url, event_time, events_named, messages,
-                           only_migration, pg_env, proxy_holds, proxy_url, run, status, with_db, write_json)
+from paths_helpers import (Background, after_cutover_second, closed_port, closed_port_url, db_url, event_time,
+                           events_named, messages, only_migration, pg_env, proxy_holds, proxy_url, run, status,
+                           with_db, write_json)
 
 ROWS = 300
 
@@ -170,7 +171,7 @@ def test_config_file_is_honoured_and_flags_override_it(pg, db, proxy_factory, tm
     assert proxy_holds(proxy, f"pgvalve-{first}-cutover-")[0] != []
 
     # Flags win over the file: --db over "db" (which now points nowhere), and the numbers.
-    cfg["db"] = db_url(pg, port=harness.free_port())
+    cfg["db"] = db_url(pg, port=closed_port())
     bad_db = write_json(tmp_path, "bad-db.json", cfg)
     r = run("status", "--config", bad_db)
     assert r.rc == 2 and "cannot connect to the database" in r.err, r
@@ -221,7 +222,7 @@ def test_database_from_pgvalve_db_and_libpq_variables(pg, db, tmp_path):
     r = run("apply", path, "--watch", "0", env={"PGVALVE_DB": db_url(pg)})
     assert r.rc == 0, r
     assert fk_exists(db, *FKS[0][:2]) == (True,)
-    nowhere = db_url(pg, port=harness.free_port())
+    nowhere = db_url(pg, port=closed_port())
 
     def listed(result):
         assert result.rc == 0, result
