@@ -637,7 +637,8 @@ bool rules_plan(struct plan *p, const struct rules_options *opt, struct input_er
 			return false;
 	}
 	/* Execution order: by phase, and within a phase in the order of the file. */
-	qsort(p->steps, (size_t)p->n_steps, sizeof(*p->steps), by_phase);
+	if (p->n_steps) /* steps is NULL when there are none (SET CONSTRAINTS alone) */
+		qsort(p->steps, (size_t)p->n_steps, sizeof(*p->steps), by_phase);
 	for (int i = 0; i < p->n_steps; i++)
 		p->steps[i].seq = i + 1;
 	return true;
