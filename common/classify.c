@@ -164,8 +164,8 @@ static void walk_with(struct walk *w, const cJSON *with)
 	bool recursive = pgtree_flag(with, "recursive");
 
 	if (recursive) {
-		cJSON_ArrayForEach(c, ctes) push_scope(
-			w, pgtree_str(pgtree_get(c, "CommonTableExpr"), "ctename"));
+		cJSON_ArrayForEach(c, ctes)
+			push_scope(w, pgtree_str(pgtree_get(c, "CommonTableExpr"), "ctename"));
 	}
 	cJSON_ArrayForEach(c, ctes)
 	{
@@ -251,8 +251,7 @@ static void walk_drop(struct walk *w, const cJSON *obj)
 		/* DROP TRIGGER trg ON [s.]t: the list is [s,] t, trg. */
 		cJSON_ArrayForEach(o, objects)
 		{
-			const cJSON *items = pgtree_get(
-				pgtree_get(o, "List"), "items");
+			const cJSON *items = pgtree_get(pgtree_get(o, "List"), "items");
 			int n = pgtree_list_len(items);
 
 			if (n == 2)
@@ -271,8 +270,7 @@ static void walk_drop(struct walk *w, const cJSON *obj)
 	}
 	cJSON_ArrayForEach(o, objects)
 	{
-		const cJSON *items = pgtree_get(
-			pgtree_get(o, "List"), "items");
+		const cJSON *items = pgtree_get(pgtree_get(o, "List"), "items");
 		int n = pgtree_list_len(items);
 
 		if (n == 1)
@@ -323,8 +321,7 @@ static void walk_node(struct walk *w, const char *type, const cJSON *obj, uint8_
 		if (made)
 			w->out->flags |= CLASSIFY_DDL;
 		walk_fields(w, obj, CLASSIFY_READ, made, CLASSIFY_WRITE);
-	} else if (strcmp(type, "A_Expr") == 0 &&
-		   pgtree_list_len(pgtree_get(obj, "name")) == 2 &&
+	} else if (strcmp(type, "A_Expr") == 0 && pgtree_list_len(pgtree_get(obj, "name")) == 2 &&
 		   !names_pg_catalog(pgtree_get(obj, "name"))) {
 		/* OPERATOR(app.===): a user operator runs a user function. */
 		set_unknown(w, "uses an operator that is not built into PostgreSQL");

@@ -1,7 +1,8 @@
 /*
  * The classification cache (see classify_cache.h): the key (the SQL text
- * with its literal values blanked, by a lexer pass that follows PostgreSQL
- * 15's scanner), and a chained hash table over the keys with one doubly
+ * with its literal values blanked, by one pass of the SQL lexer,
+ * pgvalve/sqllex.h, which follows PostgreSQL 15's scanner), and a chained
+ * hash table over the keys with one doubly
  * linked list in recency order for LRU eviction. It owns the entries and
  * their compact results; classify.c does the classifying and knows nothing
  * of the cache.
@@ -64,9 +65,9 @@ void classify_compact_fill(const struct classify_compact *c, struct classify_res
  * classify_sql's answer depends on the text only through libpg_query's parse
  * of it (PostgreSQL 15.1's scanner and grammar), so the key follows that
  * scanner (src/backend/parser/scan.l, as libpg_query 15-4.0 builds it: where
- * it differs from the server's, it is the one followed) token by token and
- * blanks a literal only where the scanner's token for it cannot depend on its
- * value. PostgreSQL 16 reads more as numbers (0x1F, 0o17, 0b101, 1_000, all
+ * it differs from the server's, it is the one followed) token by token, as
+ * sqllex.h reads it, and blanks a literal only where the scanner's token for
+ * it cannot depend on its value. PostgreSQL 16 reads more as numbers (0x1F, 0o17, 0b101, 1_000, all
  * errors in 15): a libpg_query upgrade must revisit this, and the fuzz
  * target's check against libpg_query's own scanner says where.
  *

@@ -129,8 +129,8 @@ static size_t string_end(const unsigned char *s, size_t n, size_t j, enum string
 			if (s[j] == '\\' && form == STRING_ESCAPED) {
 				if (++j >= n)
 					return 0;
-				if ((s[j] >= '0' && s[j] <= '7') || s[j] == 'x' || s[j] == 'u' || s[j] == 'U' ||
-				    s[j] >= 0x80)
+				if ((s[j] >= '0' && s[j] <= '7') || s[j] == 'x' || s[j] == 'u' ||
+				    s[j] == 'U' || s[j] >= 0x80)
 					*checked = true;
 			} else if (s[j] == '\'') {
 				if (form == STRING_BITS || j + 1 >= n || s[j + 1] != '\'')
@@ -251,34 +251,31 @@ static size_t dollar_end(const unsigned char *s, size_t n, size_t i, size_t d)
  * but @- is one operator). What is left, if one self character, is that
  * character's token.
  */
-static enum sqllex_kind operator(const unsigned char *s, size_t n, size_t i, size_t *end)
-{
+static enum sqllex_kind operator(const unsigned char *s, size_t n, size_t i, size_t *end) {
 	size_t j = i + 1, len;
 
-	while (j < n && is_class(s[j], CH_OP)) {
-		if ((s[j] == '*' && s[j - 1] == '/') || (s[j] == '-' && s[j - 1] == '-')) {
-			j--;
-			break;
-		}
-		j++;
-	}
-	len = j - i;
-	if (len > 1 && (s[j - 1] == '+' || s[j - 1] == '-')) {
-		bool sql_only = true;
+	while (j < n && is_class(s[j], CH_OP)){
+		if ((s[j] == '*' && s[j - 1] == '/') || (s[j] == '-' && s[j - 1] == '-')){ j--; break; }
+j++;
+}
+len = j - i;
+if (len > 1 && (s[j - 1] == '+' || s[j - 1] == '-')) {
+	bool sql_only = true;
 
-		for (size_t k = i; k + 1 < j; k++)
-			if (strchr("~!@#^&|`?%", s[k]))
-				sql_only = false;
-		if (sql_only)
-			while (len > 1 && (s[i + len - 1] == '+' || s[i + len - 1] == '-'))
-				len--;
-	}
-	*end = i + len;
-	return len == 1 && is_class(s[i], CH_SELF) ? SQLLEX_SELF : SQLLEX_OPERATOR;
+	for (size_t k = i; k + 1 < j; k++)
+		if (strchr("~!@#^&|`?%", s[k]))
+			sql_only = false;
+	if (sql_only)
+		while (len > 1 && (s[i + len - 1] == '+' || s[i + len - 1] == '-'))
+			len--;
+}
+*end = i + len;
+return len == 1 && is_class(s[i], CH_SELF) ? SQLLEX_SELF : SQLLEX_OPERATOR;
 }
 
 /* The token at lx->pos (< len): its kind, its end in *end. */
-static inline __attribute__((always_inline)) enum sqllex_kind scan(const struct sqllex *lx, size_t *end, bool *checked)
+static inline __attribute__((always_inline)) enum sqllex_kind scan(const struct sqllex *lx, size_t *end,
+								   bool *checked)
 {
 	const unsigned char *s = (const unsigned char *)lx->s;
 	size_t n = lx->len, i = lx->pos, j;
@@ -301,7 +298,8 @@ static inline __attribute__((always_inline)) enum sqllex_kind scan(const struct 
 	if (c == '"')
 		return (*end = quoted_ident_end(s, n, i + 1)) ? SQLLEX_QIDENT : SQLLEX_UNTERMINATED;
 	if (c == '\'') {
-		enum string_form form = lx->options & SQLLEX_BACKSLASH_STRINGS ? STRING_ESCAPED : STRING_DOUBLED;
+		enum string_form form = lx->options & SQLLEX_BACKSLASH_STRINGS ? STRING_ESCAPED
+									       : STRING_DOUBLED;
 
 		return (*end = string_end(s, n, i + 1, form, checked)) ? SQLLEX_STRING : SQLLEX_UNTERMINATED;
 	}
@@ -347,8 +345,9 @@ static inline __attribute__((always_inline)) enum sqllex_kind scan(const struct 
 			return SQLLEX_IDENT;
 		}
 		if (lower == 'u' && next == '&' && i + 2 < n && s[i + 2] == '\'')
-			return (*end = string_end(s, n, i + 3, STRING_DOUBLED, checked)) ? SQLLEX_USTRING
-											 : SQLLEX_UNTERMINATED;
+			return (*end = string_end(s, n, i + 3, STRING_DOUBLED, checked))
+				? SQLLEX_USTRING
+				: SQLLEX_UNTERMINATED;
 		if (lower == 'u' && next == '&' && i + 2 < n && s[i + 2] == '"')
 			return (*end = quoted_ident_end(s, n, i + 3)) ? SQLLEX_UIDENT : SQLLEX_UNTERMINATED;
 		for (j = i + 1; j < n && is_ident_cont(s[j]); j++)
@@ -453,5 +452,6 @@ bool sqllex_is_keyword(const char *s, const struct sqllex_token *t, const char *
 
 bool sqllex_is_char(const char *s, const struct sqllex_token *t, char c)
 {
-	return (t->kind == SQLLEX_SELF || t->kind == SQLLEX_OTHER) && t->end == t->start + 1 && s[t->start] == c;
+	return (t->kind == SQLLEX_SELF || t->kind == SQLLEX_OTHER) && t->end == t->start + 1 &&
+		s[t->start] == c;
 }

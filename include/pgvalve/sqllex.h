@@ -81,7 +81,7 @@ struct sqllex_token {
 struct sqllex {
 	const char *s;
 	size_t len;
-	size_t pos; /* where the next token starts */
+	size_t pos;       /* where the next token starts */
 	unsigned options; /* enum sqllex_option bits */
 };
 

@@ -1,7 +1,7 @@
 /*
  * Unit tests for common/classify.c, written against the contract in
- * include/pgvalve/classify.h and DESIGN.md §3.2: which tables a SQL string
- * reads and writes, the flags (unknown, transaction control, DDL), name
+ * include/pgvalve/classify.h and docs/architecture.md ("classification"):
+ * which tables a SQL string reads and writes, the flags (unknown, transaction control, DDL), name
  * folding and truncation, the fail-closed cases, hostile input, and the
  * matching rules of classify_access_to(). Every SQL string is handed over in
  * a malloc'd buffer of exactly its length with no NUL after it, so the Asan
