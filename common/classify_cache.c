@@ -84,7 +84,7 @@ void classify_compact_fill(const struct classify_compact *c, struct classify_res
  *     not used otherwise); also the string after N, which the scanner hands
  *     on as NCHAR followed by an ordinary string. A string "continues" across
  *     whitespace holding a newline ('a'\n'b' is one token), and so does its
- *     placeholder (see string_end).
+ *     placeholder (the lexer, sqllex.h, reads it as one token).
  *   - E'...' (\' and \\ do not end it), unless an escape is one whose value
  *     the scanner checks: octal and hex escapes and a backslash before a
  *     non-ASCII byte make it verify the result as UTF-8, \u and \U must be
@@ -219,7 +219,10 @@ static void literal(struct keyer *z, size_t end, char kind, bool keep)
 
 /*
  * One token, keyed. Returns false when the rest of the text is to be kept
- * verbatim (an unterminated literal or comment, a scanner error).
+ * verbatim (an unterminated literal or comment, a scanner error). Inlined
+ * into key_text(), where the keyer is a local nothing else sees, so its
+ * fields stay in registers while bytes are stored to the key (a char array,
+ * which may alias anything).
  */
 static inline __attribute__((always_inline)) bool key_token(struct keyer *z, const struct sqllex_token *t)
 {
