@@ -2,8 +2,9 @@
  * Reading migration files into the plan's input statements (see input.h).
  * libpg_query splits SQL with PostgreSQL's own grammar, so a ';' inside a
  * string, a dollar-quoted body or a comment never cuts a statement; when a
- * file does not parse, the error's position names the line. Rules for what
- * the statements mean live in rules.c.
+ * file does not parse, the error's position names the line. Trimming, and
+ * cutting at ';' where PostgreSQL names no position, use the one SQL lexer
+ * (pgvalve/sqllex.h). Rules for what the statements mean live in rules.c.
  */
 #include "input.h"
 

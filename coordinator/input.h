@@ -1,7 +1,8 @@
 /*
- * Reading a migration (docs/architecture.md, "plan"): SQL files as ORMs write them, or a
- * JSON plan, into the plan's list of input statements — each with its file,
- * line and trimmed text — plus the plan's name and checksum. What the
+ * Reading a migration (docs/architecture.md, "plan"): SQL files as ORMs
+ * write them, or a JSON plan, into the plan's list of input statements —
+ * each with its file, line and trimmed text — plus the plan's name and
+ * checksum. What the
  * statements mean is rules.c's business; input.c only cuts them apart,
  * reports syntax errors where they are, and drops the transaction wrapping
  * (BEGIN/COMMIT) that pgvalve replaces with its own phases.
