@@ -1,7 +1,8 @@
 /*
  * SQL classification (see classify.h). libpg_query parses the text into
- * PostgreSQL's own parse tree as JSON; a walk over it with cJSON finds every
- * table reference (RangeVar) and the lock strength its position implies:
+ * PostgreSQL's own parse tree (read through pgvalve/pgtree.h); a walk over
+ * it finds every table reference (RangeVar) and the lock strength its
+ * position implies:
  *
  *   - the target of INSERT/UPDATE/DELETE/MERGE, COPY FROM, TRUNCATE: write;
  *   - anything named inside a utility statement (ALTER TABLE, CREATE INDEX,
@@ -14,11 +15,11 @@
  */
 #include "pgvalve/classify.h"
 
-#include <cjson/cJSON.h>
-#include <pg_query.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "pgvalve/pgtree.h"
 
 static const char *const builtin_functions[] = {
 #include "builtin_functions.inc"
@@ -70,13 +71,6 @@ static void set_unknown(struct walk *w, const char *why)
 	w->out->flags |= CLASSIFY_UNKNOWN;
 }
 
-static const char *string_field(const cJSON *obj, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 static void add_ref(struct walk *w, const char *schema, const char *name, uint8_t access)
 {
 	struct classify_result *r = w->out;
@@ -101,20 +95,12 @@ static void add_ref(struct walk *w, const char *schema, const char *name, uint8_
 	r->refs[r->n_refs++] = ref;
 }
 
-/* The value of a {"String": {"sval": ...}} node, or NULL. */
-static const char *string_node(const cJSON *node)
-{
-	const cJSON *s = cJSON_GetObjectItemCaseSensitive(node, "String");
-
-	return s ? string_field(s, "sval") : NULL;
-}
-
 static void check_function(struct walk *w, const cJSON *funccall)
 {
-	const cJSON *names = cJSON_GetObjectItemCaseSensitive(funccall, "funcname");
-	int n = cJSON_GetArraySize(names);
-	const char *schema = n == 2 ? string_node(cJSON_GetArrayItem(names, 0)) : NULL;
-	const char *name = n >= 1 ? string_node(cJSON_GetArrayItem(names, n - 1)) : NULL;
+	const cJSON *names = pgtree_get(funccall, "funcname");
+	int n = pgtree_list_len(names);
+	const char *schema = n == 2 ? pgtree_string(pgtree_list_at(names, 0)) : NULL;
+	const char *name = n >= 1 ? pgtree_string(pgtree_list_at(names, n - 1)) : NULL;
 
 	if (!name || n > 2 || (n == 2 && (!schema || strcmp(schema, "pg_catalog") != 0)))
 		set_unknown(w, "calls a function that is not built into PostgreSQL");
@@ -174,26 +160,26 @@ static void walk_value(struct walk *w, const cJSON *v, uint8_t access);
  */
 static void walk_with(struct walk *w, const cJSON *with)
 {
-	const cJSON *ctes = cJSON_GetObjectItemCaseSensitive(with, "ctes"), *c;
-	bool recursive = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(with, "recursive"));
+	const cJSON *ctes = pgtree_get(with, "ctes"), *c;
+	bool recursive = pgtree_flag(with, "recursive");
 
 	if (recursive) {
-		cJSON_ArrayForEach(c, ctes) push_scope(
-			w, string_field(cJSON_GetObjectItemCaseSensitive(c, "CommonTableExpr"), "ctename"));
+		cJSON_ArrayForEach(c, ctes)
+			push_scope(w, pgtree_str(pgtree_get(c, "CommonTableExpr"), "ctename"));
 	}
 	cJSON_ArrayForEach(c, ctes)
 	{
-		const cJSON *cte = cJSON_GetObjectItemCaseSensitive(c, "CommonTableExpr");
+		const cJSON *cte = pgtree_get(c, "CommonTableExpr");
 
-		walk_value(w, cJSON_GetObjectItemCaseSensitive(cte, "ctequery"), CLASSIFY_READ);
+		walk_value(w, pgtree_get(cte, "ctequery"), CLASSIFY_READ);
 		if (!recursive)
-			push_scope(w, string_field(cte, "ctename"));
+			push_scope(w, pgtree_str(cte, "ctename"));
 	}
 }
 
 static bool names_pg_catalog(const cJSON *names)
 {
-	const char *schema = string_node(cJSON_GetArrayItem(names, 0));
+	const char *schema = pgtree_string(pgtree_list_at(names, 0));
 
 	return schema && strcmp(schema, "pg_catalog") == 0;
 }
@@ -206,14 +192,14 @@ static bool names_pg_catalog(const cJSON *names)
 static bool locks_unnamed_tables(const char *type, const cJSON *obj)
 {
 	if (strcmp(type, "ReindexStmt") == 0) {
-		const char *kind = string_field(obj, "kind");
+		const char *kind = pgtree_str(obj, "kind");
 
 		return !kind || strcmp(kind, "REINDEX_OBJECT_TABLE") != 0;
 	}
 	if (strcmp(type, "VacuumStmt") == 0)
-		return cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(obj, "rels")) == 0;
+		return pgtree_list_len(pgtree_get(obj, "rels")) == 0;
 	if (strcmp(type, "ClusterStmt") == 0)
-		return !cJSON_GetObjectItemCaseSensitive(obj, "relation");
+		return !pgtree_get(obj, "relation");
 	return strcmp(type, "CommentStmt") == 0 || strcmp(type, "SecLabelStmt") == 0;
 }
 
@@ -221,7 +207,7 @@ static bool locks_unnamed_tables(const char *type, const cJSON *obj)
 static void walk_fields(struct walk *w, const cJSON *obj, uint8_t access, const char *special,
 			uint8_t special_access)
 {
-	const cJSON *with = cJSON_GetObjectItemCaseSensitive(obj, "withClause"), *field;
+	const cJSON *with = pgtree_get(obj, "withClause"), *field;
 	int scope = w->n_scope;
 
 	if (cJSON_IsObject(with))
@@ -246,8 +232,8 @@ static void walk_drop(struct walk *w, const cJSON *obj)
 		"OBJECT_TABLE", "OBJECT_VIEW", "OBJECT_MATVIEW", "OBJECT_SEQUENCE", "OBJECT_FOREIGN_TABLE",
 	};
 	static const char *const on_table[] = { "OBJECT_TRIGGER", "OBJECT_RULE", "OBJECT_POLICY" };
-	const char *type = string_field(obj, "removeType");
-	const cJSON *objects = cJSON_GetObjectItemCaseSensitive(obj, "objects"), *o;
+	const char *type = pgtree_str(obj, "removeType");
+	const cJSON *objects = pgtree_get(obj, "objects"), *o;
 	bool tables = false;
 
 	bool on = false;
@@ -265,15 +251,14 @@ static void walk_drop(struct walk *w, const cJSON *obj)
 		/* DROP TRIGGER trg ON [s.]t: the list is [s,] t, trg. */
 		cJSON_ArrayForEach(o, objects)
 		{
-			const cJSON *items = cJSON_GetObjectItemCaseSensitive(
-				cJSON_GetObjectItemCaseSensitive(o, "List"), "items");
-			int n = cJSON_GetArraySize(items);
+			const cJSON *items = pgtree_get(pgtree_get(o, "List"), "items");
+			int n = pgtree_list_len(items);
 
 			if (n == 2)
-				add_ref(w, NULL, string_node(cJSON_GetArrayItem(items, 0)), CLASSIFY_WRITE);
+				add_ref(w, NULL, pgtree_string(pgtree_list_at(items, 0)), CLASSIFY_WRITE);
 			else if (n >= 3)
-				add_ref(w, string_node(cJSON_GetArrayItem(items, n - 3)),
-					string_node(cJSON_GetArrayItem(items, n - 2)), CLASSIFY_WRITE);
+				add_ref(w, pgtree_string(pgtree_list_at(items, n - 3)),
+					pgtree_string(pgtree_list_at(items, n - 2)), CLASSIFY_WRITE);
 			else
 				set_unknown(w, "drops an object whose table is not named");
 		}
@@ -285,15 +270,14 @@ static void walk_drop(struct walk *w, const cJSON *obj)
 	}
 	cJSON_ArrayForEach(o, objects)
 	{
-		const cJSON *items = cJSON_GetObjectItemCaseSensitive(
-			cJSON_GetObjectItemCaseSensitive(o, "List"), "items");
-		int n = cJSON_GetArraySize(items);
+		const cJSON *items = pgtree_get(pgtree_get(o, "List"), "items");
+		int n = pgtree_list_len(items);
 
 		if (n == 1)
-			add_ref(w, NULL, string_node(cJSON_GetArrayItem(items, 0)), CLASSIFY_WRITE);
+			add_ref(w, NULL, pgtree_string(pgtree_list_at(items, 0)), CLASSIFY_WRITE);
 		else if (n >= 2)
-			add_ref(w, string_node(cJSON_GetArrayItem(items, n - 2)),
-				string_node(cJSON_GetArrayItem(items, n - 1)), CLASSIFY_WRITE);
+			add_ref(w, pgtree_string(pgtree_list_at(items, n - 2)),
+				pgtree_string(pgtree_list_at(items, n - 1)), CLASSIFY_WRITE);
 	}
 }
 
@@ -301,20 +285,23 @@ static void walk_drop(struct walk *w, const cJSON *obj)
 static void walk_node(struct walk *w, const char *type, const cJSON *obj, uint8_t access)
 {
 	if (strcmp(type, "RangeVar") == 0) {
-		add_ref(w, string_field(obj, "schemaname"), string_field(obj, "relname"), access);
+		struct pgtree_range_var rv;
+
+		if (pgtree_range_var(obj, &rv))
+			add_ref(w, rv.schema, rv.name, access);
 	} else if (strcmp(type, "InsertStmt") == 0 || strcmp(type, "UpdateStmt") == 0 ||
 		   strcmp(type, "DeleteStmt") == 0 || strcmp(type, "MergeStmt") == 0) {
 		walk_fields(w, obj, CLASSIFY_READ, "relation", CLASSIFY_WRITE);
 	} else if (strcmp(type, "CopyStmt") == 0) {
-		bool from = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(obj, "is_from"));
+		bool from = pgtree_flag(obj, "is_from");
 
 		walk_fields(w, obj, CLASSIFY_READ, "relation", from ? CLASSIFY_WRITE : CLASSIFY_READ);
 	} else if (strcmp(type, "TruncateStmt") == 0) {
 		walk_fields(w, obj, CLASSIFY_READ, "relations", CLASSIFY_WRITE);
 	} else if (strcmp(type, "LockStmt") == 0) {
 		/* LOCK ... IN ACCESS SHARE (1) or ROW SHARE (2) MODE conflicts with no write hold. */
-		const cJSON *mode = cJSON_GetObjectItemCaseSensitive(obj, "mode");
-		uint8_t a = cJSON_IsNumber(mode) && mode->valueint <= 2 ? CLASSIFY_READ : CLASSIFY_WRITE;
+		int mode;
+		uint8_t a = pgtree_int(obj, "mode", &mode) && mode <= 2 ? CLASSIFY_READ : CLASSIFY_WRITE;
 
 		walk_fields(w, obj, a, NULL, 0);
 	} else if (strcmp(type, "DropStmt") == 0) {
@@ -334,9 +321,8 @@ static void walk_node(struct walk *w, const char *type, const cJSON *obj, uint8_
 		if (made)
 			w->out->flags |= CLASSIFY_DDL;
 		walk_fields(w, obj, CLASSIFY_READ, made, CLASSIFY_WRITE);
-	} else if (strcmp(type, "A_Expr") == 0 &&
-		   cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(obj, "name")) == 2 &&
-		   !names_pg_catalog(cJSON_GetObjectItemCaseSensitive(obj, "name"))) {
+	} else if (strcmp(type, "A_Expr") == 0 && pgtree_list_len(pgtree_get(obj, "name")) == 2 &&
+		   !names_pg_catalog(pgtree_get(obj, "name"))) {
 		/* OPERATOR(app.===): a user operator runs a user function. */
 		set_unknown(w, "uses an operator that is not built into PostgreSQL");
 		walk_fields(w, obj, access, NULL, 0);
@@ -362,14 +348,14 @@ static void walk_value(struct walk *w, const cJSON *v, uint8_t access)
 
 	if (cJSON_IsArray(v)) {
 		cJSON_ArrayForEach(child, v) walk_value(w, child, access);
-	} else if (cJSON_IsObject(v) && string_field(v, "relname")) {
+	} else if (cJSON_IsObject(v) && pgtree_str(v, "relname")) {
 		/* A field typed RangeVar* (INSERT's "relation", a FK's "pktable", ...) comes unwrapped. */
 		walk_node(w, "RangeVar", v, access);
 	} else if (cJSON_IsObject(v)) {
 		cJSON_ArrayForEach(child, v)
 		{
 			/* Node types are capitalized keys holding objects; fields are lower-case. */
-			if (child->string[0] >= 'A' && child->string[0] <= 'Z' && cJSON_IsObject(child))
+			if (pgtree_is_node(child))
 				walk_node(w, child->string, child, access);
 			else
 				walk_value(w, child, access);
@@ -381,7 +367,7 @@ void classify_sql(const char *sql, size_t len, const struct classify_options *op
 		  struct classify_result *out)
 {
 	struct walk *w;
-	PgQueryParseResult parsed;
+	struct pgtree_error err;
 	cJSON *tree;
 	char *text;
 
@@ -411,17 +397,14 @@ void classify_sql(const char *sql, size_t len, const struct classify_options *op
 	text[len] = '\0';
 	w->out = out;
 
-	parsed = pg_query_parse(text);
-	if (parsed.error) {
-		set_unknown(w, "does not parse");
-	} else if (!(tree = cJSON_Parse(parsed.parse_tree))) {
-		/* cJSON refuses nesting deeper than CJSON_NESTING_LIMIT: too deep to judge. */
-		set_unknown(w, "nested too deeply to judge");
-	} else {
-		walk_value(w, cJSON_GetObjectItemCaseSensitive(tree, "stmts"), CLASSIFY_READ);
+	if ((tree = pgtree_parse(text, &err))) {
+		walk_value(w, pgtree_stmts(tree), CLASSIFY_READ);
 		cJSON_Delete(tree);
+	} else if (err.kind == PGTREE_SYNTAX) {
+		set_unknown(w, "does not parse");
+	} else {
+		set_unknown(w, "nested too deeply to judge");
 	}
-	pg_query_free_parse_result(parsed);
 	free(text);
 	free(w);
 }

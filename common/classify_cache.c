@@ -1,7 +1,8 @@
 /*
  * The classification cache (see classify_cache.h): the key (the SQL text
- * with its literal values blanked, by a lexer pass that follows PostgreSQL
- * 15's scanner), and a chained hash table over the keys with one doubly
+ * with its literal values blanked, by one pass of the SQL lexer,
+ * pgvalve/sqllex.h, which follows PostgreSQL 15's scanner), and a chained
+ * hash table over the keys with one doubly
  * linked list in recency order for LRU eviction. It owns the entries and
  * their compact results; classify.c does the classifying and knows nothing
  * of the cache.
@@ -11,6 +12,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "pgvalve/sqllex.h"
 
 struct cache_entry {
 	struct cache_entry *chain;         /* next in the hash bucket */
@@ -62,9 +65,9 @@ void classify_compact_fill(const struct classify_compact *c, struct classify_res
  * classify_sql's answer depends on the text only through libpg_query's parse
  * of it (PostgreSQL 15.1's scanner and grammar), so the key follows that
  * scanner (src/backend/parser/scan.l, as libpg_query 15-4.0 builds it: where
- * it differs from the server's, it is the one followed) token by token and
- * blanks a literal only where the scanner's token for it cannot depend on its
- * value. PostgreSQL 16 reads more as numbers (0x1F, 0o17, 0b101, 1_000, all
+ * it differs from the server's, it is the one followed) token by token, as
+ * sqllex.h reads it, and blanks a literal only where the scanner's token for
+ * it cannot depend on its value. PostgreSQL 16 reads more as numbers (0x1F, 0o17, 0b101, 1_000, all
  * errors in 15): a libpg_query upgrade must revisit this, and the fuzz
  * target's check against libpg_query's own scanner says where.
  *
@@ -81,7 +84,7 @@ void classify_compact_fill(const struct classify_compact *c, struct classify_res
  *     not used otherwise); also the string after N, which the scanner hands
  *     on as NCHAR followed by an ordinary string. A string "continues" across
  *     whitespace holding a newline ('a'\n'b' is one token), and so does its
- *     placeholder (see string_end).
+ *     placeholder (the lexer, sqllex.h, reads it as one token).
  *   - E'...' (\' and \\ do not end it), unless an escape is one whose value
  *     the scanner checks: octal and hex escapes and a backslash before a
  *     non-ASCII byte make it verify the result as UTF-8, \u and \U must be
@@ -141,56 +144,14 @@ enum prev_token {
 };
 
 struct keyer {
-	const unsigned char *s;
-	size_t n, i; /* the text, and how much of it is keyed */
+	const char *s;
+	size_t i; /* how much of the text is keyed */
 	char *key;
 	size_t k;                      /* key bytes written */
 	struct classify_literal *lits; /* NULL: not asked for */
 	size_t n_lits;
 	enum prev_token prev, prev2; /* the last two tokens (whitespace and comments are none) */
 };
-
-/* Character classes of scan.l, by byte. */
-enum {
-	CH_SPACE = 1, /* space: [ \t\n\r\f] (a vertical tab is not one in PostgreSQL 15) */
-	CH_DIGIT = 2,
-	CH_IDENT = 4, /* ident_start (also dolq_start): [A-Za-z\200-\377_] */
-	CH_DOLLAR = 8,
-};
-
-static const unsigned char
-	char_class[256] = {
-		[' '] = CH_SPACE,           ['\t'] = CH_SPACE,        ['\n'] = CH_SPACE,
-		['\r'] = CH_SPACE,          ['\f'] = CH_SPACE,        ['0' ... '9'] = CH_DIGIT,
-		['A' ... 'Z'] = CH_IDENT,   ['a' ... 'z'] = CH_IDENT, ['_'] = CH_IDENT,
-		[0x80 ... 0xff] = CH_IDENT, ['$'] = CH_DOLLAR,
-	};
-
-static bool is_digit(unsigned char c)
-{
-	return char_class[c] & CH_DIGIT;
-}
-
-static bool is_ident_start(unsigned char c)
-{
-	return char_class[c] & CH_IDENT;
-}
-
-/* scan.l's ident_cont: ident_start, digits and $. */
-static bool is_ident_cont(unsigned char c)
-{
-	return char_class[c] & (CH_IDENT | CH_DIGIT | CH_DOLLAR);
-}
-
-static bool is_space(unsigned char c)
-{
-	return char_class[c] & CH_SPACE;
-}
-
-static bool is_newline(unsigned char c)
-{
-	return c == '\n' || c == '\r';
-}
 
 /* Whether w[0..n) is the keyword 'kw' (lower case): the scanner folds ASCII letters only. */
 static bool is_word(const unsigned char *w, size_t n, const char *kw)
@@ -218,24 +179,16 @@ static enum prev_token word_token(const unsigned char *w, size_t n)
 	}
 }
 
-/* Whether the digits d[0..n) are an int32, as the scanner's strtoint() decides ICONST from FCONST. */
-static bool fits_int32(const unsigned char *d, size_t n)
-{
-	while (n > 1 && *d == '0')
-		d++, n--;
-	return n < 10 || (n == 10 && memcmp(d, "2147483647", 10) <= 0);
-}
-
 /* Keys s[i..end) as it is. */
-static void copy(struct keyer *z, size_t end)
+static inline __attribute__((always_inline)) void copy(struct keyer *z, size_t end)
 {
 	size_t len = end - z->i;
 	char *to = z->key + z->k;
-	const unsigned char *from = z->s + z->i;
+	const char *from = z->s + z->i;
 
 	if (len <= 16) { /* most tokens: cheaper than a call to memcpy */
 		for (size_t i = 0; i < len; i++)
-			to[i] = (char)from[i];
+			to[i] = from[i];
 	} else {
 		memcpy(to, from, len);
 	}
@@ -264,252 +217,84 @@ static void literal(struct keyer *z, size_t end, char kind, bool keep)
 	token(z, PREV_OTHER);
 }
 
-enum string_form {
-	STRING_DOUBLED, /* '...' and U&'...': '' is a quote */
-	STRING_ESCAPED, /* E'...': '' and backslash escapes */
-	STRING_BITS,    /* B'...', X'...': the first quote ends it */
-};
-
 /*
- * Where the string whose body starts at s[j] ends (just past its last
- * closing quote), or 0 if it is unterminated. *checked is set if an E-string
- * has an escape the scanner checks (see above). After a closing quote the
- * string continues, in the same form, if what follows is whitespace holding
- * at least one newline and then a quote (scan.l's {quotecontinue}). The
- * server also allows -- comments in that whitespace; libpg_query's scanner,
- * which reports comments as tokens, does not, and it is the one to follow.
+ * One token, keyed. Returns false when the rest of the text is to be kept
+ * verbatim (an unterminated literal or comment, a scanner error). Inlined
+ * into key_text(), where the keyer is a local nothing else sees, so its
+ * fields stay in registers while bytes are stored to the key (a char array,
+ * which may alias anything).
  */
-static size_t string_end(const unsigned char *s, size_t n, size_t j, enum string_form form, bool *checked)
+static inline __attribute__((always_inline)) bool key_token(struct keyer *z, const struct sqllex_token *t)
 {
-	for (;;) {
-		size_t k;
-		bool newline = false;
-
-		for (;; j++) {
-			if (j >= n)
-				return 0;
-			if (s[j] == '\\' && form == STRING_ESCAPED) {
-				if (++j >= n)
-					return 0;
-				if ((s[j] >= '0' && s[j] <= '7') || s[j] == 'x' || s[j] == 'u' ||
-				    s[j] == 'U' || s[j] >= 0x80)
-					*checked = true;
-			} else if (s[j] == '\'') {
-				if (form == STRING_BITS || j + 1 >= n || s[j + 1] != '\'')
-					break;
-				j++; /* '' */
-			}
-		}
-		for (k = ++j; k < n && is_space(s[k]); k++)
-			newline |= is_newline(s[k]);
-		if (!newline || k >= n || s[k] != '\'')
-			return j;
-		j = k + 1;
-	}
-}
-
-/*
- * Where the number at s[i] (a digit, or '.' and a digit) ends, with its kind
- * in *kind; 0 when the scanner rejects it: {integer_junk}, {decimal_junk},
- * {real_junk} (an identifier character right after it) and {realfail} (an
- * exponent without digits) are errors in PostgreSQL 15. {decimalfail} (1..)
- * is the integer alone, followed by the .. token.
- */
-static size_t number_end(const unsigned char *s, size_t n, size_t i, char *kind)
-{
-	size_t j = i, k;
-	bool integer = true;
-
-	while (j < n && is_digit(s[j]))
-		j++;
-	if (j < n && s[j] == '.') {
-		if (j > i && j + 1 < n && s[j + 1] == '.') {
-			*kind = fits_int32(s + i, j - i) ? CLASSIFY_LIT_INT : CLASSIFY_LIT_NUMERIC;
-			return j;
-		}
-		integer = false;
-		for (j++; j < n && is_digit(s[j]); j++)
-			;
-	}
-	if (j < n && (s[j] == 'e' || s[j] == 'E')) {
-		k = j + 1;
-		if (k < n && (s[k] == '+' || s[k] == '-'))
-			k++;
-		if (k >= n || !is_digit(s[k]))
-			return 0;
-		for (j = k; j < n && is_digit(s[j]); j++)
-			;
-		integer = false;
-	}
-	if (j < n && is_ident_start(s[j]))
-		return 0;
-	*kind = integer && fits_int32(s + i, j - i) ? CLASSIFY_LIT_INT : CLASSIFY_LIT_NUMERIC;
-	return j;
-}
-
-/* Where the slash-star comment at s[i] ends (they nest), or 0 if it does not. */
-static size_t block_comment_end(const unsigned char *s, size_t n, size_t i)
-{
-	size_t depth = 0;
-
-	while (i + 1 < n) {
-		if (s[i] == '/' && s[i + 1] == '*') {
-			depth++;
-			i += 2;
-		} else if (s[i] == '*' && s[i + 1] == '/') {
-			i += 2;
-			if (--depth == 0)
-				return i;
-		} else {
-			i++;
-		}
-	}
-	return 0;
-}
-
-/* Where the quoted identifier whose body starts at s[j] ends ("" is a quote), or 0. */
-static size_t quoted_ident_end(const unsigned char *s, size_t n, size_t j)
-{
-	for (; j < n; j++) {
-		if (s[j] != '"')
-			continue;
-		if (j + 1 >= n || s[j + 1] != '"')
-			return j + 1;
-		j++;
-	}
-	return 0;
-}
-
-/*
- * Where the dollar quote opening with the delimiter s[i..i+d) ends: just
- * past the first copy of the delimiter after it, or 0. (The scanner finds
- * exactly that one: inside the quote, a $ starts no other token.)
- */
-static size_t dollar_end(const unsigned char *s, size_t n, size_t i, size_t d)
-{
-	for (size_t j = i + d; j + d <= n; j++) {
-		const unsigned char *p = memchr(s + j, '$', n - j);
-
-		if (!p || (size_t)(p - s) + d > n)
-			return 0;
-		j = (size_t)(p - s);
-		if (memcmp(p, s + i, d) == 0)
-			return j + d;
-	}
-	return 0;
-}
-
-/*
- * One token at z->i, keyed. Returns false when the rest of the text is to
- * be kept verbatim (an unterminated literal or comment, a scanner error).
- * Inlined into key_text(), where the keyer is a local that nothing else
- * sees: otherwise every byte stored to the key (a char array, which may
- * alias anything) makes the compiler reload the keyer's fields, and keying
- * pgbench's statement takes twice as long.
- */
-static inline __attribute__((always_inline)) bool key_token(struct keyer *z)
-{
-	const unsigned char *s = z->s;
-	size_t n = z->n, i = z->i, j;
-	unsigned char c = s[i], next = i + 1 < n ? s[i + 1] : '\0';
-	bool checked = false;
-	char kind;
-
-	if (is_space(c)) {
-		for (j = i + 1; j < n && is_space(s[j]); j++)
-			;
-		copy(z, j);
-	} else if (c == '-' && next == '-') {
-		for (j = i + 2; j < n && !is_newline(s[j]); j++)
-			;
-		copy(z, j);
-	} else if (c == '/' && next == '*') {
-		if (!(j = block_comment_end(s, n, i)))
-			return false;
-		copy(z, j);
-	} else if (c == '"') {
-		if (!(j = quoted_ident_end(s, n, i + 1)))
-			return false;
-		copy(z, j);
+	switch (t->kind) {
+	case SQLLEX_SPACE:
+	case SQLLEX_COMMENT:
+		copy(z, t->end);
+		return true;
+	case SQLLEX_STRING:
+		literal(z, t->end, CLASSIFY_LIT_STRING, false);
+		return true;
+	case SQLLEX_ESTRING:
+		literal(z, t->end, CLASSIFY_LIT_ESTRING, t->checked_escape);
+		return true;
+	case SQLLEX_BSTRING:
+		literal(z, t->end, CLASSIFY_LIT_BITS, false);
+		return true;
+	case SQLLEX_XSTRING:
+		literal(z, t->end, CLASSIFY_LIT_HEX, false);
+		return true;
+	case SQLLEX_DOLLAR:
+		literal(z, t->end, CLASSIFY_LIT_DOLLAR, false);
+		return true;
+	case SQLLEX_INTEGER:
+		literal(z, t->end, CLASSIFY_LIT_INT, false);
+		return true;
+	case SQLLEX_NUMERIC:
+		literal(z, t->end, CLASSIFY_LIT_NUMERIC, false);
+		return true;
+	case SQLLEX_IDENT:
+		copy(z, t->end);
+		token(z, word_token((const unsigned char *)z->s + t->start, t->end - t->start));
+		return true;
+	case SQLLEX_SELF:
+		copy(z, t->end);
+		token(z, z->s[t->start] == '(' ? PREV_LPAREN : PREV_OTHER);
+		return true;
+	case SQLLEX_QIDENT:
+	case SQLLEX_UIDENT:
+	case SQLLEX_USTRING: /* U&'...': kept (the parser decodes its escapes and can fail on them) */
+	case SQLLEX_PARAM:
+	case SQLLEX_OPERATOR:
+	case SQLLEX_OTHER:
+		copy(z, t->end);
 		token(z, PREV_OTHER);
-	} else if (c == '\'') {
-		if (!(j = string_end(s, n, i + 1, STRING_DOUBLED, &checked)))
-			return false;
-		literal(z, j, CLASSIFY_LIT_STRING, false);
-	} else if (is_digit(c) || (c == '.' && is_digit(next))) {
-		if (!(j = number_end(s, n, i, &kind)))
-			return false;
-		literal(z, j, kind, false);
-	} else if (c == '$' && is_digit(next)) {
-		/* A parameter; an identifier character after its digits is an error. */
-		for (j = i + 1; j < n && is_digit(s[j]); j++)
-			;
-		if (j < n && is_ident_start(s[j]))
-			return false;
-		copy(z, j);
-		token(z, PREV_OTHER);
-	} else if (c == '$') {
-		/* $tag$ opens a dollar quote; the tag is an identifier without $, or empty. */
-		j = i + 1;
-		if (j < n && is_ident_start(s[j]))
-			while (j < n && (is_ident_start(s[j]) || is_digit(s[j])))
-				j++;
-		if (j < n && s[j] == '$') {
-			if (!(j = dollar_end(s, n, i, j + 1 - i)))
-				return false;
-			literal(z, j, CLASSIFY_LIT_DOLLAR, false);
-		} else {
-			copy(z, i + 1); /* a lone $ ({dolqfailed} gives back all but it) */
-			token(z, PREV_OTHER);
-		}
-	} else if (is_ident_start(c)) {
-		unsigned char lower = c | 0x20;
-
-		/* Prefixed strings start only where an identifier would: not after an identifier character. */
-		if (next == '\'' && (lower == 'e' || lower == 'b' || lower == 'x')) {
-			enum string_form form = lower == 'e' ? STRING_ESCAPED : STRING_BITS;
-
-			if (!(j = string_end(s, n, i + 2, form, &checked)))
-				return false;
-			literal(z, j,
-				lower == 'e'           ? CLASSIFY_LIT_ESTRING
-					: lower == 'b' ? CLASSIFY_LIT_BITS
-						       : CLASSIFY_LIT_HEX,
-				checked);
-		} else if (next == '\'' && lower == 'n') {
-			copy(z, i + 1); /* NCHAR; the string follows */
-			token(z, PREV_OTHER);
-		} else if (lower == 'u' && next == '&' && i + 2 < n && s[i + 2] == '\'') {
-			if (!(j = string_end(s, n, i + 3, STRING_DOUBLED, &checked)))
-				return false;
-			copy(z, j); /* U&'...': kept */
-			token(z, PREV_OTHER);
-		} else {
-			for (j = i + 1; j < n && is_ident_cont(s[j]); j++)
-				;
-			copy(z, j);
-			token(z, word_token(s + i, j - i));
-		}
-	} else if (c == '.' && next == '.') {
-		copy(z, i + 2); /* .. is one token: ..5 is .. and 5, not . and .5 */
-		token(z, PREV_OTHER);
-	} else {
-		z->key[z->k++] = (char)
-			c; /* operator characters, punctuation, anything else: a byte at a time */
-		z->i++;
-		token(z, c == '(' ? PREV_LPAREN : PREV_OTHER);
+		return true;
+	case SQLLEX_END:
+	case SQLLEX_ERROR:
+	case SQLLEX_UNTERMINATED:
+		break;
 	}
-	return true;
+	return false;
 }
+
+/* Tokens lexed at a time: enough for most statements in one call. */
+#define KEY_TOKENS 64
 
 /* classify_cache_key() of sql[0..len), which holds no NUL. */
 static size_t key_text(const char *sql, size_t len, char *key, struct classify_literal *lits, size_t *n_lits)
 {
-	struct keyer z = { .s = (const unsigned char *)sql, .n = len, .key = key, .lits = lits };
+	struct keyer z = { .s = sql, .key = key, .lits = lits };
+	struct sqllex lx;
+	struct sqllex_token toks[KEY_TOKENS];
+	size_t n;
 
-	while (z.i < z.n && key_token(&z))
-		;
-	copy(&z, z.n);
+	sqllex_init(&lx, sql, len, 0);
+	while ((n = sqllex_next_many(&lx, toks, KEY_TOKENS)) > 0)
+		for (size_t i = 0; i < n; i++)
+			if (!key_token(&z, &toks[i]))
+				goto rest;
+rest:
+	copy(&z, len);
 	if (n_lits)
 		*n_lits = z.n_lits;
 	return z.k;

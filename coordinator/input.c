@@ -2,10 +2,10 @@
  * Reading migration files into the plan's input statements (see input.h).
  * libpg_query splits SQL with PostgreSQL's own grammar, so a ';' inside a
  * string, a dollar-quoted body or a comment never cuts a statement; when a
- * file does not parse, the error's position names the line. Rules for what
- * the statements mean live in rules.c.
+ * file does not parse, the error's position names the line. Trimming, and
+ * cutting at ';' where PostgreSQL names no position, use the one SQL lexer
+ * (pgvalve/sqllex.h). Rules for what the statements mean live in rules.c.
  */
-#define _GNU_SOURCE /* vasprintf */
 #include "input.h"
 
 #include <cjson/cJSON.h>
@@ -17,7 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "quote.h"
+#include "pgvalve/sqllex.h"
+#include "xalloc.h"
 
 struct loader {
 	struct plan *p;
@@ -74,19 +75,13 @@ __attribute__((warn_unused_result)) static bool read_file(const char *path, char
 	}
 	do {
 		if (len == cap) {
-			char *grown;
-
 			if (cap >= INPUT_MAX_FILE_BYTES) {
 				input_error_set(err, path, 0, "larger than %u MiB",
 						INPUT_MAX_FILE_BYTES >> 20);
 				goto out;
 			}
 			cap = cap ? cap * 2 : 65536;
-			if (!(grown = realloc(buf, cap + 1))) {
-				input_error_set(err, path, 0, "out of memory");
-				goto out;
-			}
-			buf = grown;
+			buf = xrealloc(buf, cap + 1);
 		}
 		n = fread(buf + len, 1, cap - len, f);
 		len += n;
@@ -106,59 +101,42 @@ out:
 	return ok;
 }
 
-bool input_note(struct plan *p, const char *fmt, ...)
+void input_note(struct plan *p, const char *fmt, ...)
 {
 	va_list ap;
-	char **grown;
 	char *note;
 	int n;
 
 	va_start(ap, fmt);
-	n = vasprintf(&note, fmt, ap);
+	n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return false;
+	note = xmalloc((size_t)(n < 0 ? 0 : n) + 1);
+	va_start(ap, fmt);
+	vsnprintf(note, (size_t)(n < 0 ? 0 : n) + 1, fmt, ap);
+	va_end(ap);
 	for (int i = 0; i < p->n_notes; i++) {
 		if (strcmp(p->notes[i], note) == 0) {
 			free(note);
-			return true;
+			return;
 		}
 	}
-	if (!(grown = realloc(p->notes, sizeof(*grown) * (size_t)(p->n_notes + 1)))) {
-		free(note);
-		return false;
-	}
-	p->notes = grown;
+	p->notes = xrealloc(p->notes, sizeof(*p->notes) * (size_t)(p->n_notes + 1));
 	p->notes[p->n_notes++] = note;
-	return true;
 }
 
-__attribute__((warn_unused_result)) static bool add_input(struct loader *l, const char *file, int line,
-							  const char *text, size_t len)
+static void add_input(struct loader *l, const char *file, int line, const char *text, size_t len)
 {
 	struct plan *p = l->p;
 	struct plan_input *in;
 
 	if (p->n_inputs == l->cap_inputs) {
-		int cap = l->cap_inputs ? l->cap_inputs * 2 : 32;
-		struct plan_input *grown = realloc(p->inputs, sizeof(*grown) * (size_t)cap);
-
-		if (!grown)
-			return false;
-		p->inputs = grown;
-		l->cap_inputs = cap;
+		l->cap_inputs = l->cap_inputs ? l->cap_inputs * 2 : 32;
+		p->inputs = xrealloc(p->inputs, sizeof(*p->inputs) * (size_t)l->cap_inputs);
 	}
-	in = &p->inputs[p->n_inputs];
+	in = &p->inputs[p->n_inputs++];
 	in->line = line;
-	in->file = strdup(file);
-	in->text = strndup(text, len);
-	if (!in->file || !in->text) {
-		free(in->file);
-		free(in->text);
-		return false;
-	}
-	p->n_inputs++;
-	return true;
+	in->file = xstrdup(file);
+	in->text = xstrndup(text, len);
 }
 
 /*
@@ -168,19 +146,18 @@ __attribute__((warn_unused_result)) static bool add_input(struct loader *l, cons
  */
 static bool is_tx_wrapping(const char *s, size_t len)
 {
-	size_t pos = 0, end, pos2;
-	enum quote_token kind = quote_next(s, len, &pos, &end);
+	struct sqllex lx;
+	struct sqllex_token t;
 
-	if (kind != QUOTE_TOK_WORD)
-		return false;
-	pos2 = end;
-	if (quote_is_keyword(s + pos, end - pos, "begin") || quote_is_keyword(s + pos, end - pos, "end"))
+	sqllex_init(&lx, s, len, 0);
+	sqllex_next_significant(&lx, &t);
+	if (sqllex_is_keyword(s, &t, "begin") || sqllex_is_keyword(s, &t, "end"))
 		return true;
-	if (quote_is_keyword(s + pos, end - pos, "start"))
+	if (sqllex_is_keyword(s, &t, "start"))
 		return true; /* START TRANSACTION is the only START statement */
-	if (quote_is_keyword(s + pos, end - pos, "commit")) {
-		kind = quote_next(s, len, &pos2, &end);
-		return !(kind == QUOTE_TOK_WORD && quote_is_keyword(s + pos2, end - pos2, "prepared"));
+	if (sqllex_is_keyword(s, &t, "commit")) {
+		sqllex_next_significant(&lx, &t);
+		return !sqllex_is_keyword(s, &t, "prepared");
 	}
 	return false;
 }
@@ -188,19 +165,17 @@ static bool is_tx_wrapping(const char *s, size_t len)
 /* Whether text[start..end) fails to parse on its own; if so, its line in 'text' and PostgreSQL's message. */
 static bool piece_fails(const char *text, size_t start, size_t end, int *line, char *msg, size_t cap)
 {
-	char *piece = strndup(text + start, end - start);
+	char *piece = xstrndup(text + start, end - start);
 	PgQuerySplitResult r;
 	size_t at = 0, token_end;
 	bool fails;
 
-	if (!piece)
-		return false;
 	r = pg_query_split_with_parser(piece);
 	if ((fails = r.error != NULL)) {
 		/* No position: blame the piece's first token. */
 		if (r.error->cursorpos > 0)
 			at = cursor_offset(piece, end - start, r.error->cursorpos);
-		else if (!quote_trim(piece, end - start, &at, &token_end))
+		else if (!sqllex_trim(piece, end - start, &at, &token_end))
 			at = 0;
 		*line = line_of(text, start + at);
 		snprintf(msg, cap, "%s", r.error->message);
@@ -219,16 +194,17 @@ static bool piece_fails(const char *text, size_t start, size_t end, int *line, c
  */
 static bool locate_error(const char *text, size_t len, int *line, char *msg, size_t cap)
 {
-	size_t start = 0, end = 0;
-	enum quote_token kind;
+	struct sqllex lx;
+	struct sqllex_token t;
+	size_t start = 0;
 
+	sqllex_init(&lx, text, len, 0);
 	while (start < len) {
-		do
-			end = quote_scan(text, len, end, &kind);
-		while (kind != QUOTE_TOK_END && !(kind == QUOTE_TOK_PUNCT && text[end - 1] == ';'));
-		if (piece_fails(text, start, end, line, msg, cap))
+		while (sqllex_next(&lx, &t) != SQLLEX_END && !sqllex_is_char(text, &t, ';'))
+			;
+		if (piece_fails(text, start, t.end, line, msg, cap))
 			return true;
-		start = end;
+		start = t.end;
 	}
 	return false;
 }
@@ -263,17 +239,14 @@ __attribute__((warn_unused_result)) static bool load_sql(struct loader *l, const
 			continue; /* defensive: libpg_query's offsets are within the text */
 		if (n == 0)
 			n = len - loc; /* the last statement without a ';' */
-		if (!quote_trim(text + loc, n, &start, &end))
+		if (!sqllex_trim(text + loc, n, &start, &end))
 			continue; /* empty, or only comments */
 		if (is_tx_wrapping(text + loc + start, end - start)) {
 			*wrapped = true;
 			continue;
 		}
-		if (!add_input(l, file, fixed_line ? fixed_line : line_of(text, loc + start),
-			       text + loc + start, end - start)) {
-			input_error_set(l->err, file, 0, "out of memory");
-			goto out;
-		}
+		add_input(l, file, fixed_line ? fixed_line : line_of(text, loc + start), text + loc + start,
+			  end - start);
 	}
 	ok = true;
 out:
@@ -307,10 +280,7 @@ __attribute__((warn_unused_result)) static bool load_json(struct loader *l, cons
 	}
 	if (first && name && name->valuestring[0]) {
 		free(l->p->name);
-		if (!(l->p->name = strdup(name->valuestring))) {
-			input_error_set(l->err, file, 0, "out of memory");
-			goto out;
-		}
+		l->p->name = xstrdup(name->valuestring);
 	}
 	cJSON_ArrayForEach(s, stmts)
 	{
@@ -347,64 +317,90 @@ static char *base_name(const char *path)
 	const char *base = slash ? slash + 1 : path;
 	const char *dot = strrchr(base, '.');
 
-	return strndup(base, dot && dot != base ? (size_t)(dot - base) : strlen(base));
+	return xstrndup(base, dot && dot != base ? (size_t)(dot - base) : strlen(base));
 }
 
-__attribute__((warn_unused_result)) static bool load_file(struct loader *l, EVP_MD_CTX *sha, const char *path,
-							  bool first)
+/* One file's bytes text[0..len), which 'text' ends with a NUL after. */
+__attribute__((warn_unused_result)) static bool load_text(struct loader *l, const char *path,
+							  const char *text, size_t len, bool first)
 {
-	char *text = NULL;
-	const char *sql;
-	const char *nul;
-	size_t len;
-	bool wrapped = false, ok = false;
+	const char *sql, *nul;
+	bool wrapped = false, ok;
 
-	if (!read_file(path, &text, &len, l->err))
-		return false;
-	if (EVP_DigestUpdate(sha, text, len) != 1) {
-		input_error_set(l->err, path, 0, "cannot compute the checksum");
-		goto out;
-	}
 	if ((nul = memchr(text, '\0', len))) {
 		input_error_set(l->err, path, line_of(text, (size_t)(nul - text)), "contains a NUL byte");
-		goto out;
+		return false;
 	}
-	if (first && !(l->p->name = base_name(path))) {
-		input_error_set(l->err, path, 0, "out of memory");
-		goto out;
-	}
+	if (first)
+		l->p->name = base_name(path);
 	/* Editors on Windows start UTF-8 files with a byte order mark; the server would choke on it. */
 	sql = len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0 ? text + 3 : text;
 	if (is_json_file(path, sql, len - (size_t)(sql - text)))
 		ok = load_json(l, path, sql, len - (size_t)(sql - text), first, &wrapped);
 	else
 		ok = load_sql(l, path, sql, len - (size_t)(sql - text), 0, &wrapped);
-	if (ok && wrapped &&
-	    !input_note(l->p,
-			"%s: its BEGIN/COMMIT are dropped: pgvalve runs the migration in its own "
-			"phases (prepare, cutover, validate, finalize), each in transactions of its own",
-			path)) {
-		input_error_set(l->err, path, 0, "out of memory");
-		ok = false;
-	}
-out:
+	if (ok && wrapped)
+		input_note(l->p,
+			   "%s: its BEGIN/COMMIT are dropped: pgvalve runs the migration in its own "
+			   "phases (prepare, cutover, validate, finalize), each in transactions of its own",
+			   path);
+	return ok;
+}
+
+__attribute__((warn_unused_result)) static bool load_file(struct loader *l, EVP_MD_CTX *sha, const char *path,
+							  bool first)
+{
+	char *text = NULL;
+	size_t len;
+	bool ok = false;
+
+	if (!read_file(path, &text, &len, l->err))
+		return false;
+	if (EVP_DigestUpdate(sha, text, len) != 1)
+		input_error_set(l->err, path, 0, "cannot compute the checksum");
+	else
+		ok = load_text(l, path, text, len, first);
 	free(text);
 	return ok;
+}
+
+/* The SHA-256 in 'sha' as hex into p->checksum; false with 'err' set if it cannot be had. */
+__attribute__((warn_unused_result)) static bool finish_checksum(struct plan *p, EVP_MD_CTX *sha,
+								struct input_error *err)
+{
+	unsigned char digest[EVP_MAX_MD_SIZE];
+	unsigned int n_digest = 0;
+
+	if (EVP_DigestFinal_ex(sha, digest, &n_digest) != 1 || n_digest != 32) {
+		input_error_set(err, NULL, 0, "cannot compute the checksum");
+		return false;
+	}
+	for (unsigned int i = 0; i < n_digest; i++)
+		snprintf(p->checksum + 2 * i, 3, "%02x", digest[i]);
+	return true;
+}
+
+static EVP_MD_CTX *checksum_start(struct input_error *err)
+{
+	EVP_MD_CTX *sha = EVP_MD_CTX_new();
+
+	if (!sha || EVP_DigestInit_ex(sha, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(sha);
+		input_error_set(err, NULL, 0, "cannot compute the checksum");
+		return NULL;
+	}
+	return sha;
 }
 
 bool input_load(struct plan *p, char *const *files, int n_files, struct input_error *err)
 {
 	struct loader l = { .p = p, .err = err };
-	EVP_MD_CTX *sha = EVP_MD_CTX_new();
-	unsigned char digest[EVP_MAX_MD_SIZE];
-	unsigned int n_digest = 0;
+	EVP_MD_CTX *sha;
 	bool ok = false;
 
 	memset(err, 0, sizeof(*err));
-	if (!sha || EVP_DigestInit_ex(sha, EVP_sha256(), NULL) != 1) {
-		input_error_set(err, NULL, 0, "cannot compute the checksum");
-		goto out;
-	}
+	if (!(sha = checksum_start(err)))
+		return false;
 	if (n_files <= 0) {
 		input_error_set(err, NULL, 0, "no input file");
 		goto out;
@@ -412,18 +408,40 @@ bool input_load(struct plan *p, char *const *files, int n_files, struct input_er
 	for (int i = 0; i < n_files; i++)
 		if (!load_file(&l, sha, files[i], i == 0))
 			goto out;
-	if (EVP_DigestFinal_ex(sha, digest, &n_digest) != 1 || n_digest != 32) {
-		input_error_set(err, NULL, 0, "cannot compute the checksum");
+	if (!finish_checksum(p, sha, err))
 		goto out;
-	}
-	for (unsigned int i = 0; i < n_digest; i++)
-		snprintf(p->checksum + 2 * i, 3, "%02x", digest[i]);
 	if (p->n_inputs == 0) {
 		input_error_set(err, files[0], 0, "no statements to plan");
 		goto out;
 	}
 	ok = true;
 out:
+	EVP_MD_CTX_free(sha);
+	return ok;
+}
+
+bool input_load_text(struct plan *p, const char *file, const char *text, size_t len, struct input_error *err)
+{
+	struct loader l = { .p = p, .err = err };
+	EVP_MD_CTX *sha;
+	char *copy;
+	bool ok = false;
+
+	memset(err, 0, sizeof(*err));
+	if (!(sha = checksum_start(err)))
+		return false;
+	copy = xmalloc(len + 1);
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	if (EVP_DigestUpdate(sha, copy, len) != 1)
+		input_error_set(err, file, 0, "cannot compute the checksum");
+	else if (load_text(&l, file, copy, len, true) && finish_checksum(p, sha, err))
+		ok = true;
+	if (ok && p->n_inputs == 0) {
+		input_error_set(err, file, 0, "no statements to plan");
+		ok = false;
+	}
+	free(copy);
 	EVP_MD_CTX_free(sha);
 	return ok;
 }

@@ -1,7 +1,8 @@
 /*
- * Reading a migration (DESIGN.md §4.2): SQL files as ORMs write them, or a
- * JSON plan, into the plan's list of input statements — each with its file,
- * line and trimmed text — plus the plan's name and checksum. What the
+ * Reading a migration (docs/architecture.md, "plan"): SQL files as ORMs
+ * write them, or a JSON plan, into the plan's list of input statements —
+ * each with its file, line and trimmed text — plus the plan's name and
+ * checksum. What the
  * statements mean is rules.c's business; input.c only cuts them apart,
  * reports syntax errors where they are, and drops the transaction wrapping
  * (BEGIN/COMMIT) that pgvalve replaces with its own phases.
@@ -45,9 +46,17 @@ struct input_error {
 __attribute__((warn_unused_result)) bool input_load(struct plan *p, char *const *files, int n_files,
 						    struct input_error *err);
 
-/* Appends a note for people to p->notes; an identical note is kept once. False: out of memory. */
-__attribute__((warn_unused_result, format(printf, 2, 3))) bool input_note(struct plan *p, const char *fmt,
-									  ...);
+/*
+ * input_load() of one file 'file' whose bytes are text[0..len), already in
+ * memory (read by the caller, or never on disk: tests, the fuzz target).
+ * 'file' names it in errors and notes and decides, like a path, whether it
+ * is a JSON plan; p->checksum is of text[0..len).
+ */
+__attribute__((warn_unused_result)) bool input_load_text(struct plan *p, const char *file, const char *text,
+							 size_t len, struct input_error *err);
+
+/* Appends a note for people to p->notes; an identical note is kept once. */
+__attribute__((format(printf, 2, 3))) void input_note(struct plan *p, const char *fmt, ...);
 
 /* Sets err's fields; file may be NULL. */
 __attribute__((format(printf, 4, 5))) void input_error_set(struct input_error *err, const char *file,

@@ -1,6 +1,6 @@
 /*
- * The rewrite rules (DESIGN.md §4.2): each input statement of a plan is
- * matched to a rule that turns it into safe steps — ADD … NOT VALID at
+ * The rewrite rules (docs/architecture.md, "plan"): each input statement of
+ * a plan is matched to a rule that turns it into safe steps — ADD … NOT VALID at
  * cutover and VALIDATE after it, CREATE INDEX CONCURRENTLY before it, SET
  * NOT NULL proven by a helper CHECK — with the lock each step takes and the
  * hold it needs. Names are generated the way PostgreSQL would, and every

@@ -1,5 +1,5 @@
 /*
- * SQL classification (DESIGN.md §3.2): which tables a SQL string reads and
+ * SQL classification (docs/architecture.md, "classification"): which tables a SQL string reads and
  * writes, as far as table locks are concerned. "Write" means the statement
  * takes a lock that conflicts with SHARE ROW EXCLUSIVE: INSERT, UPDATE,
  * DELETE, MERGE, COPY FROM, TRUNCATE, data-modifying CTEs, DDL on the table.
@@ -7,9 +7,10 @@
  *
  * It fails closed: whatever it cannot judge sets CLASSIFY_UNKNOWN, which a
  * hold treats as touching every held table in every mode. Parsing uses
- * libpg_query, which recurses without a depth limit: call this only on
- * threads with stacks of CLASSIFY_STACK_BYTES, and only on a fixed set of
- * threads (libpg_query leaks one pthread key per thread that ever parsed).
+ * libpg_query through pgvalve/pgtree.h, which recurses without a depth
+ * limit: call this only on threads with stacks of CLASSIFY_STACK_BYTES, and
+ * only on a fixed set of threads (libpg_query leaks one pthread key per
+ * thread that ever parsed).
  */
 #ifndef PGVALVE_CLASSIFY_H
 #define PGVALVE_CLASSIFY_H
@@ -72,7 +73,10 @@ void classify_sql(const char *sql, size_t len, const struct classify_options *op
 /* Whether 'name' (lower case, unqualified) is a function built into PostgreSQL. */
 bool classify_is_builtin_function(const char *name);
 
-/* The access 'r' has to schema.name ("" schema: unqualified), by DESIGN.md §3.2 matching. */
+/*
+ * The access 'r' has to schema.name ("" schema: unqualified). An
+ * unqualified name on either side matches the name in any schema.
+ */
 uint8_t classify_access_to(const struct classify_result *r, const char *schema, const char *name);
 
 #endif

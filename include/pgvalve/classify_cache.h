@@ -1,8 +1,9 @@
 /*
  * A bounded cache of SQL classifications keyed by the text with its literal
- * values blanked (DESIGN.md §3.2), so a repeated statement costs a lexer
- * pass, a hash and a compare instead of a parse, even when every execution
- * writes different constants into it (SELECT ... WHERE aid = 48213). It
+ * values blanked (docs/architecture.md, "classification"), so a repeated
+ * statement costs a lexer pass (pgvalve/sqllex.h), a hash and a compare
+ * instead of a parse, even when every execution writes different constants
+ * into it (SELECT ... WHERE aid = 48213). It
  * also owns the compact form of a classify_result (flags, reason, exactly
  * n_refs refs) that anything keeping one should use. A cache belongs to one
  * thread (a proxy worker): nothing here locks.

@@ -14,6 +14,8 @@
  *
  * Then the cache key (the text with literal values blanked) is put to the
  * test, with standard_conforming_strings on and the largest parse limit:
+ *   - the lexer the key is made with (sqllex.h) finds the tokens
+ *     libpg_query's own scanner finds, where they start and end;
  *   - every literal the key blanked is exactly one token of its kind to
  *     libpg_query's own scanner (pg_query_scan), when that scans the text;
  *   - a second text made by replacing each blanked literal with another of
@@ -35,6 +37,7 @@
 #include <string.h>
 
 #include "pgvalve/classify_cache.h"
+#include "pgvalve/sqllex.h"
 #include "fuzz_check.h"
 
 #define CACHE_ENTRIES 64
@@ -182,6 +185,29 @@ static int token_of_kind(char kind)
 	}
 }
 
+/*
+ * The one lexer (sqllex.h) agrees with libpg_query's scanner: each token the
+ * scanner reports is one of the lexer's, with the same start and end, and
+ * the lexer has no other token but white space. (The scanner reports
+ * comments too; for U&"..." and U&'...' it reports the start only.)
+ */
+static void check_lexer(const char *text, size_t len, const struct scan_token *toks, long n)
+{
+	struct sqllex lx;
+	struct sqllex_token t;
+
+	sqllex_init(&lx, text, len, 0);
+	for (long i = 0; i < n; i++) {
+		while (sqllex_next(&lx, &t) == SQLLEX_SPACE)
+			;
+		FUZZ_CHECK(t.start == toks[i].start);
+		FUZZ_CHECK(t.end == toks[i].end || t.kind == SQLLEX_UIDENT || t.kind == SQLLEX_USTRING);
+	}
+	while (sqllex_next(&lx, &t) == SQLLEX_SPACE)
+		;
+	FUZZ_CHECK(t.kind == SQLLEX_END);
+}
+
 /* Each blanked literal is one whole token of its kind to PostgreSQL's scanner. */
 static void check_scan(const char *text, const struct classify_literal *lits, size_t n_lits)
 {
@@ -191,6 +217,8 @@ static void check_scan(const char *text, const struct classify_literal *lits, si
 
 	FUZZ_CHECK(toks != NULL);
 	n = scan_tokens(text, toks, len + 1);
+	if (n >= 0)
+		check_lexer(text, len, toks, n);
 	for (size_t i = 0; n >= 0 && i < n_lits; i++) {
 		while ((long)t < n && toks[t].start < lits[i].start)
 			t++;

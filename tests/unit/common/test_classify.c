@@ -1,13 +1,14 @@
 /*
  * Unit tests for common/classify.c, written against the contract in
- * include/pgvalve/classify.h and DESIGN.md §3.2: which tables a SQL string
- * reads and writes, the flags (unknown, transaction control, DDL), name
- * folding and truncation, the fail-closed cases, hostile input, and the
- * matching rules of classify_access_to(). Every SQL string is handed over in
- * a malloc'd buffer of exactly its length with no NUL after it, so the Asan
- * build catches a read past 'len'. The suite runs on one thread with a
- * 16 MiB stack, as the proxy's workers do; inputs that could exhaust even
- * that run in a forked copy of it, so a crash fails one test, not all.
+ * include/pgvalve/classify.h and docs/architecture.md ("classification"):
+ * which tables a SQL string reads and writes, the flags (unknown,
+ * transaction control, DDL), name folding and truncation, the fail-closed
+ * cases, hostile input, and the matching rules of classify_access_to().
+ * Every SQL string is handed over in a malloc'd buffer of exactly its
+ * length with no NUL after it, so the Asan build catches a read past
+ * 'len'. The suite runs on one thread with a 16 MiB stack, as the proxy's
+ * workers do; inputs that could exhaust even that run in a forked copy of
+ * it, so a crash fails one test, not all.
  *
  * Table cases report every disagreement (SQL, expected, actual) before the
  * test fails, so one run lists them all.

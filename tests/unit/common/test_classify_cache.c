@@ -249,6 +249,14 @@ static void test_key_keeps_names_and_comments(void **state)
 		   KEY("SELECT \0i -- it's $$\n, /* 'x' /* $t$ */ \" */ \0i, \0i--4'"));
 	assert_key("SELECT U&\"d\\0061t\", U&'d\\0061t', u&'x'",
 		   KEY("SELECT U&\"d\\0061t\", U&'d\\0061t', u&'x'"));
+	/*
+	 * The key reads the text with the one lexer (sqllex.h), as PostgreSQL
+	 * 15 does: a vertical tab is a byte of its own, not white space (the
+	 * coordinator trims with the same lexer), a form feed is white space.
+	 */
+	assert_key("SELECT\v1,\f2", KEY("SELECT\v\0i,\f\0i"));
+	assert_key("SELECT 'a'\v'b'", KEY("SELECT \0s\v\0s"));
+	assert_key("SELECT 'a'\f\n'b'", KEY("SELECT \0s"));
 }
 
 /* Literals whose value the parser checks are kept. */

@@ -4,8 +4,10 @@
  * semicolons inside strings, dollar quotes and comments; syntax errors with
  * the line and PostgreSQL's message (also where PostgreSQL gives no
  * position); BEGIN/COMMIT dropped with a note; JSON plans; the plan's name
- * and checksum; unreadable, NUL-holding and empty files. Each test writes
- * its files into a fresh temporary directory.
+ * and checksum; unreadable, NUL-holding and empty files; a file already in
+ * memory (input_load_text); cutting and trimming by PostgreSQL 15's lexical
+ * rules (nested comments, U&"...", continued strings, vertical tabs). Each
+ * test writes its files into a fresh temporary directory.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -289,6 +291,66 @@ static void test_checksum(void **state)
 	free(a2);
 }
 
+/* One file already in memory: as input_load() of the same bytes on disk, name and checksum included. */
+static void test_load_text(void **state)
+{
+	static const char sql[] = "BEGIN;\nALTER TABLE t VALIDATE CONSTRAINT c;\nCOMMIT;\n";
+	char *path = put_file("mem.sql", sql, -1);
+	struct plan p = { 0 }, q = { 0 };
+	struct input_error err;
+
+	(void)state;
+	assert_true(input_load(&p, &path, 1, &err));
+	assert_true(input_load_text(&q, path, sql, strlen(sql), &err));
+	assert_string_equal(q.name, "mem");
+	assert_string_equal(p.checksum, q.checksum);
+	assert_int_equal(q.n_inputs, 1);
+	check_input(&q, 0, 2, "ALTER TABLE t VALIDATE CONSTRAINT c");
+	assert_int_equal(q.n_notes, p.n_notes);
+	plan_free(&p);
+	plan_free(&q);
+	/* Not NUL-terminated: only len bytes are read. */
+	assert_true(input_load_text(&q, "cut.sql", "SELECT 1;SELECT 2", strlen("SELECT 1;"), &err));
+	assert_int_equal(q.n_inputs, 1);
+	check_input(&q, 0, 1, "SELECT 1");
+	plan_free(&q);
+	/* The name decides JSON as a path would. */
+	assert_true(
+		input_load_text(&q, "m.json", "{\"statements\": [\"SELECT 1\", \"SELECT 2\"]}", 40, &err));
+	assert_int_equal(q.n_inputs, 2);
+	check_input(&q, 1, 2, "SELECT 2");
+	plan_free(&q);
+	assert_false(input_load_text(&q, "nul.sql", "SELECT 1;\0", 10, &err));
+	assert_string_equal(err.file, "nul.sql");
+	assert_non_null(strstr(err.msg, "NUL"));
+	plan_free(&q);
+	assert_false(input_load_text(&q, "none.sql", "-- nothing", 10, &err));
+	assert_non_null(strstr(err.msg, "no statements"));
+	plan_free(&q);
+	free(path);
+}
+
+/*
+ * Cut and trimmed by the lexer PostgreSQL 15 has: a ';' inside U&"..." and
+ * a string continued on the next line cuts nothing, nested comments are
+ * trimmed whole, and a vertical tab is no white space (a syntax error, as
+ * PostgreSQL 15 reports it, on its line).
+ */
+static void test_lexer_cases(void **state)
+{
+	struct plan p;
+
+	(void)state;
+	load_ok(&p, "lex.sql",
+		"/* a /* nested */ comment; */ ALTER TABLE U&\"a;b\" ADD CHECK (s <> 'x;'\n'y;') -- c;\n;\n"
+		"\f ALTER TABLE t VALIDATE CONSTRAINT c \f;");
+	assert_int_equal(p.n_inputs, 2);
+	check_input(&p, 0, 1, "ALTER TABLE U&\"a;b\" ADD CHECK (s <> 'x;'\n'y;')");
+	check_input(&p, 1, 4, "ALTER TABLE t VALIDATE CONSTRAINT c");
+	plan_free(&p);
+	load_fails("vt.sql", "SELECT 1;\n\nSELECT\v2;\n", -1, 3, "syntax error");
+}
+
 static void test_multiple_files(void **state)
 {
 	char *a = put_file("first.sql", "-- one\nALTER TABLE t VALIDATE CONSTRAINT a;\n", -1);
@@ -343,6 +405,8 @@ int main(void)
 		cmocka_unit_test(test_name),
 		cmocka_unit_test(test_checksum),
 		cmocka_unit_test(test_multiple_files),
+		cmocka_unit_test(test_load_text),
+		cmocka_unit_test(test_lexer_cases),
 	};
 
 	return cmocka_run_group_tests_name("coordinator/input", tests, setup, teardown);

@@ -2,8 +2,8 @@
  * Unit tests for coordinator/quote.c: identifiers and literals quoted for
  * generated SQL (mixed case, quotes, spaces, semicolons, unicode, empty,
  * short buffers), checked also by handing the result to PostgreSQL's own
- * parser (libpg_query) and reading the name back; and the lexer that steps
- * over comments, strings, quoted identifiers and dollar quotes.
+ * parser (libpg_query) and reading the name back; and the same appended to
+ * a string being built. The lexer's tests are tests/unit/common/test_sqllex.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -188,153 +188,32 @@ static void test_parser_reads_back(void **state)
 	}
 }
 
-struct tok {
-	enum quote_token kind;
-	const char *text;
-};
-
-/* Scans all of 'sql' and compares the tokens with 'want' (ended by QUOTE_TOK_END). */
-static void check_tokens(const char *sql, const struct tok *want)
+/* The appending forms write what the snprintf-like ones do, after what is there. */
+static void test_append(void **state)
 {
-	size_t len = strlen(sql), pos = 0, end;
-	enum quote_token kind;
-	int i = 0;
-
-	for (;; i++, pos = end) {
-		end = quote_scan(sql, len, pos, &kind);
-		if (kind != want[i].kind)
-			fail_msg("%s: token %d at %zu is kind %d, want %d", sql, i, pos, kind, want[i].kind);
-		if (kind == QUOTE_TOK_END)
-			break;
-		if (end - pos != strlen(want[i].text) || memcmp(sql + pos, want[i].text, end - pos) != 0)
-			fail_msg("%s: token %d is <%.*s>, want <%s>", sql, i, (int)(end - pos), sql + pos,
-				 want[i].text);
-	}
-	assert_int_equal(end, len);
-}
-
-static void test_scan(void **state)
-{
-	(void)state;
-	check_tokens("CHECK (a > 0)",
-		     (const struct tok[]){ { QUOTE_TOK_WORD, "CHECK" },
-					   { QUOTE_TOK_SPACE, " " },
-					   { QUOTE_TOK_PUNCT, "(" },
-					   { QUOTE_TOK_WORD, "a" },
-					   { QUOTE_TOK_SPACE, " " },
-					   { QUOTE_TOK_PUNCT, ">" },
-					   { QUOTE_TOK_SPACE, " " },
-					   { QUOTE_TOK_WORD, "0" },
-					   { QUOTE_TOK_PUNCT, ")" },
-					   { QUOTE_TOK_END, "" } });
-	check_tokens("'a)''b'\"c\"\")\"",
-		     (const struct tok[]){ { QUOTE_TOK_STRING, "'a)''b'" },
-					   { QUOTE_TOK_IDENT, "\"c\"\")\"" },
-					   { QUOTE_TOK_END, "" } });
-	/* E'': a backslash escapes the quote; in '' it does not. */
-	check_tokens("E'\\')'x'\\'",
-		     (const struct tok[]){ { QUOTE_TOK_STRING, "E'\\')'" },
-					   { QUOTE_TOK_WORD, "x" },
-					   { QUOTE_TOK_STRING, "'\\'" },
-					   { QUOTE_TOK_END, "" } });
-	check_tokens("type'x'",
-		     (const struct tok[]){ { QUOTE_TOK_WORD, "type" },
-					   { QUOTE_TOK_STRING, "'x'" },
-					   { QUOTE_TOK_END, "" } });
-	check_tokens("U&'d\\0061t' u&\"a\"\"\"",
-		     (const struct tok[]){ { QUOTE_TOK_STRING, "U&'d\\0061t'" },
-					   { QUOTE_TOK_SPACE, " " },
-					   { QUOTE_TOK_IDENT, "u&\"a\"\"\"" },
-					   { QUOTE_TOK_END, "" } });
-	check_tokens("$$ ) $$$tag$ $$ ) $tag$",
-		     (const struct tok[]){ { QUOTE_TOK_DOLLAR, "$$ ) $$" },
-					   { QUOTE_TOK_DOLLAR, "$tag$ $$ ) $tag$" },
-					   { QUOTE_TOK_END, "" } });
-	check_tokens("$1 a$b$ $",
-		     (const struct tok[]){ { QUOTE_TOK_PUNCT, "$" },
-					   { QUOTE_TOK_WORD, "1" },
-					   { QUOTE_TOK_SPACE, " " },
-					   { QUOTE_TOK_WORD, "a$b$" },
-					   { QUOTE_TOK_SPACE, " " },
-					   { QUOTE_TOK_PUNCT, "$" },
-					   { QUOTE_TOK_END, "" } });
-	check_tokens("-- a ) b\n/* x /* ) */ y */-1",
-		     (const struct tok[]){ { QUOTE_TOK_COMMENT, "-- a ) b" },
-					   { QUOTE_TOK_SPACE, "\n" },
-					   { QUOTE_TOK_COMMENT, "/* x /* ) */ y */" },
-					   { QUOTE_TOK_PUNCT, "-" },
-					   { QUOTE_TOK_WORD, "1" },
-					   { QUOTE_TOK_END, "" } });
-	check_tokens("ünï_1", (const struct tok[]){ { QUOTE_TOK_WORD, "ünï_1" }, { QUOTE_TOK_END, "" } });
-}
-
-static void test_scan_unterminated(void **state)
-{
-	static const char *const open[] = { "'abc",         "\"abc", "E'abc\\'", "$x$ abc $y$",
-					    "/* a /* b */", "U&'a",  "'a''" };
+	struct strbuf b = { 0 };
+	char *s;
 
 	(void)state;
-	for (size_t i = 0; i < N(open); i++) {
-		enum quote_token kind;
-		size_t len = strlen(open[i]);
+	strbuf_put(&b, "ALTER TABLE ");
+	quote_append_qname(&b, "Sales", "order\"s");
+	strbuf_put(&b, " VALIDATE CONSTRAINT ");
+	quote_append_ident(&b, "c;1");
+	quote_append_qname(&b, "", "t");
+	s = strbuf_take(&b);
+	assert_string_equal(s, "ALTER TABLE \"Sales\".\"order\"\"s\" VALIDATE CONSTRAINT \"c;1\"\"t\"");
+	free(s);
+	for (size_t i = 0; i < N(hostile); i++) {
+		char want[256];
 
-		assert_int_equal(quote_scan(open[i], len, 0, &kind), len);
-		if (kind != QUOTE_TOK_UNTERMINATED)
-			fail_msg("%s: kind %d", open[i], kind);
+		quote_ident(want, sizeof(want), hostile[i]);
+		quote_append_ident(&b, hostile[i]);
+		assert_string_equal(b.s, want);
+		strbuf_reset(&b);
 	}
-	/* A -- comment at the very end is complete; "$x" with no closing $ is a lone '$'. */
-	{
-		enum quote_token kind;
-
-		assert_int_equal(quote_scan("-- x", 4, 0, &kind), 4);
-		assert_int_equal(kind, QUOTE_TOK_COMMENT);
-		assert_int_equal(quote_scan("$x", 2, 0, &kind), 1);
-		assert_int_equal(kind, QUOTE_TOK_PUNCT);
-		assert_int_equal(quote_scan("ab", 2, 2, &kind), 2);
-		assert_int_equal(kind, QUOTE_TOK_END);
-	}
-}
-
-/* The lexer reads only within len: a buffer with no NUL after it (Asan sees a read past). */
-static void test_scan_bounds(void **state)
-{
-	static const char *const texts[] = { "'ab", "E'a\\", "$tag$ x $ta", "/* x *", "-",
-					     "U&",  "e",     "$",           "\"" };
-
-	(void)state;
-	for (size_t i = 0; i < N(texts); i++) {
-		size_t len = strlen(texts[i]), pos = 0;
-		char *buf = malloc(len);
-		enum quote_token kind;
-
-		assert_non_null(buf);
-		memcpy(buf, texts[i], len);
-		while ((pos = quote_scan(buf, len, pos, &kind)),
-		       kind != QUOTE_TOK_END && kind != QUOTE_TOK_UNTERMINATED)
-			assert_true(pos <= len);
-		free(buf);
-	}
-}
-
-static void test_next_and_trim(void **state)
-{
-	const char *s = "  -- lead\n /* c */ ALTER  TABLE t -- tail\n  ";
-	size_t start, end, pos = 0;
-
-	(void)state;
-	assert_true(quote_trim(s, strlen(s), &start, &end));
-	assert_int_equal(end - start, strlen("ALTER  TABLE t"));
-	assert_memory_equal(s + start, "ALTER  TABLE t", end - start);
-	assert_int_equal(quote_next(s, strlen(s), &pos, &end), QUOTE_TOK_WORD);
-	assert_int_equal(pos, start);
-	assert_true(quote_is_keyword(s + pos, end - pos, "alter"));
-	assert_false(quote_is_keyword(s + pos, end - pos, "alt"));
-	assert_false(quote_is_keyword(s + pos, end - pos - 1, "alter"));
-	assert_false(
-		quote_trim(" -- only\n/* comments */ ", strlen(" -- only\n/* comments */ "), &start, &end));
-	assert_false(quote_trim("", 0, &start, &end));
-	pos = strlen(s) - 2;
-	assert_int_equal(quote_next(s, strlen(s), &pos, &end), QUOTE_TOK_END);
+	s = strbuf_take(&b);
+	assert_string_equal(s, "");
+	free(s);
 }
 
 int main(void)
@@ -345,10 +224,7 @@ int main(void)
 		cmocka_unit_test(test_qname),
 		cmocka_unit_test(test_literal),
 		cmocka_unit_test(test_parser_reads_back),
-		cmocka_unit_test(test_scan),
-		cmocka_unit_test(test_scan_unterminated),
-		cmocka_unit_test(test_scan_bounds),
-		cmocka_unit_test(test_next_and_trim),
+		cmocka_unit_test(test_append),
 	};
 
 	return cmocka_run_group_tests_name("coordinator/quote", tests, NULL, NULL);

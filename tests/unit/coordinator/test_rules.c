@@ -1,6 +1,6 @@
 /*
- * Unit tests for coordinator/rules.c, against rules.h and DESIGN.md §4.2:
- * every rule's steps checked against the exact SQL, phase, lock and hold;
+ * Unit tests for coordinator/rules.c, against rules.h and
+ * docs/architecture.md ("plan"): every rule's steps checked against the exact SQL, phase, lock and hold;
  * names PostgreSQL would choose (truncation at 63 bytes included); mixed-case
  * and hostile names that stay quoted and never break out of their statement;
  * CHECK expressions cut from text holding parentheses in strings, dollar

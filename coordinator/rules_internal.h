@@ -1,0 +1,105 @@
+/*
+ * What the two files of the rewrite rules share, and nothing else should
+ * use: rules.c (dispatch by statement, the plan being built, CREATE INDEX,
+ * DROP and VALIDATE CONSTRAINT, --allow-unsafe) and rules_constraint.c (ADD
+ * FOREIGN KEY, CHECK, UNIQUE, PRIMARY KEY, and SET NOT NULL's helper CHECK).
+ * The public interface is rules.h.
+ */
+#ifndef PGVALVE_COORDINATOR_RULES_INTERNAL_H
+#define PGVALVE_COORDINATOR_RULES_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "pgvalve/pgtree.h"
+#include "plan.h"
+#include "rules.h"
+#include "strbuf.h"
+
+enum rules_outcome {
+	RULE_DONE,
+	RULE_UNSUPPORTED, /* no rule covers it: c->why says what; refused, or run as written */
+	RULE_FAILED,      /* a rule covers it but cannot rewrite it faithfully: err is set */
+};
+
+/* One rules_plan() call, at one statement. */
+struct rules_ctx {
+	struct plan *p;
+	const struct rules_options *opt;
+	struct input_error *err;
+	int input;       /* the statement being planned */
+	const char *sql; /* its text */
+	size_t len;
+	int cap_constraints, cap_drops, cap_steps;
+	char why[256]; /* RULE_UNSUPPORTED: what no rule covers */
+};
+
+/* The table an ALTER TABLE names, and whether ONLY kept it from recursing to children. */
+struct rules_target {
+	struct qname table;
+	bool only;
+};
+
+/* A step to add. */
+struct rules_step {
+	enum step_kind kind;
+	enum plan_phase phase;
+	enum plan_lock lock;
+	enum plan_hold hold;
+	const struct qname *table;
+	const struct qname *other; /* NULL: none */
+	const struct qname *index; /* NULL: none */
+	int constraint, drop;
+};
+
+/* RULE_UNSUPPORTED, with what no rule covers in c->why. */
+__attribute__((format(printf, 2, 3))) enum rules_outcome rules_unsupported(struct rules_ctx *c,
+									   const char *fmt, ...);
+
+/* RULE_FAILED, with c->err set to the statement's file and line and the message. */
+__attribute__((format(printf, 2, 3))) enum rules_outcome rules_failed(struct rules_ctx *c, const char *fmt,
+								      ...);
+
+/*
+ * Parses one statement: its node ({"AlterTableStmt": {...}}) inside *doc,
+ * which the caller deletes. NULL with 'msg' set when it does not parse, is
+ * not exactly one statement, or nests deeper than cJSON reads.
+ */
+const cJSON *rules_parse_one(const char *sql, cJSON **doc, char *msg, size_t cap);
+
+/* A list of String nodes (column names) into names[]; false past PLAN_MAX_COLUMNS or on another node. */
+bool rules_name_list(const cJSON *list, char names[][PLAN_NAME_MAX], int *n);
+
+/* A RangeVar into a qname; false for a three-part name (database.schema.table). */
+bool rules_range_var(const cJSON *rv, struct qname *q);
+
+/* The earlier drop of 'name' on 'table' in this plan, or -1. */
+int rules_dropped_before(const struct plan *p, const struct qname *table, const char *name);
+
+/* Adds a constraint (taking its fk_tail and check_expr); returns its index. */
+int rules_push_constraint(struct rules_ctx *c, struct plan_constraint *k);
+
+/* Adds a step running 'sql', which it takes. */
+void rules_push_step(struct rules_ctx *c, const struct rules_step *s, char *sql);
+
+/* ALTER TABLE [ONLY] t VALIDATE CONSTRAINT c: no hold (SHARE UPDATE EXCLUSIVE lets reads and writes run). */
+void rules_push_validate(struct rules_ctx *c, const struct rules_target *t, const char *name,
+			 const struct qname *other, int constraint);
+
+/* "schema"."name" (or "name" unqualified). */
+void rules_put_qname(struct strbuf *b, const struct qname *q);
+
+/* ("a", "b") */
+void rules_put_columns(struct strbuf *b, char cols[][PLAN_NAME_MAX], int n);
+
+/* "ALTER TABLE [ONLY] t " */
+void rules_put_alter(struct strbuf *b, const struct rules_target *t);
+
+/* The ALTER TABLE … ADD CONSTRAINT and SET NOT NULL rules (rules_constraint.c); 'con' is a Constraint's fields. */
+enum rules_outcome rules_foreign_key(struct rules_ctx *c, const struct rules_target *t, const cJSON *con);
+enum rules_outcome rules_check(struct rules_ctx *c, const struct rules_target *t, const cJSON *con);
+enum rules_outcome rules_unique(struct rules_ctx *c, const struct rules_target *t, const cJSON *con,
+				bool primary);
+enum rules_outcome rules_not_null(struct rules_ctx *c, const struct rules_target *t, const char *column);
+
+#endif
