@@ -219,21 +219,28 @@ static enum verdict holder_judge(const struct holder *h, const struct identity *
 	return process_alive(h->coordinator_pid, h->coordinator_started) ? HOLDER_LIVE : HOLDER_ORPHAN;
 }
 
-/* "backend 123 (`pgvalve apply, pid 9 on db1`) is active since ...: `ALTER ...`" into 'out'. */
-static void holder_describe(const struct holder *h, char *out, size_t cap)
+/*
+ * Who: "backend pid 12 of coordinator pid 9 on db1 (pgvalve apply)", or just
+ * "backend pid 12" when not recorded. What: "active, running `VALIDATE ...`
+ * since 2026-01-01 10:00:00 UTC (42 s)".
+ */
+static void holder_describe(const struct holder *h, char *who, size_t who_cap, char *what, size_t what_cap)
 {
-	size_t n = (size_t)snprintf(out, cap, "backend pid %d", h->pid);
+	size_t n;
 
-	if (h->recorded && n < cap)
-		n += (size_t)snprintf(out + n, cap - n, " of coordinator pid %d on %s (\"%s\")",
-				      h->coordinator_pid, h->host, h->application_name);
-	if (n < cap)
-		n += (size_t)snprintf(out + n, cap - n, ", %s", h->state[0] ? h->state : "state unknown");
-	if (h->query[0] && n < cap)
-		n += (size_t)snprintf(out + n, cap - n, ", %s `%s`",
+	if (h->recorded)
+		/* The role: application_name up to its ", pid ..." (db.h). */
+		snprintf(who, who_cap, "backend pid %d of coordinator pid %d on %s (%.*s)", h->pid,
+			 h->coordinator_pid, h->host, (int)strcspn(h->application_name, ","),
+			 h->application_name);
+	else
+		snprintf(who, who_cap, "backend pid %d", h->pid);
+	n = (size_t)snprintf(what, what_cap, "%s", h->state[0] ? h->state : "state unknown");
+	if (h->query[0] && n < what_cap)
+		n += (size_t)snprintf(what + n, what_cap - n, ", %s `%s`",
 				      strcmp(h->state, "active") == 0 ? "running" : "last ran", h->query);
-	if (h->since[0] && n < cap)
-		snprintf(out + n, cap - n, " since %s (%.0f s)", h->since, h->running_s);
+	if (h->since[0] && n < what_cap)
+		snprintf(what + n, what_cap - n, " since %s (%.0f s)", h->since, h->running_s);
 }
 
 /* ---- ending a dead coordinator's sessions ---------------------------------- */
@@ -339,7 +346,7 @@ bool orphan_resolve(PGconn *c, int holder_pid, struct orphan_wait *w, struct db_
 {
 	struct identity self;
 	struct holder h;
-	char who[1024];
+	char who[512], what[512], both[1100];
 	bool gone;
 
 	if (holder_pid == 0)
@@ -349,22 +356,22 @@ bool orphan_resolve(PGconn *c, int holder_pid, struct orphan_wait *w, struct db_
 	if (gone)
 		return true; /* it ended between the lock's answer and this look: try again */
 	identity_self(&self);
-	holder_describe(&h, who, sizeof(who));
+	holder_describe(&h, who, sizeof(who), what, sizeof(what));
+	snprintf(both, sizeof(both), "%s, %s", who, what);
 	switch (holder_judge(&h, &self)) {
 	case HOLDER_LIVE:
 		err->sqlstate[0] = '\0';
 		snprintf(err->msg, sizeof(err->msg),
-			 "another pgvalve coordinator is working on this database: coordinator pid %d on %s "
-			 "is running (%.600s)",
-			 h.coordinator_pid, h.host, who);
+			 "another pgvalve coordinator is working on this database: %s; that coordinator is "
+			 "alive (backend %.400s)",
+			 who, what);
 		return false;
 	case HOLDER_ORPHAN:
-		report_event(
-			"orphan", NULL,
-			"the coordinator lock is held by %s; coordinator pid %d is gone, so this backend "
-			"is orphaned: ending it (its transaction rolls back; the journal stays as it "
-			"was)",
-			who, h.coordinator_pid);
+		report_event("orphan", NULL,
+			     "the coordinator lock is held by %s, and that coordinator is gone: the backend "
+			     "is orphaned (%s); ending it: its transaction rolls back, the journal stays as "
+			     "it was",
+			     who, what);
 		return end_sessions_of(c, h.machine, h.coordinator_pid, h.coordinator_started, err);
 	case HOLDER_UNKNOWN:
 		if (w->announced_pid != h.pid) {
@@ -372,7 +379,7 @@ bool orphan_resolve(PGconn *c, int holder_pid, struct orphan_wait *w, struct db_
 				"waiting_for_lock", NULL,
 				"the coordinator lock is held by %s; %s: waiting up to %d s for it to end "
 				"(the server ends a backend whose coordinator is gone)",
-				who,
+				both,
 				h.recorded
 					? "its coordinator ran on another machine, so whether it is "
 					  "alive cannot be checked from here"
@@ -380,7 +387,7 @@ bool orphan_resolve(PGconn *c, int holder_pid, struct orphan_wait *w, struct db_
 				ORPHAN_WAIT_MS / 1000);
 			w->announced_pid = h.pid;
 		}
-		return wait_round(w, who, err);
+		return wait_round(w, both, err);
 	}
 	return false;
 }
