@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "report.h"
 
+
 static const struct command commands[] = {
 	{ "plan", "FILE.sql|FILE.json --db URL [--proxy URL]... [--allow-unsafe] [--format text|json]",
 	  "show the safe steps a migration becomes, with locks, holds and preflight findings",
