@@ -353,8 +353,8 @@ bool orphan_resolve(PGconn *c, int holder_pid, struct orphan_wait *w, struct db_
 		return wait_round(w, "a session pg_stat_activity does not show", err);
 	if (!holder_inspect(c, holder_pid, &h, &gone, err))
 		return false;
-	if (gone)
-		return true; /* it ended between the lock's answer and this look: try again */
+	if (gone) /* it ended between the lock's answer and this look: try again */
+		return wait_round(w, "a backend that has just ended", err);
 	identity_self(&self);
 	holder_describe(&h, who, sizeof(who), what, sizeof(what));
 	snprintf(both, sizeof(both), "%s, %s", who, what);
