@@ -1,9 +1,16 @@
-"""The coordinator killed with SIGKILL in each journal state (DESIGN.md §4.3, issue 4): the
-fault point PGVALVE_TEST_KILL_AT makes `pgvalve apply` kill itself right after recording a
-state (or while its holds are acknowledged and its DDL not yet run). `recover --resume` then
-finishes the migration — every constraint valid — and `recover --rollback` undoes it — the prior
-constraints back byte-identical — and in both cases no row is lost, no hold is left on the
-proxy, and `status` agrees with the schema."""
+"""The coordinator killed with SIGKILL at any instant, then `pgvalve recover` run at once
+(docs/recovery.md, the journal in docs/architecture.md).
+
+First, in each journal state: the fault point PGVALVE_TEST_KILL_AT makes `pgvalve apply` kill
+itself right after recording a state (or while its holds are acknowledged and its DDL not yet
+run). `recover --resume` then finishes the migration — every constraint valid — and `recover
+--rollback` undoes it — the prior constraints back byte-identical — and in both cases no row is
+lost, no hold is left on the proxy, and `status` agrees with the schema.
+
+Then while its backend still works: killed in the middle of a VALIDATE that would last about
+10 s, of a rollback and of `recover` itself, the dead coordinator's backend is ended (or the
+server ends it) and `recover` succeeds with nothing of the dead run left on the server; a live
+coordinator is never taken for a dead one."""
 
 import contextlib
 import os
