@@ -8,7 +8,7 @@ run). `recover --resume` then finishes the migration — every constraint valid 
 lost, no hold is left on the proxy, and `status` agrees with the schema.
 
 Then while its backend still works: killed in the middle of a VALIDATE that would last about
-10 s, of a rollback and of `recover` itself, the dead coordinator's backend is ended (or the
+50 s, of a rollback and of `recover` itself, the dead coordinator's backend is ended (or the
 server ends it) and `recover` succeeds with nothing of the dead run left on the server; a live
 coordinator is never taken for a dead one."""
 
@@ -92,13 +92,13 @@ def test_killed_then_recovered(pg, db, proxy_factory, tmp_path, point, how):
 # ---- a coordinator killed while its backend still works ------------------------------------------
 #
 # A VALIDATE that lasts as long as the test wants: the CHECK calls slow_positive(), which sleeps
-# SLOW_ROW_S per row while the test holds the advisory lock SLOW_KNOB (500 rows: about 10 s per
+# SLOW_ROW_S per row while the test holds the advisory lock SLOW_KNOB (500 rows: about 50 s per
 # validation), and answers at once when it does not. The coordinator's observer session (preflight
 # counts violating rows with the same expression) is never slowed.
 
 SLOW_KNOB = 4242
 SLOW_ROWS = 500
-SLOW_ROW_S = 0.02
+SLOW_ROW_S = 0.1
 SLOW_CONSTRAINT = "slow_items_positive"
 SLOW_MIGRATION = f"ALTER TABLE slow_items ADD CONSTRAINT {SLOW_CONSTRAINT} CHECK (slow_positive(v));\n"
 # The backend the dead coordinator left keeps running its VALIDATE: the server's connection check off.
@@ -401,21 +401,38 @@ def test_planned_recovered(pg, slow, tmp_path, how):
     check_recovered(db, how, r, -1)
 
 
+@contextlib.contextmanager
+def cutover_refused(db):
+    """An event trigger that makes the migration's ALTER TABLE on slow_items fail (not a lock
+    timeout, so no retry), for as long as the block lasts."""
+    db.execute("""
+        CREATE OR REPLACE FUNCTION refuse_slow_items_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF current_query() LIKE '%slow_items%ADD CONSTRAINT%' THEN
+                RAISE EXCEPTION 'this test refuses the cutover';
+            END IF;
+        END $$""")
+    db.execute("CREATE EVENT TRIGGER refuse_slow_items ON ddl_command_start WHEN TAG IN ('ALTER TABLE') "
+               "EXECUTE FUNCTION refuse_slow_items_ddl()")
+    try:
+        yield
+    finally:
+        db.execute("DROP EVENT TRIGGER refuse_slow_items")
+
+
 @pytest.mark.parametrize("how", ["resume", "rollback"])
 @pytest.mark.parametrize("state", ["failed", "rolling_back"])
 def test_failed_and_rolling_back_recovered(pg, slow, tmp_path, state, how):
-    """The cutover cannot take its lock (a reader holds the table), so apply records `failed`, then
-    `rolling_back`, and is killed there: `recover` finishes the rollback whichever way it is asked."""
+    """The cutover fails, so apply records `failed`, then `rolling_back`, and is killed there:
+    `recover` finishes the rollback whichever way it is asked."""
     db, knob = slow
     knob.release()
-    blocker = knob.conn
-    blocker.execute("BEGIN")
-    blocker.execute("LOCK TABLE slow_items IN ACCESS SHARE MODE")
     path = write_file(tmp_path, "slow.sql", SLOW_MIGRATION)
-    r = pgvalve("apply", path, "--watch", "0", "--lock-timeout", "50", "--attempts", "1", pg=pg,
-                env={"PGVALVE_TEST_KILL_AT": state})
+    with cutover_refused(db):
+        r = pgvalve("apply", path, "--watch", "0", "--attempts", "1", pg=pg,
+                    env={"PGVALVE_TEST_KILL_AT": state})
     assert r.rc == -9, r
+    assert "this test refuses the cutover" in r.err, r
     assert journal_state(db) == state
-    blocker.execute("COMMIT")
     r = pgvalve("recover", f"--{how}", pg=pg)
     check_recovered(db, "rollback", r, -1)
