@@ -1,7 +1,11 @@
 /*
  * pgvalve recover: after a coordinator crashed or was killed, finds the
  * migration it left unfinished and either finishes it (--resume) or undoes
- * it (--rollback), from the journal alone.
+ * it (--rollback), from the journal alone. A backend the dead coordinator
+ * left running is dealt with when the coordinator lock is taken
+ * (migrate_connect, orphan.h); a migration that was being rolled back (or
+ * had failed, which a rollback follows) is finished by finishing its
+ * rollback, whichever was asked. See docs/recovery.md.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,10 +52,16 @@ int cmd_recover(struct options *o)
 		rc = EXIT_ATTENTION;
 		goto done;
 	}
-	if (o->rollback) {
+	if (o->resume && (state == MIG_ROLLING_BACK || state == MIG_FAILED))
+		report_event("recovering", NULL,
+			     "migration %lld can only be rolled back (state %s): finishing its rollback",
+			     (long long)id, journal_state_name(state));
+	if (o->rollback || state == MIG_ROLLING_BACK || state == MIG_FAILED) {
 		migrate_release_stale_holds(&m);
-		rc = rollback_run(m.ddl, m.observer, o, id, "pgvalve recover --rollback") ? EXIT_ROLLED_BACK
-											  : EXIT_ATTENTION;
+		rc = rollback_run(m.ddl, m.observer, o, id,
+				  o->rollback ? "pgvalve recover --rollback" : "pgvalve recover --resume")
+			? EXIT_ROLLED_BACK
+			: EXIT_ATTENTION;
 	} else {
 		rc = migrate_run(&m, state);
 	}

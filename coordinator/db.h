@@ -16,8 +16,26 @@ struct db_error {
 	char msg[1024];   /* "ERROR:  ... DETAIL: ... HINT: ..." as one line */
 };
 
-/* NULL with 'err' filled. application_name is set to "pgvalve <role>". */
+/*
+ * NULL with 'err' filled. application_name is "pgvalve <role>, pid <this
+ * process> on <host>" (cut to 63 bytes), so pg_stat_activity tells whose
+ * session it is. On PostgreSQL 14+ the session sets
+ * client_connection_check_interval (DB_CONNECTION_CHECK), so a backend whose
+ * coordinator died stops its query instead of running it to the end; TCP
+ * keepalives are set too, for a coordinator whose machine vanished. See
+ * docs/recovery.md.
+ */
 PGconn *db_connect(const char *url, const char *role, struct db_error *err);
+
+/* How often a coordinator's backend checks, while running a query, that the coordinator is there. */
+#define DB_CONNECTION_CHECK "1s"
+
+/*
+ * The backend pids of the connections this process opened, oldest first (up
+ * to 'cap'); returns how many. Some may have been closed since.
+ */
+int db_backends(int *out, int cap);
+#define DB_MAX_BACKENDS 16
 
 /* A command (or several, no parameters). */
 bool db_exec(PGconn *c, const char *sql, struct db_error *err) __attribute__((warn_unused_result));

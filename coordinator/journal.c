@@ -11,6 +11,8 @@
 
 #include "catalog.h"
 #include "fault.h"
+#include "orphan.h"
+#include "report.h"
 #include "xalloc.h"
 
 /* Advisory lock key: "pgva" / "lve1" as two int4, one per database. */
@@ -123,20 +125,23 @@ bool journal_ensure(PGconn *c, struct db_error *err)
 	return db_exec(c, ensure_sql, err);
 }
 
-bool journal_lock(PGconn *c, int *holder_pid, struct db_error *err)
+/*
+ * One try at the coordinator lock: '*got' whether it is ours; if not,
+ * '*holder_pid' is the backend holding it (0: not seen).
+ */
+static bool try_lock(PGconn *c, bool *got, int *holder_pid, struct db_error *err)
 {
 	char sql[512];
 	PGresult *r;
-	bool got;
 
 	*holder_pid = 0;
 	snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%d, %d)", LOCK_KEY1, LOCK_KEY2);
 	r = db_query(c, sql, 0, NULL, err);
 	if (!r)
 		return false;
-	got = strcmp(db_value(r, 0, 0, "f"), "t") == 0;
+	*got = strcmp(db_value(r, 0, 0, "f"), "t") == 0;
 	PQclear(r);
-	if (got)
+	if (*got)
 		return true;
 	snprintf(sql, sizeof(sql),
 		 "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %d "
@@ -144,14 +149,33 @@ bool journal_lock(PGconn *c, int *holder_pid, struct db_error *err)
 		 "WHERE datname = current_database())",
 		 LOCK_KEY1, LOCK_KEY2);
 	r = db_query(c, sql, 0, NULL, err);
-	if (r) {
-		*holder_pid = atoi(db_value(r, 0, 0, "0"));
-		PQclear(r);
+	if (!r)
+		return false;
+	*holder_pid = atoi(db_value(r, 0, 0, "0"));
+	PQclear(r);
+	return true;
+}
+
+bool journal_lock(PGconn *c, int *holder_pid, struct db_error *err)
+{
+	struct orphan_wait wait = { 0 };
+	bool got;
+
+	for (;;) {
+		if (!try_lock(c, &got, holder_pid, err))
+			return false;
+		if (got)
+			break;
+		/* A backend whose coordinator died is ended; a live coordinator is refused. */
+		if (!orphan_resolve(c, *holder_pid, &wait, err))
+			return false;
 	}
-	err->sqlstate[0] = '\0';
-	snprintf(err->msg, sizeof(err->msg),
-		 "another pgvalve coordinator is working on this database (backend pid %d)", *holder_pid);
-	return false;
+	*holder_pid = 0;
+	if (!orphan_register(c, err))
+		report_warning("cannot record this coordinator's sessions in the journal (a later run "
+			       "cannot tell them orphaned if this one is killed)",
+			       err->msg);
+	return true;
 }
 
 bool journal_create(PGconn *c, const struct plan *p, const char *plan_json, const char *options_json,

@@ -48,8 +48,10 @@ bool journal_ensure(PGconn *c, struct db_error *err) __attribute__((warn_unused_
 
 /*
  * Takes the coordinator lock for this database (session level: held until
- * the connection ends). False when another coordinator holds it:
- * '*holder_pid' says which backend (0: unknown), 'err' is filled.
+ * the connection ends) and records the coordinator's sessions. A holder
+ * orphaned by a dead coordinator is ended or waited for (orphan.h). False
+ * when a live coordinator (or one that cannot be judged, after a bounded
+ * wait) holds it: '*holder_pid' says which backend (0: unknown), 'err' whose.
  */
 bool journal_lock(PGconn *c, int *holder_pid, struct db_error *err) __attribute__((warn_unused_result));
 
