@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates common/builtin_functions.inc: the names of every function in a
 # stock PostgreSQL's pg_catalog, which classification treats as writing no
-# table (DESIGN.md §3.2). Run against a freshly initdb'd server of the major
+# table (docs/architecture.md §3.2). Run against a freshly initdb'd server of the major
 # version the proxy targets:
 #   common/gen_builtin_functions.sh "host=127.0.0.1 port=5432 user=postgres" > common/builtin_functions.inc
 set -euo pipefail

@@ -8,7 +8,7 @@ Against the admin API at --url, runs --cycles cycles of
 on one kept-alive HTTP/1.1 connection (http.client), timing each round trip
 with time.perf_counter() from sending the request to having read the whole
 answer. The first --warmup cycles are not counted. The answer to POST /holds
-is only sent after every worker has applied the hold (DESIGN.md 3.3), so the
+is only sent after every worker has applied the hold (docs/architecture.md §3.3), so the
 POST time is the acknowledgement latency a coordinator sees.
 
 Prints one tab-separated line on stdout:
