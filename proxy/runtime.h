@@ -16,7 +16,6 @@
 
 #include "pgvalve/config.h"
 
-
 struct snapshot {
 	struct config cfg;
 	struct sockaddr_storage listen_addr;

@@ -66,7 +66,7 @@ static void setup(void)
 		fatal(err);
 	/* The worker's own listener is never used (sessions are handed in): any free port. */
 	((struct sockaddr_in *)&rt.snap->listen_addr)->sin_port = 0;
-	if (!worker_init(&worker, 0, rt.snap, err, sizeof(err)))
+	if (!worker_init(&worker, 0, rt.snap, &session_hooks, err, sizeof(err)))
 		fatal(err);
 	rt.workers = &worker;
 	rt.n_workers = 1;
