@@ -122,7 +122,9 @@ static void park_set_state(struct session *s, enum park_state to, const struct h
 		p->hold = NULL;
 		session_log(s, LOG_DEBUG, "resumed after %lld ms parked",
 			    (long long)(clock_mono_ms() - p->since_ms));
-		session_timer_idle(s);
+		/* Before login the timer is the login deadline, which parking left alone. */
+		if (s->state == SESSION_READY)
+			session_timer_idle(s);
 	}
 	if (from == PARK_DISCARDING)
 		s->c2s.track_all = false;
@@ -132,7 +134,9 @@ static void park_set_state(struct session *s, enum park_state to, const struct h
 		if (from != PARK_PARKED) {
 			p->since_ms = clock_mono_ms();
 			list_append(s->w, s);
-			session_timer_arm(s, (int)h->max_wait_ms);
+			/* A unit sent before login completes keeps the login deadline; see park_login_done. */
+			if (s->state == SESSION_READY)
+				session_timer_arm(s, (int)h->max_wait_ms);
 			session_log(s, LOG_DEBUG, "parked by hold %s", h->id);
 		}
 		p->hold = h;
@@ -232,10 +236,15 @@ static enum relay_msg hold_decide(struct session *s, const struct hold *h, const
 		park_set_state(s, PARK_FREE, NULL);
 		return RELAY_MSG_PASS;
 	}
-	if (h->policy == HOLD_REJECT || s->park.state == PARK_EXPIRED) {
+	if ((h->policy == HOLD_REJECT || s->park.state == PARK_EXPIRED) && s->state == SESSION_READY) {
 		start_reject(s, h, table, type);
 		return RELAY_MSG_DROP;
 	}
+	/*
+	 * Before login completes the client cannot be answered yet (the server's
+	 * authentication exchange and ReadyForQuery come first): a unit a reject
+	 * hold meets then waits, and is rejected right after login.
+	 */
 	park_set_state(s, PARK_PARKED, h);
 	return RELAY_MSG_STOP;
 }
@@ -329,13 +338,31 @@ void park_unit_done(struct session *s)
 		park_set_state(s, PARK_FREE, NULL);
 }
 
+void park_login_done(struct session *s)
+{
+	int64_t left;
+
+	if (s->park.state != PARK_PARKED) {
+		session_timer_idle(s);
+		return;
+	}
+	left = s->park.hold->max_wait_ms - (clock_mono_ms() - s->park.since_ms);
+	if (s->park.hold->policy == HOLD_REJECT)
+		left = 0; /* parked only because it came before login: rejected now */
+	session_timer_arm(s, left > 0 ? (int)left : 0);
+}
+
 void park_timed_out(struct session *s)
 {
 	const struct hold *h = s->park.hold;
+	bool reject = h->policy == HOLD_REJECT || h->on_timeout == HOLD_TIMEOUT_REJECT;
 
-	session_log(s, LOG_WARN, "waited max_wait_ms (%lld) on hold %s: %s", (long long)h->max_wait_ms, h->id,
-		    h->on_timeout == HOLD_TIMEOUT_REJECT ? "rejecting" : "releasing");
-	park_set_state(s, h->on_timeout == HOLD_TIMEOUT_REJECT ? PARK_EXPIRED : PARK_BYPASS, NULL);
+	if (h->policy == HOLD_REJECT)
+		session_log(s, LOG_DEBUG, "hold %s rejects the unit sent before login completed", h->id);
+	else
+		session_log(s, LOG_WARN, "waited max_wait_ms (%lld) on hold %s: %s",
+			    (long long)h->max_wait_ms, h->id, reject ? "rejecting" : "releasing");
+	park_set_state(s, reject ? PARK_EXPIRED : PARK_BYPASS, NULL);
 	/* The unit waits at c2s.scan: scanning again lets it through, or rejects it. */
 	if (session_forward_client(s))
 		s->kick_client = true;

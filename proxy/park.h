@@ -31,21 +31,29 @@ struct worker;
  *   DISCARDING      sync     .       .       .         -          sync(sent)
  *   REJECT_AT_READY ready    .       .       .         .             -
  *
- * hold: a queue hold collides with the unit; rehold: a re-check finds another
- * hold; resume: nothing holds it now (or the session goes away: any state may
- * go to FREE then); release/reject: max_wait_ms ran out under on_timeout
- * release/reject; check: the expired unit's re-check found no hold any more,
- * or rejected a Query at once; reject(ext): an extended-protocol unit is
- * rejected; sync: its Sync arrives and nothing of it reached the server (the
- * 55P03 and a ReadyForQuery are queued for the client); sync(sent): part of
- * the batch reached the server, which must see the Sync; ready: the server's
- * ReadyForQuery ends the unit (REJECT_AT_READY: the 55P03 goes before it).
+ *   hold        a queue hold collides with the unit (or any hold does, before
+ *               login completes: the client cannot be answered before that)
+ *   rehold      a re-check finds it collides with another hold
+ *   resume      nothing holds it any more, or a Query is rejected at once
+ *               (55P03 and ReadyForQuery queued), or the session goes away
+ *               (any state may go to FREE then)
+ *   release     max_wait_ms ran out, on_timeout release
+ *   reject      max_wait_ms ran out, on_timeout reject; or login completed
+ *               for a unit a reject hold parked
+ *   check       the expired unit's re-check: rejected (a Query at once), or
+ *               no hold any more
+ *   reject(ext) an extended-protocol unit is rejected: drop up to its Sync
+ *   sync        its Sync arrives and nothing of it reached the server (the
+ *               55P03 and a ReadyForQuery are queued for the client)
+ *   sync(sent)  part of the batch reached the server, which must see the Sync
+ *   ready       the server's ReadyForQuery ends the unit (REJECT_AT_READY: the
+ *               55P03 goes in front of it)
  */
 enum park_state {
 	PARK_FREE,            /* no unit held back: the next one is checked when it starts */
 	PARK_PARKED,          /* the unit waits unscanned in c2s, on the worker's parked list */
 	PARK_BYPASS,          /* max_wait_ms ran out (release): the unit goes through, unchecked */
-	PARK_EXPIRED,         /* max_wait_ms ran out (reject): the unit is rejected at its re-check */
+	PARK_EXPIRED,         /* to be rejected (max_wait_ms ran out, on_timeout reject) at its re-check */
 	PARK_DISCARDING,      /* a rejected extended unit: its messages are dropped up to its Sync */
 	PARK_REJECT_AT_READY, /* the 55P03 waits to go in front of the server's ReadyForQuery */
 	PARK_N_STATES,
@@ -115,6 +123,13 @@ void park_unit_done(struct session *s);
  * puts the 55P03 in front of it. Returns false if the session closed instead.
  */
 bool park_reject_before_ready(struct session *s);
+
+/*
+ * The session just logged in: arms its timer for the client idle check, or,
+ * if a unit it sent before login completed is parked, for what is left of
+ * that unit's max_wait_ms (parking before login keeps the login deadline).
+ */
+void park_login_done(struct session *s);
 
 /* max_wait_ms ran out for a parked session: releases or rejects its unit, per the hold. */
 void park_timed_out(struct session *s);

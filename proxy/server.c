@@ -176,7 +176,7 @@ enum relay_msg server_on_msg(void *ctx, uint8_t type, uint8_t *body, uint32_t av
 			session_set_state(s, SESSION_READY);
 			session_log(s, LOG_INFO, "login: backend_pid=%u upstream=%s", s->backend_pid,
 				    s->w->snap->cfg.upstreams[s->upstream].name);
-			session_timer_idle(s);
+			park_login_done(s);
 		}
 		break;
 	case '1':
@@ -205,7 +205,8 @@ enum relay_msg server_on_msg(void *ctx, uint8_t type, uint8_t *body, uint32_t av
 				backend_keys_remove(s->backend_pid, s->backend_key);
 			s->backend_pid = pgwire_get_u32(body);
 			s->backend_key = pgwire_get_u32(body + 4);
-			if (!backend_keys_add(s->backend_pid, s->backend_key, s->upstream))
+			/* No backend has PID 0: such a key is never registered (so never left behind at free). */
+			if (s->backend_pid && !backend_keys_add(s->backend_pid, s->backend_key, s->upstream))
 				session_log(
 					s, LOG_WARN,
 					"out of memory: cancel requests for this session will be dropped");
