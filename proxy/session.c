@@ -77,7 +77,7 @@ void session_timer_arm(struct session *s, int ms)
 		evtimer_add(s->timer, &tv);
 }
 
-void session_timer_stop(struct session *s)
+static void session_timer_stop(struct session *s)
 {
 	if (s->timer) {
 		event_free(s->timer);
@@ -663,7 +663,8 @@ int session_upstream(const struct session *s)
 	return s->server.fd >= 0 ? s->upstream : -1;
 }
 
-const char *session_state_name(const struct session *s)
+/* The name /status shows: the activity once logged in, else the startup step. */
+static const char *session_state_name(const struct session *s)
 {
 	switch (session_activity(s)) {
 	case SESSION_ACT_IDLE:

@@ -144,9 +144,6 @@ int session_upstream(const struct session *s);
 /* Adds a JSON description of the session to 'arr' (for /status). */
 void session_describe(const struct session *s, cJSON *arr);
 
-/* The name /status shows: the activity once logged in, else the startup step. */
-const char *session_state_name(const struct session *s);
-
 /* ---- for the session's own modules: client.c, server.c, park.c ------------ */
 
 /* Changes s->state (the one place that does). */
@@ -154,7 +151,6 @@ void session_set_state(struct session *s, enum session_state state);
 
 /* (Re)arms the session's one timer to fire in 'ms'. */
 void session_timer_arm(struct session *s, int ms);
-void session_timer_stop(struct session *s);
 /* Arms the client idle check (timeouts.client_idle_ms), or stops the timer when there is none. */
 void session_timer_idle(struct session *s);
 

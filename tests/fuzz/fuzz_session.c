@@ -24,6 +24,7 @@
  *     at the end at most one FATAL;
  *   - when the proxy says the server closed unexpectedly, every whole
  *     message the server sent reached the client first;
+ *   - once both sides have hung up, the session ends on its own;
  *   - once the input ends and the session is gone: no session, no client
  *     count, nothing parked, and no cancel key of it left behind (plus
  *     LeakSanitizer's own check of every allocation).
@@ -364,6 +365,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct expect x;
 	struct sink got = { 0 };
 	bool v3;
+	int hung_up = 0; /* 8 or more: both sides have shut down */
 
 	if (!initialized) {
 		setup();
@@ -430,8 +432,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* Waiting on max_wait_ms: block until the timer (a few ms) or anything else fires. */
 		event_base_loop(worker.base, waiting_timer ? EVLOOP_ONCE : EVLOOP_NONBLOCK);
 		check_sessions();
+		hung_up = quiet;
 	}
-	/* A session still alive here waits on a timer (auth_ms, max_wait_ms); end it as shutdown does. */
+	/* Both peers hung up: the session noticed and ended on its own, parked or not. */
+	FUZZ_CHECK(hung_up < 8 || worker.n_sessions == 0);
+	/* Else it waits on a timer (auth_ms, max_wait_ms): end it as shutdown does. */
 	while (worker.sessions)
 		session_free(worker.sessions);
 	collect(pair[1], &got);
