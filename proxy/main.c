@@ -23,9 +23,10 @@
 
 #define EXIT_USAGE 2
 /*
- * "workers": 0 means one per core, up to this many: past it, more event
- * loops add contention on the shared hold and cancel paths, not throughput.
- * A larger number can still be asked for explicitly.
+ * "workers": 0 means one per core, up to this many. Each worker costs a
+ * parse cache of up to WORKER_PARSE_CACHE_BYTES and a turn in every fan-out
+ * (hold changes, /status), so a 256-core host would get 4 GiB of caches by
+ * default; a larger number can still be asked for explicitly.
  */
 #define DEFAULT_MAX_WORKERS 64
 
