@@ -33,7 +33,7 @@ struct report {
 	struct stats_keys by_sqlstate;
 	struct stats_window window;
 	cJSON *sessions;
-	int idle, in_transaction, active, login, parked;
+	int by_activity[SESSION_ACT_N]; /* sessions, by session_activity() */
 	struct classify_cache_stats parse_cache;
 };
 
@@ -57,16 +57,7 @@ static void report_job(struct worker *w, void *arg)
 		/* The window ends at this worker's clock, the one its counters were stamped with. */
 		stats_window_add(st, worker_now(w), r->window_s, &r->window);
 	for (struct session *s = w->sessions; s; s = s->next) {
-		if (s->parked_on)
-			r->parked++;
-		else if (s->state != SESSION_READY)
-			r->login++;
-		else if (s->tx_status != 'I')
-			r->in_transaction++;
-		else if (session_is_idle(s))
-			r->idle++;
-		else
-			r->active++;
+		r->by_activity[session_activity(s)]++;
 		if (r->with_sessions)
 			session_describe(s, r->sessions);
 	}
@@ -75,20 +66,32 @@ static void report_job(struct worker *w, void *arg)
 /* Runs a report on every worker; the caller frees with reports_free(). */
 static struct report *reports_collect(int window_s, bool with_sessions)
 {
-	struct report *r = calloc((size_t)rt.n_workers, sizeof(*r));
-	void **args = calloc((size_t)rt.n_workers, sizeof(*args));
+	struct report *r = worker_slots(sizeof(*r));
 
-	if (!r || !args)
-		abort(); /* defensive: a few hundred bytes; nothing sane to answer without them */
 	for (int i = 0; i < rt.n_workers; i++) {
 		r[i].window_s = window_s;
 		r[i].with_sessions = with_sessions;
 		r[i].sessions = with_sessions ? cJSON_CreateArray() : NULL;
-		args[i] = &r[i];
 	}
-	worker_call_all(report_job, args);
-	free(args);
+	WORKER_FANOUT(report_job, r);
 	return r;
+}
+
+/* The names /status and /metrics count sessions under, by session_activity(). */
+static const char *const activity_names[SESSION_ACT_N] = {
+	[SESSION_ACT_LOGIN] = "login",   [SESSION_ACT_IDLE] = "idle",
+	[SESSION_ACT_ACTIVE] = "active", [SESSION_ACT_IN_TRANSACTION] = "in_transaction",
+	[SESSION_ACT_PARKED] = "parked", [SESSION_ACT_CLOSING] = "closing",
+};
+
+/* Sessions of every worker, by activity. */
+static void activity_sum(const struct report *r, int n[SESSION_ACT_N])
+{
+	for (int a = 0; a < SESSION_ACT_N; a++) {
+		n[a] = 0;
+		for (int i = 0; i < rt.n_workers; i++)
+			n[a] += r[i].by_activity[a];
+	}
 }
 
 static void reports_free(struct report *r)
@@ -302,16 +305,14 @@ static void handle_status(struct evhttp_request *req)
 	struct report *r = reports_collect(0, true);
 	const struct config *cfg = &rt.snap->cfg;
 	cJSON *doc = cJSON_CreateObject(), *clients, *ups, *sessions = cJSON_CreateArray();
-	int idle = 0, in_tx = 0, active = 0, login = 0, parked = 0;
+	int n[SESSION_ACT_N], total = 0;
 
+	activity_sum(r, n);
+	for (int a = 0; a < SESSION_ACT_N; a++)
+		total += n[a];
 	for (int i = 0; i < rt.n_workers; i++) {
 		cJSON *item, *next;
 
-		parked += r[i].parked;
-		idle += r[i].idle;
-		in_tx += r[i].in_transaction;
-		active += r[i].active;
-		login += r[i].login;
 		for (item = r[i].sessions->child; item; item = next) {
 			next = item->next;
 			cJSON_AddItemToArray(sessions, cJSON_DetachItemViaPointer(r[i].sessions, item));
@@ -322,12 +323,9 @@ static void handle_status(struct evhttp_request *req)
 	cJSON_AddNumberToObject(doc, "workers", rt.n_workers);
 	cJSON_AddBoolToObject(doc, "draining", atomic_load(&rt.draining));
 	clients = cJSON_AddObjectToObject(doc, "clients");
-	cJSON_AddNumberToObject(clients, "total", idle + in_tx + active + login + parked);
-	cJSON_AddNumberToObject(clients, "idle", idle);
-	cJSON_AddNumberToObject(clients, "active", active);
-	cJSON_AddNumberToObject(clients, "in_transaction", in_tx);
-	cJSON_AddNumberToObject(clients, "login", login);
-	cJSON_AddNumberToObject(clients, "parked", parked);
+	cJSON_AddNumberToObject(clients, "total", total);
+	for (int a = 0; a < SESSION_ACT_N; a++)
+		cJSON_AddNumberToObject(clients, activity_names[a], n[a]);
 	ups = cJSON_AddArrayToObject(doc, "upstreams");
 	for (int i = 0; i < cfg->n_upstreams; i++) {
 		cJSON *u = cJSON_CreateObject();
@@ -415,10 +413,10 @@ static void handle_metrics(struct evhttp_request *req)
 	struct stats_keys by_sqlstate = { 0 };
 	struct classify_cache_stats cache = { 0 };
 	struct evbuffer *out = evbuffer_new();
-	int idle = 0, in_tx = 0, active = 0, login = 0, parked = 0;
+	int n[SESSION_ACT_N];
 
+	activity_sum(r, n);
 	for (int i = 0; i < rt.n_workers; i++) {
-		parked += r[i].parked;
 		sum.connections_total += r[i].totals.connections_total;
 		sum.clients += r[i].totals.clients;
 		sum.bytes_client_to_server += r[i].totals.bytes_client_to_server;
@@ -431,10 +429,6 @@ static void handle_metrics(struct evhttp_request *req)
 		cache.evictions += r[i].parse_cache.evictions;
 		cache.entries += r[i].parse_cache.entries;
 		cache.bytes += r[i].parse_cache.bytes;
-		idle += r[i].idle;
-		in_tx += r[i].in_transaction;
-		active += r[i].active;
-		login += r[i].login;
 		for (int k = 0; k < r[i].by_sqlstate.n; k++)
 			stats_keys_add(&by_sqlstate, STATS_SQLSTATE, r[i].by_sqlstate.v[k].name,
 				       r[i].by_sqlstate.v[k].count, 1 << 20);
@@ -449,13 +443,10 @@ static void handle_metrics(struct evhttp_request *req)
 	prom(out, "pgvalve_clients", "gauge", "Client connections now open", sum.clients);
 	evbuffer_add_printf(out,
 			    "# HELP pgvalve_clients_by_state Client connections by session state\n"
-			    "# TYPE pgvalve_clients_by_state gauge\n"
-			    "pgvalve_clients_by_state{state=\"idle\"} %d\n"
-			    "pgvalve_clients_by_state{state=\"active\"} %d\n"
-			    "pgvalve_clients_by_state{state=\"in_transaction\"} %d\n"
-			    "pgvalve_clients_by_state{state=\"login\"} %d\n"
-			    "pgvalve_clients_by_state{state=\"parked\"} %d\n",
-			    idle, active, in_tx, login, parked);
+			    "# TYPE pgvalve_clients_by_state gauge\n");
+	for (int a = 0; a < SESSION_ACT_N; a++)
+		evbuffer_add_printf(out, "pgvalve_clients_by_state{state=\"%s\"} %d\n", activity_names[a],
+				    n[a]);
 	prom(out, "pgvalve_connections_total", "counter", "Client connections accepted",
 	     sum.connections_total);
 	evbuffer_add_printf(out,
@@ -475,7 +466,8 @@ static void handle_metrics(struct evhttp_request *req)
 		evbuffer_add_printf(out, "pgvalve_errors_total{sqlstate=\"%s\"} %llu\n",
 				    by_sqlstate.v[k].name, (unsigned long long)by_sqlstate.v[k].count);
 	prom(out, "pgvalve_holds", "gauge", "Active holds", (unsigned long long)hold_registry_count());
-	prom(out, "pgvalve_parked", "gauge", "Sessions parked by a hold", (unsigned long long)parked);
+	prom(out, "pgvalve_parked", "gauge", "Sessions parked by a hold",
+	     (unsigned long long)n[SESSION_ACT_PARKED]);
 	prom(out, "pgvalve_parse_cache_hits_total", "counter",
 	     "Classifications answered from the parse cache", cache.hits);
 	prom(out, "pgvalve_parse_cache_misses_total", "counter", "Classifications that had to parse",

@@ -1,5 +1,5 @@
 /*
- * The admin HTTP API (DESIGN.md §3.6) on libevent's evhttp, served from the
+ * The admin HTTP API (docs/architecture.md, the admin API) on libevent's evhttp, served from the
  * main thread: /healthz, /status, /metrics, /errors read; /holds and
  * /switchover act (through hold_registry.c and switchover.c). Data comes
  * from the workers through worker jobs, summed here.

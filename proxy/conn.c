@@ -68,7 +68,6 @@ long conn_read(struct conn *c, void *buf, size_t len)
 			n = (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? CONN_AGAIN
 											: CONN_FAILED;
 	}
-	c->read_blocked = n == CONN_AGAIN;
 	return n;
 }
 
@@ -91,7 +90,6 @@ long conn_write(struct conn *c, const void *buf, size_t len)
 			n = (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? CONN_AGAIN
 											: CONN_FAILED;
 	}
-	c->write_blocked = n == CONN_AGAIN;
 	return n;
 }
 

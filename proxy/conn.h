@@ -23,8 +23,6 @@ struct conn {
 	short interest;        /* EV_READ/EV_WRITE currently registered */
 	bool read_wants_write; /* TLS: the last read needs the socket writable */
 	bool write_wants_read; /* TLS: the last write needs the socket readable */
-	bool read_blocked;     /* the last read hit CONN_AGAIN */
-	bool write_blocked;    /* the last write hit CONN_AGAIN */
 };
 
 /* Returns bytes read (> 0), 0 at end of stream, CONN_AGAIN or CONN_FAILED. */

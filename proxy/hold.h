@@ -1,5 +1,5 @@
 /*
- * Holds (DESIGN.md §3.3): which tables are held, in which mode, with which
+ * Holds (docs/architecture.md, holds): which tables are held, in which mode, with which
  * policy. A hold set is an immutable snapshot: the main thread builds a new
  * one on every change and hands it to each worker as a job, so workers read
  * it without locks. Expiry (leases) is the main thread's business and is

@@ -12,6 +12,7 @@
 
 #include "pgvalve/log.h"
 #include "runtime.h"
+#include "worker.h"
 
 struct held {
 	struct hold *hold;
@@ -66,7 +67,7 @@ static void resume_in_arrival_order(struct hold_apply *per)
 		return;
 	qsort(all, (size_t)n, sizeof(*all), by_park_time);
 	for (int i = 0; i < n; i++)
-		worker_call(&rt.workers[all[i].worker], worker_recheck_parked, &all[i].session_id);
+		worker_call(&rt.workers[all[i].worker], park_recheck_job, &all[i].session_id);
 	free(all);
 }
 
@@ -77,11 +78,10 @@ static void resume_in_arrival_order(struct hold_apply *per)
 static void publish(const char *count_id, struct hold_apply *sum)
 {
 	struct hold_set *set = calloc(1, sizeof(*set) + (size_t)n_held * sizeof(set->holds[0]));
-	struct hold_apply *per = calloc((size_t)rt.n_workers, sizeof(*per));
-	void **args = calloc((size_t)rt.n_workers, sizeof(*args));
+	struct hold_apply *per = worker_slots(sizeof(*per));
 	struct hold_set *old = published;
 
-	if (!set || !per || !args)
+	if (!set)
 		abort(); /* defensive: a few bytes; a hold half-published would be worse than stopping */
 	for (struct held *h = registry; h; h = h->next)
 		set->holds[set->n++] = h->hold;
@@ -91,9 +91,8 @@ static void publish(const char *count_id, struct hold_apply *sum)
 		per[i].pids = sum && sum->pids ? cJSON_CreateArray() : NULL;
 		/* Only a smaller set can let parked work go; a new hold never does. */
 		per[i].list_parked = old && set->n < old->n;
-		args[i] = &per[i];
 	}
-	worker_call_all(worker_apply_holds, args);
+	WORKER_FANOUT(park_apply_holds_job, per);
 	published = set;
 	free(old);
 	resume_in_arrival_order(per);
@@ -109,7 +108,6 @@ static void publish(const char *count_id, struct hold_apply *sum)
 		cJSON_Delete(per[i].pids);
 	}
 	free(per);
-	free(args);
 }
 
 static void held_arm_lease(struct held *h, int64_t lease_ms)
@@ -239,7 +237,7 @@ void hold_registry_release_all(void)
 	while (registry)
 		held_release(registry);
 	/* Workers still point at the (now empty) published set: detach them before freeing it. */
-	worker_call_all(detach_holds_job, NULL);
+	worker_fanout(detach_holds_job, NULL, 0);
 	free(published);
 	published = NULL;
 }

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "hold.h"
-#include "worker.h"
+#include "park.h"
 
 /* The loop lease timers run on. */
 void hold_registry_init(struct event_base *base);

@@ -22,6 +22,13 @@
 #include "worker.h"
 
 #define EXIT_USAGE 2
+/*
+ * "workers": 0 means one per core, up to this many. Each worker costs a
+ * parse cache of up to WORKER_PARSE_CACHE_BYTES and a turn in every fan-out
+ * (hold changes, /status), so a 256-core host would get 4 GiB of caches by
+ * default; a larger number can still be asked for explicitly.
+ */
+#define DEFAULT_MAX_WORKERS 64
 
 /* Command-line values that override the config file, kept for reloads. */
 struct overrides {
@@ -37,6 +44,7 @@ static struct overrides opts = { .workers = -1 };
 static struct event_base *main_base;
 static struct event *shutdown_timer;
 static struct timeval drain_started;
+static long cores; /* set when "workers" was 0: the cores the default was derived from */
 
 static void usage(FILE *out)
 {
@@ -50,7 +58,7 @@ static void usage(FILE *out)
 		"      --listen HOST:PORT where clients connect (default 0.0.0.0:6432)\n"
 		"      --upstream HOST:PORT the PostgreSQL server\n"
 		"      --admin HOST:PORT  admin HTTP API (default 127.0.0.1:6480)\n"
-		"      --workers N        event loops (default: number of cores)\n"
+		"      --workers N        event loops (default: number of cores, at most 64)\n"
 		"      --log-level LEVEL  debug, info, warn or error\n"
 		"      --check            validate the configuration and exit\n"
 		"  -h, --help             this text\n"
@@ -111,7 +119,9 @@ static bool load_config(struct config *cfg, struct config_error *err)
 	}
 	if (cfg->workers == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		cfg->workers = n > 0 ? (int)n : 1;
+
+		cores = n > 0 ? n : 1;
+		cfg->workers = cores > DEFAULT_MAX_WORKERS ? DEFAULT_MAX_WORKERS : (int)cores;
 	}
 	return config_validate(cfg, err);
 }
@@ -145,7 +155,6 @@ static void reload(void)
 	char why[512];
 	struct snapshot *snap, *old = rt.snap;
 	char *token;
-	void **args;
 
 	if (!load_config(&cfg, &err)) {
 		log_error("reload failed, keeping the running configuration: %s", err.msg);
@@ -181,13 +190,7 @@ static void reload(void)
 	snap->cfg.listen_host = strdup(old->cfg.listen_host);
 	snap->cfg.listen_port = old->cfg.listen_port;
 	snap->cfg.workers = old->cfg.workers;
-	args = calloc((size_t)rt.n_workers, sizeof(*args));
-	if (!args)
-		abort();
-	for (int i = 0; i < rt.n_workers; i++)
-		args[i] = snap;
-	worker_call_all(apply_snapshot_job, args);
-	free(args);
+	worker_fanout(apply_snapshot_job, snap, 0);
 	rt.snap = snap;
 	log_configure(snap->cfg.log_level, snap->cfg.log_format);
 	/* No worker points at the old snapshot any more; sessions' SSL objects hold their own refs. */
@@ -201,35 +204,16 @@ static void stop_job(struct worker *w, void *arg)
 {
 	const char *why = arg;
 
-	while (w->sessions) {
-		struct session *s = w->sessions;
-
-		session_close(s, "57P01", "%s", why);
-		/* Best effort: the last message goes out now or never. */
-		while (s->state == SESSION_CLOSING && relay_pending(&s->s2c) > 0) {
-			long n = conn_write(&s->client, s->s2c.data + s->s2c.head, relay_pending(&s->s2c));
-
-			if (n <= 0)
-				break;
-			relay_consume(&s->s2c, (uint32_t)n);
-		}
-		session_free(s);
-	}
+	while (w->sessions)
+		session_stop(w->sessions, why);
 	event_base_loopbreak(w->base);
 }
 
 static void stop_everything(const char *why)
 {
-	void **args = calloc((size_t)rt.n_workers, sizeof(*args));
-
-	if (!args)
-		abort();
-	for (int i = 0; i < rt.n_workers; i++)
-		args[i] = (void *)why;
 	switchover_abort("pgvalve-proxy is stopping");
 	hold_registry_release_all();
-	worker_call_all(stop_job, args);
-	free(args);
+	worker_fanout(stop_job, (void *)why, 0);
 	admin_stop();
 	event_base_loopbreak(main_base);
 }
@@ -252,23 +236,21 @@ static void drain_job(struct worker *w, void *arg)
 
 static void count_job(struct worker *w, void *arg)
 {
-	int *counts = arg;
+	int *count = arg;
 
-	*counts = w->n_sessions;
+	*count = w->n_sessions;
 }
 
 static void on_shutdown_tick(evutil_socket_t fd, short what, void *arg)
 {
-	int counts[256] = { 0 };
-	void *args[256];
+	int *counts = worker_slots(sizeof(*counts));
 	struct timeval now, elapsed;
 	int total = 0;
 
-	for (int i = 0; i < rt.n_workers; i++)
-		args[i] = &counts[i];
-	worker_call_all(count_job, args);
+	WORKER_FANOUT(count_job, counts);
 	for (int i = 0; i < rt.n_workers; i++)
 		total += counts[i];
+	free(counts);
 	gettimeofday(&now, NULL);
 	timersub(&now, &drain_started, &elapsed);
 	if (total == 0) {
@@ -299,7 +281,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		/* Parked work resumes first: a stopping proxy must not hold anything. */
 		switchover_abort("pgvalve-proxy is shutting down");
 		hold_registry_release_all();
-		worker_call_all(drain_job, NULL);
+		worker_fanout(drain_job, NULL, 0);
 		shutdown_timer = event_new(main_base, -1, EV_PERSIST, on_shutdown_tick, NULL);
 		event_add(shutdown_timer, &tick);
 		break;
@@ -389,6 +371,10 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	log_configure(cfg.log_level, cfg.log_format);
+	if (cores > DEFAULT_MAX_WORKERS)
+		log_info("workers: %ld cores, using %d workers (the default's cap; set \"workers\" to use "
+			 "more)",
+			 cores, DEFAULT_MAX_WORKERS);
 	rt.snap = snapshot_build(&cfg, why, sizeof(why));
 	if (!rt.snap) {
 		fprintf(stderr, "pgvalve-proxy: configuration error: %s\n", why);
@@ -420,7 +406,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (int i = 0; i < rt.n_workers; i++) {
-		if (!worker_init(&rt.workers[i], i, rt.snap, why, sizeof(why))) {
+		if (!worker_init(&rt.workers[i], i, rt.snap, &session_hooks, why, sizeof(why))) {
 			log_error("%s", why);
 			return 1;
 		}

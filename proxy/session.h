@@ -1,8 +1,8 @@
 /*
  * A session: one client connection and the one server connection opened for
- * it (session mode). Owns the startup handshake (SSL/GSS negotiation,
- * cancel forwarding, upstream connect and TLS), the relay of authentication
- * and queries in both directions, and the session's single exit.
+ * it (session mode). session.c owns its life (accept, the one exit, free),
+ * the pump between the two sockets and event dispatch; the client side is
+ * client.c's, the server side server.c's, and holds are park.c's.
  */
 #ifndef PGVALVE_PROXY_SESSION_H
 #define PGVALVE_PROXY_SESSION_H
@@ -15,10 +15,13 @@
 
 #include "conn.h"
 #include "hold.h"
+#include "park.h"
+#include "pgvalve/log.h"
 #include "relay.h"
 #include "stmt.h"
 
 struct worker;
+struct worker_hooks;
 
 /* Where a session is in its life. Changed only by session_set_state(). */
 enum session_state {
@@ -33,6 +36,23 @@ enum session_state {
 	SESSION_CLOSING,          /* flushing a last message to the client, then gone */
 };
 
+/*
+ * What a session is doing, as the rest of the proxy asks it: /status and
+ * /metrics count by it, a hold's answer counts parked and in-transaction
+ * sessions, a switchover waits for the busy ones (ACTIVE, IN_TRANSACTION).
+ * Whether it is retiring is another question (session_retire): a retiring
+ * session inside a transaction is still IN_TRANSACTION.
+ */
+enum session_activity {
+	SESSION_ACT_LOGIN,          /* not serving queries yet: startup, TLS, connect, authentication */
+	SESSION_ACT_IDLE,           /* logged in, outside a transaction, nothing in flight */
+	SESSION_ACT_ACTIVE,         /* outside a transaction, a unit of work in flight */
+	SESSION_ACT_IN_TRANSACTION, /* inside a transaction (its last ReadyForQuery said 'T' or 'E') */
+	SESSION_ACT_PARKED,         /* its next unit of work waits on a hold */
+	SESSION_ACT_CLOSING,        /* on its way out: last words to the client, then freed */
+	SESSION_ACT_N,
+};
+
 struct session {
 	struct session *prev, *next; /* the worker's list */
 	struct worker *w;
@@ -42,7 +62,7 @@ struct session {
 	struct conn server;
 	struct relay_buf c2s;
 	struct relay_buf s2c;
-	struct event *timer; /* connect/auth deadline, idle checks, closing flush */
+	struct event *timer; /* connect/auth deadline, idle checks, max_wait, closing flush */
 
 	char tx_status;         /* last ReadyForQuery: 'I', 'T' or 'E' */
 	uint32_t syncs_pending; /* Query/Sync/FunctionCall sent, ReadyForQuery not yet seen */
@@ -53,6 +73,7 @@ struct session {
 	bool scs_off;           /* standard_conforming_strings = off */
 	bool server_fatal;      /* the server sent a FATAL error: its close is expected */
 	bool client_terminated; /* the client sent Terminate */
+	bool batch_forwarded;   /* extended messages since the last Sync reached the server */
 	bool dead;              /* free at the end of the current callback */
 	bool kick_client;       /* TLS holds decrypted client bytes: read again after settling */
 	bool kick_server;       /* the same for the server side */
@@ -60,18 +81,7 @@ struct session {
 	bool retiring;          /* close at the next idle point, with 'retire_msg' (57P01) */
 	char retire_msg[160];
 	struct stmt_map statements; /* named prepared statements (Parse/Close) */
-
-	/* Holds: a parked session's next unit of work waits in c2s, unscanned. */
-	const struct hold *parked_on; /* NULL unless parked */
-	struct session *park_next;    /* the worker's parked list, in arrival order */
-	int64_t parked_at_ms;
-	bool hold_bypass;                       /* max_wait ran out: this unit goes through */
-	bool timeout_reject;                    /* max_wait ran out under on_timeout=reject */
-	bool rejecting;                         /* discarding the rejected unit up to its Sync */
-	bool batch_forwarded;                   /* extended messages since the last Sync reached the server */
-	bool reject_before_ready;               /* put the 55P03 before the server's next ReadyForQuery */
-	char rejected_table[CLASSIFY_NAME_MAX]; /* for the 55P03 message */
-	char rejected_hold[HOLD_ID_MAX];
+	struct park park;           /* holds: park.c's */
 	time_t connected_at;
 	time_t last_activity;
 
@@ -80,13 +90,16 @@ struct session {
 	char client_addr[64];
 };
 
-/* Takes an accepted socket. */
+/* What workers call sessions through: accept, relay rules, free (for worker_init). */
+extern const struct worker_hooks session_hooks;
+
+/* Takes an accepted socket (the worker's accept hook). */
 void session_accept(struct worker *w, int fd, const struct sockaddr *addr, socklen_t addrlen);
 
 /* Fills the relay rules of both directions (message types the session tracks). */
 void session_rules(struct relay_rules *c2s, struct relay_rules *s2c);
 
-/* Frees at once: only for worker teardown. */
+/* Frees at once: only for worker teardown and session_stop. */
 void session_free(struct session *s);
 
 /*
@@ -110,21 +123,57 @@ void session_retire(struct session *s, const char *why, bool now);
 /* Starts draining (SIGTERM): session_retire with the shutdown message. */
 void session_drain(struct session *s);
 
-/* A session waiting for a switchover connects now, to the worker's active upstream. */
-void session_connect_upstream(struct session *s);
-
-/* Whether the session is idle: logged in, not in a transaction, nothing in flight. */
-bool session_is_idle(const struct session *s);
+/*
+ * Stopping the process: closes with 57P01 and 'why', tries once to write
+ * that last message without waiting, and frees the session.
+ */
+void session_stop(struct session *s, const char *why);
 
 /*
- * Re-checks a parked session against the worker's current holds: resumes it
- * (in the caller's order) if nothing holds its unit any more.
+ * A session waiting for a switchover connects now, to the worker's active
+ * upstream. Returns whether it was waiting (it may be freed by then).
  */
-void session_recheck_parked(struct session *s);
+bool session_connect_upstream(struct session *s);
+
+/* What the session is doing (see enum session_activity). */
+enum session_activity session_activity(const struct session *s);
+
+/* The upstream index the session has a server connection to, or -1. */
+int session_upstream(const struct session *s);
 
 /* Adds a JSON description of the session to 'arr' (for /status). */
 void session_describe(const struct session *s, cJSON *arr);
 
-const char *session_state_name(const struct session *s);
+/* ---- for the session's own modules: client.c, server.c, park.c ------------ */
+
+/* Changes s->state (the one place that does). */
+void session_set_state(struct session *s, enum session_state state);
+
+/* (Re)arms the session's one timer to fire in 'ms'. */
+void session_timer_arm(struct session *s, int ms);
+/* Arms the client idle check (timeouts.client_idle_ms), or stops the timer when there is none. */
+void session_timer_idle(struct session *s);
+
+/* Writes what is scanned in 'b' to 'dst'. Returns false if the session failed. */
+bool session_flush(struct session *s, struct relay_buf *b, struct conn *dst);
+
+/* Scans the client's bytes in c2s and forwards them. Returns false if the session is closing. */
+bool session_forward_client(struct session *s);
+
+/* Ends every event callback: frees a dead session, else recomputes event interest from state. */
+void session_settle(struct session *s);
+
+/* The server socket's event callback (server.c registers it at connect). */
+void session_on_server_io(evutil_socket_t fd, short what, void *arg);
+
+/* Who the session is, for log lines. */
+struct log_session session_who(const struct session *s);
+
+#define session_log(s, level, ...)                          \
+	do {                                                \
+		struct log_session who_ = session_who(s);   \
+		if (log_enabled(level))                     \
+			log_msg(level, &who_, __VA_ARGS__); \
+	} while (0)
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * Per-worker counters (DESIGN.md §3.4): connections, bytes, statements, and
+ * Per-worker counters (docs/architecture.md, metrics): connections, bytes, statements, and
  * every ErrorResponse by SQLSTATE, table and constraint, in one-second
  * buckets over the last STATS_WINDOW_S seconds plus running totals. Only the
  * owning worker writes; readers run on that worker too (admin calls are

@@ -1,6 +1,6 @@
 /*
  * A session's named prepared statements: name → SQL text, as the server
- * holds them. Holds (DESIGN.md §3.2) classify a statement that was prepared
+ * holds them. Holds (docs/architecture.md, the hold check) classify a statement that was prepared
  * before the hold began from this text when it is executed.
  *
  * Parse and Close take effect on the server only when it answers them

@@ -61,16 +61,20 @@ static void begin_job(struct worker *w, void *arg)
 	w->switching = true;
 }
 
-/* Whether 's' has a server connection to an upstream other than 'target'. */
+/* Whether 's' has a server connection to an upstream other than 'target', and is not closing. */
 static bool on_other_upstream(const struct session *s, int target)
 {
-	return s->server.fd >= 0 && s->upstream != target && s->state != SESSION_CLOSING;
+	int up = session_upstream(s);
+
+	return up >= 0 && up != target && session_activity(s) != SESSION_ACT_CLOSING;
 }
 
 /* Busy: logged in, not parked, and inside a transaction or with work in flight. */
 static bool busy(const struct session *s)
 {
-	return s->state == SESSION_READY && !s->parked_on && !session_is_idle(s);
+	enum session_activity a = session_activity(s);
+
+	return a == SESSION_ACT_ACTIVE || a == SESSION_ACT_IN_TRANSACTION;
 }
 
 struct busy_count {
@@ -103,10 +107,8 @@ static void finish_job(struct worker *w, void *arg)
 	w->switching = false;
 	for (s = w->sessions; s; s = next) {
 		next = s->next;
-		if (s->state == SESSION_WAITING_UPSTREAM) {
-			session_connect_upstream(s);
+		if (session_connect_upstream(s)) /* it was waiting for this; may free s */
 			continue;
-		}
 		if (!on_other_upstream(s, f->sw->target))
 			continue;
 		if (busy(s) && !f->sw->terminate) {
@@ -127,8 +129,7 @@ static void abort_job(struct worker *w, void *arg)
 	w->switching = false;
 	for (s = w->sessions; s; s = next) {
 		next = s->next;
-		if (s->state == SESSION_WAITING_UPSTREAM)
-			session_connect_upstream(s);
+		(void)session_connect_upstream(s); /* only one waiting connects; may free s */
 	}
 }
 
@@ -149,42 +150,32 @@ static void end(int status, cJSON *doc)
 
 static int count_busy(int target)
 {
-	struct busy_count *per = calloc((size_t)rt.n_workers, sizeof(*per));
-	void **args = calloc((size_t)rt.n_workers, sizeof(*args));
+	struct busy_count *per = worker_slots(sizeof(*per));
 	int n = 0;
 
-	if (!per || !args)
-		abort(); /* defensive: a few bytes */
-	for (int i = 0; i < rt.n_workers; i++) {
+	for (int i = 0; i < rt.n_workers; i++)
 		per[i].target = target;
-		args[i] = &per[i];
-	}
-	worker_call_all(count_job, args);
+	WORKER_FANOUT(count_job, per);
 	for (int i = 0; i < rt.n_workers; i++)
 		n += per[i].busy;
 	free(per);
-	free(args);
 	return n;
 }
 
 static void finish(bool drained)
 {
 	struct switchover *sw = current;
-	struct finish *per = calloc((size_t)rt.n_workers, sizeof(*per));
-	void **args = calloc((size_t)rt.n_workers, sizeof(*args));
+	struct finish *per = worker_slots(sizeof(*per));
 	const struct config *cfg = &rt.snap->cfg;
 	int closed = 0, retiring = 0;
 	int64_t elapsed = clock_mono_ms() - sw->started_ms;
 	cJSON *doc = cJSON_CreateObject(), *pids = cJSON_CreateArray(), *pid;
 
-	if (!per || !args)
-		abort(); /* defensive: a few bytes; a half-done switchover would be worse */
 	for (int i = 0; i < rt.n_workers; i++) {
 		per[i].sw = sw;
 		per[i].retiring_pids = cJSON_CreateArray();
-		args[i] = &per[i];
 	}
-	worker_call_all(finish_job, args);
+	WORKER_FANOUT(finish_job, per);
 	rt.snap->active = sw->target; /* for /status and the next reload */
 	(void)hold_registry_release(SWITCHOVER_HOLD_ID);
 	for (int i = 0; i < rt.n_workers; i++) {
@@ -195,7 +186,6 @@ static void finish(bool drained)
 		cJSON_Delete(per[i].retiring_pids);
 	}
 	free(per);
-	free(args);
 	log_info("switchover: upstream \"%s\" is active (was \"%s\"); %s after %lld ms; %d old session(s) "
 		 "closed, %d %s",
 		 cfg->upstreams[sw->target].name, cfg->upstreams[sw->previous].name,
@@ -306,10 +296,10 @@ int switchover_begin(const cJSON *body, switchover_done_fn done, void *ctx, char
 	snprintf(sw->why, sizeof(sw->why),
 		 "terminating connection: pgvalve-proxy switched to upstream \"%s\"; reconnect",
 		 rt.snap->cfg.upstreams[sw->target].name);
-	worker_call_all(begin_job, NULL);
+	worker_fanout(begin_job, NULL, 0);
 	status = hold_registry_add(hold, NULL, err, errlen); /* takes 'hold' */
 	if (status != 0) {
-		worker_call_all(abort_job, NULL);
+		worker_fanout(abort_job, NULL, 0);
 		event_free(sw->tick);
 		free(sw);
 		return status;
@@ -338,7 +328,7 @@ void switchover_abort(const char *why)
 
 	if (!current)
 		return;
-	worker_call_all(abort_job, NULL);
+	worker_fanout(abort_job, NULL, 0);
 	(void)hold_registry_release(SWITCHOVER_HOLD_ID);
 	log_warn("switchover to upstream \"%s\" aborted: %s", rt.snap->cfg.upstreams[current->target].name,
 		 why);

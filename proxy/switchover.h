@@ -1,5 +1,5 @@
 /*
- * Switchover (DESIGN.md §3.5): moves the proxy from the active upstream to
+ * Switchover (docs/architecture.md, switchover): moves the proxy from the active upstream to
  * another without touching clients' connection strings. Holds everything,
  * waits up to drain_ms for sessions on the old upstream to finish what they
  * are doing, makes the new upstream active, closes old sessions with 57P01

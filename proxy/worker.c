@@ -1,7 +1,8 @@
 /*
- * Worker threads (see worker.h): the event loop, accepting connections, and
- * the job queue through which the main thread asks for snapshots of state
- * or hands over configuration. Sessions themselves live in session.c.
+ * Worker threads (see worker.h): the event loop, accepting connections and
+ * balancing them across workers, and the job queue through which the main
+ * thread asks for snapshots of state or hands over configuration. Sessions
+ * live in session.c and reach this file only through struct worker_hooks.
  */
 #include "worker.h"
 
@@ -16,7 +17,6 @@
 
 #include "pgvalve/classify.h"
 #include "pgvalve/log.h"
-#include "session.h"
 
 struct worker_batch {
 	pthread_mutex_t mu;
@@ -36,7 +36,7 @@ static void handoff_job(struct worker *w, void *arg)
 
 	/* The reservation made at accept becomes the session's own count. */
 	atomic_fetch_sub_explicit(&w->n_sessions, 1, memory_order_relaxed);
-	session_accept(w, h->fd, (struct sockaddr *)&h->addr, h->addrlen);
+	w->hooks->accept(w, h->fd, (struct sockaddr *)&h->addr, h->addrlen);
 	free(h);
 }
 
@@ -79,7 +79,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		atomic_fetch_sub_explicit(&target->n_sessions, 1, memory_order_relaxed);
 		free(h);
 	}
-	session_accept(w, fd, addr, (socklen_t)addrlen);
+	w->hooks->accept(w, fd, addr, (socklen_t)addrlen);
 }
 
 static void on_accept_error(struct evconnlistener *l, void *arg)
@@ -150,14 +150,16 @@ void worker_apply_snapshot(struct worker *w, const struct snapshot *snap)
 	w->s2c_rules.max_len = (uint32_t)snap->cfg.max_message_bytes;
 }
 
-bool worker_init(struct worker *w, int index, const struct snapshot *snap, char *err, size_t errlen)
+bool worker_init(struct worker *w, int index, const struct snapshot *snap, const struct worker_hooks *hooks,
+		 char *err, size_t errlen)
 {
 	int fd;
 
 	memset(w, 0, sizeof(*w));
 	w->index = index;
 	w->wake_fd = -1;
-	session_rules(&w->c2s_rules, &w->s2c_rules);
+	w->hooks = hooks;
+	hooks->rules(&w->c2s_rules, &w->s2c_rules);
 	worker_apply_snapshot(w, snap);
 	pthread_mutex_init(&w->jobs_mu, NULL);
 	relay_pool_init(&w->pool, RELAY_POOL_MAX);
@@ -262,63 +264,32 @@ void worker_call(struct worker *w, worker_job_fn fn, void *arg)
 	run_batch(&w, &job, 1);
 }
 
-void worker_call_all(worker_job_fn fn, void **args)
+void worker_fanout(worker_job_fn fn, void *slots, size_t stride)
 {
 	struct worker_job *jobs = calloc((size_t)rt.n_workers, sizeof(*jobs));
 	struct worker **workers = calloc((size_t)rt.n_workers, sizeof(*workers));
 
 	if (!jobs || !workers)
-		abort(); /* the admin thread cannot do its job without this; nothing sane to return */
+		abort(); /* defensive: a few bytes a worker; nothing sane to return without them */
 	for (int i = 0; i < rt.n_workers; i++) {
 		workers[i] = &rt.workers[i];
-		jobs[i] = (struct worker_job){ .fn = fn, .arg = args ? args[i] : NULL };
+		jobs[i] = (struct worker_job){ .fn = fn,
+					       .arg = slots ? (char *)slots + (size_t)i * stride : NULL };
 	}
 	run_batch(workers, jobs, rt.n_workers);
 	free(workers);
 	free(jobs);
 }
 
-void worker_apply_holds(struct worker *w, void *arg)
+void *worker_slots(size_t size)
 {
-	struct hold_apply *a = arg;
-	bool active = a->set && a->set->n > 0;
-	struct session *s;
-	int n = 0;
+	void *slots = calloc((size_t)rt.n_workers, size);
 
-	w->holds = a->set;
-	/* Query and Bind bodies are read only while something is held. */
-	w->c2s_rules.track['Q'] = active ? RELAY_TRACK_BODY : RELAY_TRACK_HEADER;
-	w->c2s_rules.track['B'] = active ? RELAY_TRACK_BODY : RELAY_TRACK_NONE;
-
-	if (a->list_parked) {
-		for (s = w->parked_head; s; s = s->park_next)
-			n++;
-		a->parked_refs = n ? calloc((size_t)n, sizeof(*a->parked_refs)) : NULL;
-		for (s = w->parked_head; s && a->parked_refs; s = s->park_next)
-			a->parked_refs[a->n_parked_refs++] = (struct parked_ref){ s->parked_at_ms, w->index,
-										  s->id };
+	if (!slots) {
+		log_error("out of memory for %d worker slots of %zu bytes", rt.n_workers, size);
+		abort();
 	}
-	for (s = w->sessions; s; s = s->next) {
-		if (s->parked_on && (!a->count_id || strcmp(s->parked_on->id, a->count_id) == 0))
-			a->parked++;
-		if (s->state == SESSION_READY && s->tx_status != 'I') {
-			a->in_transaction++;
-			if (a->pids)
-				cJSON_AddItemToArray(a->pids, cJSON_CreateNumber(s->backend_pid));
-		}
-	}
-}
-
-void worker_recheck_parked(struct worker *w, void *arg)
-{
-	uint64_t id = *(const uint64_t *)arg;
-
-	for (struct session *s = w->parked_head; s; s = s->park_next) {
-		if (s->id == id) {
-			session_recheck_parked(s); /* may free s: nothing touches it after */
-			return;
-		}
-	}
+	return slots;
 }
 
 time_t worker_now(struct worker *w)
@@ -337,7 +308,7 @@ void worker_join(struct worker *w)
 void worker_destroy(struct worker *w)
 {
 	while (w->sessions)
-		session_free(w->sessions);
+		w->hooks->free_session(w->sessions);
 	if (w->listener)
 		evconnlistener_free(w->listener);
 	if (w->wake_ev)

@@ -2,27 +2,31 @@
  * A worker: one thread, one libevent loop, its own listening socket
  * (SO_REUSEPORT), its sessions, buffer pool and counters. Other threads
  * never touch a worker's data directly: they post jobs, which the worker
- * runs on its own loop (worker_call_all waits for all of them).
+ * runs on its own loop (worker_fanout runs one on every worker and waits).
+ * It knows sessions only through the hooks it is given: what a session is
+ * and does is session.c's, holds are park.c's.
  */
 #ifndef PGVALVE_PROXY_WORKER_H
 #define PGVALVE_PROXY_WORKER_H
 
-#include <cjson/cJSON.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <sys/socket.h>
 
 #include "hold.h"
+#include "park.h"
 #include "pgvalve/classify_cache.h"
 #include "relay.h"
 #include "runtime.h"
 #include "stats.h"
 
 /*
- * Each worker's parse cache (DESIGN.md §3.2): enough for the distinct
- * statements of a large ORM application, at a bounded cost per worker.
+ * Each worker's parse cache (docs/architecture.md, the hold check): enough
+ * for the distinct statements of a large ORM application, at a bounded cost
+ * per worker.
  */
 #define WORKER_PARSE_CACHE_ENTRIES 8192
 #define WORKER_PARSE_CACHE_BYTES (16u << 20)
@@ -31,6 +35,16 @@ struct session;
 struct worker;
 
 typedef void (*worker_job_fn)(struct worker *w, void *arg);
+
+/* What a worker asks of the sessions layer above it (main.c passes session.c's). */
+struct worker_hooks {
+	/* Takes an accepted socket. */
+	void (*accept)(struct worker *w, int fd, const struct sockaddr *addr, socklen_t addrlen);
+	/* Fills the relay rules of both directions. */
+	void (*rules)(struct relay_rules *c2s, struct relay_rules *s2c);
+	/* Frees a session at once (teardown). */
+	void (*free_session)(struct session *s);
+};
 
 struct worker_job {
 	worker_job_fn fn;
@@ -45,6 +59,7 @@ struct worker {
 	struct event_base *base;
 	struct evconnlistener *listener;
 	const struct snapshot *snap;
+	const struct worker_hooks *hooks;
 	struct relay_rules c2s_rules;
 	struct relay_rules s2c_rules;
 
@@ -56,9 +71,8 @@ struct worker {
 	int active;     /* upstream index new sessions connect to */
 	bool switching; /* a switchover is draining: new sessions wait to connect */
 
-	const struct hold_set *holds; /* NULL or empty: nothing is classified */
-	struct session *parked_head;  /* parked sessions, in arrival order */
-	struct session *parked_tail;
+	const struct hold_set *holds;            /* NULL or empty: nothing is classified */
+	struct park_list parked;                 /* park.c's: sessions parked by a hold, in arrival order */
 	struct classify_result classify_scratch; /* one classification at a time per worker */
 	struct classify_cache *classify_cache;   /* this worker's parse cache (never NULL after init) */
 
@@ -69,8 +83,8 @@ struct worker {
 };
 
 /* Binds the worker's listening socket; called on the main thread so errors surface at start. */
-bool worker_init(struct worker *w, int index, const struct snapshot *snap, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+bool worker_init(struct worker *w, int index, const struct snapshot *snap, const struct worker_hooks *hooks,
+		 char *err, size_t errlen) __attribute__((warn_unused_result));
 bool worker_start(struct worker *w) __attribute__((warn_unused_result));
 void worker_join(struct worker *w);
 void worker_destroy(struct worker *w);
@@ -81,36 +95,24 @@ bool worker_post(struct worker *w, worker_job_fn fn, void *arg) __attribute__((w
 /* Runs fn(w, arg) on worker 'w' and returns when it has finished. */
 void worker_call(struct worker *w, worker_job_fn fn, void *arg);
 
-/* Runs fn(worker, args[i]) on every worker and returns when all have finished. */
-void worker_call_all(worker_job_fn fn, void **args);
+/*
+ * The one way to run a job on every worker: fn(worker i, slots + i * stride)
+ * runs on each worker's own thread, and this returns when all have finished.
+ * With stride 0 every worker gets 'slots' itself (NULL allowed). Use
+ * WORKER_FANOUT for an array from worker_slots, so the stride is its type's.
+ */
+void worker_fanout(worker_job_fn fn, void *slots, size_t stride);
+#define WORKER_FANOUT(fn, slots) worker_fanout((fn), (slots), sizeof(*(slots)))
+
+/*
+ * One zeroed slot of 'size' bytes per worker, for results a fan-out job
+ * fills (the caller fills inputs first, reads results after, then free()s).
+ * Dies on allocation failure: a half-run fan-out would be worse.
+ */
+void *worker_slots(size_t size) __attribute__((malloc));
 
 /* Switches a worker to a new snapshot and its active upstream (job body; also used at init). */
 void worker_apply_snapshot(struct worker *w, const struct snapshot *snap);
-
-/* A parked session, as the main thread may know it: by worker and id, never by pointer. */
-struct parked_ref {
-	int64_t parked_at_ms;
-	int worker;
-	uint64_t session_id;
-};
-
-/* Job argument and answer for worker_apply_holds. */
-struct hold_apply {
-	const struct hold_set *set; /* the new set (may be empty) */
-	const char *count_id;       /* count sessions parked on this hold (NULL: on any) */
-	bool list_parked;           /* fill 'parked_refs' (a hold went away: some may resume) */
-	int parked;
-	int in_transaction;
-	cJSON *pids;                    /* backend PIDs of sessions inside a transaction */
-	struct parked_ref *parked_refs; /* malloc'd; the caller frees */
-	int n_parked_refs;
-};
-
-/* Job: switches the worker to a new hold set; parked sessions are re-checked by the caller. */
-void worker_apply_holds(struct worker *w, void *arg);
-
-/* Job: re-checks one parked session (arg: its uint64_t id) against the current set. */
-void worker_recheck_parked(struct worker *w, void *arg);
 
 time_t worker_now(struct worker *w);
 

@@ -1,0 +1,433 @@
+/*
+ * Holds on the hot path (see park.h): the hold check of each unit of work,
+ * parking, resuming, rejecting with 55P03, and each worker's parked list.
+ * It owns struct park in every session and struct park_list in every worker;
+ * the hold set it reads is published by hold_registry.c, and the bytes of a
+ * parked unit stay in the session's relay buffer (session.c's).
+ */
+#include "park.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pgvalve/classify_cache.h"
+#include "pgvalve/clock.h"
+#include "pgvalve/pgwire.h"
+#include "runtime.h"
+#include "session.h"
+#include "worker.h"
+
+#define TO(state) (1u << (state))
+
+/* The transitions park.h's table allows, as a bit set of targets per state. */
+static const unsigned allowed[PARK_N_STATES] = {
+	[PARK_FREE] = TO(PARK_PARKED) | TO(PARK_DISCARDING),
+	[PARK_PARKED] = TO(PARK_FREE) | TO(PARK_PARKED) | TO(PARK_BYPASS) | TO(PARK_EXPIRED) |
+		TO(PARK_DISCARDING),
+	[PARK_BYPASS] = TO(PARK_FREE),
+	[PARK_EXPIRED] = TO(PARK_FREE) | TO(PARK_DISCARDING),
+	[PARK_DISCARDING] = TO(PARK_FREE) | TO(PARK_REJECT_AT_READY),
+	[PARK_REJECT_AT_READY] = TO(PARK_FREE),
+};
+
+static const char *const state_names[PARK_N_STATES] = {
+	[PARK_FREE] = "free",
+	[PARK_PARKED] = "parked",
+	[PARK_BYPASS] = "bypass",
+	[PARK_EXPIRED] = "expired",
+	[PARK_DISCARDING] = "discarding",
+	[PARK_REJECT_AT_READY] = "reject_at_ready",
+};
+
+const char *park_state_name(enum park_state state)
+{
+	return (unsigned)state < PARK_N_STATES ? state_names[state] : "invalid";
+}
+
+/* ---- the parked list ------------------------------------------------------ */
+
+static void list_append(struct worker *w, struct session *s)
+{
+	struct park_list *l = &w->parked;
+
+	s->park.next = NULL;
+	if (l->tail)
+		l->tail->park.next = s;
+	else
+		l->head = s;
+	l->tail = s;
+	l->n++;
+}
+
+static void list_remove(struct worker *w, struct session *s)
+{
+	struct park_list *l = &w->parked;
+	struct session **link, *prev = NULL;
+
+	for (link = &l->head; *link && *link != s; link = &(*link)->park.next)
+		prev = *link;
+	if (!*link)
+		return; /* defensive: a parked session is always on its worker's list */
+	*link = s->park.next;
+	if (l->tail == s)
+		l->tail = prev;
+	s->park.next = NULL;
+	l->n--;
+}
+
+bool park_list_consistent(const struct worker *w)
+{
+	const struct park_list *l = &w->parked;
+	const struct session *s, *last = NULL;
+	int n = 0, parked = 0;
+
+	for (s = l->head; s; s = s->park.next) {
+		if (s->w != w || s->park.state != PARK_PARKED || !s->park.hold || ++n > l->n)
+			return false;
+		last = s;
+	}
+	for (s = w->sessions; s; s = s->next) {
+		if ((unsigned)s->park.state >= PARK_N_STATES)
+			return false;
+		parked += s->park.state == PARK_PARKED;
+	}
+	return n == l->n && parked == n && last == l->tail && (l->head == NULL) == (l->tail == NULL);
+}
+
+/* ---- the one place the state changes -------------------------------------- */
+
+/*
+ * Moves the session's unit to 'to' ('h': the hold it parks on, for PARKED).
+ * Keeps the rest in step: the parked list and the max_wait timer for
+ * PARKED, the relay's track_all for DISCARDING (every message up to the
+ * Sync must be seen to be dropped).
+ */
+static void park_set_state(struct session *s, enum park_state to, const struct hold *h)
+{
+	struct park *p = &s->park;
+	enum park_state from = p->state;
+
+	if (from == to && to != PARK_PARKED)
+		return;
+	if (!(allowed[from] & TO(to))) {
+		/* Defensive: a bug. Debug builds stop here; a release logs and goes on. */
+		session_log(s, LOG_ERROR, "bug: hold state %s -> %s is not a transition park.h allows",
+			    park_state_name(from), park_state_name(to));
+		assert(!"park state transition not allowed");
+	}
+	if (from == PARK_PARKED && to != PARK_PARKED) {
+		list_remove(s->w, s);
+		p->hold = NULL;
+		session_log(s, LOG_DEBUG, "resumed after %lld ms parked",
+			    (long long)(clock_mono_ms() - p->since_ms));
+		/* Before login the timer is the login deadline, which parking left alone. */
+		if (s->state == SESSION_READY)
+			session_timer_idle(s);
+	}
+	if (from == PARK_DISCARDING)
+		s->c2s.track_all = false;
+	p->state = to;
+	switch (to) {
+	case PARK_PARKED:
+		if (from != PARK_PARKED) {
+			p->since_ms = clock_mono_ms();
+			list_append(s->w, s);
+			/* A unit sent before login completes keeps the login deadline; see park_login_done. */
+			if (s->state == SESSION_READY)
+				session_timer_arm(s, (int)h->max_wait_ms);
+			session_log(s, LOG_DEBUG, "parked by hold %s", h->id);
+		}
+		p->hold = h;
+		break;
+	case PARK_DISCARDING:
+		s->c2s.track_all = true;
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- rejecting ------------------------------------------------------------ */
+
+/*
+ * Answers a rejected unit as the server would answer a lock_timeout: an
+ * ErrorResponse (55P03), then ReadyForQuery, so the session stays usable.
+ */
+static size_t reject_message(struct session *s, uint8_t *msg, size_t cap, char *text, size_t tcap)
+{
+	snprintf(text, tcap, "pgvalve: table \"%s\" is held for a schema change (hold %s); retry shortly",
+		 s->park.rejected_table, s->park.rejected_hold);
+	return pgwire_build_error(msg, cap, "ERROR", "55P03", text);
+}
+
+/* Nothing of the unit reached the server: the proxy answers it alone, as the server would. */
+static void finish_reject(struct session *s)
+{
+	uint8_t msg[600], ready[6] = { 'Z', 0, 0, 0, 5, (uint8_t)s->tx_status };
+	char text[300];
+	size_t n;
+
+	park_set_state(s, PARK_FREE, NULL);
+	n = reject_message(s, msg, sizeof(msg), text, sizeof(text));
+	if (!relay_acquire(&s->s2c, &s->w->pool) || n > sizeof(msg) ||
+	    !relay_append_scanned(&s->s2c, msg, (uint32_t)n) ||
+	    !relay_append_scanned(&s->s2c, ready, sizeof(ready))) {
+		/* Defensive: the server is mid-message to an idle session; closing is the safe answer. */
+		session_close(s, "55P03", "%s", text);
+		return;
+	}
+	session_log(s, LOG_INFO, "rejected a unit of work on \"%s\" (hold %s)", s->park.rejected_table,
+		    s->park.rejected_hold);
+}
+
+static void start_reject(struct session *s, const struct hold *h, const char *table, uint8_t type)
+{
+	snprintf(s->park.rejected_table, sizeof(s->park.rejected_table), "%s", table ? table : "*");
+	snprintf(s->park.rejected_hold, sizeof(s->park.rejected_hold), "%s", h->id);
+	if (type == 'Q')
+		finish_reject(s);
+	else
+		park_set_state(s, PARK_DISCARDING, NULL);
+}
+
+enum relay_msg park_discard(struct session *s, uint8_t type)
+{
+	if (s->park.state != PARK_DISCARDING)
+		return RELAY_MSG_PASS;
+	/* Discarding a rejected extended-protocol unit: everything up to its Sync goes. */
+	if (type != 'S')
+		return RELAY_MSG_DROP;
+	if (!s->batch_forwarded) {
+		finish_reject(s);
+		return RELAY_MSG_DROP;
+	}
+	/*
+	 * Part of this batch already reached the server: it must see the Sync to
+	 * answer it, and the 55P03 goes in front of its ReadyForQuery.
+	 */
+	park_set_state(s, PARK_REJECT_AT_READY, NULL);
+	return RELAY_MSG_PASS;
+}
+
+bool park_reject_before_ready(struct session *s)
+{
+	uint8_t msg[600];
+	char text[300];
+	size_t n = reject_message(s, msg, sizeof(msg), text, sizeof(text));
+
+	park_set_state(s, PARK_FREE, NULL);
+	if (n > sizeof(msg) || !relay_insert_scanned(&s->s2c, msg, (uint32_t)n)) {
+		session_close(s, "55P03", "%s", text);
+		return false;
+	}
+	session_log(s, LOG_INFO, "rejected the rest of an extended batch on \"%s\" (hold %s)",
+		    s->park.rejected_table, s->park.rejected_hold);
+	return true;
+}
+
+/* ---- the check ------------------------------------------------------------ */
+
+/* What a unit colliding with hold 'h' (or with none) becomes: passed, parked or rejected. */
+static enum relay_msg hold_decide(struct session *s, const struct hold *h, const char *table, uint8_t type)
+{
+	if (!h) {
+		park_set_state(s, PARK_FREE, NULL);
+		return RELAY_MSG_PASS;
+	}
+	if ((h->policy == HOLD_REJECT || s->park.state == PARK_EXPIRED) && s->state == SESSION_READY) {
+		start_reject(s, h, table, type);
+		return RELAY_MSG_DROP;
+	}
+	/*
+	 * Before login completes the client cannot be answered yet (the server's
+	 * authentication exchange and ReadyForQuery come first): a unit a reject
+	 * hold meets then waits, and is rejected right after login.
+	 */
+	park_set_state(s, PARK_PARKED, h);
+	return RELAY_MSG_STOP;
+}
+
+/*
+ * Only a session that is idle (outside any transaction, nothing in flight) is
+ * held: parking one inside a transaction could deadlock against the DDL.
+ */
+enum relay_msg park_check(struct session *s, uint8_t type, const uint8_t *body, uint32_t avail, uint32_t len)
+{
+	const struct hold_set *set = s->w->holds;
+	struct classify_result *r = &s->w->classify_scratch;
+	struct classify_options opt = {
+		.parse_max_bytes = (size_t)s->w->snap->cfg.parse_max_bytes,
+		.standard_conforming_strings_off = s->scs_off,
+	};
+	const char *sql = NULL, *table = NULL;
+	size_t sql_len = 0;
+	bool unknown = false;
+	const struct hold *h;
+
+	/* A bypassed unit, or a rejected one whose 55P03 waits for the server: nothing to decide. */
+	if (s->park.state == PARK_BYPASS || s->park.state == PARK_REJECT_AT_READY)
+		return RELAY_MSG_PASS;
+	if (!set || set->n == 0 || s->tx_status != 'I' || s->syncs_pending > 0) {
+		park_set_state(s, PARK_FREE, NULL);
+		return RELAY_MSG_PASS;
+	}
+	switch (type) {
+	case 'Q':
+		sql = (const char *)body;
+		sql_len = len;
+		unknown = avail < len;
+		break;
+	case 'P': {
+		const uint8_t *name_end = memchr(body, 0, avail);
+
+		unknown = avail < len || !name_end;
+		if (!unknown) {
+			sql = (const char *)name_end + 1;
+			sql_len = len - (uint32_t)(name_end + 1 - body);
+		}
+		break;
+	}
+	case 'B': {
+		const uint8_t *portal_end = memchr(body, 0, avail), *stmt_end;
+		struct stmt *st;
+		bool uncertain;
+
+		stmt_end = portal_end ? memchr(portal_end + 1, 0, avail - (uint32_t)(portal_end + 1 - body))
+				      : NULL;
+		if (!stmt_end)
+			return RELAY_MSG_PASS; /* malformed: the server will say so */
+		if (stmt_end == portal_end + 1)
+			return RELAY_MSG_PASS; /* the unnamed statement was judged at its Parse */
+		st = stmt_lookup(&s->statements, (const char *)portal_end + 1, &uncertain);
+		if (!st) {
+			/*
+			 * Not known for sure (forgotten, or changed by a batch not yet
+			 * answered), or prepared with SQL PREPARE (same namespace, never
+			 * seen here): fail closed.
+			 */
+			unknown = true;
+			break;
+		}
+		/* A named statement is classified once, the first time a hold meets it. */
+		stmt_classify(st, s->w->classify_cache, &opt, r);
+		h = hold_conflict(set, r, s->upstream,
+				  &table); /* sets 'table': call it before reading that */
+		return hold_decide(s, h, table, type);
+	}
+	case 'F':
+		unknown = true;
+		break;
+	default:
+		return RELAY_MSG_PASS;
+	}
+	if (unknown) {
+		memset(r, 0, sizeof(*r));
+		r->flags = CLASSIFY_UNKNOWN;
+	} else {
+		classify_cache_sql(s->w->classify_cache, sql, sql_len, &opt, r);
+	}
+	h = hold_conflict(set, r, s->upstream, &table);
+	return hold_decide(s, h, table, type);
+}
+
+void park_unit_done(struct session *s)
+{
+	if (s->park.state == PARK_BYPASS)
+		park_set_state(s, PARK_FREE, NULL);
+}
+
+void park_login_done(struct session *s)
+{
+	int64_t left;
+
+	if (s->park.state != PARK_PARKED) {
+		session_timer_idle(s);
+		return;
+	}
+	left = s->park.hold->max_wait_ms - (clock_mono_ms() - s->park.since_ms);
+	if (s->park.hold->policy == HOLD_REJECT)
+		left = 0; /* parked only because it came before login: rejected now */
+	session_timer_arm(s, left > 0 ? (int)left : 0);
+}
+
+void park_timed_out(struct session *s)
+{
+	const struct hold *h = s->park.hold;
+	bool reject = h->policy == HOLD_REJECT || h->on_timeout == HOLD_TIMEOUT_REJECT;
+
+	if (h->policy == HOLD_REJECT)
+		session_log(s, LOG_DEBUG, "hold %s rejects the unit sent before login completed", h->id);
+	else
+		session_log(s, LOG_WARN, "waited max_wait_ms (%lld) on hold %s: %s",
+			    (long long)h->max_wait_ms, h->id, reject ? "rejecting" : "releasing");
+	park_set_state(s, reject ? PARK_EXPIRED : PARK_BYPASS, NULL);
+	/* The unit waits at c2s.scan: scanning again lets it through, or rejects it. */
+	if (session_forward_client(s))
+		s->kick_client = true;
+}
+
+void park_leave(struct session *s)
+{
+	park_set_state(s, PARK_FREE, NULL);
+}
+
+void park_describe(const struct session *s, cJSON *o)
+{
+	if (s->park.state != PARK_PARKED)
+		return;
+	cJSON_AddStringToObject(o, "parked_on", s->park.hold->id);
+	cJSON_AddNumberToObject(o, "parked_ms", (double)(clock_mono_ms() - s->park.since_ms));
+}
+
+/* ---- worker jobs ---------------------------------------------------------- */
+
+void park_apply_holds_job(struct worker *w, void *arg)
+{
+	struct hold_apply *a = arg;
+	bool active = a->set && a->set->n > 0;
+	struct session *s;
+
+	w->holds = a->set;
+	/* Query and Bind bodies are read only while something is held. */
+	w->c2s_rules.track['Q'] = active ? RELAY_TRACK_BODY : RELAY_TRACK_HEADER;
+	w->c2s_rules.track['B'] = active ? RELAY_TRACK_BODY : RELAY_TRACK_NONE;
+
+	if (a->list_parked && w->parked.n > 0) {
+		a->parked_refs = calloc((size_t)w->parked.n, sizeof(*a->parked_refs));
+		for (s = w->parked.head; s && a->parked_refs; s = s->park.next)
+			a->parked_refs[a->n_parked_refs++] = (struct parked_ref){ s->park.since_ms, w->index,
+										  s->id };
+	}
+	for (s = w->sessions; s; s = s->next) {
+		switch (session_activity(s)) {
+		case SESSION_ACT_PARKED:
+			if (!a->count_id || strcmp(s->park.hold->id, a->count_id) == 0)
+				a->parked++;
+			break;
+		case SESSION_ACT_IN_TRANSACTION:
+			a->in_transaction++;
+			if (a->pids)
+				cJSON_AddItemToArray(a->pids, cJSON_CreateNumber(s->backend_pid));
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+void park_recheck_job(struct worker *w, void *arg)
+{
+	uint64_t id = *(const uint64_t *)arg;
+	struct session *s;
+
+	for (s = w->parked.head; s && s->id != id; s = s->park.next)
+		;
+	if (!s)
+		return; /* resumed, rejected or gone since the list was taken */
+	/* The unit waits at c2s.scan: scanning again runs the hold check against the new set. */
+	if (session_forward_client(s) && s->park.state != PARK_PARKED)
+		s->kick_client = true; /* more may have arrived behind it; read on */
+	session_settle(s);             /* may free s: nothing touches it after */
+}
