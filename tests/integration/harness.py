@@ -46,7 +46,8 @@ AUTH_METHODS = {
 }
 DATABASE = "pgvalve_test"
 
-# What a sanitizer prints when it finds something; any of these in the proxy's stderr fails a test.
+# What a sanitizer prints when it finds something; any of these in the proxy's or the
+# coordinator's stderr fails a test.
 SANITIZER_MARKERS = (
     "ERROR: AddressSanitizer",
     "ERROR: LeakSanitizer",
@@ -54,6 +55,29 @@ SANITIZER_MARKERS = (
     "UndefinedBehaviorSanitizer",
     "ThreadSanitizer",
 )
+
+# The exit status an ASan build uses when it finds an error, for every binary the tests start.
+# ASan's default, 1, is also the coordinator's "refused by a check": a report would pass for
+# a refusal. 86 is no exit status of pgvalve or pgvalve-proxy.
+SANITIZER_EXIT = 86
+
+
+def sanitizer_env(env=None):
+    """A copy of env (default: os.environ) with ASan/LSan reporting and exiting with
+    SANITIZER_EXIT, UBSan printing stack traces; options already set are kept, exitcode wins."""
+    e = dict(os.environ if env is None else env)
+    asan = e.get("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+    e["ASAN_OPTIONS"] = f"{asan}:exitcode={SANITIZER_EXIT}" if asan else f"exitcode={SANITIZER_EXIT}"
+    e.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+    return e
+
+
+def sanitizer_report(text):
+    """The first sanitizer marker found in a process's stderr, or None."""
+    for marker in SANITIZER_MARKERS:
+        if marker in text:
+            return marker
+    return None
 
 
 def proxy_binary():
@@ -392,9 +416,7 @@ class Proxy:
         return self
 
     def _spawn(self):
-        env = dict(os.environ)
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        env = sanitizer_env()
         if getattr(self, "_log_file", None):
             self._log_file.close()
         self._log_file = open(self.log_path, "ab")
@@ -448,11 +470,11 @@ class Proxy:
                 problems.append(f"proxy exited with status {rc} after SIGTERM")
         with contextlib.suppress(Exception):
             self._log_file.close()
-        log = self.log_text()
-        for marker in SANITIZER_MARKERS:
-            if marker in log:
-                problems.append(f"sanitizer report in proxy stderr ({marker!r})")
-                break
+        marker = sanitizer_report(self.log_text())
+        if marker:
+            problems.append(f"sanitizer report in proxy stderr ({marker!r})")
+        if self.proc.returncode == SANITIZER_EXIT:
+            problems.append(f"proxy exited with the sanitizer's status {SANITIZER_EXIT}")
         return problems
 
     def log_text(self):
