@@ -1,4 +1,4 @@
-"""The admin API's bearer token (DESIGN.md §3.6): with admin.token_file set, every mutating
+"""The admin API's bearer token (docs/architecture.md: the admin API): with admin.token_file set, every mutating
 call must carry "Authorization: Bearer <token>"; reads stay open; a reload picks up a new
 token; a missing or too-short token file is a configuration error."""
 

@@ -1,4 +1,4 @@
-"""The coordinator against a real PostgreSQL and a real proxy (DESIGN.md §4, issue 4):
+"""The coordinator against a real PostgreSQL and a real proxy (docs/architecture.md: the coordinator):
 plan shows the safe steps and the orphans; apply adds 22 foreign keys across 9 tables under a
 pgbench write load through the proxy with no failed client transaction; a long transaction
 holding a row lock makes the cutover wait (holding nothing) and succeed after it ends;
