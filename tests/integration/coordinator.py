@@ -145,6 +145,20 @@ def spawn(*args, pg, env=None):
     return p
 
 
+def output_so_far(p):
+    """What a spawned coordinator has printed on stdout so far (it is line-buffered). Read
+    through a file description of its own, so the child's write offset is left alone."""
+    with open(f"/proc/self/fd/{p.out_file.fileno()}") as f:
+        return f.read()
+
+
+def wait_output(p, text, timeout=120):
+    """Waits until a spawned coordinator prints `text`; fails if it exits first."""
+    harness.wait_for(lambda: text in output_so_far(p) or p.poll() is not None, timeout,
+                     interval=0.1, what=f"the coordinator to print {text!r}")
+    assert text in output_so_far(p), f"the coordinator exited ({p.returncode}) without printing {text!r}"
+
+
 def finish(p, timeout=300):
     p.wait(timeout)
     p.out_file.seek(0)
