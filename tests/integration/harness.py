@@ -23,6 +23,7 @@ import ssl
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -825,6 +826,87 @@ class _Scram:
         attrs = dict(p.split("=", 1) for p in server_final.split(","))
         expected = hmac.new(self.server_key, self.auth_message, "sha256").digest()
         assert base64.b64decode(attrs["v"]) == expected, "bad SCRAM server signature"
+
+
+# --------------------------------------------------------------------------- upstream recorder
+
+class UpstreamRecorder:
+    """A TCP relay between the proxy and PostgreSQL that stamps every chunk the proxy sends
+    upstream with the kernel's receive time (SO_TIMESTAMPNS). Which session the proxy let go
+    first cannot be read from the server (three backends woken microseconds apart race for
+    a serial or clock_timestamp()), but it can be read here, exactly."""
+
+    SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+
+    def __init__(self, upstream_port):
+        self.upstream_port = upstream_port
+        self.listener = socket.create_server((HOST, 0))
+        self.port = self.listener.getsockname()[1]
+        self.chunks = []          # (kernel receive time in ns, bytes) from proxy to server
+        self.lock = threading.Lock()
+        self.socks = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                down, _ = self.listener.accept()
+            except OSError:
+                return
+            up = socket.create_connection((HOST, self.upstream_port), timeout=10)
+            up.settimeout(None)
+            down.setsockopt(socket.SOL_SOCKET, self.SO_TIMESTAMPNS, 1)
+            for so in (down, up):
+                so.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self.lock:
+                self.socks += [down, up]
+            threading.Thread(target=self._upward, args=(down, up), daemon=True).start()
+            threading.Thread(target=self._downward, args=(up, down), daemon=True).start()
+
+    def _upward(self, src, dst):
+        try:
+            while True:
+                data, anc, _, _ = src.recvmsg(65536, socket.CMSG_SPACE(16))
+                if not data:
+                    break
+                stamp = None
+                for level, kind, payload in anc:
+                    if level == socket.SOL_SOCKET and kind == self.SO_TIMESTAMPNS:
+                        sec, nsec = struct.unpack("qq", payload[:16])
+                        stamp = sec * 1_000_000_000 + nsec
+                with self.lock:
+                    self.chunks.append((stamp, data))
+                dst.sendall(data)
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def _downward(self, src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def stamp_of(self, marker):
+        """Kernel receive time of the chunk that carried `marker` upstream."""
+        with self.lock:
+            found = [t for t, data in self.chunks if marker in data]
+        assert len(found) == 1 and found[0] is not None, f"{marker!r} went upstream {len(found)} time(s)"
+        return found[0]
+
+    def close(self):
+        self.listener.close()
+        with self.lock:
+            for so in self.socks:
+                with contextlib.suppress(OSError):
+                    so.close()
 
 
 # --------------------------------------------------------------------------- client helpers

@@ -129,7 +129,7 @@ def test_cutover_waits_for_a_long_transaction_then_succeeds(pg, db, proxy_factor
     blocker.close()
     r = finish(p)
     assert r.rc == 0, r
-    assert "waiting, holding nothing" in r.out and f"pid " in r.out, r
+    assert "waiting, holding nothing" in r.out and "pid " in r.out, r
     assert all(fk_state(db).values()) and len(fk_state(db)) == 3
 
 

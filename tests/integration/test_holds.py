@@ -14,9 +14,7 @@ hold made after it with the lease it had before the renewal."""
 import concurrent.futures
 import contextlib
 import signal
-import socket
 import struct
-import threading
 
 import psycopg
 import psycopg.errors
@@ -24,131 +22,12 @@ import pytest
 
 import harness
 
-LONG_MS = 60000  # lease / max_wait for holds that a test releases itself
+from holds import (LONG_MS, admin, assert_ok, assert_rejected, bind_msg, errors_in, execute_msg,  # noqa: E402
+                   hold, make_table, parse_msg, parked_count, q, read_until_ready, received_nothing,
+                   release, rows, send_all, session_of, types, wait_parked)
 
 
-# --------------------------------------------------------------------------- helpers
-
-def admin(proxy, method, path, body=None):
-    """One admin HTTP call: (status, parsed JSON or raw text)."""
-    return proxy.admin(method, path, body)
-
-
-def hold(proxy, tables, **kw):
-    """POST /holds with long lease and max_wait unless given; asserts 201 and returns the answer."""
-    body = {"tables": tables, "lease_ms": LONG_MS, "max_wait_ms": LONG_MS}
-    body.update(kw)
-    status, doc = admin(proxy, "POST", "/holds", body)
-    assert status == 201, f"POST /holds {body} -> {status}: {doc}"
-    return doc
-
-
-def release(proxy, hold_id):
-    status, doc = admin(proxy, "DELETE", f"/holds/{hold_id}")
-    assert (status, doc) == (200, {"released": hold_id}), f"DELETE /holds/{hold_id} -> {status}: {doc}"
-
-
-def parked_count(proxy):
-    return proxy.status()["clients"]["parked"]
-
-
-def wait_parked(proxy, n, timeout=10):
-    try:
-        harness.wait_for(lambda: parked_count(proxy) == n, timeout, what=f"{n} parked session(s)")
-    except TimeoutError:
-        st = proxy.status()
-        raise AssertionError(f"expected {n} parked session(s); /status clients={st['clients']} "
-                             f"sessions={[(s['backend_pid'], s['state'], s.get('parked_on')) for s in st['sessions']]}"
-                             f"\n--- proxy log tail:\n" + "\n".join(proxy.log_lines()[-20:])) from None
-
-
-def session_of(proxy, pid):
-    for s in proxy.status()["sessions"]:
-        if s["backend_pid"] == pid:
-            return s
-    raise AssertionError(f"no session with backend_pid {pid} in /status")
-
-
-def rows(direct, sql, params=None):
-    return direct.execute(sql, params).fetchall()
-
-
-def make_table(direct, name, columns="v int"):
-    direct.execute(f"DROP TABLE IF EXISTS {name} CASCADE")
-    direct.execute(f"CREATE TABLE {name} ({columns})")
-
-
-def q(raw, sql):
-    """Sends a simple Query without reading the answer."""
-    raw.send_msg(b"Q", sql.encode() + b"\0")
-
-
-def parse_msg(name, sql):
-    return b"P", name.encode() + b"\0" + sql.encode() + b"\0" + struct.pack("!H", 0)
-
-
-def bind_msg(portal, stmt):
-    return b"B", portal.encode() + b"\0" + stmt.encode() + b"\0" + struct.pack("!HHH", 0, 0, 0)
-
-
-def execute_msg(portal=""):
-    return b"E", portal.encode() + b"\0" + struct.pack("!I", 0)
-
-
-def send_all(raw, *msgs):
-    raw.send(b"".join(t + struct.pack("!I", len(b) + 4) + b for t, b in msgs))
-
-
-def read_until_ready(raw, timeout=15):
-    """Every message up to and including ReadyForQuery: [(type, body)]."""
-    raw.sock.settimeout(timeout)
-    out = []
-    try:
-        while True:
-            typ, body = raw.read_msg()
-            out.append((typ, body))
-            if typ == b"Z":
-                raw.status = body
-                return out
-    except socket.timeout:
-        raise AssertionError(f"no ReadyForQuery within {timeout}s; got {out!r}") from None
-
-
-def types(msgs):
-    return b"".join(t for t, _ in msgs).decode()
-
-
-def errors_in(msgs):
-    return [harness.parse_error_fields(b) for t, b in msgs if t == b"E"]
-
-
-def received_nothing(raw, wait=0.4):
-    """True if the peer sent nothing within `wait` seconds (what it did send is kept)."""
-    if raw.buf:
-        return False
-    raw.sock.settimeout(wait)
-    try:
-        chunk = raw.sock.recv(65536)
-    except socket.timeout:
-        return True
-    raw.buf += chunk
-    return False
-
-
-def assert_ok(msgs, what):
-    errs = errors_in(msgs)
-    assert not errs, f"{what}: unexpected error(s) {errs}"
-    assert msgs[-1] == (b"Z", b"I"), f"{what}: ended with {msgs[-1]!r}"
-
-
-def assert_rejected(msgs, table, what):
-    """A reject-policy answer: ErrorResponse 55P03 naming the table, then ReadyForQuery idle."""
-    assert types(msgs) == "EZ", f"{what}: expected ErrorResponse + ReadyForQuery, got {msgs!r}"
-    [e] = errors_in(msgs)
-    assert e.get("C") == "55P03", f"{what}: SQLSTATE {e.get('C')} ({e.get('M')}), expected 55P03"
-    assert table in e.get("M", ""), f"{what}: message {e.get('M')!r} does not name {table!r}"
-    assert msgs[-1][1] == b"I", f"{what}: ReadyForQuery status {msgs[-1][1]!r}"
-
+# --------------------------------------------------------------------------- fixtures
 
 @pytest.fixture
 def raw(proxy, proxy_factory):
@@ -439,88 +318,9 @@ def test_overlapping_holds_keep_unit_parked_until_both_released(proxy, raw, dire
     assert rows(direct, "SELECT v FROM ov_t") == [(1,)]
 
 
-class UpstreamRecorder:
-    """A TCP relay between the proxy and PostgreSQL that stamps every chunk the proxy sends
-    upstream with the kernel's receive time (SO_TIMESTAMPNS). Which session the proxy let go
-    first cannot be read from the server (three backends woken microseconds apart race for
-    a serial or clock_timestamp()), but it can be read here, exactly."""
-
-    SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
-
-    def __init__(self, upstream_port):
-        self.upstream_port = upstream_port
-        self.listener = socket.create_server((harness.HOST, 0))
-        self.port = self.listener.getsockname()[1]
-        self.chunks = []          # (kernel receive time in ns, bytes) from proxy to server
-        self.lock = threading.Lock()
-        self.socks = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                down, _ = self.listener.accept()
-            except OSError:
-                return
-            up = socket.create_connection((harness.HOST, self.upstream_port), timeout=10)
-            up.settimeout(None)
-            down.setsockopt(socket.SOL_SOCKET, self.SO_TIMESTAMPNS, 1)
-            for so in (down, up):
-                so.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self.lock:
-                self.socks += [down, up]
-            threading.Thread(target=self._upward, args=(down, up), daemon=True).start()
-            threading.Thread(target=self._downward, args=(up, down), daemon=True).start()
-
-    def _upward(self, src, dst):
-        try:
-            while True:
-                data, anc, _, _ = src.recvmsg(65536, socket.CMSG_SPACE(16))
-                if not data:
-                    break
-                stamp = None
-                for level, kind, payload in anc:
-                    if level == socket.SOL_SOCKET and kind == self.SO_TIMESTAMPNS:
-                        sec, nsec = struct.unpack("qq", payload[:16])
-                        stamp = sec * 1_000_000_000 + nsec
-                with self.lock:
-                    self.chunks.append((stamp, data))
-                dst.sendall(data)
-        except OSError:
-            pass
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)
-
-    def _downward(self, src, dst):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)
-
-    def stamp_of(self, marker):
-        """Kernel receive time of the chunk that carried `marker` upstream."""
-        with self.lock:
-            found = [t for t, data in self.chunks if marker in data]
-        assert len(found) == 1 and found[0] is not None, f"{marker!r} went upstream {len(found)} time(s)"
-        return found[0]
-
-    def close(self):
-        self.listener.close()
-        with self.lock:
-            for so in self.socks:
-                with contextlib.suppress(OSError):
-                    so.close()
-
-
 @pytest.fixture
 def recorder(pg):
-    r = UpstreamRecorder(pg.port)
+    r = harness.UpstreamRecorder(pg.port)
     yield r
     r.close()
 
