@@ -177,51 +177,6 @@ def test_ctrl_c_in_psql_while_parked(proxy, direct):
     assert rows(direct, "SELECT v FROM pk_ctrlc") == [(7,)]
 
 
-# --------------------------------------------------------------------------- many
-
-MANY = 200
-
-
-def test_many_parked_sessions_resume_in_arrival_order(pg, proxy_factory, direct):
-    """200 sessions on two workers park one INSERT each, one after another; the release lets
-    every one through, in the order they arrived (read from the bytes the proxy sent
-    upstream, stamped by the kernel), and each completes."""
-    make_table(direct, "pk_many", "id bigserial PRIMARY KEY, who text")
-    direct.execute("GRANT ALL ON pk_many, pk_many_id_seq TO PUBLIC")
-    recorder = harness.UpstreamRecorder(pg.port)
-    p = proxy_factory(pg, overrides={"workers": 2, "upstream": {"port": recorder.port}})
-    conns = []
-    try:
-        for _ in range(MANY):
-            c = p.raw(timeout=60)
-            conns.append(c)
-            c.startup("trust_user")
-        hold(p, ["pk_many"], id="many")
-        for i, c in enumerate(conns, 1):
-            q(c, f"INSERT INTO pk_many (who) VALUES ('many:{i:03d}')")
-            wait_parked(p, i, timeout=30)
-        st = p.status()
-        assert st["clients"]["parked"] == MANY
-        assert {s["worker"] for s in st["sessions"]} == {0, 1}, "sessions not spread over both workers"
-        assert rows(direct, "SELECT count(*) FROM pk_many") == [(0,)]
-        assert all(received_nothing(c, 0.01) for c in conns)
-
-        release(p, "many")
-        for i, c in enumerate(conns, 1):
-            assert_ok(read_until_ready(c, timeout=60), f"parked INSERT {i} after release")
-        assert rows(direct, "SELECT count(*), count(DISTINCT who) FROM pk_many") == [(MANY, MANY)]
-        wait_parked(p, 0)
-        stamps = {i: recorder.stamp_of(f"'many:{i:03d}'".encode()) for i in range(1, MANY + 1)}
-        order = sorted(stamps, key=stamps.get)
-        out_of_place = [(pos, n) for pos, n in enumerate(order, 1) if pos != n]
-        assert not out_of_place, (f"{len(out_of_place)} of {MANY} went upstream out of arrival order; "
-                                  f"(position, arrival) first ones: {out_of_place[:10]}")
-    finally:
-        for c in conns:
-            c.close()
-        recorder.close()
-
-
 # --------------------------------------------------------------------------- reload
 
 def test_sighup_keeps_the_hold_and_its_parked_sessions(proxy, raw, direct):
@@ -307,3 +262,51 @@ def test_held_mixed_case_name_parks_and_resumes(proxy, raw, direct, mixed_case):
     release(proxy, "case-q")
     assert_ok(read_until_ready(quoted), 'INSERT INTO "Orders" after release')
     assert rows(direct, 'SELECT v FROM "Orders"') == [(1,)]
+
+
+# --------------------------------------------------------------------------- many
+# (last in the file: ctest runs pytest -x, so a failure here does not hide the tests above)
+
+MANY = 200
+
+
+def test_many_parked_sessions_resume_in_arrival_order(pg, proxy_factory, direct):
+    """200 sessions on two workers park one INSERT each, one after another; the release lets
+    every one through, in the order they arrived (read from the bytes the proxy sent
+    upstream, stamped by the kernel), and each completes."""
+    make_table(direct, "pk_many", "id bigserial PRIMARY KEY, who text")
+    direct.execute("GRANT ALL ON pk_many, pk_many_id_seq TO PUBLIC")
+    recorder = harness.UpstreamRecorder(pg.port)
+    p = proxy_factory(pg, overrides={"workers": 2, "upstream": {"port": recorder.port}})
+    conns = []
+    try:
+        for _ in range(MANY):
+            c = p.raw(timeout=60)
+            conns.append(c)
+            c.startup("trust_user")
+        hold(p, ["pk_many"], id="many")
+        for i, c in enumerate(conns, 1):
+            q(c, f"INSERT INTO pk_many (who) VALUES ('many:{i:03d}')")
+            wait_parked(p, i, timeout=30)
+        st = p.status()
+        assert st["clients"]["parked"] == MANY
+        assert {s["worker"] for s in st["sessions"]} == {0, 1}, "sessions not spread over both workers"
+        worker_of_pid = {s["backend_pid"]: s["worker"] for s in st["sessions"]}
+        worker = {i: worker_of_pid[c.backend_pid] for i, c in enumerate(conns, 1)}
+        assert rows(direct, "SELECT count(*) FROM pk_many") == [(0,)]
+        assert all(received_nothing(c, 0.01) for c in conns)
+
+        release(p, "many")
+        for i, c in enumerate(conns, 1):
+            assert_ok(read_until_ready(c, timeout=60), f"parked INSERT {i} after release")
+        assert rows(direct, "SELECT count(*), count(DISTINCT who) FROM pk_many") == [(MANY, MANY)]
+        wait_parked(p, 0)
+        stamps = {i: recorder.stamp_of(f"'many:{i:03d}'".encode()) for i in range(1, MANY + 1)}
+        order = sorted(stamps, key=stamps.get)
+        out_of_place = [(pos, n, worker[n]) for pos, n in enumerate(order, 1) if pos != n]
+        assert not out_of_place, (f"{len(out_of_place)} of {MANY} went upstream out of arrival order; "
+                                  f"(position, arrival, worker) first ones: {out_of_place[:10]}")
+    finally:
+        for c in conns:
+            c.close()
+        recorder.close()
