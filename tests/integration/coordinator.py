@@ -142,7 +142,28 @@ def spawn(*args, pg, env=None):
     cmd = [harness.coordinator_binary()] + [str(a) for a in args] + ["--db", db_url(pg)]
     p = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=e)
     p.out_file, p.err_file = out, err
+    SPAWNED.append(p)
     return p
+
+
+# Coordinators spawn() started and finish() has not checked yet; conftest.py checks what is
+# left at the end of each test, so none escapes the sanitizer check.
+SPAWNED = []
+
+
+def check_leftovers():
+    """Stops and checks every coordinator spawn() started that no finish() saw; returns the
+    problems (sanitizer reports) as strings."""
+    problems = []
+    while SPAWNED:
+        p = SPAWNED.pop()
+        if p.poll() is None:
+            p.kill()
+        try:
+            finish(p, timeout=60)
+        except SanitizerReport as e:
+            problems.append(str(e))
+    return problems
 
 
 def output_so_far(p):
@@ -161,6 +182,8 @@ def wait_output(p, text, timeout=120):
 
 def finish(p, timeout=300):
     p.wait(timeout)
+    if p in SPAWNED:
+        SPAWNED.remove(p)
     p.out_file.seek(0)
     p.err_file.seek(0)
     return Result(p, p.out_file.read(), p.err_file.read())
