@@ -68,5 +68,8 @@ def test_readme_demo_shows_what_it_says():
     assert "0043 rolled back by itself (exit 3)" in err, story
     assert re.search(r"^  2 +0043_reviewer_fk +rolled_back ", err, re.M), story
     assert re.search(r"^  1 +0042_constraints +committed ", err, re.M), story
+    # the proxy drained and exited 0 on SIGTERM (demo.sh's proxy.sh says so otherwise)
+    assert "stopping pgvalve-proxy (SIGTERM drains)" in err, story
+    assert "exited with status" not in err and "still running" not in err, story
     # it cleans up after itself: nothing is left in its temp dir
     assert left == [], (left, story)
