@@ -57,6 +57,7 @@ def test_unreadable_or_short_token_file_is_a_config_error(pg, tmp_path):
         cfg.write_text('{"upstream": {"host": "127.0.0.1", "port": %d}, "admin": {"token_file": "%s"}}'
                        % (pg.port, path))
         r = subprocess.run([harness.proxy_binary(), "-c", str(cfg), "--check"],
-                           capture_output=True, text=True, timeout=30)
+                           capture_output=True, text=True, timeout=30, env=harness.sanitizer_env())
+        assert harness.sanitizer_report(r.stderr) is None, r.stderr
         assert r.returncode == 2, r
         assert '"admin.token_file"' in r.stderr, r.stderr
