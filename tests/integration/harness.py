@@ -1,10 +1,12 @@
 """Integration harness: a throwaway PostgreSQL 15 cluster and the pgvalve-proxy binary.
 
 It owns process lifecycles (initdb/pg_ctl as the `postgres` user, the proxy as a child),
-certificates made with the openssl CLI, free 127.0.0.1 ports, admin HTTP helpers and a small
+certificates made with the openssl CLI, free 127.0.0.1 ports, admin HTTP helpers, a small
 raw frontend/backend protocol client for the tests that must see exact messages (SQLSTATEs
-of connection failures, hostile bytes). It does not hold test logic; conftest.py turns these
-into pytest fixtures. Nothing here touches any address but 127.0.0.1.
+of connection failures, hostile bytes), a recorder of what the proxy sends upstream and when,
+and the sanitizer environment and checks for every binary the tests start. It does not hold
+test logic; conftest.py turns these into pytest fixtures. Nothing here touches any address
+but 127.0.0.1.
 """
 
 import base64
@@ -64,12 +66,14 @@ SANITIZER_EXIT = 86
 
 
 def sanitizer_env(env=None):
-    """A copy of env (default: os.environ) with ASan/LSan reporting and exiting with
-    SANITIZER_EXIT, UBSan printing stack traces; options already set are kept, exitcode wins."""
+    """A copy of env (default: os.environ) with ASan/LSan and UBSan (built not to recover)
+    reporting and exiting with SANITIZER_EXIT, UBSan printing stack traces; options already
+    set are kept, exitcode wins."""
     e = dict(os.environ if env is None else env)
-    asan = e.get("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-    e["ASAN_OPTIONS"] = f"{asan}:exitcode={SANITIZER_EXIT}" if asan else f"exitcode={SANITIZER_EXIT}"
-    e.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+    for name, default in (("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0"),
+                          ("UBSAN_OPTIONS", "print_stacktrace=1")):
+        opts = e.get(name, default)
+        e[name] = f"{opts}:exitcode={SANITIZER_EXIT}" if opts else f"exitcode={SANITIZER_EXIT}"
     return e
 
 
