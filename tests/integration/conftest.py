@@ -1,6 +1,8 @@
 """pytest fixtures over harness.py: a session-wide PostgreSQL cluster, per-test proxies
 (fresh counters, their own ports and log) that fail the test at teardown if the proxy died
-unexpectedly, did not stop cleanly on SIGTERM, or printed a sanitizer report."""
+unexpectedly, did not stop cleanly on SIGTERM, or printed a sanitizer report; and a check
+after every test that each coordinator it started in the background was checked for
+sanitizer reports too (coordinator.py)."""
 
 import contextlib
 import os
@@ -11,7 +13,17 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+import coordinator  # noqa: E402
 import harness  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def coordinators_checked():
+    """Coordinators a test spawned and never finish()ed are stopped and their stderr checked."""
+    yield
+    problems = coordinator.check_leftovers()
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,9 @@
 """Helpers for the coordinator's integration tests: running `pgvalve`, a multi-tenant schema
-with many foreign keys to migrate, and a pgbench write load through the proxy."""
+with many foreign keys to migrate, and a pgbench write load through the proxy.
+
+Every run of the coordinator goes through pgvalve() or spawn() + finish(): they fail the test
+when the coordinator's stderr holds a sanitizer report or it exits with the sanitizer's status
+(harness.SANITIZER_EXIT), whatever exit code the test expected."""
 
 import json
 import os
@@ -90,11 +94,19 @@ def write_file(tmp_path, name, text):
     return path
 
 
+class SanitizerReport(AssertionError):
+    pass
+
+
 class Result:
     def __init__(self, proc, out, err):
         self.rc = proc.returncode
         self.out = out
         self.err = err
+        marker = harness.sanitizer_report(err)
+        if marker or self.rc == harness.SANITIZER_EXIT:
+            raise SanitizerReport(f"sanitizer report from the coordinator ({marker or 'exit status'}): "
+                                  f"{proc.args!r}\n{self!r}")
 
     def __repr__(self):
         return f"<pgvalve exit {self.rc}\n--- stdout\n{self.out[-3000:]}\n--- stderr\n{self.err[-3000:]}>"
@@ -106,7 +118,7 @@ class Result:
 
 def pgvalve(*args, pg, timeout=300, env=None, check=None):
     """Runs the coordinator against `pg`; returns a Result. check: the exit code expected."""
-    e = dict(os.environ)
+    e = harness.sanitizer_env()
     e.update({"PGPASSWORD": harness.PASSWORDS.get(harness.SUPERUSER, ""), "PGSSLMODE": "disable"})
     e.update(env or {})
     cmd = [harness.coordinator_binary()] + [str(a) for a in args]
@@ -120,8 +132,9 @@ def pgvalve(*args, pg, timeout=300, env=None, check=None):
 
 
 def spawn(*args, pg, env=None):
-    """Starts the coordinator in the background; returns the Popen (stdout/stderr to files)."""
-    e = dict(os.environ)
+    """Starts the coordinator in the background; returns the Popen (stdout/stderr to files).
+    finish() it: that is where its stderr is checked."""
+    e = harness.sanitizer_env()
     e.update({"PGPASSWORD": harness.PASSWORDS.get(harness.SUPERUSER, ""), "PGSSLMODE": "disable"})
     e.update(env or {})
     out = tempfile.TemporaryFile(mode="w+")
@@ -129,11 +142,48 @@ def spawn(*args, pg, env=None):
     cmd = [harness.coordinator_binary()] + [str(a) for a in args] + ["--db", db_url(pg)]
     p = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=e)
     p.out_file, p.err_file = out, err
+    SPAWNED.append(p)
     return p
+
+
+# Coordinators spawn() started and finish() has not checked yet; conftest.py checks what is
+# left at the end of each test, so none escapes the sanitizer check.
+SPAWNED = []
+
+
+def check_leftovers():
+    """Stops and checks every coordinator spawn() started that no finish() saw; returns the
+    problems (sanitizer reports) as strings."""
+    problems = []
+    while SPAWNED:
+        p = SPAWNED.pop()
+        if p.poll() is None:
+            p.kill()
+        try:
+            finish(p, timeout=60)
+        except SanitizerReport as e:
+            problems.append(str(e))
+    return problems
+
+
+def output_so_far(p):
+    """What a spawned coordinator has printed on stdout so far (it is line-buffered). Read
+    through a file description of its own, so the child's write offset is left alone."""
+    with open(f"/proc/self/fd/{p.out_file.fileno()}") as f:
+        return f.read()
+
+
+def wait_output(p, text, timeout=120):
+    """Waits until a spawned coordinator prints `text`; fails if it exits first."""
+    harness.wait_for(lambda: text in output_so_far(p) or p.poll() is not None, timeout,
+                     interval=0.1, what=f"the coordinator to print {text!r}")
+    assert text in output_so_far(p), f"the coordinator exited ({p.returncode}) without printing {text!r}"
 
 
 def finish(p, timeout=300):
     p.wait(timeout)
+    if p in SPAWNED:
+        SPAWNED.remove(p)
     p.out_file.seek(0)
     p.err_file.seek(0)
     return Result(p, p.out_file.read(), p.err_file.read())

@@ -1,10 +1,12 @@
 """Integration harness: a throwaway PostgreSQL 15 cluster and the pgvalve-proxy binary.
 
 It owns process lifecycles (initdb/pg_ctl as the `postgres` user, the proxy as a child),
-certificates made with the openssl CLI, free 127.0.0.1 ports, admin HTTP helpers and a small
+certificates made with the openssl CLI, free 127.0.0.1 ports, admin HTTP helpers, a small
 raw frontend/backend protocol client for the tests that must see exact messages (SQLSTATEs
-of connection failures, hostile bytes). It does not hold test logic; conftest.py turns these
-into pytest fixtures. Nothing here touches any address but 127.0.0.1.
+of connection failures, hostile bytes), a recorder of what the proxy sends upstream and when,
+and the sanitizer environment and checks for every binary the tests start. It does not hold
+test logic; conftest.py turns these into pytest fixtures. Nothing here touches any address
+but 127.0.0.1.
 """
 
 import base64
@@ -23,6 +25,7 @@ import ssl
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -46,7 +49,8 @@ AUTH_METHODS = {
 }
 DATABASE = "pgvalve_test"
 
-# What a sanitizer prints when it finds something; any of these in the proxy's stderr fails a test.
+# What a sanitizer prints when it finds something; any of these in the proxy's or the
+# coordinator's stderr fails a test.
 SANITIZER_MARKERS = (
     "ERROR: AddressSanitizer",
     "ERROR: LeakSanitizer",
@@ -54,6 +58,31 @@ SANITIZER_MARKERS = (
     "UndefinedBehaviorSanitizer",
     "ThreadSanitizer",
 )
+
+# The exit status an ASan build uses when it finds an error, for every binary the tests start.
+# ASan's default, 1, is also the coordinator's "refused by a check": a report would pass for
+# a refusal. 86 is no exit status of pgvalve or pgvalve-proxy.
+SANITIZER_EXIT = 86
+
+
+def sanitizer_env(env=None):
+    """A copy of env (default: os.environ) with ASan/LSan and UBSan (built not to recover)
+    reporting and exiting with SANITIZER_EXIT, UBSan printing stack traces; options already
+    set are kept, exitcode wins."""
+    e = dict(os.environ if env is None else env)
+    for name, default in (("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0"),
+                          ("UBSAN_OPTIONS", "print_stacktrace=1")):
+        opts = e.get(name, default)
+        e[name] = f"{opts}:exitcode={SANITIZER_EXIT}" if opts else f"exitcode={SANITIZER_EXIT}"
+    return e
+
+
+def sanitizer_report(text):
+    """The first sanitizer marker found in a process's stderr, or None."""
+    for marker in SANITIZER_MARKERS:
+        if marker in text:
+            return marker
+    return None
 
 
 def proxy_binary():
@@ -392,9 +421,7 @@ class Proxy:
         return self
 
     def _spawn(self):
-        env = dict(os.environ)
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        env = sanitizer_env()
         if getattr(self, "_log_file", None):
             self._log_file.close()
         self._log_file = open(self.log_path, "ab")
@@ -448,11 +475,11 @@ class Proxy:
                 problems.append(f"proxy exited with status {rc} after SIGTERM")
         with contextlib.suppress(Exception):
             self._log_file.close()
-        log = self.log_text()
-        for marker in SANITIZER_MARKERS:
-            if marker in log:
-                problems.append(f"sanitizer report in proxy stderr ({marker!r})")
-                break
+        marker = sanitizer_report(self.log_text())
+        if marker:
+            problems.append(f"sanitizer report in proxy stderr ({marker!r})")
+        if self.proc.returncode == SANITIZER_EXIT:
+            problems.append(f"proxy exited with the sanitizer's status {SANITIZER_EXIT}")
         return problems
 
     def log_text(self):
@@ -803,6 +830,87 @@ class _Scram:
         attrs = dict(p.split("=", 1) for p in server_final.split(","))
         expected = hmac.new(self.server_key, self.auth_message, "sha256").digest()
         assert base64.b64decode(attrs["v"]) == expected, "bad SCRAM server signature"
+
+
+# --------------------------------------------------------------------------- upstream recorder
+
+class UpstreamRecorder:
+    """A TCP relay between the proxy and PostgreSQL that stamps every chunk the proxy sends
+    upstream with the kernel's receive time (SO_TIMESTAMPNS). Which session the proxy let go
+    first cannot be read from the server (three backends woken microseconds apart race for
+    a serial or clock_timestamp()), but it can be read here, exactly."""
+
+    SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+
+    def __init__(self, upstream_port):
+        self.upstream_port = upstream_port
+        self.listener = socket.create_server((HOST, 0))
+        self.port = self.listener.getsockname()[1]
+        self.chunks = []          # (kernel receive time in ns, bytes) from proxy to server
+        self.lock = threading.Lock()
+        self.socks = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                down, _ = self.listener.accept()
+            except OSError:
+                return
+            up = socket.create_connection((HOST, self.upstream_port), timeout=10)
+            up.settimeout(None)
+            down.setsockopt(socket.SOL_SOCKET, self.SO_TIMESTAMPNS, 1)
+            for so in (down, up):
+                so.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self.lock:
+                self.socks += [down, up]
+            threading.Thread(target=self._upward, args=(down, up), daemon=True).start()
+            threading.Thread(target=self._downward, args=(up, down), daemon=True).start()
+
+    def _upward(self, src, dst):
+        try:
+            while True:
+                data, anc, _, _ = src.recvmsg(65536, socket.CMSG_SPACE(16))
+                if not data:
+                    break
+                stamp = None
+                for level, kind, payload in anc:
+                    if level == socket.SOL_SOCKET and kind == self.SO_TIMESTAMPNS:
+                        sec, nsec = struct.unpack("qq", payload[:16])
+                        stamp = sec * 1_000_000_000 + nsec
+                with self.lock:
+                    self.chunks.append((stamp, data))
+                dst.sendall(data)
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def _downward(self, src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def stamp_of(self, marker):
+        """Kernel receive time of the chunk that carried `marker` upstream."""
+        with self.lock:
+            found = [t for t, data in self.chunks if marker in data]
+        assert len(found) == 1 and found[0] is not None, f"{marker!r} went upstream {len(found)} time(s)"
+        return found[0]
+
+    def close(self):
+        self.listener.close()
+        with self.lock:
+            for so in self.socks:
+                with contextlib.suppress(OSError):
+                    so.close()
 
 
 # --------------------------------------------------------------------------- client helpers

@@ -1,4 +1,4 @@
-"""The admin API's bearer token (DESIGN.md §3.6): with admin.token_file set, every mutating
+"""The admin API's bearer token (docs/architecture.md: the admin API): with admin.token_file set, every mutating
 call must carry "Authorization: Bearer <token>"; reads stay open; a reload picks up a new
 token; a missing or too-short token file is a configuration error."""
 
@@ -57,6 +57,7 @@ def test_unreadable_or_short_token_file_is_a_config_error(pg, tmp_path):
         cfg.write_text('{"upstream": {"host": "127.0.0.1", "port": %d}, "admin": {"token_file": "%s"}}'
                        % (pg.port, path))
         r = subprocess.run([harness.proxy_binary(), "-c", str(cfg), "--check"],
-                           capture_output=True, text=True, timeout=30)
+                           capture_output=True, text=True, timeout=30, env=harness.sanitizer_env())
+        assert harness.sanitizer_report(r.stderr) is None, r.stderr
         assert r.returncode == 2, r
         assert '"admin.token_file"' in r.stderr, r.stderr

@@ -1,4 +1,4 @@
-"""The coordinator against a real PostgreSQL and a real proxy (DESIGN.md §4, issue 4):
+"""The coordinator against a real PostgreSQL and a real proxy (docs/architecture.md: the coordinator):
 plan shows the safe steps and the orphans; apply adds 22 foreign keys across 9 tables under a
 pgbench write load through the proxy with no failed client transaction; a long transaction
 holding a row lock makes the cutover wait (holding nothing) and succeed after it ends;
@@ -18,7 +18,7 @@ import pytest
 
 import harness
 from coordinator import (FKS, constraints, create_schema, finish, fk_migration, fk_name, pgbench_result,
-                         pgvalve, spawn, start_pgbench, write_file)
+                         pgvalve, spawn, start_pgbench, wait_output, write_file)
 
 
 @pytest.fixture
@@ -93,7 +93,9 @@ def test_apply_22_foreign_keys_under_write_load(pg, db, proxy_factory, tmp_path)
     proxy = proxy_factory(pg)
     path = write_file(tmp_path, "0042_add_fks.sql", fk_migration())
     load = start_pgbench(proxy, tmp_path, seconds=25)
-    time.sleep(2)
+    # The load is writing through the proxy before the migration starts.
+    harness.wait_for(lambda: db.execute("SELECT count(*) FROM comments WHERE id >= 1000000").fetchone()[0] > 0,
+                     60, interval=0.1, what="the write load to start")
     r = pgvalve("apply", path, "--proxy", f"http://{harness.HOST}:{proxy.admin_port}", "--watch", "2",
                 "--max-stall", "500", "--yes", pg=pg)
     done, failed, aborted, out = pgbench_result(load)
@@ -118,7 +120,7 @@ def test_cutover_waits_for_a_long_transaction_then_succeeds(pg, db, proxy_factor
     # The cutover waits, holding nothing: clients are not parked while the blocker runs.
     harness.wait_for(lambda: in_state(db, "prepared"), 60,
         what="the migration to reach its cutover")
-    time.sleep(1.5)
+    wait_output(p, "waiting, holding nothing")
     assert proxy.admin("GET", "/holds")[1] == {"holds": []}
     with psycopg.connect(proxy.dsn(), autocommit=True) as c:
         c.execute("UPDATE users SET email = email WHERE id = 2")    # not stalled
@@ -127,7 +129,7 @@ def test_cutover_waits_for_a_long_transaction_then_succeeds(pg, db, proxy_factor
     blocker.close()
     r = finish(p)
     assert r.rc == 0, r
-    assert "waiting, holding nothing" in r.out and f"pid " in r.out, r
+    assert "waiting, holding nothing" in r.out and "pid " in r.out, r
     assert all(fk_state(db).values()) and len(fk_state(db)) == 3
 
 
@@ -163,7 +165,7 @@ def test_window_in_the_future_makes_apply_wait(pg, db, tmp_path):
     window = f"daily {start:02d}:00-{(start + 1) % 24:02d}:00 UTC"
     p = spawn("apply", path, "--window", window, "--watch", "0", pg=pg)
     harness.wait_for(lambda: in_state(db, "prepared"), 60, what="apply to reach its cutover")
-    time.sleep(1)
+    wait_output(p, "waiting for the next cutover window")
     assert p.poll() is None and fk_state(db) == {}
     p.send_signal(signal.SIGKILL)
     r = finish(p)

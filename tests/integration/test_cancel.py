@@ -1,11 +1,11 @@
 """Cancel through the proxy: a CancelRequest sent to the proxy's port reaches the backend
-running pg_sleep(30), which stops with SQLSTATE 57014 long before the 30 s are up; the session
-stays usable; the other sessions are untouched."""
+running pg_sleep(120), which stops with SQLSTATE 57014 "canceling statement due to user
+request" (a sleep that ran to its end would answer a row, not that error); the session stays
+usable; the other sessions are untouched."""
 
 import signal
 import subprocess
 import threading
-import time
 
 import psycopg
 import psycopg2
@@ -14,7 +14,7 @@ import pytest
 
 import harness
 
-SLEEP_S = 30
+SLEEP_S = 120  # only a cancel ends it with an error; run to its end, it answers a row
 
 
 def wait_active(direct, pid):
@@ -33,13 +33,11 @@ def test_cancel_psycopg3(proxy, connect, direct):
     assert pid == conn.execute("SELECT pg_backend_pid()").fetchone()[0]
     t = threading.Thread(target=lambda: (wait_active(direct, pid), conn.cancel()))
     t.start()
-    start = time.monotonic()
     with pytest.raises(psycopg.errors.QueryCanceled) as e:
         conn.execute(f"SELECT pg_sleep({SLEEP_S})")
-    elapsed = time.monotonic() - start
     t.join()
     assert e.value.sqlstate == "57014"
-    assert elapsed < SLEEP_S - 5, f"cancel took {elapsed:.1f}s: the sleep ran to its end"
+    assert e.value.diag.message_primary == "canceling statement due to user request"
     conn.rollback()
     assert conn.execute("SELECT 'after cancel'").fetchone() == ("after cancel",)
     # The other session's transaction is intact.
@@ -55,13 +53,11 @@ def test_cancel_psycopg2(proxy, connect, direct):
     t = threading.Thread(target=lambda: (wait_active(direct, pid), conn.cancel()))
     t.start()
     cur = conn.cursor()
-    start = time.monotonic()
     with pytest.raises(psycopg2.errors.QueryCanceled) as e:
         cur.execute(f"SELECT pg_sleep({SLEEP_S})")
-    elapsed = time.monotonic() - start
     t.join()
     assert e.value.pgcode == "57014"
-    assert elapsed < SLEEP_S - 5
+    assert "canceling statement due to user request" in e.value.pgerror
     cur.execute("SELECT 1")
     assert cur.fetchone() == (1,)
 
@@ -74,17 +70,14 @@ def test_cancel_psql_ctrl_c(proxy, direct):
             "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s "
             "AND application_name = 'psql'", (f"%pg_sleep({SLEEP_S})%",)).fetchone(), 20,
             what="psql's backend running pg_sleep")[0]
-        start = time.monotonic()
         p.send_signal(signal.SIGINT)  # psql sends a CancelRequest
-        out, err = p.communicate(timeout=SLEEP_S)
-        elapsed = time.monotonic() - start
+        out, err = p.communicate(timeout=120)
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
     assert p.returncode == 1, (out, err)
     assert "57014" in err and "canceling statement due to user request" in err
-    assert elapsed < SLEEP_S - 5
     harness.wait_for(lambda: not direct.execute(
         "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND state = 'active'", (pid,)).fetchone(),
         10, what="canceled backend to go idle")
@@ -96,9 +89,10 @@ def test_cancel_in_transaction_leaves_it_failed(proxy, connect, direct):
     pid = conn.info.backend_pid
     t = threading.Thread(target=lambda: (wait_active(direct, pid), conn.cancel()))
     t.start()
-    with pytest.raises(psycopg.errors.QueryCanceled):
+    with pytest.raises(psycopg.errors.QueryCanceled) as e:
         conn.execute(f"SELECT pg_sleep({SLEEP_S})")
     t.join()
+    assert e.value.sqlstate == "57014"
     assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR
     conn.rollback()
     assert conn.execute("SELECT 3").fetchone() == (3,)
@@ -110,7 +104,8 @@ def test_bogus_cancel_request_is_harmless(proxy, connect):
     with harness.RawConn(harness.HOST, proxy.port) as raw:
         # CancelRequest: length 16, code 80877102, a pid and key nobody has.
         raw.send(b"\x00\x00\x00\x10\x04\xd2\x16\x2e" + b"\x7f\xff\xff\xfe" + b"\x12\x34\x56\x78")
-        raw.read_until_closed(timeout=10)
+        # PostgreSQL answers a CancelRequest with nothing but the close, and so does the proxy.
+        assert raw.read_until_closed(timeout=10) == []
     assert conn.execute("SELECT pg_sleep(0.2), 'alive'").fetchone()[1] == "alive"
     proxy.assert_healthy()
 
@@ -126,11 +121,10 @@ def test_cancel_when_client_uses_tls(pg, proxy_factory, connect, direct):
     pid = conn.info.backend_pid
     t = threading.Thread(target=lambda: (wait_active(direct, pid), conn.cancel()))
     t.start()
-    start = time.monotonic()
-    with pytest.raises(psycopg.errors.QueryCanceled):
+    with pytest.raises(psycopg.errors.QueryCanceled) as e:
         conn.execute(f"SELECT pg_sleep({SLEEP_S})")
     t.join()
-    assert time.monotonic() - start < SLEEP_S - 5
+    assert e.value.sqlstate == "57014"
     assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
@@ -152,6 +146,6 @@ def test_cancel_many_sessions_across_workers(proxy, connect, direct):
     for c in conns:
         c.cancel()
     for t in threads:
-        t.join(SLEEP_S + 10)
+        t.join(120)
     assert outcomes == ["57014"] * len(conns)
     assert [c.execute("SELECT 1").fetchone() for c in conns] == [(1,)] * len(conns)

@@ -276,7 +276,8 @@ def check_result(res, name, proxy, direct, batch):
 def test_jdbc(proxy, direct):
     res = drive("jdbc", jdbc_command(), proxy, direct)
     assert res["prepared"]["use_server_prepare"] is True, res["prepared"]
-    assert all(re.fullmatch(r"S_\d+", n) for n in res["prepared"]["server_statements"]), res
+    names = res["prepared"]["server_statements"]
+    assert names and all(re.fullmatch(r"S_\d+", n) for n in names), res
     check_result(res, "jdbc", proxy, direct, batch=True)
 
 

@@ -5,7 +5,6 @@ and commits, and a broken config file is refused while the running config stays 
 import re
 import signal
 import subprocess
-import time
 
 import psycopg
 import pytest
@@ -126,12 +125,16 @@ def test_reload_under_load(pg, proxy_factory):
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     reloads = 0
     level = ["debug", "info"]
+
+    def applied():
+        return sum("configuration reloaded" in line for line in proxy.log_lines())
     while bench.poll() is None and reloads < 200:
         proxy.update_config({"log": {"level": level[reloads % 2]},
                              "limits": {"max_message_bytes": 1048576 + reloads}})
         proxy.signal(signal.SIGHUP)
         reloads += 1
-        time.sleep(0.05)
+        # One reload at a time: the next SIGHUP only once this one is in force.
+        harness.wait_for(lambda: applied() >= reloads, 30, interval=0.01, what=f"reload {reloads}")
     out, err = bench.communicate(timeout=300)
     assert bench.returncode == 0, err
     assert reloads >= 3

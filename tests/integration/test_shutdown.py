@@ -4,7 +4,6 @@ is bounded by shutdown_timeout_ms. SIGINT: every session is closed at once."""
 
 import signal
 import socket
-import time
 
 import psycopg
 import pytest
@@ -93,11 +92,13 @@ def test_sigterm_drain_is_bounded_by_shutdown_timeout(pg, proxy_factory, connect
     stuck = connect(proxy)
     stuck.execute("INSERT INTO drain_t VALUES (99)")  # never committed
     pid = stuck.info.backend_pid
-    started = time.monotonic()
     proxy.signal(signal.SIGTERM)
-    rc = proxy.wait_exit(30)
+    # The transaction is never finished: the proxy exits anyway, because the drain's bound
+    # ran out, and says so.
+    rc = proxy.wait_exit(120)
     assert rc == 0, proxy.log_text()[-2000:]
-    assert time.monotonic() - started < 25  # it did not wait for the transaction forever
+    assert any("shutdown_timeout_ms reached: closing 1 remaining sessions" in line
+               for line in proxy.log_lines()), proxy.log_lines()[-10:]
     with pytest.raises(psycopg.OperationalError):
         stuck.execute("SELECT 1")
     # The server rolled the open transaction back when its connection closed.
@@ -110,12 +111,13 @@ def test_sigterm_drain_is_bounded_by_shutdown_timeout(pg, proxy_factory, connect
 def test_sigterm_with_no_sessions_exits_0(proxy):
     proxy.exit_expected = True
     proxy.signal(signal.SIGTERM)
-    assert proxy.wait_exit(15) == 0
-    assert "ERROR: AddressSanitizer" not in proxy.log_text()
+    assert proxy.wait_exit(60) == 0
+    assert harness.sanitizer_report(proxy.log_text()) is None, proxy.log_text()[-3000:]
 
 
 def test_sigint_closes_everything_at_once(pg, proxy_factory, connect, drain_table):
-    proxy = proxy_factory(pg, {"timeouts": {"shutdown_timeout_ms": 60000}})
+    # A drain bound of an hour: an exit while the transaction is open is SIGINT's doing.
+    proxy = proxy_factory(pg, {"timeouts": {"shutdown_timeout_ms": 3600000}})
     proxy.exit_expected = True
     in_tx = connect(proxy)
     in_tx.execute("INSERT INTO drain_t VALUES (5)")
@@ -124,9 +126,11 @@ def test_sigint_closes_everything_at_once(pg, proxy_factory, connect, drain_tabl
         idle.startup("trust_user")
         proxy.signal(signal.SIGINT)
         msgs = idle.read_until_closed(timeout=15)
-        assert all(t == b"E" for t, _ in msgs)
-        assert [harness.parse_error_fields(b)["C"] for _, b in msgs] in ([], ["57P01"])
-    assert proxy.wait_exit(15) is not None  # did not wait for the 60 s drain
+        # The idle session is told why (FATAL 57P01), as on SIGTERM.
+        assert [t for t, _ in msgs] == [b"E"], msgs
+        assert harness.parse_error_fields(msgs[0][1])["C"] == "57P01", msgs
+    assert proxy.wait_exit(120) == 0, proxy.log_text()[-2000:]
+    assert not any("shutdown_timeout_ms reached" in line for line in proxy.log_lines())
     with pytest.raises(psycopg.OperationalError):
         in_tx.execute("SELECT 1")
     # The server side of the session went away too, rolling back the open transaction.
@@ -151,7 +155,7 @@ def test_sigterm_lets_a_running_query_finish(pg, proxy_factory, direct):
     assert b"D" in types and b"C" in types and b"Z" in types, msgs
     data = [b for t, b in msgs if t == b"D"][0]
     assert data.endswith(b"finished")
-    errors = [harness.parse_error_fields(b)["C"] for t, b in msgs if t == b"E"]
-    assert errors in ([], ["57P01"]), errors
-    assert types.index(b"Z") < len(types) - len(errors)  # the answer came before the goodbye
+    # The whole answer, then, at that idle point, the goodbye: FATAL 57P01.
+    assert types[-2:] == [b"Z", b"E"] and types.count(b"E") == 1, msgs
+    assert harness.parse_error_fields(msgs[-1][1])["C"] == "57P01", msgs
     assert proxy.wait_exit(20) == 0

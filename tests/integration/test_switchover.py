@@ -1,4 +1,4 @@
-"""Switchover between two PostgreSQL servers and reroute holds (DESIGN.md §3.5, §3.6): POST
+"""Switchover between two PostgreSQL servers and reroute holds (docs/architecture.md: switchover and reroute holds): POST
 /switchover holds everything, drains open transactions, moves new sessions to the new
 upstream and closes old sessions with 57P01 so pools reconnect; under a concurrent write
 load no acknowledged write is lost, none lands on the old server after the switch, and every
@@ -86,9 +86,16 @@ def switchover(proxy, body, expect=200):
     return doc
 
 
+RETIRED = 'terminating connection: pgvalve-proxy switched to upstream "green"; reconnect'
+
+
 def is_admin_shutdown(exc):
-    """The 57P01 a retired session gets, or the closed connection right after it."""
-    return isinstance(exc, (psycopg.errors.AdminShutdown, psycopg.OperationalError))
+    """The FATAL 57P01 a retired session gets, as libpq reports it: with its SQLSTATE when it
+    answers a statement, or (no SQLSTATE) its text ahead of "server closed the connection"
+    when libpq reads it while sending or between statements. Anything else is an error."""
+    if not isinstance(exc, psycopg.OperationalError) or RETIRED not in str(exc):
+        return False
+    return exc.sqlstate in ("57P01", None)
 
 
 def session_states(proxy):
@@ -108,6 +115,7 @@ class Writer(threading.Thread):
         self.proxy, self.id, self.stop_event = proxy, writer_id, stop
         self.acked = []          # (seq, port, ack_time)
         self.reconnects = 0
+        self.retired = []        # (SQLSTATE, first line) of each 57P01 seen
         self.errors = []         # unexpected errors: must stay empty
 
     def run(self):
@@ -129,7 +137,9 @@ class Writer(threading.Thread):
                                         (self.id, seq)).fetchone()[0]
                 self.acked.append((seq, port, time.monotonic()))
             except Exception as e:  # noqa: BLE001 - classified below
-                if not is_admin_shutdown(e):
+                if is_admin_shutdown(e):
+                    self.retired.append((e.sqlstate, str(e).splitlines()[0]))
+                else:
                     self.errors.append(repr(e))
                 # Unacknowledged: the row may or may not exist; use a fresh seq next time.
                 if conn is not None:
@@ -181,8 +191,9 @@ def test_switchover_under_write_load_loses_nothing(setup):
     # ... and every acknowledgement after it came from green.
     late = [(w.id, s, p) for w in writers for s, p, t in w.acked if t > switched_at and p != green_pg.port]
     assert late == [], f"acknowledged by blue after the switchover: {late[:5]}"
-    # Each writer was moved by being closed once, and reconnected to green.
+    # Each writer was moved by being closed once, told why, and reconnected to green.
     assert all(w.reconnects >= 1 for w in writers)
+    assert all(w.retired for w in writers), [w.retired for w in writers]
 
     with psycopg.connect(proxy.dsn(), autocommit=True) as c:
         assert port_of(c) == green_pg.port
@@ -259,6 +270,8 @@ def test_idle_and_parked_old_sessions_are_closed_with_57P01(setup):
 def test_transaction_outliving_the_drain_commits_then_its_session_closes(setup):
     proxy, blue, green_pg, blue_db, green_db = setup
     old = psycopg.connect(proxy.dsn())
+    notices = []
+    old.add_notice_handler(lambda d: notices.append((d.severity, d.sqlstate, d.message_primary)))
     old.execute("INSERT INTO t VALUES (1, 1)")
     pid = old.info.backend_pid
 
@@ -270,10 +283,13 @@ def test_transaction_outliving_the_drain_commits_then_its_session_closes(setup):
     old.execute("INSERT INTO t VALUES (1, 2)")
     old.commit()
     assert rows_on(blue_db) == {(1, 1), (1, 2)}
-    # ... and the session is closed at that idle point. (The 57P01 follows the commit's
-    # ReadyForQuery at once; libpq, reading both together, may report only the closed socket.)
-    with pytest.raises(psycopg.OperationalError):
+    # ... and the session is closed at that idle point with 57P01. It follows the commit's
+    # ReadyForQuery at once: when libpq reads both together it hands the FATAL, arriving
+    # while idle, to the notice handler, and the next statement finds the socket closed.
+    with pytest.raises(psycopg.OperationalError) as e:
         old.execute("SELECT 1")
+    told = RETIRED in str(e.value) or ("FATAL", "57P01", RETIRED) in notices
+    assert told, (str(e.value), notices)
     assert any("conn=" in line and 'closing: terminating connection: pgvalve-proxy switched to upstream '
                '"green"; reconnect sqlstate=57P01' in line for line in proxy.log_lines())
     old.close()
@@ -286,8 +302,8 @@ def test_terminate_rolls_back_a_transaction_outliving_the_drain(setup):
     old.execute("INSERT INTO t VALUES (1, 1)")
 
     doc = switchover(proxy, {"upstream": "green", "drain_ms": 200, "on_drain_timeout": "terminate"})
-    assert doc["drained"] is False and doc["retiring"] == 0 and doc["closed"] >= 1, doc
-    with pytest.raises(psycopg.OperationalError):
+    assert doc["drained"] is False and doc["retiring"] == 0 and doc["closed"] == 1, doc
+    with pytest.raises(psycopg.OperationalError, match=RETIRED):
         old.commit()
     old.close()
     # The server rolled the transaction back when its connection closed.

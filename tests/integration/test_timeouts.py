@@ -1,10 +1,10 @@
 """Timeouts a user runs into: an upstream that accepts TCP but never answers does not hang the
 client (connect/auth timeouts → ErrorResponse); timeouts.client_idle_ms closes a client that
-sits idle, but not one waiting for a long query; with it off, idle sessions stay."""
+sits idle with FATAL 57P05, but not one waiting for a query that outlasts it; with it off,
+idle sessions stay."""
 
 import socket
 import threading
-import time
 
 import pytest
 
@@ -54,14 +54,31 @@ def test_client_idle_timeout_closes_idle_session(pg, proxy_factory, connect):
     with proxy.raw(timeout=30) as idle:
         idle.startup("trust_user")
         msgs = idle.read_until_closed(timeout=20)
-        assert all(t == b"E" for t, _ in msgs), msgs
+    # One FATAL 57P05 that names the setting, then the close.
+    assert [t for t, _ in msgs] == [b"E"], msgs
+    [err] = [harness.parse_error_fields(b) for _, b in msgs]
+    assert (err.get("S"), err.get("C")) == ("FATAL", "57P05"), err
+    assert "client_idle_ms" in err.get("M", ""), err
     busy = connect(proxy, autocommit=True)
-    # Waiting on the server is not idling.
+    # Waiting on the server is not idling: a query that outlasts client_idle_ms (1 s) twice
+    # over still gets its answer on the same session, which stays open afterwards.
     assert busy.execute("SELECT pg_sleep(2.5), 'done'").fetchone()[1] == "done"
+    assert busy.execute("SELECT 'still open'").fetchone() == ("still open",)
     proxy.assert_healthy()
 
 
-def test_no_idle_timeout_by_default(proxy, connect):
-    conn = connect(proxy, autocommit=True)
-    time.sleep(2)
-    assert conn.execute("SELECT 'still open'").fetchone() == ("still open",)
+def test_no_idle_timeout_by_default(pg, proxy_factory):
+    """With client_idle_ms off, a session left idle stays open while another session's idle
+    timeout fires: a second proxy with client_idle_ms set closes its idle session, the
+    default proxy's idle session is still there afterwards."""
+    default = proxy_factory(pg)
+    timed = proxy_factory(pg, {"timeouts": {"client_idle_ms": 500}})
+    with default.raw(timeout=30) as kept, timed.raw(timeout=30) as closed:
+        kept.startup("trust_user")
+        closed.startup("trust_user")
+        # The idle timeout of the other proxy fires: an idle stretch of well over 500 ms has
+        # passed for both sessions, which were idle from the same moment.
+        assert [harness.parse_error_fields(b)["C"] for _, b in closed.read_until_closed(timeout=20)] == ["57P05"]
+        rows, errors = kept.query("SELECT 'still open'")
+        assert (rows, errors) == ([["still open"]], [])
+        assert default.status()["clients"]["total"] == 1
