@@ -192,4 +192,82 @@ bool journal_built_indexes(PGconn *c, int64_t id, char ***drops, int *n, struct 
 	__attribute__((warn_unused_result));
 void journal_strings_free(char **s, int n);
 
+/* ---- coordinator sessions ------------------------------------------------ */
+
+/*
+ * pgvalve.coordinator_sessions records whose each coordinator session is, so
+ * a later coordinator can tell a session orphaned by a dead coordinator
+ * (orphan.h). Machine and process identities are found by orphan.c; these
+ * functions only store and read them.
+ */
+
+/* A coordinator process: which process, in which PID space. */
+struct journal_coordinator {
+	int pid;
+	long long started; /* clock ticks after boot (/proc/PID/stat field 22); 0: unknown */
+	char host[256];
+	char machine[300]; /* boot id and PID namespace: equal means one PID space */
+};
+
+/* A connected backend, named exactly: a reused pid has another backend_start. */
+struct journal_backend {
+	int pid;
+	char backend_start[64]; /* as the server prints it */
+};
+
+/* A backend as pg_stat_activity shows it and the journal records it. */
+struct journal_session {
+	struct journal_backend backend;
+	char state[32];
+	char query[256]; /* its (last) query, whitespace folded, cut to 200 characters */
+	char since[40];  /* when that query started; "" when unknown */
+	double running_s;
+	bool recorded; /* the journal has its row: the rest is set */
+	char application_name[64];
+	struct journal_coordinator coordinator;
+};
+
+/*
+ * Creates pgvalve.coordinator_sessions if missing. Idempotent; when the
+ * table exists it takes no lock that waits for a running coordinator.
+ */
+bool journal_sessions_ensure(PGconn *c, struct db_error *err) __attribute__((warn_unused_result));
+
+/*
+ * Backend 'pid' and, when recorded, whose it is. '*found' false (and true
+ * returned) when it is not connected. A journal without the sessions table
+ * (an older pgvalve created it) records nobody.
+ */
+bool journal_read_session(PGconn *c, int pid, struct journal_session *out, bool *found, struct db_error *err)
+	__attribute__((warn_unused_result));
+
+/*
+ * The coordinators of machine 'machine' that have a recorded session still
+ * connected, other than the caller's own backend; each once, 'host' left
+ * empty. The caller frees '*out' with free().
+ */
+bool journal_connected_coordinators(PGconn *c, const char *machine, struct journal_coordinator **out, int *n,
+				    struct db_error *err) __attribute__((warn_unused_result));
+
+/*
+ * The recorded sessions of coordinator 'co' (pid, started and machine) that
+ * are still connected, other than the caller's own backend. The caller
+ * frees '*out' with free().
+ */
+bool journal_coordinator_backends(PGconn *c, const struct journal_coordinator *co,
+				  struct journal_backend **out, int *n, struct db_error *err)
+	__attribute__((warn_unused_result));
+
+/* Forgets the records of backends that are no longer connected: they name nobody any more. */
+bool journal_forget_ended_sessions(PGconn *c, struct db_error *err) __attribute__((warn_unused_result));
+
+/*
+ * Records backends 'pids' as sessions of coordinator 'self', the one running
+ * on 'c' as holding the lock. Only a connected backend whose
+ * application_name names this coordinator's pid (db.h) is recorded, so a
+ * pid closed and reused is not; one already recorded is left as it is.
+ */
+bool journal_record_sessions(PGconn *c, const struct journal_coordinator *self, const int *pids, int n,
+			     struct db_error *err) __attribute__((warn_unused_result));
+
 #endif

@@ -4,7 +4,9 @@
  * in this machine's PID space (same boot, same PID namespace) and with the
  * same process start time, so a reused PID or a coordinator in another
  * container is never taken for a dead one. Backends are named by pid and
- * backend_start together, so a reused backend pid is never ended.
+ * backend_start together, so a reused backend pid is never ended. The
+ * records themselves are the journal's (journal.h, coordinator sessions):
+ * this file decides from them and ends backends, it queries no pgvalve table.
  */
 #include "orphan.h"
 
@@ -17,53 +19,17 @@
 #include <unistd.h>
 
 #include "pgvalve/clock.h"
+#include "journal.h"
 #include "report.h"
-#include "xalloc.h"
 
 #define POLL_MS 200
 #define REPORT_EVERY_MS 5000
-
-/* This process as the journal records it. */
-struct identity {
-	int pid;
-	long long started; /* clock ticks after boot (/proc/PID/stat field 22); 0: unknown */
-	char host[256];
-	char machine[300]; /* boot id and PID namespace: equal means one PID space */
-};
-
-/* The backend that holds the lock, from pg_stat_activity and the journal. */
-struct holder {
-	int pid;
-	char backend_start[64]; /* as text, to name exactly this backend */
-	char state[32];
-	char query[256];
-	char since[40];
-	double running_s;
-	bool recorded; /* pgvalve.coordinator_sessions has its row: the rest is set */
-	char application_name[64];
-	int coordinator_pid;
-	long long coordinator_started;
-	char host[256];
-	char machine[300];
-};
 
 enum verdict {
 	HOLDER_LIVE,    /* its coordinator runs, on this machine */
 	HOLDER_ORPHAN,  /* its coordinator ran on this machine and is gone */
 	HOLDER_UNKNOWN, /* not recorded, or its coordinator is on another machine */
 };
-
-static const char sessions_ddl[] = "CREATE TABLE IF NOT EXISTS pgvalve.coordinator_sessions ("
-				   "  backend_pid int NOT NULL,"
-				   "  backend_start timestamptz NOT NULL,"
-				   "  holds_lock boolean NOT NULL,"
-				   "  application_name text NOT NULL,"
-				   "  coordinator_pid int NOT NULL,"
-				   "  coordinator_started bigint NOT NULL,"
-				   "  host text NOT NULL,"
-				   "  machine text NOT NULL,"
-				   "  registered_at timestamptz NOT NULL DEFAULT now(),"
-				   "  PRIMARY KEY (backend_pid, backend_start))";
 
 static void sleep_ms(int64_t ms)
 {
@@ -112,7 +78,8 @@ static bool proc_stat(int pid, char *state, long long *started)
 	return false;
 }
 
-static void identity_self(struct identity *id)
+/* This process as the journal records it. */
+static void identity_self(struct journal_coordinator *id)
 {
 	char boot[64] = "", ns[64] = "";
 	ssize_t n;
@@ -148,75 +115,11 @@ static bool process_alive(int pid, long long started)
 
 /* ---- the lock's holder ----------------------------------------------------- */
 
-static bool sessions_table_exists(PGconn *c, bool *exists, struct db_error *err)
+static enum verdict holder_judge(const struct journal_session *h, const struct journal_coordinator *self)
 {
-	PGresult *r = db_query(c, "SELECT to_regclass('pgvalve.coordinator_sessions') IS NOT NULL", 0, NULL,
-			       err);
-
-	if (!r)
-		return false;
-	*exists = strcmp(db_value(r, 0, 0, "f"), "t") == 0;
-	PQclear(r);
-	return true;
-}
-
-/* What backend 'pid' is and whose; *gone when it is not connected. */
-static bool holder_inspect(PGconn *c, int pid, struct holder *h, bool *gone, struct db_error *err)
-{
-	static const char activity[] =
-		"SELECT a.backend_start::text, coalesce(a.state, ''), "
-		"coalesce(left(regexp_replace(a.query, '\\s+', ' ', 'g'), 200), ''), "
-		"coalesce(to_char(a.query_start, 'YYYY-MM-DD HH24:MI:SS TZ'), ''), "
-		"coalesce(extract(epoch FROM clock_timestamp() - a.query_start), 0)::float8";
-	char pidtext[16], *sql;
-	const char *params[1] = { pidtext };
-	bool journal;
-	PGresult *r;
-
-	memset(h, 0, sizeof(*h));
-	h->pid = pid;
-	*gone = false;
-	if (!sessions_table_exists(c, &journal, err))
-		return false;
-	snprintf(pidtext, sizeof(pidtext), "%d", pid);
-	sql = journal
-		? xasprintf("%s, s.application_name, s.coordinator_pid, s.coordinator_started, s.host, "
-			    "s.machine FROM pg_stat_activity a LEFT JOIN pgvalve.coordinator_sessions s "
-			    "ON s.backend_pid = a.pid AND s.backend_start = a.backend_start "
-			    "WHERE a.pid = $1::int",
-			    activity)
-		: xasprintf("%s FROM pg_stat_activity a WHERE a.pid = $1::int", activity);
-	r = db_query(c, sql, 1, params, err);
-	free(sql);
-	if (!r)
-		return false;
-	if (PQntuples(r) == 0) {
-		*gone = true;
-		PQclear(r);
-		return true;
-	}
-	snprintf(h->backend_start, sizeof(h->backend_start), "%s", PQgetvalue(r, 0, 0));
-	snprintf(h->state, sizeof(h->state), "%s", PQgetvalue(r, 0, 1));
-	snprintf(h->query, sizeof(h->query), "%s", PQgetvalue(r, 0, 2));
-	snprintf(h->since, sizeof(h->since), "%s", PQgetvalue(r, 0, 3));
-	h->running_s = strtod(PQgetvalue(r, 0, 4), NULL);
-	h->recorded = journal && !PQgetisnull(r, 0, 6);
-	if (h->recorded) {
-		snprintf(h->application_name, sizeof(h->application_name), "%s", PQgetvalue(r, 0, 5));
-		h->coordinator_pid = atoi(PQgetvalue(r, 0, 6));
-		h->coordinator_started = strtoll(PQgetvalue(r, 0, 7), NULL, 10);
-		snprintf(h->host, sizeof(h->host), "%s", PQgetvalue(r, 0, 8));
-		snprintf(h->machine, sizeof(h->machine), "%s", PQgetvalue(r, 0, 9));
-	}
-	PQclear(r);
-	return true;
-}
-
-static enum verdict holder_judge(const struct holder *h, const struct identity *self)
-{
-	if (!h->recorded || strcmp(h->machine, self->machine) != 0)
+	if (!h->recorded || strcmp(h->coordinator.machine, self->machine) != 0)
 		return HOLDER_UNKNOWN;
-	return process_alive(h->coordinator_pid, h->coordinator_started) ? HOLDER_LIVE : HOLDER_ORPHAN;
+	return process_alive(h->coordinator.pid, h->coordinator.started) ? HOLDER_LIVE : HOLDER_ORPHAN;
 }
 
 /*
@@ -224,17 +127,18 @@ static enum verdict holder_judge(const struct holder *h, const struct identity *
  * "backend pid 12" when not recorded. What: "active, running `VALIDATE ...`
  * since 2026-01-01 10:00:00 UTC (42 s)".
  */
-static void holder_describe(const struct holder *h, char *who, size_t who_cap, char *what, size_t what_cap)
+static void holder_describe(const struct journal_session *h, char *who, size_t who_cap, char *what,
+			    size_t what_cap)
 {
 	size_t n;
 
 	if (h->recorded)
 		/* The role: application_name up to its ", pid ..." (db.h). */
-		snprintf(who, who_cap, "backend pid %d of coordinator pid %d on %s (%.*s)", h->pid,
-			 h->coordinator_pid, h->host, (int)strcspn(h->application_name, ","),
+		snprintf(who, who_cap, "backend pid %d of coordinator pid %d on %s (%.*s)", h->backend.pid,
+			 h->coordinator.pid, h->coordinator.host, (int)strcspn(h->application_name, ","),
 			 h->application_name);
 	else
-		snprintf(who, who_cap, "backend pid %d", h->pid);
+		snprintf(who, who_cap, "backend pid %d", h->backend.pid);
 	n = (size_t)snprintf(what, what_cap, "%s", h->state[0] ? h->state : "state unknown");
 	if (h->query[0] && n < what_cap)
 		n += (size_t)snprintf(what + n, what_cap - n, ", %s `%s`",
@@ -246,63 +150,75 @@ static void holder_describe(const struct holder *h, char *who, size_t who_cap, c
 /* ---- ending a dead coordinator's sessions ---------------------------------- */
 
 /*
- * Ends every connected session the journal records for coordinator 'pid'
- * (started 'started') of machine 'machine', and waits, within
- * ORPHAN_END_WAIT_MS, until they are gone. False with 'err' filled when one
- * could not be ended (this role may not) or outlived the wait.
+ * Ends backend 'b' unless it has gone: pg_terminate_backend answers false
+ * when it ended by itself meanwhile; no right to end it is an error, with
+ * PostgreSQL's words.
  */
-static bool end_sessions_of(PGconn *c, const char *machine, int pid, long long started, struct db_error *err)
+static bool end_backend(PGconn *c, const struct journal_backend *b, int coordinator_pid, struct db_error *err)
 {
-	static const char match[] =
-		"FROM pgvalve.coordinator_sessions s JOIN pg_stat_activity a "
-		"ON a.pid = s.backend_pid AND a.backend_start = s.backend_start "
-		"WHERE s.machine = $1 AND s.coordinator_pid = $2::int AND s.coordinator_started = $3::bigint "
-		"AND a.pid <> pg_backend_pid()";
-	char pidtext[16], startedtext[32], *sql;
-	const char *params[3] = { machine, pidtext, startedtext };
-	int64_t deadline = clock_mono_ms() + ORPHAN_END_WAIT_MS;
+	char pidtext[16];
+	const char *params[2] = { pidtext, b->backend_start };
 	PGresult *r;
 
-	snprintf(pidtext, sizeof(pidtext), "%d", pid);
-	snprintf(startedtext, sizeof(startedtext), "%lld", started);
-	sql = xasprintf("SELECT a.pid, pg_terminate_backend(a.pid) %s", match);
-	r = db_query(c, sql, 3, params, err);
-	free(sql);
+	snprintf(pidtext, sizeof(pidtext), "%d", b->pid);
+	r = db_query(c,
+		     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+		     "WHERE pid = $1::int AND backend_start = $2::timestamptz",
+		     2, params, err);
 	if (!r)
 		return false;
-	/* false: it ended by itself meanwhile; no right to end it is an error, with PostgreSQL's words. */
-	for (int i = 0; i < PQntuples(r); i++)
-		if (strcmp(PQgetvalue(r, i, 1), "t") == 0)
-			report_event("orphan_ended", NULL, "ended backend pid %s of dead coordinator pid %d",
-				     PQgetvalue(r, i, 0), pid);
+	if (strcmp(db_value(r, 0, 0, "f"), "t") == 0)
+		report_event("orphan_ended", NULL, "ended backend pid %d of dead coordinator pid %d", b->pid,
+			     coordinator_pid);
 	PQclear(r);
-	sql = xasprintf("SELECT string_agg(a.pid::text, ', ') %s", match);
-	for (;;) {
-		const char *left;
+	return true;
+}
 
-		r = db_query(c, sql, 3, params, err);
-		if (!r)
-			break;
-		left = db_value(r, 0, 0, "");
-		if (!left[0]) {
-			PQclear(r);
-			free(sql);
+/*
+ * Ends every connected session the journal records for coordinator 'co'
+ * (pid, started and machine), and waits, within ORPHAN_END_WAIT_MS, until
+ * they are gone. False with 'err' filled when one could not be ended (this
+ * role may not) or outlived the wait.
+ */
+static bool end_sessions_of(PGconn *c, const struct journal_coordinator *co, struct db_error *err)
+{
+	int64_t deadline = clock_mono_ms() + ORPHAN_END_WAIT_MS;
+	struct journal_backend *b;
+	int n;
+	bool ok;
+
+	if (!journal_coordinator_backends(c, co, &b, &n, err))
+		return false;
+	ok = true;
+	for (int i = 0; ok && i < n; i++)
+		ok = end_backend(c, &b[i], co->pid, err);
+	free(b);
+	if (!ok)
+		return false;
+	for (;;) {
+		char left[DB_MAX_BACKENDS * 12 + 16];
+		size_t k = 0;
+
+		if (!journal_coordinator_backends(c, co, &b, &n, err))
+			return false;
+		if (n == 0) {
+			free(b);
 			return true;
 		}
+		left[0] = '\0';
+		for (int i = 0; i < n && k < sizeof(left); i++)
+			k += (size_t)snprintf(left + k, sizeof(left) - k, "%s%d", i ? ", " : "", b[i].pid);
+		free(b);
 		if (clock_mono_ms() >= deadline) {
 			snprintf(err->msg, sizeof(err->msg),
 				 "backend(s) %s of dead coordinator pid %d did not end within %d s of "
 				 "pg_terminate_backend",
-				 left, pid, ORPHAN_END_WAIT_MS / 1000);
-			PQclear(r);
-			break;
+				 left, co->pid, ORPHAN_END_WAIT_MS / 1000);
+			return false;
 		}
-		PQclear(r);
 		report_progress("waiting for the dead coordinator's backends to end");
 		sleep_ms(POLL_MS);
 	}
-	free(sql);
-	return false;
 }
 
 /* ---- the wait --------------------------------------------------------------- */
@@ -336,16 +252,16 @@ static bool wait_round(struct orphan_wait *w, const char *who, struct db_error *
 
 bool orphan_resolve(PGconn *c, int holder_pid, struct orphan_wait *w, struct db_error *err)
 {
-	struct identity self;
-	struct holder h;
+	struct journal_coordinator self;
+	struct journal_session h;
 	char who[512], what[512], both[1100];
-	bool gone;
+	bool found;
 
 	if (holder_pid == 0)
 		return wait_round(w, "a session pg_stat_activity does not show", err);
-	if (!holder_inspect(c, holder_pid, &h, &gone, err))
+	if (!journal_read_session(c, holder_pid, &h, &found, err))
 		return false;
-	if (gone) /* it ended between the lock's answer and this look: try again */
+	if (!found) /* it ended between the lock's answer and this look: try again */
 		return wait_round(w, "a backend that has just ended", err);
 	identity_self(&self);
 	holder_describe(&h, who, sizeof(who), what, sizeof(what));
@@ -364,9 +280,9 @@ bool orphan_resolve(PGconn *c, int holder_pid, struct orphan_wait *w, struct db_
 			     "is orphaned (%s); ending it: its transaction rolls back, the journal stays as "
 			     "it was",
 			     who, what);
-		return end_sessions_of(c, h.machine, h.coordinator_pid, h.coordinator_started, err);
+		return end_sessions_of(c, &h.coordinator, err);
 	case HOLDER_UNKNOWN:
-		if (w->announced_pid != h.pid) {
+		if (w->announced_pid != h.backend.pid) {
 			report_event(
 				"waiting_for_lock", NULL,
 				"the coordinator lock is held by %s; %s: waiting up to %d s for it to end "
@@ -377,7 +293,7 @@ bool orphan_resolve(PGconn *c, int holder_pid, struct orphan_wait *w, struct db_
 					  "alive cannot be checked from here"
 					: "pgvalve did not record it (an older pgvalve, or another program)",
 				ORPHAN_WAIT_MS / 1000);
-			w->announced_pid = h.pid;
+			w->announced_pid = h.backend.pid;
 		}
 		return wait_round(w, both, err);
 	}
@@ -387,62 +303,36 @@ bool orphan_resolve(PGconn *c, int holder_pid, struct orphan_wait *w, struct db_
 /* ---- recording this coordinator --------------------------------------------- */
 
 /* Ends the connected sessions of this machine's coordinators that are gone. */
-static bool sweep(PGconn *c, const struct identity *self, struct db_error *err)
+static bool sweep(PGconn *c, const struct journal_coordinator *self, struct db_error *err)
 {
-	const char *params[1] = { self->machine };
-	PGresult *r = db_query(c,
-			       "SELECT DISTINCT s.coordinator_pid, s.coordinator_started "
-			       "FROM pgvalve.coordinator_sessions s JOIN pg_stat_activity a "
-			       "ON a.pid = s.backend_pid AND a.backend_start = s.backend_start "
-			       "WHERE s.machine = $1 AND a.pid <> pg_backend_pid()",
-			       1, params, err);
-	bool ok = r != NULL;
+	struct journal_coordinator *co;
+	int n;
+	bool ok = journal_connected_coordinators(c, self->machine, &co, &n, err);
 
-	for (int i = 0; ok && i < PQntuples(r); i++) {
-		int pid = atoi(PQgetvalue(r, i, 0));
-		long long started = strtoll(PQgetvalue(r, i, 1), NULL, 10);
-
-		if (pid == self->pid || process_alive(pid, started))
+	for (int i = 0; ok && i < n; i++) {
+		if (co[i].pid == self->pid || process_alive(co[i].pid, co[i].started))
 			continue;
 		report_event("orphan", NULL,
-			     "sessions of dead coordinator pid %d are still connected: ending them", pid);
-		ok = end_sessions_of(c, self->machine, pid, started, err);
+			     "sessions of dead coordinator pid %d are still connected: ending them",
+			     co[i].pid);
+		ok = end_sessions_of(c, &co[i], err);
 	}
-	PQclear(r);
+	free(co);
 	return ok;
 }
 
 bool orphan_register(PGconn *c, struct db_error *err)
 {
-	struct identity self;
-	char pids[DB_MAX_BACKENDS * 12 + 4] = "{", pidtext[16], startedtext[32];
-	const char *params[5] = { pidtext, startedtext, self.host, self.machine, pids };
+	struct journal_coordinator self;
 	int backends[DB_MAX_BACKENDS], n = db_backends(backends, DB_MAX_BACKENDS);
-	size_t k = 1;
-	PGresult *r;
 
 	identity_self(&self);
-	snprintf(pidtext, sizeof(pidtext), "%d", self.pid);
-	snprintf(startedtext, sizeof(startedtext), "%lld", self.started);
-	for (int i = 0; i < n; i++)
-		k += (size_t)snprintf(pids + k, sizeof(pids) - k, "%s%d", i ? "," : "", backends[i]);
-	snprintf(pids + k, sizeof(pids) - k, "}");
-	if (!db_exec(c, sessions_ddl, err) || !sweep(c, &self, err))
+	/* Under the lock, so coordinators starting together never race to create the table. */
+	if (!journal_sessions_ensure(c, err) || !sweep(c, &self, err))
 		return false;
 	/* Records of backends that are gone name nobody any more. */
-	if (!db_exec(c,
-		     "DELETE FROM pgvalve.coordinator_sessions s WHERE NOT EXISTS (SELECT 1 FROM "
-		     "pg_stat_activity a WHERE a.pid = s.backend_pid AND a.backend_start = s.backend_start)",
-		     err))
+	if (!journal_forget_ended_sessions(c, err))
 		return false;
 	/* This process's sessions: its own pids, named after it (a pid closed and reused is not). */
-	r = db_query(c,
-		     "INSERT INTO pgvalve.coordinator_sessions (backend_pid, backend_start, holds_lock, "
-		     "application_name, coordinator_pid, coordinator_started, host, machine) "
-		     "SELECT a.pid, a.backend_start, a.pid = pg_backend_pid(), a.application_name, $1::int, "
-		     "$2::bigint, $3, $4 FROM pg_stat_activity a WHERE a.pid = ANY ($5::int[]) "
-		     "AND a.application_name LIKE 'pgvalve %, pid ' || $1 || ' on %' ON CONFLICT DO NOTHING",
-		     5, params, err);
-	PQclear(r);
-	return r != NULL;
+	return journal_record_sessions(c, &self, backends, n, err);
 }

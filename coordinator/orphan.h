@@ -4,12 +4,13 @@
  * coordinator is gone: at once for an idle session, within
  * client_connection_check_interval for a running query (db.h), and, before
  * PostgreSQL 14 or when the coordinator's machine vanished, maybe only when
- * the query ends. This file records whose each coordinator session is (table
- * pgvalve.coordinator_sessions, created here), and from that record tells a
+ * the query ends. This file has the journal record whose each coordinator
+ * session is (journal.h, coordinator sessions), and from that record tells a
  * lock holder orphaned by a dead coordinator of this machine (ended with
  * pg_terminate_backend), one it cannot judge (waited for, within a bound) and
- * a live coordinator (refused). It does not take the lock: journal_lock does,
- * and calls in here. See docs/recovery.md.
+ * a live coordinator (refused). It neither takes the lock nor queries the
+ * journal's tables: journal_lock takes the lock and calls in here, and the
+ * journal's functions read and write the records. See docs/recovery.md.
  */
 #ifndef PGVALVE_COORDINATOR_ORPHAN_H
 #define PGVALVE_COORDINATOR_ORPHAN_H
