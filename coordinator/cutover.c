@@ -406,6 +406,8 @@ bool cutover_run(PGconn *ddl, PGconn *observer, const struct options *o, const s
 			break;
 		report_event("attempt_failed", NULL, "  %s attempt %d of %d failed: %s", job->what,
 			     res->attempts, o->attempts, res->why);
+		if (job->attempt_failed)
+			job->attempt_failed(job->arg, res->attempts, res->why);
 		if (retry && res->attempts < o->attempts) {
 			int64_t base = 100LL << (res->attempts < 6 ? res->attempts - 1 : 5);
 

@@ -35,6 +35,13 @@ struct cutover_job {
 	const char *const *journal_sql; /* run in the same transaction, after the DDL */
 	int n_journal_sql;
 	int64_t migration_id;
+	/*
+	 * Called (when not NULL) after each attempt that failed, before the
+	 * back-off, with 'arg', the attempt's number and why it failed: the
+	 * caller records it where a committed attempt would not undo it.
+	 */
+	void (*attempt_failed)(void *arg, int attempt, const char *why);
+	void *arg;
 };
 
 struct cutover_result {

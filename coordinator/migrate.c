@@ -262,6 +262,32 @@ static int pending(const struct migration *a, enum plan_phase phase)
 	return n;
 }
 
+/* The steps of one run_held() job, whose failed attempts the journal counts. */
+struct held_steps {
+	struct migration *a;
+	int *seqs;
+	int n;
+};
+
+/*
+ * A failed hold-path attempt, counted for each of its steps in its own
+ * transaction (the attempt's was rolled back); the committing attempt is
+ * counted by journal_step_done_sql, so the journal ends with the total.
+ */
+static void count_failed_attempt(void *arg, int attempt, const char *why)
+{
+	const struct held_steps *h = arg;
+	struct db_error err;
+
+	(void)attempt;
+	for (int i = 0; i < h->n; i++) {
+		if (!journal_step_attempt(h->a->ddl, h->a->id, h->seqs[i], why, &err)) {
+			report_warning("cannot count the attempt in the journal", err.msg);
+			return;
+		}
+	}
+}
+
 /*
  * Runs the pending steps of 'phase' in one transaction through the hold
  * path, recording each step and then 'state' in that same transaction (or
@@ -272,7 +298,10 @@ static bool run_held(struct migration *a, enum plan_phase phase, enum mig_state 
 {
 	struct cutover_stmt *stmts = xcalloc((size_t)a->p.n_steps + 1, sizeof(*stmts));
 	char **journal = xcalloc((size_t)a->p.n_steps + 2, sizeof(*journal));
-	struct cutover_job job = { .what = what, .migration_id = a->id };
+	struct held_steps held = { .a = a, .seqs = xcalloc((size_t)a->p.n_steps + 1, sizeof(int)) };
+	struct cutover_job job = {
+		.what = what, .migration_id = a->id, .attempt_failed = count_failed_attempt, .arg = &held
+	};
 	int n = 0, nj = 0;
 	bool ok = false;
 
@@ -283,6 +312,7 @@ static bool run_held(struct migration *a, enum plan_phase phase, enum mig_state 
 		if (st->phase != phase || a->done[i])
 			continue;
 		stmts[n++] = (struct cutover_stmt){ st->sql, st->table, st->other, st->lock, st->hold };
+		held.seqs[held.n++] = st->seq;
 		journal[nj++] = journal_step_done_sql(a->id, st->seq);
 	}
 	journal[nj++] = journal_state_sql(a->id, state);
@@ -301,6 +331,7 @@ done:
 	for (int i = 0; i < nj; i++)
 		free(journal[i]);
 	free(journal);
+	free(held.seqs);
 	free(stmts);
 	return ok;
 }
@@ -450,9 +481,11 @@ static bool watch(struct migration *a, char *why, size_t cap)
 		return true;
 	report_event("watching", NULL, "watching client errors for %d s", a->o->watch_s);
 	for (;;) {
-		int elapsed = (int)(time(NULL) - a->cutover_at), spans[WATCH_MAX_SPANS], n_spans;
+		time_t now = time(NULL);
+		int elapsed = (int)(now - a->cutover_at), spans[WATCH_MAX_SPANS], n_spans;
 		cJSON *answers[WATCH_MAX_SPANS] = { 0 };
-		struct watch_input in = { .elapsed_s = elapsed < 1 ? 1 : elapsed,
+		/* The proxies count whole wall-clock seconds: the cutover's own second is included. */
+		struct watch_input in = { .elapsed_s = watch_elapsed_s(a->cutover_at, now),
 					  .new_constraints = names,
 					  .n_new_constraints = n_names,
 					  .baseline = a->baseline };
