@@ -293,18 +293,55 @@ fail:
 	return false;
 }
 
+/*
+ * The event saying which proxies acknowledged hold 'id' (all of them: a
+ * hold is in force on every proxy or on none), with the sessions they
+ * found inside a transaction.
+ */
+static void report_holding(const struct options *o, const struct cutover_job *job, int number,
+			   const cJSON *hold, enum plan_hold mode, const struct proxy_hold_result *hr)
+{
+	const cJSON *table, *tables = cJSON_GetObjectItemCaseSensitive(hold, ADMIN_HOLD_TABLES);
+	cJSON *fields = cJSON_CreateObject(), *urls = cJSON_AddArrayToObject(fields, "proxies");
+	char list[1024], names[1024];
+	size_t len = 0, nlen = 0;
+
+	list[0] = names[0] = '\0';
+	for (int i = 0; i < o->n_proxies; i++) {
+		cJSON_AddItemToArray(urls, cJSON_CreateString(o->proxies[i]->url));
+		if (len < sizeof(list))
+			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", i ? ", " : "",
+						o->proxies[i]->url);
+	}
+	cJSON_ArrayForEach(table, tables)
+	{
+		if (cJSON_IsString(table) && nlen < sizeof(names))
+			nlen += (size_t)snprintf(names + nlen, sizeof(names) - nlen, "%s%s", nlen ? ", " : "",
+						 table->valuestring);
+	}
+	cJSON_AddStringToObject(fields, "hold_id",
+				cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(hold, ADMIN_HOLD_ID)));
+	cJSON_AddStringToObject(fields, "mode", plan_hold_name(mode));
+	cJSON_AddItemToObject(fields, "tables", cJSON_Duplicate(tables, true));
+	cJSON_AddNumberToObject(fields, "in_transaction", hr->in_transaction);
+	report_event("holding", fields, "  %s attempt %d: holding %s on %s on %d proxy(ies) (%s)", job->what,
+		     number, mode == HOLD_ALL_NEEDED ? "all traffic" : "writes", names, hr->acked, list);
+}
+
 /* One attempt. True: committed. '*retry': a failure another attempt may not meet. */
 static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, const struct cutover_job *job,
 		    struct locked *t, int n, int number, struct cutover_result *res, bool *retry)
 {
 	char ids[2][128];
 	cJSON *holds[2];
+	bool placed[2] = { false, false }; /* acknowledged by every proxy: released at the end */
 	int ddl_pid = PQbackendPID(ddl);
 	int64_t acked_at = -1, budget_left;
 	bool ok = false;
 	struct blocker b[8];
 
 	*retry = true;
+	res->proxy_status = 0;
 	if (!wait_for_old_transactions(observer, o, t, n, ddl_pid, res->why, sizeof(res->why))) {
 		*retry = false;
 		return false;
@@ -321,10 +358,20 @@ static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, cons
 		if (!holds[h])
 			continue;
 		if (!proxy_hold_all(o->proxies, o->n_proxies, holds[h], PROXY_ACK_TIMEOUT_MS, &hr)) {
-			snprintf(res->why, sizeof(res->why), "%s", hr.why);
+			/* proxy_hold_all released it where it was taken. */
+			res->proxy_status = hr.status;
+			/* A refused token is refused again on every attempt: do not back off and retry. */
+			*retry = !proxy_refusal_is_final(hr.status);
+			snprintf(res->why, sizeof(res->why), "%s%s", hr.why,
+				 *retry ? ""
+					: " (not retried: the proxy will refuse every attempt; give "
+					  "its admin token as \"token_file\" of its entry in the "
+					  "config file's \"proxies\")");
 			cJSON_Delete(hr.in_transaction_pids);
 			goto release;
 		}
+		placed[h] = true;
+		report_holding(o, job, number, holds[h], h == 0 ? HOLD_ALL_NEEDED : HOLD_WRITES_NEEDED, &hr);
 		cJSON_Delete(hr.in_transaction_pids);
 	}
 	acked_at = clock_mono_ms();
@@ -373,7 +420,7 @@ release:
 	if (acked_at >= 0 && o->n_proxies)
 		res->held_ms += clock_mono_ms() - acked_at; /* a failed attempt held traffic too */
 	for (int h = 0; h < 2; h++) {
-		if (holds[h] && proxy_release_all(o->proxies, o->n_proxies, ids[h], PROXY_ACK_TIMEOUT_MS))
+		if (placed[h] && proxy_release_all(o->proxies, o->n_proxies, ids[h], PROXY_ACK_TIMEOUT_MS))
 			report_warning("a proxy did not confirm the release of a hold (its lease ends it)",
 				       ids[h]);
 		cJSON_Delete(holds[h]);

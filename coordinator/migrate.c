@@ -336,7 +336,8 @@ done:
 	return ok;
 }
 
-static bool cutover(struct migration *a)
+/* The cutover; when it did not happen, 'why' (for the rollback's journal entry) says why. */
+static bool cutover(struct migration *a, char *why, size_t cap)
 {
 	struct cutover_result res;
 	int n = pending(a, PHASE_CUTOVER);
@@ -353,13 +354,14 @@ static bool cutover(struct migration *a)
 			     a->o->lock_timeout_ms);
 	}
 	if (!run_held(a, PHASE_CUTOVER, MIG_CUTOVER, "cutover", &res)) {
-		char why[1200];
-
-		snprintf(why, sizeof(why), "cutover gave up after %d attempt(s): %s", res.attempts, res.why);
+		snprintf(why, cap, "the cutover could not take its locks: it gave up after %d attempt(s): %s",
+			 res.attempts, res.why);
 		report_error("the cutover did not happen", why,
-			     "see the blocking sessions above; retry later, raise --max-stall or --attempts, "
-			     "or use "
-			     "--terminate-blockers-after");
+			     proxy_refusal_is_final(res.proxy_status)
+				     ? "give pgvalve the proxy's admin token (\"token_file\" in the "
+				       "config file's \"proxies\") and apply again"
+				     : "see the blocking sessions above; retry later, raise --max-stall or "
+				       "--attempts, or use --terminate-blockers-after");
 		(void)set_state(a, MIG_FAILED, why);
 		return false;
 	}
@@ -580,8 +582,8 @@ int migrate_run(struct migration *a, enum mig_state state)
 		/* fall through */
 	case MIG_PREPARED:
 		wait_for_cutover(a);
-		if (!cutover(a))
-			return roll_back(a, "the cutover could not take its locks");
+		if (!cutover(a, why, sizeof(why)))
+			return roll_back(a, why);
 		/* fall through */
 	case MIG_CUTOVER:
 		if (!validate(a, &violation))
