@@ -327,9 +327,9 @@ bool journal_release_cutover(PGconn *c, int64_t id, bool *found, enum mig_state 
 /* ---- reading ---------------------------------------------------------------- */
 
 /* Columns of the migration queries, in this order. */
-#define MIGRATION_COLUMNS                                                                        \
-	"id, name, state, cutover_released, started_at::text, coalesce(finished_at::text, ''), " \
-	"coalesce(cutover_at::text, ''), coalesce(extract(epoch FROM cutover_at)::bigint, 0), "  \
+#define MIGRATION_COLUMNS                                                                              \
+	"id, name, state, cutover_released, started_at::text, coalesce(finished_at::text, ''), "       \
+	"coalesce(cutover_at::text, ''), coalesce(floor(extract(epoch FROM cutover_at))::bigint, 0), " \
 	"coalesce(error, '')"
 
 static bool migration_from_row(const PGresult *r, int row, struct journal_migration *m, struct db_error *err)

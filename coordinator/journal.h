@@ -104,7 +104,7 @@ struct journal_migration {
 	char *started_at;      /* timestamps as the server prints them */
 	char *finished_at;     /* "" until it is committed or rolled back */
 	char *cutover_at;      /* "" until its cutover committed */
-	int64_t cutover_epoch; /* cutover_at in seconds since 1970; 0 until then */
+	int64_t cutover_epoch; /* cutover_at in whole seconds since 1970 (its second); 0 until then */
 	char *error;           /* "" when none */
 	char *plan_json;       /* the plan as recorded (plan_to_json's shape); NULL from journal_list */
 };
