@@ -415,6 +415,7 @@ static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, cons
 		budget_left = 10;
 	if (o->n_proxies && budget_left > o->lock_timeout_ms)
 		budget_left = o->lock_timeout_ms;
+	res->began = time(NULL);
 	ok = run_transaction(ddl, job, (int)budget_left, res->why, sizeof(res->why), retry);
 release:
 	if (acked_at >= 0 && o->n_proxies)

@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "db.h"
 #include "options.h"
@@ -50,6 +51,8 @@ struct cutover_result {
 	char why[1024];   /* the last failure */
 	int proxy_status; /* a proxy refused the last failed attempt's hold with this HTTP status
 			     (-1: it did not answer; 0: no proxy refused) */
+	time_t began;     /* committed: time() when its transaction began, so the second the
+			     DDL became visible in is this one or later */
 };
 
 /*

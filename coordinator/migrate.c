@@ -365,7 +365,8 @@ static bool cutover(struct migration *a, char *why, size_t cap)
 		(void)set_state(a, MIG_FAILED, why);
 		return false;
 	}
-	a->cutover_at = time(NULL);
+	/* The watch counts from the second the cutover's transaction began in: never after its commit. */
+	a->cutover_at = n > 0 ? res.began : time(NULL);
 	a->cutover_held_ms = res.held_ms;
 	if (n > 0)
 		report_event("cutover_done", NULL,
