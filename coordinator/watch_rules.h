@@ -17,8 +17,8 @@
  *   (the proxies keep five minutes). Every comparison is a strict ">": exactly
  *   1% does not trip "> 1%".
  *
- * Spans. Counting rules never count what happened before the cutover: without
- * "in Ss" they count since the cutover commit; with it, over the last S
+ * Spans. Counting rules never count the seconds before the cutover's: without
+ * "in Ss" they count since the cutover (its own second whole); with it, over the last S
  * seconds, or since the cutover while that is shorter. "Since the cutover"
  * is itself capped at 300 s, so in a longer watch it means the last five
  * minutes. error_rate is over the last S seconds (10 by default) even just
@@ -96,8 +96,9 @@ void watch_rules_default(struct watch_rule *out, int *n);
 int watch_rules_longest_s(const struct watch_rule *rules, int n);
 
 /*
- * The wall-clock seconds since a cutover that committed at 'cutover' (time()
- * then), as of 'now': the cutover's own second included, so at least 1.
+ * The wall-clock seconds since a cutover whose transaction began at
+ * 'cutover' (time() then), as of 'now': the cutover's own second included,
+ * so at least 1.
  */
 int watch_elapsed_s(time_t cutover, time_t now);
 
