@@ -20,8 +20,13 @@ static const char *next_move(enum mig_state state, bool released)
 		return NULL;
 	if (state == MIG_PREPARED && !released)
 		return "waiting for its window or for `pgvalve cutover ID` (if it was postponed)";
+	/* migrate_run refuses to resume these: a rollback is the only way on. */
 	if (state == MIG_FAILED)
-		return "needs attention: see the error; `pgvalve recover --resume` or `--rollback`";
+		return "needs attention: see the error; it can only be rolled back: `pgvalve recover "
+		       "--rollback`";
+	if (state == MIG_ROLLING_BACK)
+		return "being rolled back, or the rollback stopped (see the error): if no coordinator "
+		       "runs, `pgvalve recover --rollback`";
 	return "in progress, or interrupted: if no coordinator runs, `pgvalve recover --resume` or "
 	       "`--rollback`";
 }
@@ -134,6 +139,8 @@ static void print_text(const struct journal_migration *m, const struct journal_s
 		       s[i].done ? "done" : "pending", s[i].step.sql);
 		if (s[i].error[0])
 			printf("       after %d attempt(s): %s\n", s[i].attempts, s[i].error);
+		else if (s[i].done && s[i].attempts > 1)
+			printf("       done at attempt %d\n", s[i].attempts);
 	}
 	if (n_prior > 0)
 		printf("  prior constraints kept for rollback: %d\n", n_prior);

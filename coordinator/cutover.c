@@ -3,7 +3,9 @@
  * second connection: granted relation locks of other backends on the tables
  * the statements lock, in a mode that conflicts with the lock each step says
  * it takes (plan_lock_conflicts: SHARE ROW EXCLUSIVE, ADD FOREIGN KEY, lets
- * reads run; ACCESS EXCLUSIVE conflicts with everything).
+ * reads run; ACCESS EXCLUSIVE conflicts with everything). Requests still
+ * queued in those modes are read too, to say what a lock_timeout queued
+ * behind.
  */
 #include "cutover.h"
 
@@ -85,9 +87,10 @@ static bool resolve(PGconn *c, struct locked *t, int n, char *why, size_t cap)
 	return true;
 }
 
-/* A lock another backend holds that the job's statements would wait for. */
+/* A lock another backend holds (or waits for) that the job's statements would wait for. */
 struct blocker {
 	int pid;
+	bool granted; /* false: a request still queued, which a new conflicting request queues behind */
 	char table[160];
 	char mode[32];
 	char state[32];
@@ -111,13 +114,16 @@ static bool long_blocker(const struct blocker *b, const struct options *o)
 		(strncmp(b->state, "idle in transaction", 19) == 0 && b->state_age_ms >= IDLE_IN_TX_MS);
 }
 
-/* Conflicting granted locks now; returns how many (up to 'cap' filled), -1 on error. */
-static int conflicts(PGconn *observer, const struct locked *t, int n, int ddl_pid, struct blocker *out,
-		     int cap)
+/*
+ * Conflicting locks now, granted ones or (with 'granted' false) requests
+ * still waiting; returns how many (up to 'cap' filled), -1 on error.
+ */
+static int conflicts(PGconn *observer, const struct locked *t, int n, int ddl_pid, bool granted,
+		     struct blocker *out, int cap)
 {
 	size_t oids_cap = (size_t)n * sizeof(t->oid) + 3, modes_cap = 3, ko = 1, km = 1;
 	char *oids, *modes, pid[16];
-	const char *params[3];
+	const char *params[4];
 	struct db_error err;
 	PGresult *r;
 	int rows;
@@ -138,6 +144,7 @@ static int conflicts(PGconn *observer, const struct locked *t, int n, int ddl_pi
 	params[0] = oids;
 	params[1] = modes;
 	params[2] = pid;
+	params[3] = granted ? "true" : "false";
 	snprintf(pid, sizeof(pid), "%d", ddl_pid);
 	r = db_query(
 		observer,
@@ -148,11 +155,11 @@ static int conflicts(PGconn *observer, const struct locked *t, int n, int ddl_pi
 		"FROM pg_locks l "
 		"JOIN unnest($1::oid[], $2::text[]) AS w (rel, conflicts) ON l.relation = w.rel "
 		"LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
-		"WHERE l.granted AND l.locktype = 'relation' AND l.pid <> pg_backend_pid() AND l.pid <> "
-		"$3::int "
+		"WHERE l.granted = $4::bool AND l.locktype = 'relation' AND l.pid <> pg_backend_pid() "
+		"  AND l.pid <> $3::int "
 		"  AND l.mode = ANY (string_to_array(w.conflicts, ',')) "
 		"ORDER BY 5 DESC",
-		3, params, &err);
+		4, params, &err);
 	free(oids);
 	free(modes);
 	if (!r)
@@ -160,6 +167,7 @@ static int conflicts(PGconn *observer, const struct locked *t, int n, int ddl_pi
 	rows = PQntuples(r);
 	for (int i = 0; i < rows && i < cap; i++) {
 		out[i].pid = atoi(PQgetvalue(r, i, 0));
+		out[i].granted = granted;
 		snprintf(out[i].table, sizeof(out[i].table), "%s", PQgetvalue(r, i, 1));
 		snprintf(out[i].mode, sizeof(out[i].mode), "%s", PQgetvalue(r, i, 2));
 		snprintf(out[i].state, sizeof(out[i].state), "%s", PQgetvalue(r, i, 3));
@@ -173,9 +181,9 @@ static int conflicts(PGconn *observer, const struct locked *t, int n, int ddl_pi
 
 static void describe_blocker(const struct blocker *b, char *out, size_t cap)
 {
-	snprintf(out, cap, "pid %d holds %s on %s, transaction open %.1f s, %s: %s", b->pid, b->mode,
-		 b->table, (double)b->xact_age_ms / 1000.0, b->state[0] ? b->state : "state unknown",
-		 b->query);
+	snprintf(out, cap, "pid %d %s %s on %s, transaction open %.1f s, %s: %s", b->pid,
+		 b->granted ? "holds" : "waits for", b->mode, b->table, (double)b->xact_age_ms / 1000.0,
+		 b->state[0] ? b->state : "state unknown", b->query);
 }
 
 /*
@@ -190,7 +198,7 @@ static bool wait_for_old_transactions(PGconn *observer, const struct options *o,
 	struct blocker b[8];
 
 	for (;;) {
-		int k = conflicts(observer, t, n, ddl_pid, b, 8), old = 0;
+		int k = conflicts(observer, t, n, ddl_pid, true, b, 8), old = 0;
 
 		if (k < 0) {
 			snprintf(why, cap, "cannot read pg_locks: %s", PQerrorMessage(observer));
@@ -293,18 +301,74 @@ fail:
 	return false;
 }
 
+/*
+ * The event saying which proxies acknowledged hold 'id' (all of them: a
+ * hold is in force on every proxy or on none), with the sessions they
+ * found inside a transaction.
+ */
+static void report_holding(const struct options *o, const struct cutover_job *job, int number,
+			   const cJSON *hold, enum plan_hold mode, const struct proxy_hold_result *hr)
+{
+	const cJSON *table, *tables = cJSON_GetObjectItemCaseSensitive(hold, ADMIN_HOLD_TABLES);
+	cJSON *fields = cJSON_CreateObject(), *urls = cJSON_AddArrayToObject(fields, "proxies");
+	char list[1024], names[1024];
+	size_t len = 0, nlen = 0;
+
+	list[0] = names[0] = '\0';
+	for (int i = 0; i < o->n_proxies; i++) {
+		cJSON_AddItemToArray(urls, cJSON_CreateString(o->proxies[i]->url));
+		if (len < sizeof(list))
+			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", i ? ", " : "",
+						o->proxies[i]->url);
+	}
+	cJSON_ArrayForEach(table, tables)
+	{
+		if (cJSON_IsString(table) && nlen < sizeof(names))
+			nlen += (size_t)snprintf(names + nlen, sizeof(names) - nlen, "%s%s", nlen ? ", " : "",
+						 table->valuestring);
+	}
+	cJSON_AddStringToObject(fields, "hold_id",
+				cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(hold, ADMIN_HOLD_ID)));
+	cJSON_AddStringToObject(fields, "mode", plan_hold_name(mode));
+	cJSON_AddItemToObject(fields, "tables", cJSON_Duplicate(tables, true));
+	cJSON_AddNumberToObject(fields, "in_transaction", hr->in_transaction);
+	report_event("holding", fields, "  %s attempt %d: holding %s on %s on %d proxy(ies) (%s)", job->what,
+		     number, mode == HOLD_ALL_NEEDED ? "all traffic" : "writes", names, hr->acked, list);
+}
+
+/*
+ * After a lock_timeout although no conflicting lock was granted: a request
+ * queued before ours (a schema change waiting behind a long transaction)
+ * made the DDL queue behind it. Appends who to 'why'.
+ */
+static void explain_lock_timeout(PGconn *observer, const struct locked *t, int n, int ddl_pid, char *why,
+				 size_t cap)
+{
+	struct blocker b[8];
+	int k = conflicts(observer, t, n, ddl_pid, false, b, 8);
+	size_t len = strlen(why);
+	char text[512];
+
+	if (k <= 0 || len >= cap)
+		return;
+	describe_blocker(&b[0], text, sizeof(text));
+	snprintf(why + len, cap - len, "; queued ahead of it: %s%s", text, k > 1 ? " (and more)" : "");
+}
+
 /* One attempt. True: committed. '*retry': a failure another attempt may not meet. */
 static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, const struct cutover_job *job,
 		    struct locked *t, int n, int number, struct cutover_result *res, bool *retry)
 {
 	char ids[2][128];
 	cJSON *holds[2];
+	bool placed[2] = { false, false }; /* acknowledged by every proxy: released at the end */
 	int ddl_pid = PQbackendPID(ddl);
 	int64_t acked_at = -1, budget_left;
 	bool ok = false;
 	struct blocker b[8];
 
 	*retry = true;
+	res->proxy_status = 0;
 	if (!wait_for_old_transactions(observer, o, t, n, ddl_pid, res->why, sizeof(res->why))) {
 		*retry = false;
 		return false;
@@ -321,17 +385,27 @@ static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, cons
 		if (!holds[h])
 			continue;
 		if (!proxy_hold_all(o->proxies, o->n_proxies, holds[h], PROXY_ACK_TIMEOUT_MS, &hr)) {
-			snprintf(res->why, sizeof(res->why), "%s", hr.why);
+			/* proxy_hold_all released it where it was taken. */
+			res->proxy_status = hr.status;
+			/* A refused token is refused again on every attempt: do not back off and retry. */
+			*retry = !proxy_refusal_is_final(hr.status);
+			snprintf(res->why, sizeof(res->why), "%s%s", hr.why,
+				 *retry ? ""
+					: " (not retried: the proxy will refuse every attempt; give "
+					  "its admin token as \"token_file\" of its entry in the "
+					  "config file's \"proxies\")");
 			cJSON_Delete(hr.in_transaction_pids);
 			goto release;
 		}
+		placed[h] = true;
+		report_holding(o, job, number, holds[h], h == 0 ? HOLD_ALL_NEEDED : HOLD_WRITES_NEEDED, &hr);
 		cJSON_Delete(hr.in_transaction_pids);
 	}
 	acked_at = clock_mono_ms();
 	fault_point("holding");
 	/* Sessions already inside a transaction run on: wait for their conflicting locks, within the budget. */
 	for (;;) {
-		int k = conflicts(observer, t, n, ddl_pid, b, 8);
+		int k = conflicts(observer, t, n, ddl_pid, true, b, 8);
 
 		if (k == 0)
 			break;
@@ -368,12 +442,15 @@ static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, cons
 		budget_left = 10;
 	if (o->n_proxies && budget_left > o->lock_timeout_ms)
 		budget_left = o->lock_timeout_ms;
+	res->began = time(NULL);
 	ok = run_transaction(ddl, job, (int)budget_left, res->why, sizeof(res->why), retry);
+	if (!ok && *retry && strstr(res->why, "(SQLSTATE 55P03)"))
+		explain_lock_timeout(observer, t, n, ddl_pid, res->why, sizeof(res->why));
 release:
 	if (acked_at >= 0 && o->n_proxies)
 		res->held_ms += clock_mono_ms() - acked_at; /* a failed attempt held traffic too */
 	for (int h = 0; h < 2; h++) {
-		if (holds[h] && proxy_release_all(o->proxies, o->n_proxies, ids[h], PROXY_ACK_TIMEOUT_MS))
+		if (placed[h] && proxy_release_all(o->proxies, o->n_proxies, ids[h], PROXY_ACK_TIMEOUT_MS))
 			report_warning("a proxy did not confirm the release of a hold (its lease ends it)",
 				       ids[h]);
 		cJSON_Delete(holds[h]);
@@ -406,6 +483,8 @@ bool cutover_run(PGconn *ddl, PGconn *observer, const struct options *o, const s
 			break;
 		report_event("attempt_failed", NULL, "  %s attempt %d of %d failed: %s", job->what,
 			     res->attempts, o->attempts, res->why);
+		if (job->attempt_failed)
+			job->attempt_failed(job->arg, res->attempts, res->why);
 		if (retry && res->attempts < o->attempts) {
 			int64_t base = 100LL << (res->attempts < 6 ? res->attempts - 1 : 5);
 

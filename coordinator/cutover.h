@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "db.h"
 #include "options.h"
@@ -35,19 +36,33 @@ struct cutover_job {
 	const char *const *journal_sql; /* run in the same transaction, after the DDL */
 	int n_journal_sql;
 	int64_t migration_id;
+	/*
+	 * Called (when not NULL) after each attempt that failed, before the
+	 * back-off, with 'arg', the attempt's number and why it failed: the
+	 * caller records it where a committed attempt would not undo it.
+	 */
+	void (*attempt_failed)(void *arg, int attempt, const char *why);
+	void *arg;
 };
 
 struct cutover_result {
 	int attempts;
-	int64_t held_ms; /* traffic held, from ack to release, summed over every attempt */
-	char why[1024];  /* the last failure */
+	int64_t held_ms;  /* traffic held, from ack to release, summed over every attempt */
+	char why[1024];   /* the last failure */
+	int proxy_status; /* a proxy refused the last failed attempt's hold with this HTTP status
+			     (-1: it did not answer; 0: no proxy refused) */
+	time_t began;     /* committed: time() when its transaction began, so the second the
+			     DDL became visible in is this one or later */
 };
 
 /*
  * Runs 'job' through the hold path with 'ddl' (a connection that is not in a
  * transaction) and 'observer' (a second connection, for pg_locks). True when
  * committed; false after o->attempts failed attempts, or a failure retrying
- * cannot fix ('res->why' says which).
+ * cannot fix ('res->why' says which): among those, a proxy that refuses the
+ * hold with 401 or 403 (a missing or wrong admin token) ends it at once.
+ * Each hold every proxy acknowledged is reported as a "holding" event
+ * naming the proxies (JSON: "hold_id", "mode", "tables", "proxies", "in_transaction").
  */
 bool cutover_run(PGconn *ddl, PGconn *observer, const struct options *o, const struct cutover_job *job,
 		 struct cutover_result *res) __attribute__((warn_unused_result));

@@ -352,9 +352,9 @@ bool journal_release_cutover(PGconn *c, int64_t id, bool *found, enum mig_state 
 /* ---- reading ---------------------------------------------------------------- */
 
 /* Columns of the migration queries, in this order. */
-#define MIGRATION_COLUMNS                                                                        \
-	"id, name, state, cutover_released, started_at::text, coalesce(finished_at::text, ''), " \
-	"coalesce(cutover_at::text, ''), coalesce(extract(epoch FROM cutover_at)::bigint, 0), "  \
+#define MIGRATION_COLUMNS                                                                              \
+	"id, name, state, cutover_released, started_at::text, coalesce(finished_at::text, ''), "       \
+	"coalesce(cutover_at::text, ''), coalesce(floor(extract(epoch FROM cutover_at))::bigint, 0), " \
 	"coalesce(error, '')"
 
 static bool migration_from_row(const PGresult *r, int row, struct journal_migration *m, struct db_error *err)
@@ -912,4 +912,58 @@ bool journal_record_sessions(PGconn *c, const struct journal_coordinator *self, 
 	free(list);
 	PQclear(r);
 	return r != NULL;
+}
+
+/* The table of a step, as the step names it. */
+#define STEP_TABLE_OID_SQL CATALOG_RELATION_OID_SQL("s.table_schema", "s.table_name")
+
+static const char absorbed_indexes_sql[] =
+	"SELECT p.name, "
+	"       CASE WHEN cur.oid IS NOT NULL "
+	"            THEN format('DROP INDEX CONCURRENTLY %s', cur.oid::regclass) END, "
+	"       regexp_replace(p.definition, '^CREATE (UNIQUE )?INDEX ', 'CREATE \\1INDEX CONCURRENTLY ') "
+	"FROM pgvalve.prior_constraints p "
+	"JOIN pgvalve.steps s ON s.migration_id = p.migration_id AND s.kind = 'add_using_index' "
+	"     AND s.index_name = p.name AND " STEP_TABLE_OID_SQL " = to_regclass(p.\"table\") "
+	"LEFT JOIN LATERAL (SELECT ic.oid, i.indisvalid FROM pg_index i "
+	"                   JOIN pg_class ic ON ic.oid = i.indexrelid "
+	"                   WHERE i.indrelid = to_regclass(p.\"table\") AND ic.relname = p.name) cur "
+	"     ON true "
+	"WHERE p.migration_id = $1::bigint AND p.contype = 'i' AND p.validated "
+	"  AND (cur.oid IS NULL OR NOT cur.indisvalid) "
+	"ORDER BY p.\"table\", p.name";
+
+bool journal_absorbed_indexes(PGconn *c, int64_t id, struct journal_index_restore **out, int *n,
+			      struct db_error *err)
+{
+	char idtext[32];
+	const char *params[1] = { idtext };
+	PGresult *r;
+
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	r = db_query(c, absorbed_indexes_sql, 1, params, err);
+	*out = NULL;
+	*n = 0;
+	if (!r)
+		return false;
+	*out = xcalloc((size_t)PQntuples(r) + 1, sizeof(**out));
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct journal_index_restore *x = &(*out)[(*n)++];
+
+		x->name = xstrdup(PQgetvalue(r, i, 0));
+		x->drop = PQgetisnull(r, i, 1) ? NULL : xstrdup(PQgetvalue(r, i, 1));
+		x->create = xstrdup(PQgetvalue(r, i, 2));
+	}
+	PQclear(r);
+	return true;
+}
+
+void journal_index_restores_free(struct journal_index_restore *r, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(r[i].name);
+		free(r[i].drop);
+		free(r[i].create);
+	}
+	free(r);
 }

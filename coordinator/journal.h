@@ -106,7 +106,7 @@ struct journal_migration {
 	char *started_at;      /* timestamps as the server prints them */
 	char *finished_at;     /* "" until it is committed or rolled back */
 	char *cutover_at;      /* "" until its cutover committed */
-	int64_t cutover_epoch; /* cutover_at in seconds since 1970; 0 until then */
+	int64_t cutover_epoch; /* cutover_at in whole seconds since 1970 (its second); 0 until then */
 	char *error;           /* "" when none */
 	char *plan_json;       /* the plan as recorded (plan_to_json's shape); NULL from journal_list */
 };
@@ -269,5 +269,25 @@ bool journal_forget_ended_sessions(PGconn *c, struct db_error *err) __attribute_
  */
 bool journal_record_sessions(PGconn *c, const struct journal_coordinator *self, const int *pids, int n,
 			     struct db_error *err) __attribute__((warn_unused_result));
+
+/* A user's index to build again (journal_absorbed_indexes). */
+struct journal_index_restore {
+	char *name;   /* the index's name, as the snapshot recorded it */
+	char *drop;   /* NULL, or DROP INDEX CONCURRENTLY of an invalid index of that name first */
+	char *create; /* its snapshotted definition (pg_get_indexdef), built CONCURRENTLY */
+};
+
+/*
+ * The indexes that existed at the snapshot of migration 'id' (valid then)
+ * and that an ADD CONSTRAINT … USING INDEX step of it attaches, which are
+ * not on their table under their name now, or are there but invalid: the
+ * constraint took the index over (renamed it to the constraint's name), so
+ * dropping the constraint would drop the user's index with it. Building
+ * each again before the constraint goes keeps the table indexed throughout;
+ * pg_get_indexdef prints the rebuilt one exactly as the snapshot recorded.
+ */
+bool journal_absorbed_indexes(PGconn *c, int64_t id, struct journal_index_restore **out, int *n,
+			      struct db_error *err) __attribute__((warn_unused_result));
+void journal_index_restores_free(struct journal_index_restore *r, int n);
 
 #endif

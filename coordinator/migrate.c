@@ -262,6 +262,32 @@ static int pending(const struct migration *a, enum plan_phase phase)
 	return n;
 }
 
+/* The steps of one run_held() job, whose failed attempts the journal counts. */
+struct held_steps {
+	struct migration *a;
+	int *seqs;
+	int n;
+};
+
+/*
+ * A failed hold-path attempt, counted for each of its steps in its own
+ * transaction (the attempt's was rolled back); the committing attempt is
+ * counted by journal_step_done_sql, so the journal ends with the total.
+ */
+static void count_failed_attempt(void *arg, int attempt, const char *why)
+{
+	const struct held_steps *h = arg;
+	struct db_error err;
+
+	(void)attempt;
+	for (int i = 0; i < h->n; i++) {
+		if (!journal_step_attempt(h->a->ddl, h->a->id, h->seqs[i], why, &err)) {
+			report_warning("cannot count the attempt in the journal", err.msg);
+			return;
+		}
+	}
+}
+
 /*
  * Runs the pending steps of 'phase' in one transaction through the hold
  * path, recording each step and then 'state' in that same transaction (or
@@ -272,7 +298,10 @@ static bool run_held(struct migration *a, enum plan_phase phase, enum mig_state 
 {
 	struct cutover_stmt *stmts = xcalloc((size_t)a->p.n_steps + 1, sizeof(*stmts));
 	char **journal = xcalloc((size_t)a->p.n_steps + 2, sizeof(*journal));
-	struct cutover_job job = { .what = what, .migration_id = a->id };
+	struct held_steps held = { .a = a, .seqs = xcalloc((size_t)a->p.n_steps + 1, sizeof(int)) };
+	struct cutover_job job = {
+		.what = what, .migration_id = a->id, .attempt_failed = count_failed_attempt, .arg = &held
+	};
 	int n = 0, nj = 0;
 	bool ok = false;
 
@@ -283,6 +312,7 @@ static bool run_held(struct migration *a, enum plan_phase phase, enum mig_state 
 		if (st->phase != phase || a->done[i])
 			continue;
 		stmts[n++] = (struct cutover_stmt){ st->sql, st->table, st->other, st->lock, st->hold };
+		held.seqs[held.n++] = st->seq;
 		journal[nj++] = journal_step_done_sql(a->id, st->seq);
 	}
 	journal[nj++] = journal_state_sql(a->id, state);
@@ -301,11 +331,13 @@ done:
 	for (int i = 0; i < nj; i++)
 		free(journal[i]);
 	free(journal);
+	free(held.seqs);
 	free(stmts);
 	return ok;
 }
 
-static bool cutover(struct migration *a)
+/* The cutover; when it did not happen, 'why' (for the rollback's journal entry) says why. */
+static bool cutover(struct migration *a, char *why, size_t cap)
 {
 	struct cutover_result res;
 	int n = pending(a, PHASE_CUTOVER);
@@ -322,17 +354,19 @@ static bool cutover(struct migration *a)
 			     a->o->lock_timeout_ms);
 	}
 	if (!run_held(a, PHASE_CUTOVER, MIG_CUTOVER, "cutover", &res)) {
-		char why[1200];
-
-		snprintf(why, sizeof(why), "cutover gave up after %d attempt(s): %s", res.attempts, res.why);
+		snprintf(why, cap, "the cutover could not take its locks: it gave up after %d attempt(s): %s",
+			 res.attempts, res.why);
 		report_error("the cutover did not happen", why,
-			     "see the blocking sessions above; retry later, raise --max-stall or --attempts, "
-			     "or use "
-			     "--terminate-blockers-after");
+			     proxy_refusal_is_final(res.proxy_status)
+				     ? "give pgvalve the proxy's admin token (\"token_file\" in the "
+				       "config file's \"proxies\") and apply again"
+				     : "see the blocking sessions above; retry later, raise --max-stall or "
+				       "--attempts, or use --terminate-blockers-after");
 		(void)set_state(a, MIG_FAILED, why);
 		return false;
 	}
-	a->cutover_at = time(NULL);
+	/* The watch counts from the second the cutover's transaction began in: never after its commit. */
+	a->cutover_at = n > 0 ? res.began : time(NULL);
 	a->cutover_held_ms = res.held_ms;
 	if (n > 0)
 		report_event("cutover_done", NULL,
@@ -450,9 +484,11 @@ static bool watch(struct migration *a, char *why, size_t cap)
 		return true;
 	report_event("watching", NULL, "watching client errors for %d s", a->o->watch_s);
 	for (;;) {
-		int elapsed = (int)(time(NULL) - a->cutover_at), spans[WATCH_MAX_SPANS], n_spans;
+		time_t now = time(NULL);
+		int elapsed = (int)(now - a->cutover_at), spans[WATCH_MAX_SPANS], n_spans;
 		cJSON *answers[WATCH_MAX_SPANS] = { 0 };
-		struct watch_input in = { .elapsed_s = elapsed < 1 ? 1 : elapsed,
+		/* The proxies count whole wall-clock seconds: the cutover's own second is included. */
+		struct watch_input in = { .elapsed_s = watch_elapsed_s(a->cutover_at, now),
 					  .new_constraints = names,
 					  .n_new_constraints = n_names,
 					  .baseline = a->baseline };
@@ -547,8 +583,8 @@ int migrate_run(struct migration *a, enum mig_state state)
 		/* fall through */
 	case MIG_PREPARED:
 		wait_for_cutover(a);
-		if (!cutover(a))
-			return roll_back(a, "the cutover could not take its locks");
+		if (!cutover(a, why, sizeof(why)))
+			return roll_back(a, why);
 		/* fall through */
 	case MIG_CUTOVER:
 		if (!validate(a, &violation))

@@ -237,10 +237,16 @@ bool proxy_hold_all(struct proxy *const *proxies, int n, const cJSON *hold, int 
 				pid, cJSON_GetObjectItemCaseSensitive(doc, ADMIN_HOLD_IN_TRANSACTION_PIDS))
 				cJSON_AddItemToArray(res->in_transaction_pids,
 						     cJSON_CreateNumber(pid->valuedouble));
+		} else if (status < 0) {
+			snprintf(res->why, sizeof(res->why),
+				 "proxy %.200s did not acknowledge the hold: %.250s", proxies[i]->url, err);
+			res->status = status;
+			ok = false;
 		} else {
 			snprintf(res->why, sizeof(res->why),
-				 "proxy %.200s did not acknowledge the hold: %.250s", proxies[i]->url,
-				 status < 0 ? err : answer_error(doc, "unexpected answer"));
+				 "proxy %.200s did not acknowledge the hold (HTTP %d): %.250s",
+				 proxies[i]->url, status, answer_error(doc, "unexpected answer"));
+			res->status = status;
 			ok = false;
 		}
 		cJSON_Delete(doc);
@@ -248,6 +254,11 @@ bool proxy_hold_all(struct proxy *const *proxies, int n, const cJSON *hold, int 
 	if (!ok && cJSON_IsString(id))
 		proxy_release_all(proxies, i, id->valuestring, timeout_ms);
 	return ok;
+}
+
+bool proxy_refusal_is_final(int status)
+{
+	return status == 401 || status == 403;
 }
 
 bool proxy_renew_all(struct proxy *const *proxies, int n, const char *id, int64_t lease_ms, int timeout_ms)

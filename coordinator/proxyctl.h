@@ -45,7 +45,14 @@ struct proxy_hold_result {
 	int in_transaction;         /* summed */
 	cJSON *in_transaction_pids; /* all proxies' PIDs (an array the caller deletes) */
 	char why[512];              /* when not every proxy acknowledged: which and why */
+	int status;                 /* then the refusing proxy's HTTP status (-1: no answer) */
 };
+
+/*
+ * Whether a proxy's refusal ('status' from proxy_request) comes back the
+ * same on every try: 401 or 403, a missing or wrong admin token.
+ */
+bool proxy_refusal_is_final(int status);
 
 /*
  * POST /holds 'hold' (with its "id") to every proxy. True when all answered

@@ -33,6 +33,42 @@ static void drop_built_indexes(PGconn *ddl, int64_t id)
 	journal_strings_free(drops, n);
 }
 
+/*
+ * Builds again, concurrently and holding nothing, the user's indexes that
+ * ADD CONSTRAINT … USING INDEX took over (journal_absorbed_indexes), before
+ * the hold path drops those constraints and the indexes with them. False,
+ * with 'why' filled, when one could not be built: the rollback stops there
+ * rather than leave the table without the user's index.
+ */
+static bool restore_absorbed_indexes(PGconn *ddl, int64_t id, char *why, size_t cap)
+{
+	struct journal_index_restore *x;
+	struct db_error err;
+	bool ok = true;
+	int n;
+
+	if (!journal_absorbed_indexes(ddl, id, &x, &n, &err)) {
+		snprintf(why, cap, "cannot read which indexes to restore: %.700s", err.msg);
+		return false;
+	}
+	for (int i = 0; i < n && ok; i++) {
+		if (x[i].drop) {
+			report_event("rollback_index", NULL, "  %s (left invalid by an earlier attempt)",
+				     x[i].drop);
+			ok = db_exec(ddl, x[i].drop, &err);
+		}
+		if (ok) {
+			report_event("rollback_index", NULL, "  restoring index %s: %s", x[i].name,
+				     x[i].create);
+			ok = db_exec(ddl, x[i].create, &err);
+		}
+		if (!ok)
+			snprintf(why, cap, "cannot restore index %.200s: %.700s", x[i].name, err.msg);
+	}
+	journal_index_restores_free(x, n);
+	return ok;
+}
+
 static bool validate_restored(PGconn *ddl, const struct journal_undo *u, int n, struct db_error *err)
 {
 	for (int i = 0; i < n; i++) {
@@ -52,17 +88,26 @@ bool rollback_run(PGconn *ddl, PGconn *observer, const struct options *o, int64_
 	const char *journal[1] = { state_sql };
 	struct journal_undo *undo = NULL;
 	struct cutover_stmt *stmts = NULL;
-	struct cutover_result res;
+	struct cutover_result res = { 0 };
 	struct cutover_job job = {
 		.what = "rollback", .journal_sql = journal, .n_journal_sql = 1, .migration_id = id
 	};
 	struct db_error err;
+	char why[1536];
 	bool ok = false;
 	int n = 0;
 
 	report_event("rollback", NULL, "migration %lld: rolling back (%s)", (long long)id, reason);
-	if (!journal_set_state(ddl, id, MIG_ROLLING_BACK, reason, &err) ||
-	    !journal_undo_statements(observer, id, &undo, &n, &err))
+	if (!journal_set_state(ddl, id, MIG_ROLLING_BACK, reason, &err))
+		goto db_failed;
+	if (!restore_absorbed_indexes(ddl, id, res.why, sizeof(res.why))) {
+		snprintf(why, sizeof(why), "%s; the rollback stopped before changing a constraint: %s",
+			 reason, res.why);
+		report_error("the rollback could not restore an index", res.why,
+			     "the journal says rolling_back: `pgvalve recover --rollback` tries again");
+		goto record;
+	}
+	if (!journal_undo_statements(observer, id, &undo, &n, &err))
 		goto db_failed;
 	stmts = xcalloc((size_t)n + 1, sizeof(*stmts));
 	for (int i = 0; i < n; i++) {
@@ -84,9 +129,12 @@ bool rollback_run(PGconn *ddl, PGconn *observer, const struct options *o, int64_
 		if (!db_exec(ddl, state_sql, &err))
 			goto db_failed;
 	} else if (!cutover_run(ddl, observer, o, &job, &res)) {
+		snprintf(why, sizeof(why),
+			 "%s; the rollback could not take its locks after %d attempt(s): %s", reason,
+			 res.attempts, res.why);
 		report_error("the rollback could not take its locks", res.why,
 			     "the journal says rolling_back: `pgvalve recover --rollback` tries again");
-		goto done;
+		goto record;
 	} else {
 		report_event("rolled_back", NULL,
 			     "migration %lld: %d statement(s) rolled back in one transaction "
@@ -100,6 +148,11 @@ bool rollback_run(PGconn *ddl, PGconn *observer, const struct options *o, int64_
 			err.msg);
 	}
 	ok = true;
+	goto done;
+record:
+	/* Exit 4 promises that the journal says why: the state stays rolling_back, with the reason. */
+	if (!journal_set_state(ddl, id, MIG_ROLLING_BACK, why, &err))
+		report_warning("cannot record in the journal why the rollback stopped", err.msg);
 	goto done;
 db_failed:
 	report_error("rollback failed", err.msg,

@@ -5,7 +5,14 @@
  * journal snapshotted that is gone or changed, with the same name and a
  * definition pg_get_constraintdef prints identically afterwards (foreign keys
  * and CHECKs come back NOT VALID and are validated after, without a hold).
- * Works from the journal alone, so recover can use it after a crash.
+ * A user's index that ADD CONSTRAINT … USING INDEX took over is built again
+ * first (concurrently, same name and definition), since dropping the
+ * constraint drops the index; an index the migration built itself is
+ * dropped. Works from the journal alone, so recover can use it after a
+ * crash.
+ *
+ * When it cannot finish, the journal keeps the state rolling_back with the
+ * reason and what stopped it in the migration's error (`pgvalve status`).
  */
 #ifndef PGVALVE_COORDINATOR_ROLLBACK_H
 #define PGVALVE_COORDINATOR_ROLLBACK_H

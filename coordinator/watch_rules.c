@@ -347,7 +347,15 @@ int watch_rules_longest_s(const struct watch_rule *rules, int n)
 	return longest;
 }
 
-/* The time since the cutover as a span a proxy answers: 1 ... WATCH_MAX_SPAN_S. */
+int watch_elapsed_s(time_t cutover, time_t now)
+{
+	/* Defensive: a clock stepped back still counts the current second. */
+	if (now < cutover)
+		return 1;
+	return now - cutover >= WATCH_MAX_SPAN_S ? WATCH_MAX_SPAN_S : (int)(now - cutover) + 1;
+}
+
+/* The seconds since the cutover as a span a proxy answers: 1 ... WATCH_MAX_SPAN_S. */
 static int since_cutover(int elapsed_s)
 {
 	return elapsed_s < 1 ? 1 : elapsed_s > WATCH_MAX_SPAN_S ? WATCH_MAX_SPAN_S : elapsed_s;

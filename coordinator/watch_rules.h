@@ -17,8 +17,8 @@
  *   (the proxies keep five minutes). Every comparison is a strict ">": exactly
  *   1% does not trip "> 1%".
  *
- * Spans. Counting rules never count what happened before the cutover: without
- * "in Ss" they count since the cutover commit; with it, over the last S
+ * Spans. Counting rules never count the seconds before the cutover's: without
+ * "in Ss" they count since the cutover (its own second whole); with it, over the last S
  * seconds, or since the cutover while that is shorter. "Since the cutover"
  * is itself capped at 300 s, so in a longer watch it means the last five
  * minutes. error_rate is over the last S seconds (10 by default) even just
@@ -34,7 +34,14 @@
  * Default rules (no --rollback-on): "constraint_violations > 1%",
  * "constraint_violations > 5 in 10s", "error_rate > 3x baseline + 1/s".
  *
- * The watch loop, every second, 'elapsed_s' after the cutover commit:
+ * Seconds. A proxy's GET /errors?window_s=N covers the wall-clock seconds
+ * (now - N, now]: N = 1 is the current second only. The cutover's own
+ * second counts as one of the seconds since the cutover (a burst right
+ * after the commit lands in it), so 'elapsed_s' is
+ * watch_elapsed_s(cutover, now): now - cutover + 1.
+ *
+ * The watch loop, every second:
+ *   elapsed_s = watch_elapsed_s(cutover_at, time(NULL));
  *   n = watch_spans(rules, n_rules, elapsed_s, spans);
  *   for each spans[i]: GET /errors?window_s=spans[i] from every proxy,
  *                      answers[i] = watch_errors_sum(those answers);
@@ -47,6 +54,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define WATCH_MAX_RULES 16   /* --rollback-on given at most this often */
 #define WATCH_MAX_SPAN_S 300 /* the longest window_s a proxy answers */
@@ -87,7 +95,14 @@ void watch_rules_default(struct watch_rule *out, int *n);
 /* The longest "in Ss" span of the rules (error_rate counts 10 s without one); 0 if none has a span. */
 int watch_rules_longest_s(const struct watch_rule *rules, int n);
 
-/* The window_s rule 'r' is evaluated over, 'elapsed_s' seconds after the cutover: 1 ... 300. */
+/*
+ * The wall-clock seconds since a cutover whose transaction began at
+ * 'cutover' (time() then), as of 'now': the cutover's own second included,
+ * so at least 1.
+ */
+int watch_elapsed_s(time_t cutover, time_t now);
+
+/* The window_s rule 'r' is evaluated over at 'elapsed_s' (watch_elapsed_s): 1 ... 300. */
 int watch_rule_span(const struct watch_rule *r, int elapsed_s);
 
 /* The distinct spans (ascending) the 'n' rules need at 'elapsed_s'; returns how many. */
@@ -106,7 +121,7 @@ cJSON *watch_errors_sum(const cJSON *const *answers, int n, char *err, size_t er
 
 /* What the caller measured, all borrowed. */
 struct watch_input {
-	int elapsed_s;                      /* seconds since the cutover commit, rounded up */
+	int elapsed_s;                      /* watch_elapsed_s(): seconds since, the cutover's included */
 	const char *const *new_constraints; /* the names of the constraints the cutover added */
 	int n_new_constraints;
 	const cJSON *baseline;       /* summed answer for WATCH_BASELINE_S before the cutover;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -300,8 +301,8 @@ static void test_spans(void **state)
 
 	(void)state;
 	watch_rules_default(rules, &n);
-	/* Right after the cutover: "since" is 1 s, and 5-in-10s counts only since the cutover too. */
-	assert_int_equal(watch_spans(rules, n, 0, spans), 2);
+	/* In the cutover's own second: "since" is 1 s, and 5-in-10s counts only since the cutover too. */
+	assert_int_equal(watch_spans(rules, n, 1, spans), 2);
 	assert_int_equal(spans[0], 1);
 	assert_int_equal(spans[1], 10);
 	assert_int_equal(watch_spans(rules, n, 5, spans), 2);
@@ -319,6 +320,32 @@ static void test_spans(void **state)
 	assert_int_equal(watch_rule_span(&rules[0], 3), 120);
 	assert_int_equal(watch_rules_longest_s(rules, n), 120);
 	assert_int_equal(watch_spans(rules, 0, 5, spans), 0);
+}
+
+/*
+ * A proxy's window_s=N is the wall-clock seconds (now - N, now]: the span
+ * since a cutover must reach back to the cutover's own second.
+ */
+static void test_elapsed_includes_the_cutovers_second(void **state)
+{
+	struct watch_rule rules[WATCH_MAX_RULES];
+	int n, spans[WATCH_MAX_SPANS];
+	time_t cutover = 1700000000;
+
+	(void)state;
+	assert_int_equal(watch_elapsed_s(cutover, cutover), 1);
+	assert_int_equal(watch_elapsed_s(cutover, cutover + 1), 2);
+	assert_int_equal(watch_elapsed_s(cutover, cutover + 9), 10);
+	/* A clock stepped back still asks for the current second. */
+	assert_int_equal(watch_elapsed_s(cutover, cutover - 5), 1);
+	/* The proxies keep 300 s. */
+	assert_int_equal(watch_elapsed_s(cutover, cutover + 299), 300);
+	assert_int_equal(watch_elapsed_s(cutover, cutover + 100000), 300);
+	/* One second after the cutover's: "since the cutover" is two seconds, the cutover's and this one. */
+	rules[0] = parse_ok("constraint_violations > 3");
+	n = 1;
+	assert_int_equal(watch_spans(rules, n, watch_elapsed_s(cutover, cutover + 1), spans), 1);
+	assert_int_equal(spans[0], 2);
 }
 
 /* ----------------------------------------------------------------- summing */
@@ -603,6 +630,7 @@ int main(void)
 		cmocka_unit_test(test_format_round_trip),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_spans),
+		cmocka_unit_test(test_elapsed_includes_the_cutovers_second),
 		cmocka_unit_test(test_errors_sum),
 		cmocka_unit_test(test_errors_sum_refuses),
 		cmocka_unit_test(test_share_boundary),
