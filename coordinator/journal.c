@@ -589,7 +589,8 @@ void journal_prior_free(struct journal_prior *p, int n)
  * The statements, one row each: sql, table schema, table name, other schema,
  * other name, and the VALIDATE to run after (NULL but for a prior FK/CHECK
  * re-added NOT VALID). Drops of what the migration added come first, then
- * restores. Built on the server with format('%I'), from oids and from
+ * restores, then prior constraints an interrupted rollback left NOT VALID
+ * (sql "": only their VALIDATE is left to do). Built on the server with format('%I'), from oids and from
  * definitions PostgreSQL itself printed, so nothing is quoted by hand.
  */
 /* The table of a constraint in the journal's copy of the plan (c: one of its "constraints"). */
@@ -639,7 +640,20 @@ static const char undo_sql[] =
 	"    AND to_regclass(p.\"table\") IS NOT NULL "
 	"    AND EXISTS (SELECT 1 FROM plan) "
 	"    AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conrelid = p.\"table\"::regclass "
-	"                    AND con.conname = p.name AND pg_get_constraintdef(con.oid) = p.definition) "
+	"                    AND con.conname = p.name AND pg_get_constraintdef(con.oid) IN "
+	"                    (p.definition, p.definition || ' NOT VALID')) "
+	"  UNION ALL "
+	/*
+	 * prior constraints an earlier, interrupted rollback restored NOT VALID and
+	 * did not get to validate: no statement under the holds, only the VALIDATE
+	 */
+	"  SELECT 4, 0, '', p.\"table\"::regclass::oid, 0, "
+	"         format('ALTER TABLE %s VALIDATE CONSTRAINT %I', p.\"table\", p.name) "
+	"  FROM pgvalve.prior_constraints p "
+	"  JOIN pg_constraint con ON con.conrelid = p.\"table\"::regclass AND con.conname = p.name "
+	"  WHERE p.migration_id = $1::bigint AND p.contype IN ('f', 'c') AND p.validated "
+	"    AND to_regclass(p.\"table\") IS NOT NULL AND EXISTS (SELECT 1 FROM plan) "
+	"    AND pg_get_constraintdef(con.oid) = p.definition || ' NOT VALID' "
 	") "
 	"SELECT s.sql, tn.nspname, t.relname, coalesce(onn.nspname, ''), coalesce(o.relname, ''), s.validate "
 	"FROM (SELECT * FROM drops UNION ALL SELECT * FROM restores) s "

@@ -84,7 +84,14 @@ static bool validate_restored(PGconn *ddl, const struct journal_undo *u, int n, 
 
 bool rollback_run(PGconn *ddl, PGconn *observer, const struct options *o, int64_t id, const char *reason)
 {
-	char *state_sql = journal_state_sql(id, MIG_ROLLED_BACK);
+	/*
+	 * The undo transaction leaves the state rolling_back: the migration is
+	 * rolled back only once the restored constraints are validated too, so a
+	 * coordinator killed during that validation leaves a journal that
+	 * `recover --rollback` finishes (a constraint restored NOT VALID prints
+	 * another definition than its snapshot, so it is redone).
+	 */
+	char *state_sql = journal_state_sql(id, MIG_ROLLING_BACK);
 	const char *journal[1] = { state_sql };
 	struct journal_undo *undo = NULL;
 	struct cutover_stmt *stmts = NULL;
@@ -111,21 +118,22 @@ bool rollback_run(PGconn *ddl, PGconn *observer, const struct options *o, int64_
 		goto db_failed;
 	stmts = xcalloc((size_t)n + 1, sizeof(*stmts));
 	for (int i = 0; i < n; i++) {
+		if (undo[i].sql[0] == '\0')
+			continue; /* only its VALIDATE is left (validate_restored) */
 		/*
 		 * Dropping a constraint takes ACCESS EXCLUSIVE (a foreign key's on both
 		 * tables), and so does re-adding a CHECK: every undo statement is
 		 * treated as the strongest, with every statement held.
 		 */
-		stmts[i] = (struct cutover_stmt){ .sql = undo[i].sql,
-						  .table = undo[i].table,
-						  .other = undo[i].other,
-						  .lock = LOCK_ACCESS_EXCLUSIVE,
-						  .hold = HOLD_ALL_NEEDED };
-		report_event("rollback_step", NULL, "  %s", stmts[i].sql);
+		stmts[job.n_stmts++] = (struct cutover_stmt){ .sql = undo[i].sql,
+							      .table = undo[i].table,
+							      .other = undo[i].other,
+							      .lock = LOCK_ACCESS_EXCLUSIVE,
+							      .hold = HOLD_ALL_NEEDED };
+		report_event("rollback_step", NULL, "  %s", undo[i].sql);
 	}
 	job.stmts = stmts;
-	job.n_stmts = n;
-	if (n == 0) {
+	if (job.n_stmts == 0) {
 		if (!db_exec(ddl, state_sql, &err))
 			goto db_failed;
 	} else if (!cutover_run(ddl, observer, o, &job, &res)) {
@@ -139,7 +147,7 @@ bool rollback_run(PGconn *ddl, PGconn *observer, const struct options *o, int64_
 		report_event("rolled_back", NULL,
 			     "migration %lld: %d statement(s) rolled back in one transaction "
 			     "(held %lld ms, %d attempt(s))",
-			     (long long)id, n, (long long)res.held_ms, res.attempts);
+			     (long long)id, job.n_stmts, (long long)res.held_ms, res.attempts);
 	}
 	drop_built_indexes(ddl, id);
 	if (!validate_restored(ddl, undo, n, &err)) {
@@ -147,6 +155,8 @@ bool rollback_run(PGconn *ddl, PGconn *observer, const struct options *o, int64_
 			"a restored constraint did not validate (it stays NOT VALID: enforced for new rows)",
 			err.msg);
 	}
+	if (!journal_set_state(ddl, id, MIG_ROLLED_BACK, reason, &err))
+		goto db_failed;
 	ok = true;
 	goto done;
 record:

@@ -436,3 +436,33 @@ def test_failed_and_rolling_back_recovered(pg, slow, tmp_path, state, how):
     assert journal_state(db) == state
     r = pgvalve("recover", f"--{how}", pg=pg)
     check_recovered(db, "rollback", r, -1)
+
+
+def test_killed_while_rollback_validates_restored(pg, slow, tmp_path):
+    """`pgvalve rollback` killed while it validates a constraint it restored (the migration had
+    dropped it): the journal still says rolling_back, not rolled_back, and `recover --rollback`
+    run at once ends the orphaned VALIDATE and leaves the constraint restored and valid."""
+    db, knob = slow
+    knob.release()
+    db.execute(f"ALTER TABLE slow_items ADD CONSTRAINT {SLOW_CONSTRAINT} CHECK (slow_positive(v))")
+    path = write_file(tmp_path, "drop.sql", f"ALTER TABLE slow_items DROP CONSTRAINT {SLOW_CONSTRAINT};\n")
+    r = pgvalve("apply", path, "--watch", "0", pg=pg)
+    assert r.rc == 0, r
+    assert slow_constraint(db) == (False, None)
+    again = Knob(pg)                                               # validations are slow again
+    try:
+        p = spawn("rollback", "1", pg=pg, env=NO_CHECK)
+        backend = backend_of(db, p.pid, "%VALIDATE CONSTRAINT%")
+        assert journal_state(db) == "rolling_back"                 # not rolled back until it validates
+        assert slow_constraint(db) == (True, False)
+        kill(p)
+        rec = spawn("recover", "--rollback", pg=pg)
+        harness.wait_for(lambda: gone(db, backend), 120, what="the orphaned backend to be ended")
+        again.release()
+        r = finish(rec)
+    finally:
+        again.close()
+    assert r.rc == 3, r
+    assert journal_state(db) == "rolled_back"
+    assert slow_constraint(db) == (True, True)
+    assert backends_of(db, p.pid) == []
