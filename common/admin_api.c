@@ -24,5 +24,10 @@ bool admin_hold_id_valid(const char *id)
 {
 	size_t len = strlen(id);
 
-	return len > 0 && len < ADMIN_HOLD_ID_MAX && !strchr(id, '/');
+	if (len == 0 || len >= ADMIN_HOLD_ID_MAX)
+		return false;
+	/* "." and ".." are dot-segments: clients remove them from a path (RFC 3986, 5.2.4). */
+	if (strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
+		return false;
+	return strspn(id, ADMIN_HOLD_ID_CHARS) == len;
 }

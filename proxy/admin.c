@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include "admin_body.h"
+#include "pgvalve/admin_api.h"
+#include "pgvalve/jsonval.h"
 #include "pgvalve/log.h"
 #include "runtime.h"
 #include "session.h"
@@ -127,7 +129,7 @@ static void reply_error(struct evhttp_request *req, int code, const char *msg)
 {
 	cJSON *doc = cJSON_CreateObject();
 
-	cJSON_AddStringToObject(doc, "error", msg);
+	cJSON_AddStringToObject(doc, ADMIN_ERROR, msg);
 	reply_json(req, code, doc);
 }
 
@@ -157,7 +159,7 @@ static void handle_holds_list(struct evhttp_request *req)
 {
 	cJSON *doc = cJSON_CreateObject();
 
-	hold_registry_describe(cJSON_AddArrayToObject(doc, "holds"));
+	hold_registry_describe(cJSON_AddArrayToObject(doc, ADMIN_HOLDS_LIST));
 	reply_json(req, 200, doc);
 }
 
@@ -167,7 +169,7 @@ static void handle_holds_create(struct evhttp_request *req)
 	struct hold_apply sum = { 0 };
 	const struct hold *held;
 	struct hold *hold;
-	char err[512], id[HOLD_ID_MAX];
+	char err[512], id[ADMIN_HOLD_ID_MAX];
 	int status;
 
 	if (!body)
@@ -192,17 +194,16 @@ static void handle_holds_create(struct evhttp_request *req)
 		 held->id, hold_mode_name(held->mode), hold_policy_name(held->policy), held->n_tables,
 		 (long long)held->lease_ms, rt.n_workers, sum.parked, sum.in_transaction);
 	doc = cJSON_CreateObject();
-	cJSON_AddStringToObject(doc, "id", held->id);
-	cJSON_AddNumberToObject(doc, "parked", sum.parked);
-	cJSON_AddNumberToObject(doc, "in_transaction", sum.in_transaction);
-	cJSON_AddItemToObject(doc, "in_transaction_pids", sum.pids);
-	cJSON_AddNumberToObject(doc, "lease_ms", (double)held->lease_ms);
+	cJSON_AddStringToObject(doc, ADMIN_HOLD_ID, held->id);
+	cJSON_AddNumberToObject(doc, ADMIN_HOLD_PARKED, sum.parked);
+	cJSON_AddNumberToObject(doc, ADMIN_HOLD_IN_TRANSACTION, sum.in_transaction);
+	cJSON_AddItemToObject(doc, ADMIN_HOLD_IN_TRANSACTION_PIDS, sum.pids);
+	cJSON_AddNumberToObject(doc, ADMIN_HOLD_LEASE_MS, (double)held->lease_ms);
 	reply_json(req, 201, doc);
 }
 
 static void handle_hold_renew(struct evhttp_request *req, const struct hold *h)
 {
-	static const char *const keys[] = { "lease_ms", NULL };
 	cJSON *body = read_json_body(req), *doc;
 	int64_t lease_ms;
 	char err[256];
@@ -210,8 +211,7 @@ static void handle_hold_renew(struct evhttp_request *req, const struct hold *h)
 
 	if (!body)
 		return;
-	ok = admin_body_known_keys(body, keys, err, sizeof(err)) &&
-		admin_body_ms(body, "lease_ms", h->lease_ms, 1, HOLD_MAX_MS, &lease_ms, err, sizeof(err));
+	ok = admin_body_renew(body, h->lease_ms, &lease_ms, err, sizeof(err));
 	cJSON_Delete(body);
 	if (!ok) {
 		reply_error(req, 400, err);
@@ -219,21 +219,21 @@ static void handle_hold_renew(struct evhttp_request *req, const struct hold *h)
 	}
 	(void)hold_registry_renew(h->id, lease_ms);
 	doc = cJSON_CreateObject();
-	cJSON_AddStringToObject(doc, "id", h->id);
-	cJSON_AddNumberToObject(doc, "lease_ms", (double)lease_ms);
+	cJSON_AddStringToObject(doc, ADMIN_HOLD_ID, h->id);
+	cJSON_AddNumberToObject(doc, ADMIN_HOLD_LEASE_MS, (double)lease_ms);
 	reply_json(req, 200, doc);
 }
 
 static void handle_hold_path(struct evhttp_request *req, const char *rest)
 {
-	char id[HOLD_ID_MAX + 8];
+	char id[ADMIN_HOLD_ID_MAX];
 	const char *slash = strchr(rest, '/');
 	size_t idlen = slash ? (size_t)(slash - rest) : strlen(rest);
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	const struct hold *h;
 	cJSON *doc;
 
-	if (idlen == 0 || idlen >= HOLD_ID_MAX) {
+	if (idlen == 0 || idlen >= ADMIN_HOLD_ID_MAX) {
 		reply_error(req, 404, "no such hold");
 		return;
 	}
@@ -243,13 +243,13 @@ static void handle_hold_path(struct evhttp_request *req, const char *rest)
 		reply_error(req, 404, "no such hold");
 		return;
 	}
-	if (slash && strcmp(slash, "/renew") == 0 && cmd == EVHTTP_REQ_POST) {
+	if (slash && strcmp(slash, ADMIN_PATH_RENEW_SUFFIX) == 0 && cmd == EVHTTP_REQ_POST) {
 		handle_hold_renew(req, h);
 	} else if (!slash && cmd == EVHTTP_REQ_DELETE) {
 		(void)hold_registry_release(id);
 		log_info("hold %s: released", id);
 		doc = cJSON_CreateObject();
-		cJSON_AddStringToObject(doc, "released", id);
+		cJSON_AddStringToObject(doc, ADMIN_HOLD_RELEASED, id);
 		reply_json(req, 200, doc);
 	} else if (!slash && cmd == EVHTTP_REQ_GET) {
 		doc = cJSON_CreateObject();
@@ -338,17 +338,19 @@ static void handle_status(struct evhttp_request *req)
 		cJSON_AddItemToArray(ups, u);
 	}
 	cJSON_AddItemToObject(doc, "sessions", sessions);
-	hold_registry_describe(cJSON_AddArrayToObject(doc, "holds"));
+	hold_registry_describe(cJSON_AddArrayToObject(doc, ADMIN_HOLDS_LIST));
 	reports_free(r);
 	reply_json(req, 200, doc);
 }
 
-static const char *stats_kind_name(int kind)
-{
-	static const char *const names[] = { "by_sqlstate", "by_table", "by_constraint" };
-
-	return names[kind];
-}
+/* The /errors groups are the window's key kinds, in the same order. */
+_Static_assert((int)STATS_SQLSTATE == (int)ADMIN_BY_SQLSTATE && (int)STATS_TABLE == (int)ADMIN_BY_TABLE &&
+		       (int)STATS_CONSTRAINT == (int)ADMIN_BY_CONSTRAINT &&
+		       (int)STATS_KIND_COUNT == (int)ADMIN_ERRORS_GROUPS,
+	       "enum stats_key_kind indexes admin_errors_groups");
+/* The window a worker keeps must cover the longest one /errors is asked for. */
+_Static_assert(ADMIN_ERRORS_MAX_WINDOW_S <= STATS_WINDOW_S,
+	       "STATS_WINDOW_S covers ADMIN_ERRORS_MAX_WINDOW_S");
 
 static void handle_errors(struct evhttp_request *req)
 {
@@ -363,14 +365,17 @@ static void handle_errors(struct evhttp_request *req)
 				       ? evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req))
 				       : "",
 			       &query);
-	ws = evhttp_find_header(&query, "window_s");
+	ws = evhttp_find_header(&query, ADMIN_ERRORS_WINDOW_S);
 	if (ws) {
-		char *end;
+		char *end, err[256];
 
 		window_s = strtol(ws, &end, 10);
-		if (*end || end == ws || window_s < 1 || window_s > STATS_WINDOW_S - 30) {
+		if (*end || end == ws || window_s < 1 || window_s > ADMIN_ERRORS_MAX_WINDOW_S) {
+			jsonval_fail(err, sizeof(err), ADMIN_ERRORS_WINDOW_S,
+				     "expected an integer from 1 to %d, got \"%.60s\"",
+				     ADMIN_ERRORS_MAX_WINDOW_S, ws);
 			evhttp_clear_headers(&query);
-			reply_error(req, 400, "window_s: expected an integer from 1 to 300");
+			reply_error(req, 400, err);
 			return;
 		}
 	}
@@ -387,11 +392,11 @@ static void handle_errors(struct evhttp_request *req)
 	reports_free(r);
 
 	doc = cJSON_CreateObject();
-	cJSON_AddNumberToObject(doc, "window_s", (double)window_s);
-	cJSON_AddNumberToObject(doc, "statements", (double)sum.statements);
-	cJSON_AddNumberToObject(doc, "errors", (double)sum.errors);
+	cJSON_AddNumberToObject(doc, ADMIN_ERRORS_WINDOW_S, (double)window_s);
+	cJSON_AddNumberToObject(doc, ADMIN_ERRORS_STATEMENTS, (double)sum.statements);
+	cJSON_AddNumberToObject(doc, ADMIN_ERRORS_ERRORS, (double)sum.errors);
 	for (int kind = 0; kind < STATS_KIND_COUNT; kind++)
-		groups[kind] = cJSON_AddObjectToObject(doc, stats_kind_name(kind));
+		groups[kind] = cJSON_AddObjectToObject(doc, admin_errors_groups[kind]);
 	for (int k = 0; k < sum.keys.n; k++)
 		cJSON_AddNumberToObject(groups[sum.keys.v[k].kind], sum.keys.v[k].name,
 					(double)sum.keys.v[k].count);
@@ -518,10 +523,10 @@ static void route(struct evhttp_request *req, void *arg)
 		const char *path;
 		void (*fn)(struct evhttp_request *);
 	} routes[] = {
-		{ "/healthz", handle_healthz },
-		{ "/status", handle_status },
-		{ "/metrics", handle_metrics },
-		{ "/errors", handle_errors },
+		{ ADMIN_PATH_HEALTHZ, handle_healthz },
+		{ ADMIN_PATH_STATUS, handle_status },
+		{ ADMIN_PATH_METRICS, handle_metrics },
+		{ ADMIN_PATH_ERRORS, handle_errors },
 	};
 
 	if (!path)
@@ -531,7 +536,7 @@ static void route(struct evhttp_request *req, void *arg)
 		reply_error(req, 401, "this call needs Authorization: Bearer <token> (admin.token_file)");
 		return;
 	}
-	if (strcmp(path, "/holds") == 0) {
+	if (strcmp(path, ADMIN_PATH_HOLDS) == 0) {
 		if (evhttp_request_get_command(req) == EVHTTP_REQ_GET)
 			handle_holds_list(req);
 		else if (evhttp_request_get_command(req) == EVHTTP_REQ_POST)
@@ -540,11 +545,11 @@ static void route(struct evhttp_request *req, void *arg)
 			reply_error(req, 405, "method not allowed");
 		return;
 	}
-	if (strncmp(path, "/holds/", 7) == 0) {
-		handle_hold_path(req, path + 7);
+	if (strncmp(path, ADMIN_PATH_HOLDS_PREFIX, strlen(ADMIN_PATH_HOLDS_PREFIX)) == 0) {
+		handle_hold_path(req, path + strlen(ADMIN_PATH_HOLDS_PREFIX));
 		return;
 	}
-	if (strcmp(path, "/switchover") == 0) {
+	if (strcmp(path, ADMIN_PATH_SWITCHOVER) == 0) {
 		if (evhttp_request_get_command(req) == EVHTTP_REQ_POST)
 			handle_switchover(req);
 		else

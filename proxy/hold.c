@@ -13,17 +13,23 @@
 #include <sys/random.h>
 
 #include "admin_body.h"
+#include "pgvalve/jsonval.h"
+
+#define TABLE_NAMES "table names (\"schema.table\", \"table\" or \"*\")"
 
 const char *hold_mode_name(enum hold_mode m)
 {
-	return m == HOLD_ALL ? "all" : "writes";
+	return admin_hold_modes[m];
 }
 
 const char *hold_policy_name(enum hold_policy p)
 {
-	static const char *const names[] = { "queue", "reject", "reroute" };
+	return admin_hold_policies[p];
+}
 
-	return names[p];
+const char *hold_on_timeout_name(enum hold_on_timeout t)
+{
+	return admin_hold_on_timeouts[t];
 }
 
 static bool parse_table(const char *s, struct hold_table *t)
@@ -45,48 +51,62 @@ static bool parse_table(const char *s, struct hold_table *t)
 	return true;
 }
 
+/* body["tables"] is an array of 1 to ADMIN_HOLD_MAX_TABLES items; else 'err' filled. */
+static bool check_tables(const cJSON *tables, char *err, size_t errlen)
+{
+	int n = cJSON_GetArraySize(tables);
+	char got[80];
+
+	if (cJSON_IsArray(tables) && n >= 1 && n <= ADMIN_HOLD_MAX_TABLES)
+		return true;
+	return jsonval_fail(err, errlen, ADMIN_HOLD_TABLES,
+			    "expected an array of 1 to %d " TABLE_NAMES ", got %s", ADMIN_HOLD_MAX_TABLES,
+			    !tables                          ? "nothing"
+				    : !cJSON_IsArray(tables) ? jsonval_describe(tables, got, sizeof(got))
+				    : n < 1                  ? "an empty one"
+							     : "a longer one");
+}
+
+/* body["id"], when given: admin_hold_id_valid(); else 'err' filled. */
+static bool check_id(const cJSON *id, char *err, size_t errlen)
+{
+	char got[80];
+
+	if (!id || (cJSON_IsString(id) && admin_hold_id_valid(id->valuestring)))
+		return true;
+	return jsonval_fail(
+		err, errlen, ADMIN_HOLD_ID,
+		"expected 1 to %d letters, digits, '-', '_', '.' or ':' (not \".\" or \"..\"), got %s",
+		ADMIN_HOLD_ID_MAX - 1, jsonval_describe(id, got, sizeof(got)));
+}
+
 struct hold *hold_parse(const cJSON *body, char *err, size_t errlen)
 {
-	static const char *const modes[] = { "writes", "all" };
-	static const char *const policies[] = { "queue", "reject", "reroute" };
-	static const char *const timeouts[] = { "release", "reject" };
-	static const char *const keys[] = { "tables",     "mode", "policy",   "lease_ms", "max_wait_ms",
-					    "on_timeout", "id",   "upstream", NULL };
-	const cJSON *tables = cJSON_GetObjectItemCaseSensitive(body, "tables");
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(body, "id");
-	const cJSON *upstream = cJSON_GetObjectItemCaseSensitive(body, "upstream");
+	const cJSON *tables = cJSON_GetObjectItemCaseSensitive(body, ADMIN_HOLD_TABLES);
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(body, ADMIN_HOLD_ID);
+	const cJSON *upstream = cJSON_GetObjectItemCaseSensitive(body, ADMIN_HOLD_UPSTREAM);
 	const cJSON *item;
 	struct hold *h;
-	int n, mode, policy, on_timeout;
+	int mode, policy, on_timeout;
+	char got[80];
 
-	if (!admin_body_known_keys(body, keys, err, errlen))
+	if (!admin_body_known_keys(body, admin_hold_keys, err, errlen) ||
+	    !check_tables(tables, err, errlen) || !check_id(id, err, errlen))
 		return NULL;
-	n = cJSON_GetArraySize(tables);
-	if (!cJSON_IsArray(tables) || n < 1 || n > HOLD_MAX_TABLES) {
-		snprintf(err, errlen,
-			 "tables: expected an array of 1 to %d table names (\"schema.table\", \"table\" or "
-			 "\"*\")",
-			 HOLD_MAX_TABLES);
-		return NULL;
-	}
-	if (id &&
-	    (!cJSON_IsString(id) || !id->valuestring[0] || strlen(id->valuestring) >= HOLD_ID_MAX ||
-	     strchr(id->valuestring, '/'))) {
-		snprintf(err, errlen, "id: expected a non-empty string of at most %d characters without '/'",
-			 HOLD_ID_MAX - 1);
-		return NULL;
-	}
-	h = calloc(1, sizeof(*h) + (size_t)n * sizeof(h->tables[0]));
+	h = calloc(1, sizeof(*h) + (size_t)cJSON_GetArraySize(tables) * sizeof(h->tables[0]));
 	if (!h) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	if (!admin_body_enum(body, "mode", modes, 2, HOLD_WRITES, &mode, err, errlen) ||
-	    !admin_body_enum(body, "policy", policies, 3, HOLD_QUEUE, &policy, err, errlen) ||
-	    !admin_body_enum(body, "on_timeout", timeouts, 2, HOLD_TIMEOUT_RELEASE, &on_timeout, err,
+	if (!admin_body_enum(body, ADMIN_HOLD_MODE, admin_hold_modes, -1, HOLD_WRITES, &mode, err, errlen) ||
+	    !admin_body_enum(body, ADMIN_HOLD_POLICY, admin_hold_policies, -1, HOLD_QUEUE, &policy, err,
 			     errlen) ||
-	    !admin_body_ms(body, "lease_ms", 5000, 1, HOLD_MAX_MS, &h->lease_ms, err, errlen) ||
-	    !admin_body_ms(body, "max_wait_ms", 2000, 1, HOLD_MAX_MS, &h->max_wait_ms, err, errlen))
+	    !admin_body_enum(body, ADMIN_HOLD_ON_TIMEOUT, admin_hold_on_timeouts, -1, HOLD_TIMEOUT_RELEASE,
+			     &on_timeout, err, errlen) ||
+	    !admin_body_ms(body, ADMIN_HOLD_LEASE_MS, ADMIN_HOLD_DEFAULT_LEASE_MS, 1, ADMIN_HOLD_MAX_MS,
+			   &h->lease_ms, err, errlen) ||
+	    !admin_body_ms(body, ADMIN_HOLD_MAX_WAIT_MS, ADMIN_HOLD_DEFAULT_MAX_WAIT_MS, 1, ADMIN_HOLD_MAX_MS,
+			   &h->max_wait_ms, err, errlen))
 		goto fail;
 	h->mode = (enum hold_mode)mode;
 	h->policy = (enum hold_policy)policy;
@@ -94,23 +114,20 @@ struct hold *hold_parse(const cJSON *body, char *err, size_t errlen)
 	if (h->policy == HOLD_REROUTE) {
 		if (!cJSON_IsString(upstream) || !upstream->valuestring[0] ||
 		    strlen(upstream->valuestring) >= sizeof(h->upstream)) {
-			snprintf(
-				err, errlen,
-				"upstream: policy reroute needs the name of the upstream new sessions go to");
+			jsonval_fail(err, errlen, ADMIN_HOLD_UPSTREAM,
+				     "policy reroute needs the name of the upstream new sessions go to");
 			goto fail;
 		}
 		snprintf(h->upstream, sizeof(h->upstream), "%s", upstream->valuestring);
 	} else if (upstream) {
-		snprintf(err, errlen, "upstream: only meaningful with policy reroute");
+		jsonval_fail(err, errlen, ADMIN_HOLD_UPSTREAM, "only meaningful with policy reroute");
 		goto fail;
 	}
 	cJSON_ArrayForEach(item, tables)
 	{
 		if (!cJSON_IsString(item) || !parse_table(item->valuestring, &h->tables[h->n_tables])) {
-			snprintf(err, errlen,
-				 "tables: \"%.80s\" is not a table name (\"schema.table\", \"table\" or "
-				 "\"*\")",
-				 cJSON_IsString(item) ? item->valuestring : "(not a string)");
+			jsonval_fail(err, errlen, ADMIN_HOLD_TABLES, "expected " TABLE_NAMES ", got %s in it",
+				     jsonval_describe(item, got, sizeof(got)));
 			goto fail;
 		}
 		h->n_tables++;
@@ -167,9 +184,9 @@ const struct hold *hold_conflict(const struct hold_set *set, const struct classi
 
 void hold_describe(const struct hold *h, cJSON *obj)
 {
-	cJSON *tables = cJSON_AddArrayToObject(obj, "tables");
+	cJSON *tables = cJSON_AddArrayToObject(obj, ADMIN_HOLD_TABLES);
 
-	cJSON_AddStringToObject(obj, "id", h->id);
+	cJSON_AddStringToObject(obj, ADMIN_HOLD_ID, h->id);
 	for (int t = 0; t < h->n_tables; t++) {
 		char name[2 * CLASSIFY_NAME_MAX + 2];
 
@@ -177,12 +194,11 @@ void hold_describe(const struct hold *h, cJSON *obj)
 			 h->tables[t].name);
 		cJSON_AddItemToArray(tables, cJSON_CreateString(name));
 	}
-	cJSON_AddStringToObject(obj, "mode", hold_mode_name(h->mode));
-	cJSON_AddStringToObject(obj, "policy", hold_policy_name(h->policy));
-	cJSON_AddStringToObject(obj, "on_timeout",
-				h->on_timeout == HOLD_TIMEOUT_REJECT ? "reject" : "release");
-	cJSON_AddNumberToObject(obj, "lease_ms", (double)h->lease_ms);
-	cJSON_AddNumberToObject(obj, "max_wait_ms", (double)h->max_wait_ms);
+	cJSON_AddStringToObject(obj, ADMIN_HOLD_MODE, hold_mode_name(h->mode));
+	cJSON_AddStringToObject(obj, ADMIN_HOLD_POLICY, hold_policy_name(h->policy));
+	cJSON_AddStringToObject(obj, ADMIN_HOLD_ON_TIMEOUT, hold_on_timeout_name(h->on_timeout));
+	cJSON_AddNumberToObject(obj, ADMIN_HOLD_LEASE_MS, (double)h->lease_ms);
+	cJSON_AddNumberToObject(obj, ADMIN_HOLD_MAX_WAIT_MS, (double)h->max_wait_ms);
 	if (h->policy == HOLD_REROUTE)
-		cJSON_AddStringToObject(obj, "upstream", h->upstream);
+		cJSON_AddStringToObject(obj, ADMIN_HOLD_UPSTREAM, h->upstream);
 }

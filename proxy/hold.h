@@ -13,19 +13,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pgvalve/admin_api.h"
 #include "pgvalve/classify.h"
 
+/* Valued as admin_api.h's enums, so each indexes that header's name list. */
 enum hold_mode {
-	HOLD_WRITES, /* work taking a lock that conflicts with SHARE ROW EXCLUSIVE */
-	HOLD_ALL,    /* any reference (the DDL takes ACCESS EXCLUSIVE) */
+	HOLD_WRITES = ADMIN_MODE_WRITES, /* work taking a lock that conflicts with SHARE ROW EXCLUSIVE */
+	HOLD_ALL = ADMIN_MODE_ALL,       /* any reference (the DDL takes ACCESS EXCLUSIVE) */
 };
 
-enum hold_policy { HOLD_QUEUE, HOLD_REJECT, HOLD_REROUTE };
-enum hold_on_timeout { HOLD_TIMEOUT_RELEASE, HOLD_TIMEOUT_REJECT };
+enum hold_policy {
+	HOLD_QUEUE = ADMIN_POLICY_QUEUE,
+	HOLD_REJECT = ADMIN_POLICY_REJECT,
+	HOLD_REROUTE = ADMIN_POLICY_REROUTE,
+};
 
-#define HOLD_ID_MAX 64
-#define HOLD_MAX_TABLES 256
-#define HOLD_MAX_MS 3600000 /* the longest lease or max_wait: an hour */
+enum hold_on_timeout {
+	HOLD_TIMEOUT_RELEASE = ADMIN_ON_TIMEOUT_RELEASE,
+	HOLD_TIMEOUT_REJECT = ADMIN_ON_TIMEOUT_REJECT,
+};
 
 struct hold_table {
 	char schema[CLASSIFY_NAME_MAX]; /* "": any schema */
@@ -33,7 +39,7 @@ struct hold_table {
 };
 
 struct hold {
-	char id[HOLD_ID_MAX];
+	char id[ADMIN_HOLD_ID_MAX]; /* admin_hold_id_valid() */
 	enum hold_mode mode;
 	enum hold_policy policy;
 	enum hold_on_timeout on_timeout;
@@ -51,8 +57,10 @@ struct hold_set {
 };
 
 /*
- * Parses a POST /holds body. Returns NULL with 'err' filled ("tables: ..."),
- * else a malloc'd hold (id generated when absent).
+ * Parses a POST /holds body (admin_api.h's keys). Returns NULL with 'err'
+ * filled in jsonval.h's wording ('"tables": ...'), else a malloc'd hold (id
+ * generated when absent). Whether a reroute's upstream exists is the
+ * registry's check.
  */
 struct hold *hold_parse(const cJSON *body, char *err, size_t errlen);
 
@@ -65,10 +73,12 @@ struct hold *hold_parse(const cJSON *body, char *err, size_t errlen);
 const struct hold *hold_conflict(const struct hold_set *set, const struct classify_result *r, int upstream,
 				 const char **table);
 
-/* Adds a JSON description of 'h' to 'arr'. */
+/* Adds the fields of 'h' to 'obj', under the POST /holds body's keys. */
 void hold_describe(const struct hold *h, cJSON *obj);
 
+/* The names a body gives them (admin_api.h's lists). */
 const char *hold_mode_name(enum hold_mode m);
 const char *hold_policy_name(enum hold_policy p);
+const char *hold_on_timeout_name(enum hold_on_timeout t);
 
 #endif

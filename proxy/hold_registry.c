@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pgvalve/admin_api.h"
+#include "pgvalve/jsonval.h"
 #include "pgvalve/log.h"
 #include "runtime.h"
 #include "worker.h"
@@ -145,14 +147,14 @@ static void on_lease_expired(evutil_socket_t fd, short what, void *arg)
 /* A reroute hold names the upstream new sessions go to: it must be one the config has. */
 static bool resolve_reroute(struct hold *hold, char *err, size_t errlen)
 {
-	int n;
+	char why[512];
 
 	if (hold->policy != HOLD_REROUTE)
 		return true;
-	n = snprintf(err, errlen, "upstream: ");
-	hold->upstream_index = config_upstream_index(&rt.snap->cfg, hold->upstream, err + n,
-						     errlen - (size_t)n);
-	return hold->upstream_index >= 0;
+	hold->upstream_index = config_upstream_index(&rt.snap->cfg, hold->upstream, why, sizeof(why));
+	if (hold->upstream_index < 0)
+		return jsonval_fail(err, errlen, ADMIN_HOLD_UPSTREAM, "%s", why);
+	return true;
 }
 
 int hold_registry_add(struct hold *hold, struct hold_apply *sum, char *err, size_t errlen)

@@ -66,7 +66,7 @@ struct park {
 	struct session *next;    /* PARKED: the worker's parked list, in arrival order */
 	int64_t since_ms;        /* PARKED: when (clock_mono_ms) */
 	char rejected_table[CLASSIFY_NAME_MAX]; /* for the 55P03 message */
-	char rejected_hold[HOLD_ID_MAX];
+	char rejected_hold[ADMIN_HOLD_ID_MAX];
 };
 
 /* A worker's parked sessions, oldest first. Only park.c touches it. */

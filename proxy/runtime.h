@@ -49,7 +49,11 @@ struct runtime {
 	char *admin_token; /* from admin.token_file; NULL: mutating calls are open */
 };
 
-/* Reads admin.token_file (first line, trimmed). Returns false with 'err' filled. */
+/*
+ * Reads admin.token_file with token_file_read() into *token (malloc'd; NULL
+ * when 'path' is NULL: mutating admin calls are open). Returns false with
+ * 'err' filled in the config's wording: '"admin.token_file": cannot open ...'.
+ */
 bool runtime_load_token(const char *path, char **token, char *err, size_t errlen);
 
 extern struct runtime rt;

@@ -22,6 +22,8 @@
 
 #include "admin_body.h"
 #include "hold_registry.h"
+#include "pgvalve/admin_api.h"
+#include "pgvalve/jsonval.h"
 #include "pgvalve/log.h"
 #include "runtime.h"
 #include "session.h"
@@ -214,28 +216,21 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 /* Reads the body into 'sw'. Returns 0 or an HTTP status with 'err' filled. */
 static int parse_body(const cJSON *body, struct switchover *sw, char *err, size_t errlen)
 {
-	static const char *const keys[] = { "upstream", "drain_ms", "on_drain_timeout", NULL };
-	static const char *const on_timeout[] = { "close_at_idle", "terminate" };
-	const cJSON *up = cJSON_GetObjectItemCaseSensitive(body, "upstream");
-	int terminate, n;
+	struct admin_switchover_body b;
+	char why[512];
 
-	if (!admin_body_known_keys(body, keys, err, errlen))
+	if (!admin_body_switchover(body, SWITCHOVER_MAX_DRAIN_MS, &b, err, errlen))
 		return 400;
-	if (!cJSON_IsString(up)) {
-		snprintf(err, errlen, "upstream: expected the name of a configured upstream");
+	sw->target = config_upstream_index(&rt.snap->cfg, b.upstream, why, sizeof(why));
+	if (sw->target < 0) {
+		jsonval_fail(err, errlen, ADMIN_SWITCHOVER_UPSTREAM, "%s", why);
 		return 400;
 	}
-	n = snprintf(err, errlen, "upstream: ");
-	sw->target = config_upstream_index(&rt.snap->cfg, up->valuestring, err + n, errlen - (size_t)n);
-	if (sw->target < 0)
-		return 400;
-	if (!admin_body_ms(body, "drain_ms", 5000, 0, SWITCHOVER_MAX_DRAIN_MS, &sw->drain_ms, err, errlen) ||
-	    !admin_body_enum(body, "on_drain_timeout", on_timeout, 2, 0, &terminate, err, errlen))
-		return 400;
-	sw->terminate = terminate == 1;
+	sw->drain_ms = b.drain_ms;
+	sw->terminate = b.terminate;
 	sw->previous = rt.snap->active;
 	if (sw->target == sw->previous) {
-		snprintf(err, errlen, "upstream \"%s\" is active already", up->valuestring);
+		snprintf(err, errlen, "upstream \"%s\" is active already", b.upstream);
 		return 409;
 	}
 	return 0;
@@ -333,6 +328,6 @@ void switchover_abort(const char *why)
 	log_warn("switchover to upstream \"%s\" aborted: %s", rt.snap->cfg.upstreams[current->target].name,
 		 why);
 	doc = cJSON_CreateObject();
-	cJSON_AddStringToObject(doc, "error", why);
+	cJSON_AddStringToObject(doc, ADMIN_ERROR, why);
 	end(503, doc);
 }

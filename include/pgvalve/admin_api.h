@@ -52,11 +52,13 @@ extern const char *const admin_hold_on_timeouts[]; /* "release", "reject" */
 #define ADMIN_HOLD_DEFAULT_MAX_WAIT_MS 2000
 
 /*
- * A hold id: 1 to ADMIN_HOLD_ID_MAX - 1 characters, none of them '/' (it is
- * a path segment: /holds/{id}). Ids the proxy makes up are "h-" and 16 hex
- * digits; the coordinator's are "pgvalve-<migration id>-...".
+ * A hold id: 1 to ADMIN_HOLD_ID_MAX - 1 of ADMIN_HOLD_ID_CHARS, and not "."
+ * or "..". It is a path segment (/holds/{id}) that needs no percent-encoding
+ * and that no client rewrites. Ids the proxy makes up are "h-" and 16 hex
+ * digits; the coordinator's are "pgvalve-<migration id>-<what>-<n>-<mode>".
  */
 #define ADMIN_HOLD_ID_MAX 64 /* with the terminating NUL */
+#define ADMIN_HOLD_ID_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:"
 bool admin_hold_id_valid(const char *id);
 
 /* GET /holds answer: {"holds": [hold, ...]}, each hold described with the body keys. */

@@ -122,7 +122,7 @@ struct held {
 
 static struct held hold_make(uint8_t c, struct hold_ctl *ctl)
 {
-	static const int64_t waits[4] = { 1, 5, HOLD_MAX_MS, HOLD_MAX_MS };
+	static const int64_t waits[4] = { 1, 5, ADMIN_HOLD_MAX_MS, ADMIN_HOLD_MAX_MS };
 	struct held h;
 
 	h.hold = calloc(1, sizeof(*h.hold) + sizeof(h.hold->tables[0]));
@@ -135,7 +135,7 @@ static struct held hold_make(uint8_t c, struct hold_ctl *ctl)
 	snprintf(h.hold->tables[0].name, sizeof(h.hold->tables[0].name), "%s", c & 8 ? "*" : "t");
 	h.hold->n_tables = 1;
 	h.hold->max_wait_ms = waits[(c >> 4) & 3];
-	h.hold->lease_ms = HOLD_MAX_MS;
+	h.hold->lease_ms = ADMIN_HOLD_MAX_MS;
 	h.set->holds[0] = h.hold;
 	h.set->n = 1;
 	ctl->present = true;

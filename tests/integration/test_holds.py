@@ -113,6 +113,8 @@ def test_hold_api_create_list_get_renew_delete(proxy):
     ({"tables": [""]}, "tables"),
     ({"tables": [".t"]}, "tables"),
     ({"tables": [17]}, "tables"),
+    ({"tables": ["t"], "id": "a b"}, '"id": expected 1 to 63 letters, digits'),
+    ({"tables": ["t"], "id": "x?y"}, '"id": expected 1 to 63 letters, digits'),
 ])
 def test_bad_hold_bodies_are_400_naming_the_key(proxy, body, key):
     status, doc = admin(proxy, "POST", "/holds", body)

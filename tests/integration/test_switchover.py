@@ -344,7 +344,7 @@ def test_cancel_for_a_key_the_proxy_never_handed_out_is_dropped(setup):
 def test_switchover_errors(setup):
     proxy, *_ = setup
     status, doc = proxy.admin("POST", "/switchover", {"upstream": "purple"})
-    assert status == 400 and doc["error"] == 'upstream: no upstream named "purple" (configured: blue green)'
+    assert status == 400 and doc["error"] == '"upstream": no upstream named "purple" (configured: blue green)'
     status, doc = proxy.admin("POST", "/switchover", {"upstream": "blue"})
     assert status == 409 and doc["error"] == 'upstream "blue" is active already'
     status, doc = proxy.admin("POST", "/switchover", {"upstream": "green", "drain_ms": -1})
@@ -422,9 +422,9 @@ def test_reroute_hold_sends_new_sessions_elsewhere_and_queues_old_ones(setup):
 def test_reroute_hold_errors(setup):
     proxy, *_ = setup
     status, doc = proxy.admin("POST", "/holds", {"tables": ["t"], "policy": "reroute"})
-    assert status == 400 and doc["error"] == "upstream: policy reroute needs the name of the upstream new sessions go to"
+    assert status == 400 and doc["error"] == '"upstream": policy reroute needs the name of the upstream new sessions go to'
     status, doc = proxy.admin("POST", "/holds", {"tables": ["t"], "policy": "reroute", "upstream": "purple"})
-    assert status == 400 and doc["error"] == 'upstream: no upstream named "purple" (configured: blue green)'
+    assert status == 400 and doc["error"] == '"upstream": no upstream named "purple" (configured: blue green)'
     status, doc = proxy.admin("POST", "/holds", {"tables": ["t"], "policy": "queue", "upstream": "green"})
-    assert status == 400 and doc["error"] == "upstream: only meaningful with policy reroute"
+    assert status == 400 and doc["error"] == '"upstream": only meaningful with policy reroute'
     assert proxy.status()["holds"] == []
