@@ -130,10 +130,8 @@ void client_startup(struct session *s)
 		answer_negotiation(s, 'N');
 		return;
 	case PGWIRE_STARTUP_CANCEL:
-		if (cancel_forward(s->w, b->data, st.cancel_pid, st.cancel_key))
-			session_log(s, LOG_INFO, "cancel request for backend_pid=%u forwarded",
-				    st.cancel_pid);
-		else
+		/* Cancelled here if parked, else forwarded; logged where that is decided. */
+		if (!cancel_request(s->w, b->data, st.cancel_pid, st.cancel_key))
 			session_log(s, LOG_WARN,
 				    "cancel request for backend_pid=%u dropped: not a backend "
 				    "this proxy handed out",

@@ -343,7 +343,8 @@ static void check_sessions(void)
 			   a == SESSION_ACT_CLOSING);
 		FUZZ_CHECK(s->park.state != PARK_PARKED || s->state == SESSION_READY ||
 			   s->state == SESSION_LOGIN);
-		FUZZ_CHECK(s->c2s.track_all == (s->park.state == PARK_DISCARDING));
+		FUZZ_CHECK(s->c2s.track_all ==
+			   (s->park.state == PARK_DISCARDING || s->park.state == PARK_CANCELED));
 		/* Every wait has a deadline: login, connect, max_wait_ms, the last words. */
 		if (s->state != SESSION_READY || s->park.state == PARK_PARKED)
 			FUZZ_CHECK(s->timer && evtimer_pending(s->timer, NULL));
@@ -467,7 +468,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(atomic_load(&rt.clients) == 0);
 	FUZZ_CHECK(worker.parked.n == 0 && worker.parked.head == NULL && worker.parked.tail == NULL);
 	for (int i = 0; i < x.n_keys; i++)
-		FUZZ_CHECK(backend_keys_find(x.keys[i][0], x.keys[i][1]) < 0);
+		FUZZ_CHECK(!backend_keys_find(x.keys[i][0], x.keys[i][1], NULL));
 
 	if (ctl.present)
 		hold_publish(NULL);
