@@ -207,6 +207,9 @@ enum relay_msg client_on_msg(void *ctx, uint8_t type, uint8_t *body, uint32_t av
 	enum relay_msg verdict;
 	bool in_open_batch;
 
+	/* A handler closed the session (a rejection that could not be answered, say): judge nothing more. */
+	if (s->dead || s->state == SESSION_CLOSING)
+		return RELAY_MSG_STOP;
 	if ((verdict = park_discard(s, type)) != RELAY_MSG_PASS)
 		return verdict;
 	if (s->retiring && type != 'X' && s->tx_status == 'I' && s->syncs_pending == 0 &&
