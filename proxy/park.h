@@ -58,7 +58,8 @@ struct worker;
  */
 enum park_state {
 	PARK_FREE,            /* no unit held back: the next one is checked when it starts */
-	PARK_PARKED,          /* the unit waits unscanned in c2s, on the worker's parked list */
+	PARK_PARKED,          /* the unit waits unscanned in c2s, on the worker's parked list (the
+			       * client is still read, unscanned, to notice it leaving) */
 	PARK_BYPASS,          /* max_wait_ms ran out (release): the unit goes through, unchecked */
 	PARK_EXPIRED,         /* to be rejected (max_wait_ms ran out, on_timeout reject) at its re-check */
 	PARK_CANCELED,        /* a CancelRequest came while parked: answered 57014 at its re-scan */

@@ -4,7 +4,7 @@
  * said on each side is client.c's and server.c's; holds are park.c's.
  *
  *   STARTUP ──SSLRequest──► CLIENT_TLS ──► STARTUP
- *      │ StartupMessage                     (CancelRequest: forwarded, closed)
+ *      │ StartupMessage                     (CancelRequest: to cancel.c, closed)
  *      ▼
  *   CONNECTING ──► UPSTREAM_SSLREQ ──► UPSTREAM_TLS
  *      │                                   │
