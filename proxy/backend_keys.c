@@ -14,7 +14,7 @@ struct backend_key {
 	struct backend_key *next;
 	uint32_t pid;
 	uint32_t key;
-	int upstream;
+	struct backend_owner owner;
 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -27,7 +27,7 @@ static struct backend_key **bucket(uint32_t pid, uint32_t key)
 	return &buckets[(h ^ (h >> 16)) & (BUCKETS - 1)];
 }
 
-bool backend_keys_add(uint32_t pid, uint32_t key, int upstream)
+bool backend_keys_add(uint32_t pid, uint32_t key, const struct backend_owner *owner)
 {
 	struct backend_key *e = malloc(sizeof(*e));
 	struct backend_key **b;
@@ -36,7 +36,7 @@ bool backend_keys_add(uint32_t pid, uint32_t key, int upstream)
 		return false;
 	e->pid = pid;
 	e->key = key;
-	e->upstream = upstream;
+	e->owner = *owner;
 	pthread_mutex_lock(&mu);
 	b = bucket(pid, key);
 	e->next = *b;
@@ -61,17 +61,19 @@ void backend_keys_remove(uint32_t pid, uint32_t key)
 	free(gone);
 }
 
-int backend_keys_find(uint32_t pid, uint32_t key)
+bool backend_keys_find(uint32_t pid, uint32_t key, struct backend_owner *owner)
 {
-	int upstream = -1;
+	bool found = false;
 
 	pthread_mutex_lock(&mu);
 	for (struct backend_key *e = *bucket(pid, key); e; e = e->next) {
 		if (e->pid == pid && e->key == key) {
-			upstream = e->upstream;
+			if (owner)
+				*owner = e->owner;
+			found = true;
 			break;
 		}
 	}
 	pthread_mutex_unlock(&mu);
-	return upstream;
+	return found;
 }

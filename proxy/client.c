@@ -130,10 +130,8 @@ void client_startup(struct session *s)
 		answer_negotiation(s, 'N');
 		return;
 	case PGWIRE_STARTUP_CANCEL:
-		if (cancel_forward(s->w, b->data, st.cancel_pid, st.cancel_key))
-			session_log(s, LOG_INFO, "cancel request for backend_pid=%u forwarded",
-				    st.cancel_pid);
-		else
+		/* Cancelled here if parked, else forwarded; logged where that is decided. */
+		if (!cancel_request(s->w, b->data, st.cancel_pid, st.cancel_key))
 			session_log(s, LOG_WARN,
 				    "cancel request for backend_pid=%u dropped: not a backend "
 				    "this proxy handed out",
@@ -209,6 +207,9 @@ enum relay_msg client_on_msg(void *ctx, uint8_t type, uint8_t *body, uint32_t av
 	enum relay_msg verdict;
 	bool in_open_batch;
 
+	/* A handler closed the session (a rejection that could not be answered, say): judge nothing more. */
+	if (s->dead || s->state == SESSION_CLOSING)
+		return RELAY_MSG_STOP;
 	if ((verdict = park_discard(s, type)) != RELAY_MSG_PASS)
 		return verdict;
 	if (s->retiring && type != 'X' && s->tx_status == 'I' && s->syncs_pending == 0 &&

@@ -44,13 +44,14 @@ static int by_park_time(const void *a, const void *b)
 {
 	const struct parked_ref *x = a, *y = b;
 
-	return x->parked_at_ms < y->parked_at_ms ? -1 : x->parked_at_ms > y->parked_at_ms;
+	return x->arrival < y->arrival ? -1 : x->arrival > y->arrival;
 }
 
 /*
  * After a hold went away: re-checks every parked session, oldest first across
- * all workers, one at a time, so released work reaches the server in the
- * order it arrived at the proxy.
+ * all workers (by the arrival number park.c stamps when a unit parks), one at
+ * a time, so released work reaches the server in the order it arrived at the
+ * proxy.
  */
 static void resume_in_arrival_order(struct hold_apply *per)
 {

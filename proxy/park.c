@@ -8,6 +8,7 @@
 #include "park.h"
 
 #include <assert.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,13 +22,17 @@
 
 #define TO(state) (1u << (state))
 
+/* Counts units parked by every worker: a unit's number says when it parked (struct park.arrival). */
+static atomic_uint_fast64_t arrivals;
+
 /* The transitions park.h's table allows, as a bit set of targets per state. */
 static const unsigned allowed[PARK_N_STATES] = {
 	[PARK_FREE] = TO(PARK_PARKED) | TO(PARK_DISCARDING),
 	[PARK_PARKED] = TO(PARK_FREE) | TO(PARK_PARKED) | TO(PARK_BYPASS) | TO(PARK_EXPIRED) |
-		TO(PARK_DISCARDING),
+		TO(PARK_CANCELED) | TO(PARK_DISCARDING),
 	[PARK_BYPASS] = TO(PARK_FREE),
 	[PARK_EXPIRED] = TO(PARK_FREE) | TO(PARK_DISCARDING),
+	[PARK_CANCELED] = TO(PARK_FREE) | TO(PARK_DISCARDING),
 	[PARK_DISCARDING] = TO(PARK_FREE) | TO(PARK_REJECT_AT_READY),
 	[PARK_REJECT_AT_READY] = TO(PARK_FREE),
 };
@@ -37,6 +42,7 @@ static const char *const state_names[PARK_N_STATES] = {
 	[PARK_PARKED] = "parked",
 	[PARK_BYPASS] = "bypass",
 	[PARK_EXPIRED] = "expired",
+	[PARK_CANCELED] = "canceled",
 	[PARK_DISCARDING] = "discarding",
 	[PARK_REJECT_AT_READY] = "reject_at_ready",
 };
@@ -100,9 +106,10 @@ bool park_list_consistent(const struct worker *w)
 
 /*
  * Moves the session's unit to 'to' ('h': the hold it parks on, for PARKED).
- * Keeps the rest in step: the parked list and the max_wait timer for
- * PARKED, the relay's track_all for DISCARDING (every message up to the
- * Sync must be seen to be dropped).
+ * Keeps the rest in step: the parked list, the arrival number and the
+ * max_wait timer for PARKED, the relay's track_all for DISCARDING (every
+ * message up to the Sync must be seen to be dropped) and CANCELED (the
+ * cancelled unit's first message must be seen, whatever its type).
  */
 static void park_set_state(struct session *s, enum park_state to, const struct hold *h)
 {
@@ -126,13 +133,13 @@ static void park_set_state(struct session *s, enum park_state to, const struct h
 		if (s->state == SESSION_READY)
 			session_timer_idle(s);
 	}
-	if (from == PARK_DISCARDING)
-		s->c2s.track_all = false;
+	s->c2s.track_all = to == PARK_DISCARDING || to == PARK_CANCELED;
 	p->state = to;
 	switch (to) {
 	case PARK_PARKED:
 		if (from != PARK_PARKED) {
 			p->since_ms = clock_mono_ms();
+			p->arrival = atomic_fetch_add(&arrivals, 1) + 1;
 			list_append(s->w, s);
 			/* A unit sent before login completes keeps the login deadline; see park_login_done. */
 			if (s->state == SESSION_READY)
@@ -140,9 +147,6 @@ static void park_set_state(struct session *s, enum park_state to, const struct h
 			session_log(s, LOG_DEBUG, "parked by hold %s", h->id);
 		}
 		p->hold = h;
-		break;
-	case PARK_DISCARDING:
-		s->c2s.track_all = true;
 		break;
 	default:
 		break;
@@ -153,13 +157,35 @@ static void park_set_state(struct session *s, enum park_state to, const struct h
 
 /*
  * Answers a rejected unit as the server would answer a lock_timeout: an
- * ErrorResponse (55P03), then ReadyForQuery, so the session stays usable.
+ * ErrorResponse (55P03), then ReadyForQuery, so the session stays usable. A
+ * cancelled one is answered as the server answers a cancelled statement
+ * (57014, https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-CANCELING-REQUESTS).
  */
+static const char *reject_sqlstate(const struct session *s)
+{
+	return s->park.canceled ? "57014" : "55P03";
+}
+
 static size_t reject_message(struct session *s, uint8_t *msg, size_t cap, char *text, size_t tcap)
 {
-	snprintf(text, tcap, "pgvalve: table \"%s\" is held for a schema change (hold %s); retry shortly",
-		 s->park.rejected_table, s->park.rejected_hold);
-	return pgwire_build_error(msg, cap, "ERROR", "55P03", text);
+	if (s->park.canceled)
+		snprintf(text, tcap, "canceling statement due to user request");
+	else
+		snprintf(text, tcap,
+			 "pgvalve: table \"%s\" is held for a schema change (hold %s); retry shortly",
+			 s->park.rejected_table, s->park.rejected_hold);
+	return pgwire_build_error(msg, cap, "ERROR", reject_sqlstate(s), text);
+}
+
+/* For log lines: why the unit was answered instead of run. */
+static void reject_log(struct session *s, const char *what)
+{
+	if (s->park.canceled)
+		session_log(s, LOG_INFO, "cancelled %s while it was parked (hold %s)", what,
+			    s->park.rejected_hold);
+	else
+		session_log(s, LOG_INFO, "rejected %s on \"%s\" (hold %s)", what, s->park.rejected_table,
+			    s->park.rejected_hold);
 }
 
 /* Nothing of the unit reached the server: the proxy answers it alone, as the server would. */
@@ -175,21 +201,31 @@ static void finish_reject(struct session *s)
 	    !relay_append_scanned(&s->s2c, msg, (uint32_t)n) ||
 	    !relay_append_scanned(&s->s2c, ready, sizeof(ready))) {
 		/* Defensive: the server is mid-message to an idle session; closing is the safe answer. */
-		session_close(s, "55P03", "%s", text);
+		session_close(s, reject_sqlstate(s), "%s", text);
 		return;
 	}
-	session_log(s, LOG_INFO, "rejected a unit of work on \"%s\" (hold %s)", s->park.rejected_table,
-		    s->park.rejected_hold);
+	reject_log(s, "a unit of work");
 }
 
-static void start_reject(struct session *s, const struct hold *h, const char *table, uint8_t type)
+/*
+ * Rejects the unit whose first message is 'type' (the reason is in
+ * s->park): a Query or FunctionCall is a unit alone and is answered at
+ * once; an extended-protocol unit is dropped up to its Sync first.
+ */
+static void start_reject(struct session *s, uint8_t type)
 {
-	snprintf(s->park.rejected_table, sizeof(s->park.rejected_table), "%s", table ? table : "*");
-	snprintf(s->park.rejected_hold, sizeof(s->park.rejected_hold), "%s", h->id);
-	if (type == 'Q')
+	if (type == 'Q' || type == 'F')
 		finish_reject(s);
 	else
 		park_set_state(s, PARK_DISCARDING, NULL);
+}
+
+static void start_hold_reject(struct session *s, const struct hold *h, const char *table, uint8_t type)
+{
+	s->park.canceled = false;
+	snprintf(s->park.rejected_table, sizeof(s->park.rejected_table), "%s", table ? table : "*");
+	snprintf(s->park.rejected_hold, sizeof(s->park.rejected_hold), "%s", h->id);
+	start_reject(s, type);
 }
 
 enum relay_msg park_discard(struct session *s, uint8_t type)
@@ -219,11 +255,10 @@ bool park_reject_before_ready(struct session *s)
 
 	park_set_state(s, PARK_FREE, NULL);
 	if (n > sizeof(msg) || !relay_insert_scanned(&s->s2c, msg, (uint32_t)n)) {
-		session_close(s, "55P03", "%s", text);
+		session_close(s, reject_sqlstate(s), "%s", text);
 		return false;
 	}
-	session_log(s, LOG_INFO, "rejected the rest of an extended batch on \"%s\" (hold %s)",
-		    s->park.rejected_table, s->park.rejected_hold);
+	reject_log(s, "the rest of an extended batch");
 	return true;
 }
 
@@ -237,7 +272,7 @@ static enum relay_msg hold_decide(struct session *s, const struct hold *h, const
 		return RELAY_MSG_PASS;
 	}
 	if ((h->policy == HOLD_REJECT || s->park.state == PARK_EXPIRED) && s->state == SESSION_READY) {
-		start_reject(s, h, table, type);
+		start_hold_reject(s, h, table, type);
 		return RELAY_MSG_DROP;
 	}
 	/*
@@ -266,6 +301,11 @@ enum relay_msg park_check(struct session *s, uint8_t type, const uint8_t *body, 
 	bool unknown = false;
 	const struct hold *h;
 
+	/* A cancelled unit: its first message is this one (scanning stopped before it when it parked). */
+	if (s->park.state == PARK_CANCELED) {
+		start_reject(s, type);
+		return RELAY_MSG_DROP;
+	}
 	/* A bypassed unit, or a rejected one whose 55P03 waits for the server: nothing to decide. */
 	if (s->park.state == PARK_BYPASS || s->park.state == PARK_REJECT_AT_READY)
 		return RELAY_MSG_PASS;
@@ -368,6 +408,30 @@ void park_timed_out(struct session *s)
 		s->kick_client = true;
 }
 
+bool park_cancel(struct worker *w, uint64_t session_id)
+{
+	struct session *s;
+
+	for (s = w->parked.head; s && s->id != session_id; s = s->park.next)
+		;
+	/*
+	 * Not parked (its unit may be running: the server cancels it), or parked
+	 * before login completed, when the client cannot be answered yet: the
+	 * server, idle, ignores the cancel, as PostgreSQL does between statements.
+	 */
+	if (!s || s->state != SESSION_READY)
+		return false;
+	s->park.canceled = true;
+	snprintf(s->park.rejected_table, sizeof(s->park.rejected_table), "*");
+	snprintf(s->park.rejected_hold, sizeof(s->park.rejected_hold), "%s", s->park.hold->id);
+	park_set_state(s, PARK_CANCELED, NULL);
+	/* The unit waits at c2s.scan: scanning again answers it and lets what follows be checked. */
+	if (session_forward_client(s))
+		s->kick_client = true;
+	session_settle(s); /* may free s: nothing touches it after */
+	return true;
+}
+
 void park_leave(struct session *s)
 {
 	park_set_state(s, PARK_FREE, NULL);
@@ -397,7 +461,7 @@ void park_apply_holds_job(struct worker *w, void *arg)
 	if (a->list_parked && w->parked.n > 0) {
 		a->parked_refs = calloc((size_t)w->parked.n, sizeof(*a->parked_refs));
 		for (s = w->parked.head; s && a->parked_refs; s = s->park.next)
-			a->parked_refs[a->n_parked_refs++] = (struct parked_ref){ s->park.since_ms, w->index,
+			a->parked_refs[a->n_parked_refs++] = (struct parked_ref){ s->park.arrival, w->index,
 										  s->id };
 	}
 	for (s = w->sessions; s; s = s->next) {

@@ -23,13 +23,14 @@ struct worker;
  * session has one; it changes only in park_set_state(), which keeps the
  * parked list and the relay's track_all in step with it.
  *
- *   from \ to        FREE  PARKED  BYPASS  EXPIRED  DISCARDING  REJECT_AT_READY
- *   FREE              -     hold     .       .      reject(ext)      .
- *   PARKED          resume  rehold  release  reject  reject(ext)     .
- *   BYPASS          ready    .       -       .         .             .
- *   EXPIRED         check    .       .       -      reject(ext)      .
- *   DISCARDING      sync     .       .       .         -          sync(sent)
- *   REJECT_AT_READY ready    .       .       .         .             -
+ *   from \ to        FREE  PARKED  BYPASS  EXPIRED  CANCELED  DISCARDING  REJECT_AT_READY
+ *   FREE              -     hold     .       .        .     reject(ext)      .
+ *   PARKED          resume  rehold  release  reject  cancel   reject(ext)      .
+ *   BYPASS          ready    .       -       .        .         .              .
+ *   EXPIRED         check    .       .       -        .     reject(ext)      .
+ *   CANCELED        answer   .       .       .        -     answer(ext)      .
+ *   DISCARDING      sync     .       .       .        .         -         sync(sent)
+ *   REJECT_AT_READY ready    .       .       .        .         .              -
  *
  *   hold        a queue hold collides with the unit (or any hold does, before
  *               login completes: the client cannot be answered before that)
@@ -42,18 +43,26 @@ struct worker;
  *               for a unit a reject hold parked
  *   check       the expired unit's re-check: rejected (a Query at once), or
  *               no hold any more
+ *   cancel      a CancelRequest names the session (park_cancel)
+ *   answer      the cancelled unit's re-scan: a Query or FunctionCall is
+ *               answered 57014 and ReadyForQuery at once; 'ext': an
+ *               extended-protocol unit is dropped up to its Sync, as a
+ *               rejected one
  *   reject(ext) an extended-protocol unit is rejected: drop up to its Sync
  *   sync        its Sync arrives and nothing of it reached the server (the
- *               55P03 and a ReadyForQuery are queued for the client)
+ *               55P03, or 57014 for a cancelled unit, and a ReadyForQuery
+ *               are queued for the client)
  *   sync(sent)  part of the batch reached the server, which must see the Sync
  *   ready       the server's ReadyForQuery ends the unit (REJECT_AT_READY: the
  *               55P03 goes in front of it)
  */
 enum park_state {
 	PARK_FREE,            /* no unit held back: the next one is checked when it starts */
-	PARK_PARKED,          /* the unit waits unscanned in c2s, on the worker's parked list */
+	PARK_PARKED,          /* the unit waits unscanned in c2s, on the worker's parked list (the
+			       * client is still read, unscanned, to notice it leaving) */
 	PARK_BYPASS,          /* max_wait_ms ran out (release): the unit goes through, unchecked */
 	PARK_EXPIRED,         /* to be rejected (max_wait_ms ran out, on_timeout reject) at its re-check */
+	PARK_CANCELED,        /* a CancelRequest came while parked: answered 57014 at its re-scan */
 	PARK_DISCARDING,      /* a rejected extended unit: its messages are dropped up to its Sync */
 	PARK_REJECT_AT_READY, /* the 55P03 waits to go in front of the server's ReadyForQuery */
 	PARK_N_STATES,
@@ -65,6 +74,8 @@ struct park {
 	const struct hold *hold; /* PARKED: what it waits on; borrowed from the worker's hold set */
 	struct session *next;    /* PARKED: the worker's parked list, in arrival order */
 	int64_t since_ms;        /* PARKED: when (clock_mono_ms) */
+	uint64_t arrival;        /* PARKED: when, as a process-wide count (orders parking across workers) */
+	bool canceled;           /* the unit being rejected was cancelled: 57014, not 55P03 */
 	char rejected_table[CLASSIFY_NAME_MAX]; /* for the 55P03 message */
 	char rejected_hold[ADMIN_HOLD_ID_MAX];
 };
@@ -76,9 +87,13 @@ struct park_list {
 	int n;
 };
 
-/* A parked session, as the main thread may know it: by worker and id, never by pointer. */
+/*
+ * A parked session, as the main thread may know it: by worker and id, never
+ * by pointer. 'arrival' orders parked sessions of all workers by when they
+ * parked (a millisecond clock cannot: many park in the same millisecond).
+ */
 struct parked_ref {
-	int64_t parked_at_ms;
+	uint64_t arrival;
 	int worker;
 	uint64_t session_id;
 };
@@ -133,6 +148,17 @@ void park_login_done(struct session *s);
 
 /* max_wait_ms ran out for a parked session: releases or rejects its unit, per the hold. */
 void park_timed_out(struct session *s);
+
+/*
+ * A CancelRequest for session 'session_id' of worker 'w' (run on that
+ * worker). If the session's unit of work is parked, the unit is answered as
+ * PostgreSQL answers a cancelled query (ErrorResponse 57014, then
+ * ReadyForQuery; an extended-protocol unit is dropped up to its Sync) and
+ * never reaches the server: returns true, and the cancel must not be
+ * forwarded. False: nothing parked for that session; the cancel is the
+ * server's. May free the session.
+ */
+bool park_cancel(struct worker *w, uint64_t session_id);
 
 /* The session leaves the hold machinery (closing or freed): unparks it. */
 void park_leave(struct session *s);

@@ -206,7 +206,9 @@ enum relay_msg server_on_msg(void *ctx, uint8_t type, uint8_t *body, uint32_t av
 			s->backend_pid = pgwire_get_u32(body);
 			s->backend_key = pgwire_get_u32(body + 4);
 			/* No backend has PID 0: such a key is never registered (so never left behind at free). */
-			if (s->backend_pid && !backend_keys_add(s->backend_pid, s->backend_key, s->upstream))
+			if (s->backend_pid &&
+			    !backend_keys_add(s->backend_pid, s->backend_key,
+					      &(struct backend_owner){ s->upstream, s->w->index, s->id }))
 				session_log(
 					s, LOG_WARN,
 					"out of memory: cancel requests for this session will be dropped");

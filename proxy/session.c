@@ -4,7 +4,7 @@
  * said on each side is client.c's and server.c's; holds are park.c's.
  *
  *   STARTUP ──SSLRequest──► CLIENT_TLS ──► STARTUP
- *      │ StartupMessage                     (CancelRequest: forwarded, closed)
+ *      │ StartupMessage                     (CancelRequest: to cancel.c, closed)
  *      ▼
  *   CONNECTING ──► UPSTREAM_SSLREQ ──► UPSTREAM_TLS
  *      │                                   │
@@ -228,6 +228,12 @@ void session_close(struct session *s, const char *sqlstate, const char *fmt, ...
 	if (sqlstate && strcmp(sqlstate, "08P01") == 0)
 		s->w->stats.protocol_errors_total++;
 
+	/*
+	 * A parked unit (and whatever the client queued behind it) waits
+	 * unscanned: it never reaches the server, which is only told goodbye.
+	 */
+	if (s->park.state == PARK_PARKED)
+		relay_drop_unscanned(&s->c2s);
 	/* Say goodbye to the server politely when the stream allows it. */
 	if (s->server.fd >= 0 && s->state == SESSION_READY && relay_empty(&s->c2s) &&
 	    relay_at_boundary(&s->c2s) && !s->client_terminated) {
@@ -285,7 +291,17 @@ bool session_flush(struct session *s, struct relay_buf *b, struct conn *dst)
 static void on_eof(struct session *s, bool from_client)
 {
 	if (from_client) {
-		/* A client that leaves (Terminate or not) ends the session; nothing more goes to it. */
+		/*
+		 * A client that leaves (Terminate or not) ends the session; nothing
+		 * more goes to it. One whose unit is parked never got an answer for
+		 * it: the unit goes with it (session_close), unrun. A half-closed
+		 * client looks the same: the protocol has no half-close.
+		 */
+		if (s->park.state == PARK_PARKED)
+			session_log(s, LOG_INFO,
+				    "client closed the connection while parked on hold %s: its unit of "
+				    "work is dropped, unrun",
+				    s->park.hold->id);
 		relay_release(&s->s2c, &s->w->pool);
 		session_close(s, NULL,
 			      s->client_terminated ? "client terminated the session"
@@ -363,7 +379,11 @@ static void pump(struct session *s, struct relay_buf *b, struct conn *src, struc
 
 			conn_error_text(err, sizeof(err));
 			if (from_client) {
-				session_log(s, LOG_INFO, "client connection lost: %s", err);
+				session_log(s, LOG_INFO, "client connection lost%s: %s",
+					    s->park.state == PARK_PARKED
+						    ? " while parked (its unit of work is dropped, unrun)"
+						    : "",
+					    err);
 				session_close(s, NULL, "client connection lost");
 			} else {
 				relay_drop_unscanned(&s->s2c);
@@ -378,7 +398,14 @@ static void pump(struct session *s, struct relay_buf *b, struct conn *src, struc
 		} else {
 			s->w->stats.bytes_server_to_client += (uint64_t)n;
 		}
-		if (!scan_and_flush(s, b, dst, rules) || s->park.state == PARK_PARKED)
+		/*
+		 * A parked unit waits unscanned at c2s.scan, and what follows it
+		 * waits behind it: reading on (until the buffer is full, which is the
+		 * back-pressure) only notices a client that leaves while it waits.
+		 */
+		if (from_client && s->park.state == PARK_PARKED)
+			continue;
+		if (!scan_and_flush(s, b, dst, rules))
 			return;
 		/* A short plain read means the socket is drained: skip the EAGAIN syscall. */
 		if (!src->ssl && (uint32_t)n < room)
@@ -574,8 +601,8 @@ void session_settle(struct session *s)
 		break;
 	case SESSION_LOGIN:
 	case SESSION_READY:
-		/* A parked unit waits in c2s: reading on would only queue more behind it. */
-		if (has_room(&s->c2s) && s->park.state != PARK_PARKED)
+		/* Parked too: a client that leaves while its unit waits is noticed at once (pump). */
+		if (has_room(&s->c2s))
 			client |= EV_READ;
 		if (has_room(&s->s2c))
 			server |= EV_READ;

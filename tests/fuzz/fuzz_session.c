@@ -7,7 +7,9 @@
  *
  * Input: [u16 client_len][hold control, if client_len's top bit is set]
  * [client bytes][server bytes]. client_len's low 15 bits are the length;
- * the control byte says which hold is in force (see struct hold_ctl). A real
+ * the control byte says which hold is in force (see struct hold_ctl); with a
+ * hold, an input of odd size also cancels the first unit it parks (as a
+ * CancelRequest naming the session does, park_cancel). A real
  * worker loop runs in-process; the "client" is one end of a socketpair
  * handed to session_accept(), the "server" is whatever connects to a
  * loopback listener this target owns. Both sides send their bytes, then
@@ -20,8 +22,11 @@
  *     then the server's messages, in order and unaltered (but for
  *     SCRAM-SHA-256-PLUS cut out of AuthenticationSASL), up to the first
  *     one the proxy refuses; in between, only the proxy's own answers to a
- *     rejected unit (55P03 and its ReadyForQuery) while a hold rejects, and
- *     at the end at most one FATAL;
+ *     rejected unit (55P03 and its ReadyForQuery) while a hold rejects, or
+ *     to a cancelled parked unit (57014 and its ReadyForQuery), and at the
+ *     end at most one FATAL;
+ *   - a cancel of a parked unit is answered within the call that makes it
+ *     (no session is left in PARK_CANCELED);
  *   - when the proxy says the server closed unexpectedly, every whole
  *     message the server sent reached the client first;
  *   - once both sides have hung up, the session ends on its own;
@@ -113,6 +118,7 @@ struct hold_ctl {
 	bool late;
 	bool may_reject; /* a unit may get the proxy's 55P03 */
 	bool short_wait; /* max_wait_ms is a few ms: the run waits for it */
+	bool cancel;     /* the first unit parked after login is cancelled */
 };
 
 struct held {
@@ -241,12 +247,13 @@ static bool proxy_error(const uint8_t *m, size_t total, const char *severity, co
  * Whether what the client got from 'r' on ('got', 'n') is explained by the
  * server's stream from 'e' on: the server's bytes in order, the proxy's
  * rejections ('may_reject': a 55P03, and the ReadyForQuery answering a
- * rejected Query) at message boundaries, a FATAL only last, and every whole
- * server message before a FATAL saying the server closed. 'after_reject':
- * the message before 'r' was the proxy's 55P03.
+ * rejected Query; 'may_cancel': the same with 57014 for a cancelled parked
+ * unit) at message boundaries, a FATAL only last, and every whole server
+ * message before a FATAL saying the server closed. 'after_reject': the
+ * message before 'r' was the proxy's 55P03 or 57014.
  */
 static bool explained(const uint8_t *got, size_t n, size_t r, const struct expect *x, size_t e,
-		      bool may_reject, bool after_reject, int depth)
+		      bool may_reject, bool may_cancel, bool after_reject, int depth)
 {
 	while (r < n) {
 		size_t total = n - r >= PGWIRE_HEADER_LEN ? (size_t)pgwire_get_u32(got + r + 1) + 1
@@ -259,7 +266,7 @@ static bool explained(const uint8_t *got, size_t n, size_t r, const struct expec
 
 		/* The proxy's ReadyForQuery and the server's can be the same bytes: try both. */
 		if (server && reject_ready && depth < 64 &&
-		    explained(got, n, r + total, x, e, may_reject, false, depth + 1))
+		    explained(got, n, r + total, x, e, may_reject, may_cancel, false, depth + 1))
 			return true;
 		if (server) {
 			/* The server's next bytes (a last message may be cut short by the close). */
@@ -270,7 +277,8 @@ static bool explained(const uint8_t *got, size_t n, size_t r, const struct expec
 		}
 		if (!whole)
 			return false; /* the proxy only ever adds whole messages */
-		if (may_reject && proxy_error(got + r, total, "ERROR", "55P03")) {
+		if ((may_reject && proxy_error(got + r, total, "ERROR", "55P03")) ||
+		    (may_cancel && proxy_error(got + r, total, "ERROR", "57014"))) {
 			after_reject = true;
 		} else if (reject_ready) {
 			after_reject = false;
@@ -343,6 +351,7 @@ static void check_sessions(void)
 			   a == SESSION_ACT_CLOSING);
 		FUZZ_CHECK(s->park.state != PARK_PARKED || s->state == SESSION_READY ||
 			   s->state == SESSION_LOGIN);
+		FUZZ_CHECK(s->park.state != PARK_CANCELED);
 		FUZZ_CHECK(s->c2s.track_all == (s->park.state == PARK_DISCARDING));
 		/* Every wait has a deadline: login, connect, max_wait_ms, the last words. */
 		if (s->state != SESSION_READY || s->park.state == PARK_PARKED)
@@ -364,7 +373,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct held held = { 0 };
 	struct expect x;
 	struct sink got = { 0 };
-	bool v3;
+	bool v3, cancelled = false;
 	int hung_up = 0; /* 8 or more: both sides have shut down */
 
 	if (!initialized) {
@@ -378,6 +387,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (size < 3)
 			return 0;
 		held = hold_make(data[2], &ctl);
+		ctl.cancel = size & 1;
 		head = 3;
 	}
 	if (client_len > size - head)
@@ -407,6 +417,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			hold_publish(held.set);
 		if (ctl.present && ctl.release && turn == HOLD_RELEASE_TURN)
 			hold_publish(NULL);
+		/* A CancelRequest naming the session, as the cancel job runs it on the owning worker. */
+		if (ctl.cancel && !cancelled && worker.parked.head &&
+		    worker.parked.head->state == SESSION_READY) {
+			cancelled = true;
+			FUZZ_CHECK(park_cancel(&worker, worker.parked.head->id));
+			check_sessions();
+		}
 		client_sent += push(pair[1], client_bytes + client_sent,
 				    MIN(CHUNK, client_len - client_sent));
 		if (server_fd < 0)
@@ -446,7 +463,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(got.len >= (size_t)k);
 		for (int i = 0; i < k; i++)
 			FUZZ_CHECK(got.p[i] == 'N');
-		FUZZ_CHECK(explained(got.p + k, got.len - (size_t)k, 0, &x, 0, ctl.may_reject, false, 0));
+		FUZZ_CHECK(explained(got.p + k, got.len - (size_t)k, 0, &x, 0, ctl.may_reject, ctl.cancel,
+				     false, 0));
 	} else {
 		/* No server: at most the negotiation answers, then at most the proxy's FATAL. */
 		size_t i = 0;
@@ -467,7 +485,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(atomic_load(&rt.clients) == 0);
 	FUZZ_CHECK(worker.parked.n == 0 && worker.parked.head == NULL && worker.parked.tail == NULL);
 	for (int i = 0; i < x.n_keys; i++)
-		FUZZ_CHECK(backend_keys_find(x.keys[i][0], x.keys[i][1]) < 0);
+		FUZZ_CHECK(!backend_keys_find(x.keys[i][0], x.keys[i][1], NULL));
 
 	if (ctl.present)
 		hold_publish(NULL);

@@ -1,10 +1,11 @@
 """Sessions parked by a hold, from the client's side (docs/architecture.md: holds): a client
-that disconnects while parked is gone from /status and /metrics once the hold is released
-(what it sent before leaving runs, as PostgreSQL would run it) and the others resume;
-a CancelRequest for a parked session leaves its unit parked while the hold lasts (its
-backend is idle) and the unit then runs or is cancelled, exactly once; 200 parked
-sessions all resume, in the order they arrived, and complete; a configuration reload
-(SIGHUP) keeps the hold and its parked sessions; held names follow PostgreSQL's case folding.
+that disconnects while parked (Terminate, close, reset, half-close, TLS with or without
+close_notify, psql killed) is gone from /status and /metrics at once, while the hold is still
+in force, and the unit it never got an answer for never runs; the other parked sessions are
+unaffected. A CancelRequest for a parked session is answered as PostgreSQL answers a cancelled
+statement (57014) and its unit never runs; the session stays usable. 200 parked sessions all
+resume, in the order they arrived, and complete; a configuration reload (SIGHUP) keeps the
+hold and its parked sessions; held names follow PostgreSQL's case folding.
 
 Real clients only: psycopg, psql, the raw protocol client. Sanitizer reports in the proxy's
 stderr fail every test at teardown (conftest.py)."""
@@ -19,8 +20,9 @@ import psycopg.errors
 import pytest
 
 import harness
-from holds import (admin, assert_ok, assert_rejected, hold, make_table, parked_count, q,  # noqa: E402
-                   read_until_ready, received_nothing, release, rows, session_of, wait_parked)
+from holds import (admin, assert_ok, assert_rejected, bind_msg, errors_in, execute_msg, hold,  # noqa: E402
+                   make_table, parked_count, parse_msg, q, read_until_ready, received_nothing, release,
+                   rows, send_all, session_of, types, wait_parked)
 
 
 @pytest.fixture
@@ -55,13 +57,41 @@ def listed_pids(proxy):
 
 # --------------------------------------------------------------------------- disconnect
 
-@pytest.mark.parametrize("how", ["terminate", "reset"])
+def assert_departed(proxy, direct, pid, table, staying_pid, hold_id):
+    """The departed client (backend `pid`) is gone while hold `hold_id` is still in force: not
+    in /status, not counted in /status, /metrics or the hold; its backend ended; nothing of
+    its unit ran; the session `staying_pid` is still parked."""
+    harness.wait_for(lambda: pid not in listed_pids(proxy), 30, what="the departed client to leave /status")
+    status, doc = admin(proxy, "GET", "/holds")
+    assert status == 200 and [h["id"] for h in doc["holds"]] == [hold_id], doc
+    st = proxy.status()
+    assert st["clients"]["total"] == 1 and st["clients"]["parked"] == 1, st["clients"]
+    assert session_of(proxy, staying_pid)["state"] == "parked"
+    assert proxy.metrics()["pgvalve_parked"] == 1
+    harness.wait_for(lambda: backend_gone(direct, pid), 30, what="the departed client's backend to end")
+    assert rows(direct, f"SELECT v FROM {table}") == []
+
+
+def finish_staying(proxy, direct, staying, table, hold_id):
+    """Releases the hold: the other parked INSERT runs, alone; the session stays usable."""
+    release(proxy, hold_id)
+    assert_ok(read_until_ready(staying), "the other parked INSERT after release")
+    assert rows(direct, f"SELECT v FROM {table}") == [(2,)], "the departed client's INSERT ran"
+    q(staying, "SELECT 1")
+    assert_ok(read_until_ready(staying), "the other session after release")
+    st = proxy.status()
+    assert st["clients"]["total"] == 1 and st["clients"]["parked"] == 0, st["clients"]
+    assert proxy.metrics()["pgvalve_parked"] == 0
+    proxy.assert_healthy()
+
+
+@pytest.mark.parametrize("how", ["terminate", "close", "reset", "half_close"])
 def test_client_disconnecting_while_parked(proxy, raw, direct, how):
-    """A parked client goes away (Terminate then close, or a TCP reset without a word). The
-    proxy reads nothing from a parked client, so it learns of the departure at release. Then
-    what the client sent before leaving runs, as PostgreSQL runs a query whose client has
-    gone; the departed client is gone from /status and /metrics, its backend ends, and the
-    other parked session completes as if nothing happened."""
+    """A parked client goes away: Terminate then close, a plain close, a TCP reset, or a
+    half-close (shutdown of its sending side; the protocol has no half-close, so that is
+    leaving too). It is gone at once, while the hold is still in force; the INSERT it sent
+    and never got an answer for does not run, then or at release; the other parked session
+    completes as if nothing happened."""
     make_table(direct, "pk_gone")
     leaving, staying = raw(), raw()
     hold(proxy, ["pk_gone"], id="gone")
@@ -73,27 +103,53 @@ def test_client_disconnecting_while_parked(proxy, raw, direct, how):
 
     if how == "terminate":
         leaving.terminate()
-    else:
+    elif how == "close":
+        leaving.close()
+    elif how == "reset":
         leaving.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         leaving.close()
-    assert rows(direct, "SELECT v FROM pk_gone") == []
+    else:
+        leaving.sock.shutdown(socket.SHUT_WR)
+        assert leaving.read_until_closed(timeout=30) == [], "a half-closed parked client got an answer"
+    assert_departed(proxy, direct, pid, "pk_gone", staying.backend_pid, "gone")
+    finish_staying(proxy, direct, staying, "pk_gone", "gone")
 
-    release(proxy, "gone")
-    assert_ok(read_until_ready(staying), "the other parked INSERT after release")
-    harness.wait_for(lambda: pid not in listed_pids(proxy), 30, what="the departed client to leave /status")
-    harness.wait_for(lambda: backend_gone(direct, pid), 30, what="the departed client's backend to end")
-    st = proxy.status()
-    assert st["clients"]["total"] == 1 and st["clients"]["parked"] == 0, st["clients"]
-    assert proxy.metrics()["pgvalve_parked"] == 0
-    assert sorted(rows(direct, "SELECT v FROM pk_gone")) == [(1,), (2,)]
-    q(staying, "SELECT 1")
-    assert_ok(read_until_ready(staying), "the other session after release")
-    proxy.assert_healthy()
+
+@pytest.fixture
+def tls_proxy(pg, proxy_factory):
+    return proxy_factory(pg, {"tls": {"cert_file": pg.server_crt, "key_file": pg.server_key}})
+
+
+@pytest.mark.parametrize("close_notify", [True, False])
+def test_tls_client_disconnecting_while_parked(tls_proxy, direct, close_notify):
+    """The same over TLS: a parked client that sends close_notify and closes, or just closes
+    the socket, is gone at once and its INSERT never runs."""
+    make_table(direct, "pk_gone_tls")
+    leaving = tls_proxy.raw(timeout=30)
+    staying = tls_proxy.raw(timeout=30)
+    try:
+        for c in (leaving, staying):
+            assert c.starttls() == b"S"
+            c.startup(harness.SUPERUSER)
+        hold(tls_proxy, ["pk_gone_tls"], id="gone-tls")
+        q(leaving, "INSERT INTO pk_gone_tls VALUES (1)")
+        wait_parked(tls_proxy, 1)
+        q(staying, "INSERT INTO pk_gone_tls VALUES (2)")
+        wait_parked(tls_proxy, 2)
+        pid = leaving.backend_pid
+        if close_notify:
+            leaving.sock = leaving.sock.unwrap()   # sends close_notify
+        leaving.close()
+        assert_departed(tls_proxy, direct, pid, "pk_gone_tls", staying.backend_pid, "gone-tls")
+        finish_staying(tls_proxy, direct, staying, "pk_gone_tls", "gone-tls")
+    finally:
+        leaving.close()
+        staying.close()
 
 
 def test_psql_killed_while_parked(proxy, direct):
     """psql waiting on a parked INSERT is killed (SIGKILL: no Terminate, the kernel closes the
-    socket): at release its INSERT runs, the session is gone, the proxy stays healthy."""
+    socket): the session is gone at once, while the hold lasts, and its INSERT never runs."""
     make_table(direct, "pk_psql")
     hold(proxy, ["pk_psql"], id="psql")
     p = subprocess.Popen(["psql", "-X", "-c", "INSERT INTO pk_psql VALUES (1)"], env=proxy.env(),
@@ -107,35 +163,31 @@ def test_psql_killed_while_parked(proxy, direct):
         if p.poll() is None:
             p.kill()
             p.wait()
-    release(proxy, "psql")
     harness.wait_for(lambda: proxy.status()["clients"]["total"] == 0, 30, what="the killed psql to leave /status")
+    assert parked_count(proxy) == 0 and proxy.metrics()["pgvalve_parked"] == 0
     harness.wait_for(lambda: backend_gone(direct, pid), 30, what="the killed psql's backend to end")
-    assert parked_count(proxy) == 0
-    assert rows(direct, "SELECT v FROM pk_psql") == [(1,)]
+    release(proxy, "psql")
+    assert rows(direct, "SELECT v FROM pk_psql") == []
     proxy.assert_healthy()
 
 
 # --------------------------------------------------------------------------- cancel
 
-def cancel_outcome(direct, table, value, ran, canceled):
-    """What a cancelled parked unit became, checked: exactly one of "ran" (its row is there)
-    and "canceled" (57014 "canceling statement due to user request", no row)."""
-    present = rows(direct, f"SELECT v FROM {table}") == [(value,)]
-    assert ran != canceled, (ran, canceled)
-    if ran:
-        assert present, f"{table}: the unit said it ran, its row is not there"
-        return "ran"
-    assert rows(direct, f"SELECT v FROM {table}") == [], f"{table}: cancelled, yet its row is there"
-    return "canceled"
+CANCELED = "canceling statement due to user request"
+
+
+def wait_cancel_answered(proxy, pid, mark):
+    harness.wait_for(lambda: any(f"cancel request for backend_pid={pid}: its unit of work was parked" in line
+                                 for line in proxy.log_lines()[mark:]), 30,
+                     what="the proxy to cancel the parked unit")
+    assert not any(f"cancel request for backend_pid={pid} forwarded" in line for line in proxy.log_lines()[mark:])
 
 
 def test_cancel_while_parked(proxy, connect, direct, pool):
-    """psycopg cancels an INSERT that is parked. The proxy forwards the CancelRequest to the
-    session's backend, which is idle (the INSERT never reached it): nothing happens while the
-    hold lasts, the INSERT stays parked and is sent nothing. After release the INSERT either
-    runs (the cancel reached the idle backend, which ignores it, as PostgreSQL does between
-    statements) or fails with 57014 (the cancel, on its way, met the INSERT running): either
-    way exactly once, and the session stays usable."""
+    """psycopg cancels an INSERT that is parked. The INSERT fails at once with 57014
+    "canceling statement due to user request", as PostgreSQL fails a cancelled statement,
+    while the hold is still in force; it never runs, not even after release; the cancel is
+    not forwarded to the backend; the session is usable afterwards."""
     make_table(direct, "pk_cancel")
     conn = connect(proxy, autocommit=True)
     pid = conn.info.backend_pid
@@ -144,28 +196,73 @@ def test_cancel_while_parked(proxy, connect, direct, pool):
     wait_parked(proxy, 1)
     mark = len(proxy.log_lines())
     conn.cancel()
-    harness.wait_for(lambda: any(f"cancel request for backend_pid={pid} forwarded" in line
-                                 for line in proxy.log_lines()[mark:]), 30, what="the cancel to be forwarded")
-    assert direct.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone() == ("idle",)
-    assert parked_count(proxy) == 1 and session_of(proxy, pid)["state"] == "parked"
-    assert not fut.done()
-    assert rows(direct, "SELECT v FROM pk_cancel") == []
+    with pytest.raises(psycopg.errors.QueryCanceled) as e:
+        fut.result(timeout=30)
+    assert e.value.sqlstate == "57014" and e.value.diag.message_primary == CANCELED, e.value
+    wait_cancel_answered(proxy, pid, mark)
+    assert parked_count(proxy) == 0 and session_of(proxy, pid)["state"] == "idle"
+    status, doc = admin(proxy, "GET", "/holds")
+    assert status == 200 and [h["id"] for h in doc["holds"]] == ["cancel"], doc
+    assert conn.execute("SELECT 'after'").fetchone() == ("after",)
 
     release(proxy, "cancel")
-    try:
-        ran, canceled = fut.result(timeout=30) == 1, False
-    except psycopg.errors.QueryCanceled as e:
-        assert e.diag.message_primary == "canceling statement due to user request", e
-        ran, canceled = False, True
-    cancel_outcome(direct, "pk_cancel", 1, ran, canceled)
-    assert conn.execute("SELECT 'after'").fetchone() == ("after",)
+    assert rows(direct, "SELECT v FROM pk_cancel") == []
     assert conn.execute("INSERT INTO pk_cancel VALUES (2)").rowcount == 1
+    assert rows(direct, "SELECT v FROM pk_cancel") == [(2,)]
+
+
+def test_cancel_of_parked_extended_unit(proxy, raw, direct):
+    """An extended-protocol unit (Parse, Bind, Execute, Sync) parked and cancelled: 57014 and
+    one ReadyForQuery, nothing of it reaches the server, and the next unit runs."""
+    make_table(direct, "pk_cancel_ext")
+    r = raw()
+    hold(proxy, ["pk_cancel_ext"], id="cancel-ext")
+    send_all(r, parse_msg("", "INSERT INTO pk_cancel_ext VALUES (1)"), bind_msg("", ""), execute_msg(),
+             (b"S", b""))
+    wait_parked(proxy, 1)
+    mark = len(proxy.log_lines())
+    with harness.RawConn(harness.HOST, proxy.port) as c:
+        c.send(struct.pack("!IIII", 16, 80877102, r.backend_pid, r.backend_key))
+        assert c.read_until_closed(timeout=30) == []
+    msgs = read_until_ready(r, timeout=30)
+    assert types(msgs) == "EZ", msgs
+    [err] = errors_in(msgs)
+    assert (err.get("S"), err.get("C"), err.get("M")) == ("ERROR", "57014", CANCELED), err
+    assert msgs[-1] == (b"Z", b"I")
+    wait_cancel_answered(proxy, r.backend_pid, mark)
+    assert parked_count(proxy) == 0
+    release(proxy, "cancel-ext")
+    assert rows(direct, "SELECT v FROM pk_cancel_ext") == []
+    q(r, "INSERT INTO pk_cancel_ext VALUES (2)")
+    assert_ok(read_until_ready(r), "the next unit after a cancelled one")
+    assert rows(direct, "SELECT v FROM pk_cancel_ext") == [(2,)]
+
+
+def test_cancel_of_one_parked_session_leaves_the_others(proxy, raw, direct):
+    """Of two parked sessions, the one cancelled gets 57014; the other stays parked, gets
+    nothing, and runs at release."""
+    make_table(direct, "pk_cancel_two")
+    cancelled, other = raw(), raw()
+    hold(proxy, ["pk_cancel_two"], id="cancel-two")
+    q(cancelled, "INSERT INTO pk_cancel_two VALUES (1)")
+    wait_parked(proxy, 1)
+    q(other, "INSERT INTO pk_cancel_two VALUES (2)")
+    wait_parked(proxy, 2)
+    with harness.RawConn(harness.HOST, proxy.port) as c:
+        c.send(struct.pack("!IIII", 16, 80877102, cancelled.backend_pid, cancelled.backend_key))
+        assert c.read_until_closed(timeout=30) == []
+    msgs = read_until_ready(cancelled, timeout=30)
+    assert [e.get("C") for e in errors_in(msgs)] == ["57014"] and msgs[-1] == (b"Z", b"I"), msgs
+    wait_parked(proxy, 1)
+    assert session_of(proxy, other.backend_pid)["state"] == "parked" and received_nothing(other)
+    release(proxy, "cancel-two")
+    assert_ok(read_until_ready(other), "the other parked INSERT after release")
+    assert rows(direct, "SELECT v FROM pk_cancel_two") == [(2,)]
 
 
 def test_ctrl_c_in_psql_while_parked(proxy, direct):
-    """psql's Ctrl-C on a parked INSERT: as any cancel of a parked unit, nothing happens
-    until release; then the INSERT either runs or is cancelled (57014), exactly once, and
-    psql says which."""
+    """psql's Ctrl-C on a parked INSERT: psql reports the cancel at once (57014), while the
+    hold is still in force, and the INSERT never runs."""
     make_table(direct, "pk_ctrlc")
     hold(proxy, ["pk_ctrlc"], id="ctrlc")
     p = subprocess.Popen(["psql", "-X", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose",
@@ -176,24 +273,21 @@ def test_ctrl_c_in_psql_while_parked(proxy, direct):
         pid = proxy.status()["sessions"][0]["backend_pid"]
         mark = len(proxy.log_lines())
         p.send_signal(signal.SIGINT)   # psql sends a CancelRequest
-        harness.wait_for(lambda: any(f"cancel request for backend_pid={pid} forwarded" in line
-                                     for line in proxy.log_lines()[mark:]), 30,
-                         what="psql's cancel to be forwarded")
-        assert parked_count(proxy) == 1 and p.poll() is None
-        assert rows(direct, "SELECT v FROM pk_ctrlc") == []
-        release(proxy, "ctrlc")
         out, err = p.communicate(timeout=60)
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
-    # psql says it sent a cancel, and reports a command during which Ctrl-C was pressed with
-    # exit status 1 whatever the server answered.
+    wait_cancel_answered(proxy, pid, mark)
     assert err.startswith("Cancel request sent\n"), (out, err)
     assert p.returncode == 1, (out, err)
-    ran = out.strip() == "INSERT 0 1"
-    canceled = "57014" in err and "canceling statement due to user request" in err
-    cancel_outcome(direct, "pk_ctrlc", 7, ran, canceled)
+    assert "57014" in err and CANCELED in err, (out, err)
+    assert out.strip() == "", (out, err)
+    status, doc = admin(proxy, "GET", "/holds")
+    assert status == 200 and [h["id"] for h in doc["holds"]] == ["ctrlc"], doc
+    release(proxy, "ctrlc")
+    assert rows(direct, "SELECT v FROM pk_ctrlc") == []
+    proxy.assert_healthy()
 
 
 # --------------------------------------------------------------------------- reload
