@@ -38,6 +38,7 @@
 
 #include "pgvalve/classify_cache.h"
 #include "pgvalve/sqllex.h"
+#include "fuzz_bigstack.h"
 #include "fuzz_check.h"
 
 #define CACHE_ENTRIES 64
@@ -52,15 +53,6 @@
 static const size_t parse_limits[8] = {
 	65536, 0, 1, 8, 32, 256, 4096, CLASSIFY_PARSE_MAX_LIMIT + 1,
 };
-
-/* The one input in flight, handed from libFuzzer's thread to the parsing thread. */
-static struct {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	const uint8_t *data;
-	size_t size;
-	bool pending;
-} job = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, false };
 
 static struct classify_cache *cache;
 static struct classify_result direct[2], cached[2]; /* 8 KB each: not on the stack */
@@ -384,45 +376,14 @@ static void run(const uint8_t *data, size_t size)
 }
 
 /* The parsing thread: runs each input handed over, then says it is done. */
-static void *parser_main(void *arg)
+static void init_cache(void)
 {
-	pthread_mutex_lock(&job.lock);
-	for (;;) {
-		while (!job.pending)
-			pthread_cond_wait(&job.cond, &job.lock);
-		run(job.data, job.size);
-		job.pending = false;
-		pthread_cond_broadcast(&job.cond);
-	}
-	return NULL;
-}
-
-static void start_parser(void)
-{
-	pthread_attr_t attr;
-	pthread_t th;
-
 	cache = classify_cache_new(CACHE_ENTRIES, CACHE_BYTES);
 	FUZZ_CHECK(cache != NULL);
-	FUZZ_CHECK(pthread_attr_init(&attr) == 0);
-	FUZZ_CHECK(pthread_attr_setstacksize(&attr, CLASSIFY_STACK_BYTES) == 0);
-	FUZZ_CHECK(pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0);
-	FUZZ_CHECK(pthread_create(&th, &attr, parser_main, NULL) == 0);
-	pthread_attr_destroy(&attr);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
-
-	pthread_once(&once, start_parser);
-	pthread_mutex_lock(&job.lock);
-	job.data = data;
-	job.size = size;
-	job.pending = true;
-	pthread_cond_broadcast(&job.cond);
-	while (job.pending)
-		pthread_cond_wait(&job.cond, &job.lock);
-	pthread_mutex_unlock(&job.lock);
+	fuzz_on_big_stack(run, init_cache, data, size);
 	return 0;
 }

@@ -35,20 +35,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_bigstack.h"
 #include "fuzz_check.h"
 #include "input.h"
 #include "pgvalve/classify.h"
 #include "pgvalve/sqllex.h"
 #include "plan.h"
 #include "rules.h"
-
-static struct {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	const uint8_t *data;
-	size_t size;
-	bool pending;
-} job = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, false };
 
 /* Whether 'sql' parses with libpg_query as exactly 'want' statements (0: any number). */
 static bool parses(const char *sql, int want)
@@ -194,43 +187,8 @@ static void run(const uint8_t *data, size_t size)
 	plan_free(&p);
 }
 
-static void *parser_main(void *arg)
-{
-	pthread_mutex_lock(&job.lock);
-	for (;;) {
-		while (!job.pending)
-			pthread_cond_wait(&job.cond, &job.lock);
-		run(job.data, job.size);
-		job.pending = false;
-		pthread_cond_broadcast(&job.cond);
-	}
-	return NULL;
-}
-
-static void start_parser(void)
-{
-	pthread_attr_t attr;
-	pthread_t th;
-
-	FUZZ_CHECK(pthread_attr_init(&attr) == 0);
-	FUZZ_CHECK(pthread_attr_setstacksize(&attr, CLASSIFY_STACK_BYTES) == 0);
-	FUZZ_CHECK(pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0);
-	FUZZ_CHECK(pthread_create(&th, &attr, parser_main, NULL) == 0);
-	pthread_attr_destroy(&attr);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
-
-	pthread_once(&once, start_parser);
-	pthread_mutex_lock(&job.lock);
-	job.data = data;
-	job.size = size;
-	job.pending = true;
-	pthread_cond_broadcast(&job.cond);
-	while (job.pending)
-		pthread_cond_wait(&job.cond, &job.lock);
-	pthread_mutex_unlock(&job.lock);
+	fuzz_on_big_stack(run, NULL, data, size);
 	return 0;
 }
