@@ -23,7 +23,9 @@ for b in $builds; do
 	case $b in
 	asan)
 		dir=build-asan
-		parallel=1
+		# Each fuzz target and most integration tests keep one core busy at most, and the
+		# heavy ones share a resource lock: two at a time fits 2 cores.
+		parallel=2
 		cfg=(-DCMAKE_BUILD_TYPE=Asan -DCMAKE_C_COMPILER=clang -DPGVALVE_FUZZ=ON
 		     -DPGVALVE_FUZZ_SECONDS="$fuzz_seconds")
 		;;
