@@ -243,7 +243,7 @@ void audit_suggest(const struct audit_graph *g, struct audit_suggestions *s, str
 			if (t == col->table && strcmp(g->keys[k].column, col->name) == 0)
 				continue; /* the table's own key */
 			score = m * 10 +
-				(strcmp(g->tables[t].schema, g->tables[col->table].schema) == 0 ? 5 : 0) +
+				(strcmp(g->tables[t].schema, g->tables[col->table].schema) == 0 ? 15 : 0) +
 				(g->keys[k].primary ? 2 : 0);
 			if (score > best_score) {
 				best = t;
