@@ -25,57 +25,41 @@
 	"n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgvalve') AND n.nspname NOT LIKE " \
 	"'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'"
 
-/* The tables that are nodes: $1 the schema oids in scope. */
+/* SQL text is laid out as SQL, not as C. */
+/* clang-format off */
+
+/*
+ * The tables that are nodes: $1 the schema oids in scope. Rows and pages
+ * come from the tables with storage (a partitioned table's own reltuples,
+ * set by ANALYZE, already counts its partitions).
+ */
 static const char tables_sql[] =
 	"WITH base AS (SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relnamespace = ANY ($1::oid[]) "
 	"  AND c.relkind IN ('r', 'p') AND NOT c.relispartition), "
-	"ends AS (SELECT " ROOT(
-		"v.x") " AS oid FROM pg_catalog.pg_constraint con, "
-		       "  LATERAL (VALUES (con.conrelid), (con.confrelid)) v(x) "
-		       "  WHERE con.contype = 'f' AND con.conparentid = 0 "
-		       "  AND (" ROOT("con.conrelid") " IN (SELECT oid FROM base) OR " ROOT(
-			       "con.confrelid") " IN (SELECT oid FROM base))), "
-						"nodes AS (SELECT oid FROM base UNION SELECT oid FROM ends), "
-						"sizes AS (SELECT " ROOT(
-							"c.oid") " AS root, sum(GREATEST(c.reltuples, 0)) AS "
-								 "n, "
-								 "  sum(c.relpages) AS pages FROM "
-								 "pg_catalog.pg_class c WHERE c.relkind IN "
-								 "('r', 'p') "
-								 "  AND (c.oid IN (SELECT oid FROM nodes) OR "
-								 "c.relispartition) GROUP BY 1) "
-								 "SELECT c.oid, n.nspname, c.relname, "
-								 "pg_catalog.quote_ident(n.nspname) || '.' "
-								 "|| "
-								 "  pg_catalog.quote_ident(c.relname), "
-								 "c.relkind = 'p', COALESCE(s.n, 0)::bigint, "
-								 "  COALESCE(s.pages, 0)::bigint * "
-								 "pg_catalog.current_setting('block_size')::"
-								 "bigint, "
-								 "  EXISTS (SELECT 1 FROM "
-								 "pg_catalog.pg_constraint p WHERE "
-								 "p.conrelid = c.oid AND p.contype = 'p'), "
-								 "  c.oid IN (SELECT oid FROM base), "
-								 "  (SELECT "
-								 "pg_catalog.format_type(a.atttypid, "
-								 "a.atttypmod) FROM pg_catalog.pg_constraint "
-								 "p "
-								 "   JOIN pg_catalog.pg_attribute a ON "
-								 "a.attrelid = p.conrelid AND a.attnum = "
-								 "p.conkey[1] "
-								 "   WHERE p.conrelid = c.oid AND p.contype "
-								 "= 'p' AND pg_catalog.cardinality(p.conkey) "
-								 "= 1) "
-								 "FROM nodes JOIN pg_catalog.pg_class c ON "
-								 "c.oid = nodes.oid "
-								 "JOIN pg_catalog.pg_namespace n ON n.oid = "
-								 "c.relnamespace LEFT JOIN sizes s ON s.root "
-								 "= c.oid "
-								 "ORDER BY n.nspname COLLATE \"C\", "
-								 "c.relname COLLATE \"C\"";
+	"ends AS (SELECT " ROOT("v.x") " AS oid FROM pg_catalog.pg_constraint con, "
+	"  LATERAL (VALUES (con.conrelid), (con.confrelid)) v(x) "
+	"  WHERE con.contype = 'f' AND con.conparentid = 0 "
+	"  AND (" ROOT("con.conrelid") " IN (SELECT oid FROM base) "
+	"    OR " ROOT("con.confrelid") " IN (SELECT oid FROM base))), "
+	"nodes AS (SELECT oid FROM base UNION SELECT oid FROM ends), "
+	"sizes AS (SELECT " ROOT("c.oid") " AS root, sum(GREATEST(c.reltuples, 0)) AS n, "
+	"  sum(c.relpages) AS pages FROM pg_catalog.pg_class c WHERE c.relkind = 'r' "
+	"  AND (c.oid IN (SELECT oid FROM nodes) OR c.relispartition) GROUP BY 1) "
+	"SELECT c.oid, n.nspname, c.relname, "
+	"  pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), "
+	"  c.relkind = 'p', COALESCE(s.n, 0)::bigint, "
+	"  COALESCE(s.pages, 0)::bigint * pg_catalog.current_setting('block_size')::bigint, "
+	"  EXISTS (SELECT 1 FROM pg_catalog.pg_constraint p WHERE p.conrelid = c.oid AND p.contype = 'p'), "
+	"  c.oid IN (SELECT oid FROM base), "
+	"  (SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_constraint p "
+	"   JOIN pg_catalog.pg_attribute a ON a.attrelid = p.conrelid AND a.attnum = p.conkey[1] "
+	"   WHERE p.conrelid = c.oid AND p.contype = 'p' AND pg_catalog.cardinality(p.conkey) = 1) "
+	"FROM nodes JOIN pg_catalog.pg_class c ON c.oid = nodes.oid "
+	"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace LEFT JOIN sizes s ON s.root = c.oid "
+	"ORDER BY n.nspname COLLATE \"C\", c.relname COLLATE \"C\"";
 
 /* Names and types of attributes 'keys' of relation 'rel', in key order. */
-#define ATTRS(fn, rel, keys)                                                                  \
+#define ATTRS(fn, rel, keys) \
 	"(SELECT pg_catalog.array_agg(" fn " ORDER BY k.i) FROM pg_catalog.unnest(" keys ") " \
 	"WITH ORDINALITY k(n, i) JOIN pg_catalog.pg_attribute a ON a.attrelid = " rel " AND " \
 	"a.attnum = k.n)"
@@ -84,46 +68,22 @@ static const char tables_sql[] =
  * The foreign keys touching the nodes ($1), each once: the copies PostgreSQL
  * makes on every partition (conparentid <> 0) are skipped.
  */
-static const char fks_sql[] = "SELECT con.conname, " ROOT("con.conrelid") ", " ROOT(
-	"con.confrelid") ", con.confdeltype, "
-			 "  con.confupdtype, con.condeferrable, con.condeferred, con.convalidated, "
-			 "con.confmatchtype, "
-			 "  " ATTRS(
-				 "a.attname", "con.conrelid",
-				 "con.conkey") ", "
-					       "  " ATTRS(
-						       "a.attname", "con.confrelid",
-						       "con.confkey") ", "
-								      "  " ATTRS(
-									      "pg_catalog.format_type(a."
-									      "atttypid, a.atttypmod)",
-									      "con.conrelid",
-									      "con.conkey") ", "
-											    "  " ATTRS(
-												    "pg_"
-												    "catalog."
-												    "format_"
-												    "type(a."
-												    "atttypid"
-												    ", "
-												    "a."
-												    "atttypmo"
-												    "d)",
-												    "con."
-												    "confreli"
-												    "d",
-												    "con."
-												    "confkey") ", "
-													       "  EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = con.conrelid AND i.indisvalid "
-													       "    AND i.indnkeyatts >= pg_catalog.cardinality(con.conkey) "
-													       "    AND (i.indkey::int2[])[0:pg_catalog.cardinality(con.conkey) - 1] @> con.conkey "
-													       "    AND (i.indkey::int2[])[0:pg_catalog.cardinality(con.conkey) - 1] <@ con.conkey), "
-													       "  EXISTS (SELECT 1 FROM pg_catalog.pg_constraint u WHERE u.conrelid = con.confrelid "
-													       "    AND u.contype IN ('p', 'u') AND u.conkey @> con.confkey AND u.conkey <@ con.confkey) "
-													       "FROM pg_catalog.pg_constraint con WHERE con.contype = 'f' AND con.conparentid = 0 "
-													       "  AND (" ROOT("con.conrelid") " = ANY ($1::oid[]) OR " ROOT(
-														       "con.confrelid") " = ANY ($1::oid[])) "
-																	"ORDER BY 2, con.conname COLLATE \"C\"";
+static const char fks_sql[] =
+	"SELECT con.conname, " ROOT("con.conrelid") ", " ROOT("con.confrelid") ", con.confdeltype, "
+	"  con.confupdtype, con.condeferrable, con.condeferred, con.convalidated, con.confmatchtype, "
+	"  " ATTRS("a.attname", "con.conrelid", "con.conkey") ", "
+	"  " ATTRS("a.attname", "con.confrelid", "con.confkey") ", "
+	"  " ATTRS("pg_catalog.format_type(a.atttypid, a.atttypmod)", "con.conrelid", "con.conkey") ", "
+	"  " ATTRS("pg_catalog.format_type(a.atttypid, a.atttypmod)", "con.confrelid", "con.confkey") ", "
+	"  EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = con.conrelid AND i.indisvalid "
+	"    AND i.indnkeyatts >= pg_catalog.cardinality(con.conkey) "
+	"    AND (i.indkey::int2[])[0:pg_catalog.cardinality(con.conkey) - 1] @> con.conkey "
+	"    AND (i.indkey::int2[])[0:pg_catalog.cardinality(con.conkey) - 1] <@ con.conkey), "
+	"  EXISTS (SELECT 1 FROM pg_catalog.pg_constraint u WHERE u.conrelid = con.confrelid "
+	"    AND u.contype IN ('p', 'u') AND u.conkey @> con.confkey AND u.conkey <@ con.confkey) "
+	"FROM pg_catalog.pg_constraint con WHERE con.contype = 'f' AND con.conparentid = 0 "
+	"  AND (" ROOT("con.conrelid") " = ANY ($1::oid[]) OR " ROOT("con.confrelid") " = ANY ($1::oid[])) "
+	"ORDER BY 2, con.conname COLLATE \"C\"";
 
 /* One-column unique keys of the nodes ($1): a primary key, a UNIQUE constraint or a unique index. */
 static const char keys_sql[] =
@@ -151,6 +111,8 @@ static const char names_sql[] =
 	"JOIN pg_catalog.pg_namespace n ON n.oid = con.connamespace "
 	"WHERE con.connamespace IN (SELECT c.relnamespace FROM pg_catalog.pg_class c "
 	"  WHERE c.oid = ANY ($1::oid[]))";
+
+/* clang-format on */
 
 /* Appends 's' to a growing text array literal {"a","b"} (quotes and backslashes escaped). */
 static void array_add(char **lit, size_t *len, const char *s)
