@@ -6,7 +6,8 @@
  * no relation of the user's is opened, so nothing but catalog
  * AccessShareLocks is taken; a short lock_timeout and statement_timeout
  * keep the audit from queueing behind DDL. Sizes are relpages estimates for
- * the same reason (pg_relation_size() would lock each table).
+ * the same reason (pg_relation_size() would lock each table). JIT is off:
+ * compiling these plans costs more than running them.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -58,32 +59,33 @@ static const char tables_sql[] =
 	"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace LEFT JOIN sizes s ON s.root = c.oid "
 	"ORDER BY n.nspname COLLATE \"C\", c.relname COLLATE \"C\"";
 
-/* Names and types of attributes 'keys' of relation 'rel', in key order. */
-#define ATTRS(fn, rel, keys) \
-	"(SELECT pg_catalog.array_agg(" fn " ORDER BY k.i) FROM pg_catalog.unnest(" keys ") " \
-	"WITH ORDINALITY k(n, i) JOIN pg_catalog.pg_attribute a ON a.attrelid = " rel " AND " \
-	"a.attnum = k.n)"
+/* The names and types of attributes 'keys' of relation 'rel', in key order, as a lateral subquery. */
+#define ATTRS(rel, keys, alias) \
+	"LEFT JOIN LATERAL (SELECT pg_catalog.array_agg(a.attname ORDER BY k.i) AS names, " \
+	"  pg_catalog.array_agg(pg_catalog.format_type(a.atttypid, a.atttypmod) ORDER BY k.i) AS types " \
+	"  FROM pg_catalog.unnest(" keys ") WITH ORDINALITY k(n, i) " \
+	"  JOIN pg_catalog.pg_attribute a ON a.attrelid = " rel " AND a.attnum = k.n) " alias " ON true "
 
 /*
  * The foreign keys touching the nodes ($1), each once: the copies PostgreSQL
  * makes on every partition (conparentid <> 0) are skipped.
  */
 static const char fks_sql[] =
-	"SELECT con.conname, " ROOT("con.conrelid") ", " ROOT("con.confrelid") ", con.confdeltype, "
-	"  con.confupdtype, con.condeferrable, con.condeferred, con.convalidated, con.confmatchtype, "
-	"  " ATTRS("a.attname", "con.conrelid", "con.conkey") ", "
-	"  " ATTRS("a.attname", "con.confrelid", "con.confkey") ", "
-	"  " ATTRS("pg_catalog.format_type(a.atttypid, a.atttypmod)", "con.conrelid", "con.conkey") ", "
-	"  " ATTRS("pg_catalog.format_type(a.atttypid, a.atttypmod)", "con.confrelid", "con.confkey") ", "
-	"  EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = con.conrelid AND i.indisvalid "
-	"    AND i.indnkeyatts >= pg_catalog.cardinality(con.conkey) "
-	"    AND (i.indkey::int2[])[0:pg_catalog.cardinality(con.conkey) - 1] @> con.conkey "
-	"    AND (i.indkey::int2[])[0:pg_catalog.cardinality(con.conkey) - 1] <@ con.conkey), "
-	"  EXISTS (SELECT 1 FROM pg_catalog.pg_constraint u WHERE u.conrelid = con.confrelid "
-	"    AND u.contype IN ('p', 'u') AND u.conkey @> con.confkey AND u.conkey <@ con.confkey) "
-	"FROM pg_catalog.pg_constraint con WHERE con.contype = 'f' AND con.conparentid = 0 "
-	"  AND (" ROOT("con.conrelid") " = ANY ($1::oid[]) OR " ROOT("con.confrelid") " = ANY ($1::oid[])) "
-	"ORDER BY 2, con.conname COLLATE \"C\"";
+	"WITH nodes AS (SELECT pg_catalog.unnest($1::oid[]) AS oid), "
+	"fk AS (SELECT con.*, " ROOT("con.conrelid") " AS f, " ROOT("con.confrelid") " AS t "
+	"  FROM pg_catalog.pg_constraint con WHERE con.contype = 'f' AND con.conparentid = 0) "
+	"SELECT fk.conname, fk.f, fk.t, fk.confdeltype, fk.confupdtype, fk.condeferrable, "
+	"  fk.condeferred, fk.convalidated, fk.confmatchtype, "
+	"  mine.names, theirs.names, mine.types, theirs.types, "
+	"  EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = fk.conrelid AND i.indisvalid "
+	"    AND i.indnkeyatts >= pg_catalog.cardinality(fk.conkey) "
+	"    AND (i.indkey::int2[])[0:pg_catalog.cardinality(fk.conkey) - 1] @> fk.conkey "
+	"    AND (i.indkey::int2[])[0:pg_catalog.cardinality(fk.conkey) - 1] <@ fk.conkey), "
+	"  EXISTS (SELECT 1 FROM pg_catalog.pg_constraint u WHERE u.conrelid = fk.confrelid "
+	"    AND u.contype IN ('p', 'u') AND u.conkey @> fk.confkey AND u.conkey <@ fk.confkey) "
+	"FROM fk " ATTRS("fk.conrelid", "fk.conkey", "mine") ATTRS("fk.confrelid", "fk.confkey", "theirs")
+	"WHERE fk.f IN (SELECT oid FROM nodes) OR fk.t IN (SELECT oid FROM nodes) "
+	"ORDER BY 2, fk.conname COLLATE \"C\"";
 
 /* One-column unique keys of the nodes ($1): a primary key, a UNIQUE constraint or a unique index. */
 static const char keys_sql[] =
@@ -476,7 +478,7 @@ bool audit_read(PGconn *c, const struct audit_scope *scope, struct audit_graph *
 	memset(g, 0, sizeof(*g));
 	snprintf(setup, sizeof(setup),
 		 "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL lock_timeout = %d; "
-		 "SET LOCAL statement_timeout = %d",
+		 "SET LOCAL statement_timeout = %d; SET LOCAL jit = off",
 		 AUDIT_LOCK_TIMEOUT_MS, AUDIT_STATEMENT_TIMEOUT_MS);
 	if (!db_exec(c, setup, err))
 		return false;
