@@ -272,3 +272,20 @@ def test_audit_reads_only(pg, shop):
     before = shop.execute("SELECT count(*), sum(xmin::text::bigint) FROM pg_constraint").fetchone()
     pgvalve("audit", "--schema", "shop", "--orphans", "--suggest", pg=pg, check=0)
     assert shop.execute("SELECT count(*), sum(xmin::text::bigint) FROM pg_constraint").fetchone() == before
+
+
+def test_plan_shows_what_references_each_table_and_where_a_cascade_goes(pg, shop, tmp_path):
+    path = write_file(tmp_path, "fk.sql", 'ALTER TABLE shop.orders ADD CONSTRAINT orders_customer_fk '
+                      'FOREIGN KEY (customer_id) REFERENCES shop.customers (id);\n')
+    r = pgvalve("plan", path, "--format", "json", pg=pg, check=0)
+    impact = {t["table"]: t for t in json.loads(r.out)["impact"]}
+    assert set(impact) == {"shop.orders", "shop.customers"}
+    orders = impact["shop.orders"]
+    assert {x["constraint"] for x in orders["referenced_by"]} == {"order_items_order_fk", "payments_order_id_fkey"}
+    assert sorted(orders["cascade_reach"]) == ["shop.order_items", "shop.payments"]
+    assert orders["cascade_rows"] == 203 + 0
+    assert impact["shop.customers"]["referenced_by"] == [] and impact["shop.customers"]["cascade_reach"] == []
+    text = pgvalve("plan", path, pg=pg, check=0).out
+    assert "Impact: the existing tables this migration touches" in text
+    assert "shop.orders (~100 rows): referenced by 2 foreign key(s):" in text
+    assert "a DELETE on it cascades to 2 table(s)" in text
