@@ -5,7 +5,8 @@
  * few of their values. Each count is one statement under its own
  * statement_timeout and a short lock_timeout, outside any transaction, so a
  * count that times out (or waits behind DDL) is reported as such and the
- * audit goes on. Reads only: AccessShareLock on the two tables.
+ * audit goes on. Reads only: AccessShareLock on the two tables. A clean
+ * count is a note for a NOT VALID key and only a number for a suggestion.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,13 +183,12 @@ static void count_one(PGconn *c, const struct audit_graph *g, int child, int par
 
 		x->count = *count;
 		samples(c, from.s, cols, n, x);
-	} else {
+	} else if (!suggested) {
+		/* A clean suggestion shows "orphans: 0" itself; a clean NOT VALID key is news. */
 		struct audit_finding *x = audit_finding_add(
-			f, "orphans", SEV_INFO, child, constraint,
-			suggested ? "the key can be added and validated as it is"
-				  : "VALIDATE CONSTRAINT will pass",
-			"no row of %s references a missing row of %s%s", g->tables[child].display,
-			g->tables[parent].display, suggested ? " (a suggested key)" : "");
+			f, "orphans", SEV_INFO, child, constraint, "VALIDATE CONSTRAINT will pass",
+			"no row of %s references a missing row of %s", g->tables[child].display,
+			g->tables[parent].display);
 
 		x->count = 0;
 	}

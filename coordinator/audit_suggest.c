@@ -107,13 +107,17 @@ static bool reference_stem(const char *col, char *stem, size_t cap)
 	return stem[0] != '\0';
 }
 
-/* How well table name 'table' matches stem: 3 the same, 2 its plural, 1 its singular; 0 no match. */
-static int name_match(const char *stem, const char *table)
+/*
+ * How well a table name, normalized as 't', matches stem: 3 the same, 2 its
+ * plural, 1 its singular; 0 no match.
+ */
+static int name_match(const char *stem, const char *t)
 {
-	char t[2 * AUDIT_NAME_MAX], plural[2 * AUDIT_NAME_MAX + 4];
+	char plural[2 * AUDIT_NAME_MAX + 4];
 	size_t n = strlen(stem);
 
-	normalize(table, strlen(table), t, sizeof(t));
+	if (t[0] != stem[0])
+		return 0; /* every form below starts with the stem's first letter */
 	if (strcmp(t, stem) == 0)
 		return 3;
 	snprintf(plural, sizeof(plural), "%ss", stem);
@@ -219,6 +223,10 @@ static int cmp_suggestion(const void *a, const void *b)
 
 void audit_suggest(const struct audit_graph *g, struct audit_suggestions *s, struct audit_findings *f)
 {
+	char(*norm)[2 * AUDIT_NAME_MAX] = xcalloc((size_t)g->n_tables + 1, sizeof(*norm));
+
+	for (int t = 0; t < g->n_tables; t++)
+		normalize(g->tables[t].name, strlen(g->tables[t].name), norm[t], sizeof(norm[t]));
 	memset(s, 0, sizeof(*s));
 	s->v = xcalloc((size_t)g->n_columns + 1, sizeof(*s->v));
 	for (int i = 0; i < g->n_columns; i++) {
@@ -229,7 +237,7 @@ void audit_suggest(const struct audit_graph *g, struct audit_suggestions *s, str
 		if (col->in_fk || !reference_stem(col->name, stem, sizeof(stem)))
 			continue;
 		for (int t = 0; t < g->n_tables; t++) {
-			int m = name_match(stem, g->tables[t].name), score, k;
+			int m = name_match(stem, norm[t]), score, k;
 
 			if (m == 0)
 				continue;
@@ -273,6 +281,7 @@ void audit_suggest(const struct audit_graph *g, struct audit_suggestions *s, str
 							  .score = best_score + (col->indexed ? 1 : 0),
 							  .orphans = -1 };
 	}
+	free(norm);
 	if (s->n > 1)
 		qsort(s->v, (size_t)s->n, sizeof(*s->v), cmp_suggestion);
 	/* Names in rank order, each seeing the ones chosen before it. */

@@ -50,8 +50,15 @@ static void summary(FILE *out, const struct audit_report *r)
 	if (a->n_chains) {
 		const struct audit_list *c = &a->chains[0];
 
-		fprintf(out, "  longest chain: %d tables, %s → … → %s\n", c->n, g->tables[c->v[0]].display,
-			g->tables[c->v[c->n - 1]].display);
+		fprintf(out, "  longest chain: %d tables, ", c->n);
+		for (int i = 0; i < c->n; i++) {
+			if (c->n > 6 && i == 3) {
+				fprintf(out, " → …");
+				i = c->n - 3;
+			}
+			fprintf(out, "%s%s", i ? " → " : "", g->tables[c->v[i]].display);
+		}
+		fputc('\n', out);
 	}
 	for (int v = 0; v < g->n_tables; v++)
 		if (a->reach[v].n > 0 && (widest < 0 || a->reach[v].n > a->reach[widest].n))
