@@ -182,10 +182,11 @@ static void tree_root(struct tree *t, int v)
 static void graph_tree(FILE *out, const struct audit_graph *g)
 {
 	struct tree t = { .out = out, .g = g };
-	bool *references = xcalloc((size_t)g->n_tables + 1, sizeof(bool));
+	bool *references;
 
 	if (g->n_tables == 0)
 		return;
+	references = xcalloc((size_t)g->n_tables + 1, sizeof(bool));
 	t.first = xmalloc(sizeof(int) * ((size_t)g->n_tables + 1));
 	t.next = xmalloc(sizeof(int) * ((size_t)g->n_fks + 1));
 	t.shown = xcalloc((size_t)g->n_tables + 1, sizeof(bool));
