@@ -107,35 +107,44 @@ static bool reference_stem(const char *col, char *stem, size_t cap)
 	return stem[0] != '\0';
 }
 
-/*
- * How well a table name, normalized as 't', matches stem: 3 the same, 2 its
- * plural, 1 its singular; 0 no match.
- */
-static int name_match(const char *stem, const char *t)
-{
-	char plural[2 * AUDIT_NAME_MAX + 4];
-	size_t n = strlen(stem);
+/* A table by its normalized name, for finding the tables a column's stem names. */
+struct norm_name {
+	char name[2 * AUDIT_NAME_MAX];
+	int table;
+};
 
-	if (t[0] != stem[0])
-		return 0; /* every form below starts with the stem's first letter */
-	if (strcmp(t, stem) == 0)
-		return 3;
-	snprintf(plural, sizeof(plural), "%ss", stem);
-	if (strcmp(t, plural) == 0)
-		return 2;
-	snprintf(plural, sizeof(plural), "%ses", stem);
-	if (strcmp(t, plural) == 0)
-		return 2;
+static int cmp_norm(const void *a, const void *b)
+{
+	return strcmp(((const struct norm_name *)a)->name, ((const struct norm_name *)b)->name);
+}
+
+/* The forms of a stem a table may be named by, each with how well it matches (3 best). */
+struct form {
+	struct norm_name key; /* key.table unused */
+	int match;
+};
+
+static int stem_forms(const char *stem, struct form out[5])
+{
+	size_t n = strlen(stem);
+	int k = 0;
+
+	snprintf(out[k].key.name, sizeof(out[k].key.name), "%s", stem);
+	out[k++].match = 3;
+	snprintf(out[k].key.name, sizeof(out[k].key.name), "%ss", stem);
+	out[k++].match = 2;
+	snprintf(out[k].key.name, sizeof(out[k].key.name), "%ses", stem);
+	out[k++].match = 2;
 	if (n > 1 && stem[n - 1] == 'y') {
-		snprintf(plural, sizeof(plural), "%.*sies", (int)(n - 1), stem);
-		if (strcmp(t, plural) == 0)
-			return 2;
+		snprintf(out[k].key.name, sizeof(out[k].key.name), "%.*sies", (int)(n - 1), stem);
+		out[k++].match = 2;
 	}
 	/* The column names the plural and the table the singular (users_id -> user). */
-	snprintf(plural, sizeof(plural), "%ss", t);
-	if (strcmp(stem, plural) == 0)
-		return 1;
-	return 0;
+	if (n > 1 && stem[n - 1] == 's') {
+		snprintf(out[k].key.name, sizeof(out[k].key.name), "%.*s", (int)(n - 1), stem);
+		out[k++].match = 1;
+	}
+	return k;
 }
 
 struct names_ctx {
@@ -223,40 +232,57 @@ static int cmp_suggestion(const void *a, const void *b)
 
 void audit_suggest(const struct audit_graph *g, struct audit_suggestions *s, struct audit_findings *f)
 {
-	char(*norm)[2 * AUDIT_NAME_MAX] = xcalloc((size_t)g->n_tables + 1, sizeof(*norm));
+	struct norm_name *norm = xcalloc((size_t)g->n_tables + 1, sizeof(*norm));
 
-	for (int t = 0; t < g->n_tables; t++)
-		normalize(g->tables[t].name, strlen(g->tables[t].name), norm[t], sizeof(norm[t]));
+	for (int t = 0; t < g->n_tables; t++) {
+		normalize(g->tables[t].name, strlen(g->tables[t].name), norm[t].name, sizeof(norm[t].name));
+		norm[t].table = t;
+	}
+	qsort(norm, (size_t)g->n_tables, sizeof(*norm), cmp_norm);
 	memset(s, 0, sizeof(*s));
 	s->v = xcalloc((size_t)g->n_columns + 1, sizeof(*s->v));
 	for (int i = 0; i < g->n_columns; i++) {
 		const struct audit_column *col = &g->columns[i];
 		char stem[2 * AUDIT_NAME_MAX];
-		int best = -1, best_score = 0, best_key = -1, keyless = -1;
+		int best = -1, best_score = 0, best_key = -1, keyless = -1, n_forms;
+		struct form forms[5];
 
 		if (col->in_fk || !reference_stem(col->name, stem, sizeof(stem)))
 			continue;
-		for (int t = 0; t < g->n_tables; t++) {
-			int m = name_match(stem, norm[t]), score, k;
+		n_forms = stem_forms(stem, forms);
+		for (int fi = 0; fi < n_forms; fi++) {
+			const struct norm_name *key = &forms[fi].key;
+			struct norm_name *hit = bsearch(key, norm, (size_t)g->n_tables, sizeof(*norm),
+							cmp_norm);
+			int lo;
 
-			if (m == 0)
+			if (!hit)
 				continue;
-			k = key_of_type(g, t, col->type);
-			if (k < 0) {
-				if (!has_key(g, t) && id_column(g, t) >= 0 &&
-				    strcmp(g->columns[id_column(g, t)].type, col->type) == 0)
-					keyless = t;
-				continue;
-			}
-			if (t == col->table && strcmp(g->keys[k].column, col->name) == 0)
-				continue; /* the table's own key */
-			score = m * 10 +
-				(strcmp(g->tables[t].schema, g->tables[col->table].schema) == 0 ? 15 : 0) +
-				(g->keys[k].primary ? 2 : 0);
-			if (score > best_score) {
-				best = t;
-				best_score = score;
-				best_key = k;
+			/* Every table of that normalized name: step back to the first. */
+			for (lo = (int)(hit - norm); lo > 0 && strcmp(norm[lo - 1].name, key->name) == 0;
+			     lo--)
+				;
+			for (int h = lo; h < g->n_tables && strcmp(norm[h].name, key->name) == 0; h++) {
+				int t = norm[h].table, m = forms[fi].match, score, k;
+
+				k = key_of_type(g, t, col->type);
+				if (k < 0) {
+					if (!has_key(g, t) && id_column(g, t) >= 0 &&
+					    strcmp(g->columns[id_column(g, t)].type, col->type) == 0)
+						keyless = t;
+					continue;
+				}
+				if (t == col->table && strcmp(g->keys[k].column, col->name) == 0)
+					continue; /* the table's own key */
+				score = m * 10 +
+					(strcmp(g->tables[t].schema, g->tables[col->table].schema) == 0 ? 15
+													: 0) +
+					(g->keys[k].primary ? 2 : 0);
+				if (score > best_score || (score == best_score && t < best)) {
+					best = t;
+					best_score = score;
+					best_key = k;
+				}
 			}
 		}
 		if (best < 0 && keyless >= 0) {
