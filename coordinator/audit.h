@@ -228,7 +228,8 @@ void audit_fk_name(const char *table, const char *const *columns, int n_columns,
  * finding per key with orphans. False only when the connection is gone.
  */
 bool audit_orphans(PGconn *c, const struct audit_graph *g, struct audit_suggestions *s,
-		   struct audit_findings *f, int timeout_ms, struct db_error *err);
+		   struct audit_findings *f, int timeout_ms, struct db_error *err)
+	__attribute__((warn_unused_result));
 
 /* ---- outputs ---- */
 

@@ -289,3 +289,28 @@ def test_plan_shows_what_references_each_table_and_where_a_cascade_goes(pg, shop
     assert "Impact: the existing tables this migration touches" in text
     assert "shop.orders (~100 rows): referenced by 2 foreign key(s):" in text
     assert "a DELETE on it cascades to 2 table(s)" in text
+
+
+def test_match_full_orphans_and_inheritance(pg, direct):
+    fresh_schema(direct, "mf")
+    direct.execute("""
+        SET search_path = mf;
+        CREATE TABLE regions (country text, code text, PRIMARY KEY (country, code));
+        CREATE TABLE shops (id int PRIMARY KEY, country text, code text);
+        CREATE INDEX ON shops (country, code);
+        INSERT INTO regions VALUES ('de', 'be'), ('fr', 'idf');
+        -- (de, be) is fine, (NULL, NULL) is exempt, (de, NULL) breaks MATCH FULL, (fr, xx) breaks both
+        INSERT INTO shops VALUES (1, 'de', 'be'), (2, NULL, NULL), (3, 'de', NULL), (4, 'fr', 'xx');
+        ALTER TABLE shops ADD CONSTRAINT shops_region_fk FOREIGN KEY (country, code) REFERENCES regions
+            MATCH FULL NOT VALID;
+        CREATE TABLE outlet_shops (extra int) INHERITS (shops);
+        ANALYZE;
+        RESET search_path;
+    """)
+    doc = audit_json(pg, "--schema", "mf", "--orphans")
+    assert {n["table"] for n in doc["graph"]["nodes"]} == {"mf.regions", "mf.shops", "mf.outlet_shops"}
+    # Inheritance children do not inherit foreign keys: one edge.
+    [edge] = doc["graph"]["edges"]
+    assert edge["indexed"] is True and edge["validated"] is False
+    [f] = [f for f in findings_of(doc, "orphans") if f["constraint"] == "shops_region_fk"]
+    assert f["count"] == 2 and sorted(f["samples"]) == ["(de,)", "(fr,xx)"]
