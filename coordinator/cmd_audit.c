@@ -122,13 +122,14 @@ static void describe_scope(const struct options *o, char *out, size_t cap)
 {
 	size_t len;
 
-	if (o->n_schemas == 0) {
-		snprintf(out, cap, "every schema but the system's");
-		return;
-	}
-	len = (size_t)snprintf(out, cap, "schema%s ", o->n_schemas > 1 ? "s" : "");
+	if (o->n_schemas == 0)
+		len = (size_t)snprintf(out, cap, "every schema but the system's");
+	else
+		len = (size_t)snprintf(out, cap, "schema%s ", o->n_schemas > 1 ? "s" : "");
 	for (int i = 0; i < o->n_schemas && len < cap; i++)
 		len += (size_t)snprintf(out + len, cap - len, "%s%s", i ? ", " : "", o->schemas[i]);
+	for (int i = 0; i < o->n_tables && len < cap; i++)
+		len += (size_t)snprintf(out + len, cap - len, "%s%s", i ? ", " : ", around ", o->tables[i]);
 }
 
 static void print_report(const struct options *o, const struct audit_report *r)
