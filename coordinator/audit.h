@@ -175,7 +175,7 @@ struct audit_finding *audit_finding_add(struct audit_findings *f, const char *ki
 					int table, const char *constraint, const char *hint, const char *fmt,
 					...) __attribute__((format(printf, 7, 8)));
 
-/* Sorts by severity (errors first), then table, then kind: the order people read them in. */
+/* Sorts by severity (errors first), then kind, then table: the order people read them in. */
 void audit_findings_sort(struct audit_findings *f, const struct audit_graph *g);
 
 void audit_findings_free(struct audit_findings *f);

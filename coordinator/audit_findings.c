@@ -14,6 +14,9 @@
 #include "quote.h"
 #include "xalloc.h"
 
+/* Tables named in one message at most (8 × 130 bytes fits its buffer). */
+#define FINDING_MAX_NAMES 8
+
 const char *audit_severity_name(enum audit_severity s)
 {
 	return s == SEV_ERROR ? "error" : s == SEV_WARNING ? "warning" : "info";
@@ -150,6 +153,19 @@ static void fk_findings(const struct audit_graph *g, const struct audit_fk *fk, 
 	}
 }
 
+/* The first tables of 'l' for a message: "a, b, c" or "a, b, … (211 in all)"; JSON lists them all. */
+static void table_list(const struct audit_graph *g, const struct audit_list *l, char *out, size_t cap)
+{
+	size_t len = 0;
+
+	out[0] = '\0';
+	for (int k = 0; k < l->n && k < FINDING_MAX_NAMES && len < cap; k++)
+		len += (size_t)snprintf(out + len, cap - len, "%s%s", k ? ", " : "",
+					g->tables[l->v[k]].display);
+	if (l->n > FINDING_MAX_NAMES && len < cap)
+		snprintf(out + len, cap - len, ", … (%d in all)", l->n);
+}
+
 /* The one foreign key of a table to itself, for a self-reference finding. */
 static const struct audit_fk *self_fk(const struct audit_graph *g, int t)
 {
@@ -166,7 +182,6 @@ static void cycle_findings(const struct audit_graph *g, const struct audit_analy
 		const struct audit_list *c = &a->cycles[i];
 		bool deferrable = false;
 		char list[2048];
-		size_t len = 0;
 
 		if (c->n == 1) {
 			const struct audit_fk *fk = self_fk(g, c->v[0]);
@@ -179,12 +194,7 @@ static void cycle_findings(const struct audit_graph *g, const struct audit_analy
 				fk ? fk->name : "", fk ? ")" : "");
 			continue;
 		}
-		list[0] = '\0';
-		for (int k = 0; k < c->n && len < sizeof(list) - 80; k++)
-			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", k ? ", " : "",
-						g->tables[c->v[k]].display);
-		if (len >= sizeof(list) - 80)
-			snprintf(list + len, sizeof(list) - len, ", …");
+		table_list(g, c, list, sizeof(list));
 		for (int e = 0; e < g->n_fks; e++)
 			if (a->scc[g->fks[e].from] == a->scc[c->v[0]] &&
 			    a->scc[g->fks[e].to] == a->scc[c->v[0]] && g->fks[e].deferrable)
@@ -206,16 +216,10 @@ static void fanout_findings(const struct audit_graph *g, const struct audit_anal
 	for (int v = 0; v < g->n_tables; v++) {
 		const struct audit_list *r = &a->reach[v];
 		char list[2048];
-		size_t len = 0;
 
 		if (r->n < AUDIT_FANOUT_TABLES && a->reach_rows[v] < AUDIT_FANOUT_ROWS)
 			continue;
-		list[0] = '\0';
-		for (int k = 0; k < r->n && len < sizeof(list) - 80; k++)
-			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", k ? ", " : "",
-						g->tables[r->v[k]].display);
-		if (len >= sizeof(list) - 80)
-			snprintf(list + len, sizeof(list) - len, ", …");
+		table_list(g, r, list, sizeof(list));
 		audit_finding_add(
 			f, "cascade_fanout", SEV_WARNING, v, NULL,
 			"one DELETE here can lock and remove far more rows than it names: check each "
@@ -257,13 +261,13 @@ static int cmp_finding(const void *x, const void *y)
 
 	if (a->severity != b->severity)
 		return a->severity > b->severity ? -1 : 1;
+	if ((d = strcmp(a->kind, b->kind)) != 0)
+		return d;
 	if (a->table != b->table) {
 		if (a->table < 0 || b->table < 0)
 			return a->table < 0 ? 1 : -1;
 		return a->table < b->table ? -1 : 1;
 	}
-	if ((d = strcmp(a->kind, b->kind)) != 0)
-		return d;
 	return strcmp(a->constraint ? a->constraint : "", b->constraint ? b->constraint : "");
 }
 

@@ -2,8 +2,9 @@
  * pgvalve audit for people: a summary first (counts, cycles, the longest
  * chain, the widest cascade), then the findings by severity with their
  * hints, then the suggested foreign keys, then the graph as a tree — each
- * table with the tables that reference it below it. Large graphs are cut
- * short with a pointer to --table and --format dot.
+ * table with the tables that reference it below it. What would not fit a
+ * screen or two is counted instead, with a pointer to --table and the other
+ * formats, which list everything.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,10 @@
 /* The tree stops after this many lines and this deep: a screenful is the goal, --table narrows. */
 #define TREE_MAX_LINES 400
 #define TREE_MAX_DEPTH 40
+/* Findings shown per kind and severity, and suggestions shown; JSON and SQL have all of them. */
+#define TEXT_MAX_PER_KIND 8
+#define TEXT_MAX_SUGGESTIONS 25
+#define TEXT_MAX_KINDS 16
 
 void audit_format_bytes(long long bytes, char *out, size_t cap)
 {
@@ -73,25 +78,62 @@ static void summary(FILE *out, const struct audit_report *r)
 			r->s ? "" : " (pgvalve audit --suggest looks for missing ones)");
 }
 
+/* Per kind within a severity: how many were shown and how many left out. */
+struct kind_count {
+	const char *kind;
+	int shown, hidden;
+};
+
+static struct kind_count *kind_slot(struct kind_count *k, int *n, const char *kind)
+{
+	for (int i = 0; i < *n; i++)
+		if (strcmp(k[i].kind, kind) == 0)
+			return &k[i];
+	if (*n == TEXT_MAX_KINDS)
+		return &k[TEXT_MAX_KINDS - 1]; /* defensive: more kinds than exist */
+	k[*n] = (struct kind_count){ kind, 0, 0 };
+	return &k[(*n)++];
+}
+
 static void findings(FILE *out, const struct audit_report *r)
 {
 	static const char *const titles[] = { "Notes", "Warnings", "Errors" };
 
 	for (int sev = SEV_ERROR; sev >= SEV_INFO; sev--) {
+		struct kind_count kinds[TEXT_MAX_KINDS];
+		int n_kinds = 0, hidden = 0;
+
 		if (r->f->by_severity[sev] == 0)
 			continue;
 		fprintf(out, "\n%s (%d)\n", titles[sev], r->f->by_severity[sev]);
 		for (int i = 0; i < r->f->n; i++) {
 			const struct audit_finding *x = &r->f->v[i];
+			struct kind_count *k;
 
 			if ((int)x->severity != sev)
 				continue;
+			k = kind_slot(kinds, &n_kinds, x->kind);
+			if (k->shown == TEXT_MAX_PER_KIND) {
+				k->hidden++;
+				hidden++;
+				continue;
+			}
+			k->shown++;
 			fprintf(out, "  %-15s %s\n", x->kind, x->message);
-			for (int k = 0; k < x->n_samples; k++)
-				fprintf(out, "  %-15s %s %s\n", "", k ? "       " : "e.g.:", x->samples[k]);
+			for (int s = 0; s < x->n_samples; s++)
+				fprintf(out, "  %-15s %s %s\n", "", s ? "     " : "e.g.:", x->samples[s]);
 			if (x->hint)
 				fprintf(out, "  %-15s hint: %s\n", "", x->hint);
 		}
+		if (hidden == 0)
+			continue;
+		fprintf(out, "  … and %d more:", hidden);
+		for (int i = 0, first = 1; i < n_kinds; i++)
+			if (kinds[i].hidden) {
+				fprintf(out, "%s %d %s", first ? "" : ",", kinds[i].hidden, kinds[i].kind);
+				first = 0;
+			}
+		fprintf(out, " (--format json lists every one; --table T narrows)\n");
 	}
 }
 
@@ -107,6 +149,10 @@ static void suggestions(FILE *out, const struct audit_report *r)
 	for (int i = 0; i < r->s->n; i++) {
 		const struct audit_suggestion *x = &r->s->v[i];
 
+		if (i == TEXT_MAX_SUGGESTIONS) {
+			fprintf(out, "  … and %d more (--format sql writes every one)\n", r->s->n - i);
+			break;
+		}
 		fprintf(out, "  %2d. %s (%s) → %s (%s)", i + 1, g->tables[x->table].display,
 			g->columns[x->column].name, g->tables[x->ref_table].display, g->keys[x->key].column);
 		if (x->orphans >= 0)

@@ -135,15 +135,15 @@ int cmd_plan(struct options *o)
 	}
 	/* The impact is for people to read: without it the plan is still the plan. */
 	impact = audit_impact_read(c, &p, &imp, &err);
-	if (!impact)
+	if (!impact && o->format != FORMAT_JSON) /* JSON: "impact" is null, the document stays one */
 		report_warning("could not read the foreign keys around the migration's tables", err.msg);
 	if (o->format == FORMAT_JSON) {
 		cJSON *doc = plan_to_json(&p);
 		char *text;
 
 		cJSON_AddItemToObject(doc, "preflight", preflight_to_json(&pf));
-		if (impact)
-			cJSON_AddItemToObject(doc, "impact", audit_impact_to_json(&imp));
+		cJSON_AddItemToObject(doc, "impact",
+				      impact ? audit_impact_to_json(&imp) : cJSON_CreateNull());
 		text = cJSON_Print(doc);
 		printf("%s\n", text);
 		free(text);
