@@ -78,7 +78,8 @@ struct audit_graph {
 	int n_keys;
 	struct audit_column *columns;
 	int n_columns;
-	char **constraint_names; /* "schema\x1fname" of every constraint in scope, sorted */
+	/* "c<schema>\x1f<name>" of every constraint and "r<schema>\x1f<name>" of every relation in scope's schemas, sorted */
+	char **constraint_names;
 	int n_constraint_names;
 	/* Schemas left out of the default scope because the role has no USAGE on them. */
 	char **unreadable;
@@ -185,12 +186,14 @@ const char *audit_severity_name(enum audit_severity s);
 /* ---- suggestions (audit_suggest.c) ---- */
 
 struct audit_suggestion {
-	int table, column;         /* column: index in graph.columns */
-	int ref_table, key;        /* key: index in graph.keys */
-	int score;                 /* higher first */
-	char name[AUDIT_NAME_MAX]; /* the constraint name PostgreSQL would choose */
-	char *sql;                 /* ALTER TABLE … ADD CONSTRAINT … FOREIGN KEY …; */
-	long long orphans;         /* -1: not counted */
+	int table, column;               /* column: index in graph.columns */
+	int ref_table, key;              /* key: index in graph.keys */
+	int score;                       /* higher first */
+	char name[AUDIT_NAME_MAX];       /* the constraint name PostgreSQL would choose */
+	char *sql;                       /* ALTER TABLE … ADD CONSTRAINT … FOREIGN KEY …; */
+	char index_name[AUDIT_NAME_MAX]; /* "" when an index already leads with the column */
+	char *index_sql;                 /* CREATE INDEX … ON … (column); or NULL */
+	long long orphans;               /* -1: not counted */
 	bool orphans_timed_out;
 };
 
@@ -213,10 +216,13 @@ void audit_suggestions_free(struct audit_suggestions *s);
  * PostgreSQL's name for a new foreign key (ChooseConstraintName with
  * makeObjectName): <table>_<col>[_<col>...]_fkey in 63 bytes, the longer of
  * table and column part shortened first without splitting a UTF-8
- * character; "fkey1", "fkey2"... when 'taken' says the name exists.
+ * character; "fkey1", "fkey2"... when 'taken' says the name exists. With
+ * label "idx" it is the name CREATE INDEX would choose (ChooseRelationName).
  */
-void audit_fk_name(const char *table, const char *const *columns, int n_columns,
-		   bool (*taken)(const char *name, void *arg), void *arg, char out[AUDIT_NAME_MAX]);
+void audit_object_name(const char *table, const char *const *columns, int n_columns, const char *label,
+		       bool (*taken)(const char *name, void *arg), void *arg, char out[AUDIT_NAME_MAX]);
+#define audit_fk_name(table, columns, n, taken, arg, out) \
+	audit_object_name(table, columns, n, "fkey", taken, arg, out)
 
 /* ---- orphans (audit_orphans.c) ---- */
 

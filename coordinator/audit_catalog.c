@@ -107,12 +107,18 @@ static const char columns_sql[] =
 	"  AND NOT a.attisdropped AND a.attname ~* '(id|uuid)$' "
 	"ORDER BY a.attrelid, a.attnum";
 
-/* Constraint names in the nodes' schemas, which a chosen name must not repeat. */
+/*
+ * Names in the nodes' schemas a chosen name must not repeat: constraints
+ * ("c" first) for a new foreign key, relations ("r" first) for a new index.
+ */
 static const char names_sql[] =
-	"SELECT n.nspname || chr(31) || con.conname FROM pg_catalog.pg_constraint con "
-	"JOIN pg_catalog.pg_namespace n ON n.oid = con.connamespace "
-	"WHERE con.connamespace IN (SELECT c.relnamespace FROM pg_catalog.pg_class c "
-	"  WHERE c.oid = ANY ($1::oid[]))";
+	"WITH ns AS (SELECT DISTINCT c.relnamespace AS oid FROM pg_catalog.pg_class c "
+	"  WHERE c.oid = ANY ($1::oid[])) "
+	"SELECT 'c' || n.nspname || chr(31) || con.conname FROM pg_catalog.pg_constraint con "
+	"JOIN pg_catalog.pg_namespace n ON n.oid = con.connamespace WHERE con.connamespace IN (SELECT oid FROM ns) "
+	"UNION ALL "
+	"SELECT 'r' || n.nspname || chr(31) || c.relname FROM pg_catalog.pg_class c "
+	"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relnamespace IN (SELECT oid FROM ns)";
 
 /* clang-format on */
 

@@ -149,7 +149,8 @@ void audit_print_sql(FILE *out, const struct audit_report *r)
 	fprintf(out,
 		"-- Foreign keys suggested by pgvalve audit --suggest: %d, most likely first.\n"
 		"-- Review each, then: pgvalve plan FILE --db URL; pgvalve apply FILE --db URL\n"
-		"-- (each is added NOT VALID under a short hold and validated after).\n",
+		"-- (each key is added NOT VALID under a short hold and validated after; an index\n"
+		"-- its column lacks is built CONCURRENTLY first).\n",
 		r->s ? r->s->n : 0);
 	for (int i = 0; r->s && i < r->s->n; i++) {
 		const struct audit_suggestion *x = &r->s->v[i];
@@ -168,6 +169,9 @@ void audit_print_sql(FILE *out, const struct audit_report *r)
 				x->orphans);
 		else if (x->orphans == 0)
 			fputs(" (no orphans)", out);
-		fprintf(out, "\n%s\n", x->sql);
+		fputc('\n', out);
+		if (x->index_sql)
+			fprintf(out, "%s\n", x->index_sql);
+		fprintf(out, "%s\n", x->sql);
 	}
 }

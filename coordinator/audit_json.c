@@ -131,6 +131,11 @@ cJSON *audit_to_json(const struct audit_report *r)
 			cJSON_AddNullToObject(o, "orphans");
 		cJSON_AddStringToObject(o, "constraint", x->name);
 		cJSON_AddStringToObject(o, "sql", x->sql);
+		/* The index the key's column lacks (null when one leads with it): --format sql adds it first. */
+		if (x->index_sql)
+			cJSON_AddStringToObject(o, "index_sql", x->index_sql);
+		else
+			cJSON_AddNullToObject(o, "index_sql");
 		cJSON_AddItemToArray(arr, o);
 	}
 	return doc;

@@ -49,25 +49,26 @@ static void make_object_name(char out[AUDIT_NAME_MAX], const char *name1, const 
 	snprintf(out, AUDIT_NAME_MAX, "%.*s_%.*s_%s", (int)n1, name1, (int)n2, name2, label);
 }
 
-void audit_fk_name(const char *table, const char *const *columns, int n_columns,
-		   bool (*taken)(const char *name, void *arg), void *arg, char out[AUDIT_NAME_MAX])
+void audit_object_name(const char *table, const char *const *columns, int n_columns, const char *label,
+		       bool (*taken)(const char *name, void *arg), void *arg, char out[AUDIT_NAME_MAX])
 {
-	char addition[2 * AUDIT_NAME_MAX + 2], label[16] = "fkey";
+	char addition[2 * AUDIT_NAME_MAX + 2], mod[24];
 	size_t len = 0;
 
-	/* ChooseForeignKeyConstraintNameAddition(): columns joined by '_' until NAMEDATALEN is reached. */
+	/* ChooseForeignKeyConstraintNameAddition() (and ChooseIndexNameAddition()): columns joined by '_'. */
 	addition[0] = '\0';
 	for (int i = 0; i < n_columns && len < AUDIT_NAME_MAX; i++) {
 		if (len > 0)
 			addition[len++] = '_';
 		len += (size_t)snprintf(addition + len, AUDIT_NAME_MAX, "%s", columns[i]);
 	}
-	/* ChooseConstraintName(): fkey, then fkey1, fkey2, ... until the name is free. */
+	/* ChooseConstraintName() / ChooseRelationName(): label, then label1, label2, ... until free. */
+	snprintf(mod, sizeof(mod), "%s", label);
 	for (int pass = 1;; pass++) {
-		make_object_name(out, table, addition, label);
+		make_object_name(out, table, addition, mod);
 		if (!taken || !taken(out, arg))
 			return;
-		snprintf(label, sizeof(label), "fkey%d", pass);
+		snprintf(mod, sizeof(mod), "%.8s%d", label, pass);
 	}
 }
 
@@ -150,7 +151,8 @@ static int stem_forms(const char *stem, struct form out[5])
 struct names_ctx {
 	const struct audit_graph *g;
 	const char *schema;
-	const struct audit_suggestions *s;
+	const struct audit_suggestions *s; /* the suggestions named so far */
+	char kind;                         /* 'c' a constraint name, 'r' a relation (index) name */
 };
 
 static int cmp_str(const void *a, const void *b)
@@ -158,11 +160,11 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Whether constraint 'name' exists in the schema, or an earlier suggestion chose it there. */
+/* Whether 'name' exists in the schema (as a constraint or a relation), or an earlier suggestion chose it there. */
 static bool name_taken(const char *name, void *arg)
 {
 	const struct names_ctx *c = arg;
-	char *key = xasprintf("%s\x1f%s", c->schema, name);
+	char *key = xasprintf("%c%s\x1f%s", c->kind, c->schema, name);
 	bool found = c->g->n_constraint_names > 0 &&
 		bsearch(&key, c->g->constraint_names, (size_t)c->g->n_constraint_names, sizeof(char *),
 			cmp_str) != NULL;
@@ -170,8 +172,19 @@ static bool name_taken(const char *name, void *arg)
 	free(key);
 	for (int i = 0; !found && i < c->s->n; i++)
 		found = strcmp(c->g->tables[c->s->v[i].table].schema, c->schema) == 0 &&
-			strcmp(c->s->v[i].name, name) == 0;
+			strcmp(c->kind == 'c' ? c->s->v[i].name : c->s->v[i].index_name, name) == 0;
 	return found;
+}
+
+static char *index_sql(const struct audit_graph *g, const struct audit_suggestion *x)
+{
+	const struct audit_table *t = &g->tables[x->table];
+	char tq[4 * AUDIT_NAME_MAX + 8], nq[2 * AUDIT_NAME_MAX + 4], cq[2 * AUDIT_NAME_MAX + 4];
+
+	quote_qname(tq, sizeof(tq), t->schema, t->name);
+	quote_ident(nq, sizeof(nq), x->index_name);
+	quote_ident(cq, sizeof(cq), g->columns[x->column].name);
+	return xasprintf("CREATE INDEX %s ON %s (%s);", nq, tq, cq);
 }
 
 static char *suggestion_sql(const struct audit_graph *g, const struct audit_suggestion *x)
@@ -314,18 +327,27 @@ void audit_suggest(const struct audit_graph *g, struct audit_suggestions *s, str
 	for (int i = 0; i < s->n; i++) {
 		struct audit_suggestion *x = &s->v[i];
 		struct audit_suggestions before = { .v = s->v, .n = i };
-		struct names_ctx ctx = { g, g->tables[x->table].schema, &before };
+		struct names_ctx ctx = { g, g->tables[x->table].schema, &before, 'c' };
 		const char *cols[1] = { g->columns[x->column].name };
 
 		audit_fk_name(g->tables[x->table].name, cols, 1, name_taken, &ctx, x->name);
 		x->sql = suggestion_sql(g, x);
+		/* Without an index every delete of a referenced row scans the table: add one too. */
+		if (!g->columns[x->column].indexed) {
+			ctx.kind = 'r';
+			audit_object_name(g->tables[x->table].name, cols, 1, "idx", name_taken, &ctx,
+					  x->index_name);
+			x->index_sql = index_sql(g, x);
+		}
 	}
 }
 
 void audit_suggestions_free(struct audit_suggestions *s)
 {
-	for (int i = 0; i < s->n; i++)
+	for (int i = 0; i < s->n; i++) {
 		free(s->v[i].sql);
+		free(s->v[i].index_sql);
+	}
 	free(s->v);
 	memset(s, 0, sizeof(*s));
 }

@@ -63,6 +63,8 @@ def test_json_has_every_finding_and_the_contract_keys(pg, shop):
     assert s["sql"] == ('ALTER TABLE "shop"."order_items" ADD CONSTRAINT "order_items_product_id_fkey" '
                         'FOREIGN KEY ("product_id") REFERENCES "shop"."products" ("id");')
     assert sugg[("shop.orders", "customer_id")]["orphans"] == 0
+    assert s["index_sql"] == 'CREATE INDEX "order_items_product_id_idx" ON "shop"."order_items" ("product_id");'
+
 
 
 def test_text_summary_first_then_findings_by_severity_then_the_tree(pg, shop):
@@ -139,6 +141,11 @@ def test_suggestions_as_a_migration_that_plans_and_applies(pg, shop, tmp_path):
     edges = {e["constraint"]: e for e in doc["graph"]["edges"]}
     assert edges["order_items_product_id_fkey"]["validated"] is True
     assert edges["orders_customer_id_fkey"]["to"] == "shop.customers"
+    # Each suggested key came with the index its column lacked.
+    for name in ("order_items_product_id_fkey", "orders_customer_id_fkey", "audit_log_customer_id_fkey"):
+        assert edges[name]["indexed"] is True, name
+    assert not [f for f in findings_of(doc, "unindexed_fk") if f["constraint"] in edges
+                and f["constraint"].endswith("customer_id_fkey")]
 
 
 HOSTILE = [

@@ -254,11 +254,16 @@ static void test_suggested_names_do_not_collide(void **state)
 	rename_table(&g, 1, "public", "posts");
 	add_key(&g, 0, "id", "integer", true);
 	add_col(&g, 1, "user_id", "integer");
-	g.constraint_names = xcalloc(2, sizeof(char *));
-	g.constraint_names[g.n_constraint_names++] = xstrdup("public\x1fposts_user_id_fkey");
+	g.constraint_names = xcalloc(3, sizeof(char *));
+	g.constraint_names[g.n_constraint_names++] = xstrdup("cpublic\x1fposts_user_id_fkey");
+	g.constraint_names[g.n_constraint_names++] = xstrdup("rpublic\x1fposts_user_id_idx");
 	audit_suggest(&g, &s, &f);
 	assert_int_equal(s.n, 1);
 	assert_string_equal(s.v[0].name, "posts_user_id_fkey1");
+	/* The column has no index: one comes with the key, named as CREATE INDEX would name it. */
+	assert_string_equal(s.v[0].index_name, "posts_user_id_idx1");
+	assert_string_equal(s.v[0].index_sql,
+			    "CREATE INDEX \"posts_user_id_idx1\" ON \"public\".\"posts\" (\"user_id\");");
 	audit_suggestions_free(&s);
 	audit_findings_free(&f);
 	audit_graph_free(&g);
