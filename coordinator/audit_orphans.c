@@ -147,7 +147,7 @@ static void samples(PGconn *c, const char *from, char *const *cols, int n, struc
  */
 static void count_one(PGconn *c, const struct audit_graph *g, int child, int parent, char *const *cols,
 		      char *const *refs, int n, bool match_full, const char *constraint, bool suggested,
-		      struct audit_findings *f, long long *count, int timeout_ms)
+		      struct audit_findings *f, long long *count)
 {
 	struct sbuf from = { 0 }, sql = { 0 };
 	char why[1024], colv[512] = "";
@@ -162,12 +162,14 @@ static void count_one(PGconn *c, const struct audit_graph *g, int child, int par
 	*count = -1;
 	res = run_count(c, sql.s, count, why, sizeof(why));
 	if (res != COUNT_DONE) {
-		audit_finding_add(
-			f, "orphans", SEV_WARNING, child, constraint,
-			"run the count when the tables are quiet, or by hand with a longer "
-			"statement_timeout",
-			"could not count the rows of %s (%s) that reference nothing in %s within %d ms: %s",
-			g->tables[child].display, colv, g->tables[parent].display, timeout_ms, why);
+		audit_finding_add(f, "orphans", SEV_WARNING, child, constraint,
+				  res == COUNT_TIMED_OUT
+					  ? "run the count when the tables are quiet, or by hand with a "
+					    "longer statement_timeout"
+					  : "run the audit as a role that can read both tables",
+				  "could not count the rows of %s (%s) that reference nothing in %s%s: %s",
+				  g->tables[child].display, colv, g->tables[parent].display,
+				  res == COUNT_TIMED_OUT ? " in time" : "", why);
 		*count = -1;
 	} else if (*count > 0) {
 		struct audit_finding *x = audit_finding_add(
@@ -212,7 +214,7 @@ bool audit_orphans(PGconn *c, const struct audit_graph *g, struct audit_suggesti
 		if (fk->validated)
 			continue;
 		count_one(c, g, fk->from, fk->to, fk->columns, fk->ref_columns, fk->n_columns, fk->match_full,
-			  fk->name, false, f, &n, timeout_ms);
+			  fk->name, false, f, &n);
 		if (PQstatus(c) != CONNECTION_OK)
 			goto lost;
 	}
@@ -220,8 +222,7 @@ bool audit_orphans(PGconn *c, const struct audit_graph *g, struct audit_suggesti
 		struct audit_suggestion *x = &s->v[i];
 		char *cols[1] = { g->columns[x->column].name }, *refs[1] = { g->keys[x->key].column };
 
-		count_one(c, g, x->table, x->ref_table, cols, refs, 1, false, x->name, true, f, &x->orphans,
-			  timeout_ms);
+		count_one(c, g, x->table, x->ref_table, cols, refs, 1, false, x->name, true, f, &x->orphans);
 		x->orphans_timed_out = x->orphans < 0;
 		if (PQstatus(c) != CONNECTION_OK)
 			goto lost;

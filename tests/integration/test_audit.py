@@ -270,6 +270,7 @@ def test_never_waits_behind_ddl_and_a_blocked_count_says_so(pg, shop):
         doc = audit_json(pg, "--schema", "shop", "--orphans")
         [f] = [f for f in findings_of(doc, "orphans") if f["constraint"] == "order_items_order_fk"]
         assert f["count"] is None and "could not count" in f["message"] and "lock timeout" in f["message"]
+        assert f["severity"] == "warning" and "longer statement_timeout" in f["hint"]
     finally:
         blocker.rollback()
         blocker.close()
@@ -321,3 +322,19 @@ def test_match_full_orphans_and_inheritance(pg, direct):
     assert edge["indexed"] is True and edge["validated"] is False
     [f] = [f for f in findings_of(doc, "orphans") if f["constraint"] == "shops_region_fk"]
     assert f["count"] == 2 and sorted(f["samples"]) == ["(de,)", "(fr,xx)"]
+
+
+def test_a_table_the_role_cannot_select_is_named_not_fatal(pg, shop):
+    shop.execute("DROP ROLE IF EXISTS audit_counter")  # the fixture's fresh schema took its grants
+    shop.execute("CREATE ROLE audit_counter LOGIN PASSWORD 'counter-secret'")
+    shop.execute("GRANT USAGE ON SCHEMA shop TO audit_counter")
+    shop.execute("GRANT SELECT ON shop.orders TO audit_counter")  # not order_items
+    url = (f"postgresql://audit_counter:counter-secret@{harness.HOST}:{pg.port}/{harness.DATABASE}"
+           f"?sslmode=disable")
+    r = pgvalve("audit", "--schema", "shop", "--orphans", "--format", "json", "--db", url, pg=pg)
+    assert r.rc == 0, r
+    doc = json.loads(r.out)
+    assert doc["foreign_keys"] == 8  # the catalog is readable whatever the table privileges
+    [f] = [f for f in findings_of(doc, "orphans") if f["constraint"] == "order_items_order_fk"]
+    assert f["count"] is None and "permission denied" in f["message"]
+    assert "role that can read both tables" in f["hint"]
