@@ -159,7 +159,10 @@ static void suggestions(FILE *out, const struct audit_report *r)
 			fprintf(out, "  orphans: %lld", x->orphans);
 		else if (x->orphans_timed_out)
 			fprintf(out, "  orphans: not counted (timed out)");
-		fprintf(out, "\n      %s\n", x->sql);
+		fputc('\n', out);
+		if (x->index_sql)
+			fprintf(out, "      %s\n", x->index_sql);
+		fprintf(out, "      %s\n", x->sql);
 	}
 }
 
