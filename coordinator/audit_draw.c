@@ -2,7 +2,8 @@
  * pgvalve audit's outputs for other programs: Graphviz DOT (renders with
  * `dot -Tsvg`), a Mermaid flowchart, and the suggested foreign keys as a
  * migration file (--format sql) that pgvalve plan and apply take as it is.
- * In both drawings an edge goes from the referencing table to the one it
+ * A suggestion --orphans found rows breaking is written commented out: the
+ * file stays one that applies as it is. In both drawings an edge goes from the referencing table to the one it
  * references, labelled with the constraint and its ON DELETE action; NOT
  * VALID edges are dashed and unindexed ones marked. Nodes get generated ids
  * (t0, t1, ...) so no table name, however odd, has to be an identifier.
@@ -164,12 +165,26 @@ void audit_print_sql(FILE *out, const struct audit_report *r)
 		fputs(" (", out);
 		comment_str(out, g->keys[x->key].column);
 		fputs(")", out);
-		if (x->orphans > 0)
-			fprintf(out, " (%lld orphan row(s): validation fails until they are fixed)",
-				x->orphans);
-		else if (x->orphans == 0)
+		if (x->orphans == 0)
 			fputs(" (no orphans)", out);
 		fputc('\n', out);
+		if (x->orphans > 0) {
+			/* Validation would refuse it: left commented out, so the rest applies as it is. */
+			fprintf(out,
+				"-- %lld row(s) reference nothing (pgvalve audit --orphans shows some): fix "
+				"them, "
+				"then uncomment\n",
+				x->orphans);
+			if (x->index_sql) {
+				fputs("-- ", out);
+				comment_str(out, x->index_sql);
+				fputc('\n', out);
+			}
+			fputs("-- ", out);
+			comment_str(out, x->sql);
+			fputc('\n', out);
+			continue;
+		}
 		if (x->index_sql)
 			fprintf(out, "%s\n", x->index_sql);
 		fprintf(out, "%s\n", x->sql);

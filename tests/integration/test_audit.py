@@ -125,8 +125,14 @@ def test_mermaid_flowchart(pg, shop):
 
 
 def test_suggestions_as_a_migration_that_plans_and_applies(pg, shop, tmp_path):
-    # The planted orphan product ids would make the migration fail validation: fix them first,
-    # as a person would after reading the audit.
+    # With --orphans, the key the planted orphans would break is written commented out, so the
+    # file still plans as it is.
+    r = pgvalve("audit", "--schema", "shop", "--suggest", "--orphans", "--format", "sql", pg=pg, check=0)
+    active = [line for line in r.out.splitlines() if line.startswith("ALTER TABLE")]
+    assert len(active) == 2 and not any("product_id" in line for line in active), r.out
+    assert '-- ALTER TABLE "shop"."order_items" ADD CONSTRAINT "order_items_product_id_fkey"' in r.out
+    assert pgvalve("plan", write_file(tmp_path, "two.sql", r.out), pg=pg).rc == 0
+    # Fixed, as a person would after reading the audit, all three go in.
     shop.execute("UPDATE shop.order_items SET product_id = 1 WHERE product_id > 20")
     r = pgvalve("audit", "--schema", "shop", "--suggest", "--format", "sql", pg=pg, check=0)
     assert r.out.count("ALTER TABLE") == 3, r.out
