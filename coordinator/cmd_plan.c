@@ -1,13 +1,16 @@
 /*
  * pgvalve plan: what a migration becomes — per input statement, the steps
  * with their SQL, the lock each takes and the hold it needs, the rows each
- * validation scans — and the preflight findings. Changes nothing. Exit 1
+ * validation scans — the preflight findings, and the impact: for each
+ * existing table it touches, the foreign keys that reference it and what a
+ * cascade from it reaches (audit_impact.c). Changes nothing. Exit 1
  * when a preflight check would refuse the migration.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit_impact.h"
 #include "commands.h"
 #include "db.h"
 #include "input.h"
@@ -108,6 +111,8 @@ int cmd_plan(struct options *o)
 {
 	struct plan p;
 	struct preflight pf = { 0 };
+	struct audit_impact imp = { 0 };
+	bool impact;
 	struct db_error err;
 	PGconn *c = NULL;
 	int rc = EXIT_DONE;
@@ -128,21 +133,30 @@ int cmd_plan(struct options *o)
 		rc = EXIT_ATTENTION;
 		goto done;
 	}
+	/* The impact is for people to read: without it the plan is still the plan. */
+	impact = audit_impact_read(c, &p, &imp, &err);
+	if (!impact && o->format != FORMAT_JSON) /* JSON: "impact" is null, the document stays one */
+		report_warning("could not read the foreign keys around the migration's tables", err.msg);
 	if (o->format == FORMAT_JSON) {
 		cJSON *doc = plan_to_json(&p);
 		char *text;
 
 		cJSON_AddItemToObject(doc, "preflight", preflight_to_json(&pf));
+		cJSON_AddItemToObject(doc, "impact",
+				      impact ? audit_impact_to_json(&imp) : cJSON_CreateNull());
 		text = cJSON_Print(doc);
 		printf("%s\n", text);
 		free(text);
 		cJSON_Delete(doc);
 	} else {
 		print_text(&p, &pf);
+		if (impact)
+			audit_impact_print(stdout, &imp);
 	}
 	if (pf.errors)
 		rc = EXIT_REFUSED;
 done:
+	audit_impact_free(&imp);
 	preflight_free(&pf);
 	plan_free(&p);
 	PQfinish(c);

@@ -35,6 +35,13 @@ static const struct command commands[] = {
 	  OPT_DB | OPT_PROXY | OPT_CONFIG | OPT_FORMAT | OPT_RESUME | OPT_ROLLBACK | OPT_MAX_STALL |
 		  OPT_LOCK_TIMEOUT | OPT_ATTEMPTS | OPT_WATCH | OPT_ROLLBACK_ON,
 	  cmd_recover },
+	{ "audit",
+	  "--db URL [--schema S]... [--table T]... [--format text|json|dot|mermaid|sql]\n"
+	  "              [--orphans] [--suggest] [--fail-on error|warning]",
+	  "the foreign-key graph: what is wrong with it, and the foreign keys that are missing",
+	  OPT_DB | OPT_CONFIG | OPT_FORMAT | OPT_FORMAT_AUDIT | OPT_SCHEMA | OPT_TABLE | OPT_ORPHANS |
+		  OPT_SUGGEST | OPT_FAIL_ON,
+	  cmd_audit },
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -48,6 +48,11 @@ static const struct {
 	{ "allow-unsafe", OPT_ALLOW_UNSAFE, no_argument },
 	{ "resume", OPT_RESUME, no_argument },
 	{ "rollback", OPT_ROLLBACK, no_argument },
+	{ "schema", OPT_SCHEMA, required_argument },
+	{ "table", OPT_TABLE, required_argument },
+	{ "orphans", OPT_ORPHANS, no_argument },
+	{ "suggest", OPT_SUGGEST, no_argument },
+	{ "fail-on", OPT_FAIL_ON, required_argument },
 };
 #define N_FLAGS (int)(sizeof(flags) / sizeof(flags[0]))
 
@@ -305,8 +310,17 @@ bool options_parse(int argc, char **argv, unsigned allowed, struct options *o, c
 				o->format = FORMAT_TEXT;
 			} else if (strcmp(arg, "json") == 0) {
 				o->format = FORMAT_JSON;
+			} else if ((allowed & OPT_FORMAT_AUDIT) && strcmp(arg, "dot") == 0) {
+				o->format = FORMAT_DOT;
+			} else if ((allowed & OPT_FORMAT_AUDIT) && strcmp(arg, "mermaid") == 0) {
+				o->format = FORMAT_MERMAID;
+			} else if ((allowed & OPT_FORMAT_AUDIT) && strcmp(arg, "sql") == 0) {
+				o->format = FORMAT_SQL;
 			} else {
-				snprintf(err, errlen, "--format: expected text or json, not \"%s\"", arg);
+				snprintf(err, errlen, "--format: expected %s, not \"%s\"",
+					 (allowed & OPT_FORMAT_AUDIT) ? "text, json, dot, mermaid or sql"
+								      : "text or json",
+					 arg);
 				return false;
 			}
 			break;
@@ -372,6 +386,31 @@ bool options_parse(int argc, char **argv, unsigned allowed, struct options *o, c
 		case OPT_ROLLBACK:
 			o->rollback = true;
 			break;
+		case OPT_SCHEMA:
+			if (!add_string(o->schemas, &o->n_schemas, arg, "schemas", err, errlen))
+				return false;
+			break;
+		case OPT_TABLE:
+			if (!add_string(o->tables, &o->n_tables, arg, "tables", err, errlen))
+				return false;
+			break;
+		case OPT_ORPHANS:
+			o->orphans = true;
+			break;
+		case OPT_SUGGEST:
+			o->suggest = true;
+			break;
+		case OPT_FAIL_ON:
+			if (strcmp(arg, "error") == 0) {
+				o->fail_on = FAIL_ON_ERROR;
+			} else if (strcmp(arg, "warning") == 0) {
+				o->fail_on = FAIL_ON_WARNING;
+			} else {
+				snprintf(err, errlen, "--fail-on: expected error or warning, not \"%s\"",
+					 arg);
+				return false;
+			}
+			break;
 		}
 	}
 	if (!o->db && getenv("PGVALVE_DB"))
@@ -386,6 +425,8 @@ void options_free(struct options *o)
 	clear_proxies(o);
 	clear_list(o->windows, &o->n_windows);
 	clear_list(o->rollback_on, &o->n_rollback_on);
+	clear_list(o->schemas, &o->n_schemas);
+	clear_list(o->tables, &o->n_tables);
 	free(o->db);
 	free(o->config_file);
 	memset(o, 0, sizeof(*o));

@@ -16,7 +16,11 @@
 #define OPTIONS_MAX_PROXIES 32
 #define OPTIONS_MAX_LIST 32
 
-enum output_format { FORMAT_TEXT, FORMAT_JSON };
+/* dot, mermaid and sql: pgvalve audit's drawings and suggested migration (OPT_FORMAT_AUDIT). */
+enum output_format { FORMAT_TEXT, FORMAT_JSON, FORMAT_DOT, FORMAT_MERMAID, FORMAT_SQL };
+
+/* --fail-on: the least severity of an audit finding that makes the exit code 1. */
+enum fail_on { FAIL_ON_NONE, FAIL_ON_WARNING, FAIL_ON_ERROR };
 
 struct options {
 	enum output_format format;
@@ -38,6 +42,13 @@ struct options {
 	bool allow_unsafe;
 	bool resume;
 	bool rollback;
+	char *schemas[OPTIONS_MAX_LIST]; /* audit --schema */
+	int n_schemas;
+	char *tables[OPTIONS_MAX_LIST]; /* audit --table */
+	int n_tables;
+	bool orphans;
+	bool suggest;
+	enum fail_on fail_on;
 	char **args; /* positional: files, or an id */
 	int n_args;
 };
@@ -60,6 +71,12 @@ enum option_flag {
 	OPT_ALLOW_UNSAFE = 1 << 13,
 	OPT_RESUME = 1 << 14,
 	OPT_ROLLBACK = 1 << 15,
+	OPT_SCHEMA = 1 << 16,
+	OPT_TABLE = 1 << 17,
+	OPT_ORPHANS = 1 << 18,
+	OPT_SUGGEST = 1 << 19,
+	OPT_FAIL_ON = 1 << 20,
+	OPT_FORMAT_AUDIT = 1 << 21, /* not a flag: --format also takes dot, mermaid and sql */
 };
 
 /*

@@ -14,7 +14,7 @@ PACKAGES=(
 	# unit and fuzz tests
 	libcmocka-dev clang libclang-rt-14-dev
 	# integration tests, demo, benchmarks
-	postgresql-15 postgresql-contrib pgbouncer
+	postgresql-15 postgresql-contrib pgbouncer graphviz
 	python3-psycopg python3-psycopg2 python3-pytest
 	openssl curl
 	# driver-compatibility tests (tests/integration/test_drivers.py): JDBC and pgx; node and
