@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # pgvalve's story in a few minutes: builds, starts a throwaway PostgreSQL with
-# pgvalve-proxy in front of it, creates a small multi-tenant schema (with a
-# few orphan rows planted), keeps a steady write load going through the
-# proxy, then: `pgvalve plan` finds the orphans; they are cleaned up;
-# `pgvalve apply` adds 11 foreign keys, a CHECK and a NOT NULL under the load;
-# a summary shows the clients' errors (0) and longest stall; finally an
-# application starts writing orphans right after a second migration's
-# cutover, and pgvalve rolls that migration back by itself. Everything it
-# starts is stopped on exit.
+# pgvalve-proxy in front of it, creates a small multi-tenant schema without a
+# single foreign key (and with a few orphan rows planted), keeps a steady
+# write load going through the proxy, then: `pgvalve audit` finds the missing
+# foreign keys and the orphans that would break them, and writes the keys as
+# a migration, which is completed by hand with the keys it cannot guess, a
+# CHECK and a NOT NULL; `pgvalve plan` refuses it because of the orphans; they
+# are cleaned up; `pgvalve apply` adds 11 foreign keys (and their indexes), a
+# CHECK and a NOT NULL under the load; a summary shows the clients' errors
+# (0), the longest stall and a clean audit; finally an application starts
+# writing orphans right after a second migration's cutover, and pgvalve rolls
+# that migration back by itself. Everything it starts is stopped on exit.
 #
 # Usage: deploy/local/demo.sh [--no-build] [--rate TPS] [--keep S]
 #                             [--stages LIST] [--list-stages]
@@ -20,7 +23,7 @@ source "$HERE/pg.sh"
 # shellcheck source=proxy.sh
 source "$HERE/proxy.sh"
 
-STAGES=(build postgres proxy schema load plan cleanup apply summary rollback report)
+STAGES=(build postgres proxy schema load audit plan cleanup apply summary rollback report)
 RATE=200
 CLIENTS=4
 KEEP=0
@@ -124,6 +127,11 @@ pgvalve() {
 		--proxy "$PGV_PROXY_ADMIN_URL"
 }
 
+# `pgvalve audit` reads the server directly and takes no --proxy.
+pgvalve_audit() {
+	PGPASSWORD=$PGV_PG_PASSWORD "$PGVALVE_COORDINATOR" audit "$@" --db "$(pgv_pg_url "$PGV_PG_PORT")"
+}
+
 stage_schema() {
 	banner "schema: a small multi-tenant app (6 tables), with orphan rows planted"
 	proxy_psql -q -v ON_ERROR_STOP=1 <<-'SQL'
@@ -152,24 +160,6 @@ stage_schema() {
 	SQL
 	pgv_log "workspaces, users, config_versions, workflow_instances (20k), stages (50k), submissions (200k)"
 	pgv_log "planted: 3 submissions and 1 stage that reference rows that do not exist"
-	cat >"$WORK/0042_constraints.sql" <<-'SQL'
-		-- what an ORM generates: foreign keys, a CHECK and a NOT NULL, in one transaction
-		BEGIN;
-		ALTER TABLE users ADD CONSTRAINT users_workspace_id_fkey FOREIGN KEY (workspace_id) REFERENCES workspaces (id);
-		ALTER TABLE config_versions ADD CONSTRAINT config_versions_workspace_id_fkey FOREIGN KEY (workspace_id) REFERENCES workspaces (id);
-		ALTER TABLE config_versions ADD CONSTRAINT config_versions_author_id_fkey FOREIGN KEY (author_id) REFERENCES users (id);
-		ALTER TABLE workflow_instances ADD CONSTRAINT workflow_instances_workspace_id_fkey FOREIGN KEY (workspace_id) REFERENCES workspaces (id);
-		ALTER TABLE workflow_instances ADD CONSTRAINT workflow_instances_config_version_id_fkey FOREIGN KEY (config_version_id) REFERENCES config_versions (id);
-		ALTER TABLE workflow_instances ADD CONSTRAINT workflow_instances_started_by_fkey FOREIGN KEY (started_by) REFERENCES users (id);
-		ALTER TABLE stages ADD CONSTRAINT stages_workspace_id_fkey FOREIGN KEY (workspace_id) REFERENCES workspaces (id);
-		ALTER TABLE stages ADD CONSTRAINT stages_instance_id_fkey FOREIGN KEY (instance_id) REFERENCES workflow_instances (id);
-		ALTER TABLE submissions ADD CONSTRAINT submissions_workspace_id_fkey FOREIGN KEY (workspace_id) REFERENCES workspaces (id);
-		ALTER TABLE submissions ADD CONSTRAINT submissions_stage_id_fkey FOREIGN KEY (stage_id) REFERENCES stages (id);
-		ALTER TABLE submissions ADD CONSTRAINT submissions_user_id_fkey FOREIGN KEY (user_id) REFERENCES users (id);
-		ALTER TABLE submissions ADD CONSTRAINT submissions_score_check CHECK (score BETWEEN 0 AND 100);
-		ALTER TABLE stages ALTER COLUMN position SET NOT NULL;
-		COMMIT;
-	SQL
 	cat >"$WORK/0043_reviewer_fk.sql" <<-'SQL'
 		ALTER TABLE submissions ADD CONSTRAINT submissions_reviewer_id_fkey FOREIGN KEY (reviewer_id) REFERENCES users (id);
 	SQL
@@ -195,25 +185,67 @@ stage_load() {
 	pgv_log "pgbench running (pid $LOAD_PID); every transaction's latency is logged"
 }
 
+stage_audit() {
+	banner "pgvalve audit --orphans --suggest: the foreign keys that are missing, and the rows that would break them"
+	local rc=0 keys indexes
+	pgvalve_audit --orphans --suggest >"$WORK/audit.out" 2>&1 || rc=$?
+	((rc == 0)) || { sed 's/^/  /' "$WORK/audit.out" >&2; pgv_die "pgvalve audit failed (exit $rc)"; }
+	# The summary, the findings and the suggested keys; not the hints, samples, SQL or graph.
+	awk '/^Graph:/ { exit } /^$/ || /^        / || /^      [A-Z-]/ { next } { print "  " $0 }' "$WORK/audit.out" >&2
+	pgv_log "(the full report, with samples of the orphan rows, hints, the SQL and the graph: $(wc -l <"$WORK/audit.out") lines)"
+
+	# Without --orphans every suggested key is written (with it, a key that rows break is commented out).
+	pgvalve_audit --suggest --format sql >"$WORK/0042_fks.sql" || pgv_die "pgvalve audit --format sql failed"
+	keys=$(grep -c '^ALTER TABLE' "$WORK/0042_fks.sql" || true)
+	indexes=$(grep -c '^CREATE INDEX' "$WORK/0042_fks.sql" || true)
+	((keys > 0)) || pgv_die "pgvalve audit suggested no foreign key"
+	pgv_log "pgvalve audit --suggest --format sql > 0042_fks.sql: $keys foreign keys, and the $indexes indexes their columns lack"
+	pgv_log "the audit suggests a key when its column names the table (user_id -> users); author_id, started_by and instance_id do not,"
+	pgv_log "so their keys are added by hand (the 4th planted orphan, a stage whose instance does not exist, breaks instance_id's),"
+	pgv_log "with their indexes, a CHECK and a NOT NULL:"
+	cat >"$WORK/0042_by_hand.sql" <<-'SQL'
+		-- by hand: keys whose column does not name its table, their indexes, a CHECK and a NOT NULL
+		CREATE INDEX config_versions_author_id_idx ON public.config_versions (author_id);
+		ALTER TABLE public.config_versions ADD CONSTRAINT config_versions_author_id_fkey FOREIGN KEY (author_id) REFERENCES public.users (id);
+		CREATE INDEX workflow_instances_started_by_idx ON public.workflow_instances (started_by);
+		ALTER TABLE public.workflow_instances ADD CONSTRAINT workflow_instances_started_by_fkey FOREIGN KEY (started_by) REFERENCES public.users (id);
+		CREATE INDEX stages_instance_id_idx ON public.stages (instance_id);
+		ALTER TABLE public.stages ADD CONSTRAINT stages_instance_id_fkey FOREIGN KEY (instance_id) REFERENCES public.workflow_instances (id);
+		ALTER TABLE public.submissions ADD CONSTRAINT submissions_score_check CHECK (score BETWEEN 0 AND 100);
+		ALTER TABLE public.stages ALTER COLUMN position SET NOT NULL;
+	SQL
+	grep -v '^--' "$WORK/0042_by_hand.sql" | sed 's/^/  /' >&2
+	{ cat "$WORK/0042_fks.sql"; echo; cat "$WORK/0042_by_hand.sql"; } >"$WORK/0042_constraints.sql"
+	pgv_log "0042_constraints.sql = 0042_fks.sql + these: $((keys + 3)) foreign keys, a CHECK, a NOT NULL, $((indexes + 3)) indexes"
+}
+
 stage_plan() {
 	banner "pgvalve plan 0042_constraints.sql: what it will do, and what is in the way"
-	local rc=0
+	local rc=0 unindexed
+	[[ -f "$WORK/0042_constraints.sql" ]] || pgv_die "no 0042_constraints.sql: the audit stage writes it"
 	pgvalve plan "$WORK/0042_constraints.sql" >"$WORK/plan.out" 2>&1 || rc=$?
 	grep -E '^(migration|Order|Preflight)' "$WORK/plan.out" | sed 's/^/  /' >&2
 	grep -A2 -E '^ +error ' "$WORK/plan.out" | grep -v '^--' | sed 's/^/  /' >&2 || true
-	pgv_log "(the warnings, e.g. foreign key columns without an index, are in the full plan: $(grep -c '^ *warning' "$WORK/plan.out") of them)"
+	unindexed=$(grep -c '^ *warning unindexed_fk' "$WORK/plan.out" || true)
+	pgv_log "($(grep -c '^ *warning' "$WORK/plan.out" || true) warning(s) in the full plan: $unindexed key column(s) without an index" \
+		"yet; the migration builds those indexes, CONCURRENTLY, before it adds a key)"
 	((rc == 1)) || pgv_die "expected plan to find the planted orphans (exit 1), got exit $rc"
 	pgv_log "plan refuses (exit 1): apply would change nothing until the orphans are dealt with"
 }
 
 stage_cleanup() {
-	banner "cleanup: delete the orphans (through the proxy, under load)"
+	banner "cleanup: delete the orphans (through the proxy, under load), and plan again"
 	proxy_psql -q -v ON_ERROR_STOP=1 <<-'SQL'
 		DELETE FROM submissions s WHERE NOT EXISTS (SELECT 1 FROM stages t WHERE t.id = s.stage_id)
 		   OR NOT EXISTS (SELECT 1 FROM users u WHERE u.id = s.user_id);
 		DELETE FROM stages s WHERE NOT EXISTS (SELECT 1 FROM workflow_instances w WHERE w.id = s.instance_id);
 	SQL
 	pgv_log "orphans deleted"
+	local rc=0
+	pgvalve plan "$WORK/0042_constraints.sql" >"$WORK/plan2.out" 2>&1 || rc=$?
+	grep -E '^Preflight' "$WORK/plan2.out" | sed 's/^/  /' >&2
+	((rc == 0)) || { sed 's/^/  /' "$WORK/plan2.out" >&2; pgv_die "expected plan to accept 0042 now (exit 0), got exit $rc"; }
+	pgv_log "plan accepts 0042 now (exit 0)"
 }
 
 stage_apply() {
@@ -257,6 +289,8 @@ stage_summary() {
 	                      ORDER BY 1" | sed 's/^/    /' >&2
 	pgv_pg_psql -At -c "SELECT 'stages.position NOT NULL: ' || attnotnull FROM pg_attribute
 	                      WHERE attrelid = 'stages'::regclass AND attname = 'position'" | sed 's/^/    /' >&2
+	echo "  pgvalve audit --orphans --suggest now:" >&2
+	pgvalve_audit --orphans --suggest 2>&1 | sed -n '/^$/q; s/^/    /p' >&2 || true
 }
 
 stage_rollback() {
