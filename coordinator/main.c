@@ -57,6 +57,16 @@ static void usage(FILE *f)
 		"3 rolled back, 4 needs attention (pgvalve status says what).\n");
 }
 
+/* `pgvalve CMD --help`: what the command does and its flags, on stdout. */
+static void command_help(const struct command *cmd)
+{
+	printf("usage: pgvalve %s %s\n\n%s.\n\n"
+	       "--db also reads PGVALVE_DB and libpq's PG* variables.\n"
+	       "Exit codes: 0 done, 1 refused by a check (nothing changed), 2 usage or config error,\n"
+	       "3 rolled back, 4 needs attention (pgvalve status says what).\n",
+	       cmd->name, cmd->usage, cmd->summary);
+}
+
 int main(int argc, char **argv)
 {
 	const struct command *cmd = NULL;
@@ -81,6 +91,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pgvalve: error: unknown command \"%s\"\n\n", argv[1]);
 		usage(stderr);
 		return EXIT_USAGE;
+	}
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			command_help(cmd);
+			return EXIT_DONE;
+		}
 	}
 	if (!options_parse(argc - 1, argv + 1, cmd->flags, &o, err, sizeof(err))) {
 		fprintf(stderr, "pgvalve %s: error: %s\nusage: pgvalve %s %s\n", cmd->name, err, cmd->name,

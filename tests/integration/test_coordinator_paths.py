@@ -311,3 +311,16 @@ def test_violations_in_the_cutovers_second_are_counted(pg, db, proxy_factory, tm
         pytest.fail("six bursts in a row missed the cutover's second")
     assert r.rc == 3, r
     assert "constraint_violations > 3: 4 violations of comments_body_short" in messages(r), r
+
+
+# --------------------------------------------------------------------------- help
+
+@pytest.mark.parametrize("command", ["plan", "apply", "cutover", "status", "rollback", "recover", "audit"])
+def test_every_command_explains_itself(command):
+    """`pgvalve CMD --help` prints that command's usage and what it does, on stdout, exit 0 —
+    wherever --help stands, and without needing a database."""
+    for args in ((command, "--help"), (command, "--db", "postgresql://nowhere.invalid/x", "-h")):
+        r = run(*args)
+        assert r.rc == 0, r
+        assert r.out.startswith(f"usage: pgvalve {command} "), r
+        assert "Exit codes:" in r.out and r.err == "", r
