@@ -16,6 +16,7 @@
 #include "proxyctl.h"
 #include "xalloc.h"
 #include "pgvalve/admin_api.h"
+#include "pgvalve/pgtree.h"
 
 #define CHECK_TIMEOUT "60s"
 #define SAMPLES 5
@@ -131,8 +132,56 @@ static int ref_columns(PGconn *c, const struct plan_constraint *k, const char *p
 	return n;
 }
 
-static void check_foreign_key(PGconn *c, const struct plan_constraint *k, const char *oid, const char *reg,
-			      struct preflight *pf)
+/* Whether 'a' and 'b' name the same table as a migration writes them (an unqualified name matches any schema). */
+static bool same_table(const struct qname *a, const struct qname *b)
+{
+	return strcmp(a->name, b->name) == 0 &&
+		(!a->schema[0] || !b->schema[0] || strcmp(a->schema, b->schema) == 0);
+}
+
+/*
+ * Whether the migration itself builds an index whose leading columns are
+ * exactly the key's columns (in any order, no WHERE clause): then the key is
+ * indexed by the time it is added, and "no index" would be a false warning.
+ */
+static bool plan_indexes_key(const struct plan *p, const struct plan_constraint *k)
+{
+	for (int i = 0; i < p->n_steps; i++) {
+		const struct plan_step *st = &p->steps[i];
+		const cJSON *stmt, *params;
+		struct pgtree_error perr;
+		bool covers = true;
+		cJSON *doc;
+
+		if (st->kind != STEP_CREATE_INDEX || !same_table(&st->table, &k->table))
+			continue;
+		doc = pgtree_parse(st->sql, &perr);
+		stmt = doc
+			? pgtree_node(pgtree_get(pgtree_list_at(pgtree_stmts(doc), 0), "stmt"), "IndexStmt")
+			: NULL;
+		params = stmt ? pgtree_get(stmt, "indexParams") : NULL;
+		if (!stmt || pgtree_get(stmt, "whereClause") || pgtree_list_len(params) < k->n_columns)
+			covers = false;
+		for (int c = 0; covers && c < k->n_columns; c++) {
+			bool found = false;
+
+			for (int j = 0; j < k->n_columns && !found; j++) {
+				const char *name = pgtree_str(
+					pgtree_node(pgtree_list_at(params, j), "IndexElem"), "name");
+
+				found = name && strcmp(name, k->columns[c]) == 0;
+			}
+			covers = found;
+		}
+		cJSON_Delete(doc);
+		if (covers)
+			return true;
+	}
+	return false;
+}
+
+static void check_foreign_key(PGconn *c, const struct plan *p, const struct plan_constraint *k,
+			      const char *oid, const char *reg, struct preflight *pf)
 {
 	char poid[16], preg[300], cols[2048], rcols[2048], subject[300], detail[2048];
 	char refs[PLAN_MAX_COLUMNS][PLAN_NAME_MAX];
@@ -195,7 +244,7 @@ static void check_foreign_key(PGconn *c, const struct plan_constraint *k, const 
 				    "the referenced columns of %s have no unique index: PostgreSQL would "
 				    "refuse this foreign key",
 				    preg);
-			if (strcmp(db_value(r, 0, 1, "f"), "t") != 0)
+			if (strcmp(db_value(r, 0, 1, "f"), "t") != 0 && !plan_indexes_key(p, k))
 				add(pf, FINDING_WARNING, "unindexed_fk", subject, -1, NULL,
 				    "CREATE INDEX CONCURRENTLY on the referencing columns (pgvalve can do it "
 				    "in the same migration)",
@@ -474,7 +523,7 @@ bool preflight_run(PGconn *c, const struct plan *p, const struct options *o, str
 		PQclear(r);
 		check_name(c, p, con, oid, reg, out);
 		if (con->type == CON_FOREIGN_KEY)
-			check_foreign_key(c, con, oid, reg, out);
+			check_foreign_key(c, p, con, oid, reg, out);
 		else if (con->type == CON_CHECK || con->type == CON_NOT_NULL)
 			check_rows(c, con, reg, out);
 		else

@@ -227,8 +227,8 @@ stage_plan() {
 	grep -E '^(migration|Order|Preflight)' "$WORK/plan.out" | sed 's/^/  /' >&2
 	grep -A2 -E '^ +error ' "$WORK/plan.out" | grep -v '^--' | sed 's/^/  /' >&2 || true
 	unindexed=$(grep -c '^ *warning unindexed_fk' "$WORK/plan.out" || true)
-	pgv_log "($(grep -c '^ *warning' "$WORK/plan.out" || true) warning(s) in the full plan: $unindexed key column(s) without an index" \
-		"yet; the migration builds those indexes, CONCURRENTLY, before it adds a key)"
+	pgv_log "($(grep -c '^ *warning' "$WORK/plan.out" || true) warning(s) in the full plan; $unindexed key(s) left without an index:" \
+		"the migration builds every key's index, CONCURRENTLY, before it adds the key)"
 	((rc == 1)) || pgv_die "expected plan to find the planted orphans (exit 1), got exit $rc"
 	pgv_log "plan refuses (exit 1): apply would change nothing until the orphans are dealt with"
 }

@@ -324,3 +324,25 @@ def test_every_command_explains_itself(command):
         assert r.rc == 0, r
         assert r.out.startswith(f"usage: pgvalve {command} "), r
         assert "Exit codes:" in r.out and r.err == "", r
+
+
+# --------------------------------------------------------------------------- preflight
+
+def test_a_key_whose_index_the_migration_builds_is_not_called_unindexed(pg, db, tmp_path):
+    """plan warns about a foreign key column without an index — unless the same migration builds
+    one that leads with that column (pgvalve builds it CONCURRENTLY before the key is added)."""
+    key = "ALTER TABLE users ADD CONSTRAINT users_workspace_id_fkey FOREIGN KEY (workspace_id) " \
+          "REFERENCES workspaces (id);\n"
+    bare = run(*with_db(pg, "plan", write_file(tmp_path, "bare.sql", key)))
+    assert bare.rc == 0, bare
+    assert re.search(r"^  warning unindexed_fk +users_workspace_id_fkey", bare.out, re.M), bare
+    for index in ("CREATE INDEX users_ws_idx ON users (workspace_id);\n",
+                  "CREATE INDEX users_ws_email_idx ON public.users (workspace_id, email);\n"):
+        r = run(*with_db(pg, "plan", write_file(tmp_path, "indexed.sql", index + key)))
+        assert r.rc == 0, r
+        assert "unindexed_fk" not in r.out, r
+    # A partial index, or one that leads with another column, does not serve the key.
+    for index in ("CREATE INDEX users_ws_part_idx ON users (workspace_id) WHERE email IS NOT NULL;\n",
+                  "CREATE INDEX users_email_ws_idx ON users (email, workspace_id);\n"):
+        r = run(*with_db(pg, "plan", write_file(tmp_path, "other.sql", index + key)))
+        assert re.search(r"^  warning unindexed_fk", r.out, re.M), r
