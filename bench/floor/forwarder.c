@@ -12,7 +12,10 @@
  * Model: N threads (1 by default), each with its own epoll loop and its own
  * listening socket bound with SO_REUSEPORT, so the kernel spreads connections
  * over the threads by a hash of the addresses, and no thread touches another's
- * connections. Reads go into a per-thread scratch buffer and are written to
+ * connections. That hash often puts 6 of 8 long-lived sessions on one of two
+ * threads; with -B a thread hands each connection it accepts to the thread
+ * with the fewest open pairs (through an eventfd), as pgvalve-proxy's workers
+ * do, so a comparison measures the hop and not the spread. Reads go into a per-thread scratch buffer and are written to
  * the peer at once; only what the peer did not take is copied into a buffer of
  * the pair, and reading from that side pauses until it is written
  * (back-pressure). An idle pair therefore holds no buffer. A read of 0 bytes
@@ -21,7 +24,7 @@
  * SIGTERM or SIGINT: every thread stops, closes its connections and the
  * process exits 0, printing per-thread counters on stderr.
  *
- * Usage: forwarder [-t THREADS] [-b BYTES] -l [HOST:]PORT -u HOST:PORT
+ * Usage: forwarder [-t THREADS] [-B] [-b BYTES] -l [HOST:]PORT -u HOST:PORT
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,12 +33,14 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -63,25 +68,35 @@ struct pair {
 };
 
 struct loop {
-	int id;
 	int epfd;
 	int listen_fd;
-	int sig_fd; /* readable once SIGTERM/SIGINT is pending: every loop sees it */
+	int wake_fd; /* eventfd: connections were handed to this loop (-B) */
 	char *scratch;
 	struct pair *pairs; /* live pairs, for closing at shutdown */
 	struct pair *dead;
 	pthread_t thread;
+	/* Pairs open on this loop plus connections handed to it and not opened yet; read by other loops. */
+	atomic_long open_now;
+	/* Accepted sockets handed over by other loops, under mu. */
+	pthread_mutex_t mu;
+	int *handed;
+	size_t n_handed, cap_handed;
 	/* counters, printed at exit */
-	unsigned long accepted, connect_failed, open_max, open_now;
+	unsigned long accepted, handed_away, connect_failed;
+	long open_max;
 	unsigned long long bytes_up, bytes_down;
 };
+
+static struct loop loops[MAX_THREADS];
+static int n_loops = 1;
+static bool balance;
 
 static struct sockaddr_storage upstream_addr;
 static socklen_t upstream_len;
 static size_t buf_size = 16384;
 
 /* Tokens for the two kinds of non-pair descriptors; a pair side is its own struct side pointer. */
-static char tok_listen, tok_signal;
+static char tok_listen, tok_signal, tok_wake;
 
 /* Reports a failed system call with errno's text and exits 1. */
 static void die(const char *what)
@@ -165,7 +180,7 @@ static void pair_close(struct loop *l, struct pair *p)
 		p->next->prev = p->prev;
 	p->next_dead = l->dead;
 	l->dead = p;
-	l->open_now--;
+	atomic_fetch_sub(&l->open_now, 1);
 }
 
 /* Writes BUF[0..LEN) to DST; returns bytes written (possibly short), or -1 on an error other than EAGAIN. */
@@ -283,11 +298,13 @@ static void set_nodelay(int fd)
  * wait in the pair as any other pending bytes; a refused connect shows as a
  * write error and closes the pair.
  */
-static void pair_open(struct loop *l, int cfd)
+static void pair_open(struct loop *l, int cfd, bool reserved)
 {
 	struct pair *p;
+	long open;
 	int ufd;
 
+	open = reserved ? atomic_load(&l->open_now) : atomic_fetch_add(&l->open_now, 1) + 1;
 	ufd = socket(upstream_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (ufd < 0 ||
 	    (connect(ufd, (struct sockaddr *)&upstream_addr, upstream_len) != 0 && errno != EINPROGRESS)) {
@@ -295,12 +312,14 @@ static void pair_open(struct loop *l, int cfd)
 		if (ufd >= 0)
 			close(ufd);
 		close(cfd);
+		atomic_fetch_sub(&l->open_now, 1);
 		return;
 	}
 	p = calloc(1, sizeof(*p));
 	if (!p) {
 		close(ufd);
 		close(cfd);
+		atomic_fetch_sub(&l->open_now, 1);
 		return;
 	}
 	set_nodelay(cfd);
@@ -314,8 +333,70 @@ static void pair_open(struct loop *l, int cfd)
 		l->pairs->prev = p;
 	l->pairs = p;
 	l->accepted++;
-	if (++l->open_now > l->open_max)
-		l->open_max = l->open_now;
+	if (open > l->open_max)
+		l->open_max = open;
+}
+
+/* The loop with the fewest open pairs, L itself when tied. */
+static struct loop *least_loaded(struct loop *l)
+{
+	struct loop *best = l;
+	long best_n = atomic_load(&l->open_now);
+
+	for (int i = 0; i < n_loops; i++) {
+		long n = atomic_load(&loops[i].open_now);
+
+		if (n < best_n) {
+			best = &loops[i];
+			best_n = n;
+		}
+	}
+	return best;
+}
+
+/* Queues accepted socket FD for loop TO and wakes it; false if it could not (FD stays the caller's). */
+static bool handoff(struct loop *to, int fd)
+{
+	uint64_t one = 1;
+	bool ok = true;
+
+	pthread_mutex_lock(&to->mu);
+	if (to->n_handed == to->cap_handed) {
+		size_t cap = to->cap_handed ? 2 * to->cap_handed : 16;
+		int *grown = realloc(to->handed, cap * sizeof(*grown));
+
+		if (grown) {
+			to->handed = grown;
+			to->cap_handed = cap;
+		} else {
+			ok = false;
+		}
+	}
+	if (ok)
+		to->handed[to->n_handed++] = fd;
+	pthread_mutex_unlock(&to->mu);
+	if (ok)
+		(void)!write(to->wake_fd, &one, sizeof(one));
+	return ok;
+}
+
+/* Opens the pairs of the connections other loops handed to L. */
+static void take_handed(struct loop *l)
+{
+	uint64_t n;
+	int *fds;
+	size_t count;
+
+	(void)!read(l->wake_fd, &n, sizeof(n));
+	pthread_mutex_lock(&l->mu);
+	fds = l->handed;
+	count = l->n_handed;
+	l->handed = NULL;
+	l->n_handed = l->cap_handed = 0;
+	pthread_mutex_unlock(&l->mu);
+	for (size_t i = 0; i < count; i++)
+		pair_open(l, fds[i], true);
+	free(fds);
 }
 
 static void accept_all(struct loop *l)
@@ -324,7 +405,18 @@ static void accept_all(struct loop *l)
 		int fd = accept4(l->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd >= 0) {
-			pair_open(l, fd);
+			struct loop *to = balance ? least_loaded(l) : l;
+
+			if (to != l) {
+				/* Counted now, so a burst of accepts does not pick the same loop for all. */
+				atomic_fetch_add(&to->open_now, 1);
+				if (handoff(to, fd)) {
+					l->handed_away++;
+					continue;
+				}
+				atomic_fetch_sub(&to->open_now, 1);
+			}
+			pair_open(l, fd, false);
 		} else if (errno == EINTR || errno == ECONNABORTED) {
 			continue;
 		} else {
@@ -358,6 +450,10 @@ static void *loop_run(void *arg)
 				accept_all(l);
 				continue;
 			}
+			if (tok == &tok_wake) {
+				take_handed(l);
+				continue;
+			}
 			s = tok;
 			if (s->pair->dead)
 				continue;
@@ -380,6 +476,12 @@ static void *loop_run(void *arg)
 stop:
 	while (l->pairs)
 		pair_close(l, l->pairs);
+	/* Handed over but never opened: only their client sockets exist. */
+	pthread_mutex_lock(&l->mu);
+	for (size_t i = 0; i < l->n_handed; i++)
+		close(l->handed[i]);
+	l->n_handed = 0;
+	pthread_mutex_unlock(&l->mu);
 	while (l->dead) {
 		struct pair *p = l->dead;
 
@@ -392,24 +494,24 @@ stop:
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: forwarder [-t THREADS] [-b BYTES] -l [HOST:]PORT -u HOST:PORT\n"
+		"Usage: forwarder [-t THREADS] [-B] [-b BYTES] -l [HOST:]PORT -u HOST:PORT\n"
 		"  -l  listen address (HOST defaults to 127.0.0.1)\n"
 		"  -u  upstream address\n"
 		"  -t  event loops, each its own thread and SO_REUSEPORT socket (default 1, max %d)\n"
+		"  -B  hand each accepted connection to the loop with the fewest open pairs\n"
 		"  -b  bytes read per read() (default 16384)\n",
 		MAX_THREADS);
 }
 
 int main(int argc, char **argv)
 {
-	static struct loop loops[MAX_THREADS];
 	struct sockaddr_storage listen_addr;
 	socklen_t listen_len = 0;
 	const char *listen_spec = NULL, *upstream_spec = NULL;
-	int n_threads = 1, opt, sig_fd;
+	int opt, sig_fd;
 	sigset_t mask;
 
-	while ((opt = getopt(argc, argv, "l:u:t:b:h")) != -1) {
+	while ((opt = getopt(argc, argv, "l:u:t:b:Bh")) != -1) {
 		switch (opt) {
 		case 'l':
 			listen_spec = optarg;
@@ -418,10 +520,13 @@ int main(int argc, char **argv)
 			upstream_spec = optarg;
 			break;
 		case 't':
-			n_threads = atoi(optarg);
+			n_loops = atoi(optarg);
 			break;
 		case 'b':
 			buf_size = (size_t)atol(optarg);
+			break;
+		case 'B':
+			balance = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -431,7 +536,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!listen_spec || !upstream_spec || optind != argc || n_threads < 1 || n_threads > MAX_THREADS ||
+	if (!listen_spec || !upstream_spec || optind != argc || n_loops < 1 || n_loops > MAX_THREADS ||
 	    buf_size < 512 || buf_size > (1u << 24)) {
 		usage(stderr);
 		return 2;
@@ -451,15 +556,16 @@ int main(int argc, char **argv)
 		die("signalfd");
 
 	/* Every socket is bound before any loop runs, so a taken port fails the start, not a thread. */
-	for (int i = 0; i < n_threads; i++) {
+	for (int i = 0; i < n_loops; i++) {
 		struct loop *l = &loops[i];
 		int one = 1;
 
-		l->id = i;
 		l->scratch = malloc(buf_size);
 		l->epfd = epoll_create1(EPOLL_CLOEXEC);
+		l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		l->listen_fd = socket(listen_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (!l->scratch || l->epfd < 0 || l->listen_fd < 0)
+		pthread_mutex_init(&l->mu, NULL);
+		if (!l->scratch || l->epfd < 0 || l->wake_fd < 0 || l->listen_fd < 0)
 			die("setting up a loop");
 		setsockopt(l->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		if (setsockopt(l->listen_fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
@@ -467,33 +573,39 @@ int main(int argc, char **argv)
 		if (bind(l->listen_fd, (struct sockaddr *)&listen_addr, listen_len) != 0 ||
 		    listen(l->listen_fd, 1024) != 0)
 			die(listen_spec);
-		l->sig_fd = sig_fd;
 		watch(l, l->listen_fd, EPOLLIN, EPOLL_CTL_ADD, &tok_listen);
+		/* Not read by anyone: the pending signal keeps it readable for every loop. */
 		watch(l, sig_fd, EPOLLIN, EPOLL_CTL_ADD, &tok_signal);
+		watch(l, l->wake_fd, EPOLLIN, EPOLL_CTL_ADD, &tok_wake);
 	}
-	fprintf(stderr, "forwarder: %s -> %s, %d thread(s), pid %d\n", listen_spec, upstream_spec, n_threads,
-		(int)getpid());
+	fprintf(stderr, "forwarder: %s -> %s, %d thread(s)%s, pid %d\n", listen_spec, upstream_spec, n_loops,
+		balance ? ", balanced" : "", (int)getpid());
 
-	for (int i = 1; i < n_threads; i++) {
+	for (int i = 1; i < n_loops; i++) {
 		errno = pthread_create(&loops[i].thread, NULL, loop_run, &loops[i]);
 		if (errno != 0)
 			die("pthread_create");
 	}
 	loop_run(&loops[0]);
-	for (int i = 1; i < n_threads; i++)
+	for (int i = 1; i < n_loops; i++)
 		pthread_join(loops[i].thread, NULL);
 
-	for (int i = 0; i < n_threads; i++) {
+	for (int i = 0; i < n_loops; i++) {
 		struct loop *l = &loops[i];
 
 		fprintf(stderr,
-			"forwarder: thread %d: %lu connections (at most %lu open), %lu upstream connects "
-			"failed, "
-			"%llu bytes client->server, %llu bytes server->client\n",
-			i, l->accepted, l->open_max, l->connect_failed, l->bytes_up, l->bytes_down);
+			"forwarder: thread %d: %lu connections (at most %ld open), %lu accepted and handed "
+			"to "
+			"another thread, %lu upstream connects failed, %llu bytes client->server, %llu bytes "
+			"server->client\n",
+			i, l->accepted, l->open_max, l->handed_away, l->connect_failed, l->bytes_up,
+			l->bytes_down);
 		close(l->listen_fd);
 		close(l->epfd);
+		close(l->wake_fd);
 		free(l->scratch);
+		free(l->handed);
+		pthread_mutex_destroy(&l->mu);
 	}
 	close(sig_fd);
 	return 0;

@@ -9,7 +9,9 @@
 #
 # The forwarder is never installed and not part of the CMake build: each run
 # compiles it fresh, so what is measured is the source in this tree.
-# Knob: CC (default cc).
+# Knobs: CC (default cc); FLOOR_BALANCE (1, the default: -B, each accepted
+# connection goes to the thread with the fewest open pairs, as pgvalve-proxy
+# spreads sessions over its workers; 0: SO_REUSEPORT's hash alone).
 
 FLOOR_SRC=${FLOOR_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/floor/forwarder.c}
 FLOOR_BIN=
@@ -18,6 +20,7 @@ FLOOR_PID=
 FLOOR_LOG=
 FLOOR_THREADS=
 FLOOR_EXIT=
+FLOOR_BALANCE=${FLOOR_BALANCE:-1}
 
 # Usage: floor_build DIR
 floor_build() {
@@ -39,11 +42,13 @@ floor_ready() {
 # Usage: floor_start UPSTREAM_PORT THREADS. The log (stderr) is FLOOR_LOG: a start
 # line, and per-thread connection and byte counts when it stops.
 floor_start() {
-	local upstream_port=$1
+	local upstream_port=$1 balance=()
 	FLOOR_THREADS=$2
+	if ((FLOOR_BALANCE)); then balance=(-B); fi
 	FLOOR_PORT=$(pgv_free_port) || return 1
 	FLOOR_LOG=$(dirname "$FLOOR_BIN")/forwarder-$FLOOR_PORT.log
-	"$FLOOR_BIN" -t "$FLOOR_THREADS" -l "127.0.0.1:$FLOOR_PORT" -u "127.0.0.1:$upstream_port" 2>"$FLOOR_LOG" &
+	"$FLOOR_BIN" -t "$FLOOR_THREADS" "${balance[@]}" -l "127.0.0.1:$FLOOR_PORT" \
+		-u "127.0.0.1:$upstream_port" 2>"$FLOOR_LOG" &
 	FLOOR_PID=$!
 	if ! pgv_wait_for 10 floor_ready; then
 		cat "$FLOOR_LOG" >&2
@@ -51,7 +56,7 @@ floor_start() {
 		return 1
 	fi
 	pgv_log "floor forwarder pid $FLOOR_PID on 127.0.0.1:$FLOOR_PORT -> 127.0.0.1:$upstream_port" \
-		"($FLOOR_THREADS thread(s), log $FLOOR_LOG)"
+		"($FLOOR_THREADS thread(s)${balance:+, balanced}, log $FLOOR_LOG)"
 }
 
 # SIGTERM, bounded wait, then SIGKILL. Sets FLOOR_EXIT (0 is a clean shutdown).
