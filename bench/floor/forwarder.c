@@ -295,8 +295,9 @@ static void set_nodelay(int fd)
 /*
  * A client was accepted: start a non-blocking connect to the upstream. Bytes
  * the client sends before it completes find the upstream not writable and
- * wait in the pair as any other pending bytes; a refused connect shows as a
- * write error and closes the pair.
+ * wait in the pair as any other pending bytes; a refused connect shows as an
+ * error on the upstream socket (EPOLLERR, then read or write fails) and closes
+ * the pair.
  */
 static void pair_open(struct loop *l, int cfd, bool reserved)
 {
