@@ -90,8 +90,8 @@ static int b64_value(char c)
 
 /*
  * Decodes src[n] into out[cap]: *out_len bytes. False unless 'src' is whole
- * groups of four alphabet characters, '=' only as the last one or two, and
- * the result fits.
+ * groups of four alphabet characters, '=' only as the last one or two, the
+ * unused bits before '=' zero, and the result fits.
  */
 static bool b64_decode(const char *src, size_t n, unsigned char *out, size_t cap, size_t *out_len)
 {
@@ -118,6 +118,9 @@ static bool b64_decode(const char *src, size_t n, unsigned char *out, size_t cap
 			if (v[k] < 0)
 				return false;
 		}
+		/* Canonical only: the bits a padded group drops must be zero, so one value has one text. */
+		if ((pad == 1 && (v[2] & 3)) || (pad == 2 && (v[1] & 15)))
+			return false;
 		w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
 		if (o + 3 - (size_t)pad > cap)
 			return false;

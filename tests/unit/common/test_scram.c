@@ -605,6 +605,8 @@ static void test_client_server_final_hostile(void **state)
 	/* another server's signature (vector 1's) */
 	client_verify_is(vectors[1].server_final, SCRAM_FAILED);
 	client_verify_is("e=invalid-proof", SCRAM_FAILED);
+	/* the right signature in non-canonical base64 (bits after the last byte set) */
+	client_verify_is("v=vexAd1cBm4eYQM728IpJGjlrxnFy4F2r9VcfOj6IbIZ=", SCRAM_MALFORMED);
 	/* truncated */
 	client_verify_is("v=vexAd1cBm4eYQM728IpJGjlrxnFy4F2r9VcfOj6IbIY", SCRAM_MALFORMED);
 	client_verify_is("v=vexAd1cBm4eYQM728IpJGjlrxnFy4F2r9VcfOj6I", SCRAM_MALFORMED);
