@@ -427,6 +427,30 @@ static size_t auth_message(char *out, const char *cfb, size_t cfb_len, const cha
 
 /* ---- server end ---- */
 
+enum scram_result scram_parse_initial_response(const char *body, size_t len, const char **mechanism,
+					       const char **msg, size_t *msg_len)
+{
+	const char *nul = memchr(body, '\0', len);
+	const unsigned char *p;
+	size_t rest;
+	uint32_t n;
+
+	if (!nul || nul == body)
+		return SCRAM_MALFORMED;
+	rest = len - (size_t)(nul + 1 - body);
+	if (rest < 4)
+		return SCRAM_MALFORMED;
+	p = (const unsigned char *)nul + 1;
+	n = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+	/* n is an Int32: -1 (no initial response) and every other negative land above INT32_MAX. */
+	if (n > SCRAM_MESSAGE_MAX || n == 0 || n != rest - 4)
+		return SCRAM_MALFORMED;
+	*mechanism = body;
+	*msg = (const char *)p + 4;
+	*msg_len = n;
+	return SCRAM_CONTINUE;
+}
+
 enum server_state { SERVER_START, SERVER_FIRST_SENT, SERVER_DONE, SERVER_ERROR };
 
 struct scram_server {

@@ -111,13 +111,28 @@ bool scram_cert_endpoint_hash(X509 *cert, unsigned char out[SCRAM_CBIND_MAX], si
 
 /* ---- Server end (the client leg) ---- */
 
+/*
+ * The body of a SASLInitialResponse (the 'p' message answering
+ * AuthenticationSASL): the mechanism name, NUL-terminated, then Int32 the
+ * length of the client-first-message (-1: none) and its bytes. *mechanism
+ * and *msg point into 'body'. CONTINUE, or MALFORMED when the body is cut
+ * short or runs on, the length is negative or disagrees with the body, or
+ * the message is missing or longer than SCRAM_MESSAGE_MAX (SCRAM always
+ * sends one).
+ */
+enum scram_result scram_parse_initial_response(const char *body, size_t len, const char **mechanism,
+					       const char **msg, size_t *msg_len)
+	__attribute__((warn_unused_result));
+
 struct scram_server;
 
 /*
  * An exchange against 'v' (copied). 'cbind' is the tls-server-end-point
  * data of the proxy's certificate when the client leg is TLS, NULL (and
- * cbind_len 0) when it is not: it decides whether SCRAM-SHA-256-PLUS is
- * offered. NULL on allocation failure.
+ * cbind_len 0) when it is not or when scram_cert_endpoint_hash() cannot
+ * hash that certificate: it decides whether SCRAM-SHA-256-PLUS is offered
+ * (and whether a client's 'y' is a downgrade). NULL on allocation failure
+ * or a cbind_len of 0 or over SCRAM_CBIND_MAX with a non-NULL 'cbind'.
  */
 struct scram_server *scram_server_new(const struct scram_verifier *v, const unsigned char *cbind,
 				      size_t cbind_len) __attribute__((warn_unused_result));

@@ -11,6 +11,9 @@
  *   flags bit 1: the server end's leg is TLS (offers -PLUS), or the client
  *                end's is (binds to its certificate hash)
  *   flags bit 2: the server end's verifier is a mock (doomed)
+ *   flags bit 3: the server end's first message is a whole SASLInitialResponse
+ *                body (mechanism, Int32 length, client-first) instead of the
+ *                mechanism name and client-first as two messages
  * Nonces are fixed (as the unit tests' vectors: "clientnonce0123456789AB",
  * "servernonce/+xyz"), so seeds holding a right exchange reach success and
  * mutations explore around it.
@@ -71,9 +74,10 @@ static bool next_message(struct input *in, char *buf, size_t cap, size_t *len)
 	return true;
 }
 
-static void fuzz_server(struct input *in, bool tls, bool doomed)
+static void fuzz_server(struct input *in, bool tls, bool doomed, bool wire)
 {
-	static char mech[64], msg[SCRAM_MESSAGE_MAX + 64], out[SCRAM_MESSAGE_MAX];
+	static char mech[64], msg[SCRAM_MESSAGE_MAX + 64], out[SCRAM_MESSAGE_MAX],
+		body[2 * SCRAM_MESSAGE_MAX];
 	struct scram_verifier v;
 	struct scram_server *s;
 	unsigned char key[SCRAM_KEY_LEN], hash[SCRAM_KEY_LEN];
@@ -88,9 +92,22 @@ static void fuzz_server(struct input *in, bool tls, bool doomed)
 	FUZZ_CHECK(s != NULL);
 	scram_server_force_nonce(s, "servernonce/+xyz");
 	FUZZ_CHECK(scram_server_mechanisms(s, &mn) != NULL && mn > 0);
-	if (!next_message(in, mech, sizeof(mech), &n) || !next_message(in, msg, sizeof(msg), &n))
-		goto out;
-	r = scram_server_first(s, mech, msg, n, out, sizeof(out), &out_len);
+	if (wire) {
+		const char *m, *first;
+
+		if (!next_message(in, body, sizeof(body), &n))
+			goto out;
+		r = scram_parse_initial_response(body, n, &m, &first, &n);
+		FUZZ_CHECK(r == SCRAM_CONTINUE || r == SCRAM_MALFORMED);
+		if (r != SCRAM_CONTINUE)
+			goto out;
+		FUZZ_CHECK(n > 0 && n <= SCRAM_MESSAGE_MAX && first > m && first + n <= body + sizeof(body));
+		r = scram_server_first(s, m, first, n, out, sizeof(out), &out_len);
+	} else {
+		if (!next_message(in, mech, sizeof(mech), &n) || !next_message(in, msg, sizeof(msg), &n))
+			goto out;
+		r = scram_server_first(s, mech, msg, n, out, sizeof(out), &out_len);
+	}
 	FUZZ_CHECK(r == SCRAM_CONTINUE || r == SCRAM_MALFORMED || r == SCRAM_FAILED);
 	if (r == SCRAM_CONTINUE) {
 		FUZZ_CHECK(out_len > 0 && out_len <= SCRAM_MESSAGE_MAX);
@@ -210,6 +227,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (data[0] & 1)
 		fuzz_client(&in, (data[0] & 2) != 0);
 	else
-		fuzz_server(&in, (data[0] & 2) != 0, (data[0] & 4) != 0);
+		fuzz_server(&in, (data[0] & 2) != 0, (data[0] & 4) != 0, (data[0] & 8) != 0);
 	return 0;
 }

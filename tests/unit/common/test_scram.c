@@ -328,6 +328,37 @@ static void test_server_refuses_oversized(void **state)
 	free(msg);
 }
 
+static void test_parse_initial_response(void **state)
+{
+	static const char good[] = "SCRAM-SHA-256\0\0\0\0\x0bn,,n=,r=abc";
+	static const char none[] = "SCRAM-SHA-256\0\xff\xff\xff\xff";
+	static const char longer[] = "SCRAM-SHA-256\0\0\0\0\x0cn,,n=,r=abc";
+	static const char shorter[] = "SCRAM-SHA-256\0\0\0\0\x0an,,n=,r=abc";
+	static const char huge[] = "SCRAM-SHA-256\0\0\x98\x96\x80n,,n=,r=abc"; /* 10 MB announced */
+	static const char cut[] = "SCRAM-SHA-256\0\0\0";
+	static const char no_name[] = "\0\0\0\0\x0bn,,n=,r=abc";
+	const char *mech, *msg;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(scram_parse_initial_response(good, sizeof(good) - 1, &mech, &msg, &n),
+			 SCRAM_CONTINUE);
+	assert_string_equal(mech, SCRAM_MECH);
+	assert_int_equal(n, 11);
+	assert_memory_equal(msg, "n,,n=,r=abc", 11);
+#define REFUSED(b) \
+	assert_int_equal(scram_parse_initial_response(b, sizeof(b) - 1, &mech, &msg, &n), SCRAM_MALFORMED)
+	REFUSED(none);
+	REFUSED(longer);
+	REFUSED(shorter);
+	REFUSED(huge);
+	REFUSED(cut);
+	REFUSED(no_name);
+	REFUSED("SCRAM-SHA-256");
+#undef REFUSED
+	assert_int_equal(scram_parse_initial_response("", 0, &mech, &msg, &n), SCRAM_MALFORMED);
+}
+
 /* A server end past its first step on vector 'i' (without TLS unless it is 'p'). */
 static struct scram_server *server_after_first(size_t i)
 {
@@ -786,6 +817,7 @@ int main(void)
 		cmocka_unit_test(test_server_mechanisms),
 		cmocka_unit_test(test_server_gs2_rules),
 		cmocka_unit_test(test_server_refuses_oversized),
+		cmocka_unit_test(test_parse_initial_response),
 		cmocka_unit_test(test_server_final_hostile),
 		cmocka_unit_test(test_server_replay_and_order),
 		cmocka_unit_test(test_server_mock_fails_at_the_end),
