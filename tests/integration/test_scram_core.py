@@ -1,11 +1,14 @@
-"""The authentication core that auth.mode "terminate" builds on, against a real PostgreSQL 15:
+"""The authentication core that auth.mode "terminate" builds on, against real peers:
 `pgvalve-proxy --print-auth-sql` installs a lookup that the lookup role can call (and nobody
-else), which hands out login roles' verifiers and NULL for expired ones; and the server leg of
-common/scram.c logs in with nothing but a verifier fetched through it and the ClientKey that a
-client's proof reveals (computed here with hashlib, independently of the C code) — over plain
-TCP with SCRAM-SHA-256, over TLS with SCRAM-SHA-256-PLUS bound to the server's certificate;
-md5 from the stored hash alone. A wrong key is refused by the server, and a verifier that went
-stale (password changed) is noticed before any proof is sent."""
+else), which hands out login roles' verifiers and NULL for expired ones. The server end of
+common/scram.c (scram_serve) authenticates libpq — SCRAM-SHA-256-PLUS bound to its certificate
+with channel_binding require or prefer, SCRAM-SHA-256 without TLS, md5 — and recovers the
+ClientKey; the client end (scram_login) logs in to PostgreSQL 15 with nothing but a verifier
+fetched through the lookup and that ClientKey — SCRAM-SHA-256 over plain TCP, -PLUS bound to the
+server's certificate over TLS, md5 from the stored hash alone. Chained, the two are terminate
+mode's login without the proxy around it. A wrong password or key is refused, and a verifier
+that went stale (password changed) is noticed before any proof is sent. ClientKeys are also
+computed here with hashlib, independently of the C code."""
 
 import base64
 import hashlib
@@ -13,6 +16,7 @@ import hmac
 import os
 import subprocess
 
+import psycopg
 import pytest
 
 import harness
@@ -20,15 +24,15 @@ import harness
 LOOKUP_ROLE = "pgvalve_auth"
 
 
-def scram_login():
-    path = os.path.join(os.path.dirname(harness.proxy_binary()), "scram_login")
+def program(name):
+    path = os.path.join(os.path.dirname(harness.proxy_binary()), name)
     if not os.path.exists(path):
         pytest.skip(f"{path} not built")
     return path
 
 
 def run_login(pg, user, secret, client_key_hex, mode):
-    r = subprocess.run([scram_login(), harness.HOST, str(pg.port), user, harness.DATABASE, secret,
+    r = subprocess.run([program("scram_login"), harness.HOST, str(pg.port), user, harness.DATABASE, secret,
                         client_key_hex, mode], capture_output=True, text=True, timeout=60,
                        env=harness.sanitizer_env())
     return r.returncode, r.stdout.strip()
@@ -127,4 +131,73 @@ def test_stale_verifier_noticed_before_any_proof(lookup_pg):
     assert run_login(lookup_pg, "rotating_user", old, old_key, "plain") == (3, "scram stale")
     new = fetched_verifier(lookup_pg, "rotating_user")
     assert run_login(lookup_pg, "rotating_user", new, client_key(new, "second-password"), "tls") == \
+        (0, "authenticated SCRAM-SHA-256-PLUS")
+
+
+class Serve:
+    """scram_serve for one login: authenticates whoever connects against 'secret'."""
+
+    def __init__(self, pg, secret):
+        self.proc = subprocess.Popen([program("scram_serve"), secret, pg.server_crt, pg.server_key],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=harness.sanitizer_env())
+        line = self.proc.stdout.readline().split()
+        assert line and line[0] == "port", self.proc.stderr.read()
+        self.port = int(line[1])
+
+    def connect(self, user, password, **kw):
+        return psycopg.connect(host=harness.HOST, port=self.port, user=user, dbname=harness.DATABASE,
+                               password=password, connect_timeout=10, **kw)
+
+    def result(self):
+        out, err = self.proc.communicate(timeout=60)
+        assert not harness.sanitizer_report(err), err
+        return self.proc.returncode, out.strip()
+
+
+@pytest.mark.parametrize("sslmode,channel_binding,mechanism", [
+    ("require", "require", "SCRAM-SHA-256-PLUS"),
+    ("require", "prefer", "SCRAM-SHA-256-PLUS"),
+    ("require", "disable", "SCRAM-SHA-256"),
+    ("disable", "prefer", "SCRAM-SHA-256"),
+])
+def test_libpq_authenticated_by_server_end(lookup_pg, sslmode, channel_binding, mechanism):
+    verifier = fetched_verifier(lookup_pg, "scram_user")
+    password = harness.PASSWORDS["scram_user"]
+    serve = Serve(lookup_pg, verifier)
+    serve.connect("scram_user", password, sslmode=sslmode, channel_binding=channel_binding).close()
+    assert serve.result() == (0, f"authenticated {mechanism} {client_key(verifier, password)}")
+
+
+@pytest.mark.parametrize("sslmode", ["require", "disable"])
+def test_libpq_wrong_password_refused_by_server_end(lookup_pg, sslmode):
+    serve = Serve(lookup_pg, fetched_verifier(lookup_pg, "scram_user"))
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        serve.connect("scram_user", "not-the-password", sslmode=sslmode)
+    assert serve.result() == (1, "refused failed")
+
+
+def test_libpq_md5_checked_against_stored_hash(lookup_pg):
+    hash_ = fetched_verifier(lookup_pg, "md5_user")
+    serve = Serve(lookup_pg, hash_)
+    serve.connect("md5_user", harness.PASSWORDS["md5_user"], sslmode="require").close()
+    assert serve.result() == (0, "authenticated md5 -")
+    serve = Serve(lookup_pg, hash_)
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        serve.connect("md5_user", "wrong", sslmode="disable")
+    assert serve.result() == (1, "refused failed")
+
+
+def test_client_key_from_libpq_logs_in_to_postgres(lookup_pg):
+    """Terminate mode's login, end to end: libpq proves its password to the server end, which
+    recovers the ClientKey; the client end logs in to PostgreSQL with that key alone, both legs
+    on TLS with channel binding."""
+    verifier = fetched_verifier(lookup_pg, "scram_user")
+    serve = Serve(lookup_pg, verifier)
+    serve.connect("scram_user", harness.PASSWORDS["scram_user"], sslmode="require",
+                  channel_binding="require").close()
+    rc, out = serve.result()
+    assert rc == 0 and out.startswith("authenticated SCRAM-SHA-256-PLUS "), out
+    recovered = out.split()[-1]
+    assert run_login(lookup_pg, "scram_user", verifier, recovered, "tls") == \
         (0, "authenticated SCRAM-SHA-256-PLUS")
