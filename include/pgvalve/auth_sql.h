@@ -20,6 +20,6 @@
  * failed or 'role' cannot be written safely (empty, a control character,
  * "$pgvalve$"), before writing anything in that case.
  */
-bool auth_sql_write(FILE *out, const char *role);
+bool auth_sql_write(FILE *out, const char *role) __attribute__((warn_unused_result));
 
 #endif

@@ -93,7 +93,8 @@ bool scram_verifier_from_password(const char *password, const unsigned char *sal
 	__attribute__((warn_unused_result));
 
 /* The verifier's text form into out[cap]. False if it does not fit. */
-bool scram_verifier_format(const struct scram_verifier *v, char *out, size_t cap);
+bool scram_verifier_format(const struct scram_verifier *v, char *out, size_t cap)
+	__attribute__((warn_unused_result));
 
 /* Wipes a verifier (its keys are secrets). */
 void scram_verifier_clear(struct scram_verifier *v);
@@ -171,7 +172,8 @@ enum scram_result scram_server_final(struct scram_server *s, const char *msg, si
 				     size_t cap, size_t *out_len) __attribute__((warn_unused_result));
 
 /* After DONE: the client's ClientKey (a secret: wipe the copy when done). False before. */
-bool scram_server_client_key(const struct scram_server *s, unsigned char out[SCRAM_KEY_LEN]);
+bool scram_server_client_key(const struct scram_server *s, unsigned char out[SCRAM_KEY_LEN])
+	__attribute__((warn_unused_result));
 
 /* The mechanism the client chose, once scram_server_first() succeeded; NULL before. */
 const char *scram_server_mechanism(const struct scram_server *s);
@@ -188,7 +190,10 @@ struct scram_client;
  * iterations are what the server must announce (else SCRAM_STALE: the
  * password changed since the verifier was fetched). 'cbind' is the
  * tls-server-end-point data of the server's certificate when the server leg
- * is TLS, else NULL. Both copied. NULL on allocation failure.
+ * is TLS, else NULL — NULL too when scram_cert_endpoint_hash() cannot hash
+ * that certificate: the client then says 'n' (no channel binding), which a
+ * server accepts, where 'y' would be taken for a downgrade. Both copied.
+ * NULL on allocation failure.
  */
 struct scram_client *scram_client_new(const unsigned char client_key[SCRAM_KEY_LEN],
 				      const struct scram_verifier *v, const unsigned char *cbind,
