@@ -23,87 +23,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "pgvalve/md5_auth.h"
 #include "pgvalve/scram.h"
-
-static int fd = -1;
-static SSL *ssl;
-
-static bool send_all(const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = ssl ? SSL_write(ssl, p, (int)len) : write(fd, p, len);
-
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
-static bool recv_all(void *buf, size_t len)
-{
-	char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = ssl ? SSL_read(ssl, p, (int)len) : read(fd, p, len);
-
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
-static void put32(unsigned char *p, uint32_t v)
-{
-	p[0] = (unsigned char)(v >> 24);
-	p[1] = (unsigned char)(v >> 16);
-	p[2] = (unsigned char)(v >> 8);
-	p[3] = (unsigned char)v;
-}
-
-static uint32_t get32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-/* One backend message: its type and a malloc'd body of *len bytes. */
-static unsigned char *read_message(char *type, size_t *len)
-{
-	unsigned char hdr[5], *body;
-	uint32_t n;
-
-	if (!recv_all(hdr, 5))
-		return NULL;
-	n = get32(hdr + 1);
-	if (n < 4 || n > (1u << 20))
-		return NULL;
-	body = malloc(n - 4 + 1);
-	if (!body || !recv_all(body, n - 4)) {
-		free(body);
-		return NULL;
-	}
-	body[n - 4] = '\0';
-	*type = (char)hdr[0];
-	*len = n - 4;
-	return body;
-}
+#include "wire_io.h"
 
 /* A 'p' message (PasswordMessage, SASLInitialResponse, SASLResponse) with 'len' bytes of body. */
 static bool send_p(const void *body, size_t len)
 {
-	unsigned char hdr[5] = { 'p' };
-
-	put32(hdr + 1, (uint32_t)(len + 4));
-	return send_all(hdr, 5) && send_all(body, len);
+	return send_message('p', body, len);
 }
 
 static int die(int code, const char *what)
@@ -149,8 +78,8 @@ static bool connect_to(const char *host, const char *port)
 
 	if (getaddrinfo(host, port, &hints, &ai) != 0)
 		return false;
-	fd = socket(ai->ai_family, ai->ai_socktype, 0);
-	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+	wire_fd = socket(ai->ai_family, ai->ai_socktype, 0);
+	if (wire_fd < 0 || connect(wire_fd, ai->ai_addr, ai->ai_addrlen) != 0) {
 		freeaddrinfo(ai);
 		return false;
 	}
@@ -171,8 +100,8 @@ static bool start_tls(SSL_CTX **ctx)
 	*ctx = SSL_CTX_new(TLS_client_method());
 	if (!*ctx)
 		return false;
-	ssl = SSL_new(*ctx);
-	return ssl && SSL_set_fd(ssl, fd) == 1 && SSL_connect(ssl) == 1;
+	wire_ssl = SSL_new(*ctx);
+	return wire_ssl && SSL_set_fd(wire_ssl, wire_fd) == 1 && SSL_connect(wire_ssl) == 1;
 }
 
 int main(int argc, char **argv)
@@ -199,7 +128,7 @@ int main(int argc, char **argv)
 
 		if (!start_tls(&ctx))
 			return die(2, "TLS handshake failed");
-		cert = SSL_get1_peer_certificate(ssl);
+		cert = SSL_get1_peer_certificate(wire_ssl);
 		if (!cert || !scram_cert_endpoint_hash(cert, cbind, &cbind_len))
 			return die(2, "no usable server certificate");
 		X509_free(cert);
@@ -306,11 +235,11 @@ int main(int argc, char **argv)
 	}
 	scram_client_free(sc);
 	scram_verifier_clear(&v);
-	if (ssl) {
-		SSL_shutdown(ssl);
-		SSL_free(ssl);
+	if (wire_ssl) {
+		SSL_shutdown(wire_ssl);
+		SSL_free(wire_ssl);
 	}
 	SSL_CTX_free(ctx);
-	close(fd);
+	close(wire_fd);
 	return rc;
 }

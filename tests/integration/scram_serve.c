@@ -30,62 +30,7 @@
 
 #include "pgvalve/md5_auth.h"
 #include "pgvalve/scram.h"
-
-static int fd = -1;
-static SSL *ssl;
-
-static bool send_all(const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = ssl ? SSL_write(ssl, p, (int)len) : write(fd, p, len);
-
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
-static bool recv_all(void *buf, size_t len)
-{
-	char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = ssl ? SSL_read(ssl, p, (int)len) : read(fd, p, len);
-
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
-static void put32(unsigned char *p, uint32_t v)
-{
-	p[0] = (unsigned char)(v >> 24);
-	p[1] = (unsigned char)(v >> 16);
-	p[2] = (unsigned char)(v >> 8);
-	p[3] = (unsigned char)v;
-}
-
-static uint32_t get32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-/* A backend message of 'type' with body[len]. */
-static bool send_msg(char type, const void *body, size_t len)
-{
-	unsigned char hdr[5];
-
-	hdr[0] = (unsigned char)type;
-	put32(hdr + 1, (uint32_t)(len + 4));
-	return send_all(hdr, 5) && send_all(body, len);
-}
+#include "wire_io.h"
 
 /* An Authentication* message: code, then 'extra'. */
 static bool send_auth(uint32_t code, const void *extra, size_t len)
@@ -95,36 +40,14 @@ static bool send_auth(uint32_t code, const void *extra, size_t len)
 	put32(body, code);
 	if (len > 0)
 		memcpy(body + 4, extra, len);
-	return send_msg('R', body, 4 + len);
-}
-
-/* A frontend message (type byte, length): its type and a malloc'd body. */
-static unsigned char *read_msg(char *type, size_t *len)
-{
-	unsigned char hdr[5], *body;
-	uint32_t n;
-
-	if (!recv_all(hdr, 5))
-		return NULL;
-	n = get32(hdr + 1);
-	if (n < 4 || n > (1u << 20))
-		return NULL;
-	body = malloc(n - 4 + 1);
-	if (!body || !recv_all(body, n - 4)) {
-		free(body);
-		return NULL;
-	}
-	body[n - 4] = '\0';
-	*type = (char)hdr[0];
-	*len = n - 4;
-	return body;
+	return send_message('R', body, 4 + len);
 }
 
 static int refuse(const char *why)
 {
 	static const char err[] = "SFATAL\0VFATAL\0C28P01\0Mpassword authentication failed\0";
 
-	send_msg('E', err, sizeof(err));
+	send_message('E', err, sizeof(err));
 	printf("refused %s\n", why);
 	return 1;
 }
@@ -143,9 +66,9 @@ static bool finish_login(void)
 		char body[128];
 		int n = snprintf(body, sizeof(body), "%s%c%s", params[i][0], 0, params[i][1]);
 
-		ok = send_msg('S', body, (size_t)n + 1);
+		ok = send_message('S', body, (size_t)n + 1);
 	}
-	return ok && send_msg('K', key, sizeof(key)) && send_msg('Z', "I", 1);
+	return ok && send_message('K', key, sizeof(key)) && send_message('Z', "I", 1);
 }
 
 static int serve_scram(const struct scram_verifier *v, const unsigned char *cbind, size_t cbind_len)
@@ -160,7 +83,7 @@ static int serve_scram(const struct scram_verifier *v, const unsigned char *cbin
 	mechs = scram_server_mechanisms(s, &mlen);
 	if (!send_auth(10, mechs, mlen))
 		return refuse("send");
-	body = read_msg(&type, &n);
+	body = read_message(&type, &n);
 	if (!body || type != 'p' ||
 	    scram_parse_initial_response((char *)body, n, &mech, &msg, &n) != SCRAM_CONTINUE) {
 		free(body);
@@ -173,7 +96,7 @@ static int serve_scram(const struct scram_verifier *v, const unsigned char *cbin
 		scram_server_free(s);
 		return refuse(scram_result_name(r));
 	}
-	body = read_msg(&type, &n);
+	body = read_message(&type, &n);
 	r = body && type == 'p' ? scram_server_final(s, (char *)body, n, out, sizeof(out), &out_len)
 				: SCRAM_MALFORMED;
 	free(body);
@@ -202,7 +125,7 @@ static int serve_md5(const char *hash)
 
 	if (RAND_bytes(salt, sizeof(salt)) != 1 || !send_auth(5, salt, sizeof(salt)))
 		return refuse("send");
-	body = read_msg(&type, &n);
+	body = read_message(&type, &n);
 	/* PasswordMessage: the response, NUL-terminated. */
 	ok = body && type == 'p' && n > 0 && body[n - 1] == '\0' &&
 		md5_auth_check(hash, salt, (char *)body, n - 1);
@@ -250,8 +173,8 @@ int main(int argc, char **argv)
 		return 2;
 	printf("port %d\n", ntohs(addr.sin_port));
 	fflush(stdout);
-	fd = accept(lfd, NULL, NULL);
-	if (fd < 0)
+	wire_fd = accept(lfd, NULL, NULL);
+	if (wire_fd < 0)
 		return 2;
 	/* SSLRequest (answered 'S', then TLS) or straight the StartupMessage. */
 	for (;;) {
@@ -261,11 +184,11 @@ int main(int argc, char **argv)
 		if (!recv_all(first, 8))
 			return 2;
 		len = get32(first);
-		if (len == 8 && get32(first + 4) == 80877103 && !ssl) {
+		if (len == 8 && get32(first + 4) == 80877103 && !wire_ssl) {
 			if (!send_all("S", 1))
 				return 2;
-			ssl = SSL_new(ctx);
-			if (!ssl || SSL_set_fd(ssl, fd) != 1 || SSL_accept(ssl) != 1)
+			wire_ssl = SSL_new(ctx);
+			if (!wire_ssl || SSL_set_fd(wire_ssl, wire_fd) != 1 || SSL_accept(wire_ssl) != 1)
 				return 2;
 			continue;
 		}
@@ -274,24 +197,25 @@ int main(int argc, char **argv)
 		free(rest); /* user and database: one verifier is served whoever asks */
 		break;
 	}
-	rc = is_scram ? serve_scram(&v, ssl ? cbind : NULL, ssl ? cbind_len : 0) : serve_md5(argv[1]);
+	rc = is_scram ? serve_scram(&v, wire_ssl ? cbind : NULL, wire_ssl ? cbind_len : 0)
+		      : serve_md5(argv[1]);
 	fflush(stdout);
 	if (rc == 0) {
 		size_t n;
 		unsigned char *body;
 
 		/* Until the client leaves (Terminate or close). */
-		while ((body = read_msg(&type, &n)) != NULL && type != 'X')
+		while ((body = read_message(&type, &n)) != NULL && type != 'X')
 			free(body);
 		free(body);
 	}
 	scram_verifier_clear(&v);
-	if (ssl) {
-		SSL_shutdown(ssl);
-		SSL_free(ssl);
+	if (wire_ssl) {
+		SSL_shutdown(wire_ssl);
+		SSL_free(wire_ssl);
 	}
 	SSL_CTX_free(ctx);
-	close(fd);
+	close(wire_fd);
 	close(lfd);
 	return rc;
 }
