@@ -34,6 +34,9 @@ void config_init_defaults(struct config *cfg)
 	cfg->shutdown_timeout_ms = 30000;
 	cfg->log_level = LOG_INFO;
 	cfg->log_format = LOG_FORMAT_TEXT;
+	cfg->auth.mode = AUTH_MODE_RELAY;
+	cfg->auth.query = strdup(CONFIG_AUTH_DEFAULT_QUERY);
+	cfg->auth.cache_ttl_ms = 60000;
 }
 
 static bool fail(struct config_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -53,6 +56,7 @@ static bool fail(struct config_error *err, const char *fmt, ...)
 static const char *const sslmode_names[] = { "disable", "prefer", "require", "verify-full", NULL };
 static const char *const log_level_names[] = { "debug", "info", "warn", "error", NULL };
 static const char *const log_format_names[] = { "text", "json", NULL };
+static const char *const auth_mode_names[] = { "relay", "terminate", NULL };
 
 /* obj[key], if present, is an object whose keys are all in 'keys'. */
 static bool section(const cJSON *v, const char *path, const char *const *keys, struct config_error *err)
@@ -131,6 +135,24 @@ static bool parse_upstream(const cJSON *v, const char *path, const char *name, s
 	return true;
 }
 
+static bool parse_auth(struct config_auth *a, const cJSON *v, struct config_error *err)
+{
+	static const char *const keys[] = { "mode",  "userlist_file", "user",         "password_file",
+					    "query", "dbname",        "cache_ttl_ms", NULL };
+	int mode = (int)a->mode;
+
+	if (!section(v, "auth", keys, err) || !get_enum(v, "auth", "mode", auth_mode_names, &mode, err) ||
+	    !get_str(v, "auth", "userlist_file", &a->userlist_file, err) ||
+	    !get_str(v, "auth", "user", &a->user, err) ||
+	    !get_str(v, "auth", "password_file", &a->password_file, err) ||
+	    !get_required_str(v, "auth", "query", &a->query, err) ||
+	    !get_str(v, "auth", "dbname", &a->dbname, err) ||
+	    !get_int32(v, "auth", "cache_ttl_ms", 0, 86400000, &a->cache_ttl_ms, err))
+		return false;
+	a->mode = (enum auth_mode)mode;
+	return true;
+}
+
 static bool parse_upstreams(struct config *cfg, const cJSON *root, struct config_error *err)
 {
 	const cJSON *single = cJSON_GetObjectItemCaseSensitive(root, "upstream");
@@ -181,8 +203,8 @@ static bool parse_upstreams(struct config *cfg, const cJSON *root, struct config
 
 bool config_parse(struct config *cfg, const char *text, struct config_error *err)
 {
-	static const char *const top[] = { "listen",  "upstream", "upstreams", "active", "tls", "admin",
-					   "workers", "limits",   "timeouts",  "log",    NULL };
+	static const char *const top[] = { "listen",  "upstream", "upstreams", "active", "tls",  "admin",
+					   "workers", "limits",   "timeouts",  "log",    "auth", NULL };
 	static const char *const listen_keys[] = { "host", "port", NULL };
 	static const char *const tls_keys[] = { "cert_file", "key_file", NULL };
 	static const char *const admin_keys[] = { "host", "port", "token_file", NULL };
@@ -257,6 +279,8 @@ bool config_parse(struct config *cfg, const char *text, struct config_error *err
 		cfg->log_level = (enum log_level)level;
 		cfg->log_format = (enum log_format)format;
 	}
+	if ((v = cJSON_GetObjectItemCaseSensitive(root, "auth")) && !parse_auth(&cfg->auth, v, err))
+		goto out;
 	ok = true;
 out:
 	cJSON_Delete(root);
@@ -303,6 +327,34 @@ static bool is_loopback(const char *host)
 	return inet_pton(AF_INET6, host, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
+/* The auth section's rules between keys (see config_validate()). */
+static bool validate_auth(const struct config_auth *a, struct config_error *err)
+{
+	if (a->mode == AUTH_MODE_RELAY) {
+		/* Keys that only terminate reads: set in relay mode they would be ignored without a word. */
+		const char *set = a->userlist_file ? "userlist_file"
+			: a->user                  ? "user"
+			: a->password_file         ? "password_file"
+			: a->dbname                ? "dbname"
+						   : NULL;
+
+		if (set)
+			return fail(err,
+				    "\"auth.%s\": only used with auth.mode \"terminate\" (mode is \"relay\")",
+				    set);
+		return true;
+	}
+	if (!a->userlist_file && !a->user)
+		return fail(err,
+			    "\"auth.mode\": \"terminate\" needs auth.userlist_file or auth.user (where "
+			    "verifiers come from)");
+	if (a->password_file && !a->user)
+		return fail(err, "\"auth.password_file\": needs auth.user (the role it is the password of)");
+	if (!a->query || !strstr(a->query, "$1"))
+		return fail(err, "\"auth.query\": must take the role name as $1");
+	return true;
+}
+
 bool config_validate(const struct config *cfg, struct config_error *err)
 {
 	if (cfg->n_upstreams == 0)
@@ -325,7 +377,7 @@ bool config_validate(const struct config *cfg, struct config_error *err)
 			return fail(err, "\"upstream.sslrootcert\": required with sslmode verify-full");
 		}
 	}
-	return true;
+	return validate_auth(&cfg->auth, err);
 }
 
 bool config_parse_hostport(const char *s, char **host, int *port)
@@ -371,6 +423,11 @@ int config_upstream_index(const struct config *cfg, const char *name, char *err,
 	return -1;
 }
 
+const char *config_auth_mode_name(enum auth_mode m)
+{
+	return auth_mode_names[m];
+}
+
 const struct config_upstream *config_active_upstream(const struct config *cfg)
 {
 	return &cfg->upstreams[cfg->active];
@@ -388,5 +445,10 @@ void config_free(struct config *cfg)
 		free(cfg->upstreams[i].host);
 		free(cfg->upstreams[i].sslrootcert);
 	}
+	free(cfg->auth.userlist_file);
+	free(cfg->auth.user);
+	free(cfg->auth.password_file);
+	free(cfg->auth.query);
+	free(cfg->auth.dbname);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -15,6 +15,7 @@
 #include "admin.h"
 #include "hold_registry.h"
 #include "switchover.h"
+#include "pgvalve/auth_sql.h"
 #include "pgvalve/config.h"
 #include "pgvalve/log.h"
 #include "runtime.h"
@@ -41,6 +42,7 @@ struct overrides {
 };
 
 static struct overrides opts = { .workers = -1 };
+static bool print_auth_sql; /* --print-auth-sql */
 static struct event_base *main_base;
 static struct event *shutdown_timer;
 static struct timeval drain_started;
@@ -51,6 +53,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"Usage: pgvalve-proxy [-c FILE] [--listen HOST:PORT] [--upstream HOST:PORT]\n"
 		"                     [--admin HOST:PORT] [--workers N] [--log-level LEVEL] [--check]\n"
+		"       pgvalve-proxy [-c FILE] --print-auth-sql\n"
 		"\n"
 		"A PostgreSQL wire-protocol proxy that sits in front of your applications.\n"
 		"\n"
@@ -61,6 +64,8 @@ static void usage(FILE *out)
 		"      --workers N        event loops (default: number of cores, at most 64)\n"
 		"      --log-level LEVEL  debug, info, warn or error\n"
 		"      --check            validate the configuration and exit\n"
+		"      --print-auth-sql   print the SQL that creates the verifier lookup for\n"
+		"                         auth.mode terminate (for auth.user, else pgvalve_auth)\n"
 		"  -h, --help             this text\n"
 		"  -V, --version          print the version\n");
 }
@@ -296,11 +301,17 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 static int parse_args(int argc, char **argv, bool *check)
 {
 	static const struct option long_opts[] = {
-		{ "config", required_argument, NULL, 'c' },   { "listen", required_argument, NULL, 'l' },
-		{ "upstream", required_argument, NULL, 'u' }, { "admin", required_argument, NULL, 'a' },
-		{ "workers", required_argument, NULL, 'w' },  { "log-level", required_argument, NULL, 'L' },
-		{ "check", no_argument, NULL, 'C' },          { "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },        { NULL, 0, NULL, 0 },
+		{ "config", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "upstream", required_argument, NULL, 'u' },
+		{ "admin", required_argument, NULL, 'a' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "log-level", required_argument, NULL, 'L' },
+		{ "check", no_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "print-auth-sql", no_argument, NULL, 'P' },
+		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
 
@@ -325,6 +336,9 @@ static int parse_args(int argc, char **argv, bool *check)
 			break;
 		case 'C':
 			*check = true;
+			break;
+		case 'P':
+			print_auth_sql = true;
 			break;
 		case 'w':
 			opts.workers = (int)strtol(optarg, &end, 10);
@@ -353,6 +367,29 @@ static int parse_args(int argc, char **argv, bool *check)
 	return 0;
 }
 
+/* --print-auth-sql: the lookup's SQL for auth.user of the config file, if one is given. */
+static int do_print_auth_sql(void)
+{
+	struct config cfg;
+	struct config_error err;
+	bool ok;
+
+	config_init_defaults(&cfg);
+	if (opts.config_path && !config_load_file(&cfg, opts.config_path, &err)) {
+		fprintf(stderr, "pgvalve-proxy: configuration error: %s\n", err.msg);
+		config_free(&cfg);
+		return EXIT_USAGE;
+	}
+	ok = auth_sql_write(stdout, cfg.auth.user ? cfg.auth.user : AUTH_SQL_DEFAULT_ROLE);
+	if (!ok)
+		fprintf(stderr,
+			"pgvalve-proxy: cannot write the SQL (auth.user \"%s\" holds a control character "
+			"or \"$pgvalve$\"?)\n",
+			cfg.auth.user ? cfg.auth.user : AUTH_SQL_DEFAULT_ROLE);
+	config_free(&cfg);
+	return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	struct config cfg;
@@ -365,6 +402,8 @@ int main(int argc, char **argv)
 
 	if ((rc = parse_args(argc, argv, &check)) != 0)
 		return rc;
+	if (print_auth_sql)
+		return do_print_auth_sql();
 	if (!load_config(&cfg, &err)) {
 		fprintf(stderr, "pgvalve-proxy: configuration error: %s\n", err.msg);
 		config_free(&cfg);

@@ -85,6 +85,14 @@ static char *print_config(const struct config *c)
 	o = cJSON_AddObjectToObject(doc, "log");
 	cJSON_AddStringToObject(o, "level", levels[c->log_level]);
 	cJSON_AddStringToObject(o, "format", formats[c->log_format]);
+	o = cJSON_AddObjectToObject(doc, "auth");
+	cJSON_AddStringToObject(o, "mode", config_auth_mode_name(c->auth.mode));
+	add_string_or_null(o, "userlist_file", c->auth.userlist_file);
+	add_string_or_null(o, "user", c->auth.user);
+	add_string_or_null(o, "password_file", c->auth.password_file);
+	cJSON_AddStringToObject(o, "query", c->auth.query);
+	add_string_or_null(o, "dbname", c->auth.dbname);
+	cJSON_AddNumberToObject(o, "cache_ttl_ms", c->auth.cache_ttl_ms);
 	text = cJSON_PrintUnformatted(doc);
 	FUZZ_CHECK(text != NULL);
 	cJSON_Delete(doc);
@@ -107,7 +115,12 @@ static bool same_config(const struct config *a, const struct config *b)
 	    a->max_message_bytes != b->max_message_bytes || a->parse_max_bytes != b->parse_max_bytes ||
 	    a->connect_ms != b->connect_ms || a->auth_ms != b->auth_ms ||
 	    a->client_idle_ms != b->client_idle_ms || a->shutdown_timeout_ms != b->shutdown_timeout_ms ||
-	    a->log_level != b->log_level || a->log_format != b->log_format)
+	    a->log_level != b->log_level || a->log_format != b->log_format || a->auth.mode != b->auth.mode ||
+	    !same_str(a->auth.userlist_file, b->auth.userlist_file) ||
+	    !same_str(a->auth.user, b->auth.user) ||
+	    !same_str(a->auth.password_file, b->auth.password_file) ||
+	    !same_str(a->auth.query, b->auth.query) || !same_str(a->auth.dbname, b->auth.dbname) ||
+	    a->auth.cache_ttl_ms != b->auth.cache_ttl_ms)
 		return false;
 	for (int i = 0; i < a->n_upstreams; i++) {
 		const struct config_upstream *x = &a->upstreams[i], *y = &b->upstreams[i];
@@ -139,6 +152,9 @@ static void check_ranges(const struct config *c)
 		FUZZ_CHECK(u->sslmode >= SSLMODE_DISABLE && u->sslmode <= SSLMODE_VERIFY_FULL);
 		FUZZ_CHECK(config_upstream_index(c, u->name, NULL, 0) == i); /* names are unique */
 	}
+	FUZZ_CHECK(c->auth.mode == AUTH_MODE_RELAY || c->auth.mode == AUTH_MODE_TERMINATE);
+	FUZZ_CHECK(c->auth.query && c->auth.query[0]);
+	FUZZ_CHECK(c->auth.cache_ttl_ms >= 0 && c->auth.cache_ttl_ms <= 86400000);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

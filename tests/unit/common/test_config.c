@@ -78,6 +78,13 @@ static void assert_defaults(const struct config *cfg)
 	assert_int_equal(cfg->shutdown_timeout_ms, 30000);
 	assert_int_equal(cfg->log_level, LOG_INFO);
 	assert_int_equal(cfg->log_format, LOG_FORMAT_TEXT);
+	assert_int_equal(cfg->auth.mode, AUTH_MODE_RELAY);
+	assert_null(cfg->auth.userlist_file);
+	assert_null(cfg->auth.user);
+	assert_null(cfg->auth.password_file);
+	assert_string_equal(cfg->auth.query, "SELECT rolname, rolpassword FROM pgvalve.auth_lookup($1)");
+	assert_null(cfg->auth.dbname);
+	assert_int_equal(cfg->auth.cache_ttl_ms, 60000);
 }
 
 static void test_defaults(void **state)
@@ -115,7 +122,12 @@ static void test_design_example(void **state)
 		"\"parse_max_bytes\": 65536},\n"
 		"  \"timeouts\": {\"connect_ms\": 5000, \"auth_ms\": 30000, \"client_idle_ms\": 0, "
 		"\"shutdown_timeout_ms\": 30000},\n"
-		"  \"log\": {\"level\": \"info\", \"format\": \"text\"}\n"
+		"  \"log\": {\"level\": \"info\", \"format\": \"text\"},\n"
+		"  \"auth\": {\"mode\": \"relay\", \"userlist_file\": null, \"user\": null, "
+		"\"password_file\": null,\n"
+		"    \"query\": \"SELECT rolname, rolpassword FROM pgvalve.auth_lookup($1)\", \"dbname\": "
+		"null,\n"
+		"    \"cache_ttl_ms\": 60000}\n"
 		"}\n";
 	struct config cfg;
 	struct config_error err;
@@ -689,6 +701,69 @@ static void test_validate_verify_full_needs_root_cert(void **state)
 	validate_ok("{\"upstream\": {\"sslmode\": \"require\"}}");
 }
 
+/* ------------------------------------------------------------------- auth */
+
+static void test_auth_every_key(void **state)
+{
+	struct config cfg;
+	struct config_error err;
+
+	(void)state;
+	parse_ok("{\"upstream\": {}, \"auth\": {\"mode\": \"terminate\", \"userlist_file\": \"/etc/u.txt\", "
+		 "\"user\": \"pgvalve_auth\", \"password_file\": \"/run/pw\", "
+		 "\"query\": \"SELECT u, p FROM f($1)\", \"dbname\": \"postgres\", \"cache_ttl_ms\": 0}}",
+		 &cfg);
+	assert_int_equal(cfg.auth.mode, AUTH_MODE_TERMINATE);
+	assert_string_equal(config_auth_mode_name(cfg.auth.mode), "terminate");
+	assert_string_equal(cfg.auth.userlist_file, "/etc/u.txt");
+	assert_string_equal(cfg.auth.user, "pgvalve_auth");
+	assert_string_equal(cfg.auth.password_file, "/run/pw");
+	assert_string_equal(cfg.auth.query, "SELECT u, p FROM f($1)");
+	assert_string_equal(cfg.auth.dbname, "postgres");
+	assert_int_equal(cfg.auth.cache_ttl_ms, 0);
+	if (!config_validate(&cfg, &err))
+		fail_msg("validate: %s", err.msg);
+	config_free(&cfg);
+}
+
+static void test_auth_bad_values(void **state)
+{
+	(void)state;
+	parse_fails("{\"auth\": {\"mode\": \"trust\"}}", "\"auth.mode\"", "relay, terminate");
+	parse_fails("{\"auth\": {\"mode\": null}}", "\"auth.mode\"", NULL);
+	parse_fails("{\"auth\": {\"query\": null}}", "\"auth.query\"", NULL);
+	parse_fails("{\"auth\": {\"query\": \"\"}}", "\"auth.query\"", NULL);
+	parse_fails("{\"auth\": {\"cache_ttl_ms\": -1}}", "\"auth.cache_ttl_ms\"", "0 to 86400000");
+	parse_fails("{\"auth\": {\"cache_ttl_ms\": 86400001}}", "\"auth.cache_ttl_ms\"", NULL);
+	parse_fails("{\"auth\": {\"user\": 5}}", "\"auth.user\"", NULL);
+	parse_fails("{\"auth\": {\"userlist\": \"/x\"}}", "\"auth.userlist\": unknown key", "userlist_file");
+	parse_fails("{\"auth\": []}", "\"auth\"", NULL);
+}
+
+static void test_auth_validate(void **state)
+{
+	(void)state;
+	/* relay: terminate-only keys would be ignored, so they are refused */
+	validate_ok("{\"upstream\": {}, \"auth\": {\"mode\": \"relay\", \"userlist_file\": null}}");
+	validate_fails("{\"upstream\": {}, \"auth\": {\"userlist_file\": \"/u\"}}", "\"auth.userlist_file\"");
+	validate_fails("{\"upstream\": {}, \"auth\": {\"user\": \"x\"}}", "\"auth.user\"");
+	validate_fails("{\"upstream\": {}, \"auth\": {\"password_file\": \"/p\"}}", "\"auth.password_file\"");
+	validate_fails("{\"upstream\": {}, \"auth\": {\"dbname\": \"d\"}}", "\"auth.dbname\"");
+	/* terminate: some source of verifiers; a password needs its user; the query takes $1 */
+	validate_fails("{\"upstream\": {}, \"auth\": {\"mode\": \"terminate\"}}", "\"auth.mode\"");
+	validate_ok("{\"upstream\": {}, \"auth\": {\"mode\": \"terminate\", \"userlist_file\": \"/u\"}}");
+	validate_ok("{\"upstream\": {}, \"auth\": {\"mode\": \"terminate\", \"user\": \"a\"}}");
+	validate_fails("{\"upstream\": {}, \"auth\": {\"mode\": \"terminate\", \"userlist_file\": \"/u\", "
+		       "\"password_file\": \"/p\"}}",
+		       "\"auth.password_file\"");
+	validate_fails("{\"upstream\": {}, \"auth\": {\"mode\": \"terminate\", \"user\": \"a\", "
+		       "\"query\": \"SELECT rolname, rolpassword FROM pg_authid\"}}",
+		       "\"auth.query\"");
+	/* no TLS demanded on either leg */
+	validate_ok("{\"upstream\": {\"sslmode\": \"disable\"}, \"auth\": {\"mode\": \"terminate\", "
+		    "\"user\": \"a\"}}");
+}
+
 /* With "upstreams", the key to fix is upstreams.NAME.sslrootcert: that is what the error must name. */
 static void test_validate_verify_full_names_upstreams_key(void **state)
 {
@@ -855,6 +930,9 @@ int main(void)
 		cmocka_unit_test(test_upstreams_errors),
 		cmocka_unit_test(test_upstreams_at_most_16),
 		cmocka_unit_test(test_no_upstream),
+		cmocka_unit_test(test_auth_every_key),
+		cmocka_unit_test(test_auth_bad_values),
+		cmocka_unit_test(test_auth_validate),
 		cmocka_unit_test(test_validate_admin_token),
 		cmocka_unit_test(test_validate_tls_pair),
 		cmocka_unit_test(test_validate_verify_full_needs_root_cert),
