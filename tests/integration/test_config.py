@@ -118,6 +118,15 @@ def test_check_tls_needs_both_files(tmp_path, pg):
     assert r.returncode == 2 and "tls" in r.stderr
 
 
+def test_auth_terminate_is_refused_until_the_proxy_uses_it(tmp_path):
+    """auth.mode "terminate" parses (its keys are checked) but the session does not use it yet:
+    the proxy says so and does not start, rather than relaying while the file says otherwise."""
+    r = run_proxy("-c", write(tmp_path, with_change("auth", {"mode": "terminate", "userlist_file": "/x"})),
+                  "--check")
+    assert r.returncode == 2, r
+    assert '"auth.mode": "terminate" is not available' in r.stderr, r.stderr
+
+
 def test_check_non_loopback_admin_needs_token(tmp_path):
     r = run_proxy("-c", write(tmp_path, with_change("admin.host", "0.0.0.0")), "--check")
     assert r.returncode == 2 and "admin" in r.stderr
