@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "pgvalve/token_file.h"
+#include "pgvalve/verifier.h"
 #include "tls.h"
 
 struct runtime rt;
@@ -59,6 +60,22 @@ struct snapshot *snapshot_build(struct config *cfg, char *err, size_t errlen)
 	if (cfg->tls_cert_file &&
 	    !(snap->client_tls = tls_server_ctx(cfg->tls_cert_file, cfg->tls_key_file, err, errlen)))
 		goto fail;
+	if (snap->client_tls) {
+		X509 *cert = SSL_CTX_get0_certificate(snap->client_tls);
+
+		/* An Ed25519 certificate has no tls-server-end-point hash: no -PLUS offered then. */
+		if (!cert || !scram_cert_endpoint_hash(cert, snap->client_cbind, &snap->client_cbind_len))
+			snap->client_cbind_len = 0;
+	}
+	if (cfg->auth.mode == AUTH_MODE_TERMINATE && cfg->auth.userlist_file) {
+		char why[512];
+
+		snap->userlist = verifier_list_load(cfg->auth.userlist_file, why, sizeof(why));
+		if (!snap->userlist) {
+			snprintf(err, errlen, "\"auth.userlist_file\": %s", why);
+			goto fail;
+		}
+	}
 	snap->cfg = *cfg;
 	snap->active = cfg->active;
 	memset(cfg, 0, sizeof(*cfg));
@@ -90,6 +107,7 @@ void snapshot_free(struct snapshot *snap)
 	for (int i = 0; i < CONFIG_MAX_UPSTREAMS; i++)
 		SSL_CTX_free(snap->upstream_tls[i]);
 	SSL_CTX_free(snap->client_tls);
+	verifier_list_free(snap->userlist);
 	config_free(&snap->cfg);
 	free(snap);
 }

@@ -1,0 +1,207 @@
+"""auth.mode "terminate": the proxy authenticates clients itself from auth.userlist_file (the
+server's own verifiers, copied from pg_authid) and logs in upstream with the client's SCRAM keys
+or the stored md5 hash. With TLS on both legs, libpq's defaults (channel_binding=prefer) work —
+the case relay mode cannot carry — and channel_binding=require gets SCRAM-SHA-256-PLUS bound to
+the proxy's certificate, while the server leg is TLS too. Wrong password and unknown role get
+PostgreSQL's one 28P01 answer."""
+
+import os
+import subprocess
+
+import psycopg
+import pytest
+
+import harness
+
+TLS_USERS = ["scram_user", "md5_user", harness.SUPERUSER]
+
+
+def write_userlist(pg, path):
+    """auth_file lines for every role with a password, straight from pg_authid."""
+    text = pg.psql_admin(
+        "SELECT format('\"%s\" \"%s\"', replace(rolname, '\"', '\"\"'), rolpassword) "
+        "FROM pg_authid WHERE rolpassword IS NOT NULL ORDER BY rolname")
+    with open(path, "w") as f:
+        f.write("; written by test_auth_terminate.py from pg_authid\n" + text)
+    return path
+
+
+def server_ssl(conn):
+    return conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()[0]
+
+
+@pytest.fixture
+def userlist(pg, tmp_path):
+    return write_userlist(pg, str(tmp_path / "userlist.txt"))
+
+
+def terminate_overrides(pg, userlist, client_tls=True, upstream="require"):
+    o = {"upstream": {"sslmode": upstream}, "auth": {"mode": "terminate", "userlist_file": userlist}}
+    if client_tls:
+        o["tls"] = {"cert_file": pg.server_crt, "key_file": pg.server_key}
+    return o
+
+
+@pytest.fixture
+def tproxy(pg, proxy_factory, userlist):
+    """A terminating proxy with TLS on both legs."""
+    return proxy_factory(pg, terminate_overrides(pg, userlist))
+
+
+def tls_kw(pg, **kw):
+    d = {"sslmode": "verify-full", "sslrootcert": pg.ca_crt}
+    d.update(kw)
+    return d
+
+
+@pytest.mark.parametrize("user", TLS_USERS)
+def test_libpq_defaults_through_tls_on_both_legs(pg, tproxy, connect, user):
+    """psycopg with channel_binding left at its default (prefer): logs in, queries, and the
+    server sees TLS on the upstream session."""
+    conn = connect(tproxy, user=user, **tls_kw(pg))
+    assert conn.pgconn.ssl_in_use
+    assert conn.execute("SELECT current_user, session_user").fetchone() == (user, user)
+    assert server_ssl(conn) is True
+    assert conn.execute("SELECT sum(g) FROM generate_series(1, 1000) g").fetchone() == (500500,)
+
+
+def test_channel_binding_require_uses_scram_plus(pg, tproxy, connect):
+    conn = connect(tproxy, user="scram_user", **tls_kw(pg, channel_binding="require"))
+    assert conn.execute("SELECT current_user").fetchone() == ("scram_user",)
+    assert server_ssl(conn) is True
+    with tproxy.raw() as raw:
+        assert raw.starttls(cafile=pg.ca_crt) == b"S"
+        raw.send(raw.startup_packet("scram_user", harness.DATABASE))
+        typ, body = raw.read_msg()
+        assert typ == b"R" and int.from_bytes(body[:4], "big") == 10
+        assert [m for m in body[4:].split(b"\0") if m] == [b"SCRAM-SHA-256-PLUS", b"SCRAM-SHA-256"]
+
+
+def test_psql_with_default_settings(pg, tproxy):
+    r = tproxy.psql("-At", "-c", "SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                    user="scram_user", env={"PGSSLMODE": "require"})
+    assert r.stdout.strip() == "scram_user|t"
+    r = tproxy.psql("-c", "\\conninfo", user="scram_user", env={"PGSSLMODE": "require"})
+    assert "SSL connection (protocol: TLSv1." in r.stdout
+
+
+def test_plain_client_leg_gets_scram_without_plus(tproxy):
+    with tproxy.raw() as raw:
+        raw.startup("scram_user")
+        assert raw.sasl_mechanisms == ["SCRAM-SHA-256"]
+        assert raw.query("SELECT current_user")[0] == [["scram_user"]]
+
+
+@pytest.mark.parametrize("user", ["scram_user", "md5_user", "no_such_role"])
+def test_wrong_password_and_unknown_role_get_the_same_28P01(tproxy, user):
+    with tproxy.raw() as raw:
+        with pytest.raises(harness.PgError) as e:
+            raw.startup(user, password="not-the-password")
+        assert e.value.sqlstate == "28P01"
+        assert e.value.fields["S"] == "FATAL"
+        assert e.value.fields["M"] == f'password authentication failed for user "{user}"'
+        assert raw.read_until_closed() == []
+    tproxy.assert_healthy()
+
+
+def test_unknown_role_is_asked_for_scram_like_a_real_one(tproxy):
+    """The first answer does not tell whether the role exists."""
+    seen = {}
+    for user in ("scram_user", "no_such_role"):
+        with tproxy.raw() as raw:
+            raw.send(raw.startup_packet(user, harness.DATABASE))
+            typ, body = raw.read_msg()
+            seen[user] = (typ, body[:4])
+    assert seen["scram_user"] == seen["no_such_role"] == (b"R", (10).to_bytes(4, "big"))
+
+
+def test_psycopg_wrong_password_over_tls(pg, tproxy):
+    for user in ("scram_user", "nobody_here"):
+        with pytest.raises(psycopg.OperationalError,
+                           match=f'password authentication failed for user "{user}"'):
+            psycopg.connect(tproxy.dsn(user=user, password="wrong", **tls_kw(pg)))
+
+
+def test_md5_role_uses_md5_on_both_legs(tproxy):
+    with tproxy.raw() as raw:
+        raw.send(raw.startup_packet("md5_user", harness.DATABASE))
+        typ, body = raw.read_msg()
+        assert typ == b"R" and int.from_bytes(body[:4], "big") == 5
+    with tproxy.raw() as raw:
+        raw.startup("md5_user")
+        assert raw.query("SELECT current_user")[0] == [["md5_user"]]
+
+
+def test_cleartext_server_request_is_refused_clearly(tproxy):
+    """pass_user's pg_hba method is "password": the server wants the password itself, which a
+    terminating proxy does not have."""
+    with tproxy.raw() as raw:
+        with pytest.raises(harness.PgError) as e:
+            raw.startup("pass_user")
+        assert e.value.sqlstate == "28000"
+        assert "cleartext password" in e.value.fields["M"]
+    tproxy.assert_healthy()
+
+
+def test_pgbench_select_only(pg, tproxy):
+    env = dict(os.environ, PGPASSWORD=harness.PASSWORDS[harness.SUPERUSER])
+    subprocess.run(["pgbench", "-i", "-q", "-s", "1", "-h", harness.HOST, "-p", str(pg.port),
+                    "-U", harness.SUPERUSER, harness.DATABASE], env=env, check=True,
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+    r = subprocess.run(["pgbench", "-S", "-n", "-c", "4", "-t", "100"],
+                       env=tproxy.env(PGSSLMODE="require"), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "number of transactions actually processed: 400/400" in r.stdout
+    assert "number of failed transactions: 0" in r.stdout or "failed" not in r.stdout
+
+
+def test_failed_logins_do_not_disturb_sessions(pg, tproxy, connect):
+    conn = connect(tproxy, user="scram_user", autocommit=True, **tls_kw(pg))
+    for i in range(10):
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(tproxy.dsn(user="md5_user", password=f"wrong{i}", **tls_kw(pg)))
+    with tproxy.raw() as raw:
+        raw.startup("scram_user")
+        raw.send_msg(b"p", b"\xff" * 100)  # after login: relayed, the server judges it
+    with tproxy.raw() as raw:
+        raw.send(raw.startup_packet("scram_user", harness.DATABASE))
+        raw.read_msg()
+        raw.send_msg(b"p", b"garbage without a mechanism")
+        msgs = raw.read_until_closed()
+        assert [m[0] for m in msgs] == [b"E"]
+        assert harness.parse_error_fields(msgs[0][1])["C"] == "08P01"
+    with tproxy.raw() as raw:
+        raw.send(raw.startup_packet("scram_user", harness.DATABASE))
+        raw.read_msg()
+        raw.send(b"p" + (10 << 20).to_bytes(4, "big"))
+        msgs = raw.read_until_closed()
+        assert harness.parse_error_fields(msgs[0][1])["C"] == "08P01"
+    assert conn.execute("SELECT 'fine'").fetchone() == ("fine",)
+    tproxy.assert_healthy()
+
+
+def test_stale_verifier_fails_login_without_leaking(pg, proxy_factory, tmp_path, connect):
+    """A userlist whose verifier no longer matches the server's (the password was rotated):
+    the client's proof checks against the file, the server leg notices the new salt and the
+    client gets 28P01, nothing else."""
+    path = write_userlist(pg, str(tmp_path / "old.txt"))
+    pg.psql_admin("SET password_encryption = 'scram-sha-256'; "
+                  "ALTER ROLE scram_user PASSWORD 'scram-secret'")
+    proxy = proxy_factory(pg, terminate_overrides(pg, path))
+    with proxy.raw() as raw:
+        with pytest.raises(harness.PgError) as e:
+            raw.startup("scram_user")
+        assert e.value.sqlstate == "28P01"
+    write_userlist(pg, path)
+    proxy.signal(__import__("signal").SIGHUP)
+    harness.wait_for(lambda: "configuration reloaded" in proxy.log_text(), timeout=30)
+    conn = connect(proxy, user="scram_user", **tls_kw(pg))
+    assert conn.execute("SELECT current_user").fetchone() == ("scram_user",)
+
+
+def test_plain_upstream_works_too(pg, proxy_factory, userlist, connect):
+    proxy = proxy_factory(pg, terminate_overrides(pg, userlist, client_tls=False, upstream="disable"))
+    conn = connect(proxy, user="scram_user")
+    assert server_ssl(conn) is False
+    assert conn.execute("SELECT current_user").fetchone() == ("scram_user",)
