@@ -77,6 +77,29 @@ def test_channel_binding_require_uses_scram_plus(pg, tproxy, connect):
         assert [m for m in body[4:].split(b"\0") if m] == [b"SCRAM-SHA-256-PLUS", b"SCRAM-SHA-256"]
 
 
+def test_both_legs_bind_their_channel_and_nothing_secret_is_logged(pg, proxy_factory, userlist,
+                                                                   connect):
+    """At debug level the proxy says which mechanism each leg used: -PLUS on both when both are
+    TLS. Neither passwords nor verifiers appear in its log."""
+    o = terminate_overrides(pg, userlist)
+    o["log"] = {"level": "debug"}
+    proxy = proxy_factory(pg, o)
+    conn = connect(proxy, user="scram_user", **tls_kw(pg, channel_binding="require"))
+    assert conn.execute("SELECT current_user").fetchone() == ("scram_user",)
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(proxy.dsn(user="scram_user", password="wrong-one", **tls_kw(pg)))
+    log = proxy.log_text()
+    assert "client authenticated with SCRAM-SHA-256-PLUS" in log
+    assert "logging in upstream with SCRAM-SHA-256-PLUS" in log
+    secrets = list(harness.PASSWORDS.values()) + ["wrong-one"]
+    with open(userlist) as f:
+        secrets += [line.split('"')[3] for line in f if line.startswith('"')]
+    for secret in secrets:
+        for piece in secret.replace("$", ":").split(":"):
+            if len(piece) >= 8 and not piece.startswith("SCRAM-SHA-256"):
+                assert piece not in log
+
+
 def test_psql_with_default_settings(pg, tproxy):
     r = tproxy.psql("-At", "-c", "SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
                     user="scram_user", env={"PGSSLMODE": "require"})
