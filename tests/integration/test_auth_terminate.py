@@ -228,3 +228,32 @@ def test_plain_upstream_works_too(pg, proxy_factory, userlist, connect):
     conn = connect(proxy, user="scram_user")
     assert server_ssl(conn) is False
     assert conn.execute("SELECT current_user").fetchone() == ("scram_user",)
+
+
+# ---- the other drivers' SCRAM clients against the proxy's server end ----------------------
+# drivers/ connect without TLS (their programs say sslmode=disable), so these check each
+# driver's SCRAM-SHA-256 against the proxy and the proxy's login upstream over TLS, with the
+# same checks as test_drivers.py.
+
+@pytest.fixture
+def dproxy(pg, proxy_factory, userlist):
+    return proxy_factory(pg, terminate_overrides(pg, userlist, client_tls=False, upstream="require"))
+
+
+def test_jdbc_through_terminate(dproxy, direct):
+    import test_drivers as drv
+    drv.check_result(drv.drive("jdbc", drv.jdbc_command(), dproxy, direct), "jdbc", dproxy, direct,
+                     batch=True)
+
+
+def test_node_pg_through_terminate(dproxy, direct):
+    import test_drivers as drv
+    cmd, extra = drv.node_command()
+    drv.check_result(drv.drive("node", cmd, dproxy, direct, extra), "node", dproxy, direct,
+                     batch=False)
+
+
+def test_pgx_through_terminate(dproxy, direct):
+    import test_drivers as drv
+    drv.check_result(drv.drive("pgx", drv.pgx_command(), dproxy, direct), "pgx", dproxy, direct,
+                     batch=True)
