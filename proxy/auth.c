@@ -135,7 +135,8 @@ static bool send_to_server(struct session *s, const void *prefix, size_t prefix_
 		return false;
 	msg[0] = 'p';
 	pgwire_put_u32(msg + 1, (uint32_t)(4 + prefix_len + n));
-	memcpy(msg + 5, prefix, prefix_len);
+	if (prefix_len)
+		memcpy(msg + 5, prefix, prefix_len);
 	memcpy(msg + 5 + prefix_len, data, n);
 	return relay_insert_scanned(&s->c2s, msg, (uint32_t)(5 + prefix_len + n));
 }

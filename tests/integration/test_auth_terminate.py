@@ -257,3 +257,19 @@ def test_pgx_through_terminate(dproxy, direct):
     import test_drivers as drv
     drv.check_result(drv.drive("pgx", drv.pgx_command(), dproxy, direct), "pgx", dproxy, direct,
                      batch=True)
+
+
+def test_auth_timeout_applies_to_the_client_leg(pg, proxy_factory, userlist):
+    """A client that never answers AuthenticationSASL is closed by timeouts.auth_ms."""
+    o = terminate_overrides(pg, userlist)
+    o["timeouts"] = {"auth_ms": 300}
+    proxy = proxy_factory(pg, o)
+    with proxy.raw(timeout=30) as raw:
+        raw.send(raw.startup_packet("scram_user", harness.DATABASE))
+        typ, _ = raw.read_msg()
+        assert typ == b"R"
+        msgs = raw.read_until_closed(timeout=30)
+        assert [m[0] for m in msgs] == [b"E"]
+        fields = harness.parse_error_fields(msgs[0][1])
+        assert fields["C"] == "08006" and "timeouts.auth_ms" in fields["M"], fields
+    proxy.assert_healthy()
