@@ -5,6 +5,9 @@ the case relay mode cannot carry — and channel_binding=require gets SCRAM-SHA-
 the proxy's certificate, while the server leg is TLS too. Wrong password and unknown role get
 PostgreSQL's one 28P01 answer."""
 
+import base64
+import hashlib
+import hmac
 import os
 import subprocess
 
@@ -273,3 +276,43 @@ def test_auth_timeout_applies_to_the_client_leg(pg, proxy_factory, userlist):
         fields = harness.parse_error_fields(msgs[0][1])
         assert fields["C"] == "08006" and "timeouts.auth_ms" in fields["M"], fields
     proxy.assert_healthy()
+
+
+def scram_verifier(password, salt, iterations):
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    b64 = lambda b: base64.b64encode(b).decode()
+    return (f"SCRAM-SHA-256${iterations}:{b64(salt)}$"
+            f"{b64(hashlib.sha256(client_key).digest())}:{b64(server_key)}")
+
+
+def test_server_rejection_is_relayed(pg, proxy_factory, tmp_path):
+    """A userlist that disagrees with the server (same salt and iterations, another password;
+    an md5 hash of another password): the client's proof checks at the proxy, the server
+    refuses the login made from it, and the client gets the server's own FATAL 28P01."""
+    rolpw = pg.psql_admin("SELECT rolpassword FROM pg_authid WHERE rolname = 'scram_user'").strip()
+    iterations, salt = rolpw.split("$")[1].split(":")
+    fake = scram_verifier("another-password", base64.b64decode(salt), int(iterations))
+    md5 = "md5" + hashlib.md5(b"another-password" + b"md5_user").hexdigest()
+    path = tmp_path / "disagrees.txt"
+    path.write_text(f'"scram_user" "{fake}"\n"md5_user" "{md5}"\n')
+    proxy = proxy_factory(pg, terminate_overrides(pg, str(path)))
+    for user in ("scram_user", "md5_user"):
+        with proxy.raw() as raw:
+            with pytest.raises(harness.PgError) as e:
+                raw.startup(user, password="another-password")
+            assert e.value.sqlstate == "28P01"
+            assert e.value.fields["M"] == f'password authentication failed for user "{user}"'
+            # PostgreSQL's own error carries its source location; the proxy's does not.
+            assert "R" in e.value.fields, e.value.fields
+    proxy.assert_healthy()
+
+
+@pytest.mark.parametrize("channel_binding", ["prefer", "require"])
+def test_psycopg2_through_tls_on_both_legs(pg, tproxy, connect, channel_binding):
+    conn = connect(tproxy, user="scram_user", driver="psycopg2",
+                   **tls_kw(pg, channel_binding=channel_binding))
+    cur = conn.cursor()
+    cur.execute("SELECT current_user, (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())")
+    assert cur.fetchone() == ("scram_user", True)
