@@ -316,3 +316,40 @@ def test_psycopg2_through_tls_on_both_legs(pg, tproxy, connect, channel_binding)
     cur = conn.cursor()
     cur.execute("SELECT current_user, (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())")
     assert cur.fetchone() == ("scram_user", True)
+
+
+@pytest.mark.parametrize("final", [
+    "c=biws,r={nonce},p=not*base64",                      # proof is not base64
+    "c=biws,r={nonce}XX,p=" + "A" * 43 + "=",             # a nonce that is not this exchange's
+    "c=eSws,r={nonce},p=" + "A" * 43 + "=",               # says 'y' in the binding data
+    "garbage",
+])
+def test_malformed_client_final_is_08P01_on_that_connection(tproxy, final):
+    with tproxy.raw() as raw:
+        raw.send(raw.startup_packet("scram_user", harness.DATABASE))
+        assert raw.read_msg()[0] == b"R"
+        first = "n,,n=,r=clientnonce123"
+        raw.send_msg(b"p", b"SCRAM-SHA-256\0" + len(first).to_bytes(4, "big") + first.encode())
+        typ, body = raw.read_msg()
+        assert typ == b"R" and int.from_bytes(body[:4], "big") == 11
+        nonce = dict(p.split("=", 1) for p in body[4:].decode().split(","))["r"]
+        raw.send_msg(b"p", final.format(nonce=nonce).encode())
+        msgs = raw.read_until_closed()
+        assert [m[0] for m in msgs] == [b"E"]
+        assert harness.parse_error_fields(msgs[0][1])["C"] == "08P01"
+    tproxy.assert_healthy()
+
+
+def test_wrong_proof_is_28P01(tproxy):
+    with tproxy.raw() as raw:
+        raw.send(raw.startup_packet("scram_user", harness.DATABASE))
+        assert raw.read_msg()[0] == b"R"
+        first = "n,,n=,r=clientnonce123"
+        raw.send_msg(b"p", b"SCRAM-SHA-256\0" + len(first).to_bytes(4, "big") + first.encode())
+        typ, body = raw.read_msg()
+        nonce = dict(p.split("=", 1) for p in body[4:].decode().split(","))["r"]
+        raw.send_msg(b"p", f"c=biws,r={nonce},p={base64.b64encode(bytes(32)).decode()}".encode())
+        msgs = raw.read_until_closed()
+        fields = harness.parse_error_fields(msgs[0][1])
+        assert fields["C"] == "28P01"
+        assert fields["M"] == 'password authentication failed for user "scram_user"'
