@@ -407,7 +407,7 @@ static enum relay_msg server_sasl(struct session *s, uint32_t code, const uint8_
 		bool bound = server_cbind(s, cbind, &cbind_len);
 
 		if (a->server_leg)
-			return server_refuses(s, "08P01", "the server started SCRAM authentication twice");
+			return server_refuses(s, "08006", "the server started SCRAM authentication twice");
 		a->server_leg = scram_client_new(a->client_key, &a->v, bound ? cbind : NULL,
 						 bound ? cbind_len : 0);
 		OPENSSL_cleanse(cbind, sizeof(cbind));
@@ -417,7 +417,7 @@ static enum relay_msg server_sasl(struct session *s, uint32_t code, const uint8_
 				       &out_len);
 		if (r != SCRAM_CONTINUE)
 			return server_refuses(
-				s, "08P01",
+				s, "08006",
 				"the server offers no SCRAM-SHA-256 mechanism pgvalve-proxy can use");
 		mech_len = strlen(mech) + 1;
 		memcpy(prefix, mech, mech_len);
@@ -429,7 +429,7 @@ static enum relay_msg server_sasl(struct session *s, uint32_t code, const uint8_
 	}
 	case AUTH_SASL_CONTINUE:
 		if (!a->server_leg)
-			return server_refuses(s, "08P01",
+			return server_refuses(s, "08006",
 					      "the server continued a SASL exchange it did not start");
 		r = scram_client_final(a->server_leg, (const char *)data, n, out, sizeof(out), &out_len);
 		if (r == SCRAM_CONTINUE) {
@@ -446,16 +446,16 @@ static enum relay_msg server_sasl(struct session *s, uint32_t code, const uint8_
 			fail_password(s, "stale verifier");
 			return RELAY_MSG_STOP;
 		}
-		return server_refuses(s, "08P01", "malformed SCRAM message from the server");
+		return server_refuses(s, "08006", "malformed SCRAM message from the server");
 	default: /* AUTH_SASL_FINAL */
 		if (!a->server_leg)
-			return server_refuses(s, "08P01",
+			return server_refuses(s, "08006",
 					      "the server finished a SASL exchange it did not start");
 		r = scram_client_verify(a->server_leg, (const char *)data, n);
 		if (r != SCRAM_DONE)
-			return server_refuses(
-				s, "08006",
-				"the server's SCRAM signature does not match the role's verifier");
+			return server_refuses(s, "08006",
+					      "the server's SCRAM final message does not prove it knows the "
+					      "role's verifier");
 		a->server_verified = true;
 		return RELAY_MSG_DROP;
 	}
@@ -467,7 +467,7 @@ enum relay_msg auth_server_msg(struct session *s, const uint8_t *body, uint32_t 
 	uint32_t code;
 
 	if (!a || a->step != STEP_SERVER || s->state != SESSION_LOGIN)
-		return server_refuses(s, "08P01", "unexpected authentication message from the server");
+		return server_refuses(s, "08006", "unexpected authentication message from the server");
 	if (avail != len || len < 4)
 		return RELAY_MSG_ERROR;
 	code = pgwire_get_u32(body);

@@ -9,7 +9,10 @@ import base64
 import hashlib
 import hmac
 import os
+import socket
+import struct
 import subprocess
+import threading
 
 import psycopg
 import pytest
@@ -353,3 +356,116 @@ def test_wrong_proof_is_28P01(tproxy):
         fields = harness.parse_error_fields(msgs[0][1])
         assert fields["C"] == "28P01"
         assert fields["M"] == 'password authentication failed for user "scram_user"'
+
+
+# ---- a hostile server on the upstream leg ---------------------------------------------------
+
+FAKE_SALT, FAKE_ITER, FAKE_PASSWORD = b"0123456789abcdef", 4096, "fake-secret"
+
+
+class FakeServer:
+    """Accepts the proxy's upstream connections and answers its login with 'script':
+    a function (client_first_bare_nonce) -> list of (message type, body) to send after the
+    client-first message; then it reads whatever comes and closes."""
+
+    def __init__(self, script):
+        self.script = script
+        self.sock = socket.socket()
+        self.sock.bind((harness.HOST, 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.one, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def read_msg(conn, typed=True):
+        head = b""
+        need = 5 if typed else 4
+        while len(head) < need:
+            chunk = conn.recv(need - len(head))
+            if not chunk:
+                raise EOFError
+            head += chunk
+        length = struct.unpack("!I", head[-4:])[0]
+        body = b""
+        while len(body) < length - 4:
+            chunk = conn.recv(length - 4 - len(body))
+            if not chunk:
+                raise EOFError
+            body += chunk
+        return head[:1] if typed else None, body
+
+    def one(self, conn):
+        conn.settimeout(10)
+        try:
+            self.read_msg(conn, typed=False)  # StartupMessage
+            mechs = b"SCRAM-SHA-256\0\0"
+            conn.sendall(b"R" + struct.pack("!II", 8 + len(mechs), 10) + mechs)
+            _, body = self.read_msg(conn)
+            first = body[body.index(b"\0") + 5:].decode()
+            nonce = dict(p.split("=", 1) for p in first.split(",")[2:])["r"]
+            for typ, msg in self.script(nonce):
+                conn.sendall(typ + struct.pack("!I", 4 + len(msg)) + msg)
+                if typ == b"R" and msg[:4] == struct.pack("!I", 11):
+                    self.read_msg(conn)  # the client-final
+            while conn.recv(4096):
+                pass
+        except (EOFError, OSError):
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def sasl_continue(text):
+    return (b"R", struct.pack("!I", 11) + text.encode())
+
+
+def sasl_final(text):
+    return (b"R", struct.pack("!I", 12) + text.encode())
+
+
+SALT64 = base64.b64encode(FAKE_SALT).decode()
+HOSTILE_SCRIPTS = {
+    "absurd iteration count": lambda n: [sasl_continue(f"r={n}srv,s={SALT64},i=2000000000")],
+    "nonce not extending ours": lambda n: [sasl_continue(f"r=someoneelse,s={SALT64},i={FAKE_ITER}")],
+    "salt not base64": lambda n: [sasl_continue(f"r={n}srv,s=***,i={FAKE_ITER}")],
+    "truncated server-final": lambda n: [sasl_continue(f"r={n}srv,s={SALT64},i={FAKE_ITER}"),
+                                         sasl_final("v=")],
+    "wrong server signature": lambda n: [sasl_continue(f"r={n}srv,s={SALT64},i={FAKE_ITER}"),
+                                         sasl_final("v=" + base64.b64encode(bytes(32)).decode())],
+    "ok without a server-final": lambda n: [sasl_continue(f"r={n}srv,s={SALT64},i={FAKE_ITER}"),
+                                            (b"R", struct.pack("!I", 0))],
+    "cleartext request": lambda n: [(b"R", struct.pack("!I", 3))],
+    "huge SASL message": lambda n: [sasl_continue("r=" + "x" * 100000)],
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_SCRIPTS))
+def test_hostile_server_gets_the_session_closed_alone(pg, proxy_factory, tmp_path, case):
+    fake = FakeServer(HOSTILE_SCRIPTS[case])
+    try:
+        path = tmp_path / "fake.txt"
+        path.write_text(f'"scram_user" "{scram_verifier(FAKE_PASSWORD, FAKE_SALT, FAKE_ITER)}"\n')
+        o = terminate_overrides(pg, str(path), client_tls=False, upstream="disable")
+        o["upstream"]["port"] = fake.port
+        proxy = proxy_factory(pg, o)
+        with proxy.raw() as raw:
+            with pytest.raises(harness.PgError) as e:
+                raw.startup("scram_user", password=FAKE_PASSWORD)
+            assert e.value.sqlstate == ("28000" if case == "cleartext request" else "08006"), \
+                e.value.fields
+            assert "server" in e.value.fields["M"], e.value.fields
+            assert e.value.fields["S"] == "FATAL"
+        proxy.assert_healthy()
+    finally:
+        fake.close()
