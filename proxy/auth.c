@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth_lookup.h"
 #include "pgvalve/md5_auth.h"
 #include "pgvalve/pgwire.h"
 #include "pgvalve/scram.h"
@@ -40,6 +41,7 @@ enum {
 #define AUTH_CLIENT_MSG_MAX (SCRAM_MESSAGE_MAX + 64)
 
 enum auth_step {
+	STEP_CLIENT_LOOKUP,       /* waiting for auth.query's answer (auth_lookup.c) */
 	STEP_CLIENT_SASL_INITIAL, /* AuthenticationSASL sent, waiting for SASLInitialResponse */
 	STEP_CLIENT_SASL_FINAL,   /* SASLContinue sent, waiting for SASLResponse */
 	STEP_CLIENT_MD5,          /* AuthenticationMD5Password sent, waiting for PasswordMessage */
@@ -55,8 +57,9 @@ struct auth {
 	unsigned char client_key[SCRAM_KEY_LEN]; /* recovered from the client's proof */
 	struct scram_server *client_leg;
 	struct scram_client *server_leg;
-	bool server_verified; /* the server's SCRAM signature checked */
-	uint8_t *startup;     /* the client's StartupMessage, forwarded once the client is in */
+	struct lookup_req *lookup; /* while STEP_CLIENT_LOOKUP */
+	bool server_verified;      /* the server's SCRAM signature checked */
+	uint8_t *startup;          /* the client's StartupMessage, forwarded once the client is in */
 	uint32_t startup_len;
 };
 
@@ -85,6 +88,7 @@ void auth_free(struct auth *a)
 		return;
 	scram_server_free(a->client_leg);
 	scram_client_free(a->server_leg);
+	auth_lookup_cancel(a->lookup);
 	free(a->startup);
 	OPENSSL_cleanse(a, sizeof(*a)); /* the verifier, the md5 hash, the ClientKey */
 	free(a);
@@ -143,12 +147,9 @@ static bool send_to_server(struct session *s, const void *prefix, size_t prefix_
 
 /* ---- the client leg ------------------------------------------------------- */
 
-/* Which verifier the role has: SCRAM, md5, or a mock that fails at the end. */
-static void find_verifier(struct session *s, struct auth *a)
+/* Which verifier 'text' (the role's, or NULL) is: SCRAM, md5, or a mock that fails at the end. */
+static void find_verifier(struct session *s, struct auth *a, const char *text)
 {
-	const struct snapshot *snap = s->w->snap;
-	const char *text = snap->userlist ? verifier_list_peek(snap->userlist, s->user) : NULL;
-
 	switch (verifier_classify(text)) {
 	case VERIFIER_SCRAM:
 		if (scram_verifier_parse(text, &a->v))
@@ -162,34 +163,22 @@ static void find_verifier(struct session *s, struct auth *a)
 		break;
 	}
 	if (text)
-		session_log(
-			s, LOG_WARN,
-			"auth.userlist_file: the entry of role \"%s\" is no SCRAM-SHA-256 verifier or md5 "
-			"hash: its logins fail",
-			s->user);
+		session_log(s, LOG_WARN,
+			    "the verifier of role \"%s\" is no SCRAM-SHA-256 verifier or md5 hash: its "
+			    "logins fail",
+			    s->user);
 	pthread_once(&mock_once, mock_secret_init);
 	scram_verifier_mock(s->user, mock_secret, &a->v);
 }
 
-void auth_client_begin(struct session *s, uint32_t startup_len)
+/* Sends the first authentication request for the role's verifier 'text' (or NULL). */
+static void begin_exchange(struct session *s, const char *text)
 {
-	struct relay_buf *b = &s->c2s;
-	struct auth *a = calloc(1, sizeof(*a));
+	struct auth *a = s->auth;
 	const struct snapshot *snap = s->w->snap;
 	bool sent;
 
-	if (!a || !(a->startup = malloc(startup_len))) {
-		free(a);
-		session_close(s, "53200", "out of memory");
-		return;
-	}
-	s->auth = a;
-	memcpy(a->startup, b->data + b->head, startup_len);
-	a->startup_len = startup_len;
-	b->scan = b->head + startup_len;
-	relay_consume(b, startup_len);
-	session_set_state(s, SESSION_CLIENT_AUTH);
-	find_verifier(s, a);
+	find_verifier(s, a, text);
 	if (a->md5) {
 		if (RAND_bytes(a->md5_salt, sizeof(a->md5_salt)) != 1) {
 			session_close(s, "XX000", "cannot get random bytes for the md5 salt");
@@ -217,6 +206,51 @@ void auth_client_begin(struct session *s, uint32_t startup_len)
 		return;
 	}
 	auth_client_step(s);
+}
+
+/* auth.query answered (auth_lookup.c). */
+static void lookup_done(struct session *s, bool ok, const char *text)
+{
+	s->auth->lookup = NULL;
+	if (s->dead || s->state != SESSION_CLIENT_AUTH)
+		return;
+	if (!ok) {
+		/* The details are in the log; the client learns nothing about the role. */
+		session_close(s, "08006", "could not look up the role's password verifier (auth.query)");
+		return;
+	}
+	begin_exchange(s, text);
+}
+
+void auth_client_begin(struct session *s, uint32_t startup_len)
+{
+	struct relay_buf *b = &s->c2s;
+	struct auth *a = calloc(1, sizeof(*a));
+	const struct snapshot *snap = s->w->snap;
+	const char *text;
+
+	if (!a || !(a->startup = malloc(startup_len))) {
+		free(a);
+		session_close(s, "53200", "out of memory");
+		return;
+	}
+	s->auth = a;
+	memcpy(a->startup, b->data + b->head, startup_len);
+	a->startup_len = startup_len;
+	b->scan = b->head + startup_len;
+	relay_consume(b, startup_len);
+	session_set_state(s, SESSION_CLIENT_AUTH);
+	/* auth.userlist_file first, then auth.query. */
+	text = snap->userlist ? verifier_list_peek(snap->userlist, s->user) : NULL;
+	if (text || !snap->cfg.auth.user) {
+		begin_exchange(s, text);
+		return;
+	}
+	a->step = STEP_CLIENT_LOOKUP;
+	a->lookup = auth_lookup_start(s, snap->cfg.auth.dbname ? snap->cfg.auth.dbname : s->database,
+				      lookup_done);
+	if (!a->lookup)
+		session_close(s, "53200", "out of memory");
 }
 
 /* The client is in: the StartupMessage goes upstream, and the server leg begins. */
@@ -307,7 +341,8 @@ static void client_messages(struct session *s)
 	struct relay_buf *b = &s->c2s;
 	uint8_t body[AUTH_CLIENT_MSG_MAX];
 
-	while (s->state == SESSION_CLIENT_AUTH && !s->dead && b->tail - b->head >= 5) {
+	while (s->state == SESSION_CLIENT_AUTH && !s->dead && s->auth->step != STEP_CLIENT_LOOKUP &&
+	       b->tail - b->head >= 5) {
 		const uint8_t *p = b->data + b->head;
 		uint32_t len = pgwire_get_u32(p + 1);
 

@@ -130,17 +130,6 @@ static bool load_config(struct config *cfg, struct config_error *err)
 	}
 	if (!config_validate(cfg, err))
 		return false;
-	if (cfg->auth.mode == AUTH_MODE_TERMINATE && !cfg->auth.userlist_file) {
-		/*
-		 * Verifiers come from auth.userlist_file; the lookup query (auth.user)
-		 * is not wired into sessions yet. Starting without a source of
-		 * verifiers would fail every login, so the proxy refuses to start.
-		 */
-		snprintf(err->msg, sizeof(err->msg),
-			 "\"auth.mode\": \"terminate\" needs auth.userlist_file in this version of "
-			 "pgvalve-proxy (the lookup query, auth.user, is not available yet)");
-		return false;
-	}
 	return true;
 }
 

@@ -32,6 +32,8 @@ struct snapshot {
 	/* tls-server-end-point of the proxy's own certificate; length 0: no channel binding offered. */
 	unsigned char client_cbind[SCRAM_CBIND_MAX];
 	size_t client_cbind_len;
+	/* auth.password_file's first line, the lookup role's password (NULL: libpq's own sources). */
+	char *lookup_password;
 	/*
 	 * The upstream new sessions use: cfg.active, or where a switchover moved
 	 * it. The one field the main thread changes after publishing (workers

@@ -6,6 +6,7 @@
 #include "runtime.h"
 
 #include <netdb.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,33 @@ static bool resolve(const char *host, int port, bool passive, struct sockaddr_st
 	*outlen = res->ai_addrlen;
 	freeaddrinfo(res);
 	return true;
+}
+
+/* A password file's first line, without its line end (malloc'd); NULL with 'err' filled. */
+static char *read_first_line(const char *path, char *err, size_t errlen)
+{
+	char line[1024];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (!f) {
+		snprintf(err, errlen, "\"auth.password_file\": cannot open %s", path);
+		return NULL;
+	}
+	if (!fgets(line, sizeof(line), f))
+		line[0] = '\0';
+	fclose(f);
+	n = strcspn(line, "\r\n");
+	line[n] = '\0';
+	if (n == 0) {
+		snprintf(err, errlen, "\"auth.password_file\": %s has no password on its first line", path);
+		return NULL;
+	}
+	char *out = strdup(line);
+	OPENSSL_cleanse(line, sizeof(line));
+	if (!out)
+		snprintf(err, errlen, "out of memory");
+	return out;
 }
 
 struct snapshot *snapshot_build(struct config *cfg, char *err, size_t errlen)
@@ -76,6 +104,9 @@ struct snapshot *snapshot_build(struct config *cfg, char *err, size_t errlen)
 			goto fail;
 		}
 	}
+	if (cfg->auth.mode == AUTH_MODE_TERMINATE && cfg->auth.user && cfg->auth.password_file &&
+	    !(snap->lookup_password = read_first_line(cfg->auth.password_file, err, errlen)))
+		goto fail;
 	snap->cfg = *cfg;
 	snap->active = cfg->active;
 	memset(cfg, 0, sizeof(*cfg));
@@ -108,6 +139,10 @@ void snapshot_free(struct snapshot *snap)
 		SSL_CTX_free(snap->upstream_tls[i]);
 	SSL_CTX_free(snap->client_tls);
 	verifier_list_free(snap->userlist);
+	if (snap->lookup_password) {
+		OPENSSL_cleanse(snap->lookup_password, strlen(snap->lookup_password));
+		free(snap->lookup_password);
+	}
 	config_free(&snap->cfg);
 	free(snap);
 }

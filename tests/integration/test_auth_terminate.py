@@ -469,3 +469,96 @@ def test_hostile_server_gets_the_session_closed_alone(pg, proxy_factory, tmp_pat
         proxy.assert_healthy()
     finally:
         fake.close()
+
+
+# ---- verifiers from auth.query (auth.user over libpq on each worker's loop) -----------------
+
+LOOKUP_PASSWORD = "lookup-secret-0123456789"
+
+
+def install_lookup(pg):
+    sql = subprocess.run([harness.proxy_binary(), "--print-auth-sql"], stdout=subprocess.PIPE,
+                         check=True, text=True).stdout
+    pg.psql_admin(sql)
+    pg.psql_admin(f"ALTER ROLE pgvalve_auth PASSWORD '{LOOKUP_PASSWORD}'")
+
+
+def lookup_overrides(pg, tmp_path, password=LOOKUP_PASSWORD, client_tls=True):
+    pw = tmp_path / "lookup.pw"
+    pw.write_text(password + "\n")
+    o = terminate_overrides(pg, None, client_tls=client_tls)
+    o["auth"] = {"mode": "terminate", "user": "pgvalve_auth", "password_file": str(pw)}
+    return o
+
+
+def lookup_backends(pg):
+    return pg.psql_admin("SELECT pid FROM pg_stat_activity "
+                         "WHERE application_name = 'pgvalve-proxy auth lookup'").split()
+
+
+def test_lookup_query_logs_in_every_kind_of_role(pg, proxy_factory, tmp_path, connect):
+    install_lookup(pg)
+    proxy = proxy_factory(pg, lookup_overrides(pg, tmp_path))
+    for user in ("scram_user", "md5_user"):
+        conn = connect(proxy, user=user, **tls_kw(pg))
+        assert conn.execute("SELECT current_user").fetchone() == (user,)
+        assert server_ssl(conn) is True
+    conn = connect(proxy, user="scram_user", **tls_kw(pg, channel_binding="require"))
+    assert conn.execute("SELECT 1").fetchone() == (1,)
+    for user in ("scram_user", "no_such_role"):
+        with proxy.raw() as raw:
+            with pytest.raises(harness.PgError) as e:
+                raw.startup(user, password="wrong")
+            assert e.value.sqlstate == "28P01"
+            assert e.value.fields["M"] == f'password authentication failed for user "{user}"'
+    # The lookup runs as its own role, over TLS like the sessions.
+    assert pg.psql_admin("SELECT DISTINCT usename, ssl FROM pg_stat_activity JOIN pg_stat_ssl "
+                         "USING (pid) WHERE application_name = 'pgvalve-proxy auth lookup'"
+                         ).split() == ["pgvalve_auth|t"]
+    proxy.assert_healthy()
+
+
+def test_lookup_sees_a_rotated_password_at_once(pg, proxy_factory, tmp_path, connect):
+    install_lookup(pg)
+    proxy = proxy_factory(pg, lookup_overrides(pg, tmp_path))
+    connect(proxy, user="scram_user", **tls_kw(pg))
+    pg.psql_admin("SET password_encryption = 'scram-sha-256'; "
+                  "ALTER ROLE scram_user PASSWORD 'rotated-secret'")
+    try:
+        conn = connect(proxy, user="scram_user", password="rotated-secret", **tls_kw(pg))
+        assert conn.execute("SELECT current_user").fetchone() == ("scram_user",)
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(proxy.dsn(user="scram_user", **tls_kw(pg)))
+    finally:
+        pg.psql_admin("SET password_encryption = 'scram-sha-256'; "
+                      f"ALTER ROLE scram_user PASSWORD '{harness.PASSWORDS['scram_user']}'")
+
+
+def test_lookup_connection_lost_and_recovered(pg, proxy_factory, tmp_path, connect):
+    install_lookup(pg)
+    o = lookup_overrides(pg, tmp_path)
+    o["workers"] = 1
+    proxy = proxy_factory(pg, o)
+    connect(proxy, user="scram_user", **tls_kw(pg))
+    pids = lookup_backends(pg)
+    assert len(pids) == 1
+    pg.psql_admin(f"SELECT pg_terminate_backend({pids[0]})")
+    harness.wait_for(lambda: "auth lookup in database" in proxy.log_text(), timeout=30,
+                     what="the proxy noticing its lookup connection is gone")
+    conn = connect(proxy, user="scram_user", **tls_kw(pg))
+    assert conn.execute("SELECT current_user").fetchone() == ("scram_user",)
+    assert lookup_backends(pg) not in ([], pids)
+    proxy.assert_healthy()
+
+
+def test_lookup_that_cannot_log_in_fails_the_login_alone(pg, proxy_factory, tmp_path, connect):
+    install_lookup(pg)
+    proxy = proxy_factory(pg, lookup_overrides(pg, tmp_path, password="not-the-lookup-password"))
+    with proxy.raw() as raw:
+        with pytest.raises(harness.PgError) as e:
+            raw.startup("scram_user")
+        assert e.value.sqlstate == "08006"
+        assert "auth.query" in e.value.fields["M"]
+    assert "auth lookup in database" in proxy.log_text()
+    assert "not-the-lookup-password" not in proxy.log_text()
+    proxy.assert_healthy()
