@@ -33,6 +33,7 @@ struct lookup_conn {
 	struct event *ev;
 	char dbname[LOOKUP_NAME_MAX];
 	bool connected;
+	time_t opened_at;               /* worker_now() when the connect started */
 	bool busy;                      /* the head request's query is in flight */
 	struct lookup_req *head, *tail; /* waiting, in arrival order */
 	bool got_row;                   /* the query in flight returned a row */
@@ -266,6 +267,13 @@ static void fail_soon(evutil_socket_t fd, short what, void *arg)
 	conn_fail(c, c->pg ? PQerrorMessage(c->pg) : "out of memory");
 }
 
+/* A notice on the lookup connection is nobody's business (libpq's default prints it to stderr). */
+static void ignore_notice(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
 static struct lookup_conn *conn_open(struct auth_lookup *l, const char *dbname)
 {
 	const struct snapshot *snap = l->w->snap;
@@ -295,6 +303,9 @@ static struct lookup_conn *conn_open(struct auth_lookup *l, const char *dbname)
 		keys[n] = "sslrootcert", vals[n++] = up->sslrootcert;
 	keys[n] = NULL, vals[n] = NULL;
 	c->pg = PQconnectStartParams(keys, vals, 0);
+	c->opened_at = worker_now(l->w);
+	if (c->pg)
+		PQsetNoticeProcessor(c->pg, ignore_notice, NULL);
 	c->next = l->conns;
 	l->conns = c;
 	if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD || !watch(c, EV_WRITE)) {
@@ -321,6 +332,14 @@ struct lookup_req *auth_lookup_start(struct session *s, const char *dbname, auth
 	for (c = w->auth_lookup->conns; c; c = c->next)
 		if (strcmp(c->dbname, dbname) == 0)
 			break;
+	/*
+	 * libpq does not time out a non-blocking connect: one still connecting
+	 * after timeouts.connect_ms is given up (its lookups fail) for a new one.
+	 */
+	if (c && !c->connected && (worker_now(w) - c->opened_at) * 1000 > w->snap->cfg.connect_ms) {
+		conn_fail(c, "timeout connecting");
+		c = NULL;
+	}
 	if (!(r = calloc(1, sizeof(*r))))
 		return NULL;
 	if (!c && !(c = conn_open(w->auth_lookup, dbname))) {
