@@ -2,14 +2,16 @@
  * Authentication of a session when the proxy terminates it (auth.mode
  * "terminate", see docs/architecture.md, authentication): the client leg
  * (the proxy is the server: SCRAM-SHA-256(-PLUS) or md5 against the role's
- * verifier from the snapshot's userlist) and then the server leg (the proxy
+ * verifier from the snapshot's userlist, or from auth.query through
+ * auth_lookup.c) and then the server leg (the proxy
  * is the client: SCRAM from the recovered ClientKey, -PLUS on a TLS
  * upstream, or md5 from the stored hash). The mechanisms are common/'s
  * (scram.h, md5_auth.h); this module owns the wire messages around them,
  * the per-session state, the errors the client sees, and wiping the keys.
  *
  * Session flow: client.c calls auth_client_begin() after the StartupMessage
- * (state SESSION_CLIENT_AUTH); session.c drives auth_client_step() on client
+ * (state SESSION_CLIENT_AUTH, waiting first for a lookup's answer when the
+ * role is not in the userlist and auth.user is set); session.c drives auth_client_step() on client
  * I/O; once the client's proof checks, the startup packet goes back into c2s
  * and server.c connects as in relay mode; server.c hands every
  * Authentication message of the server to auth_server_msg(), which answers
