@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "auth.h"
 #include "cancel.h"
 #include "park.h"
 #include "pgvalve/pgwire.h"
@@ -143,6 +144,11 @@ void client_startup(struct session *s)
 	}
 	snprintf(s->user, sizeof(s->user), "%s", st.user);
 	snprintf(s->database, sizeof(s->database), "%s", st.database);
+	if (auth_terminates(s)) {
+		/* The proxy authenticates the client before anything goes upstream. */
+		auth_client_begin(s, st.len);
+		return;
+	}
 	/* The startup packet is forwarded as is; it counts as scanned. */
 	b->scan = st.len;
 	server_connect(s);

@@ -130,18 +130,6 @@ static bool load_config(struct config *cfg, struct config_error *err)
 	}
 	if (!config_validate(cfg, err))
 		return false;
-	if (cfg->auth.mode == AUTH_MODE_TERMINATE) {
-		/*
-		 * The SCRAM and md5 core is in common/ and tested; the session does not
-		 * use it yet. Relaying instead would silently give the user what they
-		 * configured away from, so the proxy refuses to start.
-		 */
-		snprintf(err->msg, sizeof(err->msg),
-			 "\"auth.mode\": \"terminate\" is not available in this version of pgvalve-proxy yet "
-			 "(use \"relay\"; with TLS on both legs and SCRAM roles, clients need "
-			 "channel_binding=disable)");
-		return false;
-	}
 	return true;
 }
 

@@ -15,6 +15,9 @@
 #include <time.h>
 
 #include "pgvalve/config.h"
+#include "pgvalve/scram.h"
+
+struct verifier_list;
 
 struct snapshot {
 	struct config cfg;
@@ -24,6 +27,13 @@ struct snapshot {
 	socklen_t upstream_addrlen[CONFIG_MAX_UPSTREAMS];
 	SSL_CTX *client_tls;                         /* NULL: answer 'N' to SSLRequest */
 	SSL_CTX *upstream_tls[CONFIG_MAX_UPSTREAMS]; /* NULL: sslmode disable */
+	/* auth.mode terminate: auth.userlist_file's verifiers (NULL: none configured). */
+	struct verifier_list *userlist;
+	/* tls-server-end-point of the proxy's own certificate; length 0: no channel binding offered. */
+	unsigned char client_cbind[SCRAM_CBIND_MAX];
+	size_t client_cbind_len;
+	/* auth.password_file's first line, the lookup role's password (NULL: libpq's own sources). */
+	char *lookup_password;
 	/*
 	 * The upstream new sessions use: cfg.active, or where a switchover moved
 	 * it. The one field the main thread changes after publishing (workers

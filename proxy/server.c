@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "auth.h"
 #include "backend_keys.h"
 #include "pgvalve/pgwire.h"
 #include "runtime.h"
@@ -215,6 +216,8 @@ enum relay_msg server_on_msg(void *ctx, uint8_t type, uint8_t *body, uint32_t av
 		}
 		break;
 	case 'R':
+		if (s->auth) /* auth.mode terminate, this session's login not done */
+			return auth_server_msg(s, body, avail, len);
 		/*
 		 * Channel binding cannot survive a proxy: the client's TLS ends here,
 		 * so SCRAM-SHA-256-PLUS would fail. Offer only what can work.

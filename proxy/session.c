@@ -5,6 +5,7 @@
  *
  *   STARTUP ──SSLRequest──► CLIENT_TLS ──► STARTUP
  *      │ StartupMessage                     (CancelRequest: to cancel.c, closed)
+ *      │ (auth.mode terminate: CLIENT_AUTH first, auth.c)
  *      ▼
  *   CONNECTING ──► UPSTREAM_SSLREQ ──► UPSTREAM_TLS
  *      │                                   │
@@ -27,6 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "backend_keys.h"
 #include "client.h"
 #include "pgvalve/pgwire.h"
@@ -43,6 +45,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg);
 static const char *const state_names[] = {
 	[SESSION_STARTUP] = "startup",
 	[SESSION_CLIENT_TLS] = "client_tls",
+	[SESSION_CLIENT_AUTH] = "client_auth",
 	[SESSION_CONNECTING] = "connecting",
 	[SESSION_UPSTREAM_SSLREQ] = "upstream_sslrequest",
 	[SESSION_UPSTREAM_TLS] = "upstream_tls",
@@ -193,6 +196,7 @@ void session_free(struct session *s)
 	relay_release(&s->c2s, &w->pool);
 	relay_release(&s->s2c, &w->pool);
 	stmt_clear(&s->statements);
+	auth_free(s->auth);
 	free(s);
 }
 
@@ -475,6 +479,9 @@ static void on_client_io(evutil_socket_t fd, short what, void *arg)
 	case SESSION_CLIENT_TLS:
 		client_tls_step(s);
 		break;
+	case SESSION_CLIENT_AUTH:
+		auth_client_step(s);
+		break;
 	case SESSION_LOGIN:
 	case SESSION_READY:
 		relay_io(s, &s->client, what);
@@ -528,6 +535,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	switch (s->state) {
 	case SESSION_STARTUP:
 	case SESSION_CLIENT_TLS:
+	case SESSION_CLIENT_AUTH:
 	case SESSION_LOGIN:
 		session_close(s, "08006", "timeout: no completed login within timeouts.auth_ms (%d ms)",
 			      cfg->auth_ms);
@@ -591,6 +599,9 @@ void session_settle(struct session *s)
 	case SESSION_STARTUP:
 	case SESSION_CLIENT_TLS:
 		client = EV_READ;
+		break;
+	case SESSION_CLIENT_AUTH:
+		client = EV_READ | (relay_pending(&s->s2c) ? EV_WRITE : 0);
 		break;
 	case SESSION_CONNECTING:
 		server = EV_WRITE;

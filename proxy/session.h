@@ -20,6 +20,7 @@
 #include "relay.h"
 #include "stmt.h"
 
+struct auth;
 struct worker;
 struct worker_hooks;
 
@@ -27,6 +28,7 @@ struct worker_hooks;
 enum session_state {
 	SESSION_STARTUP,          /* reading the client's first packet */
 	SESSION_CLIENT_TLS,       /* TLS handshake with the client */
+	SESSION_CLIENT_AUTH,      /* auth.mode terminate: authenticating the client (auth.c) */
 	SESSION_CONNECTING,       /* TCP connect to the upstream */
 	SESSION_UPSTREAM_SSLREQ,  /* waiting for the upstream's answer to SSLRequest */
 	SESSION_UPSTREAM_TLS,     /* TLS handshake with the upstream */
@@ -82,6 +84,7 @@ struct session {
 	char retire_msg[160];
 	struct stmt_map statements; /* named prepared statements (Parse/Close) */
 	struct park park;           /* holds: park.c's */
+	struct auth *auth;          /* auth.mode terminate, until the server lets the session in: auth.c's */
 	time_t connected_at;
 	time_t last_activity;
 

@@ -6,11 +6,13 @@
 #include "runtime.h"
 
 #include <netdb.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pgvalve/token_file.h"
+#include "pgvalve/verifier.h"
 #include "tls.h"
 
 struct runtime rt;
@@ -33,6 +35,33 @@ static bool resolve(const char *host, int port, bool passive, struct sockaddr_st
 	*outlen = res->ai_addrlen;
 	freeaddrinfo(res);
 	return true;
+}
+
+/* A password file's first line, without its line end (malloc'd); NULL with 'err' filled. */
+static char *read_first_line(const char *path, char *err, size_t errlen)
+{
+	char line[1024];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (!f) {
+		snprintf(err, errlen, "\"auth.password_file\": cannot open %s", path);
+		return NULL;
+	}
+	if (!fgets(line, sizeof(line), f))
+		line[0] = '\0';
+	fclose(f);
+	n = strcspn(line, "\r\n");
+	line[n] = '\0';
+	if (n == 0) {
+		snprintf(err, errlen, "\"auth.password_file\": %s has no password on its first line", path);
+		return NULL;
+	}
+	char *out = strdup(line);
+	OPENSSL_cleanse(line, sizeof(line));
+	if (!out)
+		snprintf(err, errlen, "out of memory");
+	return out;
 }
 
 struct snapshot *snapshot_build(struct config *cfg, char *err, size_t errlen)
@@ -58,6 +87,25 @@ struct snapshot *snapshot_build(struct config *cfg, char *err, size_t errlen)
 	}
 	if (cfg->tls_cert_file &&
 	    !(snap->client_tls = tls_server_ctx(cfg->tls_cert_file, cfg->tls_key_file, err, errlen)))
+		goto fail;
+	if (snap->client_tls) {
+		X509 *cert = SSL_CTX_get0_certificate(snap->client_tls);
+
+		/* An Ed25519 certificate has no tls-server-end-point hash: no -PLUS offered then. */
+		if (!cert || !scram_cert_endpoint_hash(cert, snap->client_cbind, &snap->client_cbind_len))
+			snap->client_cbind_len = 0;
+	}
+	if (cfg->auth.mode == AUTH_MODE_TERMINATE && cfg->auth.userlist_file) {
+		char why[512];
+
+		snap->userlist = verifier_list_load(cfg->auth.userlist_file, why, sizeof(why));
+		if (!snap->userlist) {
+			snprintf(err, errlen, "\"auth.userlist_file\": %s", why);
+			goto fail;
+		}
+	}
+	if (cfg->auth.mode == AUTH_MODE_TERMINATE && cfg->auth.user && cfg->auth.password_file &&
+	    !(snap->lookup_password = read_first_line(cfg->auth.password_file, err, errlen)))
 		goto fail;
 	snap->cfg = *cfg;
 	snap->active = cfg->active;
@@ -90,6 +138,11 @@ void snapshot_free(struct snapshot *snap)
 	for (int i = 0; i < CONFIG_MAX_UPSTREAMS; i++)
 		SSL_CTX_free(snap->upstream_tls[i]);
 	SSL_CTX_free(snap->client_tls);
+	verifier_list_free(snap->userlist);
+	if (snap->lookup_password) {
+		OPENSSL_cleanse(snap->lookup_password, strlen(snap->lookup_password));
+		free(snap->lookup_password);
+	}
 	config_free(&snap->cfg);
 	free(snap);
 }

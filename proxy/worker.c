@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "auth_lookup.h"
 #include "pgvalve/classify.h"
 #include "pgvalve/log.h"
 
@@ -315,6 +316,7 @@ void worker_destroy(struct worker *w)
 		event_free(w->wake_ev);
 	if (w->wake_fd >= 0)
 		close(w->wake_fd);
+	auth_lookup_free(w->auth_lookup); /* its events live on the base */
 	if (w->base)
 		event_base_free(w->base);
 	relay_pool_destroy(&w->pool);

@@ -31,6 +31,7 @@
 #define WORKER_PARSE_CACHE_ENTRIES 8192
 #define WORKER_PARSE_CACHE_BYTES (16u << 20)
 
+struct auth_lookup;
 struct session;
 struct worker;
 
@@ -75,6 +76,7 @@ struct worker {
 	struct park_list parked;                 /* park.c's: sessions parked by a hold, in arrival order */
 	struct classify_result classify_scratch; /* one classification at a time per worker */
 	struct classify_cache *classify_cache;   /* this worker's parse cache (never NULL after init) */
+	struct auth_lookup *auth_lookup; /* auth_lookup.c's: verifier lookup connections (NULL: none yet) */
 
 	pthread_mutex_t jobs_mu;
 	struct worker_job *jobs; /* LIFO; order across one batch does not matter */

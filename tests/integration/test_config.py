@@ -118,13 +118,24 @@ def test_check_tls_needs_both_files(tmp_path, pg):
     assert r.returncode == 2 and "tls" in r.stderr
 
 
-def test_auth_terminate_is_refused_until_the_proxy_uses_it(tmp_path):
-    """auth.mode "terminate" parses (its keys are checked) but the session does not use it yet:
-    the proxy says so and does not start, rather than relaying while the file says otherwise."""
-    r = run_proxy("-c", write(tmp_path, with_change("auth", {"mode": "terminate", "userlist_file": "/x"})),
+def test_auth_terminate_check_accepts_a_valid_config(tmp_path):
+    """auth.mode "terminate" with a userlist file passes --check; the file is read then (a
+    broken one is refused with its line); so does one with the lookup role (auth.user) instead."""
+    userlist = tmp_path / "userlist.txt"
+    userlist.write_text('"alice" "md5' + "0" * 32 + '"\n')
+    r = run_proxy("-c", write(tmp_path, with_change("auth", {"mode": "terminate",
+                                                             "userlist_file": str(userlist)})),
                   "--check")
-    assert r.returncode == 2, r
-    assert '"auth.mode": "terminate" is not available' in r.stderr, r.stderr
+    assert r.returncode == 0, r
+    assert "configuration ok" in r.stdout
+    userlist.write_text('"alice" "md5' + "0" * 32 + '"\nbob\n')
+    r = run_proxy("-c", write(tmp_path, with_change("auth", {"mode": "terminate",
+                                                             "userlist_file": str(userlist)})),
+                  "--check")
+    assert r.returncode == 2 and '"auth.userlist_file"' in r.stderr and "line 2" in r.stderr, r.stderr
+    r = run_proxy("-c", write(tmp_path, with_change("auth", {"mode": "terminate", "user": "lookup"})),
+                  "--check")
+    assert r.returncode == 0, r
 
 
 def test_check_non_loopback_admin_needs_token(tmp_path):

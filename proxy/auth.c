@@ -1,0 +1,551 @@
+/*
+ * Terminated authentication of a session (see auth.h): the state one login
+ * needs, the client leg as a server, the server leg as a client, and the
+ * wiping of every secret once the server has let the session in. Nothing
+ * here logs a secret: log lines name the role, the mechanism and the step.
+ */
+#include "auth.h"
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth_lookup.h"
+#include "pgvalve/md5_auth.h"
+#include "pgvalve/pgwire.h"
+#include "pgvalve/scram.h"
+#include "pgvalve/verifier.h"
+#include "runtime.h"
+#include "server.h"
+#include "session.h"
+#include "worker.h"
+
+/* Authentication request codes (https://www.postgresql.org/docs/current/protocol-message-formats.html). */
+enum {
+	AUTH_OK = 0,
+	AUTH_KERBEROS_V5 = 2,
+	AUTH_CLEARTEXT = 3,
+	AUTH_MD5 = 5,
+	AUTH_GSS = 7,
+	AUTH_GSS_CONTINUE = 8,
+	AUTH_SSPI = 9,
+	AUTH_SASL = 10,
+	AUTH_SASL_CONTINUE = 11,
+	AUTH_SASL_FINAL = 12,
+};
+
+/* The longest message the client may send while it authenticates (a SASLInitialResponse). */
+#define AUTH_CLIENT_MSG_MAX (SCRAM_MESSAGE_MAX + 64)
+
+enum auth_step {
+	STEP_CLIENT_LOOKUP,       /* waiting for auth.query's answer (auth_lookup.c) */
+	STEP_CLIENT_SASL_INITIAL, /* AuthenticationSASL sent, waiting for SASLInitialResponse */
+	STEP_CLIENT_SASL_FINAL,   /* SASLContinue sent, waiting for SASLResponse */
+	STEP_CLIENT_MD5,          /* AuthenticationMD5Password sent, waiting for PasswordMessage */
+	STEP_SERVER,              /* the client is in: logging in upstream */
+};
+
+struct auth {
+	enum auth_step step;
+	bool md5;                /* the role's verifier is an md5 hash (else SCRAM, maybe a mock) */
+	struct scram_verifier v; /* SCRAM: the role's verifier, or a mock */
+	char md5_hash[MD5_AUTH_LEN + 1];
+	unsigned char md5_salt[MD5_AUTH_SALT_LEN];
+	unsigned char client_key[SCRAM_KEY_LEN]; /* recovered from the client's proof */
+	struct scram_server *client_leg;
+	struct scram_client *server_leg;
+	struct lookup_req *lookup; /* while STEP_CLIENT_LOOKUP */
+	bool server_verified;      /* the server's SCRAM signature checked */
+	uint8_t *startup;          /* the client's StartupMessage, forwarded once the client is in */
+	uint32_t startup_len;
+};
+
+/* ---- the per-process secret behind mock verifiers ------------------------- */
+
+static unsigned char mock_secret[SCRAM_KEY_LEN];
+static pthread_once_t mock_once = PTHREAD_ONCE_INIT;
+
+static void mock_secret_init(void)
+{
+	if (RAND_bytes(mock_secret, sizeof(mock_secret)) != 1) {
+		/* No randomness: a fixed secret would let a prober tell unknown roles apart by salt. */
+		log_error("cannot get random bytes for SCRAM mock verifiers");
+		abort();
+	}
+}
+
+bool auth_terminates(const struct session *s)
+{
+	return s->w->snap->cfg.auth.mode == AUTH_MODE_TERMINATE;
+}
+
+void auth_free(struct auth *a)
+{
+	if (!a)
+		return;
+	scram_server_free(a->client_leg);
+	scram_client_free(a->server_leg);
+	auth_lookup_cancel(a->lookup);
+	free(a->startup);
+	OPENSSL_cleanse(a, sizeof(*a)); /* the verifier, the md5 hash, the ClientKey */
+	free(a);
+}
+
+static void auth_done(struct session *s)
+{
+	auth_free(s->auth);
+	s->auth = NULL;
+}
+
+/* PostgreSQL's answer to an unknown role, a role without a password and a wrong password alike. */
+static void fail_password(struct session *s, const char *why)
+{
+	session_log(s, LOG_INFO, "authentication failed: %s", why);
+	session_close(s, "28P01", "password authentication failed for user \"%s\"", s->user);
+}
+
+/* ---- framing -------------------------------------------------------------- */
+
+/* Queues an Authentication message (code, then 'n' bytes of data) for the client. */
+static bool send_to_client(struct session *s, uint32_t code, const void *data, size_t n)
+{
+	uint8_t msg[9 + SCRAM_MESSAGE_MAX];
+
+	if (n > SCRAM_MESSAGE_MAX || !relay_acquire(&s->s2c, &s->w->pool))
+		return false;
+	msg[0] = 'R';
+	pgwire_put_u32(msg + 1, (uint32_t)(8 + n));
+	pgwire_put_u32(msg + 5, code);
+	if (n)
+		memcpy(msg + 9, data, n);
+	return relay_append_scanned(&s->s2c, msg, (uint32_t)(9 + n));
+}
+
+/*
+ * Queues a 'p' message for the server: 'prefix' (SASLInitialResponse's
+ * mechanism and length, or nothing) then 'data'. It goes in front of
+ * anything the client sent that is not scanned yet.
+ */
+static bool send_to_server(struct session *s, const void *prefix, size_t prefix_len, const void *data,
+			   size_t n)
+{
+	uint8_t msg[5 + 64 + SCRAM_MESSAGE_MAX + 1];
+
+	if (prefix_len > 64 || n > SCRAM_MESSAGE_MAX + 1 || !relay_acquire(&s->c2s, &s->w->pool) ||
+	    !relay_at_boundary(&s->c2s))
+		return false;
+	msg[0] = 'p';
+	pgwire_put_u32(msg + 1, (uint32_t)(4 + prefix_len + n));
+	if (prefix_len)
+		memcpy(msg + 5, prefix, prefix_len);
+	memcpy(msg + 5 + prefix_len, data, n);
+	return relay_insert_scanned(&s->c2s, msg, (uint32_t)(5 + prefix_len + n));
+}
+
+/* ---- the client leg ------------------------------------------------------- */
+
+/* Which verifier 'text' (the role's, or NULL) is: SCRAM, md5, or a mock that fails at the end. */
+static void find_verifier(struct session *s, struct auth *a, const char *text)
+{
+	switch (verifier_classify(text)) {
+	case VERIFIER_SCRAM:
+		if (scram_verifier_parse(text, &a->v))
+			return;
+		break;
+	case VERIFIER_MD5:
+		a->md5 = true;
+		snprintf(a->md5_hash, sizeof(a->md5_hash), "%s", text);
+		return;
+	default:
+		break;
+	}
+	if (text)
+		session_log(s, LOG_WARN,
+			    "the verifier of role \"%s\" is no SCRAM-SHA-256 verifier or md5 hash: its "
+			    "logins fail",
+			    s->user);
+	pthread_once(&mock_once, mock_secret_init);
+	scram_verifier_mock(s->user, mock_secret, &a->v);
+}
+
+/* Sends the first authentication request for the role's verifier 'text' (or NULL). */
+static void begin_exchange(struct session *s, const char *text)
+{
+	struct auth *a = s->auth;
+	const struct snapshot *snap = s->w->snap;
+	bool sent;
+
+	find_verifier(s, a, text);
+	if (a->md5) {
+		if (RAND_bytes(a->md5_salt, sizeof(a->md5_salt)) != 1) {
+			session_close(s, "XX000", "cannot get random bytes for the md5 salt");
+			return;
+		}
+		a->step = STEP_CLIENT_MD5;
+		sent = send_to_client(s, AUTH_MD5, a->md5_salt, sizeof(a->md5_salt));
+	} else {
+		const char *mechs;
+		size_t mechs_len;
+		bool tls = s->client.ssl && snap->client_cbind_len > 0;
+
+		a->client_leg = scram_server_new(&a->v, tls ? snap->client_cbind : NULL,
+						 tls ? snap->client_cbind_len : 0);
+		if (!a->client_leg) {
+			session_close(s, "53200", "out of memory");
+			return;
+		}
+		mechs = scram_server_mechanisms(a->client_leg, &mechs_len);
+		a->step = STEP_CLIENT_SASL_INITIAL;
+		sent = send_to_client(s, AUTH_SASL, mechs, mechs_len);
+	}
+	if (!sent) {
+		session_close(s, "53200", "out of memory");
+		return;
+	}
+	auth_client_step(s);
+}
+
+/* auth.query answered (auth_lookup.c). */
+static void lookup_done(struct session *s, bool ok, const char *text)
+{
+	s->auth->lookup = NULL;
+	if (s->dead || s->state != SESSION_CLIENT_AUTH)
+		return;
+	if (!ok) {
+		/* The details are in the log; the client learns nothing about the role. */
+		session_close(s, "08006", "could not look up the role's password verifier (auth.query)");
+		return;
+	}
+	begin_exchange(s, text);
+}
+
+void auth_client_begin(struct session *s, uint32_t startup_len)
+{
+	struct relay_buf *b = &s->c2s;
+	struct auth *a = calloc(1, sizeof(*a));
+	const struct snapshot *snap = s->w->snap;
+	const char *text;
+
+	if (!a || !(a->startup = malloc(startup_len))) {
+		free(a);
+		session_close(s, "53200", "out of memory");
+		return;
+	}
+	s->auth = a;
+	memcpy(a->startup, b->data + b->head, startup_len);
+	a->startup_len = startup_len;
+	b->scan = b->head + startup_len;
+	relay_consume(b, startup_len);
+	session_set_state(s, SESSION_CLIENT_AUTH);
+	/* auth.userlist_file first, then auth.query. */
+	text = snap->userlist ? verifier_list_peek(snap->userlist, s->user) : NULL;
+	if (text || !snap->cfg.auth.user) {
+		begin_exchange(s, text);
+		return;
+	}
+	a->step = STEP_CLIENT_LOOKUP;
+	a->lookup = auth_lookup_start(s, snap->cfg.auth.dbname ? snap->cfg.auth.dbname : s->database,
+				      lookup_done);
+	if (!a->lookup)
+		session_close(s, "53200", "out of memory");
+}
+
+/* The client is in: the StartupMessage goes upstream, and the server leg begins. */
+static void client_leg_done(struct session *s)
+{
+	struct auth *a = s->auth;
+	struct relay_buf *b = &s->c2s;
+
+	scram_server_free(a->client_leg);
+	a->client_leg = NULL;
+	a->step = STEP_SERVER;
+	/* The client waits for AuthenticationOk now; anything it sent meanwhile breaks the protocol. */
+	if (b->data && !relay_empty(b)) {
+		session_close(s, "08P01", "unexpected message from the client during authentication");
+		return;
+	}
+	if (!relay_acquire(b, &s->w->pool) || !relay_append_scanned(b, a->startup, a->startup_len)) {
+		session_close(s, "53200", "out of memory");
+		return;
+	}
+	free(a->startup);
+	a->startup = NULL;
+	server_connect(s);
+}
+
+/* A SASLInitialResponse or SASLResponse, as the step expects. */
+static void client_sasl(struct session *s, const uint8_t *body, uint32_t len)
+{
+	struct auth *a = s->auth;
+	char out[SCRAM_MESSAGE_MAX];
+	size_t out_len = 0;
+	enum scram_result r;
+
+	if (a->step == STEP_CLIENT_SASL_INITIAL) {
+		const char *mech, *msg;
+		size_t msg_len;
+
+		r = scram_parse_initial_response((const char *)body, len, &mech, &msg, &msg_len);
+		if (r == SCRAM_CONTINUE)
+			r = scram_server_first(a->client_leg, mech, msg, msg_len, out, sizeof(out), &out_len);
+		if (r == SCRAM_CONTINUE) {
+			a->step = STEP_CLIENT_SASL_FINAL;
+			if (!send_to_client(s, AUTH_SASL_CONTINUE, out, out_len))
+				session_close(s, "53200", "out of memory");
+			return;
+		}
+	} else {
+		r = scram_server_final(a->client_leg, (const char *)body, len, out, sizeof(out), &out_len);
+		if (r == SCRAM_DONE) {
+			if (!scram_server_client_key(a->client_leg, a->client_key) ||
+			    !send_to_client(s, AUTH_SASL_FINAL, out, out_len)) {
+				session_close(s, "53200", "out of memory");
+				return;
+			}
+			session_log(s, LOG_DEBUG, "client authenticated with %s",
+				    scram_server_mechanism(a->client_leg));
+			client_leg_done(s);
+			return;
+		}
+	}
+	if (r == SCRAM_FAILED)
+		fail_password(s, "wrong SCRAM proof, or no usable verifier for the role");
+	else
+		session_close(s, "08P01", "malformed SCRAM authentication message");
+}
+
+/* A PasswordMessage answering AuthenticationMD5Password. */
+static void client_md5(struct session *s, const uint8_t *body, uint32_t len)
+{
+	struct auth *a = s->auth;
+	const uint8_t *nul = memchr(body, 0, len);
+
+	if (!nul || (uint32_t)(nul - body) + 1 != len) {
+		session_close(s, "08P01", "invalid password packet");
+		return;
+	}
+	if (!md5_auth_check(a->md5_hash, a->md5_salt, (const char *)body, len - 1)) {
+		fail_password(s, "wrong md5 password");
+		return;
+	}
+	session_log(s, LOG_DEBUG, "client authenticated with md5");
+	client_leg_done(s);
+}
+
+/* Handles whole messages at the head of c2s until one is incomplete or the step changes. */
+static void client_messages(struct session *s)
+{
+	struct relay_buf *b = &s->c2s;
+	uint8_t body[AUTH_CLIENT_MSG_MAX];
+
+	while (s->state == SESSION_CLIENT_AUTH && !s->dead && s->auth->step != STEP_CLIENT_LOOKUP &&
+	       b->tail - b->head >= 5) {
+		const uint8_t *p = b->data + b->head;
+		uint32_t len = pgwire_get_u32(p + 1);
+
+		if (p[0] != 'p') {
+			session_close(s, "08P01", "expected %s response, got message type %d",
+				      s->auth->md5 ? "password" : "SASL", p[0]);
+			return;
+		}
+		if (len < 4 || len - 4 > AUTH_CLIENT_MSG_MAX) {
+			session_close(s, "08P01", "invalid message length %u during authentication", len);
+			return;
+		}
+		if (b->tail - b->head < len + 1)
+			return;
+		/* Taken out of c2s first: once the client is in, c2s carries the startup packet. */
+		memcpy(body, p + 5, len - 4);
+		b->scan = b->head + len + 1;
+		relay_consume(b, len + 1);
+		b->scan = b->head;
+		if (s->auth->step == STEP_CLIENT_MD5)
+			client_md5(s, body, len - 4);
+		else
+			client_sasl(s, body, len - 4);
+		OPENSSL_cleanse(body, len - 4);
+	}
+}
+
+void auth_client_step(struct session *s)
+{
+	struct relay_buf *b = &s->c2s;
+	long n;
+
+	if (!session_flush(s, &s->s2c, &s->client))
+		return;
+	if (!relay_acquire(b, &s->w->pool)) {
+		session_close(s, "53200", "out of memory");
+		return;
+	}
+	client_messages(s);
+	while (s->state == SESSION_CLIENT_AUTH && !s->dead) {
+		uint32_t room = relay_room(b);
+
+		if (room == 0) {
+			session_close(s, "08P01", "too much data from the client during authentication");
+			return;
+		}
+		n = conn_read(&s->client, b->data + b->tail, room);
+		if (n == CONN_AGAIN)
+			break;
+		if (n <= 0) {
+			/* libpq hangs up here to ask the user for a password, then reconnects. */
+			session_log(s, LOG_DEBUG, "client left during authentication");
+			s->dead = true;
+			return;
+		}
+		b->tail += (uint32_t)n;
+		b->scan = b->head;
+		client_messages(s);
+	}
+	if (s->state == SESSION_CLIENT_AUTH && !s->dead && s->client.ssl && SSL_pending(s->client.ssl) > 0)
+		s->kick_client = true;
+	if (!s->dead && s->state != SESSION_CLOSING && relay_pending(&s->s2c))
+		(void)session_flush(s, &s->s2c, &s->client);
+}
+
+/* ---- the server leg ------------------------------------------------------- */
+
+/* tls-server-end-point of the server's certificate when the upstream leg is TLS. */
+static bool server_cbind(struct session *s, unsigned char out[SCRAM_CBIND_MAX], size_t *len)
+{
+	X509 *cert = s->server.ssl ? SSL_get0_peer_certificate(s->server.ssl) : NULL;
+
+	*len = 0;
+	return cert && scram_cert_endpoint_hash(cert, out, len) && *len > 0;
+}
+
+static enum relay_msg server_refuses(struct session *s, const char *sqlstate, const char *msg)
+{
+	session_close(s, sqlstate, "%s", msg);
+	return RELAY_MSG_STOP;
+}
+
+static enum relay_msg server_sasl(struct session *s, uint32_t code, const uint8_t *data, uint32_t n)
+{
+	struct auth *a = s->auth;
+	char out[SCRAM_MESSAGE_MAX];
+	size_t out_len = 0;
+	enum scram_result r;
+
+	switch (code) {
+	case AUTH_SASL: {
+		unsigned char cbind[SCRAM_CBIND_MAX];
+		size_t cbind_len;
+		const char *mech;
+		uint8_t prefix[64];
+		size_t mech_len;
+		bool bound = server_cbind(s, cbind, &cbind_len);
+
+		if (a->server_leg)
+			return server_refuses(s, "08006", "the server started SCRAM authentication twice");
+		a->server_leg = scram_client_new(a->client_key, &a->v, bound ? cbind : NULL,
+						 bound ? cbind_len : 0);
+		OPENSSL_cleanse(cbind, sizeof(cbind));
+		if (!a->server_leg)
+			return server_refuses(s, "53200", "out of memory");
+		r = scram_client_first(a->server_leg, (const char *)data, n, &mech, out, sizeof(out),
+				       &out_len);
+		if (r != SCRAM_CONTINUE)
+			return server_refuses(
+				s, "08006",
+				"the server offers no SCRAM-SHA-256 mechanism pgvalve-proxy can use");
+		mech_len = strlen(mech) + 1;
+		memcpy(prefix, mech, mech_len);
+		pgwire_put_u32(prefix + mech_len, (uint32_t)out_len);
+		if (!send_to_server(s, prefix, mech_len + 4, out, out_len))
+			return server_refuses(s, "53200", "out of memory");
+		session_log(s, LOG_DEBUG, "logging in upstream with %s", mech);
+		return RELAY_MSG_DROP;
+	}
+	case AUTH_SASL_CONTINUE:
+		if (!a->server_leg)
+			return server_refuses(s, "08006",
+					      "the server continued a SASL exchange it did not start");
+		r = scram_client_final(a->server_leg, (const char *)data, n, out, sizeof(out), &out_len);
+		if (r == SCRAM_CONTINUE) {
+			if (!send_to_server(s, NULL, 0, out, out_len))
+				return server_refuses(s, "53200", "out of memory");
+			return RELAY_MSG_DROP;
+		}
+		if (r == SCRAM_STALE) {
+			/* The password changed since auth.userlist_file was written. */
+			session_log(s, LOG_WARN,
+				    "the server's salt or iteration count for role \"%s\" is not the one in "
+				    "auth.userlist_file: the verifier there is stale",
+				    s->user);
+			fail_password(s, "stale verifier");
+			return RELAY_MSG_STOP;
+		}
+		return server_refuses(s, "08006", "malformed SCRAM message from the server");
+	default: /* AUTH_SASL_FINAL */
+		if (!a->server_leg)
+			return server_refuses(s, "08006",
+					      "the server finished a SASL exchange it did not start");
+		r = scram_client_verify(a->server_leg, (const char *)data, n);
+		if (r != SCRAM_DONE)
+			return server_refuses(s, "08006",
+					      "the server's SCRAM final message does not prove it knows the "
+					      "role's verifier");
+		a->server_verified = true;
+		return RELAY_MSG_DROP;
+	}
+}
+
+enum relay_msg auth_server_msg(struct session *s, const uint8_t *body, uint32_t avail, uint32_t len)
+{
+	struct auth *a = s->auth;
+	uint32_t code;
+
+	if (!a || a->step != STEP_SERVER || s->state != SESSION_LOGIN)
+		return server_refuses(s, "08006", "unexpected authentication message from the server");
+	if (avail != len || len < 4)
+		return RELAY_MSG_ERROR;
+	code = pgwire_get_u32(body);
+	switch (code) {
+	case AUTH_OK:
+		if (a->server_leg && !a->server_verified)
+			return server_refuses(s, "08006",
+					      "the server accepted the login without proving it knows the "
+					      "role's verifier");
+		auth_done(s); /* the keys are not needed any more */
+		return RELAY_MSG_PASS;
+	case AUTH_SASL:
+	case AUTH_SASL_CONTINUE:
+	case AUTH_SASL_FINAL:
+		if (a->md5)
+			return server_refuses(
+				s, "28000",
+				"the server asks for SCRAM authentication, but auth.userlist_file "
+				"has an md5 hash for this role");
+		return server_sasl(s, code, body + 4, len - 4);
+	case AUTH_MD5: {
+		char resp[MD5_AUTH_LEN + 1];
+		bool ok;
+
+		if (!a->md5 || len != 4 + MD5_AUTH_SALT_LEN)
+			return server_refuses(
+				s, "28000",
+				"the server asks for md5 authentication, but auth.userlist_file "
+				"has no md5 hash for this role");
+		ok = md5_auth_response(a->md5_hash, body + 4, resp) &&
+			send_to_server(s, NULL, 0, resp, MD5_AUTH_LEN + 1);
+		OPENSSL_cleanse(resp, sizeof(resp));
+		return ok ? RELAY_MSG_DROP : server_refuses(s, "53200", "out of memory");
+	}
+	case AUTH_CLEARTEXT:
+		return server_refuses(
+			s, "28000",
+			"the server asks for a cleartext password, which pgvalve-proxy does not "
+			"have in auth.mode terminate (use scram-sha-256 or md5 in pg_hba.conf)");
+	default:
+		return server_refuses(
+			s, "28000",
+			"the server asks for an authentication method pgvalve-proxy cannot use in "
+			"auth.mode terminate (use scram-sha-256 or md5 in pg_hba.conf)");
+	}
+}
