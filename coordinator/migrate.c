@@ -157,58 +157,62 @@ static int index_state(struct migration *a, const struct plan_step *st, char *dr
 	return state;
 }
 
-/* CREATE INDEX CONCURRENTLY steps, no hold; an index left invalid by a failure is dropped and built again. */
-static bool prepare(struct migration *a)
+/*
+ * One step that runs alone, no hold (CREATE INDEX CONCURRENTLY, a new
+ * table): an index left invalid by a failure is dropped and built again.
+ * True when done and recorded in the journal.
+ */
+static bool build_alone(struct migration *a, const struct plan_step *st)
 {
-	for (int i = 0; i < a->p.n_steps; i++) {
-		const struct plan_step *st = &a->p.steps[i];
-		struct db_error err;
-		bool built = false;
-		char drop[512];
+	struct db_error err;
+	bool built = false;
+	char drop[512];
 
-		if (st->phase != PHASE_PREPARE || a->done[i])
-			continue;
-		for (int attempt = 1; attempt <= a->o->attempts && !built; attempt++) {
-			int state = index_state(a, st, drop, sizeof(drop));
+	for (int attempt = 1; attempt <= a->o->attempts && !built; attempt++) {
+		int state = index_state(a, st, drop, sizeof(drop));
 
-			if (state == 1) {
-				report_event(
-					"prepare", NULL,
-					"prepare: index %s exists and is valid (an earlier run built it)",
-					st->index.name);
-				built = true;
-				break;
-			}
-			if (state == 0) {
-				report_event("prepare", NULL, "prepare: index %s was left invalid: %s",
-					     st->index.name, drop);
-				if (!db_exec(a->ddl, drop, &err)) {
-					report_error("cannot drop an invalid index", err.msg, NULL);
-					return false;
-				}
-			}
-			report_event("prepare", NULL, "prepare: %s%s", st->sql,
-				     attempt > 1 ? " (again)" : "");
-			built = db_exec(a->ddl, st->sql, &err);
-			if (!built) {
-				struct db_error jerr;
-
-				if (!journal_step_attempt(a->ddl, a->id, st->seq, err.msg, &jerr))
-					report_warning("cannot count the attempt in the journal", jerr.msg);
-				report_warning("building the index failed", err.msg);
-				/* 42P07: it exists (the next round looks at it); deadlock, cancel: try again. */
-				if (strcmp(err.sqlstate, "42P07") != 0 &&
-				    strcmp(err.sqlstate, "40P01") != 0 &&
-				    strcmp(err.sqlstate, "57014") != 0) {
-					report_error("cannot build an index the migration needs", err.msg,
-						     NULL);
-					return false;
-				}
+		if (state == 1) {
+			report_event("prepare", NULL,
+				     "prepare: index %s exists and is valid (an earlier run built it)",
+				     st->index.name);
+			built = true;
+			break;
+		}
+		if (state == 0) {
+			report_event("prepare", NULL, "prepare: index %s was left invalid: %s",
+				     st->index.name, drop);
+			if (!db_exec(a->ddl, drop, &err)) {
+				report_error("cannot drop an invalid index", err.msg, NULL);
+				return false;
 			}
 		}
-		if (!built || !step_done(a, st->seq))
-			return false;
+		report_event("prepare", NULL, "prepare: %s%s", st->sql, attempt > 1 ? " (again)" : "");
+		built = db_exec(a->ddl, st->sql, &err);
+		if (!built) {
+			struct db_error jerr;
+
+			if (!journal_step_attempt(a->ddl, a->id, st->seq, err.msg, &jerr))
+				report_warning("cannot count the attempt in the journal", jerr.msg);
+			report_warning("building the index failed", err.msg);
+			/* 42P07: it exists (the next round looks at it); deadlock, cancel: try again. */
+			if (strcmp(err.sqlstate, "42P07") != 0 && strcmp(err.sqlstate, "40P01") != 0 &&
+			    strcmp(err.sqlstate, "57014") != 0) {
+				report_error("cannot build an index the migration needs", err.msg, NULL);
+				return false;
+			}
+		}
 	}
+	if (!built || !step_done(a, st->seq))
+		return false;
+	return true;
+}
+
+/* The steps before the cutover: new objects and CREATE INDEX CONCURRENTLY, in the file's order, no hold. */
+static bool prepare(struct migration *a)
+{
+	for (int i = 0; i < a->p.n_steps; i++)
+		if (a->p.steps[i].phase == PHASE_PREPARE && !a->done[i] && !build_alone(a, &a->p.steps[i]))
+			return false;
 	return set_state(a, MIG_PREPARED, NULL);
 }
 
@@ -442,6 +446,12 @@ static bool validate(struct migration *a, bool *violation)
 
 		if (st->phase != PHASE_VALIDATE || a->done[i])
 			continue;
+		/* An index on a column the cutover added: built CONCURRENTLY, outside a transaction. */
+		if (st->kind == STEP_CREATE_INDEX) {
+			if (!build_alone(a, st))
+				return false;
+			continue;
+		}
 		rc = validate_one(a, st, rows);
 		if (rc != 0) {
 			*violation = rc == 1;

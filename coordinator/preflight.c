@@ -491,6 +491,44 @@ static void check_long_transactions(PGconn *c, const char *oids, const struct op
 	PQclear(r);
 }
 
+static bool created_here(const struct plan *p, const struct qname *q)
+{
+	for (int i = 0; i < p->n_created; i++)
+		if (strcmp(p->created[i].schema, q->schema) == 0 && strcmp(p->created[i].name, q->name) == 0)
+			return true;
+	return false;
+}
+
+/* The steps that work only on an empty table: ADD COLUMN … NOT NULL without a default. */
+static void check_table_steps(PGconn *c, const struct plan *p, struct preflight *pf)
+{
+	for (int i = 0; i < p->n_steps; i++) {
+		const struct plan_step *st = &p->steps[i];
+		const struct plan_input *in = &p->inputs[st->input];
+		char oid[16], reg[300], subject[300], *sql;
+		struct db_error err;
+		PGresult *r;
+
+		if (!st->needs_empty || created_here(p, &st->table) ||
+		    !table_oid(c, &st->table, oid, sizeof(oid), reg, sizeof(reg)))
+			continue;
+		snprintf(subject, sizeof(subject), "%.200s:%d", in->file, in->line);
+		/* reg is the table's name as PostgreSQL quotes it (regclass output). */
+		sql = xasprintf("SELECT 1 FROM %s LIMIT 1", reg);
+		r = db_query(c, sql, 0, NULL, &err);
+		free(sql);
+		if (!r)
+			add(pf, FINDING_ERROR, "not_empty", subject, -1, err.msg, NULL,
+			    "cannot tell whether %s is empty", reg);
+		else if (PQntuples(r) > 0)
+			add(pf, FINDING_ERROR, "not_empty", subject, -1, NULL,
+			    "add the column nullable (or with a non-volatile default), backfill in batches, "
+			    "then SET NOT NULL (pgvalve proves it with a CHECK, without a long lock)",
+			    "ADD COLUMN … NOT NULL without a default fails on %s, which has rows", reg);
+		PQclear(r);
+	}
+}
+
 bool preflight_run(PGconn *c, const struct plan *p, const struct options *o, struct preflight *out,
 		   struct db_error *err)
 {
@@ -508,6 +546,8 @@ bool preflight_run(PGconn *c, const struct plan *p, const struct options *o, str
 		PGresult *r;
 
 		out->rows_to_validate[i] = -1;
+		if (created_here(p, &con->table))
+			continue; /* a new table: empty, nothing to find in it yet */
 		if (!table_oid(c, &con->table, oid, sizeof(oid), reg, sizeof(reg))) {
 			qname_format(&con->table, name, sizeof(name));
 			add(out, FINDING_ERROR, "missing_table", con->name, -1, NULL,
@@ -530,6 +570,7 @@ bool preflight_run(PGconn *c, const struct plan *p, const struct options *o, str
 			check_unique(c, con, reg, out);
 	}
 	snprintf(oids + k, sizeof(oids) - k, "}");
+	check_table_steps(c, p, out);
 	check_long_transactions(c, oids, o, out);
 	check_bypass(c, o, out);
 	return db_exec(c, "RESET statement_timeout", err);

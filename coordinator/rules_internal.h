@@ -31,7 +31,10 @@ struct rules_ctx {
 	const char *sql; /* its text */
 	size_t len;
 	int cap_constraints, cap_drops, cap_steps;
-	char why[256]; /* RULE_UNSUPPORTED: what no rule covers */
+	char why[256];    /* RULE_UNSUPPORTED: what no rule covers, or why it is refused */
+	char recipe[512]; /* RULE_UNSUPPORTED from rules_refuse(): the safe recipe ("" otherwise) */
+	int cap_refusals;
+	char search_path[PLAN_NAME_MAX]; /* SET search_path's first schema ("": none set) */
 };
 
 /* The table an ALTER TABLE names, and whether ONLY kept it from recursing to children. */
@@ -56,6 +59,14 @@ struct rules_step {
 __attribute__((format(printf, 2, 3))) enum rules_outcome rules_unsupported(struct rules_ctx *c,
 									   const char *fmt, ...);
 
+/*
+ * RULE_UNSUPPORTED for a statement a rule recognizes as unsafe (it rewrites
+ * or scans a table under a strong lock): c->why says why, c->recipe the safe
+ * way. Refused, or with --allow-unsafe run as written.
+ */
+__attribute__((format(printf, 3, 4))) enum rules_outcome rules_refuse(struct rules_ctx *c, const char *recipe,
+								      const char *fmt, ...);
+
 /* RULE_FAILED, with c->err set to the statement's file and line and the message. */
 __attribute__((format(printf, 2, 3))) enum rules_outcome rules_failed(struct rules_ctx *c, const char *fmt,
 								      ...);
@@ -70,8 +81,30 @@ const cJSON *rules_parse_one(const char *sql, cJSON **doc, char *msg, size_t cap
 /* A list of String nodes (column names) into names[]; false past PLAN_MAX_COLUMNS or on another node. */
 bool rules_name_list(const cJSON *list, char names[][PLAN_NAME_MAX], int *n);
 
-/* A RangeVar into a qname; false for a three-part name (database.schema.table). */
-bool rules_range_var(const cJSON *rv, struct qname *q);
+/* A RangeVar into a qname (resolved: rules_resolve); false for a three-part name (database.schema.table). */
+bool rules_range_var(const struct rules_ctx *c, const cJSON *rv, struct qname *q);
+
+/* A qname with no schema gets SET search_path's first schema, when the file set one. */
+void rules_resolve(const struct rules_ctx *c, struct qname *q);
+
+/* Whether two names are the same (schema and name). */
+bool rules_qname_eq(const struct qname *a, const struct qname *b);
+
+/* The statement's text, at most 120 bytes on one line ("…" when cut); 'out' holds 124. */
+void rules_excerpt(const char *sql, char out[124]);
+
+/* rules_table.c: CREATE TABLE and the other new objects, COMMENT ON, SET, the brief ALTER TABLE forms, refusals. */
+/* *handled false when rules_table.c has no rule for a statement of this kind; 'node' is its fields. */
+enum rules_outcome rules_table_statement(struct rules_ctx *c, const char *kind, const cJSON *node,
+					 bool *handled);
+/*
+ * An ALTER TABLE ('stmt': {"AlterTableStmt": …}) whose subcommands change
+ * columns; *handled false when none does (the constraint rules take it).
+ */
+enum rules_outcome rules_table_alter(struct rules_ctx *c, const struct rules_target *t, const cJSON *stmt,
+				     bool *handled);
+/* Whether an earlier cutover step of this plan alters 'table': its new indexes are built after the cutover. */
+bool rules_table_altered_at_cutover(const struct rules_ctx *c, const struct qname *table);
 
 /* The earlier drop of 'name' on 'table' in this plan, or -1. */
 int rules_dropped_before(const struct plan *p, const struct qname *table, const char *name);

@@ -1,0 +1,750 @@
+/*
+ * The rules for what ORM migration files hold besides constraints and
+ * indexes (see rules.h; docs/architecture.md, "plan"): new objects (CREATE
+ * TABLE / SEQUENCE / TYPE / VIEW / FUNCTION, COMMENT ON) run before the
+ * cutover, a new table's foreign keys to existing tables cut out and added
+ * NOT VALID at cutover; the brief metadata-only ALTER TABLE forms (ADD
+ * COLUMN, DROP COLUMN, SET/DROP DEFAULT, DROP NOT NULL, RENAME)
+ * in the cutover transaction under an `all` hold; SET lines; and the
+ * statements that rewrite or scan a table under a strong lock, refused with
+ * the safe recipe. Dispatch, the plan being built and the constraint rules
+ * are rules.c's and rules_constraint.c's.
+ *
+ * Statements run as written here are the user's own text; the one rewrite
+ * (cutting foreign keys out of CREATE TABLE or ADD COLUMN) is parsed again
+ * and compared with the original tree minus those constraints.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pgvalve/sqllex.h"
+#include "quote.h"
+#include "rules_internal.h"
+#include "xalloc.h"
+
+#define MAX_CUT 32 /* foreign keys cut out of one statement */
+
+/* ---- tables this file creates ---- */
+
+static bool is_created(const struct plan *p, const struct qname *q)
+{
+	for (int i = 0; i < p->n_created; i++)
+		if (rules_qname_eq(&p->created[i], q))
+			return true;
+	return false;
+}
+
+static void push_created(struct plan *p, const struct qname *q)
+{
+	p->created = xrealloc(p->created, sizeof(*p->created) * (size_t)(p->n_created + 1));
+	p->created[p->n_created++] = *q;
+}
+
+bool rules_table_altered_at_cutover(const struct rules_ctx *c, const struct qname *table)
+{
+	const struct plan *p = c->p;
+
+	for (int i = 0; i < p->n_steps; i++)
+		if (p->steps[i].kind == STEP_ALTER && p->steps[i].phase == PHASE_CUTOVER &&
+		    rules_qname_eq(&p->steps[i].table, table))
+			return true;
+	return false;
+}
+
+/*
+ * The statement as written, with SET [LOCAL] search_path before it when the
+ * file set one: LOCAL in a transaction (cutover), the session's otherwise.
+ */
+static char *as_written(const struct rules_ctx *c, const char *sql, bool in_transaction)
+{
+	struct strbuf b = { 0 };
+
+	if (!c->search_path[0])
+		return xstrdup(sql);
+	strbuf_put(&b, in_transaction ? "SET LOCAL search_path TO " : "SET search_path TO ");
+	quote_append_ident(&b, c->search_path);
+	strbuf_put(&b, "; ");
+	strbuf_put(&b, sql);
+	return strbuf_take(&b);
+}
+
+/* A step before the cutover, no lock on existing tables, no hold. */
+static void push_new_object(struct rules_ctx *c, const struct qname *q, char *sql)
+{
+	rules_push_step(c,
+			&(struct rules_step){ .kind = STEP_CREATE_OBJECT,
+					      .phase = PHASE_PREPARE,
+					      .lock = LOCK_NONE,
+					      .hold = HOLD_NONE_NEEDED,
+					      .table = q,
+					      .constraint = -1,
+					      .drop = -1 },
+			sql);
+}
+
+/* A brief ACCESS EXCLUSIVE step in the cutover transaction, holding all work on 'table'. */
+static struct plan_step *push_brief(struct rules_ctx *c, const struct qname *table, char *sql)
+{
+	rules_push_step(c,
+			&(struct rules_step){ .kind = STEP_ALTER,
+					      .phase = PHASE_CUTOVER,
+					      .lock = LOCK_ACCESS_EXCLUSIVE,
+					      .hold = HOLD_ALL_NEEDED,
+					      .table = table,
+					      .constraint = -1,
+					      .drop = -1 },
+			sql);
+	return &c->p->steps[c->p->n_steps - 1];
+}
+
+/* ---- cutting foreign keys out of a statement ---- */
+
+/* One span of text to cut: [start, end). */
+struct cut {
+	size_t start, end;
+};
+
+/*
+ * Where the element starting at 'loc' ends: before a ',' or ')' at its own
+ * nesting level, or at 'stop' (the next constraint of the same column), or
+ * at the end.
+ */
+static size_t element_end(const char *sql, size_t len, size_t loc, size_t stop)
+{
+	struct sqllex lx;
+	struct sqllex_token t;
+	size_t end = loc;
+	int depth = 0;
+
+	sqllex_init(&lx, sql + loc, len - loc, 0);
+	while (sqllex_next_significant(&lx, &t) != SQLLEX_END) {
+		if (loc + t.start >= stop)
+			break;
+		if (sqllex_is_char(sql + loc, &t, '('))
+			depth++;
+		else if (sqllex_is_char(sql + loc, &t, ')') && --depth < 0)
+			break;
+		else if (depth == 0 &&
+			 (sqllex_is_char(sql + loc, &t, ',') || sqllex_is_char(sql + loc, &t, ';')))
+			break;
+		end = loc + t.end;
+	}
+	return end;
+}
+
+/* The ',' before 'loc' at the same level, after the last significant token before it; 0 if none. */
+static bool comma_before(const char *sql, size_t loc, size_t *at)
+{
+	struct sqllex lx;
+	struct sqllex_token t;
+	bool found = false;
+
+	sqllex_init(&lx, sql, loc, 0);
+	while (sqllex_next_significant(&lx, &t) != SQLLEX_END) {
+		found = sqllex_is_char(sql, &t, ',');
+		if (found)
+			*at = t.start;
+	}
+	return found;
+}
+
+/* A table element (a whole constraint of CREATE TABLE) with its separating comma. */
+static struct cut table_element_cut(const char *sql, size_t len, size_t loc)
+{
+	size_t end = element_end(sql, len, loc, len), at = 0;
+	struct sqllex lx;
+	struct sqllex_token t;
+
+	sqllex_init(&lx, sql + end, len - end, 0);
+	if (sqllex_next_significant(&lx, &t) != SQLLEX_END && sqllex_is_char(sql + end, &t, ','))
+		return (struct cut){ loc, end + t.end };
+	if (comma_before(sql, loc, &at))
+		return (struct cut){ at, end };
+	return (struct cut){ loc, end };
+}
+
+static int by_start(const void *a, const void *b)
+{
+	const struct cut *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* 'sql' without the cuts (sorted, not overlapping), or NULL when they overlap. */
+static char *apply_cuts(const char *sql, size_t len, struct cut *cuts, int n)
+{
+	struct strbuf b = { 0 };
+	size_t at = 0;
+
+	qsort(cuts, (size_t)n, sizeof(*cuts), by_start);
+	for (int i = 0; i < n; i++) {
+		if (cuts[i].start < at || cuts[i].end > len) {
+			free(strbuf_take(&b));
+			return NULL;
+		}
+		strbuf_putn(&b, sql + at, cuts[i].start - at);
+		strbuf_put(&b, " ");
+		at = cuts[i].end;
+	}
+	strbuf_putn(&b, sql + at, len - at);
+	return strbuf_take(&b);
+}
+
+/* Whether 'sql' parses to 'want' (a statement's node, its cut constraints removed). */
+static bool reads_as(const char *sql, const cJSON *want)
+{
+	char msg[256];
+	cJSON *doc = NULL;
+	const cJSON *got = rules_parse_one(sql, &doc, msg, sizeof(msg));
+	bool same = got && pgtree_same(want, got, NULL);
+
+	cJSON_Delete(doc);
+	return same;
+}
+
+/*
+ * A column's REFERENCES constraint as a table constraint: its fields with
+ * fk_attrs set to the column, and the DEFERRABLE / INITIALLY DEFERRED that
+ * the parser keeps as separate nodes after it folded in. The caller deletes it.
+ */
+static cJSON *column_fk(const cJSON *con, const char *column, const cJSON *attrs[], int n_attrs)
+{
+	cJSON *k = cJSON_Duplicate(con, 1), *list = cJSON_CreateArray(), *str = cJSON_CreateObject();
+
+	cJSON_AddItemToObject(str, "sval", cJSON_CreateString(column));
+	cJSON_AddItemToArray(list, cJSON_CreateObject());
+	cJSON_AddItemToObject(cJSON_GetArrayItem(list, 0), "String", str);
+	cJSON_DeleteItemFromObjectCaseSensitive(k, "fk_attrs");
+	cJSON_AddItemToObject(k, "fk_attrs", list);
+	for (int i = 0; i < n_attrs; i++) {
+		if (pgtree_str_is(attrs[i], "contype", "CONSTR_ATTR_DEFERRABLE"))
+			cJSON_AddBoolToObject(k, "deferrable", true);
+		else if (pgtree_str_is(attrs[i], "contype", "CONSTR_ATTR_DEFERRED"))
+			cJSON_AddBoolToObject(k, "initdeferred", true);
+	}
+	return k;
+}
+
+static bool is_attr(const cJSON *con)
+{
+	const char *t = pgtree_str(con, "contype");
+
+	return t && strncmp(t, "CONSTR_ATTR_", 12) == 0;
+}
+
+/*
+ * The foreign keys of a ColumnDef ('col', its fields; in 'copy' the same
+ * node of the tree to compare with) to cut out: pushed to ks[] (as table
+ * constraints, which the caller deletes), their spans to cuts[], and
+ * removed from 'copy'. A key to 'self' or to a table this file creates stays inline.
+ */
+static bool column_fks(struct rules_ctx *c, const cJSON *col, cJSON *copy, const struct qname *self,
+		       cJSON *ks[], struct cut cuts[], int *n)
+{
+	const cJSON *list = pgtree_get(col, "constraints");
+	cJSON *copy_list = cJSON_GetObjectItemCaseSensitive(copy, "constraints");
+	const char *column = pgtree_str(col, "colname");
+	int len = pgtree_list_len(list);
+
+	for (int i = 0, removed = 0; i < len; i++) {
+		const cJSON *con = pgtree_node(pgtree_list_at(list, i), "Constraint");
+		const cJSON *attrs[4];
+		struct qname ref;
+		int loc, n_attrs = 0, j;
+		size_t stop = c->len;
+
+		if (!pgtree_str_is(con, "contype", "CONSTR_FOREIGN") || !column ||
+		    !rules_range_var(c, pgtree_get(con, "pktable"), &ref))
+			continue;
+		rules_resolve(c, &ref);
+		if (rules_qname_eq(&ref, self) || is_created(c->p, &ref))
+			continue;
+		if (*n == MAX_CUT || !pgtree_int(con, "location", &loc) || loc < 0)
+			return false;
+		for (j = i + 1; j < len; j++) {
+			const cJSON *next = pgtree_node(pgtree_list_at(list, j), "Constraint");
+			int nloc;
+
+			if (!is_attr(next) || n_attrs == 4) {
+				if (pgtree_int(next, "location", &nloc) && nloc > loc)
+					stop = (size_t)nloc;
+				break;
+			}
+			attrs[n_attrs++] = next;
+		}
+		ks[*n] = column_fk(con, column, attrs, n_attrs);
+		cuts[*n] = (struct cut){ (size_t)loc, element_end(c->sql, c->len, (size_t)loc, stop) };
+		(*n)++;
+		for (int k = 0; k <= n_attrs; k++)
+			cJSON_DeleteItemFromArray(copy_list, i - removed);
+		removed += n_attrs + 1;
+		i = j - 1;
+	}
+	/* The parser's tree has no "constraints" at all when the list is empty. */
+	if (copy_list && cJSON_GetArraySize(copy_list) == 0)
+		cJSON_DeleteItemFromObjectCaseSensitive(copy, "constraints");
+	return true;
+}
+
+/* Adds each cut-out foreign key the way ALTER TABLE … ADD FOREIGN KEY is: NOT VALID at cutover, then VALIDATE. */
+static enum rules_outcome add_cut_fks(struct rules_ctx *c, const struct qname *table, cJSON *ks[], int n)
+{
+	struct rules_target t = { .table = *table };
+	enum rules_outcome o = RULE_DONE;
+
+	for (int i = 0; i < n; i++) {
+		if (o == RULE_DONE)
+			o = rules_foreign_key(c, &t, ks[i]);
+		cJSON_Delete(ks[i]);
+	}
+	return o;
+}
+
+/* ---- CREATE TABLE and the other new objects ---- */
+
+static enum rules_outcome plan_create_table(struct rules_ctx *c, const cJSON *node, const cJSON *stmt)
+{
+	struct qname table;
+	cJSON *copy, *copy_elts, *ks[MAX_CUT];
+	struct cut cuts[MAX_CUT];
+	const cJSON *elt;
+	int n = 0, i = 0, removed = 0;
+	char *sql;
+	enum rules_outcome o;
+
+	if (!rules_range_var(c, pgtree_get(node, "relation"), &table))
+		return rules_unsupported(c, "a three-part table name (database.schema.table)");
+	if (pgtree_get(node, "partbound") || pgtree_list_len(pgtree_get(node, "inhRelations")) > 0)
+		return rules_unsupported(c, "CREATE TABLE … PARTITION OF / INHERITS (it locks the parent)");
+	rules_resolve(c, &table);
+	copy = cJSON_Duplicate(stmt, 1);
+	copy_elts = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(copy, "CreateStmt"),
+						     "tableElts");
+	cJSON_ArrayForEach(elt, pgtree_get(node, "tableElts"))
+	{
+		const cJSON *con = pgtree_node(elt, "Constraint"), *col = pgtree_node(elt, "ColumnDef");
+		struct qname ref;
+		int loc;
+
+		if (col) {
+			cJSON *copy_col = cJSON_GetObjectItemCaseSensitive(
+				cJSON_GetArrayItem(copy_elts, i - removed), "ColumnDef");
+
+			if (!column_fks(c, col, copy_col, &table, ks, cuts, &n))
+				goto too_many;
+		} else if (pgtree_str_is(con, "contype", "CONSTR_FOREIGN") &&
+			   rules_range_var(c, pgtree_get(con, "pktable"), &ref)) {
+			rules_resolve(c, &ref);
+			if (!rules_qname_eq(&ref, &table) && !is_created(c->p, &ref)) {
+				if (n == MAX_CUT || !pgtree_int(con, "location", &loc) || loc < 0)
+					goto too_many;
+				ks[n] = cJSON_Duplicate(con, 1);
+				cuts[n++] = table_element_cut(c->sql, c->len, (size_t)loc);
+				cJSON_DeleteItemFromArray(copy_elts, i - removed);
+				removed++;
+			}
+		}
+		i++;
+	}
+	sql = n ? apply_cuts(c->sql, c->len, cuts, n) : xstrdup(c->sql);
+	if (!sql || !reads_as(sql, copy)) {
+		free(sql);
+		cJSON_Delete(copy);
+		for (int k = 0; k < n; k++)
+			cJSON_Delete(ks[k]);
+		return rules_failed(c,
+				    "cannot cut this CREATE TABLE's foreign keys out faithfully: create "
+				    "the table without them and add each with ALTER TABLE … ADD FOREIGN KEY");
+	}
+	cJSON_Delete(copy);
+	push_new_object(c, &table, as_written(c, sql, false));
+	free(sql);
+	push_created(c->p, &table);
+	if (n)
+		input_note(c->p,
+			   "%s:%d: the new table's foreign keys to existing tables are added NOT VALID at "
+			   "cutover (writes wait on the referenced table, briefly) and validated after "
+			   "(the new table is empty, so cheaply)",
+			   c->p->inputs[c->input].file, c->p->inputs[c->input].line);
+	o = add_cut_fks(c, &table, ks, n);
+	return o;
+too_many:
+	cJSON_Delete(copy);
+	for (int k = 0; k < n; k++)
+		cJSON_Delete(ks[k]);
+	return rules_unsupported(c, "a CREATE TABLE with more than %d foreign keys", MAX_CUT);
+}
+
+/* CREATE SEQUENCE / TYPE / VIEW / FUNCTION, COMMENT ON: before the cutover, as written. */
+static enum rules_outcome plan_new_object(struct rules_ctx *c, const char *what)
+{
+	static const struct qname none = { .schema = "", .name = "" };
+
+	(void)what;
+	push_new_object(c, &none, as_written(c, c->sql, false));
+	return RULE_DONE;
+}
+
+/* ---- ALTER TABLE's brief forms ---- */
+
+/* Functions a default may call without rewriting the table: immutable or stable in PostgreSQL. */
+static bool known_nonvolatile(const char *fn)
+{
+	static const char *const names[] = { "now",
+					     "transaction_timestamp",
+					     "statement_timestamp",
+					     "lower",
+					     "upper",
+					     "length",
+					     "jsonb_build_object",
+					     "json_build_object",
+					     "jsonb_build_array",
+					     "array_fill",
+					     "make_date",
+					     "to_jsonb" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(fn, names[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Whether a default expression may call a volatile function: "" when it
+ * cannot (constants, casts, operators, CURRENT_TIMESTAMP and the known
+ * immutable or stable functions), else the first such function's name.
+ */
+static const char *volatile_call(const cJSON *n)
+{
+	const cJSON *child;
+
+	if (cJSON_IsArray(n) || cJSON_IsObject(n)) {
+		const cJSON *fc = cJSON_IsObject(n) ? pgtree_node(n, "FuncCall") : NULL;
+
+		if (fc) {
+			const cJSON *names = pgtree_get(fc, "funcname");
+			const char *fn = pgtree_string(pgtree_list_at(names, pgtree_list_len(names) - 1));
+
+			if (!fn || !known_nonvolatile(fn))
+				return fn ? fn : "a function";
+		}
+		cJSON_ArrayForEach(child, n)
+		{
+			const char *v = volatile_call(child);
+
+			if (v[0])
+				return v;
+		}
+	}
+	return "";
+}
+
+static bool is_serial(const cJSON *type_name)
+{
+	const cJSON *names = pgtree_get(type_name, "names");
+	const char *t = pgtree_string(pgtree_list_at(names, pgtree_list_len(names) - 1));
+
+	return t &&
+		(strcmp(t, "serial") == 0 || strcmp(t, "bigserial") == 0 || strcmp(t, "smallserial") == 0 ||
+		 strcmp(t, "serial2") == 0 || strcmp(t, "serial4") == 0 || strcmp(t, "serial8") == 0);
+}
+
+/* ADD COLUMN's checks; *needs_empty: NOT NULL without a default. */
+static enum rules_outcome check_add_column(struct rules_ctx *c, const cJSON *col, bool *needs_empty)
+{
+	const cJSON *item;
+	bool not_null = false, has_default = false;
+	const char *column = pgtree_str(col, "colname");
+
+	if (is_serial(pgtree_get(col, "typeName")))
+		return rules_refuse(c,
+				    "add the column as a plain integer without a default, create the "
+				    "sequence, backfill in batches, then SET DEFAULT nextval(…)",
+				    "ADD COLUMN %s of a serial type fills every row from a sequence: it "
+				    "rewrites the table under ACCESS EXCLUSIVE",
+				    column ? column : "");
+	cJSON_ArrayForEach(item, pgtree_get(col, "constraints"))
+	{
+		const cJSON *con = pgtree_node(item, "Constraint");
+		const char *type = pgtree_str(con, "contype");
+
+		if (!type)
+			continue;
+		if (strcmp(type, "CONSTR_NOTNULL") == 0) {
+			not_null = true;
+		} else if (strcmp(type, "CONSTR_DEFAULT") == 0) {
+			const char *v = volatile_call(pgtree_get(con, "raw_expr"));
+
+			has_default = true;
+			if (v[0])
+				return rules_refuse(
+					c,
+					"add the column without a default, backfill in batches, then set the "
+					"default",
+					"ADD COLUMN %s with a default calling %s(), which pgvalve cannot "
+					"tell is "
+					"not volatile (it reads only a list of known immutable and stable "
+					"functions): a volatile default rewrites the table under ACCESS "
+					"EXCLUSIVE",
+					column ? column : "", v);
+		} else if (strcmp(type, "CONSTR_GENERATED") == 0 || strcmp(type, "CONSTR_IDENTITY") == 0) {
+			return rules_refuse(
+				c,
+				"add a plain column, backfill it in batches, then make it what "
+				"you need",
+				"ADD COLUMN %s … GENERATED fills every row: it rewrites the table "
+				"under ACCESS EXCLUSIVE",
+				column ? column : "");
+		} else if (strcmp(type, "CONSTR_PRIMARY") == 0 || strcmp(type, "CONSTR_UNIQUE") == 0 ||
+			   strcmp(type, "CONSTR_CHECK") == 0) {
+			return rules_refuse(
+				c,
+				"add the column, then the constraint in its own ALTER TABLE "
+				"(pgvalve builds it without blocking)",
+				"ADD COLUMN %s with an inline %s constraint scans the table under "
+				"ACCESS EXCLUSIVE",
+				column ? column : "", type + 7);
+		}
+	}
+	*needs_empty = not_null && !has_default;
+	return RULE_DONE;
+}
+
+/* Whether rules_table.c takes this ALTER TABLE subcommand (constraints are rules_constraint.c's). */
+static bool is_brief(const char *subtype)
+{
+	static const char *const brief[] = { "AT_AddColumn", "AT_DropColumn", "AT_ColumnDefault",
+					     "AT_DropNotNull", "AT_AlterColumnType" };
+
+	for (size_t i = 0; i < sizeof(brief) / sizeof(brief[0]); i++)
+		if (strcmp(subtype, brief[i]) == 0)
+			return true;
+	return false;
+}
+
+enum rules_outcome rules_table_alter(struct rules_ctx *c, const struct rules_target *t, const cJSON *stmt,
+				     bool *handled)
+{
+	const cJSON *node = pgtree_node(stmt, "AlterTableStmt"), *cmd;
+	cJSON *copy = cJSON_Duplicate(stmt, 1), *copy_cmds, *ks[MAX_CUT];
+	struct cut cuts[MAX_CUT];
+	int n_brief = 0, n_other = 0, n = 0, i = 0;
+	bool needs_empty = false;
+	struct plan_step *st;
+	char *sql;
+
+	*handled = false;
+	copy_cmds = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(copy, "AlterTableStmt"),
+						     "cmds");
+	cJSON_ArrayForEach(cmd, pgtree_get(node, "cmds"))
+	{
+		const char *subtype = pgtree_str(pgtree_node(cmd, "AlterTableCmd"), "subtype");
+
+		if (subtype && is_brief(subtype))
+			n_brief++;
+		else
+			n_other++;
+	}
+	if (n_brief == 0) {
+		cJSON_Delete(copy);
+		return RULE_DONE;
+	}
+	*handled = true;
+	if (n_other) {
+		cJSON_Delete(copy);
+		return rules_refuse(c,
+				    "write one ALTER TABLE for the columns and another for the "
+				    "constraints",
+				    "an ALTER TABLE that changes columns and constraints together (pgvalve "
+				    "runs them in different phases)");
+	}
+	cJSON_ArrayForEach(cmd, pgtree_get(node, "cmds"))
+	{
+		const cJSON *at = pgtree_node(cmd, "AlterTableCmd");
+		const char *subtype = pgtree_str(at, "subtype");
+		const cJSON *col = pgtree_node(pgtree_get(at, "def"), "ColumnDef");
+		enum rules_outcome o;
+		bool empty = false;
+
+		if (strcmp(subtype, "AT_AlterColumnType") == 0) {
+			cJSON_Delete(copy);
+			for (int k = 0; k < n; k++)
+				cJSON_Delete(ks[k]);
+			return rules_refuse(
+				c,
+				"add a new column of the new type, write to both, backfill in batches, "
+				"then swap them in a brief cutover",
+				"ALTER COLUMN %s TYPE: pgvalve cannot yet tell from the catalog whether the "
+				"change is binary-coercible, and a change that is not rewrites the table "
+				"under ACCESS EXCLUSIVE",
+				pgtree_str(at, "name") ? pgtree_str(at, "name") : "");
+		}
+		if (strcmp(subtype, "AT_AddColumn") == 0 && col) {
+			cJSON *copy_col = cJSON_GetObjectItemCaseSensitive(
+				cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(copy_cmds, i),
+								 "AlterTableCmd"),
+				"def");
+
+			if ((o = check_add_column(c, col, &empty)) != RULE_DONE ||
+			    !column_fks(c, col, cJSON_GetObjectItemCaseSensitive(copy_col, "ColumnDef"),
+					&t->table, ks, cuts, &n)) {
+				cJSON_Delete(copy);
+				for (int k = 0; k < n; k++)
+					cJSON_Delete(ks[k]);
+				return o != RULE_DONE
+					? o
+					: rules_unsupported(c, "more than %d foreign keys", MAX_CUT);
+			}
+			needs_empty |= empty;
+		}
+		i++;
+	}
+	sql = n ? apply_cuts(c->sql, c->len, cuts, n) : xstrdup(c->sql);
+	if (!sql || !reads_as(sql, copy)) {
+		free(sql);
+		cJSON_Delete(copy);
+		for (int k = 0; k < n; k++)
+			cJSON_Delete(ks[k]);
+		return rules_failed(c,
+				    "cannot cut this ADD COLUMN's REFERENCES out faithfully: add the "
+				    "column, then the foreign key with ALTER TABLE … ADD FOREIGN KEY");
+	}
+	cJSON_Delete(copy);
+	st = push_brief(c, &t->table, as_written(c, sql, true));
+	st->needs_empty = needs_empty && !is_created(c->p, &t->table);
+	free(sql);
+	if (n)
+		input_note(c->p,
+			   "%s:%d: the column is added at cutover and its foreign key separately, NOT "
+			   "VALID, then validated without a hold",
+			   c->p->inputs[c->input].file, c->p->inputs[c->input].line);
+	return add_cut_fks(c, &t->table, ks, n);
+}
+
+/* ---- other statements ---- */
+
+static enum rules_outcome plan_rename(struct rules_ctx *c, const cJSON *node)
+{
+	struct qname table;
+	const cJSON *rel = pgtree_get(node, "relation");
+
+	if (!rel || !rules_range_var(c, rel, &table))
+		return rules_unsupported(c,
+					 "a RENAME of something other than a table, column, constraint "
+					 "or index");
+	rules_resolve(c, &table);
+	push_brief(c, &table, as_written(c, c->sql, true));
+	input_note(c->p,
+		   "%s:%d: RENAME runs at cutover, briefly; code still running that uses the old name "
+		   "breaks from then on (rename in a release that reads both, or use a view)",
+		   c->p->inputs[c->input].file, c->p->inputs[c->input].line);
+	return RULE_DONE;
+}
+
+static enum rules_outcome plan_set(struct rules_ctx *c, const cJSON *node)
+{
+	const struct plan_input *in = &c->p->inputs[c->input];
+	const char *name = pgtree_str(node, "name");
+	static const char *const session[] = { "client_encoding",
+					       "standard_conforming_strings",
+					       "client_min_messages",
+					       "row_security",
+					       "xmloption",
+					       "check_function_bodies",
+					       "default_tablespace",
+					       "default_table_access_method",
+					       "idle_in_transaction_session_timeout" };
+
+	if (!name || !pgtree_str_is(node, "kind", "VAR_SET_VALUE"))
+		return rules_unsupported(c, "this SET form");
+	if (strcmp(name, "search_path") == 0) {
+		const cJSON *first = pgtree_node(pgtree_list_at(pgtree_get(node, "args"), 0), "A_Const");
+		const char *schema = pgtree_str(pgtree_get(first, "sval"), "sval");
+
+		if (!schema || strlen(schema) >= PLAN_NAME_MAX)
+			return rules_unsupported(c, "this SET search_path");
+		snprintf(c->search_path, sizeof(c->search_path), "%s", schema);
+		input_note(c->p,
+			   "%s:%d: SET search_path: names without a schema in the rest of the file are "
+			   "read as %s.name, and statements run as written get the same search_path",
+			   in->file, in->line, schema);
+		return RULE_DONE;
+	}
+	if (strcmp(name, "statement_timeout") == 0 || strcmp(name, "lock_timeout") == 0) {
+		input_note(c->p,
+			   "%s:%d: SET %s is dropped: pgvalve sets its own timeouts for each step "
+			   "(--lock-timeout, --max-stall)",
+			   in->file, in->line, name);
+		return RULE_DONE;
+	}
+	for (size_t i = 0; i < sizeof(session) / sizeof(session[0]); i++) {
+		if (strcmp(name, session[i]) == 0) {
+			input_note(c->p,
+				   "%s:%d: SET %s is dropped (a session setting pgvalve's own session keeps)",
+				   in->file, in->line, name);
+			return RULE_DONE;
+		}
+	}
+	return rules_unsupported(
+		c, "SET %s (pgvalve does not know whether it changes what the migration means)", name);
+}
+
+static bool has_option(const cJSON *node, const char *key, const char *option)
+{
+	const cJSON *item;
+
+	cJSON_ArrayForEach(item, pgtree_get(node, key))
+	{
+		const char *d = pgtree_str(pgtree_node(item, "DefElem"), "defname");
+
+		if (d && strcmp(d, option) == 0)
+			return true;
+	}
+	return false;
+}
+
+enum rules_outcome rules_table_statement(struct rules_ctx *c, const char *kind, const cJSON *node,
+					 bool *handled)
+{
+	const cJSON *stmt = NULL;
+	char msg[256];
+	cJSON *doc = NULL;
+	enum rules_outcome o;
+
+	*handled = true;
+	if (strcmp(kind, "CreateStmt") == 0) {
+		stmt = rules_parse_one(c->sql, &doc, msg, sizeof(msg));
+		o = stmt ? plan_create_table(c, node, stmt) : rules_failed(c, "%s", msg);
+		cJSON_Delete(doc);
+		return o;
+	}
+	if (strcmp(kind, "CreateSeqStmt") == 0 || strcmp(kind, "CompositeTypeStmt") == 0 ||
+	    strcmp(kind, "CreateEnumStmt") == 0 || strcmp(kind, "CreateRangeStmt") == 0 ||
+	    strcmp(kind, "ViewStmt") == 0 || strcmp(kind, "CreateFunctionStmt") == 0 ||
+	    strcmp(kind, "CommentStmt") == 0 || strcmp(kind, "CreateDomainStmt") == 0 ||
+	    (strcmp(kind, "DefineStmt") == 0 && pgtree_str_is(node, "kind", "OBJECT_TYPE")))
+		return plan_new_object(c, kind);
+	if (strcmp(kind, "RenameStmt") == 0)
+		return plan_rename(c, node);
+	if (strcmp(kind, "VariableSetStmt") == 0)
+		return plan_set(c, node);
+	if (strcmp(kind, "ReindexStmt") == 0 && !has_option(node, "params", "concurrently"))
+		return rules_refuse(c, "REINDEX … CONCURRENTLY (PostgreSQL 12+)",
+				    "REINDEX without CONCURRENTLY blocks writes to the table while it "
+				    "rebuilds");
+	if (strcmp(kind, "VacuumStmt") == 0 && has_option(node, "options", "full"))
+		return rules_refuse(c, "pg_repack or pg_squeeze, which rewrite the table without blocking",
+				    "VACUUM FULL rewrites the table under ACCESS EXCLUSIVE");
+	if (strcmp(kind, "ClusterStmt") == 0)
+		return rules_refuse(c, "pg_repack, which reorders the table without blocking",
+				    "CLUSTER rewrites the table under ACCESS EXCLUSIVE");
+	if (strcmp(kind, "LockStmt") == 0)
+		return rules_refuse(c,
+				    "leave it out: pgvalve takes the lock each step needs, briefly, "
+				    "under a hold",
+				    "LOCK TABLE holds its lock to the end of a transaction that pgvalve "
+				    "replaces with its phases");
+	*handled = false;
+	return RULE_DONE;
+}
