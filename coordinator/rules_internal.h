@@ -35,6 +35,7 @@ struct rules_ctx {
 	char recipe[512]; /* RULE_UNSUPPORTED from rules_refuse(): the safe recipe ("" otherwise) */
 	int cap_refusals;
 	char search_path[PLAN_NAME_MAX]; /* SET search_path's first schema ("": none set) */
+	char search_list[512];           /* the whole list, quoted: "a", "b" */
 };
 
 /* The table an ALTER TABLE names, and whether ONLY kept it from recursing to children. */

@@ -63,7 +63,7 @@ static char *as_written(const struct rules_ctx *c, const char *sql, bool in_tran
 	if (!c->search_path[0])
 		return xstrdup(sql);
 	strbuf_put(&b, in_transaction ? "SET LOCAL search_path TO " : "SET search_path TO ");
-	quote_append_ident(&b, c->search_path);
+	strbuf_put(&b, c->search_list);
 	strbuf_put(&b, "; ");
 	strbuf_put(&b, sql);
 	return strbuf_take(&b);
@@ -175,7 +175,8 @@ static int by_start(const void *a, const void *b)
 static char *apply_cuts(const char *sql, size_t len, struct cut *cuts, int n)
 {
 	struct strbuf b = { 0 };
-	size_t at = 0;
+	size_t at = 0, n_out;
+	char *out;
 
 	qsort(cuts, (size_t)n, sizeof(*cuts), by_start);
 	for (int i = 0; i < n; i++) {
@@ -184,11 +185,13 @@ static char *apply_cuts(const char *sql, size_t len, struct cut *cuts, int n)
 			return NULL;
 		}
 		strbuf_putn(&b, sql + at, cuts[i].start - at);
-		strbuf_put(&b, " ");
 		at = cuts[i].end;
 	}
 	strbuf_putn(&b, sql + at, len - at);
-	return strbuf_take(&b);
+	out = strbuf_take(&b);
+	for (n_out = strlen(out); n_out > 0 && strchr(" \t\r\n", out[n_out - 1]); n_out--)
+		out[n_out - 1] = '\0';
+	return out;
 }
 
 /* Whether 'sql' parses to 'want' (a statement's node, its cut constraints removed). */
@@ -662,8 +665,31 @@ static enum rules_outcome plan_set(struct rules_ctx *c, const cJSON *node)
 		const cJSON *first = pgtree_node(pgtree_list_at(pgtree_get(node, "args"), 0), "A_Const");
 		const char *schema = pgtree_str(pgtree_get(first, "sval"), "sval");
 
+		const cJSON *arg;
+		struct strbuf list = { 0 };
+		char *quoted;
+
 		if (!schema || strlen(schema) >= PLAN_NAME_MAX)
 			return rules_unsupported(c, "this SET search_path");
+		cJSON_ArrayForEach(arg, pgtree_get(node, "args"))
+		{
+			const char *one = pgtree_str(pgtree_get(pgtree_node(arg, "A_Const"), "sval"), "sval");
+
+			if (!one) {
+				free(strbuf_take(&list));
+				return rules_unsupported(c, "this SET search_path");
+			}
+			if (list.len)
+				strbuf_put(&list, ", ");
+			quote_append_ident(&list, one);
+		}
+		quoted = strbuf_take(&list);
+		if (strlen(quoted) >= sizeof(c->search_list)) {
+			free(quoted);
+			return rules_unsupported(c, "a SET search_path this long");
+		}
+		snprintf(c->search_list, sizeof(c->search_list), "%s", quoted);
+		free(quoted);
 		snprintf(c->search_path, sizeof(c->search_path), "%s", schema);
 		input_note(c->p,
 			   "%s:%d: SET search_path: names without a schema in the rest of the file are "
