@@ -529,6 +529,31 @@ static void check_table_steps(PGconn *c, const struct plan *p, struct preflight 
 	}
 }
 
+/*
+ * Objects created without a schema go to the session's current_schema():
+ * for a role named like the journal's schema, "$user" makes that pgvalve's
+ * own schema, where an application would never find them.
+ */
+static void check_creation_schema(PGconn *c, const struct plan *p, struct preflight *pf)
+{
+	bool unqualified = false;
+	struct db_error err;
+	PGresult *r;
+
+	for (int i = 0; i < p->n_steps; i++)
+		unqualified |= p->steps[i].kind == STEP_CREATE_OBJECT && !p->steps[i].table.schema[0];
+	if (!unqualified)
+		return;
+	r = db_query(c, "SELECT current_schema() = 'pgvalve'", 0, NULL, &err);
+	if (r && strcmp(db_value(r, 0, 0, "f"), "t") == 0)
+		add(pf, FINDING_ERROR, "creation_schema", "search_path", -1, NULL,
+		    "give the role a search_path without pgvalve's schema (ALTER ROLE … SET search_path = "
+		    "public), or start the file with SET search_path TO your schema",
+		    "objects the migration creates without a schema would land in the schema pgvalve, "
+		    "pgvalve's journal (the role's search_path begins with \"$user\")");
+	PQclear(r);
+}
+
 bool preflight_run(PGconn *c, const struct plan *p, const struct options *o, struct preflight *out,
 		   struct db_error *err)
 {
@@ -571,6 +596,7 @@ bool preflight_run(PGconn *c, const struct plan *p, const struct options *o, str
 	}
 	snprintf(oids + k, sizeof(oids) - k, "}");
 	check_table_steps(c, p, out);
+	check_creation_schema(c, p, out);
 	check_long_transactions(c, oids, o, out);
 	check_bypass(c, o, out);
 	return db_exec(c, "RESET statement_timeout", err);
