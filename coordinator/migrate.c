@@ -158,11 +158,11 @@ static int index_state(struct migration *a, const struct plan_step *st, char *dr
 }
 
 /*
- * One step that runs alone, no hold (CREATE INDEX CONCURRENTLY, a new
- * table): an index left invalid by a failure is dropped and built again.
- * True when done and recorded in the journal.
+ * CREATE INDEX CONCURRENTLY, alone and with no hold (before the cutover, or
+ * after it for a column it adds): an index left invalid by a failure is
+ * dropped and built again. True when done and recorded in the journal.
  */
-static bool build_alone(struct migration *a, const struct plan_step *st)
+static bool build_index(struct migration *a, const struct plan_step *st)
 {
 	struct db_error err;
 	bool built = false;
@@ -207,12 +207,40 @@ static bool build_alone(struct migration *a, const struct plan_step *st)
 	return true;
 }
 
+/*
+ * A new object (CREATE TABLE, TYPE, …, COMMENT ON), no hold: the statement
+ * and its journal row in one transaction, so a crash leaves it either done
+ * and recorded or not there.
+ */
+static bool create_object(struct migration *a, const struct plan_step *st)
+{
+	char *journal = journal_step_done_sql(a->id, st->seq);
+	char *sql = xasprintf("BEGIN; %s; %s; COMMIT", st->sql, journal);
+	struct db_error err;
+	bool ok;
+
+	report_event("prepare", NULL, "prepare: %s", st->sql);
+	ok = db_exec(a->ddl, sql, &err);
+	if (!ok) {
+		db_rollback(a->ddl);
+		report_error("cannot create an object the migration needs", err.msg, NULL);
+	}
+	free(journal);
+	free(sql);
+	return ok;
+}
+
 /* The steps before the cutover: new objects and CREATE INDEX CONCURRENTLY, in the file's order, no hold. */
 static bool prepare(struct migration *a)
 {
-	for (int i = 0; i < a->p.n_steps; i++)
-		if (a->p.steps[i].phase == PHASE_PREPARE && !a->done[i] && !build_alone(a, &a->p.steps[i]))
+	for (int i = 0; i < a->p.n_steps; i++) {
+		const struct plan_step *st = &a->p.steps[i];
+
+		if (st->phase != PHASE_PREPARE || a->done[i])
+			continue;
+		if (!(st->kind == STEP_CREATE_OBJECT ? create_object(a, st) : build_index(a, st)))
 			return false;
+	}
 	return set_state(a, MIG_PREPARED, NULL);
 }
 
@@ -448,7 +476,7 @@ static bool validate(struct migration *a, bool *violation)
 			continue;
 		/* An index on a column the cutover added: built CONCURRENTLY, outside a transaction. */
 		if (st->kind == STEP_CREATE_INDEX) {
-			if (!build_alone(a, st))
+			if (!build_index(a, st))
 				return false;
 			continue;
 		}
