@@ -259,6 +259,20 @@ static void check_foreign_key(PGconn *c, const struct plan *p, const struct plan
 		}
 	}
 	{
+		const char *params[2] = { oid, cols };
+
+		/* A column the migration adds is NULL in every row: it has no orphans to find. */
+		r = db_query(c,
+			     "SELECT count(*) FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND "
+			     "NOT attisdropped AND attname = ANY ($2::text[])",
+			     2, params, &err);
+		if (r && atoi(db_value(r, 0, 0, "0")) < k->n_columns) {
+			PQclear(r);
+			return;
+		}
+		PQclear(r);
+	}
+	{
 		const char *params[4] = { reg, cols, preg, rcols };
 		static const char builder[] =
 			"SELECT format('SELECT count(*), (SELECT string_agg(s, ''; '') FROM (SELECT "
@@ -541,7 +555,8 @@ static void check_creation_schema(PGconn *c, const struct plan *p, struct prefli
 	PGresult *r;
 
 	for (int i = 0; i < p->n_steps; i++)
-		unqualified |= p->steps[i].kind == STEP_CREATE_OBJECT && !p->steps[i].table.schema[0];
+		unqualified |= p->steps[i].kind == STEP_CREATE_OBJECT && !p->steps[i].table.schema[0] &&
+			strncmp(p->steps[i].sql, "SET ", 4) != 0; /* "SET search_path …; CREATE …" */
 	if (!unqualified)
 		return;
 	r = db_query(c, "SELECT current_schema() = 'pgvalve'", 0, NULL, &err);

@@ -569,7 +569,7 @@ static enum rules_outcome plan_statement(struct rules_ctx *c)
 			c,
 			"transaction control inside a migration (ROLLBACK, SAVEPOINT, …) cannot run inside "
 			"pgvalve's phases; only a BEGIN … COMMIT around the whole file is dropped");
-	} else if (kind && (o = rules_table_statement(c, kind, node, &handled), handled)) {
+	} else if (kind && (o = rules_table_statement(c, kind, stmt, &handled), handled)) {
 		;
 	} else {
 		o = rules_unsupported(c, "%s", "this statement");

@@ -1,8 +1,10 @@
 /*
- * What the two files of the rewrite rules share, and nothing else should
- * use: rules.c (dispatch by statement, the plan being built, CREATE INDEX,
- * DROP and VALIDATE CONSTRAINT, --allow-unsafe) and rules_constraint.c (ADD
- * FOREIGN KEY, CHECK, UNIQUE, PRIMARY KEY, and SET NOT NULL's helper CHECK).
+ * What the files of the rewrite rules share, and nothing else should use:
+ * rules.c (dispatch by statement, the plan being built, CREATE INDEX, DROP
+ * and VALIDATE CONSTRAINT, --allow-unsafe), rules_constraint.c (ADD FOREIGN
+ * KEY, CHECK, UNIQUE, PRIMARY KEY, and SET NOT NULL's helper CHECK),
+ * rules_table.c (new objects, brief ALTER TABLE forms, SET lines, refusals
+ * with a recipe) and rules_cut.c (foreign keys cut out of a statement).
  * The public interface is rules.h.
  */
 #ifndef PGVALVE_COORDINATOR_RULES_INTERNAL_H
@@ -95,8 +97,42 @@ bool rules_qname_eq(const struct qname *a, const struct qname *b);
 void rules_excerpt(const char *sql, char out[124]);
 
 /* rules_table.c: CREATE TABLE and the other new objects, COMMENT ON, SET, the brief ALTER TABLE forms, refusals. */
-/* *handled false when rules_table.c has no rule for a statement of this kind; 'node' is its fields. */
-enum rules_outcome rules_table_statement(struct rules_ctx *c, const char *kind, const cJSON *node,
+/* Whether this plan creates table 'q' (rules_table.c). */
+bool rules_created(const struct plan *p, const struct qname *q);
+
+/* rules_cut.c: cutting foreign keys out of a statement run as written. */
+#define RULES_MAX_CUT 32 /* foreign keys cut out of one statement */
+
+/* One span of a statement's text to cut: [start, end). */
+struct rules_cut {
+	size_t start, end;
+};
+
+/* A whole table element (a CREATE TABLE constraint) at 'loc', with the comma that separates it. */
+struct rules_cut rules_cut_table_element(const char *sql, size_t len, size_t loc);
+
+/* 'sql' without the cuts, trailing white space trimmed; NULL when cuts overlap. The caller frees it. */
+char *rules_cut_apply(const char *sql, size_t len, struct rules_cut *cuts, int n);
+
+/* Whether 'sql' parses to exactly 'want' (a statement: {"<kind>": {…}}), positions aside. */
+bool rules_cut_reads_as(const char *sql, const cJSON *want);
+
+/*
+ * The REFERENCES constraints of a ColumnDef ('col', its fields) to tables
+ * other than 'self' and those the file creates: each pushed to ks[] as a
+ * table constraint (with the DEFERRABLE / INITIALLY DEFERRED the parser
+ * keeps apart; the caller deletes them), its span to cuts[], and removed
+ * from 'copy' (the same ColumnDef in the tree to compare with). False past
+ * RULES_MAX_CUT or without a position.
+ */
+bool rules_cut_column_fks(struct rules_ctx *c, const cJSON *col, cJSON *copy, const struct qname *self,
+			  cJSON *ks[], struct rules_cut cuts[], int *n);
+
+/* Adds the keys cut out of a statement on 'table' (deleting ks[]): NOT VALID at cutover, then VALIDATE. */
+enum rules_outcome rules_cut_add_fks(struct rules_ctx *c, const struct qname *table, cJSON *ks[], int n);
+
+/* *handled false when rules_table.c has no rule for a statement of this kind; 'stmt': {"<kind>": {…}}. */
+enum rules_outcome rules_table_statement(struct rules_ctx *c, const char *kind, const cJSON *stmt,
 					 bool *handled);
 /*
  * An ALTER TABLE ('stmt': {"AlterTableStmt": …}) whose subcommands change

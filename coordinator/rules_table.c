@@ -10,24 +10,20 @@
  * the safe recipe. Dispatch, the plan being built and the constraint rules
  * are rules.c's and rules_constraint.c's.
  *
- * Statements run as written here are the user's own text; the one rewrite
- * (cutting foreign keys out of CREATE TABLE or ADD COLUMN) is parsed again
- * and compared with the original tree minus those constraints.
+ * Statements run as written here are the user's own text; the one rewrite,
+ * cutting foreign keys out of CREATE TABLE or ADD COLUMN, is rules_cut.c's.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "pgvalve/sqllex.h"
 #include "quote.h"
 #include "rules_internal.h"
 #include "xalloc.h"
 
-#define MAX_CUT 32 /* foreign keys cut out of one statement */
-
 /* ---- tables this file creates ---- */
 
-static bool is_created(const struct plan *p, const struct qname *q)
+bool rules_created(const struct plan *p, const struct qname *q)
 {
 	for (int i = 0; i < p->n_created; i++)
 		if (rules_qname_eq(&p->created[i], q))
@@ -98,219 +94,13 @@ static struct plan_step *push_brief(struct rules_ctx *c, const struct qname *tab
 	return &c->p->steps[c->p->n_steps - 1];
 }
 
-/* ---- cutting foreign keys out of a statement ---- */
-
-/* One span of text to cut: [start, end). */
-struct cut {
-	size_t start, end;
-};
-
-/*
- * Where the element starting at 'loc' ends: before a ',' or ')' at its own
- * nesting level, or at 'stop' (the next constraint of the same column), or
- * at the end.
- */
-static size_t element_end(const char *sql, size_t len, size_t loc, size_t stop)
-{
-	struct sqllex lx;
-	struct sqllex_token t;
-	size_t end = loc;
-	int depth = 0;
-
-	sqllex_init(&lx, sql + loc, len - loc, 0);
-	while (sqllex_next_significant(&lx, &t) != SQLLEX_END) {
-		if (loc + t.start >= stop)
-			break;
-		if (sqllex_is_char(sql + loc, &t, '('))
-			depth++;
-		else if (sqllex_is_char(sql + loc, &t, ')') && --depth < 0)
-			break;
-		else if (depth == 0 &&
-			 (sqllex_is_char(sql + loc, &t, ',') || sqllex_is_char(sql + loc, &t, ';')))
-			break;
-		end = loc + t.end;
-	}
-	return end;
-}
-
-/* The ',' before 'loc' at the same level, after the last significant token before it; 0 if none. */
-static bool comma_before(const char *sql, size_t loc, size_t *at)
-{
-	struct sqllex lx;
-	struct sqllex_token t;
-	bool found = false;
-
-	sqllex_init(&lx, sql, loc, 0);
-	while (sqllex_next_significant(&lx, &t) != SQLLEX_END) {
-		found = sqllex_is_char(sql, &t, ',');
-		if (found)
-			*at = t.start;
-	}
-	return found;
-}
-
-/* A table element (a whole constraint of CREATE TABLE) with its separating comma. */
-static struct cut table_element_cut(const char *sql, size_t len, size_t loc)
-{
-	size_t end = element_end(sql, len, loc, len), at = 0;
-	struct sqllex lx;
-	struct sqllex_token t;
-
-	sqllex_init(&lx, sql + end, len - end, 0);
-	if (sqllex_next_significant(&lx, &t) != SQLLEX_END && sqllex_is_char(sql + end, &t, ','))
-		return (struct cut){ loc, end + t.end };
-	if (comma_before(sql, loc, &at))
-		return (struct cut){ at, end };
-	return (struct cut){ loc, end };
-}
-
-static int by_start(const void *a, const void *b)
-{
-	const struct cut *x = a, *y = b;
-
-	return x->start < y->start ? -1 : x->start > y->start;
-}
-
-/* 'sql' without the cuts (sorted, not overlapping), or NULL when they overlap. */
-static char *apply_cuts(const char *sql, size_t len, struct cut *cuts, int n)
-{
-	struct strbuf b = { 0 };
-	size_t at = 0, n_out;
-	char *out;
-
-	qsort(cuts, (size_t)n, sizeof(*cuts), by_start);
-	for (int i = 0; i < n; i++) {
-		if (cuts[i].start < at || cuts[i].end > len) {
-			free(strbuf_take(&b));
-			return NULL;
-		}
-		strbuf_putn(&b, sql + at, cuts[i].start - at);
-		at = cuts[i].end;
-	}
-	strbuf_putn(&b, sql + at, len - at);
-	out = strbuf_take(&b);
-	for (n_out = strlen(out); n_out > 0 && strchr(" \t\r\n", out[n_out - 1]); n_out--)
-		out[n_out - 1] = '\0';
-	return out;
-}
-
-/* Whether 'sql' parses to 'want' (a statement's node, its cut constraints removed). */
-static bool reads_as(const char *sql, const cJSON *want)
-{
-	char msg[256];
-	cJSON *doc = NULL;
-	const cJSON *got = rules_parse_one(sql, &doc, msg, sizeof(msg));
-	bool same = got && pgtree_same(want, got, NULL);
-
-	cJSON_Delete(doc);
-	return same;
-}
-
-/*
- * A column's REFERENCES constraint as a table constraint: its fields with
- * fk_attrs set to the column, and the DEFERRABLE / INITIALLY DEFERRED that
- * the parser keeps as separate nodes after it folded in. The caller deletes it.
- */
-static cJSON *column_fk(const cJSON *con, const char *column, const cJSON *attrs[], int n_attrs)
-{
-	cJSON *k = cJSON_Duplicate(con, 1), *list = cJSON_CreateArray(), *str = cJSON_CreateObject();
-
-	cJSON_AddItemToObject(str, "sval", cJSON_CreateString(column));
-	cJSON_AddItemToArray(list, cJSON_CreateObject());
-	cJSON_AddItemToObject(cJSON_GetArrayItem(list, 0), "String", str);
-	cJSON_DeleteItemFromObjectCaseSensitive(k, "fk_attrs");
-	cJSON_AddItemToObject(k, "fk_attrs", list);
-	for (int i = 0; i < n_attrs; i++) {
-		if (pgtree_str_is(attrs[i], "contype", "CONSTR_ATTR_DEFERRABLE"))
-			cJSON_AddBoolToObject(k, "deferrable", true);
-		else if (pgtree_str_is(attrs[i], "contype", "CONSTR_ATTR_DEFERRED"))
-			cJSON_AddBoolToObject(k, "initdeferred", true);
-	}
-	return k;
-}
-
-static bool is_attr(const cJSON *con)
-{
-	const char *t = pgtree_str(con, "contype");
-
-	return t && strncmp(t, "CONSTR_ATTR_", 12) == 0;
-}
-
-/*
- * The foreign keys of a ColumnDef ('col', its fields; in 'copy' the same
- * node of the tree to compare with) to cut out: pushed to ks[] (as table
- * constraints, which the caller deletes), their spans to cuts[], and
- * removed from 'copy'. A key to 'self' or to a table this file creates stays inline.
- */
-static bool column_fks(struct rules_ctx *c, const cJSON *col, cJSON *copy, const struct qname *self,
-		       cJSON *ks[], struct cut cuts[], int *n)
-{
-	const cJSON *list = pgtree_get(col, "constraints");
-	cJSON *copy_list = cJSON_GetObjectItemCaseSensitive(copy, "constraints");
-	const char *column = pgtree_str(col, "colname");
-	int len = pgtree_list_len(list);
-
-	for (int i = 0, removed = 0; i < len; i++) {
-		const cJSON *con = pgtree_node(pgtree_list_at(list, i), "Constraint");
-		const cJSON *attrs[4];
-		struct qname ref;
-		int loc, n_attrs = 0, j;
-		size_t stop = c->len;
-
-		if (!pgtree_str_is(con, "contype", "CONSTR_FOREIGN") || !column ||
-		    !rules_range_var(c, pgtree_get(con, "pktable"), &ref))
-			continue;
-		rules_resolve(c, &ref);
-		if (rules_qname_eq(&ref, self) || is_created(c->p, &ref))
-			continue;
-		if (*n == MAX_CUT || !pgtree_int(con, "location", &loc) || loc < 0)
-			return false;
-		for (j = i + 1; j < len; j++) {
-			const cJSON *next = pgtree_node(pgtree_list_at(list, j), "Constraint");
-			int nloc;
-
-			if (!is_attr(next) || n_attrs == 4) {
-				if (pgtree_int(next, "location", &nloc) && nloc > loc)
-					stop = (size_t)nloc;
-				break;
-			}
-			attrs[n_attrs++] = next;
-		}
-		ks[*n] = column_fk(con, column, attrs, n_attrs);
-		cuts[*n] = (struct cut){ (size_t)loc, element_end(c->sql, c->len, (size_t)loc, stop) };
-		(*n)++;
-		for (int k = 0; k <= n_attrs; k++)
-			cJSON_DeleteItemFromArray(copy_list, i - removed);
-		removed += n_attrs + 1;
-		i = j - 1;
-	}
-	/* The parser's tree has no "constraints" at all when the list is empty. */
-	if (copy_list && cJSON_GetArraySize(copy_list) == 0)
-		cJSON_DeleteItemFromObjectCaseSensitive(copy, "constraints");
-	return true;
-}
-
-/* Adds each cut-out foreign key the way ALTER TABLE … ADD FOREIGN KEY is: NOT VALID at cutover, then VALIDATE. */
-static enum rules_outcome add_cut_fks(struct rules_ctx *c, const struct qname *table, cJSON *ks[], int n)
-{
-	struct rules_target t = { .table = *table };
-	enum rules_outcome o = RULE_DONE;
-
-	for (int i = 0; i < n; i++) {
-		if (o == RULE_DONE)
-			o = rules_foreign_key(c, &t, ks[i]);
-		cJSON_Delete(ks[i]);
-	}
-	return o;
-}
-
 /* ---- CREATE TABLE and the other new objects ---- */
 
 static enum rules_outcome plan_create_table(struct rules_ctx *c, const cJSON *node, const cJSON *stmt)
 {
 	struct qname table;
-	cJSON *copy, *copy_elts, *ks[MAX_CUT];
-	struct cut cuts[MAX_CUT];
+	cJSON *copy, *copy_elts, *ks[RULES_MAX_CUT];
+	struct rules_cut cuts[RULES_MAX_CUT];
 	const cJSON *elt;
 	int n = 0, i = 0, removed = 0;
 	char *sql;
@@ -334,24 +124,24 @@ static enum rules_outcome plan_create_table(struct rules_ctx *c, const cJSON *no
 			cJSON *copy_col = cJSON_GetObjectItemCaseSensitive(
 				cJSON_GetArrayItem(copy_elts, i - removed), "ColumnDef");
 
-			if (!column_fks(c, col, copy_col, &table, ks, cuts, &n))
+			if (!rules_cut_column_fks(c, col, copy_col, &table, ks, cuts, &n))
 				goto too_many;
 		} else if (pgtree_str_is(con, "contype", "CONSTR_FOREIGN") &&
 			   rules_range_var(c, pgtree_get(con, "pktable"), &ref)) {
 			rules_resolve(c, &ref);
-			if (!rules_qname_eq(&ref, &table) && !is_created(c->p, &ref)) {
-				if (n == MAX_CUT || !pgtree_int(con, "location", &loc) || loc < 0)
+			if (!rules_qname_eq(&ref, &table) && !rules_created(c->p, &ref)) {
+				if (n == RULES_MAX_CUT || !pgtree_int(con, "location", &loc) || loc < 0)
 					goto too_many;
 				ks[n] = cJSON_Duplicate(con, 1);
-				cuts[n++] = table_element_cut(c->sql, c->len, (size_t)loc);
+				cuts[n++] = rules_cut_table_element(c->sql, c->len, (size_t)loc);
 				cJSON_DeleteItemFromArray(copy_elts, i - removed);
 				removed++;
 			}
 		}
 		i++;
 	}
-	sql = n ? apply_cuts(c->sql, c->len, cuts, n) : xstrdup(c->sql);
-	if (!sql || !reads_as(sql, copy)) {
+	sql = n ? rules_cut_apply(c->sql, c->len, cuts, n) : xstrdup(c->sql);
+	if (!sql || !rules_cut_reads_as(sql, copy)) {
 		free(sql);
 		cJSON_Delete(copy);
 		for (int k = 0; k < n; k++)
@@ -370,21 +160,40 @@ static enum rules_outcome plan_create_table(struct rules_ctx *c, const cJSON *no
 			   "cutover (writes wait on the referenced table, briefly) and validated after "
 			   "(the new table is empty, so cheaply)",
 			   c->p->inputs[c->input].file, c->p->inputs[c->input].line);
-	o = add_cut_fks(c, &table, ks, n);
+	o = rules_cut_add_fks(c, &table, ks, n);
 	return o;
 too_many:
 	cJSON_Delete(copy);
 	for (int k = 0; k < n; k++)
 		cJSON_Delete(ks[k]);
-	return rules_unsupported(c, "a CREATE TABLE with more than %d foreign keys", MAX_CUT);
+	return rules_unsupported(c, "a CREATE TABLE with more than %d foreign keys", RULES_MAX_CUT);
 }
 
-/* CREATE SEQUENCE / TYPE / VIEW / FUNCTION, COMMENT ON: before the cutover, as written. */
-static enum rules_outcome plan_new_object(struct rules_ctx *c, const char *what)
+/*
+ * CREATE SEQUENCE / TYPE / VIEW / FUNCTION, COMMENT ON: before the cutover,
+ * as written — but a COMMENT ON COLUMN of a table the cutover alters runs in
+ * the cutover, after the ADD COLUMN it may need.
+ */
+static enum rules_outcome plan_new_object(struct rules_ctx *c, const char *kind, const cJSON *node)
 {
 	static const struct qname none = { .schema = "", .name = "" };
+	const cJSON *names = pgtree_get(pgtree_node(pgtree_get(node, "object"), "List"), "items");
+	int n = pgtree_list_len(names);
+	struct qname table = { .schema = "" };
 
-	(void)what;
+	if (strcmp(kind, "CommentStmt") == 0 && pgtree_str_is(node, "objtype", "OBJECT_COLUMN") && n >= 2 &&
+	    n <= 3) {
+		const char *name = pgtree_string(pgtree_list_at(names, n - 2));
+		const char *schema = n == 3 ? pgtree_string(pgtree_list_at(names, 0)) : "";
+
+		snprintf(table.name, sizeof(table.name), "%s", name ? name : "");
+		snprintf(table.schema, sizeof(table.schema), "%s", schema ? schema : "");
+		rules_resolve(c, &table);
+		if (rules_table_altered_at_cutover(c, &table)) {
+			push_brief(c, &table, as_written(c, c->sql, true));
+			return RULE_DONE;
+		}
+	}
 	push_new_object(c, &none, as_written(c, c->sql, false));
 	return RULE_DONE;
 }
@@ -530,8 +339,8 @@ enum rules_outcome rules_table_alter(struct rules_ctx *c, const struct rules_tar
 				     bool *handled)
 {
 	const cJSON *node = pgtree_node(stmt, "AlterTableStmt"), *cmd;
-	cJSON *copy = cJSON_Duplicate(stmt, 1), *copy_cmds, *ks[MAX_CUT];
-	struct cut cuts[MAX_CUT];
+	cJSON *copy = cJSON_Duplicate(stmt, 1), *copy_cmds, *ks[RULES_MAX_CUT];
+	struct rules_cut cuts[RULES_MAX_CUT];
 	int n_brief = 0, n_other = 0, n = 0, i = 0;
 	bool needs_empty = false;
 	struct plan_step *st;
@@ -558,9 +367,9 @@ enum rules_outcome rules_table_alter(struct rules_ctx *c, const struct rules_tar
 		cJSON_Delete(copy);
 		return rules_refuse(c,
 				    "write one ALTER TABLE for the columns and another for the "
-				    "constraints",
-				    "an ALTER TABLE that changes columns and constraints together (pgvalve "
-				    "runs them in different phases)");
+				    "constraints (or the rest)",
+				    "an ALTER TABLE that changes columns together with constraints or other "
+				    "things (pgvalve runs them in different phases)");
 	}
 	cJSON_ArrayForEach(cmd, pgtree_get(node, "cmds"))
 	{
@@ -590,21 +399,22 @@ enum rules_outcome rules_table_alter(struct rules_ctx *c, const struct rules_tar
 				"def");
 
 			if ((o = check_add_column(c, col, &empty)) != RULE_DONE ||
-			    !column_fks(c, col, cJSON_GetObjectItemCaseSensitive(copy_col, "ColumnDef"),
-					&t->table, ks, cuts, &n)) {
+			    !rules_cut_column_fks(c, col,
+						  cJSON_GetObjectItemCaseSensitive(copy_col, "ColumnDef"),
+						  &t->table, ks, cuts, &n)) {
 				cJSON_Delete(copy);
 				for (int k = 0; k < n; k++)
 					cJSON_Delete(ks[k]);
 				return o != RULE_DONE
 					? o
-					: rules_unsupported(c, "more than %d foreign keys", MAX_CUT);
+					: rules_unsupported(c, "more than %d foreign keys", RULES_MAX_CUT);
 			}
 			needs_empty |= empty;
 		}
 		i++;
 	}
-	sql = n ? apply_cuts(c->sql, c->len, cuts, n) : xstrdup(c->sql);
-	if (!sql || !reads_as(sql, copy)) {
+	sql = n ? rules_cut_apply(c->sql, c->len, cuts, n) : xstrdup(c->sql);
+	if (!sql || !rules_cut_reads_as(sql, copy)) {
 		free(sql);
 		cJSON_Delete(copy);
 		for (int k = 0; k < n; k++)
@@ -615,14 +425,14 @@ enum rules_outcome rules_table_alter(struct rules_ctx *c, const struct rules_tar
 	}
 	cJSON_Delete(copy);
 	st = push_brief(c, &t->table, as_written(c, sql, true));
-	st->needs_empty = needs_empty && !is_created(c->p, &t->table);
+	st->needs_empty = needs_empty && !rules_created(c->p, &t->table);
 	free(sql);
 	if (n)
 		input_note(c->p,
 			   "%s:%d: the column is added at cutover and its foreign key separately, NOT "
 			   "VALID, then validated without a hold",
 			   c->p->inputs[c->input].file, c->p->inputs[c->input].line);
-	return add_cut_fks(c, &t->table, ks, n);
+	return rules_cut_add_fks(c, &t->table, ks, n);
 }
 
 /* ---- other statements ---- */
@@ -730,27 +540,20 @@ static bool has_option(const cJSON *node, const char *key, const char *option)
 	return false;
 }
 
-enum rules_outcome rules_table_statement(struct rules_ctx *c, const char *kind, const cJSON *node,
+enum rules_outcome rules_table_statement(struct rules_ctx *c, const char *kind, const cJSON *stmt,
 					 bool *handled)
 {
-	const cJSON *stmt = NULL;
-	char msg[256];
-	cJSON *doc = NULL;
-	enum rules_outcome o;
+	const cJSON *node = pgtree_node(stmt, kind);
 
 	*handled = true;
-	if (strcmp(kind, "CreateStmt") == 0) {
-		stmt = rules_parse_one(c->sql, &doc, msg, sizeof(msg));
-		o = stmt ? plan_create_table(c, node, stmt) : rules_failed(c, "%s", msg);
-		cJSON_Delete(doc);
-		return o;
-	}
+	if (strcmp(kind, "CreateStmt") == 0)
+		return plan_create_table(c, node, stmt);
 	if (strcmp(kind, "CreateSeqStmt") == 0 || strcmp(kind, "CompositeTypeStmt") == 0 ||
 	    strcmp(kind, "CreateEnumStmt") == 0 || strcmp(kind, "CreateRangeStmt") == 0 ||
 	    strcmp(kind, "ViewStmt") == 0 || strcmp(kind, "CreateFunctionStmt") == 0 ||
 	    strcmp(kind, "CommentStmt") == 0 || strcmp(kind, "CreateDomainStmt") == 0 ||
 	    (strcmp(kind, "DefineStmt") == 0 && pgtree_str_is(node, "kind", "OBJECT_TYPE")))
-		return plan_new_object(c, kind);
+		return plan_new_object(c, kind, node);
 	if (strcmp(kind, "RenameStmt") == 0)
 		return plan_rename(c, node);
 	if (strcmp(kind, "VariableSetStmt") == 0)

@@ -1065,6 +1065,15 @@ static void test_new_objects(void **state)
 	}
 	assert_string_equal(p.steps[4].sql, "COMMENT ON TABLE t IS 'x; y'");
 	plan_free(&p);
+
+	/* A comment on a column the cutover adds runs in the cutover, after it. */
+	plan_ok("ALTER TABLE t ADD COLUMN c int;\nCOMMENT ON COLUMN t.c IS 'count';\nCOMMENT ON COLUMN u.d "
+		"IS 'x';",
+		&p);
+	STEPS(&p, { PHASE_PREPARE, STEP_CREATE_OBJECT, "COMMENT ON COLUMN u.d IS 'x'" },
+	      { PHASE_CUTOVER, STEP_ALTER, "ALTER TABLE t ADD COLUMN c int" },
+	      { PHASE_CUTOVER, STEP_ALTER, "COMMENT ON COLUMN t.c IS 'count'" });
+	plan_free(&p);
 }
 
 static void test_brief_alters(void **state)
