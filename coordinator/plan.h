@@ -13,6 +13,7 @@
 
 #define PLAN_NAME_MAX 64    /* NAMEDATALEN */
 #define PLAN_MAX_COLUMNS 32 /* INDEX_MAX_KEYS */
+#define PLAN_CHECK_FUNCTIONS_MAX 256
 
 /* A table (or index) name as PostgreSQL folds it. schema "": unqualified (search_path). */
 struct qname {
@@ -102,6 +103,9 @@ struct plan_step {
 	/* the preflight refuses the step unless 'table' is empty (ADD COLUMN … NOT NULL without a
 	   default) */
 	bool needs_empty;
+	/* ADD COLUMN … DEFAULT: functions it calls, comma-separated, that the preflight refuses when
+	   pg_proc says they are volatile or does not know them ("" none) */
+	char check_functions[PLAN_CHECK_FUNCTIONS_MAX];
 };
 
 /* A statement the rules refuse: where, why, and the safe way to get the same result. */

@@ -513,6 +513,47 @@ static bool created_here(const struct plan *p, const struct qname *q)
 	return false;
 }
 
+/* ADD COLUMN … DEFAULT calling functions whose volatility the rules could not know: pg_proc says. */
+static void check_default_functions(PGconn *c, const struct plan *p, struct preflight *pf)
+{
+	for (int i = 0; i < p->n_steps; i++) {
+		const struct plan_step *st = &p->steps[i];
+		const struct plan_input *in = &p->inputs[st->input];
+		const char *params[1] = { st->check_functions };
+		char subject[300];
+		struct db_error err;
+		PGresult *r;
+
+		if (!st->check_functions[0])
+			continue;
+		snprintf(subject, sizeof(subject), "%.200s:%d", in->file, in->line);
+		/* Any volatile overload counts: which one the default calls is the parser's choice. */
+		r = db_query(c,
+			     "SELECT (SELECT string_agg(DISTINCT proname, ', ') FROM pg_catalog.pg_proc "
+			     "        WHERE proname = ANY (string_to_array($1, ',')) AND provolatile = 'v'), "
+			     "       (SELECT string_agg(x, ', ') FROM unnest(string_to_array($1, ',')) x "
+			     "        WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc WHERE proname = x))",
+			     1, params, &err);
+		if (!r) {
+			add(pf, FINDING_ERROR, "volatile_default", subject, -1, err.msg, NULL,
+			    "cannot read the volatility of %s from pg_proc", st->check_functions);
+			continue;
+		}
+		if (!PQgetisnull(r, 0, 0))
+			add(pf, FINDING_ERROR, "volatile_default", subject, -1, NULL,
+			    "add the column without a default, backfill in batches, then set the default",
+			    "the default calls %s, which is volatile: computed for every row, it rewrites "
+			    "the "
+			    "table under ACCESS EXCLUSIVE",
+			    PQgetvalue(r, 0, 0));
+		if (!PQgetisnull(r, 0, 1))
+			add(pf, FINDING_ERROR, "volatile_default", subject, -1, NULL,
+			    "create the function before this migration (or in it, before the column)",
+			    "the default calls %s, which does not exist", PQgetvalue(r, 0, 1));
+		PQclear(r);
+	}
+}
+
 /* The steps that work only on an empty table: ADD COLUMN … NOT NULL without a default. */
 static void check_table_steps(PGconn *c, const struct plan *p, struct preflight *pf)
 {
@@ -611,6 +652,7 @@ bool preflight_run(PGconn *c, const struct plan *p, const struct options *o, str
 	}
 	snprintf(oids + k, sizeof(oids) - k, "}");
 	check_table_steps(c, p, out);
+	check_default_functions(c, p, out);
 	check_creation_schema(c, p, out);
 	check_long_transactions(c, oids, o, out);
 	check_bypass(c, o, out);

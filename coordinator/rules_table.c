@@ -222,34 +222,50 @@ static bool known_nonvolatile(const char *fn)
 	return false;
 }
 
+/* Volatile in PostgreSQL: a default calling one fills every row with its own value. */
+static bool known_volatile(const char *fn)
+{
+	static const char *const names[] = { "random",           "gen_random_uuid", "uuid_generate_v1",
+					     "uuid_generate_v4", "nextval",         "clock_timestamp",
+					     "timeofday",        "setval",          "txid_current" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(fn, names[i]) == 0)
+			return true;
+	return false;
+}
+
 /*
- * Whether a default expression may call a volatile function: "" when it
- * cannot (constants, casts, operators, CURRENT_TIMESTAMP and the known
- * immutable or stable functions), else the first such function's name.
+ * The functions a default expression calls: the first known volatile one
+ * into 'volatile_fn' (""), and those neither known volatile nor known
+ * immutable or stable into 'unknown', comma-separated, for the preflight to
+ * read their volatility from pg_proc. False when 'unknown' overflows.
  */
-static const char *volatile_call(const cJSON *n)
+static bool default_calls(const cJSON *n, char volatile_fn[PLAN_NAME_MAX], char *unknown, size_t cap)
 {
 	const cJSON *child;
 
-	if (cJSON_IsArray(n) || cJSON_IsObject(n)) {
-		const cJSON *fc = cJSON_IsObject(n) ? pgtree_node(n, "FuncCall") : NULL;
+	if (!cJSON_IsArray(n) && !cJSON_IsObject(n))
+		return true;
+	if (cJSON_IsObject(n)) {
+		const cJSON *fc = pgtree_node(n, "FuncCall");
+		const cJSON *names = pgtree_get(fc, "funcname");
+		const char *fn = fc ? pgtree_string(pgtree_list_at(names, pgtree_list_len(names) - 1)) : NULL;
 
-		if (fc) {
-			const cJSON *names = pgtree_get(fc, "funcname");
-			const char *fn = pgtree_string(pgtree_list_at(names, pgtree_list_len(names) - 1));
+		if (fc && !fn)
+			return false;
+		if (fn && known_volatile(fn) && !volatile_fn[0])
+			snprintf(volatile_fn, PLAN_NAME_MAX, "%s", fn);
+		else if (fn && !known_volatile(fn) && !known_nonvolatile(fn)) {
+			size_t len = strlen(unknown);
 
-			if (!fn || !known_nonvolatile(fn))
-				return fn ? fn : "a function";
-		}
-		cJSON_ArrayForEach(child, n)
-		{
-			const char *v = volatile_call(child);
-
-			if (v[0])
-				return v;
+			if (len + strlen(fn) + 2 > cap || strchr(fn, ','))
+				return false;
+			snprintf(unknown + len, cap - len, "%s%s", len ? "," : "", fn);
 		}
 	}
-	return "";
+	cJSON_ArrayForEach(child, n) if (!default_calls(child, volatile_fn, unknown, cap)) return false;
+	return true;
 }
 
 static bool is_serial(const cJSON *type_name)
@@ -262,8 +278,13 @@ static bool is_serial(const cJSON *type_name)
 		 strcmp(t, "serial2") == 0 || strcmp(t, "serial4") == 0 || strcmp(t, "serial8") == 0);
 }
 
-/* ADD COLUMN's checks; *needs_empty: NOT NULL without a default. */
-static enum rules_outcome check_add_column(struct rules_ctx *c, const cJSON *col, bool *needs_empty)
+/*
+ * ADD COLUMN's checks; *needs_empty: NOT NULL without a default;
+ * 'functions' (PLAN_CHECK_FUNCTIONS_MAX bytes): the functions its default
+ * calls whose volatility only the catalog knows.
+ */
+static enum rules_outcome check_add_column(struct rules_ctx *c, const cJSON *col, bool *needs_empty,
+					   char *functions)
 {
 	const cJSON *item;
 	bool not_null = false, has_default = false;
@@ -286,19 +307,26 @@ static enum rules_outcome check_add_column(struct rules_ctx *c, const cJSON *col
 		if (strcmp(type, "CONSTR_NOTNULL") == 0) {
 			not_null = true;
 		} else if (strcmp(type, "CONSTR_DEFAULT") == 0) {
-			const char *v = volatile_call(pgtree_get(con, "raw_expr"));
+			char v[PLAN_NAME_MAX] = "";
 
 			has_default = true;
+			if (!default_calls(pgtree_get(con, "raw_expr"), v, functions,
+					   PLAN_CHECK_FUNCTIONS_MAX))
+				return rules_refuse(
+					c,
+					"add the column without a default, backfill in batches, then "
+					"set the default",
+					"ADD COLUMN %s with a default calling more functions than "
+					"pgvalve checks",
+					column ? column : "");
 			if (v[0])
 				return rules_refuse(
 					c,
 					"add the column without a default, backfill in batches, then set the "
 					"default",
-					"ADD COLUMN %s with a default calling %s(), which pgvalve cannot "
-					"tell is "
-					"not volatile (it reads only a list of known immutable and stable "
-					"functions): a volatile default rewrites the table under ACCESS "
-					"EXCLUSIVE",
+					"ADD COLUMN %s with a default calling %s(), which is volatile: "
+					"the default is computed for every row, rewriting the table under "
+					"ACCESS EXCLUSIVE",
 					column ? column : "", v);
 		} else if (strcmp(type, "CONSTR_GENERATED") == 0 || strcmp(type, "CONSTR_IDENTITY") == 0) {
 			return rules_refuse(
@@ -343,6 +371,7 @@ enum rules_outcome rules_table_alter(struct rules_ctx *c, const struct rules_tar
 	struct rules_cut cuts[RULES_MAX_CUT];
 	int n_brief = 0, n_other = 0, n = 0, i = 0;
 	bool needs_empty = false;
+	char functions[PLAN_CHECK_FUNCTIONS_MAX] = "";
 	struct plan_step *st;
 	char *sql;
 
@@ -398,7 +427,7 @@ enum rules_outcome rules_table_alter(struct rules_ctx *c, const struct rules_tar
 								 "AlterTableCmd"),
 				"def");
 
-			if ((o = check_add_column(c, col, &empty)) != RULE_DONE ||
+			if ((o = check_add_column(c, col, &empty, functions)) != RULE_DONE ||
 			    !rules_cut_column_fks(c, col,
 						  cJSON_GetObjectItemCaseSensitive(copy_col, "ColumnDef"),
 						  &t->table, ks, cuts, &n)) {
@@ -426,6 +455,12 @@ enum rules_outcome rules_table_alter(struct rules_ctx *c, const struct rules_tar
 	cJSON_Delete(copy);
 	st = push_brief(c, &t->table, as_written(c, sql, true));
 	st->needs_empty = needs_empty && !rules_created(c->p, &t->table);
+	snprintf(st->check_functions, sizeof(st->check_functions), "%s", functions);
+	if (functions[0])
+		input_note(c->p,
+			   "%s:%d: the default calls %s: the preflight reads from the catalog whether it is "
+			   "volatile (which would rewrite the table) and refuses it if so",
+			   c->p->inputs[c->input].file, c->p->inputs[c->input].line, functions);
 	free(sql);
 	if (n)
 		input_note(c->p,

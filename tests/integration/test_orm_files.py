@@ -5,8 +5,8 @@ Prisma `migration.sql` (a new table with foreign keys to hot tables, ADD COLUMN 
 DEFAULT 0, an index, an ADD FOREIGN KEY) are planned, then applied under a pgbench write load
 through the proxy with no failed client transaction and the schema as the file meant; a file
 of unsafe statements has every one named by one `plan` run, with its line and recipe, and
-`apply` refuses it changing nothing; a NOT NULL column without a default on a table with rows
-is refused by the preflight, and so are new tables that would land in pgvalve's journal schema."""
+`apply` refuses it changing nothing; a NOT NULL column without a default on a table with rows,
+and a default calling a function pg_proc says is volatile, are refused by the preflight, and so are new tables that would land in pgvalve's journal schema."""
 
 import json
 
@@ -170,11 +170,20 @@ def test_plan_names_every_unsafe_statement(pg, db, tmp_path):
     assert (constraints(db), columns(db, "users"), columns(db, "projects")) == before
 
 
-def test_not_null_column_without_default_needs_an_empty_table(pg, db, tmp_path):
+def test_preflight_reads_emptiness_and_volatility_from_the_catalog(pg, db, tmp_path):
     path = write_file(tmp_path, "nn.sql", 'ALTER TABLE "users" ADD COLUMN "level" integer NOT NULL;\n')
     r = pgvalve("plan", path, pg=pg)
     assert r.rc == 1, r
     assert "not_empty" in r.out and "backfill in batches" in r.out, r
+    # Whether a default is volatile comes from pg_proc.provolatile.
+    db.execute("CREATE OR REPLACE FUNCTION pick_one() RETURNS int LANGUAGE sql VOLATILE AS 'SELECT 1'")
+    db.execute("CREATE OR REPLACE FUNCTION fixed_one() RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 1'")
+    path = write_file(tmp_path, "v.sql", 'ALTER TABLE "users" ADD COLUMN "lvl" integer DEFAULT pick_one();\n')
+    r = pgvalve("plan", path, pg=pg)
+    assert r.rc == 1 and "volatile_default" in r.out and "pick_one, which is volatile" in r.out, r
+    path = write_file(tmp_path, "i.sql", 'ALTER TABLE "users" ADD COLUMN "lvl" integer DEFAULT fixed_one();\n')
+    r = pgvalve("plan", path, pg=pg)
+    assert r.rc == 0 and "volatile_default" not in r.out, r
     db.execute("CREATE TABLE empty_one (id int)")
     path = write_file(tmp_path, "nn2.sql", 'ALTER TABLE "empty_one" ADD COLUMN "level" integer NOT NULL;\n')
     r = pgvalve("apply", path, "--yes", pg=pg)

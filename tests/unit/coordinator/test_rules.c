@@ -1102,6 +1102,15 @@ static void test_brief_alters(void **state)
 	assert_true(has_note(&p, "m.sql:6: RENAME runs at cutover, briefly; code still running"));
 	plan_free(&p);
 
+	/* A function neither known volatile nor known stable: the preflight asks pg_proc. */
+	plan_ok("ALTER TABLE t ADD COLUMN a text DEFAULT app.slug(lower('X'), make_code(1));", &p);
+	assert_int_equal(p.steps[0].kind, STEP_ALTER);
+	assert_string_equal(p.steps[0].check_functions, "slug,make_code");
+	assert_true(has_note(&p,
+			     "m.sql:1: the default calls slug,make_code: the preflight reads from the "
+			     "catalog whether it is volatile"));
+	plan_free(&p);
+
 	/* ...but not on a table this file creates. */
 	plan_ok("CREATE TABLE n (id int);\nALTER TABLE n ADD COLUMN k int NOT NULL;", &p);
 	assert_false(p.steps[1].needs_empty);
