@@ -106,6 +106,10 @@ struct plan_step {
 	/* ADD COLUMN … DEFAULT: functions it calls, comma-separated, that the preflight refuses when
 	   pg_proc says they are volatile or does not know them ("" none) */
 	char check_functions[PLAN_CHECK_FUNCTIONS_MAX];
+	/* ALTER COLUMN … TYPE text / varchar(n): the column, which the preflight refuses unless it is
+	   varchar or text no longer than check_type_length (-1: no limit) ("" none) */
+	char check_type_column[PLAN_NAME_MAX];
+	int check_type_length;
 };
 
 /* A statement the rules refuse: where, why, and the safe way to get the same result. */

@@ -554,6 +554,48 @@ static void check_default_functions(PGconn *c, const struct plan *p, struct pref
 	}
 }
 
+/*
+ * ALTER COLUMN … TYPE text / varchar(n): binary-coercible, so no rewrite,
+ * only from varchar (or text) no longer than the new type.
+ */
+static void check_type_change(PGconn *c, const struct plan *p, struct preflight *pf)
+{
+	for (int i = 0; i < p->n_steps; i++) {
+		const struct plan_step *st = &p->steps[i];
+		const struct plan_input *in = &p->inputs[st->input];
+		char oid[16], reg[300], subject[300], length[16];
+		const char *params[3] = { oid, st->check_type_column, length };
+		struct db_error err;
+		PGresult *r;
+
+		if (!st->check_type_column[0] ||
+		    !table_oid(c, &st->table, oid, sizeof(oid), reg, sizeof(reg)))
+			continue;
+		snprintf(subject, sizeof(subject), "%.200s:%d", in->file, in->line);
+		snprintf(length, sizeof(length), "%d", st->check_type_length);
+		/* atttypmod of varchar(n) is n + 4; -1 is no limit. */
+		r = db_query(c,
+			     "SELECT format_type(atttypid, atttypmod), "
+			     "       (atttypid = 'pg_catalog.varchar'::regtype AND ($3::int < 0 OR "
+			     "         (atttypmod >= 4 AND atttypmod - 4 <= $3::int))) "
+			     "       OR (atttypid = 'pg_catalog.text'::regtype AND $3::int < 0) "
+			     "FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attname = $2 AND NOT "
+			     "attisdropped",
+			     3, params, &err);
+		if (!r || PQntuples(r) != 1)
+			add(pf, FINDING_ERROR, "type_change", subject, -1, r ? NULL : err.msg, NULL,
+			    "cannot find column %s of %s", st->check_type_column, reg);
+		else if (strcmp(PQgetvalue(r, 0, 1), "t") != 0)
+			add(pf, FINDING_ERROR, "type_change", subject, -1, NULL,
+			    "add a new column of the new type, write to both, backfill in batches, then swap "
+			    "them in a brief cutover",
+			    "column %s of %s is %s: changing it to this type is not a widening, and rewrites "
+			    "the table under ACCESS EXCLUSIVE",
+			    st->check_type_column, reg, PQgetvalue(r, 0, 0));
+		PQclear(r);
+	}
+}
+
 /* The steps that work only on an empty table: ADD COLUMN … NOT NULL without a default. */
 static void check_table_steps(PGconn *c, const struct plan *p, struct preflight *pf)
 {
@@ -653,6 +695,7 @@ bool preflight_run(PGconn *c, const struct plan *p, const struct options *o, str
 	snprintf(oids + k, sizeof(oids) - k, "}");
 	check_table_steps(c, p, out);
 	check_default_functions(c, p, out);
+	check_type_change(c, p, out);
 	check_creation_schema(c, p, out);
 	check_long_transactions(c, oids, o, out);
 	check_bypass(c, o, out);

@@ -351,6 +351,32 @@ static enum rules_outcome check_add_column(struct rules_ctx *c, const cJSON *col
 	return RULE_DONE;
 }
 
+/*
+ * ALTER COLUMN c TYPE text / varchar / varchar(n), without USING or
+ * COLLATE: the forms that need no rewrite when the column is a varchar no
+ * longer (the preflight checks that). *length: n, or -1 for no limit.
+ */
+static bool widening(const cJSON *at, int *length)
+{
+	const cJSON *col = pgtree_node(pgtree_get(at, "def"), "ColumnDef");
+	const cJSON *type = pgtree_get(col, "typeName"), *names = pgtree_get(type, "names");
+	const cJSON *mods = pgtree_get(type, "typmods");
+	const char *t = pgtree_string(pgtree_list_at(names, pgtree_list_len(names) - 1));
+	const cJSON *ival = pgtree_get(pgtree_node(pgtree_list_at(mods, 0), "A_Const"), "ival");
+
+	if (!t || !pgtree_str(at, "name") || pgtree_get(col, "raw_default") ||
+	    pgtree_get(col, "collClause") || pgtree_get(type, "arrayBounds") || pgtree_flag(type, "setof"))
+		return false;
+	*length = -1;
+	if (strcmp(t, "text") == 0)
+		return pgtree_list_len(mods) == 0;
+	if (strcmp(t, "varchar") != 0 || pgtree_list_len(mods) > 1)
+		return false;
+	if (pgtree_list_len(mods) == 1 && !pgtree_int(ival, "ival", length))
+		return false;
+	return true;
+}
+
 /* Whether rules_table.c takes this ALTER TABLE subcommand (constraints are rules_constraint.c's). */
 static bool is_brief(const char *subtype)
 {
@@ -371,7 +397,8 @@ enum rules_outcome rules_table_alter(struct rules_ctx *c, const struct rules_tar
 	struct rules_cut cuts[RULES_MAX_CUT];
 	int n_brief = 0, n_other = 0, n = 0, i = 0;
 	bool needs_empty = false;
-	char functions[PLAN_CHECK_FUNCTIONS_MAX] = "";
+	char functions[PLAN_CHECK_FUNCTIONS_MAX] = "", type_column[PLAN_NAME_MAX] = "";
+	int length = -1;
 	struct plan_step *st;
 	char *sql;
 
@@ -408,7 +435,9 @@ enum rules_outcome rules_table_alter(struct rules_ctx *c, const struct rules_tar
 		enum rules_outcome o;
 		bool empty = false;
 
-		if (strcmp(subtype, "AT_AlterColumnType") == 0) {
+		if (strcmp(subtype, "AT_AlterColumnType") == 0 && widening(at, &length) && !type_column[0]) {
+			snprintf(type_column, sizeof(type_column), "%s", pgtree_str(at, "name"));
+		} else if (strcmp(subtype, "AT_AlterColumnType") == 0) {
 			cJSON_Delete(copy);
 			for (int k = 0; k < n; k++)
 				cJSON_Delete(ks[k]);
@@ -416,9 +445,9 @@ enum rules_outcome rules_table_alter(struct rules_ctx *c, const struct rules_tar
 				c,
 				"add a new column of the new type, write to both, backfill in batches, "
 				"then swap them in a brief cutover",
-				"ALTER COLUMN %s TYPE: pgvalve cannot yet tell from the catalog whether the "
-				"change is binary-coercible, and a change that is not rewrites the table "
-				"under ACCESS EXCLUSIVE",
+				"ALTER COLUMN %s TYPE: a change other than to text or a longer varchar "
+				"(one per statement, without USING) may rewrite the table under ACCESS "
+				"EXCLUSIVE",
 				pgtree_str(at, "name") ? pgtree_str(at, "name") : "");
 		}
 		if (strcmp(subtype, "AT_AddColumn") == 0 && col) {
@@ -456,6 +485,15 @@ enum rules_outcome rules_table_alter(struct rules_ctx *c, const struct rules_tar
 	st = push_brief(c, &t->table, as_written(c, sql, true));
 	st->needs_empty = needs_empty && !rules_created(c->p, &t->table);
 	snprintf(st->check_functions, sizeof(st->check_functions), "%s", functions);
+	if (type_column[0]) {
+		snprintf(st->check_type_column, sizeof(st->check_type_column), "%s", type_column);
+		st->check_type_length = length;
+		input_note(c->p,
+			   "%s:%d: ALTER COLUMN %s TYPE runs at cutover: the preflight checks in the catalog "
+			   "that the column is varchar (or text) no longer than the new type, so nothing is "
+			   "rewritten",
+			   c->p->inputs[c->input].file, c->p->inputs[c->input].line, type_column);
+	}
 	if (functions[0])
 		input_note(c->p,
 			   "%s:%d: the default calls %s: the preflight reads from the catalog whether it is "

@@ -6,7 +6,8 @@ DEFAULT 0, an index, an ADD FOREIGN KEY) are planned, then applied under a pgben
 through the proxy with no failed client transaction and the schema as the file meant; a file
 of unsafe statements has every one named by one `plan` run, with its line and recipe, and
 `apply` refuses it changing nothing; a NOT NULL column without a default on a table with rows,
-and a default calling a function pg_proc says is volatile, are refused by the preflight, and so are new tables that would land in pgvalve's journal schema."""
+a default calling a function pg_proc says is volatile, and a type change that is not a
+widening of a varchar, are refused by the preflight, and so are new tables that would land in pgvalve's journal schema."""
 
 import json
 
@@ -24,6 +25,7 @@ def db(pg):
     # The test role is named pgvalve: "$user" in the default search_path would be the journal's
     # schema, and new tables would land there (the preflight refuses that: see the last test).
     conn.execute("ALTER ROLE CURRENT_USER SET search_path = public")
+    conn.execute("SET search_path = public")
     yield conn
     conn.execute("ALTER ROLE CURRENT_USER RESET search_path")
     conn.close()
@@ -69,7 +71,7 @@ UNSAFE = """\
 -- several things strong_migrations would stop
 ALTER TABLE "users" ADD COLUMN "token" uuid DEFAULT gen_random_uuid();
 CREATE INDEX "users_email_idx" ON "users" ("email");
-ALTER TABLE "projects" ALTER COLUMN "title" TYPE varchar(20);
+ALTER TABLE "projects" ALTER COLUMN "owner_id" TYPE bigint;
 VACUUM FULL "comments";
 LOCK TABLE "stages";
 ALTER TABLE "stages" ENABLE ROW LEVEL SECURITY;
@@ -184,6 +186,15 @@ def test_preflight_reads_emptiness_and_volatility_from_the_catalog(pg, db, tmp_p
     path = write_file(tmp_path, "i.sql", 'ALTER TABLE "users" ADD COLUMN "lvl" integer DEFAULT fixed_one();\n')
     r = pgvalve("plan", path, pg=pg)
     assert r.rc == 0 and "volatile_default" not in r.out, r
+    # Whether a type change is a widening comes from the column's type in pg_attribute.
+    db.execute("ALTER TABLE projects ALTER COLUMN title TYPE varchar(100)")
+    path = write_file(tmp_path, "narrow.sql", 'ALTER TABLE "projects" ALTER COLUMN "title" TYPE varchar(50);\n')
+    r = pgvalve("plan", path, pg=pg)
+    assert r.rc == 1 and "type_change" in r.out and "character varying(100)" in r.out, r
+    path = write_file(tmp_path, "wide.sql", 'ALTER TABLE "projects" ALTER COLUMN "title" TYPE varchar(200);\n')
+    r = pgvalve("apply", path, "--yes", pg=pg)
+    assert r.rc == 0, r
+    assert columns(db, "projects")["title"] == "character varying(200)"
     db.execute("CREATE TABLE empty_one (id int)")
     path = write_file(tmp_path, "nn2.sql", 'ALTER TABLE "empty_one" ADD COLUMN "level" integer NOT NULL;\n')
     r = pgvalve("apply", path, "--yes", pg=pg)
@@ -193,6 +204,7 @@ def test_preflight_reads_emptiness_and_volatility_from_the_catalog(pg, db, tmp_p
 
 def test_new_tables_never_land_in_the_journal_schema(pg, db, tmp_path):
     db.execute("ALTER ROLE CURRENT_USER RESET search_path")
+    db.execute("RESET search_path")
     db.execute("CREATE SCHEMA IF NOT EXISTS pgvalve")
     path = write_file(tmp_path, "t.sql", 'CREATE TABLE "audit_log" (id int);\n')
     r = pgvalve("plan", path, pg=pg)

@@ -1111,6 +1111,17 @@ static void test_brief_alters(void **state)
 			     "catalog whether it is volatile"));
 	plan_free(&p);
 
+	/* A type change that may be a widening: the preflight checks the column's type in the catalog. */
+	plan_ok("ALTER TABLE t ALTER COLUMN a TYPE varchar(300);\nALTER TABLE t ALTER COLUMN b TYPE text;",
+		&p);
+	assert_int_equal(p.steps[0].kind, STEP_ALTER);
+	assert_string_equal(p.steps[0].check_type_column, "a");
+	assert_int_equal(p.steps[0].check_type_length, 300);
+	assert_string_equal(p.steps[1].check_type_column, "b");
+	assert_int_equal(p.steps[1].check_type_length, -1);
+	assert_true(has_note(&p, "m.sql:1: ALTER COLUMN a TYPE runs at cutover: the preflight checks"));
+	plan_free(&p);
+
 	/* ...but not on a table this file creates. */
 	plan_ok("CREATE TABLE n (id int);\nALTER TABLE n ADD COLUMN k int NOT NULL;", &p);
 	assert_false(p.steps[1].needs_empty);
@@ -1126,7 +1137,9 @@ static void test_unsafe_refused_with_recipe(void **state)
 	refused("ALTER TABLE t ADD COLUMN a bigserial", false, 1, "of a serial type");
 	refused("ALTER TABLE t ADD COLUMN a int GENERATED ALWAYS AS (b * 2) STORED", false, 1, "GENERATED");
 	refused("ALTER TABLE t ADD COLUMN a int UNIQUE", false, 1, "inline UNIQUE");
-	refused("ALTER TABLE t ALTER COLUMN a TYPE text", false, 1, "binary-coercible");
+	refused("ALTER TABLE t ALTER COLUMN a TYPE varchar(10) USING a::varchar", false, 1, "without USING");
+	refused("ALTER TABLE t ALTER COLUMN a TYPE text, ALTER COLUMN b TYPE text", false, 1,
+		"one per statement");
 	refused("ALTER TABLE t ADD COLUMN a int, ADD CONSTRAINT c CHECK (a > 0)", false, 1,
 		"one ALTER TABLE for the columns and another for the constraints");
 	refused("REINDEX TABLE t", false, 1, "REINDEX … CONCURRENTLY");
