@@ -18,7 +18,42 @@
 #include "report.h"
 #include "rules.h"
 
-bool plan_build(struct plan *p, const struct options *o)
+/*
+ * Every refused statement: one error each (file:line, why, the statement,
+ * the safe recipe), or with 'document' one JSON document on stdout
+ * ({"name", "checksum", "refused": [{file, line, statement, why, recipe}]}).
+ */
+static void report_refusals(const struct plan *p, bool document, bool text_output)
+{
+	if (document) {
+		cJSON *doc = cJSON_CreateObject(), *full = plan_to_json(p);
+		char *text;
+
+		cJSON_AddStringToObject(doc, "name", p->name ? p->name : "");
+		cJSON_AddStringToObject(doc, "checksum", p->checksum);
+		cJSON_AddItemToObject(doc, "refused", cJSON_DetachItemFromObject(full, "refused"));
+		cJSON_Delete(full);
+		text = cJSON_Print(doc);
+		printf("%s\n", text);
+		free(text);
+		cJSON_Delete(doc);
+		return;
+	}
+	for (int i = 0; i < p->n_refusals; i++) {
+		const struct plan_refusal *r = &p->refusals[i];
+		const struct plan_input *in = &p->inputs[r->input];
+		char what[1100];
+
+		snprintf(what, sizeof(what), "%s:%d: %s: %.120s%s", in->file, in->line, r->why, in->text,
+			 strlen(in->text) > 120 ? "…" : "");
+		report_error(what, NULL, r->recipe[0] ? r->recipe : NULL);
+	}
+	if (p->n_refusals > 1 && text_output)
+		fprintf(stderr, "pgvalve: %d statements refused; nothing was changed\n", p->n_refusals);
+}
+
+/* plan_build(), with plan --format json's refusals as one JSON document. */
+static bool build(struct plan *p, const struct options *o, bool document)
 {
 	struct rules_options ropt = { .allow_unsafe = o->allow_unsafe };
 	struct input_error ierr = { 0 };
@@ -29,7 +64,11 @@ bool plan_build(struct plan *p, const struct options *o)
 		report_error("no migration file given", NULL, "pgvalve plan FILE.sql --db URL");
 		return false;
 	}
-	if (!input_load(p, o->args, o->n_args, &ierr) || !rules_plan(p, &ropt, &ierr)) {
+	if (input_load(p, o->args, o->n_args, &ierr) && !rules_plan(p, &ropt, &ierr) && p->n_refusals) {
+		report_refusals(p, document, o->format != FORMAT_JSON);
+		return false;
+	}
+	if (ierr.msg[0]) {
 		if (ierr.line > 0)
 			snprintf(what, sizeof(what), "%s:%d: %s", ierr.file, ierr.line, ierr.msg);
 		else
@@ -38,6 +77,11 @@ bool plan_build(struct plan *p, const struct options *o)
 		return false;
 	}
 	return true;
+}
+
+bool plan_build(struct plan *p, const struct options *o)
+{
+	return build(p, o, false);
 }
 
 static void print_tables(const struct plan_step *st)
@@ -117,7 +161,7 @@ int cmd_plan(struct options *o)
 	PGconn *c = NULL;
 	int rc = EXIT_DONE;
 
-	if (!plan_build(&p, o)) {
+	if (!build(&p, o, o->format == FORMAT_JSON)) {
 		plan_free(&p);
 		return EXIT_REFUSED;
 	}

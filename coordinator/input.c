@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "pgvalve/sqllex.h"
+#include "strbuf.h"
 #include "xalloc.h"
 
 struct loader {
@@ -210,6 +211,54 @@ static bool locate_error(const char *text, size_t len, int *line, char *msg, siz
 }
 
 /*
+ * psql meta-commands (\connect, \i, \set …): a backslash that starts a line
+ * outside strings, comments and dollar quotes. Sets err to the first, with
+ * the lines of the others; false when there is none.
+ */
+static bool meta_commands(const char *file, const char *text, size_t len, struct input_error *err)
+{
+	struct sqllex lx;
+	struct sqllex_token t;
+	struct strbuf others = { 0 };
+	char first[40] = "";
+	int first_line = 0, n = 0;
+
+	sqllex_init(&lx, text, len, 0);
+	while (sqllex_next(&lx, &t) != SQLLEX_END) {
+		size_t b = t.start, e;
+
+		if (t.kind != SQLLEX_OTHER || text[t.start] != '\\')
+			continue;
+		while (b > 0 && (text[b - 1] == ' ' || text[b - 1] == '\t'))
+			b--;
+		if (b > 0 && text[b - 1] != '\n')
+			continue;
+		if (n++ == 0) {
+			for (e = t.start;
+			     e < len && e - t.start < sizeof(first) - 1 && text[e] != '\n' && text[e] != ' ';
+			     e++)
+				;
+			snprintf(first, sizeof(first), "%.*s", (int)(e - t.start), text + t.start);
+			first_line = line_of(text, t.start);
+		} else if (n <= 20) {
+			char one[16];
+
+			snprintf(one, sizeof(one), "%s%d", others.len ? ", " : "", line_of(text, t.start));
+			strbuf_put(&others, one);
+		}
+	}
+	if (n == 0)
+		return false;
+	input_error_set(err, file, first_line,
+			"psql meta-command %s%s%s%s: pgvalve runs SQL, not psql scripts; remove %s (connect "
+			"with --db, and pass an included file as one more FILE argument)",
+			first, n > 1 ? " (and on line(s) " : "", n > 1 ? others.s : "", n > 1 ? ")" : "",
+			n > 1 ? "them" : "it");
+	free(strbuf_take(&others));
+	return true;
+}
+
+/*
  * Splits one SQL text into statements and adds them to the plan. 'fixed_line'
  * > 0 (a JSON plan's statement) is every statement's line; 0 counts lines in
  * 'text'. Transaction wrapping is dropped and *wrapped set.
@@ -226,6 +275,8 @@ __attribute__((warn_unused_result)) static bool load_sql(struct loader *l, const
 			: 0;
 		char msg[sizeof(l->err->msg)];
 
+		if (meta_commands(file, text, len, l->err))
+			goto out;
 		snprintf(msg, sizeof(msg), "%s", r.error->message);
 		if (line == 0 && !locate_error(text, len, &line, msg, sizeof(msg)))
 			line = 1;

@@ -157,56 +157,88 @@ static int index_state(struct migration *a, const struct plan_step *st, char *dr
 	return state;
 }
 
-/* CREATE INDEX CONCURRENTLY steps, no hold; an index left invalid by a failure is dropped and built again. */
+/*
+ * CREATE INDEX CONCURRENTLY, alone and with no hold (before the cutover, or
+ * after it for a column it adds): an index left invalid by a failure is
+ * dropped and built again. True when done and recorded in the journal.
+ */
+static bool build_index(struct migration *a, const struct plan_step *st)
+{
+	struct db_error err;
+	bool built = false;
+	char drop[512];
+
+	for (int attempt = 1; attempt <= a->o->attempts && !built; attempt++) {
+		int state = index_state(a, st, drop, sizeof(drop));
+
+		if (state == 1) {
+			report_event("prepare", NULL,
+				     "prepare: index %s exists and is valid (an earlier run built it)",
+				     st->index.name);
+			built = true;
+			break;
+		}
+		if (state == 0) {
+			report_event("prepare", NULL, "prepare: index %s was left invalid: %s",
+				     st->index.name, drop);
+			if (!db_exec(a->ddl, drop, &err)) {
+				report_error("cannot drop an invalid index", err.msg, NULL);
+				return false;
+			}
+		}
+		report_event("prepare", NULL, "prepare: %s%s", st->sql, attempt > 1 ? " (again)" : "");
+		built = db_exec(a->ddl, st->sql, &err);
+		if (!built) {
+			struct db_error jerr;
+
+			if (!journal_step_attempt(a->ddl, a->id, st->seq, err.msg, &jerr))
+				report_warning("cannot count the attempt in the journal", jerr.msg);
+			report_warning("building the index failed", err.msg);
+			/* 42P07: it exists (the next round looks at it); deadlock, cancel: try again. */
+			if (strcmp(err.sqlstate, "42P07") != 0 && strcmp(err.sqlstate, "40P01") != 0 &&
+			    strcmp(err.sqlstate, "57014") != 0) {
+				report_error("cannot build an index the migration needs", err.msg, NULL);
+				return false;
+			}
+		}
+	}
+	if (!built || !step_done(a, st->seq))
+		return false;
+	return true;
+}
+
+/*
+ * A new object (CREATE TABLE, TYPE, …, COMMENT ON), no hold: the statement
+ * and its journal row in one transaction, so a crash leaves it either done
+ * and recorded or not there.
+ */
+static bool create_object(struct migration *a, const struct plan_step *st)
+{
+	char *journal = journal_step_done_sql(a->id, st->seq);
+	char *sql = xasprintf("BEGIN; %s; %s; COMMIT", st->sql, journal);
+	struct db_error err;
+	bool ok;
+
+	report_event("prepare", NULL, "prepare: %s", st->sql);
+	ok = db_exec(a->ddl, sql, &err);
+	if (!ok) {
+		db_rollback(a->ddl);
+		report_error("cannot create an object the migration needs", err.msg, NULL);
+	}
+	free(journal);
+	free(sql);
+	return ok;
+}
+
+/* The steps before the cutover: new objects and CREATE INDEX CONCURRENTLY, in the file's order, no hold. */
 static bool prepare(struct migration *a)
 {
 	for (int i = 0; i < a->p.n_steps; i++) {
 		const struct plan_step *st = &a->p.steps[i];
-		struct db_error err;
-		bool built = false;
-		char drop[512];
 
 		if (st->phase != PHASE_PREPARE || a->done[i])
 			continue;
-		for (int attempt = 1; attempt <= a->o->attempts && !built; attempt++) {
-			int state = index_state(a, st, drop, sizeof(drop));
-
-			if (state == 1) {
-				report_event(
-					"prepare", NULL,
-					"prepare: index %s exists and is valid (an earlier run built it)",
-					st->index.name);
-				built = true;
-				break;
-			}
-			if (state == 0) {
-				report_event("prepare", NULL, "prepare: index %s was left invalid: %s",
-					     st->index.name, drop);
-				if (!db_exec(a->ddl, drop, &err)) {
-					report_error("cannot drop an invalid index", err.msg, NULL);
-					return false;
-				}
-			}
-			report_event("prepare", NULL, "prepare: %s%s", st->sql,
-				     attempt > 1 ? " (again)" : "");
-			built = db_exec(a->ddl, st->sql, &err);
-			if (!built) {
-				struct db_error jerr;
-
-				if (!journal_step_attempt(a->ddl, a->id, st->seq, err.msg, &jerr))
-					report_warning("cannot count the attempt in the journal", jerr.msg);
-				report_warning("building the index failed", err.msg);
-				/* 42P07: it exists (the next round looks at it); deadlock, cancel: try again. */
-				if (strcmp(err.sqlstate, "42P07") != 0 &&
-				    strcmp(err.sqlstate, "40P01") != 0 &&
-				    strcmp(err.sqlstate, "57014") != 0) {
-					report_error("cannot build an index the migration needs", err.msg,
-						     NULL);
-					return false;
-				}
-			}
-		}
-		if (!built || !step_done(a, st->seq))
+		if (!(st->kind == STEP_CREATE_OBJECT ? create_object(a, st) : build_index(a, st)))
 			return false;
 	}
 	return set_state(a, MIG_PREPARED, NULL);
@@ -442,6 +474,12 @@ static bool validate(struct migration *a, bool *violation)
 
 		if (st->phase != PHASE_VALIDATE || a->done[i])
 			continue;
+		/* An index on a column the cutover added: built CONCURRENTLY, outside a transaction. */
+		if (st->kind == STEP_CREATE_INDEX) {
+			if (!build_index(a, st))
+				return false;
+			continue;
+		}
 		rc = validate_one(a, st, rows);
 		if (rc != 0) {
 			*violation = rc == 1;

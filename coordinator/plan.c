@@ -92,9 +92,10 @@ bool plan_hold_parse(const char *name, enum plan_hold *out)
 
 const char *plan_step_kind_name(enum step_kind k)
 {
-	static const char *const names[] = { "create_index",      "add_not_valid", "add_using_index",
-					     "drop_constraint",   "validate",      "set_not_null",
-					     "drop_helper_check", "unsafe" };
+	static const char *const names[] = {
+		"create_index", "add_not_valid",     "add_using_index", "drop_constraint", "validate",
+		"set_not_null", "drop_helper_check", "unsafe",          "create_object",   "alter"
+	};
 
 	return names[k];
 }
@@ -112,7 +113,7 @@ bool plan_phase_parse(const char *name, enum plan_phase *out)
 
 bool plan_step_kind_parse(const char *name, enum step_kind *out)
 {
-	for (int i = STEP_CREATE_INDEX; i <= STEP_UNSAFE; i++) {
+	for (int i = STEP_CREATE_INDEX; i <= STEP_KIND_LAST; i++) {
 		if (strcmp(name, plan_step_kind_name((enum step_kind)i)) == 0) {
 			*out = (enum step_kind)i;
 			return true;
@@ -250,6 +251,19 @@ cJSON *plan_to_json(const struct plan *p)
 	arr = cJSON_AddArrayToObject(doc, "notes");
 	for (int i = 0; i < p->n_notes; i++)
 		cJSON_AddItemToArray(arr, cJSON_CreateString(p->notes[i]));
+	arr = cJSON_AddArrayToObject(doc, "refused");
+	for (int i = 0; i < p->n_refusals; i++) {
+		const struct plan_refusal *r = &p->refusals[i];
+		const struct plan_input *in = &p->inputs[r->input];
+		cJSON *o = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(o, "file", in->file ? in->file : "");
+		cJSON_AddNumberToObject(o, "line", in->line);
+		cJSON_AddStringToObject(o, "statement", in->text);
+		cJSON_AddStringToObject(o, "why", r->why);
+		cJSON_AddStringToObject(o, "recipe", r->recipe);
+		cJSON_AddItemToArray(arr, o);
+	}
 	return doc;
 }
 
@@ -267,6 +281,12 @@ void plan_free(struct plan *p)
 		free(p->steps[i].sql);
 	for (int i = 0; i < p->n_notes; i++)
 		free(p->notes[i]);
+	for (int i = 0; i < p->n_refusals; i++) {
+		free(p->refusals[i].why);
+		free(p->refusals[i].recipe);
+	}
+	free(p->refusals);
+	free(p->created);
 	free(p->inputs);
 	free(p->constraints);
 	free(p->drops);

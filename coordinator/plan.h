@@ -13,6 +13,7 @@
 
 #define PLAN_NAME_MAX 64    /* NAMEDATALEN */
 #define PLAN_MAX_COLUMNS 32 /* INDEX_MAX_KEYS */
+#define PLAN_CHECK_FUNCTIONS_MAX 256
 
 /* A table (or index) name as PostgreSQL folds it. schema "": unqualified (search_path). */
 struct qname {
@@ -80,7 +81,10 @@ enum step_kind {
 	STEP_SET_NOT_NULL,      /* ALTER TABLE … ALTER COLUMN … SET NOT NULL */
 	STEP_DROP_HELPER_CHECK, /* the CHECK (c IS NOT NULL) that proved SET NOT NULL */
 	STEP_UNSAFE,            /* --allow-unsafe: as written, under a writes hold and lock_timeout */
+	STEP_CREATE_OBJECT,     /* CREATE TABLE/SEQUENCE/TYPE/VIEW/FUNCTION, COMMENT ON: as written */
+	STEP_ALTER,             /* a brief metadata-only ALTER TABLE (ADD COLUMN, DROP COLUMN, RENAME …) */
 };
+#define STEP_KIND_LAST STEP_ALTER
 
 struct plan_step {
 	int seq; /* 1-based, in execution order */
@@ -96,6 +100,23 @@ struct plan_step {
 	int constraint; /* index in plan.constraints, or -1 */
 	int drop;       /* index in plan.drops, or -1 */
 	int input;      /* index in plan.inputs it comes from */
+	/* the preflight refuses the step unless 'table' is empty (ADD COLUMN … NOT NULL without a
+	   default) */
+	bool needs_empty;
+	/* ADD COLUMN … DEFAULT: functions it calls, comma-separated, that the preflight refuses when
+	   pg_proc says they are volatile or does not know them ("" none) */
+	char check_functions[PLAN_CHECK_FUNCTIONS_MAX];
+	/* ALTER COLUMN … TYPE text / varchar(n): the column, which the preflight refuses unless it is
+	   varchar or text no longer than check_type_length (-1: no limit) ("" none) */
+	char check_type_column[PLAN_NAME_MAX];
+	int check_type_length;
+};
+
+/* A statement the rules refuse: where, why, and the safe way to get the same result. */
+struct plan_refusal {
+	int input;    /* index in plan.inputs */
+	char *why;    /* "no rule covers …", "a volatile default rewrites the table …" */
+	char *recipe; /* the safe recipe, or the forms pgvalve supports */
 };
 
 struct plan {
@@ -112,6 +133,12 @@ struct plan {
 	/* notes for people: "validated inline: rewritten to NOT VALID + VALIDATE", ... */
 	char **notes;
 	int n_notes;
+	/* the tables the migration creates (before the cutover): nothing to check in them yet */
+	struct qname *created;
+	int n_created;
+	/* every statement rules_plan() refused, in file order (none when it returned true) */
+	struct plan_refusal *refusals;
+	int n_refusals;
 };
 
 void plan_free(struct plan *p);

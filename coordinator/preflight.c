@@ -259,6 +259,20 @@ static void check_foreign_key(PGconn *c, const struct plan *p, const struct plan
 		}
 	}
 	{
+		const char *params[2] = { oid, cols };
+
+		/* A column the migration adds is NULL in every row: it has no orphans to find. */
+		r = db_query(c,
+			     "SELECT count(*) FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND "
+			     "NOT attisdropped AND attname = ANY ($2::text[])",
+			     2, params, &err);
+		if (r && atoi(db_value(r, 0, 0, "0")) < k->n_columns) {
+			PQclear(r);
+			return;
+		}
+		PQclear(r);
+	}
+	{
 		const char *params[4] = { reg, cols, preg, rcols };
 		static const char builder[] =
 			"SELECT format('SELECT count(*), (SELECT string_agg(s, ''; '') FROM (SELECT "
@@ -491,6 +505,153 @@ static void check_long_transactions(PGconn *c, const char *oids, const struct op
 	PQclear(r);
 }
 
+static bool created_here(const struct plan *p, const struct qname *q)
+{
+	for (int i = 0; i < p->n_created; i++)
+		if (strcmp(p->created[i].schema, q->schema) == 0 && strcmp(p->created[i].name, q->name) == 0)
+			return true;
+	return false;
+}
+
+/* ADD COLUMN … DEFAULT calling functions whose volatility the rules could not know: pg_proc says. */
+static void check_default_functions(PGconn *c, const struct plan *p, struct preflight *pf)
+{
+	for (int i = 0; i < p->n_steps; i++) {
+		const struct plan_step *st = &p->steps[i];
+		const struct plan_input *in = &p->inputs[st->input];
+		const char *params[1] = { st->check_functions };
+		char subject[300];
+		struct db_error err;
+		PGresult *r;
+
+		if (!st->check_functions[0])
+			continue;
+		snprintf(subject, sizeof(subject), "%.200s:%d", in->file, in->line);
+		/* Any volatile overload counts: which one the default calls is the parser's choice. */
+		r = db_query(c,
+			     "SELECT (SELECT string_agg(DISTINCT proname, ', ') FROM pg_catalog.pg_proc "
+			     "        WHERE proname = ANY (string_to_array($1, ',')) AND provolatile = 'v'), "
+			     "       (SELECT string_agg(x, ', ') FROM unnest(string_to_array($1, ',')) x "
+			     "        WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc WHERE proname = x))",
+			     1, params, &err);
+		if (!r) {
+			add(pf, FINDING_ERROR, "volatile_default", subject, -1, err.msg, NULL,
+			    "cannot read the volatility of %s from pg_proc", st->check_functions);
+			continue;
+		}
+		if (!PQgetisnull(r, 0, 0))
+			add(pf, FINDING_ERROR, "volatile_default", subject, -1, NULL,
+			    "add the column without a default, backfill in batches, then set the default",
+			    "the default calls %s, which is volatile: computed for every row, it rewrites "
+			    "the "
+			    "table under ACCESS EXCLUSIVE",
+			    PQgetvalue(r, 0, 0));
+		if (!PQgetisnull(r, 0, 1))
+			add(pf, FINDING_ERROR, "volatile_default", subject, -1, NULL,
+			    "create the function before this migration (or in it, before the column)",
+			    "the default calls %s, which does not exist", PQgetvalue(r, 0, 1));
+		PQclear(r);
+	}
+}
+
+/*
+ * ALTER COLUMN … TYPE text / varchar(n): binary-coercible, so no rewrite,
+ * only from varchar (or text) no longer than the new type.
+ */
+static void check_type_change(PGconn *c, const struct plan *p, struct preflight *pf)
+{
+	for (int i = 0; i < p->n_steps; i++) {
+		const struct plan_step *st = &p->steps[i];
+		const struct plan_input *in = &p->inputs[st->input];
+		char oid[16], reg[300], subject[300], length[16];
+		const char *params[3] = { oid, st->check_type_column, length };
+		struct db_error err;
+		PGresult *r;
+
+		if (!st->check_type_column[0] ||
+		    !table_oid(c, &st->table, oid, sizeof(oid), reg, sizeof(reg)))
+			continue;
+		snprintf(subject, sizeof(subject), "%.200s:%d", in->file, in->line);
+		snprintf(length, sizeof(length), "%d", st->check_type_length);
+		/* atttypmod of varchar(n) is n + 4; -1 is no limit. */
+		r = db_query(c,
+			     "SELECT format_type(atttypid, atttypmod), "
+			     "       (atttypid = 'pg_catalog.varchar'::regtype AND ($3::int < 0 OR "
+			     "         (atttypmod >= 4 AND atttypmod - 4 <= $3::int))) "
+			     "       OR (atttypid = 'pg_catalog.text'::regtype AND $3::int < 0) "
+			     "FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attname = $2 AND NOT "
+			     "attisdropped",
+			     3, params, &err);
+		if (!r || PQntuples(r) != 1)
+			add(pf, FINDING_ERROR, "type_change", subject, -1, r ? NULL : err.msg, NULL,
+			    "cannot find column %s of %s", st->check_type_column, reg);
+		else if (strcmp(PQgetvalue(r, 0, 1), "t") != 0)
+			add(pf, FINDING_ERROR, "type_change", subject, -1, NULL,
+			    "add a new column of the new type, write to both, backfill in batches, then swap "
+			    "them in a brief cutover",
+			    "column %s of %s is %s: changing it to this type is not a widening, and rewrites "
+			    "the table under ACCESS EXCLUSIVE",
+			    st->check_type_column, reg, PQgetvalue(r, 0, 0));
+		PQclear(r);
+	}
+}
+
+/* The steps that work only on an empty table: ADD COLUMN … NOT NULL without a default. */
+static void check_table_steps(PGconn *c, const struct plan *p, struct preflight *pf)
+{
+	for (int i = 0; i < p->n_steps; i++) {
+		const struct plan_step *st = &p->steps[i];
+		const struct plan_input *in = &p->inputs[st->input];
+		char oid[16], reg[300], subject[300], *sql;
+		struct db_error err;
+		PGresult *r;
+
+		if (!st->needs_empty || created_here(p, &st->table) ||
+		    !table_oid(c, &st->table, oid, sizeof(oid), reg, sizeof(reg)))
+			continue;
+		snprintf(subject, sizeof(subject), "%.200s:%d", in->file, in->line);
+		/* reg is the table's name as PostgreSQL quotes it (regclass output). */
+		sql = xasprintf("SELECT 1 FROM %s LIMIT 1", reg);
+		r = db_query(c, sql, 0, NULL, &err);
+		free(sql);
+		if (!r)
+			add(pf, FINDING_ERROR, "not_empty", subject, -1, err.msg, NULL,
+			    "cannot tell whether %s is empty", reg);
+		else if (PQntuples(r) > 0)
+			add(pf, FINDING_ERROR, "not_empty", subject, -1, NULL,
+			    "add the column nullable (or with a non-volatile default), backfill in batches, "
+			    "then SET NOT NULL (pgvalve proves it with a CHECK, without a long lock)",
+			    "ADD COLUMN … NOT NULL without a default fails on %s, which has rows", reg);
+		PQclear(r);
+	}
+}
+
+/*
+ * Objects created without a schema go to the session's current_schema():
+ * for a role named like the journal's schema, "$user" makes that pgvalve's
+ * own schema, where an application would never find them.
+ */
+static void check_creation_schema(PGconn *c, const struct plan *p, struct preflight *pf)
+{
+	bool unqualified = false;
+	struct db_error err;
+	PGresult *r;
+
+	for (int i = 0; i < p->n_steps; i++)
+		unqualified |= p->steps[i].kind == STEP_CREATE_OBJECT && !p->steps[i].table.schema[0] &&
+			strncmp(p->steps[i].sql, "SET ", 4) != 0; /* "SET search_path …; CREATE …" */
+	if (!unqualified)
+		return;
+	r = db_query(c, "SELECT current_schema() = 'pgvalve'", 0, NULL, &err);
+	if (r && strcmp(db_value(r, 0, 0, "f"), "t") == 0)
+		add(pf, FINDING_ERROR, "creation_schema", "search_path", -1, NULL,
+		    "give the role a search_path without pgvalve's schema (ALTER ROLE … SET search_path = "
+		    "public), or start the file with SET search_path TO your schema",
+		    "objects the migration creates without a schema would land in the schema pgvalve, "
+		    "pgvalve's journal (the role's search_path begins with \"$user\")");
+	PQclear(r);
+}
+
 bool preflight_run(PGconn *c, const struct plan *p, const struct options *o, struct preflight *out,
 		   struct db_error *err)
 {
@@ -508,6 +669,8 @@ bool preflight_run(PGconn *c, const struct plan *p, const struct options *o, str
 		PGresult *r;
 
 		out->rows_to_validate[i] = -1;
+		if (created_here(p, &con->table))
+			continue; /* a new table: empty, nothing to find in it yet */
 		if (!table_oid(c, &con->table, oid, sizeof(oid), reg, sizeof(reg))) {
 			qname_format(&con->table, name, sizeof(name));
 			add(out, FINDING_ERROR, "missing_table", con->name, -1, NULL,
@@ -530,6 +693,10 @@ bool preflight_run(PGconn *c, const struct plan *p, const struct options *o, str
 			check_unique(c, con, reg, out);
 	}
 	snprintf(oids + k, sizeof(oids) - k, "}");
+	check_table_steps(c, p, out);
+	check_default_functions(c, p, out);
+	check_type_change(c, p, out);
+	check_creation_schema(c, p, out);
 	check_long_transactions(c, oids, o, out);
 	check_bypass(c, o, out);
 	return db_exec(c, "RESET statement_timeout", err);

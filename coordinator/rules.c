@@ -29,13 +29,17 @@ const char rules_supported_forms[] =
 	"ALTER TABLE t ADD [CONSTRAINT c] FOREIGN KEY | CHECK | UNIQUE | PRIMARY KEY (…) [NOT VALID]; "
 	"ALTER TABLE t ALTER [COLUMN] c SET NOT NULL; ALTER TABLE t DROP CONSTRAINT c; "
 	"ALTER TABLE t VALIDATE CONSTRAINT c; CREATE [UNIQUE] INDEX [CONCURRENTLY] name ON t …; "
+	"CREATE TABLE / SEQUENCE / TYPE / VIEW / FUNCTION, COMMENT ON; "
+	"ALTER TABLE t ADD COLUMN (nullable, or a non-volatile default) | DROP COLUMN | "
+	"ALTER COLUMN c SET/DROP DEFAULT | DROP NOT NULL; RENAME; "
+	"SET search_path / statement_timeout / lock_timeout; "
 	"BEGIN/COMMIT and SET CONSTRAINTS (dropped)";
 
 #define EXCERPT_MAX 120
 
 /* How far the plan had got before a statement: undone when part of it turns out uncovered. */
 struct mark {
-	int n_constraints, n_drops, n_steps, n_notes;
+	int n_constraints, n_drops, n_steps, n_notes, n_created;
 };
 
 /* ---- reporting ---- */
@@ -47,6 +51,17 @@ enum rules_outcome rules_unsupported(struct rules_ctx *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(c->why, sizeof(c->why), fmt, ap);
 	va_end(ap);
+	return RULE_UNSUPPORTED;
+}
+
+enum rules_outcome rules_refuse(struct rules_ctx *c, const char *recipe, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->why, sizeof(c->why), fmt, ap);
+	va_end(ap);
+	snprintf(c->recipe, sizeof(c->recipe), "%s", recipe);
 	return RULE_UNSUPPORTED;
 }
 
@@ -67,7 +82,7 @@ enum rules_outcome rules_failed(struct rules_ctx *c, const char *fmt, ...)
  * folded), "…" when cut, never ending inside a UTF-8 character. 'out' holds
  * at least EXCERPT_MAX + 4 bytes.
  */
-static void excerpt(const char *sql, char out[EXCERPT_MAX + 4])
+void rules_excerpt(const char *sql, char out[EXCERPT_MAX + 4])
 {
 	size_t n = 0, i = 0, lead;
 
@@ -107,7 +122,13 @@ bool rules_name_list(const cJSON *list, char names[][PLAN_NAME_MAX], int *n)
 	return true;
 }
 
-bool rules_range_var(const cJSON *rv, struct qname *q)
+void rules_resolve(const struct rules_ctx *c, struct qname *q)
+{
+	if (!q->schema[0] && c->search_path[0])
+		snprintf(q->schema, sizeof(q->schema), "%s", c->search_path);
+}
+
+bool rules_range_var(const struct rules_ctx *c, const cJSON *rv, struct qname *q)
 {
 	struct pgtree_range_var r;
 
@@ -115,10 +136,11 @@ bool rules_range_var(const cJSON *rv, struct qname *q)
 		return false;
 	snprintf(q->schema, sizeof(q->schema), "%s", r.schema ? r.schema : "");
 	snprintf(q->name, sizeof(q->name), "%s", r.name);
+	rules_resolve(c, q);
 	return true;
 }
 
-static bool qname_eq(const struct qname *a, const struct qname *b)
+bool rules_qname_eq(const struct qname *a, const struct qname *b)
 {
 	return strcmp(a->schema, b->schema) == 0 && strcmp(a->name, b->name) == 0;
 }
@@ -178,7 +200,7 @@ static void *grow(void *arr, int *cap, int n, size_t size)
 
 static struct mark mark_of(const struct plan *p)
 {
-	return (struct mark){ p->n_constraints, p->n_drops, p->n_steps, p->n_notes };
+	return (struct mark){ p->n_constraints, p->n_drops, p->n_steps, p->n_notes, p->n_created };
 }
 
 /* Undoes what planning a statement added since 'm'. */
@@ -192,6 +214,7 @@ static void rollback_to(struct plan *p, const struct mark *m)
 		free(p->constraints[p->n_constraints].check_expr);
 	}
 	p->n_drops = m->n_drops;
+	p->n_created = m->n_created;
 	while (p->n_notes > m->n_notes)
 		free(p->notes[--p->n_notes]);
 }
@@ -199,7 +222,7 @@ static void rollback_to(struct plan *p, const struct mark *m)
 int rules_dropped_before(const struct plan *p, const struct qname *table, const char *name)
 {
 	for (int i = 0; i < p->n_drops; i++)
-		if (qname_eq(&p->drops[i].table, table) && strcmp(p->drops[i].name, name) == 0)
+		if (rules_qname_eq(&p->drops[i].table, table) && strcmp(p->drops[i].name, name) == 0)
 			return i;
 	return -1;
 }
@@ -235,7 +258,8 @@ static void note_prepare_order(struct rules_ctx *c, const struct qname *table)
 		const struct plan_step *st = &p->steps[i];
 		char who[2 * PLAN_NAME_MAX + 8];
 
-		if (st->kind != STEP_UNSAFE || !(qname_eq(&st->table, table) || qname_eq(&st->other, table)))
+		if (st->kind != STEP_UNSAFE ||
+		    !(rules_qname_eq(&st->table, table) || rules_qname_eq(&st->other, table)))
 			continue;
 		qname_format(table, who, sizeof(who));
 		input_note(c->p,
@@ -339,7 +363,7 @@ static enum rules_outcome plan_validate(struct rules_ctx *c, const struct rules_
 	const struct plan *p = c->p;
 
 	for (int i = 0; i < p->n_constraints; i++) {
-		if (qname_eq(&p->constraints[i].table, &t->table) &&
+		if (rules_qname_eq(&p->constraints[i].table, &t->table) &&
 		    strcmp(p->constraints[i].name, name) == 0) {
 			input_note(c->p,
 				   "NOT VALID + VALIDATE in one migration: shown rewritten as separate "
@@ -371,17 +395,22 @@ static const char *subcommand_words(const char *subtype)
 	return strncmp(subtype, "AT_", 3) == 0 ? subtype + 3 : subtype;
 }
 
-static enum rules_outcome plan_alter_table(struct rules_ctx *c, const cJSON *stmt)
+static enum rules_outcome plan_alter_table(struct rules_ctx *c, const cJSON *stmt, const cJSON *whole)
 {
 	const cJSON *rel = pgtree_get(stmt, "relation"), *cmd;
 	struct rules_target t = { .only = !pgtree_flag(rel, "inh") };
+	bool handled;
+	enum rules_outcome done;
 
 	if (!pgtree_str_is(stmt, "objtype", "OBJECT_TABLE"))
 		return rules_unsupported(c, "ALTER of something other than a table");
-	if (!rules_range_var(rel, &t.table))
+	if (!rules_range_var(c, rel, &t.table))
 		return rules_unsupported(c, "a three-part table name (database.schema.table)");
 	if (pgtree_flag(stmt, "missing_ok"))
 		input_note(c->p, "ALTER TABLE IF EXISTS: the rewritten steps expect the table to exist");
+	done = rules_table_alter(c, &t, whole, &handled);
+	if (handled)
+		return done;
 	cJSON_ArrayForEach(cmd, pgtree_get(stmt, "cmds"))
 	{
 		const cJSON *at = pgtree_node(cmd, "AlterTableCmd");
@@ -432,13 +461,14 @@ static enum rules_outcome plan_index(struct rules_ctx *c, const cJSON *ix)
 	const cJSON *again;
 	char msg[256], *sql;
 	cJSON *doc = NULL;
+	bool after_cutover;
 
 	if (!name)
 		return rules_failed(
 			c,
 			"CREATE INDEX without a name: name it (CREATE INDEX name ON …), so that pgvalve can "
 			"find the index, and drop and build it again if a build is left invalid");
-	if (!rules_range_var(pgtree_get(ix, "relation"), &table))
+	if (!rules_range_var(c, pgtree_get(ix, "relation"), &table))
 		return rules_unsupported(c, "a three-part table name (database.schema.table)");
 	if (!pgtree_flag(pgtree_get(ix, "relation"), "inh"))
 		return rules_unsupported(
@@ -446,6 +476,12 @@ static enum rules_outcome plan_index(struct rules_ctx *c, const cJSON *ix)
 			"CREATE INDEX … ON ONLY (a partitioned table's index cannot be built CONCURRENTLY)");
 	snprintf(index.schema, sizeof(index.schema), "%s", table.schema);
 	snprintf(index.name, sizeof(index.name), "%s", name);
+	if (c->search_path[0] && !pgtree_get(pgtree_get(ix, "relation"), "schemaname"))
+		return rules_failed(
+			c,
+			"after SET search_path, write the schema of the table a CREATE INDEX "
+			"names (CREATE INDEX CONCURRENTLY runs alone, with the session's search_path)");
+	after_cutover = rules_table_altered_at_cutover(c, &table);
 
 	if (pgtree_flag(ix, "concurrent")) {
 		sql = xstrdup(c->sql);
@@ -476,9 +512,14 @@ static enum rules_outcome plan_index(struct rules_ctx *c, const cJSON *ix)
 			   "CREATE INDEX is rewritten to CREATE INDEX CONCURRENTLY (it blocks no writes; "
 			   "a build left invalid is dropped and run again)");
 	}
+	if (after_cutover)
+		input_note(c->p,
+			   "%s:%d: builds its index CONCURRENTLY after the cutover, which adds the column "
+			   "it needs",
+			   c->p->inputs[c->input].file, c->p->inputs[c->input].line);
 	rules_push_step(c,
 			&(struct rules_step){ .kind = STEP_CREATE_INDEX,
-					      .phase = PHASE_PREPARE,
+					      .phase = after_cutover ? PHASE_VALIDATE : PHASE_PREPARE,
 					      .lock = LOCK_SHARE_UPDATE_EXCLUSIVE,
 					      .hold = HOLD_NONE_NEEDED,
 					      .table = &table,
@@ -498,6 +539,7 @@ static enum rules_outcome plan_statement(struct rules_ctx *c)
 	char msg[256];
 	cJSON *doc = NULL;
 	enum rules_outcome o;
+	bool handled = false;
 
 	if (c->len > RULES_PARSE_MAX_BYTES)
 		return rules_unsupported(c, "a statement longer than %u KiB (not parsed)",
@@ -512,7 +554,7 @@ static enum rules_outcome plan_statement(struct rules_ctx *c)
 	kind = pgtree_kind(stmt);
 	node = kind ? pgtree_node(stmt, kind) : NULL;
 	if (kind && strcmp(kind, "AlterTableStmt") == 0) {
-		o = plan_alter_table(c, node);
+		o = plan_alter_table(c, node, stmt);
 	} else if (kind && strcmp(kind, "IndexStmt") == 0) {
 		o = plan_index(c, node);
 	} else if (kind && strcmp(kind, "ConstraintsSetStmt") == 0) {
@@ -527,6 +569,8 @@ static enum rules_outcome plan_statement(struct rules_ctx *c)
 			c,
 			"transaction control inside a migration (ROLLBACK, SAVEPOINT, …) cannot run inside "
 			"pgvalve's phases; only a BEGIN … COMMIT around the whole file is dropped");
+	} else if (kind && (o = rules_table_statement(c, kind, stmt, &handled), handled)) {
+		;
 	} else {
 		o = rules_unsupported(c, "%s", "this statement");
 	}
@@ -564,7 +608,7 @@ static void plan_unsafe(struct rules_ctx *c)
 			n_held++;
 		}
 	}
-	excerpt(c->sql, text);
+	rules_excerpt(c->sql, text);
 	rules_push_step(c,
 			&(struct rules_step){ .kind = STEP_UNSAFE,
 					      .phase = PHASE_CUTOVER,
@@ -590,6 +634,17 @@ static void plan_unsafe(struct rules_ctx *c)
 	free(r);
 }
 
+/* Records a refused statement (taking 'why' and 'recipe'); planning goes on to name every one. */
+static void push_refusal(struct rules_ctx *c, char *why, char *recipe)
+{
+	struct plan *p = c->p;
+
+	p->refusals = grow(p->refusals, &c->cap_refusals, p->n_refusals, sizeof(*p->refusals));
+	p->refusals[p->n_refusals++] = (struct plan_refusal){ .input = c->input,
+							      .why = why,
+							      .recipe = recipe };
+}
+
 static int by_phase(const void *a, const void *b)
 {
 	const struct plan_step *x = a, *y = b;
@@ -612,29 +667,49 @@ bool rules_plan(struct plan *p, const struct rules_options *opt, struct input_er
 	for (c.input = 0; c.input < p->n_inputs; c.input++) {
 		const struct plan_input *in = &p->inputs[c.input];
 		struct mark m = mark_of(p);
-		char text[EXCERPT_MAX + 4];
 		enum rules_outcome o;
 
 		c.sql = in->text;
 		c.len = strlen(in->text);
 		c.why[0] = '\0';
+		c.recipe[0] = '\0';
 		o = plan_statement(&c);
-		if (o == RULE_UNSUPPORTED) {
+		if (o == RULE_UNSUPPORTED && opt->allow_unsafe) {
 			rollback_to(p, &m);
-			if (!opt->allow_unsafe) {
-				excerpt(in->text, text);
-				input_error_set(err, in->file, in->line,
-						"no rule covers %s: %s\nsupported: %s; --allow-unsafe runs "
-						"anything else as "
-						"written",
-						c.why, text, rules_supported_forms);
-				return false;
-			}
 			plan_unsafe(&c);
-			o = RULE_DONE;
+		} else if (o == RULE_UNSUPPORTED) {
+			rollback_to(p, &m);
+			if (c.recipe[0])
+				push_refusal(&c, xasprintf("refused: %s", c.why),
+					     xasprintf("safe recipe: %s; --allow-unsafe runs it as written",
+						       c.recipe));
+			else
+				push_refusal(
+					&c, xasprintf("no rule covers %s", c.why),
+					xasprintf(
+						"supported: %s; --allow-unsafe runs anything else as written",
+						rules_supported_forms));
+		} else if (o == RULE_FAILED) {
+			rollback_to(p, &m);
+			push_refusal(&c, xstrdup(err->msg), xstrdup(c.recipe[0] ? c.recipe : ""));
+			memset(err, 0, sizeof(*err));
 		}
-		if (o != RULE_DONE)
-			return false;
+	}
+	if (p->n_refusals) {
+		const struct plan_refusal *r = &p->refusals[0];
+		const struct plan_input *in = &p->inputs[r->input];
+
+		char text[EXCERPT_MAX + 4];
+
+		rules_excerpt(in->text, text);
+		if (p->n_refusals > 1)
+			input_error_set(err, in->file, in->line,
+					"%s: %s\n%s\n(and %d more refused statement(s))", r->why, text,
+					r->recipe, p->n_refusals - 1);
+		else
+			input_error_set(err, in->file, in->line, "%s: %s%s%s", r->why, text,
+					r->recipe[0] ? "\n" : "", r->recipe);
+		return false;
 	}
 	/* Execution order: by phase, and within a phase in the order of the file. */
 	if (p->n_steps) /* steps is NULL when there are none (SET CONSTRAINTS alone) */

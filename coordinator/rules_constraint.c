@@ -104,7 +104,7 @@ enum rules_outcome rules_foreign_key(struct rules_ctx *c, const struct rules_tar
 	    !rules_name_list(pgtree_get(con, "pk_attrs"), k.ref_columns, &k.n_ref_columns))
 		return rules_failed(c, "a foreign key of more than %d columns (PostgreSQL's limit too)",
 				    PLAN_MAX_COLUMNS);
-	if (!rules_range_var(pgtree_get(con, "pktable"), &k.ref_table))
+	if (!rules_range_var(c, pgtree_get(con, "pktable"), &k.ref_table))
 		return rules_unsupported(c, "a three-part table name (database.schema.table)");
 	if (match && strcmp(match, "p") == 0) /* defensive: the parser already refuses MATCH PARTIAL */
 		return rules_unsupported(c, "MATCH PARTIAL (PostgreSQL does not implement it)");

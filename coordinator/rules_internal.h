@@ -1,8 +1,10 @@
 /*
- * What the two files of the rewrite rules share, and nothing else should
- * use: rules.c (dispatch by statement, the plan being built, CREATE INDEX,
- * DROP and VALIDATE CONSTRAINT, --allow-unsafe) and rules_constraint.c (ADD
- * FOREIGN KEY, CHECK, UNIQUE, PRIMARY KEY, and SET NOT NULL's helper CHECK).
+ * What the files of the rewrite rules share, and nothing else should use:
+ * rules.c (dispatch by statement, the plan being built, CREATE INDEX, DROP
+ * and VALIDATE CONSTRAINT, --allow-unsafe), rules_constraint.c (ADD FOREIGN
+ * KEY, CHECK, UNIQUE, PRIMARY KEY, and SET NOT NULL's helper CHECK),
+ * rules_table.c (new objects, brief ALTER TABLE forms, SET lines, refusals
+ * with a recipe) and rules_cut.c (foreign keys cut out of a statement).
  * The public interface is rules.h.
  */
 #ifndef PGVALVE_COORDINATOR_RULES_INTERNAL_H
@@ -31,7 +33,11 @@ struct rules_ctx {
 	const char *sql; /* its text */
 	size_t len;
 	int cap_constraints, cap_drops, cap_steps;
-	char why[256]; /* RULE_UNSUPPORTED: what no rule covers */
+	char why[256];    /* RULE_UNSUPPORTED: what no rule covers, or why it is refused */
+	char recipe[512]; /* RULE_UNSUPPORTED from rules_refuse(): the safe recipe ("" otherwise) */
+	int cap_refusals;
+	char search_path[PLAN_NAME_MAX]; /* SET search_path's first schema ("": none set) */
+	char search_list[512];           /* the whole list, quoted: "a", "b" */
 };
 
 /* The table an ALTER TABLE names, and whether ONLY kept it from recursing to children. */
@@ -56,6 +62,14 @@ struct rules_step {
 __attribute__((format(printf, 2, 3))) enum rules_outcome rules_unsupported(struct rules_ctx *c,
 									   const char *fmt, ...);
 
+/*
+ * RULE_UNSUPPORTED for a statement a rule recognizes as unsafe (it rewrites
+ * or scans a table under a strong lock): c->why says why, c->recipe the safe
+ * way. Refused, or with --allow-unsafe run as written.
+ */
+__attribute__((format(printf, 3, 4))) enum rules_outcome rules_refuse(struct rules_ctx *c, const char *recipe,
+								      const char *fmt, ...);
+
 /* RULE_FAILED, with c->err set to the statement's file and line and the message. */
 __attribute__((format(printf, 2, 3))) enum rules_outcome rules_failed(struct rules_ctx *c, const char *fmt,
 								      ...);
@@ -70,8 +84,64 @@ const cJSON *rules_parse_one(const char *sql, cJSON **doc, char *msg, size_t cap
 /* A list of String nodes (column names) into names[]; false past PLAN_MAX_COLUMNS or on another node. */
 bool rules_name_list(const cJSON *list, char names[][PLAN_NAME_MAX], int *n);
 
-/* A RangeVar into a qname; false for a three-part name (database.schema.table). */
-bool rules_range_var(const cJSON *rv, struct qname *q);
+/* A RangeVar into a qname (resolved: rules_resolve); false for a three-part name (database.schema.table). */
+bool rules_range_var(const struct rules_ctx *c, const cJSON *rv, struct qname *q);
+
+/* A qname with no schema gets SET search_path's first schema, when the file set one. */
+void rules_resolve(const struct rules_ctx *c, struct qname *q);
+
+/* Whether two names are the same (schema and name). */
+bool rules_qname_eq(const struct qname *a, const struct qname *b);
+
+/* The statement's text, at most 120 bytes on one line ("…" when cut); 'out' holds 124. */
+void rules_excerpt(const char *sql, char out[124]);
+
+/* rules_table.c: CREATE TABLE and the other new objects, COMMENT ON, SET, the brief ALTER TABLE forms, refusals. */
+/* Whether this plan creates table 'q' (rules_table.c). */
+bool rules_created(const struct plan *p, const struct qname *q);
+
+/* rules_cut.c: cutting foreign keys out of a statement run as written. */
+#define RULES_MAX_CUT 32 /* foreign keys cut out of one statement */
+
+/* One span of a statement's text to cut: [start, end). */
+struct rules_cut {
+	size_t start, end;
+};
+
+/* A whole table element (a CREATE TABLE constraint) at 'loc', with the comma that separates it. */
+struct rules_cut rules_cut_table_element(const char *sql, size_t len, size_t loc);
+
+/* 'sql' without the cuts, trailing white space trimmed; NULL when cuts overlap. The caller frees it. */
+char *rules_cut_apply(const char *sql, size_t len, struct rules_cut *cuts, int n);
+
+/* Whether 'sql' parses to exactly 'want' (a statement: {"<kind>": {…}}), positions aside. */
+bool rules_cut_reads_as(const char *sql, const cJSON *want);
+
+/*
+ * The REFERENCES constraints of a ColumnDef ('col', its fields) to tables
+ * other than 'self' and those the file creates: each pushed to ks[] as a
+ * table constraint (with the DEFERRABLE / INITIALLY DEFERRED the parser
+ * keeps apart; the caller deletes them), its span to cuts[], and removed
+ * from 'copy' (the same ColumnDef in the tree to compare with). False past
+ * RULES_MAX_CUT or without a position.
+ */
+bool rules_cut_column_fks(struct rules_ctx *c, const cJSON *col, cJSON *copy, const struct qname *self,
+			  cJSON *ks[], struct rules_cut cuts[], int *n);
+
+/* Adds the keys cut out of a statement on 'table' (deleting ks[]): NOT VALID at cutover, then VALIDATE. */
+enum rules_outcome rules_cut_add_fks(struct rules_ctx *c, const struct qname *table, cJSON *ks[], int n);
+
+/* *handled false when rules_table.c has no rule for a statement of this kind; 'stmt': {"<kind>": {…}}. */
+enum rules_outcome rules_table_statement(struct rules_ctx *c, const char *kind, const cJSON *stmt,
+					 bool *handled);
+/*
+ * An ALTER TABLE ('stmt': {"AlterTableStmt": …}) whose subcommands change
+ * columns; *handled false when none does (the constraint rules take it).
+ */
+enum rules_outcome rules_table_alter(struct rules_ctx *c, const struct rules_target *t, const cJSON *stmt,
+				     bool *handled);
+/* Whether an earlier cutover step of this plan alters 'table': its new indexes are built after the cutover. */
+bool rules_table_altered_at_cutover(const struct rules_ctx *c, const struct qname *table);
 
 /* The earlier drop of 'name' on 'table' in this plan, or -1. */
 int rules_dropped_before(const struct plan *p, const struct qname *table, const char *name);

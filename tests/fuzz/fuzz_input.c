@@ -126,7 +126,8 @@ static void check_plan(const struct plan *p)
 		FUZZ_CHECK(st->constraint >= -1 && st->constraint < p->n_constraints);
 		FUZZ_CHECK(st->drop >= -1 && st->drop < p->n_drops);
 		FUZZ_CHECK(st->sql != NULL);
-		if (!parses(st->sql, 1)) {
+		/* A statement run as written after the file's SET search_path carries it before it. */
+		if (!parses(st->sql, 1) && !(strncmp(st->sql, "SET ", 4) == 0 && parses(st->sql, 2))) {
 			fprintf(stderr, "step %d does not parse: %s\n", st->seq, st->sql);
 			FUZZ_CHECK(!"a step's SQL parses");
 		}

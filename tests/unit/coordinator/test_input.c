@@ -336,6 +336,23 @@ static void test_load_text(void **state)
  * trimmed whole, and a vertical tab is no white space (a syntax error, as
  * PostgreSQL 15 reports it, on its line).
  */
+/* psql meta-commands are named with their lines; a backslash inside a string or dollar quote is not one. */
+static void test_meta_commands(void **state)
+{
+	struct plan p;
+
+	(void)state;
+	load_fails("meta.sql",
+		   "CREATE TABLE a (id int);\n\\connect other\nCREATE TABLE b (s text DEFAULT $$\n\\x$$);\n"
+		   "  \\i more.sql\n",
+		   -1, 2,
+		   "psql meta-command \\connect (and on line(s) 5): pgvalve runs SQL, not psql scripts");
+	load_fails("one.sql", "\\set ON_ERROR_STOP on\nSELECT 1;\n", -1, 1, "psql meta-command \\set: ");
+	load_ok(&p, "ok.sql", "CREATE TABLE b (s text DEFAULT $$\n\\x$$);\nSELECT E'\n\\\\';\n");
+	assert_int_equal(p.n_inputs, 2);
+	plan_free(&p);
+}
+
 static void test_lexer_cases(void **state)
 {
 	struct plan p;
@@ -407,6 +424,7 @@ int main(void)
 		cmocka_unit_test(test_multiple_files),
 		cmocka_unit_test(test_load_text),
 		cmocka_unit_test(test_lexer_cases),
+		cmocka_unit_test(test_meta_commands),
 	};
 
 	return cmocka_run_group_tests_name("coordinator/input", tests, setup, teardown);

@@ -75,7 +75,9 @@ static void check_invariants(const struct plan *p)
 			dump(p);
 			fail_msg("step %d out of order", i + 1);
 		}
-		if (statements_in(s->sql) != 1) {
+		/* A statement run as written after the file's SET search_path carries it before it. */
+		if (statements_in(s->sql) != 1 &&
+		    !(strncmp(s->sql, "SET ", 4) == 0 && statements_in(s->sql) == 2)) {
 			dump(p);
 			fail_msg("step %d is not exactly one statement: %s", s->seq, s->sql);
 		}
@@ -84,8 +86,9 @@ static void check_invariants(const struct plan *p)
 		assert_true(s->drop >= -1 && s->drop < p->n_drops);
 		switch (s->kind) {
 		case STEP_CREATE_INDEX:
-			ok = s->phase == PHASE_PREPARE && lock == LOCK_SHARE_UPDATE_EXCLUSIVE &&
-				hold == HOLD_NONE_NEEDED && s->index.name[0];
+			ok = (s->phase == PHASE_PREPARE || s->phase == PHASE_VALIDATE) &&
+				lock == LOCK_SHARE_UPDATE_EXCLUSIVE && hold == HOLD_NONE_NEEDED &&
+				s->index.name[0];
 			break;
 		case STEP_ADD_NOT_VALID:
 			ok = s->phase == PHASE_CUTOVER && strstr(s->sql, " NOT VALID") &&
@@ -113,6 +116,13 @@ static void check_invariants(const struct plan *p)
 			break;
 		case STEP_UNSAFE:
 			ok = s->phase == PHASE_CUTOVER && hold == HOLD_WRITES_NEEDED;
+			break;
+		case STEP_CREATE_OBJECT:
+			ok = s->phase == PHASE_PREPARE && lock == LOCK_NONE && hold == HOLD_NONE_NEEDED;
+			break;
+		case STEP_ALTER:
+			ok = s->phase == PHASE_CUTOVER && lock == LOCK_ACCESS_EXCLUSIVE &&
+				hold == HOLD_ALL_NEEDED && s->table.name[0];
 			break;
 		default:
 			ok = false;
@@ -836,12 +846,12 @@ static void test_refused(void **state)
 	assert_non_null(strstr(err.msg, "--allow-unsafe"));
 	plan_free(&p);
 
-	refused("ALTER TABLE t VALIDATE CONSTRAINT c;\nALTER TABLE t ADD COLUMN c int DEFAULT 0;", false, 2,
-		"no rule covers ALTER TABLE … ADD COLUMN");
-	refused("ALTER TABLE t ALTER COLUMN c TYPE bigint", false, 1, "ALTER COLUMN … TYPE");
+	refused("ALTER TABLE t VALIDATE CONSTRAINT c;\nALTER TABLE t ADD COLUMN c int DEFAULT random();",
+		false, 2, "refused: ADD COLUMN c with a default calling random()");
+	refused("ALTER TABLE t ALTER COLUMN c TYPE bigint", false, 1, "refused: ALTER COLUMN c TYPE");
 	refused("ALTER TABLE t ADD CONSTRAINT x EXCLUDE USING gist (r WITH &&)", false, 1,
 		"ADD CONSTRAINT of type EXCLUSION");
-	refused("ALTER INDEX i RENAME TO j", false, 1, "no rule covers this statement");
+	refused("GRANT SELECT ON t TO u", false, 1, "no rule covers this statement");
 	refused("ALTER TABLE db.s.t ADD CHECK (a > 0)", false, 1, "three-part");
 	refused("UPDATE users SET email = lower(email) WHERE id IN (SELECT id FROM users WHERE email <> "
 		"lower(email) "
@@ -919,8 +929,9 @@ static void test_allow_unsafe(void **state)
 	assert_true(has_note(&p, "holding no table: which tables it locks is unknown"));
 	plan_free(&p);
 
-	/* An index on a column an earlier unsafe statement adds: the order the phases impose is said. */
-	assert_true(plan_sql("ALTER TABLE t ADD COLUMN c int;\nCREATE INDEX t_c ON t (c);", true, &p, &err));
+	/* An index on a table an earlier unsafe statement names: the order the phases impose is said. */
+	assert_true(plan_sql("ALTER TABLE t ALTER COLUMN c SET STATISTICS 100;\nCREATE INDEX t_c ON t (c);",
+			     true, &p, &err));
 	assert_int_equal(p.steps[0].kind, STEP_CREATE_INDEX);
 	assert_true(has_note(
 		&p, "m.sql:2: builds its index on t in the prepare phase, before the statement on line 1"));
@@ -941,6 +952,263 @@ static void test_set_constraints_dropped(void **state)
 	plan_free(&p);
 }
 
+/* ---- new objects, brief ALTER TABLE forms, SET lines (rules_table.c) ---- */
+
+static const char django_file[] =
+	"BEGIN;\n"
+	"--\n"
+	"-- Add field customer to order\n"
+	"--\n"
+	"ALTER TABLE \"shop_order\" ADD COLUMN \"customer_id\" bigint NULL CONSTRAINT "
+	"\"shop_order_customer_id_1a2b_fk_shop_customer_id\" REFERENCES \"shop_customer\"(\"id\") "
+	"DEFERRABLE INITIALLY DEFERRED; SET CONSTRAINTS \"shop_order_customer_id_1a2b_fk_shop_customer_id\" "
+	"IMMEDIATE;\n"
+	"ALTER TABLE \"shop_order\" ADD COLUMN \"note\" varchar(200) NULL;\n"
+	"CREATE INDEX \"shop_order_customer_id_1a2b\" ON \"shop_order\" (\"customer_id\");\n"
+	"COMMIT;\n";
+
+static void test_django_add_foreign_key_column(void **state)
+{
+	struct plan p;
+
+	(void)state;
+	plan_ok(django_file, &p);
+	STEPS(&p,
+	      { PHASE_CUTOVER, STEP_ALTER,
+		"ALTER TABLE \"shop_order\" ADD COLUMN \"customer_id\" bigint NULL" },
+	      { PHASE_CUTOVER, STEP_ADD_NOT_VALID,
+		"ALTER TABLE \"shop_order\" ADD CONSTRAINT "
+		"\"shop_order_customer_id_1a2b_fk_shop_customer_id\" "
+		"FOREIGN KEY (\"customer_id\") REFERENCES \"shop_customer\" (\"id\") DEFERRABLE INITIALLY "
+		"DEFERRED NOT VALID" },
+	      { PHASE_CUTOVER, STEP_ALTER,
+		"ALTER TABLE \"shop_order\" ADD COLUMN \"note\" varchar(200) NULL" },
+	      { PHASE_VALIDATE, STEP_VALIDATE,
+		"ALTER TABLE \"shop_order\" VALIDATE CONSTRAINT "
+		"\"shop_order_customer_id_1a2b_fk_shop_customer_id\"" },
+	      { PHASE_VALIDATE, STEP_CREATE_INDEX,
+		"CREATE INDEX CONCURRENTLY \"shop_order_customer_id_1a2b\" ON \"shop_order\" "
+		"(\"customer_id\")" });
+	assert_int_equal(p.steps[0].hold, HOLD_ALL_NEEDED);
+	assert_int_equal(p.steps[1].hold, HOLD_WRITES_NEEDED);
+	assert_string_equal(p.steps[1].other.name, "shop_customer");
+	assert_false(p.steps[0].needs_empty);
+	assert_true(has_note(&p, "m.sql:5: SET CONSTRAINTS is dropped"));
+	assert_true(has_note(&p, "m.sql:7: builds its index CONCURRENTLY after the cutover"));
+	plan_free(&p);
+}
+
+static void test_create_table(void **state)
+{
+	struct plan p;
+
+	(void)state;
+	/* Keys to existing tables are cut out and added NOT VALID; a key to itself or to a table created
+	   earlier in the file stays inline; an index on the new table is built before the cutover. */
+	plan_ok("CREATE TABLE tags (id bigserial PRIMARY KEY, parent_id bigint REFERENCES tags (id));\n"
+		"CREATE TABLE \"Review\" (\n"
+		"  \"id\" SERIAL NOT NULL,\n"
+		"  \"productId\" INTEGER NOT NULL REFERENCES \"Product\"(\"id\") ON DELETE CASCADE,\n"
+		"  \"tagId\" bigint REFERENCES tags,\n"
+		"  CONSTRAINT \"Review_pkey\" PRIMARY KEY (\"id\"),\n"
+		"  CONSTRAINT \"Review_userId_fkey\" FOREIGN KEY (\"userId\") REFERENCES \"User\"(\"id\") ON "
+		"DELETE RESTRICT ON UPDATE CASCADE\n"
+		");\n"
+		"CREATE INDEX \"Review_productId_idx\" ON \"Review\"(\"productId\");\n",
+		&p);
+	STEPS(&p,
+	      { PHASE_PREPARE, STEP_CREATE_OBJECT,
+		"CREATE TABLE tags (id bigserial PRIMARY KEY, parent_id bigint REFERENCES tags (id))" },
+	      { PHASE_PREPARE, STEP_CREATE_OBJECT,
+		"CREATE TABLE \"Review\" (\n  \"id\" SERIAL NOT NULL,\n  \"productId\" INTEGER NOT NULL ,\n"
+		"  \"tagId\" bigint REFERENCES tags,\n  CONSTRAINT \"Review_pkey\" PRIMARY KEY (\"id\")\n)" },
+	      { PHASE_PREPARE, STEP_CREATE_INDEX,
+		"CREATE INDEX CONCURRENTLY \"Review_productId_idx\" ON \"Review\"(\"productId\")" },
+	      { PHASE_CUTOVER, STEP_ADD_NOT_VALID,
+		"ALTER TABLE \"Review\" ADD CONSTRAINT \"Review_productId_fkey\" FOREIGN KEY (\"productId\") "
+		"REFERENCES \"Product\" (\"id\") ON DELETE CASCADE NOT VALID" },
+	      { PHASE_CUTOVER, STEP_ADD_NOT_VALID,
+		"ALTER TABLE \"Review\" ADD CONSTRAINT \"Review_userId_fkey\" FOREIGN KEY (\"userId\") "
+		"REFERENCES \"User\" (\"id\") ON UPDATE CASCADE ON DELETE RESTRICT NOT VALID" },
+	      { PHASE_VALIDATE, STEP_VALIDATE,
+		"ALTER TABLE \"Review\" VALIDATE CONSTRAINT \"Review_productId_fkey\"" },
+	      { PHASE_VALIDATE, STEP_VALIDATE,
+		"ALTER TABLE \"Review\" VALIDATE CONSTRAINT \"Review_userId_fkey\"" });
+	assert_int_equal(p.n_created, 2);
+	assert_string_equal(p.created[1].name, "Review");
+	assert_true(
+		has_note(&p, "m.sql:2: the new table's foreign keys to existing tables are added NOT VALID"));
+	plan_free(&p);
+
+	/* The last element cut takes the comma before it. */
+	plan_ok("CREATE TABLE c (id int, p_id int, FOREIGN KEY (p_id) REFERENCES p)", &p);
+	assert_string_equal(p.steps[0].sql, "CREATE TABLE c (id int, p_id int)");
+	assert_string_equal(p.constraints[0].name, "c_p_id_fkey");
+	plan_free(&p);
+
+	refused("CREATE TABLE c PARTITION OF p FOR VALUES IN (1)", false, 1, "PARTITION OF");
+}
+
+static void test_new_objects(void **state)
+{
+	struct plan p;
+
+	(void)state;
+	plan_ok("CREATE SEQUENCE s;\nCREATE TYPE mood AS ENUM ('a', 'b');\nCREATE VIEW v AS SELECT 1;\n"
+		"CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1; $$;\n"
+		"COMMENT ON TABLE t IS 'x; y';\nCREATE TYPE pair AS (a int, b int);\n"
+		"CREATE DOMAIN pos AS int CHECK (VALUE > 0);\n",
+		&p);
+	assert_int_equal(p.n_steps, 7);
+	for (int i = 0; i < p.n_steps; i++) {
+		assert_int_equal(p.steps[i].kind, STEP_CREATE_OBJECT);
+		assert_int_equal(p.steps[i].hold, HOLD_NONE_NEEDED);
+	}
+	assert_string_equal(p.steps[4].sql, "COMMENT ON TABLE t IS 'x; y'");
+	plan_free(&p);
+
+	/* A comment on a column the cutover adds runs in the cutover, after it. */
+	plan_ok("ALTER TABLE t ADD COLUMN c int;\nCOMMENT ON COLUMN t.c IS 'count';\nCOMMENT ON COLUMN u.d "
+		"IS 'x';",
+		&p);
+	STEPS(&p, { PHASE_PREPARE, STEP_CREATE_OBJECT, "COMMENT ON COLUMN u.d IS 'x'" },
+	      { PHASE_CUTOVER, STEP_ALTER, "ALTER TABLE t ADD COLUMN c int" },
+	      { PHASE_CUTOVER, STEP_ALTER, "COMMENT ON COLUMN t.c IS 'count'" });
+	plan_free(&p);
+}
+
+static void test_brief_alters(void **state)
+{
+	struct plan p;
+
+	(void)state;
+	plan_ok("ALTER TABLE t ADD COLUMN a int;\n"
+		"ALTER TABLE t ADD COLUMN b int NOT NULL DEFAULT 0, ADD COLUMN c text DEFAULT 'x' || 'y';\n"
+		"ALTER TABLE t ADD COLUMN d timestamptz NOT NULL DEFAULT now();\n"
+		"ALTER TABLE t DROP COLUMN e, ALTER COLUMN f SET DEFAULT 1, ALTER COLUMN g DROP DEFAULT;\n"
+		"ALTER TABLE t ALTER COLUMN h DROP NOT NULL;\n"
+		"ALTER TABLE t RENAME COLUMN i TO j;\n"
+		"ALTER TABLE t ADD COLUMN k int NOT NULL;\n",
+		&p);
+	assert_int_equal(p.n_steps, 7);
+	for (int i = 0; i < p.n_steps; i++) {
+		assert_int_equal(p.steps[i].kind, STEP_ALTER);
+		assert_int_equal(p.steps[i].lock, LOCK_ACCESS_EXCLUSIVE);
+		assert_int_equal(p.steps[i].hold, HOLD_ALL_NEEDED);
+		assert_string_equal(p.steps[i].table.name, "t");
+		/* NOT NULL without a default: the preflight checks the table is empty. */
+		assert_int_equal(p.steps[i].needs_empty, i == 6);
+	}
+	assert_string_equal(p.steps[5].sql, "ALTER TABLE t RENAME COLUMN i TO j");
+	assert_true(has_note(&p, "m.sql:6: RENAME runs at cutover, briefly; code still running"));
+	plan_free(&p);
+
+	/* A function neither known volatile nor known stable: the preflight asks pg_proc. */
+	plan_ok("ALTER TABLE t ADD COLUMN a text DEFAULT app.slug(lower('X'), make_code(1));", &p);
+	assert_int_equal(p.steps[0].kind, STEP_ALTER);
+	assert_string_equal(p.steps[0].check_functions, "slug,make_code");
+	assert_true(has_note(&p,
+			     "m.sql:1: the default calls slug,make_code: the preflight reads from the "
+			     "catalog whether it is volatile"));
+	plan_free(&p);
+
+	/* A type change that may be a widening: the preflight checks the column's type in the catalog. */
+	plan_ok("ALTER TABLE t ALTER COLUMN a TYPE varchar(300);\nALTER TABLE t ALTER COLUMN b TYPE text;",
+		&p);
+	assert_int_equal(p.steps[0].kind, STEP_ALTER);
+	assert_string_equal(p.steps[0].check_type_column, "a");
+	assert_int_equal(p.steps[0].check_type_length, 300);
+	assert_string_equal(p.steps[1].check_type_column, "b");
+	assert_int_equal(p.steps[1].check_type_length, -1);
+	assert_true(has_note(&p, "m.sql:1: ALTER COLUMN a TYPE runs at cutover: the preflight checks"));
+	plan_free(&p);
+
+	/* ...but not on a table this file creates. */
+	plan_ok("CREATE TABLE n (id int);\nALTER TABLE n ADD COLUMN k int NOT NULL;", &p);
+	assert_false(p.steps[1].needs_empty);
+	plan_free(&p);
+}
+
+static void test_unsafe_refused_with_recipe(void **state)
+{
+	(void)state;
+	refused("ALTER TABLE t ADD COLUMN a uuid DEFAULT gen_random_uuid()", false, 1,
+		"add the column without a default, backfill in batches, then set the default");
+	refused("ALTER TABLE t ADD COLUMN a int DEFAULT nextval('s')", false, 1, "calling nextval()");
+	refused("ALTER TABLE t ADD COLUMN a bigserial", false, 1, "of a serial type");
+	refused("ALTER TABLE t ADD COLUMN a int GENERATED ALWAYS AS (b * 2) STORED", false, 1, "GENERATED");
+	refused("ALTER TABLE t ADD COLUMN a int UNIQUE", false, 1, "inline UNIQUE");
+	refused("ALTER TABLE t ALTER COLUMN a TYPE varchar(10) USING a::varchar", false, 1, "without USING");
+	refused("ALTER TABLE t ALTER COLUMN a TYPE text, ALTER COLUMN b TYPE text", false, 1,
+		"one per statement");
+	refused("ALTER TABLE t ADD COLUMN a int, ADD CONSTRAINT c CHECK (a > 0)", false, 1,
+		"one ALTER TABLE for the columns and another for the constraints");
+	refused("REINDEX TABLE t", false, 1, "REINDEX … CONCURRENTLY");
+	refused("VACUUM FULL t", false, 1, "pg_repack");
+	refused("CLUSTER t USING t_pkey", false, 1, "CLUSTER rewrites the table");
+	refused("LOCK TABLE t IN ACCESS EXCLUSIVE MODE", false, 1, "LOCK TABLE holds its lock");
+	refused("SET work_mem = '1GB'", false, 1, "SET work_mem");
+}
+
+/* Every refused statement of a file is named in one run, in file order, each with its line. */
+static void test_every_refusal_named(void **state)
+{
+	struct plan p;
+	struct input_error err;
+
+	(void)state;
+	assert_false(plan_sql("ALTER TABLE t ADD COLUMN a uuid DEFAULT gen_random_uuid();\n"
+			      "CREATE INDEX t_b ON t (b);\n"
+			      "VACUUM FULL t;\n"
+			      "ALTER TABLE t ENABLE ROW LEVEL SECURITY;\n"
+			      "ALTER TABLE t ALTER COLUMN c TYPE bigint;\n",
+			      false, &p, &err));
+	assert_int_equal(p.n_refusals, 4);
+	assert_int_equal(p.inputs[p.refusals[0].input].line, 1);
+	assert_int_equal(p.inputs[p.refusals[1].input].line, 3);
+	assert_int_equal(p.inputs[p.refusals[2].input].line, 4);
+	assert_int_equal(p.inputs[p.refusals[3].input].line, 5);
+	assert_non_null(strstr(p.refusals[0].recipe, "backfill in batches"));
+	assert_non_null(strstr(p.refusals[2].why, "no rule covers"));
+	assert_non_null(strstr(p.refusals[2].recipe, "supported: "));
+	assert_int_equal(err.line, 1);
+	assert_non_null(strstr(err.msg, "(and 3 more refused statement(s))"));
+	plan_free(&p);
+}
+
+static void test_set_lines(void **state)
+{
+	struct plan p;
+
+	(void)state;
+	plan_ok("SET statement_timeout = 0;\nSET lock_timeout = 0;\nSET client_encoding = 'UTF8';\n"
+		"SET search_path TO app, public;\n"
+		"ALTER TABLE orders ADD CONSTRAINT o_fk FOREIGN KEY (c_id) REFERENCES customers (id);\n"
+		"ALTER TABLE orders ADD COLUMN note text;\n"
+		"CREATE TABLE x (id int);\n",
+		&p);
+	assert_true(has_note(&p, "m.sql:1: SET statement_timeout is dropped: pgvalve sets its own timeouts"));
+	assert_true(has_note(&p, "m.sql:2: SET lock_timeout is dropped"));
+	assert_true(has_note(&p,
+			     "m.sql:4: SET search_path: names without a schema in the rest of the file are "
+			     "read as app.name"));
+	STEPS(&p,
+	      { PHASE_PREPARE, STEP_CREATE_OBJECT,
+		"SET search_path TO \"app\", \"public\"; CREATE TABLE x (id int)" },
+	      { PHASE_CUTOVER, STEP_ADD_NOT_VALID,
+		"ALTER TABLE \"app\".\"orders\" ADD CONSTRAINT \"o_fk\" FOREIGN KEY (\"c_id\") REFERENCES "
+		"\"app\".\"customers\" (\"id\") NOT VALID" },
+	      { PHASE_CUTOVER, STEP_ALTER,
+		"SET LOCAL search_path TO \"app\", \"public\"; ALTER TABLE orders ADD COLUMN note text" },
+	      { PHASE_VALIDATE, STEP_VALIDATE,
+		"ALTER TABLE \"app\".\"orders\" VALIDATE CONSTRAINT \"o_fk\"" });
+	assert_string_equal(p.created[0].schema, "app");
+	plan_free(&p);
+
+	/* CREATE INDEX CONCURRENTLY runs alone: after SET search_path it must name its schema. */
+	refused("SET search_path TO app;\nCREATE INDEX i ON t (a);", false, 2, "write the schema");
+}
+
 /* ---- a whole ORM migration ---- */
 
 static void test_orm_migration(void **state)
@@ -951,7 +1219,7 @@ static void test_orm_migration(void **state)
 	struct rules_options opt = { .allow_unsafe = false };
 	struct input_error err;
 	struct plan p = { 0 };
-	int fks = 0, per_kind[STEP_UNSAFE + 1] = { 0 };
+	int fks = 0, per_kind[STEP_KIND_LAST + 1] = { 0 };
 
 	(void)state;
 	snprintf(path, sizeof(path), "%.*s/data/orm_19_fks.sql", (int)(slash - __FILE__), __FILE__);
@@ -1052,6 +1320,13 @@ int main(void)
 		cmocka_unit_test(test_allow_unsafe),
 		cmocka_unit_test(test_set_constraints_dropped),
 		cmocka_unit_test(test_orm_migration),
+		cmocka_unit_test(test_django_add_foreign_key_column),
+		cmocka_unit_test(test_create_table),
+		cmocka_unit_test(test_new_objects),
+		cmocka_unit_test(test_brief_alters),
+		cmocka_unit_test(test_unsafe_refused_with_recipe),
+		cmocka_unit_test(test_every_refusal_named),
+		cmocka_unit_test(test_set_lines),
 	};
 	int rc = cmocka_run_group_tests_name("coordinator/rules", tests, setup, teardown);
 
