@@ -217,8 +217,9 @@ bool config_parse(struct config *cfg, const char *text, struct config_error *err
 	cJSON *root, *v;
 	bool ok = false;
 
-	/* cJSON_Minify strips // and block comments, so config files can explain themselves. */
-	cJSON_Minify(copy);
+	if (!copy)
+		return fail(err, "out of memory reading the config");
+	jsonval_strip_comments(copy);              /* comments allowed: config files explain themselves */
 	root = cJSON_ParseWithOpts(copy, NULL, 1); /* nothing may follow the document */
 	if (!root) {
 		const char *at = cJSON_GetErrorPtr();

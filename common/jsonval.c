@@ -251,3 +251,36 @@ bool jsonval_strings(const cJSON *obj, const char *path, const char *key, char *
 	}
 	return true;
 }
+
+void jsonval_strip_comments(char *text)
+{
+	char *p = text;
+
+	while (*p) {
+		if (*p == '"') {
+			/* A string: skip it whole, an escape and the character it escapes together. */
+			for (p++; *p && *p != '"'; p++)
+				if (*p == '\\' && p[1])
+					p++;
+			if (*p)
+				p++;
+		} else if (p[0] == '/' && p[1] == '/') {
+			while (*p && *p != '\n')
+				*p++ = ' ';
+		} else if (p[0] == '/' && p[1] == '*') {
+			*p++ = ' ';
+			*p++ = ' ';
+			while (*p && !(p[0] == '*' && p[1] == '/')) {
+				if (*p != '\n')
+					*p = ' ';
+				p++;
+			}
+			if (*p) {
+				*p++ = ' ';
+				*p++ = ' ';
+			}
+		} else {
+			p++;
+		}
+	}
+}

@@ -171,7 +171,7 @@ static bool config_apply(struct options *o, char *text, char *err, size_t errlen
 	bool ok = false;
 	int i = 0;
 
-	cJSON_Minify(text); /* comments allowed, as in the proxy's config */
+	jsonval_strip_comments(text); /* comments allowed, as in the proxy's config */
 	root = cJSON_ParseWithOpts(text, NULL, 1);
 	if (!root) {
 		const char *at = cJSON_GetErrorPtr();

@@ -24,6 +24,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * Blanks out // and block comments in the JSON 'text', in place, so config
+ * files can explain themselves: each comment character becomes a space (line
+ * breaks stay), so positions in parse errors still point where they did.
+ * Strings are left exactly as they are, escapes included — cJSON_Minify is
+ * not used because it loses track of a string that ends in an escaped
+ * backslash ("C:\\") and then strips the spaces of every later string. An
+ * unterminated block comment is blanked to the end.
+ */
+void jsonval_strip_comments(char *text);
+
 /* Paths and keys are cut to this in messages. */
 #define JSONVAL_PATH_MAX 256
 

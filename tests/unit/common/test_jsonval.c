@@ -169,6 +169,34 @@ static void test_messages_one_line(void **state)
 	cJSON_Delete(d);
 }
 
+/* Comments go, strings stay exactly as written: escaped backslashes and quotes, "//" and spaces inside. */
+static void test_strip_comments(void **state)
+{
+	char text[] = "{ // a line comment\n"
+		      "  \"host\": \"C:\\\\dir\\\\\", /* a block\n comment */ \"q\": \"SELECT a, b // not a "
+		      "comment\",\n"
+		      "  \"say\": \"\\\"/* quoted */\\\"\" }";
+	char open_comment[] = "{\"a\": 1} /* never closed";
+	cJSON *doc;
+
+	(void)state;
+	jsonval_strip_comments(text);
+	assert_null(strstr(text, "a line comment"));
+	assert_null(strstr(text, "a block"));
+	assert_non_null(strchr(text, '\n')); /* line breaks stay: error positions do not move */
+	doc = cJSON_Parse(text);
+	assert_non_null(doc);
+	assert_string_equal(cJSON_GetObjectItem(doc, "host")->valuestring, "C:\\dir\\");
+	assert_string_equal(cJSON_GetObjectItem(doc, "q")->valuestring, "SELECT a, b // not a comment");
+	assert_string_equal(cJSON_GetObjectItem(doc, "say")->valuestring, "\"/* quoted */\"");
+	cJSON_Delete(doc);
+
+	jsonval_strip_comments(open_comment);
+	doc = cJSON_ParseWithOpts(open_comment, NULL, 1);
+	assert_non_null(doc);
+	cJSON_Delete(doc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -177,6 +205,7 @@ int main(void)
 		cmocka_unit_test(test_keys),
 		cmocka_unit_test(test_strings),
 		cmocka_unit_test(test_messages_one_line),
+		cmocka_unit_test(test_strip_comments),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
