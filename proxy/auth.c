@@ -62,8 +62,9 @@ struct auth {
 	bool cached;               /* ... and is in the worker's cache as answer 'gen' */
 	bool from_cache;           /* ... and was taken from there, not fetched for this login */
 	unsigned long gen;
-	bool server_verified; /* the server's SCRAM signature checked */
-	uint8_t *startup;     /* the client's StartupMessage, forwarded once the client is in */
+	char md5_resp[MD5_AUTH_LEN + 1]; /* the client's md5 answer, while a refetch checks it again */
+	bool server_verified;            /* the server's SCRAM signature checked */
+	uint8_t *startup;                /* the client's StartupMessage, forwarded once the client is in */
 	uint32_t startup_len;
 };
 
@@ -366,6 +367,38 @@ static void client_sasl(struct session *s, const uint8_t *body, uint32_t len)
 		session_close(s, "08P01", "malformed SCRAM authentication message");
 }
 
+/*
+ * The refetched verifier (see client_md5()) answered: the client's md5
+ * answer is checked once more against it, so a rotated md5 password works
+ * in the very login that found the cached hash stale.
+ */
+static void refetch_done(struct session *s, enum auth_lookup_result r, const char *text)
+{
+	struct auth *a = s->auth;
+	const char *peeked;
+	bool ok;
+
+	a->lookup = NULL;
+	if (s->dead || s->state != SESSION_CLIENT_AUTH)
+		return;
+	if (r != AUTH_LOOKUP_OK) {
+		session_close(s, "08006", "could not look up the role's password verifier (auth.query)");
+		return;
+	}
+	a->from_cache = false;
+	a->cached = auth_cache_peek(s, lookup_dbname(s), &peeked, &a->gen);
+	ok = verifier_classify(text) == VERIFIER_MD5 &&
+		md5_auth_check(text, a->md5_salt, a->md5_resp, strlen(a->md5_resp));
+	OPENSSL_cleanse(a->md5_resp, sizeof(a->md5_resp));
+	if (!ok) {
+		fail_password(s, "wrong md5 password (checked against the refetched verifier too)");
+		return;
+	}
+	snprintf(a->md5_hash, sizeof(a->md5_hash), "%s", text);
+	session_log(s, LOG_DEBUG, "client authenticated with md5 (refetched verifier)");
+	client_leg_done(s);
+}
+
 /* A PasswordMessage answering AuthenticationMD5Password. */
 static void client_md5(struct session *s, const uint8_t *body, uint32_t len)
 {
@@ -377,8 +410,24 @@ static void client_md5(struct session *s, const uint8_t *body, uint32_t len)
 		return;
 	}
 	if (!md5_auth_check(a->md5_hash, a->md5_salt, (const char *)body, len - 1)) {
-		if (a->from_cache)
-			drop_verifier(s, true, "the client's password does not match it");
+		/*
+		 * A cached hash may be stale, and md5 has no salt of the verifier's
+		 * that the client saw: the same answer can be checked against a
+		 * fresh one (once; rate-limited per role by auth_cache_drop()).
+		 */
+		if (a->from_cache && len - 1 <= MD5_AUTH_LEN && a->cached &&
+		    auth_cache_drop(s, lookup_dbname(s), a->gen, true)) {
+			a->cached = false;
+			memcpy(a->md5_resp, body, len);
+			a->step = STEP_CLIENT_LOOKUP;
+			session_log(s, LOG_DEBUG,
+				    "auth cache: refetching the verifier of role \"%s\" (the client's "
+				    "password does not match it)",
+				    s->user);
+			if (!(a->lookup = auth_lookup_start(s, lookup_dbname(s), refetch_done)))
+				session_close(s, "53200", "out of memory");
+			return;
+		}
 		fail_password(s, "wrong md5 password");
 		return;
 	}

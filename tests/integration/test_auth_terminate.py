@@ -658,20 +658,36 @@ def test_cache_and_password_rotation(pg, proxy_factory, tmp_path, connect):
 
 
 def test_cache_md5_rotation(pg, proxy_factory, tmp_path, connect):
-    """An md5 hash carries no salt the client sees: the server refuses the login made with a
-    stale cached hash (its own 28P01), which drops it; the new password works next."""
+    """md5 has no salt of the verifier's that the client sees, so a new password checked against
+    a stale cached hash is checked once more against a refetched one, in the same login: it
+    works at once. A login made with a stale hash whose old password still matched it is
+    refused by the server (its own 28P01), which drops the hash too."""
     install_lookup(pg)
-    proxy = proxy_factory(pg, cached_overrides(pg, tmp_path, ttl_ms=3600000))
+    o = cached_overrides(pg, tmp_path, ttl_ms=3600000)
+    o["log"] = {"level": "debug"}
+    proxy = proxy_factory(pg, o)
+
+    def rotate(password):
+        pg.psql_admin(f"SET password_encryption = 'md5'; ALTER ROLE md5_user PASSWORD '{password}'")
+
     try:
         connect(proxy, user="md5_user", **tls_kw(pg))
-        pg.psql_admin("SET password_encryption = 'md5'; ALTER ROLE md5_user PASSWORD 'md5-rotated'")
+        rotate("md5-rotated-1")
+        conn = connect(proxy, user="md5_user", password="md5-rotated-1", **tls_kw(pg))
+        assert conn.execute("SELECT current_user").fetchone() == ("md5_user",)
+        assert "client authenticated with md5 (refetched verifier)" in proxy.log_text()
+        assert cache_counts(proxy) == (2, 1)
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
             psycopg.connect(proxy.dsn(user="md5_user", **tls_kw(pg)))
-        conn = connect(proxy, user="md5_user", password="md5-rotated", **tls_kw(pg))
+
+        rotate("md5-rotated-2")
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(proxy.dsn(user="md5_user", password="md5-rotated-1", **tls_kw(pg)))
+        assert "the server refused the login made with it" in proxy.log_text()
+        conn = connect(proxy, user="md5_user", password="md5-rotated-2", **tls_kw(pg))
         assert conn.execute("SELECT current_user").fetchone() == ("md5_user",)
     finally:
-        pg.psql_admin("SET password_encryption = 'md5'; "
-                      f"ALTER ROLE md5_user PASSWORD '{harness.PASSWORDS['md5_user']}'")
+        rotate(harness.PASSWORDS["md5_user"])
     proxy.assert_healthy()
 
 
