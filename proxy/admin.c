@@ -51,6 +51,8 @@ static void report_job(struct worker *w, void *arg)
 	r->totals.statements_total = st->statements_total;
 	r->totals.errors_total = st->errors_total;
 	r->totals.protocol_errors_total = st->protocol_errors_total;
+	r->totals.auth_lookups_total = st->auth_lookups_total;
+	r->totals.auth_cache_hits_total = st->auth_cache_hits_total;
 	classify_cache_stats(w->classify_cache, &r->parse_cache);
 	for (int i = 0; i < st->errors_by_sqlstate.n; i++)
 		stats_keys_add(&r->by_sqlstate, STATS_SQLSTATE, st->errors_by_sqlstate.v[i].name,
@@ -429,6 +431,8 @@ static void handle_metrics(struct evhttp_request *req)
 		sum.statements_total += r[i].totals.statements_total;
 		sum.errors_total += r[i].totals.errors_total;
 		sum.protocol_errors_total += r[i].totals.protocol_errors_total;
+		sum.auth_lookups_total += r[i].totals.auth_lookups_total;
+		sum.auth_cache_hits_total += r[i].totals.auth_cache_hits_total;
 		cache.hits += r[i].parse_cache.hits;
 		cache.misses += r[i].parse_cache.misses;
 		cache.evictions += r[i].parse_cache.evictions;
@@ -464,6 +468,11 @@ static void handle_metrics(struct evhttp_request *req)
 	     sum.statements_total);
 	prom(out, "pgvalve_protocol_errors_total", "counter", "Connections closed for malformed input",
 	     sum.protocol_errors_total);
+	prom(out, "pgvalve_auth_lookups_total", "counter",
+	     "Verifier lookups sent to the server (auth.mode terminate, auth.query)", sum.auth_lookups_total);
+	prom(out, "pgvalve_auth_cache_hits_total", "counter",
+	     "Verifiers taken from the workers' caches instead (auth.cache_ttl_ms)",
+	     sum.auth_cache_hits_total);
 	evbuffer_add_printf(out,
 			    "# HELP pgvalve_errors_total ErrorResponses from the server, by SQLSTATE\n"
 			    "# TYPE pgvalve_errors_total counter\n");

@@ -58,8 +58,13 @@ struct auth {
 	struct scram_server *client_leg;
 	struct scram_client *server_leg;
 	struct lookup_req *lookup; /* while STEP_CLIENT_LOOKUP */
-	bool server_verified;      /* the server's SCRAM signature checked */
-	uint8_t *startup;          /* the client's StartupMessage, forwarded once the client is in */
+	bool looked_up;            /* the verifier came from auth.query (maybe through the cache) */
+	bool cached;               /* ... and is in the worker's cache as answer 'gen' */
+	bool from_cache;           /* ... and was taken from there, not fetched for this login */
+	unsigned long gen;
+	char md5_resp[MD5_AUTH_LEN + 1]; /* the client's md5 answer, while a refetch checks it again */
+	bool server_verified;            /* the server's SCRAM signature checked */
+	uint8_t *startup;                /* the client's StartupMessage, forwarded once the client is in */
 	uint32_t startup_len;
 };
 
@@ -105,6 +110,32 @@ static void fail_password(struct session *s, const char *why)
 {
 	session_log(s, LOG_INFO, "authentication failed: %s", why);
 	session_close(s, "28P01", "password authentication failed for user \"%s\"", s->user);
+}
+
+/* ---- the cache of auth.query's answers ------------------------------------ */
+
+/* The database auth.query runs in for this session. */
+static const char *lookup_dbname(const struct session *s)
+{
+	const struct snapshot *snap = s->w->snap;
+
+	return snap->cfg.auth.dbname ? snap->cfg.auth.dbname : s->database;
+}
+
+/*
+ * The verifier this login used may be stale: the next login asks the server
+ * again. 'rate_limit' for a client's failed proof, which may as well be a
+ * wrong password; the server's refusal is proof enough.
+ */
+static void drop_verifier(struct session *s, bool rate_limit, const char *why)
+{
+	struct auth *a = s->auth;
+
+	if (a && a->cached && auth_cache_drop(s, lookup_dbname(s), a->gen, rate_limit)) {
+		a->cached = false;
+		session_log(s, LOG_DEBUG, "auth cache: dropped the verifier of role \"%s\" (%s)", s->user,
+			    why);
+	}
 }
 
 /* ---- framing -------------------------------------------------------------- */
@@ -209,16 +240,27 @@ static void begin_exchange(struct session *s, const char *text)
 }
 
 /* auth.query answered (auth_lookup.c). */
-static void lookup_done(struct session *s, bool ok, const char *text)
+static void lookup_done(struct session *s, enum auth_lookup_result r, const char *text)
 {
-	s->auth->lookup = NULL;
+	struct auth *a = s->auth;
+	const char *peeked;
+
+	a->lookup = NULL;
 	if (s->dead || s->state != SESSION_CLIENT_AUTH)
 		return;
-	if (!ok) {
+	if (r == AUTH_LOOKUP_NO_DATABASE && !s->w->snap->cfg.auth.dbname) {
+		/* The client's own database: PostgreSQL's answer. */
+		session_close(s, "3D000", "database \"%s\" does not exist", s->database);
+		return;
+	}
+	if (r != AUTH_LOOKUP_OK) {
 		/* The details are in the log; the client learns nothing about the role. */
 		session_close(s, "08006", "could not look up the role's password verifier (auth.query)");
 		return;
 	}
+	a->looked_up = true;
+	/* Cached by auth_lookup.c just now (unless auth.cache_ttl_ms is 0): remember which answer. */
+	a->cached = auth_cache_peek(s, lookup_dbname(s), &peeked, &a->gen);
 	begin_exchange(s, text);
 }
 
@@ -246,9 +288,15 @@ void auth_client_begin(struct session *s, uint32_t startup_len)
 		begin_exchange(s, text);
 		return;
 	}
+	if (auth_cache_peek(s, lookup_dbname(s), &text, &a->gen)) {
+		s->w->stats.auth_cache_hits_total++;
+		session_log(s, LOG_DEBUG, "auth cache: verifier of role \"%s\" found", s->user);
+		a->looked_up = a->cached = a->from_cache = true;
+		begin_exchange(s, text);
+		return;
+	}
 	a->step = STEP_CLIENT_LOOKUP;
-	a->lookup = auth_lookup_start(s, snap->cfg.auth.dbname ? snap->cfg.auth.dbname : s->database,
-				      lookup_done);
+	a->lookup = auth_lookup_start(s, lookup_dbname(s), lookup_done);
 	if (!a->lookup)
 		session_close(s, "53200", "out of memory");
 }
@@ -311,10 +359,44 @@ static void client_sasl(struct session *s, const uint8_t *body, uint32_t len)
 			return;
 		}
 	}
-	if (r == SCRAM_FAILED)
+	if (r == SCRAM_FAILED) {
+		if (a->from_cache)
+			drop_verifier(s, true, "the client's proof does not match it");
 		fail_password(s, "wrong SCRAM proof, or no usable verifier for the role");
-	else
+	} else
 		session_close(s, "08P01", "malformed SCRAM authentication message");
+}
+
+/*
+ * The refetched verifier (see client_md5()) answered: the client's md5
+ * answer is checked once more against it, so a rotated md5 password works
+ * in the very login that found the cached hash stale.
+ */
+static void refetch_done(struct session *s, enum auth_lookup_result r, const char *text)
+{
+	struct auth *a = s->auth;
+	const char *peeked;
+	bool ok;
+
+	a->lookup = NULL;
+	if (s->dead || s->state != SESSION_CLIENT_AUTH)
+		return;
+	if (r != AUTH_LOOKUP_OK) {
+		session_close(s, "08006", "could not look up the role's password verifier (auth.query)");
+		return;
+	}
+	a->from_cache = false;
+	a->cached = auth_cache_peek(s, lookup_dbname(s), &peeked, &a->gen);
+	ok = verifier_classify(text) == VERIFIER_MD5 &&
+		md5_auth_check(text, a->md5_salt, a->md5_resp, strlen(a->md5_resp));
+	OPENSSL_cleanse(a->md5_resp, sizeof(a->md5_resp));
+	if (!ok) {
+		fail_password(s, "wrong md5 password (checked against the refetched verifier too)");
+		return;
+	}
+	snprintf(a->md5_hash, sizeof(a->md5_hash), "%s", text);
+	session_log(s, LOG_DEBUG, "client authenticated with md5 (refetched verifier)");
+	client_leg_done(s);
 }
 
 /* A PasswordMessage answering AuthenticationMD5Password. */
@@ -328,6 +410,24 @@ static void client_md5(struct session *s, const uint8_t *body, uint32_t len)
 		return;
 	}
 	if (!md5_auth_check(a->md5_hash, a->md5_salt, (const char *)body, len - 1)) {
+		/*
+		 * A cached hash may be stale, and md5 has no salt of the verifier's
+		 * that the client saw: the same answer can be checked against a
+		 * fresh one (once; rate-limited per role by auth_cache_drop()).
+		 */
+		if (a->from_cache && len - 1 <= MD5_AUTH_LEN && a->cached &&
+		    auth_cache_drop(s, lookup_dbname(s), a->gen, true)) {
+			a->cached = false;
+			memcpy(a->md5_resp, body, len);
+			a->step = STEP_CLIENT_LOOKUP;
+			session_log(s, LOG_DEBUG,
+				    "auth cache: refetching the verifier of role \"%s\" (the client's "
+				    "password does not match it)",
+				    s->user);
+			if (!(a->lookup = auth_lookup_start(s, lookup_dbname(s), refetch_done)))
+				session_close(s, "53200", "out of memory");
+			return;
+		}
 		fail_password(s, "wrong md5 password");
 		return;
 	}
@@ -473,11 +573,15 @@ static enum relay_msg server_sasl(struct session *s, uint32_t code, const uint8_
 			return RELAY_MSG_DROP;
 		}
 		if (r == SCRAM_STALE) {
-			/* The password changed since auth.userlist_file was written. */
-			session_log(s, LOG_WARN,
-				    "the server's salt or iteration count for role \"%s\" is not the one in "
-				    "auth.userlist_file: the verifier there is stale",
-				    s->user);
+			/* The password changed since the verifier was read or fetched. */
+			if (a->looked_up)
+				drop_verifier(s, false, "the server's salt or iteration count differ");
+			else
+				session_log(
+					s, LOG_WARN,
+					"the server's salt or iteration count for role \"%s\" is not the one "
+					"in auth.userlist_file: the verifier there is stale",
+					s->user);
 			fail_password(s, "stale verifier");
 			return RELAY_MSG_STOP;
 		}
@@ -548,4 +652,12 @@ enum relay_msg auth_server_msg(struct session *s, const uint8_t *body, uint32_t 
 			"the server asks for an authentication method pgvalve-proxy cannot use in "
 			"auth.mode terminate (use scram-sha-256 or md5 in pg_hba.conf)");
 	}
+}
+
+void auth_server_error(struct session *s, const char *sqlstate)
+{
+	struct auth *a = s->auth;
+
+	if (a && a->step == STEP_SERVER && sqlstate && strcmp(sqlstate, "28P01") == 0 && a->looked_up)
+		drop_verifier(s, false, "the server refused the login made with it");
 }

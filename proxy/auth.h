@@ -48,6 +48,14 @@ void auth_client_step(struct session *s);
  */
 enum relay_msg auth_server_msg(struct session *s, const uint8_t *body, uint32_t avail, uint32_t len);
 
+/*
+ * An ErrorResponse from the server (its SQLSTATE, maybe NULL) while the
+ * session logs in: a 28P01 means the verifier the proxy logged in with is
+ * stale, and it is dropped from the cache. The error itself goes to the
+ * client as usual.
+ */
+void auth_server_error(struct session *s, const char *sqlstate);
+
 /* Wipes and frees the session's authentication state; NULL is fine. */
 void auth_free(struct auth *a);
 

@@ -1,8 +1,9 @@
 /*
  * The verifier lookup over libpq's asynchronous API (see auth_lookup.h):
- * each worker's connections (one per database), their queues, and the
- * event-driven connect, send and receive. The password of auth.user comes
- * from the snapshot and goes to libpq only.
+ * each worker's connections (one per database), their queues, the
+ * event-driven connect, send and receive, and the worker's cache of answers
+ * (a hash table with a least-recently-used list). The password of auth.user
+ * comes from the snapshot and goes to libpq only.
  */
 #include "auth_lookup.h"
 
@@ -12,12 +13,36 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pgvalve/clock.h"
 #include "runtime.h"
 #include "session.h"
 #include "worker.h"
 
 #define LOOKUP_NAME_MAX 64
 #define LOOKUP_APPLICATION_NAME "pgvalve-proxy auth lookup"
+#define CACHE_BUCKETS 4096       /* a power of two */
+#define CACHE_DROP_EVERY_MS 1000 /* rate-limited drops: one a second per role */
+
+/* A cached answer. Names are no secrets; 'text' is, and is wiped whenever it goes. */
+struct cache_entry {
+	struct cache_entry *hnext;               /* bucket chain */
+	struct cache_entry *lru_prev, *lru_next; /* most recently used first */
+	uint32_t hash;
+	char user[LOOKUP_NAME_MAX];
+	char dbname[LOOKUP_NAME_MAX];
+	bool valid;         /* false: expired or dropped, kept only for dropped_ms */
+	char *text;         /* the verifier, NULL for none */
+	unsigned long gen;  /* which answer this is */
+	int64_t expires_ms; /* clock_mono_ms() */
+	int64_t dropped_ms; /* the last rate-limited drop, 0: none */
+};
+
+struct cache {
+	struct cache_entry **buckets; /* NULL until the first answer is cached */
+	struct cache_entry *lru_head, *lru_tail;
+	int n;
+	unsigned long next_gen;
+};
 
 struct lookup_req {
 	struct lookup_req *next;
@@ -44,9 +69,177 @@ struct lookup_conn {
 struct auth_lookup {
 	struct worker *w;
 	struct lookup_conn *conns;
+	struct cache cache;
 };
 
 static void conn_event(evutil_socket_t fd, short what, void *arg);
+
+/* ---- the cache ------------------------------------------------------------ */
+
+static uint32_t cache_hash(const char *user, const char *dbname)
+{
+	uint32_t h = 2166136261u; /* FNV-1a over user, NUL, dbname */
+	const char *p;
+
+	for (p = user;; p++) {
+		h = (h ^ (unsigned char)*p) * 16777619u;
+		if (!*p)
+			break;
+	}
+	for (p = dbname; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	return h;
+}
+
+static void entry_forget(struct cache_entry *e)
+{
+	if (e->text) {
+		OPENSSL_cleanse(e->text, strlen(e->text));
+		free(e->text);
+	}
+	e->text = NULL;
+	e->valid = false;
+}
+
+static void lru_unlink(struct cache *k, struct cache_entry *e)
+{
+	if (e->lru_prev)
+		e->lru_prev->lru_next = e->lru_next;
+	else
+		k->lru_head = e->lru_next;
+	if (e->lru_next)
+		e->lru_next->lru_prev = e->lru_prev;
+	else
+		k->lru_tail = e->lru_prev;
+	e->lru_prev = e->lru_next = NULL;
+}
+
+static void lru_push(struct cache *k, struct cache_entry *e)
+{
+	e->lru_prev = NULL;
+	e->lru_next = k->lru_head;
+	if (k->lru_head)
+		k->lru_head->lru_prev = e;
+	else
+		k->lru_tail = e;
+	k->lru_head = e;
+}
+
+static void entry_remove(struct cache *k, struct cache_entry *e)
+{
+	struct cache_entry **p;
+
+	for (p = &k->buckets[e->hash & (CACHE_BUCKETS - 1)]; *p; p = &(*p)->hnext)
+		if (*p == e) {
+			*p = e->hnext;
+			break;
+		}
+	lru_unlink(k, e);
+	entry_forget(e);
+	free(e);
+	k->n--;
+}
+
+static void cache_clear(struct cache *k)
+{
+	while (k->lru_head)
+		entry_remove(k, k->lru_head);
+	free(k->buckets);
+	k->buckets = NULL;
+}
+
+static struct cache_entry *cache_find(struct cache *k, const char *user, const char *dbname)
+{
+	uint32_t h = cache_hash(user, dbname);
+
+	if (!k->buckets)
+		return NULL;
+	for (struct cache_entry *e = k->buckets[h & (CACHE_BUCKETS - 1)]; e; e = e->hnext)
+		if (e->hash == h && strcmp(e->user, user) == 0 && strcmp(e->dbname, dbname) == 0)
+			return e;
+	return NULL;
+}
+
+/* Caches the answer 'text' (NULL: none) for 'user' in 'dbname'; out of memory, it is just not cached. */
+static void cache_store(struct auth_lookup *l, const char *user, const char *dbname, const char *text)
+{
+	struct cache *k = &l->cache;
+	int ttl = l->w->snap->cfg.auth.cache_ttl_ms;
+	struct cache_entry *e;
+	char *copy = NULL;
+
+	if (ttl <= 0 || strlen(user) >= LOOKUP_NAME_MAX || strlen(dbname) >= LOOKUP_NAME_MAX)
+		return;
+	if (text && !(copy = strdup(text)))
+		return;
+	if (!k->buckets && !(k->buckets = calloc(CACHE_BUCKETS, sizeof(*k->buckets)))) {
+		free(copy);
+		return;
+	}
+	if (!(e = cache_find(k, user, dbname))) {
+		if (k->n >= AUTH_CACHE_MAX)
+			entry_remove(k, k->lru_tail);
+		if (!(e = calloc(1, sizeof(*e)))) {
+			if (copy) {
+				OPENSSL_cleanse(copy, strlen(copy));
+				free(copy);
+			}
+			return;
+		}
+		e->hash = cache_hash(user, dbname);
+		snprintf(e->user, sizeof(e->user), "%s", user);
+		snprintf(e->dbname, sizeof(e->dbname), "%s", dbname);
+		e->hnext = k->buckets[e->hash & (CACHE_BUCKETS - 1)];
+		k->buckets[e->hash & (CACHE_BUCKETS - 1)] = e;
+		k->n++;
+	} else {
+		entry_forget(e);
+		lru_unlink(k, e);
+	}
+	lru_push(k, e);
+	e->text = copy;
+	e->valid = true;
+	e->gen = ++k->next_gen;
+	e->expires_ms = clock_mono_ms() + ttl;
+}
+
+bool auth_cache_peek(struct session *s, const char *dbname, const char **text, unsigned long *gen)
+{
+	struct auth_lookup *l = s->w->auth_lookup;
+	struct cache_entry *e;
+
+	if (!l || s->w->snap->cfg.auth.cache_ttl_ms <= 0 || !(e = cache_find(&l->cache, s->user, dbname)) ||
+	    !e->valid)
+		return false;
+	if (clock_mono_ms() >= e->expires_ms) {
+		entry_forget(e);
+		return false;
+	}
+	lru_unlink(&l->cache, e);
+	lru_push(&l->cache, e);
+	*text = e->text;
+	*gen = e->gen;
+	return true;
+}
+
+bool auth_cache_drop(struct session *s, const char *dbname, unsigned long gen, bool rate_limit)
+{
+	struct auth_lookup *l = s->w->auth_lookup;
+	struct cache_entry *e;
+	int64_t now = clock_mono_ms();
+
+	if (!l || !(e = cache_find(&l->cache, s->user, dbname)) || !e->valid || e->gen != gen)
+		return false;
+	if (rate_limit) {
+		if (e->dropped_ms && now - e->dropped_ms < CACHE_DROP_EVERY_MS)
+			return false;
+		e->dropped_ms = now;
+	}
+	entry_forget(e);
+	return true;
+}
+
+/* ---- the connections ------------------------------------------------------ */
 
 static void forget_result(struct lookup_conn *c)
 {
@@ -60,7 +253,7 @@ static void forget_result(struct lookup_conn *c)
 }
 
 /* Unlinks the head request and answers it (unless cancelled), settling its session. */
-static void answer_head(struct lookup_conn *c, bool ok, const char *text)
+static void answer_head(struct lookup_conn *c, enum auth_lookup_result result, const char *text)
 {
 	struct lookup_req *r = c->head;
 	struct session *s = r->s;
@@ -70,9 +263,11 @@ static void answer_head(struct lookup_conn *c, bool ok, const char *text)
 	if (!c->head)
 		c->tail = NULL;
 	c->busy = false;
+	if (result == AUTH_LOOKUP_OK)
+		cache_store(c->owner, r->user, c->dbname, text);
 	free(r);
 	if (s) {
-		done(s, ok, text);
+		done(s, result, text);
 		session_settle(s);
 	}
 }
@@ -96,13 +291,18 @@ static void conn_free(struct lookup_conn *c)
 /* The connection failed: every lookup waiting on it fails, and it goes (the next lookup opens another). */
 static void conn_fail(struct lookup_conn *c, const char *why)
 {
-	char msg[256];
+	char msg[256], missing[LOOKUP_NAME_MAX + 32];
+	enum auth_lookup_result result = AUTH_LOOKUP_FAILED;
 	size_t n;
 
 	snprintf(msg, sizeof(msg), "%s", why && *why ? why : "connection lost");
 	n = strlen(msg);
 	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
 		msg[--n] = '\0';
+	/* libpq has no SQLSTATE for a refused connection: PostgreSQL's (English) message says it. */
+	snprintf(missing, sizeof(missing), "database \"%s\" does not exist", c->dbname);
+	if (!c->connected && strstr(msg, missing))
+		result = AUTH_LOOKUP_NO_DATABASE;
 	log_warn("auth lookup in database \"%s\": %s", c->dbname, msg);
 	/* Unlinked first: an answer may start a new lookup, which must open a new connection. */
 	for (struct lookup_conn **p = &c->owner->conns; *p; p = &(*p)->next)
@@ -112,7 +312,7 @@ static void conn_fail(struct lookup_conn *c, const char *why)
 		}
 	c->next = NULL;
 	while (c->head)
-		answer_head(c, false, msg);
+		answer_head(c, result, msg);
 	if (c->ev)
 		event_free(c->ev);
 	PQfinish(c->pg);
@@ -141,7 +341,7 @@ static bool dispatch(struct lookup_conn *c)
 		int flushed;
 
 		if (!c->head->s) {
-			answer_head(c, false, NULL); /* cancelled before it ran */
+			answer_head(c, AUTH_LOOKUP_FAILED, NULL); /* cancelled before it ran */
 			continue;
 		}
 		if (!PQsendQueryParams(c->pg, snap->cfg.auth.query, 1, NULL, params, NULL, NULL, 0)) {
@@ -149,6 +349,7 @@ static bool dispatch(struct lookup_conn *c)
 			return false;
 		}
 		c->busy = true;
+		c->owner->w->stats.auth_lookups_total++;
 		forget_result(c);
 		flushed = PQflush(c->pg);
 		if (flushed < 0 || !watch(c, flushed ? EV_READ | EV_WRITE : EV_READ)) {
@@ -191,9 +392,9 @@ static bool read_results(struct lookup_conn *c)
 
 		if (!res) {
 			if (c->error[0])
-				answer_head(c, false, c->error);
+				answer_head(c, AUTH_LOOKUP_FAILED, c->error);
 			else
-				answer_head(c, true, c->text);
+				answer_head(c, AUTH_LOOKUP_OK, c->text);
 			forget_result(c);
 			if (!dispatch(c))
 				return false;
@@ -381,5 +582,21 @@ void auth_lookup_free(struct auth_lookup *l)
 		}
 		conn_free(c);
 	}
+	cache_clear(&l->cache);
 	free(l);
+}
+
+void auth_lookup_reload(struct auth_lookup *l)
+{
+	struct lookup_conn *c, *next;
+
+	if (!l)
+		return;
+	cache_clear(&l->cache);
+	/* An idle connection may log in with the old auth.user or password: the next lookup opens another. */
+	for (c = l->conns; c; c = next) {
+		next = c->next;
+		if (!c->head)
+			conn_free(c);
+	}
 }

@@ -5,9 +5,14 @@
  * (auth.dbname, or the client's database), one query in flight per
  * connection and the rest queued in arrival order. A connection that fails
  * fails the lookups waiting on it and is opened again by the next lookup.
- * Every lookup asks the server (no cache yet: as cache_ttl_ms 0), so a
- * rotated password works at once. auth.c asks and is answered; this module
- * never sees a client.
+ *
+ * Answers are cached per worker for auth.cache_ttl_ms (0: no cache), keyed
+ * by role and the database looked up in, at most AUTH_CACHE_MAX entries
+ * (the least recently used goes first); a role without a verifier is cached
+ * too. Cached verifiers are wiped when they expire, are evicted or dropped,
+ * and on reload. auth.c drops an entry the server or a client proved stale
+ * (see auth_cache_drop()). auth.c asks and is answered; this module never
+ * sees a client.
  */
 #ifndef PGVALVE_PROXY_AUTH_LOOKUP_H
 #define PGVALVE_PROXY_AUTH_LOOKUP_H
@@ -25,11 +30,43 @@ struct lookup_req;
  * password. Called on the worker's loop, never from inside
  * auth_lookup_start().
  */
-typedef void (*auth_lookup_done_fn)(struct session *s, bool ok, const char *text);
+enum auth_lookup_result {
+	AUTH_LOOKUP_OK,
+	AUTH_LOOKUP_FAILED,      /* could not run: 'text' says why */
+	AUTH_LOOKUP_NO_DATABASE, /* the server says the database looked up in does not exist */
+};
+
+#define AUTH_CACHE_MAX 10000 /* entries per worker */
+
+/*
+ * The answer: AUTH_LOOKUP_OK with 'text' the role's verifier, NULL for no
+ * row or a NULL password; else 'text' says why the lookup failed. Called on
+ * the worker's loop, never from inside auth_lookup_start().
+ */
+typedef void (*auth_lookup_done_fn)(struct session *s, enum auth_lookup_result r, const char *text);
+
+/*
+ * The cached answer for s->user in 'dbname': true (and *text the verifier,
+ * NULL for none, valid until the loop runs again; *gen names this answer
+ * for auth_cache_drop()) when there is one that has not expired.
+ */
+bool auth_cache_peek(struct session *s, const char *dbname, const char **text, unsigned long *gen);
+
+/*
+ * The answer 'gen' for s->user in 'dbname' proved stale (a proof that does
+ * not match it, or the server refusing a login made with it): forgets it, so
+ * the next login asks the server again. 'rate_limit': forgets at most once
+ * a second per role (a client's wrong password is no proof the verifier
+ * changed). False when nothing was dropped (rate-limited, or replaced meanwhile).
+ */
+bool auth_cache_drop(struct session *s, const char *dbname, unsigned long gen, bool rate_limit);
+
+/* The auth section may have changed (reload): forgets every cached verifier and closes idle lookup connections. */
+void auth_lookup_reload(struct auth_lookup *l);
 
 /*
  * Queues a lookup of s->user in 'dbname' for the session, answered through
- * 'done'. Returns the request (to cancel), or NULL when it cannot even be
+ * 'done' (and cached). Returns the request (to cancel), or NULL when it cannot even be
  * queued (out of memory).
  */
 struct lookup_req *auth_lookup_start(struct session *s, const char *dbname, auth_lookup_done_fn done);

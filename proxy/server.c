@@ -190,6 +190,8 @@ enum relay_msg server_on_msg(void *ctx, uint8_t type, uint8_t *body, uint32_t av
 		stmt_error(&s->statements);
 		if (pgwire_parse_error(body, avail, &err)) {
 			stats_error(&s->w->stats, worker_now(s->w), &err);
+			if (s->auth) /* auth.mode terminate: a refused login drops a stale verifier */
+				auth_server_error(s, err.sqlstate);
 			if (err.severity &&
 			    (strcmp(err.severity, "FATAL") == 0 || strcmp(err.severity, "PANIC") == 0))
 				s->server_fatal = true;

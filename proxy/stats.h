@@ -44,6 +44,8 @@ struct stats {
 	uint64_t statements_total;
 	uint64_t errors_total;
 	uint64_t protocol_errors_total;       /* connections closed for malformed input */
+	uint64_t auth_lookups_total;          /* auth.query sent to the server (auth_lookup.c) */
+	uint64_t auth_cache_hits_total;       /* verifiers answered from the worker's cache instead */
 	struct stats_keys errors_by_sqlstate; /* totals, kind STATS_SQLSTATE only */
 	struct stats_bucket ring[STATS_WINDOW_S];
 };

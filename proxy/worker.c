@@ -146,6 +146,7 @@ static int listen_socket(const struct snapshot *snap, char *err, size_t errlen)
 void worker_apply_snapshot(struct worker *w, const struct snapshot *snap)
 {
 	w->snap = snap;
+	auth_lookup_reload(w->auth_lookup); /* cached verifiers belong to the old auth section */
 	w->active = snap->active;
 	w->c2s_rules.max_len = (uint32_t)snap->cfg.max_message_bytes;
 	w->s2c_rules.max_len = (uint32_t)snap->cfg.max_message_bytes;

@@ -9,6 +9,7 @@ import base64
 import hashlib
 import hmac
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -223,7 +224,7 @@ def test_stale_verifier_fails_login_without_leaking(pg, proxy_factory, tmp_path,
             raw.startup("scram_user")
         assert e.value.sqlstate == "28P01"
     write_userlist(pg, path)
-    proxy.signal(__import__("signal").SIGHUP)
+    proxy.signal(signal.SIGHUP)
     harness.wait_for(lambda: "configuration reloaded" in proxy.log_text(), timeout=30)
     conn = connect(proxy, user="scram_user", **tls_kw(pg))
     assert conn.execute("SELECT current_user").fetchone() == ("scram_user",)
@@ -491,6 +492,29 @@ def lookup_overrides(pg, tmp_path, password=LOOKUP_PASSWORD, client_tls=True):
     return o
 
 
+def restore_password(pg, user="scram_user"):
+    pg.psql_admin("SET password_encryption = 'scram-sha-256'; "
+                  f"ALTER ROLE {user} PASSWORD '{harness.PASSWORDS[user]}'")
+
+
+def rotate_password(pg, password, user="scram_user"):
+    pg.psql_admin(f"SET password_encryption = 'scram-sha-256'; ALTER ROLE {user} PASSWORD '{password}'")
+
+
+def cache_counts(proxy):
+    m = proxy.metrics()
+    return m["pgvalve_auth_lookups_total"], m["pgvalve_auth_cache_hits_total"]
+
+
+def cached_overrides(pg, tmp_path, ttl_ms=None):
+    """One worker (each worker has its own cache), auth.cache_ttl_ms as given (None: default)."""
+    o = lookup_overrides(pg, tmp_path)
+    o["workers"] = 1
+    if ttl_ms is not None:
+        o["auth"]["cache_ttl_ms"] = ttl_ms
+    return o
+
+
 def lookup_backends(pg):
     return pg.psql_admin("SELECT pid FROM pg_stat_activity "
                          "WHERE application_name = 'pgvalve-proxy auth lookup'").split()
@@ -519,8 +543,12 @@ def test_lookup_query_logs_in_every_kind_of_role(pg, proxy_factory, tmp_path, co
 
 
 def test_lookup_sees_a_rotated_password_at_once(pg, proxy_factory, tmp_path, connect):
+    """With auth.cache_ttl_ms 0 every login asks the server: nothing is cached."""
     install_lookup(pg)
-    proxy = proxy_factory(pg, lookup_overrides(pg, tmp_path))
+    o = lookup_overrides(pg, tmp_path)
+    o["auth"]["cache_ttl_ms"] = 0
+    o["workers"] = 1
+    proxy = proxy_factory(pg, o)
     connect(proxy, user="scram_user", **tls_kw(pg))
     pg.psql_admin("SET password_encryption = 'scram-sha-256'; "
                   "ALTER ROLE scram_user PASSWORD 'rotated-secret'")
@@ -530,14 +558,17 @@ def test_lookup_sees_a_rotated_password_at_once(pg, proxy_factory, tmp_path, con
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
             psycopg.connect(proxy.dsn(user="scram_user", **tls_kw(pg)))
     finally:
-        pg.psql_admin("SET password_encryption = 'scram-sha-256'; "
-                      f"ALTER ROLE scram_user PASSWORD '{harness.PASSWORDS['scram_user']}'")
+        restore_password(pg)
+    m = proxy.metrics()
+    assert m["pgvalve_auth_lookups_total"] == 3
+    assert m["pgvalve_auth_cache_hits_total"] == 0
 
 
 def test_lookup_connection_lost_and_recovered(pg, proxy_factory, tmp_path, connect):
     install_lookup(pg)
     o = lookup_overrides(pg, tmp_path)
     o["workers"] = 1
+    o["auth"]["cache_ttl_ms"] = 0  # every login asks the server
     proxy = proxy_factory(pg, o)
     connect(proxy, user="scram_user", **tls_kw(pg))
     pids = lookup_backends(pg)
@@ -561,4 +592,151 @@ def test_lookup_that_cannot_log_in_fails_the_login_alone(pg, proxy_factory, tmp_
         assert "auth.query" in e.value.fields["M"]
     assert "auth lookup in database" in proxy.log_text()
     assert "not-the-lookup-password" not in proxy.log_text()
+    proxy.assert_healthy()
+
+
+# ---- the verifier cache (auth.cache_ttl_ms) ----------------------------------------------------
+
+def test_cache_answers_repeated_logins(pg, proxy_factory, tmp_path, connect):
+    """The default cache: the second login of a role is not looked up again; another role is."""
+    install_lookup(pg)
+    o = cached_overrides(pg, tmp_path)
+    o["log"] = {"level": "debug"}
+    proxy = proxy_factory(pg, o)
+    assert cache_counts(proxy) == (0, 0)
+    for _ in range(3):
+        conn = connect(proxy, user="scram_user", **tls_kw(pg))
+        assert conn.execute("SELECT current_user").fetchone() == ("scram_user",)
+    assert cache_counts(proxy) == (1, 2)
+    conn = connect(proxy, user="md5_user", **tls_kw(pg))
+    assert conn.execute("SELECT current_user").fetchone() == ("md5_user",)
+    connect(proxy, user="md5_user", **tls_kw(pg))
+    assert cache_counts(proxy) == (2, 3)
+    assert 'auth cache: verifier of role "scram_user" found' in proxy.log_text()
+    # An unknown role's answer (none) is cached too, and still gets PostgreSQL's 28P01.
+    for _ in range(2):
+        with proxy.raw() as raw:
+            with pytest.raises(harness.PgError) as e:
+                raw.startup("no_such_role", password="x")
+            assert e.value.sqlstate == "28P01"
+    assert cache_counts(proxy) == (3, 4)
+    proxy.assert_healthy()
+
+
+def test_cache_and_password_rotation(pg, proxy_factory, tmp_path, connect):
+    """A cached verifier outlived by ALTER ROLE ... PASSWORD (a long TTL, so expiry plays no part).
+    The old password is refused (the server's new salt shows the cached verifier is stale, which
+    drops it) and the new one works on the next login. A client that tries the new password first
+    is checked against the stale verifier, whose salt it was given: refused once, as SCRAM
+    cannot rerun the exchange with another salt; the verifier is dropped and its next login
+    works."""
+    install_lookup(pg)
+    proxy = proxy_factory(pg, cached_overrides(pg, tmp_path, ttl_ms=3600000))
+    try:
+        connect(proxy, user="scram_user", **tls_kw(pg))
+        connect(proxy, user="scram_user", **tls_kw(pg))
+        assert cache_counts(proxy) == (1, 1)
+
+        rotate_password(pg, "rotated-secret-1")
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(proxy.dsn(user="scram_user", **tls_kw(pg)))
+        conn = connect(proxy, user="scram_user", password="rotated-secret-1", **tls_kw(pg))
+        assert conn.execute("SELECT current_user").fetchone() == ("scram_user",)
+        assert cache_counts(proxy) == (2, 2)
+
+        rotate_password(pg, "rotated-secret-2")
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(proxy.dsn(user="scram_user", password="rotated-secret-2", **tls_kw(pg)))
+        conn = connect(proxy, user="scram_user", password="rotated-secret-2", **tls_kw(pg))
+        assert conn.execute("SELECT current_user").fetchone() == ("scram_user",)
+        for old in ("rotated-secret-1", harness.PASSWORDS["scram_user"]):
+            with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+                psycopg.connect(proxy.dsn(user="scram_user", password=old, **tls_kw(pg)))
+    finally:
+        restore_password(pg)
+    proxy.assert_healthy()
+
+
+def test_cache_md5_rotation(pg, proxy_factory, tmp_path, connect):
+    """md5 has no salt of the verifier's that the client sees, so a new password checked against
+    a stale cached hash is checked once more against a refetched one, in the same login: it
+    works at once. A login made with a stale hash whose old password still matched it is
+    refused by the server (its own 28P01), which drops the hash too."""
+    install_lookup(pg)
+    o = cached_overrides(pg, tmp_path, ttl_ms=3600000)
+    o["log"] = {"level": "debug"}
+    proxy = proxy_factory(pg, o)
+
+    def rotate(password):
+        pg.psql_admin(f"SET password_encryption = 'md5'; ALTER ROLE md5_user PASSWORD '{password}'")
+
+    try:
+        connect(proxy, user="md5_user", **tls_kw(pg))
+        rotate("md5-rotated-1")
+        conn = connect(proxy, user="md5_user", password="md5-rotated-1", **tls_kw(pg))
+        assert conn.execute("SELECT current_user").fetchone() == ("md5_user",)
+        assert "client authenticated with md5 (refetched verifier)" in proxy.log_text()
+        assert cache_counts(proxy) == (2, 1)
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(proxy.dsn(user="md5_user", **tls_kw(pg)))
+
+        rotate("md5-rotated-2")
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(proxy.dsn(user="md5_user", password="md5-rotated-1", **tls_kw(pg)))
+        assert "the server refused the login made with it" in proxy.log_text()
+        conn = connect(proxy, user="md5_user", password="md5-rotated-2", **tls_kw(pg))
+        assert conn.execute("SELECT current_user").fetchone() == ("md5_user",)
+    finally:
+        rotate(harness.PASSWORDS["md5_user"])
+    proxy.assert_healthy()
+
+
+def test_wrong_passwords_do_not_flood_the_lookup(pg, proxy_factory, tmp_path, connect):
+    """A wrong password against a cached verifier may drop it (the password might have
+    changed; at most once a second per role), never one just fetched: a burst of wrong
+    passwords costs at most a lookup every other attempt, however slow the machine, and
+    usually one or two."""
+    install_lookup(pg)
+    proxy = proxy_factory(pg, cached_overrides(pg, tmp_path, ttl_ms=3600000))
+    connect(proxy, user="scram_user", **tls_kw(pg))
+    for i in range(20):
+        with proxy.raw() as raw:
+            with pytest.raises(harness.PgError) as e:
+                raw.startup("scram_user", password=f"wrong-{i}")
+            assert e.value.sqlstate == "28P01"
+    lookups, hits = cache_counts(proxy)
+    assert lookups + hits == 21
+    assert hits >= 1 and lookups <= 11
+    conn = connect(proxy, user="scram_user", **tls_kw(pg))
+    assert conn.execute("SELECT current_user").fetchone() == ("scram_user",)
+    proxy.assert_healthy()
+
+
+def test_sighup_clears_the_cache(pg, proxy_factory, tmp_path, connect):
+    install_lookup(pg)
+    proxy = proxy_factory(pg, cached_overrides(pg, tmp_path, ttl_ms=3600000))
+    connect(proxy, user="scram_user", **tls_kw(pg))
+    connect(proxy, user="scram_user", **tls_kw(pg))
+    assert cache_counts(proxy) == (1, 1)
+    proxy.signal(signal.SIGHUP)
+    harness.wait_for(lambda: "configuration reloaded" in proxy.log_text(), timeout=30)
+    conn = connect(proxy, user="scram_user", **tls_kw(pg))
+    assert conn.execute("SELECT current_user").fetchone() == ("scram_user",)
+    assert cache_counts(proxy) == (2, 1)
+    connect(proxy, user="scram_user", **tls_kw(pg))
+    assert cache_counts(proxy) == (2, 2)
+
+
+def test_unknown_database_is_3D000(pg, proxy_factory, tmp_path):
+    """auth.dbname unset: the lookup runs in the client's database; when that does not exist
+    the client hears what PostgreSQL would say."""
+    install_lookup(pg)
+    proxy = proxy_factory(pg, cached_overrides(pg, tmp_path))
+    for _ in range(2):
+        with proxy.raw() as raw:
+            with pytest.raises(harness.PgError) as e:
+                raw.startup("scram_user", database="no_such_db")
+            assert e.value.sqlstate == "3D000", e.value.fields
+            assert e.value.fields["M"] == 'database "no_such_db" does not exist'
+            assert e.value.fields["S"] == "FATAL"
     proxy.assert_healthy()
