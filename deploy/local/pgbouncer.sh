@@ -9,7 +9,8 @@
 # pgvalve role's password; PgBouncer logs in to the server with it. It runs as
 # the server user (PgBouncer refuses root), daemonized with a pid file.
 # Knobs: PGV_BOUNCER_MAX_CLIENTS (3000), PGV_BOUNCER_POOL_SIZE (2200),
-# PGV_BOUNCER_SSLMODE (server_tls_sslmode, default disable).
+# PGV_BOUNCER_SSLMODE (server_tls_sslmode, default disable), PGV_BOUNCER_CLIENT_TLS_CERT +
+# PGV_BOUNCER_CLIENT_TLS_KEY (client_tls_sslmode = require with that cert; default none).
 #
 # Globals: PGV_BOUNCER_PORT PGV_BOUNCER_PID PGV_BOUNCER_DIR PGV_BOUNCER_LOG.
 
@@ -29,6 +30,8 @@ pgv_bouncer_start() {
 	PGV_BOUNCER_DIR=$dir
 	PGV_BOUNCER_LOG=$dir/pgbouncer.log
 	ini=$dir/pgbouncer.ini
+	local client_tls=disable
+	if [[ -n ${PGV_BOUNCER_CLIENT_TLS_CERT:-} ]]; then client_tls=require; fi
 	printf '"%s" "%s"\n' "$PGV_PG_USER" "$PGV_PG_PASSWORD" >"$dir/userlist.txt"
 	cat >"$ini" <<-EOF
 		[databases]
@@ -46,6 +49,9 @@ pgv_bouncer_start() {
 		max_db_connections = 0
 		max_user_connections = 0
 		server_tls_sslmode = ${PGV_BOUNCER_SSLMODE:-disable}
+		client_tls_sslmode = $client_tls
+		client_tls_cert_file = ${PGV_BOUNCER_CLIENT_TLS_CERT:-}
+		client_tls_key_file = ${PGV_BOUNCER_CLIENT_TLS_KEY:-}
 		ignore_startup_parameters = extra_float_digits
 		logfile = $PGV_BOUNCER_LOG
 		pidfile = $dir/pgbouncer.pid

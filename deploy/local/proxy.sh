@@ -10,7 +10,9 @@
 # BUILD_DIR as for build.sh: build/ of this repository), PGV_PROXY_WORKERS (0 = one
 # per core), PGV_PROXY_SSLMODE (upstream.sslmode, default prefer),
 # PGV_PROXY_LOG_LEVEL (info), PGV_PROXY_MAX_CLIENTS (10000),
-# PGV_PROXY_SHUTDOWN_MS (5000).
+# PGV_PROXY_SHUTDOWN_MS (5000), PGV_PROXY_TLS_CERT + PGV_PROXY_TLS_KEY (tls.cert_file
+# and tls.key_file: clients may then use TLS; default none), PGV_PROXY_AUTH_USERLIST (a
+# PgBouncer-format userlist: auth.mode terminate with that auth.userlist_file; default relay).
 #
 # Globals set by pgv_proxy_start: PGV_PROXY_PORT PGV_PROXY_ADMIN_PORT PGV_PROXY_PID
 # PGV_PROXY_DIR PGV_PROXY_CONFIG PGV_PROXY_LOG PGV_PROXY_ADMIN_URL.
@@ -50,13 +52,20 @@ pgv_proxy_start() {
 	PGV_PROXY_CONFIG=$dir/pgvalve-proxy.json
 	PGV_PROXY_LOG=$dir/proxy.log
 	PGV_PROXY_ADMIN_URL=http://127.0.0.1:$PGV_PROXY_ADMIN_PORT
+	local extra=
+	if [[ -n ${PGV_PROXY_TLS_CERT:-} ]]; then
+		extra=$'\n  '"\"tls\": {\"cert_file\": \"$PGV_PROXY_TLS_CERT\", \"key_file\": \"$PGV_PROXY_TLS_KEY\"},"
+	fi
+	if [[ -n ${PGV_PROXY_AUTH_USERLIST:-} ]]; then
+		extra+=$'\n  '"\"auth\": {\"mode\": \"terminate\", \"userlist_file\": \"$PGV_PROXY_AUTH_USERLIST\"},"
+	fi
 	cat >"$PGV_PROXY_CONFIG" <<-EOF
 		// Written by deploy/local/proxy.sh for a local run.
 		{
 		  "listen": {"host": "127.0.0.1", "port": $PGV_PROXY_PORT},
 		  "upstream": {"host": "127.0.0.1", "port": $upstream_port,
 		               "sslmode": "${PGV_PROXY_SSLMODE:-prefer}"},
-		  "admin": {"host": "127.0.0.1", "port": $PGV_PROXY_ADMIN_PORT},
+		  "admin": {"host": "127.0.0.1", "port": $PGV_PROXY_ADMIN_PORT},$extra
 		  "workers": ${PGV_PROXY_WORKERS:-0},
 		  "limits": {"max_clients": ${PGV_PROXY_MAX_CLIENTS:-10000}},
 		  "timeouts": {"shutdown_timeout_ms": ${PGV_PROXY_SHUTDOWN_MS:-5000}},
