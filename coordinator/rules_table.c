@@ -94,6 +94,25 @@ static struct plan_step *push_brief(struct rules_ctx *c, const struct qname *tab
 	return &c->p->steps[c->p->n_steps - 1];
 }
 
+/*
+ * The statement's text with 'cuts' made, checked to parse to 'copy' (its
+ * tree without the keys cut out): a caller's own text is never trusted
+ * otherwise. Frees 'copy'; on failure (NULL) frees the cut keys 'ks' too.
+ */
+static char *cut_checked(struct rules_ctx *c, cJSON *copy, struct rules_cut *cuts, int n, cJSON **ks)
+{
+	char *sql = n ? rules_cut_apply(c->sql, c->len, cuts, n) : xstrdup(c->sql);
+
+	if (!sql || !rules_cut_reads_as(sql, copy)) {
+		free(sql);
+		sql = NULL;
+		for (int k = 0; k < n; k++)
+			cJSON_Delete(ks[k]);
+	}
+	cJSON_Delete(copy);
+	return sql;
+}
+
 /* ---- CREATE TABLE and the other new objects ---- */
 
 static enum rules_outcome plan_create_table(struct rules_ctx *c, const cJSON *node, const cJSON *stmt)
@@ -140,17 +159,11 @@ static enum rules_outcome plan_create_table(struct rules_ctx *c, const cJSON *no
 		}
 		i++;
 	}
-	sql = n ? rules_cut_apply(c->sql, c->len, cuts, n) : xstrdup(c->sql);
-	if (!sql || !rules_cut_reads_as(sql, copy)) {
-		free(sql);
-		cJSON_Delete(copy);
-		for (int k = 0; k < n; k++)
-			cJSON_Delete(ks[k]);
+	sql = cut_checked(c, copy, cuts, n, ks);
+	if (!sql)
 		return rules_failed(c,
 				    "cannot cut this CREATE TABLE's foreign keys out faithfully: create "
 				    "the table without them and add each with ALTER TABLE … ADD FOREIGN KEY");
-	}
-	cJSON_Delete(copy);
 	push_new_object(c, &table, as_written(c, sql, false));
 	free(sql);
 	push_created(c->p, &table);
@@ -471,17 +484,11 @@ enum rules_outcome rules_table_alter(struct rules_ctx *c, const struct rules_tar
 		}
 		i++;
 	}
-	sql = n ? rules_cut_apply(c->sql, c->len, cuts, n) : xstrdup(c->sql);
-	if (!sql || !rules_cut_reads_as(sql, copy)) {
-		free(sql);
-		cJSON_Delete(copy);
-		for (int k = 0; k < n; k++)
-			cJSON_Delete(ks[k]);
+	sql = cut_checked(c, copy, cuts, n, ks);
+	if (!sql)
 		return rules_failed(c,
 				    "cannot cut this ADD COLUMN's REFERENCES out faithfully: add the "
 				    "column, then the foreign key with ALTER TABLE … ADD FOREIGN KEY");
-	}
-	cJSON_Delete(copy);
 	st = push_brief(c, &t->table, as_written(c, sql, true));
 	st->needs_empty = needs_empty && !rules_created(c->p, &t->table);
 	snprintf(st->check_functions, sizeof(st->check_functions), "%s", functions);

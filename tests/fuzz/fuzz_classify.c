@@ -40,6 +40,7 @@
 #include "pgvalve/sqllex.h"
 #include "fuzz_bigstack.h"
 #include "fuzz_check.h"
+#include "../support/pg_scan.h"
 
 #define CACHE_ENTRIES 64
 #define CACHE_BYTES (64u << 10) /* below 64 typical entries: byte evictions too */
@@ -84,96 +85,19 @@ static void check_same(const struct classify_result *a, const struct classify_re
 
 /* ---- the key ----------------------------------------------------------------- */
 
-/* pg_query.proto's Token numbers for the literal tokens. */
-enum { TOK_FCONST = 260, TOK_SCONST = 261, TOK_BCONST = 263, TOK_XCONST = 264, TOK_ICONST = 266 };
-
-struct scan_token {
-	size_t start, end;
-	int token;
-};
-
-static uint64_t pb_varint(const uint8_t **p, const uint8_t *end)
-{
-	uint64_t v = 0;
-
-	for (int shift = 0; *p < end && shift < 64; shift += 7) {
-		uint8_t b = *(*p)++;
-
-		v |= (uint64_t)(b & 0x7f) << shift;
-		if (!(b & 0x80))
-			break;
-	}
-	return v;
-}
-
-/*
- * libpg_query's tokens of the NUL-terminated 'text' into toks (room for
- * 'max'), from the ScanResult protobuf (field 2: ScanToken {1 start, 2 end,
- * 4 token}). Returns how many, or -1 when the scanner reports an error.
- */
-static long scan_tokens(const char *text, struct scan_token *toks, size_t max)
-{
-	PgQueryScanResult r = pg_query_scan(text);
-	const uint8_t *p, *end;
-	long n = 0;
-
-	if (r.error) {
-		pg_query_free_scan_result(r);
-		return -1;
-	}
-	if (!r.pbuf.data) { /* no tokens at all */
-		pg_query_free_scan_result(r);
-		return 0;
-	}
-	p = (const uint8_t *)r.pbuf.data;
-	end = p + r.pbuf.len;
-	while (p < end) {
-		uint64_t tag = pb_varint(&p, end), len;
-		const uint8_t *m, *m_end;
-
-		if ((tag & 7) == 0) {
-			pb_varint(&p, end);
-			continue;
-		}
-		FUZZ_CHECK((tag & 7) == 2);
-		len = pb_varint(&p, end);
-		FUZZ_CHECK(len <= (uint64_t)(end - p));
-		m = p;
-		m_end = p + len;
-		p = m_end;
-		if (tag >> 3 != 2)
-			continue;
-		FUZZ_CHECK((size_t)n < max);
-		toks[n] = (struct scan_token){ 0 };
-		while (m < m_end) {
-			uint64_t field = pb_varint(&m, m_end) >> 3, v = pb_varint(&m, m_end);
-
-			if (field == 1)
-				toks[n].start = v;
-			else if (field == 2)
-				toks[n].end = v;
-			else if (field == 4)
-				toks[n].token = (int)v;
-		}
-		n++;
-	}
-	pg_query_free_scan_result(r);
-	return n;
-}
-
 static int token_of_kind(char kind)
 {
 	switch (kind) {
 	case CLASSIFY_LIT_INT:
-		return TOK_ICONST;
+		return PG_SCAN_ICONST;
 	case CLASSIFY_LIT_NUMERIC:
-		return TOK_FCONST;
+		return PG_SCAN_FCONST;
 	case CLASSIFY_LIT_BITS:
-		return TOK_BCONST;
+		return PG_SCAN_BCONST;
 	case CLASSIFY_LIT_HEX:
-		return TOK_XCONST;
+		return PG_SCAN_XCONST;
 	default:
-		return TOK_SCONST; /* '...', E'...', dollar quotes */
+		return PG_SCAN_SCONST; /* '...', E'...', dollar quotes */
 	}
 }
 
@@ -183,7 +107,7 @@ static int token_of_kind(char kind)
  * the lexer has no other token but white space. (The scanner reports
  * comments too; for U&"..." and U&'...' it reports the start only.)
  */
-static void check_lexer(const char *text, size_t len, const struct scan_token *toks, long n)
+static void check_lexer(const char *text, size_t len, const struct pg_scan_token *toks, long n)
 {
 	struct sqllex lx;
 	struct sqllex_token t;
@@ -204,11 +128,12 @@ static void check_lexer(const char *text, size_t len, const struct scan_token *t
 static void check_scan(const char *text, const struct classify_literal *lits, size_t n_lits)
 {
 	size_t len = strlen(text), t = 0;
-	struct scan_token *toks = malloc((len + 1) * sizeof(*toks));
+	struct pg_scan_token *toks = malloc((len + 1) * sizeof(*toks));
 	long n;
 
 	FUZZ_CHECK(toks != NULL);
-	n = scan_tokens(text, toks, len + 1);
+	n = pg_scan_tokens(text, toks, len + 1);
+	FUZZ_CHECK(n != -2);
 	if (n >= 0)
 		check_lexer(text, len, toks, n);
 	for (size_t i = 0; n >= 0 && i < n_lits; i++) {

@@ -20,6 +20,7 @@
 #include <pg_query.h>
 
 #include "pgvalve/sqllex.h"
+#include "../../support/pg_scan.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -30,70 +31,6 @@ struct tok {
 
 /* ---- libpg_query's scanner, for comparison ---- */
 
-struct span {
-	size_t start, end;
-};
-
-static uint64_t pb_varint(const uint8_t **p, const uint8_t *end)
-{
-	uint64_t v = 0;
-
-	for (int shift = 0; *p < end && shift < 64; shift += 7) {
-		uint8_t b = *(*p)++;
-
-		v |= (uint64_t)(b & 0x7f) << shift;
-		if (!(b & 0x80))
-			break;
-	}
-	return v;
-}
-
-/*
- * libpg_query's tokens of 'text' (pg_query_scan: a ScanResult protobuf,
- * field 2 ScanToken {1 start, 2 end}). -1 when its scanner reports an error.
- */
-static long pg_tokens(const char *text, struct span *out, size_t max)
-{
-	PgQueryScanResult r = pg_query_scan(text);
-	const uint8_t *p, *end;
-	long n = 0;
-
-	if (r.error) {
-		pg_query_free_scan_result(r);
-		return -1;
-	}
-	p = (const uint8_t *)r.pbuf.data;
-	end = p ? p + r.pbuf.len : p;
-	while (p && p < end) {
-		uint64_t tag = pb_varint(&p, end), len;
-		const uint8_t *m, *m_end;
-
-		if ((tag & 7) == 0) {
-			pb_varint(&p, end);
-			continue;
-		}
-		len = pb_varint(&p, end);
-		m = p;
-		m_end = p + len;
-		p = m_end;
-		if (tag >> 3 != 2)
-			continue;
-		assert_true((size_t)n < max);
-		out[n] = (struct span){ 0 };
-		while (m < m_end) {
-			uint64_t field = pb_varint(&m, m_end) >> 3, v = pb_varint(&m, m_end);
-
-			if (field == 1)
-				out[n].start = v;
-			else if (field == 2)
-				out[n].end = v;
-		}
-		n++;
-	}
-	pg_query_free_scan_result(r);
-	return n;
-}
-
 /*
  * Every token libpg_query's scanner reports for 'sql' is one of ours, with
  * the same start and end (white space it does not report; comments it
@@ -103,13 +40,13 @@ static long pg_tokens(const char *text, struct span *out, size_t max)
 static void check_agrees_with_libpg_query(const char *sql)
 {
 	size_t len = strlen(sql);
-	struct span *pg = calloc(len + 2, sizeof(*pg));
+	struct pg_scan_token *pg = calloc(len + 2, sizeof(*pg));
 	struct sqllex lx;
 	struct sqllex_token t;
 	long n;
 
 	assert_non_null(pg);
-	n = pg_tokens(sql, pg, len + 2);
+	n = pg_scan_tokens(sql, pg, len + 2);
 	if (n < 0)
 		fail_msg("%s: libpg_query's scanner refuses it", sql);
 	sqllex_init(&lx, sql, len, 0);
