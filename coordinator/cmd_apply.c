@@ -35,12 +35,17 @@ int cmd_apply(struct options *o)
 	struct db_error err;
 	char *plan_text = NULL;
 	cJSON *plan_json = NULL;
+	cJSON *options_json = NULL;
+	char *options_text = NULL;
+	bool orm_table_exists;
 	int holder, rc = EXIT_ATTENTION;
 
-	if (!plan_build(&m.p, o)) {
+	rc = plan_build_orm(&m.p, o, &m.orm);
+	if (rc != EXIT_DONE) {
 		plan_free(&m.p);
-		return EXIT_REFUSED;
+		return rc;
 	}
+	rc = EXIT_ATTENTION;
 	m.done = xcalloc((size_t)m.p.n_steps + 1, sizeof(*m.done));
 	if (!migrate_settings(&m)) {
 		migrate_free(&m);
@@ -65,6 +70,9 @@ int cmd_apply(struct options *o)
 		rc = EXIT_REFUSED;
 		goto done;
 	}
+	/* A migration the ORM records as applied already: refused before anything changes. */
+	if (!plan_orm_check(m.ddl, &m.orm, &orm_table_exists, &rc))
+		goto done;
 	if (o->n_proxies == 0)
 		report_warning(
 			"no --proxy given: the cutover relies on lock_timeout and retries only",
@@ -83,7 +91,12 @@ int cmd_apply(struct options *o)
 	m.rows = pf.rows_to_validate;
 	plan_json = plan_to_json(&m.p);
 	plan_text = cJSON_PrintUnformatted(plan_json);
-	if (!journal_create(m.ddl, &m.p, plan_text, "{}", &m.id, &err)) {
+	/* The ORM's record goes beside the plan, so `recover --resume` writes it at commit too. */
+	options_json = cJSON_CreateObject();
+	if (m.orm.tool != ORM_NONE)
+		cJSON_AddItemToObject(options_json, "orm", orm_to_json(&m.orm));
+	options_text = cJSON_PrintUnformatted(options_json);
+	if (!journal_create(m.ddl, &m.p, plan_text, options_text, &m.id, &err)) {
 		report_error("cannot record the migration in the journal", err.msg, NULL);
 		goto done;
 	}
@@ -96,7 +109,9 @@ int cmd_apply(struct options *o)
 	rc = migrate_run(&m, MIG_CHECKED);
 done:
 	cJSON_Delete(plan_json);
+	cJSON_Delete(options_json);
 	free(plan_text);
+	free(options_text);
 	preflight_free(&pf);
 	migrate_free(&m);
 	return rc;

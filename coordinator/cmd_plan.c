@@ -14,6 +14,7 @@
 #include "commands.h"
 #include "db.h"
 #include "input.h"
+#include "orm.h"
 #include "preflight.h"
 #include "report.h"
 #include "rules.h"
@@ -52,36 +53,94 @@ static void report_refusals(const struct plan *p, bool document, bool text_outpu
 		fprintf(stderr, "pgvalve: %d statements refused; nothing was changed\n", p->n_refusals);
 }
 
-/* plan_build(), with plan --format json's refusals as one JSON document. */
-static bool build(struct plan *p, const struct options *o, bool document)
+/* Reports an input error: file:line: message, like psql. */
+static void report_input_error(const struct input_error *ierr)
+{
+	char what[1100];
+
+	if (ierr->line > 0)
+		snprintf(what, sizeof(what), "%s:%d: %s", ierr->file, ierr->line, ierr->msg);
+	else
+		snprintf(what, sizeof(what), "%s%s%s", ierr->file, ierr->file[0] ? ": " : "", ierr->msg);
+	report_error(what, NULL, NULL);
+}
+
+/*
+ * plan_build_orm(), with plan --format json's refusals as one JSON
+ * document: the ORM's record (orm.h) is derived before the files are read
+ * and its own statements taken out before the rules see them.
+ */
+static int build(struct plan *p, const struct options *o, bool document, struct orm_record *orm)
 {
 	struct rules_options ropt = { .allow_unsafe = o->allow_unsafe };
 	struct input_error ierr = { 0 };
-	char what[1100];
+	char oerr[1024];
 
 	memset(p, 0, sizeof(*p));
 	if (o->n_args == 0) {
 		report_error("no migration file given", NULL, "pgvalve plan FILE.sql --db URL");
-		return false;
+		return EXIT_REFUSED;
 	}
-	if (input_load(p, o->args, o->n_args, &ierr) && !rules_plan(p, &ropt, &ierr) && p->n_refusals) {
-		report_refusals(p, document, o->format != FORMAT_JSON);
-		return false;
+	if (!orm_derive(orm, o, oerr, sizeof(oerr))) {
+		report_error(oerr, NULL, NULL);
+		return EXIT_USAGE;
+	}
+	if (input_load(p, o->args, o->n_args, &ierr)) {
+		if (!orm_take_statements(orm, p, &ierr)) {
+			report_input_error(&ierr);
+			return EXIT_USAGE;
+		}
+		if (!rules_plan(p, &ropt, &ierr) && p->n_refusals) {
+			report_refusals(p, document, o->format != FORMAT_JSON);
+			return EXIT_REFUSED;
+		}
 	}
 	if (ierr.msg[0]) {
-		if (ierr.line > 0)
-			snprintf(what, sizeof(what), "%s:%d: %s", ierr.file, ierr.line, ierr.msg);
-		else
-			snprintf(what, sizeof(what), "%s%s%s", ierr.file, ierr.file[0] ? ": " : "", ierr.msg);
-		report_error(what, NULL, NULL);
-		return false;
+		report_input_error(&ierr);
+		return EXIT_REFUSED;
 	}
-	return true;
+	return EXIT_DONE;
 }
 
 bool plan_build(struct plan *p, const struct options *o)
 {
-	return build(p, o, false);
+	struct orm_record orm;
+
+	return build(p, o, false, &orm) == EXIT_DONE;
+}
+
+int plan_build_orm(struct plan *p, const struct options *o, struct orm_record *orm)
+{
+	return build(p, o, false, orm);
+}
+
+bool plan_orm_check(PGconn *c, const struct orm_record *orm, bool *table_exists, int *rc)
+{
+	struct db_error err;
+	const char *hint;
+	char why[600];
+	bool refused;
+
+	*table_exists = false;
+	if (orm->tool == ORM_NONE)
+		return true;
+	if (!orm_check(c, orm, &refused, table_exists, why, sizeof(why), &hint, &err)) {
+		report_error("cannot read the ORM's record of migrations", err.msg, NULL);
+		*rc = EXIT_ATTENTION;
+		return false;
+	}
+	if (refused) {
+		char what[700];
+
+		snprintf(what, sizeof(what), "refused: %s; nothing was changed", why);
+		report_error(what, NULL,
+			     hint ? hint
+				  : "the ORM has applied it already: there is nothing for pgvalve to do (a "
+				    "changed migration needs a new name)");
+		*rc = EXIT_REFUSED;
+		return false;
+	}
+	return true;
 }
 
 static void print_tables(const struct plan_step *st)
@@ -156,14 +215,16 @@ int cmd_plan(struct options *o)
 	struct plan p;
 	struct preflight pf = { 0 };
 	struct audit_impact imp = { 0 };
-	bool impact;
+	struct orm_record orm;
+	bool impact, orm_table_exists = false;
 	struct db_error err;
 	PGconn *c = NULL;
 	int rc = EXIT_DONE;
 
-	if (!build(&p, o, o->format == FORMAT_JSON)) {
+	rc = build(&p, o, o->format == FORMAT_JSON, &orm);
+	if (rc != EXIT_DONE) {
 		plan_free(&p);
-		return EXIT_REFUSED;
+		return rc;
 	}
 	c = db_connect(o->db ? o->db : "", "plan", &err);
 	if (!c) {
@@ -172,6 +233,8 @@ int cmd_plan(struct options *o)
 		rc = EXIT_USAGE;
 		goto done;
 	}
+	if (!plan_orm_check(c, &orm, &orm_table_exists, &rc))
+		goto done;
 	if (!preflight_run(c, &p, o, &pf, &err)) {
 		report_error("preflight could not run", err.msg, NULL);
 		rc = EXIT_ATTENTION;
@@ -188,12 +251,14 @@ int cmd_plan(struct options *o)
 		cJSON_AddItemToObject(doc, "preflight", preflight_to_json(&pf));
 		cJSON_AddItemToObject(doc, "impact",
 				      impact ? audit_impact_to_json(&imp) : cJSON_CreateNull());
+		cJSON_AddItemToObject(doc, "orm", orm_plan_json(&orm, orm_table_exists));
 		text = cJSON_Print(doc);
 		printf("%s\n", text);
 		free(text);
 		cJSON_Delete(doc);
 	} else {
 		print_text(&p, &pf);
+		orm_plan_print(&orm, orm_table_exists);
 		if (impact)
 			audit_impact_print(stdout, &imp);
 	}

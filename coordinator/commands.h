@@ -7,6 +7,7 @@
 #define PGVALVE_COORDINATOR_COMMANDS_H
 
 #include "options.h"
+#include "orm.h"
 #include "plan.h"
 
 struct command {
@@ -27,5 +28,20 @@ int cmd_audit(struct options *o);
 
 /* Loads o->args and plans them (cmd_plan.c); reports and returns false on a refusal. */
 bool plan_build(struct plan *p, const struct options *o);
+
+/*
+ * plan_build() with --orm (orm.h): '*orm' derived from the flags and the
+ * file, the ORM's own statements taken out of the plan. Returns the exit
+ * code: done, refused (1), or a usage error (2: the ORM's names cannot be
+ * derived), each reported.
+ */
+int plan_build_orm(struct plan *p, const struct options *o, struct orm_record *orm);
+
+/*
+ * Whether the ORM's records let the migration go on (orm_check): true, or
+ * false reported with '*rc' set (1: the ORM records it as applied; 4: its
+ * table cannot be read). '*table_exists': whether the ORM's table is there.
+ */
+bool plan_orm_check(PGconn *c, const struct orm_record *orm, bool *table_exists, int *rc);
 
 #endif

@@ -382,6 +382,7 @@ void journal_migration_free(struct journal_migration *m)
 	free(m->cutover_at);
 	free(m->error);
 	free(m->plan_json);
+	free(m->options_json);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -403,15 +404,18 @@ bool journal_read_migration(PGconn *c, int64_t id, struct journal_migration *out
 	memset(out, 0, sizeof(*out));
 	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
 	r = db_query(c,
-		     "SELECT " MIGRATION_COLUMNS ", plan::text FROM pgvalve.migrations WHERE id = $1::bigint",
+		     "SELECT " MIGRATION_COLUMNS ", plan::text, options::text FROM pgvalve.migrations "
+		     "WHERE id = $1::bigint",
 		     1, params, err);
 	if (!r)
 		return false;
 	*found = PQntuples(r) == 1;
 	if (*found) {
 		ok = migration_from_row(r, 0, out, err);
-		if (ok)
+		if (ok) {
 			out->plan_json = xstrdup(PQgetvalue(r, 0, 9));
+			out->options_json = xstrdup(PQgetvalue(r, 0, 10));
+		}
 	}
 	PQclear(r);
 	return ok;

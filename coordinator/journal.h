@@ -109,6 +109,7 @@ struct journal_migration {
 	int64_t cutover_epoch; /* cutover_at in whole seconds since 1970 (its second); 0 until then */
 	char *error;           /* "" when none */
 	char *plan_json;       /* the plan as recorded (plan_to_json's shape); NULL from journal_list */
+	char *options_json; /* what apply recorded beside it (the ORM record, orm.h); NULL from journal_list */
 };
 
 void journal_migration_free(struct journal_migration *m);

@@ -10,18 +10,21 @@
 #include "xalloc.h"
 
 static const struct command commands[] = {
-	{ "plan", "FILE.sql|FILE.json --db URL [--proxy URL]... [--allow-unsafe] [--format text|json]",
+	{ "plan",
+	  "FILE.sql|FILE.json --db URL [--proxy URL]... [--allow-unsafe] [--format text|json]\n"
+	  "              [--orm prisma|django|flyway|golang-migrate|alembic [--orm-name NAME]]",
 	  "show the safe steps a migration becomes, with locks, holds and preflight findings",
-	  OPT_DB | OPT_PROXY | OPT_FORMAT | OPT_CONFIG | OPT_ALLOW_UNSAFE, cmd_plan },
+	  OPT_DB | OPT_PROXY | OPT_FORMAT | OPT_CONFIG | OPT_ALLOW_UNSAFE | OPT_ORM, cmd_plan },
 	{ "apply",
 	  "FILE... --db URL [--proxy URL]... [--config pgvalve.json] [--window SPEC]...\n"
 	  "              [--max-stall MS] [--lock-timeout MS] [--attempts N] [--watch S]\n"
 	  "              [--rollback-on RULE]... [--terminate-blockers-after DURATION]\n"
-	  "              [--postpone-cutover] [--allow-unsafe] [--yes] [--format text|json]",
+	  "              [--postpone-cutover] [--allow-unsafe] [--yes] [--format text|json]\n"
+	  "              [--orm prisma|django|flyway|golang-migrate|alembic [--orm-name NAME]]",
 	  "run a migration: preflight, cutover under holds, validate, watch, commit or roll back",
 	  OPT_DB | OPT_PROXY | OPT_FORMAT | OPT_CONFIG | OPT_WINDOW | OPT_MAX_STALL | OPT_LOCK_TIMEOUT |
 		  OPT_ATTEMPTS | OPT_WATCH | OPT_ROLLBACK_ON | OPT_TERMINATE | OPT_POSTPONE | OPT_YES |
-		  OPT_ALLOW_UNSAFE,
+		  OPT_ALLOW_UNSAFE | OPT_ORM,
 	  cmd_apply },
 	{ "cutover", "ID --db URL", "release a cutover postponed with --postpone-cutover",
 	  OPT_DB | OPT_CONFIG, cmd_cutover },

@@ -551,6 +551,29 @@ static bool watch(struct migration *a, char *why, size_t cap)
 
 /* ---- from a state to the end ------------------------------------------------ */
 
+/* `committed` in the journal, and with --orm the ORM's record in that same transaction (orm.h). */
+static bool commit(struct migration *a)
+{
+	struct db_error err;
+	char *sql;
+	bool ok;
+
+	if (a->orm.tool == ORM_NONE)
+		return set_state(a, MIG_COMMITTED, NULL);
+	sql = journal_state_sql(a->id, MIG_COMMITTED);
+	ok = orm_commit(a->ddl, &a->orm, a->id, sql, &err);
+	free(sql);
+	if (!ok) {
+		report_error("cannot commit the migration with its ORM record", err.msg,
+			     "the schema change is in place and nothing was recorded: "
+			     "`pgvalve recover --resume` tries the commit again");
+		return false;
+	}
+	report_event("orm_recorded", NULL, "%s: %s recorded in %s", orm_tool_name(a->orm.tool), a->orm.name,
+		     orm_table(a->orm.tool));
+	return true;
+}
+
 static int roll_back(struct migration *a, const char *why)
 {
 	if (!rollback_run(a->ddl, a->observer, a->o, a->id, why))
@@ -640,7 +663,7 @@ int migrate_run(struct migration *a, enum mig_state state)
 			report_event("rule_tripped", NULL, "rollback rule tripped: %s", why);
 			return roll_back(a, why);
 		}
-		if (!set_state(a, MIG_COMMITTED, NULL))
+		if (!commit(a))
 			return EXIT_ATTENTION;
 		report_event("committed", NULL,
 			     "migration %lld committed: %d constraint(s) in place and valid; "
@@ -716,6 +739,19 @@ bool migrate_load(struct migration *a, int64_t id, enum mig_state *state)
 		a->done[i] = steps[i].done;
 	}
 	a->p.n_steps = n;
+	/* What apply recorded beside the plan: the ORM's record to write at commit. */
+	{
+		cJSON *options = cJSON_Parse(m.options_json ? m.options_json : "{}");
+		const cJSON *orm = cJSON_GetObjectItemCaseSensitive(options, "orm");
+
+		if (orm && !orm_from_json(&a->orm, orm)) {
+			cJSON_Delete(options);
+			report_error("the journal's ORM record names a tool this pgvalve does not know", NULL,
+				     NULL);
+			goto done;
+		}
+		cJSON_Delete(options);
+	}
 	/* The watch needs the new constraints' names. */
 	plan = cJSON_Parse(m.plan_json);
 	a->p.constraints = xcalloc(

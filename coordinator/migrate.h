@@ -14,6 +14,7 @@
 #include "db.h"
 #include "journal.h"
 #include "options.h"
+#include "orm.h"
 #include "plan.h"
 #include "preflight.h"
 #include "watch_rules.h"
@@ -35,6 +36,7 @@ struct migration {
 	int64_t cutover_held_ms;
 	double validate_rows_per_s; /* measured by the last validation, for the next estimate */
 	const long long *rows;      /* per constraint: rows to validate (NULL: unknown) */
+	struct orm_record orm; /* --orm: the ORM's record, written with `committed` (tool ORM_NONE: none) */
 };
 
 /* Parses the windows and rollback rules of m->o; reports and returns false on a bad one. */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "orm.h"
 #include "pgvalve/jsonval.h"
 #include "xalloc.h"
 
@@ -53,6 +54,8 @@ static const struct {
 	{ "orphans", OPT_ORPHANS, no_argument },
 	{ "suggest", OPT_SUGGEST, no_argument },
 	{ "fail-on", OPT_FAIL_ON, required_argument },
+	{ "orm", OPT_ORM, required_argument },
+	{ "orm-name", OPT_ORM, required_argument },
 };
 #define N_FLAGS (int)(sizeof(flags) / sizeof(flags[0]))
 
@@ -166,7 +169,7 @@ static bool config_apply(struct options *o, char *text, char *err, size_t errlen
 {
 	static const char *const keys[] = { "db",       "proxies", "max_stall_ms", "lock_timeout_ms",
 					    "attempts", "watch_s", "windows",      "rollback_on",
-					    NULL };
+					    "orm",      NULL };
 	cJSON *root, *proxies, *px;
 	bool ok = false;
 	int i = 0;
@@ -208,8 +211,13 @@ static bool config_apply(struct options *o, char *text, char *err, size_t errlen
 	    !jsonval_int32(root, "", "watch_s", WATCH_MIN, WATCH_MAX, &o->watch_s, err, errlen) ||
 	    !jsonval_strings(root, "", "windows", o->windows, &o->n_windows, OPTIONS_MAX_LIST, err, errlen) ||
 	    !jsonval_strings(root, "", "rollback_on", o->rollback_on, &o->n_rollback_on, OPTIONS_MAX_LIST,
-			     err, errlen))
+			     err, errlen) ||
+	    !jsonval_string(root, "", "orm", JSONVAL_NULLABLE, &o->orm, err, errlen))
 		goto done;
+	if (o->orm && !orm_tool_parse(o->orm, &(enum orm_tool){ ORM_NONE })) {
+		jsonval_fail(err, errlen, "orm", "expected " ORM_TOOLS ", not \"%s\"", o->orm);
+		goto done;
+	}
 	ok = true;
 done:
 	cJSON_Delete(root);
@@ -411,6 +419,19 @@ bool options_parse(int argc, char **argv, unsigned allowed, struct options *o, c
 				return false;
 			}
 			break;
+		case OPT_ORM:
+			if (strcmp(name, "orm-name") == 0) {
+				free(o->orm_name);
+				o->orm_name = xstrdup(arg);
+				break;
+			}
+			if (!orm_tool_parse(arg, &(enum orm_tool){ ORM_NONE })) {
+				snprintf(err, errlen, "--orm: expected " ORM_TOOLS ", not \"%s\"", arg);
+				return false;
+			}
+			free(o->orm);
+			o->orm = xstrdup(arg);
+			break;
 		}
 	}
 	if (!o->db && getenv("PGVALVE_DB"))
@@ -429,5 +450,7 @@ void options_free(struct options *o)
 	clear_list(o->tables, &o->n_tables);
 	free(o->db);
 	free(o->config_file);
+	free(o->orm);
+	free(o->orm_name);
 	memset(o, 0, sizeof(*o));
 }

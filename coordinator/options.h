@@ -49,7 +49,9 @@ struct options {
 	bool orphans;
 	bool suggest;
 	enum fail_on fail_on;
-	char **args; /* positional: files, or an id */
+	char *orm;      /* --orm / "orm": the tool whose bookkeeping apply writes (orm.h); NULL: none */
+	char *orm_name; /* --orm-name: the migration's name for that tool */
+	char **args;    /* positional: files, or an id */
 	int n_args;
 };
 
@@ -77,6 +79,7 @@ enum option_flag {
 	OPT_SUGGEST = 1 << 19,
 	OPT_FAIL_ON = 1 << 20,
 	OPT_FORMAT_AUDIT = 1 << 21, /* not a flag: --format also takes dot, mermaid and sql */
+	OPT_ORM = 1 << 22,          /* --orm and --orm-name */
 };
 
 /*

@@ -16,6 +16,8 @@ PACKAGES=(
 	# integration tests, demo, benchmarks
 	postgresql-15 postgresql-contrib pgbouncer graphviz
 	python3-psycopg python3-psycopg2 python3-pytest
+	# ORM bookkeeping tests (tests/integration/test_orm_bookkeeping.py): real Django and Alembic
+	python3-django python3-alembic
 	openssl curl
 	# driver-compatibility tests (tests/integration/test_drivers.py): JDBC and pgx; node and
 	# npm come with the machine image (NodeSource nodejs, which Debian's npm conflicts with)
