@@ -488,6 +488,22 @@ def test_no_record_after_a_rollback(pg, db, proxy_factory, tmp_path):
     assert "recorded in django_migrations" not in r.out
 
 
+def test_record_written_by_recover_after_a_crash(pg, db, tmp_path):
+    """The record rides in the journal: a coordinator killed before the commit leaves none, and
+    `recover --resume` writes it in the committed transaction."""
+    db.execute(SETUP)
+    path = write_file(tmp_path, "20240501120000_order_customer_fk.up.sql", FK_SQL)
+    r = pgvalve("apply", path, "--orm", "golang-migrate", "--watch", "0", pg=pg,
+                env={"PGVALVE_TEST_KILL_AT": "finalized"})
+    assert r.rc == -9, r
+    assert state(db) == "finalized"
+    assert db.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,)
+    r = pgvalve("recover", "--resume", "--watch", "0", pg=pg)
+    assert r.rc == 0, r
+    assert state(db) == "committed"
+    assert db.execute("SELECT version, dirty FROM schema_migrations").fetchall() == [(20240501120000, False)]
+
+
 def test_bad_orm_usage_is_exit_2_and_changes_nothing(pg, db, tmp_path):
     db.execute(SETUP)
     path = write_file(tmp_path, "fk.sql", FK_SQL)

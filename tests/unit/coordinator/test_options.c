@@ -113,7 +113,9 @@ static void test_file_errors(void **state)
 	(void)state;
 	refused("{\"max_stal_ms\": 1}",
 		"\"max_stal_ms\": unknown key (known: db, proxies, max_stall_ms, "
-		"lock_timeout_ms, attempts, watch_s, windows, rollback_on)");
+		"lock_timeout_ms, attempts, watch_s, windows, rollback_on, orm)");
+	refused("{\"orm\": \"hibernate\"}",
+		"\"orm\": expected prisma, django, flyway, golang-migrate or alembic, not \"hibernate\"");
 	refused("{\"attempts\": 0}", "\"attempts\": expected an integer from 1 to 10000, got 0");
 	refused("{\"watch_s\": \"60\"}", "\"watch_s\": expected an integer from 0 to 86400, got \"60\"");
 	refused("{\"db\": 5}", "\"db\": expected a non-empty string, got 5");
