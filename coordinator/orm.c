@@ -398,7 +398,7 @@ bool orm_commit(PGconn *c, const struct orm_record *r, int64_t id, const char *j
 		struct db_error *err)
 {
 	struct journal_migration m = { 0 };
-	char why[512], lock[128];
+	char why[512], lock[160], table[80];
 	const char *hint;
 	bool found = false, refused, exists, ok = false;
 
@@ -415,7 +415,8 @@ bool orm_commit(PGconn *c, const struct orm_record *r, int64_t id, const char *j
 		if (!db_exec(c, tools[r->tool].create[i], err))
 			goto fail;
 	/* One writer of the ORM's table at a time (its own deploys lock it, or write one row): look again under the lock. */
-	snprintf(lock, sizeof(lock), "LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE", tools[r->tool].table);
+	quote_ident(table, sizeof(table), tools[r->tool].table);
+	snprintf(lock, sizeof(lock), "LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE", table);
 	if (!db_exec(c, lock, err) || !orm_check(c, r, &refused, &exists, why, sizeof(why), &hint, err))
 		goto fail;
 	if (refused)
