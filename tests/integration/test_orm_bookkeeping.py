@@ -8,8 +8,10 @@ applied to the ORM that wrote it, so the ORM's next deploy does not run it again
 - Alembic (Debian's python3-alembic): `alembic upgrade A:B --sql` output (its UPDATE
   alembic_version taken out and applied at commit); `alembic current` shows the new revision.
 - The tables pgvalve creates when they are missing are laid out as Django and Alembic create
-  them (compared with the tools' own, in another database), and as Prisma's, Flyway's and
-  golang-migrate's sources create theirs.
+  them (compared with the table Django made before it was dropped, and with the one Alembic
+  makes in another database), and as Prisma's, Flyway's and golang-migrate's sources create
+  theirs.
+- The record rides in the journal: `recover --resume` after a crash writes it.
 - Prisma, Flyway and golang-migrate rows checked against what those tools write: Prisma's
   checksum is SHA-256 of migration.sql (hashlib); Flyway's is computed here twice, in Python
   and by a Java program that reads the file the way Flyway's ChecksumCalculator does
