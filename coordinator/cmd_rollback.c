@@ -39,6 +39,16 @@ int cmd_rollback(struct options *o)
 	if (o->n_proxies == 0)
 		report_warning("no --proxy given: the rollback relies on lock_timeout and retries only",
 			       NULL);
+	if (state == MIG_COMMITTED && m.orm.tool != ORM_NONE) {
+		char what[600];
+
+		/* The rollback restores constraints; columns and tables the migration added stay. */
+		snprintf(what, sizeof(what),
+			 "the ORM's record of %s in %s stays: the rollback restores constraints only, so "
+			 "the ORM would fail running the migration again on what stays",
+			 m.orm.name, orm_table(m.orm.tool));
+		report_warning(what, "revert the rest with the ORM, then remove its record by hand");
+	}
 	migrate_release_stale_holds(&m);
 	rc = rollback_run(m.ddl, m.observer, o, id, "pgvalve rollback") ? EXIT_ROLLED_BACK : EXIT_ATTENTION;
 done:

@@ -504,6 +504,12 @@ def test_record_written_by_recover_after_a_crash(pg, db, tmp_path):
     assert r.rc == 0, r
     assert state(db) == "committed"
     assert db.execute("SELECT version, dirty FROM schema_migrations").fetchall() == [(20240501120000, False)]
+    # `pgvalve rollback` of the committed migration says the ORM's record stays (README: not yet).
+    mig_id = db.execute("SELECT max(id) FROM pgvalve.migrations").fetchone()[0]
+    r = pgvalve("rollback", mig_id, pg=pg)
+    assert r.rc == 3, r
+    assert "the ORM's record of 20240501120000_order_customer_fk.up.sql in schema_migrations stays" in r.err, r
+    assert db.execute("SELECT count(*) FROM pg_constraint WHERE conname = 'orders_customer_id_fkey'").fetchone() == (0,)
 
 
 def test_bad_orm_usage_is_exit_2_and_changes_nothing(pg, db, tmp_path):
