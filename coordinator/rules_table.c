@@ -810,6 +810,7 @@ enum rules_outcome rules_table_statement(struct rules_ctx *c, const char *kind, 
 	    strcmp(kind, "CreateEnumStmt") == 0 || strcmp(kind, "CreateRangeStmt") == 0 ||
 	    strcmp(kind, "ViewStmt") == 0 || strcmp(kind, "CreateFunctionStmt") == 0 ||
 	    strcmp(kind, "CommentStmt") == 0 || strcmp(kind, "CreateDomainStmt") == 0 ||
+	    strcmp(kind, "AlterSeqStmt") == 0 ||
 	    (strcmp(kind, "DefineStmt") == 0 && pgtree_str_is(node, "kind", "OBJECT_TYPE")))
 		return plan_new_object(c, kind, node);
 	if (strcmp(kind, "RenameStmt") == 0)
