@@ -69,6 +69,7 @@ static bool build(struct plan *p, const struct options *o, bool document)
 		return false;
 	}
 	if (ierr.msg[0]) {
+		p->not_text = ierr.not_text;
 		if (ierr.line > 0)
 			snprintf(what, sizeof(what), "%s:%d: %s", ierr.file, ierr.line, ierr.msg);
 		else
@@ -162,8 +163,9 @@ int cmd_plan(struct options *o)
 	int rc = EXIT_DONE;
 
 	if (!build(&p, o, o->format == FORMAT_JSON)) {
+		rc = p.not_text ? EXIT_USAGE : EXIT_REFUSED;
 		plan_free(&p);
-		return EXIT_REFUSED;
+		return rc;
 	}
 	c = db_connect(o->db ? o->db : "", "plan", &err);
 	if (!c) {

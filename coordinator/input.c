@@ -72,6 +72,7 @@ __attribute__((warn_unused_result)) static bool read_file(const char *path, char
 
 	if (!f) {
 		input_error_set(err, path, 0, "cannot open: %s", strerror(errno));
+		err->not_text = true;
 		return false;
 	}
 	do {
@@ -79,6 +80,7 @@ __attribute__((warn_unused_result)) static bool read_file(const char *path, char
 			if (cap >= INPUT_MAX_FILE_BYTES) {
 				input_error_set(err, path, 0, "larger than %u MiB",
 						INPUT_MAX_FILE_BYTES >> 20);
+				err->not_text = true;
 				goto out;
 			}
 			cap = cap ? cap * 2 : 65536;
@@ -89,6 +91,7 @@ __attribute__((warn_unused_result)) static bool read_file(const char *path, char
 	} while (n > 0);
 	if (ferror(f)) {
 		input_error_set(err, path, 0, "cannot read: %s", strerror(errno));
+		err->not_text = true;
 		goto out;
 	}
 	buf[len] = '\0';
@@ -259,6 +262,63 @@ static bool meta_commands(const char *file, const char *text, size_t len, struct
 }
 
 /*
+ * The offset of the first byte of text[0..len) that is not part of a
+ * well-formed UTF-8 sequence (no overlong forms, surrogates or code points
+ * past U+10FFFF), or len when all of it is.
+ */
+static size_t utf8_invalid(const char *text, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = s[i];
+		size_t n;
+		unsigned char lo = 0x80, hi = 0xbf;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			n = 1;
+		else if (c >= 0xe0 && c <= 0xef)
+			n = 2, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+		else if (c >= 0xf0 && c <= 0xf4)
+			n = 3, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+		else
+			return i;
+		if (i + n >= len)
+			return i;
+		if (s[i + 1] < lo || s[i + 1] > hi)
+			return i;
+		for (size_t k = 2; k <= n; k++)
+			if ((s[i + k] & 0xc0) != 0x80)
+				return i;
+		i += n + 1;
+	}
+	return len;
+}
+
+/*
+ * More than INPUT_MAX_STATEMENTS statements in 'text', counted by the
+ * lexer's ';' before anything is parsed, so that a huge file is answered
+ * quickly without building its parse tree.
+ */
+static bool too_many_statements(const char *text, size_t len, size_t *count)
+{
+	struct sqllex lx;
+	struct sqllex_token t;
+
+	*count = 0;
+	sqllex_init(&lx, text, len, 0);
+	while (sqllex_next(&lx, &t) != SQLLEX_END)
+		if (sqllex_is_char(text, &t, ';') && ++*count > INPUT_MAX_STATEMENTS)
+			return true;
+	return false;
+}
+
+/*
  * Splits one SQL text into statements and adds them to the plan. 'fixed_line'
  * > 0 (a JSON plan's statement) is every statement's line; 0 counts lines in
  * 'text'. Transaction wrapping is dropped and *wrapped set.
@@ -266,9 +326,20 @@ static bool meta_commands(const char *file, const char *text, size_t len, struct
 __attribute__((warn_unused_result)) static bool load_sql(struct loader *l, const char *file, const char *text,
 							 size_t len, int fixed_line, bool *wrapped)
 {
-	PgQuerySplitResult r = pg_query_split_with_parser(text);
+	PgQuerySplitResult r;
 	bool ok = false;
+	size_t count;
 
+	if (too_many_statements(text, len, &count) ||
+	    (size_t)l->p->n_inputs + count > INPUT_MAX_STATEMENTS + 1u) {
+		input_error_set(
+			l->err, file, fixed_line,
+			"more than %d statements: more than pgvalve plans as one migration; split it into "
+			"migrations of fewer statements (a data load belongs in COPY, outside the migration)",
+			INPUT_MAX_STATEMENTS);
+		return false;
+	}
+	r = pg_query_split_with_parser(text);
 	if (r.error) {
 		int line = r.error->cursorpos > 0
 			? line_of(text, cursor_offset(text, len, r.error->cursorpos))
@@ -377,9 +448,22 @@ __attribute__((warn_unused_result)) static bool load_text(struct loader *l, cons
 {
 	const char *sql, *nul;
 	bool wrapped = false, ok;
+	size_t bad;
 
 	if ((nul = memchr(text, '\0', len))) {
-		input_error_set(l->err, path, line_of(text, (size_t)(nul - text)), "contains a NUL byte");
+		input_error_set(l->err, path, line_of(text, (size_t)(nul - text)),
+				"contains a NUL byte at byte offset %zu: not a SQL text file",
+				(size_t)(nul - text));
+		l->err->not_text = true;
+		return false;
+	}
+	if ((bad = utf8_invalid(text, len)) < len) {
+		input_error_set(
+			l->err, path, line_of(text, bad),
+			"not valid UTF-8: byte 0x%02x at byte offset %zu; pgvalve reads migration files "
+			"as UTF-8 (convert it first, e.g. iconv -f LATIN1 -t UTF-8)",
+			(unsigned char)text[bad], bad);
+		l->err->not_text = true;
 		return false;
 	}
 	if (first)

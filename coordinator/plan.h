@@ -140,6 +140,8 @@ struct plan {
 	/* every statement rules_plan() refused, in file order (none when it returned true) */
 	struct plan_refusal *refusals;
 	int n_refusals;
+	/* input_load() failed because a file is not SQL text (input_error.not_text): exit 2, not 1 */
+	bool not_text;
 };
 
 void plan_free(struct plan *p);
