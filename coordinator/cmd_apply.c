@@ -38,8 +38,10 @@ int cmd_apply(struct options *o)
 	int holder, rc = EXIT_ATTENTION;
 
 	if (!plan_build(&m.p, o)) {
+		int refused = m.p.not_text ? EXIT_USAGE : EXIT_REFUSED; /* not SQL text: a usage error */
+
 		plan_free(&m.p);
-		return EXIT_REFUSED;
+		return refused;
 	}
 	m.done = xcalloc((size_t)m.p.n_steps + 1, sizeof(*m.done));
 	if (!migrate_settings(&m)) {
