@@ -14,8 +14,9 @@
 
 #include "plan.h"
 
-#define INPUT_MAX_FILE_BYTES (64u << 20) /* a larger file is refused */
-#define INPUT_MAX_STATEMENTS 10000       /* a file (or files) with more statements is refused */
+#define INPUT_MAX_FILE_BYTES (64u << 20)   /* a larger file is refused */
+#define INPUT_MAX_STATEMENTS 10000         /* a file (or files) with more statements is refused */
+#define INPUT_PARSE_CHUNK_BYTES (4u << 20) /* a larger file is parsed in pieces of about this size */
 
 /* Why input_load() or rules_plan() refused, and where: for people, like psql's errors. */
 struct input_error {

@@ -24,7 +24,8 @@ enum rules_outcome {
 	RULE_FAILED,      /* a rule covers it but cannot rewrite it faithfully: err is set */
 };
 
-#define RULES_MAX_RENAMES 16 /* table renames one file may make */
+#define RULES_MAX_RENAMES 16   /* table renames one file may make */
+#define RULES_MAX_FUNCTIONS 64 /* functions one file creates that the rules remember */
 
 /* One rules_plan() call, at one statement. */
 struct rules_ctx {
@@ -47,6 +48,12 @@ struct rules_ctx {
 	} renames[RULES_MAX_RENAMES];
 	int n_renames;
 	int renamed_new, renamed_old; /* 1 + the rename whose new / old name this statement names; 0 none */
+	/* CREATE FUNCTION earlier in the file: a default calling one is judged by what the file says */
+	struct rules_function {
+		char name[PLAN_NAME_MAX];
+		bool is_volatile;
+	} functions[RULES_MAX_FUNCTIONS];
+	int n_functions;
 };
 
 /* The table an ALTER TABLE names, and whether ONLY kept it from recursing to children. */

@@ -248,13 +248,50 @@ static bool known_volatile(const char *fn)
 	return false;
 }
 
+/* The function 'fn' an earlier CREATE FUNCTION of this file made (the last one), or -1. */
+static int created_function(const struct rules_ctx *c, const char *fn)
+{
+	for (int i = c->n_functions - 1; i >= 0; i--)
+		if (strcmp(c->functions[i].name, fn) == 0)
+			return i;
+	return -1;
+}
+
+/*
+ * CREATE [OR REPLACE] FUNCTION: remembered with its volatility (VOLATILE
+ * unless IMMUTABLE or STABLE is written), then run before the cutover.
+ */
+static enum rules_outcome plan_function(struct rules_ctx *c, const char *kind, const cJSON *node)
+{
+	const cJSON *names = pgtree_get(node, "funcname"), *opt;
+	const char *fn = pgtree_string(pgtree_list_at(names, pgtree_list_len(names) - 1));
+	bool is_volatile = true;
+
+	cJSON_ArrayForEach(opt, pgtree_get(node, "options"))
+	{
+		const cJSON *d = pgtree_node(opt, "DefElem");
+
+		if (pgtree_str_is(d, "defname", "volatility"))
+			is_volatile = !(
+				pgtree_str_is(pgtree_node(pgtree_get(d, "arg"), "String"), "sval",
+					      "immutable") ||
+				pgtree_str_is(pgtree_node(pgtree_get(d, "arg"), "String"), "sval", "stable"));
+	}
+	if (fn && strlen(fn) < PLAN_NAME_MAX && c->n_functions < RULES_MAX_FUNCTIONS) {
+		snprintf(c->functions[c->n_functions].name, PLAN_NAME_MAX, "%s", fn);
+		c->functions[c->n_functions++].is_volatile = is_volatile;
+	}
+	return plan_new_object(c, kind, node);
+}
+
 /*
  * The functions a default expression calls: the first known volatile one
  * into 'volatile_fn' (""), and those neither known volatile nor known
  * immutable or stable into 'unknown', comma-separated, for the preflight to
  * read their volatility from pg_proc. False when 'unknown' overflows.
  */
-static bool default_calls(const cJSON *n, char volatile_fn[PLAN_NAME_MAX], char *unknown, size_t cap)
+static bool default_calls(const struct rules_ctx *c, const cJSON *n, char volatile_fn[PLAN_NAME_MAX],
+			  char *unknown, size_t cap)
 {
 	const cJSON *child;
 
@@ -265,9 +302,15 @@ static bool default_calls(const cJSON *n, char volatile_fn[PLAN_NAME_MAX], char 
 		const cJSON *names = pgtree_get(fc, "funcname");
 		const char *fn = fc ? pgtree_string(pgtree_list_at(names, pgtree_list_len(names) - 1)) : NULL;
 
+		int mine = fn ? created_function(c, fn) : -1;
+
 		if (fc && !fn)
 			return false;
-		if (fn && known_volatile(fn) && !volatile_fn[0])
+		if (mine >= 0) {
+			/* created by this file: its CREATE FUNCTION says (VOLATILE unless it says otherwise) */
+			if (c->functions[mine].is_volatile && !volatile_fn[0])
+				snprintf(volatile_fn, PLAN_NAME_MAX, "%s", fn);
+		} else if (fn && known_volatile(fn) && !volatile_fn[0])
 			snprintf(volatile_fn, PLAN_NAME_MAX, "%s", fn);
 		else if (fn && !known_volatile(fn) && !known_nonvolatile(fn)) {
 			size_t len = strlen(unknown);
@@ -277,7 +320,7 @@ static bool default_calls(const cJSON *n, char volatile_fn[PLAN_NAME_MAX], char 
 			snprintf(unknown + len, cap - len, "%s%s", len ? "," : "", fn);
 		}
 	}
-	cJSON_ArrayForEach(child, n) if (!default_calls(child, volatile_fn, unknown, cap)) return false;
+	cJSON_ArrayForEach(child, n) if (!default_calls(c, child, volatile_fn, unknown, cap)) return false;
 	return true;
 }
 
@@ -323,7 +366,7 @@ static enum rules_outcome check_add_column(struct rules_ctx *c, const cJSON *col
 			char v[PLAN_NAME_MAX] = "";
 
 			has_default = true;
-			if (!default_calls(pgtree_get(con, "raw_expr"), v, functions,
+			if (!default_calls(c, pgtree_get(con, "raw_expr"), v, functions,
 					   PLAN_CHECK_FUNCTIONS_MAX))
 				return rules_refuse(
 					c,
@@ -612,9 +655,7 @@ static bool constant_rows(const cJSON *values_lists, int *rows)
 		{
 			const cJSON *cast = pgtree_node(v, "TypeCast");
 
-			if (cast)
-				v = pgtree_get(cast, "arg");
-			if (!pgtree_node(v, "A_Const"))
+			if (!pgtree_node(cast ? pgtree_get(cast, "arg") : v, "A_Const"))
 				return false;
 		}
 	}
@@ -808,11 +849,12 @@ enum rules_outcome rules_table_statement(struct rules_ctx *c, const char *kind, 
 		return plan_create_table(c, node, stmt);
 	if (strcmp(kind, "CreateSeqStmt") == 0 || strcmp(kind, "CompositeTypeStmt") == 0 ||
 	    strcmp(kind, "CreateEnumStmt") == 0 || strcmp(kind, "CreateRangeStmt") == 0 ||
-	    strcmp(kind, "ViewStmt") == 0 || strcmp(kind, "CreateFunctionStmt") == 0 ||
-	    strcmp(kind, "CommentStmt") == 0 || strcmp(kind, "CreateDomainStmt") == 0 ||
-	    strcmp(kind, "AlterSeqStmt") == 0 ||
+	    strcmp(kind, "ViewStmt") == 0 || strcmp(kind, "CommentStmt") == 0 ||
+	    strcmp(kind, "CreateDomainStmt") == 0 || strcmp(kind, "AlterSeqStmt") == 0 ||
 	    (strcmp(kind, "DefineStmt") == 0 && pgtree_str_is(node, "kind", "OBJECT_TYPE")))
 		return plan_new_object(c, kind, node);
+	if (strcmp(kind, "CreateFunctionStmt") == 0)
+		return plan_function(c, kind, node);
 	if (strcmp(kind, "RenameStmt") == 0)
 		return plan_rename(c, node);
 	if (strcmp(kind, "VariableSetStmt") == 0)
