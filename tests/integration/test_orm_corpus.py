@@ -25,7 +25,8 @@ import threading
 import pytest
 
 import harness
-from coordinator import create_schema, pgvalve
+from coordinator import pgvalve
+from test_orm_files import db  # noqa: F401 (the fixture: the schema, search_path = public)
 
 CORPUS = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "corpus", "orm"))
 UPDATE = os.environ.get("PGVALVE_UPDATE_GOLDEN") == "1"
@@ -42,24 +43,17 @@ FILES = corpus_files()
 
 
 @pytest.fixture
-def db(pg):
-    conn = harness.connect(pg.dsn())
-    conn.autocommit = True
-    create_schema(conn)
+def corpus_db(db):
+    """test_orm_files.py's schema, without what earlier corpus runs created, plus Rails' own table."""
     for name in ("schema_migrations", "alembic_version", "reviews", "tags", "project_tags", "audit_log",
                  "attachments", "category", "labels", "ratings", "audit_events", "pipelines"):
-        conn.execute(f'DROP TABLE IF EXISTS "{name}" CASCADE')
-    conn.execute('DROP TYPE IF EXISTS "Priority"')
-    conn.execute("DROP SEQUENCE IF EXISTS audit_events_id_seq")
-    conn.execute("DROP FUNCTION IF EXISTS touch_updated_at()")
-    conn.execute('CREATE TABLE schema_migrations (version varchar PRIMARY KEY)')  # Rails keeps it
-    conn.execute("ANALYZE")
-    # The test role is named pgvalve: "$user" would be the journal's schema (see test_orm_files.py).
-    conn.execute("ALTER ROLE CURRENT_USER SET search_path = public")
-    conn.execute("SET search_path = public")
-    yield conn
-    conn.execute("ALTER ROLE CURRENT_USER RESET search_path")
-    conn.close()
+        db.execute(f'DROP TABLE IF EXISTS "{name}" CASCADE')
+    db.execute('DROP TYPE IF EXISTS "Priority"')
+    db.execute("DROP SEQUENCE IF EXISTS audit_events_id_seq")
+    db.execute("DROP FUNCTION IF EXISTS touch_updated_at()")
+    db.execute("CREATE TABLE schema_migrations (version varchar PRIMARY KEY)")  # Rails keeps it
+    db.execute("ANALYZE")
+    return db
 
 
 def normalise(text):
@@ -78,7 +72,8 @@ def golden_path(rel):
     return os.path.join(CORPUS, rel + ".plan")
 
 
-def test_plans_match_goldens(pg, db):
+def test_plans_match_goldens(pg, corpus_db):
+    db = corpus_db
     assert len(FILES) >= 30, FILES
     for tool in ("prisma", "rails", "flyway", "golang-migrate", "knex", "typeorm", "django", "alembic"):
         assert any(f.startswith(tool + os.sep) for f in FILES), tool
@@ -157,7 +152,8 @@ class WriteLoad:
         return self.done, self.errors
 
 
-def test_applicable_files_apply_under_load(pg, db, proxy_factory):
+def test_applicable_files_apply_under_load(pg, corpus_db, proxy_factory):
+    db = corpus_db
     applicable = [rel for rel in FILES if golden_exit(rel) == 0]
     assert len(applicable) >= 20, applicable
     proxy = proxy_factory(pg)

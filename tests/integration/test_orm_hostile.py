@@ -11,19 +11,8 @@ import os
 import pytest
 
 import harness
-from coordinator import create_schema, pgvalve, write_file
-
-
-@pytest.fixture
-def db(pg):
-    conn = harness.connect(pg.dsn())
-    conn.autocommit = True
-    create_schema(conn)
-    conn.execute("ALTER ROLE CURRENT_USER SET search_path = public")
-    conn.execute("SET search_path = public")
-    yield conn
-    conn.execute("ALTER ROLE CURRENT_USER RESET search_path")
-    conn.close()
+from coordinator import pgvalve, write_file
+from test_orm_files import db  # noqa: F401 (the fixture: the schema, search_path = public)
 
 
 def columns(db, table):
