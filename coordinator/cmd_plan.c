@@ -97,16 +97,9 @@ static int build(struct plan *p, const struct options *o, bool document, struct 
 	}
 	if (ierr.msg[0]) {
 		report_input_error(&ierr);
-		return EXIT_REFUSED;
+		return ierr.not_text ? EXIT_USAGE : EXIT_REFUSED; /* not SQL text: a usage error */
 	}
 	return EXIT_DONE;
-}
-
-bool plan_build(struct plan *p, const struct options *o)
-{
-	struct orm_record orm;
-
-	return build(p, o, false, &orm) == EXIT_DONE;
 }
 
 int plan_build_orm(struct plan *p, const struct options *o, struct orm_record *orm)

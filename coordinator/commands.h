@@ -26,14 +26,12 @@ int cmd_rollback(struct options *o);
 int cmd_recover(struct options *o);
 int cmd_audit(struct options *o);
 
-/* Loads o->args and plans them (cmd_plan.c); reports and returns false on a refusal. */
-bool plan_build(struct plan *p, const struct options *o);
-
 /*
- * plan_build() with --orm (orm.h): '*orm' derived from the flags and the
- * file, the ORM's own statements taken out of the plan. Returns the exit
- * code: done, refused (1), or a usage error (2: the ORM's names cannot be
- * derived), each reported.
+ * Loads o->args and plans them (cmd_plan.c), with --orm (orm.h): '*orm'
+ * derived from the flags and the file, the ORM's own statements taken out
+ * of the plan. Returns the exit code: done, refused (1), or a usage error
+ * (2: a file that is not SQL text, ORM names that cannot be derived), each
+ * reported.
  */
 int plan_build_orm(struct plan *p, const struct options *o, struct orm_record *orm);
 

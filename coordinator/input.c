@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "pgvalve/sqllex.h"
+#include "rules.h"
 #include "strbuf.h"
 #include "xalloc.h"
 
@@ -72,6 +73,7 @@ __attribute__((warn_unused_result)) static bool read_file(const char *path, char
 
 	if (!f) {
 		input_error_set(err, path, 0, "cannot open: %s", strerror(errno));
+		err->not_text = true;
 		return false;
 	}
 	do {
@@ -79,6 +81,7 @@ __attribute__((warn_unused_result)) static bool read_file(const char *path, char
 			if (cap >= INPUT_MAX_FILE_BYTES) {
 				input_error_set(err, path, 0, "larger than %u MiB",
 						INPUT_MAX_FILE_BYTES >> 20);
+				err->not_text = true;
 				goto out;
 			}
 			cap = cap ? cap * 2 : 65536;
@@ -89,6 +92,7 @@ __attribute__((warn_unused_result)) static bool read_file(const char *path, char
 	} while (n > 0);
 	if (ferror(f)) {
 		input_error_set(err, path, 0, "cannot read: %s", strerror(errno));
+		err->not_text = true;
 		goto out;
 	}
 	buf[len] = '\0';
@@ -259,6 +263,175 @@ static bool meta_commands(const char *file, const char *text, size_t len, struct
 }
 
 /*
+ * The offset of the first byte of text[0..len) that is not part of a
+ * well-formed UTF-8 sequence (no overlong forms, surrogates or code points
+ * past U+10FFFF), or len when all of it is.
+ */
+static size_t utf8_invalid(const char *text, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = s[i];
+		size_t n;
+		unsigned char lo = 0x80, hi = 0xbf;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			n = 1;
+		else if (c >= 0xe0 && c <= 0xef)
+			n = 2, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+		else if (c >= 0xf0 && c <= 0xf4)
+			n = 3, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+		else
+			return i;
+		if (i + n >= len)
+			return i;
+		if (s[i + 1] < lo || s[i + 1] > hi)
+			return i;
+		for (size_t k = 2; k <= n; k++)
+			if ((s[i + k] & 0xc0) != 0x80)
+				return i;
+		i += n + 1;
+	}
+	return len;
+}
+
+/*
+ * More than INPUT_MAX_STATEMENTS statements in 'text', counted by the
+ * lexer's ';' before anything is parsed, so that a huge file is answered
+ * quickly without building its parse tree.
+ */
+static bool too_many_statements(const char *text, size_t len, size_t *count)
+{
+	struct sqllex lx;
+	struct sqllex_token t;
+
+	*count = 0;
+	sqllex_init(&lx, text, len, 0);
+	while (sqllex_next(&lx, &t) != SQLLEX_END)
+		if (sqllex_is_char(text, &t, ';') && ++*count > INPUT_MAX_STATEMENTS)
+			return true;
+	return false;
+}
+
+/* Lines counted forward from the last place asked about: linear over a file read in order. */
+struct line_cursor {
+	size_t off;
+	int line;
+};
+
+static int line_to(const char *text, struct line_cursor *lc, size_t off)
+{
+	if (off < lc->off)
+		*lc = (struct line_cursor){ 0, 1 };
+	for (; lc->off < off; lc->off++)
+		lc->line += text[lc->off] == '\n';
+	return lc->line;
+}
+
+/*
+ * Splits text[base..end) — all of 'text', or one piece of a large file —
+ * with libpg_query's parser and adds its statements; lines count in all of
+ * 'text'. 'text' has a NUL at text[end] when base is 0 and end the length.
+ */
+__attribute__((warn_unused_result)) static bool split_piece(struct loader *l, const char *file,
+							    const char *text, size_t len, size_t base,
+							    size_t end, int fixed_line, bool *wrapped,
+							    struct line_cursor *lc)
+{
+	char *copy = base == 0 && end == len ? NULL : xstrndup(text + base, end - base);
+	const char *piece = copy ? copy : text;
+	size_t plen = end - base;
+	PgQuerySplitResult r = pg_query_split_with_parser(piece);
+	bool ok = false;
+
+	if (r.error) {
+		int line = r.error->cursorpos > 0
+			? line_of(piece, cursor_offset(piece, plen, r.error->cursorpos))
+			: 0;
+		char msg[sizeof(l->err->msg)];
+
+		if (meta_commands(file, text, len, l->err))
+			goto out;
+		snprintf(msg, sizeof(msg), "%s", r.error->message);
+		if (line == 0 && !locate_error(piece, plen, &line, msg, sizeof(msg)))
+			line = 1;
+		input_error_set(l->err, file, fixed_line ? fixed_line : line + line_of(text, base) - 1, "%s",
+				msg);
+		goto out;
+	}
+	for (int i = 0; i < r.n_stmts; i++) {
+		size_t loc = (size_t)r.stmts[i]->stmt_location, n = (size_t)r.stmts[i]->stmt_len, start, stop;
+
+		if (loc > plen || n > plen - loc)
+			continue; /* defensive: libpg_query's offsets are within the text */
+		if (n == 0)
+			n = plen - loc; /* the last statement without a ';' */
+		if (!sqllex_trim(piece + loc, n, &start, &stop))
+			continue; /* empty, or only comments */
+		if (is_tx_wrapping(piece + loc + start, stop - start)) {
+			*wrapped = true;
+			continue;
+		}
+		add_input(l, file, fixed_line ? fixed_line : line_to(text, lc, base + loc + start),
+			  piece + loc + start, stop - start);
+	}
+	ok = true;
+out:
+	pg_query_free_split_result(r);
+	free(copy);
+	return ok;
+}
+
+/*
+ * A text larger than INPUT_PARSE_CHUNK_BYTES, parsed in pieces of about
+ * that size cut at the ';' the lexer sees, so that memory stays bounded (a
+ * parse tree takes about ten times its text). A statement longer than
+ * RULES_PARSE_MAX_BYTES, which no rule parses, is taken as written without
+ * its tree: the rules refuse it (or --allow-unsafe runs it, and the server
+ * parses it).
+ */
+__attribute__((warn_unused_result)) static bool load_sql_pieces(struct loader *l, const char *file,
+								const char *text, size_t len, bool *wrapped)
+{
+	struct line_cursor lc = { 0, 1 };
+	struct sqllex lx;
+	struct sqllex_token t;
+	size_t stmt = 0, chunk = 0;
+
+	sqllex_init(&lx, text, len, 0);
+	for (;;) {
+		bool at_end = sqllex_next(&lx, &t) == SQLLEX_END;
+		size_t stop, body_end, a, b;
+
+		if (!at_end && !sqllex_is_char(text, &t, ';'))
+			continue;
+		stop = at_end ? len : t.end;
+		body_end = at_end ? len : t.start;
+		if (stop - stmt > RULES_PARSE_MAX_BYTES) {
+			if (stmt > chunk && !split_piece(l, file, text, len, chunk, stmt, 0, wrapped, &lc))
+				return false;
+			if (sqllex_trim(text + stmt, body_end - stmt, &a, &b))
+				add_input(l, file, line_to(text, &lc, stmt + a), text + stmt + a, b - a);
+			chunk = stop;
+		} else if (stop - chunk > INPUT_PARSE_CHUNK_BYTES && stmt > chunk) {
+			if (!split_piece(l, file, text, len, chunk, stmt, 0, wrapped, &lc))
+				return false;
+			chunk = stmt;
+		}
+		stmt = stop;
+		if (at_end)
+			break;
+	}
+	return len <= chunk || split_piece(l, file, text, len, chunk, len, 0, wrapped, &lc);
+}
+
+/*
  * Splits one SQL text into statements and adds them to the plan. 'fixed_line'
  * > 0 (a JSON plan's statement) is every statement's line; 0 counts lines in
  * 'text'. Transaction wrapping is dropped and *wrapped set.
@@ -266,43 +439,21 @@ static bool meta_commands(const char *file, const char *text, size_t len, struct
 __attribute__((warn_unused_result)) static bool load_sql(struct loader *l, const char *file, const char *text,
 							 size_t len, int fixed_line, bool *wrapped)
 {
-	PgQuerySplitResult r = pg_query_split_with_parser(text);
-	bool ok = false;
+	struct line_cursor lc = { 0, 1 };
+	size_t count;
 
-	if (r.error) {
-		int line = r.error->cursorpos > 0
-			? line_of(text, cursor_offset(text, len, r.error->cursorpos))
-			: 0;
-		char msg[sizeof(l->err->msg)];
-
-		if (meta_commands(file, text, len, l->err))
-			goto out;
-		snprintf(msg, sizeof(msg), "%s", r.error->message);
-		if (line == 0 && !locate_error(text, len, &line, msg, sizeof(msg)))
-			line = 1;
-		input_error_set(l->err, file, fixed_line ? fixed_line : line, "%s", msg);
-		goto out;
+	if (too_many_statements(text, len, &count) ||
+	    (size_t)l->p->n_inputs + count > INPUT_MAX_STATEMENTS + 1u) {
+		input_error_set(
+			l->err, file, fixed_line,
+			"more than %d statements: more than pgvalve plans as one migration; split it into "
+			"migrations of fewer statements (a data load belongs in COPY, outside the migration)",
+			INPUT_MAX_STATEMENTS);
+		return false;
 	}
-	for (int i = 0; i < r.n_stmts; i++) {
-		size_t loc = (size_t)r.stmts[i]->stmt_location, n = (size_t)r.stmts[i]->stmt_len, start, end;
-
-		if (loc > len || n > len - loc)
-			continue; /* defensive: libpg_query's offsets are within the text */
-		if (n == 0)
-			n = len - loc; /* the last statement without a ';' */
-		if (!sqllex_trim(text + loc, n, &start, &end))
-			continue; /* empty, or only comments */
-		if (is_tx_wrapping(text + loc + start, end - start)) {
-			*wrapped = true;
-			continue;
-		}
-		add_input(l, file, fixed_line ? fixed_line : line_of(text, loc + start), text + loc + start,
-			  end - start);
-	}
-	ok = true;
-out:
-	pg_query_free_split_result(r);
-	return ok;
+	if (len > INPUT_PARSE_CHUNK_BYTES && !fixed_line)
+		return load_sql_pieces(l, file, text, len, wrapped);
+	return split_piece(l, file, text, len, 0, len, fixed_line, wrapped, &lc);
 }
 
 /* A JSON plan: {"name": "...", "statements": ["...", ...]}. */
@@ -377,9 +528,22 @@ __attribute__((warn_unused_result)) static bool load_text(struct loader *l, cons
 {
 	const char *sql, *nul;
 	bool wrapped = false, ok;
+	size_t bad;
 
 	if ((nul = memchr(text, '\0', len))) {
-		input_error_set(l->err, path, line_of(text, (size_t)(nul - text)), "contains a NUL byte");
+		input_error_set(l->err, path, line_of(text, (size_t)(nul - text)),
+				"contains a NUL byte at byte offset %zu: not a SQL text file",
+				(size_t)(nul - text));
+		l->err->not_text = true;
+		return false;
+	}
+	if ((bad = utf8_invalid(text, len)) < len) {
+		input_error_set(
+			l->err, path, line_of(text, bad),
+			"not valid UTF-8: byte 0x%02x at byte offset %zu; pgvalve reads migration files "
+			"as UTF-8 (convert it first, e.g. iconv -f LATIN1 -t UTF-8)",
+			(unsigned char)text[bad], bad);
+		l->err->not_text = true;
 		return false;
 	}
 	if (first)

@@ -14,13 +14,18 @@
 
 #include "plan.h"
 
-#define INPUT_MAX_FILE_BYTES (64u << 20) /* a larger file is refused */
+#define INPUT_MAX_FILE_BYTES (64u << 20)   /* a larger file is refused */
+#define INPUT_MAX_STATEMENTS 10000         /* a file (or files) with more statements is refused */
+#define INPUT_PARSE_CHUNK_BYTES (4u << 20) /* a larger file is parsed in pieces of about this size */
 
 /* Why input_load() or rules_plan() refused, and where: for people, like psql's errors. */
 struct input_error {
 	char file[256]; /* the file as given ("" when no file is to blame) */
 	int line;       /* 1-based; 0 when no line is to blame */
 	char msg[768];
+	/* the file cannot be read as SQL text (cannot be opened, too large, a NUL byte, not UTF-8):
+	   a usage error (exit 2) rather than a refusal */
+	bool not_text;
 };
 
 /*

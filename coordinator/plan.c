@@ -93,8 +93,9 @@ bool plan_hold_parse(const char *name, enum plan_hold *out)
 const char *plan_step_kind_name(enum step_kind k)
 {
 	static const char *const names[] = {
-		"create_index", "add_not_valid",     "add_using_index", "drop_constraint", "validate",
-		"set_not_null", "drop_helper_check", "unsafe",          "create_object",   "alter"
+		"create_index",  "add_not_valid", "add_using_index",   "drop_constraint",
+		"validate",      "set_not_null",  "drop_helper_check", "unsafe",
+		"create_object", "alter",         "insert_rows"
 	};
 
 	return names[k];

@@ -83,8 +83,9 @@ enum step_kind {
 	STEP_UNSAFE,            /* --allow-unsafe: as written, under a writes hold and lock_timeout */
 	STEP_CREATE_OBJECT,     /* CREATE TABLE/SEQUENCE/TYPE/VIEW/FUNCTION, COMMENT ON: as written */
 	STEP_ALTER,             /* a brief metadata-only ALTER TABLE (ADD COLUMN, DROP COLUMN, RENAME …) */
+	STEP_INSERT_ROWS,       /* INSERT … VALUES of constants (an ORM's version row): in the cutover */
 };
-#define STEP_KIND_LAST STEP_ALTER
+#define STEP_KIND_LAST STEP_INSERT_ROWS
 
 struct plan_step {
 	int seq; /* 1-based, in execution order */

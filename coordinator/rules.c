@@ -128,7 +128,24 @@ void rules_resolve(const struct rules_ctx *c, struct qname *q)
 		snprintf(q->schema, sizeof(q->schema), "%s", c->search_path);
 }
 
-bool rules_range_var(const struct rules_ctx *c, const cJSON *rv, struct qname *q)
+/* The same table, or possibly (one of them has no schema: search_path decides). */
+static bool same_table_maybe(const struct qname *a, const struct qname *b)
+{
+	return strcmp(a->name, b->name) == 0 &&
+		(!a->schema[0] || !b->schema[0] || strcmp(a->schema, b->schema) == 0);
+}
+
+void rules_note_renamed(struct rules_ctx *c, const struct qname *q)
+{
+	for (int i = 0; i < c->n_renames; i++) {
+		if (!c->renamed_new && same_table_maybe(&c->renames[i].to, q))
+			c->renamed_new = i + 1;
+		if (!c->renamed_old && same_table_maybe(&c->renames[i].from, q))
+			c->renamed_old = i + 1;
+	}
+}
+
+bool rules_range_var(struct rules_ctx *c, const cJSON *rv, struct qname *q)
 {
 	struct pgtree_range_var r;
 
@@ -137,6 +154,7 @@ bool rules_range_var(const struct rules_ctx *c, const cJSON *rv, struct qname *q
 	snprintf(q->schema, sizeof(q->schema), "%s", r.schema ? r.schema : "");
 	snprintf(q->name, sizeof(q->name), "%s", r.name);
 	rules_resolve(c, q);
+	rules_note_renamed(c, q);
 	return true;
 }
 
@@ -645,6 +663,36 @@ static void push_refusal(struct rules_ctx *c, char *why, char *recipe)
 							      .recipe = recipe };
 }
 
+/*
+ * A statement naming a table that an earlier statement of the file renames
+ * (docs/architecture.md, the rules): pgvalve resolves, locks, holds, checks
+ * and rolls back every table by the name the catalog has when the
+ * migration starts, so the new name cannot be planned in the same file, and
+ * the old one no longer exists when the statement runs.
+ */
+static enum rules_outcome renamed_use(struct rules_ctx *c)
+{
+	const struct rules_rename *r;
+	char from[2 * PLAN_NAME_MAX + 8], to[2 * PLAN_NAME_MAX + 8];
+
+	if (!c->renamed_new && !c->renamed_old)
+		return RULE_DONE;
+	r = &c->renames[(c->renamed_new ? c->renamed_new : c->renamed_old) - 1];
+	qname_format(&r->from, from, sizeof(from));
+	qname_format(&r->to, to, sizeof(to));
+	if (c->renamed_new)
+		return rules_refuse(c,
+				    "apply the RENAME as a migration of its own first, then this "
+				    "statement in the next one",
+				    "it names %s, which line %d renames %s to: pgvalve checks, locks, holds "
+				    "and rolls back a table by the name it has when the migration starts",
+				    to, r->line, from);
+	return rules_refuse(c, "name the table by its new name, in a migration after the RENAME",
+			    "it names %s, which line %d renames to %s: the name no longer exists when "
+			    "this statement runs",
+			    from, r->line, to);
+}
+
 static int by_phase(const void *a, const void *b)
 {
 	const struct plan_step *x = a, *y = b;
@@ -673,7 +721,10 @@ bool rules_plan(struct plan *p, const struct rules_options *opt, struct input_er
 		c.len = strlen(in->text);
 		c.why[0] = '\0';
 		c.recipe[0] = '\0';
+		c.renamed_new = c.renamed_old = 0;
 		o = plan_statement(&c);
+		if (o == RULE_DONE)
+			o = renamed_use(&c);
 		if (o == RULE_UNSUPPORTED && opt->allow_unsafe) {
 			rollback_to(p, &m);
 			plan_unsafe(&c);

@@ -24,6 +24,9 @@ enum rules_outcome {
 	RULE_FAILED,      /* a rule covers it but cannot rewrite it faithfully: err is set */
 };
 
+#define RULES_MAX_RENAMES 16   /* table renames one file may make */
+#define RULES_MAX_FUNCTIONS 64 /* functions one file creates that the rules remember */
+
 /* One rules_plan() call, at one statement. */
 struct rules_ctx {
 	struct plan *p;
@@ -38,6 +41,19 @@ struct rules_ctx {
 	int cap_refusals;
 	char search_path[PLAN_NAME_MAX]; /* SET search_path's first schema ("": none set) */
 	char search_list[512];           /* the whole list, quoted: "a", "b" */
+	/* ALTER TABLE … RENAME TO earlier in the file: a later statement naming either name is refused */
+	struct rules_rename {
+		struct qname from, to;
+		int line;
+	} renames[RULES_MAX_RENAMES];
+	int n_renames;
+	int renamed_new, renamed_old; /* 1 + the rename whose new / old name this statement names; 0 none */
+	/* CREATE FUNCTION earlier in the file: a default calling one is judged by what the file says */
+	struct rules_function {
+		char name[PLAN_NAME_MAX];
+		bool is_volatile;
+	} functions[RULES_MAX_FUNCTIONS];
+	int n_functions;
 };
 
 /* The table an ALTER TABLE names, and whether ONLY kept it from recursing to children. */
@@ -85,7 +101,10 @@ const cJSON *rules_parse_one(const char *sql, cJSON **doc, char *msg, size_t cap
 bool rules_name_list(const cJSON *list, char names[][PLAN_NAME_MAX], int *n);
 
 /* A RangeVar into a qname (resolved: rules_resolve); false for a three-part name (database.schema.table). */
-bool rules_range_var(const struct rules_ctx *c, const cJSON *rv, struct qname *q);
+bool rules_range_var(struct rules_ctx *c, const cJSON *rv, struct qname *q);
+
+/* Notes in c->renamed_new / renamed_old when 'q' is a table an earlier RENAME TO renamed (either name). */
+void rules_note_renamed(struct rules_ctx *c, const struct qname *q);
 
 /* A qname with no schema gets SET search_path's first schema, when the file set one. */
 void rules_resolve(const struct rules_ctx *c, struct qname *q);

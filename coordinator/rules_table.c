@@ -248,13 +248,50 @@ static bool known_volatile(const char *fn)
 	return false;
 }
 
+/* The function 'fn' an earlier CREATE FUNCTION of this file made (the last one), or -1. */
+static int created_function(const struct rules_ctx *c, const char *fn)
+{
+	for (int i = c->n_functions - 1; i >= 0; i--)
+		if (strcmp(c->functions[i].name, fn) == 0)
+			return i;
+	return -1;
+}
+
+/*
+ * CREATE [OR REPLACE] FUNCTION: remembered with its volatility (VOLATILE
+ * unless IMMUTABLE or STABLE is written), then run before the cutover.
+ */
+static enum rules_outcome plan_function(struct rules_ctx *c, const char *kind, const cJSON *node)
+{
+	const cJSON *names = pgtree_get(node, "funcname"), *opt;
+	const char *fn = pgtree_string(pgtree_list_at(names, pgtree_list_len(names) - 1));
+	bool is_volatile = true;
+
+	cJSON_ArrayForEach(opt, pgtree_get(node, "options"))
+	{
+		const cJSON *d = pgtree_node(opt, "DefElem");
+
+		if (pgtree_str_is(d, "defname", "volatility"))
+			is_volatile = !(
+				pgtree_str_is(pgtree_node(pgtree_get(d, "arg"), "String"), "sval",
+					      "immutable") ||
+				pgtree_str_is(pgtree_node(pgtree_get(d, "arg"), "String"), "sval", "stable"));
+	}
+	if (fn && strlen(fn) < PLAN_NAME_MAX && c->n_functions < RULES_MAX_FUNCTIONS) {
+		snprintf(c->functions[c->n_functions].name, PLAN_NAME_MAX, "%s", fn);
+		c->functions[c->n_functions++].is_volatile = is_volatile;
+	}
+	return plan_new_object(c, kind, node);
+}
+
 /*
  * The functions a default expression calls: the first known volatile one
  * into 'volatile_fn' (""), and those neither known volatile nor known
  * immutable or stable into 'unknown', comma-separated, for the preflight to
  * read their volatility from pg_proc. False when 'unknown' overflows.
  */
-static bool default_calls(const cJSON *n, char volatile_fn[PLAN_NAME_MAX], char *unknown, size_t cap)
+static bool default_calls(const struct rules_ctx *c, const cJSON *n, char volatile_fn[PLAN_NAME_MAX],
+			  char *unknown, size_t cap)
 {
 	const cJSON *child;
 
@@ -265,9 +302,15 @@ static bool default_calls(const cJSON *n, char volatile_fn[PLAN_NAME_MAX], char 
 		const cJSON *names = pgtree_get(fc, "funcname");
 		const char *fn = fc ? pgtree_string(pgtree_list_at(names, pgtree_list_len(names) - 1)) : NULL;
 
+		int mine = fn ? created_function(c, fn) : -1;
+
 		if (fc && !fn)
 			return false;
-		if (fn && known_volatile(fn) && !volatile_fn[0])
+		if (mine >= 0) {
+			/* created by this file: its CREATE FUNCTION says (VOLATILE unless it says otherwise) */
+			if (c->functions[mine].is_volatile && !volatile_fn[0])
+				snprintf(volatile_fn, PLAN_NAME_MAX, "%s", fn);
+		} else if (fn && known_volatile(fn) && !volatile_fn[0])
 			snprintf(volatile_fn, PLAN_NAME_MAX, "%s", fn);
 		else if (fn && !known_volatile(fn) && !known_nonvolatile(fn)) {
 			size_t len = strlen(unknown);
@@ -277,7 +320,7 @@ static bool default_calls(const cJSON *n, char volatile_fn[PLAN_NAME_MAX], char 
 			snprintf(unknown + len, cap - len, "%s%s", len ? "," : "", fn);
 		}
 	}
-	cJSON_ArrayForEach(child, n) if (!default_calls(child, volatile_fn, unknown, cap)) return false;
+	cJSON_ArrayForEach(child, n) if (!default_calls(c, child, volatile_fn, unknown, cap)) return false;
 	return true;
 }
 
@@ -323,7 +366,7 @@ static enum rules_outcome check_add_column(struct rules_ctx *c, const cJSON *col
 			char v[PLAN_NAME_MAX] = "";
 
 			has_default = true;
-			if (!default_calls(pgtree_get(con, "raw_expr"), v, functions,
+			if (!default_calls(c, pgtree_get(con, "raw_expr"), v, functions,
 					   PLAN_CHECK_FUNCTIONS_MAX))
 				return rules_refuse(
 					c,
@@ -527,12 +570,181 @@ static enum rules_outcome plan_rename(struct rules_ctx *c, const cJSON *node)
 					 "a RENAME of something other than a table, column, constraint "
 					 "or index");
 	rules_resolve(c, &table);
+	if (pgtree_str_is(node, "renameType", "OBJECT_TABLE") && pgtree_str(node, "newname")) {
+		struct rules_rename *r;
+
+		if (c->n_renames == RULES_MAX_RENAMES)
+			return rules_unsupported(c, "more than %d table renames in one file",
+						 RULES_MAX_RENAMES);
+		r = &c->renames[c->n_renames++];
+		r->from = table;
+		r->to = table; /* RENAME TO keeps the schema */
+		snprintf(r->to.name, sizeof(r->to.name), "%s", pgtree_str(node, "newname"));
+		r->line = c->p->inputs[c->input].line;
+	}
 	push_brief(c, &table, as_written(c, c->sql, true));
 	input_note(c->p,
 		   "%s:%d: RENAME runs at cutover, briefly; code still running that uses the old name "
 		   "breaks from then on (rename in a release that reads both, or use a view)",
 		   c->p->inputs[c->input].file, c->p->inputs[c->input].line);
 	return RULE_DONE;
+}
+
+/*
+ * DROP TABLE and DROP INDEX (docs/architecture.md, the rules): refused with
+ * the way to get there safely; other DROPs are no rule's.
+ */
+static enum rules_outcome plan_drop_object(struct rules_ctx *c, const cJSON *node, bool *handled)
+{
+	char names[256] = "";
+	size_t len = 0;
+	const cJSON *obj;
+
+	cJSON_ArrayForEach(obj, pgtree_get(node, "objects"))
+	{
+		const cJSON *item;
+
+		cJSON_ArrayForEach(item, pgtree_get(pgtree_node(obj, "List"), "items"))
+		{
+			const char *part = pgtree_string(item);
+
+			if (part && len + strlen(part) + 3 < sizeof(names))
+				len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s",
+							len && names[len - 1] != ',' ? "." : (len ? " " : ""),
+							part);
+		}
+		if (len + 2 < sizeof(names))
+			len += (size_t)snprintf(names + len, sizeof(names) - len, ",");
+	}
+	if (len && names[len - 1] == ',')
+		names[--len] = '\0';
+	if (pgtree_str_is(node, "removeType", "OBJECT_TABLE"))
+		return rules_refuse(
+			c,
+			"deploy code that no longer reads or writes the table; rename it "
+			"(ALTER TABLE … RENAME TO …_retired) in a migration of its own and watch for errors; "
+			"drop it later with --allow-unsafe, after a backup if the rows matter",
+			"DROP TABLE %s deletes its rows for good: a rollback cannot bring them back, code "
+			"still using it fails at once%s",
+			names,
+			pgtree_str_is(node, "behavior", "DROP_CASCADE")
+				? ", and CASCADE also drops the foreign keys and views of other tables that "
+				  "depend on it"
+				: ", and it fails if a foreign key or view depends on it");
+	if (pgtree_str_is(node, "removeType", "OBJECT_INDEX") && !pgtree_flag(node, "concurrent"))
+		return rules_refuse(c,
+				    "run DROP INDEX CONCURRENTLY yourself, outside a transaction, after the "
+				    "migration (pgvalve cannot rebuild a dropped index on rollback)",
+				    "DROP INDEX %s takes ACCESS EXCLUSIVE on its table, and a dropped index "
+				    "is not restored by a rollback",
+				    names);
+	*handled = false;
+	return RULE_DONE;
+}
+
+/* Whether a VALUES list holds only constants (and casts of them): rows an ORM records, no query. */
+static bool constant_rows(const cJSON *values_lists, int *rows)
+{
+	const cJSON *row, *v;
+
+	*rows = 0;
+	cJSON_ArrayForEach(row, values_lists)
+	{
+		(*rows)++;
+		cJSON_ArrayForEach(v, pgtree_get(pgtree_node(row, "List"), "items"))
+		{
+			const cJSON *cast = pgtree_node(v, "TypeCast");
+
+			if (!pgtree_node(cast ? pgtree_get(cast, "arg") : v, "A_Const"))
+				return false;
+		}
+	}
+	return *rows > 0;
+}
+
+/*
+ * INSERT INTO t (…) VALUES (constants), [ON CONFLICT DO NOTHING],
+ * [RETURNING …] — the row an ORM writes to record a migration (Rails'
+ * schema_migrations, Alembic's alembic_version): in the cutover
+ * transaction, so it commits with the schema change it records.
+ */
+static enum rules_outcome plan_insert(struct rules_ctx *c, const cJSON *node)
+{
+	const cJSON *select = pgtree_node(pgtree_get(node, "selectStmt"), "SelectStmt");
+	const cJSON *conflict = pgtree_node(pgtree_get(node, "onConflictClause"), "OnConflictClause");
+	struct qname table;
+	int rows = 0;
+	char who[2 * PLAN_NAME_MAX + 8];
+
+	if (!rules_range_var(c, pgtree_get(node, "relation"), &table))
+		return rules_unsupported(c, "a three-part table name (database.schema.table)");
+	if (!select || pgtree_get(node, "withClause") ||
+	    !constant_rows(pgtree_get(select, "valuesLists"), &rows) ||
+	    (conflict && !pgtree_str_is(conflict, "action", "ONCONFLICT_NOTHING")))
+		return rules_refuse(
+			c,
+			"copy data in batches outside the migration, each batch in a short "
+			"transaction of its own",
+			"INSERT … SELECT (or a VALUES list that is not constants) copies rows pgvalve "
+			"cannot count, in the one cutover transaction, under its locks");
+	if (rows > 1000)
+		return rules_refuse(c, "load the rows outside the migration (COPY), in batches",
+				    "an INSERT of %d rows in the cutover transaction", rows);
+	rules_push_step(c,
+			&(struct rules_step){ .kind = STEP_INSERT_ROWS,
+					      .phase = PHASE_CUTOVER,
+					      .lock = LOCK_NONE,
+					      .hold = HOLD_NONE_NEEDED,
+					      .table = &table,
+					      .constraint = -1,
+					      .drop = -1 },
+			as_written(c, c->sql, true));
+	qname_format(&table, who, sizeof(who));
+	input_note(c->p,
+		   "%s:%d: INSERT of %d constant row(s) into %s runs in the cutover transaction, so it "
+		   "commits with the schema change; a rollback of the migration later does not delete it",
+		   c->p->inputs[c->input].file, c->p->inputs[c->input].line, rows, who);
+	return RULE_DONE;
+}
+
+/* CREATE TRIGGER: before the cutover on a table of this file, else briefly at cutover. */
+static enum rules_outcome plan_trigger(struct rules_ctx *c, const cJSON *node)
+{
+	struct qname table;
+
+	if (!rules_range_var(c, pgtree_get(node, "relation"), &table))
+		return rules_unsupported(c, "a three-part table name (database.schema.table)");
+	if (rules_created(c->p, &table)) {
+		push_new_object(c, &table, as_written(c, c->sql, false));
+		return RULE_DONE;
+	}
+	push_brief(c, &table, as_written(c, c->sql, true));
+	input_note(c->p,
+		   "%s:%d: CREATE TRIGGER runs at cutover (it takes SHARE ROW EXCLUSIVE on the table, "
+		   "briefly); the function it calls runs for every row written from then on",
+		   c->p->inputs[c->input].file, c->p->inputs[c->input].line);
+	return RULE_DONE;
+}
+
+/*
+ * SELECT pg_catalog.set_config('search_path', '…', false), as pg_dump and
+ * Rails' structure.sql write it: read like SET search_path.
+ */
+static bool is_set_config_search_path(const cJSON *node, const char **value)
+{
+	const cJSON *target = pgtree_node(pgtree_list_at(pgtree_get(node, "targetList"), 0), "ResTarget");
+	const cJSON *fc = pgtree_node(pgtree_get(target, "val"), "FuncCall");
+	const cJSON *names = pgtree_get(fc, "funcname"), *args = pgtree_get(fc, "args");
+	const char *fn = pgtree_string(pgtree_list_at(names, pgtree_list_len(names) - 1));
+	const char *what = pgtree_str(pgtree_get(pgtree_node(pgtree_list_at(args, 0), "A_Const"), "sval"),
+				      "sval");
+
+	if (!fc || !fn || strcmp(fn, "set_config") != 0 || pgtree_list_len(args) != 3 ||
+	    pgtree_list_len(pgtree_get(node, "targetList")) != 1 || pgtree_get(node, "fromClause") || !what ||
+	    strcmp(what, "search_path") != 0)
+		return false;
+	*value = pgtree_str(pgtree_get(pgtree_node(pgtree_list_at(args, 1), "A_Const"), "sval"), "sval");
+	return *value != NULL;
 }
 
 static enum rules_outcome plan_set(struct rules_ctx *c, const cJSON *node)
@@ -554,8 +766,15 @@ static enum rules_outcome plan_set(struct rules_ctx *c, const cJSON *node)
 	if (strcmp(name, "search_path") == 0) {
 		const cJSON *first = pgtree_node(pgtree_list_at(pgtree_get(node, "args"), 0), "A_Const");
 		const char *schema = pgtree_str(pgtree_get(first, "sval"), "sval");
-
 		const cJSON *arg;
+
+		/* "$user" names the role's own schema, which rarely exists: names go to the next one. */
+		if (schema && strcmp(schema, "$user") == 0) {
+			const cJSON *second = pgtree_node(pgtree_list_at(pgtree_get(node, "args"), 1),
+							  "A_Const");
+
+			schema = pgtree_str(pgtree_get(second, "sval"), "sval");
+		}
 		struct strbuf list = { 0 };
 		char *quoted;
 
@@ -630,10 +849,12 @@ enum rules_outcome rules_table_statement(struct rules_ctx *c, const char *kind, 
 		return plan_create_table(c, node, stmt);
 	if (strcmp(kind, "CreateSeqStmt") == 0 || strcmp(kind, "CompositeTypeStmt") == 0 ||
 	    strcmp(kind, "CreateEnumStmt") == 0 || strcmp(kind, "CreateRangeStmt") == 0 ||
-	    strcmp(kind, "ViewStmt") == 0 || strcmp(kind, "CreateFunctionStmt") == 0 ||
-	    strcmp(kind, "CommentStmt") == 0 || strcmp(kind, "CreateDomainStmt") == 0 ||
+	    strcmp(kind, "ViewStmt") == 0 || strcmp(kind, "CommentStmt") == 0 ||
+	    strcmp(kind, "CreateDomainStmt") == 0 || strcmp(kind, "AlterSeqStmt") == 0 ||
 	    (strcmp(kind, "DefineStmt") == 0 && pgtree_str_is(node, "kind", "OBJECT_TYPE")))
 		return plan_new_object(c, kind, node);
+	if (strcmp(kind, "CreateFunctionStmt") == 0)
+		return plan_function(c, kind, node);
 	if (strcmp(kind, "RenameStmt") == 0)
 		return plan_rename(c, node);
 	if (strcmp(kind, "VariableSetStmt") == 0)
@@ -648,6 +869,38 @@ enum rules_outcome rules_table_statement(struct rules_ctx *c, const char *kind, 
 	if (strcmp(kind, "ClusterStmt") == 0)
 		return rules_refuse(c, "pg_repack, which reorders the table without blocking",
 				    "CLUSTER rewrites the table under ACCESS EXCLUSIVE");
+	if (strcmp(kind, "DropStmt") == 0)
+		return plan_drop_object(c, node, handled);
+	if (strcmp(kind, "InsertStmt") == 0)
+		return plan_insert(c, node);
+	if (strcmp(kind, "UpdateStmt") == 0 || strcmp(kind, "DeleteStmt") == 0)
+		return rules_refuse(
+			c,
+			"change the rows outside the migration in batches (… WHERE id BETWEEN x AND y), each "
+			"in a short transaction of its own; an ORM's own version row is written by --orm",
+			"%s changes rows pgvalve cannot count, in the one cutover transaction, holding their "
+			"row locks to its end",
+			strcmp(kind, "UpdateStmt") == 0 ? "UPDATE" : "DELETE");
+	if (strcmp(kind, "CreateTrigStmt") == 0)
+		return plan_trigger(c, node);
+	if (strcmp(kind, "CreateExtensionStmt") == 0)
+		return plan_new_object(c, kind, node);
+	if (strcmp(kind, "SelectStmt") == 0) {
+		const char *value;
+
+		if (is_set_config_search_path(node, &value) && !value[0]) {
+			c->search_path[0] = '\0';
+			c->search_list[0] = '\0';
+			input_note(
+				c->p,
+				"%s:%d: set_config('search_path', '', …) is dropped: the names after it are "
+				"read as written (pg_dump writes each with its schema)",
+				c->p->inputs[c->input].file, c->p->inputs[c->input].line);
+			return RULE_DONE;
+		}
+		*handled = false;
+		return RULE_DONE;
+	}
 	if (strcmp(kind, "LockStmt") == 0)
 		return rules_refuse(c,
 				    "leave it out: pgvalve takes the lock each step needs, briefly, "

@@ -124,6 +124,10 @@ static void check_invariants(const struct plan *p)
 			ok = s->phase == PHASE_CUTOVER && lock == LOCK_ACCESS_EXCLUSIVE &&
 				hold == HOLD_ALL_NEEDED && s->table.name[0];
 			break;
+		case STEP_INSERT_ROWS:
+			ok = s->phase == PHASE_CUTOVER && lock == LOCK_NONE && hold == HOLD_NONE_NEEDED &&
+				s->table.name[0];
+			break;
 		default:
 			ok = false;
 		}
@@ -840,10 +844,13 @@ static void test_refused(void **state)
 	char *big;
 
 	(void)state;
-	refused(multi_line_file, false, 7, "no rule covers this statement: DROP TABLE legacy_events");
+	refused(multi_line_file, false, 7, "refused: DROP TABLE legacy_events deletes its rows for good");
 	assert_false(plan_sql(multi_line_file, false, &p, &err));
-	assert_non_null(strstr(err.msg, "supported: ALTER TABLE t ADD [CONSTRAINT c] FOREIGN KEY"));
+	assert_non_null(strstr(err.msg, "safe recipe: deploy code that no longer reads or writes the table"));
 	assert_non_null(strstr(err.msg, "--allow-unsafe"));
+	plan_free(&p);
+	assert_false(plan_sql("GRANT SELECT ON t TO u", false, &p, &err));
+	assert_non_null(strstr(err.msg, "supported: ALTER TABLE t ADD [CONSTRAINT c] FOREIGN KEY"));
 	plan_free(&p);
 
 	refused("ALTER TABLE t VALIDATE CONSTRAINT c;\nALTER TABLE t ADD COLUMN c int DEFAULT random();",
@@ -872,6 +879,55 @@ static void test_refused(void **state)
 	strcpy(big + strlen("ALTER TABLE t ADD CHECK (s <> '") + RULES_PARSE_MAX_BYTES, "')");
 	refused(big, false, 1, "longer than 64 KiB");
 	free(big);
+}
+
+/* The rules the ORM corpus (tests/corpus/orm) needed. */
+static void test_corpus_rules(void **state)
+{
+	struct plan p;
+
+	(void)state;
+	/* A table renamed earlier in the file, by either name; a renamed column is fine. */
+	refused("ALTER TABLE workflows RENAME TO pipelines;\nCREATE INDEX i ON pipelines (a);", false, 2,
+		"refused: it names pipelines, which line 1 renames workflows to");
+	refused("ALTER TABLE s.w RENAME TO p;\nALTER TABLE s.w ADD COLUMN x int;", false, 2,
+		"refused: it names s.w, which line 1 renames to s.p");
+	plan_ok("ALTER TABLE t RENAME COLUMN a TO b;\nCREATE INDEX i ON t (b);", &p);
+	assert_int_equal(p.steps[1].phase, PHASE_VALIDATE); /* built after the rename */
+	plan_free(&p);
+	/* DROP TABLE, DROP INDEX without CONCURRENTLY, DML. */
+	refused("DROP TABLE IF EXISTS a, b CASCADE", false, 1, "refused: DROP TABLE a, b deletes its rows");
+	refused("DROP INDEX i", false, 1, "refused: DROP INDEX i takes ACCESS EXCLUSIVE");
+	refused("DELETE FROM t WHERE a = 1", false, 1, "refused: DELETE changes rows");
+	refused("INSERT INTO t SELECT * FROM u", false, 1, "refused: INSERT … SELECT");
+	/* An ORM's version row: constants, in the cutover transaction. */
+	plan_ok("INSERT INTO schema_migrations (version) VALUES ('1'), ('2'::text) RETURNING version", &p);
+	assert_int_equal(p.steps[0].kind, STEP_INSERT_ROWS);
+	assert_int_equal(p.steps[0].phase, PHASE_CUTOVER);
+	assert_int_equal(p.steps[0].hold, HOLD_NONE_NEEDED);
+	assert_true(has_note(&p, "INSERT of 2 constant row(s) into schema_migrations"));
+	plan_free(&p);
+	/* A function the file creates decides about a default that calls it. */
+	refused("CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';\n"
+		"ALTER TABLE t ADD COLUMN c int DEFAULT f();",
+		false, 2, "refused: ADD COLUMN c with a default calling f(), which is volatile");
+	plan_ok("CREATE FUNCTION f() RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 1';\n"
+		"ALTER TABLE t ADD COLUMN c int DEFAULT f();",
+		&p);
+	assert_string_equal(p.steps[1].check_functions, ""); /* not left to the catalog, which lacks it */
+	plan_free(&p);
+	/* CREATE TRIGGER: at cutover on an existing table, before it on a new one. */
+	plan_ok("CREATE TRIGGER tr BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION f();", &p);
+	assert_int_equal(p.steps[0].phase, PHASE_CUTOVER);
+	assert_int_equal(p.steps[0].hold, HOLD_ALL_NEEDED);
+	plan_free(&p);
+	/* pg_dump's search_path lines. */
+	plan_ok("SELECT pg_catalog.set_config('search_path', '', false);\nSET search_path TO \"$user\", "
+		"app;\n"
+		"ALTER TABLE t ADD COLUMN c int;",
+		&p);
+	assert_string_equal(p.steps[0].table.schema, "app");
+	plan_free(&p);
 }
 
 static void test_allow_unsafe(void **state)
@@ -1317,6 +1373,7 @@ int main(void)
 		cmocka_unit_test(test_validate),
 		cmocka_unit_test(test_subcommands_split),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_corpus_rules),
 		cmocka_unit_test(test_allow_unsafe),
 		cmocka_unit_test(test_set_constraints_dropped),
 		cmocka_unit_test(test_orm_migration),

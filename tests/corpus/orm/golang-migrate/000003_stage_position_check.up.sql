@@ -1,0 +1,2 @@
+ALTER TABLE stages
+    ADD CONSTRAINT stages_position_nonnegative CHECK (position >= 0);

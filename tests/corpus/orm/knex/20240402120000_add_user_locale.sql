@@ -1,0 +1,1 @@
+alter table "users" add column "locale" varchar(255) default 'en';

@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "submissions" ALTER COLUMN "score" SET DATA TYPE DOUBLE PRECISION;

@@ -1,0 +1,2 @@
+CREATE EXTENSION IF NOT EXISTS "uuid-ossp";
+ALTER TABLE "workspaces" ADD "externalId" uuid NOT NULL DEFAULT uuid_generate_v4();
