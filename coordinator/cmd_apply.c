@@ -54,6 +54,13 @@ int cmd_apply(struct options *o)
 		rc = EXIT_USAGE;
 		goto done;
 	}
+	/* the key type change's steps come from the catalog (keychange.h) */
+	rc = plan_resolve(m.observer, &m.p, o);
+	if (rc != EXIT_DONE)
+		goto done;
+	rc = EXIT_ATTENTION;
+	free(m.done);
+	m.done = xcalloc((size_t)m.p.n_steps + 1, sizeof(*m.done));
 	if (!journal_ensure(m.ddl, &err)) {
 		report_error("cannot create the journal (schema pgvalve)", err.msg,
 			     "the role needs CREATE on the database, or create schema pgvalve for it");

@@ -14,6 +14,7 @@
 #include "commands.h"
 #include "db.h"
 #include "input.h"
+#include "keychange.h"
 #include "preflight.h"
 #include "report.h"
 #include "rules.h"
@@ -82,6 +83,21 @@ static bool build(struct plan *p, const struct options *o, bool document)
 bool plan_build(struct plan *p, const struct options *o)
 {
 	return build(p, o, false);
+}
+
+int plan_resolve(PGconn *c, struct plan *p, const struct options *o)
+{
+	struct db_error err;
+
+	if (!keychange_resolve(c, p, &err)) {
+		report_error("cannot read the catalog for the key type change", err.msg, NULL);
+		return EXIT_ATTENTION;
+	}
+	if (p->n_refusals) {
+		report_refusals(p, o->format == FORMAT_JSON, o->format != FORMAT_JSON);
+		return EXIT_REFUSED;
+	}
+	return EXIT_DONE;
 }
 
 static void print_tables(const struct plan_step *st)
@@ -172,6 +188,9 @@ int cmd_plan(struct options *o)
 		rc = EXIT_USAGE;
 		goto done;
 	}
+	rc = plan_resolve(c, &p, o);
+	if (rc != EXIT_DONE)
+		goto done;
 	if (!preflight_run(c, &p, o, &pf, &err)) {
 		report_error("preflight could not run", err.msg, NULL);
 		rc = EXIT_ATTENTION;

@@ -6,6 +6,7 @@
 #ifndef PGVALVE_COORDINATOR_COMMANDS_H
 #define PGVALVE_COORDINATOR_COMMANDS_H
 
+#include "db.h"
 #include "options.h"
 #include "plan.h"
 
@@ -27,5 +28,11 @@ int cmd_audit(struct options *o);
 
 /* Loads o->args and plans them (cmd_plan.c); reports and returns false on a refusal. */
 bool plan_build(struct plan *p, const struct options *o);
+
+/*
+ * Plans what only the catalog can plan (the key type change, keychange.h)
+ * through 'c'; reports refusals. Returns EXIT_DONE, EXIT_REFUSED or EXIT_ATTENTION.
+ */
+int plan_resolve(PGconn *c, struct plan *p, const struct options *o);
 
 #endif

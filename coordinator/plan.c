@@ -93,8 +93,9 @@ bool plan_hold_parse(const char *name, enum plan_hold *out)
 const char *plan_step_kind_name(enum step_kind k)
 {
 	static const char *const names[] = {
-		"create_index", "add_not_valid",     "add_using_index", "drop_constraint", "validate",
-		"set_not_null", "drop_helper_check", "unsafe",          "create_object",   "alter"
+		"create_index",     "add_not_valid",      "add_using_index", "drop_constraint", "validate",
+		"set_not_null",     "drop_helper_check",  "unsafe",          "create_object",   "alter",
+		"keychange_shadow", "keychange_backfill", "keychange_swap"
 	};
 
 	return names[k];
@@ -286,6 +287,7 @@ void plan_free(struct plan *p)
 		free(p->refusals[i].recipe);
 	}
 	free(p->refusals);
+	free(p->keychange_reqs);
 	free(p->created);
 	free(p->inputs);
 	free(p->constraints);

@@ -1,0 +1,40 @@
+/*
+ * The online key type change (docs/architecture.md §4.9): ALTER COLUMN id
+ * TYPE bigint on an integer primary key that foreign keys reference, done
+ * without rewriting a table under ACCESS EXCLUSIVE: bigint shadow columns
+ * kept equal by triggers and backfilled in batches, indexes and foreign keys
+ * built for them beside the old ones, then one swap under an `all` hold.
+ *
+ * keychange.c       the rule: which statements are a key type change
+ * keychange_plan.c  the catalog: what the change involves, the steps, refusals
+ * keychange_prepare.c  running the shadow and backfill steps
+ */
+#ifndef PGVALVE_COORDINATOR_KEYCHANGE_H
+#define PGVALVE_COORDINATOR_KEYCHANGE_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+
+#include "db.h"
+#include "plan.h"
+
+/* Suffixes of the columns the change adds (shadow, before the swap) and keeps (old, after it). */
+#define KEYCHANGE_NEW_SUFFIX "pgvalve_new"
+#define KEYCHANGE_OLD_SUFFIX "pgvalve_old"
+/* BEFORE ROW triggers fire in name order: this one last, so it copies the key other triggers set. */
+#define KEYCHANGE_TRIGGER "zz_pgvalve_keychange"
+
+/* Whether an AlterTableCmd (its fields) is ALTER COLUMN … TYPE bigint / int8, nothing more. */
+bool keychange_wants(const cJSON *at);
+
+/*
+ * Resolves p->keychange_reqs against the catalog through 'c' (read-only):
+ * each key with the foreign key columns that reference it (those the file
+ * leaves out added, with a note; the file's lines for them folded in), and
+ * the steps of the change added to p->steps in execution order. A request
+ * that cannot be carried out becomes a refusal (p->refusals) naming why.
+ * False only when the catalog could not be read ('err').
+ */
+bool keychange_resolve(PGconn *c, struct plan *p, struct db_error *err) __attribute__((warn_unused_result));
+
+#endif

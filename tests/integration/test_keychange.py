@@ -1,0 +1,177 @@
+"""The online key type change (docs/architecture.md §4.9): `ALTER TABLE accounts ALTER COLUMN id
+TYPE bigint` on a serial key referenced by three tables. plan shows the steps with their locks and
+holds, adds the referencing columns a file leaves out and folds in those it names; every case it
+cannot carry out yet is refused with the reason before anything changes."""
+
+import json
+
+import pytest
+
+import harness
+from coordinator import pgvalve, write_file
+
+SCHEMA = """
+DROP SCHEMA IF EXISTS pgvalve CASCADE;
+DROP SCHEMA IF EXISTS other CASCADE;
+DROP TABLE IF EXISTS payments, orders, sessions, accounts CASCADE;
+CREATE SCHEMA other;
+CREATE TABLE accounts (id serial PRIMARY KEY, name text NOT NULL);
+CREATE TABLE orders (id serial PRIMARY KEY, account_id int NOT NULL REFERENCES accounts ON DELETE CASCADE,
+                     amount int NOT NULL);
+CREATE INDEX orders_account_id_idx ON orders (account_id);
+CREATE TABLE sessions (id serial PRIMARY KEY, account_id int REFERENCES accounts ON DELETE SET NULL);
+CREATE TABLE other.payments (id serial PRIMARY KEY,
+                             account_id int NOT NULL REFERENCES accounts ON UPDATE CASCADE ON DELETE CASCADE);
+CREATE INDEX payments_account_idx ON other.payments (account_id, id);
+"""
+
+
+def fill(db, accounts=200):
+    db.execute(f"INSERT INTO accounts (name) SELECT 'a' || g FROM generate_series(1, {accounts}) g")
+    db.execute(f"INSERT INTO orders (account_id, amount) SELECT 1 + g % {accounts}, g "
+               f"FROM generate_series(1, {accounts * 3}) g")
+    db.execute(f"INSERT INTO sessions (account_id) SELECT CASE WHEN g % 5 = 0 THEN NULL ELSE 1 + g % {accounts} END "
+               f"FROM generate_series(1, {accounts * 2}) g")
+    db.execute(f"INSERT INTO other.payments (account_id) SELECT 1 + g % {accounts} "
+               f"FROM generate_series(1, {accounts}) g")
+    db.execute("ANALYZE")
+
+
+@pytest.fixture
+def db(pg):
+    conn = harness.connect(pg.dsn())
+    conn.autocommit = True
+    conn.execute(SCHEMA)
+    yield conn
+    conn.close()
+
+
+def plan(pg, tmp_path, text, check):
+    path = write_file(tmp_path, "0007_bigint.sql", text)
+    return pgvalve("plan", path, pg=pg, check=check)
+
+
+def plan_json(pg, tmp_path, text):
+    path = write_file(tmp_path, "0007_bigint.sql", text)
+    r = pgvalve("plan", path, "--format", "json", pg=pg, check=0)
+    return json.loads(r.out)
+
+
+# --------------------------------------------------------------------------- plan
+
+def test_plan_adds_the_referencing_columns_and_shows_each_step(pg, db, tmp_path):
+    fill(db)
+    r = plan(pg, tmp_path, "ALTER TABLE accounts ALTER COLUMN id TYPE bigint;\n"
+                           "ALTER TABLE orders ALTER COLUMN account_id TYPE bigint;\n", check=0)
+    out = r.out
+    # the file's line for orders is folded in; sessions and payments are added, and plan says so
+    assert "folded into the key change of accounts" in out, out
+    assert "also changes sessions.account_id (foreign key sessions_account_id_fkey)" in out, out
+    assert "also changes other.payments.account_id (foreign key payments_account_id_fkey)" in out, out
+    assert "which the file leaves out" in out
+    # the steps, each with its lock and hold
+    assert 'ADD COLUMN "id_pgvalve_new" bigint' in out
+    assert 'ADD COLUMN "account_id_pgvalve_new" bigint' in out
+    assert 'CREATE TRIGGER "zz_pgvalve_keychange"' in out
+    assert 'UPDATE "public"."accounts" SET "id_pgvalve_new" = "id" WHERE ctid >= $1::tid' in out
+    assert 'CREATE UNIQUE INDEX CONCURRENTLY "accounts_pkey_pgvalve_new" ON "public"."accounts"' in out
+    assert ('CREATE INDEX CONCURRENTLY "payments_account_idx_pgvalve_new" ON "other"."payments" '
+            'USING "btree" ("account_id_pgvalve_new", "id")') in out
+    assert ('ADD CONSTRAINT "orders_account_id_fkey_pgvalve_new" FOREIGN KEY ("account_id_pgvalve_new") '
+            'REFERENCES "public"."accounts" ("id_pgvalve_new") ON UPDATE NO ACTION ON DELETE CASCADE NOT VALID') in out
+    assert 'ON UPDATE CASCADE ON DELETE CASCADE NOT VALID' in out  # payments keeps its actions
+    assert 'ALTER SEQUENCE "public"."accounts_id_seq" AS bigint' in out
+    assert 'ADD CONSTRAINT "accounts_pkey" PRIMARY KEY USING INDEX "accounts_pkey_pgvalve_new"' in out
+    assert 'RENAME CONSTRAINT "orders_account_id_fkey_pgvalve_new" TO "orders_account_id_fkey"' in out
+    assert "locks ACCESS EXCLUSIVE on public.accounts; holds all work on it" in out
+    assert "no table lock that blocks reads or writes" in out  # the backfill
+    # the whole plan: per phase, in order
+    doc = plan_json(pg, tmp_path, "ALTER TABLE accounts ALTER COLUMN id TYPE bigint;\n")
+    steps = doc["steps"]
+    kinds = [(s["phase"], s["kind"]) for s in steps]
+    assert kinds.count(("prepare", "keychange_shadow")) == 4
+    assert kinds.count(("prepare", "keychange_backfill")) == 4
+    assert kinds.count(("prepare", "create_index")) == 3  # the key, orders' index, payments' index
+    assert kinds.count(("cutover", "add_not_valid")) == 3
+    assert kinds.count(("validate", "validate")) == 3 + 3  # the foreign keys, NOT NULL of accounts, orders, payments
+    assert kinds.count(("finalize", "keychange_swap")) == 3 + 4
+    phases = [s["phase"] for s in steps]
+    assert phases == sorted(phases, key=["prepare", "cutover", "validate", "finalize"].index)
+    for s in steps:
+        if s["kind"] == "keychange_swap":
+            assert s["hold"] == "all" and s["lock"] == "ACCESS EXCLUSIVE", s
+        if s["kind"] == "add_not_valid":
+            assert s["hold"] == "writes", s
+    # nothing changed
+    assert db.execute("SELECT format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = 'accounts'::regclass "
+                      "AND attname = 'id'").fetchone()[0] == "integer"
+    assert db.execute("SELECT count(*) FROM pg_attribute WHERE attname LIKE '%pgvalve%'").fetchone()[0] == 0
+
+
+def test_plan_of_an_empty_table(pg, db, tmp_path):
+    r = plan(pg, tmp_path, "ALTER TABLE accounts ALTER COLUMN id TYPE int8;", check=0)
+    assert "online key type change of 4 table(s), ~0 row(s)" in r.out, r.out
+
+
+REFUSALS = [
+    ("ALTER TABLE accounts ALTER COLUMN name TYPE bigint;", "", "is text, not an integer key"),
+    ("ALTER TABLE orders ALTER COLUMN amount TYPE bigint;", "", "is not the primary key of orders"),
+    ("ALTER TABLE orders ALTER COLUMN account_id TYPE bigint;", "",
+     "it references accounts.id, which this file does not change"),
+    ("ALTER TABLE big ALTER COLUMN id TYPE bigint;", "CREATE TABLE big (id bigserial PRIMARY KEY);",
+     "big.id is bigint already"),
+    ("ALTER TABLE pair ALTER COLUMN a TYPE bigint;", "CREATE TABLE pair (a int, b int, PRIMARY KEY (a, b));",
+     "part of a composite primary key"),
+    ("ALTER TABLE parted ALTER COLUMN id TYPE bigint;",
+     "CREATE TABLE parted (id int PRIMARY KEY) PARTITION BY RANGE (id);", "parted is a partitioned table"),
+    ("ALTER TABLE accounts ALTER COLUMN id TYPE bigint;", "CREATE VIEW account_names AS SELECT id, name FROM accounts;",
+     "view account_names reads a changed column of accounts"),
+    ("ALTER TABLE accounts ALTER COLUMN id TYPE bigint;",
+     "CREATE MATERIALIZED VIEW order_totals AS SELECT account_id, sum(amount) FROM orders GROUP BY 1;",
+     "materialized view order_totals reads a changed column of orders"),
+    ("ALTER TABLE accounts ALTER COLUMN id TYPE bigint;",
+     "CREATE POLICY own ON sessions USING (account_id = 1);", "policy own on table sessions depends"),
+    ("ALTER TABLE accounts ALTER COLUMN id TYPE bigint;", "CREATE PUBLICATION pub FOR TABLE orders;",
+     "publication pub publishes orders"),
+    ("ALTER TABLE accounts ALTER COLUMN id TYPE bigint;",
+     "ALTER TABLE orders ADD COLUMN twice bigint GENERATED ALWAYS AS (account_id * 2) STORED;",
+     "a generated column"),
+    ("ALTER TABLE accounts ALTER COLUMN id TYPE bigint;",
+     "CREATE INDEX orders_expr ON orders ((account_id + 1));", "index orders_expr on orders has an expression"),
+]
+
+
+@pytest.mark.parametrize("stmt,setup,why", REFUSALS, ids=[r[2][:30] for r in REFUSALS])
+def test_refusals_name_the_reason_and_change_nothing(pg, db, tmp_path, stmt, setup, why):
+    if setup:
+        db.execute(setup)
+    before = db.execute("SELECT count(*) FROM pg_class").fetchone()[0]
+    r = plan(pg, tmp_path, stmt + "\n", check=1)
+    assert why in r.err, r.err
+    assert "0007_bigint.sql:1:" in r.err
+    r = pgvalve("apply", tmp_path / "0007_bigint.sql", pg=pg, check=1)
+    assert why in r.err, r.err
+    assert db.execute("SELECT count(*) FROM pg_class").fetchone()[0] == before
+    db.execute("DROP PUBLICATION IF EXISTS pub")
+
+
+def test_refused_without_the_trigger_privilege(pg, db, tmp_path):
+    db.execute("DROP ROLE IF EXISTS kc_owner")
+    db.execute("CREATE ROLE kc_owner LOGIN PASSWORD 'kc'")
+    db.execute("GRANT CREATE, USAGE ON SCHEMA public TO kc_owner")
+    db.execute("ALTER TABLE accounts OWNER TO kc_owner")
+    db.execute("ALTER TABLE orders OWNER TO kc_owner")
+    db.execute("ALTER TABLE sessions OWNER TO kc_owner")
+    db.execute("ALTER TABLE other.payments OWNER TO kc_owner")
+    path = write_file(tmp_path, "0007_bigint.sql", "ALTER TABLE accounts ALTER COLUMN id TYPE bigint;\n")
+    r = pgvalve("plan", path, "--db", url_for(pg, "kc_owner", "kc"), pg=pg, check=0)
+    assert "online key type change" in r.out
+    db.execute("REVOKE TRIGGER ON orders FROM kc_owner")
+    r = pgvalve("plan", path, "--db", url_for(pg, "kc_owner", "kc"), pg=pg, check=1)
+    assert "lacks the TRIGGER privilege on orders" in r.err, r.err
+    db.execute(SCHEMA)
+    db.execute("DROP OWNED BY kc_owner; DROP ROLE kc_owner")
+
+
+def url_for(pg, user, password):
+    return f"postgresql://{user}:{password}@{harness.HOST}:{pg.port}/{harness.DATABASE}?sslmode=disable"
