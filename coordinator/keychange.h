@@ -37,4 +37,14 @@ bool keychange_wants(const cJSON *at);
  */
 bool keychange_resolve(PGconn *c, struct plan *p, struct db_error *err) __attribute__((warn_unused_result));
 
+struct migration;
+
+/*
+ * Runs a prepare step of the change (keychange_prepare.c) and records it
+ * done: STEP_KEYCHANGE_SHADOW through the hold path, STEP_KEYCHANGE_BACKFILL
+ * in batches, resuming where the journal says a killed run stopped. False
+ * (reported) when it could not.
+ */
+bool keychange_prepare_step(struct migration *a, const struct plan_step *st);
+
 #endif

@@ -17,11 +17,12 @@ static const struct command commands[] = {
 	  "FILE... --db URL [--proxy URL]... [--config pgvalve.json] [--window SPEC]...\n"
 	  "              [--max-stall MS] [--lock-timeout MS] [--attempts N] [--watch S]\n"
 	  "              [--rollback-on RULE]... [--terminate-blockers-after DURATION]\n"
-	  "              [--postpone-cutover] [--allow-unsafe] [--yes] [--format text|json]",
+	  "              [--postpone-cutover] [--allow-unsafe] [--yes] [--format text|json]\n"
+	  "              [--backfill-batch ROWS] [--backfill-rate ROWS_PER_S]",
 	  "run a migration: preflight, cutover under holds, validate, watch, commit or roll back",
 	  OPT_DB | OPT_PROXY | OPT_FORMAT | OPT_CONFIG | OPT_WINDOW | OPT_MAX_STALL | OPT_LOCK_TIMEOUT |
 		  OPT_ATTEMPTS | OPT_WATCH | OPT_ROLLBACK_ON | OPT_TERMINATE | OPT_POSTPONE | OPT_YES |
-		  OPT_ALLOW_UNSAFE,
+		  OPT_ALLOW_UNSAFE | OPT_BACKFILL_BATCH | OPT_BACKFILL_RATE,
 	  cmd_apply },
 	{ "cutover", "ID --db URL", "release a cutover postponed with --postpone-cutover",
 	  OPT_DB | OPT_CONFIG, cmd_cutover },
@@ -33,7 +34,8 @@ static const struct command commands[] = {
 	{ "recover", "--db URL [--proxy URL]... [--resume|--rollback]",
 	  "after a crash: finish (--resume) or undo (--rollback) an interrupted migration",
 	  OPT_DB | OPT_PROXY | OPT_CONFIG | OPT_FORMAT | OPT_RESUME | OPT_ROLLBACK | OPT_MAX_STALL |
-		  OPT_LOCK_TIMEOUT | OPT_ATTEMPTS | OPT_WATCH | OPT_ROLLBACK_ON,
+		  OPT_LOCK_TIMEOUT | OPT_ATTEMPTS | OPT_WATCH | OPT_ROLLBACK_ON | OPT_BACKFILL_BATCH |
+		  OPT_BACKFILL_RATE,
 	  cmd_recover },
 	{ "audit",
 	  "--db URL [--schema S]... [--table T]... [--format text|json|dot|mermaid|sql]\n"

@@ -26,6 +26,10 @@
 #define WATCH_MIN 0
 #define WATCH_MAX 86400
 #define CONFIG_FILE_MAX (1 << 20)
+/* the key type change's backfill */
+#define BACKFILL_BATCH_MIN 1
+#define BACKFILL_BATCH_MAX 1000000
+#define BACKFILL_RATE_MAX 100000000
 
 static const struct {
 	const char *name;
@@ -53,6 +57,9 @@ static const struct {
 	{ "orphans", OPT_ORPHANS, no_argument },
 	{ "suggest", OPT_SUGGEST, no_argument },
 	{ "fail-on", OPT_FAIL_ON, required_argument },
+	/* the key type change's backfill */
+	{ "backfill-batch", OPT_BACKFILL_BATCH, required_argument },
+	{ "backfill-rate", OPT_BACKFILL_RATE, required_argument },
 };
 #define N_FLAGS (int)(sizeof(flags) / sizeof(flags[0]))
 
@@ -257,6 +264,7 @@ bool options_parse(int argc, char **argv, unsigned allowed, struct options *o, c
 	o->lock_timeout_ms = 200;
 	o->attempts = 30;
 	o->watch_s = 60;
+	o->backfill_batch = 1000;
 	o->terminate_blockers_after_ms = -1;
 	for (int i = 0; i < N_FLAGS; i++)
 		if (allowed & flags[i].flag)
@@ -399,6 +407,16 @@ bool options_parse(int argc, char **argv, unsigned allowed, struct options *o, c
 			break;
 		case OPT_SUGGEST:
 			o->suggest = true;
+			break;
+		/* the key type change's backfill */
+		case OPT_BACKFILL_BATCH:
+			if (!parse_int(name, arg, BACKFILL_BATCH_MIN, BACKFILL_BATCH_MAX, &o->backfill_batch,
+				       err, errlen))
+				return false;
+			break;
+		case OPT_BACKFILL_RATE:
+			if (!parse_int(name, arg, 0, BACKFILL_RATE_MAX, &o->backfill_rate, err, errlen))
+				return false;
 			break;
 		case OPT_FAIL_ON:
 			if (strcmp(arg, "error") == 0) {

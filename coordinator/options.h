@@ -49,7 +49,10 @@ struct options {
 	bool orphans;
 	bool suggest;
 	enum fail_on fail_on;
-	char **args; /* positional: files, or an id */
+	/* the key type change's backfill (keychange_prepare.c) */
+	int backfill_batch; /* rows per batch */
+	int backfill_rate;  /* rows a second at most (0: as fast as it goes) */
+	char **args;        /* positional: files, or an id */
 	int n_args;
 };
 
@@ -77,6 +80,9 @@ enum option_flag {
 	OPT_SUGGEST = 1 << 19,
 	OPT_FAIL_ON = 1 << 20,
 	OPT_FORMAT_AUDIT = 1 << 21, /* not a flag: --format also takes dot, mermaid and sql */
+	/* the key type change's backfill */
+	OPT_BACKFILL_BATCH = 1 << 22,
+	OPT_BACKFILL_RATE = 1 << 23,
 };
 
 /*

@@ -175,3 +175,36 @@ def test_refused_without_the_trigger_privilege(pg, db, tmp_path):
 
 def url_for(pg, user, password):
     return f"postgresql://{user}:{password}@{harness.HOST}:{pg.port}/{harness.DATABASE}?sslmode=disable"
+
+
+# --------------------------------------------------------------------------- apply
+
+def columns(db):
+    """{table.column: type} of the columns the change touches, and any pgvalve leftovers."""
+    rows = db.execute("SELECT attrelid::regclass::text || '.' || attname, format_type(atttypid, NULL) "
+                      "FROM pg_attribute WHERE attrelid IN ('accounts'::regclass, 'orders'::regclass, "
+                      "'sessions'::regclass, 'other.payments'::regclass) AND attnum > 0 AND NOT attisdropped")
+    return dict(rows.fetchall())
+
+
+def names(db):
+    """Constraint and index names of the four tables, with their definitions."""
+    cons = db.execute("SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                      "WHERE conrelid IN ('accounts'::regclass, 'orders'::regclass, 'sessions'::regclass, "
+                      "'other.payments'::regclass) ORDER BY 1, 2").fetchall()
+    idx = db.execute("SELECT indrelid::regclass::text, indexrelid::regclass::text FROM pg_index "
+                     "WHERE indrelid IN ('accounts'::regclass, 'orders'::regclass, 'sessions'::regclass, "
+                     "'other.payments'::regclass) ORDER BY 1, 2").fetchall()
+    return cons, idx
+
+
+def test_apply_without_load(pg, db, tmp_path):
+    fill(db)
+    cons_before, idx_before = names(db)
+    path = write_file(tmp_path, "0007_bigint.sql", "ALTER TABLE accounts ALTER COLUMN id TYPE bigint;\n")
+    r = pgvalve("apply", path, "--watch", "0", "--backfill-batch", "100", pg=pg)
+    print(r.out, r.err)
+    assert r.rc == 0, r
+    cols = columns(db)
+    assert cols["accounts.id"] == "bigint"
+    assert cols["orders.account_id"] == "bigint"
