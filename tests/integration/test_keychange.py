@@ -4,7 +4,10 @@ holds, adds the referencing columns a file leaves out and folds in those it name
 cannot carry out yet is refused with the reason before anything changes."""
 
 import json
+import threading
+import time
 
+import psycopg
 import pytest
 
 import harness
@@ -198,13 +201,141 @@ def names(db):
     return cons, idx
 
 
-def test_apply_without_load(pg, db, tmp_path):
+class Load:
+    """Writers through the proxy while the key changes: INSERT with the default, INSERT with explicit
+    ids then UPDATE of the key (cascading to payments), DELETE cascading to orders and payments and
+    setting sessions' key to NULL. Server-side prepared statements are off: a statement cached
+    before the swap fails after it with 0A000 (the proxy's help for that is not built yet)."""
+
+    def __init__(self, proxy):
+        self.proxy = proxy
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.errors = []
+        self.created = {}  # account id -> (orders, sessions, payments) it was given
+        self.moved = {}  # explicit id -> the id its key was updated to
+        self.deleted = set()
+        self.threads = [threading.Thread(target=f, daemon=True)
+                        for f in (self.inserts, self.inserts, self.explicit_ids, self.deletes)]
+        self.n = 0
+
+    def conn(self):
+        c = psycopg.connect(self.proxy.dsn(), autocommit=True, prepare_threshold=None)
+        return c
+
+    def run(self, body):
+        try:
+            c = self.conn()
+        except Exception as e:
+            self.errors.append(repr(e))
+            return
+        while not self.stop.is_set():
+            try:
+                body(c)
+            except Exception as e:  # every client error counts
+                self.errors.append(repr(e))
+            time.sleep(0.005)
+        c.close()
+
+    def inserts(self):
+        def body(c):
+            a = c.execute("INSERT INTO accounts (name) VALUES ('load') RETURNING id").fetchone()[0]
+            c.execute("INSERT INTO orders (account_id, amount) VALUES (%s, 1), (%s, 2)", (a, a))
+            c.execute("INSERT INTO sessions (account_id) VALUES (%s)", (a,))
+            c.execute("INSERT INTO other.payments (account_id) VALUES (%s)", (a,))
+            with self.lock:
+                self.created[a] = (2, 1, 1)
+        self.run(body)
+
+    def explicit_ids(self):
+        def body(c):
+            with self.lock:
+                self.n += 1
+                a = 10_000_000 + self.n
+            c.execute("INSERT INTO accounts (id, name) VALUES (%s, 'explicit')", (a,))
+            c.execute("INSERT INTO other.payments (account_id) VALUES (%s), (%s)", (a, a))
+            c.execute("UPDATE accounts SET id = id + 10000000 WHERE id = %s", (a,))
+            with self.lock:
+                self.moved[a] = a + 10_000_000
+        self.run(body)
+
+    def deletes(self):
+        def body(c):
+            with self.lock:
+                victims = [a for a in self.created if a not in self.deleted][:1]
+            if not victims:
+                return
+            c.execute("DELETE FROM accounts WHERE id = %s", (victims[0],))
+            with self.lock:
+                self.deleted.add(victims[0])
+        self.run(body)
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(60)
+
+    def check(self, db):
+        """Every row the writers wrote is there as written; nothing they deleted is."""
+        assert self.errors == [], self.errors[:5]
+        assert len(self.created) > 0 and len(self.moved) > 0 and len(self.deleted) > 0
+        for a, (orders, sessions, payments) in self.created.items():
+            got = db.execute("SELECT (SELECT count(*) FROM accounts WHERE id = %s), "
+                             "(SELECT count(*) FROM orders WHERE account_id = %s), "
+                             "(SELECT count(*) FROM sessions WHERE account_id = %s), "
+                             "(SELECT count(*) FROM other.payments WHERE account_id = %s)",
+                             (a, a, a, a)).fetchone()
+            assert got == ((0, 0, 0, 0) if a in self.deleted else (1, orders, sessions, payments)), (a, got)
+        for old, new in self.moved.items():
+            got = db.execute("SELECT (SELECT count(*) FROM accounts WHERE id = %s), "
+                             "(SELECT count(*) FROM accounts WHERE id = %s), "
+                             "(SELECT count(*) FROM other.payments WHERE account_id = %s)",
+                             (old, new, new)).fetchone()
+            assert got == (0, 1, 2), (old, new, got)
+
+
+def admin(proxy):
+    return f"http://{harness.HOST}:{proxy.admin_port}"
+
+
+def test_apply_under_load_keeps_every_row_and_every_name(pg, db, proxy, tmp_path):
     fill(db)
     cons_before, idx_before = names(db)
-    path = write_file(tmp_path, "0007_bigint.sql", "ALTER TABLE accounts ALTER COLUMN id TYPE bigint;\n")
-    r = pgvalve("apply", path, "--watch", "0", "--backfill-batch", "100", pg=pg)
-    print(r.out, r.err)
+    orders_before = db.execute("SELECT count(*) FROM orders WHERE id <= 600").fetchone()[0]
+    load = Load(proxy)
+    load.start()
+    path = write_file(tmp_path, "0007_bigint.sql", "ALTER TABLE accounts ALTER COLUMN id TYPE bigint;\n"
+                                                 "ALTER TABLE orders ALTER COLUMN account_id TYPE bigint;\n")
+    r = pgvalve("apply", path, "--proxy", admin(proxy), "--watch", "2", "--backfill-batch", "50",
+                "--backfill-rate", "400", pg=pg)
+    time.sleep(1)  # writes after the swap too
+    load.finish()
     assert r.rc == 0, r
+    assert "backfill of public.accounts done" in r.out
+
+    load.check(db)
     cols = columns(db)
-    assert cols["accounts.id"] == "bigint"
-    assert cols["orders.account_id"] == "bigint"
+    for c in ("accounts.id", "orders.account_id", "sessions.account_id", "other.payments.account_id"):
+        assert cols[c] == "bigint", cols
+    # names as before: every constraint and index with the same name and definition
+    cons_after, idx_after = names(db)
+    assert cons_after == cons_before
+    assert [i for i in idx_after if "pgvalve" not in i[1]] == idx_before
+    assert db.execute("SELECT pg_get_serial_sequence('accounts', 'id')").fetchone()[0] == "public.accounts_id_seq"
+    assert db.execute("SELECT format_type(seqtypid, NULL) FROM pg_sequence "
+                      "WHERE seqrelid = 'accounts_id_seq'::regclass").fetchone()[0] == "bigint"
+    # the old columns keep following the new ones until finalize
+    assert cols["accounts.id_pgvalve_old"] == "integer"
+    assert db.execute("SELECT count(*) FROM accounts WHERE id_pgvalve_old IS DISTINCT FROM id").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM orders WHERE account_id_pgvalve_old IS DISTINCT FROM account_id"
+                      ).fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM orders WHERE id <= 600").fetchone()[0] <= orders_before
+    # a row written now gets a bigint key beyond int4 and the old column NULL
+    db.execute("SELECT setval('accounts_id_seq', 3000000000)")
+    a = db.execute("INSERT INTO accounts (name) VALUES ('big') RETURNING id").fetchone()[0]
+    assert a == 3000000001
+    db.execute("INSERT INTO orders (account_id, amount) VALUES (%s, 1)", (a,))
