@@ -11,7 +11,9 @@ import psycopg
 import pytest
 
 import harness
-from coordinator import pgvalve, write_file
+import signal
+
+from coordinator import finish, pgvalve, spawn, write_file
 
 SCHEMA = """
 DROP SCHEMA IF EXISTS pgvalve CASCADE;
@@ -339,3 +341,34 @@ def test_apply_under_load_keeps_every_row_and_every_name(pg, db, proxy, tmp_path
     a = db.execute("INSERT INTO accounts (name) VALUES ('big') RETURNING id").fetchone()[0]
     assert a == 3000000001
     db.execute("INSERT INTO orders (account_id, amount) VALUES (%s, 1)", (a,))
+
+
+def backfill_position(db):
+    try:
+        return db.execute("SELECT coalesce(sum(next_block), 0), coalesce(sum(rows_done), 0) "
+                          "FROM pgvalve.keychange_backfill").fetchone()
+    except psycopg.errors.UndefinedTable:
+        return (0, 0)
+
+
+def test_killed_during_the_backfill_then_resumed(pg, db, proxy, tmp_path):
+    fill(db, accounts=2000)
+    load = Load(proxy)
+    load.start()
+    path = write_file(tmp_path, "0007_bigint.sql", "ALTER TABLE accounts ALTER COLUMN id TYPE bigint;\n")
+    p = spawn("apply", path, "--proxy", admin(proxy), "--watch", "0", "--backfill-batch", "100",
+              "--backfill-rate", "300", pg=pg)
+    harness.wait_for(lambda: backfill_position(db)[0] > 0, 120, what="the backfill to be under way")
+    p.send_signal(signal.SIGKILL)
+    finish(p)
+    pages, rows = backfill_position(db)
+    assert rows > 0
+    r = pgvalve("recover", "--resume", "--proxy", admin(proxy), "--watch", "0", "--backfill-batch", "1000", pg=pg)
+    load.finish()
+    assert r.rc == 0, r
+    assert "resumes at page" in r.out, r.out
+    load.check(db)
+    cols = columns(db)
+    assert cols["accounts.id"] == "bigint" and cols["orders.account_id"] == "bigint"
+    assert db.execute("SELECT count(*) FROM accounts WHERE id_pgvalve_old IS DISTINCT FROM id").fetchone()[0] == 0
+    assert db.execute("SELECT state FROM pgvalve.migrations").fetchone()[0] == "committed"
