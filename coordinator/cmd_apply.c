@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "journal.h"
+#include "keychange.h"
 #include "migrate.h"
 #include "preflight.h"
 #include "report.h"
@@ -101,6 +102,9 @@ int cmd_apply(struct options *o)
 		goto done;
 	}
 	rc = migrate_run(&m, MIG_CHECKED);
+	/* apply --finalize: a key type change drops its old columns at once (keychange_swap.c) */
+	if (rc == EXIT_DONE && o->finalize && m.p.n_keychange_reqs)
+		rc = keychange_finalize(&m);
 done:
 	cJSON_Delete(plan_json);
 	free(plan_text);

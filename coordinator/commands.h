@@ -25,6 +25,7 @@ int cmd_status(struct options *o);
 int cmd_rollback(struct options *o);
 int cmd_recover(struct options *o);
 int cmd_audit(struct options *o);
+int cmd_finalize(struct options *o);
 
 /* Loads o->args and plans them (cmd_plan.c); reports and returns false on a refusal. */
 bool plan_build(struct plan *p, const struct options *o);

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "xalloc.h"
+
 const char journal_keychange_schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS pgvalve.keychange_backfill ("
 	"  migration_id bigint NOT NULL REFERENCES pgvalve.migrations (id),"
@@ -17,7 +19,10 @@ const char journal_keychange_schema_sql[] =
 	"  rows_done bigint NOT NULL DEFAULT 0,"
 	"  started_at timestamptz NOT NULL DEFAULT now(),"
 	"  updated_at timestamptz NOT NULL DEFAULT now(),"
-	"  PRIMARY KEY (migration_id, seq))";
+	"  PRIMARY KEY (migration_id, seq));"
+	"CREATE TABLE IF NOT EXISTS pgvalve.keychange_finalize ("
+	"  migration_id bigint PRIMARY KEY REFERENCES pgvalve.migrations (id),"
+	"  finalized_at timestamptz NOT NULL DEFAULT now())";
 
 bool journal_backfill_read(PGconn *c, int64_t id, int seq, struct journal_backfill *b, bool *found,
 			   struct db_error *err)
@@ -79,4 +84,30 @@ bool journal_backfill_advance(PGconn *c, int64_t id, int seq, long long next_blo
 		     4, params, err);
 	PQclear(r);
 	return r != NULL;
+}
+
+bool journal_keychange_waiting(PGconn *c, int64_t id, bool *waiting, struct db_error *err)
+{
+	char ids[24];
+	const char *params[1] = { ids };
+	PGresult *r;
+
+	snprintf(ids, sizeof(ids), "%lld", (long long)id);
+	r = db_query(c,
+		     "SELECT EXISTS (SELECT FROM pgvalve.steps WHERE migration_id = $1::bigint AND kind = "
+		     "'keychange_swap' AND state = 'done') AND NOT EXISTS (SELECT FROM "
+		     "pgvalve.keychange_finalize WHERE migration_id = $1::bigint) AND (SELECT state FROM "
+		     "pgvalve.migrations WHERE id = $1::bigint) = 'committed'",
+		     1, params, err);
+	if (!r)
+		return false;
+	*waiting = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	return true;
+}
+
+char *journal_keychange_finalized_sql(int64_t id)
+{
+	return xasprintf("INSERT INTO pgvalve.keychange_finalize (migration_id) VALUES (%lld)",
+			 (long long)id);
 }

@@ -1,8 +1,9 @@
 /*
  * The journal's record of the key type change (docs/architecture.md §4.9
  * and §4.3): where each table's backfill got to, so a coordinator killed in
- * the middle resumes at the next batch. Table pgvalve.keychange_backfill,
- * added to an existing journal in place (journal_ensure runs
+ * the middle resumes at the next batch (pgvalve.keychange_backfill), and
+ * which swapped changes are finalized (pgvalve.keychange_finalize). Both
+ * tables are added to an existing journal in place (journal_ensure runs
  * journal_keychange_schema_sql).
  */
 #ifndef PGVALVE_COORDINATOR_JOURNAL_KEYCHANGE_H
@@ -35,5 +36,15 @@ bool journal_backfill_start(PGconn *c, int64_t id, int seq, long long end_block,
  */
 bool journal_backfill_advance(PGconn *c, int64_t id, int seq, long long next_block, long long rows,
 			      struct db_error *err) __attribute__((warn_unused_result));
+
+/*
+ * Whether migration 'id' is a committed key type change whose old columns
+ * are still there: swapped, not finalized (pgvalve.keychange_finalize).
+ */
+bool journal_keychange_waiting(PGconn *c, int64_t id, bool *waiting, struct db_error *err)
+	__attribute__((warn_unused_result));
+
+/* INSERT recording that migration 'id' is finalized, for the finalize transaction (the caller frees it). */
+char *journal_keychange_finalized_sql(int64_t id);
 
 #endif

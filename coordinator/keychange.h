@@ -8,6 +8,7 @@
  * keychange.c       the rule: which statements are a key type change
  * keychange_plan.c  the catalog: what the change involves, the steps, refusals
  * keychange_prepare.c  running the shadow and backfill steps
+ * keychange_swap.c  after the swap: finalize
  */
 #ifndef PGVALVE_COORDINATOR_KEYCHANGE_H
 #define PGVALVE_COORDINATOR_KEYCHANGE_H
@@ -46,5 +47,13 @@ struct migration;
  * (reported) when it could not.
  */
 bool keychange_prepare_step(struct migration *a, const struct plan_step *st);
+
+/*
+ * Drops what a committed key change kept for a rollback (keychange_swap.c):
+ * the old columns, the triggers and their functions, through the hold path;
+ * recorded in the journal. Returns the exit code (refused: not a committed
+ * key change waiting for it).
+ */
+int keychange_finalize(struct migration *a);
 
 #endif

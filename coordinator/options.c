@@ -60,6 +60,7 @@ static const struct {
 	/* the key type change's backfill */
 	{ "backfill-batch", OPT_BACKFILL_BATCH, required_argument },
 	{ "backfill-rate", OPT_BACKFILL_RATE, required_argument },
+	{ "finalize", OPT_FINALIZE, no_argument },
 };
 #define N_FLAGS (int)(sizeof(flags) / sizeof(flags[0]))
 
@@ -417,6 +418,9 @@ bool options_parse(int argc, char **argv, unsigned allowed, struct options *o, c
 		case OPT_BACKFILL_RATE:
 			if (!parse_int(name, arg, 0, BACKFILL_RATE_MAX, &o->backfill_rate, err, errlen))
 				return false;
+			break;
+		case OPT_FINALIZE:
+			o->finalize = true;
 			break;
 		case OPT_FAIL_ON:
 			if (strcmp(arg, "error") == 0) {

@@ -52,6 +52,7 @@ struct options {
 	/* the key type change's backfill (keychange_prepare.c) */
 	int backfill_batch; /* rows per batch */
 	int backfill_rate;  /* rows a second at most (0: as fast as it goes) */
+	bool finalize;      /* apply --finalize: drop the old columns once committed */
 	char **args;        /* positional: files, or an id */
 	int n_args;
 };
@@ -83,6 +84,7 @@ enum option_flag {
 	/* the key type change's backfill */
 	OPT_BACKFILL_BATCH = 1 << 22,
 	OPT_BACKFILL_RATE = 1 << 23,
+	OPT_FINALIZE = 1 << 24,
 };
 
 /*

@@ -113,9 +113,16 @@ def test_plan_adds_the_referencing_columns_and_shows_each_step(pg, db, tmp_path)
     assert db.execute("SELECT count(*) FROM pg_attribute WHERE attname LIKE '%pgvalve%'").fetchone()[0] == 0
 
 
-def test_plan_of_an_empty_table(pg, db, tmp_path):
+def test_empty_tables_planned_and_applied_with_finalize(pg, db, tmp_path):
     r = plan(pg, tmp_path, "ALTER TABLE accounts ALTER COLUMN id TYPE int8;", check=0)
     assert "online key type change of 4 table(s), ~0 row(s)" in r.out, r.out
+    r = pgvalve("apply", tmp_path / "0007_bigint.sql", "--watch", "0", "--finalize", pg=pg, check=0)
+    assert "finalized" in r.out
+    cols = columns(db)
+    assert cols["accounts.id"] == "bigint" and cols["sessions.account_id"] == "bigint"
+    assert not [c for c in cols if "pgvalve" in c]
+    a = db.execute("INSERT INTO accounts (name) VALUES ('first') RETURNING id").fetchone()[0]
+    db.execute("INSERT INTO orders (account_id, amount) VALUES (%s, 1)", (a,))
 
 
 REFUSALS = [
@@ -341,6 +348,20 @@ def test_apply_under_load_keeps_every_row_and_every_name(pg, db, proxy, tmp_path
     a = db.execute("INSERT INTO accounts (name) VALUES ('big') RETURNING id").fetchone()[0]
     assert a == 3000000001
     db.execute("INSERT INTO orders (account_id, amount) VALUES (%s, 1)", (a,))
+    # status says the migration waits for finalize; finalize drops the old columns and triggers
+    mig = db.execute("SELECT id FROM pgvalve.migrations").fetchone()[0]
+    r = pgvalve("status", pg=pg, check=0)
+    assert f"until `pgvalve finalize {mig}`" in r.out, r.out
+    assert json.loads(pgvalve("status", mig, "--format", "json", pg=pg, check=0).out)["waiting_for_finalize"]
+    r = pgvalve("finalize", mig, "--proxy", admin(proxy), pg=pg, check=0)
+    assert "finalized" in r.out
+    assert not [c for c in columns(db) if "pgvalve" in c]
+    assert db.execute("SELECT count(*) FROM pg_trigger WHERE tgname = 'zz_pgvalve_keychange'").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE 'keychange%'").fetchone()[0] == 0
+    cons_final, idx_final = names(db)
+    assert cons_final == cons_before and idx_final == idx_before
+    assert "finalize" not in pgvalve("status", pg=pg, check=0).out
+    pgvalve("finalize", mig, pg=pg, check=1)  # once only
 
 
 def backfill_position(db):

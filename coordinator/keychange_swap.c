@@ -1,0 +1,132 @@
+/*
+ * After the key type change's swap (docs/architecture.md §4.9): finalize
+ * drops what the change kept so it could be taken back — the old columns
+ * (with the indexes on them), the triggers that keep them following, and
+ * the trigger functions — in one transaction through the hold path (DROP
+ * COLUMN takes ACCESS EXCLUSIVE briefly; nothing is rewritten). The swap
+ * itself runs as ordinary finalize-phase steps (keychange_plan.c writes them).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog.h"
+#include "cutover.h"
+#include "journal_keychange.h"
+#include "keychange.h"
+#include "migrate.h"
+#include "quote.h"
+#include "report.h"
+#include "strbuf.h"
+#include "xalloc.h"
+
+/* One swapped table's finalize statement ("" when nothing of the change is left on it); NULL on error. */
+static char *finalize_sql(struct migration *a, const struct qname *q)
+{
+	struct catalog_relation rel;
+	const char *params[1] = { rel.oid };
+	struct strbuf b = { 0 };
+	struct db_error err;
+	char fn[32];
+	PGresult *r;
+	bool first = true;
+
+	if (catalog_relation(a->observer, q, &rel, &err) != CATALOG_FOUND) {
+		report_error("cannot find a table of the key change", err.msg, NULL);
+		return NULL;
+	}
+	r = db_query(
+		a->observer,
+		"SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attnum > 0 AND "
+		"NOT attisdropped AND attname LIKE '%\\_" KEYCHANGE_OLD_SUFFIX "' ORDER BY attnum",
+		1, params, &err);
+	if (!r) {
+		report_error("cannot read the old columns of the key change", err.msg, NULL);
+		return NULL;
+	}
+	snprintf(fn, sizeof(fn), "keychange_%s", rel.oid);
+	strbuf_put(&b, "DROP TRIGGER IF EXISTS ");
+	quote_append_ident(&b, KEYCHANGE_TRIGGER);
+	strbuf_put(&b, " ON ");
+	quote_append_qname(&b, q->schema, q->name);
+	strbuf_put(&b, "; ");
+	for (int i = 0; i < PQntuples(r); i++) {
+		if (first) {
+			strbuf_put(&b, "ALTER TABLE ");
+			quote_append_qname(&b, q->schema, q->name);
+		}
+		strbuf_put(&b, first ? " DROP COLUMN " : ", DROP COLUMN ");
+		quote_append_ident(&b, PQgetvalue(r, i, 0));
+		first = false;
+	}
+	if (!first)
+		strbuf_put(&b, "; ");
+	strbuf_put(&b, "DROP FUNCTION IF EXISTS ");
+	quote_append_qname(&b, "pgvalve", fn);
+	strbuf_put(&b, "()");
+	PQclear(r);
+	return strbuf_take(&b);
+}
+
+int keychange_finalize(struct migration *a)
+{
+	struct cutover_stmt *stmts = xcalloc((size_t)a->p.n_steps + 1, sizeof(*stmts));
+	char **sqls = xcalloc((size_t)a->p.n_steps + 1, sizeof(*sqls));
+	char *journal = journal_keychange_finalized_sql(a->id);
+	const char *journal_sql[1] = { journal };
+	struct cutover_job job = { .what = "finalize", .journal_sql = journal_sql, .n_journal_sql = 1 };
+	struct cutover_result res;
+	struct db_error err;
+	int n = 0, rc = EXIT_ATTENTION;
+	bool waiting;
+
+	job.migration_id = a->id;
+	if (!journal_keychange_waiting(a->ddl, a->id, &waiting, &err)) {
+		report_error("cannot read the journal", err.msg, NULL);
+		goto done;
+	}
+	if (!waiting) {
+		report_error("this migration is not a committed key type change waiting for finalize", NULL,
+			     "`pgvalve status ID` says where it is");
+		rc = EXIT_REFUSED;
+		goto done;
+	}
+	for (int i = 0; i < a->p.n_steps; i++) {
+		const struct plan_step *st = &a->p.steps[i];
+		bool seen = st->kind != STEP_KEYCHANGE_SWAP;
+
+		for (int j = 0; j < n && !seen; j++)
+			seen = strcmp(stmts[j].table.schema, st->table.schema) == 0 &&
+				strcmp(stmts[j].table.name, st->table.name) == 0;
+		if (seen)
+			continue;
+		sqls[n] = finalize_sql(a, &st->table);
+		if (!sqls[n])
+			goto done;
+		stmts[n] = (struct cutover_stmt){
+			sqls[n], st->table, { "", "" }, LOCK_ACCESS_EXCLUSIVE, HOLD_ALL_NEEDED
+		};
+		report_event("finalize", NULL, "finalize: %s", sqls[n]);
+		n++;
+	}
+	job.stmts = stmts;
+	job.n_stmts = n;
+	if (!cutover_run(a->ddl, a->observer, a->o, &job, &res)) {
+		report_error(
+			"the key change could not be finalized", res.why,
+			"see the blocking sessions above; retry later, or raise --max-stall or --attempts");
+		goto done;
+	}
+	report_event(
+		"finalized", NULL,
+		"migration %lld finalized: the old columns and their triggers are gone; traffic held %lld ms",
+		(long long)a->id, (long long)res.held_ms);
+	rc = EXIT_DONE;
+done:
+	for (int i = 0; i < n; i++)
+		free(sqls[i]);
+	free(sqls);
+	free(stmts);
+	free(journal);
+	return rc;
+}
