@@ -111,3 +111,21 @@ char *journal_keychange_finalized_sql(int64_t id)
 	return xasprintf("INSERT INTO pgvalve.keychange_finalize (migration_id) VALUES (%lld)",
 			 (long long)id);
 }
+
+bool journal_keychange_swapped(PGconn *c, int64_t id, bool *swapped, struct db_error *err)
+{
+	char ids[24];
+	const char *params[1] = { ids };
+	PGresult *r;
+
+	snprintf(ids, sizeof(ids), "%lld", (long long)id);
+	r = db_query(c,
+		     "SELECT EXISTS (SELECT FROM pgvalve.steps WHERE migration_id = $1::bigint AND kind = "
+		     "'keychange_swap' AND state = 'done')",
+		     1, params, err);
+	if (!r)
+		return false;
+	*swapped = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	return true;
+}

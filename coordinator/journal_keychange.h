@@ -44,6 +44,10 @@ bool journal_backfill_advance(PGconn *c, int64_t id, int seq, long long next_blo
 bool journal_keychange_waiting(PGconn *c, int64_t id, bool *waiting, struct db_error *err)
 	__attribute__((warn_unused_result));
 
+/* Whether a key type change of migration 'id' has swapped (a swap step is done). */
+bool journal_keychange_swapped(PGconn *c, int64_t id, bool *swapped, struct db_error *err)
+	__attribute__((warn_unused_result));
+
 /* INSERT recording that migration 'id' is finalized, for the finalize transaction (the caller frees it). */
 char *journal_keychange_finalized_sql(int64_t id);
 

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 
 #include "db.h"
+#include "options.h"
 #include "plan.h"
 
 /* Suffixes of the columns the change adds (shadow, before the swap) and keeps (old, after it). */
@@ -55,5 +56,14 @@ bool keychange_prepare_step(struct migration *a, const struct plan_step *st);
  * key change waiting for it).
  */
 int keychange_finalize(struct migration *a);
+
+/*
+ * The key change's part of rolling back migration 'id' before its swap
+ * (rollback.c): its shadow columns, triggers and functions dropped through
+ * the hold path (true also when the migration is no key change). False
+ * with 'why' when they could not be.
+ */
+bool keychange_rollback(PGconn *ddl, PGconn *observer, const struct options *o, int64_t id, char *why,
+			size_t cap);
 
 #endif

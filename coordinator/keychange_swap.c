@@ -5,6 +5,8 @@
  * the trigger functions — in one transaction through the hold path (DROP
  * COLUMN takes ACCESS EXCLUSIVE briefly; nothing is rewritten). The swap
  * itself runs as ordinary finalize-phase steps (keychange_plan.c writes them).
+ * A rollback before the swap drops the shadow columns the same way (after
+ * the swap rollback.c refuses: taking a swap back is not built yet).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 
 #include "catalog.h"
 #include "cutover.h"
+#include "journal.h"
 #include "journal_keychange.h"
 #include "keychange.h"
 #include "migrate.h"
@@ -20,26 +23,31 @@
 #include "strbuf.h"
 #include "xalloc.h"
 
-/* One swapped table's finalize statement ("" when nothing of the change is left on it); NULL on error. */
-static char *finalize_sql(struct migration *a, const struct qname *q)
+/*
+ * What drops the change's columns named "*_<suffix>" from table 'q', its
+ * trigger and the trigger's function: after the swap the old columns
+ * (finalize), before it the shadow columns (a rollback). NULL (reported) on error.
+ */
+static char *drop_sql(PGconn *observer, const struct qname *q, const char *suffix)
 {
 	struct catalog_relation rel;
-	const char *params[1] = { rel.oid };
+	const char *params[2] = { rel.oid, NULL };
 	struct strbuf b = { 0 };
 	struct db_error err;
 	char fn[32];
 	PGresult *r;
 	bool first = true;
 
-	if (catalog_relation(a->observer, q, &rel, &err) != CATALOG_FOUND) {
+	if (catalog_relation(observer, q, &rel, &err) != CATALOG_FOUND) {
 		report_error("cannot find a table of the key change", err.msg, NULL);
 		return NULL;
 	}
+	params[1] = suffix;
 	r = db_query(
-		a->observer,
+		observer,
 		"SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attnum > 0 AND "
-		"NOT attisdropped AND attname LIKE '%\\_" KEYCHANGE_OLD_SUFFIX "' ORDER BY attnum",
-		1, params, &err);
+		"NOT attisdropped AND right(attname, length($2) + 1) = '_' || $2 ORDER BY attnum",
+		2, params, &err);
 	if (!r) {
 		report_error("cannot read the old columns of the key change", err.msg, NULL);
 		return NULL;
@@ -100,7 +108,7 @@ int keychange_finalize(struct migration *a)
 				strcmp(stmts[j].table.name, st->table.name) == 0;
 		if (seen)
 			continue;
-		sqls[n] = finalize_sql(a, &st->table);
+		sqls[n] = drop_sql(a->observer, &st->table, KEYCHANGE_OLD_SUFFIX);
 		if (!sqls[n])
 			goto done;
 		stmts[n] = (struct cutover_stmt){
@@ -129,4 +137,59 @@ done:
 	free(stmts);
 	free(journal);
 	return rc;
+}
+
+bool keychange_rollback(PGconn *ddl, PGconn *observer, const struct options *o, int64_t id, char *why,
+			size_t cap)
+{
+	struct journal_step *steps = NULL;
+	struct cutover_stmt *stmts = NULL;
+	char **sqls = NULL;
+	struct cutover_job job = { .what = "rollback", .migration_id = id };
+	struct cutover_result res;
+	struct db_error err;
+	bool ok = false;
+	int n = 0, k = 0;
+
+	if (!journal_read_steps(ddl, id, &steps, &n, &err)) {
+		snprintf(why, cap, "cannot read the journal: %.700s", err.msg);
+		return false;
+	}
+	stmts = xcalloc((size_t)n + 1, sizeof(*stmts));
+	sqls = xcalloc((size_t)n + 1, sizeof(*sqls));
+	for (int i = 0; i < n; i++) {
+		const struct plan_step *st = &steps[i].step;
+
+		if (st->kind != STEP_KEYCHANGE_SHADOW)
+			continue;
+		/* not done: its transaction never committed, so nothing of it is there */
+		if (!steps[i].done)
+			continue;
+		sqls[k] = drop_sql(observer, &st->table, KEYCHANGE_NEW_SUFFIX);
+		if (!sqls[k]) {
+			snprintf(why, cap, "cannot read the shadow columns to drop");
+			goto done;
+		}
+		stmts[k] = (struct cutover_stmt){
+			sqls[k], st->table, { "", "" }, LOCK_ACCESS_EXCLUSIVE, HOLD_ALL_NEEDED
+		};
+		report_event("rollback_step", NULL, "  %s", sqls[k]);
+		k++;
+	}
+	ok = true;
+	if (k == 0)
+		goto done;
+	job.stmts = stmts;
+	job.n_stmts = k;
+	ok = cutover_run(ddl, observer, o, &job, &res);
+	if (!ok)
+		snprintf(why, cap, "the shadow columns could not be dropped after %d attempt(s): %.700s",
+			 res.attempts, res.why);
+done:
+	for (int i = 0; i < k; i++)
+		free(sqls[i]);
+	free(sqls);
+	free(stmts);
+	journal_steps_free(steps, n);
+	return ok;
 }

@@ -393,3 +393,43 @@ def test_killed_during_the_backfill_then_resumed(pg, db, proxy, tmp_path):
     assert cols["accounts.id"] == "bigint" and cols["orders.account_id"] == "bigint"
     assert db.execute("SELECT count(*) FROM accounts WHERE id_pgvalve_old IS DISTINCT FROM id").fetchone()[0] == 0
     assert db.execute("SELECT state FROM pgvalve.migrations").fetchone()[0] == "committed"
+
+
+def test_killed_during_the_backfill_then_rolled_back(pg, db, proxy, tmp_path):
+    fill(db, accounts=2000)
+    cons_before, idx_before = names(db)
+    cols_before = columns(db)
+    load = Load(proxy)
+    load.start()
+    path = write_file(tmp_path, "0007_bigint.sql", "ALTER TABLE accounts ALTER COLUMN id TYPE bigint;\n")
+    p = spawn("apply", path, "--proxy", admin(proxy), "--watch", "0", "--backfill-batch", "100",
+              "--backfill-rate", "300", pg=pg)
+    harness.wait_for(lambda: backfill_position(db)[0] > 0, 120, what="the backfill to be under way")
+    p.send_signal(signal.SIGKILL)
+    finish(p)
+    r = pgvalve("recover", "--rollback", "--proxy", admin(proxy), pg=pg)
+    time.sleep(0.5)  # writes after the rollback too
+    load.finish()
+    assert r.rc == 3, r  # rolled back
+    load.check(db)
+    assert columns(db) == cols_before
+    assert names(db) == (cons_before, idx_before)
+    assert db.execute("SELECT count(*) FROM pg_trigger WHERE tgname = 'zz_pgvalve_keychange'").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE 'keychange%'").fetchone()[0] == 0
+    assert db.execute("SELECT state FROM pgvalve.migrations").fetchone()[0] == "rolled_back"
+
+
+def test_rollback_after_the_swap_is_refused_and_loses_nothing(pg, db, tmp_path):
+    fill(db)
+    path = write_file(tmp_path, "0007_bigint.sql", "ALTER TABLE accounts ALTER COLUMN id TYPE bigint;\n")
+    pgvalve("apply", path, "--watch", "0", pg=pg, check=0)
+    mig = db.execute("SELECT id FROM pgvalve.migrations").fetchone()[0]
+    r = pgvalve("rollback", mig, pg=pg)
+    assert r.rc != 0 and r.rc != 3, r
+    assert "taking a swap back is not built yet" in r.err + r.out, r
+    assert db.execute("SELECT state FROM pgvalve.migrations").fetchone()[0] == "committed"
+    # still working, still bigint, the old columns still following
+    a = db.execute("INSERT INTO accounts (name) VALUES ('after') RETURNING id").fetchone()[0]
+    assert db.execute("SELECT id_pgvalve_old FROM accounts WHERE id = %s", (a,)).fetchone()[0] == a
+    assert columns(db)["accounts.id"] == "bigint"
+    pgvalve("finalize", mig, pg=pg, check=0)
