@@ -433,3 +433,31 @@ def test_rollback_after_the_swap_is_refused_and_loses_nothing(pg, db, tmp_path):
     assert db.execute("SELECT id_pgvalve_old FROM accounts WHERE id = %s", (a,)).fetchone()[0] == a
     assert columns(db)["accounts.id"] == "bigint"
     pgvalve("finalize", mig, pg=pg, check=0)
+
+
+def test_self_reference_and_a_bigint_referencing_column(pg, db, tmp_path):
+    """A tree (parent_id references the key of its own table) and a referencing column that is
+    bigint already (only its foreign key moves)."""
+    db.execute("CREATE TABLE nodes (id serial PRIMARY KEY, parent_id int REFERENCES nodes, label text)")
+    db.execute("CREATE TABLE notes (id serial PRIMARY KEY, node_id bigint NOT NULL REFERENCES nodes)")
+    db.execute("INSERT INTO nodes (parent_id, label) VALUES (NULL, 'root')")
+    db.execute("INSERT INTO nodes (parent_id, label) SELECT 1, 'n' || g FROM generate_series(1, 50) g")
+    db.execute("INSERT INTO notes (node_id) SELECT 1 + g % 51 FROM generate_series(1, 100) g")
+    cons_before = db.execute("SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                             "WHERE conrelid IN ('nodes'::regclass, 'notes'::regclass) ORDER BY 1, 2").fetchall()
+    path = write_file(tmp_path, "0008_nodes.sql", "ALTER TABLE nodes ALTER COLUMN id TYPE bigint;\n")
+    r = pgvalve("plan", path, pg=pg, check=0)
+    assert "also changes nodes.parent_id (foreign key nodes_parent_id_fkey)" in r.out, r.out
+    assert "bigint already: only its foreign key moves" in r.out
+    pgvalve("apply", path, "--watch", "0", "--finalize", pg=pg, check=0)
+    types = dict(db.execute("SELECT attname, format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = "
+                            "'nodes'::regclass AND attnum > 0 AND NOT attisdropped").fetchall())
+    assert types == {"id": "bigint", "parent_id": "bigint", "label": "text"}
+    cons_after = db.execute("SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                            "WHERE conrelid IN ('nodes'::regclass, 'notes'::regclass) ORDER BY 1, 2").fetchall()
+    assert cons_after == cons_before
+    assert db.execute("SELECT count(*) FROM nodes WHERE parent_id = 1").fetchone()[0] == 50
+    db.execute("INSERT INTO notes (node_id) VALUES (51)")
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        db.execute("INSERT INTO notes (node_id) VALUES (999)")
+    db.execute("DROP TABLE notes, nodes")
