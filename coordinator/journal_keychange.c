@@ -22,7 +22,10 @@ const char journal_keychange_schema_sql[] =
 	"  PRIMARY KEY (migration_id, seq));"
 	"CREATE TABLE IF NOT EXISTS pgvalve.keychange_finalize ("
 	"  migration_id bigint PRIMARY KEY REFERENCES pgvalve.migrations (id),"
-	"  finalized_at timestamptz NOT NULL DEFAULT now())";
+	"  finalized_at timestamptz NOT NULL DEFAULT now());"
+	"CREATE TABLE IF NOT EXISTS pgvalve.keychange_unswapped ("
+	"  migration_id bigint PRIMARY KEY REFERENCES pgvalve.migrations (id),"
+	"  unswapped_at timestamptz NOT NULL DEFAULT now())";
 
 bool journal_backfill_read(PGconn *c, int64_t id, int seq, struct journal_backfill *b, bool *found,
 			   struct db_error *err)
@@ -121,11 +124,18 @@ bool journal_keychange_swapped(PGconn *c, int64_t id, bool *swapped, struct db_e
 	snprintf(ids, sizeof(ids), "%lld", (long long)id);
 	r = db_query(c,
 		     "SELECT EXISTS (SELECT FROM pgvalve.steps WHERE migration_id = $1::bigint AND kind = "
-		     "'keychange_swap' AND state = 'done')",
+		     "'keychange_swap' AND state = 'done') AND NOT EXISTS (SELECT FROM "
+		     "pgvalve.keychange_unswapped WHERE migration_id = $1::bigint)",
 		     1, params, err);
 	if (!r)
 		return false;
 	*swapped = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
 	PQclear(r);
 	return true;
+}
+
+char *journal_keychange_unswapped_sql(int64_t id)
+{
+	return xasprintf("INSERT INTO pgvalve.keychange_unswapped (migration_id) VALUES (%lld)",
+			 (long long)id);
 }

@@ -2,8 +2,8 @@
  * The journal's record of the key type change (docs/architecture.md §4.9
  * and §4.3): where each table's backfill got to, so a coordinator killed in
  * the middle resumes at the next batch (pgvalve.keychange_backfill), and
- * which swapped changes are finalized (pgvalve.keychange_finalize). Both
- * tables are added to an existing journal in place (journal_ensure runs
+ * which swapped changes are finalized (pgvalve.keychange_finalize) or
+ * swapped back by a rollback (pgvalve.keychange_unswapped). The tables are added to an existing journal in place (journal_ensure runs
  * journal_keychange_schema_sql).
  */
 #ifndef PGVALVE_COORDINATOR_JOURNAL_KEYCHANGE_H
@@ -44,11 +44,14 @@ bool journal_backfill_advance(PGconn *c, int64_t id, int seq, long long next_blo
 bool journal_keychange_waiting(PGconn *c, int64_t id, bool *waiting, struct db_error *err)
 	__attribute__((warn_unused_result));
 
-/* Whether a key type change of migration 'id' has swapped (a swap step is done). */
+/* Whether a key type change of migration 'id' has swapped (a swap step is done) and not swapped back. */
 bool journal_keychange_swapped(PGconn *c, int64_t id, bool *swapped, struct db_error *err)
 	__attribute__((warn_unused_result));
 
 /* INSERT recording that migration 'id' is finalized, for the finalize transaction (the caller frees it). */
 char *journal_keychange_finalized_sql(int64_t id);
+
+/* INSERT recording that migration 'id' was swapped back, for the swap back's transaction. */
+char *journal_keychange_unswapped_sql(int64_t id);
 
 #endif

@@ -66,4 +66,13 @@ int keychange_finalize(struct migration *a);
 bool keychange_rollback(PGconn *ddl, PGconn *observer, const struct options *o, int64_t id, char *why,
 			size_t cap);
 
+/*
+ * Takes back the swap of migration 'id' (rollback.c), from the statements
+ * its journaled plan keeps ("keychange_undo"): refused ('why') when rows
+ * written since the swap hold keys the old type cannot; recorded in the
+ * journal. Afterwards keychange_rollback() drops the then shadow columns.
+ */
+bool keychange_unswap(PGconn *ddl, PGconn *observer, const struct options *o, int64_t id, char *why,
+		      size_t cap);
+
 #endif

@@ -33,6 +33,7 @@ struct kc_col {
 	char *default_expr; /* pg_get_expr of its default, or NULL */
 	bool shadow;        /* false: already bigint (a referencing column), only its foreign key moves */
 	char shadow_name[PLAN_NAME_MAX], old_name[PLAN_NAME_MAX], check_name[PLAN_NAME_MAX];
+	char check_old_name[PLAN_NAME_MAX]; /* the swap back's NOT NULL check on the old column */
 };
 
 /* An index that contains a changed column: built again on the shadow columns. */
@@ -56,7 +57,7 @@ struct kc_table {
 /* A foreign key that references the key: dropped at the swap, its copy from the shadow column renamed. */
 struct kc_fk {
 	int table, col; /* in kc.tables / its cols */
-	char name[PLAN_NAME_MAX], new_name[PLAN_NAME_MAX];
+	char name[PLAN_NAME_MAX], new_name[PLAN_NAME_MAX], old_name[PLAN_NAME_MAX];
 	char tail[256]; /* MATCH, ON UPDATE, ON DELETE, DEFERRABLE */
 };
 
@@ -206,8 +207,10 @@ static bool add_column(PGconn *c, struct kc *k, const char *oid, const char *nam
 		refuse(k, "%s.%s is a generated column", what, cc->name);
 	names_make_object(cc->shadow_name, cc->name, NULL, KEYCHANGE_NEW_SUFFIX);
 	names_make_object(cc->old_name, cc->name, NULL, KEYCHANGE_OLD_SUFFIX);
-	if (cc->not_null && cc->shadow)
+	if (cc->not_null && cc->shadow) {
 		names_make_object(cc->check_name, t->q.name, cc->shadow_name, "not_null");
+		names_make_object(cc->check_old_name, t->q.name, cc->old_name, "not_null");
+	}
 	*ci = t->n_cols++;
 	PQclear(r);
 	return true;
@@ -324,6 +327,7 @@ static bool read_foreign_keys(PGconn *c, struct kc *k, struct db_error *err)
 		f->col = ci;
 		snprintf(f->name, sizeof(f->name), "%s", PQgetvalue(r, i, 0));
 		names_make_object(f->new_name, f->name, NULL, KEYCHANGE_NEW_SUFFIX);
+		names_make_object(f->old_name, f->name, NULL, KEYCHANGE_OLD_SUFFIX);
 		snprintf(f->tail, sizeof(f->tail), "%sON UPDATE %s ON DELETE %s%s%s",
 			 *PQgetvalue(r, i, 6) == 'f' ? "MATCH FULL " : "", fk_action(*PQgetvalue(r, i, 4)),
 			 fk_action(*PQgetvalue(r, i, 5)),
@@ -657,7 +661,7 @@ static void put_function(struct strbuf *b, const struct kc_table *t)
  * column copies its old column; after it ('reversed') each old column copies
  * the new one, NULL when the value no longer fits the old type.
  */
-static void put_trigger_function(struct strbuf *b, const struct kc_table *t, bool reversed)
+static void put_trigger_function(struct strbuf *b, const struct kc_table *t, bool reversed, bool replace)
 {
 	struct strbuf body = { 0 };
 	char *text, *lit;
@@ -692,7 +696,7 @@ static void put_trigger_function(struct strbuf *b, const struct kc_table *t, boo
 	n = quote_literal(NULL, 0, text);
 	lit = xmalloc(n + 1);
 	quote_literal(lit, n + 1, text);
-	strbuf_put(b, reversed ? "CREATE OR REPLACE FUNCTION " : "CREATE FUNCTION ");
+	strbuf_put(b, replace ? "CREATE OR REPLACE FUNCTION " : "CREATE FUNCTION ");
 	put_function(b, t);
 	strbuf_put(b, "() RETURNS trigger LANGUAGE plpgsql AS ");
 	strbuf_put(b, lit);
@@ -744,7 +748,7 @@ static void push_prepare(struct plan *p, const struct kc *k)
 
 		if (!has_shadow(t))
 			continue;
-		put_trigger_function(&b, t, false);
+		put_trigger_function(&b, t, false, false);
 		strbuf_put(&b, "; ");
 		put_alter(&b, t);
 		for (int i = 0; i < t->n_cols; i++) {
@@ -870,11 +874,19 @@ static void push_constraints(struct plan *p, const struct kc *k)
 	}
 }
 
-/* One table's columns swapped: NOT NULL from the validated check, default moved, renamed. */
-static void put_swap_columns(struct strbuf *b, const struct kc_table *t)
+/*
+ * One table's columns swapped: NOT NULL from the validated check, default
+ * moved, renamed. Forward (the swap) the shadow column becomes the column
+ * and the column is kept as *_pgvalve_old; back (a rollback after the swap)
+ * the old column becomes the column again and the column goes back to being
+ * the shadow.
+ */
+static void put_swap_columns(struct strbuf *b, const struct kc_table *t, bool back)
 {
 	for (int i = 0; i < t->n_cols; i++) {
 		const struct kc_col *cc = &t->cols[i];
+		const char *becomes = back ? cc->old_name : cc->shadow_name;
+		const char *kept_as = back ? cc->shadow_name : cc->old_name;
 
 		if (!cc->shadow)
 			continue;
@@ -882,11 +894,11 @@ static void put_swap_columns(struct strbuf *b, const struct kc_table *t)
 			/* SET NOT NULL first: the validated CHECK spares it the scan; then the check goes */
 			put_alter(b, t);
 			strbuf_put(b, "ALTER COLUMN ");
-			quote_append_ident(b, cc->shadow_name);
+			quote_append_ident(b, becomes);
 			strbuf_put(b, " SET NOT NULL; ");
 			put_alter(b, t);
 			strbuf_put(b, "DROP CONSTRAINT ");
-			quote_append_ident(b, cc->check_name);
+			quote_append_ident(b, back ? cc->check_old_name : cc->check_name);
 			strbuf_put(b, ", ALTER COLUMN ");
 			quote_append_ident(b, cc->name);
 			strbuf_put(b, " DROP NOT NULL; ");
@@ -896,7 +908,7 @@ static void put_swap_columns(struct strbuf *b, const struct kc_table *t)
 			strbuf_put(b, "ALTER COLUMN ");
 			quote_append_ident(b, cc->name);
 			strbuf_put(b, " DROP DEFAULT, ALTER COLUMN ");
-			quote_append_ident(b, cc->shadow_name);
+			quote_append_ident(b, becomes);
 			strbuf_put(b, " SET DEFAULT ");
 			strbuf_put(b, cc->default_expr); /* the server's own deparse of the default */
 			strbuf_put(b, "; ");
@@ -905,11 +917,11 @@ static void put_swap_columns(struct strbuf *b, const struct kc_table *t)
 		strbuf_put(b, "RENAME COLUMN ");
 		quote_append_ident(b, cc->name);
 		strbuf_put(b, " TO ");
-		quote_append_ident(b, cc->old_name);
+		quote_append_ident(b, kept_as);
 		strbuf_put(b, "; ");
 		put_alter(b, t);
 		strbuf_put(b, "RENAME COLUMN ");
-		quote_append_ident(b, cc->shadow_name);
+		quote_append_ident(b, becomes);
 		strbuf_put(b, " TO ");
 		quote_append_ident(b, cc->name);
 		strbuf_put(b, "; ");
@@ -922,9 +934,9 @@ static void put_swap_columns(struct strbuf *b, const struct kc_table *t)
 		strbuf_put(b, "ALTER INDEX ");
 		quote_append_qname(b, t->q.schema, x->name);
 		strbuf_put(b, " RENAME TO ");
-		quote_append_ident(b, x->old_name);
+		quote_append_ident(b, back ? x->new_name : x->old_name);
 		strbuf_put(b, "; ALTER INDEX ");
-		quote_append_qname(b, t->q.schema, x->new_name);
+		quote_append_qname(b, t->q.schema, back ? x->old_name : x->new_name);
 		strbuf_put(b, " RENAME TO ");
 		quote_append_ident(b, x->name);
 		strbuf_put(b, "; ");
@@ -938,7 +950,7 @@ static void put_swap_columns(struct strbuf *b, const struct kc_table *t)
  * table swapped and its new foreign key given the old name; every trigger
  * reversed so the old columns keep following.
  */
-static void push_swap(struct plan *p, const struct kc *k)
+static void push_swap(struct plan *p, const struct kc *k, bool back)
 {
 	const struct kc_table *key = &k->t[0];
 
@@ -966,18 +978,20 @@ static void push_swap(struct plan *p, const struct kc *k)
 			if (k->seq_widen) {
 				strbuf_put(&b, "ALTER SEQUENCE ");
 				quote_append_qname(&b, k->seq.schema, k->seq.name);
-				strbuf_put(&b, " AS bigint; ");
+				strbuf_put(&b, " AS ");
+				strbuf_put(&b, back ? t->cols[0].type : "bigint");
+				strbuf_put(&b, "; ");
 			}
 			put_alter(&b, t);
 			strbuf_put(&b, "DROP CONSTRAINT ");
 			quote_append_ident(&b, k->pk);
 			strbuf_put(&b, "; ");
-			put_swap_columns(&b, t);
+			put_swap_columns(&b, t, back);
 			put_alter(&b, t);
 			strbuf_put(&b, "ADD CONSTRAINT ");
 			quote_append_ident(&b, k->pk);
 			strbuf_put(&b, " PRIMARY KEY USING INDEX ");
-			quote_append_ident(&b, pk ? pk->new_name : "");
+			quote_append_ident(&b, pk ? (back ? pk->old_name : pk->new_name) : "");
 			strbuf_put(&b, "; ");
 			if (k->seq.name[0]) {
 				strbuf_put(&b, "ALTER SEQUENCE ");
@@ -989,26 +1003,171 @@ static void push_swap(struct plan *p, const struct kc *k)
 				strbuf_put(&b, "; ");
 			}
 		} else {
-			put_swap_columns(&b, t);
+			put_swap_columns(&b, t, back);
 		}
 		for (int i = 0; i < k->n_fk; i++) {
 			if (k->fk[i].table != ti)
 				continue;
 			put_alter(&b, t);
 			strbuf_put(&b, "RENAME CONSTRAINT ");
-			quote_append_ident(&b, k->fk[i].new_name);
+			quote_append_ident(&b, back ? k->fk[i].old_name : k->fk[i].new_name);
 			strbuf_put(&b, " TO ");
 			quote_append_ident(&b, k->fk[i].name);
 			strbuf_put(&b, "; ");
 		}
 		if (has_shadow(t))
-			put_trigger_function(&b, t, true);
+			put_trigger_function(&b, t, !back, true);
 		else if (b.len > 2)
 			b.s[b.len -= 2] = '\0'; /* the last "; " */
 		push_step(p,
 			  step_of(k, STEP_KEYCHANGE_SWAP, PHASE_FINALIZE, t, ti ? key : NULL,
 				  LOCK_ACCESS_EXCLUSIVE, HOLD_ALL_NEEDED, strbuf_take(&b)));
 	}
+}
+
+/* ---- the swap back ------------------------------------------------------------------ */
+
+/* Steps as JSON statements: [{"sql", "schema", "table", "other_schema", "other"}]; frees their SQL. */
+static cJSON *statements_json(struct plan *tmp)
+{
+	cJSON *arr = cJSON_CreateArray();
+
+	for (int i = 0; i < tmp->n_steps; i++) {
+		cJSON *o = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(o, "sql", tmp->steps[i].sql);
+		cJSON_AddStringToObject(o, "schema", tmp->steps[i].table.schema);
+		cJSON_AddStringToObject(o, "table", tmp->steps[i].table.name);
+		cJSON_AddStringToObject(o, "other_schema", tmp->steps[i].other.schema);
+		cJSON_AddStringToObject(o, "other", tmp->steps[i].other.name);
+		cJSON_AddItemToArray(arr, o);
+		free(tmp->steps[i].sql);
+	}
+	free(tmp->steps);
+	memset(tmp, 0, sizeof(*tmp));
+	return arr;
+}
+
+/*
+ * How to take the swap back (a rollback after it): "check" counts rows
+ * whose value the old columns cannot hold; "indexes" ([drop, create]) the
+ * old key's unique index, built concurrently; "held" the old columns' NOT
+ * NULL checks and foreign keys NOT VALID (each drops a leftover of an
+ * interrupted rollback first); "validate" them; "swap" the swap mirrored.
+ */
+static char *undo_json(const struct kc *k)
+{
+	const struct kc_table *key = &k->t[0];
+	const struct kc_col *kcol = &key->cols[0];
+	const struct kc_index *pk = NULL;
+	cJSON *u = cJSON_CreateObject(), *arr, *pair;
+	struct strbuf b = { 0 };
+	struct plan tmp = { 0 };
+	char *text;
+
+	for (int i = 0; i < key->n_idx; i++)
+		if (key->idx[i].primary)
+			pk = &key->idx[i];
+	strbuf_put(&b, "SELECT 0");
+	for (int ti = 0; ti < k->n_t; ti++)
+		for (int i = 0; i < k->t[ti].n_cols; i++) {
+			const struct kc_col *cc = &k->t[ti].cols[i];
+
+			if (!cc->shadow)
+				continue;
+			strbuf_put(&b, " + (SELECT count(*) FROM ");
+			put_table(&b, &k->t[ti]);
+			strbuf_put(&b, " WHERE ");
+			quote_append_ident(&b, cc->old_name);
+			strbuf_put(&b, " IS NULL AND ");
+			quote_append_ident(&b, cc->name);
+			strbuf_put(&b, " IS NOT NULL)");
+		}
+	text = strbuf_take(&b);
+	cJSON_AddStringToObject(u, "check", text);
+	free(text);
+	arr = cJSON_AddArrayToObject(u, "indexes");
+	pair = cJSON_CreateArray();
+	strbuf_put(&b, "DROP INDEX CONCURRENTLY IF EXISTS ");
+	quote_append_qname(&b, key->q.schema, pk ? pk->old_name : "");
+	text = strbuf_take(&b);
+	cJSON_AddItemToArray(pair, cJSON_CreateString(text));
+	free(text);
+	strbuf_put(&b, "CREATE UNIQUE INDEX CONCURRENTLY ");
+	quote_append_ident(&b, pk ? pk->old_name : "");
+	strbuf_put(&b, " ON ");
+	put_table(&b, key);
+	strbuf_put(&b, " (");
+	quote_append_ident(&b, kcol->old_name);
+	strbuf_put(&b, ")");
+	text = strbuf_take(&b);
+	cJSON_AddItemToArray(pair, cJSON_CreateString(text));
+	free(text);
+	cJSON_AddItemToArray(arr, pair);
+
+	arr = cJSON_AddArrayToObject(u, "validate");
+	for (int ti = 0; ti < k->n_t; ti++) {
+		const struct kc_table *t = &k->t[ti];
+
+		for (int i = 0; i < t->n_cols; i++) {
+			const struct kc_col *cc = &t->cols[i];
+
+			if (!cc->check_old_name[0])
+				continue;
+			put_alter(&b, t);
+			strbuf_put(&b, "DROP CONSTRAINT IF EXISTS ");
+			quote_append_ident(&b, cc->check_old_name);
+			strbuf_put(&b, ", ADD CONSTRAINT ");
+			quote_append_ident(&b, cc->check_old_name);
+			strbuf_put(&b, " CHECK (");
+			quote_append_ident(&b, cc->old_name);
+			strbuf_put(&b, " IS NOT NULL) NOT VALID");
+			push_step(&tmp,
+				  step_of(k, STEP_KEYCHANGE_SWAP, PHASE_FINALIZE, t, NULL,
+					  LOCK_ACCESS_EXCLUSIVE, HOLD_ALL_NEEDED, strbuf_take(&b)));
+			put_alter(&b, t);
+			strbuf_put(&b, "VALIDATE CONSTRAINT ");
+			quote_append_ident(&b, cc->check_old_name);
+			text = strbuf_take(&b);
+			cJSON_AddItemToArray(arr, cJSON_CreateString(text));
+			free(text);
+		}
+	}
+	for (int i = 0; i < k->n_fk; i++) {
+		const struct kc_fk *f = &k->fk[i];
+		const struct kc_table *t = &k->t[f->table];
+		const struct kc_col *cc = &t->cols[f->col];
+
+		put_alter(&b, t);
+		strbuf_put(&b, "DROP CONSTRAINT IF EXISTS ");
+		quote_append_ident(&b, f->old_name);
+		strbuf_put(&b, ", ADD CONSTRAINT ");
+		quote_append_ident(&b, f->old_name);
+		strbuf_put(&b, " FOREIGN KEY (");
+		quote_append_ident(&b, cc->shadow ? cc->old_name : cc->name);
+		strbuf_put(&b, ") REFERENCES ");
+		put_table(&b, key);
+		strbuf_put(&b, " (");
+		quote_append_ident(&b, kcol->old_name);
+		strbuf_put(&b, ") ");
+		strbuf_put(&b, f->tail);
+		strbuf_put(&b, " NOT VALID");
+		push_step(&tmp,
+			  step_of(k, STEP_KEYCHANGE_SWAP, PHASE_FINALIZE, t, key, LOCK_ACCESS_EXCLUSIVE,
+				  HOLD_ALL_NEEDED, strbuf_take(&b)));
+		put_alter(&b, t);
+		strbuf_put(&b, "VALIDATE CONSTRAINT ");
+		quote_append_ident(&b, f->old_name);
+		text = strbuf_take(&b);
+		cJSON_AddItemToArray(arr, cJSON_CreateString(text));
+		free(text);
+	}
+	cJSON_AddItemToObject(u, "held", statements_json(&tmp));
+	push_swap(&tmp, k, true);
+	cJSON_AddItemToObject(u, "swap", statements_json(&tmp));
+	text = cJSON_PrintUnformatted(u);
+	cJSON_Delete(u);
+	return text;
 }
 
 /* ---- resolving the file's statements ------------------------------------------------ */
@@ -1206,7 +1365,10 @@ bool keychange_resolve(PGconn *c, struct plan *p, struct db_error *err)
 			note_change(p, k, ri, i);
 			push_prepare(p, k);
 			push_constraints(p, k);
-			push_swap(p, k);
+			push_swap(p, k, false);
+			p->keychange_undo = xrealloc(p->keychange_undo,
+						     sizeof(char *) * (size_t)(p->n_keychange_undo + 1));
+			p->keychange_undo[p->n_keychange_undo++] = undo_json(k);
 		}
 		kc_free(k);
 	}

@@ -5,8 +5,11 @@
  * the trigger functions — in one transaction through the hold path (DROP
  * COLUMN takes ACCESS EXCLUSIVE briefly; nothing is rewritten). The swap
  * itself runs as ordinary finalize-phase steps (keychange_plan.c writes them).
- * A rollback before the swap drops the shadow columns the same way (after
- * the swap rollback.c refuses: taking a swap back is not built yet).
+ * A rollback drops the shadow columns the same way; after the swap it first
+ * swaps back (keychange_unswap): the old key's unique index built
+ * concurrently, the old columns' NOT NULL checks and foreign keys NOT VALID
+ * then validated, then the swap mirrored under an all hold (keychange_plan.c
+ * wrote those statements into the journal's plan).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,5 +194,131 @@ done:
 	free(sqls);
 	free(stmts);
 	journal_steps_free(steps, n);
+	return ok;
+}
+
+/* Statements of a swap-back JSON array as hold-path statements (pointing into 'arr'). */
+static int held_statements(const cJSON *arr, struct cutover_stmt *out, int cap)
+{
+	const cJSON *o;
+	int n = 0;
+
+	cJSON_ArrayForEach(o, arr)
+	{
+		const char *f[5] = { "sql", "schema", "table", "other_schema", "other" };
+		const char *v[5];
+
+		if (n == cap)
+			break;
+		for (int i = 0; i < 5; i++) {
+			const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, f[i]);
+
+			v[i] = cJSON_IsString(x) ? x->valuestring : "";
+		}
+		out[n] = (struct cutover_stmt){ .sql = v[0],
+						.lock = LOCK_ACCESS_EXCLUSIVE,
+						.hold = HOLD_ALL_NEEDED };
+		snprintf(out[n].table.schema, sizeof(out[n].table.schema), "%s", v[1]);
+		snprintf(out[n].table.name, sizeof(out[n].table.name), "%s", v[2]);
+		snprintf(out[n].other.schema, sizeof(out[n].other.schema), "%s", v[3]);
+		snprintf(out[n].other.name, sizeof(out[n].other.name), "%s", v[4]);
+		n++;
+	}
+	return n;
+}
+
+/* One key change swapped back ('u': one element of the plan's "keychange_undo"). */
+static bool unswap_one(PGconn *ddl, PGconn *observer, const struct options *o, int64_t id, const cJSON *u,
+		       char *why, size_t cap)
+{
+	const cJSON *check = cJSON_GetObjectItemCaseSensitive(u, "check"), *x;
+	struct cutover_stmt stmts[256];
+	char *journal = journal_keychange_unswapped_sql(id);
+	const char *journal_sql[1] = { journal };
+	struct cutover_job job = { .what = "rollback", .stmts = stmts, .migration_id = id };
+	struct cutover_result res;
+	struct db_error err;
+	PGresult *r;
+	bool ok = false;
+
+	r = cJSON_IsString(check) ? db_query(observer, check->valuestring, 0, NULL, &err) : NULL;
+	if (!r) {
+		snprintf(why, cap, "cannot count the rows the old columns cannot hold: %.600s", err.msg);
+		goto done;
+	}
+	if (atoll(PQgetvalue(r, 0, 0)) > 0) {
+		snprintf(
+			why, cap,
+			"%s row(s) written since the swap hold keys beyond the old type: they cannot go back "
+			"(finalize the change instead)",
+			PQgetvalue(r, 0, 0));
+		PQclear(r);
+		goto done;
+	}
+	PQclear(r);
+	cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(u, "indexes"))
+	{
+		const cJSON *drop = cJSON_GetArrayItem(x, 0), *create = cJSON_GetArrayItem(x, 1);
+
+		report_event("rollback_index", NULL, "  %s", create->valuestring);
+		if (!db_exec(ddl, drop->valuestring, &err) || !db_exec(ddl, create->valuestring, &err)) {
+			snprintf(why, cap, "cannot build the old key's index again: %.600s", err.msg);
+			goto done;
+		}
+	}
+	job.n_stmts = held_statements(cJSON_GetObjectItemCaseSensitive(u, "held"), stmts, 256);
+	for (int i = 0; i < job.n_stmts; i++)
+		report_event("rollback_step", NULL, "  %s", stmts[i].sql);
+	if (job.n_stmts && !cutover_run(ddl, observer, o, &job, &res)) {
+		snprintf(why, cap, "the old columns' constraints could not be added: %.600s", res.why);
+		goto done;
+	}
+	cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(u, "validate"))
+	{
+		report_event("rollback_validate", NULL, "  %s", x->valuestring);
+		if (!db_exec(ddl, x->valuestring, &err)) {
+			snprintf(why, cap, "an old column's constraint did not validate: %.600s", err.msg);
+			goto done;
+		}
+	}
+	job.n_stmts = held_statements(cJSON_GetObjectItemCaseSensitive(u, "swap"), stmts, 256);
+	job.journal_sql = journal_sql;
+	job.n_journal_sql = 1;
+	for (int i = 0; i < job.n_stmts; i++)
+		report_event("rollback_step", NULL, "  %s", stmts[i].sql);
+	if (!cutover_run(ddl, observer, o, &job, &res)) {
+		snprintf(why, cap, "the swap back could not take its locks: %.600s", res.why);
+		goto done;
+	}
+	report_event("swapped_back", NULL, "the key type change is swapped back; traffic held %lld ms",
+		     (long long)res.held_ms);
+	ok = true;
+done:
+	free(journal);
+	return ok;
+}
+
+bool keychange_unswap(PGconn *ddl, PGconn *observer, const struct options *o, int64_t id, char *why,
+		      size_t cap)
+{
+	struct journal_migration m = { 0 };
+	struct db_error err;
+	cJSON *plan = NULL;
+	const cJSON *u;
+	bool found = false, ok = true;
+
+	if (!journal_read_migration(ddl, id, &m, &found, &err) || !found) {
+		snprintf(why, cap, "cannot read the migration from the journal: %.600s", err.msg);
+		journal_migration_free(&m);
+		return false;
+	}
+	plan = cJSON_Parse(m.plan_json ? m.plan_json : "");
+	cJSON_ArrayForEach(u, cJSON_GetObjectItemCaseSensitive(plan, "keychange_undo"))
+	{
+		if (!(ok = unswap_one(ddl, observer, o, id, u, why, cap)))
+			break;
+	}
+	cJSON_Delete(plan);
+	journal_migration_free(&m);
 	return ok;
 }

@@ -265,6 +265,11 @@ cJSON *plan_to_json(const struct plan *p)
 		cJSON_AddStringToObject(o, "recipe", r->recipe);
 		cJSON_AddItemToArray(arr, o);
 	}
+	if (p->n_keychange_undo) { /* the key type change's swap back (keychange_swap.c reads it) */
+		arr = cJSON_AddArrayToObject(doc, "keychange_undo");
+		for (int i = 0; i < p->n_keychange_undo; i++)
+			cJSON_AddItemToArray(arr, cJSON_Parse(p->keychange_undo[i]));
+	}
 	return doc;
 }
 
@@ -288,6 +293,9 @@ void plan_free(struct plan *p)
 	}
 	free(p->refusals);
 	free(p->keychange_reqs);
+	for (int i = 0; i < p->n_keychange_undo; i++)
+		free(p->keychange_undo[i]);
+	free(p->keychange_undo);
 	free(p->created);
 	free(p->inputs);
 	free(p->constraints);

@@ -153,6 +153,9 @@ struct plan {
 	/* ALTER COLUMN … TYPE bigint statements (keychange.h): no steps until keychange_resolve() */
 	struct plan_keychange_req *keychange_reqs;
 	int n_keychange_reqs;
+	/* per key change: how to swap it back (JSON text, keychange_plan.c), kept in the journal's plan */
+	char **keychange_undo;
+	int n_keychange_undo;
 };
 
 void plan_free(struct plan *p);

@@ -107,14 +107,14 @@ bool rollback_run(PGconn *ddl, PGconn *observer, const struct options *o, int64_
 	int n = 0;
 
 	report_event("rollback", NULL, "migration %lld: rolling back (%s)", (long long)id, reason);
-	/* a key type change after its swap: refused, its state left as it is (keychange_swap.c) */
+	/* a key type change after its swap: swapped back first, or refused with the state as it is */
 	if (!journal_keychange_swapped(ddl, id, &swapped, &err))
 		goto db_failed;
-	if (swapped) {
-		report_error("cannot roll back: the key type change was swapped already",
-			     "taking a swap back is not built yet; the old columns (*_" KEYCHANGE_OLD_SUFFIX
-			     ") still follow the new ones, so nothing is lost",
-			     "`pgvalve finalize ID` ends the change");
+	if (swapped && !keychange_unswap(ddl, observer, o, id, res.why, sizeof(res.why))) {
+		report_error("cannot roll back: the key type change could not be swapped back", res.why,
+			     "nothing is lost: the old columns (*_" KEYCHANGE_OLD_SUFFIX
+			     ") still follow the new ones; `rollback` again retries, `pgvalve finalize ID` "
+			     "ends the change");
 		goto done;
 	}
 	if (!journal_set_state(ddl, id, MIG_ROLLING_BACK, reason, &err))
