@@ -8,7 +8,7 @@
  * keychange.c       the rule: which statements are a key type change
  * keychange_plan.c  the catalog: what the change involves, the steps, refusals
  * keychange_prepare.c  running the shadow and backfill steps
- * keychange_swap.c  after the swap: finalize
+ * keychange_swap.c  after the swap: finalize, or swap back (a rollback)
  */
 #ifndef PGVALVE_COORDINATOR_KEYCHANGE_H
 #define PGVALVE_COORDINATOR_KEYCHANGE_H
