@@ -53,6 +53,30 @@ static void report_refusals(const struct plan *p, bool document, bool text_outpu
 		fprintf(stderr, "pgvalve: %d statements refused; nothing was changed\n", p->n_refusals);
 }
 
+static int by_input(const void *a, const void *b)
+{
+	const struct plan_refusal *x = a, *y = b;
+
+	return (x->input > y->input) - (x->input < y->input);
+}
+
+/*
+ * A file the rules refuse is refused whole, but its key type changes are
+ * judged from the catalog (keychange_resolve) so that one run names every
+ * refused statement, in file order. Without a database only the rules' refusals are named.
+ */
+static void catalog_refusals(struct plan *p, const struct options *o)
+{
+	struct db_error err;
+	PGconn *c;
+
+	if (p->n_keychange_reqs == 0 || !(c = db_connect(o->db ? o->db : "", "plan", &err)))
+		return;
+	if (keychange_resolve(c, p, &err))
+		qsort(p->refusals, (size_t)p->n_refusals, sizeof(*p->refusals), by_input);
+	PQfinish(c);
+}
+
 /* plan_build(), with plan --format json's refusals as one JSON document. */
 static bool build(struct plan *p, const struct options *o, bool document)
 {
@@ -66,6 +90,7 @@ static bool build(struct plan *p, const struct options *o, bool document)
 		return false;
 	}
 	if (input_load(p, o->args, o->n_args, &ierr) && !rules_plan(p, &ropt, &ierr) && p->n_refusals) {
+		catalog_refusals(p, o);
 		report_refusals(p, document, o->format != FORMAT_JSON);
 		return false;
 	}

@@ -6,7 +6,8 @@
  * built for them beside the old ones, then one swap under an `all` hold.
  *
  * keychange.c       the rule: which statements are a key type change
- * keychange_plan.c  the catalog: what the change involves, the steps, refusals
+ * keychange_catalog.c  the catalog: what the change involves, what refuses it
+ * keychange_plan.c  the steps, the swap back kept in the journal, notes, refusals
  * keychange_prepare.c  running the shadow and backfill steps
  * keychange_swap.c  after the swap: finalize, or swap back (a rollback)
  */

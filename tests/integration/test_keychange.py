@@ -18,7 +18,7 @@ from coordinator import finish, pgvalve, spawn, write_file
 SCHEMA = """
 DROP SCHEMA IF EXISTS pgvalve CASCADE;
 DROP SCHEMA IF EXISTS other CASCADE;
-DROP TABLE IF EXISTS payments, orders, sessions, accounts CASCADE;
+DROP TABLE IF EXISTS profiles, big, pair, parted, payments, orders, sessions, accounts CASCADE;
 CREATE SCHEMA other;
 CREATE TABLE accounts (id serial PRIMARY KEY, name text NOT NULL);
 CREATE TABLE orders (id serial PRIMARY KEY, account_id int NOT NULL REFERENCES accounts ON DELETE CASCADE,
@@ -150,6 +150,15 @@ REFUSALS = [
      "a generated column"),
     ("ALTER TABLE accounts ALTER COLUMN id TYPE bigint;",
      "CREATE INDEX orders_expr ON orders ((account_id + 1));", "index orders_expr on orders has an expression"),
+    ("ALTER TABLE accounts ALTER COLUMN id TYPE bigint;",
+     "CREATE TABLE profiles (account_id int PRIMARY KEY REFERENCES accounts);",
+     "the primary key profiles_pkey of profiles contains a referencing column"),
+    ("ALTER TABLE accounts ALTER COLUMN id TYPE bigint;",
+     "ALTER TABLE orders ADD CONSTRAINT positive CHECK (account_id > 0);",
+     "constraint positive on table orders depends on a changed column"),
+    ("ALTER TABLE accounts ALTER COLUMN id TYPE bigint;",
+     "CREATE TRIGGER t BEFORE UPDATE OF account_id ON orders FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();",
+     "trigger t on table orders depends on a changed column"),
 ]
 
 
