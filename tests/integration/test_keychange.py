@@ -220,8 +220,8 @@ def names(db):
 
 
 class Load:
-    """Writers through the proxy while the key changes: INSERT with the default, INSERT with explicit
-    ids then UPDATE of the key (cascading to payments), DELETE cascading to orders and payments and
+    """Writers through the proxy while the key changes: INSERT with the default, COPY, INSERT with
+    explicit ids then UPDATE of the key (cascading to payments), DELETE cascading to orders and payments and
     setting sessions' key to NULL. Server-side prepared statements are off: a statement cached
     before the swap fails after it with 0A000 (the proxy's help for that is not built yet)."""
 
@@ -259,10 +259,12 @@ class Load:
         def body(c):
             a = c.execute("INSERT INTO accounts (name) VALUES ('load') RETURNING id").fetchone()[0]
             c.execute("INSERT INTO orders (account_id, amount) VALUES (%s, 1), (%s, 2)", (a, a))
+            with c.cursor().copy("COPY orders (account_id, amount) FROM STDIN") as cp:
+                cp.write_row((a, 3))
             c.execute("INSERT INTO sessions (account_id) VALUES (%s)", (a,))
             c.execute("INSERT INTO other.payments (account_id) VALUES (%s)", (a,))
             with self.lock:
-                self.created[a] = (2, 1, 1)
+                self.created[a] = (3, 1, 1)
         self.run(body)
 
     def explicit_ids(self):
