@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "journal.h"
+#include "keychange.h"
 #include "migrate.h"
 #include "preflight.h"
 #include "report.h"
@@ -40,7 +41,7 @@ int cmd_apply(struct options *o)
 	bool orm_table_exists;
 	int holder, rc = EXIT_ATTENTION;
 
-	rc = plan_build_orm(&m.p, o, &m.orm);
+	rc = plan_build(&m.p, o, &m.orm);
 	if (rc != EXIT_DONE) {
 		plan_free(&m.p);
 		return rc;
@@ -59,6 +60,13 @@ int cmd_apply(struct options *o)
 		rc = EXIT_USAGE;
 		goto done;
 	}
+	/* the key type change's steps come from the catalog (keychange.h) */
+	rc = plan_resolve(m.observer, &m.p, o);
+	if (rc != EXIT_DONE)
+		goto done;
+	rc = EXIT_ATTENTION;
+	free(m.done);
+	m.done = xcalloc((size_t)m.p.n_steps + 1, sizeof(*m.done));
 	if (!journal_ensure(m.ddl, &err)) {
 		report_error("cannot create the journal (schema pgvalve)", err.msg,
 			     "the role needs CREATE on the database, or create schema pgvalve for it");
@@ -107,6 +115,9 @@ int cmd_apply(struct options *o)
 		goto done;
 	}
 	rc = migrate_run(&m, MIG_CHECKED);
+	/* apply --finalize: a key type change drops its old columns at once (keychange_swap.c) */
+	if (rc == EXIT_DONE && o->finalize && m.p.n_keychange_reqs)
+		rc = keychange_finalize(&m);
 done:
 	cJSON_Delete(plan_json);
 	cJSON_Delete(options_json);

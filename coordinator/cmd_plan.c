@@ -15,6 +15,7 @@
 #include "db.h"
 #include "input.h"
 #include "orm.h"
+#include "keychange.h"
 #include "preflight.h"
 #include "report.h"
 #include "rules.h"
@@ -53,6 +54,30 @@ static void report_refusals(const struct plan *p, bool document, bool text_outpu
 		fprintf(stderr, "pgvalve: %d statements refused; nothing was changed\n", p->n_refusals);
 }
 
+static int by_input(const void *a, const void *b)
+{
+	const struct plan_refusal *x = a, *y = b;
+
+	return (x->input > y->input) - (x->input < y->input);
+}
+
+/*
+ * A file the rules refuse is refused whole, but its key type changes are
+ * judged from the catalog (keychange_resolve) so that one run names every
+ * refused statement, in file order. Without a database only the rules' refusals are named.
+ */
+static void catalog_refusals(struct plan *p, const struct options *o)
+{
+	struct db_error err;
+	PGconn *c;
+
+	if (p->n_keychange_reqs == 0 || !(c = db_connect(o->db ? o->db : "", "plan", &err)))
+		return;
+	if (keychange_resolve(c, p, &err))
+		qsort(p->refusals, (size_t)p->n_refusals, sizeof(*p->refusals), by_input);
+	PQfinish(c);
+}
+
 /* Reports an input error: file:line: message, like psql. */
 static void report_input_error(const struct input_error *ierr)
 {
@@ -66,7 +91,7 @@ static void report_input_error(const struct input_error *ierr)
 }
 
 /*
- * plan_build_orm(), with plan --format json's refusals as one JSON
+ * plan_build(), with plan --format json's refusals as one JSON
  * document: the ORM's record (orm.h) is derived before the files are read
  * and its own statements taken out before the rules see them.
  */
@@ -91,6 +116,7 @@ static int build(struct plan *p, const struct options *o, bool document, struct 
 			return EXIT_USAGE;
 		}
 		if (!rules_plan(p, &ropt, &ierr) && p->n_refusals) {
+			catalog_refusals(p, o);
 			report_refusals(p, document, o->format != FORMAT_JSON);
 			return EXIT_REFUSED;
 		}
@@ -102,7 +128,7 @@ static int build(struct plan *p, const struct options *o, bool document, struct 
 	return EXIT_DONE;
 }
 
-int plan_build_orm(struct plan *p, const struct options *o, struct orm_record *orm)
+int plan_build(struct plan *p, const struct options *o, struct orm_record *orm)
 {
 	return build(p, o, false, orm);
 }
@@ -134,6 +160,21 @@ bool plan_orm_check(PGconn *c, const struct orm_record *orm, bool *table_exists,
 		return false;
 	}
 	return true;
+}
+
+int plan_resolve(PGconn *c, struct plan *p, const struct options *o)
+{
+	struct db_error err;
+
+	if (!keychange_resolve(c, p, &err)) {
+		report_error("cannot read the catalog for the key type change", err.msg, NULL);
+		return EXIT_ATTENTION;
+	}
+	if (p->n_refusals) {
+		report_refusals(p, o->format == FORMAT_JSON, o->format != FORMAT_JSON);
+		return EXIT_REFUSED;
+	}
+	return EXIT_DONE;
 }
 
 static void print_tables(const struct plan_step *st)
@@ -227,6 +268,9 @@ int cmd_plan(struct options *o)
 		goto done;
 	}
 	if (!plan_orm_check(c, &orm, &orm_table_exists, &rc))
+		goto done;
+	rc = plan_resolve(c, &p, o);
+	if (rc != EXIT_DONE)
 		goto done;
 	if (!preflight_run(c, &p, o, &pf, &err)) {
 		report_error("preflight could not run", err.msg, NULL);

@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "db.h"
 #include "journal.h"
+#include "journal_keychange.h"
 #include "report.h"
 
 #define LIST_LIMIT 50
@@ -30,6 +31,20 @@ static const char *next_move(enum mig_state state, bool released)
 	return "in progress, or interrupted: if no coordinator runs, `pgvalve recover --resume` or "
 	       "`--rollback`";
 }
+
+/* A key type change that is committed with its old columns still there (false when unknown). */
+static bool waiting_for_finalize(PGconn *c, int64_t id)
+{
+	struct db_error err;
+	bool waiting = false;
+
+	if (!journal_keychange_waiting(c, id, &waiting, &err))
+		report_warning("cannot tell whether a key type change waits for finalize", err.msg);
+	return waiting;
+}
+
+#define FINALIZE_MOVE \
+	"committed; the old key columns stay (and follow the new ones) until `pgvalve finalize %lld`"
 
 /* Prints 'doc' as indented JSON and deletes it. */
 static void print_doc(cJSON *doc)
@@ -63,6 +78,7 @@ static int list(PGconn *c, const struct options *o)
 			cJSON_AddStringToObject(m, "started_at", ms[i].started_at);
 			cJSON_AddStringToObject(m, "finished_at", ms[i].finished_at);
 			cJSON_AddStringToObject(m, "error", ms[i].error);
+			cJSON_AddBoolToObject(m, "waiting_for_finalize", waiting_for_finalize(c, ms[i].id));
 			cJSON_AddItemToArray(arr, m);
 		}
 		print_doc(doc);
@@ -79,6 +95,8 @@ static int list(PGconn *c, const struct options *o)
 				printf("       error: %s\n", ms[i].error);
 			if (move)
 				printf("       %s\n", move);
+			if (waiting_for_finalize(c, ms[i].id))
+				printf("       " FINALIZE_MOVE "\n", (long long)ms[i].id);
 		}
 	}
 	journal_migrations_free(ms, n);
@@ -86,7 +104,7 @@ static int list(PGconn *c, const struct options *o)
 }
 
 static void print_json(const struct journal_migration *m, const struct journal_step *s, int n_steps,
-		       const struct journal_prior *p, int n_prior)
+		       const struct journal_prior *p, int n_prior, bool finalize)
 {
 	cJSON *doc = cJSON_CreateObject(), *arr;
 
@@ -95,6 +113,7 @@ static void print_json(const struct journal_migration *m, const struct journal_s
 	cJSON_AddStringToObject(doc, "state", journal_state_name(m->state));
 	cJSON_AddStringToObject(doc, "error", m->error);
 	cJSON_AddStringToObject(doc, "cutover_at", m->cutover_at);
+	cJSON_AddBoolToObject(doc, "waiting_for_finalize", finalize);
 	arr = cJSON_AddArrayToObject(doc, "steps");
 	for (int i = 0; i < n_steps; i++) {
 		cJSON *st = cJSON_CreateObject();
@@ -121,7 +140,7 @@ static void print_json(const struct journal_migration *m, const struct journal_s
 }
 
 static void print_text(const struct journal_migration *m, const struct journal_step *s, int n_steps,
-		       int n_prior)
+		       int n_prior, bool finalize)
 {
 	const char *move = next_move(m->state, m->cutover_released);
 
@@ -133,6 +152,8 @@ static void print_text(const struct journal_migration *m, const struct journal_s
 		printf("  error: %s\n", m->error);
 	if (move)
 		printf("  %s\n", move);
+	if (finalize)
+		printf("  " FINALIZE_MOVE "\n", (long long)m->id);
 	printf("  steps:\n");
 	for (int i = 0; i < n_steps; i++) {
 		printf("    %2d %-9s %-8s %s\n", s[i].step.seq, plan_phase_name(s[i].step.phase),
@@ -171,9 +192,9 @@ static int show(PGconn *c, const struct options *o, const char *idtext)
 		report_error("no such migration", NULL, "`pgvalve status` lists them");
 		rc = EXIT_USAGE;
 	} else if (o->format == FORMAT_JSON) {
-		print_json(&m, s, n_steps, p, n_prior);
+		print_json(&m, s, n_steps, p, n_prior, waiting_for_finalize(c, id));
 	} else {
-		print_text(&m, s, n_steps, n_prior);
+		print_text(&m, s, n_steps, n_prior, waiting_for_finalize(c, id));
 	}
 	journal_migration_free(&m);
 	journal_steps_free(s, n_steps);

@@ -6,6 +6,7 @@
 #ifndef PGVALVE_COORDINATOR_COMMANDS_H
 #define PGVALVE_COORDINATOR_COMMANDS_H
 
+#include "db.h"
 #include "options.h"
 #include "orm.h"
 #include "plan.h"
@@ -25,6 +26,7 @@ int cmd_status(struct options *o);
 int cmd_rollback(struct options *o);
 int cmd_recover(struct options *o);
 int cmd_audit(struct options *o);
+int cmd_finalize(struct options *o);
 
 /*
  * Loads o->args and plans them (cmd_plan.c), with --orm (orm.h): '*orm'
@@ -33,7 +35,7 @@ int cmd_audit(struct options *o);
  * (2: a file that is not SQL text, ORM names that cannot be derived), each
  * reported.
  */
-int plan_build_orm(struct plan *p, const struct options *o, struct orm_record *orm);
+int plan_build(struct plan *p, const struct options *o, struct orm_record *orm);
 
 /*
  * Whether the ORM's records let the migration go on (orm_check): true, or
@@ -41,5 +43,11 @@ int plan_build_orm(struct plan *p, const struct options *o, struct orm_record *o
  * table cannot be read). '*table_exists': whether the ORM's table is there.
  */
 bool plan_orm_check(PGconn *c, const struct orm_record *orm, bool *table_exists, int *rc);
+
+/*
+ * Plans what only the catalog can plan (the key type change, keychange.h)
+ * through 'c'; reports refusals. Returns EXIT_DONE, EXIT_REFUSED or EXIT_ATTENTION.
+ */
+int plan_resolve(PGconn *c, struct plan *p, const struct options *o);
 
 #endif

@@ -16,6 +16,7 @@
 #include "cutover.h"
 #include "db.h"
 #include "journal.h"
+#include "keychange.h"
 #include "preflight.h"
 #include "proxyctl.h"
 #include "report.h"
@@ -238,6 +239,11 @@ static bool prepare(struct migration *a)
 
 		if (st->phase != PHASE_PREPARE || a->done[i])
 			continue;
+		if (st->kind == STEP_KEYCHANGE_SHADOW || st->kind == STEP_KEYCHANGE_BACKFILL) {
+			if (!keychange_prepare_step(a, st)) /* keychange_prepare.c */
+				return false;
+			continue;
+		}
 		if (!(st->kind == STEP_CREATE_OBJECT ? create_object(a, st) : build_index(a, st)))
 			return false;
 	}

@@ -27,6 +27,10 @@
 #define WATCH_MIN 0
 #define WATCH_MAX 86400
 #define CONFIG_FILE_MAX (1 << 20)
+/* the key type change's backfill */
+#define BACKFILL_BATCH_MIN 1
+#define BACKFILL_BATCH_MAX 1000000
+#define BACKFILL_RATE_MAX 100000000
 
 static const struct {
 	const char *name;
@@ -56,6 +60,10 @@ static const struct {
 	{ "fail-on", OPT_FAIL_ON, required_argument },
 	{ "orm", OPT_ORM, required_argument },
 	{ "orm-name", OPT_ORM, required_argument },
+	/* the key type change's backfill */
+	{ "backfill-batch", OPT_BACKFILL_BATCH, required_argument },
+	{ "backfill-rate", OPT_BACKFILL_RATE, required_argument },
+	{ "finalize", OPT_FINALIZE, no_argument },
 };
 #define N_FLAGS (int)(sizeof(flags) / sizeof(flags[0]))
 
@@ -265,6 +273,7 @@ bool options_parse(int argc, char **argv, unsigned allowed, struct options *o, c
 	o->lock_timeout_ms = 200;
 	o->attempts = 30;
 	o->watch_s = 60;
+	o->backfill_batch = 1000;
 	o->terminate_blockers_after_ms = -1;
 	for (int i = 0; i < N_FLAGS; i++)
 		if (allowed & flags[i].flag)
@@ -407,6 +416,19 @@ bool options_parse(int argc, char **argv, unsigned allowed, struct options *o, c
 			break;
 		case OPT_SUGGEST:
 			o->suggest = true;
+			break;
+		/* the key type change's backfill */
+		case OPT_BACKFILL_BATCH:
+			if (!parse_int(name, arg, BACKFILL_BATCH_MIN, BACKFILL_BATCH_MAX, &o->backfill_batch,
+				       err, errlen))
+				return false;
+			break;
+		case OPT_BACKFILL_RATE:
+			if (!parse_int(name, arg, 0, BACKFILL_RATE_MAX, &o->backfill_rate, err, errlen))
+				return false;
+			break;
+		case OPT_FINALIZE:
+			o->finalize = true;
 			break;
 		case OPT_FAIL_ON:
 			if (strcmp(arg, "error") == 0) {

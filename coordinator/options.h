@@ -51,7 +51,11 @@ struct options {
 	enum fail_on fail_on;
 	char *orm;      /* --orm / "orm": the tool whose bookkeeping apply writes (orm.h); NULL: none */
 	char *orm_name; /* --orm-name: the migration's name for that tool */
-	char **args;    /* positional: files, or an id */
+	/* the key type change's backfill (keychange_prepare.c) */
+	int backfill_batch; /* rows per batch */
+	int backfill_rate;  /* rows a second at most (0: as fast as it goes) */
+	bool finalize;      /* apply --finalize: drop the old columns once committed */
+	char **args;        /* positional: files, or an id */
 	int n_args;
 };
 
@@ -80,6 +84,10 @@ enum option_flag {
 	OPT_FAIL_ON = 1 << 20,
 	OPT_FORMAT_AUDIT = 1 << 21, /* not a flag: --format also takes dot, mermaid and sql */
 	OPT_ORM = 1 << 22,          /* --orm and --orm-name */
+	/* the key type change's backfill */
+	OPT_BACKFILL_BATCH = 1 << 23,
+	OPT_BACKFILL_RATE = 1 << 24,
+	OPT_FINALIZE = 1 << 25,
 };
 
 /*

@@ -93,9 +93,10 @@ bool plan_hold_parse(const char *name, enum plan_hold *out)
 const char *plan_step_kind_name(enum step_kind k)
 {
 	static const char *const names[] = {
-		"create_index",  "add_not_valid", "add_using_index",   "drop_constraint",
-		"validate",      "set_not_null",  "drop_helper_check", "unsafe",
-		"create_object", "alter",         "insert_rows"
+		"create_index",       "add_not_valid", "add_using_index",   "drop_constraint",
+		"validate",           "set_not_null",  "drop_helper_check", "unsafe",
+		"create_object",      "alter",         "insert_rows",       "keychange_shadow",
+		"keychange_backfill", "keychange_swap"
 	};
 
 	return names[k];
@@ -265,6 +266,11 @@ cJSON *plan_to_json(const struct plan *p)
 		cJSON_AddStringToObject(o, "recipe", r->recipe);
 		cJSON_AddItemToArray(arr, o);
 	}
+	if (p->n_keychange_undo) { /* the key type change's swap back (keychange_swap.c reads it) */
+		arr = cJSON_AddArrayToObject(doc, "keychange_undo");
+		for (int i = 0; i < p->n_keychange_undo; i++)
+			cJSON_AddItemToArray(arr, cJSON_Parse(p->keychange_undo[i]));
+	}
 	return doc;
 }
 
@@ -287,6 +293,10 @@ void plan_free(struct plan *p)
 		free(p->refusals[i].recipe);
 	}
 	free(p->refusals);
+	free(p->keychange_reqs);
+	for (int i = 0; i < p->n_keychange_undo; i++)
+		free(p->keychange_undo[i]);
+	free(p->keychange_undo);
 	free(p->created);
 	free(p->inputs);
 	free(p->constraints);

@@ -84,8 +84,12 @@ enum step_kind {
 	STEP_CREATE_OBJECT,     /* CREATE TABLE/SEQUENCE/TYPE/VIEW/FUNCTION, COMMENT ON: as written */
 	STEP_ALTER,             /* a brief metadata-only ALTER TABLE (ADD COLUMN, DROP COLUMN, RENAME …) */
 	STEP_INSERT_ROWS,       /* INSERT … VALUES of constants (an ORM's version row): in the cutover */
+	/* the online key type change (keychange.h) */
+	STEP_KEYCHANGE_SHADOW,   /* a table's bigint shadow columns and the trigger that fills them */
+	STEP_KEYCHANGE_BACKFILL, /* the shadow columns filled in batches (sql: one batch, $1/$2 ctid bounds) */
+	STEP_KEYCHANGE_SWAP,     /* one table's part of the swap, all in the finalize transaction */
 };
-#define STEP_KIND_LAST STEP_INSERT_ROWS
+#define STEP_KIND_LAST STEP_KEYCHANGE_SWAP
 
 struct plan_step {
 	int seq; /* 1-based, in execution order */
@@ -120,6 +124,13 @@ struct plan_refusal {
 	char *recipe; /* the safe recipe, or the forms pgvalve supports */
 };
 
+/* ALTER COLUMN … TYPE bigint as a file writes it: resolved against the catalog by keychange_plan.c. */
+struct plan_keychange_req {
+	struct qname table;
+	char column[PLAN_NAME_MAX];
+	int input;
+};
+
 struct plan {
 	char *name;        /* the first file's base name */
 	char checksum[65]; /* sha256 of the inputs, hex */
@@ -140,6 +151,12 @@ struct plan {
 	/* every statement rules_plan() refused, in file order (none when it returned true) */
 	struct plan_refusal *refusals;
 	int n_refusals;
+	/* ALTER COLUMN … TYPE bigint statements (keychange.h): no steps until keychange_resolve() */
+	struct plan_keychange_req *keychange_reqs;
+	int n_keychange_reqs;
+	/* per key change: how to swap it back (JSON text, keychange_plan.c), kept in the journal's plan */
+	char **keychange_undo;
+	int n_keychange_undo;
 };
 
 void plan_free(struct plan *p);

@@ -10,6 +10,8 @@
 
 #include "cutover.h"
 #include "journal.h"
+#include "journal_keychange.h"
+#include "keychange.h"
 #include "report.h"
 #include "xalloc.h"
 
@@ -101,10 +103,20 @@ bool rollback_run(PGconn *ddl, PGconn *observer, const struct options *o, int64_
 	};
 	struct db_error err;
 	char why[1536];
-	bool ok = false;
+	bool ok = false, swapped = false;
 	int n = 0;
 
 	report_event("rollback", NULL, "migration %lld: rolling back (%s)", (long long)id, reason);
+	/* a key type change after its swap: swapped back first, or refused with the state as it is */
+	if (!journal_keychange_swapped(ddl, id, &swapped, &err))
+		goto db_failed;
+	if (swapped && !keychange_unswap(ddl, observer, o, id, res.why, sizeof(res.why))) {
+		report_error("cannot roll back: the key type change could not be swapped back", res.why,
+			     "nothing is lost: the old columns (*_" KEYCHANGE_OLD_SUFFIX
+			     ") still follow the new ones; `rollback` again retries, `pgvalve finalize ID` "
+			     "ends the change");
+		goto done;
+	}
 	if (!journal_set_state(ddl, id, MIG_ROLLING_BACK, reason, &err))
 		goto db_failed;
 	if (!restore_absorbed_indexes(ddl, id, res.why, sizeof(res.why))) {
@@ -112,6 +124,13 @@ bool rollback_run(PGconn *ddl, PGconn *observer, const struct options *o, int64_
 			 reason, res.why);
 		report_error("the rollback could not restore an index", res.why,
 			     "the journal says rolling_back: `pgvalve recover --rollback` tries again");
+		goto record;
+	}
+	/* a key type change: its shadow columns go first (keychange_swap.c) */
+	if (!keychange_rollback(ddl, observer, o, id, res.why, sizeof(res.why))) {
+		snprintf(why, sizeof(why), "%s; %s", reason, res.why);
+		report_error("the key type change was not rolled back", res.why,
+			     "the journal says rolling_back: see `pgvalve status ID`");
 		goto record;
 	}
 	if (!journal_undo_statements(observer, id, &undo, &n, &err))

@@ -191,4 +191,7 @@ enum rules_outcome rules_unique(struct rules_ctx *c, const struct rules_target *
 				bool primary);
 enum rules_outcome rules_not_null(struct rules_ctx *c, const struct rules_target *t, const char *column);
 
+/* keychange.c: ALTER COLUMN … TYPE bigint (keychange_wants), recorded for keychange_resolve(). */
+enum rules_outcome keychange_rule(struct rules_ctx *c, const struct rules_target *t, const char *column);
+
 #endif

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "quote.h"
+#include "keychange.h"
 #include "rules_internal.h"
 #include "xalloc.h"
 
@@ -491,6 +492,11 @@ enum rules_outcome rules_table_alter(struct rules_ctx *c, const struct rules_tar
 		enum rules_outcome o;
 		bool empty = false;
 
+		/* TYPE bigint alone: the online key type change (keychange.c), planned from the catalog */
+		if (strcmp(subtype, "AT_AlterColumnType") == 0 && n_brief == 1 && keychange_wants(at)) {
+			cJSON_Delete(copy);
+			return keychange_rule(c, t, pgtree_str(at, "name"));
+		}
 		if (strcmp(subtype, "AT_AlterColumnType") == 0 && widening(at, &length) && !type_column[0]) {
 			snprintf(type_column, sizeof(type_column), "%s", pgtree_str(at, "name"));
 		} else if (strcmp(subtype, "AT_AlterColumnType") == 0) {

@@ -855,7 +855,12 @@ static void test_refused(void **state)
 
 	refused("ALTER TABLE t VALIDATE CONSTRAINT c;\nALTER TABLE t ADD COLUMN c int DEFAULT random();",
 		false, 2, "refused: ADD COLUMN c with a default calling random()");
-	refused("ALTER TABLE t ALTER COLUMN c TYPE bigint", false, 1, "refused: ALTER COLUMN c TYPE");
+	refused("ALTER TABLE t ALTER COLUMN c TYPE numeric", false, 1, "refused: ALTER COLUMN c TYPE");
+	/* TYPE bigint with anything else in the statement is not the key type change */
+	refused("ALTER TABLE t ALTER COLUMN c TYPE bigint, ALTER COLUMN d TYPE bigint", false, 1,
+		"refused: ALTER COLUMN");
+	refused("ALTER TABLE t ALTER COLUMN c TYPE bigint USING c + 1", false, 1,
+		"refused: ALTER COLUMN c TYPE");
 	refused("ALTER TABLE t ADD CONSTRAINT x EXCLUDE USING gist (r WITH &&)", false, 1,
 		"ADD CONSTRAINT of type EXCLUSION");
 	refused("GRANT SELECT ON t TO u", false, 1, "no rule covers this statement");
@@ -1206,6 +1211,26 @@ static void test_unsafe_refused_with_recipe(void **state)
 	refused("SET work_mem = '1GB'", false, 1, "SET work_mem");
 }
 
+/* TYPE bigint / int8 alone: recorded for the key type change (keychange_plan.c), no step yet. */
+static void test_key_type_change_recorded(void **state)
+{
+	struct plan p;
+
+	(void)state;
+	plan_ok("ALTER TABLE accounts ALTER COLUMN id TYPE bigint;\n"
+		"ALTER TABLE app.orders ALTER COLUMN \"accountId\" SET DATA TYPE int8;\n",
+		&p);
+	assert_int_equal(p.n_steps, 0);
+	assert_int_equal(p.n_keychange_reqs, 2);
+	assert_string_equal(p.keychange_reqs[0].table.name, "accounts");
+	assert_string_equal(p.keychange_reqs[0].column, "id");
+	assert_int_equal(p.keychange_reqs[0].input, 0);
+	assert_string_equal(p.keychange_reqs[1].table.schema, "app");
+	assert_string_equal(p.keychange_reqs[1].column, "accountId");
+	assert_int_equal(p.keychange_reqs[1].input, 1);
+	plan_free(&p);
+}
+
 /* Every refused statement of a file is named in one run, in file order, each with its line. */
 static void test_every_refusal_named(void **state)
 {
@@ -1217,7 +1242,7 @@ static void test_every_refusal_named(void **state)
 			      "CREATE INDEX t_b ON t (b);\n"
 			      "VACUUM FULL t;\n"
 			      "ALTER TABLE t ENABLE ROW LEVEL SECURITY;\n"
-			      "ALTER TABLE t ALTER COLUMN c TYPE bigint;\n",
+			      "ALTER TABLE t ALTER COLUMN c TYPE numeric;\n",
 			      false, &p, &err));
 	assert_int_equal(p.n_refusals, 4);
 	assert_int_equal(p.inputs[p.refusals[0].input].line, 1);
@@ -1383,6 +1408,7 @@ int main(void)
 		cmocka_unit_test(test_brief_alters),
 		cmocka_unit_test(test_unsafe_refused_with_recipe),
 		cmocka_unit_test(test_every_refusal_named),
+		cmocka_unit_test(test_key_type_change_recorded),
 		cmocka_unit_test(test_set_lines),
 	};
 	int rc = cmocka_run_group_tests_name("coordinator/rules", tests, setup, teardown);

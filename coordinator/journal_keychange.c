@@ -1,0 +1,141 @@
+/*
+ * pgvalve.keychange_backfill (see journal_keychange.h): one row per backfill
+ * step, advanced in the same transaction as the batch it records.
+ */
+#include "journal_keychange.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xalloc.h"
+
+const char journal_keychange_schema_sql[] =
+	"CREATE TABLE IF NOT EXISTS pgvalve.keychange_backfill ("
+	"  migration_id bigint NOT NULL REFERENCES pgvalve.migrations (id),"
+	"  seq int NOT NULL,"
+	"  next_block bigint NOT NULL DEFAULT 0,"
+	"  end_block bigint NOT NULL,"
+	"  rows_done bigint NOT NULL DEFAULT 0,"
+	"  started_at timestamptz NOT NULL DEFAULT now(),"
+	"  updated_at timestamptz NOT NULL DEFAULT now(),"
+	"  PRIMARY KEY (migration_id, seq));"
+	"CREATE TABLE IF NOT EXISTS pgvalve.keychange_finalize ("
+	"  migration_id bigint PRIMARY KEY REFERENCES pgvalve.migrations (id),"
+	"  finalized_at timestamptz NOT NULL DEFAULT now());"
+	"CREATE TABLE IF NOT EXISTS pgvalve.keychange_unswapped ("
+	"  migration_id bigint PRIMARY KEY REFERENCES pgvalve.migrations (id),"
+	"  unswapped_at timestamptz NOT NULL DEFAULT now())";
+
+bool journal_backfill_read(PGconn *c, int64_t id, int seq, struct journal_backfill *b, bool *found,
+			   struct db_error *err)
+{
+	char ids[24], seqs[16];
+	const char *params[2] = { ids, seqs };
+	PGresult *r;
+
+	snprintf(ids, sizeof(ids), "%lld", (long long)id);
+	snprintf(seqs, sizeof(seqs), "%d", seq);
+	r = db_query(c,
+		     "SELECT next_block, end_block, rows_done FROM pgvalve.keychange_backfill "
+		     "WHERE migration_id = $1::bigint AND seq = $2::int",
+		     2, params, err);
+	if (!r)
+		return false;
+	*found = PQntuples(r) == 1;
+	memset(b, 0, sizeof(*b));
+	if (*found) {
+		b->next_block = atoll(PQgetvalue(r, 0, 0));
+		b->end_block = atoll(PQgetvalue(r, 0, 1));
+		b->rows_done = atoll(PQgetvalue(r, 0, 2));
+	}
+	PQclear(r);
+	return true;
+}
+
+bool journal_backfill_start(PGconn *c, int64_t id, int seq, long long end_block, struct db_error *err)
+{
+	char ids[24], seqs[16], end[24];
+	const char *params[3] = { ids, seqs, end };
+	PGresult *r;
+
+	snprintf(ids, sizeof(ids), "%lld", (long long)id);
+	snprintf(seqs, sizeof(seqs), "%d", seq);
+	snprintf(end, sizeof(end), "%lld", end_block);
+	r = db_query(c,
+		     "INSERT INTO pgvalve.keychange_backfill (migration_id, seq, end_block) "
+		     "VALUES ($1::bigint, $2::int, $3::bigint) ON CONFLICT DO NOTHING",
+		     3, params, err);
+	PQclear(r);
+	return r != NULL;
+}
+
+bool journal_backfill_advance(PGconn *c, int64_t id, int seq, long long next_block, long long rows,
+			      struct db_error *err)
+{
+	char ids[24], seqs[16], next[24], n[24];
+	const char *params[4] = { ids, seqs, next, n };
+	PGresult *r;
+
+	snprintf(ids, sizeof(ids), "%lld", (long long)id);
+	snprintf(seqs, sizeof(seqs), "%d", seq);
+	snprintf(next, sizeof(next), "%lld", next_block);
+	snprintf(n, sizeof(n), "%lld", rows);
+	r = db_query(c,
+		     "UPDATE pgvalve.keychange_backfill SET next_block = $3::bigint, rows_done = rows_done + "
+		     "$4::bigint, updated_at = now() WHERE migration_id = $1::bigint AND seq = $2::int",
+		     4, params, err);
+	PQclear(r);
+	return r != NULL;
+}
+
+bool journal_keychange_waiting(PGconn *c, int64_t id, bool *waiting, struct db_error *err)
+{
+	char ids[24];
+	const char *params[1] = { ids };
+	PGresult *r;
+
+	snprintf(ids, sizeof(ids), "%lld", (long long)id);
+	r = db_query(c,
+		     "SELECT EXISTS (SELECT FROM pgvalve.steps WHERE migration_id = $1::bigint AND kind = "
+		     "'keychange_swap' AND state = 'done') AND NOT EXISTS (SELECT FROM "
+		     "pgvalve.keychange_finalize WHERE migration_id = $1::bigint) AND (SELECT state FROM "
+		     "pgvalve.migrations WHERE id = $1::bigint) = 'committed'",
+		     1, params, err);
+	if (!r)
+		return false;
+	*waiting = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	return true;
+}
+
+char *journal_keychange_finalized_sql(int64_t id)
+{
+	return xasprintf("INSERT INTO pgvalve.keychange_finalize (migration_id) VALUES (%lld)",
+			 (long long)id);
+}
+
+bool journal_keychange_swapped(PGconn *c, int64_t id, bool *swapped, struct db_error *err)
+{
+	char ids[24];
+	const char *params[1] = { ids };
+	PGresult *r;
+
+	snprintf(ids, sizeof(ids), "%lld", (long long)id);
+	r = db_query(c,
+		     "SELECT EXISTS (SELECT FROM pgvalve.steps WHERE migration_id = $1::bigint AND kind = "
+		     "'keychange_swap' AND state = 'done') AND NOT EXISTS (SELECT FROM "
+		     "pgvalve.keychange_unswapped WHERE migration_id = $1::bigint)",
+		     1, params, err);
+	if (!r)
+		return false;
+	*swapped = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	return true;
+}
+
+char *journal_keychange_unswapped_sql(int64_t id)
+{
+	return xasprintf("INSERT INTO pgvalve.keychange_unswapped (migration_id) VALUES (%lld)",
+			 (long long)id);
+}

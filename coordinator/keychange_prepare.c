@@ -1,0 +1,205 @@
+/*
+ * The key type change's prepare steps (docs/architecture.md §4.9): a
+ * table's shadow columns and their trigger, added through the hold path (a
+ * brief ACCESS EXCLUSIVE: ADD COLUMN without a default, CREATE TRIGGER, a
+ * NOT VALID check), then the backfill: the table's pages in batches, each
+ * batch one short transaction that also records where it got to, so a
+ * killed coordinator resumes at the next batch; throttled by
+ * --backfill-rate, with a progress line.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "catalog.h"
+#include "cutover.h"
+#include "journal.h"
+#include "journal_keychange.h"
+#include "keychange.h"
+#include "migrate.h"
+#include "report.h"
+#include "xalloc.h"
+#include "pgvalve/clock.h"
+
+/* A batch's own lock_timeout: a batch waits behind a row lock at most this long, then is tried again. */
+#define BATCH_LOCK_TIMEOUT_MS 2000
+
+static bool shadow(struct migration *a, const struct plan_step *st)
+{
+	struct cutover_stmt stmt = { st->sql, st->table, st->other, st->lock, st->hold };
+	char *journal = journal_step_done_sql(a->id, st->seq);
+	const char *journal_sql[1] = { journal };
+	struct cutover_job job = { .what = "keychange",
+				   .stmts = &stmt,
+				   .n_stmts = 1,
+				   .journal_sql = journal_sql,
+				   .n_journal_sql = 1,
+				   .migration_id = a->id };
+	struct cutover_result res;
+	char name[2 * PLAN_NAME_MAX + 8];
+	bool ok;
+
+	qname_format(&st->table, name, sizeof(name));
+	report_event("prepare", NULL, "prepare: bigint shadow columns and their trigger on %s", name);
+	ok = cutover_run(a->ddl, a->observer, a->o, &job, &res);
+	if (ok)
+		report_event("prepare", NULL, "prepare: shadow columns on %s added; traffic held %lld ms",
+			     name, (long long)res.held_ms);
+	else
+		report_error(
+			"cannot add the shadow columns", res.why,
+			"see the blocking sessions above; retry later, or raise --max-stall or --attempts");
+	free(journal);
+	return ok;
+}
+
+/* The table's size in pages and its rows per page (estimated: reltuples / relpages). */
+static bool table_pages(struct migration *a, const struct plan_step *st, long long *pages, double *per_page)
+{
+	struct catalog_relation rel;
+	const char *params[1] = { rel.oid };
+	struct db_error err;
+	PGresult *r;
+
+	if (catalog_relation(a->observer, &st->table, &rel, &err) != CATALOG_FOUND) {
+		report_error("cannot find the table to backfill", err.msg, NULL);
+		return false;
+	}
+	r = db_query(a->observer,
+		     "SELECT pg_catalog.pg_relation_size($1::oid) / current_setting('block_size')::int, "
+		     "CASE WHEN relpages > 0 AND reltuples > 0 THEN reltuples / relpages ELSE 0 END "
+		     "FROM pg_catalog.pg_class WHERE oid = $1::oid",
+		     1, params, &err);
+	if (!r || PQntuples(r) != 1) {
+		PQclear(r);
+		report_error("cannot read the size of the table to backfill", err.msg, NULL);
+		return false;
+	}
+	*pages = atoll(PQgetvalue(r, 0, 0));
+	*per_page = atof(PQgetvalue(r, 0, 1));
+	PQclear(r);
+	return true;
+}
+
+/*
+ * One batch: the pages [from, to) whose shadow columns differ, and the
+ * journal's position, in one transaction. Returns the rows written, or -1
+ * ('err': a lock wait that ran out, a deadlock or a serialization failure
+ * may be tried again).
+ */
+static long long batch(struct migration *a, const struct plan_step *st, long long from, long long to,
+		       struct db_error *err)
+{
+	char lo[32], hi[32], set[64];
+	const char *params[2] = { lo, hi };
+	long long rows = -1;
+	PGresult *r;
+
+	snprintf(lo, sizeof(lo), "(%lld,0)", from);
+	snprintf(hi, sizeof(hi), "(%lld,0)", to);
+	snprintf(set, sizeof(set), "SET LOCAL lock_timeout = %d", BATCH_LOCK_TIMEOUT_MS);
+	if (!db_exec(a->ddl, "BEGIN", err))
+		return -1;
+	if (db_exec(a->ddl, set, err) && (r = db_query(a->ddl, st->sql, 2, params, err)) != NULL) {
+		rows = atoll(PQcmdTuples(r));
+		PQclear(r);
+		if (!journal_backfill_advance(a->ddl, a->id, st->seq, to, rows, err) ||
+		    !db_exec(a->ddl, "COMMIT", err))
+			rows = -1;
+	}
+	if (rows < 0)
+		db_rollback(a->ddl);
+	return rows;
+}
+
+/* Whether a failed batch may be tried again: lock_timeout, deadlock, serialization failure. */
+static bool retryable(const struct db_error *err)
+{
+	return strcmp(err->sqlstate, "55P03") == 0 || strcmp(err->sqlstate, "40P01") == 0 ||
+		strcmp(err->sqlstate, "40001") == 0;
+}
+
+static bool backfill(struct migration *a, const struct plan_step *st)
+{
+	struct journal_backfill pos;
+	struct db_error err;
+	char name[2 * PLAN_NAME_MAX + 8];
+	long long pages, step, rows = 0, first;
+	double per_page;
+	int64_t started = clock_mono_ms();
+	int failures = 0;
+	bool found;
+
+	qname_format(&st->table, name, sizeof(name));
+	if (!journal_backfill_read(a->ddl, a->id, st->seq, &pos, &found, &err)) {
+		report_error("cannot read the backfill's position from the journal", err.msg, NULL);
+		return false;
+	}
+	if (!table_pages(a, st, &pages, &per_page))
+		return false;
+	if (!found) {
+		/* every row older than the trigger is in these pages: later rows are written with it */
+		pos.end_block = pages;
+		if (!journal_backfill_start(a->ddl, a->id, st->seq, pages, &err)) {
+			report_error("cannot record the backfill in the journal", err.msg, NULL);
+			return false;
+		}
+	} else if (pos.next_block > 0) {
+		report_event("backfill", NULL, "backfill of %s resumes at page %lld of %lld (%lld rows done)",
+			     name, pos.next_block, pos.end_block, pos.rows_done);
+	}
+	step = per_page >= 1 ? (long long)(a->o->backfill_batch / per_page) : a->o->backfill_batch / 100;
+	if (step < 1)
+		step = 1;
+	first = pos.next_block;
+	while (pos.next_block < pos.end_block) {
+		long long to = pos.next_block + step < pos.end_block ? pos.next_block + step : pos.end_block;
+		long long n = batch(a, st, pos.next_block, to, &err);
+		double elapsed_s;
+
+		if (n < 0) {
+			if (!retryable(&err) || ++failures >= a->o->attempts) {
+				report_error("a backfill batch failed", err.msg, NULL);
+				return false;
+			}
+			report_warning("a backfill batch waited too long or deadlocked; trying it again",
+				       err.msg);
+			continue;
+		}
+		failures = 0;
+		pos.next_block = to;
+		rows += n;
+		elapsed_s = (double)(clock_mono_ms() - started) / 1000.0;
+		if (a->o->backfill_rate > 0 && elapsed_s < (double)rows / a->o->backfill_rate) {
+			double wait = (double)rows / a->o->backfill_rate - elapsed_s;
+			struct timespec ts = { (time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9) };
+
+			nanosleep(&ts, NULL);
+			elapsed_s = (double)(clock_mono_ms() - started) / 1000.0;
+		}
+		/* the estimate: the pages left at the pace of the pages done in this run */
+		report_progress("backfill %s: page %lld of %lld, %lld rows, %.0f rows/s, ~%.0f s left", name,
+				pos.next_block, pos.end_block, rows,
+				elapsed_s > 0 ? (double)rows / elapsed_s : 0.0,
+				elapsed_s * (double)(pos.end_block - pos.next_block) /
+					(double)(pos.next_block - first));
+	}
+	report_progress_done();
+	report_event("backfill", NULL, "backfill of %s done: %lld rows in %.1f s", name, rows,
+		     (double)(clock_mono_ms() - started) / 1000.0);
+	{
+		char *done = journal_step_done_sql(a->id, st->seq);
+		bool ok = db_exec(a->ddl, done, &err);
+
+		free(done);
+		if (!ok)
+			report_error("cannot update the journal", err.msg, NULL);
+		return ok;
+	}
+}
+
+bool keychange_prepare_step(struct migration *a, const struct plan_step *st)
+{
+	return st->kind == STEP_KEYCHANGE_SHADOW ? shadow(a, st) : backfill(a, st);
+}
