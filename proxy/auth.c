@@ -64,6 +64,7 @@ struct auth {
 	unsigned long gen;
 	char md5_resp[MD5_AUTH_LEN + 1]; /* the client's md5 answer, while a refetch checks it again */
 	bool server_verified;            /* the server's SCRAM signature checked */
+	int server_mech;                 /* the server leg's enum stats_auth_mech, -1: none asked yet */
 	uint8_t *startup;                /* the client's StartupMessage, forwarded once the client is in */
 	uint32_t startup_len;
 };
@@ -97,6 +98,19 @@ void auth_free(struct auth *a)
 	free(a->startup);
 	OPENSSL_cleanse(a, sizeof(*a)); /* the verifier, the md5 hash, the ClientKey */
 	free(a);
+}
+
+/* Which enum stats_auth_mech a SCRAM mechanism name is. */
+static int scram_mech(const char *name)
+{
+	return strcmp(name, "SCRAM-SHA-256-PLUS") == 0 ? STATS_AUTH_SCRAM_PLUS : STATS_AUTH_SCRAM;
+}
+
+/* A leg of the login passed with 'mech' (pgvalve_auth_logins_total). */
+static void count_login(struct session *s, enum stats_auth_leg leg, int mech)
+{
+	if (mech >= 0 && mech < STATS_AUTH_MECHS)
+		s->w->stats.auth_logins_total[leg][mech]++;
 }
 
 static void auth_done(struct session *s)
@@ -277,6 +291,7 @@ void auth_client_begin(struct session *s, uint32_t startup_len)
 		return;
 	}
 	s->auth = a;
+	a->server_mech = -1;
 	memcpy(a->startup, b->data + b->head, startup_len);
 	a->startup_len = startup_len;
 	b->scan = b->head + startup_len;
@@ -355,6 +370,7 @@ static void client_sasl(struct session *s, const uint8_t *body, uint32_t len)
 			}
 			session_log(s, LOG_DEBUG, "client authenticated with %s",
 				    scram_server_mechanism(a->client_leg));
+			count_login(s, STATS_AUTH_CLIENT, scram_mech(scram_server_mechanism(a->client_leg)));
 			client_leg_done(s);
 			return;
 		}
@@ -396,6 +412,7 @@ static void refetch_done(struct session *s, enum auth_lookup_result r, const cha
 	}
 	snprintf(a->md5_hash, sizeof(a->md5_hash), "%s", text);
 	session_log(s, LOG_DEBUG, "client authenticated with md5 (refetched verifier)");
+	count_login(s, STATS_AUTH_CLIENT, STATS_AUTH_MD5);
 	client_leg_done(s);
 }
 
@@ -432,6 +449,7 @@ static void client_md5(struct session *s, const uint8_t *body, uint32_t len)
 		return;
 	}
 	session_log(s, LOG_DEBUG, "client authenticated with md5");
+	count_login(s, STATS_AUTH_CLIENT, STATS_AUTH_MD5);
 	client_leg_done(s);
 }
 
@@ -560,6 +578,7 @@ static enum relay_msg server_sasl(struct session *s, uint32_t code, const uint8_
 		if (!send_to_server(s, prefix, mech_len + 4, out, out_len))
 			return server_refuses(s, "53200", "out of memory");
 		session_log(s, LOG_DEBUG, "logging in upstream with %s", mech);
+		a->server_mech = scram_mech(mech);
 		return RELAY_MSG_DROP;
 	}
 	case AUTH_SASL_CONTINUE:
@@ -616,6 +635,7 @@ enum relay_msg auth_server_msg(struct session *s, const uint8_t *body, uint32_t 
 			return server_refuses(s, "08006",
 					      "the server accepted the login without proving it knows the "
 					      "role's verifier");
+		count_login(s, STATS_AUTH_SERVER, a->server_mech);
 		auth_done(s); /* the keys are not needed any more */
 		return RELAY_MSG_PASS;
 	case AUTH_SASL:
@@ -636,6 +656,7 @@ enum relay_msg auth_server_msg(struct session *s, const uint8_t *body, uint32_t 
 				s, "28000",
 				"the server asks for md5 authentication, but auth.userlist_file "
 				"has no md5 hash for this role");
+		a->server_mech = STATS_AUTH_MD5;
 		ok = md5_auth_response(a->md5_hash, body + 4, resp) &&
 			send_to_server(s, NULL, 0, resp, MD5_AUTH_LEN + 1);
 		OPENSSL_cleanse(resp, sizeof(resp));
