@@ -63,9 +63,11 @@ struct auth {
 	bool from_cache;           /* ... and was taken from there, not fetched for this login */
 	unsigned long gen;
 	char md5_resp[MD5_AUTH_LEN + 1]; /* the client's md5 answer, while a refetch checks it again */
-	bool server_verified;            /* the server's SCRAM signature checked */
-	int server_mech;                 /* the server leg's enum stats_auth_mech, -1: none asked yet */
-	uint8_t *startup;                /* the client's StartupMessage, forwarded once the client is in */
+	char *sasl_final; /* the client's SCRAM client-final, while a refetch checks it again */
+	size_t sasl_final_len;
+	bool server_verified; /* the server's SCRAM signature checked */
+	int server_mech;      /* the server leg's enum stats_auth_mech, -1: none asked yet */
+	uint8_t *startup;     /* the client's StartupMessage, forwarded once the client is in */
 	uint32_t startup_len;
 };
 
@@ -96,6 +98,10 @@ void auth_free(struct auth *a)
 	scram_client_free(a->server_leg);
 	auth_lookup_cancel(a->lookup);
 	free(a->startup);
+	if (a->sasl_final) {
+		OPENSSL_cleanse(a->sasl_final, a->sasl_final_len);
+		free(a->sasl_final);
+	}
 	OPENSSL_cleanse(a, sizeof(*a)); /* the verifier, the md5 hash, the ClientKey */
 	free(a);
 }
@@ -339,6 +345,102 @@ static void client_leg_done(struct session *s)
 	server_connect(s);
 }
 
+/* The client's proof checked (scram_server_final() or _recheck() said DONE; 'out' is server-final). */
+static void client_scram_done(struct session *s, const char *out, size_t out_len)
+{
+	struct auth *a = s->auth;
+
+	if (!scram_server_client_key(a->client_leg, a->client_key) ||
+	    !send_to_client(s, AUTH_SASL_FINAL, out, out_len)) {
+		session_close(s, "53200", "out of memory");
+		return;
+	}
+	session_log(s, LOG_DEBUG, "client authenticated with %s%s", scram_server_mechanism(a->client_leg),
+		    a->sasl_final ? " (refetched verifier)" : "");
+	count_login(s, STATS_AUTH_CLIENT, scram_mech(scram_server_mechanism(a->client_leg)));
+	client_leg_done(s);
+}
+
+/*
+ * The refetched verifier (see client_sasl()) answered: the client's
+ * client-final is checked once more against it when it has the salt and
+ * iteration count the client was sent (scram_server_recheck()), so a
+ * verifier replaced with the same salt works in the very login that found
+ * the cached one stale. With another salt the client's proof cannot be
+ * judged: 28P01, and the next login gets the new salt.
+ */
+static void sasl_refetch_done(struct session *s, enum auth_lookup_result r, const char *text)
+{
+	struct auth *a = s->auth;
+	struct scram_verifier fresh;
+	char out[SCRAM_MESSAGE_MAX];
+	size_t out_len = 0;
+	const char *peeked;
+	enum scram_result res;
+
+	a->lookup = NULL;
+	if (s->dead || s->state != SESSION_CLIENT_AUTH)
+		return;
+	if (r != AUTH_LOOKUP_OK) {
+		session_close(s, "08006", "could not look up the role's password verifier (auth.query)");
+		return;
+	}
+	a->from_cache = false;
+	a->cached = auth_cache_peek(s, lookup_dbname(s), &peeked, &a->gen);
+	if (verifier_classify(text) != VERIFIER_SCRAM || !scram_verifier_parse(text, &fresh)) {
+		fail_password(s, "wrong SCRAM proof (the refetched verifier is no SCRAM verifier)");
+		return;
+	}
+	res = scram_server_recheck(a->client_leg, &fresh, a->sasl_final, a->sasl_final_len, out, sizeof(out),
+				   &out_len);
+	if (res == SCRAM_DONE) {
+		scram_verifier_clear(&a->v);
+		a->v = fresh; /* the server leg logs in with this one's ServerKey */
+	}
+	scram_verifier_clear(&fresh);
+	if (res != SCRAM_DONE) {
+		fail_password(s, "wrong SCRAM proof (checked against the refetched verifier too)");
+		return;
+	}
+	client_scram_done(s, out, out_len);
+}
+
+/*
+ * A wrong proof against a cached verifier: when auth_cache_drop() lets it
+ * (once a second per role), the verifier is fetched again and the same
+ * client-final checked against it (sasl_refetch_done()). True if that is
+ * under way.
+ */
+static bool sasl_refetch(struct session *s, const uint8_t *body, uint32_t len)
+{
+	struct auth *a = s->auth;
+
+	if (!a->from_cache)
+		return false;
+	if (a->v.doomed) {
+		/* A cached "no such role": no verifier can judge a proof made with a mock's salt. */
+		drop_verifier(s, true, "the client's proof does not match it");
+		return false;
+	}
+	if (!a->cached || !auth_cache_drop(s, lookup_dbname(s), a->gen, true))
+		return false;
+	a->cached = false;
+	if (!(a->sasl_final = malloc(len))) {
+		session_close(s, "53200", "out of memory");
+		return true;
+	}
+	memcpy(a->sasl_final, body, len);
+	a->sasl_final_len = len;
+	a->step = STEP_CLIENT_LOOKUP;
+	session_log(s, LOG_DEBUG,
+		    "auth cache: refetching the verifier of role \"%s\" (the client's proof does not "
+		    "match it)",
+		    s->user);
+	if (!(a->lookup = auth_lookup_start(s, lookup_dbname(s), sasl_refetch_done)))
+		session_close(s, "53200", "out of memory");
+	return true;
+}
+
 /* A SASLInitialResponse or SASLResponse, as the step expects. */
 static void client_sasl(struct session *s, const uint8_t *body, uint32_t len)
 {
@@ -363,21 +465,14 @@ static void client_sasl(struct session *s, const uint8_t *body, uint32_t len)
 	} else {
 		r = scram_server_final(a->client_leg, (const char *)body, len, out, sizeof(out), &out_len);
 		if (r == SCRAM_DONE) {
-			if (!scram_server_client_key(a->client_leg, a->client_key) ||
-			    !send_to_client(s, AUTH_SASL_FINAL, out, out_len)) {
-				session_close(s, "53200", "out of memory");
-				return;
-			}
-			session_log(s, LOG_DEBUG, "client authenticated with %s",
-				    scram_server_mechanism(a->client_leg));
-			count_login(s, STATS_AUTH_CLIENT, scram_mech(scram_server_mechanism(a->client_leg)));
-			client_leg_done(s);
+			client_scram_done(s, out, out_len);
 			return;
 		}
+		/* A cached verifier may be stale: checked again against a fresh one. */
+		if (r == SCRAM_FAILED && sasl_refetch(s, body, len))
+			return;
 	}
 	if (r == SCRAM_FAILED) {
-		if (a->from_cache)
-			drop_verifier(s, true, "the client's proof does not match it");
 		fail_password(s, "wrong SCRAM proof, or no usable verifier for the role");
 	} else
 		session_close(s, "08P01", "malformed SCRAM authentication message");
