@@ -222,11 +222,32 @@ static void find_verifier(struct session *s, struct auth *a, const char *text)
 	scram_verifier_mock(s->user, mock_secret, &a->v);
 }
 
+/*
+ * tls-server-end-point of the certificate this client's TLS session was
+ * shown, into out[]; its length, 0 for none (no TLS, or a certificate with no
+ * such hash). The snapshot's hash when that is the snapshot's certificate;
+ * else a SIGHUP swapped certificates after the handshake, and it is hashed
+ * here, so the client's binding is checked against what it saw.
+ */
+static size_t client_cbind(const struct session *s, unsigned char out[SCRAM_CBIND_MAX])
+{
+	const struct snapshot *snap = s->w->snap;
+	X509 *cert = s->client.ssl ? SSL_get_certificate(s->client.ssl) : NULL;
+	size_t len = 0;
+
+	if (!cert)
+		return 0;
+	if (snap->client_tls && cert == SSL_CTX_get0_certificate(snap->client_tls)) {
+		memcpy(out, snap->client_cbind, snap->client_cbind_len);
+		return snap->client_cbind_len;
+	}
+	return scram_cert_endpoint_hash(cert, out, &len) ? len : 0;
+}
+
 /* Sends the first authentication request for the role's verifier 'text' (or NULL). */
 static void begin_exchange(struct session *s, const char *text)
 {
 	struct auth *a = s->auth;
-	const struct snapshot *snap = s->w->snap;
 	bool sent;
 
 	find_verifier(s, a, text);
@@ -239,11 +260,10 @@ static void begin_exchange(struct session *s, const char *text)
 		sent = send_to_client(s, AUTH_MD5, a->md5_salt, sizeof(a->md5_salt));
 	} else {
 		const char *mechs;
-		size_t mechs_len;
-		bool tls = s->client.ssl && snap->client_cbind_len > 0;
+		unsigned char cbind[SCRAM_CBIND_MAX];
+		size_t mechs_len, cbind_len = client_cbind(s, cbind);
 
-		a->client_leg = scram_server_new(&a->v, tls ? snap->client_cbind : NULL,
-						 tls ? snap->client_cbind_len : 0);
+		a->client_leg = scram_server_new(&a->v, cbind_len ? cbind : NULL, cbind_len);
 		if (!a->client_leg) {
 			session_close(s, "53200", "out of memory");
 			return;

@@ -5,6 +5,8 @@ relay and terminate for new connections while existing sessions, and a login hal
 on as they began."""
 
 import base64
+import hashlib
+import hmac
 import select
 import signal
 import socket
@@ -340,4 +342,67 @@ def test_a_login_half_done_finishes_in_the_mode_it_began(pg, proxy_factory, user
                 break
         assert raw.query("SELECT current_user")[0] == [["scram_user"]]
     assert logins(proxy) == (1 if from_mode == "terminate" else 0)
+    proxy.assert_healthy()
+
+
+# ---- channel binding across a certificate swap -------------------------------------------------
+
+class ScramPlus(harness._Scram):
+    """harness's SCRAM client, with SCRAM-SHA-256-PLUS bound to the certificate 'der' (signed
+    with ECDSA-SHA256, so tls-server-end-point is its SHA-256)."""
+
+    def __init__(self, password, der):
+        super().__init__(password)
+        self.gs2 = "p=tls-server-end-point,,"
+        self.cbind = base64.b64encode(self.gs2.encode() + hashlib.sha256(der).digest()).decode()
+
+    def client_first(self):
+        self.first_bare = f"n=,r={self.nonce}"
+        return self.gs2 + self.first_bare
+
+    def client_final(self, server_first):
+        final = super().client_final(server_first)
+        # Recompute with our binding: AuthMessage covers c=.
+        attrs = dict(p.split("=", 1) for p in server_first.split(","))
+        salt, iters = base64.b64decode(attrs["s"]), int(attrs["i"])
+        salted = hashlib.pbkdf2_hmac("sha256", self.password, salt, iters)
+        client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+        without_proof = f"c={self.cbind},r={attrs['r']}"
+        self.auth_message = f"{self.first_bare},{server_first},{without_proof}".encode()
+        sig = hmac.new(hashlib.sha256(client_key).digest(), self.auth_message, "sha256").digest()
+        proof = bytes(a ^ b for a, b in zip(client_key, sig))
+        assert final  # the plain one is discarded
+        return f"{without_proof},p={base64.b64encode(proof).decode()}"
+
+
+def test_channel_binding_to_the_certificate_the_client_saw(pg, proxy_factory, userlist):
+    """SIGHUP swaps the proxy's certificate between a client's TLS handshake and its login: the
+    client's SCRAM-SHA-256-PLUS binds to the certificate it was shown, and that is what the
+    proxy checks it against (not the snapshot's new one)."""
+    proxy = proxy_factory(pg, ta.terminate_overrides(pg, userlist))
+    with proxy.raw() as raw:
+        assert raw.starttls(cafile=pg.ca_crt) == b"S"
+        der = raw.sock.getpeercert(binary_form=True)
+        new_crt, new_key = pg.other_server_cert()
+        proxy.update_config({"tls": {"cert_file": new_crt, "key_file": new_key}})
+        reload(proxy)
+        raw.send(raw.startup_packet("scram_user", harness.DATABASE))
+        typ, body = raw.read_msg()
+        assert typ == b"R" and b"SCRAM-SHA-256-PLUS" in body, (typ, body)
+        scram = ScramPlus(harness.PASSWORDS["scram_user"], der)
+        first = scram.client_first().encode()
+        raw.send_msg(b"p", b"SCRAM-SHA-256-PLUS\0" + struct.pack("!I", len(first)) + first)
+        typ, body = raw.read_msg()
+        assert typ == b"R" and struct.unpack("!I", body[:4])[0] == 11, (typ, body)
+        raw.send_msg(b"p", scram.client_final(body[4:].decode()).encode())
+        typ, body = raw.read_msg()
+        assert typ == b"R", harness.parse_error_fields(body) if typ == b"E" else (typ, body)
+        scram.verify_server_final(body[4:].decode())
+        while raw.read_msg()[0] != b"Z":
+            pass
+        assert raw.query("SELECT current_user")[0] == [["scram_user"]]
+    # New handshakes get the new certificate, and bind to it.
+    with proxy.raw() as raw:
+        raw.starttls()
+        assert raw.sock.getpeercert(binary_form=True) != der
     proxy.assert_healthy()
