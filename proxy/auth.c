@@ -402,7 +402,12 @@ static void sasl_refetch_done(struct session *s, enum auth_lookup_result r, cons
 	if (s->dead || s->state != SESSION_CLIENT_AUTH)
 		return;
 	if (r != AUTH_LOOKUP_OK) {
-		session_close(s, "08006", "could not look up the role's password verifier (auth.query)");
+		/*
+		 * The answer did not match the verifier the proxy has, and no
+		 * fresher one can be had (why is in the log): a wrong password, as
+		 * far as the client can be told.
+		 */
+		fail_password(s, "wrong password, and the refetch of the verifier failed");
 		return;
 	}
 	a->from_cache = false;
@@ -426,7 +431,7 @@ static void sasl_refetch_done(struct session *s, enum auth_lookup_result r, cons
 }
 
 /*
- * A wrong proof against a cached verifier: when auth_cache_drop() lets it
+ * A wrong proof against a cached verifier: when auth_cache_may_refetch() lets it
  * (once a second per role), the verifier is fetched again and the same
  * client-final checked against it (sasl_refetch_done()). True if that is
  * under way.
@@ -442,9 +447,8 @@ static bool sasl_refetch(struct session *s, const uint8_t *body, uint32_t len)
 		drop_verifier(s, true, "the client's proof does not match it");
 		return false;
 	}
-	if (!a->cached || !auth_cache_drop(s, lookup_dbname(s), a->gen, true))
+	if (!a->cached || !auth_cache_may_refetch(s, lookup_dbname(s), a->gen))
 		return false;
-	a->cached = false;
 	if (!(a->sasl_final = malloc(len))) {
 		session_close(s, "53200", "out of memory");
 		return true;
@@ -513,7 +517,12 @@ static void refetch_done(struct session *s, enum auth_lookup_result r, const cha
 	if (s->dead || s->state != SESSION_CLIENT_AUTH)
 		return;
 	if (r != AUTH_LOOKUP_OK) {
-		session_close(s, "08006", "could not look up the role's password verifier (auth.query)");
+		/*
+		 * The answer did not match the verifier the proxy has, and no
+		 * fresher one can be had (why is in the log): a wrong password, as
+		 * far as the client can be told.
+		 */
+		fail_password(s, "wrong password, and the refetch of the verifier failed");
 		return;
 	}
 	a->from_cache = false;
@@ -548,8 +557,7 @@ static void client_md5(struct session *s, const uint8_t *body, uint32_t len)
 		 * fresh one (once; rate-limited per role by auth_cache_drop()).
 		 */
 		if (a->from_cache && len - 1 <= MD5_AUTH_LEN && a->cached &&
-		    auth_cache_drop(s, lookup_dbname(s), a->gen, true)) {
-			a->cached = false;
+		    auth_cache_may_refetch(s, lookup_dbname(s), a->gen)) {
 			memcpy(a->md5_resp, body, len);
 			a->step = STEP_CLIENT_LOOKUP;
 			session_log(s, LOG_DEBUG,

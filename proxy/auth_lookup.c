@@ -226,6 +226,25 @@ bool auth_cache_peek(struct session *s, const char *dbname, const char **text, u
 	return true;
 }
 
+/* Whether a rate-limited drop or refetch of 'e' may happen now (and stamps it if so). */
+static bool rate_ok(struct cache_entry *e, int64_t now)
+{
+	if (e->dropped_ms && now - e->dropped_ms < CACHE_DROP_EVERY_MS)
+		return false;
+	e->dropped_ms = now;
+	return true;
+}
+
+bool auth_cache_may_refetch(struct session *s, const char *dbname, unsigned long gen)
+{
+	struct auth_lookup *l = s->w->auth_lookup;
+	struct cache_entry *e;
+
+	if (!l || !(e = cache_find(&l->cache, s->user, dbname)) || !e->valid || e->gen != gen)
+		return false;
+	return rate_ok(e, clock_mono_ms());
+}
+
 bool auth_cache_drop(struct session *s, const char *dbname, unsigned long gen, bool rate_limit)
 {
 	struct auth_lookup *l = s->w->auth_lookup;
@@ -234,11 +253,8 @@ bool auth_cache_drop(struct session *s, const char *dbname, unsigned long gen, b
 
 	if (!l || !(e = cache_find(&l->cache, s->user, dbname)) || !e->valid || e->gen != gen)
 		return false;
-	if (rate_limit) {
-		if (e->dropped_ms && now - e->dropped_ms < CACHE_DROP_EVERY_MS)
-			return false;
-		e->dropped_ms = now;
-	}
+	if (rate_limit && !rate_ok(e, now))
+		return false;
 	entry_forget(e);
 	return true;
 }

@@ -101,6 +101,29 @@ def test_other_salt_rotation_is_refused_once_then_works(pg, proxy_factory, tmp_p
         ta.restore_password(pg)
 
 
+def test_wrong_password_while_the_lookup_is_down_is_still_28P01(pg, proxy_factory, tmp_path,
+                                                                connect):
+    """The lookup cannot connect (its role may not log in): a cached verifier still logs the
+    right password in, and a wrong one, whose refetch fails, gets the usual 28P01 — not an
+    error that tells the lookup apart from the password."""
+    ta.install_lookup(pg)
+    proxy = proxy_factory(pg, ta.cached_overrides(pg, tmp_path, ttl_ms=3600000))
+    connect(proxy, user="scram_user", **tls(pg))
+    try:
+        pg.psql_admin("ALTER ROLE pgvalve_auth NOLOGIN")
+        for pid in ta.lookup_backends(pg):
+            pg.psql_admin(f"SELECT pg_terminate_backend({pid}, 10000)")
+        with pytest.raises(psycopg.OperationalError,
+                           match='password authentication failed for user "scram_user"'):
+            psycopg.connect(proxy.dsn(user="scram_user", password="wrong", **tls(pg)))
+        assert "auth lookup in database" in proxy.log_text()  # the refetch was tried, and failed
+        conn = connect(proxy, user="scram_user", **tls(pg))  # the cached verifier: no lookup
+        assert conn.execute("SELECT current_user").fetchone() == ("scram_user",)
+    finally:
+        pg.psql_admin("ALTER ROLE pgvalve_auth LOGIN")
+    proxy.assert_healthy()
+
+
 # ---- SIGHUP and the lookup connection --------------------------------------------------------
 
 def make_second_lookup_role(pg, password, dbname):
