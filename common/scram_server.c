@@ -48,6 +48,7 @@ struct scram_server {
 	size_t cbind_len;
 	bool tls; /* -PLUS offered */
 	bool plus;
+	bool wrong_proof; /* SERVER_ERROR for a proof the verifier rejects: scram_server_recheck() may retry */
 	const char *mechanism;
 	char gs2[GS2_MAX]; /* the client's gs2 header, as sent */
 	size_t gs2_len;
@@ -281,7 +282,9 @@ enum scram_result scram_server_final(struct scram_server *s, const char *msg, si
 	OPENSSL_cleanse(key_hash, sizeof(key_hash));
 	if (!ok) {
 		OPENSSL_cleanse(sig, sizeof(sig));
-		return server_fail(s, SCRAM_FAILED);
+		(void)server_fail(s, SCRAM_FAILED);
+		s->wrong_proof = true;
+		return SCRAM_FAILED;
 	}
 	/* server-final-message: v=ServerSignature. */
 	if (cap < 2 + B64_LEN(SCRAM_KEY_LEN) ||
@@ -295,6 +298,21 @@ enum scram_result scram_server_final(struct scram_server *s, const char *msg, si
 	OPENSSL_cleanse(sig, sizeof(sig));
 	s->state = SERVER_DONE;
 	return SCRAM_DONE;
+}
+
+enum scram_result scram_server_recheck(struct scram_server *s, const struct scram_verifier *v,
+				       const char *msg, size_t len, char *out, size_t cap, size_t *out_len)
+{
+	if (s->state != SERVER_ERROR || !s->wrong_proof)
+		return server_fail(s, SCRAM_MALFORMED);
+	s->wrong_proof = false; /* once */
+	if (v->doomed || v->iterations != s->v.iterations || v->salt_len != s->v.salt_len ||
+	    memcmp(v->salt, s->v.salt, v->salt_len) != 0)
+		return server_fail(s, SCRAM_FAILED);
+	scram_verifier_clear(&s->v);
+	s->v = *v;
+	s->state = SERVER_FIRST_SENT;
+	return scram_server_final(s, msg, len, out, cap, out_len);
 }
 
 bool scram_server_client_key(const struct scram_server *s, unsigned char out[SCRAM_KEY_LEN])

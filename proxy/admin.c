@@ -53,6 +53,7 @@ static void report_job(struct worker *w, void *arg)
 	r->totals.protocol_errors_total = st->protocol_errors_total;
 	r->totals.auth_lookups_total = st->auth_lookups_total;
 	r->totals.auth_cache_hits_total = st->auth_cache_hits_total;
+	memcpy(r->totals.auth_logins_total, st->auth_logins_total, sizeof(st->auth_logins_total));
 	classify_cache_stats(w->classify_cache, &r->parse_cache);
 	for (int i = 0; i < st->errors_by_sqlstate.n; i++)
 		stats_keys_add(&r->by_sqlstate, STATS_SQLSTATE, st->errors_by_sqlstate.v[i].name,
@@ -413,6 +414,9 @@ static void prom(struct evbuffer *out, const char *name, const char *type, const
 			    value);
 }
 
+static const char *const auth_leg_names[STATS_AUTH_LEGS] = { "client", "server" };
+static const char *const auth_mech_names[STATS_AUTH_MECHS] = { "SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "md5" };
+
 static void handle_metrics(struct evhttp_request *req)
 {
 	struct report *r = reports_collect(0, false);
@@ -433,6 +437,9 @@ static void handle_metrics(struct evhttp_request *req)
 		sum.protocol_errors_total += r[i].totals.protocol_errors_total;
 		sum.auth_lookups_total += r[i].totals.auth_lookups_total;
 		sum.auth_cache_hits_total += r[i].totals.auth_cache_hits_total;
+		for (int leg = 0; leg < STATS_AUTH_LEGS; leg++)
+			for (int m = 0; m < STATS_AUTH_MECHS; m++)
+				sum.auth_logins_total[leg][m] += r[i].totals.auth_logins_total[leg][m];
 		cache.hits += r[i].parse_cache.hits;
 		cache.misses += r[i].parse_cache.misses;
 		cache.evictions += r[i].parse_cache.evictions;
@@ -473,6 +480,17 @@ static void handle_metrics(struct evhttp_request *req)
 	prom(out, "pgvalve_auth_cache_hits_total", "counter",
 	     "Verifiers taken from the workers' caches instead (auth.cache_ttl_ms)",
 	     sum.auth_cache_hits_total);
+	evbuffer_add_printf(out,
+			    "# HELP pgvalve_auth_logins_total Logins that passed a leg in auth.mode "
+			    "terminate, by leg (client: the client's proof checked; server: the "
+			    "server let the proxy in) and mechanism\n"
+			    "# TYPE pgvalve_auth_logins_total counter\n");
+	for (int leg = 0; leg < STATS_AUTH_LEGS; leg++)
+		for (int m = 0; m < STATS_AUTH_MECHS; m++)
+			evbuffer_add_printf(out,
+					    "pgvalve_auth_logins_total{leg=\"%s\",mechanism=\"%s\"} %llu\n",
+					    auth_leg_names[leg], auth_mech_names[m],
+					    (unsigned long long)sum.auth_logins_total[leg][m]);
 	evbuffer_add_printf(out,
 			    "# HELP pgvalve_errors_total ErrorResponses from the server, by SQLSTATE\n"
 			    "# TYPE pgvalve_errors_total counter\n");

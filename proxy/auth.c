@@ -63,8 +63,11 @@ struct auth {
 	bool from_cache;           /* ... and was taken from there, not fetched for this login */
 	unsigned long gen;
 	char md5_resp[MD5_AUTH_LEN + 1]; /* the client's md5 answer, while a refetch checks it again */
-	bool server_verified;            /* the server's SCRAM signature checked */
-	uint8_t *startup;                /* the client's StartupMessage, forwarded once the client is in */
+	char *sasl_final; /* the client's SCRAM client-final, while a refetch checks it again */
+	size_t sasl_final_len;
+	bool server_verified; /* the server's SCRAM signature checked */
+	int server_mech;      /* the server leg's enum stats_auth_mech, -1: none asked yet */
+	uint8_t *startup;     /* the client's StartupMessage, forwarded once the client is in */
 	uint32_t startup_len;
 };
 
@@ -95,8 +98,25 @@ void auth_free(struct auth *a)
 	scram_client_free(a->server_leg);
 	auth_lookup_cancel(a->lookup);
 	free(a->startup);
+	if (a->sasl_final) {
+		OPENSSL_cleanse(a->sasl_final, a->sasl_final_len);
+		free(a->sasl_final);
+	}
 	OPENSSL_cleanse(a, sizeof(*a)); /* the verifier, the md5 hash, the ClientKey */
 	free(a);
+}
+
+/* Which enum stats_auth_mech a SCRAM mechanism name is. */
+static int scram_mech(const char *name)
+{
+	return strcmp(name, "SCRAM-SHA-256-PLUS") == 0 ? STATS_AUTH_SCRAM_PLUS : STATS_AUTH_SCRAM;
+}
+
+/* A leg of the login passed with 'mech' (pgvalve_auth_logins_total). */
+static void count_login(struct session *s, enum stats_auth_leg leg, int mech)
+{
+	if (mech >= 0 && mech < STATS_AUTH_MECHS)
+		s->w->stats.auth_logins_total[leg][mech]++;
 }
 
 static void auth_done(struct session *s)
@@ -202,11 +222,32 @@ static void find_verifier(struct session *s, struct auth *a, const char *text)
 	scram_verifier_mock(s->user, mock_secret, &a->v);
 }
 
+/*
+ * tls-server-end-point of the certificate this client's TLS session was
+ * shown, into out[]; its length, 0 for none (no TLS, or a certificate with no
+ * such hash). The snapshot's hash when that is the snapshot's certificate;
+ * else a SIGHUP swapped certificates after the handshake, and it is hashed
+ * here, so the client's binding is checked against what it saw.
+ */
+static size_t client_cbind(const struct session *s, unsigned char out[SCRAM_CBIND_MAX])
+{
+	const struct snapshot *snap = s->w->snap;
+	X509 *cert = s->client.ssl ? SSL_get_certificate(s->client.ssl) : NULL;
+	size_t len = 0;
+
+	if (!cert)
+		return 0;
+	if (snap->client_tls && cert == SSL_CTX_get0_certificate(snap->client_tls)) {
+		memcpy(out, snap->client_cbind, snap->client_cbind_len);
+		return snap->client_cbind_len;
+	}
+	return scram_cert_endpoint_hash(cert, out, &len) ? len : 0;
+}
+
 /* Sends the first authentication request for the role's verifier 'text' (or NULL). */
 static void begin_exchange(struct session *s, const char *text)
 {
 	struct auth *a = s->auth;
-	const struct snapshot *snap = s->w->snap;
 	bool sent;
 
 	find_verifier(s, a, text);
@@ -219,11 +260,10 @@ static void begin_exchange(struct session *s, const char *text)
 		sent = send_to_client(s, AUTH_MD5, a->md5_salt, sizeof(a->md5_salt));
 	} else {
 		const char *mechs;
-		size_t mechs_len;
-		bool tls = s->client.ssl && snap->client_cbind_len > 0;
+		unsigned char cbind[SCRAM_CBIND_MAX];
+		size_t mechs_len, cbind_len = client_cbind(s, cbind);
 
-		a->client_leg = scram_server_new(&a->v, tls ? snap->client_cbind : NULL,
-						 tls ? snap->client_cbind_len : 0);
+		a->client_leg = scram_server_new(&a->v, cbind_len ? cbind : NULL, cbind_len);
 		if (!a->client_leg) {
 			session_close(s, "53200", "out of memory");
 			return;
@@ -277,6 +317,7 @@ void auth_client_begin(struct session *s, uint32_t startup_len)
 		return;
 	}
 	s->auth = a;
+	a->server_mech = -1;
 	memcpy(a->startup, b->data + b->head, startup_len);
 	a->startup_len = startup_len;
 	b->scan = b->head + startup_len;
@@ -324,6 +365,106 @@ static void client_leg_done(struct session *s)
 	server_connect(s);
 }
 
+/* The client's proof checked (scram_server_final() or _recheck() said DONE; 'out' is server-final). */
+static void client_scram_done(struct session *s, const char *out, size_t out_len)
+{
+	struct auth *a = s->auth;
+
+	if (!scram_server_client_key(a->client_leg, a->client_key) ||
+	    !send_to_client(s, AUTH_SASL_FINAL, out, out_len)) {
+		session_close(s, "53200", "out of memory");
+		return;
+	}
+	session_log(s, LOG_DEBUG, "client authenticated with %s%s", scram_server_mechanism(a->client_leg),
+		    a->sasl_final ? " (refetched verifier)" : "");
+	count_login(s, STATS_AUTH_CLIENT, scram_mech(scram_server_mechanism(a->client_leg)));
+	client_leg_done(s);
+}
+
+/*
+ * The refetched verifier (see client_sasl()) answered: the client's
+ * client-final is checked once more against it when it has the salt and
+ * iteration count the client was sent (scram_server_recheck()), so a
+ * verifier replaced with the same salt works in the very login that found
+ * the cached one stale. With another salt the client's proof cannot be
+ * judged: 28P01, and the next login gets the new salt.
+ */
+static void sasl_refetch_done(struct session *s, enum auth_lookup_result r, const char *text)
+{
+	struct auth *a = s->auth;
+	struct scram_verifier fresh;
+	char out[SCRAM_MESSAGE_MAX];
+	size_t out_len = 0;
+	const char *peeked;
+	enum scram_result res;
+
+	a->lookup = NULL;
+	if (s->dead || s->state != SESSION_CLIENT_AUTH)
+		return;
+	if (r != AUTH_LOOKUP_OK) {
+		/*
+		 * The answer did not match the verifier the proxy has, and no
+		 * fresher one can be had (why is in the log): a wrong password, as
+		 * far as the client can be told.
+		 */
+		fail_password(s, "wrong password, and the refetch of the verifier failed");
+		return;
+	}
+	a->from_cache = false;
+	a->cached = auth_cache_peek(s, lookup_dbname(s), &peeked, &a->gen);
+	if (verifier_classify(text) != VERIFIER_SCRAM || !scram_verifier_parse(text, &fresh)) {
+		fail_password(s, "wrong SCRAM proof (the refetched verifier is no SCRAM verifier)");
+		return;
+	}
+	res = scram_server_recheck(a->client_leg, &fresh, a->sasl_final, a->sasl_final_len, out, sizeof(out),
+				   &out_len);
+	if (res == SCRAM_DONE) {
+		scram_verifier_clear(&a->v);
+		a->v = fresh; /* the server leg logs in with this one's ServerKey */
+	}
+	scram_verifier_clear(&fresh);
+	if (res != SCRAM_DONE) {
+		fail_password(s, "wrong SCRAM proof (checked against the refetched verifier too)");
+		return;
+	}
+	client_scram_done(s, out, out_len);
+}
+
+/*
+ * A wrong proof against a cached verifier: when auth_cache_may_refetch() lets it
+ * (once a second per role), the verifier is fetched again and the same
+ * client-final checked against it (sasl_refetch_done()). True if that is
+ * under way.
+ */
+static bool sasl_refetch(struct session *s, const uint8_t *body, uint32_t len)
+{
+	struct auth *a = s->auth;
+
+	if (!a->from_cache)
+		return false;
+	if (a->v.doomed) {
+		/* A cached "no such role": no verifier can judge a proof made with a mock's salt. */
+		drop_verifier(s, true, "the client's proof does not match it");
+		return false;
+	}
+	if (!a->cached || !auth_cache_may_refetch(s, lookup_dbname(s), a->gen))
+		return false;
+	if (!(a->sasl_final = malloc(len))) {
+		session_close(s, "53200", "out of memory");
+		return true;
+	}
+	memcpy(a->sasl_final, body, len);
+	a->sasl_final_len = len;
+	a->step = STEP_CLIENT_LOOKUP;
+	session_log(s, LOG_DEBUG,
+		    "auth cache: refetching the verifier of role \"%s\" (the client's proof does not "
+		    "match it)",
+		    s->user);
+	if (!(a->lookup = auth_lookup_start(s, lookup_dbname(s), sasl_refetch_done)))
+		session_close(s, "53200", "out of memory");
+	return true;
+}
+
 /* A SASLInitialResponse or SASLResponse, as the step expects. */
 static void client_sasl(struct session *s, const uint8_t *body, uint32_t len)
 {
@@ -348,20 +489,14 @@ static void client_sasl(struct session *s, const uint8_t *body, uint32_t len)
 	} else {
 		r = scram_server_final(a->client_leg, (const char *)body, len, out, sizeof(out), &out_len);
 		if (r == SCRAM_DONE) {
-			if (!scram_server_client_key(a->client_leg, a->client_key) ||
-			    !send_to_client(s, AUTH_SASL_FINAL, out, out_len)) {
-				session_close(s, "53200", "out of memory");
-				return;
-			}
-			session_log(s, LOG_DEBUG, "client authenticated with %s",
-				    scram_server_mechanism(a->client_leg));
-			client_leg_done(s);
+			client_scram_done(s, out, out_len);
 			return;
 		}
+		/* A cached verifier may be stale: checked again against a fresh one. */
+		if (r == SCRAM_FAILED && sasl_refetch(s, body, len))
+			return;
 	}
 	if (r == SCRAM_FAILED) {
-		if (a->from_cache)
-			drop_verifier(s, true, "the client's proof does not match it");
 		fail_password(s, "wrong SCRAM proof, or no usable verifier for the role");
 	} else
 		session_close(s, "08P01", "malformed SCRAM authentication message");
@@ -382,7 +517,12 @@ static void refetch_done(struct session *s, enum auth_lookup_result r, const cha
 	if (s->dead || s->state != SESSION_CLIENT_AUTH)
 		return;
 	if (r != AUTH_LOOKUP_OK) {
-		session_close(s, "08006", "could not look up the role's password verifier (auth.query)");
+		/*
+		 * The answer did not match the verifier the proxy has, and no
+		 * fresher one can be had (why is in the log): a wrong password, as
+		 * far as the client can be told.
+		 */
+		fail_password(s, "wrong password, and the refetch of the verifier failed");
 		return;
 	}
 	a->from_cache = false;
@@ -396,6 +536,7 @@ static void refetch_done(struct session *s, enum auth_lookup_result r, const cha
 	}
 	snprintf(a->md5_hash, sizeof(a->md5_hash), "%s", text);
 	session_log(s, LOG_DEBUG, "client authenticated with md5 (refetched verifier)");
+	count_login(s, STATS_AUTH_CLIENT, STATS_AUTH_MD5);
 	client_leg_done(s);
 }
 
@@ -416,8 +557,7 @@ static void client_md5(struct session *s, const uint8_t *body, uint32_t len)
 		 * fresh one (once; rate-limited per role by auth_cache_drop()).
 		 */
 		if (a->from_cache && len - 1 <= MD5_AUTH_LEN && a->cached &&
-		    auth_cache_drop(s, lookup_dbname(s), a->gen, true)) {
-			a->cached = false;
+		    auth_cache_may_refetch(s, lookup_dbname(s), a->gen)) {
 			memcpy(a->md5_resp, body, len);
 			a->step = STEP_CLIENT_LOOKUP;
 			session_log(s, LOG_DEBUG,
@@ -432,6 +572,7 @@ static void client_md5(struct session *s, const uint8_t *body, uint32_t len)
 		return;
 	}
 	session_log(s, LOG_DEBUG, "client authenticated with md5");
+	count_login(s, STATS_AUTH_CLIENT, STATS_AUTH_MD5);
 	client_leg_done(s);
 }
 
@@ -560,6 +701,7 @@ static enum relay_msg server_sasl(struct session *s, uint32_t code, const uint8_
 		if (!send_to_server(s, prefix, mech_len + 4, out, out_len))
 			return server_refuses(s, "53200", "out of memory");
 		session_log(s, LOG_DEBUG, "logging in upstream with %s", mech);
+		a->server_mech = scram_mech(mech);
 		return RELAY_MSG_DROP;
 	}
 	case AUTH_SASL_CONTINUE:
@@ -616,6 +758,7 @@ enum relay_msg auth_server_msg(struct session *s, const uint8_t *body, uint32_t 
 			return server_refuses(s, "08006",
 					      "the server accepted the login without proving it knows the "
 					      "role's verifier");
+		count_login(s, STATS_AUTH_SERVER, a->server_mech);
 		auth_done(s); /* the keys are not needed any more */
 		return RELAY_MSG_PASS;
 	case AUTH_SASL:
@@ -636,6 +779,7 @@ enum relay_msg auth_server_msg(struct session *s, const uint8_t *body, uint32_t 
 				s, "28000",
 				"the server asks for md5 authentication, but auth.userlist_file "
 				"has no md5 hash for this role");
+		a->server_mech = STATS_AUTH_MD5;
 		ok = md5_auth_response(a->md5_hash, body + 4, resp) &&
 			send_to_server(s, NULL, 0, resp, MD5_AUTH_LEN + 1);
 		OPENSSL_cleanse(resp, sizeof(resp));

@@ -48,6 +48,7 @@ struct lookup_req {
 	struct lookup_req *next;
 	struct session *s; /* NULL once cancelled */
 	auth_lookup_done_fn done;
+	bool retried; /* already moved once to a new connection after its own was lost */
 	char user[LOOKUP_NAME_MAX];
 };
 
@@ -57,6 +58,9 @@ struct lookup_conn {
 	PGconn *pg;
 	struct event *ev;
 	char dbname[LOOKUP_NAME_MAX];
+	char *query;   /* auth.query of the snapshot it was opened with (as are its user and password) */
+	bool retired;  /* reload: takes no new lookups, goes once its queue is answered */
+	bool answered; /* has answered a query: it was working, so losing it is no configuration error */
 	bool connected;
 	time_t opened_at;               /* worker_now() when the connect started */
 	bool busy;                      /* the head request's query is in flight */
@@ -222,6 +226,25 @@ bool auth_cache_peek(struct session *s, const char *dbname, const char **text, u
 	return true;
 }
 
+/* Whether a rate-limited drop or refetch of 'e' may happen now (and stamps it if so). */
+static bool rate_ok(struct cache_entry *e, int64_t now)
+{
+	if (e->dropped_ms && now - e->dropped_ms < CACHE_DROP_EVERY_MS)
+		return false;
+	e->dropped_ms = now;
+	return true;
+}
+
+bool auth_cache_may_refetch(struct session *s, const char *dbname, unsigned long gen)
+{
+	struct auth_lookup *l = s->w->auth_lookup;
+	struct cache_entry *e;
+
+	if (!l || !(e = cache_find(&l->cache, s->user, dbname)) || !e->valid || e->gen != gen)
+		return false;
+	return rate_ok(e, clock_mono_ms());
+}
+
 bool auth_cache_drop(struct session *s, const char *dbname, unsigned long gen, bool rate_limit)
 {
 	struct auth_lookup *l = s->w->auth_lookup;
@@ -230,11 +253,8 @@ bool auth_cache_drop(struct session *s, const char *dbname, unsigned long gen, b
 
 	if (!l || !(e = cache_find(&l->cache, s->user, dbname)) || !e->valid || e->gen != gen)
 		return false;
-	if (rate_limit) {
-		if (e->dropped_ms && now - e->dropped_ms < CACHE_DROP_EVERY_MS)
-			return false;
-		e->dropped_ms = now;
-	}
+	if (rate_limit && !rate_ok(e, now))
+		return false;
 	entry_forget(e);
 	return true;
 }
@@ -263,7 +283,8 @@ static void answer_head(struct lookup_conn *c, enum auth_lookup_result result, c
 	if (!c->head)
 		c->tail = NULL;
 	c->busy = false;
-	if (result == AUTH_LOOKUP_OK)
+	/* A retired connection answers for the old auth section: not cached for the new one. */
+	if (result == AUTH_LOOKUP_OK && !c->retired)
 		cache_store(c->owner, r->user, c->dbname, text);
 	free(r);
 	if (s) {
@@ -285,7 +306,56 @@ static void conn_free(struct lookup_conn *c)
 		event_free(c->ev);
 	PQfinish(c->pg);
 	forget_result(c);
+	free(c->query);
 	free(c);
+}
+
+static struct lookup_conn *conn_open(struct auth_lookup *l, const char *dbname);
+
+/*
+ * Moves the lookups waiting on the lost connection 'c' (which had been
+ * working) to a new one, once each: a connection the server closed while it
+ * sat idle (a restart, pg_terminate_backend) is only noticed when a lookup
+ * finds it gone, and that lookup should not fail for it. Lookups already
+ * moved once stay on 'c' and fail with it.
+ */
+static void requeue(struct lookup_conn *c)
+{
+	struct lookup_req *keep = NULL, *keep_tail = NULL, *move = NULL, *move_tail = NULL, *r;
+	struct lookup_conn *fresh;
+
+	if (c->retired || !c->answered)
+		return;
+	for (r = c->head; r && !(r->s && !r->retried); r = r->next)
+		;
+	if (!r || !(fresh = conn_open(c->owner, c->dbname)))
+		return; /* nothing to move, or out of memory: they fail with 'c' */
+	while ((r = c->head)) {
+		bool again = r->s && !r->retried;
+
+		c->head = r->next;
+		r->next = NULL;
+		r->retried = r->retried || again;
+		if (again) {
+			if (move_tail)
+				move_tail->next = r;
+			else
+				move = r;
+			move_tail = r;
+		} else {
+			if (keep_tail)
+				keep_tail->next = r;
+			else
+				keep = r;
+			keep_tail = r;
+		}
+	}
+	c->head = keep;
+	c->tail = keep_tail;
+	fresh->head = move;
+	fresh->tail = move_tail;
+	if (move)
+		log_info("auth lookup in database \"%s\": retrying on a new connection", c->dbname);
 }
 
 /* The connection failed: every lookup waiting on it fails, and it goes (the next lookup opens another). */
@@ -311,13 +381,11 @@ static void conn_fail(struct lookup_conn *c, const char *why)
 			break;
 		}
 	c->next = NULL;
+	c->busy = false;
+	requeue(c);
 	while (c->head)
 		answer_head(c, result, msg);
-	if (c->ev)
-		event_free(c->ev);
-	PQfinish(c->pg);
-	forget_result(c);
-	free(c);
+	conn_free(c);
 }
 
 /* Watches the connection's current socket for 'what' (it may change while connecting). */
@@ -334,8 +402,10 @@ static bool watch(struct lookup_conn *c, short what)
 /* Sends the head request's query if the connection is free. False if the connection failed (and is gone). */
 static bool dispatch(struct lookup_conn *c)
 {
-	const struct snapshot *snap = c->owner->w->snap;
-
+	if (c->retired && !c->head) {
+		conn_free(c);
+		return false;
+	}
 	while (c->connected && !c->busy && c->head) {
 		const char *params[1] = { c->head->user };
 		int flushed;
@@ -344,7 +414,7 @@ static bool dispatch(struct lookup_conn *c)
 			answer_head(c, AUTH_LOOKUP_FAILED, NULL); /* cancelled before it ran */
 			continue;
 		}
-		if (!PQsendQueryParams(c->pg, snap->cfg.auth.query, 1, NULL, params, NULL, NULL, 0)) {
+		if (!PQsendQueryParams(c->pg, c->query, 1, NULL, params, NULL, NULL, 0)) {
 			conn_fail(c, PQerrorMessage(c->pg));
 			return false;
 		}
@@ -391,6 +461,7 @@ static bool read_results(struct lookup_conn *c)
 		PGresult *res = PQgetResult(c->pg);
 
 		if (!res) {
+			c->answered = true;
 			if (c->error[0])
 				answer_head(c, AUTH_LOOKUP_FAILED, c->error);
 			else
@@ -487,6 +558,10 @@ static struct lookup_conn *conn_open(struct auth_lookup *l, const char *dbname)
 	if (!c)
 		return NULL;
 	c->owner = l;
+	if (!(c->query = strdup(snap->cfg.auth.query))) {
+		free(c);
+		return NULL;
+	}
 	snprintf(c->dbname, sizeof(c->dbname), "%s", dbname);
 	snprintf(port, sizeof(port), "%d", up->port);
 	snprintf(timeout, sizeof(timeout), "%d",
@@ -531,7 +606,7 @@ struct lookup_req *auth_lookup_start(struct session *s, const char *dbname, auth
 	if (!w->auth_lookup)
 		return NULL;
 	for (c = w->auth_lookup->conns; c; c = c->next)
-		if (strcmp(c->dbname, dbname) == 0)
+		if (!c->retired && strcmp(c->dbname, dbname) == 0)
 			break;
 	/*
 	 * libpq does not time out a non-blocking connect: one still connecting
@@ -593,10 +668,16 @@ void auth_lookup_reload(struct auth_lookup *l)
 	if (!l)
 		return;
 	cache_clear(&l->cache);
-	/* An idle connection may log in with the old auth.user or password: the next lookup opens another. */
+	/*
+	 * Every connection logged in with the old auth.user, password, upstream
+	 * and query: idle ones go now, busy ones once their queue is answered;
+	 * the next lookup opens a new one with the new section.
+	 */
 	for (c = l->conns; c; c = next) {
 		next = c->next;
 		if (!c->head)
 			conn_free(c);
+		else
+			c->retired = true;
 	}
 }

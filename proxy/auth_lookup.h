@@ -61,6 +61,14 @@ bool auth_cache_peek(struct session *s, const char *dbname, const char **text, u
  */
 bool auth_cache_drop(struct session *s, const char *dbname, unsigned long gen, bool rate_limit);
 
+/*
+ * A client's answer does not match the cached answer 'gen' for s->user in
+ * 'dbname': true when it may be fetched again to check (at most once a
+ * second per role, as rate-limited drops). The entry stays until the new
+ * answer replaces it, so a lookup that fails leaves the cache as it was.
+ */
+bool auth_cache_may_refetch(struct session *s, const char *dbname, unsigned long gen);
+
 /* The auth section may have changed (reload): forgets every cached verifier and closes idle lookup connections. */
 void auth_lookup_reload(struct auth_lookup *l);
 

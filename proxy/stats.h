@@ -36,6 +36,10 @@ struct stats_bucket {
 	struct stats_keys keys;
 };
 
+/* auth.mode terminate: which leg of a login, and the mechanism it used (pgvalve_auth_logins_total). */
+enum stats_auth_leg { STATS_AUTH_CLIENT, STATS_AUTH_SERVER, STATS_AUTH_LEGS };
+enum stats_auth_mech { STATS_AUTH_SCRAM_PLUS, STATS_AUTH_SCRAM, STATS_AUTH_MD5, STATS_AUTH_MECHS };
+
 struct stats {
 	uint64_t connections_total;
 	uint64_t clients; /* current client connections */
@@ -43,9 +47,11 @@ struct stats {
 	uint64_t bytes_server_to_client;
 	uint64_t statements_total;
 	uint64_t errors_total;
-	uint64_t protocol_errors_total;       /* connections closed for malformed input */
-	uint64_t auth_lookups_total;          /* auth.query sent to the server (auth_lookup.c) */
-	uint64_t auth_cache_hits_total;       /* verifiers answered from the worker's cache instead */
+	uint64_t protocol_errors_total; /* connections closed for malformed input */
+	uint64_t auth_lookups_total;    /* auth.query sent to the server (auth_lookup.c) */
+	uint64_t auth_cache_hits_total; /* verifiers answered from the worker's cache instead */
+	/* logins that passed a leg (auth.c): the client's proof checked, the server's AuthenticationOk */
+	uint64_t auth_logins_total[STATS_AUTH_LEGS][STATS_AUTH_MECHS];
 	struct stats_keys errors_by_sqlstate; /* totals, kind STATS_SQLSTATE only */
 	struct stats_bucket ring[STATS_WINDOW_S];
 };

@@ -171,6 +171,21 @@ enum scram_result scram_server_first(struct scram_server *s, const char *mechani
 enum scram_result scram_server_final(struct scram_server *s, const char *msg, size_t len, char *out,
 				     size_t cap, size_t *out_len) __attribute__((warn_unused_result));
 
+/*
+ * After scram_server_final() answered FAILED for a proof that does not match
+ * the verifier: checks the same client-final-message 'msg' once more
+ * against 'v', the role's verifier fetched again (the one the exchange began
+ * with may be stale: the password was changed). Only a verifier with the
+ * salt and iteration count the client was sent can judge the proof, which the
+ * client computed from them: any other gets FAILED (the client must log in
+ * again). Otherwise 'v' replaces the exchange's verifier and the answer is
+ * scram_server_final()'s. MALFORMED when the exchange did not end in a wrong
+ * proof.
+ */
+enum scram_result scram_server_recheck(struct scram_server *s, const struct scram_verifier *v,
+				       const char *msg, size_t len, char *out, size_t cap, size_t *out_len)
+	__attribute__((warn_unused_result));
+
 /* After DONE: the client's ClientKey (a secret: wipe the copy when done). False before. */
 bool scram_server_client_key(const struct scram_server *s, unsigned char out[SCRAM_KEY_LEN])
 	__attribute__((warn_unused_result));

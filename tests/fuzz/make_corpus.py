@@ -7,7 +7,8 @@ Deterministic; run it after changing a seed and check the files in:
     /usr/bin/python3 tests/fuzz/make_corpus.py            # both, beside this script
     /usr/bin/python3 tests/fuzz/make_corpus.py OUTDIR     # pgwire seeds only, to OUTDIR
     /usr/bin/python3 tests/fuzz/make_corpus.py --relay [OUTDIR]
-The default directories are tests/fuzz/corpus/pgwire/ and corpus/relay/."""
+    /usr/bin/python3 tests/fuzz/make_corpus.py --auth-session [OUTDIR]
+The default directories are tests/fuzz/corpus/pgwire/, corpus/relay/ and corpus/auth_session/."""
 
 import os
 import struct
@@ -176,6 +177,40 @@ RELAY_SEEDS = {
 }
 
 
+# fuzz_auth_session.c: [ctl][u16 client_len][client bytes][server bytes]; ctl bits: 1 md5 role,
+# 2 wrong password, 4 unknown role, 8 raw client, 16 honest server, 32/64 tamper the honest
+# client's first/second answer with the client bytes ([op][arg][data]).
+def auth_ctl(ctl, client=b"", server=b""):
+    return bytes([ctl]) + struct.pack("!H", len(client)) + client + server
+
+
+AFTER_LOGIN = (msg("S", cstr("server_version") + cstr("15.0")) + msg("K", struct.pack("!II", 4242, 7))
+               + msg("Z", b"I") + msg("T", b"\0\0") + msg("C", cstr("SELECT 0")) + msg("Z", b"I"))
+AUTH_SESSION_SEEDS = {
+    "scram_honest": auth_ctl(16, server=AFTER_LOGIN),
+    "md5_honest": auth_ctl(16 | 1, server=AFTER_LOGIN),
+    "scram_wrong_password": auth_ctl(16 | 2),
+    "md5_wrong_password": auth_ctl(16 | 1 | 2),
+    "unknown_role": auth_ctl(16 | 4),
+    "scram_first_xor": auth_ctl(16 | 32, client=bytes([0, 20, 1])),
+    "scram_first_cut": auth_ctl(16 | 32, client=bytes([1, 10])),
+    "scram_final_bad_base64": auth_ctl(16 | 64, client=bytes([0, 80]) + b"*!"),
+    "scram_final_replaced": auth_ctl(16 | 64, client=bytes([2, 0]) + b"c=biws,r=x,p=AAAA"),
+    "scram_final_appended": auth_ctl(16 | 64, client=bytes([3, 0]) + b",x=extension"),
+    "md5_answer_cut": auth_ctl(16 | 1 | 32, client=bytes([1, 20])),
+    "raw_client_bad_mechanism": auth_ctl(8, client=msg("p", cstr("SCRAM-SHA-1") + struct.pack("!i", 3)
+                                                       + b"n,,")),
+    "raw_client_huge_length": auth_ctl(8, client=b"p" + struct.pack("!I", 10 << 20)),
+    "raw_client_query_instead": auth_ctl(8, client=msg("Q", cstr("SELECT 1"))),
+    "hostile_server_absurd_iterations": auth_ctl(0, server=msg("R", struct.pack("!I", AUTH_SASL)
+                                                               + cstr("SCRAM-SHA-256") + b"\0")
+                                                 + msg("R", struct.pack("!I", 11)
+                                                       + b"r=x,s=c2FsdA==,i=2000000000")),
+    "hostile_server_cleartext": auth_ctl(0, server=msg("R", struct.pack("!I", 3))),
+    "hostile_server_ok_at_once": auth_ctl(0, server=msg("R", struct.pack("!I", 0)) + msg("Z", b"I")),
+}
+
+
 def write_seeds(seeds, out):
     os.makedirs(out, exist_ok=True)
     for name, data in sorted(seeds.items()):
@@ -189,11 +224,15 @@ def main():
     args = sys.argv[1:]
     if args[:1] == ["--relay"]:
         write_seeds(RELAY_SEEDS, args[1] if len(args) > 1 else os.path.join(here, "relay"))
+    elif args[:1] == ["--auth-session"]:
+        write_seeds(AUTH_SESSION_SEEDS,
+                    args[1] if len(args) > 1 else os.path.join(here, "auth_session"))
     elif args:
         write_seeds(SEEDS, args[0])
     else:
         write_seeds(SEEDS, os.path.join(here, "pgwire"))
         write_seeds(RELAY_SEEDS, os.path.join(here, "relay"))
+        write_seeds(AUTH_SESSION_SEEDS, os.path.join(here, "auth_session"))
 
 
 if __name__ == "__main__":

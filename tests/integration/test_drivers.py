@@ -182,21 +182,24 @@ def pgx_command():
 # --------------------------------------------------------------------------- running
 
 def make_tables(direct, prefix):
+    # In public by name: the superuser is called pgvalve, and once a test has installed the
+    # auth lookup (schema pgvalve) its "$user" schema would come first in search_path.
     for suffix, cols in (("items", "id int PRIMARY KEY, v text"),
                          ("big", "id int PRIMARY KEY, body text"),
                          ("batch", "id int PRIMARY KEY, v text")):
-        direct.execute(f"DROP TABLE IF EXISTS {prefix}_{suffix}")
-        direct.execute(f"CREATE TABLE {prefix}_{suffix} ({cols})")
-        direct.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {prefix}_{suffix} TO {USER}")
+        table = f"public.{prefix}_{suffix}"
+        direct.execute(f"DROP TABLE IF EXISTS {table}")
+        direct.execute(f"CREATE TABLE {table} ({cols})")
+        direct.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {USER}")
 
 
 def run_driver(cmd, port, prefix, extra_env=None, timeout=180):
     """Runs a driver program against 127.0.0.1:port; returns (returncode, stdout, stderr)."""
     env = dict(os.environ)
-    env.update(extra_env or {})
     env.update({"PGV_HOST": harness.HOST, "PGV_PORT": str(port), "PGV_USER": USER,
                 "PGV_PASSWORD": harness.PASSWORDS[USER], "PGV_DATABASE": harness.DATABASE,
                 "PGV_PREFIX": prefix, "PGV_BIG_UNIT": BIG_UNIT, "PGV_BIG_CHARS": str(BIG_CHARS)})
+    env.update(extra_env or {})  # last: may name another user, TLS settings (PGV_SSLMODE, ...)
     try:
         r = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True, timeout=timeout, cwd=tempfile.gettempdir())
@@ -245,7 +248,7 @@ def check_result(res, name, proxy, direct, batch):
     assert res["unique"]["constraint"] == f"{items}_pkey", res["unique"]
     assert res["unique"]["table"] == items, res["unique"]
     assert res["unique"]["after_error"] == 1, res["unique"]
-    rows = direct.execute(f"SELECT id, v FROM {items} ORDER BY id").fetchall()
+    rows = direct.execute(f"SELECT id, v FROM public.{items} ORDER BY id").fetchall()
     assert rows == [(1, "first"), (2, "after")], rows
     # 5. 1 MB text, compared with what this test computes and what the server stored
     expected = big_value()
@@ -255,13 +258,13 @@ def check_result(res, name, proxy, direct, batch):
                           "read_equal": True, "read_sha256": digest}, res["big"]
     stored = direct.execute(f"SELECT count(*), max(length(body)), "
                             f"max(encode(sha256(convert_to(body, 'UTF8')), 'hex')) "
-                            f"FROM {prefix}_big").fetchone()
+                            f"FROM public.{prefix}_big").fetchone()
     assert stored == (1, BIG_CHARS, digest), stored
     # 6. batch of 100 inserts
     if batch:
         assert res["batch"] == {"statements": 100, "rows_affected": 100, "count": 100}, res["batch"]
         got = direct.execute(f"SELECT count(*), sum(id), bool_and(v = 'batch-' || id) "
-                             f"FROM {prefix}_batch").fetchone()
+                             f"FROM public.{prefix}_batch").fetchone()
         assert got == (100, 5050, True), got
     assert res["final"] == "done", res
     # The proxy counted the one error, with its table and constraint, and is healthy.

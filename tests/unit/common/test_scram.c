@@ -753,6 +753,77 @@ static void test_both_ends(void **state)
 	assert_int_equal(exchange(&v, other_ck, &other, cbind_a, cbind_a, got), SCRAM_FAILED);
 }
 
+/*
+ * scram_server_recheck(): a proof made with a password whose verifier has the
+ * same salt and iterations as the one the exchange began with is judged
+ * against the refetched verifier; one with another salt, a mock, a second
+ * recheck, or a recheck after anything but a wrong proof is refused.
+ */
+static void test_server_recheck(void **state)
+{
+	static const unsigned char salt[16] = "0123456789abcdef", salt2[16] = "fedcba9876543210";
+	struct scram_verifier old, fresh, other_salt, other_iter, mock;
+	unsigned char ck[SCRAM_KEY_LEN], unused[SCRAM_KEY_LEN], got[SCRAM_KEY_LEN];
+	char first[SCRAM_MESSAGE_MAX], sfirst[SCRAM_MESSAGE_MAX], final[SCRAM_MESSAGE_MAX],
+		out[SCRAM_MESSAGE_MAX];
+	size_t n, sn, fn, on;
+	const char *mech;
+
+	(void)state;
+	assert_true(scram_verifier_from_password("old", salt, sizeof(salt), 1000, &old, unused));
+	assert_true(scram_verifier_from_password("new", salt, sizeof(salt), 1000, &fresh, ck));
+	assert_true(scram_verifier_from_password("new", salt2, sizeof(salt2), 1000, &other_salt, unused));
+	assert_true(scram_verifier_from_password("new", salt, sizeof(salt), 2000, &other_iter, unused));
+	scram_verifier_mock("someone", unused, &mock);
+	mock.salt_len = old.salt_len;
+	memcpy(mock.salt, old.salt, old.salt_len);
+	mock.iterations = old.iterations;
+	for (int k = 0; k < 5; k++) {
+		const struct scram_verifier *refetched[] = { &fresh, &other_salt, &other_iter, &mock,
+							     &fresh };
+		struct scram_server *s = scram_server_new(&old, NULL, 0);
+		struct scram_client *c = scram_client_new(ck, &fresh, NULL, 0);
+
+		assert_non_null(s);
+		assert_non_null(c);
+		/* before any wrong proof: refused, and the exchange is over */
+		if (k == 4) {
+			assert_int_equal(scram_server_recheck(s, &fresh, "x", 1, out, sizeof(out), &on),
+					 SCRAM_MALFORMED);
+			scram_server_free(s);
+			scram_client_free(c);
+			continue;
+		}
+		assert_int_equal(scram_client_first(c, mechs_plain, sizeof(mechs_plain), &mech, first,
+						    sizeof(first), &n),
+				 SCRAM_CONTINUE);
+		assert_int_equal(scram_server_first(s, mech, first, n, sfirst, sizeof(sfirst), &sn),
+				 SCRAM_CONTINUE);
+		assert_int_equal(scram_client_final(c, sfirst, sn, final, sizeof(final), &fn),
+				 SCRAM_CONTINUE);
+		/* the old verifier does not know the new password */
+		assert_int_equal(scram_server_final(s, final, fn, out, sizeof(out), &on), SCRAM_FAILED);
+		if (k == 0) {
+			assert_int_equal(
+				scram_server_recheck(s, refetched[k], final, fn, out, sizeof(out), &on),
+				SCRAM_DONE);
+			assert_int_equal(scram_client_verify(c, out, on), SCRAM_DONE);
+			assert_true(scram_server_client_key(s, got));
+			assert_memory_equal(got, ck, SCRAM_KEY_LEN);
+		} else {
+			assert_int_equal(
+				scram_server_recheck(s, refetched[k], final, fn, out, sizeof(out), &on),
+				SCRAM_FAILED);
+			assert_false(scram_server_client_key(s, got));
+		}
+		/* once only */
+		assert_int_equal(scram_server_recheck(s, &fresh, final, fn, out, sizeof(out), &on),
+				 SCRAM_MALFORMED);
+		scram_server_free(s);
+		scram_client_free(c);
+	}
+}
+
 /* ---- tls-server-end-point ---- */
 
 static X509 *make_cert(EVP_PKEY *key, const EVP_MD *md)
@@ -826,6 +897,7 @@ int main(void)
 		cmocka_unit_test(test_client_server_final_hostile),
 		cmocka_unit_test(test_client_mechanism_choice),
 		cmocka_unit_test(test_both_ends),
+		cmocka_unit_test(test_server_recheck),
 		cmocka_unit_test(test_cert_endpoint_hash),
 	};
 

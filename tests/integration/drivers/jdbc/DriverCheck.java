@@ -10,6 +10,12 @@
 // Input (environment): PGV_HOST, PGV_PORT, PGV_USER, PGV_PASSWORD, PGV_DATABASE, PGV_PREFIX
 // (table name prefix: <prefix>_items, <prefix>_big, <prefix>_batch), PGV_BIG_UNIT and
 // PGV_BIG_CHARS (the large value is PGV_BIG_UNIT repeated and cut to PGV_BIG_CHARS chars).
+// Optional: PGV_SSLMODE (pgjdbc's sslmode; disable by default), PGV_SSLROOTCERT (the CA file,
+// PEM, for verify-ca and verify-full), PGV_CHANNEL_BINDING (pgjdbc's channelBinding property,
+// set only when this pgjdbc has it: the JSON's "channel_binding_property" says whether it does;
+// Debian 12's 42.5.5 does not and always uses SCRAM-SHA-256 without binding), PGV_MODE=login
+// (only log in: prints {"connected": true, ...} or the error's {"connected": false, "sqlstate",
+// "message"} and exits 0; used for wrong passwords).
 
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
@@ -25,6 +31,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 
+import org.postgresql.PGProperty;
 import org.postgresql.PGStatement;
 import org.postgresql.util.PSQLException;
 import org.postgresql.util.ServerErrorMessage;
@@ -53,24 +60,88 @@ public class DriverCheck {
         }
     }
 
-    public static void main(String[] args) throws Exception {
-        String prefix = env("PGV_PREFIX");
-        String items = prefix + "_items", big = prefix + "_big", batch = prefix + "_batch";
-        String url = "jdbc:postgresql://" + env("PGV_HOST") + ":" + env("PGV_PORT") + "/"
-                + env("PGV_DATABASE");
+    /** Whether this pgjdbc knows the connection property 'name' (unknown ones are ignored). */
+    static boolean hasProperty(String name) {
+        for (PGProperty p : PGProperty.values()) {
+            if (p.getName().equals(name)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    static Properties connectionProperties() {
         Properties props = new Properties();
         props.setProperty("user", env("PGV_USER"));
         props.setProperty("password", env("PGV_PASSWORD"));
-        props.setProperty("sslmode", "disable");
+        String sslmode = System.getenv("PGV_SSLMODE");
+        props.setProperty("sslmode", sslmode == null ? "disable" : sslmode);
+        String root = System.getenv("PGV_SSLROOTCERT");
+        if (root != null) {
+            props.setProperty("sslrootcert", root);
+        }
+        String binding = System.getenv("PGV_CHANNEL_BINDING");
+        if (binding != null && hasProperty("channelBinding")) {
+            props.setProperty("channelBinding", binding);
+        }
         props.setProperty("prepareThreshold", "1"); // server-side prepare from the first use
         props.setProperty("ApplicationName", "pgvalve-drivers-jdbc");
         props.setProperty("connectTimeout", "10");
         props.setProperty("socketTimeout", "60");
+        return props;
+    }
+
+    /** The server's side of TLS: pg_stat_ssl of the session's backend. */
+    static Map<String, Object> tlsInfo(Connection conn) throws SQLException {
+        Map<String, Object> tls = new LinkedHashMap<>();
+        try (Statement st = conn.createStatement();
+             ResultSet rs = st.executeQuery("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")) {
+            rs.next();
+            tls.put("server_ssl", rs.getBoolean(1));
+        }
+        return tls;
+    }
+
+    static void login(String url) throws Exception {
+        Map<String, Object> result = new LinkedHashMap<>();
+        result.put("channel_binding_property", hasProperty("channelBinding"));
+        try (Connection conn = DriverManager.getConnection(url, connectionProperties())) {
+            result.put("connected", true);
+            try (Statement st = conn.createStatement(); ResultSet rs = st.executeQuery("SELECT current_user")) {
+                rs.next();
+                result.put("current_user", rs.getString(1));
+            }
+            result.put("tls", tlsInfo(conn));
+        } catch (PSQLException e) {
+            ServerErrorMessage m = e.getServerErrorMessage();
+            if (m == null) {
+                throw e;
+            }
+            result.put("connected", false);
+            result.put("sqlstate", m.getSQLState());
+            result.put("severity", m.getSeverity());
+            result.put("message", m.getMessage());
+        }
+        System.out.println(toJson(result));
+    }
+
+    public static void main(String[] args) throws Exception {
+        String url = "jdbc:postgresql://" + env("PGV_HOST") + ":" + env("PGV_PORT") + "/"
+                + env("PGV_DATABASE");
+        if ("login".equals(System.getenv("PGV_MODE"))) {
+            login(url);
+            return;
+        }
+        String prefix = env("PGV_PREFIX");
+        String items = prefix + "_items", big = prefix + "_big", batch = prefix + "_batch";
+        Properties props = connectionProperties();
 
         Map<String, Object> result = new LinkedHashMap<>();
         result.put("driver", "jdbc");
+        result.put("channel_binding_property", hasProperty("channelBinding"));
         try (Connection conn = DriverManager.getConnection(url, props)) {
             result.put("driver_version", conn.getMetaData().getDriverVersion());
+            result.put("tls", tlsInfo(conn));
 
             // 1. Simple query (Statement, no parameters).
             try (Statement st = conn.createStatement();

@@ -8,9 +8,15 @@
 // Input (environment): PGV_HOST, PGV_PORT, PGV_USER, PGV_PASSWORD, PGV_DATABASE, PGV_PREFIX
 // (table name prefix: <prefix>_items, <prefix>_big), PGV_BIG_UNIT and PGV_BIG_CHARS (the
 // large value is PGV_BIG_UNIT repeated and cut to PGV_BIG_CHARS characters).
+// Optional: PGV_SSLMODE (disable, the default; require: TLS without checking the certificate;
+// verify-full: TLS checked against PGV_SSLROOTCERT, as a user with a CA file would set `ssl`),
+// PGV_CHANNEL_BINDING=enable (pg's enableChannelBinding: SCRAM-SHA-256-PLUS when offered; off
+// by default in pg), PGV_MODE=login (only log in: prints {"connected": true, ...} or the
+// error's {"connected": false, "sqlstate", "message"} and exits 0; used for wrong passwords).
 'use strict';
 
 const crypto = require('crypto');
+const fs = require('fs');
 const { Client } = require('pg');
 
 function env(name) {
@@ -26,21 +32,62 @@ function bigValue(unit, chars) {
   return out.join('');
 }
 
-async function main() {
-  const prefix = env('PGV_PREFIX');
-  const items = `${prefix}_items`;
-  const big = `${prefix}_big`;
-  const client = new Client({
+// pg's `ssl` option for PGV_SSLMODE.
+function sslOption() {
+  const mode = process.env.PGV_SSLMODE || 'disable';
+  if (mode === 'disable') return false;
+  if (mode === 'require') return { rejectUnauthorized: false };
+  if (mode === 'verify-full') return { ca: fs.readFileSync(env('PGV_SSLROOTCERT')) };
+  throw new Error(`PGV_SSLMODE ${mode}: expected disable, require or verify-full`);
+}
+
+function newClient() {
+  return new Client({
     host: env('PGV_HOST'),
     port: Number(env('PGV_PORT')),
     user: env('PGV_USER'),
     password: env('PGV_PASSWORD'),
     database: env('PGV_DATABASE'),
-    ssl: false,
+    ssl: sslOption(),
+    enableChannelBinding: process.env.PGV_CHANNEL_BINDING === 'enable',
     application_name: 'pgvalve-drivers-node',
     connectionTimeoutMillis: 10000,
     query_timeout: 60000,
   });
+}
+
+// What the session is: the driver's side of TLS and the server's (pg_stat_ssl of its backend).
+async function tlsInfo(client) {
+  const r = await client.query('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()');
+  const stream = client.connection.stream;
+  return { client_tls: Boolean(stream && stream.encrypted), server_ssl: r.rows[0].ssl };
+}
+
+async function login() {
+  const client = newClient();
+  try {
+    await client.connect();
+  } catch (e) {
+    if (e.code === undefined) throw e;
+    return { connected: false, sqlstate: e.code, severity: e.severity, message: e.message };
+  }
+  try {
+    const r = await client.query('SELECT current_user AS u');
+    return { connected: true, current_user: r.rows[0].u, tls: await tlsInfo(client) };
+  } finally {
+    await client.end();
+  }
+}
+
+async function main() {
+  if (process.env.PGV_MODE === 'login') {
+    process.stdout.write(JSON.stringify(await login()) + '\n');
+    return;
+  }
+  const prefix = env('PGV_PREFIX');
+  const items = `${prefix}_items`;
+  const big = `${prefix}_big`;
+  const client = newClient();
   await client.connect();
   // Errors not tied to a query (node-pg emits them on the client; unhandled, they kill the
   // process), e.g. an ErrorResponse that arrives after end() sent Terminate: recorded.
@@ -56,6 +103,7 @@ async function main() {
       current_user: r.rows[0].current_user, database: r.rows[0].db,
       answer: r.rows[0].answer, server_version_num: r.rows[0].v,
     };
+    result.tls = await tlsInfo(client);
 
     // 2. A named prepared statement, executed five times (Parse once, then Bind/Execute).
     const rows = [];

@@ -8,6 +8,11 @@
 // PGV_PREFIX (table name prefix: <prefix>_items, <prefix>_big, <prefix>_batch),
 // PGV_BIG_UNIT and PGV_BIG_CHARS (the large value is PGV_BIG_UNIT repeated and cut to
 // PGV_BIG_CHARS characters).
+// Optional: PGV_SSLMODE (libpq's sslmode words as pgx parses them; disable by default),
+// PGV_SSLROOTCERT (the CA file, for verify-ca and verify-full), PGV_MODE=login (only log in:
+// prints {"connected": true, ...} or the error's {"connected": false, "sqlstate", "message"}
+// and exits 0; used for wrong passwords). pgx v4 (pgconn 1.11) has no channel binding: it
+// always uses SCRAM-SHA-256 with gs2 flag 'n'.
 //
 // Built offline in GOPATH mode: GO111MODULE=off GOPATH=/usr/share/gocode go build.
 package main
@@ -15,6 +20,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -60,20 +66,76 @@ func bigValue(unit string, chars int) string {
 	return string(out)
 }
 
+// tlsInfo says what the session is: the driver's side of TLS and the server's (pg_stat_ssl).
+func tlsInfo(ctx context.Context, conn *pgx.Conn) map[string]interface{} {
+	var serverSSL bool
+	check(conn.QueryRow(ctx, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").Scan(&serverSSL),
+		"pg_stat_ssl")
+	_, clientTLS := conn.PgConn().Conn().(*tls.Conn)
+	return map[string]interface{}{"client_tls": clientTLS, "server_ssl": serverSSL}
+}
+
+// quote makes a libpq connection-string value.
+func quote(v string) string {
+	return "'" + strings.ReplaceAll(strings.ReplaceAll(v, `\`, `\\`), "'", `\'`) + "'"
+}
+
+func connString(port int) string {
+	s := fmt.Sprintf("host=%s port=%d user=%s password=%s dbname=%s connect_timeout=10 "+
+		"application_name=pgvalve-drivers-pgx", quote(env("PGV_HOST")), port, quote(env("PGV_USER")),
+		quote(env("PGV_PASSWORD")), quote(env("PGV_DATABASE")))
+	mode, ok := os.LookupEnv("PGV_SSLMODE")
+	if !ok {
+		mode = "disable"
+	}
+	s += " sslmode=" + quote(mode)
+	if root, ok := os.LookupEnv("PGV_SSLROOTCERT"); ok {
+		s += " sslrootcert=" + quote(root)
+	}
+	return s
+}
+
+// login only logs in and prints what happened: the pytest test compares errors across drivers.
+func login(ctx context.Context, port int) {
+	result := map[string]interface{}{}
+	conn, err := pgx.Connect(ctx, connString(port))
+	var pgErr *pgconn.PgError
+	if err != nil {
+		if !errors.As(err, &pgErr) {
+			fail("connect: %v", err)
+		}
+		result["connected"] = false
+		result["sqlstate"] = pgErr.Code
+		result["severity"] = pgErr.Severity
+		result["message"] = pgErr.Message
+	} else {
+		var user string
+		check(conn.QueryRow(ctx, "SELECT current_user").Scan(&user), "current_user")
+		result["connected"] = true
+		result["current_user"] = user
+		result["tls"] = tlsInfo(ctx, conn)
+		conn.Close(ctx)
+	}
+	out, err := json.Marshal(result)
+	check(err, "json")
+	fmt.Println(string(out))
+}
+
 func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	port, err := strconv.Atoi(env("PGV_PORT"))
 	check(err, "PGV_PORT")
+	if os.Getenv("PGV_MODE") == "login" {
+		login(ctx, port)
+		return
+	}
 	prefix := env("PGV_PREFIX")
 	items, big, batchTable := prefix+"_items", prefix+"_big", prefix+"_batch"
 	chars, err := strconv.Atoi(env("PGV_BIG_CHARS"))
 	check(err, "PGV_BIG_CHARS")
 
-	connString := fmt.Sprintf("host=%s port=%d user=%s password=%s dbname=%s sslmode=disable "+
-		"connect_timeout=10 application_name=pgvalve-drivers-pgx",
-		env("PGV_HOST"), port, env("PGV_USER"), env("PGV_PASSWORD"), env("PGV_DATABASE"))
-	config, err := pgx.ParseConfig(connString)
+	config, err := pgx.ParseConfig(connString(port))
 	check(err, "parse config")
 	// Defaults on purpose: extended protocol, prepared-statement cache (ModePrepare).
 	conn, err := pgx.ConnectConfig(ctx, config)
@@ -92,6 +154,7 @@ func main() {
 	check(err, "simple query")
 	result["simple"] = map[string]interface{}{"current_user": user, "database": db,
 		"answer": answer, "server_version_num": serverVersion}
+	result["tls"] = tlsInfo(ctx, conn)
 
 	// 2. Parameterized query through the statement cache: a named server-side statement.
 	rows := [][]interface{}{}
