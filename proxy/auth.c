@@ -220,7 +220,7 @@ static void begin_exchange(struct session *s, const char *text)
 	} else {
 		const char *mechs;
 		size_t mechs_len;
-		bool tls = s->client.ssl && snap->client_cbind_len > 0;
+		bool tls = conn_is_tls(&s->client) && snap->client_cbind_len > 0;
 
 		a->client_leg = scram_server_new(&a->v, tls ? snap->client_cbind : NULL,
 						 tls ? snap->client_cbind_len : 0);
@@ -502,7 +502,7 @@ void auth_client_step(struct session *s)
 		b->scan = b->head;
 		client_messages(s);
 	}
-	if (s->state == SESSION_CLIENT_AUTH && !s->dead && s->client.ssl && SSL_pending(s->client.ssl) > 0)
+	if (s->state == SESSION_CLIENT_AUTH && !s->dead && conn_has_pending(&s->client))
 		s->kick_client = true;
 	if (!s->dead && s->state != SESSION_CLOSING && relay_pending(&s->s2c))
 		(void)session_flush(s, &s->s2c, &s->client);
@@ -513,10 +513,7 @@ void auth_client_step(struct session *s)
 /* tls-server-end-point of the server's certificate when the upstream leg is TLS. */
 static bool server_cbind(struct session *s, unsigned char out[SCRAM_CBIND_MAX], size_t *len)
 {
-	X509 *cert = s->server.ssl ? SSL_get0_peer_certificate(s->server.ssl) : NULL;
-
-	*len = 0;
-	return cert && scram_cert_endpoint_hash(cert, out, len) && *len > 0;
+	return conn_peer_cbind(&s->server, out, len);
 }
 
 static enum relay_msg server_refuses(struct session *s, const char *sqlstate, const char *msg)
