@@ -122,16 +122,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		case 3: {
-			size_t cut1 = len / 3, cut2 = 2 * len / 3, total = 4 + len;
+			/* Three non-empty pieces: §5.1 forbids empty handshake fragments. */
+			size_t total = 4 + len, a = 1 + len / 3, b = (total - a) / 2;
 
 			ticket[0] = 4;
 			ticket[1] = 0;
 			ticket[2] = (uint8_t)(len >> 8);
 			ticket[3] = (uint8_t)len;
 			memcpy(ticket + 4, p, len);
-			put_sealed(&peer, fd[1], 22, ticket, 1 + cut1);
-			put_sealed(&peer, fd[1], 22, ticket + 1 + cut1, cut2 - cut1);
-			put_sealed(&peer, fd[1], 22, ticket + 1 + cut2, total - 1 - cut2);
+			put_sealed(&peer, fd[1], 22, ticket, a);
+			put_sealed(&peer, fd[1], 22, ticket + a, b);
+			put_sealed(&peer, fd[1], 22, ticket + a + b, total - a - b);
 			checked = checked && !server;
 			break;
 		}
