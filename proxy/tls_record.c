@@ -364,6 +364,7 @@ long tls_record_write(struct tls_record *r, int fd, const void *buf, size_t len)
 	size_t chunk = len < TLS_RECORD_PLAIN_MAX ? len : TLS_RECORD_PLAIN_MAX;
 	long rc;
 
+	thread_error[0] = '\0';
 	if (r->failed)
 		return fail(NULL, "the TLS connection failed earlier");
 	if (r->out) {
@@ -550,6 +551,7 @@ static void in_settle(struct tls_record *r)
 
 long tls_record_read(struct tls_record *r, int fd, void *buf, size_t len)
 {
+	thread_error[0] = '\0'; /* a reason left over from another connection is not this one's */
 	if (r->failed)
 		return fail(NULL, "the TLS connection failed earlier");
 	for (;;) {
@@ -599,8 +601,8 @@ long tls_record_read(struct tls_record *r, int fd, void *buf, size_t len)
 			in_settle(r);
 			return TLS_RECORD_AGAIN;
 		}
-		if (n == 0 && r->in_end == r->in_start) {
-			/* Closed without close_notify at a record boundary: end of stream, as with OpenSSL. */
+		if ((n == 0 || errno == ECONNRESET) && r->in_end == r->in_start) {
+			/* Closed without close_notify at a record boundary: end of stream, as conn.c takes OpenSSL's. */
 			in_settle(r);
 			return 0;
 		}
