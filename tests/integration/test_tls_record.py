@@ -1,7 +1,7 @@
 """TLS 1.3 after the handshake (proxy/tls_record.c, docs/architecture.md §3.9): the proxy keeps
 only the traffic keys and protects records itself. A client that asks for KeyUpdates keeps
 working and gets the proxy's own KeyUpdate when it asks for one, and no session tickets; a
-TLS 1.2-only client keeps OpenSSL's path; the status still says TLS on both legs and the server
+TLS 1.2-only client, or server, keeps OpenSSL's path; the status still says TLS on both legs and the server
 still sees TLS; a forged record closes that connection only, with a log line."""
 
 import os
@@ -93,3 +93,30 @@ def test_forged_record_closes_that_connection_only(pg, proxy_factory, connect):
         time.sleep(0.1)
     raw.close()
     assert bystander.execute("SELECT 42").fetchone()[0] == 42
+
+
+def test_tls12_server_keeps_working(pg, proxy_factory, connect, direct):
+    """A server that stops at TLS 1.2: the upstream leg stays on OpenSSL; big values and COPY
+    go through, the client leg (TLS 1.3) on the proxy's own records."""
+    direct.execute("ALTER SYSTEM SET ssl_max_protocol_version = 'TLSv1.2'")
+    direct.execute("SELECT pg_reload_conf()")
+    try:
+        proxy = proxy_factory(pg, tls_both(pg))
+        deadline = time.monotonic() + 30
+        while True:  # the postmaster applies the reload on its own time
+            conn = connect(proxy, user="trust_user", sslmode="verify-full", sslrootcert=pg.ca_crt)
+            row = conn.execute(
+                "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()
+            if row[1] == "TLSv1.2" or time.monotonic() > deadline:
+                break
+            conn.close()
+            time.sleep(0.1)
+        assert row == (True, "TLSv1.2")
+        assert conn.execute("SELECT repeat('s', 300000)").fetchone()[0] == "s" * 300000
+        with conn.cursor().copy("COPY (SELECT g, repeat('c', 500) FROM generate_series(1, 2000) g) "
+                                "TO STDOUT") as copy:
+            assert sum(1 for _ in copy.rows()) == 2000
+        assert all(s["upstream_tls"] for s in proxy.status()["sessions"])
+    finally:
+        direct.execute("ALTER SYSTEM RESET ssl_max_protocol_version")
+        direct.execute("SELECT pg_reload_conf()")
