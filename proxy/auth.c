@@ -222,28 +222,6 @@ static void find_verifier(struct session *s, struct auth *a, const char *text)
 	scram_verifier_mock(s->user, mock_secret, &a->v);
 }
 
-/*
- * tls-server-end-point of the certificate this client's TLS session was
- * shown, into out[]; its length, 0 for none (no TLS, or a certificate with no
- * such hash). The snapshot's hash when that is the snapshot's certificate;
- * else a SIGHUP swapped certificates after the handshake, and it is hashed
- * here, so the client's binding is checked against what it saw.
- */
-static size_t client_cbind(const struct session *s, unsigned char out[SCRAM_CBIND_MAX])
-{
-	const struct snapshot *snap = s->w->snap;
-	X509 *cert = s->client.ssl ? SSL_get_certificate(s->client.ssl) : NULL;
-	size_t len = 0;
-
-	if (!cert)
-		return 0;
-	if (snap->client_tls && cert == SSL_CTX_get0_certificate(snap->client_tls)) {
-		memcpy(out, snap->client_cbind, snap->client_cbind_len);
-		return snap->client_cbind_len;
-	}
-	return scram_cert_endpoint_hash(cert, out, &len) ? len : 0;
-}
-
 /* Sends the first authentication request for the role's verifier 'text' (or NULL). */
 static void begin_exchange(struct session *s, const char *text)
 {
@@ -261,7 +239,10 @@ static void begin_exchange(struct session *s, const char *text)
 	} else {
 		const char *mechs;
 		unsigned char cbind[SCRAM_CBIND_MAX];
-		size_t mechs_len, cbind_len = client_cbind(s, cbind);
+		size_t mechs_len, cbind_len;
+
+		if (!conn_cbind(&s->client, cbind, &cbind_len))
+			cbind_len = 0;
 
 		a->client_leg = scram_server_new(&a->v, cbind_len ? cbind : NULL, cbind_len);
 		if (!a->client_leg) {
@@ -643,7 +624,7 @@ void auth_client_step(struct session *s)
 		b->scan = b->head;
 		client_messages(s);
 	}
-	if (s->state == SESSION_CLIENT_AUTH && !s->dead && s->client.ssl && SSL_pending(s->client.ssl) > 0)
+	if (s->state == SESSION_CLIENT_AUTH && !s->dead && conn_has_pending(&s->client))
 		s->kick_client = true;
 	if (!s->dead && s->state != SESSION_CLOSING && relay_pending(&s->s2c))
 		(void)session_flush(s, &s->s2c, &s->client);
@@ -652,14 +633,6 @@ void auth_client_step(struct session *s)
 /* ---- the server leg ------------------------------------------------------- */
 
 /* tls-server-end-point of the server's certificate when the upstream leg is TLS. */
-static bool server_cbind(struct session *s, unsigned char out[SCRAM_CBIND_MAX], size_t *len)
-{
-	X509 *cert = s->server.ssl ? SSL_get0_peer_certificate(s->server.ssl) : NULL;
-
-	*len = 0;
-	return cert && scram_cert_endpoint_hash(cert, out, len) && *len > 0;
-}
-
 static enum relay_msg server_refuses(struct session *s, const char *sqlstate, const char *msg)
 {
 	session_close(s, sqlstate, "%s", msg);
@@ -680,7 +653,7 @@ static enum relay_msg server_sasl(struct session *s, uint32_t code, const uint8_
 		const char *mech;
 		uint8_t prefix[64];
 		size_t mech_len;
-		bool bound = server_cbind(s, cbind, &cbind_len);
+		bool bound = conn_cbind(&s->server, cbind, &cbind_len);
 
 		if (a->server_leg)
 			return server_refuses(s, "08006", "the server started SCRAM authentication twice");

@@ -170,7 +170,7 @@ void client_closing_step(struct session *s)
 	if (!s->lingering) {
 		if (!session_flush(s, &s->s2c, &s->client) || relay_pending(&s->s2c) > 0)
 			return; /* failed (then dead), or the rest goes when the socket takes it */
-		if (s->client.ssl || shutdown(s->client.fd, SHUT_WR) != 0) {
+		if (conn_is_tls(&s->client) || shutdown(s->client.fd, SHUT_WR) != 0) {
 			s->dead = true; /* TLS ends with the socket: no half-close */
 			return;
 		}

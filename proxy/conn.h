@@ -1,7 +1,9 @@
 /*
  * One socket of a session, plain or TLS, with non-blocking read and write
  * that hide OpenSSL's want-read/want-write dance, and the libevent event
- * whose interest is recomputed from state after every callback.
+ * whose interest is recomputed from state after every callback. A TLS 1.3
+ * connection drops its SSL object once the handshake is done and goes on
+ * with proxy/tls_record.c (docs/architecture.md §3.9).
  */
 #ifndef PGVALVE_PROXY_CONN_H
 #define PGVALVE_PROXY_CONN_H
@@ -16,9 +18,12 @@ enum {
 	CONN_FAILED = -1, /* hard error; errno or the OpenSSL queue says which */
 };
 
+struct tls_record;
+
 struct conn {
 	int fd;
-	SSL *ssl;
+	SSL *ssl;               /* the handshake, and TLS 1.2 after it */
+	struct tls_record *rec; /* TLS 1.3 after the handshake (captures secrets during it) */
 	struct event *ev;
 	short interest;        /* EV_READ/EV_WRITE currently registered */
 	bool read_wants_write; /* TLS: the last read needs the socket writable */
@@ -33,8 +38,28 @@ long conn_write(struct conn *c, const void *buf, size_t len);
 /* Sets the registered interest to 'want' (EV_READ|EV_WRITE), adjusted for TLS wants. */
 void conn_set_interest(struct conn *c, short want);
 
-/* Drives a TLS handshake. Returns 1 done, 0 in progress, -1 failed. */
+/*
+ * Drives a TLS handshake. Returns 1 done, 0 in progress, -1 failed. When it
+ * is done on TLS 1.3 the SSL object is freed and records are the proxy's own.
+ */
 int conn_tls_handshake(struct conn *c);
+
+/* Installs the keylog hook that hands TLS 1.3 traffic secrets to the connection (proxy/tls.c). */
+void conn_tls_ctx_setup(SSL_CTX *ctx);
+
+/* True if the connection is TLS (handshake done or under way). */
+bool conn_is_tls(const struct conn *c);
+
+/* True if decrypted or whole records wait that the socket will never signal again. */
+bool conn_has_pending(const struct conn *c);
+
+/*
+ * tls-server-end-point channel binding data (RFC 5929) of the certificate
+ * the server end of this TLS session showed (ours on a client leg, the
+ * server's on a server leg), for SCRAM-PLUS on either leg. False without TLS
+ * or a certificate.
+ */
+bool conn_cbind(const struct conn *c, unsigned char *out, size_t *len);
 
 /* Text of the latest OpenSSL or socket error, for logs and client errors. */
 const char *conn_error_text(char *buf, size_t cap);

@@ -15,7 +15,6 @@
 #include <time.h>
 
 #include "pgvalve/config.h"
-#include "pgvalve/scram.h"
 
 struct verifier_list;
 
@@ -29,9 +28,6 @@ struct snapshot {
 	SSL_CTX *upstream_tls[CONFIG_MAX_UPSTREAMS]; /* NULL: sslmode disable */
 	/* auth.mode terminate: auth.userlist_file's verifiers (NULL: none configured). */
 	struct verifier_list *userlist;
-	/* tls-server-end-point of the proxy's own certificate; length 0: no channel binding offered. */
-	unsigned char client_cbind[SCRAM_CBIND_MAX];
-	size_t client_cbind_len;
 	/* auth.password_file's first line, the lookup role's password (NULL: libpq's own sources). */
 	char *lookup_password;
 	/*

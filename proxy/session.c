@@ -412,11 +412,11 @@ static void pump(struct session *s, struct relay_buf *b, struct conn *src, struc
 		if (!scan_and_flush(s, b, dst, rules))
 			return;
 		/* A short plain read means the socket is drained: skip the EAGAIN syscall. */
-		if (!src->ssl && (uint32_t)n < room)
+		if (!conn_is_tls(src) && (uint32_t)n < room)
 			break;
 	}
 	/* TLS may hold decrypted bytes the socket will never signal again. */
-	if (src->ssl && SSL_pending(src->ssl) > 0 && relay_room(b) > 0) {
+	if (conn_has_pending(src) && relay_room(b) > 0) {
 		if (from_client)
 			s->kick_client = true;
 		else
@@ -727,8 +727,8 @@ void session_describe(const struct session *s, cJSON *arr)
 	cJSON_AddStringToObject(o, "database", s->database);
 	cJSON_AddStringToObject(o, "client", s->client_addr);
 	cJSON_AddStringToObject(o, "state", session_state_name(s));
-	cJSON_AddBoolToObject(o, "tls", s->client.ssl != NULL);
-	cJSON_AddBoolToObject(o, "upstream_tls", s->server.ssl != NULL);
+	cJSON_AddBoolToObject(o, "tls", conn_is_tls(&s->client));
+	cJSON_AddBoolToObject(o, "upstream_tls", conn_is_tls(&s->server));
 	cJSON_AddStringToObject(o, "upstream", s->w->snap->cfg.upstreams[s->upstream].name);
 	if (s->backend_pid)
 		cJSON_AddNumberToObject(o, "backend_pid", s->backend_pid);

@@ -88,13 +88,6 @@ struct snapshot *snapshot_build(struct config *cfg, char *err, size_t errlen)
 	if (cfg->tls_cert_file &&
 	    !(snap->client_tls = tls_server_ctx(cfg->tls_cert_file, cfg->tls_key_file, err, errlen)))
 		goto fail;
-	if (snap->client_tls) {
-		X509 *cert = SSL_CTX_get0_certificate(snap->client_tls);
-
-		/* An Ed25519 certificate has no tls-server-end-point hash: no -PLUS offered then. */
-		if (!cert || !scram_cert_endpoint_hash(cert, snap->client_cbind, &snap->client_cbind_len))
-			snap->client_cbind_len = 0;
-	}
 	if (cfg->auth.mode == AUTH_MODE_TERMINATE && cfg->auth.userlist_file) {
 		char why[512];
 

@@ -5,6 +5,8 @@
  */
 #include "tls.h"
 
+#include "conn.h"
+
 #include <arpa/inet.h>
 #include <openssl/err.h>
 #include <stdio.h>
@@ -26,6 +28,8 @@ static void tls_common(SSL_CTX *ctx)
 	SSL_CTX_set_mode(ctx,
 			 SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				 SSL_MODE_RELEASE_BUFFERS);
+	/* TLS 1.3 connections leave OpenSSL after the handshake (proxy/conn.c). */
+	conn_tls_ctx_setup(ctx);
 }
 
 SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file, char *err, size_t errlen)
@@ -37,6 +41,12 @@ SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file, char *err, 
 		return NULL;
 	}
 	tls_common(ctx);
+	/*
+	 * No TLS 1.3 tickets: they would be sent right after the handshake,
+	 * when the connection is handed to proxy/tls_record.c, and clients of a
+	 * database proxy do not resume sessions.
+	 */
+	SSL_CTX_set_num_tickets(ctx, 0);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
 		tls_err(err, errlen, "\"tls.cert_file\": cannot load", cert_file);
 		goto fail;

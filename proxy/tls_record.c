@@ -1,0 +1,636 @@
+/*
+ * TLS 1.3 records after the handshake (RFC 8446 §5), for connections whose
+ * SSL object was freed once the handshake finished (docs/architecture.md
+ * §3.9). Owns the wire format, the AEAD calls and the post-handshake
+ * messages; conn.c owns when a connection uses it. One EVP_CIPHER_CTX per
+ * thread is re-keyed when another connection's key comes along.
+ */
+#include "tls_record.h"
+
+#include <errno.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* Record content types, RFC 8446 §5.1. */
+enum {
+	CT_ALERT = 21,
+	CT_HANDSHAKE = 22,
+	CT_APPLICATION_DATA = 23,
+};
+
+/* Post-handshake messages, §4.6. */
+enum {
+	HS_NEW_SESSION_TICKET = 4,
+	HS_KEY_UPDATE = 24,
+};
+
+/* Alerts, §6. */
+enum {
+	ALERT_CLOSE_NOTIFY = 0,
+	ALERT_UNEXPECTED_MESSAGE = 10,
+	ALERT_BAD_RECORD_MAC = 20,
+	ALERT_RECORD_OVERFLOW = 22,
+	ALERT_DECODE_ERROR = 50,
+	ALERT_USER_CANCELED = 90,
+};
+
+#define TAG_LEN 16
+
+/* ---- ciphers, fetched once; the thread's context --------------------------- */
+
+static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
+static EVP_CIPHER *cipher_aes128, *cipher_aes256, *cipher_chacha;
+static EVP_KDF *kdf_hkdf;
+static atomic_uint_fast64_t next_key_id = 1;
+
+static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t thread_key;
+static _Thread_local EVP_CIPHER_CTX *thread_ctx;
+static _Thread_local uint64_t thread_ctx_key; /* id of the key thread_ctx holds, 0: none */
+static _Thread_local char thread_error[160];
+
+static void fetch_all(void)
+{
+	/* Explicit fetches: an implicit one per EVP_CipherInit_ex would look the provider up each record. */
+	cipher_aes128 = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
+	cipher_aes256 = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+	cipher_chacha = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
+	kdf_hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+}
+
+static void free_thread_ctx(void *ctx)
+{
+	EVP_CIPHER_CTX_free(ctx);
+}
+
+static void make_thread_key(void)
+{
+	(void)pthread_key_create(&thread_key, free_thread_ctx);
+}
+
+static EVP_CIPHER_CTX *cipher_ctx(void)
+{
+	if (!thread_ctx) {
+		pthread_once(&thread_key_once, make_thread_key);
+		thread_ctx = EVP_CIPHER_CTX_new();
+		if (thread_ctx)
+			(void)pthread_setspecific(thread_key, thread_ctx);
+		thread_ctx_key = 0;
+	}
+	return thread_ctx;
+}
+
+static const EVP_CIPHER *suite_cipher(uint16_t suite)
+{
+	pthread_once(&fetch_once, fetch_all);
+	switch (suite) {
+	case TLS_SUITE_AES_128_GCM_SHA256:
+		return cipher_aes128;
+	case TLS_SUITE_AES_256_GCM_SHA384:
+		return cipher_aes256;
+	case TLS_SUITE_CHACHA20_POLY1305_SHA256:
+		return cipher_chacha;
+	default:
+		return NULL;
+	}
+}
+
+static size_t suite_key_len(uint16_t suite)
+{
+	return suite == TLS_SUITE_AES_128_GCM_SHA256 ? 16 : 32;
+}
+
+static size_t suite_hash_len(uint16_t suite)
+{
+	return suite == TLS_SUITE_AES_256_GCM_SHA384 ? 48 : 32;
+}
+
+static long fail(struct tls_record *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static long fail(struct tls_record *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(thread_error, sizeof(thread_error), fmt, ap);
+	va_end(ap);
+	if (r)
+		r->failed = true;
+	return TLS_RECORD_FAILED;
+}
+
+const char *tls_record_error(void)
+{
+	static _Thread_local char copy[sizeof(thread_error)];
+
+	if (!thread_error[0])
+		return NULL;
+	memcpy(copy, thread_error, sizeof(copy));
+	thread_error[0] = '\0';
+	return copy;
+}
+
+/* ---- key schedule, RFC 8446 §7.1 ------------------------------------------- */
+
+/* HKDF-Expand-Label(secret, label, "", out_len). */
+static bool expand_label(uint16_t suite, const uint8_t *secret, const char *label, uint8_t *out,
+			 size_t out_len)
+{
+	uint8_t info[2 + 1 + 6 + 32 + 1];
+	size_t label_len = strlen(label), hash_len = suite_hash_len(suite);
+	OSSL_PARAM params[5];
+	int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
+	EVP_KDF_CTX *kctx;
+	bool ok;
+
+	pthread_once(&fetch_once, fetch_all);
+	if (!kdf_hkdf || label_len > 32)
+		return false;
+	info[0] = (uint8_t)(out_len >> 8);
+	info[1] = (uint8_t)out_len;
+	info[2] = (uint8_t)(6 + label_len);
+	memcpy(info + 3, "tls13 ", 6);
+	memcpy(info + 9, label, label_len);
+	info[9 + label_len] = 0; /* empty context */
+	params[0] = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
+	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
+						     hash_len == 48 ? "SHA384" : "SHA256", 0);
+	params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret, hash_len);
+	params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, 10 + label_len);
+	params[4] = OSSL_PARAM_construct_end();
+	kctx = EVP_KDF_CTX_new(kdf_hkdf);
+	ok = kctx && EVP_KDF_derive(kctx, out, out_len, params) == 1;
+	EVP_KDF_CTX_free(kctx);
+	return ok;
+}
+
+bool tls_record_derive(uint16_t suite, const uint8_t *secret, uint8_t key[TLS_RECORD_KEY_MAX],
+		       uint8_t iv[TLS_RECORD_IV_LEN])
+{
+	return suite_cipher(suite) && expand_label(suite, secret, "key", key, suite_key_len(suite)) &&
+		expand_label(suite, secret, "iv", iv, TLS_RECORD_IV_LEN);
+}
+
+static bool key_install(uint16_t suite, struct tls_record_key *k, const uint8_t *secret)
+{
+	if (secret != k->secret)
+		memcpy(k->secret, secret, suite_hash_len(suite));
+	k->seq = 0;
+	k->id = atomic_fetch_add(&next_key_id, 1);
+	return tls_record_derive(suite, k->secret, k->key, k->iv);
+}
+
+/* §7.2: application_traffic_secret_N+1 = HKDF-Expand-Label(secret_N, "traffic upd", "", Hash.length). */
+static bool key_next(uint16_t suite, struct tls_record_key *k)
+{
+	uint8_t next[TLS_RECORD_SECRET_MAX];
+	bool ok = expand_label(suite, k->secret, "traffic upd", next, suite_hash_len(suite)) &&
+		key_install(suite, k, next);
+
+	OPENSSL_cleanse(next, sizeof(next));
+	return ok;
+}
+
+static int hex_value(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+void tls_record_keylog(struct tls_record *r, const char *line, bool server)
+{
+	static const char client_label[] = "CLIENT_TRAFFIC_SECRET_0 ";
+	static const char server_label[] = "SERVER_TRAFFIC_SECRET_0 ";
+	struct tls_record_key *k;
+	const char *hex;
+	size_t n = 0;
+	uint8_t bit;
+
+	if (strncmp(line, client_label, sizeof(client_label) - 1) == 0)
+		k = server ? &r->rd : &r->wr;
+	else if (strncmp(line, server_label, sizeof(server_label) - 1) == 0)
+		k = server ? &r->wr : &r->rd;
+	else
+		return;
+	bit = k == &r->rd ? 1 : 2;
+	/* "<label> <client random, 64 hex> <secret hex>" */
+	hex = strchr(line + sizeof(client_label) - 1, ' ');
+	if (!hex)
+		return;
+	for (hex++; hex[0] && hex[1] && n < sizeof(k->secret); hex += 2) {
+		int hi = hex_value(hex[0]), lo = hex_value(hex[1]);
+
+		if (hi < 0 || lo < 0)
+			return;
+		k->secret[n++] = (uint8_t)(hi << 4 | lo);
+	}
+	if (n == 32 || n == 48)
+		r->have |= bit;
+}
+
+bool tls_record_start(struct tls_record *r, uint16_t suite, bool server, const uint8_t *read_secret,
+		      const uint8_t *write_secret)
+{
+	if (!suite_cipher(suite))
+		return false;
+	if ((!read_secret || !write_secret) && r->have != 3)
+		return false;
+	r->suite = suite;
+	r->server = server;
+	return key_install(suite, &r->rd, read_secret ? read_secret : r->rd.secret) &&
+		key_install(suite, &r->wr, write_secret ? write_secret : r->wr.secret);
+}
+
+/* ---- AEAD, §5.2 and §5.3 ----------------------------------------------------- */
+
+/*
+ * Runs the AEAD over one record body in place: 'hdr' is the additional data,
+ * 'body' holds n bytes of plaintext (sealing: the tag is appended) or n
+ * bytes of ciphertext and tag (opening). The key's sequence number moves on.
+ */
+static bool aead(uint16_t suite, struct tls_record_key *k, bool seal, const uint8_t hdr[TLS_RECORD_HEADER],
+		 uint8_t *body, size_t n)
+{
+	EVP_CIPHER_CTX *ctx = cipher_ctx();
+	uint8_t nonce[TLS_RECORD_IV_LEN];
+	int len = 0, fin = 0;
+	size_t text = seal ? n : n - TAG_LEN;
+
+	if (!ctx || (!seal && n < TAG_LEN) || k->seq == UINT64_MAX)
+		return false;
+	memcpy(nonce, k->iv, sizeof(nonce));
+	for (int i = 0; i < 8; i++)
+		nonce[TLS_RECORD_IV_LEN - 1 - i] ^= (uint8_t)(k->seq >> (8 * i));
+	if (thread_ctx_key != k->id) {
+		/* Another connection's key (or none) is in the context: key it for this one. */
+		thread_ctx_key = 0;
+		if (EVP_CipherInit_ex(ctx, suite_cipher(suite), NULL, k->key, nonce, seal) != 1)
+			return false;
+		thread_ctx_key = k->id;
+	} else if (EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce, seal) != 1) {
+		return false;
+	}
+	if (EVP_CipherUpdate(ctx, NULL, &len, hdr, TLS_RECORD_HEADER) != 1 ||
+	    EVP_CipherUpdate(ctx, body, &len, body, (int)text) != 1)
+		return false;
+	if (!seal && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, body + text) != 1)
+		return false;
+	if (EVP_CipherFinal_ex(ctx, body + len, &fin) != 1)
+		return false;
+	if (seal && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, body + text) != 1)
+		return false;
+	k->seq++;
+	return true;
+}
+
+size_t tls_record_seal(struct tls_record *r, uint8_t type, const uint8_t *p, size_t n, uint8_t *out)
+{
+	size_t body = n + 1 + TAG_LEN;
+
+	if (n > TLS_RECORD_PLAIN_MAX)
+		return 0;
+	out[0] = CT_APPLICATION_DATA;
+	out[1] = 0x03;
+	out[2] = 0x03;
+	out[3] = (uint8_t)(body >> 8);
+	out[4] = (uint8_t)body;
+	if (p != out + TLS_RECORD_HEADER)
+		memmove(out + TLS_RECORD_HEADER, p, n);
+	out[TLS_RECORD_HEADER + n] = type;
+	if (!aead(r->suite, &r->wr, true, out, out + TLS_RECORD_HEADER, n + 1))
+		return 0;
+	return TLS_RECORD_HEADER + body;
+}
+
+/* ---- writing ------------------------------------------------------------------ */
+
+/* Sends what is left of 'out'. 1 all sent (buffer released), AGAIN, or FAILED. */
+static long flush_out(struct tls_record *r, int fd)
+{
+	while (r->out_off < r->out_end) {
+		ssize_t n = send(fd, r->out + r->out_off, r->out_end - r->out_off, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+				return TLS_RECORD_AGAIN;
+			r->failed = true;
+			return TLS_RECORD_FAILED; /* errno says why */
+		}
+		r->out_off += (uint32_t)n;
+	}
+	free(r->out);
+	r->out = NULL;
+	r->out_off = r->out_end = 0;
+	return 1;
+}
+
+/* Seals one record into 'out' (allocated here) and sends it. */
+static long send_record(struct tls_record *r, int fd, uint8_t type, const uint8_t *p, size_t n,
+			uint32_t plain)
+{
+	size_t len;
+
+	r->out = malloc(TLS_RECORD_HEADER + TLS_RECORD_PLAIN_MAX + 1 + TAG_LEN);
+	if (!r->out)
+		return fail(r, "out of memory for a TLS record");
+	len = tls_record_seal(r, type, p, n, r->out);
+	if (len == 0) {
+		free(r->out);
+		r->out = NULL;
+		return fail(r, "cannot seal a TLS record");
+	}
+	r->out_off = 0;
+	r->out_end = (uint32_t)len;
+	r->out_plain = plain;
+	return flush_out(r, fd);
+}
+
+long tls_record_write(struct tls_record *r, int fd, const void *buf, size_t len)
+{
+	size_t chunk = len < TLS_RECORD_PLAIN_MAX ? len : TLS_RECORD_PLAIN_MAX;
+	long rc;
+
+	thread_error[0] = '\0';
+	if (r->failed)
+		return fail(NULL, "the TLS connection failed earlier");
+	if (r->out) {
+		/* The record sealed at an earlier call goes first; it may carry this caller's bytes. */
+		rc = flush_out(r, fd);
+		if (rc != 1)
+			return rc;
+		if (r->out_plain) {
+			rc = r->out_plain;
+			r->out_plain = 0;
+			return rc;
+		}
+	}
+	if (r->key_update_due) {
+		/* §4.6.3: our KeyUpdate(update_not_requested) before our next application data. */
+		static const uint8_t key_update[5] = { HS_KEY_UPDATE, 0, 0, 1, 0 };
+
+		r->key_update_due = false;
+		rc = send_record(r, fd, CT_HANDSHAKE, key_update, sizeof(key_update), 0);
+		if (!key_next(r->suite, &r->wr))
+			return fail(r, "cannot derive the next TLS write key");
+		if (rc != 1)
+			return rc;
+	}
+	if (chunk == 0)
+		return 0;
+	rc = send_record(r, fd, CT_APPLICATION_DATA, buf, chunk, (uint32_t)chunk);
+	if (rc != 1)
+		return rc;
+	r->out_plain = 0;
+	return (long)chunk;
+}
+
+/* Best effort, never blocking: a fatal alert, unless a record is half sent. */
+static void send_alert(struct tls_record *r, int fd, uint8_t desc)
+{
+	uint8_t rec[TLS_RECORD_HEADER + 2 + 1 + TAG_LEN];
+	const uint8_t alert[2] = { desc == ALERT_CLOSE_NOTIFY ? 1 : 2, desc };
+	size_t n;
+
+	if (r->out)
+		return;
+	n = tls_record_seal(r, CT_ALERT, alert, sizeof(alert), rec);
+	if (n)
+		(void)send(fd, rec, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* Fails the connection for a protocol violation: the peer is told (§6.2), the caller logs why. */
+static long violation(struct tls_record *r, int fd, uint8_t alert, const char *why)
+{
+	if (!r->failed)
+		send_alert(r, fd, alert);
+	return fail(r, "%s", why);
+}
+
+/* ---- reading ------------------------------------------------------------------ */
+
+/* The post-handshake messages in one record's handshake content (§4.6). */
+static long handshake_content(struct tls_record *r, int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		if (r->hs_skip > 0) {
+			size_t k = n < r->hs_skip ? n : r->hs_skip;
+
+			r->hs_skip -= (uint32_t)k;
+			p += k;
+			n -= k;
+			continue;
+		}
+		if (r->hs_hdr_len < 4) {
+			r->hs_hdr[r->hs_hdr_len++] = *p++;
+			n--;
+			if (r->hs_hdr_len < 4)
+				continue;
+		}
+		uint32_t len = (uint32_t)r->hs_hdr[1] << 16 | (uint32_t)r->hs_hdr[2] << 8 | r->hs_hdr[3];
+
+		switch (r->hs_hdr[0]) {
+		case HS_NEW_SESSION_TICKET:
+			/* Resumption is not offered onwards: the ticket is skipped, however it is split. */
+			if (r->server)
+				return violation(r, fd, ALERT_UNEXPECTED_MESSAGE,
+						 "TLS peer sent a NewSessionTicket to a server");
+			r->hs_skip = len;
+			r->hs_hdr_len = 0;
+			break;
+		case HS_KEY_UPDATE:
+			if (len != 1)
+				return violation(r, fd, ALERT_DECODE_ERROR, "malformed TLS KeyUpdate");
+			if (n == 0)
+				return violation(r, fd, ALERT_UNEXPECTED_MESSAGE,
+						 "TLS KeyUpdate split across records");
+			/* §5.1: a key change must be at a record boundary. */
+			if (n != 1 || *p > 1)
+				return violation(r, fd,
+						 n != 1 ? ALERT_UNEXPECTED_MESSAGE : ALERT_DECODE_ERROR,
+						 "malformed TLS KeyUpdate");
+			if (*p == 1)
+				r->key_update_due = true;
+			if (!key_next(r->suite, &r->rd))
+				return fail(r, "cannot derive the next TLS read key");
+			r->hs_hdr_len = 0;
+			n = 0;
+			break;
+		default:
+			return violation(r, fd, ALERT_UNEXPECTED_MESSAGE,
+					 "TLS peer sent an unexpected post-handshake message");
+		}
+	}
+	return 1;
+}
+
+/*
+ * Opens the record at in_start if it is whole: 1 done (application data may
+ * now wait in plain_*), 0 need more bytes, 2 close_notify, or FAILED.
+ */
+static long open_record(struct tls_record *r, int fd)
+{
+	uint8_t *rec = r->in + r->in_start;
+	uint32_t avail = r->in_end - r->in_start, body, inner;
+	uint8_t type;
+
+	if (avail < TLS_RECORD_HEADER)
+		return 0;
+	body = (uint32_t)rec[3] << 8 | rec[4];
+	/* §5.1: after the handshake every record is protected application_data; version ignored. */
+	if (rec[0] != CT_APPLICATION_DATA)
+		return violation(r, fd, ALERT_UNEXPECTED_MESSAGE, "TLS record of an unexpected type");
+	if (body > TLS_RECORD_BODY_MAX)
+		return violation(r, fd, ALERT_RECORD_OVERFLOW, "TLS record too long");
+	if (body < 1 + TAG_LEN)
+		return violation(r, fd, ALERT_DECODE_ERROR, "TLS record too short");
+	if (avail < TLS_RECORD_HEADER + body)
+		return 0;
+	if (!aead(r->suite, &r->rd, false, rec, rec + TLS_RECORD_HEADER, body))
+		return violation(r, fd, ALERT_BAD_RECORD_MAC,
+				 "TLS record failed authentication (bad record MAC)");
+	r->in_start += TLS_RECORD_HEADER + body;
+	/* §5.4: the content type is the last non-zero byte; zeros after it are padding. */
+	inner = body - TAG_LEN;
+	while (inner > 0 && rec[TLS_RECORD_HEADER + inner - 1] == 0)
+		inner--;
+	if (inner == 0)
+		return violation(r, fd, ALERT_UNEXPECTED_MESSAGE, "TLS record without a content type");
+	type = rec[TLS_RECORD_HEADER + --inner];
+	if (inner > TLS_RECORD_PLAIN_MAX)
+		return violation(r, fd, ALERT_RECORD_OVERFLOW, "TLS record plaintext too long");
+	if (type != CT_HANDSHAKE && (r->hs_hdr_len || r->hs_skip))
+		return violation(r, fd, ALERT_UNEXPECTED_MESSAGE,
+				 "TLS handshake message interrupted by another record type");
+	switch (type) {
+	case CT_APPLICATION_DATA:
+		r->plain_off = (uint32_t)(rec + TLS_RECORD_HEADER - r->in);
+		r->plain_len = inner;
+		return 1;
+	case CT_HANDSHAKE:
+		if (inner == 0)
+			return violation(r, fd, ALERT_UNEXPECTED_MESSAGE, "empty TLS handshake record");
+		return handshake_content(r, fd, rec + TLS_RECORD_HEADER, inner);
+	case CT_ALERT:
+		if (inner != 2)
+			return violation(r, fd, ALERT_DECODE_ERROR, "malformed TLS alert");
+		if (rec[TLS_RECORD_HEADER + 1] == ALERT_CLOSE_NOTIFY) {
+			r->peer_closed = true;
+			return 2;
+		}
+		if (rec[TLS_RECORD_HEADER + 1] == ALERT_USER_CANCELED)
+			return 1;
+		return fail(r, "TLS alert %u received from the peer", rec[TLS_RECORD_HEADER + 1]);
+	default:
+		return violation(r, fd, ALERT_UNEXPECTED_MESSAGE, "TLS record of an unexpected content type");
+	}
+}
+
+/* Gives the input buffer back when nothing in it is waiting. */
+static void in_settle(struct tls_record *r)
+{
+	if (r->plain_len == 0 && r->in_start == r->in_end) {
+		free(r->in);
+		r->in = NULL;
+		r->in_start = r->in_end = 0;
+	}
+}
+
+long tls_record_read(struct tls_record *r, int fd, void *buf, size_t len)
+{
+	thread_error[0] = '\0'; /* a reason left over from another connection is not this one's */
+	if (r->failed)
+		return fail(NULL, "the TLS connection failed earlier");
+	for (;;) {
+		long rc;
+		ssize_t n;
+
+		if (r->plain_len > 0) {
+			size_t k = len < r->plain_len ? len : r->plain_len;
+
+			memcpy(buf, r->in + r->plain_off, k);
+			r->plain_off += (uint32_t)k;
+			r->plain_len -= (uint32_t)k;
+			in_settle(r);
+			return (long)k;
+		}
+		if (r->peer_closed)
+			return 0;
+		if (r->in) {
+			rc = open_record(r, fd);
+			if (rc < 0)
+				return rc;
+			if (rc == 2) {
+				in_settle(r);
+				return 0;
+			}
+			if (rc == 1) {
+				in_settle(r);
+				continue;
+			}
+		} else {
+			r->in = malloc(TLS_RECORD_BUF);
+			if (!r->in)
+				return fail(r, "out of memory for a TLS record");
+		}
+		if (r->in_start > 0) {
+			/* A partial record moves to the front, where it has room to complete. */
+			memmove(r->in, r->in + r->in_start, r->in_end - r->in_start);
+			r->in_end -= r->in_start;
+			r->in_start = 0;
+		}
+		n = recv(fd, r->in + r->in_end, TLS_RECORD_BUF - r->in_end, 0);
+		if (n > 0) {
+			r->in_end += (uint32_t)n;
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+			in_settle(r);
+			return TLS_RECORD_AGAIN;
+		}
+		if ((n == 0 || errno == ECONNRESET) && r->in_end == r->in_start) {
+			/* Closed without close_notify at a record boundary: end of stream, as conn.c takes OpenSSL's. */
+			in_settle(r);
+			return 0;
+		}
+		if (n == 0)
+			return fail(r, "TLS peer closed the connection in the middle of a record");
+		r->failed = true;
+		return TLS_RECORD_FAILED; /* errno says why */
+	}
+}
+
+bool tls_record_pending(const struct tls_record *r)
+{
+	uint32_t avail = r->in_end - r->in_start;
+
+	if (r->failed)
+		return false;
+	if (r->plain_len > 0)
+		return true;
+	return avail >= TLS_RECORD_HEADER &&
+		avail >= TLS_RECORD_HEADER + ((uint32_t)r->in[r->in_start + 3] << 8 | r->in[r->in_start + 4]);
+}
+
+void tls_record_end(struct tls_record *r, int fd)
+{
+	if (fd >= 0 && !r->failed && (!r->out || flush_out(r, fd) == 1))
+		send_alert(r, fd, ALERT_CLOSE_NOTIFY);
+	free(r->in);
+	free(r->out);
+	OPENSSL_cleanse(r, sizeof(*r));
+	r->in = r->out = NULL;
+}
