@@ -148,8 +148,8 @@ fail:
 	return NULL;
 }
 
-const struct hold *hold_conflict(const struct hold_set *set, const struct classify_result *r, int upstream,
-				 const char **table)
+const struct hold *hold_conflict(const struct hold_set *set, const struct hold_scope *scope,
+				 const struct classify_result *r, int upstream, const char **table)
 {
 	bool writes_any = r->flags & CLASSIFY_UNKNOWN;
 
@@ -158,6 +158,8 @@ const struct hold *hold_conflict(const struct hold_set *set, const struct classi
 	for (int i = 0; set && i < set->n; i++) {
 		const struct hold *h = set->holds[i];
 
+		if (h->seq > scope->placed_by || (scope->queue_only && h->policy != HOLD_QUEUE))
+			continue;
 		if (h->policy == HOLD_REROUTE && h->upstream_index == upstream)
 			continue; /* the session is where the hold sends new work */
 		for (int t = 0; t < h->n_tables; t++) {

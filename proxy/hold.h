@@ -47,11 +47,13 @@ struct hold {
 	int64_t max_wait_ms;
 	char upstream[64];  /* policy reroute: where new sessions go while it lasts */
 	int upstream_index; /* ... as an index in the config's upstreams (set by the registry) */
+	uint64_t seq;       /* placed as the registry's seq-th hold: later holds have higher ones */
 	int n_tables;
 	struct hold_table tables[];
 };
 
 struct hold_set {
+	uint64_t newest; /* the highest seq of its holds (0: none) */
 	int n;
 	const struct hold *holds[]; /* borrowed from the main thread's registry */
 };
@@ -64,14 +66,21 @@ struct hold_set {
  */
 struct hold *hold_parse(const cJSON *body, char *err, size_t errlen);
 
+/* Which holds of a set a unit of work answers to. */
+struct hold_scope {
+	uint64_t placed_by; /* only holds whose seq is at most this */
+	bool queue_only;    /* only holds of policy queue */
+};
+#define HOLD_SCOPE_ALL ((struct hold_scope){ .placed_by = UINT64_MAX, .queue_only = false })
+
 /*
- * The first hold that 'r' (a unit of work's classification) from a session
- * on upstream index 'upstream' collides with, or NULL. '*table' names the
- * held table it touches (for the 55P03 message). A reroute hold does not
- * hold sessions on the upstream it reroutes to.
+ * The first hold in 'scope' that 'r' (a unit of work's classification) from
+ * a session on upstream index 'upstream' collides with, or NULL. '*table'
+ * names the held table it touches (for the 55P03 message). A reroute hold
+ * does not hold sessions on the upstream it reroutes to.
  */
-const struct hold *hold_conflict(const struct hold_set *set, const struct classify_result *r, int upstream,
-				 const char **table);
+const struct hold *hold_conflict(const struct hold_set *set, const struct hold_scope *scope,
+				 const struct classify_result *r, int upstream, const char **table);
 
 /* Adds the fields of 'h' to 'obj', under the POST /holds body's keys. */
 void hold_describe(const struct hold *h, cJSON *obj);

@@ -26,6 +26,7 @@ static struct event_base *registry_base;
 static struct held *registry;
 static struct hold_set *published; /* what every worker currently sees */
 static int n_held;
+static uint64_t n_placed; /* holds ever placed: each hold's seq */
 
 void hold_registry_init(struct event_base *base)
 {
@@ -86,8 +87,11 @@ static void publish(const char *count_id, struct hold_apply *sum)
 
 	if (!set)
 		abort(); /* defensive: a few bytes; a hold half-published would be worse than stopping */
-	for (struct held *h = registry; h; h = h->next)
+	for (struct held *h = registry; h; h = h->next) {
 		set->holds[set->n++] = h->hold;
+		if (h->hold->seq > set->newest)
+			set->newest = h->hold->seq;
+	}
 	for (int i = 0; i < rt.n_workers; i++) {
 		per[i].set = set;
 		per[i].count_id = count_id;
@@ -178,6 +182,7 @@ int hold_registry_add(struct hold *hold, struct hold_apply *sum, char *err, size
 		free(hold);
 		return 500;
 	}
+	hold->seq = ++n_placed;
 	h->hold = hold;
 	h->next = registry;
 	registry = h;

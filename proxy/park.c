@@ -285,8 +285,16 @@ static enum relay_msg hold_decide(struct session *s, const struct hold *h, const
 }
 
 /*
- * Only a session that is idle (outside any transaction, nothing in flight) is
- * held: parking one inside a transaction could deadlock against the DDL.
+ * A unit of an idle session (outside any transaction, nothing in flight) is
+ * checked against every hold. Inside a transaction, parking could deadlock
+ * against the DDL — the transaction may hold a lock the DDL waits for — so a
+ * transaction runs on (the coordinator waits for it), except under the queue
+ * holds that were in force when it began: each of its units was checked
+ * against those, so it took no lock on their tables, and they park its units
+ * too. Without that, a BEGIN, which names no table, would let every explicit
+ * transaction past a hold. Reject and reroute holds leave such units alone:
+ * a 55P03 the server never saw would leave its transaction open as if
+ * nothing failed, and a session cannot move while its transaction is open.
  */
 enum relay_msg park_check(struct session *s, uint8_t type, const uint8_t *body, uint32_t avail, uint32_t len)
 {
@@ -298,7 +306,8 @@ enum relay_msg park_check(struct session *s, uint8_t type, const uint8_t *body, 
 	};
 	const char *sql = NULL, *table = NULL;
 	size_t sql_len = 0;
-	bool unknown = false;
+	bool unknown = false, in_tx;
+	struct hold_scope scope = HOLD_SCOPE_ALL;
 	const struct hold *h;
 
 	/* A cancelled unit: its first message is this one (scanning stopped before it when it parked). */
@@ -309,10 +318,15 @@ enum relay_msg park_check(struct session *s, uint8_t type, const uint8_t *body, 
 	/* A bypassed unit, or a rejected one whose 55P03 waits for the server: nothing to decide. */
 	if (s->park.state == PARK_BYPASS || s->park.state == PARK_REJECT_AT_READY)
 		return RELAY_MSG_PASS;
-	if (!set || set->n == 0 || s->tx_status != 'I' || s->syncs_pending > 0) {
+	in_tx = s->tx_status != 'I';
+	if (!in_tx && s->syncs_pending == 0)
+		s->park.tx_placed_by = set ? set->newest : 0;
+	if (!set || set->n == 0 || s->syncs_pending > 0 || (in_tx && s->park.tx_placed_by == 0)) {
 		park_set_state(s, PARK_FREE, NULL);
 		return RELAY_MSG_PASS;
 	}
+	if (in_tx)
+		scope = (struct hold_scope){ .placed_by = s->park.tx_placed_by, .queue_only = true };
 	switch (type) {
 	case 'Q':
 		sql = (const char *)body;
@@ -352,7 +366,7 @@ enum relay_msg park_check(struct session *s, uint8_t type, const uint8_t *body, 
 		}
 		/* A named statement is classified once, the first time a hold meets it. */
 		stmt_classify(st, s->w->classify_cache, &opt, r);
-		h = hold_conflict(set, r, s->upstream,
+		h = hold_conflict(set, &scope, r, s->upstream,
 				  &table); /* sets 'table': call it before reading that */
 		return hold_decide(s, h, table, type);
 	}
@@ -368,7 +382,7 @@ enum relay_msg park_check(struct session *s, uint8_t type, const uint8_t *body, 
 	} else {
 		classify_cache_sql(s->w->classify_cache, sql, sql_len, &opt, r);
 	}
-	h = hold_conflict(set, r, s->upstream, &table);
+	h = hold_conflict(set, &scope, r, s->upstream, &table);
 	return hold_decide(s, h, table, type);
 }
 
@@ -395,7 +409,9 @@ void park_login_done(struct session *s)
 void park_timed_out(struct session *s)
 {
 	const struct hold *h = s->park.hold;
-	bool reject = h->policy == HOLD_REJECT || h->on_timeout == HOLD_TIMEOUT_REJECT;
+	/* Inside a transaction a 55P03 would leave it open on the server as if nothing failed: release. */
+	bool reject = (h->policy == HOLD_REJECT || h->on_timeout == HOLD_TIMEOUT_REJECT) &&
+		s->tx_status == 'I';
 
 	if (h->policy == HOLD_REJECT)
 		session_log(s, LOG_DEBUG, "hold %s rejects the unit sent before login completed", h->id);

@@ -78,6 +78,8 @@ struct park {
 	bool canceled;           /* the unit being rejected was cancelled: 57014, not 55P03 */
 	char rejected_table[CLASSIFY_NAME_MAX]; /* for the 55P03 message */
 	char rejected_hold[ADMIN_HOLD_ID_MAX];
+	/* The newest hold (seq) in force when the session last began a unit while idle: its transaction's holds. */
+	uint64_t tx_placed_by;
 };
 
 /* A worker's parked sessions, oldest first. Only park.c touches it. */

@@ -273,6 +273,62 @@ def test_statement_prepared_with_sql_prepare_is_held_as_unknown(proxy, raw, dire
     assert_execute_held_then_run(proxy, r, direct, "sqlprep_t", "sp", 5)
 
 
+def test_transaction_begun_under_a_hold_is_held_at_the_held_table(proxy, raw, direct):
+    """BEGIN names no table: it passes a hold, and so do the transaction's units on other
+    tables; its first unit on the held table parks like an idle session's (the transaction
+    took no lock on that table, so it cannot stand in the DDL's way), and runs after the
+    release. Without this every explicit transaction (psycopg's default, pgbench's TPC-B,
+    Django's atomic requests) slipped past the hold."""
+    make_table(direct, "txh_held")
+    make_table(direct, "txh_other")
+    a = raw()
+    hold(proxy, ["txh_held"], id="txh")
+    for sql in ("BEGIN", "INSERT INTO txh_other VALUES (1)"):
+        _, errs = a.query(sql)
+        assert not errs and a.status == b"T", (sql, errs, a.status)
+    q(a, "INSERT INTO txh_held VALUES (2)")
+    wait_parked(proxy, 1)
+    assert session_of(proxy, a.backend_pid)["state"] == "parked"
+    assert received_nothing(a) and rows(direct, "SELECT count(*) FROM txh_held") == [(0,)]
+    release(proxy, "txh")
+    msgs = read_until_ready(a)
+    assert not errors_in(msgs) and msgs[-1] == (b"Z", b"T"), msgs
+    q(a, "COMMIT")
+    assert_ok(read_until_ready(a), "COMMIT after the release")
+    assert rows(direct, "SELECT (SELECT count(*) FROM txh_held), (SELECT count(*) FROM txh_other)") == [(1, 1)]
+
+
+def test_transaction_is_held_only_by_the_holds_it_began_under(proxy, raw, direct):
+    """A hold placed while a transaction is open may meet a table the transaction has
+    locked already: that hold lets its units run on (parking them could deadlock the DDL),
+    while a hold older than the transaction still parks them. A reject hold never rejects
+    inside a transaction (the server would not know the statement failed)."""
+    for t in ("txo_old", "txo_new", "txo_rej"):
+        make_table(direct, t)
+    a = raw()
+    hold(proxy, ["txo_old"], id="txo-old")
+    _, errs = a.query("BEGIN")
+    assert not errs and a.status == b"T"
+    hold(proxy, ["txo_new"], id="txo-new")
+    hold(proxy, ["txo_rej"], id="txo-rej", policy="reject")
+    for sql in ("INSERT INTO txo_new VALUES (1)", "INSERT INTO txo_rej VALUES (1)"):
+        q(a, sql)
+        msgs = read_until_ready(a, timeout=10)
+        assert not errors_in(msgs) and msgs[-1] == (b"Z", b"T"), (sql, msgs)
+    q(a, "INSERT INTO txo_old VALUES (1)")
+    wait_parked(proxy, 1)
+    assert rows(direct, "SELECT count(*) FROM txo_old") == [(0,)]
+    release(proxy, "txo-old")
+    msgs = read_until_ready(a)
+    assert not errors_in(msgs) and msgs[-1] == (b"Z", b"T"), msgs
+    _, errs = a.query("COMMIT")
+    assert not errs
+    assert rows(direct, "SELECT (SELECT count(*) FROM txo_old), (SELECT count(*) FROM txo_new), "
+                        "(SELECT count(*) FROM txo_rej)") == [(1, 1, 1)]
+    for h in ("txo-new", "txo-rej"):
+        release(proxy, h)
+
+
 def test_session_in_transaction_runs_on_and_is_reported(proxy, raw, direct):
     make_table(direct, "tx_t")
     a = raw()
