@@ -3,7 +3,8 @@
  * message a quiet session sends (nothing in flight, no open batch), collects
  * the observed tables its Query, Parse and Bind messages touch (classified
  * through the worker's parse cache, as the hold check does), and ends at the
- * ReadyForQuery that answers its Query, Sync or FunctionCall. A session that
+ * ReadyForQuery that answers its Query, Sync or FunctionCall; a unit that
+ * runs nothing (Parse, Describe, Sync: preparing) is not timed. A session that
  * sends the next unit before that answer (pipelining) is not timed until it
  * is quiet again: one clock per session, never a wrong one. Statements that
  * cannot be classified (CLASSIFY_UNKNOWN) are attributed to no table.
@@ -152,6 +153,7 @@ void latency_client_msg(struct session *s, uint8_t type, const uint8_t *body, ui
 		u->generation = set->generation;
 		u->start_ns = now_ns();
 		u->read_mask = u->write_mask = 0;
+		u->runs = false;
 		break;
 	case LATENCY_OPEN:
 		break;
@@ -162,6 +164,8 @@ void latency_client_msg(struct session *s, uint8_t type, const uint8_t *body, ui
 	if (u->generation == set->generation && (type == 'Q' || type == 'P' || type == 'B') &&
 	    unit_sql_classify(s, type, body, avail, len, r))
 		unit_add(u, set, r);
+	if (type == 'Q' || type == 'E')
+		u->runs = true;
 	if (type == 'Q' || type == 'S' || type == 'F')
 		u->state = LATENCY_SENT;
 }
@@ -171,7 +175,7 @@ void latency_ready(struct session *s)
 	struct latency_unit *u = &s->lat;
 	struct latency_store *st = &s->w->latency;
 
-	if (u->state == LATENCY_SENT && st->set && u->generation == st->set->generation &&
+	if (u->state == LATENCY_SENT && u->runs && st->set && u->generation == st->set->generation &&
 	    (u->read_mask | u->write_mask)) {
 		int64_t ns = now_ns() - u->start_ns;
 		uint64_t us = ns > 0 ? (uint64_t)ns / 1000 : 0;

@@ -41,6 +41,7 @@ struct latency_unit {
 	int64_t start_ns;    /* CLOCK_MONOTONIC, at its first message */
 	uint64_t read_mask;  /* observed tables (set indexes) it reads */
 	uint64_t write_mask; /* ... and writes (a table read and written counts as written) */
+	bool runs;           /* it has a Query or an Execute: a unit that only prepares is not timed */
 };
 
 /* One table and kind of one worker: the current second dense, earlier ones compacted. */
