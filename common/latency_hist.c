@@ -65,9 +65,10 @@ uint64_t latency_hist_quantile_us(const struct latency_hist *h, double q)
 
 	if (h->count == 0)
 		return 0;
+	/* ceil(q * count), where 0.07 * 100 = 7.000000000000001 is 7 */
 	rank = (uint64_t)(q * (double)h->count);
-	if ((double)rank < q * (double)h->count)
-		rank++; /* ceil */
+	if ((double)rank < q * (double)h->count - 1e-9)
+		rank++;
 	if (rank < 1)
 		rank = 1;
 	if (rank > h->count)

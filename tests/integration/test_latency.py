@@ -59,7 +59,7 @@ def timed(conn, sql, params=None, **kw):
 def kth(values, q):
     """The ceil(q * n)-th smallest, as the proxy ranks."""
     values = sorted(values)
-    return values[max(1, math.ceil(q * len(values))) - 1]
+    return values[max(1, math.ceil(q * len(values) - 1e-9)) - 1]
 
 
 def assert_quantiles(kind, sleeps_ms, client_ms):
