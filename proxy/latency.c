@@ -144,8 +144,12 @@ void latency_client_msg(struct session *s, uint8_t type, const uint8_t *body, ui
 		return;
 	switch (u->state) {
 	case LATENCY_IDLE:
-		if (s->syncs_pending > 0 || s->batch_forwarded) {
-			/* Something sent before the observation began is still in flight. */
+		if (s->syncs_pending > 0 || s->batch_forwarded || s->state != SESSION_READY) {
+			/*
+			 * Something sent before the observation began is still in flight,
+			 * or the unit came before login completed (the login's
+			 * ReadyForQuery would end it).
+			 */
 			u->state = LATENCY_SKIP;
 			return;
 		}
