@@ -20,6 +20,11 @@ const char *const admin_switchover_on_drain_timeouts[] = { "close_at_idle", "ter
 
 const char *const admin_errors_groups[] = { "by_sqlstate", "by_table", "by_constraint", NULL };
 
+const char *const admin_observe_keys[] = { ADMIN_OBSERVE_TABLES, ADMIN_OBSERVE_LEASE_MS, ADMIN_OBSERVE_ID,
+					   NULL };
+const char *const admin_latency_kinds[] = { "read", "write", NULL };
+const char *const admin_latency_stats[] = { "p50_ms", "p95_ms", "p99_ms", NULL };
+
 bool admin_hold_id_valid(const char *id)
 {
 	size_t len = strlen(id);

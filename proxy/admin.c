@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <sys/queue.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,8 @@
 #include "session.h"
 #include "hold.h"
 #include "hold_registry.h"
+#include "latency_report.h"
+#include "observe_registry.h"
 #include "switchover.h"
 #include "worker.h"
 
@@ -355,32 +358,44 @@ _Static_assert((int)STATS_SQLSTATE == (int)ADMIN_BY_SQLSTATE && (int)STATS_TABLE
 _Static_assert(ADMIN_ERRORS_MAX_WINDOW_S <= STATS_WINDOW_S,
 	       "STATS_WINDOW_S covers ADMIN_ERRORS_MAX_WINDOW_S");
 
+/* The request's query parameters; the caller clears them (evhttp_clear_headers). */
+static void query_params(struct evhttp_request *req, struct evkeyvalq *query)
+{
+	const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+
+	evhttp_parse_query_str(q ? q : "", query);
+}
+
+/* ?window_s=N, 1 to 'max', default 60; false (and a 400 sent) when it is not. */
+static bool query_window_s(struct evhttp_request *req, struct evkeyvalq *query, const char *key, int max,
+			   long *window_s)
+{
+	const char *ws = evhttp_find_header(query, key);
+	char *end, err[256];
+
+	*window_s = 60;
+	if (!ws)
+		return true;
+	*window_s = strtol(ws, &end, 10);
+	if (!*end && end != ws && *window_s >= 1 && *window_s <= max)
+		return true;
+	jsonval_fail(err, sizeof(err), key, "expected an integer from 1 to %d, got \"%.60s\"", max, ws);
+	reply_error(req, 400, err);
+	return false;
+}
+
 static void handle_errors(struct evhttp_request *req)
 {
 	struct evkeyvalq query = { 0 };
-	const char *ws;
-	long window_s = 60;
+	long window_s;
 	struct stats_window sum = { 0 };
 	struct report *r;
 	cJSON *doc, *groups[STATS_KIND_COUNT];
 
-	evhttp_parse_query_str(evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req))
-				       ? evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req))
-				       : "",
-			       &query);
-	ws = evhttp_find_header(&query, ADMIN_ERRORS_WINDOW_S);
-	if (ws) {
-		char *end, err[256];
-
-		window_s = strtol(ws, &end, 10);
-		if (*end || end == ws || window_s < 1 || window_s > ADMIN_ERRORS_MAX_WINDOW_S) {
-			jsonval_fail(err, sizeof(err), ADMIN_ERRORS_WINDOW_S,
-				     "expected an integer from 1 to %d, got \"%.60s\"",
-				     ADMIN_ERRORS_MAX_WINDOW_S, ws);
-			evhttp_clear_headers(&query);
-			reply_error(req, 400, err);
-			return;
-		}
+	query_params(req, &query);
+	if (!query_window_s(req, &query, ADMIN_ERRORS_WINDOW_S, ADMIN_ERRORS_MAX_WINDOW_S, &window_s)) {
+		evhttp_clear_headers(&query);
+		return;
 	}
 	evhttp_clear_headers(&query);
 
@@ -404,6 +419,139 @@ static void handle_errors(struct evhttp_request *req)
 		cJSON_AddNumberToObject(groups[sum.keys.v[k].kind], sum.keys.v[k].name,
 					(double)sum.keys.v[k].count);
 	stats_keys_free(&sum.keys);
+	reply_json(req, 200, doc);
+}
+
+/* GET /latency?window_s=N[&table=T]...[&buckets=1] (docs/architecture.md, table latency). */
+static void handle_latency(struct evhttp_request *req)
+{
+	struct evkeyvalq query = { 0 };
+	const char *tables[ADMIN_OBSERVE_MAX_TABLES];
+	struct evkeyval *kv;
+	const char *b;
+	long window_s;
+	int n = 0;
+	char err[512];
+	cJSON *doc;
+
+	query_params(req, &query);
+	if (!query_window_s(req, &query, ADMIN_LATENCY_WINDOW_S, ADMIN_LATENCY_MAX_WINDOW_S, &window_s))
+		goto done;
+	b = evhttp_find_header(&query, ADMIN_LATENCY_BUCKETS);
+	if (b && strcmp(b, "0") != 0 && strcmp(b, "1") != 0) {
+		jsonval_fail(err, sizeof(err), ADMIN_LATENCY_BUCKETS, "expected 0 or 1, got \"%.60s\"", b);
+		reply_error(req, 400, err);
+		goto done;
+	}
+	TAILQ_FOREACH(kv, &query, next)
+	{
+		if (strcmp(kv->key, ADMIN_LATENCY_TABLE) != 0)
+			continue;
+		if (n == ADMIN_OBSERVE_MAX_TABLES) {
+			jsonval_fail(err, sizeof(err), ADMIN_LATENCY_TABLE, "at most %d of them",
+				     ADMIN_OBSERVE_MAX_TABLES);
+			reply_error(req, 400, err);
+			goto done;
+		}
+		tables[n++] = kv->value;
+	}
+	doc = latency_report_json((int)window_s, tables, n, b && strcmp(b, "1") == 0, err, sizeof(err));
+	if (doc)
+		reply_json(req, 200, doc);
+	else
+		reply_error(req, 404, err);
+done:
+	evhttp_clear_headers(&query);
+}
+
+static void handle_observe_list(struct evhttp_request *req)
+{
+	cJSON *doc = cJSON_CreateObject();
+
+	observe_registry_describe(cJSON_AddArrayToObject(doc, ADMIN_OBSERVE_LIST));
+	reply_json(req, 200, doc);
+}
+
+static void handle_observe_create(struct evhttp_request *req)
+{
+	cJSON *body = read_json_body(req), *doc;
+	const struct observation *o;
+	struct observation *parsed;
+	char err[512], id[ADMIN_HOLD_ID_MAX];
+	int status;
+
+	if (!body)
+		return;
+	parsed = observe_parse(body, err, sizeof(err));
+	cJSON_Delete(body);
+	if (!parsed) {
+		reply_error(req, 400, err);
+		return;
+	}
+	snprintf(id, sizeof(id), "%s", parsed->id);
+	status = observe_registry_add(parsed, err, sizeof(err)); /* takes 'parsed' */
+	if (status != 0) {
+		reply_error(req, status, err);
+		return;
+	}
+	o = observe_registry_peek(id);
+	log_info("observation %s: %d table(s), lease %lld ms: recording on %d workers", o->id, o->n_tables,
+		 (long long)o->lease_ms, rt.n_workers);
+	doc = cJSON_CreateObject();
+	cJSON_AddStringToObject(doc, ADMIN_OBSERVE_ID, o->id);
+	cJSON_AddNumberToObject(doc, ADMIN_OBSERVE_LEASE_MS, (double)o->lease_ms);
+	reply_json(req, 201, doc);
+}
+
+/* /observe/{id}: GET, DELETE; /observe/{id}/renew: POST. */
+static void handle_observe_path(struct evhttp_request *req, const char *rest)
+{
+	char id[ADMIN_HOLD_ID_MAX], err[256];
+	const char *slash = strchr(rest, '/');
+	size_t idlen = slash ? (size_t)(slash - rest) : strlen(rest);
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	const struct observation *o;
+	cJSON *doc, *body;
+	int64_t lease_ms;
+	bool ok;
+
+	if (idlen == 0 || idlen >= ADMIN_HOLD_ID_MAX) {
+		reply_error(req, 404, "no such observation");
+		return;
+	}
+	snprintf(id, sizeof(id), "%.*s", (int)idlen, rest);
+	o = observe_registry_peek(id);
+	if (!o) {
+		reply_error(req, 404, "no such observation");
+		return;
+	}
+	doc = cJSON_CreateObject();
+	if (slash && strcmp(slash, ADMIN_PATH_RENEW_SUFFIX) == 0 && cmd == EVHTTP_REQ_POST) {
+		if (!(body = read_json_body(req))) {
+			cJSON_Delete(doc);
+			return;
+		}
+		ok = admin_body_renew(body, o->lease_ms, &lease_ms, err, sizeof(err));
+		cJSON_Delete(body);
+		if (!ok) {
+			cJSON_Delete(doc);
+			reply_error(req, 400, err);
+			return;
+		}
+		(void)observe_registry_renew(id, lease_ms);
+		cJSON_AddStringToObject(doc, ADMIN_OBSERVE_ID, id);
+		cJSON_AddNumberToObject(doc, ADMIN_OBSERVE_LEASE_MS, (double)lease_ms);
+	} else if (!slash && cmd == EVHTTP_REQ_DELETE) {
+		(void)observe_registry_stop(id);
+		log_info("observation %s: stopped", id);
+		cJSON_AddStringToObject(doc, ADMIN_OBSERVE_STOPPED, id);
+	} else if (!slash && cmd == EVHTTP_REQ_GET) {
+		observe_describe(o, doc);
+	} else {
+		cJSON_Delete(doc);
+		reply_error(req, 405, "method not allowed");
+		return;
+	}
 	reply_json(req, 200, doc);
 }
 
@@ -511,6 +659,7 @@ static void handle_metrics(struct evhttp_request *req)
 	prom(out, "pgvalve_parse_cache_bytes", "gauge", "Bytes the parse caches hold",
 	     (unsigned long long)cache.bytes);
 	stats_keys_free(&by_sqlstate);
+	latency_report_metrics(out);
 
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 			  "text/plain; version=0.0.4");
@@ -550,10 +699,9 @@ static void route(struct evhttp_request *req, void *arg)
 		const char *path;
 		void (*fn)(struct evhttp_request *);
 	} routes[] = {
-		{ ADMIN_PATH_HEALTHZ, handle_healthz },
-		{ ADMIN_PATH_STATUS, handle_status },
-		{ ADMIN_PATH_METRICS, handle_metrics },
-		{ ADMIN_PATH_ERRORS, handle_errors },
+		{ ADMIN_PATH_HEALTHZ, handle_healthz }, { ADMIN_PATH_STATUS, handle_status },
+		{ ADMIN_PATH_METRICS, handle_metrics }, { ADMIN_PATH_ERRORS, handle_errors },
+		{ ADMIN_PATH_LATENCY, handle_latency },
 	};
 
 	if (!path)
@@ -574,6 +722,19 @@ static void route(struct evhttp_request *req, void *arg)
 	}
 	if (strncmp(path, ADMIN_PATH_HOLDS_PREFIX, strlen(ADMIN_PATH_HOLDS_PREFIX)) == 0) {
 		handle_hold_path(req, path + strlen(ADMIN_PATH_HOLDS_PREFIX));
+		return;
+	}
+	if (strcmp(path, ADMIN_PATH_OBSERVE) == 0) {
+		if (evhttp_request_get_command(req) == EVHTTP_REQ_GET)
+			handle_observe_list(req);
+		else if (evhttp_request_get_command(req) == EVHTTP_REQ_POST)
+			handle_observe_create(req);
+		else
+			reply_error(req, 405, "method not allowed");
+		return;
+	}
+	if (strncmp(path, ADMIN_PATH_OBSERVE_PREFIX, strlen(ADMIN_PATH_OBSERVE_PREFIX)) == 0) {
+		handle_observe_path(req, path + strlen(ADMIN_PATH_OBSERVE_PREFIX));
 		return;
 	}
 	if (strcmp(path, ADMIN_PATH_SWITCHOVER) == 0) {
@@ -599,6 +760,7 @@ static void route(struct evhttp_request *req, void *arg)
 bool admin_start(struct event_base *base, const char *host, int port, char *err, size_t errlen)
 {
 	hold_registry_init(base);
+	observe_registry_init(base);
 	switchover_init(base);
 	http = evhttp_new(base);
 	if (!http || evhttp_bind_socket(http, host, (ev_uint16_t)port) != 0) {

@@ -39,6 +39,32 @@ bool admin_body_enum(const cJSON *body, const char *key, const char *const *name
 	return jsonval_enum(body, "", key, list, out, err, errlen);
 }
 
+bool admin_body_list(const cJSON *list, const char *key, int max, const char *what, char *err, size_t errlen)
+{
+	int n = cJSON_GetArraySize(list);
+	char got[80];
+
+	if (cJSON_IsArray(list) && n >= 1 && n <= max)
+		return true;
+	return jsonval_fail(err, errlen, key, "expected an array of 1 to %d %s, got %s", max, what,
+			    !list                          ? "nothing"
+				    : !cJSON_IsArray(list) ? jsonval_describe(list, got, sizeof(got))
+				    : n < 1                ? "an empty one"
+							   : "a longer one");
+}
+
+bool admin_body_id(const cJSON *id, char *err, size_t errlen)
+{
+	char got[80];
+
+	if (!id || (cJSON_IsString(id) && admin_hold_id_valid(id->valuestring)))
+		return true;
+	return jsonval_fail(
+		err, errlen, ADMIN_HOLD_ID,
+		"expected 1 to %d letters, digits, '-', '_', '.' or ':' (not \".\" or \"..\"), got %s",
+		ADMIN_HOLD_ID_MAX - 1, jsonval_describe(id, got, sizeof(got)));
+}
+
 bool admin_body_renew(const cJSON *body, int64_t current_ms, int64_t *lease_ms, char *err, size_t errlen)
 {
 	return admin_body_known_keys(body, admin_renew_keys, err, errlen) &&

@@ -28,7 +28,17 @@ bool admin_body_ms(const cJSON *body, const char *key, int64_t def, int64_t min,
 bool admin_body_enum(const cJSON *body, const char *key, const char *const *names, int n, int def, int *out,
 		     char *err, size_t errlen) __attribute__((warn_unused_result));
 
-/* POST /holds/{id}/renew: {"lease_ms"}; absent → 'current_ms' (the hold's lease). */
+/*
+ * 'list' (body[key]) is an array of 1 to 'max' items; else 'err' says so,
+ * calling the items 'what' ("table names (...)").
+ */
+bool admin_body_list(const cJSON *list, const char *key, int max, const char *what, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* body["id"] of a hold or an observation, when given (not NULL): admin_hold_id_valid(). */
+bool admin_body_id(const cJSON *id, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* POST /holds/{id}/renew and /observe/{id}/renew: {"lease_ms"}; absent → 'current_ms' (the hold's lease). */
 bool admin_body_renew(const cJSON *body, int64_t current_ms, int64_t *lease_ms, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 

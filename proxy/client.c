@@ -226,6 +226,8 @@ enum relay_msg client_on_msg(void *ctx, uint8_t type, uint8_t *body, uint32_t av
 	}
 	if ((verdict = park_check(s, type, body, avail, len)) != RELAY_MSG_PASS)
 		return verdict;
+	if (s->w->latency.set) /* an observation is active (latency.h) */
+		latency_client_msg(s, type, body, avail, len);
 
 	/* An extended batch is open from its first message to its Sync; Query and FunctionCall open none. */
 	in_open_batch = s->batch_forwarded;

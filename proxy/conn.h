@@ -3,7 +3,7 @@
  * that hide OpenSSL's want-read/want-write dance, and the libevent event
  * whose interest is recomputed from state after every callback. A TLS 1.3
  * connection drops its SSL object once the handshake is done and goes on
- * with proxy/tls_record.c (docs/architecture.md §3.9).
+ * with proxy/tls_record.c (docs/architecture.md §3.10).
  */
 #ifndef PGVALVE_PROXY_CONN_H
 #define PGVALVE_PROXY_CONN_H

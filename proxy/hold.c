@@ -32,7 +32,7 @@ const char *hold_on_timeout_name(enum hold_on_timeout t)
 	return admin_hold_on_timeouts[t];
 }
 
-static bool parse_table(const char *s, struct hold_table *t)
+bool hold_table_parse(const char *s, struct hold_table *t)
 {
 	const char *dot = strchr(s, '.');
 
@@ -54,30 +54,17 @@ static bool parse_table(const char *s, struct hold_table *t)
 /* body["tables"] is an array of 1 to ADMIN_HOLD_MAX_TABLES items; else 'err' filled. */
 static bool check_tables(const cJSON *tables, char *err, size_t errlen)
 {
-	int n = cJSON_GetArraySize(tables);
-	char got[80];
-
-	if (cJSON_IsArray(tables) && n >= 1 && n <= ADMIN_HOLD_MAX_TABLES)
-		return true;
-	return jsonval_fail(err, errlen, ADMIN_HOLD_TABLES,
-			    "expected an array of 1 to %d " TABLE_NAMES ", got %s", ADMIN_HOLD_MAX_TABLES,
-			    !tables                          ? "nothing"
-				    : !cJSON_IsArray(tables) ? jsonval_describe(tables, got, sizeof(got))
-				    : n < 1                  ? "an empty one"
-							     : "a longer one");
+	return admin_body_list(tables, ADMIN_HOLD_TABLES, ADMIN_HOLD_MAX_TABLES, TABLE_NAMES, err, errlen);
 }
 
-/* body["id"], when given: admin_hold_id_valid(); else 'err' filled. */
-static bool check_id(const cJSON *id, char *err, size_t errlen)
+void hold_make_id(char *id, size_t len, char prefix)
 {
-	char got[80];
+	uint8_t rnd[8];
 
-	if (!id || (cJSON_IsString(id) && admin_hold_id_valid(id->valuestring)))
-		return true;
-	return jsonval_fail(
-		err, errlen, ADMIN_HOLD_ID,
-		"expected 1 to %d letters, digits, '-', '_', '.' or ':' (not \".\" or \"..\"), got %s",
-		ADMIN_HOLD_ID_MAX - 1, jsonval_describe(id, got, sizeof(got)));
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+		memset(rnd, 0, sizeof(rnd));
+	snprintf(id, len, "%c-%02x%02x%02x%02x%02x%02x%02x%02x", prefix, rnd[0], rnd[1], rnd[2], rnd[3],
+		 rnd[4], rnd[5], rnd[6], rnd[7]);
 }
 
 struct hold *hold_parse(const cJSON *body, char *err, size_t errlen)
@@ -91,7 +78,7 @@ struct hold *hold_parse(const cJSON *body, char *err, size_t errlen)
 	char got[80];
 
 	if (!admin_body_known_keys(body, admin_hold_keys, err, errlen) ||
-	    !check_tables(tables, err, errlen) || !check_id(id, err, errlen))
+	    !check_tables(tables, err, errlen) || !admin_body_id(id, err, errlen))
 		return NULL;
 	h = calloc(1, sizeof(*h) + (size_t)cJSON_GetArraySize(tables) * sizeof(h->tables[0]));
 	if (!h) {
@@ -125,23 +112,17 @@ struct hold *hold_parse(const cJSON *body, char *err, size_t errlen)
 	}
 	cJSON_ArrayForEach(item, tables)
 	{
-		if (!cJSON_IsString(item) || !parse_table(item->valuestring, &h->tables[h->n_tables])) {
+		if (!cJSON_IsString(item) || !hold_table_parse(item->valuestring, &h->tables[h->n_tables])) {
 			jsonval_fail(err, errlen, ADMIN_HOLD_TABLES, "expected " TABLE_NAMES ", got %s in it",
 				     jsonval_describe(item, got, sizeof(got)));
 			goto fail;
 		}
 		h->n_tables++;
 	}
-	if (id) {
+	if (id)
 		snprintf(h->id, sizeof(h->id), "%s", id->valuestring);
-	} else {
-		uint8_t rnd[8];
-
-		if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
-			memset(rnd, 0, sizeof(rnd));
-		snprintf(h->id, sizeof(h->id), "h-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
-			 rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
-	}
+	else
+		hold_make_id(h->id, sizeof(h->id), 'h');
 	return h;
 fail:
 	free(h);
@@ -184,17 +165,22 @@ const struct hold *hold_conflict(const struct hold_set *set, const struct hold_s
 	return NULL;
 }
 
+const char *hold_table_name(const struct hold_table *t, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s%s", t->schema, t->schema[0] ? "." : "", t->name);
+	return buf;
+}
+
 void hold_describe(const struct hold *h, cJSON *obj)
 {
 	cJSON *tables = cJSON_AddArrayToObject(obj, ADMIN_HOLD_TABLES);
 
 	cJSON_AddStringToObject(obj, ADMIN_HOLD_ID, h->id);
 	for (int t = 0; t < h->n_tables; t++) {
-		char name[2 * CLASSIFY_NAME_MAX + 2];
+		char name[HOLD_TABLE_NAME_MAX];
 
-		snprintf(name, sizeof(name), "%s%s%s", h->tables[t].schema, h->tables[t].schema[0] ? "." : "",
-			 h->tables[t].name);
-		cJSON_AddItemToArray(tables, cJSON_CreateString(name));
+		cJSON_AddItemToArray(tables,
+				     cJSON_CreateString(hold_table_name(&h->tables[t], name, sizeof(name))));
 	}
 	cJSON_AddStringToObject(obj, ADMIN_HOLD_MODE, hold_mode_name(h->mode));
 	cJSON_AddStringToObject(obj, ADMIN_HOLD_POLICY, hold_policy_name(h->policy));

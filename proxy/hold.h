@@ -82,6 +82,20 @@ struct hold_scope {
 const struct hold *hold_conflict(const struct hold_set *set, const struct hold_scope *scope,
 				 const struct classify_result *r, int upstream, const char **table);
 
+/*
+ * Reads "schema.table" or "table" (or "*") into 't'. False: empty, more than
+ * one dot, or a part longer than CLASSIFY_NAME_MAX - 1. Observations
+ * (observe.c) name their tables the same way.
+ */
+bool hold_table_parse(const char *s, struct hold_table *t);
+
+/* 't' as a body names it: "schema.table" or "table"; returns 'buf'. */
+#define HOLD_TABLE_NAME_MAX (2 * CLASSIFY_NAME_MAX)
+const char *hold_table_name(const struct hold_table *t, char *buf, size_t len);
+
+/* A fresh id for a hold or an observation: 'prefix', '-', 16 random hex digits. */
+void hold_make_id(char *id, size_t len, char prefix);
+
 /* Adds the fields of 'h' to 'obj', under the POST /holds body's keys. */
 void hold_describe(const struct hold *h, cJSON *obj);
 

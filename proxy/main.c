@@ -14,6 +14,7 @@
 
 #include "admin.h"
 #include "hold_registry.h"
+#include "observe_registry.h"
 #include "switchover.h"
 #include "pgvalve/auth_sql.h"
 #include "pgvalve/config.h"
@@ -220,6 +221,7 @@ static void stop_everything(const char *why)
 {
 	switchover_abort("pgvalve-proxy is stopping");
 	hold_registry_release_all();
+	observe_registry_stop_all();
 	worker_fanout(stop_job, (void *)why, 0);
 	admin_stop();
 	event_base_loopbreak(main_base);

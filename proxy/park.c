@@ -13,11 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pgvalve/classify_cache.h"
 #include "pgvalve/clock.h"
 #include "pgvalve/pgwire.h"
 #include "runtime.h"
 #include "session.h"
+#include "unit_sql.h"
 #include "worker.h"
 
 #define TO(state) (1u << (state))
@@ -300,13 +300,8 @@ enum relay_msg park_check(struct session *s, uint8_t type, const uint8_t *body, 
 {
 	const struct hold_set *set = s->w->holds;
 	struct classify_result *r = &s->w->classify_scratch;
-	struct classify_options opt = {
-		.parse_max_bytes = (size_t)s->w->snap->cfg.parse_max_bytes,
-		.standard_conforming_strings_off = s->scs_off,
-	};
-	const char *sql = NULL, *table = NULL;
-	size_t sql_len = 0;
-	bool unknown = false, in_tx;
+	const char *table = NULL;
+	bool in_tx;
 	struct hold_scope scope = HOLD_SCOPE_ALL;
 	const struct hold *h;
 
@@ -327,62 +322,10 @@ enum relay_msg park_check(struct session *s, uint8_t type, const uint8_t *body, 
 	}
 	if (in_tx)
 		scope = (struct hold_scope){ .placed_by = s->park.tx_placed_by, .queue_only = true };
-	switch (type) {
-	case 'Q':
-		sql = (const char *)body;
-		sql_len = len;
-		unknown = avail < len;
-		break;
-	case 'P': {
-		const uint8_t *name_end = memchr(body, 0, avail);
-
-		unknown = avail < len || !name_end;
-		if (!unknown) {
-			sql = (const char *)name_end + 1;
-			sql_len = len - (uint32_t)(name_end + 1 - body);
-		}
-		break;
-	}
-	case 'B': {
-		const uint8_t *portal_end = memchr(body, 0, avail), *stmt_end;
-		struct stmt *st;
-		bool uncertain;
-
-		stmt_end = portal_end ? memchr(portal_end + 1, 0, avail - (uint32_t)(portal_end + 1 - body))
-				      : NULL;
-		if (!stmt_end)
-			return RELAY_MSG_PASS; /* malformed: the server will say so */
-		if (stmt_end == portal_end + 1)
-			return RELAY_MSG_PASS; /* the unnamed statement was judged at its Parse */
-		st = stmt_lookup(&s->statements, (const char *)portal_end + 1, &uncertain);
-		if (!st) {
-			/*
-			 * Not known for sure (forgotten, or changed by a batch not yet
-			 * answered), or prepared with SQL PREPARE (same namespace, never
-			 * seen here): fail closed.
-			 */
-			unknown = true;
-			break;
-		}
-		/* A named statement is classified once, the first time a hold meets it. */
-		stmt_classify(st, s->w->classify_cache, &opt, r);
-		h = hold_conflict(set, &scope, r, s->upstream,
-				  &table); /* sets 'table': call it before reading that */
-		return hold_decide(s, h, table, type);
-	}
-	case 'F':
-		unknown = true;
-		break;
-	default:
+	if (!unit_sql_classify(s, type, body, avail, len, r))
 		return RELAY_MSG_PASS;
-	}
-	if (unknown) {
-		memset(r, 0, sizeof(*r));
-		r->flags = CLASSIFY_UNKNOWN;
-	} else {
-		classify_cache_sql(s->w->classify_cache, sql, sql_len, &opt, r);
-	}
-	h = hold_conflict(set, &scope, r, s->upstream, &table);
+	h = hold_conflict(set, &scope, r, s->upstream,
+			  &table); /* sets 'table': call it before reading that */
 	return hold_decide(s, h, table, type);
 }
 
@@ -466,13 +409,10 @@ void park_describe(const struct session *s, cJSON *o)
 void park_apply_holds_job(struct worker *w, void *arg)
 {
 	struct hold_apply *a = arg;
-	bool active = a->set && a->set->n > 0;
 	struct session *s;
 
 	w->holds = a->set;
-	/* Query and Bind bodies are read only while something is held. */
-	w->c2s_rules.track['Q'] = active ? RELAY_TRACK_BODY : RELAY_TRACK_HEADER;
-	w->c2s_rules.track['B'] = active ? RELAY_TRACK_BODY : RELAY_TRACK_NONE;
+	worker_track_bodies(w);
 
 	if (a->list_parked && w->parked.n > 0) {
 		a->parked_refs = calloc((size_t)w->parked.n, sizeof(*a->parked_refs));

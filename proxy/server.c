@@ -173,6 +173,8 @@ enum relay_msg server_on_msg(void *ctx, uint8_t type, uint8_t *body, uint32_t av
 			s->syncs_pending--;
 		stmt_ready(&s->statements);
 		park_unit_done(s);
+		if (s->lat.state != LATENCY_IDLE) /* a unit timed for an observation (latency.h) */
+			latency_ready(s);
 		if (s->state == SESSION_LOGIN) {
 			session_set_state(s, SESSION_READY);
 			session_log(s, LOG_INFO, "login: backend_pid=%u upstream=%s", s->backend_pid,

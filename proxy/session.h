@@ -15,6 +15,7 @@
 
 #include "conn.h"
 #include "hold.h"
+#include "latency.h"
 #include "park.h"
 #include "pgvalve/log.h"
 #include "relay.h"
@@ -84,6 +85,7 @@ struct session {
 	char retire_msg[160];
 	struct stmt_map statements; /* named prepared statements (Parse/Close) */
 	struct park park;           /* holds: park.c's */
+	struct latency_unit lat;    /* table latency: latency.c's */
 	struct auth *auth;          /* auth.mode terminate, until the server lets the session in: auth.c's */
 	time_t connected_at;
 	time_t last_activity;

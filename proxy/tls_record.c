@@ -1,7 +1,7 @@
 /*
  * TLS 1.3 records after the handshake (RFC 8446 §5), for connections whose
  * SSL object was freed once the handshake finished (docs/architecture.md
- * §3.9). Owns the wire format, the AEAD calls and the post-handshake
+ * §3.10). Owns the wire format, the AEAD calls and the post-handshake
  * messages; conn.c owns when a connection uses it. One EVP_CIPHER_CTX per
  * thread is re-keyed when another connection's key comes along.
  */

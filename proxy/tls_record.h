@@ -1,6 +1,6 @@
 /*
  * The TLS 1.3 record layer a connection uses once OpenSSL has finished the
- * handshake (docs/architecture.md §3.9): the application traffic keys, the
+ * handshake (docs/architecture.md §3.10): the application traffic keys, the
  * sequence numbers and nothing else while idle; buffers only while a record
  * is half read or half written. Records are protected with OpenSSL's EVP
  * AEAD ciphers (RFC 8446 §5.2, §5.3); post-handshake NewSessionTicket is

@@ -302,6 +302,14 @@ time_t worker_now(struct worker *w)
 	return tv.tv_sec;
 }
 
+void worker_track_bodies(struct worker *w)
+{
+	bool classify = (w->holds && w->holds->n > 0) || w->latency.set;
+
+	w->c2s_rules.track['Q'] = classify ? RELAY_TRACK_BODY : RELAY_TRACK_HEADER;
+	w->c2s_rules.track['B'] = classify ? RELAY_TRACK_BODY : RELAY_TRACK_NONE;
+}
+
 void worker_join(struct worker *w)
 {
 	pthread_join(w->thread, NULL);
@@ -322,6 +330,7 @@ void worker_destroy(struct worker *w)
 		event_base_free(w->base);
 	relay_pool_destroy(&w->pool);
 	stats_destroy(&w->stats);
+	latency_store_free(&w->latency);
 	classify_cache_free(w->classify_cache);
 	pthread_mutex_destroy(&w->jobs_mu);
 }

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 
 #include "hold.h"
+#include "latency.h"
 #include "park.h"
 #include "pgvalve/classify_cache.h"
 #include "relay.h"
@@ -76,6 +77,7 @@ struct worker {
 	struct park_list parked;                 /* park.c's: sessions parked by a hold, in arrival order */
 	struct classify_result classify_scratch; /* one classification at a time per worker */
 	struct classify_cache *classify_cache;   /* this worker's parse cache (never NULL after init) */
+	struct latency_store latency;            /* latency.c's: observed tables' histograms */
 	struct auth_lookup *auth_lookup; /* auth_lookup.c's: verifier lookup connections (NULL: none yet) */
 
 	pthread_mutex_t jobs_mu;
@@ -117,5 +119,12 @@ void *worker_slots(size_t size) __attribute__((malloc));
 void worker_apply_snapshot(struct worker *w, const struct snapshot *snap);
 
 time_t worker_now(struct worker *w);
+
+/*
+ * Sets whether Query and Bind bodies are read whole: only while a hold or an
+ * observation needs them classified (otherwise a message costs its framing
+ * alone). Called by park.c and latency.c when their sets change.
+ */
+void worker_track_bodies(struct worker *w);
 
 #endif

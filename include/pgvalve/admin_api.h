@@ -97,6 +97,44 @@ extern const char *const admin_switchover_on_drain_timeouts[]; /* "close_at_idle
 enum admin_errors_group { ADMIN_BY_SQLSTATE, ADMIN_BY_TABLE, ADMIN_BY_CONSTRAINT, ADMIN_ERRORS_GROUPS };
 extern const char *const admin_errors_groups[]; /* "by_sqlstate", "by_table", "by_constraint" */
 
+/* ------------------------------------------ POST /observe, GET /latency */
+
+#define ADMIN_PATH_OBSERVE "/observe"         /* GET: list; POST: start one */
+#define ADMIN_PATH_OBSERVE_PREFIX "/observe/" /* + id: GET, DELETE; + id + "/renew": POST */
+#define ADMIN_PATH_LATENCY "/latency"         /* GET ?window_s=N[&table=T]...[&buckets=1] */
+
+/* POST /observe body {tables, lease_ms, id?}; answer 201 {id, lease_ms}; renew as a hold's. */
+#define ADMIN_OBSERVE_TABLES "tables" /* ["schema.table" | "table"], 1 to ADMIN_OBSERVE_MAX_TABLES */
+#define ADMIN_OBSERVE_LEASE_MS "lease_ms"
+#define ADMIN_OBSERVE_ID "id"
+extern const char *const admin_observe_keys[];
+
+#define ADMIN_OBSERVE_MAX 16        /* observations at once */
+#define ADMIN_OBSERVE_MAX_TABLES 64 /* distinct tables over all observations at once */
+#define ADMIN_OBSERVE_DEFAULT_LEASE_MS 60000
+/* GET /observe answer: {"observations": [{id, tables, lease_ms}, ...]}; DELETE: {"stopped": id}. */
+#define ADMIN_OBSERVE_LIST "observations"
+#define ADMIN_OBSERVE_STOPPED "stopped"
+
+/*
+ * GET /latency answer: {"window_s": N, "tables": {"public.orders": {"read":
+ * {count, p50_ms, p95_ms, p99_ms, max_ms}, "write": {...}}}}; a table as the
+ * observation named it, a kind only when it has a count. With buckets=1 each
+ * kind also has "buckets": [[upper_us, count], ...] (non-empty buckets of
+ * pgvalve/latency_hist.h, ascending), which merge across proxies.
+ */
+#define ADMIN_LATENCY_WINDOW_S "window_s"
+#define ADMIN_LATENCY_TABLE "table"     /* query parameter, repeatable */
+#define ADMIN_LATENCY_BUCKETS "buckets" /* query parameter "1", and the answer key */
+#define ADMIN_LATENCY_TABLES "tables"
+#define ADMIN_LATENCY_COUNT "count"
+#define ADMIN_LATENCY_MAX_WINDOW_S 300
+enum admin_latency_kind { ADMIN_LATENCY_READ, ADMIN_LATENCY_WRITE, ADMIN_LATENCY_KINDS };
+extern const char *const admin_latency_kinds[]; /* "read", "write" */
+enum admin_latency_stat { ADMIN_LATENCY_P50, ADMIN_LATENCY_P95, ADMIN_LATENCY_P99, ADMIN_LATENCY_STATS };
+extern const char *const admin_latency_stats[]; /* "p50_ms", "p95_ms", "p99_ms" */
+#define ADMIN_LATENCY_MAX_MS "max_ms"
+
 /* --------------------------------------------------------------- answers */
 
 #define ADMIN_ERROR "error" /* every 4xx/5xx answer: {"error": "..."} */

@@ -1,12 +1,14 @@
 /*
  * libFuzzer target for the admin API's request bodies: POST /holds
- * (hold_parse), POST /holds/{id}/renew and POST /switchover
- * (proxy/admin_body.c). Each input is a request body, read as the admin
+ * (hold_parse), POST /holds/{id}/renew, POST /switchover
+ * (proxy/admin_body.c) and POST /observe (observe_parse). Each input is a request body, read as the admin
  * server reads it (JSON, nothing after it). Invariants: no crash, no leak; a
  * refused body leaves a non-empty terminated message (one printable line
  * from admin_body.c); an accepted hold has every field in its documented
  * range and a valid id, and hold_describe() of it is itself a body that
- * parses to the same hold; an accepted renew or switchover is in range.
+ * parses to the same hold; an accepted observation has 1 to
+ * ADMIN_OBSERVE_MAX_TABLES distinct tables, none "*", and its description
+ * parses back to it; an accepted renew or switchover is in range.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 
 #include "admin_body.h"
 #include "hold.h"
+#include "observe.h"
 #include "pgvalve/admin_api.h"
 #include "fuzz_check.h"
 
@@ -79,6 +82,44 @@ static void check_hold(const cJSON *body)
 	free(h);
 }
 
+static void check_observe(const cJSON *body)
+{
+	char err[512];
+	struct observation *o, *again;
+	cJSON *desc;
+
+	memset(err, 'x', sizeof(err));
+	o = observe_parse(body, err, sizeof(err));
+	if (!o) {
+		check_message(err, sizeof(err), false);
+		return;
+	}
+	FUZZ_CHECK(admin_hold_id_valid(o->id));
+	FUZZ_CHECK(o->n_tables >= 1 && o->n_tables <= ADMIN_OBSERVE_MAX_TABLES);
+	FUZZ_CHECK(o->lease_ms >= 1 && o->lease_ms <= ADMIN_HOLD_MAX_MS);
+	for (int i = 0; i < o->n_tables; i++) {
+		FUZZ_CHECK(o->tables[i].name[0] != '\0' && strcmp(o->tables[i].name, "*") != 0);
+		for (int j = 0; j < i; j++)
+			FUZZ_CHECK(strcmp(o->tables[i].schema, o->tables[j].schema) != 0 ||
+				   strcmp(o->tables[i].name, o->tables[j].name) != 0);
+	}
+	desc = cJSON_CreateObject();
+	observe_describe(o, desc);
+	again = observe_parse(desc, err, sizeof(err));
+	if (!again) {
+		fprintf(stderr, "observation described as a body that is refused: %s\n", err);
+		FUZZ_CHECK(!"an observation's description parses");
+	}
+	FUZZ_CHECK(strcmp(o->id, again->id) == 0 && o->lease_ms == again->lease_ms &&
+		   o->n_tables == again->n_tables);
+	for (int i = 0; i < o->n_tables; i++)
+		FUZZ_CHECK(strcmp(o->tables[i].schema, again->tables[i].schema) == 0 &&
+			   strcmp(o->tables[i].name, again->tables[i].name) == 0);
+	free(again);
+	cJSON_Delete(desc);
+	free(o);
+}
+
 static void check_renew(const cJSON *body)
 {
 	char err[256];
@@ -125,6 +166,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!body)
 		return 0;
 	check_hold(body);
+	check_observe(body);
 	check_renew(body);
 	check_switchover(body);
 	cJSON_Delete(body);

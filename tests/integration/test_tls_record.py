@@ -1,4 +1,4 @@
-"""TLS 1.3 after the handshake (proxy/tls_record.c, docs/architecture.md §3.9): the proxy keeps
+"""TLS 1.3 after the handshake (proxy/tls_record.c, docs/architecture.md §3.10): the proxy keeps
 only the traffic keys and protects records itself. A client that asks for KeyUpdates keeps
 working and gets the proxy's own KeyUpdate when it asks for one, and no session tickets; a
 TLS 1.2-only client, or server, keeps OpenSSL's path; the status still says TLS on both legs and the server
