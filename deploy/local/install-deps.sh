@@ -22,6 +22,8 @@ PACKAGES=(
 	# driver-compatibility tests (tests/integration/test_drivers.py): JDBC and pgx; node and
 	# npm come with the machine image (NodeSource nodejs, which Debian's npm conflicts with)
 	openjdk-17-jdk-headless libpostgresql-jdbc-java golang-go golang-github-jackc-pgx-v4-dev
+	# deployment tests (tests/integration/test_deploy.py): Prometheus and promtool, manifests as YAML
+	prometheus python3-yaml
 )
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
