@@ -4,7 +4,8 @@ traffic, errors, a table observation (POST /observe) and a hold with a parked se
 every panel query of deploy/grafana/pgvalve.json and every template variable query evaluates
 through Prometheus's HTTP API and returns data, every rule of deploy/prometheus/alerts.yml
 evaluates without error, and the alerts for what the test created (a hold, a parked session,
-an error burst, a target that is down) go pending. promtool checks the rules; the Kubernetes
+an error burst, a target that is down) go pending. promtool checks the rules, and its unit
+tests (deploy/prometheus/alerts_test.yml) show every alert firing after its "for:"; the Kubernetes
 manifests parse and agree with each other (selectors, ports, the dns:// name the coordinator
 holds), and the proxy config they ship passes pgvalve-proxy --check.
 
@@ -368,6 +369,20 @@ def test_promtool_checks_the_rules():
     assert f"SUCCESS: {len(alert_rules())} rules found" in r.stdout
     for rule in alert_rules():
         assert rule["annotations"]["summary"] and rule["labels"]["severity"] in ("warning", "critical")
+
+
+def test_alerts_fire_after_their_durations_in_promtool():
+    """alerts_test.yml: synthetic series through the rules with their "for:" durations, on
+    promtool's own clock: each alert fires when it should and not before or after."""
+    tests = os.path.join(os.path.dirname(ALERTS), "alerts_test.yml")
+    with open(tests) as f:
+        doc = yaml.safe_load(f)
+    tested = {t["alertname"] for g in doc["tests"] for t in g["alert_rule_test"] if t["exp_alerts"]}
+    assert tested == {r["alert"] for r in alert_rules()}, "every alert is shown firing"
+    r = subprocess.run([PROMTOOL, "test", "rules", tests], capture_output=True, text=True, timeout=60,
+                       cwd=os.path.dirname(ALERTS))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SUCCESS" in r.stdout
 
 
 def load_manifests(*parts):
