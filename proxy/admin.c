@@ -25,6 +25,7 @@
 #include "hold_registry.h"
 #include "latency_report.h"
 #include "observe_registry.h"
+#include "prom_text.h"
 #include "switchover.h"
 #include "worker.h"
 
@@ -34,8 +35,8 @@ struct report {
 	int window_s; /* > 0: fill 'window' */
 	bool with_sessions;
 	/* filled by the worker */
-	struct stats totals; /* scalar counters only; keys below */
-	struct stats_keys by_sqlstate;
+	struct stats totals;            /* scalar counters only; keys below */
+	struct stats_keys error_totals; /* by SQLSTATE and by constraint */
 	struct stats_window window;
 	cJSON *sessions;
 	int by_activity[SESSION_ACT_N]; /* sessions, by session_activity() */
@@ -58,9 +59,9 @@ static void report_job(struct worker *w, void *arg)
 	r->totals.auth_cache_hits_total = st->auth_cache_hits_total;
 	memcpy(r->totals.auth_logins_total, st->auth_logins_total, sizeof(st->auth_logins_total));
 	classify_cache_stats(w->classify_cache, &r->parse_cache);
-	for (int i = 0; i < st->errors_by_sqlstate.n; i++)
-		stats_keys_add(&r->by_sqlstate, STATS_SQLSTATE, st->errors_by_sqlstate.v[i].name,
-			       st->errors_by_sqlstate.v[i].count, 1 << 20);
+	for (int i = 0; i < st->error_totals.n; i++)
+		stats_keys_add(&r->error_totals, st->error_totals.v[i].kind, st->error_totals.v[i].name,
+			       st->error_totals.v[i].count, 1 << 20);
 	if (r->window_s > 0)
 		/* The window ends at this worker's clock, the one its counters were stamped with. */
 		stats_window_add(st, worker_now(w), r->window_s, &r->window);
@@ -105,7 +106,7 @@ static void activity_sum(const struct report *r, int n[SESSION_ACT_N])
 static void reports_free(struct report *r)
 {
 	for (int i = 0; i < rt.n_workers; i++) {
-		stats_keys_free(&r[i].by_sqlstate);
+		stats_keys_free(&r[i].error_totals);
 		stats_keys_free(&r[i].window.keys);
 		cJSON_Delete(r[i].sessions);
 	}
@@ -569,7 +570,7 @@ static void handle_metrics(struct evhttp_request *req)
 {
 	struct report *r = reports_collect(0, false);
 	struct stats sum = { 0 };
-	struct stats_keys by_sqlstate = { 0 };
+	struct stats_keys error_totals = { 0 };
 	struct classify_cache_stats cache = { 0 };
 	struct evbuffer *out = evbuffer_new();
 	int n[SESSION_ACT_N];
@@ -593,9 +594,9 @@ static void handle_metrics(struct evhttp_request *req)
 		cache.evictions += r[i].parse_cache.evictions;
 		cache.entries += r[i].parse_cache.entries;
 		cache.bytes += r[i].parse_cache.bytes;
-		for (int k = 0; k < r[i].by_sqlstate.n; k++)
-			stats_keys_add(&by_sqlstate, STATS_SQLSTATE, r[i].by_sqlstate.v[k].name,
-				       r[i].by_sqlstate.v[k].count, 1 << 20);
+		for (int k = 0; k < r[i].error_totals.n; k++)
+			stats_keys_add(&error_totals, r[i].error_totals.v[k].kind,
+				       r[i].error_totals.v[k].name, r[i].error_totals.v[k].count, 1 << 20);
 	}
 	reports_free(r);
 
@@ -642,9 +643,24 @@ static void handle_metrics(struct evhttp_request *req)
 	evbuffer_add_printf(out,
 			    "# HELP pgvalve_errors_total ErrorResponses from the server, by SQLSTATE\n"
 			    "# TYPE pgvalve_errors_total counter\n");
-	for (int k = 0; k < by_sqlstate.n; k++)
-		evbuffer_add_printf(out, "pgvalve_errors_total{sqlstate=\"%s\"} %llu\n",
-				    by_sqlstate.v[k].name, (unsigned long long)by_sqlstate.v[k].count);
+	for (int k = 0; k < error_totals.n; k++)
+		if (error_totals.v[k].kind == STATS_SQLSTATE)
+			evbuffer_add_printf(out, "pgvalve_errors_total{sqlstate=\"%s\"} %llu\n",
+					    error_totals.v[k].name,
+					    (unsigned long long)error_totals.v[k].count);
+	evbuffer_add_printf(out,
+			    "# HELP pgvalve_constraint_errors_total ErrorResponses naming a constraint "
+			    "(violations), by constraint name\n"
+			    "# TYPE pgvalve_constraint_errors_total counter\n");
+	for (int k = 0; k < error_totals.n; k++) {
+		char name[2 * sizeof(error_totals.v[k].name)];
+
+		if (error_totals.v[k].kind != STATS_CONSTRAINT)
+			continue;
+		prom_label_value(name, sizeof(name), error_totals.v[k].name);
+		evbuffer_add_printf(out, "pgvalve_constraint_errors_total{constraint=\"%s\"} %llu\n", name,
+				    (unsigned long long)error_totals.v[k].count);
+	}
 	prom(out, "pgvalve_holds", "gauge", "Active holds", (unsigned long long)hold_registry_count());
 	prom(out, "pgvalve_parked", "gauge", "Sessions parked by a hold",
 	     (unsigned long long)n[SESSION_ACT_PARKED]);
@@ -658,7 +674,7 @@ static void handle_metrics(struct evhttp_request *req)
 	     (unsigned long long)cache.entries);
 	prom(out, "pgvalve_parse_cache_bytes", "gauge", "Bytes the parse caches hold",
 	     (unsigned long long)cache.bytes);
-	stats_keys_free(&by_sqlstate);
+	stats_keys_free(&error_totals);
 	latency_report_metrics(out);
 
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",

@@ -11,6 +11,7 @@
 
 #include "latency.h"
 #include "observe_registry.h"
+#include "prom_text.h"
 #include "pgvalve/admin_api.h"
 #include "pgvalve/latency_hist.h"
 #include "runtime.h"
@@ -123,25 +124,6 @@ cJSON *latency_report_json(int window_s, const char *const *tables, int n, bool 
 	return doc;
 }
 
-/* A Prometheus label value: backslash, double quote and newline escaped. */
-static void label_value(char *dst, size_t cap, const char *src)
-{
-	size_t o = 0;
-
-	for (; *src && o + 3 < cap; src++) {
-		if (*src == '\\' || *src == '"') {
-			dst[o++] = '\\';
-			dst[o++] = *src;
-		} else if (*src == '\n') {
-			dst[o++] = '\\';
-			dst[o++] = 'n';
-		} else {
-			dst[o++] = *src;
-		}
-	}
-	dst[o] = '\0';
-}
-
 void latency_report_metrics(struct evbuffer *out)
 {
 	const struct observe_set *set;
@@ -154,7 +136,7 @@ void latency_report_metrics(struct evbuffer *out)
 	for (int t = 0; set && t < set->n; t++) {
 		char table[2 * HOLD_TABLE_NAME_MAX + 1];
 
-		label_value(table, sizeof(table), set->tables[t].name);
+		prom_label_value(table, sizeof(table), set->tables[t].name);
 		for (int k = 0; k < ADMIN_LATENCY_KINDS; k++) {
 			const struct latency_hist *kh = &h[t * ADMIN_LATENCY_KINDS + k];
 			uint64_t le[LATENCY_HIST_LE_N + 1] = { 0 }, cum = 0;

@@ -22,7 +22,7 @@ void stats_keys_free(struct stats_keys *k)
 
 void stats_destroy(struct stats *st)
 {
-	stats_keys_free(&st->errors_by_sqlstate);
+	stats_keys_free(&st->error_totals);
 	for (int i = 0; i < STATS_WINDOW_S; i++)
 		stats_keys_free(&st->ring[i].keys);
 }
@@ -82,7 +82,7 @@ void stats_error(struct stats *st, time_t now, const struct pgwire_error *e)
 
 	st->errors_total++;
 	b->errors++;
-	stats_keys_add(&st->errors_by_sqlstate, STATS_SQLSTATE, sqlstate, 1, 1024);
+	stats_keys_add(&st->error_totals, STATS_SQLSTATE, sqlstate, 1, 1024);
 	stats_keys_add(&b->keys, STATS_SQLSTATE, sqlstate, 1, STATS_KEYS_PER_BUCKET);
 	if (e->table) {
 		char name[128];
@@ -93,8 +93,10 @@ void stats_error(struct stats *st, time_t now, const struct pgwire_error *e)
 			snprintf(name, sizeof(name), "%s", e->table);
 		stats_keys_add(&b->keys, STATS_TABLE, name, 1, STATS_KEYS_PER_BUCKET);
 	}
-	if (e->constraint)
+	if (e->constraint) {
+		stats_keys_add(&st->error_totals, STATS_CONSTRAINT, e->constraint, 1, 2048);
 		stats_keys_add(&b->keys, STATS_CONSTRAINT, e->constraint, 1, STATS_KEYS_PER_BUCKET);
+	}
 }
 
 void stats_window_add(const struct stats *st, time_t now, int window_s, struct stats_window *out)

@@ -52,7 +52,7 @@ struct stats {
 	uint64_t auth_cache_hits_total; /* verifiers answered from the worker's cache instead */
 	/* logins that passed a leg (auth.c): the client's proof checked, the server's AuthenticationOk */
 	uint64_t auth_logins_total[STATS_AUTH_LEGS][STATS_AUTH_MECHS];
-	struct stats_keys errors_by_sqlstate; /* totals, kind STATS_SQLSTATE only */
+	struct stats_keys error_totals; /* totals by SQLSTATE and by constraint (those kinds only) */
 	struct stats_bucket ring[STATS_WINDOW_S];
 };
 

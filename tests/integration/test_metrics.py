@@ -55,3 +55,24 @@ def test_metrics_text_format(proxy):
     assert {"pgvalve_clients", "pgvalve_connections_total", "pgvalve_bytes_total",
             "pgvalve_statements_total", "pgvalve_errors_total"} <= names
     assert all(n.startswith("pgvalve_") for n in names)
+
+
+def test_constraint_violations_counted_by_constraint(proxy, connect, direct):
+    """pgvalve_constraint_errors_total counts the ErrorResponses that name a constraint, by
+    its name, summed over workers and sessions; a name with a quote and a backslash comes out
+    escaped as Prometheus' text format requires."""
+    direct.execute("DROP TABLE IF EXISTS m_parent, m_child")
+    direct.execute("CREATE TABLE m_parent (id int PRIMARY KEY)")
+    direct.execute('CREATE TABLE m_child (p int CONSTRAINT m_child_p_fkey REFERENCES m_parent, '
+                   'v int CONSTRAINT "v ""odd"" \\ check" CHECK (v > 0))')
+    direct.execute("GRANT ALL ON m_parent, m_child TO PUBLIC")
+    for _ in range(2):
+        c = connect(proxy, autocommit=True)
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            c.execute("INSERT INTO m_child VALUES (1, 1)")
+        with pytest.raises(psycopg.errors.CheckViolation):
+            c.execute("INSERT INTO m_child VALUES (NULL, -1)")
+    m = proxy.metrics()
+    assert m[("pgvalve_constraint_errors_total", frozenset({("constraint", "m_child_p_fkey")}))] == 2
+    status, body = proxy.admin_get("/metrics")
+    assert 'pgvalve_constraint_errors_total{constraint="v \\"odd\\" \\\\ check"} 2' in body.splitlines(), body
