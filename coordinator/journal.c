@@ -6,6 +6,7 @@
  * sessions in journal_sessions.c; journal.h is the contract of all three.
  */
 #include "journal.h"
+#include "journal_evidence.h"
 #include "journal_keychange.h"
 
 #include <stdio.h>
@@ -126,7 +127,8 @@ static const char ensure_sql[] =
 bool journal_ensure(PGconn *c, struct db_error *err)
 {
 	/* the key type change's tables (journal_keychange.c): added in place to an older journal */
-	return db_exec(c, ensure_sql, err) && db_exec(c, journal_keychange_schema_sql, err);
+	return db_exec(c, ensure_sql, err) && db_exec(c, journal_keychange_schema_sql, err) &&
+		db_exec(c, journal_evidence_schema_sql, err); /* the self-test (journal_evidence.h) */
 }
 
 /*

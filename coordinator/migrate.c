@@ -21,6 +21,7 @@
 #include "proxyctl.h"
 #include "report.h"
 #include "rollback.h"
+#include "selftest.h"
 #include "watch_rules.h"
 #include "window.h"
 #include "xalloc.h"
@@ -664,6 +665,12 @@ int migrate_run(struct migration *a, enum mig_state state)
 			return roll_back(a, "the finalize steps could not take their locks");
 		/* fall through */
 	case MIG_FINALIZED:
+		if (a->o->self_test) {
+			int total;
+
+			(void)selftest_run(a->ddl, a->id, &a->p, a->o->lock_timeout_ms, &total);
+		}
+		/* fall through */
 	case MIG_WATCHING:
 		if (!watch(a, why, sizeof(why))) {
 			report_event("rule_tripped", NULL, "rollback rule tripped: %s", why);
@@ -713,6 +720,14 @@ int migrate_connect(struct migration *m, const char *role)
 		return EXIT_REFUSED;
 	}
 	return EXIT_DONE;
+}
+
+/* A string member of 'o', or "" when it has none. */
+static const char *json_string(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsString(v) ? v->valuestring : "";
 }
 
 bool migrate_load(struct migration *a, int64_t id, enum mig_state *state)
@@ -766,10 +781,20 @@ bool migrate_load(struct migration *a, int64_t id, enum mig_state *state)
 	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(plan, "constraints"))
 	{
 		const cJSON *name = cJSON_GetObjectItemCaseSensitive(c, "name");
+		struct plan_constraint *k = &a->p.constraints[a->p.n_constraints];
 
-		if (cJSON_IsString(name))
-			snprintf(a->p.constraints[a->p.n_constraints++].name, PLAN_NAME_MAX, "%s",
-				 name->valuestring);
+		if (!cJSON_IsString(name))
+			continue;
+		snprintf(k->name, PLAN_NAME_MAX, "%s", name->valuestring);
+		/* and, for --self-test (selftest.h), what it is and where: the plan's raw names */
+		for (int t = CON_FOREIGN_KEY; t <= CON_PRIMARY_KEY; t++)
+			if (strcmp(con_type_name((enum con_type)t), json_string(c, "type")) == 0)
+				k->type = (enum con_type)t;
+		snprintf(k->table.schema, PLAN_NAME_MAX, "%s", json_string(c, "table_schema"));
+		snprintf(k->table.name, PLAN_NAME_MAX, "%s", json_string(c, "table_name"));
+		snprintf(k->columns[0], PLAN_NAME_MAX, "%s", json_string(c, "column"));
+		k->n_columns = k->columns[0][0] ? 1 : 0;
+		a->p.n_constraints++;
 	}
 	ok = true;
 done:

@@ -1,0 +1,169 @@
+"""Evidence in apply (docs/architecture.md §4, evidence) against a real PostgreSQL: `apply --self-test`
+proves each new constraint enforced (FK with NO ACTION, RESTRICT and CASCADE, CHECK, NOT NULL,
+UNIQUE) inside transactions that are always rolled back, changing nothing; a lock_timeout that
+fires is reported and the migration still commits; `pgvalve report ID` tells the story from the
+journal after a commit and after a rollback, with the damage assessment."""
+
+import json
+import pytest
+
+import harness
+from coordinator import pgvalve, write_file
+
+# children reference parents 1-15, kept (RESTRICT) 11-20: a parent only children reference (1-10)
+# and one only kept references (16-20) exist, so each delete check finds a row that only its
+# own foreign key protects; owned (CASCADE) references all of them
+SCHEMA = """
+CREATE TABLE parents (id int PRIMARY KEY, name text NOT NULL);
+CREATE TABLE children (id serial PRIMARY KEY, parent_id int, qty int NOT NULL DEFAULT 1,
+                       code text, note text NOT NULL DEFAULT 'x');
+CREATE TABLE kept (id serial PRIMARY KEY, parent_id int NOT NULL);
+CREATE TABLE owned (id serial PRIMARY KEY, parent_id int NOT NULL);
+CREATE TABLE extra (id serial PRIMARY KEY, parent_id int);
+INSERT INTO parents SELECT g, 'p' || g FROM generate_series(1, 20) g;
+INSERT INTO children (parent_id, qty, code) SELECT 1 + g % 15, g, 'c' || g FROM generate_series(1, 50) g;
+INSERT INTO kept (parent_id) SELECT 11 + g % 10 FROM generate_series(1, 30) g;
+INSERT INTO owned (parent_id) SELECT 1 + g % 20 FROM generate_series(1, 30) g;
+INSERT INTO extra (parent_id) SELECT 1 + g % 20 FROM generate_series(1, 10) g;
+"""
+
+MIGRATION = """
+ALTER TABLE children ADD CONSTRAINT children_parent_fk FOREIGN KEY (parent_id) REFERENCES parents (id);
+ALTER TABLE kept ADD CONSTRAINT kept_parent_fk FOREIGN KEY (parent_id) REFERENCES parents (id) ON DELETE RESTRICT;
+ALTER TABLE owned ADD CONSTRAINT owned_parent_fk FOREIGN KEY (parent_id) REFERENCES parents (id) ON DELETE CASCADE;
+ALTER TABLE children ADD CONSTRAINT children_qty_positive CHECK (qty > 0);
+ALTER TABLE children ALTER COLUMN code SET NOT NULL;
+ALTER TABLE children ADD CONSTRAINT children_code_key UNIQUE (code);
+"""
+
+TABLES = ("parents", "children", "kept", "owned", "extra")
+
+
+@pytest.fixture
+def db(pg):
+    conn = harness.connect(pg.dsn())
+    conn.autocommit = True
+    conn.execute("DROP SCHEMA IF EXISTS pgvalve CASCADE")
+    conn.execute("DROP TABLE IF EXISTS " + ", ".join(TABLES) + " CASCADE")
+    conn.execute(SCHEMA)
+    yield conn
+    conn.close()
+
+
+def contents(db):
+    """Every row of every table (with its ctid and xmin: a row updated and rolled back is not
+    the same tuple any more, so this also shows that nothing was written and kept)."""
+    return {t: db.execute(f"SELECT ctid::text, xmin::text, * FROM {t} ORDER BY ctid").fetchall()
+            for t in TABLES}
+
+
+def dead_tuples(db, table):
+    """Tuples written by aborted transactions: what the self-test's rolled-back statements left."""
+    db.execute(f"ANALYZE {table}")
+    return db.execute("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = %s", (table,)).fetchone()[0]
+
+
+def checks(r):
+    return [e for e in r.events() if e.get("event") == "self_test_check"]
+
+
+def by_constraint(r):
+    out = {}
+    for e in checks(r):
+        out.setdefault(e["constraint"], []).append(e)
+    return out
+
+
+def test_self_test_proves_every_constraint_and_changes_nothing(pg, db, tmp_path):
+    path = write_file(tmp_path, "0001_evidence.sql", MIGRATION)
+    before_counts = {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+    r = pgvalve("apply", path, "--yes", "--self-test", "--format", "json", pg=pg)
+    assert r.rc == 0, r
+    cs = by_constraint(r)
+    summary = [e for e in r.events() if e.get("event") == "self_test"]
+    assert summary and summary[0]["enforced"] == 6 and summary[0]["constraints"] == 6, r
+
+    (child, parent) = cs["children_parent_fk"]
+    assert child["outcome"] == "enforced" and child["sqlstate"] == "23503"
+    assert parent["outcome"] == "enforced" and parent["sqlstate"] == "23503"
+    (child, parent) = cs["kept_parent_fk"]
+    assert child["outcome"] == "enforced" and parent["outcome"] == "enforced"
+    (child, parent) = cs["owned_parent_fk"]
+    assert child["outcome"] == "enforced"
+    assert parent["outcome"] == "skipped" and "CASCADE" in parent["detail"], parent
+    (chk,) = cs["children_qty_positive"]
+    assert chk["outcome"] == "enforced" and chk["sqlstate"] == "23514", chk
+    (nn,) = [e for e in checks(r) if e["kind"] == "not_null"]
+    assert nn["outcome"] == "enforced" and nn["sqlstate"] == "23502"
+    (uq,) = cs["children_code_key"]
+    assert uq["outcome"] == "enforced" and uq["sqlstate"] == "23505"
+
+    assert {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES} == before_counts
+
+    # recorded in the journal for the report
+    mig = db.execute("SELECT max(id) FROM pgvalve.migrations").fetchone()[0]
+    rows = db.execute("SELECT constraint_name, outcome FROM pgvalve.self_tests WHERE migration_id = %s "
+                      "ORDER BY seq", (mig,)).fetchall()
+    assert len(rows) == len(checks(r)) == 9
+    assert [o for _, o in rows].count("enforced") == 8
+
+
+def test_self_test_text_output(pg, db, tmp_path):
+    path = write_file(tmp_path, "0001_evidence.sql", MIGRATION)
+    r = pgvalve("apply", path, "--yes", "--self-test", pg=pg)
+    assert r.rc == 0, r
+    assert "self-test: 6/6 constraints enforce" in r.out, r
+    assert "ON DELETE CASCADE: deleting a parent row is allowed by design" in r.out, r
+
+
+def test_self_test_rolls_back_and_touches_one_row_per_check(pg, db, tmp_path):
+    # constraints in place by a first apply; the self-test is then run again on them by a
+    # second migration that adds nothing else: compare the tables around that run alone
+    path = write_file(tmp_path, "0001_evidence.sql", MIGRATION)
+    pgvalve("apply", path, "--yes", pg=pg, check=0)
+    db.execute("VACUUM")
+    before = contents(db)
+    dead_before = {t: dead_tuples(db, t) for t in TABLES}
+    path2 = write_file(tmp_path, "0002_more.sql",
+                       "ALTER TABLE children ADD CONSTRAINT children_qty_small CHECK (qty < 1000);\n"
+                       "ALTER TABLE extra ADD CONSTRAINT extra_parent_fk FOREIGN KEY (parent_id) "
+                       "REFERENCES parents (id);\n")
+    r = pgvalve("apply", path2, "--yes", "--self-test", "--format", "json", pg=pg)
+    assert r.rc == 0, r
+    assert [e for e in r.events() if e.get("event") == "self_test"][0]["enforced"] == 2, checks(r)
+    assert contents(db) == before           # same tuples, same versions: nothing kept
+    # each check's statement wrote at most one tuple, then rolled back: the dead tuples the
+    # checks left are at most one per check on the tables they wrote (the CHECK tries values
+    # on the same one row until one is refused; a refused UPDATE leaves its new tuple dead)
+    n_checks = len(checks(r))
+    assert n_checks == 3
+    grown = {t: dead_tuples(db, t) - dead_before[t] for t in TABLES}
+    # CHECK: one refused value on one row of children; FK: one row of extra pointed nowhere. The
+    # delete check finds no parent row that only extra references (children and kept refuse
+    # the deletion of the others first): it deletes nothing
+    assert grown == {"parents": 0, "children": 1, "kept": 0, "owned": 0, "extra": 1}, (grown, checks(r))
+
+
+def test_lock_timeout_is_reported_not_fatal(pg, db, tmp_path):
+    path = write_file(tmp_path, "0001_check.sql",
+                      "ALTER TABLE children ADD CONSTRAINT children_qty_positive CHECK (qty > 0);\n")
+    # apply stops (killed) once the constraint is validated and finalized; another session then
+    # locks children against writes; recover --resume --self-test runs the self-test into that lock
+    r = pgvalve("apply", path, "--yes", pg=pg, env={"PGVALVE_TEST_KILL_AT": "finalized"})
+    assert "PGVALVE_TEST_KILL_AT=finalized" in r.err, r
+    blocker = harness.connect(pg.dsn())
+    blocker.autocommit = False
+    blocker.execute("LOCK TABLE children IN SHARE MODE")   # reads go on; writes wait
+    try:
+        r = pgvalve("recover", "--resume", "--self-test", "--format", "json", pg=pg)
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert r.rc == 0, r
+    (chk,) = checks(r)
+    assert chk["outcome"] == "lock_timeout" and chk["sqlstate"] == "55P03", chk
+    assert "lock_timeout" in chk["detail"]
+    summary = [e for e in r.events() if e.get("event") == "self_test"][0]
+    assert summary["enforced"] == 0 and summary["constraints"] == 1
+    assert db.execute("SELECT state FROM pgvalve.migrations ORDER BY id DESC LIMIT 1").fetchone()[0] == "committed"
+    assert db.execute("SELECT outcome FROM pgvalve.self_tests").fetchall() == [("lock_timeout",)]
