@@ -244,12 +244,14 @@ char *journal_state_sql(int64_t id, enum mig_state s)
 			 (long long)id);
 }
 
+/* finished_at: the clock, not the transaction's start, so a validation's step shows how long it took (the report). */
 char *journal_step_done_sql(int64_t id, int seq)
 {
-	return xasprintf("UPDATE pgvalve.steps SET state = 'done', attempts = attempts + 1, "
-			 "started_at = coalesce(started_at, now()), finished_at = now(), error = NULL "
-			 "WHERE migration_id = %lld AND seq = %d",
-			 (long long)id, seq);
+	return xasprintf(
+		"UPDATE pgvalve.steps SET state = 'done', attempts = attempts + 1, "
+		"started_at = coalesce(started_at, now()), finished_at = clock_timestamp(), error = NULL "
+		"WHERE migration_id = %lld AND seq = %d",
+		(long long)id, seq);
 }
 
 bool journal_set_state(PGconn *c, int64_t id, enum mig_state s, const char *error, struct db_error *err)

@@ -21,7 +21,12 @@ const char journal_evidence_schema_sql[] =
 	"  sqlstate text NOT NULL DEFAULT '',"
 	"  detail text NOT NULL DEFAULT '',"
 	"  at timestamptz NOT NULL DEFAULT now(),"
-	"  PRIMARY KEY (migration_id, seq));";
+	"  PRIMARY KEY (migration_id, seq));"
+	"CREATE TABLE IF NOT EXISTS pgvalve.evidence ("
+	"  migration_id bigint NOT NULL REFERENCES pgvalve.migrations (id),"
+	"  kind text NOT NULL,"
+	"  at timestamptz NOT NULL DEFAULT clock_timestamp(),"
+	"  data jsonb NOT NULL);";
 
 bool journal_selftest_clear(PGconn *c, int64_t id, struct db_error *err)
 {
@@ -99,4 +104,97 @@ void journal_selftest_free(struct journal_selftest *t, int n)
 		free(t[i].detail);
 	}
 	free(t);
+}
+
+bool journal_evidence_add(PGconn *c, int64_t id, const char *kind, const char *data, struct db_error *err)
+{
+	char idtext[32];
+	const char *params[3] = { idtext, kind, data };
+	PGresult *r;
+
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	r = db_query(c, "INSERT INTO pgvalve.evidence (migration_id, kind, data) VALUES ($1, $2, $3)", 3,
+		     params, err);
+	if (!r)
+		return false;
+	PQclear(r);
+	return true;
+}
+
+bool journal_evidence_read(PGconn *c, int64_t id, struct journal_evidence **out, int *n, struct db_error *err)
+{
+	char idtext[32];
+	const char *params[1] = { idtext };
+	PGresult *r;
+
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	r = db_query(c,
+		     "SELECT kind, at::text, data::text FROM pgvalve.evidence WHERE migration_id = $1 "
+		     "ORDER BY at, kind",
+		     1, params, err);
+	if (!r)
+		return false;
+	*n = PQntuples(r);
+	*out = xcalloc((size_t)*n + 1, sizeof(**out));
+	for (int i = 0; i < *n; i++) {
+		(*out)[i].kind = xstrdup(db_value(r, i, 0, ""));
+		(*out)[i].at = xstrdup(db_value(r, i, 1, ""));
+		(*out)[i].data = xstrdup(db_value(r, i, 2, "{}"));
+	}
+	PQclear(r);
+	return true;
+}
+
+void journal_evidence_free(struct journal_evidence *e, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(e[i].kind);
+		free(e[i].at);
+		free(e[i].data);
+	}
+	free(e);
+}
+
+bool journal_step_times(PGconn *c, int64_t id, struct journal_step_time **out, int *n, struct db_error *err)
+{
+	char idtext[32];
+	const char *params[1] = { idtext };
+	PGresult *r;
+
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	r = db_query(c,
+		     "SELECT seq, kind, phase, sql, state, attempts, coalesce(finished_at::text, ''), "
+		     "coalesce(extract(epoch FROM finished_at - started_at)::float8, -1) "
+		     "FROM pgvalve.steps WHERE migration_id = $1 ORDER BY seq",
+		     1, params, err);
+	if (!r)
+		return false;
+	*n = PQntuples(r);
+	*out = xcalloc((size_t)*n + 1, sizeof(**out));
+	for (int i = 0; i < *n; i++) {
+		struct journal_step_time *s = &(*out)[i];
+
+		s->seq = atoi(db_value(r, i, 0, "0"));
+		s->kind = xstrdup(db_value(r, i, 1, ""));
+		s->phase = xstrdup(db_value(r, i, 2, ""));
+		s->sql = xstrdup(db_value(r, i, 3, ""));
+		s->state = xstrdup(db_value(r, i, 4, ""));
+		s->attempts = atoi(db_value(r, i, 5, "0"));
+		s->finished_at = xstrdup(db_value(r, i, 6, ""));
+		s->duration_s = atof(db_value(r, i, 7, "-1"));
+	}
+	PQclear(r);
+	return true;
+}
+
+void journal_step_times_free(struct journal_step_time *s, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(s[i].kind);
+		free(s[i].phase);
+		free(s[i].sql);
+		free(s[i].state);
+		free(s[i].finished_at);
+	}
+	free(s);
 }

@@ -1,7 +1,9 @@
 /*
  * The journal's record of a migration's evidence (docs/architecture.md §4,
  * evidence): what `apply --self-test` proved of each new constraint
- * (pgvalve.self_tests), for `pgvalve report`. The table is added to an
+ * (pgvalve.self_tests), and what apply saw on its way (pgvalve.evidence: the
+ * cutover's attempts and hold, the client errors of the watch, the queries
+ * that count rows violating each new constraint), for `pgvalve report`. The table is added to an
  * existing journal in place (journal_ensure runs journal_evidence_schema_sql).
  */
 #ifndef PGVALVE_COORDINATOR_JOURNAL_EVIDENCE_H
@@ -37,5 +39,37 @@ bool journal_selftest_add(PGconn *c, int64_t id, int seq, const struct journal_s
 bool journal_selftest_read(PGconn *c, int64_t id, struct journal_selftest **out, int *n, struct db_error *err)
 	__attribute__((warn_unused_result));
 void journal_selftest_free(struct journal_selftest *t, int n);
+
+/* One record of pgvalve.evidence: what kind, when, and its JSON. */
+struct journal_evidence {
+	char *kind; /* EVIDENCE_* (evidence.h) */
+	char *at;   /* as the server prints it */
+	char *data; /* JSON text */
+};
+
+/* Records 'data' (JSON text) of 'kind' for migration 'id'. */
+bool journal_evidence_add(PGconn *c, int64_t id, const char *kind, const char *data, struct db_error *err)
+	__attribute__((warn_unused_result));
+
+/* Migration 'id''s evidence records, oldest first. */
+bool journal_evidence_read(PGconn *c, int64_t id, struct journal_evidence **out, int *n, struct db_error *err)
+	__attribute__((warn_unused_result));
+void journal_evidence_free(struct journal_evidence *e, int n);
+
+/* A step with its times, for the report. */
+struct journal_step_time {
+	int seq;
+	char *kind;
+	char *phase;
+	char *sql;
+	char *state;
+	int attempts;
+	char *finished_at; /* "" when not done */
+	double duration_s; /* -1: unknown */
+};
+
+bool journal_step_times(PGconn *c, int64_t id, struct journal_step_time **out, int *n, struct db_error *err)
+	__attribute__((warn_unused_result));
+void journal_step_times_free(struct journal_step_time *s, int n);
 
 #endif

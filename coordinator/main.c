@@ -45,6 +45,10 @@ static const struct command commands[] = {
 	  "end a key type change: drop the old columns and triggers kept for a rollback",
 	  OPT_DB | OPT_PROXY | OPT_CONFIG | OPT_FORMAT | OPT_MAX_STALL | OPT_LOCK_TIMEOUT | OPT_ATTEMPTS,
 	  cmd_finalize },
+	{ "report", "ID --db URL [--format text|json]",
+	  "a migration's evidence: states, holds, validations, client errors, self-test, damage after a "
+	  "rollback",
+	  OPT_DB | OPT_CONFIG | OPT_FORMAT, cmd_report },
 	{ "audit",
 	  "--db URL [--schema S]... [--table T]... [--format text|json|dot|mermaid|sql]\n"
 	  "              [--orphans] [--suggest] [--fail-on error|warning]",

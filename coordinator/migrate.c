@@ -20,6 +20,7 @@
 #include "preflight.h"
 #include "proxyctl.h"
 #include "report.h"
+#include "evidence.h"
 #include "rollback.h"
 #include "selftest.h"
 #include "watch_rules.h"
@@ -407,10 +408,12 @@ static bool cutover(struct migration *a, char *why, size_t cap)
 	/* The watch counts from the second the cutover's transaction began in: never after its commit. */
 	a->cutover_at = n > 0 ? res.began : time(NULL);
 	a->cutover_held_ms = res.held_ms;
-	if (n > 0)
+	if (n > 0) {
 		report_event("cutover_done", NULL,
 			     "cutover committed after %d attempt(s); traffic held %lld ms", res.attempts,
 			     (long long)res.held_ms);
+		evidence_cutover(a->ddl, a->id, &a->p, a->o, res.attempts, res.held_ms);
+	}
 	return true;
 }
 
@@ -556,6 +559,22 @@ static bool watch(struct migration *a, char *why, size_t cap)
 	}
 }
 
+/* The client errors the proxies counted since the cutover, for `pgvalve report` (evidence.h). */
+static void record_watch_errors(struct migration *a)
+{
+	int window_s;
+	cJSON *errors;
+
+	if (a->o->n_proxies == 0 || a->o->watch_s == 0 || a->cutover_at == 0)
+		return;
+	window_s = watch_elapsed_s(a->cutover_at, time(NULL));
+	if (window_s > WATCH_MAX_SPAN_S)
+		window_s = WATCH_MAX_SPAN_S;
+	errors = errors_now(a->o, window_s);
+	evidence_watch_errors(a->ddl, a->id, window_s, errors);
+	cJSON_Delete(errors);
+}
+
 /* ---- from a state to the end ------------------------------------------------ */
 
 /* `committed` in the journal, and with --orm the ORM's record in that same transaction (orm.h). */
@@ -673,9 +692,15 @@ int migrate_run(struct migration *a, enum mig_state state)
 		/* fall through */
 	case MIG_WATCHING:
 		if (!watch(a, why, sizeof(why))) {
+			int rc;
+
 			report_event("rule_tripped", NULL, "rollback rule tripped: %s", why);
-			return roll_back(a, why);
+			rc = roll_back(a, why);
+			/* after the rollback: every error the rolled-back constraints caused is counted */
+			record_watch_errors(a);
+			return rc;
 		}
+		record_watch_errors(a);
 		if (!commit(a))
 			return EXIT_ATTENTION;
 		report_event("committed", NULL,

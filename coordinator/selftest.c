@@ -80,9 +80,8 @@ static const char *kind_name(enum con_type t)
 	return "?";
 }
 
-/* SQL: the columns of con.<arr> (of relation con.<rel>) each printed by format(<fmt>, name), joined by <sep>. */
-static void cols_sql(struct strbuf *b, const char *alias, const char *rel, const char *arr, const char *fmt,
-		     const char *sep)
+void selftest_cols_sql(struct strbuf *b, const char *alias, const char *rel, const char *arr, const char *fmt,
+		       const char *sep)
 {
 	char *s = xasprintf("(SELECT string_agg(format(%s, a.attname), %s ORDER BY k.i) FROM unnest(%s.%s) "
 			    "WITH ORDINALITY k(n, i) JOIN pg_catalog.pg_attribute a ON a.attrelid = %s.%s "
@@ -100,17 +99,17 @@ static bool load_target(PGconn *c, struct target *t, struct outcome *o)
 	char *sql;
 
 	strbuf_put(&q, "SELECT con.contype, con.confdeltype, cardinality(con.conkey), ");
-	cols_sql(&q, "con", "conrelid", "conkey", "'%I'", "', '");
+	selftest_cols_sql(&q, "con", "conrelid", "conkey", "'%I'", "', '");
 	strbuf_put(&q, ", ");
-	cols_sql(&q, "con", "conrelid", "conkey", "'o.%I'", "', '");
+	selftest_cols_sql(&q, "con", "conrelid", "conkey", "'o.%I'", "', '");
 	strbuf_put(&q, ", ");
-	cols_sql(&q, "con", "conrelid", "conkey", "'%I IS NOT NULL'", "' AND '");
+	selftest_cols_sql(&q, "con", "conrelid", "conkey", "'%I IS NOT NULL'", "' AND '");
 	strbuf_put(&q, ", ");
-	cols_sql(&q, "con", "conrelid", "conkey", "'o.%I IS NOT NULL'", "' AND '");
+	selftest_cols_sql(&q, "con", "conrelid", "conkey", "'o.%I IS NOT NULL'", "' AND '");
 	strbuf_put(&q, ", ");
-	cols_sql(&q, "con", "conrelid", "conkey", "'c.%I'", "', '");
+	selftest_cols_sql(&q, "con", "conrelid", "conkey", "'c.%I'", "', '");
 	strbuf_put(&q, ", CASE WHEN con.confrelid <> 0 THEN con.confrelid::regclass::text END, ");
-	cols_sql(&q, "con", "confrelid", "confkey", "'p.%I'", "', '");
+	selftest_cols_sql(&q, "con", "confrelid", "confkey", "'p.%I'", "', '");
 	strbuf_put(&q,
 		   ", (SELECT format('%I', a.attname) FROM pg_catalog.pg_attribute a WHERE a.attrelid = "
 		   "con.confrelid AND a.attnum = con.confkey[1]), "
@@ -122,9 +121,9 @@ static bool load_target(PGconn *c, struct target *t, struct outcome *o)
 	strbuf_put(&q,
 		   "(SELECT string_agg(format(' AND NOT EXISTS (SELECT 1 FROM %s o WHERE (%s) = (%s))', "
 		   "o.conrelid::regclass, ");
-	cols_sql(&q, "o", "conrelid", "conkey", "'o.%I'", "', '");
+	selftest_cols_sql(&q, "o", "conrelid", "conkey", "'o.%I'", "', '");
 	strbuf_put(&q, ", ");
-	cols_sql(&q, "o", "confrelid", "confkey", "'p.%I'", "', '");
+	selftest_cols_sql(&q, "o", "confrelid", "confkey", "'p.%I'", "', '");
 	strbuf_put(
 		&q,
 		"), '') FROM pg_catalog.pg_constraint o WHERE o.contype = 'f' AND o.confrelid = "

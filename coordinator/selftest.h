@@ -17,6 +17,7 @@
 
 #include "db.h"
 #include "plan.h"
+#include "strbuf.h"
 
 /* lock_timeout of each check (lower when --lock-timeout is lower) */
 #define SELFTEST_LOCK_TIMEOUT_MS 500
@@ -29,5 +30,14 @@
  * constraints were proven enforced ('*total': of how many).
  */
 int selftest_run(PGconn *c, int64_t id, const struct plan *p, int lock_timeout_ms, int *total);
+
+/*
+ * Appends SQL that lists the columns of <alias>.<arr> (conkey or confkey of
+ * relation <alias>.<rel>, a pg_constraint row), each printed by
+ * format(<fmt>, attname), joined by <sep> (SQL literals): the catalog quotes
+ * every name (also for evidence.c's violation counts).
+ */
+void selftest_cols_sql(struct strbuf *b, const char *alias, const char *rel, const char *arr, const char *fmt,
+		       const char *sep);
 
 #endif

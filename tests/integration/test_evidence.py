@@ -5,10 +5,14 @@ fires is reported and the migration still commits; `pgvalve report ID` tells the
 journal after a commit and after a rollback, with the damage assessment."""
 
 import json
+import threading
+import time
+
+import psycopg
 import pytest
 
 import harness
-from coordinator import pgvalve, write_file
+from coordinator import finish, pgvalve, spawn, write_file
 
 # children reference parents 1-15, kept (RESTRICT) 11-20: a parent only children reference (1-10)
 # and one only kept references (16-20) exist, so each delete check finds a row that only its
@@ -61,6 +65,14 @@ def dead_tuples(db, table):
     """Tuples written by aborted transactions: what the self-test's rolled-back statements left."""
     db.execute(f"ANALYZE {table}")
     return db.execute("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = %s", (table,)).fetchone()[0]
+
+
+def in_state(db, state):
+    """True once a migration in the journal is in `state` (the journal may not exist yet)."""
+    try:
+        return db.execute("SELECT count(*) FROM pgvalve.migrations WHERE state = %s", (state,)).fetchone()[0] > 0
+    except psycopg.errors.UndefinedTable:
+        return False
 
 
 def checks(r):
@@ -167,3 +179,84 @@ def test_lock_timeout_is_reported_not_fatal(pg, db, tmp_path):
     assert summary["enforced"] == 0 and summary["constraints"] == 1
     assert db.execute("SELECT state FROM pgvalve.migrations ORDER BY id DESC LIMIT 1").fetchone()[0] == "committed"
     assert db.execute("SELECT outcome FROM pgvalve.self_tests").fetchall() == [("lock_timeout",)]
+
+
+# --------------------------------------------------------------------------- pgvalve report
+
+def test_report_after_commit(pg, db, tmp_path):
+    path = write_file(tmp_path, "0001_evidence.sql", MIGRATION)
+    pgvalve("apply", path, "--yes", "--self-test", pg=pg, check=0)
+    mig = db.execute("SELECT max(id) FROM pgvalve.migrations").fetchone()[0]
+
+    r = pgvalve("report", mig, "--format", "json", pg=pg, check=0)
+    doc = json.loads(r.out)
+    assert doc["id"] == mig and doc["state"] == "committed"
+    assert doc["started_at"] and doc["cutover_at"] and doc["finished_at"]
+    validations = [s for s in doc["steps"] if s["kind"] == "validate"]
+    assert len(validations) == 5      # 3 FKs, the CHECK, NOT NULL's helper check
+    assert all(s["state"] == "done" and s["duration_s"] >= 0 for s in validations)
+    assert doc["cutover"]["attempts"] == 1 and doc["cutover"]["proxies"] == []
+    assert doc["watch_errors"] is None   # no proxy: nothing watched
+    assert doc["self_test"]["enforced"] == 6 and doc["self_test"]["constraints"] == 6
+    assert len(doc["self_test"]["checks"]) == 9
+    assert "damage" not in doc
+
+    text = pgvalve("report", mig, pg=pg, check=0).out
+    assert f"migration {mig} (0001_evidence): committed" in text
+    assert "self-test: 6/6 constraints enforce" in text
+    assert "VALIDATE CONSTRAINT" in text and "damage" not in text
+
+    r = pgvalve("report", "999999", pg=pg)
+    assert r.rc == 2 and "no such migration" in r.err
+
+
+def test_report_after_rollback_assesses_damage(pg, db, proxy_factory, tmp_path):
+    proxy = proxy_factory(pg)
+    path = write_file(tmp_path, "0001_check.sql",
+                      "ALTER TABLE children ADD CONSTRAINT children_qty_positive CHECK (qty > 0);\n")
+    stop = threading.Event()
+    seen = {"refused": 0, "written": 0}
+
+    def bad_app():
+        # writes a negative quantity until one is accepted (the constraint is gone): counts what it saw
+        with psycopg.connect(proxy.dsn(), autocommit=True) as c:
+            while not stop.is_set():
+                try:
+                    c.execute("INSERT INTO children (parent_id, qty, code) VALUES (1, -1, 'bad')")
+                    seen["written"] += 1
+                    return
+                except psycopg.errors.CheckViolation:
+                    seen["refused"] += 1
+                time.sleep(0.02)
+
+    p = spawn("apply", path, "--proxy", f"http://{harness.HOST}:{proxy.admin_port}", "--watch", "60",
+              "--rollback-on", "constraint_violations > 5 in 10s", pg=pg)
+    harness.wait_for(lambda: in_state(db, "watching"), 120, what="the watch to start")
+    t = threading.Thread(target=bad_app, daemon=True)
+    t.start()
+    r = finish(p, timeout=180)
+    t.join(60)
+    stop.set()
+    assert r.rc == 3, r
+    assert seen["refused"] > 5, seen
+    # rows written since the constraint went: the app's accepted row (if it got there) and ours
+    db.execute("INSERT INTO children (parent_id, qty, code) SELECT 1, -g, 'late' FROM generate_series(1, 4) g")
+    mig = db.execute("SELECT max(id) FROM pgvalve.migrations").fetchone()[0]
+
+    doc = json.loads(pgvalve("report", mig, "--format", "json", pg=pg, check=0).out)
+    assert doc["state"] == "rolled_back" and "constraint_violations" in doc["error"]
+    assert doc["cutover"]["proxies"] == [f"http://{harness.HOST}:{proxy.admin_port}"]
+    assert doc["watch_errors"]["read"] is True
+    assert doc["watch_errors"]["by_constraint"]["children_qty_positive"] == seen["refused"]
+    assert doc["watch_errors"]["by_sqlstate"]["23514"] == seen["refused"]
+    (dmg,) = doc["damage"]["constraints"]
+    assert dmg["constraint"] == "children_qty_positive"
+    assert dmg["client_errors"] == seen["refused"]
+    assert dmg["violating_rows"] == seen["written"] + 4
+    assert doc["damage"]["constraints_equal_snapshot"] is True and doc["damage"]["differences"] == []
+
+    text = pgvalve("report", mig, pg=pg, check=0).out
+    assert "damage assessment (rolled back):" in text
+    assert (f"children_qty_positive on \"children\": {seen['written'] + 4} row(s) violate it now; "
+            f"{seen['refused']} client error(s) from it during the watch") in text, text
+    assert "constraints of every affected table equal the snapshot: yes" in text
