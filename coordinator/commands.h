@@ -27,6 +27,7 @@ int cmd_rollback(struct options *o);
 int cmd_recover(struct options *o);
 int cmd_audit(struct options *o);
 int cmd_finalize(struct options *o);
+int cmd_report(struct options *o);
 
 /*
  * Loads o->args and plans them (cmd_plan.c), with --orm (orm.h): '*orm'

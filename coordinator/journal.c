@@ -6,6 +6,7 @@
  * sessions in journal_sessions.c; journal.h is the contract of all three.
  */
 #include "journal.h"
+#include "journal_evidence.h"
 #include "journal_keychange.h"
 
 #include <stdio.h>
@@ -126,7 +127,8 @@ static const char ensure_sql[] =
 bool journal_ensure(PGconn *c, struct db_error *err)
 {
 	/* the key type change's tables (journal_keychange.c): added in place to an older journal */
-	return db_exec(c, ensure_sql, err) && db_exec(c, journal_keychange_schema_sql, err);
+	return db_exec(c, ensure_sql, err) && db_exec(c, journal_keychange_schema_sql, err) &&
+		db_exec(c, journal_evidence_schema_sql, err); /* the self-test (journal_evidence.h) */
 }
 
 /*
@@ -242,12 +244,14 @@ char *journal_state_sql(int64_t id, enum mig_state s)
 			 (long long)id);
 }
 
+/* finished_at: the clock, not the transaction's start, so a validation's step shows how long it took (the report). */
 char *journal_step_done_sql(int64_t id, int seq)
 {
-	return xasprintf("UPDATE pgvalve.steps SET state = 'done', attempts = attempts + 1, "
-			 "started_at = coalesce(started_at, now()), finished_at = now(), error = NULL "
-			 "WHERE migration_id = %lld AND seq = %d",
-			 (long long)id, seq);
+	return xasprintf(
+		"UPDATE pgvalve.steps SET state = 'done', attempts = attempts + 1, "
+		"started_at = coalesce(started_at, now()), finished_at = clock_timestamp(), error = NULL "
+		"WHERE migration_id = %lld AND seq = %d",
+		(long long)id, seq);
 }
 
 bool journal_set_state(PGconn *c, int64_t id, enum mig_state s, const char *error, struct db_error *err)

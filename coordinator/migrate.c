@@ -20,7 +20,9 @@
 #include "preflight.h"
 #include "proxyctl.h"
 #include "report.h"
+#include "evidence.h"
 #include "rollback.h"
+#include "selftest.h"
 #include "watch_rules.h"
 #include "window.h"
 #include "xalloc.h"
@@ -406,10 +408,12 @@ static bool cutover(struct migration *a, char *why, size_t cap)
 	/* The watch counts from the second the cutover's transaction began in: never after its commit. */
 	a->cutover_at = n > 0 ? res.began : time(NULL);
 	a->cutover_held_ms = res.held_ms;
-	if (n > 0)
+	if (n > 0) {
 		report_event("cutover_done", NULL,
 			     "cutover committed after %d attempt(s); traffic held %lld ms", res.attempts,
 			     (long long)res.held_ms);
+		evidence_cutover(a->ddl, a->id, &a->p, a->o, res.attempts, res.held_ms);
+	}
 	return true;
 }
 
@@ -555,6 +559,22 @@ static bool watch(struct migration *a, char *why, size_t cap)
 	}
 }
 
+/* The client errors the proxies counted since the cutover, for `pgvalve report` (evidence.h). */
+static void record_watch_errors(struct migration *a)
+{
+	int window_s;
+	cJSON *errors;
+
+	if (a->o->n_proxies == 0 || a->o->watch_s == 0 || a->cutover_at == 0)
+		return;
+	window_s = watch_elapsed_s(a->cutover_at, time(NULL));
+	if (window_s > WATCH_MAX_SPAN_S)
+		window_s = WATCH_MAX_SPAN_S;
+	errors = errors_now(a->o, window_s);
+	evidence_watch_errors(a->ddl, a->id, window_s, errors);
+	cJSON_Delete(errors);
+}
+
 /* ---- from a state to the end ------------------------------------------------ */
 
 /* `committed` in the journal, and with --orm the ORM's record in that same transaction (orm.h). */
@@ -664,11 +684,23 @@ int migrate_run(struct migration *a, enum mig_state state)
 			return roll_back(a, "the finalize steps could not take their locks");
 		/* fall through */
 	case MIG_FINALIZED:
+		if (a->o->self_test) {
+			int total;
+
+			(void)selftest_run(a->ddl, a->id, &a->p, a->o->lock_timeout_ms, &total);
+		}
+		/* fall through */
 	case MIG_WATCHING:
 		if (!watch(a, why, sizeof(why))) {
+			int rc;
+
 			report_event("rule_tripped", NULL, "rollback rule tripped: %s", why);
-			return roll_back(a, why);
+			rc = roll_back(a, why);
+			/* after the rollback: every error the rolled-back constraints caused is counted */
+			record_watch_errors(a);
+			return rc;
 		}
+		record_watch_errors(a);
 		if (!commit(a))
 			return EXIT_ATTENTION;
 		report_event("committed", NULL,
@@ -713,6 +745,14 @@ int migrate_connect(struct migration *m, const char *role)
 		return EXIT_REFUSED;
 	}
 	return EXIT_DONE;
+}
+
+/* A string member of 'o', or "" when it has none. */
+static const char *json_string(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsString(v) ? v->valuestring : "";
 }
 
 bool migrate_load(struct migration *a, int64_t id, enum mig_state *state)
@@ -766,10 +806,20 @@ bool migrate_load(struct migration *a, int64_t id, enum mig_state *state)
 	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(plan, "constraints"))
 	{
 		const cJSON *name = cJSON_GetObjectItemCaseSensitive(c, "name");
+		struct plan_constraint *k = &a->p.constraints[a->p.n_constraints];
 
-		if (cJSON_IsString(name))
-			snprintf(a->p.constraints[a->p.n_constraints++].name, PLAN_NAME_MAX, "%s",
-				 name->valuestring);
+		if (!cJSON_IsString(name))
+			continue;
+		snprintf(k->name, PLAN_NAME_MAX, "%s", name->valuestring);
+		/* and, for --self-test (selftest.h), what it is and where: the plan's raw names */
+		for (int t = CON_FOREIGN_KEY; t <= CON_PRIMARY_KEY; t++)
+			if (strcmp(con_type_name((enum con_type)t), json_string(c, "type")) == 0)
+				k->type = (enum con_type)t;
+		snprintf(k->table.schema, PLAN_NAME_MAX, "%s", json_string(c, "table_schema"));
+		snprintf(k->table.name, PLAN_NAME_MAX, "%s", json_string(c, "table_name"));
+		snprintf(k->columns[0], PLAN_NAME_MAX, "%s", json_string(c, "column"));
+		k->n_columns = k->columns[0][0] ? 1 : 0;
+		a->p.n_constraints++;
 	}
 	ok = true;
 done:

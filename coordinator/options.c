@@ -64,6 +64,7 @@ static const struct {
 	{ "backfill-batch", OPT_BACKFILL_BATCH, required_argument },
 	{ "backfill-rate", OPT_BACKFILL_RATE, required_argument },
 	{ "finalize", OPT_FINALIZE, no_argument },
+	{ "self-test", OPT_SELF_TEST, no_argument },
 };
 #define N_FLAGS (int)(sizeof(flags) / sizeof(flags[0]))
 
@@ -390,6 +391,9 @@ bool options_parse(int argc, char **argv, unsigned allowed, struct options *o, c
 			break;
 		case OPT_POSTPONE:
 			o->postpone_cutover = true;
+			break;
+		case OPT_SELF_TEST:
+			o->self_test = true;
 			break;
 		case OPT_YES:
 			o->yes = true;

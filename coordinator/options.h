@@ -55,6 +55,7 @@ struct options {
 	int backfill_batch; /* rows per batch */
 	int backfill_rate;  /* rows a second at most (0: as fast as it goes) */
 	bool finalize;      /* apply --finalize: drop the old columns once committed */
+	bool self_test;     /* apply --self-test: prove each new constraint enforced (selftest.h) */
 	char **args;        /* positional: files, or an id */
 	int n_args;
 };
@@ -88,6 +89,7 @@ enum option_flag {
 	OPT_BACKFILL_BATCH = 1 << 23,
 	OPT_BACKFILL_RATE = 1 << 24,
 	OPT_FINALIZE = 1 << 25,
+	OPT_SELF_TEST = 1 << 26, /* apply --self-test (selftest.h) */
 };
 
 /*

@@ -1,0 +1,107 @@
+/*
+ * Recording apply's evidence (evidence.h; docs/architecture.md §4, evidence).
+ */
+#include "evidence.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "journal_evidence.h"
+#include "quote.h"
+#include "report.h"
+#include "selftest.h"
+#include "strbuf.h"
+#include "xalloc.h"
+
+static void add(PGconn *c, int64_t id, const char *kind, cJSON *doc)
+{
+	char *text = cJSON_PrintUnformatted(doc);
+	struct db_error err;
+
+	if (!journal_evidence_add(c, id, kind, text, &err))
+		report_warning("cannot record evidence in the journal (pgvalve report will miss it)",
+			       err.msg);
+	free(text);
+	cJSON_Delete(doc);
+}
+
+/*
+ * A query counting the rows of the constraint's table that violate it, built
+ * by the server from the catalog (names quoted by format %I, a CHECK by
+ * pg_get_expr); NULL for a kind it does not cover.
+ */
+static char *violation_query(PGconn *c, const char *table, const char *name)
+{
+	struct strbuf q = { 0 };
+	const char *params[2] = { table, name };
+	struct db_error err;
+	char *sql, *out = NULL;
+	PGresult *r;
+
+	strbuf_put(&q,
+		   "SELECT CASE con.contype WHEN 'f' THEN format('SELECT count(*) FROM %s c WHERE %s AND NOT "
+		   "EXISTS (SELECT 1 FROM %s p WHERE (%s) = (%s))', con.conrelid::regclass, ");
+	selftest_cols_sql(&q, "con", "conrelid", "conkey", "'c.%I IS NOT NULL'", "' AND '");
+	strbuf_put(&q, ", con.confrelid::regclass, ");
+	selftest_cols_sql(&q, "con", "conrelid", "conkey", "'c.%I'", "', '");
+	strbuf_put(&q, ", ");
+	selftest_cols_sql(&q, "con", "confrelid", "confkey", "'p.%I'", "', '");
+	strbuf_put(&q,
+		   ") WHEN 'c' THEN format('SELECT count(*) FROM %s WHERE NOT (%s)', con.conrelid::regclass, "
+		   "pg_catalog.pg_get_expr(con.conbin, con.conrelid)) "
+		   "WHEN 'u' THEN format('SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM %s "
+		   "WHERE %s GROUP BY %s HAVING count(*) > 1) d', con.conrelid::regclass, ");
+	selftest_cols_sql(&q, "con", "conrelid", "conkey", "'%I IS NOT NULL'", "' AND '");
+	strbuf_put(&q, ", ");
+	selftest_cols_sql(&q, "con", "conrelid", "conkey", "'%I'", "', '");
+	strbuf_put(&q,
+		   ") END FROM pg_catalog.pg_constraint con WHERE con.conrelid = $1::regclass AND "
+		   "con.conname = $2");
+	sql = strbuf_take(&q);
+	r = db_query(c, sql, 2, params, &err);
+	free(sql);
+	if (r && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+		out = xstrdup(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return out;
+}
+
+void evidence_cutover(PGconn *c, int64_t id, const struct plan *p, const struct options *o, int attempts,
+		      int64_t held_ms)
+{
+	cJSON *doc = cJSON_CreateObject(), *proxies = cJSON_AddArrayToObject(doc, "proxies");
+
+	cJSON_AddNumberToObject(doc, "attempts", attempts);
+	cJSON_AddNumberToObject(doc, "held_ms", (double)held_ms);
+	for (int i = 0; i < o->n_proxies; i++)
+		cJSON_AddItemToArray(proxies, cJSON_CreateString(o->proxies[i]->url));
+	add(c, id, EVIDENCE_CUTOVER, doc);
+	for (int i = 0; i < p->n_constraints; i++) {
+		const struct plan_constraint *k = &p->constraints[i];
+		char table[2 * PLAN_NAME_MAX + 8];
+		char *sql;
+
+		quote_qname(table, sizeof(table), k->table.schema, k->table.name);
+		sql = violation_query(c, table, k->name);
+		if (!sql)
+			continue;
+		doc = cJSON_CreateObject();
+		cJSON_AddStringToObject(doc, "constraint", k->name);
+		cJSON_AddStringToObject(doc, "table", table);
+		cJSON_AddStringToObject(doc, "kind", con_type_name(k->type));
+		cJSON_AddStringToObject(doc, "column", k->n_columns > 0 ? k->columns[0] : "");
+		cJSON_AddStringToObject(doc, "sql", sql);
+		add(c, id, EVIDENCE_VIOLATION_QUERY, doc);
+		free(sql);
+	}
+}
+
+void evidence_watch_errors(PGconn *c, int64_t id, int window_s, const cJSON *errors)
+{
+	cJSON *doc = errors ? cJSON_Duplicate(errors, true) : cJSON_CreateObject();
+
+	cJSON_DeleteItemFromObjectCaseSensitive(doc, "window_s");
+	cJSON_AddNumberToObject(doc, "window_s", window_s);
+	cJSON_AddBoolToObject(doc, "read", errors != NULL);
+	add(c, id, EVIDENCE_WATCH_ERRORS, doc);
+}

@@ -1,0 +1,31 @@
+/*
+ * What apply records on its way for `pgvalve report` (docs/architecture.md
+ * §4, evidence), in pgvalve.evidence (journal_evidence.h): the cutover's
+ * attempts and hold, the client errors the proxies counted during the
+ * watch, and, right after the cutover, for each new constraint a query
+ * built from the catalog that counts the rows violating it (run by the
+ * report's damage assessment after a rollback, when the constraint is gone).
+ * Recording is best effort: a failure is a warning, never a reason to stop.
+ */
+#ifndef PGVALVE_COORDINATOR_EVIDENCE_H
+#define PGVALVE_COORDINATOR_EVIDENCE_H
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+#include "db.h"
+#include "options.h"
+#include "plan.h"
+
+#define EVIDENCE_CUTOVER "cutover"
+#define EVIDENCE_WATCH_ERRORS "watch_errors"
+#define EVIDENCE_VIOLATION_QUERY "violation_query"
+
+/* After the cutover committed: its attempts, traffic held, the proxies; and the violation queries. */
+void evidence_cutover(PGconn *c, int64_t id, const struct plan *p, const struct options *o, int attempts,
+		      int64_t held_ms);
+
+/* The proxies' /errors over the watch ('errors': watch_errors_sum's shape; NULL: not read). */
+void evidence_watch_errors(PGconn *c, int64_t id, int window_s, const cJSON *errors);
+
+#endif

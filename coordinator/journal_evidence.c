@@ -1,0 +1,200 @@
+/*
+ * pgvalve.self_tests: what `apply --self-test` proved (journal_evidence.h,
+ * docs/architecture.md §4, evidence).
+ */
+#include "journal_evidence.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "xalloc.h"
+
+const char journal_evidence_schema_sql[] =
+	"CREATE TABLE IF NOT EXISTS pgvalve.self_tests ("
+	"  migration_id bigint NOT NULL REFERENCES pgvalve.migrations (id),"
+	"  seq int NOT NULL,"
+	"  constraint_name text NOT NULL,"
+	"  table_name text NOT NULL,"
+	"  kind text NOT NULL,"
+	"  check_name text NOT NULL,"
+	"  outcome text NOT NULL,"
+	"  sqlstate text NOT NULL DEFAULT '',"
+	"  detail text NOT NULL DEFAULT '',"
+	"  at timestamptz NOT NULL DEFAULT now(),"
+	"  PRIMARY KEY (migration_id, seq));"
+	"CREATE TABLE IF NOT EXISTS pgvalve.evidence ("
+	"  migration_id bigint NOT NULL REFERENCES pgvalve.migrations (id),"
+	"  kind text NOT NULL,"
+	"  at timestamptz NOT NULL DEFAULT clock_timestamp(),"
+	"  data jsonb NOT NULL);";
+
+bool journal_selftest_clear(PGconn *c, int64_t id, struct db_error *err)
+{
+	char idtext[32];
+	const char *params[1] = { idtext };
+	PGresult *r;
+
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	r = db_query(c, "DELETE FROM pgvalve.self_tests WHERE migration_id = $1", 1, params, err);
+	if (!r)
+		return false;
+	PQclear(r);
+	return true;
+}
+
+bool journal_selftest_add(PGconn *c, int64_t id, int seq, const struct journal_selftest *t,
+			  struct db_error *err)
+{
+	char idtext[32], seqtext[16];
+	const char *params[9] = { idtext,   seqtext,    t->constraint_name, t->table, t->kind,
+				  t->check, t->outcome, t->sqlstate,        t->detail };
+	PGresult *r;
+
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	snprintf(seqtext, sizeof(seqtext), "%d", seq);
+	r = db_query(c,
+		     "INSERT INTO pgvalve.self_tests (migration_id, seq, constraint_name, table_name, kind, "
+		     "check_name, outcome, sqlstate, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+		     9, params, err);
+	if (!r)
+		return false;
+	PQclear(r);
+	return true;
+}
+
+bool journal_selftest_read(PGconn *c, int64_t id, struct journal_selftest **out, int *n, struct db_error *err)
+{
+	char idtext[32];
+	const char *params[1] = { idtext };
+	PGresult *r;
+
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	r = db_query(c,
+		     "SELECT constraint_name, table_name, kind, check_name, outcome, sqlstate, detail "
+		     "FROM pgvalve.self_tests WHERE migration_id = $1 ORDER BY seq",
+		     1, params, err);
+	if (!r)
+		return false;
+	*n = PQntuples(r);
+	*out = xcalloc((size_t)*n + 1, sizeof(**out));
+	for (int i = 0; i < *n; i++) {
+		struct journal_selftest *t = &(*out)[i];
+
+		t->constraint_name = xstrdup(db_value(r, i, 0, ""));
+		t->table = xstrdup(db_value(r, i, 1, ""));
+		t->kind = xstrdup(db_value(r, i, 2, ""));
+		t->check = xstrdup(db_value(r, i, 3, ""));
+		t->outcome = xstrdup(db_value(r, i, 4, ""));
+		t->sqlstate = xstrdup(db_value(r, i, 5, ""));
+		t->detail = xstrdup(db_value(r, i, 6, ""));
+	}
+	PQclear(r);
+	return true;
+}
+
+void journal_selftest_free(struct journal_selftest *t, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(t[i].constraint_name);
+		free(t[i].table);
+		free(t[i].kind);
+		free(t[i].check);
+		free(t[i].outcome);
+		free(t[i].sqlstate);
+		free(t[i].detail);
+	}
+	free(t);
+}
+
+bool journal_evidence_add(PGconn *c, int64_t id, const char *kind, const char *data, struct db_error *err)
+{
+	char idtext[32];
+	const char *params[3] = { idtext, kind, data };
+	PGresult *r;
+
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	r = db_query(c, "INSERT INTO pgvalve.evidence (migration_id, kind, data) VALUES ($1, $2, $3)", 3,
+		     params, err);
+	if (!r)
+		return false;
+	PQclear(r);
+	return true;
+}
+
+bool journal_evidence_read(PGconn *c, int64_t id, struct journal_evidence **out, int *n, struct db_error *err)
+{
+	char idtext[32];
+	const char *params[1] = { idtext };
+	PGresult *r;
+
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	r = db_query(c,
+		     "SELECT kind, at::text, data::text FROM pgvalve.evidence WHERE migration_id = $1 "
+		     "ORDER BY at, kind",
+		     1, params, err);
+	if (!r)
+		return false;
+	*n = PQntuples(r);
+	*out = xcalloc((size_t)*n + 1, sizeof(**out));
+	for (int i = 0; i < *n; i++) {
+		(*out)[i].kind = xstrdup(db_value(r, i, 0, ""));
+		(*out)[i].at = xstrdup(db_value(r, i, 1, ""));
+		(*out)[i].data = xstrdup(db_value(r, i, 2, "{}"));
+	}
+	PQclear(r);
+	return true;
+}
+
+void journal_evidence_free(struct journal_evidence *e, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(e[i].kind);
+		free(e[i].at);
+		free(e[i].data);
+	}
+	free(e);
+}
+
+bool journal_step_times(PGconn *c, int64_t id, struct journal_step_time **out, int *n, struct db_error *err)
+{
+	char idtext[32];
+	const char *params[1] = { idtext };
+	PGresult *r;
+
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	r = db_query(c,
+		     "SELECT seq, kind, phase, sql, state, attempts, coalesce(finished_at::text, ''), "
+		     "coalesce(extract(epoch FROM finished_at - started_at)::float8, -1) "
+		     "FROM pgvalve.steps WHERE migration_id = $1 ORDER BY seq",
+		     1, params, err);
+	if (!r)
+		return false;
+	*n = PQntuples(r);
+	*out = xcalloc((size_t)*n + 1, sizeof(**out));
+	for (int i = 0; i < *n; i++) {
+		struct journal_step_time *s = &(*out)[i];
+
+		s->seq = atoi(db_value(r, i, 0, "0"));
+		s->kind = xstrdup(db_value(r, i, 1, ""));
+		s->phase = xstrdup(db_value(r, i, 2, ""));
+		s->sql = xstrdup(db_value(r, i, 3, ""));
+		s->state = xstrdup(db_value(r, i, 4, ""));
+		s->attempts = atoi(db_value(r, i, 5, "0"));
+		s->finished_at = xstrdup(db_value(r, i, 6, ""));
+		s->duration_s = atof(db_value(r, i, 7, "-1"));
+	}
+	PQclear(r);
+	return true;
+}
+
+void journal_step_times_free(struct journal_step_time *s, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(s[i].kind);
+		free(s[i].phase);
+		free(s[i].sql);
+		free(s[i].state);
+		free(s[i].finished_at);
+	}
+	free(s);
+}
