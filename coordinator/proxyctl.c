@@ -30,16 +30,23 @@ bool proxy_parse_url(const char *url, struct proxy *p, char *err, size_t errlen)
 	long port;
 
 	memset(p, 0, sizeof(*p));
-	if (strncmp(hp, "http://", 7) == 0)
+	if (strncmp(hp, "http://", 7) == 0) {
 		hp += 7;
-	else if (strstr(hp, "://")) {
-		snprintf(err, errlen, "proxy \"%s\": only http:// admin URLs are supported", url);
+	} else if (strncmp(hp, "dns://", 6) == 0) {
+		hp += 6;
+		p->dns = true;
+	} else if (strstr(hp, "://")) {
+		snprintf(err, errlen,
+			 "proxy \"%s\": expected http://HOST:PORT (one proxy's admin address) or "
+			 "dns://NAME:PORT (every address of NAME)",
+			 url);
 		return false;
 	}
 	colon = strrchr(hp, ':');
 	if (!colon || colon == hp || (size_t)(colon - hp) >= sizeof(p->host)) {
-		snprintf(err, errlen, "proxy \"%s\": expected http://HOST:PORT (the proxy's admin address)",
-			 url);
+		snprintf(err, errlen, "proxy \"%s\": expected %s", url,
+			 p->dns ? "dns://NAME:PORT (a name whose addresses are the proxies' admin API)"
+				: "http://HOST:PORT (the proxy's admin address)");
 		return false;
 	}
 	errno = 0;
