@@ -158,7 +158,7 @@ def test_migration_under_load_through_three_proxies(pg, db, fleet, tmp_path):
         assert p.admin("GET", "/holds")[1] == {"holds": []}
 
 
-def test_a_frozen_proxy_fails_the_attempt_and_the_thawed_fleet_succeeds(pg, db, fleet, tmp_path):
+def test_a_frozen_proxy_fails_the_attempt_and_the_thawed_fleet_succeeds_with_a_fourth(pg, db, fleet, tmp_path):
     for n in (1, 2, 3):
         fleet.start(n)
     frozen = fleet.proxies[2]                       # 127.0.0.3: asked last, after the other two hold
@@ -180,16 +180,23 @@ def test_a_frozen_proxy_fails_the_attempt_and_the_thawed_fleet_succeeds(pg, db, 
             harness.wait_for(lambda: set(first) <= set(holds_released(other)), 30,
                              what="the release of attempt 1's hold")
             assert "ran out without renewal" not in other.log_text()
+        # Between two attempts a fourth replica becomes ready: the attempts after it hold it too.
+        fourth = fleet.start(4)
+        # Attempt c + 1 may have read the name before the fourth was in it; c + 2 began after that one
+        # failed, so after the fourth was added. Thawed once it failed too, the next one can succeed.
+        c = output_so_far(p).count(" of 30 failed")
+        wait_output(p, f"attempt {c + 2} of 30 failed", timeout=120)
     finally:
         frozen.signal(signal.SIGCONT)
     r = finish(p, timeout=300)
     assert r.rc == 0, r
     assert last_migration(db)[1] == "committed"
-    # The attempt that committed held all three, the thawed one included.
-    won = re.findall(r"attempt (\d+): holding [^\n]* on 3 proxy\(ies\) \(([^)]*)\)", r.out)
-    assert won and won[-1][1] == ", ".join(admin_urls(fleet, 3)), r.out
-    harness.wait_for(lambda: any(h.endswith(f"-{won[-1][0]}-writes") for h in holds_in_force(frozen)), 30,
-                     what="the thawed proxy's log to show the hold")
+    # The attempt that committed held all four, the thawed one included.
+    won = re.findall(r"attempt (\d+): holding [^\n]* on 4 proxy\(ies\) \(([^)]*)\)", r.out)
+    assert won and won[-1][1] == ", ".join(admin_urls(fleet, 4)), r.out
+    for proxy in (frozen, fourth):
+        harness.wait_for(lambda: any(h.endswith(f"-{won[-1][0]}-writes") for h in holds_in_force(proxy)), 30,
+                         what="the proxy's log to show the committing attempt's hold")
 
 
 def test_a_proxy_added_to_the_name_is_held_by_the_next_attempt(pg, db, fleet, tmp_path):
