@@ -70,11 +70,11 @@ def fleet(pg, proxy_factory):
         url = f"dns://{hosts.name}:{port}"
         proxies = []
 
-        def start(self, n):
+        def start(self, n, overrides=None):
             addr = f"127.0.0.{n}"
             workdir = os.path.join(proxy_factory.tmpdir, f"fleet{n}")
             os.makedirs(workdir)
-            p = harness.Proxy(pg, workdir, admin_host=addr, admin_port=port)
+            p = harness.Proxy(pg, workdir, overrides=overrides, admin_host=addr, admin_port=port)
             proxy_factory.proxies.append(p)      # stopped and checked by the factory's teardown
             p.start()
             hosts.add(addr)
@@ -219,6 +219,25 @@ def test_a_proxy_added_to_the_name_is_held_by_the_next_attempt(pg, db, fleet, tm
     held = holds_in_force(fourth)
     assert held and held == holds_released(fourth), fourth.log_text()
     assert fourth.admin("GET", "/holds")[1] == {"holds": []}
+
+
+def test_config_entry_token_applies_to_every_address(pg, db, fleet, tmp_path):
+    token = write_file(tmp_path, "admin.token", "a-fleet-token-of-enough-length\n")
+    for n in (1, 2, 3):
+        fleet.start(n, {"admin": {"token_file": token}})
+    path = write_file(tmp_path, "fk.sql", fk_migration(FKS[:1]))
+    config = write_file(tmp_path, "pgvalve.json",
+                        json.dumps({"proxies": [{"url": fleet.url, "token_file": token}]}))
+    r = pgvalve("apply", path, "--config", config, "--watch", "0", "--format", "json", pg=pg, check=0)
+    holding = [e for e in r.events() if e["event"] == "holding"]
+    assert holding and holding[0]["proxies"] == admin_urls(fleet, 3), r
+    for p in fleet.proxies:
+        assert holds_in_force(p), p.log_text()
+    # Without the token every proxy refuses the hold: the attempt fails and is not retried.
+    db.execute("DROP SCHEMA pgvalve CASCADE")
+    db.execute("ALTER TABLE users DROP CONSTRAINT users_workspace_id_fkey")
+    r = pgvalve("apply", path, "--proxy", fleet.url, "--watch", "0", pg=pg, check=3)
+    assert "(HTTP 401)" in r.out + r.err, r
 
 
 def test_a_name_that_does_not_resolve_is_a_clear_error(pg, db, tmp_path):
