@@ -39,10 +39,12 @@ class HostsEntry:
         with open(HOSTS, "a") as f:
             f.write(("" if text.endswith("\n") or not text else "\n") + f"{addr} {self.name}\n")
 
-    def remove(self):
+    def remove(self, addr=None):
+        """Removes the name's lines (only the one for `addr` when given)."""
         with open(HOSTS) as f:
             lines = f.read().split("\n")
-        kept = "\n".join(line for line in lines if line.split()[1:] != [self.name])
+        kept = "\n".join(line for line in lines
+                         if line.split()[1:] != [self.name] or (addr and line.split()[0] != addr))
         if not self.original_ends_with_newline:
             kept = kept.rstrip("\n")
         with open(HOSTS, "w") as f:
@@ -66,6 +68,7 @@ def fleet(pg, proxy_factory):
 
     class Fleet:
         name = hosts.name
+        entry = hosts
         admin_port = port
         url = f"dns://{hosts.name}:{port}"
         proxies = []
@@ -219,6 +222,26 @@ def test_a_proxy_added_to_the_name_is_held_by_the_next_attempt(pg, db, fleet, tm
     held = holds_in_force(fourth)
     assert held and held == holds_released(fourth), fourth.log_text()
     assert fourth.admin("GET", "/holds")[1] == {"holds": []}
+
+
+def test_a_proxy_gone_from_the_name_is_no_longer_asked(pg, db, fleet, tmp_path):
+    for n in (1, 2, 3):
+        fleet.start(n)
+    path = write_file(tmp_path, "fk.sql", fk_migration(FKS[:2]))
+    p = spawn("apply", path, "--proxy", fleet.url, "--postpone-cutover", "--watch", "0", "--format", "json",
+              pg=pg)
+    harness.wait_for(lambda: in_state(db, "prepared"), 120, what="apply to wait for its cutover")
+    gone = fleet.proxies[1]                          # a replica scaled away: out of the name, then stopped
+    fleet.entry.remove("127.0.0.2")
+    assert gone.stop() == []
+    gone.exit_expected = True                        # the factory's teardown: stopped on purpose
+    mig_id, _ = last_migration(db)
+    pgvalve("cutover", mig_id, pg=pg, check=0)
+    r = finish(p, timeout=300)
+    assert r.rc == 0, r
+    holding = [e for e in r.events() if e["event"] == "holding"]
+    assert holding and holding[0]["hold_id"].endswith("-1-writes"), holding      # the first attempt held
+    assert holding[0]["proxies"] == [admin_urls(fleet, 3)[0], admin_urls(fleet, 3)[2]], holding
 
 
 def test_config_entry_token_applies_to_every_address(pg, db, fleet, tmp_path):
