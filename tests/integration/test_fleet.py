@@ -202,13 +202,20 @@ def test_a_frozen_proxy_fails_the_attempt_and_the_thawed_fleet_succeeds_with_a_f
                          what="the proxy's log to show the committing attempt's hold")
 
 
-def test_a_proxy_added_to_the_name_is_held_by_the_next_attempt(pg, db, fleet, tmp_path):
+def postponed_apply(pg, db, fleet, tmp_path):
+    """Three proxies, and an apply of two foreign keys through their name (JSON events) waiting
+    for `pgvalve cutover`."""
     for n in (1, 2, 3):
         fleet.start(n)
     path = write_file(tmp_path, "fk.sql", fk_migration(FKS[:2]))
     p = spawn("apply", path, "--proxy", fleet.url, "--postpone-cutover", "--watch", "0", "--format", "json",
               pg=pg)
     harness.wait_for(lambda: in_state(db, "prepared"), 120, what="apply to wait for its cutover")
+    return p
+
+
+def test_a_proxy_added_to_the_name_is_held_by_the_next_attempt(pg, db, fleet, tmp_path):
+    p = postponed_apply(pg, db, fleet, tmp_path)
     fourth = fleet.start(4)                         # a replica that became ready after apply started
     assert holds_in_force(fourth) == []
     mig_id, _ = last_migration(db)
@@ -225,12 +232,7 @@ def test_a_proxy_added_to_the_name_is_held_by_the_next_attempt(pg, db, fleet, tm
 
 
 def test_a_proxy_gone_from_the_name_is_no_longer_asked(pg, db, fleet, tmp_path):
-    for n in (1, 2, 3):
-        fleet.start(n)
-    path = write_file(tmp_path, "fk.sql", fk_migration(FKS[:2]))
-    p = spawn("apply", path, "--proxy", fleet.url, "--postpone-cutover", "--watch", "0", "--format", "json",
-              pg=pg)
-    harness.wait_for(lambda: in_state(db, "prepared"), 120, what="apply to wait for its cutover")
+    p = postponed_apply(pg, db, fleet, tmp_path)
     gone = fleet.proxies[1]                          # a replica scaled away: out of the name, then stopped
     fleet.entry.remove("127.0.0.2")
     assert gone.stop() == []
