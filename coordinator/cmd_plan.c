@@ -300,7 +300,8 @@ int cmd_plan(struct options *o)
 
 		print_text(&p, &pf);
 		proxy_fleet_describe(o, fleet, sizeof(fleet));
-		printf("\nProxies: %s\n", fleet);
+		if (o->n_proxies) /* none: preflight's bypass finding says so */
+			printf("\nProxies: %s\n", fleet);
 		orm_plan_print(&orm, orm_table_exists);
 		if (impact)
 			audit_impact_print(stdout, &imp);
