@@ -12,6 +12,7 @@
 #include "keychange.h"
 #include "migrate.h"
 #include "preflight.h"
+#include "proxy_dns.h"
 #include "report.h"
 #include "xalloc.h"
 
@@ -27,6 +28,15 @@ static void print_findings(const struct preflight *pf)
 		else if (f->level == FINDING_WARNING)
 			report_warning(what, f->detail);
 	}
+}
+
+/* The proxies found (dns:// names resolved as apply starts; again before every hold). */
+static void report_proxies(const struct options *o)
+{
+	char fleet[4096];
+
+	proxy_fleet_describe(o, fleet, sizeof(fleet));
+	report_event("proxies", proxy_fleet_json(o), "proxies: %s", fleet);
 }
 
 int cmd_apply(struct options *o)
@@ -85,6 +95,8 @@ int cmd_apply(struct options *o)
 		report_warning(
 			"no --proxy given: the cutover relies on lock_timeout and retries only",
 			"client stalls are then bounded only by --lock-timeout, and nothing is watched");
+	else
+		report_proxies(o);
 	if (!preflight_run(m.observer, &m.p, o, &pf, &err)) {
 		report_error("preflight could not run", err.msg, NULL);
 		goto done;

@@ -17,6 +17,7 @@
 #include "orm.h"
 #include "keychange.h"
 #include "preflight.h"
+#include "proxy_dns.h"
 #include "report.h"
 #include "rules.h"
 
@@ -289,12 +290,18 @@ int cmd_plan(struct options *o)
 		cJSON_AddItemToObject(doc, "impact",
 				      impact ? audit_impact_to_json(&imp) : cJSON_CreateNull());
 		cJSON_AddItemToObject(doc, "orm", orm_plan_json(&orm, orm_table_exists));
+		cJSON_AddItemToObject(doc, "proxies", proxy_fleet_json(o));
 		text = cJSON_Print(doc);
 		printf("%s\n", text);
 		free(text);
 		cJSON_Delete(doc);
 	} else {
+		char fleet[4096];
+
 		print_text(&p, &pf);
+		proxy_fleet_describe(o, fleet, sizeof(fleet));
+		if (o->n_proxies) /* none: preflight's bypass finding says so */
+			printf("\nProxies: %s\n", fleet);
 		orm_plan_print(&orm, orm_table_exists);
 		if (impact)
 			audit_impact_print(stdout, &imp);

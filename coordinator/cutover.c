@@ -17,6 +17,7 @@
 
 #include "catalog.h"
 #include "fault.h"
+#include "proxy_dns.h"
 #include "proxyctl.h"
 #include "report.h"
 #include "xalloc.h"
@@ -306,7 +307,7 @@ fail:
  * hold is in force on every proxy or on none), with the sessions they
  * found inside a transaction.
  */
-static void report_holding(const struct options *o, const struct cutover_job *job, int number,
+static void report_holding(const struct proxy_fleet *fleet, const struct cutover_job *job, int number,
 			   const cJSON *hold, enum plan_hold mode, const struct proxy_hold_result *hr)
 {
 	const cJSON *table, *tables = cJSON_GetObjectItemCaseSensitive(hold, ADMIN_HOLD_TABLES);
@@ -315,11 +316,11 @@ static void report_holding(const struct options *o, const struct cutover_job *jo
 	size_t len = 0, nlen = 0;
 
 	list[0] = names[0] = '\0';
-	for (int i = 0; i < o->n_proxies; i++) {
-		cJSON_AddItemToArray(urls, cJSON_CreateString(o->proxies[i]->url));
+	for (int i = 0; i < fleet->n; i++) {
+		cJSON_AddItemToArray(urls, cJSON_CreateString(fleet->p[i]->url));
 		if (len < sizeof(list))
 			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", i ? ", " : "",
-						o->proxies[i]->url);
+						fleet->p[i]->url);
 	}
 	cJSON_ArrayForEach(table, tables)
 	{
@@ -366,6 +367,7 @@ static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, cons
 	int64_t acked_at = -1, budget_left;
 	bool ok = false;
 	struct blocker b[8];
+	struct proxy_fleet fleet;
 
 	*retry = true;
 	res->proxy_status = 0;
@@ -373,18 +375,21 @@ static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, cons
 		*retry = false;
 		return false;
 	}
+	/* dns:// names again: a proxy that started since the last attempt is held too (proxy_dns.h). */
+	if (!proxy_fleet_now(o, &fleet, res->why, sizeof(res->why)))
+		return false;
 	snprintf(ids[0], sizeof(ids[0]), "pgvalve-%lld-%s-%d-all", (long long)job->migration_id, job->what,
 		 number);
 	snprintf(ids[1], sizeof(ids[1]), "pgvalve-%lld-%s-%d-writes", (long long)job->migration_id, job->what,
 		 number);
-	holds[0] = o->n_proxies ? hold_body(t, n, HOLD_ALL_NEEDED, ids[0], o) : NULL;
-	holds[1] = o->n_proxies ? hold_body(t, n, HOLD_WRITES_NEEDED, ids[1], o) : NULL;
+	holds[0] = fleet.n ? hold_body(t, n, HOLD_ALL_NEEDED, ids[0], o) : NULL;
+	holds[1] = fleet.n ? hold_body(t, n, HOLD_WRITES_NEEDED, ids[1], o) : NULL;
 	for (int h = 0; h < 2; h++) {
 		struct proxy_hold_result hr;
 
 		if (!holds[h])
 			continue;
-		if (!proxy_hold_all(o->proxies, o->n_proxies, holds[h], PROXY_ACK_TIMEOUT_MS, &hr)) {
+		if (!proxy_hold_all(fleet.p, fleet.n, holds[h], PROXY_ACK_TIMEOUT_MS, &hr)) {
 			/* proxy_hold_all released it where it was taken. */
 			res->proxy_status = hr.status;
 			/* A refused token is refused again on every attempt: do not back off and retry. */
@@ -398,7 +403,8 @@ static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, cons
 			goto release;
 		}
 		placed[h] = true;
-		report_holding(o, job, number, holds[h], h == 0 ? HOLD_ALL_NEEDED : HOLD_WRITES_NEEDED, &hr);
+		report_holding(&fleet, job, number, holds[h], h == 0 ? HOLD_ALL_NEEDED : HOLD_WRITES_NEEDED,
+			       &hr);
 		cJSON_Delete(hr.in_transaction_pids);
 	}
 	acked_at = clock_mono_ms();
@@ -437,24 +443,25 @@ static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, cons
 		}
 		sleep_ms(POLL_MS);
 	}
-	budget_left = o->n_proxies ? o->max_stall_ms - (clock_mono_ms() - acked_at) : o->lock_timeout_ms;
+	budget_left = fleet.n ? o->max_stall_ms - (clock_mono_ms() - acked_at) : o->lock_timeout_ms;
 	if (budget_left < 10)
 		budget_left = 10;
-	if (o->n_proxies && budget_left > o->lock_timeout_ms)
+	if (fleet.n && budget_left > o->lock_timeout_ms)
 		budget_left = o->lock_timeout_ms;
 	res->began = time(NULL);
 	ok = run_transaction(ddl, job, (int)budget_left, res->why, sizeof(res->why), retry);
 	if (!ok && *retry && strstr(res->why, "(SQLSTATE 55P03)"))
 		explain_lock_timeout(observer, t, n, ddl_pid, res->why, sizeof(res->why));
 release:
-	if (acked_at >= 0 && o->n_proxies)
+	if (acked_at >= 0 && fleet.n)
 		res->held_ms += clock_mono_ms() - acked_at; /* a failed attempt held traffic too */
 	for (int h = 0; h < 2; h++) {
-		if (placed[h] && proxy_release_all(o->proxies, o->n_proxies, ids[h], PROXY_ACK_TIMEOUT_MS))
+		if (placed[h] && proxy_release_all(fleet.p, fleet.n, ids[h], PROXY_ACK_TIMEOUT_MS))
 			report_warning("a proxy did not confirm the release of a hold (its lease ends it)",
 				       ids[h]);
 		cJSON_Delete(holds[h]);
 	}
+	proxy_fleet_free(&fleet);
 	return ok;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "proxy_dns.h"
 #include "report.h"
 #include "xalloc.h"
 
@@ -115,6 +116,15 @@ int main(int argc, char **argv)
 	if (!options_parse(argc - 1, argv + 1, cmd->flags, &o, err, sizeof(err))) {
 		fprintf(stderr, "pgvalve %s: error: %s\nusage: pgvalve %s %s\n", cmd->name, err, cmd->name,
 			cmd->usage);
+		options_free(&o);
+		return EXIT_USAGE;
+	}
+	/* dns:// proxies: the fleet as the command starts (cutover.c asks again before every hold) */
+	if ((cmd->flags & OPT_PROXY) && !proxy_dns_options(&o, err, sizeof(err))) {
+		fprintf(stderr,
+			"pgvalve %s: error: %s\nhint: check the name, or list the proxies as "
+			"http://HOST:PORT\n",
+			cmd->name, err);
 		options_free(&o);
 		return EXIT_USAGE;
 	}

@@ -147,6 +147,11 @@ static void clear_proxies(struct options *o)
 		free(o->proxies[i]);
 	}
 	o->n_proxies = 0;
+	for (int i = 0; i < o->n_proxy_given; i++) {
+		free(o->proxy_given[i]->token);
+		free(o->proxy_given[i]);
+	}
+	o->n_proxy_given = 0;
 }
 
 /* One entry of "proxies": {"url": ..., "token_file": ...}. */
@@ -162,7 +167,8 @@ static bool config_proxy(struct options *o, const cJSON *px, int index, char *er
 		jsonval_string(px, path, "url", 0, &url, err, errlen) &&
 		jsonval_string(px, path, "token_file", JSONVAL_NULLABLE, &token_file, err, errlen);
 	if (ok && !url)
-		ok = jsonval_fail(err, errlen, path, "expected an object with \"url\" (http://HOST:PORT)");
+		ok = jsonval_fail(err, errlen, path,
+				  "expected an object with \"url\" (http://HOST:PORT or dns://NAME:PORT)");
 	if (ok)
 		ok = add_proxy(o, url, token_file, err, errlen);
 	free(url);

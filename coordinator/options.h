@@ -13,7 +13,7 @@
 
 #include "proxyctl.h"
 
-#define OPTIONS_MAX_PROXIES 32
+#define OPTIONS_MAX_PROXIES 128 /* admin addresses, after dns:// entries are resolved */
 #define OPTIONS_MAX_LIST 32
 
 /* dot, mermaid and sql: pgvalve audit's drawings and suggested migration (OPT_FORMAT_AUDIT). */
@@ -24,9 +24,12 @@ enum fail_on { FAIL_ON_NONE, FAIL_ON_WARNING, FAIL_ON_ERROR };
 
 struct options {
 	enum output_format format;
-	char *db; /* NULL: libpq's PG* variables decide */
-	struct proxy *proxies[OPTIONS_MAX_PROXIES];
+	char *db;                                   /* NULL: libpq's PG* variables decide */
+	struct proxy *proxies[OPTIONS_MAX_PROXIES]; /* the admin addresses to call */
 	int n_proxies;
+	/* the --proxy / "proxies" entries as given when one is dns:// (proxy_dns.h); else none */
+	struct proxy *proxy_given[OPTIONS_MAX_PROXIES];
+	int n_proxy_given;
 	char *config_file;
 	char *windows[OPTIONS_MAX_LIST];
 	int n_windows;

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,16 +31,23 @@ bool proxy_parse_url(const char *url, struct proxy *p, char *err, size_t errlen)
 	long port;
 
 	memset(p, 0, sizeof(*p));
-	if (strncmp(hp, "http://", 7) == 0)
+	if (strncmp(hp, "http://", 7) == 0) {
 		hp += 7;
-	else if (strstr(hp, "://")) {
-		snprintf(err, errlen, "proxy \"%s\": only http:// admin URLs are supported", url);
+	} else if (strncmp(hp, "dns://", 6) == 0) {
+		hp += 6;
+		p->dns = true;
+	} else if (strstr(hp, "://")) {
+		snprintf(err, errlen,
+			 "proxy \"%s\": expected http://HOST:PORT (one proxy's admin address) or "
+			 "dns://NAME:PORT (every address of NAME)",
+			 url);
 		return false;
 	}
 	colon = strrchr(hp, ':');
 	if (!colon || colon == hp || (size_t)(colon - hp) >= sizeof(p->host)) {
-		snprintf(err, errlen, "proxy \"%s\": expected http://HOST:PORT (the proxy's admin address)",
-			 url);
+		snprintf(err, errlen, "proxy \"%s\": expected %s", url,
+			 p->dns ? "dns://NAME:PORT (a name whose addresses are the proxies' admin API)"
+				: "http://HOST:PORT (the proxy's admin address)");
 		return false;
 	}
 	errno = 0;
@@ -214,45 +222,98 @@ static const char *answer_error(const cJSON *doc, const char *fallback)
 	return cJSON_IsString(e) ? e->valuestring : fallback;
 }
 
+/* One request of a fan-out, and its answer. */
+struct call {
+	const struct proxy *proxy;
+	const char *method, *path;
+	const cJSON *body;
+	int timeout_ms;
+	int status;
+	cJSON *doc;
+	char err[256];
+};
+
+static void *call_run(void *arg)
+{
+	struct call *c = arg;
+
+	c->status = proxy_request(c->proxy, c->method, c->path, c->body, c->timeout_ms, &c->doc, c->err,
+				  sizeof(c->err));
+	return NULL;
+}
+
+/*
+ * The same request to 'n' proxies at once, a thread each, so the whole
+ * fan-out takes one timeout however many proxies there are and a proxy
+ * that does not answer delays no other. A call whose thread cannot start
+ * runs in this one. The caller deletes each calls[i].doc.
+ */
+static struct call *fan_out(struct proxy *const *proxies, int n, const char *method, const char *path,
+			    const cJSON *body, int timeout_ms)
+{
+	struct call *calls = xcalloc((size_t)n + 1, sizeof(*calls));
+	pthread_t *threads = xcalloc((size_t)n + 1, sizeof(*threads));
+	bool *started = xcalloc((size_t)n + 1, sizeof(*started));
+
+	for (int i = 0; i < n; i++) {
+		calls[i] = (struct call){ .proxy = proxies[i],
+					  .method = method,
+					  .path = path,
+					  .body = body,
+					  .timeout_ms = timeout_ms,
+					  .status = -1 };
+		started[i] = pthread_create(&threads[i], NULL, call_run, &calls[i]) == 0;
+		if (!started[i])
+			call_run(&calls[i]);
+	}
+	for (int i = 0; i < n; i++)
+		if (started[i])
+			pthread_join(threads[i], NULL);
+	free(threads);
+	free(started);
+	return calls;
+}
+
 bool proxy_hold_all(struct proxy *const *proxies, int n, const cJSON *hold, int timeout_ms,
 		    struct proxy_hold_result *res)
 {
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(hold, ADMIN_HOLD_ID);
+	struct call *calls = fan_out(proxies, n, "POST", ADMIN_PATH_HOLDS, hold, timeout_ms);
 	bool ok = true;
-	int i;
 
 	memset(res, 0, sizeof(*res));
 	res->in_transaction_pids = cJSON_CreateArray();
-	for (i = 0; i < n && ok; i++) {
-		cJSON *doc = NULL, *pid;
-		char err[256];
-		int status = proxy_request(proxies[i], "POST", ADMIN_PATH_HOLDS, hold, timeout_ms, &doc, err,
-					   sizeof(err));
+	for (int i = 0; i < n; i++) {
+		const struct call *c = &calls[i];
+		cJSON *pid;
 
-		if (status == 201) {
+		if (c->status == 201) {
 			res->acked++;
 			res->in_transaction += (int)cJSON_GetNumberValue(
-				cJSON_GetObjectItemCaseSensitive(doc, ADMIN_HOLD_IN_TRANSACTION));
+				cJSON_GetObjectItemCaseSensitive(c->doc, ADMIN_HOLD_IN_TRANSACTION));
 			cJSON_ArrayForEach(
-				pid, cJSON_GetObjectItemCaseSensitive(doc, ADMIN_HOLD_IN_TRANSACTION_PIDS))
+				pid, cJSON_GetObjectItemCaseSensitive(c->doc, ADMIN_HOLD_IN_TRANSACTION_PIDS))
 				cJSON_AddItemToArray(res->in_transaction_pids,
 						     cJSON_CreateNumber(pid->valuedouble));
-		} else if (status < 0) {
-			snprintf(res->why, sizeof(res->why),
-				 "proxy %.200s did not acknowledge the hold: %.250s", proxies[i]->url, err);
-			res->status = status;
-			ok = false;
-		} else {
-			snprintf(res->why, sizeof(res->why),
-				 "proxy %.200s did not acknowledge the hold (HTTP %d): %.250s",
-				 proxies[i]->url, status, answer_error(doc, "unexpected answer"));
-			res->status = status;
+		} else if (ok) { /* the first refusal says why */
+			if (c->status < 0)
+				snprintf(res->why, sizeof(res->why),
+					 "proxy %.200s did not acknowledge the hold: %.250s", c->proxy->url,
+					 c->err);
+			else
+				snprintf(res->why, sizeof(res->why),
+					 "proxy %.200s did not acknowledge the hold (HTTP %d): %.250s",
+					 c->proxy->url, c->status, answer_error(c->doc, "unexpected answer"));
+			res->status = c->status;
 			ok = false;
 		}
-		cJSON_Delete(doc);
 	}
+	for (int i = 0; i < n; i++)
+		cJSON_Delete(calls[i].doc);
+	free(calls);
+	/* All or none: released everywhere, also where no answer came (the proxy may take it late). */
 	if (!ok && cJSON_IsString(id))
-		proxy_release_all(proxies, i, id->valuestring, timeout_ms);
+		proxy_release_all(proxies, n, id->valuestring, timeout_ms);
 	return ok;
 }
 
@@ -264,35 +325,34 @@ bool proxy_refusal_is_final(int status)
 bool proxy_renew_all(struct proxy *const *proxies, int n, const char *id, int64_t lease_ms, int timeout_ms)
 {
 	cJSON *body = cJSON_CreateObject();
-	char path[256], err[256];
+	struct call *calls;
+	char path[256];
 	bool ok = true;
 
 	cJSON_AddNumberToObject(body, ADMIN_HOLD_LEASE_MS, (double)lease_ms);
 	snprintf(path, sizeof(path), ADMIN_PATH_HOLDS_PREFIX "%s" ADMIN_PATH_RENEW_SUFFIX, id);
+	calls = fan_out(proxies, n, "POST", path, body, timeout_ms);
 	for (int i = 0; i < n; i++) {
-		cJSON *doc = NULL;
-
-		ok &= proxy_request(proxies[i], "POST", path, body, timeout_ms, &doc, err, sizeof(err)) ==
-			200;
-		cJSON_Delete(doc);
+		ok &= calls[i].status == 200;
+		cJSON_Delete(calls[i].doc);
 	}
+	free(calls);
 	cJSON_Delete(body);
 	return ok;
 }
 
 int proxy_release_all(struct proxy *const *proxies, int n, const char *id, int timeout_ms)
 {
-	char path[256], err[256];
+	struct call *calls;
+	char path[256];
 	int failed = 0;
 
 	snprintf(path, sizeof(path), ADMIN_PATH_HOLDS_PREFIX "%s", id);
+	calls = fan_out(proxies, n, "DELETE", path, NULL, timeout_ms);
 	for (int i = 0; i < n; i++) {
-		cJSON *doc = NULL;
-		int status = proxy_request(proxies[i], "DELETE", path, NULL, timeout_ms, &doc, err,
-					   sizeof(err));
-
-		failed += status != 200 && status != 404;
-		cJSON_Delete(doc);
+		failed += calls[i].status != 200 && calls[i].status != 404;
+		cJSON_Delete(calls[i].doc);
 	}
+	free(calls);
 	return failed;
 }

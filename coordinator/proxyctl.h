@@ -13,13 +13,17 @@
 #include <stdint.h>
 
 struct proxy {
-	char url[256]; /* as given: http://host:port */
+	char url[256]; /* as given: http://host:port (or dns://name:port) */
 	char host[256];
 	int port;
 	char *token; /* bearer token (from token_file), or NULL */
+	bool dns;    /* dns://: 'host' names many proxies (proxy_dns.h), not one to call */
 };
 
-/* "http://host:port" (or host:port). False with 'err' filled. */
+/*
+ * "http://host:port" (or host:port), or "dns://name:port" (sets 'dns').
+ * False with 'err' filled.
+ */
 bool proxy_parse_url(const char *url, struct proxy *p, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 

@@ -363,8 +363,11 @@ class ProxyError(AssertionError):
 class Proxy:
     """One pgvalve-proxy process with its config file, stderr log and admin client."""
 
-    def __init__(self, pg, workdir, overrides=None, binary=None, extra_args=()):
+    def __init__(self, pg, workdir, overrides=None, binary=None, extra_args=(), admin_host=HOST,
+                 admin_port=None):
         self.pg = pg
+        self.admin_host = admin_host          # the admin API's address (a fleet: 127.0.0.x)
+        self.fixed_admin_port = admin_port    # None: a free port at each start
         self.workdir = workdir
         self.binary = binary or proxy_binary()
         self.extra_args = list(extra_args)
@@ -383,7 +386,7 @@ class Proxy:
         return {
             "listen": {"host": HOST, "port": self.port},
             "upstream": {"host": HOST, "port": self.pg.port, "sslmode": "disable"},
-            "admin": {"host": HOST, "port": self.admin_port},
+            "admin": {"host": self.admin_host, "port": self.admin_port},
             "workers": 2,
             "timeouts": {"connect_ms": 5000, "auth_ms": 30000, "shutdown_timeout_ms": 3000},
             "log": {"level": "info", "format": "text"},
@@ -404,7 +407,7 @@ class Proxy:
         if not os.path.exists(self.binary):
             raise ProxyError(f"proxy binary not found: {self.binary} (set PGVALVE_PROXY)")
         for attempt in range(attempts):
-            self.port, self.admin_port = free_port(), free_port()
+            self.port, self.admin_port = free_port(), self.fixed_admin_port or free_port()
             self.write_config()
             self._spawn()
             try:
@@ -527,7 +530,7 @@ class Proxy:
     # --- admin HTTP
 
     def admin_get(self, path, timeout=10):
-        c = http.client.HTTPConnection(HOST, self.admin_port, timeout=timeout)
+        c = http.client.HTTPConnection(self.admin_host, self.admin_port, timeout=timeout)
         try:
             c.request("GET", path)
             r = c.getresponse()
@@ -537,7 +540,7 @@ class Proxy:
 
     def admin(self, method, path, body=None, token=None, timeout=30):
         """One admin HTTP call with a JSON body: (status, parsed JSON, or the text if not JSON)."""
-        c = http.client.HTTPConnection(HOST, self.admin_port, timeout=timeout)
+        c = http.client.HTTPConnection(self.admin_host, self.admin_port, timeout=timeout)
         try:
             data = body if body is None or isinstance(body, (str, bytes)) else json.dumps(body)
             headers = {"Content-Type": "application/json"} if data is not None else {}

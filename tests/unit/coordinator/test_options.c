@@ -130,9 +130,13 @@ static void test_file_errors(void **state)
 	refused("{\"proxies\": [{\"url\": \"http://a:1\", \"tokenfile\": \"/x\"}]}",
 		"\"proxies[0].tokenfile\": unknown key (known: url, token_file)");
 	refused("{\"proxies\": [{\"token_file\": \"/x\"}]}",
-		"\"proxies[0]\": expected an object with \"url\" (http://HOST:PORT)");
+		"\"proxies[0]\": expected an object with \"url\" (http://HOST:PORT or dns://NAME:PORT)");
 	refused("{\"proxies\": [{\"url\": \"ftp://a:1\"}]}",
-		"proxy \"ftp://a:1\": only http:// admin URLs are supported");
+		"proxy \"ftp://a:1\": expected http://HOST:PORT (one proxy's admin address) or "
+		"dns://NAME:PORT (every address of NAME)");
+	refused("{\"proxies\": [{\"url\": \"dns://fleet\"}]}",
+		"proxy \"dns://fleet\": expected dns://NAME:PORT (a name whose addresses are the proxies' "
+		"admin API)");
 }
 
 static void test_proxy_token_files(void **state)
