@@ -55,6 +55,8 @@ struct options {
 	int backfill_batch; /* rows per batch */
 	int backfill_rate;  /* rows a second at most (0: as fast as it goes) */
 	bool finalize;      /* apply --finalize: drop the old columns once committed */
+	/* the backfill's replication-lag throttle (keychange_lag.c) */
+	int64_t max_lag_ms; /* --max-lag: pause while a standby replays further behind (0: off) */
 	char **args;        /* positional: files, or an id */
 	int n_args;
 };
@@ -88,6 +90,8 @@ enum option_flag {
 	OPT_BACKFILL_BATCH = 1 << 23,
 	OPT_BACKFILL_RATE = 1 << 24,
 	OPT_FINALIZE = 1 << 25,
+	/* the backfill's replication-lag throttle */
+	OPT_MAX_LAG = 1 << 26,
 };
 
 /*
