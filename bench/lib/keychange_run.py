@@ -52,7 +52,7 @@ def run_pgvalve(a, result, failure, events):
     cmd = [a.pgvalve, "apply", a.migration, "--db", a.db_url, "--proxy", a.admin_url, "--watch", "0",
            "--finalize", "--max-stall", str(a.max_stall), "--backfill-batch", str(a.backfill_batch),
            "--format", "json"]
-    log("$ " + " ".join(cmd))
+    log("$ " + " ".join(cmd).replace(a.db_url, re.sub(r":[^:@/]*@", ":***@", a.db_url)))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines, rows, seconds, held = [], 0, 0.0, {}
     for line in proc.stdout:
@@ -172,11 +172,16 @@ def main():
     logged_ok = sum(1 for t in txns if not t[3])
     inside = [t for t in txns if t[0] <= end + 1.0 and t[1] >= start and not t[3]]
     if inside and events:
-        # which step the slowest transaction waited through: the last output line before it ended
-        slow = max(inside, key=lambda t: t[2])
-        during = [m for at, m in events if at <= slow[1]]
-        notes.append(f"slowest ({slow[2] * 1000:.0f} ms) ended {slow[1] - start:.1f} s in, after: "
-                     f"{(during[-1] if during else 'the start')[:120]}")
+        # which step the slowest transactions waited through: the last output line before each
+        # ended; the slowest of all may have been scheduled before the DDL began (a busy host)
+        after_start = [t for t in inside if t[0] >= start]
+        for what, pool in (("slowest", inside), ("slowest begun after the DDL", after_start)):
+            if not pool:
+                continue
+            slow = max(pool, key=lambda t: t[2])
+            during = [m for at, m in events if at <= slow[1]]
+            notes.append(f"{what}: {slow[2] * 1000:.0f} ms, from {slow[0] - start:+.1f} s to {slow[1] - start:+.1f} s, "
+                         f"after: {(during[-1] if during else 'the start')[:100]}")
     check(a, result, failure, before, logged_ok)
     if failure:
         result["status"] = "failed"
