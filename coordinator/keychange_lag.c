@@ -9,7 +9,7 @@
 
 #include "pgvalve/clock.h"
 
-void kc_lag_init(struct kc_lag *l)
+void keychange_lag_init(struct kc_lag *l)
 {
 	memset(l, 0, sizeof(*l));
 }
@@ -41,7 +41,7 @@ static int64_t seen_lag(const struct kc_lag *l, int64_t now, uint64_t replay)
 	return 0;
 }
 
-bool kc_lag_read(PGconn *c, struct kc_lag *l, struct kc_lag_reading *out, struct db_error *err)
+bool keychange_lag_read(PGconn *c, struct kc_lag *l, struct keychange_lag_reading *out, struct db_error *err)
 {
 	PGresult *r = db_query(
 		c,

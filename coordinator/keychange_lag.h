@@ -31,20 +31,20 @@ struct kc_lag {
 };
 
 /* The worst standby at one check. */
-struct kc_lag_reading {
+struct keychange_lag_reading {
 	int standbys;                  /* walsenders that replay (0: nothing to wait for) */
 	int64_t lag_ms;                /* the largest lag among them */
 	char standby[KC_LAG_NAME_MAX]; /* which one: application_name, or its address */
 	long long behind_bytes;        /* its replay position's distance to the server's WAL */
 };
 
-void kc_lag_init(struct kc_lag *l);
+void keychange_lag_init(struct kc_lag *l);
 
 /*
  * Reads pg_stat_replication on 'c' (the primary) and records a sample.
  * False with 'err' filled when it cannot be read, or when the role may not
  * see the standbys' positions (it needs pg_monitor or pg_read_all_stats).
  */
-bool kc_lag_read(PGconn *c, struct kc_lag *l, struct kc_lag_reading *out, struct db_error *err);
+bool keychange_lag_read(PGconn *c, struct kc_lag *l, struct keychange_lag_reading *out, struct db_error *err);
 
 #endif

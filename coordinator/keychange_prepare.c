@@ -132,14 +132,14 @@ static void sleep_ms(int64_t ms)
 static bool throttle(struct migration *a, struct kc_lag *lag, const char *name, bool *told)
 {
 	double max_s = (double)a->o->max_lag_ms / 1000.0;
-	struct kc_lag_reading rd;
+	struct keychange_lag_reading rd;
 	struct db_error err;
 	int64_t since = -1;
 
 	if (a->o->max_lag_ms <= 0)
 		return true;
 	for (;;) {
-		if (!kc_lag_read(a->observer, lag, &rd, &err)) {
+		if (!keychange_lag_read(a->observer, lag, &rd, &err)) {
 			report_error(
 				"--max-lag: cannot read the standbys' replication lag", err.msg,
 				"grant pg_monitor to the role pgvalve connects as, or leave --max-lag out");
@@ -216,7 +216,7 @@ static bool backfill(struct migration *a, const struct plan_step *st)
 	if (step < 1)
 		step = 1;
 	first = pos.next_block;
-	kc_lag_init(&lag);
+	keychange_lag_init(&lag);
 	while (pos.next_block < pos.end_block) {
 		long long to = pos.next_block + step < pos.end_block ? pos.next_block + step : pos.end_block;
 		long long n;
