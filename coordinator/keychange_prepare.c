@@ -5,7 +5,8 @@
  * NOT VALID check), then the backfill: the table's pages in batches, each
  * batch one short transaction that also records where it got to, so a
  * killed coordinator resumes at the next batch; throttled by
- * --backfill-rate, with a progress line.
+ * --backfill-rate and, between batches, by the standbys' replication lag
+ * (--max-lag, keychange_lag.c), with a progress line.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "journal.h"
 #include "journal_keychange.h"
 #include "keychange.h"
+#include "keychange_lag.h"
 #include "migrate.h"
 #include "report.h"
 #include "xalloc.h"
@@ -113,6 +115,66 @@ static long long batch(struct migration *a, const struct plan_step *st, long lon
 	return rows;
 }
 
+/* How often the lag is read again while a standby is too far behind. */
+#define LAG_POLL_MS 200
+
+static void sleep_ms(int64_t ms)
+{
+	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/*
+ * --max-lag: before a batch (no lock held), waits while a standby replays
+ * further behind than that. No standbys: nothing to wait for.
+ */
+static bool throttle(struct migration *a, struct kc_lag *lag, const char *name, bool *told)
+{
+	double max_s = (double)a->o->max_lag_ms / 1000.0;
+	struct keychange_lag_reading rd;
+	struct db_error err;
+	int64_t since = -1;
+
+	if (a->o->max_lag_ms <= 0)
+		return true;
+	for (;;) {
+		if (!keychange_lag_read(a->observer, lag, &rd, &err)) {
+			report_error(
+				"--max-lag: cannot read the standbys' replication lag", err.msg,
+				"grant pg_monitor to the role pgvalve connects as, or leave --max-lag out");
+			return false;
+		}
+		if (rd.standbys == 0 && !*told)
+			report_event("backfill", NULL,
+				     "backfill of %s: no standby replays from this server; --max-lag has "
+				     "nothing to wait for",
+				     name);
+		*told = true;
+		if (rd.standbys == 0 || rd.lag_ms <= a->o->max_lag_ms)
+			break;
+		if (since < 0) {
+			since = clock_mono_ms();
+			report_event("backfill", NULL,
+				     "backfill of %s waits: standby %s replays %.1f s behind (%lld bytes), "
+				     "over --max-lag %.1f s",
+				     name, rd.standby, (double)rd.lag_ms / 1000.0, rd.behind_bytes, max_s);
+		}
+		report_progress("backfill %s: waiting for standby %s, %.1f s behind (--max-lag %.1f s), "
+				"waited %.0f s",
+				name, rd.standby, (double)rd.lag_ms / 1000.0, max_s,
+				(double)(clock_mono_ms() - since) / 1000.0);
+		sleep_ms(LAG_POLL_MS);
+	}
+	if (since >= 0)
+		report_event("backfill", NULL,
+			     "backfill of %s resumes: standby %s replays %.1f s behind, within --max-lag "
+			     "(waited %.1f s)",
+			     name, rd.standby, (double)rd.lag_ms / 1000.0,
+			     (double)(clock_mono_ms() - since) / 1000.0);
+	return true;
+}
+
 /* Whether a failed batch may be tried again: lock_timeout, deadlock, serialization failure. */
 static bool retryable(const struct db_error *err)
 {
@@ -129,7 +191,8 @@ static bool backfill(struct migration *a, const struct plan_step *st)
 	double per_page;
 	int64_t started = clock_mono_ms();
 	int failures = 0;
-	bool found;
+	bool found, lag_told = false;
+	struct kc_lag lag;
 
 	qname_format(&st->table, name, sizeof(name));
 	if (!journal_backfill_read(a->ddl, a->id, st->seq, &pos, &found, &err)) {
@@ -153,10 +216,15 @@ static bool backfill(struct migration *a, const struct plan_step *st)
 	if (step < 1)
 		step = 1;
 	first = pos.next_block;
+	keychange_lag_init(&lag);
 	while (pos.next_block < pos.end_block) {
 		long long to = pos.next_block + step < pos.end_block ? pos.next_block + step : pos.end_block;
-		long long n = batch(a, st, pos.next_block, to, &err);
+		long long n;
 		double elapsed_s;
+
+		if (!throttle(a, &lag, name, &lag_told))
+			return false;
+		n = batch(a, st, pos.next_block, to, &err);
 
 		if (n < 0) {
 			if (!retryable(&err) || ++failures >= a->o->attempts) {

@@ -22,12 +22,13 @@ static const struct command commands[] = {
 	  "              [--rollback-on RULE]... [--terminate-blockers-after DURATION]\n"
 	  "              [--postpone-cutover] [--allow-unsafe] [--yes] [--format text|json]\n"
 	  "              [--orm prisma|django|flyway|golang-migrate|alembic [--orm-name NAME]]\n"
-	  "              [--backfill-batch ROWS] [--backfill-rate ROWS_PER_S] [--finalize] [--self-test]",
+	  "              [--backfill-batch ROWS] [--backfill-rate ROWS_PER_S] [--max-lag DURATION]\n"
+	  "              [--finalize] [--self-test]",
 	  "run a migration: preflight, cutover under holds, validate, watch, commit or roll back",
 	  OPT_DB | OPT_PROXY | OPT_FORMAT | OPT_CONFIG | OPT_WINDOW | OPT_MAX_STALL | OPT_LOCK_TIMEOUT |
 		  OPT_ATTEMPTS | OPT_WATCH | OPT_ROLLBACK_ON | OPT_TERMINATE | OPT_POSTPONE | OPT_YES |
 		  OPT_ALLOW_UNSAFE | OPT_ORM | OPT_BACKFILL_BATCH | OPT_BACKFILL_RATE | OPT_FINALIZE |
-		  OPT_SELF_TEST,
+		  OPT_SELF_TEST | OPT_MAX_LAG,
 	  cmd_apply },
 	{ "cutover", "ID --db URL", "release a cutover postponed with --postpone-cutover",
 	  OPT_DB | OPT_CONFIG, cmd_cutover },
@@ -40,7 +41,7 @@ static const struct command commands[] = {
 	  "after a crash: finish (--resume) or undo (--rollback) an interrupted migration",
 	  OPT_DB | OPT_PROXY | OPT_CONFIG | OPT_FORMAT | OPT_RESUME | OPT_ROLLBACK | OPT_MAX_STALL |
 		  OPT_LOCK_TIMEOUT | OPT_ATTEMPTS | OPT_WATCH | OPT_ROLLBACK_ON | OPT_BACKFILL_BATCH |
-		  OPT_BACKFILL_RATE | OPT_SELF_TEST,
+		  OPT_BACKFILL_RATE | OPT_SELF_TEST | OPT_MAX_LAG,
 	  cmd_recover },
 	{ "finalize", "ID --db URL [--proxy URL]...",
 	  "end a key type change: drop the old columns and triggers kept for a rollback",

@@ -506,8 +506,13 @@ static bool finalize(struct migration *a)
 
 	if (n > 0)
 		report_event("finalize", NULL, "finalize: %d statement(s) under holds", n);
-	if (run_held(a, PHASE_FINALIZE, MIG_FINALIZED, "finalize", &res))
+	if (run_held(a, PHASE_FINALIZE, MIG_FINALIZED, "finalize", &res)) {
+		if (n > 0) /* a key change's swap: how long traffic stood still for it */
+			report_event("finalize_done", NULL,
+				     "finalize committed after %d attempt(s); traffic held %lld ms",
+				     res.attempts, (long long)res.held_ms);
 		return true;
+	}
 	report_error("the finalize step did not happen", res.why, NULL);
 	return false;
 }

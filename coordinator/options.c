@@ -31,6 +31,9 @@
 #define BACKFILL_BATCH_MIN 1
 #define BACKFILL_BATCH_MAX 1000000
 #define BACKFILL_RATE_MAX 100000000
+/* the backfill's replication-lag throttle */
+#define MAX_LAG_MIN_MS 1
+#define MAX_LAG_MAX_MS 86400000
 
 static const struct {
 	const char *name;
@@ -65,6 +68,8 @@ static const struct {
 	{ "backfill-rate", OPT_BACKFILL_RATE, required_argument },
 	{ "finalize", OPT_FINALIZE, no_argument },
 	{ "self-test", OPT_SELF_TEST, no_argument },
+	/* the backfill's replication-lag throttle */
+	{ "max-lag", OPT_MAX_LAG, required_argument },
 };
 #define N_FLAGS (int)(sizeof(flags) / sizeof(flags[0]))
 
@@ -182,9 +187,10 @@ static bool config_proxy(struct options *o, const cJSON *px, int index, char *er
  */
 static bool config_apply(struct options *o, char *text, char *err, size_t errlen)
 {
-	static const char *const keys[] = { "db",       "proxies", "max_stall_ms", "lock_timeout_ms",
-					    "attempts", "watch_s", "windows",      "rollback_on",
-					    "orm",      NULL };
+	static const char *const keys[] = {
+		"db",      "proxies",     "max_stall_ms", "lock_timeout_ms", "attempts", "watch_s",
+		"windows", "rollback_on", "orm",          "max_lag_ms",      NULL
+	};
 	cJSON *root, *proxies, *px;
 	bool ok = false;
 	int i = 0;
@@ -229,6 +235,15 @@ static bool config_apply(struct options *o, char *text, char *err, size_t errlen
 			     err, errlen) ||
 	    !jsonval_string(root, "", "orm", JSONVAL_NULLABLE, &o->orm, err, errlen))
 		goto done;
+	/* the backfill's replication-lag throttle */
+	{
+		int max_lag = (int)o->max_lag_ms;
+
+		if (!jsonval_int32(root, "", "max_lag_ms", MAX_LAG_MIN_MS, MAX_LAG_MAX_MS, &max_lag, err,
+				   errlen))
+			goto done;
+		o->max_lag_ms = max_lag;
+	}
 	if (o->orm && !orm_tool_parse(o->orm, &(enum orm_tool){ ORM_NONE })) {
 		jsonval_fail(err, errlen, "orm", "expected " ORM_TOOLS ", not \"%s\"", o->orm);
 		goto done;
@@ -439,6 +454,17 @@ bool options_parse(int argc, char **argv, unsigned allowed, struct options *o, c
 			break;
 		case OPT_FINALIZE:
 			o->finalize = true;
+			break;
+		/* the backfill's replication-lag throttle */
+		case OPT_MAX_LAG:
+			o->max_lag_ms = options_parse_duration_ms(arg);
+			if (o->max_lag_ms < MAX_LAG_MIN_MS || o->max_lag_ms > MAX_LAG_MAX_MS) {
+				snprintf(err, errlen,
+					 "--max-lag: expected a duration from 1ms to 24h like 500ms, 5s, 1m, "
+					 "not \"%s\"",
+					 arg);
+				return false;
+			}
 			break;
 		case OPT_FAIL_ON:
 			if (strcmp(arg, "error") == 0) {

@@ -59,6 +59,8 @@ struct options {
 	int backfill_rate;  /* rows a second at most (0: as fast as it goes) */
 	bool finalize;      /* apply --finalize: drop the old columns once committed */
 	bool self_test;     /* apply --self-test: prove each new constraint enforced (selftest.h) */
+	/* the backfill's replication-lag throttle (keychange_lag.c) */
+	int64_t max_lag_ms; /* --max-lag: pause while a standby replays further behind (0: off) */
 	char **args;        /* positional: files, or an id */
 	int n_args;
 };
@@ -93,6 +95,8 @@ enum option_flag {
 	OPT_BACKFILL_RATE = 1 << 24,
 	OPT_FINALIZE = 1 << 25,
 	OPT_SELF_TEST = 1 << 26, /* apply --self-test (selftest.h) */
+	/* the backfill's replication-lag throttle */
+	OPT_MAX_LAG = 1 << 27,
 };
 
 /*

@@ -283,6 +283,54 @@ def percentile(sorted_values, q):
     return sorted_values[max(0, math.ceil(q * len(sorted_values)) - 1)]
 
 
+def measure(a, load, start, end, errors_before, result, notes, failure, settle_s=2.0):
+    """What the load's clients saw in [start, end + 1 s]: waits until pgbench has caught up at
+    least settle_s past it (pgbench's last buffered log lines are lost when it is stopped), stops
+    pgbench, and fills result (p50/p99/max, errors...), notes and failure. Shared with
+    bench/lib/keychange_run.py."""
+    win_start, win_end = start, end + 1.0
+    # Let the load run until it has caught up with its schedule, past the window.
+    wait_until = time.time() + 120
+    while time.time() < wait_until and load.alive() and not load.caught_up_after(win_end + settle_s):
+        time.sleep(0.2)
+    caught_up = load.caught_up_after(win_end + settle_s)
+    died = not load.alive()
+    load.stop()
+    errors_after = proxy_errors(a.admin_url)
+
+    txns = load.transactions()
+    inside = [t for t in txns if t[0] <= win_end and t[1] >= win_start]
+    lats = sorted(t[2] * 1000 for t in inside if not t[3])
+    failed_txns = sum(1 for t in inside if t[3])
+    aborted = load.aborted()
+    proxy_delta = None if errors_before is None or errors_after is None else errors_after - errors_before
+    if died:
+        failure.append("pgbench exited early: " + " | ".join(aborted[-3:] or load.other[-3:]))
+    if not caught_up and not died:
+        notes.append("load had not caught up 120 s after the DDL")
+    expected = a.rate * (win_end - win_start)
+    if lats and len(inside) < 0.8 * expected:
+        notes.append(f"only {len(inside)} of ~{expected:.0f} scheduled transactions logged in the window")
+    result.update({
+        "ddl_s": round(end - start, 3),
+        "txns": len(inside),
+        "p50_ms": percentile(lats, 0.50),
+        "p99_ms": percentile(lats, 0.99),
+        "max_ms": lats[-1] if lats else None,
+        "proxy_errors": proxy_delta,
+        "pgbench_aborted": len([l for l in aborted if "aborted" in l]),
+        "failed_txns": failed_txns,
+        "errors": (proxy_delta or 0) + failed_txns if proxy_delta is not None else None,
+    })
+    if proxy_delta is None:
+        notes.append("proxy /metrics did not answer: errors unknown")
+    if aborted:
+        notes.append(f"pgbench: {aborted[0][:160]}")
+        # An aborted client's error was relayed by the proxy and is counted there already.
+        if result["errors"] is None:
+            result["errors"] = len(aborted) + failed_txns
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--method", required=True, choices=METHODS)
@@ -356,53 +404,13 @@ def main():
     if start is None:
         start = time.time()
         end = start
-    win_start, win_end = start, end + 1.0
-    # Let the load run until it has caught up with its schedule, past the window.
-    wait_until = time.time() + 120
-    while time.time() < wait_until and load.alive() and not load.caught_up_after(win_end + 2.0):
-        time.sleep(0.2)
-    caught_up = load.caught_up_after(win_end + 2.0)
-    died = not load.alive()
-    load.stop()
-    errors_after = proxy_errors(a.admin_url)
-
-    txns = load.transactions()
-    inside = [t for t in txns if t[0] <= win_end and t[1] >= win_start]
-    lats = sorted(t[2] * 1000 for t in inside if not t[3])
-    failed_txns = sum(1 for t in inside if t[3])
-    aborted = load.aborted()
-    proxy_delta = None if errors_before is None or errors_after is None else errors_after - errors_before
-    if died:
-        failure.append("pgbench exited early: " + " | ".join(aborted[-3:] or load.other[-3:]))
-    if not caught_up and not died:
-        notes.append("load had not caught up 120 s after the DDL")
-    expected = a.rate * (win_end - win_start)
-    if lats and len(inside) < 0.8 * expected:
-        notes.append(f"only {len(inside)} of ~{expected:.0f} scheduled transactions logged in the window")
-    result.update({
-        "ddl_s": round(end - start, 3),
-        "txns": len(inside),
-        "p50_ms": percentile(lats, 0.50),
-        "p99_ms": percentile(lats, 0.99),
-        "max_ms": lats[-1] if lats else None,
-        "proxy_errors": proxy_delta,
-        "pgbench_aborted": len([l for l in aborted if "aborted" in l]),
-        "failed_txns": failed_txns,
-        "errors": (proxy_delta or 0) + failed_txns if proxy_delta is not None else None,
-    })
-    if proxy_delta is None:
-        notes.append("proxy /metrics did not answer: errors unknown")
-    if aborted:
-        notes.append(f"pgbench: {aborted[0][:160]}")
-        # An aborted client's error was relayed by the proxy and is counted there already.
-        if result["errors"] is None:
-            result["errors"] = len(aborted) + failed_txns
+    measure(a, load, start, end, errors_before, result, notes, failure)
     if holder is not None and holder.locked_at and a.method != "pgvalve":
         result["holder_locked_before_ddl_ms"] = round(1000 * (start - holder.locked_at), 1)
     if failure:
         result["status"] = "failed"
         result["failure"] = "; ".join(failure)
-    if not lats:
+    if result["max_ms"] is None:
         result["status"] = "failed"
         result.setdefault("failure", "no transactions logged in the window")
     print(json.dumps(result), flush=True)

@@ -217,7 +217,8 @@ class PgCluster:
             self._chown(path)
             os.chmod(path, 0o600)
         hba = ["# written by tests/integration/harness.py",
-               "local all all trust"]
+               "local all all trust",
+               "local replication all trust"]  # start_standby(): pg_basebackup, streaming
         for user, method in AUTH_METHODS.items():
             hba.append(f"host all {user} 127.0.0.1/32 {method}")
         hba.append("host all all 127.0.0.1/32 scram-sha-256")
@@ -330,6 +331,26 @@ def conninfo(params):
         v = str(v)
         return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
     return " ".join(f"{k}={quote(v)}" for k, v in params.items() if v is not None)
+
+
+def start_standby(primary, basedir=None):
+    """A streaming hot standby of `primary` (pg_basebackup -R over its Unix socket, as the same OS
+    user) on a free port; a PgCluster to stop and destroy like any other. Nothing is added to the
+    primary but the `local replication` line init() writes (max_wal_senders is 10 by default)."""
+    sb = PgCluster(basedir)
+    try:
+        sb._chown(sb.dir)
+        sb.sockdir = primary.sockdir
+        sb._as_postgres([os.path.join(PG_BIN, "pg_basebackup"), "-h", primary.sockdir,
+                         "-p", str(primary.port), "-U", SUPERUSER, "-D", sb.data, "-R",
+                         "-X", "stream", "-c", "fast", "--no-sync"])
+        sb.port = free_port()
+        sb._write_port_conf()
+        sb.start()
+    except BaseException:
+        sb.destroy()
+        raise
+    return sb
 
 
 def start_cluster(basedir=None):

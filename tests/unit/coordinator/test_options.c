@@ -113,7 +113,7 @@ static void test_file_errors(void **state)
 	(void)state;
 	refused("{\"max_stal_ms\": 1}",
 		"\"max_stal_ms\": unknown key (known: db, proxies, max_stall_ms, "
-		"lock_timeout_ms, attempts, watch_s, windows, rollback_on, orm)");
+		"lock_timeout_ms, attempts, watch_s, windows, rollback_on, orm, max_lag_ms)");
 	refused("{\"orm\": \"hibernate\"}",
 		"\"orm\": expected prisma, django, flyway, golang-migrate or alembic, not \"hibernate\"");
 	refused("{\"attempts\": 0}", "\"attempts\": expected an integer from 1 to 10000, got 0");
@@ -137,6 +137,50 @@ static void test_file_errors(void **state)
 	refused("{\"proxies\": [{\"url\": \"dns://fleet\"}]}",
 		"proxy \"dns://fleet\": expected dns://NAME:PORT (a name whose addresses are the proxies' "
 		"admin API)");
+}
+
+/* --max-lag (the key change backfill's replication-lag throttle): a duration, or max_lag_ms in the file. */
+static void test_max_lag(void **state)
+{
+	static const char *const bad[] = { "soon", "0", "-1s", "5 parsecs", "25h" };
+	char file[128], err[512];
+	struct options o;
+
+	(void)state;
+	snprintf(file, sizeof(file), "%s", write_file("lag.json", "{\"max_lag_ms\": 2500}"));
+	{
+		char *argv[] = { "apply", "--config", file, NULL };
+
+		if (!options_parse(3, argv, OPT_CONFIG | OPT_MAX_LAG, &o, err, sizeof(err)))
+			fail_msg("%s", err);
+		assert_int_equal(o.max_lag_ms, 2500);
+		options_free(&o);
+	}
+	{
+		char *argv[] = { "apply", "--config", file, "--max-lag", "5s", NULL };
+
+		if (!options_parse(5, argv, OPT_CONFIG | OPT_MAX_LAG, &o, err, sizeof(err)))
+			fail_msg("%s", err);
+		assert_int_equal(o.max_lag_ms, 5000); /* the flag wins */
+		options_free(&o);
+	}
+	{
+		char *argv[] = { "apply", NULL };
+
+		if (!options_parse(1, argv, OPT_MAX_LAG, &o, err, sizeof(err)))
+			fail_msg("%s", err);
+		assert_int_equal(o.max_lag_ms, 0); /* off unless asked for */
+		options_free(&o);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *argv[] = { "apply", "--max-lag", (char *)bad[i], NULL };
+
+		if (options_parse(3, argv, OPT_MAX_LAG, &o, err, sizeof(err)))
+			fail_msg("accepted --max-lag %s", bad[i]);
+		options_free(&o);
+		assert_non_null(strstr(err, "--max-lag: expected a duration"));
+	}
+	refused("{\"max_lag_ms\": 0}", "\"max_lag_ms\": expected an integer from 1 to 86400000, got 0");
 }
 
 static void test_proxy_token_files(void **state)
@@ -179,6 +223,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_file_values, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proxy_token_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_max_lag, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
