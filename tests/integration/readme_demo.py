@@ -99,6 +99,7 @@ def test_readme_demo_shows_what_it_says():
     # the 8 indexes the audit wrote, and the 3 added by hand with their keys
     assert sorted(built) == sorted([f"{t}_{c}_idx" for t, c, _, _ in SUGGESTED] + [
         "config_versions_author_id_idx", "stages_instance_id_idx", "workflow_instances_started_by_idx"]), story
+    assert "self-test: 13/13 constraints enforce" in err, story   # each one proven, rolled back
     assert re.search(r"^  transactions during apply: +[1-9]\d*$", err, re.M), story
     assert re.search(r"^  client errors: +0$", err, re.M), story
     listed = re.findall(r"^    (\S+)  (valid|NOT VALID)$", err, re.M)
@@ -113,6 +114,10 @@ def test_readme_demo_shows_what_it_says():
     assert "0043 rolled back by itself (exit 3)" in err, story
     assert re.search(r"^  2 +0043_reviewer_fk +rolled_back ", err, re.M), story
     assert re.search(r"^  1 +0042_constraints +committed ", err, re.M), story
+    # pgvalve report: the damage the rolled-back key did, counted as the clients saw it
+    assert re.search(r'^    submissions_reviewer_id_fkey on "submissions": \d+ row\(s\) violate it now; '
+                     r'[1-9]\d* client error\(s\) from it during the watch$', err, re.M), story
+    assert "constraints of every affected table equal the snapshot: yes" in err, story
     # the proxy drained and exited 0 on SIGTERM (demo.sh's proxy.sh says so otherwise)
     assert "stopping pgvalve-proxy (SIGTERM drains)" in err, story
     assert "exited with status" not in err and "still running" not in err, story
