@@ -3,8 +3,9 @@
  * rules.c (dispatch by statement, the plan being built, CREATE INDEX, DROP
  * and VALIDATE CONSTRAINT, --allow-unsafe), rules_constraint.c (ADD FOREIGN
  * KEY, CHECK, UNIQUE, PRIMARY KEY, and SET NOT NULL's helper CHECK),
- * rules_table.c (new objects, brief ALTER TABLE forms, SET lines, refusals
- * with a recipe) and rules_cut.c (foreign keys cut out of a statement).
+ * rules_table.c (new objects, brief ALTER TABLE forms, refusals with a
+ * recipe), rules_set.c (SET lines), rules_volatility.c (what a default
+ * calls) and rules_cut.c (foreign keys cut out of a statement).
  * The public interface is rules.h.
  */
 #ifndef PGVALVE_COORDINATOR_RULES_INTERNAL_H
@@ -75,6 +76,24 @@ struct rules_step {
 };
 
 /* RULE_UNSUPPORTED, with what no rule covers in c->why. */
+/* rules_set.c: a SET statement of the file (VariableSetStmt 'node'). */
+enum rules_outcome rules_set(struct rules_ctx *c, const cJSON *node);
+
+/*
+ * rules_set.c: whether SelectStmt 'node' is SELECT set_config('search_path',
+ * VALUE, false), as pg_dump writes it; '*value' then points at VALUE.
+ */
+bool rules_set_config_search_path(const cJSON *node, const char **value);
+
+/*
+ * rules_volatility.c: the functions default expression 'n' calls — the first
+ * volatile one into 'volatile_fn' (left "" when none), those whose
+ * volatility only pg_proc knows into 'unknown' (comma-separated, for the
+ * preflight). False when 'unknown' overflows or a call cannot be read.
+ */
+bool rules_default_calls(const struct rules_ctx *c, const cJSON *n, char volatile_fn[PLAN_NAME_MAX],
+			 char *unknown, size_t cap);
+
 __attribute__((format(printf, 2, 3))) enum rules_outcome rules_unsupported(struct rules_ctx *c,
 									   const char *fmt, ...);
 

@@ -5,9 +5,10 @@
  * cutover, a new table's foreign keys to existing tables cut out and added
  * NOT VALID at cutover; the brief metadata-only ALTER TABLE forms (ADD
  * COLUMN, DROP COLUMN, SET/DROP DEFAULT, DROP NOT NULL, RENAME)
- * in the cutover transaction under an `all` hold; SET lines; and the
- * statements that rewrite or scan a table under a strong lock, refused with
- * the safe recipe. Dispatch, the plan being built and the constraint rules
+ * in the cutover transaction under an `all` hold; and the statements that
+ * rewrite or scan a table under a strong lock, refused with the safe recipe.
+ * SET lines are rules_set.c's; which functions a default calls,
+ * rules_volatility.c's. Dispatch, the plan being built and the constraint rules
  * are rules.c's and rules_constraint.c's.
  *
  * Statements run as written here are the user's own text; the one rewrite,
@@ -214,50 +215,6 @@ static enum rules_outcome plan_new_object(struct rules_ctx *c, const char *kind,
 
 /* ---- ALTER TABLE's brief forms ---- */
 
-/* Functions a default may call without rewriting the table: immutable or stable in PostgreSQL. */
-static bool known_nonvolatile(const char *fn)
-{
-	static const char *const names[] = { "now",
-					     "transaction_timestamp",
-					     "statement_timestamp",
-					     "lower",
-					     "upper",
-					     "length",
-					     "jsonb_build_object",
-					     "json_build_object",
-					     "jsonb_build_array",
-					     "array_fill",
-					     "make_date",
-					     "to_jsonb" };
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(fn, names[i]) == 0)
-			return true;
-	return false;
-}
-
-/* Volatile in PostgreSQL: a default calling one fills every row with its own value. */
-static bool known_volatile(const char *fn)
-{
-	static const char *const names[] = { "random",           "gen_random_uuid", "uuid_generate_v1",
-					     "uuid_generate_v4", "nextval",         "clock_timestamp",
-					     "timeofday",        "setval",          "txid_current" };
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(fn, names[i]) == 0)
-			return true;
-	return false;
-}
-
-/* The function 'fn' an earlier CREATE FUNCTION of this file made (the last one), or -1. */
-static int created_function(const struct rules_ctx *c, const char *fn)
-{
-	for (int i = c->n_functions - 1; i >= 0; i--)
-		if (strcmp(c->functions[i].name, fn) == 0)
-			return i;
-	return -1;
-}
-
 /*
  * CREATE [OR REPLACE] FUNCTION: remembered with its volatility (VOLATILE
  * unless IMMUTABLE or STABLE is written), then run before the cutover.
@@ -283,46 +240,6 @@ static enum rules_outcome plan_function(struct rules_ctx *c, const char *kind, c
 		c->functions[c->n_functions++].is_volatile = is_volatile;
 	}
 	return plan_new_object(c, kind, node);
-}
-
-/*
- * The functions a default expression calls: the first known volatile one
- * into 'volatile_fn' (""), and those neither known volatile nor known
- * immutable or stable into 'unknown', comma-separated, for the preflight to
- * read their volatility from pg_proc. False when 'unknown' overflows.
- */
-static bool default_calls(const struct rules_ctx *c, const cJSON *n, char volatile_fn[PLAN_NAME_MAX],
-			  char *unknown, size_t cap)
-{
-	const cJSON *child;
-
-	if (!cJSON_IsArray(n) && !cJSON_IsObject(n))
-		return true;
-	if (cJSON_IsObject(n)) {
-		const cJSON *fc = pgtree_node(n, "FuncCall");
-		const cJSON *names = pgtree_get(fc, "funcname");
-		const char *fn = fc ? pgtree_string(pgtree_list_at(names, pgtree_list_len(names) - 1)) : NULL;
-
-		int mine = fn ? created_function(c, fn) : -1;
-
-		if (fc && !fn)
-			return false;
-		if (mine >= 0) {
-			/* created by this file: its CREATE FUNCTION says (VOLATILE unless it says otherwise) */
-			if (c->functions[mine].is_volatile && !volatile_fn[0])
-				snprintf(volatile_fn, PLAN_NAME_MAX, "%s", fn);
-		} else if (fn && known_volatile(fn) && !volatile_fn[0])
-			snprintf(volatile_fn, PLAN_NAME_MAX, "%s", fn);
-		else if (fn && !known_volatile(fn) && !known_nonvolatile(fn)) {
-			size_t len = strlen(unknown);
-
-			if (len + strlen(fn) + 2 > cap || strchr(fn, ','))
-				return false;
-			snprintf(unknown + len, cap - len, "%s%s", len ? "," : "", fn);
-		}
-	}
-	cJSON_ArrayForEach(child, n) if (!default_calls(c, child, volatile_fn, unknown, cap)) return false;
-	return true;
 }
 
 static bool is_serial(const cJSON *type_name)
@@ -367,8 +284,8 @@ static enum rules_outcome check_add_column(struct rules_ctx *c, const cJSON *col
 			char v[PLAN_NAME_MAX] = "";
 
 			has_default = true;
-			if (!default_calls(c, pgtree_get(con, "raw_expr"), v, functions,
-					   PLAN_CHECK_FUNCTIONS_MAX))
+			if (!rules_default_calls(c, pgtree_get(con, "raw_expr"), v, functions,
+						 PLAN_CHECK_FUNCTIONS_MAX))
 				return rules_refuse(
 					c,
 					"add the column without a default, backfill in batches, then "
@@ -732,105 +649,6 @@ static enum rules_outcome plan_trigger(struct rules_ctx *c, const cJSON *node)
 	return RULE_DONE;
 }
 
-/*
- * SELECT pg_catalog.set_config('search_path', '…', false), as pg_dump and
- * Rails' structure.sql write it: read like SET search_path.
- */
-static bool is_set_config_search_path(const cJSON *node, const char **value)
-{
-	const cJSON *target = pgtree_node(pgtree_list_at(pgtree_get(node, "targetList"), 0), "ResTarget");
-	const cJSON *fc = pgtree_node(pgtree_get(target, "val"), "FuncCall");
-	const cJSON *names = pgtree_get(fc, "funcname"), *args = pgtree_get(fc, "args");
-	const char *fn = pgtree_string(pgtree_list_at(names, pgtree_list_len(names) - 1));
-	const char *what = pgtree_str(pgtree_get(pgtree_node(pgtree_list_at(args, 0), "A_Const"), "sval"),
-				      "sval");
-
-	if (!fc || !fn || strcmp(fn, "set_config") != 0 || pgtree_list_len(args) != 3 ||
-	    pgtree_list_len(pgtree_get(node, "targetList")) != 1 || pgtree_get(node, "fromClause") || !what ||
-	    strcmp(what, "search_path") != 0)
-		return false;
-	*value = pgtree_str(pgtree_get(pgtree_node(pgtree_list_at(args, 1), "A_Const"), "sval"), "sval");
-	return *value != NULL;
-}
-
-static enum rules_outcome plan_set(struct rules_ctx *c, const cJSON *node)
-{
-	const struct plan_input *in = &c->p->inputs[c->input];
-	const char *name = pgtree_str(node, "name");
-	static const char *const session[] = { "client_encoding",
-					       "standard_conforming_strings",
-					       "client_min_messages",
-					       "row_security",
-					       "xmloption",
-					       "check_function_bodies",
-					       "default_tablespace",
-					       "default_table_access_method",
-					       "idle_in_transaction_session_timeout" };
-
-	if (!name || !pgtree_str_is(node, "kind", "VAR_SET_VALUE"))
-		return rules_unsupported(c, "this SET form");
-	if (strcmp(name, "search_path") == 0) {
-		const cJSON *first = pgtree_node(pgtree_list_at(pgtree_get(node, "args"), 0), "A_Const");
-		const char *schema = pgtree_str(pgtree_get(first, "sval"), "sval");
-		const cJSON *arg;
-
-		/* "$user" names the role's own schema, which rarely exists: names go to the next one. */
-		if (schema && strcmp(schema, "$user") == 0) {
-			const cJSON *second = pgtree_node(pgtree_list_at(pgtree_get(node, "args"), 1),
-							  "A_Const");
-
-			schema = pgtree_str(pgtree_get(second, "sval"), "sval");
-		}
-		struct strbuf list = { 0 };
-		char *quoted;
-
-		if (!schema || strlen(schema) >= PLAN_NAME_MAX)
-			return rules_unsupported(c, "this SET search_path");
-		cJSON_ArrayForEach(arg, pgtree_get(node, "args"))
-		{
-			const char *one = pgtree_str(pgtree_get(pgtree_node(arg, "A_Const"), "sval"), "sval");
-
-			if (!one) {
-				free(strbuf_take(&list));
-				return rules_unsupported(c, "this SET search_path");
-			}
-			if (list.len)
-				strbuf_put(&list, ", ");
-			quote_append_ident(&list, one);
-		}
-		quoted = strbuf_take(&list);
-		if (strlen(quoted) >= sizeof(c->search_list)) {
-			free(quoted);
-			return rules_unsupported(c, "a SET search_path this long");
-		}
-		snprintf(c->search_list, sizeof(c->search_list), "%s", quoted);
-		free(quoted);
-		snprintf(c->search_path, sizeof(c->search_path), "%s", schema);
-		input_note(c->p,
-			   "%s:%d: SET search_path: names without a schema in the rest of the file are "
-			   "read as %s.name, and statements run as written get the same search_path",
-			   in->file, in->line, schema);
-		return RULE_DONE;
-	}
-	if (strcmp(name, "statement_timeout") == 0 || strcmp(name, "lock_timeout") == 0) {
-		input_note(c->p,
-			   "%s:%d: SET %s is dropped: pgvalve sets its own timeouts for each step "
-			   "(--lock-timeout, --max-stall)",
-			   in->file, in->line, name);
-		return RULE_DONE;
-	}
-	for (size_t i = 0; i < sizeof(session) / sizeof(session[0]); i++) {
-		if (strcmp(name, session[i]) == 0) {
-			input_note(c->p,
-				   "%s:%d: SET %s is dropped (a session setting pgvalve's own session keeps)",
-				   in->file, in->line, name);
-			return RULE_DONE;
-		}
-	}
-	return rules_unsupported(
-		c, "SET %s (pgvalve does not know whether it changes what the migration means)", name);
-}
-
 static bool has_option(const cJSON *node, const char *key, const char *option)
 {
 	const cJSON *item;
@@ -864,7 +682,7 @@ enum rules_outcome rules_table_statement(struct rules_ctx *c, const char *kind, 
 	if (strcmp(kind, "RenameStmt") == 0)
 		return plan_rename(c, node);
 	if (strcmp(kind, "VariableSetStmt") == 0)
-		return plan_set(c, node);
+		return rules_set(c, node);
 	if (strcmp(kind, "ReindexStmt") == 0 && !has_option(node, "params", "concurrently"))
 		return rules_refuse(c, "REINDEX … CONCURRENTLY (PostgreSQL 12+)",
 				    "REINDEX without CONCURRENTLY blocks writes to the table while it "
@@ -894,7 +712,7 @@ enum rules_outcome rules_table_statement(struct rules_ctx *c, const char *kind, 
 	if (strcmp(kind, "SelectStmt") == 0) {
 		const char *value;
 
-		if (is_set_config_search_path(node, &value) && !value[0]) {
+		if (rules_set_config_search_path(node, &value) && !value[0]) {
 			c->search_path[0] = '\0';
 			c->search_list[0] = '\0';
 			input_note(

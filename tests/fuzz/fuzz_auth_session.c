@@ -83,7 +83,8 @@ static void setup(void)
 	static const unsigned char salt[16] = "fuzz-salt-16byte";
 	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(addr);
-	char path[] = "/tmp/fuzz_auth_session_userlist.XXXXXX", text[256], json[1024], err[256];
+	const char *tmp = getenv("TMPDIR");
+	char path[512], text[256], json[1536], err[256];
 	struct scram_verifier wrong;
 	struct config cfg;
 	struct config_error cerr;
@@ -96,6 +97,7 @@ static void setup(void)
 	    !md5_auth_hash("not-" PASSWORD, MD5_ROLE, md5_wrong) ||
 	    !scram_verifier_format(&scram_v, text, sizeof(text)))
 		fatal("verifiers");
+	snprintf(path, sizeof(path), "%s/fuzz_auth_session_userlist.XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	if ((fd = mkstemp(path)) < 0 || !(f = fdopen(fd, "w")))
 		fatal("userlist file");
 	fprintf(f, "\"%s\" \"%s\"\n\"%s\" \"%s\"\n", SCRAM_ROLE, text, MD5_ROLE, md5_hash);

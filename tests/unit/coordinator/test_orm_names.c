@@ -18,18 +18,20 @@
 
 #include "orm.h"
 
-static char dir[64];
+static char dir[512];
 
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/pgvalve_orm_XXXXXX");
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(dir, sizeof(dir), "%s/pgvalve_orm_XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	return mkdtemp(dir) ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-	char cmd[128];
+	char cmd[600];
 
 	(void)state;
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
@@ -39,7 +41,7 @@ static int teardown(void **state)
 /* Writes dir/name holding text[0..len); returns its path (static). */
 static char *write_file(const char *name, const char *text, size_t len)
 {
-	static char path[256];
+	static char path[sizeof(dir) + 256];
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -137,7 +139,7 @@ static void test_golang_migrate(void **state)
 static void test_prisma_django_alembic(void **state)
 {
 	struct orm_record r;
-	char err[1024], sub[128];
+	char err[1024], sub[sizeof(dir) + 64];
 
 	(void)state;
 	snprintf(sub, sizeof(sub), "%s/20240501120000_order_fk", dir);
