@@ -363,6 +363,33 @@ static void client_scram_done(struct session *s, const char *out, size_t out_len
 }
 
 /*
+ * A refetch of the verifier answered: false when the login is over (the
+ * session went away, or no fresher verifier could be had: 28P01 sent),
+ * else the answer is the session's verifier from now on ('*peeked': the
+ * cache's copy).
+ */
+static bool refetch_landed(struct session *s, enum auth_lookup_result r, const char **peeked)
+{
+	struct auth *a = s->auth;
+
+	a->lookup = NULL;
+	if (s->dead || s->state != SESSION_CLIENT_AUTH)
+		return false;
+	if (r != AUTH_LOOKUP_OK) {
+		/*
+		 * The answer did not match the verifier the proxy has, and no
+		 * fresher one can be had (why is in the log): a wrong password, as
+		 * far as the client can be told.
+		 */
+		fail_password(s, "wrong password, and the refetch of the verifier failed");
+		return false;
+	}
+	a->from_cache = false;
+	a->cached = auth_cache_peek(s, lookup_dbname(s), peeked, &a->gen);
+	return true;
+}
+
+/*
  * The refetched verifier (see client_sasl()) answered: the client's
  * client-final is checked once more against it when it has the salt and
  * iteration count the client was sent (scram_server_recheck()), so a
@@ -379,20 +406,8 @@ static void sasl_refetch_done(struct session *s, enum auth_lookup_result r, cons
 	const char *peeked;
 	enum scram_result res;
 
-	a->lookup = NULL;
-	if (s->dead || s->state != SESSION_CLIENT_AUTH)
+	if (!refetch_landed(s, r, &peeked))
 		return;
-	if (r != AUTH_LOOKUP_OK) {
-		/*
-		 * The answer did not match the verifier the proxy has, and no
-		 * fresher one can be had (why is in the log): a wrong password, as
-		 * far as the client can be told.
-		 */
-		fail_password(s, "wrong password, and the refetch of the verifier failed");
-		return;
-	}
-	a->from_cache = false;
-	a->cached = auth_cache_peek(s, lookup_dbname(s), &peeked, &a->gen);
 	if (verifier_classify(text) != VERIFIER_SCRAM || !scram_verifier_parse(text, &fresh)) {
 		fail_password(s, "wrong SCRAM proof (the refetched verifier is no SCRAM verifier)");
 		return;
@@ -488,26 +503,14 @@ static void client_sasl(struct session *s, const uint8_t *body, uint32_t len)
  * answer is checked once more against it, so a rotated md5 password works
  * in the very login that found the cached hash stale.
  */
-static void refetch_done(struct session *s, enum auth_lookup_result r, const char *text)
+static void md5_refetch_done(struct session *s, enum auth_lookup_result r, const char *text)
 {
 	struct auth *a = s->auth;
 	const char *peeked;
 	bool ok;
 
-	a->lookup = NULL;
-	if (s->dead || s->state != SESSION_CLIENT_AUTH)
+	if (!refetch_landed(s, r, &peeked))
 		return;
-	if (r != AUTH_LOOKUP_OK) {
-		/*
-		 * The answer did not match the verifier the proxy has, and no
-		 * fresher one can be had (why is in the log): a wrong password, as
-		 * far as the client can be told.
-		 */
-		fail_password(s, "wrong password, and the refetch of the verifier failed");
-		return;
-	}
-	a->from_cache = false;
-	a->cached = auth_cache_peek(s, lookup_dbname(s), &peeked, &a->gen);
 	ok = verifier_classify(text) == VERIFIER_MD5 &&
 		md5_auth_check(text, a->md5_salt, a->md5_resp, strlen(a->md5_resp));
 	OPENSSL_cleanse(a->md5_resp, sizeof(a->md5_resp));
@@ -545,7 +548,7 @@ static void client_md5(struct session *s, const uint8_t *body, uint32_t len)
 				    "auth cache: refetching the verifier of role \"%s\" (the client's "
 				    "password does not match it)",
 				    s->user);
-			if (!(a->lookup = auth_lookup_start(s, lookup_dbname(s), refetch_done)))
+			if (!(a->lookup = auth_lookup_start(s, lookup_dbname(s), md5_refetch_done)))
 				session_close(s, "53200", "out of memory");
 			return;
 		}
