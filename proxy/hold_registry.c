@@ -2,7 +2,7 @@
  * The hold registry (see hold_registry.h). Every change builds a new hold
  * set, hands it to every worker and waits for all of them, so a hold is in
  * force everywhere before anyone is told it is; the old set is freed once no
- * worker points at it. Leases are timers on the main loop.
+ * worker points at it. Leases are lease.c's timers on the main loop.
  */
 #include "hold_registry.h"
 
@@ -10,35 +10,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lease.h"
 #include "pgvalve/admin_api.h"
 #include "pgvalve/jsonval.h"
 #include "pgvalve/log.h"
 #include "runtime.h"
 #include "worker.h"
 
-struct held {
-	struct hold *hold;
-	struct event *lease; /* fires when the lease runs out without renewal */
-	struct held *next;
-};
-
-static struct event_base *registry_base;
-static struct held *registry;
+static struct lease_list holds;    /* items: struct hold */
 static struct hold_set *published; /* what every worker currently sees */
-static int n_held;
-static uint64_t n_placed; /* holds ever placed: each hold's seq */
+static uint64_t n_placed;          /* holds ever placed: each hold's seq */
+
+static void on_lease_expired(struct leased *l);
 
 void hold_registry_init(struct event_base *base)
 {
-	registry_base = base;
-}
-
-static struct held *held_find(const char *id)
-{
-	for (struct held *h = registry; h; h = h->next)
-		if (strcmp(h->hold->id, id) == 0)
-			return h;
-	return NULL;
+	lease_list_init(&holds, base, on_lease_expired);
 }
 
 static int by_park_time(const void *a, const void *b)
@@ -81,16 +68,18 @@ static void resume_in_arrival_order(struct hold_apply *per)
  */
 static void publish(const char *count_id, struct hold_apply *sum)
 {
-	struct hold_set *set = calloc(1, sizeof(*set) + (size_t)n_held * sizeof(set->holds[0]));
+	struct hold_set *set = calloc(1, sizeof(*set) + (size_t)holds.n * sizeof(set->holds[0]));
 	struct hold_apply *per = worker_slots(sizeof(*per));
 	struct hold_set *old = published;
 
 	if (!set)
 		abort(); /* defensive: a few bytes; a hold half-published would be worse than stopping */
-	for (struct held *h = registry; h; h = h->next) {
-		set->holds[set->n++] = h->hold;
-		if (h->hold->seq > set->newest)
-			set->newest = h->hold->seq;
+	for (struct leased *l = holds.head; l; l = l->next) {
+		const struct hold *h = l->item;
+
+		set->holds[set->n++] = h;
+		if (h->seq > set->newest)
+			set->newest = h->seq;
 	}
 	for (int i = 0; i < rt.n_workers; i++) {
 		per[i].set = set;
@@ -117,36 +106,23 @@ static void publish(const char *count_id, struct hold_apply *sum)
 	free(per);
 }
 
-static void held_arm_lease(struct held *h, int64_t lease_ms)
+/* Takes the hold off, publishes the set without it, then frees it (no worker sees it any more). */
+static void held_release(struct leased *l)
 {
-	struct timeval tv = { (time_t)(lease_ms / 1000), (suseconds_t)(lease_ms % 1000) * 1000 };
+	struct hold *hold = lease_remove(l);
 
-	evtimer_add(h->lease, &tv);
-}
-
-/* Unlinks, publishes the set without it, then frees it (no worker sees it any more). */
-static void held_release(struct held *h)
-{
-	struct held **link;
-
-	for (link = &registry; *link != h; link = &(*link)->next)
-		;
-	*link = h->next;
-	n_held--;
 	publish(NULL, NULL);
-	event_free(h->lease);
-	free(h->hold);
-	free(h);
+	free(hold);
 }
 
-static void on_lease_expired(evutil_socket_t fd, short what, void *arg)
+static void on_lease_expired(struct leased *l)
 {
-	struct held *h = arg;
+	const struct hold *h = l->item;
 
 	log_warn("hold %s: lease of %lld ms ran out without renewal: released (a coordinator that "
 		 "stops renewing can never freeze traffic)",
-		 h->hold->id, (long long)h->hold->lease_ms);
-	held_release(h);
+		 h->id, (long long)h->lease_ms);
+	held_release(l);
 }
 
 /* A reroute hold names the upstream new sessions go to: it must be one the config has. */
@@ -164,9 +140,7 @@ static bool resolve_reroute(struct hold *hold, char *err, size_t errlen)
 
 int hold_registry_add(struct hold *hold, struct hold_apply *sum, char *err, size_t errlen)
 {
-	struct held *h;
-
-	if (held_find(hold->id)) {
+	if (lease_find(&holds, hold->id)) {
 		snprintf(err, errlen, "a hold with id \"%s\" exists already", hold->id);
 		free(hold);
 		return 409;
@@ -175,64 +149,49 @@ int hold_registry_add(struct hold *hold, struct hold_apply *sum, char *err, size
 		free(hold);
 		return 400;
 	}
-	h = calloc(1, sizeof(*h));
-	if (!h || !(h->lease = evtimer_new(registry_base, on_lease_expired, h))) {
+	if (!lease_add(&holds, hold, hold->id, &hold->lease_ms)) {
 		snprintf(err, errlen, "out of memory");
-		free(h);
 		free(hold);
 		return 500;
 	}
 	hold->seq = ++n_placed;
-	h->hold = hold;
-	h->next = registry;
-	registry = h;
-	n_held++;
-	held_arm_lease(h, hold->lease_ms);
 	publish(hold->id, sum);
 	return 0;
 }
 
 const struct hold *hold_registry_peek(const char *id)
 {
-	struct held *h = held_find(id);
-
-	return h ? h->hold : NULL;
+	return lease_peek(&holds, id);
 }
 
 bool hold_registry_release(const char *id)
 {
-	struct held *h = held_find(id);
+	struct leased *l = lease_find(&holds, id);
 
-	if (!h)
+	if (!l)
 		return false;
-	held_release(h);
+	held_release(l);
 	return true;
 }
 
 bool hold_registry_renew(const char *id, int64_t lease_ms)
 {
-	struct held *h = held_find(id);
-
-	if (!h)
-		return false;
-	h->hold->lease_ms = lease_ms; /* main thread only: workers never read the lease */
-	held_arm_lease(h, lease_ms);
-	return true;
+	return lease_renew(&holds, id, lease_ms);
 }
 
 void hold_registry_describe(cJSON *arr)
 {
-	for (struct held *h = registry; h; h = h->next) {
+	for (struct leased *l = holds.head; l; l = l->next) {
 		cJSON *o = cJSON_CreateObject();
 
-		hold_describe(h->hold, o);
+		hold_describe(l->item, o);
 		cJSON_AddItemToArray(arr, o);
 	}
 }
 
 int hold_registry_count(void)
 {
-	return n_held;
+	return holds.n;
 }
 
 static void detach_holds_job(struct worker *w, void *arg)
@@ -242,8 +201,8 @@ static void detach_holds_job(struct worker *w, void *arg)
 
 void hold_registry_release_all(void)
 {
-	while (registry)
-		held_release(registry);
+	while (holds.head)
+		held_release(holds.head);
 	/* Workers still point at the (now empty) published set: detach them before freeing it. */
 	worker_fanout(detach_holds_job, NULL, 0);
 	free(published);

@@ -2,7 +2,7 @@
  * The observation registry (see observe_registry.h). Every change builds a
  * new observe set, hands it to every worker and waits for all of them; the
  * old set is freed once no worker points at it. Leases are timers on the
- * main loop: an observation nobody renews stops by itself, so a coordinator
+ * main loop (lease.c): an observation nobody renews stops by itself, so a coordinator
  * that dies leaves nothing measuring.
  */
 #include "observe_registry.h"
@@ -12,33 +12,20 @@
 #include <string.h>
 
 #include "latency.h"
+#include "lease.h"
 #include "pgvalve/log.h"
 #include "runtime.h"
 #include "worker.h"
 
-struct observed {
-	struct observation *o;
-	struct event *lease;
-	struct observed *next;
-};
-
-static struct event_base *registry_base;
-static struct observed *registry;
-static int n_observed;
+static struct lease_list observed; /* items: struct observation */
 static struct observe_set *published;
 static uint64_t generations;
 
+static void on_lease_expired(struct leased *l);
+
 void observe_registry_init(struct event_base *base)
 {
-	registry_base = base;
-}
-
-static struct observed *observed_find(const char *id)
-{
-	for (struct observed *ob = registry; ob; ob = ob->next)
-		if (strcmp(ob->o->id, id) == 0)
-			return ob;
-	return NULL;
+	lease_list_init(&observed, base, on_lease_expired);
 }
 
 /*
@@ -49,8 +36,8 @@ static int union_tables(const struct observation *extra, struct observe_table *o
 {
 	int n = 0;
 
-	for (struct observed *ob = registry;; ob = ob->next) {
-		const struct observation *o = ob ? ob->o : extra;
+	for (struct leased *l = observed.head;; l = l->next) {
+		const struct observation *o = l ? l->item : extra;
 
 		if (!o)
 			break;
@@ -69,7 +56,7 @@ static int union_tables(const struct observation *extra, struct observe_table *o
 			snprintf(out[n].name, sizeof(out[n].name), "%s", name);
 			n++;
 		}
-		if (!ob)
+		if (!l)
 			break;
 	}
 	return n;
@@ -96,47 +83,34 @@ static void publish(void)
 	free(old);
 }
 
-static void observed_arm_lease(struct observed *ob, int64_t lease_ms)
+/* Takes the observation off, publishes the set without it, then frees it. */
+static void observed_stop(struct leased *l)
 {
-	struct timeval tv = { (time_t)(lease_ms / 1000), (suseconds_t)(lease_ms % 1000) * 1000 };
+	struct observation *o = lease_remove(l);
 
-	evtimer_add(ob->lease, &tv);
-}
-
-static void observed_stop(struct observed *ob)
-{
-	struct observed **link;
-
-	for (link = &registry; *link != ob; link = &(*link)->next)
-		;
-	*link = ob->next;
-	n_observed--;
 	publish();
-	event_free(ob->lease);
-	free(ob->o);
-	free(ob);
+	free(o);
 }
 
-static void on_lease_expired(evutil_socket_t fd, short what, void *arg)
+static void on_lease_expired(struct leased *l)
 {
-	struct observed *ob = arg;
+	const struct observation *o = l->item;
 
-	log_warn("observation %s: lease of %lld ms ran out without renewal: stopped", ob->o->id,
-		 (long long)ob->o->lease_ms);
-	observed_stop(ob);
+	log_warn("observation %s: lease of %lld ms ran out without renewal: stopped", o->id,
+		 (long long)o->lease_ms);
+	observed_stop(l);
 }
 
 int observe_registry_add(struct observation *o, char *err, size_t errlen)
 {
 	struct observe_table scratch[ADMIN_OBSERVE_MAX_TABLES];
-	struct observed *ob;
 
-	if (observed_find(o->id)) {
+	if (lease_find(&observed, o->id)) {
 		snprintf(err, errlen, "an observation with id \"%s\" exists already", o->id);
 		free(o);
 		return 409;
 	}
-	if (n_observed >= ADMIN_OBSERVE_MAX) {
+	if (observed.n >= ADMIN_OBSERVE_MAX) {
 		snprintf(err, errlen, "%d observations are active already, the most there can be",
 			 ADMIN_OBSERVE_MAX);
 		free(o);
@@ -150,56 +124,41 @@ int observe_registry_add(struct observation *o, char *err, size_t errlen)
 		free(o);
 		return 409;
 	}
-	ob = calloc(1, sizeof(*ob));
-	if (!ob || !(ob->lease = evtimer_new(registry_base, on_lease_expired, ob))) {
+	if (!lease_add(&observed, o, o->id, &o->lease_ms)) {
 		snprintf(err, errlen, "out of memory");
-		free(ob);
 		free(o);
 		return 500;
 	}
-	ob->o = o;
-	ob->next = registry;
-	registry = ob;
-	n_observed++;
-	observed_arm_lease(ob, o->lease_ms);
 	publish();
 	return 0;
 }
 
 const struct observation *observe_registry_peek(const char *id)
 {
-	struct observed *ob = observed_find(id);
-
-	return ob ? ob->o : NULL;
+	return lease_peek(&observed, id);
 }
 
 bool observe_registry_stop(const char *id)
 {
-	struct observed *ob = observed_find(id);
+	struct leased *l = lease_find(&observed, id);
 
-	if (!ob)
+	if (!l)
 		return false;
-	observed_stop(ob);
+	observed_stop(l);
 	return true;
 }
 
 bool observe_registry_renew(const char *id, int64_t lease_ms)
 {
-	struct observed *ob = observed_find(id);
-
-	if (!ob)
-		return false;
-	ob->o->lease_ms = lease_ms; /* main thread only: workers never read the lease */
-	observed_arm_lease(ob, lease_ms);
-	return true;
+	return lease_renew(&observed, id, lease_ms);
 }
 
 void observe_registry_describe(cJSON *arr)
 {
-	for (struct observed *ob = registry; ob; ob = ob->next) {
+	for (struct leased *l = observed.head; l; l = l->next) {
 		cJSON *o = cJSON_CreateObject();
 
-		observe_describe(ob->o, o);
+		observe_describe(l->item, o);
 		cJSON_AddItemToArray(arr, o);
 	}
 }
@@ -211,6 +170,6 @@ const struct observe_set *observe_registry_set(void)
 
 void observe_registry_stop_all(void)
 {
-	while (registry)
-		observed_stop(registry);
+	while (observed.head)
+		observed_stop(observed.head);
 }
