@@ -6,8 +6,8 @@
  * (the client sees the server's stream unaltered) does not hold here.
  *
  * The worker loop, socketpair client and loopback "server" are
- * fuzz_session.c's; the snapshot has an auth.userlist_file (written at
- * setup) with a SCRAM role and an md5 role. Each side is played either by
+ * fuzz_session_env.c's, shared with fuzz_session.c; the snapshot has an
+ * auth.userlist_file (written at setup) with a SCRAM role and an md5 role. Each side is played either by
  * the input's raw bytes or by an honest peer built from common/'s own SCRAM
  * and md5 ends, so runs get past the proof check:
  *
@@ -39,7 +39,6 @@
  *   - once the input ends and the session is gone: no session and no client
  *     count left (plus LeakSanitizer's own check of every allocation).
  */
-#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdint.h>
@@ -49,15 +48,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "pgvalve/config.h"
-#include "pgvalve/log.h"
 #include "pgvalve/md5_auth.h"
 #include "pgvalve/pgwire.h"
 #include "pgvalve/scram.h"
-#include "runtime.h"
 #include "session.h"
 #include "worker.h"
 #include "fuzz_check.h"
+#include "fuzz_session_env.h"
 
 #define CHUNK 61 /* bytes per side per loop turn */
 #define TURNS 400
@@ -66,28 +63,16 @@
 #define MD5_ROLE "md5_role"
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 
-static struct worker worker;
-static int upstream_listener = -1;
 static struct scram_verifier scram_v; /* SCRAM_ROLE's, from PASSWORD */
 static unsigned char right_key[SCRAM_KEY_LEN], wrong_key[SCRAM_KEY_LEN];
 static char md5_hash[MD5_AUTH_LEN + 1], md5_wrong[MD5_AUTH_LEN + 1];
 
-__attribute__((noreturn)) static void fatal(const char *what)
-{
-	fprintf(stderr, "fuzz_auth_session setup: %s: %s\n", what, strerror(errno));
-	abort();
-}
-
 static void setup(void)
 {
 	static const unsigned char salt[16] = "fuzz-salt-16byte";
-	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(addr);
 	const char *tmp = getenv("TMPDIR");
-	char path[512], text[256], json[1536], err[256];
+	char path[512], text[256], extra[1024];
 	struct scram_verifier wrong;
-	struct config cfg;
-	struct config_error cerr;
 	FILE *f;
 	int fd;
 
@@ -96,37 +81,17 @@ static void setup(void)
 	    !md5_auth_hash(PASSWORD, MD5_ROLE, md5_hash) ||
 	    !md5_auth_hash("not-" PASSWORD, MD5_ROLE, md5_wrong) ||
 	    !scram_verifier_format(&scram_v, text, sizeof(text)))
-		fatal("verifiers");
+		fuzz_env_fatal("verifiers");
 	snprintf(path, sizeof(path), "%s/fuzz_auth_session_userlist.XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	if ((fd = mkstemp(path)) < 0 || !(f = fdopen(fd, "w")))
-		fatal("userlist file");
+		fuzz_env_fatal("userlist file");
 	fprintf(f, "\"%s\" \"%s\"\n\"%s\" \"%s\"\n", SCRAM_ROLE, text, MD5_ROLE, md5_hash);
 	fclose(f);
 
-	upstream_listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-	if (upstream_listener < 0 || bind(upstream_listener, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
-	    listen(upstream_listener, 16) != 0 ||
-	    getsockname(upstream_listener, (struct sockaddr *)&addr, &len) != 0)
-		fatal("upstream listener");
-	snprintf(json, sizeof(json),
-		 "{\"listen\": {\"host\": \"127.0.0.1\", \"port\": 1},"
-		 " \"upstream\": {\"host\": \"127.0.0.1\", \"port\": %d, \"sslmode\": \"disable\"},"
-		 " \"auth\": {\"mode\": \"terminate\", \"userlist_file\": \"%s\"}}",
-		 ntohs(addr.sin_port), path);
-	config_init_defaults(&cfg);
-	if (!config_parse(&cfg, json, &cerr))
-		fatal(cerr.msg);
-	cfg.workers = 1;
-	log_configure(getenv("FUZZ_SESSION_LOG") ? LOG_DEBUG : LOG_ERROR, LOG_FORMAT_TEXT);
-	rt.snap = snapshot_build(&cfg, err, sizeof(err));
+	snprintf(extra, sizeof(extra), ", \"auth\": {\"mode\": \"terminate\", \"userlist_file\": \"%s\"}",
+		 path);
+	fuzz_env_setup("fuzz_auth_session", extra);
 	unlink(path); /* loaded into the snapshot */
-	if (!rt.snap)
-		fatal(err);
-	((struct sockaddr_in *)&rt.snap->listen_addr)->sin_port = 0;
-	if (!worker_init(&worker, 0, rt.snap, &session_hooks, err, sizeof(err)))
-		fatal(err);
-	rt.workers = &worker;
-	rt.n_workers = 1;
 }
 
 /* ---- byte streams ---------------------------------------------------------- */
@@ -402,31 +367,29 @@ static void server_step(struct server *sv, struct buf *in, struct buf *out)
 
 /* ---- the run ---------------------------------------------------------------------- */
 
+/* Before it is READY, a session waits on a timer. */
+static void check_session(const struct session *s)
+{
+	if (s->state != SESSION_READY)
+		FUZZ_CHECK(s->timer && evtimer_pending(s->timer, NULL));
+}
+
 static void check_sessions(void)
 {
-	int n = 0;
-
-	for (const struct session *s = worker.sessions; s; s = s->next) {
-		FUZZ_CHECK((unsigned)s->state <= SESSION_CLOSING);
-		FUZZ_CHECK((unsigned)session_activity(s) < SESSION_ACT_N);
-		if (s->state != SESSION_READY)
-			FUZZ_CHECK(s->timer && evtimer_pending(s->timer, NULL));
-		n++;
-	}
-	FUZZ_CHECK(n == worker.n_sessions);
+	fuzz_env_check_sessions(check_session);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int initialized;
-	struct sockaddr_in peer = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct buf c_out = { 0 }, c_in = { 0 }, s_out = { 0 }, s_in = { 0 };
 	struct client cl = { 0 };
 	struct server sv = { 0 };
 	const uint8_t *client_bytes, *server_bytes;
 	size_t client_len, server_len;
+	struct fuzz_input in;
 	bool raw_client, honest_server, unknown, connected_in_auth = false;
-	int pair[2], server_fd = -1, quiet = 0;
+	int client_fd, server_fd = -1, quiet = 0;
 	uint8_t ctl;
 	const char *role;
 
@@ -437,10 +400,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 3)
 		return 0;
 	ctl = data[0];
-	client_len = MIN((size_t)(data[1] << 8 | data[2]), size - 3);
-	client_bytes = data + 3;
-	server_bytes = client_bytes + client_len;
-	server_len = size - 3 - client_len;
+	in = fuzz_env_split(data, size, 3, (size_t)(data[1] << 8 | data[2]));
+	client_bytes = in.client;
+	client_len = in.client_len;
+	server_bytes = in.server;
+	server_len = in.server_len;
 	cl.md5 = ctl & 1;
 	cl.wrong = ctl & 2;
 	unknown = ctl & 4;
@@ -470,22 +434,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!honest_server)
 		buf_add(&s_out, server_bytes, server_len);
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, pair) != 0)
-		fatal("socketpair");
-	session_accept(&worker, pair[0], (struct sockaddr *)&peer, sizeof(peer));
+	client_fd = fuzz_env_session_start();
 	check_sessions();
 
-	for (int turn = 0; turn < TURNS && worker.n_sessions > 0; turn++) {
+	for (int turn = 0; turn < TURNS && fuzz_worker.n_sessions > 0; turn++) {
 		bool moved = false;
 
-		pump_out(pair[1], &c_out);
-		if (server_fd < 0 && (server_fd = accept(upstream_listener, NULL, NULL)) >= 0) {
+		pump_out(client_fd, &c_out);
+		if (server_fd < 0 && (server_fd = fuzz_env_accept_upstream()) >= 0) {
 			int one = 1;
 
 			/* Nagle would hold a message's second piece back for the proxy's delayed ACK. */
 			(void)setsockopt(server_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 			/* Upstream only once the client is in. */
-			for (const struct session *s = worker.sessions; s; s = s->next)
+			for (const struct session *s = fuzz_worker.sessions; s; s = s->next)
 				connected_in_auth |= s->state == SESSION_CLIENT_AUTH;
 		}
 		if (server_fd >= 0) {
@@ -494,10 +456,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				server_step(&sv, &s_in, &s_out);
 			pump_out(server_fd, &s_out);
 		}
-		moved |= pump_in(pair[1], &c_in);
+		moved |= pump_in(client_fd, &c_in);
 		if (!raw_client)
 			client_step(&cl, &c_in, &c_out);
-		event_base_loop(worker.base, EVLOOP_NONBLOCK);
+		event_base_loop(fuzz_worker.base, EVLOOP_NONBLOCK);
 		check_sessions();
 		/*
 		 * Nothing more to say and nothing heard for a while: both peers hang
@@ -505,14 +467,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		 */
 		if (c_out.off == c_out.len && (server_fd < 0 || s_out.off == s_out.len) && !moved &&
 		    (raw_client || cl.got_ok || cl.got_fatal || cl.stuck) && ++quiet == 12) {
-			shutdown(pair[1], SHUT_WR);
+			shutdown(client_fd, SHUT_WR);
 			if (server_fd >= 0)
 				shutdown(server_fd, SHUT_WR);
 		}
 	}
-	while (worker.sessions)
-		session_free(worker.sessions);
-	pump_in(pair[1], &c_in);
+	fuzz_env_sessions_free();
+	pump_in(client_fd, &c_in);
 	if (!raw_client)
 		client_step(&cl, &c_in, &c_out);
 
@@ -530,19 +491,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!raw_client && honest_server && !cl.wrong && !unknown && !cl.tampered)
 		FUZZ_CHECK(cl.got_ok);
 
-	FUZZ_CHECK(worker.n_sessions == 0);
-	FUZZ_CHECK(atomic_load(&rt.clients) == 0);
 	scram_client_free(cl.scram);
 	scram_server_free(sv.scram);
 	free(c_out.p);
 	free(c_in.p);
 	free(s_out.p);
 	free(s_in.p);
-	close(pair[1]);
-	if (server_fd >= 0)
-		close(server_fd);
-	for (int fd; (fd = accept(upstream_listener, NULL, NULL)) >= 0;)
-		close(fd);
-	event_base_loop(worker.base, EVLOOP_NONBLOCK);
+	fuzz_env_finish(client_fd, server_fd);
 	return 0;
 }

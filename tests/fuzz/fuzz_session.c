@@ -34,8 +34,6 @@
  *     count, nothing parked, and no cancel key of it left behind (plus
  *     LeakSanitizer's own check of every allocation).
  */
-#include <errno.h>
-#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,13 +43,11 @@
 
 #include "backend_keys.h"
 #include "park.h"
-#include "pgvalve/config.h"
-#include "pgvalve/log.h"
 #include "pgvalve/pgwire.h"
-#include "runtime.h"
 #include "session.h"
 #include "worker.h"
 #include "fuzz_check.h"
+#include "fuzz_session_env.h"
 
 #define CHUNK 97 /* bytes per side per loop turn: odd, so headers split */
 #define TURNS 600
@@ -61,47 +57,12 @@
 #define PLUS "SCRAM-SHA-256-PLUS"
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 
-static struct worker worker;
-static int upstream_listener = -1;
-
-static void fatal(const char *what)
-{
-	fprintf(stderr, "fuzz_session setup: %s: %s\n", what, strerror(errno));
-	abort();
-}
-
 static void setup(void)
 {
-	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(addr);
-	struct config cfg;
-	char err[256], upstream[512];
-	struct config_error cerr;
+	char extra[128];
 
-	upstream_listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-	if (upstream_listener < 0 || bind(upstream_listener, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
-	    listen(upstream_listener, 16) != 0 ||
-	    getsockname(upstream_listener, (struct sockaddr *)&addr, &len) != 0)
-		fatal("upstream listener");
-	snprintf(upstream, sizeof(upstream),
-		 "{\"listen\": {\"host\": \"127.0.0.1\", \"port\": 1},"
-		 " \"upstream\": {\"host\": \"127.0.0.1\", \"port\": %d, \"sslmode\": \"disable\"},"
-		 " \"limits\": {\"max_message_bytes\": %d}}",
-		 ntohs(addr.sin_port), MAX_MESSAGE);
-	config_init_defaults(&cfg);
-	if (!config_parse(&cfg, upstream, &cerr))
-		fatal(cerr.msg);
-	cfg.workers = 1;
-	log_configure(getenv("FUZZ_SESSION_LOG") ? LOG_DEBUG : LOG_ERROR, LOG_FORMAT_TEXT);
-	rt.snap = snapshot_build(&cfg, err, sizeof(err));
-	if (!rt.snap)
-		fatal(err);
-	/* The worker's own listener is never used (sessions are handed in): any free port. */
-	((struct sockaddr_in *)&rt.snap->listen_addr)->sin_port = 0;
-	if (!worker_init(&worker, 0, rt.snap, &session_hooks, err, sizeof(err)))
-		fatal(err);
-	rt.workers = &worker;
-	rt.n_workers = 1;
+	snprintf(extra, sizeof(extra), ", \"limits\": {\"max_message_bytes\": %d}", MAX_MESSAGE);
+	fuzz_env_setup("fuzz_session", extra);
 }
 
 /* ---- the hold ------------------------------------------------------------- */
@@ -157,9 +118,9 @@ static void hold_publish(const struct hold_set *set)
 {
 	struct hold_apply a = { .set = set, .list_parked = true };
 
-	park_apply_holds_job(&worker, &a);
+	park_apply_holds_job(&fuzz_worker, &a);
 	for (int i = 0; i < a.n_parked_refs; i++)
-		park_recheck_job(&worker, &a.parked_refs[i].session_id);
+		park_recheck_job(&fuzz_worker, &a.parked_refs[i].session_id);
 	free(a.parked_refs);
 }
 
@@ -337,29 +298,25 @@ static void collect(int fd, struct sink *s)
 	}
 }
 
+/* A session's park state agrees with its activity, and every wait has a deadline. */
+static void check_session(const struct session *s)
+{
+	enum session_activity a = session_activity(s);
+
+	FUZZ_CHECK((a == SESSION_ACT_PARKED) == (s->park.state == PARK_PARKED) || a == SESSION_ACT_CLOSING);
+	FUZZ_CHECK(s->park.state != PARK_PARKED || s->state == SESSION_READY || s->state == SESSION_LOGIN);
+	FUZZ_CHECK(s->park.state != PARK_CANCELED);
+	FUZZ_CHECK(s->c2s.track_all == (s->park.state == PARK_DISCARDING));
+	/* Every wait has a deadline: login, connect, max_wait_ms, the last words. */
+	if (s->state != SESSION_READY || s->park.state == PARK_PARKED)
+		FUZZ_CHECK(s->timer && evtimer_pending(s->timer, NULL));
+}
+
 /* Every session in a valid state, and the parked list just the parked ones. */
 static void check_sessions(void)
 {
-	int n = 0;
-
-	for (const struct session *s = worker.sessions; s; s = s->next) {
-		enum session_activity a = session_activity(s);
-
-		FUZZ_CHECK((unsigned)s->state <= SESSION_CLOSING);
-		FUZZ_CHECK((unsigned)a < SESSION_ACT_N);
-		FUZZ_CHECK((a == SESSION_ACT_PARKED) == (s->park.state == PARK_PARKED) ||
-			   a == SESSION_ACT_CLOSING);
-		FUZZ_CHECK(s->park.state != PARK_PARKED || s->state == SESSION_READY ||
-			   s->state == SESSION_LOGIN);
-		FUZZ_CHECK(s->park.state != PARK_CANCELED);
-		FUZZ_CHECK(s->c2s.track_all == (s->park.state == PARK_DISCARDING));
-		/* Every wait has a deadline: login, connect, max_wait_ms, the last words. */
-		if (s->state != SESSION_READY || s->park.state == PARK_PARKED)
-			FUZZ_CHECK(s->timer && evtimer_pending(s->timer, NULL));
-		n++;
-	}
-	FUZZ_CHECK(n == worker.n_sessions);
-	FUZZ_CHECK(park_list_consistent(&worker));
+	fuzz_env_check_sessions(check_session);
+	FUZZ_CHECK(park_list_consistent(&fuzz_worker));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -367,8 +324,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static int initialized;
 	const uint8_t *client_bytes, *server_bytes;
 	size_t client_len, server_len, client_sent = 0, server_sent = 0, head = 2;
-	int pair[2], server_fd = -1, k;
-	struct sockaddr_in peer = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int client_fd, server_fd = -1, k;
+	struct fuzz_input in;
 	struct hold_ctl ctl = { 0 };
 	struct held held = { 0 };
 	struct expect x;
@@ -390,19 +347,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ctl.cancel = size & 1;
 		head = 3;
 	}
-	if (client_len > size - head)
-		client_len = size - head;
-	client_bytes = data + head;
-	server_bytes = client_bytes + client_len;
-	server_len = size - head - client_len;
+	in = fuzz_env_split(data, size, head, client_len);
+	client_bytes = in.client;
+	client_len = in.client_len;
+	server_bytes = in.server;
+	server_len = in.server_len;
 	expect_server(&x, server_bytes, server_len);
 	k = negotiations(client_bytes, client_len, &v3);
 
 	if (ctl.present && !ctl.late)
 		hold_publish(held.set);
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, pair) != 0)
-		fatal("socketpair");
-	session_accept(&worker, pair[0], (struct sockaddr *)&peer, sizeof(peer));
+	client_fd = fuzz_env_session_start();
 	check_sessions();
 
 	/*
@@ -410,53 +365,52 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * and interleaved; the client hangs up only after the server has said all
 	 * it had, so replies reach the proxy before the session ends.
 	 */
-	for (int turn = 0, quiet = 0; turn < TURNS && worker.n_sessions > 0; turn++) {
+	for (int turn = 0, quiet = 0; turn < TURNS && fuzz_worker.n_sessions > 0; turn++) {
 		bool waiting, waiting_timer;
 
 		if (ctl.present && ctl.late && turn == HOLD_LATE_TURN)
 			hold_publish(held.set);
 		if (ctl.present && ctl.release && turn == HOLD_RELEASE_TURN)
 			hold_publish(NULL);
-		/* A CancelRequest naming the session, as the cancel job runs it on the owning worker. */
-		if (ctl.cancel && !cancelled && worker.parked.head &&
-		    worker.parked.head->state == SESSION_READY) {
+		/* A CancelRequest naming the session, as the cancel job runs it on the owning fuzz_worker. */
+		if (ctl.cancel && !cancelled && fuzz_worker.parked.head &&
+		    fuzz_worker.parked.head->state == SESSION_READY) {
 			cancelled = true;
-			FUZZ_CHECK(park_cancel(&worker, worker.parked.head->id));
+			FUZZ_CHECK(park_cancel(&fuzz_worker, fuzz_worker.parked.head->id));
 			check_sessions();
 		}
-		client_sent += push(pair[1], client_bytes + client_sent,
+		client_sent += push(client_fd, client_bytes + client_sent,
 				    MIN(CHUNK, client_len - client_sent));
 		if (server_fd < 0)
-			server_fd = accept(upstream_listener, NULL, NULL);
+			server_fd = fuzz_env_accept_upstream();
 		if (server_fd >= 0) {
 			server_sent += push(server_fd, server_bytes + server_sent,
 					    MIN(CHUNK, server_len - server_sent));
 			drain(server_fd);
 		}
 		/* A parked unit is given the time its hold says before both sides hang up. */
-		waiting = worker.parked.n > 0 && ctl.release && turn < HOLD_RELEASE_TURN;
+		waiting = fuzz_worker.parked.n > 0 && ctl.release && turn < HOLD_RELEASE_TURN;
 		waiting_timer = false;
-		for (const struct session *s = worker.parked.head; s && ctl.short_wait; s = s->park.next)
+		for (const struct session *s = fuzz_worker.parked.head; s && ctl.short_wait; s = s->park.next)
 			waiting_timer |= s->state == SESSION_READY; /* before login: the login deadline */
 		waiting |= waiting_timer;
 		if (client_sent == client_len && (server_fd < 0 || server_sent == server_len) && !waiting &&
 		    ++quiet == 8) {
-			shutdown(pair[1], SHUT_WR);
+			shutdown(client_fd, SHUT_WR);
 			if (server_fd >= 0)
 				shutdown(server_fd, SHUT_WR);
 		}
-		collect(pair[1], &got);
+		collect(client_fd, &got);
 		/* Waiting on max_wait_ms: block until the timer (a few ms) or anything else fires. */
-		event_base_loop(worker.base, waiting_timer ? EVLOOP_ONCE : EVLOOP_NONBLOCK);
+		event_base_loop(fuzz_worker.base, waiting_timer ? EVLOOP_ONCE : EVLOOP_NONBLOCK);
 		check_sessions();
 		hung_up = quiet;
 	}
 	/* Both peers hung up: the session noticed and ended on its own, parked or not. */
-	FUZZ_CHECK(hung_up < 8 || worker.n_sessions == 0);
+	FUZZ_CHECK(hung_up < 8 || fuzz_worker.n_sessions == 0);
 	/* Else it waits on a timer (auth_ms, max_wait_ms): end it as shutdown does. */
-	while (worker.sessions)
-		session_free(worker.sessions);
-	collect(pair[1], &got);
+	fuzz_env_sessions_free();
+	collect(client_fd, &got);
 
 	if (v3 && server_fd >= 0) {
 		/* Logged in (or trying): the negotiation answers, then the server's stream. */
@@ -480,10 +434,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 
-	/* Nothing of the session is left behind. */
-	FUZZ_CHECK(worker.n_sessions == 0);
-	FUZZ_CHECK(atomic_load(&rt.clients) == 0);
-	FUZZ_CHECK(worker.parked.n == 0 && worker.parked.head == NULL && worker.parked.tail == NULL);
+	/* Nothing of the session is left behind (and fuzz_env_finish checks the rest). */
+	FUZZ_CHECK(fuzz_worker.parked.n == 0 && fuzz_worker.parked.head == NULL &&
+		   fuzz_worker.parked.tail == NULL);
 	for (int i = 0; i < x.n_keys; i++)
 		FUZZ_CHECK(!backend_keys_find(x.keys[i][0], x.keys[i][1], NULL));
 
@@ -493,12 +446,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(held.set);
 	free(x.out);
 	free(got.p);
-	close(pair[1]);
-	if (server_fd >= 0)
-		close(server_fd);
-	/* Cancel forwards may have opened upstream connections: take and drop them. */
-	for (int fd; (fd = accept(upstream_listener, NULL, NULL)) >= 0;)
-		close(fd);
-	event_base_loop(worker.base, EVLOOP_NONBLOCK);
+	fuzz_env_finish(client_fd, server_fd);
 	return 0;
 }
