@@ -33,9 +33,8 @@ static void add(PGconn *c, int64_t id, const char *kind, cJSON *doc)
 static char *violation_query(PGconn *c, const char *table, const char *name)
 {
 	struct strbuf q = { 0 };
-	const char *params[2] = { table, name };
 	struct db_error err;
-	char *sql, *out = NULL;
+	char *out = NULL;
 	PGresult *r;
 
 	strbuf_put(&q,
@@ -54,12 +53,8 @@ static char *violation_query(PGconn *c, const char *table, const char *name)
 	selftest_cols_sql(&q, "con", "conrelid", "conkey", "'%I IS NOT NULL'", "' AND '");
 	strbuf_put(&q, ", ");
 	selftest_cols_sql(&q, "con", "conrelid", "conkey", "'%I'", "', '");
-	strbuf_put(&q,
-		   ") END FROM pg_catalog.pg_constraint con WHERE con.conrelid = $1::regclass AND "
-		   "con.conname = $2");
-	sql = strbuf_take(&q);
-	r = db_query(c, sql, 2, params, &err);
-	free(sql);
+	strbuf_put(&q, ") END");
+	r = selftest_constraint_query(c, &q, table, name, &err);
 	if (r && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
 		out = xstrdup(PQgetvalue(r, 0, 0));
 	PQclear(r);

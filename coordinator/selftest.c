@@ -92,22 +92,44 @@ void selftest_cols_sql(struct strbuf *b, const char *alias, const char *rel, con
 	free(s);
 }
 
+PGresult *selftest_constraint_query(PGconn *c, struct strbuf *q, const char *table, const char *name,
+				    struct db_error *err)
+{
+	const char *params[2] = { table, name };
+	char *sql;
+	PGresult *r;
+
+	strbuf_put(q,
+		   " FROM pg_catalog.pg_constraint con WHERE con.conrelid = $1::regclass AND "
+		   "con.conname = $2");
+	sql = strbuf_take(q);
+	r = db_query(c, sql, 2, params, err);
+	free(sql);
+	return r;
+}
+
 /* Reads what the checks need from the catalog; false (reported in 'o') when it is not there. */
 static bool load_target(PGconn *c, struct target *t, struct outcome *o)
 {
+	/* The constraint's own columns (conkey), as each check writes them: columns 3 to 7. */
+	static const struct {
+		const char *fmt, *sep;
+	} lists[] = {
+		{ "'%I'", "', '" },
+		{ "'o.%I'", "', '" },
+		{ "'%I IS NOT NULL'", "' AND '" },
+		{ "'o.%I IS NOT NULL'", "' AND '" },
+		{ "'c.%I'", "', '" },
+	};
 	struct strbuf q = { 0 };
-	char *sql;
+	struct db_error err;
+	PGresult *r;
 
-	strbuf_put(&q, "SELECT con.contype, con.confdeltype, cardinality(con.conkey), ");
-	selftest_cols_sql(&q, "con", "conrelid", "conkey", "'%I'", "', '");
-	strbuf_put(&q, ", ");
-	selftest_cols_sql(&q, "con", "conrelid", "conkey", "'o.%I'", "', '");
-	strbuf_put(&q, ", ");
-	selftest_cols_sql(&q, "con", "conrelid", "conkey", "'%I IS NOT NULL'", "' AND '");
-	strbuf_put(&q, ", ");
-	selftest_cols_sql(&q, "con", "conrelid", "conkey", "'o.%I IS NOT NULL'", "' AND '");
-	strbuf_put(&q, ", ");
-	selftest_cols_sql(&q, "con", "conrelid", "conkey", "'c.%I'", "', '");
+	strbuf_put(&q, "SELECT con.contype, con.confdeltype, cardinality(con.conkey)");
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		strbuf_put(&q, ", ");
+		selftest_cols_sql(&q, "con", "conrelid", "conkey", lists[i].fmt, lists[i].sep);
+	}
 	strbuf_put(&q, ", CASE WHEN con.confrelid <> 0 THEN con.confrelid::regclass::text END, ");
 	selftest_cols_sql(&q, "con", "confrelid", "confkey", "'p.%I'", "', '");
 	strbuf_put(&q,
@@ -124,18 +146,10 @@ static bool load_target(PGconn *c, struct target *t, struct outcome *o)
 	selftest_cols_sql(&q, "o", "conrelid", "conkey", "'o.%I'", "', '");
 	strbuf_put(&q, ", ");
 	selftest_cols_sql(&q, "o", "confrelid", "confkey", "'p.%I'", "', '");
-	strbuf_put(
-		&q,
-		"), '') FROM pg_catalog.pg_constraint o WHERE o.contype = 'f' AND o.confrelid = "
-		"con.confrelid AND o.oid <> con.oid AND o.confdeltype IN ('a', 'r')) "
-		"FROM pg_catalog.pg_constraint con WHERE con.conrelid = $1::regclass AND con.conname = $2");
-	sql = strbuf_take(&q);
-	const char *params[2] = { t->table, t->k->name };
-	struct db_error err;
-	PGresult *r = db_query(c, sql, 2, params, &err);
-
-	free(sql);
-
+	strbuf_put(&q,
+		   "), '') FROM pg_catalog.pg_constraint o WHERE o.contype = 'f' AND o.confrelid = "
+		   "con.confrelid AND o.oid <> con.oid AND o.confdeltype IN ('a', 'r'))");
+	r = selftest_constraint_query(c, &q, t->table, t->k->name, &err);
 	if (!r || PQntuples(r) == 0) {
 		o->result = "inconclusive";
 		snprintf(o->detail, sizeof(o->detail), "the constraint is not in the catalog%s%.400s",

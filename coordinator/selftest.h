@@ -40,4 +40,13 @@ int selftest_run(PGconn *c, int64_t id, const struct plan *p, int lock_timeout_m
 void selftest_cols_sql(struct strbuf *b, const char *alias, const char *rel, const char *arr, const char *fmt,
 		       const char *sep);
 
+/*
+ * Runs the SELECT list in 'q' (taken) over the pg_constraint row "con" of
+ * constraint 'name' on 'table' (quoted, read as regclass): this appends the
+ * FROM and WHERE and binds both as parameters. Returns the result (no row:
+ * no such constraint), or NULL with 'err' filled. Also evidence.c's.
+ */
+PGresult *selftest_constraint_query(PGconn *c, struct strbuf *q, const char *table, const char *name,
+				    struct db_error *err);
+
 #endif
