@@ -7,6 +7,7 @@
 
 #include "pgvalve/md5_auth.h"
 #include "pgvalve/scram.h"
+#include "pgvalve/secret.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -187,8 +188,7 @@ struct verifier_list *verifier_list_parse(const char *text, size_t len, char *er
 			if (!ne) {
 				list_fail(err, errlen, "out of memory");
 				free(e.name);
-				OPENSSL_cleanse(e.secret, strlen(e.secret));
-				free(e.secret);
+				secret_free(e.secret);
 				goto fail;
 			}
 			l->entries = ne;
@@ -276,8 +276,7 @@ void verifier_list_free(struct verifier_list *l)
 		return;
 	for (size_t i = 0; i < l->n; i++) {
 		free(l->entries[i].name);
-		OPENSSL_cleanse(l->entries[i].secret, strlen(l->entries[i].secret));
-		free(l->entries[i].secret);
+		secret_free(l->entries[i].secret);
 	}
 	free(l->entries);
 	free(l);

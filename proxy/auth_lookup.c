@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "pgvalve/clock.h"
+#include "pgvalve/secret.h"
 #include "runtime.h"
 #include "session.h"
 #include "worker.h"
@@ -97,10 +98,7 @@ static uint32_t cache_hash(const char *user, const char *dbname)
 
 static void entry_forget(struct cache_entry *e)
 {
-	if (e->text) {
-		OPENSSL_cleanse(e->text, strlen(e->text));
-		free(e->text);
-	}
+	secret_free(e->text);
 	e->text = NULL;
 	e->valid = false;
 }
@@ -184,10 +182,7 @@ static void cache_store(struct auth_lookup *l, const char *user, const char *dbn
 		if (k->n >= AUTH_CACHE_MAX)
 			entry_remove(k, k->lru_tail);
 		if (!(e = calloc(1, sizeof(*e)))) {
-			if (copy) {
-				OPENSSL_cleanse(copy, strlen(copy));
-				free(copy);
-			}
+			secret_free(copy);
 			return;
 		}
 		e->hash = cache_hash(user, dbname);
@@ -263,10 +258,7 @@ bool auth_cache_drop(struct session *s, const char *dbname, unsigned long gen, b
 
 static void forget_result(struct lookup_conn *c)
 {
-	if (c->text) {
-		OPENSSL_cleanse(c->text, strlen(c->text));
-		free(c->text);
-	}
+	secret_free(c->text);
 	c->text = NULL;
 	c->got_row = false;
 	c->error[0] = '\0';

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pgvalve/secret.h"
 #include "pgvalve/token_file.h"
 #include "pgvalve/verifier.h"
 #include "tls.h"
@@ -132,10 +133,7 @@ void snapshot_free(struct snapshot *snap)
 		SSL_CTX_free(snap->upstream_tls[i]);
 	SSL_CTX_free(snap->client_tls);
 	verifier_list_free(snap->userlist);
-	if (snap->lookup_password) {
-		OPENSSL_cleanse(snap->lookup_password, strlen(snap->lookup_password));
-		free(snap->lookup_password);
-	}
+	secret_free(snap->lookup_password);
 	config_free(&snap->cfg);
 	free(snap);
 }
