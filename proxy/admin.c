@@ -162,6 +162,55 @@ static cJSON *read_json_body(struct evhttp_request *req)
 	return doc;
 }
 
+/*
+ * A lease renewal's body (POST .../{id}/renew) for something whose lease is
+ * now 'current_ms': the new lease in '*lease_ms', or false once the request
+ * is answered (no JSON, or a bad lease_ms: 400).
+ */
+static bool read_renew(struct evhttp_request *req, int64_t current_ms, int64_t *lease_ms)
+{
+	cJSON *body = read_json_body(req);
+	char err[256];
+	bool ok;
+
+	if (!body)
+		return false;
+	ok = admin_body_renew(body, current_ms, lease_ms, err, sizeof(err));
+	cJSON_Delete(body);
+	if (!ok)
+		reply_error(req, 400, err);
+	return ok;
+}
+
+/*
+ * The id at the start of 'rest' ("{id}" or "{id}/..." after /holds/ or
+ * /observe/) into 'id', '*slash' at what follows it (NULL: nothing). False:
+ * no id, or one too long to be any (the caller answers 404).
+ */
+static bool path_id(const char *rest, char id[ADMIN_HOLD_ID_MAX], const char **slash)
+{
+	size_t idlen;
+
+	*slash = strchr(rest, '/');
+	idlen = *slash ? (size_t)(*slash - rest) : strlen(rest);
+	if (idlen == 0 || idlen >= ADMIN_HOLD_ID_MAX)
+		return false;
+	snprintf(id, ADMIN_HOLD_ID_MAX, "%.*s", (int)idlen, rest);
+	return true;
+}
+
+/* A collection (/holds, /observe): GET lists, POST creates, any other method 405. */
+static void handle_collection(struct evhttp_request *req, void (*list)(struct evhttp_request *),
+			      void (*create)(struct evhttp_request *))
+{
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_GET)
+		list(req);
+	else if (evhttp_request_get_command(req) == EVHTTP_REQ_POST)
+		create(req);
+	else
+		reply_error(req, 405, "method not allowed");
+}
+
 static void handle_holds_list(struct evhttp_request *req)
 {
 	cJSON *doc = cJSON_CreateObject();
@@ -211,19 +260,11 @@ static void handle_holds_create(struct evhttp_request *req)
 
 static void handle_hold_renew(struct evhttp_request *req, const struct hold *h)
 {
-	cJSON *body = read_json_body(req), *doc;
+	cJSON *doc;
 	int64_t lease_ms;
-	char err[256];
-	bool ok;
 
-	if (!body)
+	if (!read_renew(req, h->lease_ms, &lease_ms))
 		return;
-	ok = admin_body_renew(body, h->lease_ms, &lease_ms, err, sizeof(err));
-	cJSON_Delete(body);
-	if (!ok) {
-		reply_error(req, 400, err);
-		return;
-	}
 	(void)hold_registry_renew(h->id, lease_ms);
 	doc = cJSON_CreateObject();
 	cJSON_AddStringToObject(doc, ADMIN_HOLD_ID, h->id);
@@ -234,19 +275,12 @@ static void handle_hold_renew(struct evhttp_request *req, const struct hold *h)
 static void handle_hold_path(struct evhttp_request *req, const char *rest)
 {
 	char id[ADMIN_HOLD_ID_MAX];
-	const char *slash = strchr(rest, '/');
-	size_t idlen = slash ? (size_t)(slash - rest) : strlen(rest);
+	const char *slash;
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	const struct hold *h;
 	cJSON *doc;
 
-	if (idlen == 0 || idlen >= ADMIN_HOLD_ID_MAX) {
-		reply_error(req, 404, "no such hold");
-		return;
-	}
-	snprintf(id, sizeof(id), "%.*s", (int)idlen, rest);
-	h = hold_registry_peek(id);
-	if (!h) {
+	if (!path_id(rest, id, &slash) || !(h = hold_registry_peek(id))) {
 		reply_error(req, 404, "no such hold");
 		return;
 	}
@@ -507,36 +541,21 @@ static void handle_observe_create(struct evhttp_request *req)
 /* /observe/{id}: GET, DELETE; /observe/{id}/renew: POST. */
 static void handle_observe_path(struct evhttp_request *req, const char *rest)
 {
-	char id[ADMIN_HOLD_ID_MAX], err[256];
-	const char *slash = strchr(rest, '/');
-	size_t idlen = slash ? (size_t)(slash - rest) : strlen(rest);
+	char id[ADMIN_HOLD_ID_MAX];
+	const char *slash;
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	const struct observation *o;
-	cJSON *doc, *body;
+	cJSON *doc;
 	int64_t lease_ms;
-	bool ok;
 
-	if (idlen == 0 || idlen >= ADMIN_HOLD_ID_MAX) {
-		reply_error(req, 404, "no such observation");
-		return;
-	}
-	snprintf(id, sizeof(id), "%.*s", (int)idlen, rest);
-	o = observe_registry_peek(id);
-	if (!o) {
+	if (!path_id(rest, id, &slash) || !(o = observe_registry_peek(id))) {
 		reply_error(req, 404, "no such observation");
 		return;
 	}
 	doc = cJSON_CreateObject();
 	if (slash && strcmp(slash, ADMIN_PATH_RENEW_SUFFIX) == 0 && cmd == EVHTTP_REQ_POST) {
-		if (!(body = read_json_body(req))) {
+		if (!read_renew(req, o->lease_ms, &lease_ms)) {
 			cJSON_Delete(doc);
-			return;
-		}
-		ok = admin_body_renew(body, o->lease_ms, &lease_ms, err, sizeof(err));
-		cJSON_Delete(body);
-		if (!ok) {
-			cJSON_Delete(doc);
-			reply_error(req, 400, err);
 			return;
 		}
 		(void)observe_registry_renew(id, lease_ms);
@@ -728,12 +747,7 @@ static void route(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (strcmp(path, ADMIN_PATH_HOLDS) == 0) {
-		if (evhttp_request_get_command(req) == EVHTTP_REQ_GET)
-			handle_holds_list(req);
-		else if (evhttp_request_get_command(req) == EVHTTP_REQ_POST)
-			handle_holds_create(req);
-		else
-			reply_error(req, 405, "method not allowed");
+		handle_collection(req, handle_holds_list, handle_holds_create);
 		return;
 	}
 	if (strncmp(path, ADMIN_PATH_HOLDS_PREFIX, strlen(ADMIN_PATH_HOLDS_PREFIX)) == 0) {
@@ -741,12 +755,7 @@ static void route(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (strcmp(path, ADMIN_PATH_OBSERVE) == 0) {
-		if (evhttp_request_get_command(req) == EVHTTP_REQ_GET)
-			handle_observe_list(req);
-		else if (evhttp_request_get_command(req) == EVHTTP_REQ_POST)
-			handle_observe_create(req);
-		else
-			reply_error(req, 405, "method not allowed");
+		handle_collection(req, handle_observe_list, handle_observe_create);
 		return;
 	}
 	if (strncmp(path, ADMIN_PATH_OBSERVE_PREFIX, strlen(ADMIN_PATH_OBSERVE_PREFIX)) == 0) {
