@@ -46,6 +46,12 @@ static int is_word_char(int ch)
 	return isalpha(ch) || ch == '_';
 }
 
+/* A rule's subject: a word that may hold digits (write_p99). */
+static int is_subject_char(int ch)
+{
+	return isalnum(ch) || ch == '_';
+}
+
 static int is_number_char(int ch)
 {
 	return isdigit(ch) || ch == '.';
@@ -319,7 +325,7 @@ bool watch_rule_parse(const char *text, struct watch_rule *out, char *err, size_
 	textscan_skip_blanks(&c);
 	if (!*c.p)
 		return textscan_fail(&c, "empty; expected %s", RULE_FORMS);
-	(void)take(&c, is_word_char, subject, sizeof(subject)); /* cut: no subject */
+	(void)take(&c, is_subject_char, subject, sizeof(subject)); /* cut: no subject */
 	if (strcasecmp(subject, "constraint_violations") == 0)
 		ok = parse_violations(&c, out);
 	else if (strcasecmp(subject, "errors") == 0)
