@@ -97,8 +97,8 @@ static void table_name(const struct qname *q, char *out, size_t cap)
 	snprintf(out, cap, "%s%s%s", q->schema, q->schema[0] ? "." : "", q->name);
 }
 
-bool latency_observe_start(struct latency_obs *ob, const struct options *o, int64_t migration_id,
-			   const struct qname *tables, int n)
+bool apply_latency_observe_start(struct latency_obs *ob, const struct options *o, int64_t migration_id,
+				 const struct qname *tables, int n)
 {
 	struct proxy_fleet f;
 	cJSON *arr;
@@ -147,7 +147,7 @@ bool latency_observe_start(struct latency_obs *ob, const struct options *o, int6
 	return true;
 }
 
-void latency_observe_stop(struct latency_obs *ob)
+void apply_latency_observe_stop(struct latency_obs *ob)
 {
 	struct proxy_fleet f;
 	char path[256], err[256];
@@ -179,7 +179,7 @@ void latency_observe_stop(struct latency_obs *ob)
 	ob->body = NULL;
 }
 
-int latency_observed_s(const struct latency_obs *ob)
+int apply_latency_observed_s(const struct latency_obs *ob)
 {
 	return ob->body ? (int)((clock_mono_ms() - ob->started_ms) / 1000) : 0;
 }
@@ -204,8 +204,8 @@ static void merge_kind(struct latency_hist *h, const cJSON *kind)
 		h->max_us = (uint64_t)(max->valuedouble * 1000.0 + 0.5);
 }
 
-bool latency_read(const struct latency_obs *ob, int window_s, struct latency_reading *out, char *err,
-		  size_t errlen)
+bool apply_latency_read(const struct latency_obs *ob, int window_s, struct latency_reading *out, char *err,
+			size_t errlen)
 {
 	const cJSON *tables = cJSON_GetObjectItemCaseSensitive(ob->body, ADMIN_OBSERVE_TABLES), *t;
 	int status[OPTIONS_MAX_PROXIES];
@@ -257,14 +257,14 @@ bool latency_read(const struct latency_obs *ob, int window_s, struct latency_rea
 	return true;
 }
 
-void latency_reading_free(struct latency_reading *r)
+void apply_latency_reading_free(struct latency_reading *r)
 {
 	free(r->t);
 	r->t = NULL;
 	r->n = 0;
 }
 
-void latency_summarize(const struct latency_hist *h, struct watch_latency *out)
+void apply_latency_summarize(const struct latency_hist *h, struct watch_latency *out)
 {
 	static const double q[3] = { 0.50, 0.95, 0.99 };
 
@@ -274,14 +274,14 @@ void latency_summarize(const struct latency_hist *h, struct watch_latency *out)
 	out->us[WATCH_MAX] = h->count ? (int64_t)h->max_us : 0;
 }
 
-struct watch_latency_table *latency_tables(const struct latency_reading *r)
+struct watch_latency_table *apply_latency_tables(const struct latency_reading *r)
 {
 	struct watch_latency_table *t = xcalloc((size_t)r->n + 1, sizeof(*t));
 
 	for (int i = 0; i < r->n; i++) {
 		t[i].name = r->t[i].name;
 		for (int k = 0; k < WATCH_LATENCY_KINDS; k++)
-			latency_summarize(&r->t[i].h[k], &t[i].kind[k]);
+			apply_latency_summarize(&r->t[i].h[k], &t[i].kind[k]);
 	}
 	return t;
 }
@@ -300,7 +300,7 @@ static cJSON *summary_json(const struct watch_latency *s)
 	return o;
 }
 
-cJSON *latency_reading_json(const struct latency_reading *r)
+cJSON *apply_latency_reading_json(const struct latency_reading *r)
 {
 	cJSON *doc = cJSON_CreateObject(), *tables;
 
@@ -314,7 +314,7 @@ cJSON *latency_reading_json(const struct latency_reading *r)
 		for (int k = 0; k < WATCH_LATENCY_KINDS; k++) {
 			struct watch_latency s;
 
-			latency_summarize(&r->t[i].h[k], &s);
+			apply_latency_summarize(&r->t[i].h[k], &s);
 			cJSON_AddItemToObject(t, watch_latency_kind_name((enum watch_latency_kind)k),
 					      summary_json(&s));
 		}
@@ -342,14 +342,15 @@ static void put_ms(struct strbuf *b, const struct watch_latency *s, int stat)
 		putf(b, " %8s", "-");
 }
 
-void latency_report_side_by_side(const struct latency_reading *before, const struct latency_reading *after)
+void apply_latency_side_by_side(const struct latency_reading *before, const struct latency_reading *after)
 {
 	cJSON *fields = cJSON_CreateObject();
 	struct strbuf b = { 0 };
 	char *text;
 
-	cJSON_AddItemToObject(fields, "baseline", before ? latency_reading_json(before) : cJSON_CreateNull());
-	cJSON_AddItemToObject(fields, "watch", latency_reading_json(after));
+	cJSON_AddItemToObject(fields, "baseline",
+			      before ? apply_latency_reading_json(before) : cJSON_CreateNull());
+	cJSON_AddItemToObject(fields, "watch", apply_latency_reading_json(after));
 	if (before)
 		putf(&b,
 		     "table latency (ms), merged over %d prox%s: baseline the last %d s before the cutover, "
@@ -364,10 +365,10 @@ void latency_report_side_by_side(const struct latency_reading *before, const str
 		for (int k = 0; k < WATCH_LATENCY_KINDS; k++) {
 			struct watch_latency w, base = { 0 };
 
-			latency_summarize(&after->t[i].h[k], &w);
+			apply_latency_summarize(&after->t[i].h[k], &w);
 			for (int j = 0; before && j < before->n; j++)
 				if (strcmp(before->t[j].name, after->t[i].name) == 0)
-					latency_summarize(&before->t[j].h[k], &base);
+					apply_latency_summarize(&before->t[j].h[k], &base);
 			putf(&b, "\n  %-28s %-5s %9lld", after->t[i].name,
 			     watch_latency_kind_name((enum watch_latency_kind)k), (long long)base.count);
 			for (int s = 0; s < WATCH_LATENCY_STATS; s++)

@@ -23,7 +23,7 @@
 #define LATENCY_MAX_TABLES 64 /* the proxy observes at most this many tables at once */
 #define LATENCY_TABLE_NAME_MAX (2 * PLAN_NAME_MAX + 2)
 
-/* An observation on every proxy, kept alive until latency_observe_stop. */
+/* An observation on every proxy, kept alive until apply_latency_observe_stop. */
 struct latency_obs {
 	const struct options *o;
 	char id[96];
@@ -42,14 +42,14 @@ struct latency_obs {
  * too). Best effort: a proxy that does not take it is a warning. False when
  * there is nothing to observe (no proxy, no table).
  */
-bool latency_observe_start(struct latency_obs *ob, const struct options *o, int64_t migration_id,
-			   const struct qname *tables, int n);
+bool apply_latency_observe_start(struct latency_obs *ob, const struct options *o, int64_t migration_id,
+				 const struct qname *tables, int n);
 
 /* Stops the keeper and deletes the observation on every proxy (a no-op when not started). */
-void latency_observe_stop(struct latency_obs *ob);
+void apply_latency_observe_stop(struct latency_obs *ob);
 
 /* Seconds the observation has covered so far (0: not observing). */
-int latency_observed_s(const struct latency_obs *ob);
+int apply_latency_observed_s(const struct latency_obs *ob);
 
 /* One table's merged histograms, read and write. */
 struct latency_table {
@@ -72,24 +72,24 @@ struct latency_reading {
  * when nothing was measured). False, with 'err' filled, when no proxy
  * answered; a partial answer is true with out->answered < out->proxies.
  */
-bool latency_read(const struct latency_obs *ob, int window_s, struct latency_reading *out, char *err,
-		  size_t errlen) __attribute__((warn_unused_result));
-void latency_reading_free(struct latency_reading *r);
+bool apply_latency_read(const struct latency_obs *ob, int window_s, struct latency_reading *out, char *err,
+			size_t errlen) __attribute__((warn_unused_result));
+void apply_latency_reading_free(struct latency_reading *r);
 
 /* count, p50, p95, p99, max of one histogram. */
-void latency_summarize(const struct latency_hist *h, struct watch_latency *out);
+void apply_latency_summarize(const struct latency_hist *h, struct watch_latency *out);
 
 /* The reading as watch_rules.h's tables (summaries; names borrowed from 'r'); the caller frees. */
-struct watch_latency_table *latency_tables(const struct latency_reading *r);
+struct watch_latency_table *apply_latency_tables(const struct latency_reading *r);
 
 /* {window_s, proxies, answered, tables: {name: {read: {count, p50_ms, p95_ms, p99_ms, max_ms}, write}}} */
-cJSON *latency_reading_json(const struct latency_reading *r);
+cJSON *apply_latency_reading_json(const struct latency_reading *r);
 
 /*
  * The baseline ('before', NULL: none) and the watch ('after') side by side,
  * per table and kind: a "latency" event (JSON: {baseline, watch}) and for
  * people a table with what the watch added to each statistic.
  */
-void latency_report_side_by_side(const struct latency_reading *before, const struct latency_reading *after);
+void apply_latency_side_by_side(const struct latency_reading *before, const struct latency_reading *after);
 
 #endif

@@ -127,7 +127,7 @@ void evidence_latency(PGconn *c, int64_t id, const char *phase, const struct lat
 			struct watch_latency s;
 			struct db_error err;
 
-			latency_summarize(&r->t[i].h[k], &s);
+			apply_latency_summarize(&r->t[i].h[k], &s);
 			snprintf(l.phase, sizeof(l.phase), "%s", phase);
 			snprintf(l.kind, sizeof(l.kind), "%s",
 				 watch_latency_kind_name((enum watch_latency_kind)k));

@@ -416,7 +416,7 @@ static int baseline_s(const struct options *o)
  */
 static void measure_baseline(struct migration *a)
 {
-	int want = baseline_s(a->o), have = latency_observed_s(&a->obs);
+	int want = baseline_s(a->o), have = apply_latency_observed_s(&a->obs);
 	struct latency_reading r;
 	char err[512];
 
@@ -432,20 +432,20 @@ static void measure_baseline(struct migration *a)
 			"measuring each affected table's latency for a baseline: %d s before the cutover "
 			"(%d s observed so far; --baseline 0 skips it)",
 			want, have);
-		while ((have = latency_observed_s(&a->obs)) < want) {
+		while ((have = apply_latency_observed_s(&a->obs)) < want) {
 			report_progress("baseline: %d of %d s", have, want);
 			sleep(1);
 		}
 		report_progress_done();
 	}
-	if (!latency_read(&a->obs, want, &r, err, sizeof(err))) {
+	if (!apply_latency_read(&a->obs, want, &r, err, sizeof(err))) {
 		report_warning("cannot read the baseline latency", err);
-		latency_reading_free(&r);
+		apply_latency_reading_free(&r);
 		return;
 	}
-	latency_reading_free(&a->baseline_lat);
+	apply_latency_reading_free(&a->baseline_lat);
 	a->baseline_lat = r;
-	report_event("baseline_latency", latency_reading_json(&r),
+	report_event("baseline_latency", apply_latency_reading_json(&r),
 		     "baseline latency measured over the last %d s on %d of %d prox%s", r.window_s,
 		     r.answered, r.proxies, r.proxies == 1 ? "y" : "ies");
 	evidence_latency(a->ddl, a->id, "baseline", &r);
@@ -632,14 +632,14 @@ static enum watch_result watch_latency(struct migration *a, char *why, size_t ca
 	if (n == 0 || !a->obs.body)
 		return WATCH_OK;
 	for (read = 0; read < n; read++) {
-		if (!latency_read(&a->obs, spans[read], &readings[read], err, sizeof(err))) {
-			latency_reading_free(&readings[read]);
+		if (!apply_latency_read(&a->obs, spans[read], &readings[read], err, sizeof(err))) {
+			apply_latency_reading_free(&readings[read]);
 			break;
 		}
-		tables[read] = latency_tables(&readings[read]);
+		tables[read] = apply_latency_tables(&readings[read]);
 		in_spans[read] = (struct watch_latency_span){ spans[read], tables[read], readings[read].n };
 	}
-	base = latency_tables(&a->baseline_lat);
+	base = apply_latency_tables(&a->baseline_lat);
 	in.baseline = base;
 	in.n_baseline = a->baseline_lat.n;
 	in.n_spans = read;
@@ -648,7 +648,7 @@ static enum watch_result watch_latency(struct migration *a, char *why, size_t ca
 	free(base);
 	for (int i = 0; i < read; i++) {
 		free(tables[i]);
-		latency_reading_free(&readings[i]);
+		apply_latency_reading_free(&readings[i]);
 	}
 	return wr;
 }
@@ -724,14 +724,14 @@ static void record_watch_latency(struct migration *a)
 
 	if (!a->obs.body || a->o->watch_s == 0 || a->cutover_at == 0)
 		return;
-	if (!latency_read(&a->obs, watch_elapsed_s(a->cutover_at, time(NULL)), &r, err, sizeof(err))) {
+	if (!apply_latency_read(&a->obs, watch_elapsed_s(a->cutover_at, time(NULL)), &r, err, sizeof(err))) {
 		report_warning("cannot read the table latency of the watch", err);
-		latency_reading_free(&r);
+		apply_latency_reading_free(&r);
 		return;
 	}
-	latency_report_side_by_side(a->baseline_lat.n ? &a->baseline_lat : NULL, &r);
+	apply_latency_side_by_side(a->baseline_lat.n ? &a->baseline_lat : NULL, &r);
 	evidence_latency(a->ddl, a->id, "watch", &r);
-	latency_reading_free(&r);
+	apply_latency_reading_free(&r);
 }
 
 /* The client errors the proxies counted since the cutover, for `pgvalve report` (evidence.h). */
@@ -919,11 +919,11 @@ int migrate_run(struct migration *a, enum mig_state state)
 	if (state < MIG_COMMITTED && state != MIG_ROLLING_BACK && state != MIG_FAILED && a->o->watch_s > 0) {
 		struct qname tables[LATENCY_MAX_TABLES];
 
-		(void)latency_observe_start(&a->obs, a->o, a->id, tables,
-					    affected_tables(&a->p, tables, LATENCY_MAX_TABLES));
+		(void)apply_latency_observe_start(&a->obs, a->o, a->id, tables,
+						  affected_tables(&a->p, tables, LATENCY_MAX_TABLES));
 	}
 	rc = run_phases(a, state);
-	latency_observe_stop(&a->obs);
+	apply_latency_observe_stop(&a->obs);
 	return rc;
 }
 
@@ -1035,8 +1035,8 @@ done:
 
 void migrate_free(struct migration *a)
 {
-	latency_observe_stop(&a->obs);
-	latency_reading_free(&a->baseline_lat);
+	apply_latency_observe_stop(&a->obs);
+	apply_latency_reading_free(&a->baseline_lat);
 	cJSON_Delete(a->baseline);
 	free(a->done);
 	plan_free(&a->p);
