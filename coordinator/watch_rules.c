@@ -269,12 +269,16 @@ static bool parse_duration_us(struct textscan *c, const char *what, int64_t *us)
 
 	if (!parse_decimal(c, 3, what, &v))
 		return false;
-	if (accept_word(c, "ms"))
+	if (accept_word(c, "ms")) {
 		*us = v;
-	else if (accept_word(c, "s"))
+	} else if (accept_word(c, "s")) {
+		/* at most 12 digits of whole milliseconds, so it prints back in ms */
+		if (v >= 1000000000000LL)
+			return textscan_fail(c, "a latency is at most 999999999.999s");
 		*us = v * 1000;
-	else
+	} else {
 		return textscan_fail(c, "expected \"ms\" or \"s\" after the number, found \"%s\"", rest(c));
+	}
 	return true;
 }
 

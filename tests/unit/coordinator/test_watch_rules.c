@@ -673,6 +673,8 @@ static void test_latency_parse(void **state)
 		    "\"0.0001\" has more than 3 decimals (a factor (2x baseline) or a latency (10ms))");
 	parse_fails("write_p99 > 5ms in 301s", "\"in 301s\" is not a span the proxies keep (1s to 300s)");
 	parse_fails("write_p99 > 5ms and more", "unexpected \"and more\" at the end");
+	parse_fails("write_p99 > 1000000000s", "a latency is at most 999999999.999s");
+	assert_canonical("write_p99 > 999999999.999s", "write_p99 > 999999999999ms");
 }
 
 /* Latency rules are not error rules: watch_spans and watch_evaluate leave them to watch_latency_*. */
