@@ -386,6 +386,6 @@ void apply_latency_side_by_side(const struct latency_reading *before, const stru
 		}
 	}
 	text = strbuf_take(&b);
-	report_event("latency", fields, "%s", text);
+	report_event_text("latency", fields, text);
 	free(text);
 }

@@ -408,15 +408,25 @@ static int baseline_s(const struct options *o)
 	return o->watch_s < OPTIONS_BASELINE_DEFAULT_S ? o->watch_s : OPTIONS_BASELINE_DEFAULT_S;
 }
 
+/* Seconds of baseline so far: observed, and since the preparation ended. */
+static int baseline_have_s(const struct migration *a)
+{
+	int observed = apply_latency_observed_s(&a->obs);
+	int quiet = (int)((clock_mono_ms() - a->quiet_since_ms) / 1000);
+
+	return quiet < observed ? quiet : observed;
+}
+
 /*
  * Just before the cutover: each affected table's latency over the last
- * baseline_s() seconds. The observation began when apply started, so the
- * preparation and the wait for a window count; only what is left is waited
- * for here, with a progress line.
+ * baseline_s() seconds. Not while the preparation ran (index builds load the
+ * tables and would make the baseline look slow), but the wait for a window
+ * or for `pgvalve cutover` counts: only what is left is waited for here,
+ * with a progress line.
  */
 static void measure_baseline(struct migration *a)
 {
-	int want = baseline_s(a->o), have = apply_latency_observed_s(&a->obs);
+	int want = baseline_s(a->o), have = baseline_have_s(a);
 	struct latency_reading r;
 	char err[512];
 
@@ -432,7 +442,7 @@ static void measure_baseline(struct migration *a)
 			"measuring each affected table's latency for a baseline: %d s before the cutover "
 			"(%d s observed so far; --baseline 0 skips it)",
 			want, have);
-		while ((have = apply_latency_observed_s(&a->obs)) < want) {
+		while ((have = baseline_have_s(a)) < want) {
 			report_progress("baseline: %d of %d s", have, want);
 			sleep(1);
 		}
@@ -849,6 +859,7 @@ static int run_phases(struct migration *a, enum mig_state state)
 	case MIG_SNAPSHOTTED:
 		if (!prepare(a))
 			return roll_back(a, "an index the migration needs could not be built");
+		a->quiet_since_ms = clock_mono_ms();
 		/* fall through */
 	case MIG_PREPARED:
 		wait_for_cutover(a);
@@ -922,6 +933,7 @@ int migrate_run(struct migration *a, enum mig_state state)
 		(void)apply_latency_observe_start(&a->obs, a->o, a->id, tables,
 						  affected_tables(&a->p, tables, LATENCY_MAX_TABLES));
 	}
+	a->quiet_since_ms = clock_mono_ms(); /* run_phases moves it past the preparation */
 	rc = run_phases(a, state);
 	apply_latency_observe_stop(&a->obs);
 	return rc;
