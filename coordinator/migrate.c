@@ -440,7 +440,7 @@ static void measure_baseline(struct migration *a)
 		report_event(
 			"baseline", fields,
 			"measuring each affected table's latency for a baseline: %d s before the cutover "
-			"(%d s observed so far; --baseline 0 skips it)",
+			"(%d s since the preparation so far; --baseline 0 skips it)",
 			want, have);
 		while ((have = baseline_have_s(a)) < want) {
 			report_progress("baseline: %d of %d s", have, want);
