@@ -24,7 +24,7 @@
 #define KEEP_EVERY_MS 2000
 #define REQUEST_TIMEOUT_MS 3000
 
-/* The observation on the proxies of 'f' that do not have it: POST (409: an earlier run's, same id). */
+/* Places the observation on 'n' proxies (POST; a 409 is an earlier run's of the same id); how many took it. */
 static int place(const struct latency_obs *ob, struct proxy *const *p, int n)
 {
 	int status[OPTIONS_MAX_PROXIES], placed = 0;
