@@ -4,7 +4,8 @@ cutover (--baseline) and the watch after it, and shows them side by side; `pgval
 both and what the watch added. A latency rollback rule that must trip (writes made slow by a
 trigger with pg_sleep, installed by the test after the cutover) rolls the migration back and says
 which table and numbers; one that cannot trip lets it commit. A bad latency rule is refused before
-anything starts. No assertion depends on how fast anything is."""
+anything starts. A coordinator killed with SIGKILL leaves an observation its lease ends. No
+assertion depends on how fast anything is."""
 
 import json
 
@@ -175,3 +176,19 @@ def test_a_bad_latency_rule_is_refused_before_anything(pg, db, proxy, tmp_path):
     assert db.execute("SELECT count(*) FROM pg_constraint WHERE conname = 'submissions_stage_id_fkey'"
                       ).fetchone()[0] == 0
     assert observations(proxy) == []
+
+
+def test_a_killed_coordinators_observation_ends_with_its_lease(pg, db, proxy, tmp_path):
+    path = write_file(tmp_path, "fk.sql", fk_migration(FK))
+    p = spawn("apply", path, "--proxy", admin(proxy), "--baseline", "300", "--watch", "300", "--yes", pg=pg)
+    # While apply measures its baseline the proxy observes both tables, renewed by the coordinator.
+    harness.wait_for(lambda: [o for o in observations(proxy) if o["id"].endswith("-observe")], 120,
+                     what="the observation")
+    (o,) = observations(proxy)
+    assert sorted(t.split(".")[-1] for t in o["tables"]) == sorted(AFFECTED), o
+    p.kill()
+    finish(p)
+    # Nobody renews it now: the lease ends it, and the proxy says so.
+    harness.wait_for(lambda: observations(proxy) == [], 120, what="the lease to end the observation")
+    assert f"observation {o['id']}: lease of" in proxy.log_text(), proxy.log_text()
+    assert "ran out without renewal" in proxy.log_text()
