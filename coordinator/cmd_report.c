@@ -7,8 +7,10 @@
  * the errors clients saw from the rolled-back constraints, the rows that
  * violate them now (each counted by the query apply built from the catalog
  * when they were added: evidence.h), and whether every affected table's
- * constraints equal the snapshot again. Builds one JSON document; the text
- * is printed from it.
+ * constraints equal the snapshot again; each affected table's latency
+ * before the cutover and during the watch with what the watch added; and
+ * each proxy's acknowledgement of each hold. Builds one JSON document; the
+ * text is printed from it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +106,84 @@ static void add_self_test(cJSON *doc, PGconn *c, int64_t id)
 	journal_selftest_free(t, n);
 }
 
+static const char *const stat_keys[4] = { "p50_ms", "p95_ms", "p99_ms", "max_ms" };
+
+/* {count, p50_ms, ...} of one journal record. */
+static cJSON *latency_json(const struct journal_latency *l)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddNumberToObject(o, "window_s", l->window_s);
+	cJSON_AddNumberToObject(o, "count", (double)l->count);
+	for (int s = 0; s < 4; s++)
+		cJSON_AddItemToObject(o, stat_keys[s],
+				      l->count ? cJSON_CreateNumber(l->ms[s]) : cJSON_CreateNull());
+	return o;
+}
+
+/*
+ * "latency": {tables: {name: {read|write: {baseline, watch, added_ms}}}}:
+ * each table's latency before the cutover and during the watch, and the
+ * difference (watch - baseline) per statistic when both were measured.
+ * null when apply measured none (no proxy, or no watch).
+ */
+static void add_latency(cJSON *doc, PGconn *c, int64_t id)
+{
+	struct journal_latency *l;
+	struct db_error err;
+	cJSON *lat, *tables;
+	int n;
+
+	if (!journal_latency_read(c, id, &l, &n, &err)) {
+		report_warning("cannot read the table latency", err.msg);
+		cJSON_AddNullToObject(doc, "latency");
+		return;
+	}
+	if (n == 0) {
+		cJSON_AddNullToObject(doc, "latency");
+		journal_latency_free(l, n);
+		return;
+	}
+	lat = cJSON_AddObjectToObject(doc, "latency");
+	tables = cJSON_AddObjectToObject(lat, "tables");
+	for (int i = 0; i < n; i++) {
+		cJSON *t = cJSON_GetObjectItemCaseSensitive(tables, l[i].table), *k;
+
+		if (!t)
+			t = cJSON_AddObjectToObject(tables, l[i].table);
+		k = cJSON_GetObjectItemCaseSensitive(t, l[i].kind);
+		if (!k) {
+			k = cJSON_AddObjectToObject(t, l[i].kind);
+			cJSON_AddNullToObject(k, "baseline");
+			cJSON_AddNullToObject(k, "watch");
+			cJSON_AddNullToObject(k, "added_ms");
+		}
+		cJSON_ReplaceItemInObjectCaseSensitive(k, l[i].phase, latency_json(&l[i]));
+	}
+	/* what the watch added: its statistic minus the baseline's, each measured */
+	for (cJSON *t = tables->child; t; t = t->next) {
+		for (cJSON *k = t->child; k; k = k->next) {
+			const cJSON *b = cJSON_GetObjectItemCaseSensitive(k, "baseline");
+			const cJSON *w = cJSON_GetObjectItemCaseSensitive(k, "watch");
+			cJSON *added;
+
+			if (!cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(b, "p50_ms")) ||
+			    !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(w, "p50_ms")))
+				continue;
+			added = cJSON_CreateObject();
+			for (int s = 0; s < 4; s++)
+				cJSON_AddNumberToObject(
+					added, stat_keys[s],
+					cJSON_GetNumberValue(
+						cJSON_GetObjectItemCaseSensitive(w, stat_keys[s])) -
+						cJSON_GetNumberValue(
+							cJSON_GetObjectItemCaseSensitive(b, stat_keys[s])));
+			cJSON_ReplaceItemInObjectCaseSensitive(k, "added_ms", added);
+		}
+	}
+	journal_latency_free(l, n);
+}
+
 static const char *str(const cJSON *o, const char *key)
 {
 	const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
@@ -191,7 +271,7 @@ static void add_damage(cJSON *doc, PGconn *c, int64_t id, cJSON *queries)
 
 static cJSON *build(PGconn *c, const struct journal_migration *m)
 {
-	cJSON *doc = cJSON_CreateObject(), *queries = cJSON_CreateArray();
+	cJSON *doc = cJSON_CreateObject(), *queries = cJSON_CreateArray(), *acks = cJSON_CreateArray();
 	struct journal_evidence *e;
 	struct db_error err;
 	int n;
@@ -217,6 +297,8 @@ static cJSON *build(PGconn *c, const struct journal_migration *m)
 		cJSON_AddStringToObject(data, "at", e[i].at);
 		if (strcmp(e[i].kind, EVIDENCE_VIOLATION_QUERY) == 0) {
 			cJSON_AddItemToArray(queries, data);
+		} else if (strcmp(e[i].kind, EVIDENCE_HOLD_ACKS) == 0) {
+			cJSON_AddItemToArray(acks, data); /* the cutover's and the finalize's, in order */
 		} else {
 			/* the last of each kind (a resumed migration may have several) */
 			cJSON_DeleteItemFromObjectCaseSensitive(doc, e[i].kind);
@@ -228,6 +310,8 @@ static cJSON *build(PGconn *c, const struct journal_migration *m)
 		cJSON_AddNullToObject(doc, EVIDENCE_CUTOVER);
 	if (!cJSON_HasObjectItem(doc, EVIDENCE_WATCH_ERRORS))
 		cJSON_AddNullToObject(doc, EVIDENCE_WATCH_ERRORS);
+	cJSON_AddItemToObject(doc, EVIDENCE_HOLD_ACKS, acks);
+	add_latency(doc, c, m->id);
 	add_self_test(doc, c, m->id);
 	if (m->state == MIG_ROLLED_BACK || m->state == MIG_ROLLING_BACK)
 		add_damage(doc, c, m->id, queries);
@@ -247,6 +331,84 @@ static void print_counts(const char *title, const cJSON *obj)
 		printf(" %s %.0f", v->string, cJSON_IsNumber(v) ? v->valuedouble : 0);
 	}
 	printf("\n");
+}
+
+/* Each hold of each attempt, and each proxy's acknowledgement and hold time. */
+static void print_hold_acks(const cJSON *doc)
+{
+	const cJSON *job, *h, *p;
+
+	cJSON_ArrayForEach(job, cJSON_GetObjectItemCaseSensitive(doc, EVIDENCE_HOLD_ACKS))
+	{
+		cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(job, "holds"))
+		{
+			printf("  %s attempt %.0f, %s hold %s: %s\n", str(job, "what"), num(h, "attempt"),
+			       str(h, "mode"), str(h, "hold_id"),
+			       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "acked"))
+				       ? "acknowledged by every proxy"
+				       : "not acknowledged by every proxy (released)");
+			cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(h, "proxies"))
+			{
+				printf("    %s: ", str(p, "proxy"));
+				if (num(p, "status") == 201)
+					printf("acknowledged in %.1f ms", num(p, "ack_ms"));
+				else
+					printf("no acknowledgement after %.1f ms: %s", num(p, "ack_ms"),
+					       str(p, "error"));
+				if (num(p, "held_ms") >= 0)
+					printf(", held %.1f ms", num(p, "held_ms"));
+				printf("\n");
+			}
+		}
+	}
+}
+
+/* "   12.30" or "       -" for a statistic of a latency record. */
+static void print_ms(const cJSON *o, const char *key, bool sign)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	if (cJSON_IsNumber(v))
+		printf(sign ? " %+8.2f" : " %8.2f", v->valuedouble);
+	else
+		printf(" %8s", "-");
+}
+
+static void print_latency(const cJSON *doc)
+{
+	const cJSON *lat = cJSON_GetObjectItemCaseSensitive(doc, "latency"), *t, *k;
+
+	if (!cJSON_IsObject(lat)) {
+		printf("table latency: not measured (no --proxy, or no watch)\n");
+		return;
+	}
+	printf("table latency (ms), before the cutover (baseline) and during the watch, and what the "
+	       "watch added:\n");
+	printf("  %-28s %-5s %9s %8s %8s %8s %8s | %9s %8s %8s %8s %8s | %8s %8s %8s %8s\n", "table", "kind",
+	       "base n", "p50", "p95", "p99", "max", "watch n", "p50", "p95", "p99", "max", "+p50", "+p95",
+	       "+p99", "+max");
+	cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(lat, "tables"))
+	{
+		cJSON_ArrayForEach(k, t)
+		{
+			const cJSON *phase[2] = { cJSON_GetObjectItemCaseSensitive(k, "baseline"),
+						  cJSON_GetObjectItemCaseSensitive(k, "watch") };
+
+			printf("  %-28s %-5s", t->string, k->string);
+			for (int p = 0; p < 2; p++) {
+				if (cJSON_IsObject(phase[p]))
+					printf(" %9.0f", num(phase[p], "count"));
+				else
+					printf(" %9s", "-");
+				for (int s = 0; s < 4; s++)
+					print_ms(phase[p], stat_keys[s], false);
+				printf(" |");
+			}
+			for (int s = 0; s < 4; s++)
+				print_ms(cJSON_GetObjectItemCaseSensitive(k, "added_ms"), stat_keys[s], true);
+			printf("\n");
+		}
+	}
 }
 
 static void print_text(const cJSON *doc)
@@ -273,6 +435,7 @@ static void print_text(const cJSON *doc)
 		}
 		printf("\n");
 	}
+	print_hold_acks(doc);
 	printf("steps:\n");
 	cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(doc, "steps"))
 	{
@@ -299,6 +462,7 @@ static void print_text(const cJSON *doc)
 	} else {
 		printf("client errors during the watch: none recorded (no --proxy, or no watch)\n");
 	}
+	print_latency(doc);
 	x = cJSON_GetObjectItemCaseSensitive(doc, "self_test");
 	if (cJSON_IsObject(x)) {
 		printf("self-test: %.0f/%.0f constraints enforce\n", num(x, "enforced"),

@@ -356,12 +356,59 @@ static void explain_lock_timeout(PGconn *observer, const struct locked *t, int n
 	snprintf(why + len, cap - len, "; queued ahead of it: %s%s", text, k > 1 ? " (and more)" : "");
 }
 
+/*
+ * Appends hold 'h' of attempt 'number' to job->hold_log (when kept): each
+ * proxy's acknowledgement time from 'hr', and, once released, how long it held.
+ */
+static cJSON *log_hold(const struct cutover_job *job, int number, const cJSON *hold, enum plan_hold mode,
+		       const struct proxy_hold_result *hr, bool acked)
+{
+	cJSON *entry, *arr, *ack;
+
+	if (!job->hold_log)
+		return NULL;
+	entry = cJSON_CreateObject();
+	cJSON_AddNumberToObject(entry, "attempt", number);
+	cJSON_AddStringToObject(entry, "hold_id",
+				cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(hold, ADMIN_HOLD_ID)));
+	cJSON_AddStringToObject(entry, "mode", plan_hold_name(mode));
+	cJSON_AddBoolToObject(entry, "acked", acked);
+	arr = cJSON_AddArrayToObject(entry, "proxies");
+	cJSON_ArrayForEach(ack, hr->acks)
+	{
+		cJSON *p = cJSON_Duplicate(ack, true);
+
+		cJSON_AddNullToObject(p, "held_ms");
+		cJSON_AddItemToArray(arr, p);
+	}
+	cJSON_AddItemToArray(job->hold_log, entry);
+	return entry;
+}
+
+/* After hold 'entry' (log_hold) was released: each proxy's held_ms from its ack to its release. */
+static void log_release(cJSON *entry, const int64_t *released_ms, int n)
+{
+	cJSON *p;
+	int i = 0;
+
+	cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(entry, "proxies"))
+	{
+		double acked_at = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(p, "answered_at_ms"));
+
+		if (i < n && released_ms[i] >= 0)
+			cJSON_ReplaceItemInObjectCaseSensitive(
+				p, "held_ms", cJSON_CreateNumber((double)released_ms[i] - acked_at));
+		cJSON_DeleteItemFromObjectCaseSensitive(p, "answered_at_ms");
+		i++;
+	}
+}
+
 /* One attempt. True: committed. '*retry': a failure another attempt may not meet. */
 static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, const struct cutover_job *job,
 		    struct locked *t, int n, int number, struct cutover_result *res, bool *retry)
 {
 	char ids[2][128];
-	cJSON *holds[2];
+	cJSON *holds[2], *logged[2] = { NULL, NULL };
 	bool placed[2] = { false, false }; /* acknowledged by every proxy: released at the end */
 	int ddl_pid = PQbackendPID(ddl);
 	int64_t acked_at = -1, budget_left;
@@ -391,6 +438,10 @@ static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, cons
 			continue;
 		if (!proxy_hold_all(fleet.p, fleet.n, holds[h], PROXY_ACK_TIMEOUT_MS, &hr)) {
 			/* proxy_hold_all released it where it was taken. */
+			log_release(log_hold(job, number, holds[h],
+					     h == 0 ? HOLD_ALL_NEEDED : HOLD_WRITES_NEEDED, &hr, false),
+				    NULL, 0);
+			cJSON_Delete(hr.acks);
 			res->proxy_status = hr.status;
 			/* A refused token is refused again on every attempt: do not back off and retry. */
 			*retry = !proxy_refusal_is_final(hr.status);
@@ -405,7 +456,10 @@ static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, cons
 		placed[h] = true;
 		report_holding(&fleet, job, number, holds[h], h == 0 ? HOLD_ALL_NEEDED : HOLD_WRITES_NEEDED,
 			       &hr);
+		logged[h] = log_hold(job, number, holds[h], h == 0 ? HOLD_ALL_NEEDED : HOLD_WRITES_NEEDED,
+				     &hr, true);
 		cJSON_Delete(hr.in_transaction_pids);
+		cJSON_Delete(hr.acks);
 	}
 	acked_at = clock_mono_ms();
 	fault_point("holding");
@@ -456,9 +510,14 @@ release:
 	if (acked_at >= 0 && fleet.n)
 		res->held_ms += clock_mono_ms() - acked_at; /* a failed attempt held traffic too */
 	for (int h = 0; h < 2; h++) {
-		if (placed[h] && proxy_release_all(fleet.p, fleet.n, ids[h], PROXY_ACK_TIMEOUT_MS))
+		int64_t released_ms[OPTIONS_MAX_PROXIES];
+
+		if (placed[h] &&
+		    proxy_release_all_timed(fleet.p, fleet.n, ids[h], PROXY_ACK_TIMEOUT_MS, released_ms))
 			report_warning("a proxy did not confirm the release of a hold (its lease ends it)",
 				       ids[h]);
+		if (logged[h])
+			log_release(logged[h], released_ms, fleet.n);
 		cJSON_Delete(holds[h]);
 	}
 	proxy_fleet_free(&fleet);

@@ -12,6 +12,7 @@
 #ifndef PGVALVE_COORDINATOR_CUTOVER_H
 #define PGVALVE_COORDINATOR_CUTOVER_H
 
+#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -43,6 +44,13 @@ struct cutover_job {
 	 */
 	void (*attempt_failed)(void *arg, int attempt, const char *why);
 	void *arg;
+	/*
+	 * When not NULL, an array each hold of each attempt is appended to:
+	 * {attempt, hold_id, mode, acked, proxies: [{proxy, status, ack_ms,
+	 * held_ms, error?}]}; a proxy's held_ms runs from its acknowledgement to
+	 * its confirmed release (null: not released by us, its lease ends it).
+	 */
+	cJSON *hold_log;
 };
 
 struct cutover_result {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "apply_latency.h"
 #include "journal_evidence.h"
 #include "quote.h"
 #include "report.h"
@@ -99,4 +100,42 @@ void evidence_watch_errors(PGconn *c, int64_t id, int window_s, const cJSON *err
 	cJSON_AddNumberToObject(doc, "window_s", window_s);
 	cJSON_AddBoolToObject(doc, "read", errors != NULL);
 	add(c, id, EVIDENCE_WATCH_ERRORS, doc);
+}
+
+void evidence_hold_acks(PGconn *c, int64_t id, const char *what, const cJSON *hold_log)
+{
+	cJSON *doc;
+
+	if (!hold_log || cJSON_GetArraySize(hold_log) == 0)
+		return;
+	doc = cJSON_CreateObject();
+	cJSON_AddStringToObject(doc, "what", what);
+	cJSON_AddItemToObject(doc, "holds", cJSON_Duplicate(hold_log, true));
+	add(c, id, EVIDENCE_HOLD_ACKS, doc);
+}
+
+void evidence_latency(PGconn *c, int64_t id, const char *phase, const struct latency_reading *r)
+{
+	for (int i = 0; i < r->n; i++) {
+		for (int k = 0; k < WATCH_LATENCY_KINDS; k++) {
+			struct journal_latency l = { .table = r->t[i].name, .window_s = r->window_s };
+			struct watch_latency s;
+			struct db_error err;
+
+			apply_latency_summarize(&r->t[i].h[k], &s);
+			snprintf(l.phase, sizeof(l.phase), "%s", phase);
+			snprintf(l.kind, sizeof(l.kind), "%s",
+				 watch_latency_kind_name((enum watch_latency_kind)k));
+			l.count = s.count;
+			for (int q = 0; q < WATCH_LATENCY_STATS; q++)
+				l.ms[q] = (double)s.us[q] / 1000.0;
+			if (!journal_latency_add(c, id, &l, &err)) {
+				report_warning(
+					"cannot record table latency in the journal (pgvalve report will "
+					"miss it)",
+					err.msg);
+				return;
+			}
+		}
+	}
 }

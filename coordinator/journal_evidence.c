@@ -26,7 +26,16 @@ const char journal_evidence_schema_sql[] =
 	"  migration_id bigint NOT NULL REFERENCES pgvalve.migrations (id),"
 	"  kind text NOT NULL,"
 	"  at timestamptz NOT NULL DEFAULT clock_timestamp(),"
-	"  data jsonb NOT NULL);";
+	"  data jsonb NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS pgvalve.latency ("
+	"  migration_id bigint NOT NULL REFERENCES pgvalve.migrations (id),"
+	"  phase text NOT NULL,"
+	"  table_name text NOT NULL,"
+	"  kind text NOT NULL,"
+	"  window_s int NOT NULL,"
+	"  count bigint NOT NULL,"
+	"  p50_ms float8, p95_ms float8, p99_ms float8, max_ms float8,"
+	"  at timestamptz NOT NULL DEFAULT clock_timestamp());";
 
 bool journal_selftest_clear(PGconn *c, int64_t id, struct db_error *err)
 {
@@ -197,4 +206,80 @@ void journal_step_times_free(struct journal_step_time *s, int n)
 		free(s[i].finished_at);
 	}
 	free(s);
+}
+
+/* A latency in ms as SQL text, or NULL (a stat of nothing measured). */
+static const char *ms_text(const struct journal_latency *l, int stat, char *buf, size_t cap)
+{
+	if (l->count == 0)
+		return NULL;
+	snprintf(buf, cap, "%.3f", l->ms[stat]);
+	return buf;
+}
+
+bool journal_latency_add(PGconn *c, int64_t id, const struct journal_latency *l, struct db_error *err)
+{
+	char idtext[32], window[16], count[32], ms[4][32];
+	const char *params[10] = { idtext,
+				   l->phase,
+				   l->table,
+				   l->kind,
+				   window,
+				   count,
+				   ms_text(l, 0, ms[0], sizeof(ms[0])),
+				   ms_text(l, 1, ms[1], sizeof(ms[1])),
+				   ms_text(l, 2, ms[2], sizeof(ms[2])),
+				   ms_text(l, 3, ms[3], sizeof(ms[3])) };
+	PGresult *r;
+
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	snprintf(window, sizeof(window), "%d", l->window_s);
+	snprintf(count, sizeof(count), "%lld", (long long)l->count);
+	r = db_query(c,
+		     "INSERT INTO pgvalve.latency (migration_id, phase, table_name, kind, window_s, count, "
+		     "p50_ms, p95_ms, p99_ms, max_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+		     10, params, err);
+	if (!r)
+		return false;
+	PQclear(r);
+	return true;
+}
+
+bool journal_latency_read(PGconn *c, int64_t id, struct journal_latency **out, int *n, struct db_error *err)
+{
+	char idtext[32];
+	const char *params[1] = { idtext };
+	PGresult *r;
+
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	/* the last record of each phase, table and kind (a resumed migration may have several) */
+	r = db_query(c,
+		     "SELECT DISTINCT ON (table_name, kind, phase) phase, table_name, kind, window_s, count, "
+		     "p50_ms, p95_ms, p99_ms, max_ms FROM pgvalve.latency WHERE migration_id = $1 "
+		     "ORDER BY table_name, kind, phase, at DESC",
+		     1, params, err);
+	if (!r)
+		return false;
+	*n = PQntuples(r);
+	*out = xcalloc((size_t)*n + 1, sizeof(**out));
+	for (int i = 0; i < *n; i++) {
+		struct journal_latency *l = &(*out)[i];
+
+		snprintf(l->phase, sizeof(l->phase), "%s", db_value(r, i, 0, ""));
+		l->table = xstrdup(db_value(r, i, 1, ""));
+		snprintf(l->kind, sizeof(l->kind), "%s", db_value(r, i, 2, ""));
+		l->window_s = atoi(db_value(r, i, 3, "0"));
+		l->count = strtoll(db_value(r, i, 4, "0"), NULL, 10);
+		for (int s = 0; s < 4; s++)
+			l->ms[s] = atof(db_value(r, i, 5 + s, "0"));
+	}
+	PQclear(r);
+	return true;
+}
+
+void journal_latency_free(struct journal_latency *l, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(l[i].table);
+	free(l);
 }

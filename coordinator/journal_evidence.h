@@ -3,7 +3,9 @@
  * evidence): what `apply --self-test` proved of each new constraint
  * (pgvalve.self_tests), and what apply saw on its way (pgvalve.evidence: the
  * cutover's attempts and hold, the client errors of the watch, the queries
- * that count rows violating each new constraint), for `pgvalve report`. The table is added to an
+ * that count rows violating each new constraint, each proxy's acknowledgement
+ * of each hold) and the latency of each affected table before the cutover and
+ * during the watch (pgvalve.latency), for `pgvalve report`. The table is added to an
  * existing journal in place (journal_ensure runs journal_evidence_schema_sql).
  */
 #ifndef PGVALVE_COORDINATOR_JOURNAL_EVIDENCE_H
@@ -71,5 +73,23 @@ struct journal_step_time {
 bool journal_step_times(PGconn *c, int64_t id, struct journal_step_time **out, int *n, struct db_error *err)
 	__attribute__((warn_unused_result));
 void journal_step_times_free(struct journal_step_time *s, int n);
+
+/* One table's latency of one kind in one phase of a migration (pgvalve.latency). */
+struct journal_latency {
+	char phase[16]; /* "baseline" (before the cutover) or "watch" */
+	char *table;    /* as the observation names it */
+	char kind[8];   /* "read" or "write" */
+	int window_s;
+	int64_t count;
+	double ms[4]; /* p50, p95, p99, max (count 0: not measured) */
+};
+
+bool journal_latency_add(PGconn *c, int64_t id, const struct journal_latency *l, struct db_error *err)
+	__attribute__((warn_unused_result));
+
+/* Migration 'id''s latency, the last record of each phase, table and kind, ordered by table and kind. */
+bool journal_latency_read(PGconn *c, int64_t id, struct journal_latency **out, int *n, struct db_error *err)
+	__attribute__((warn_unused_result));
+void journal_latency_free(struct journal_latency *l, int n);
 
 #endif

@@ -18,7 +18,7 @@ static const struct command commands[] = {
 	  OPT_DB | OPT_PROXY | OPT_FORMAT | OPT_CONFIG | OPT_ALLOW_UNSAFE | OPT_ORM, cmd_plan },
 	{ "apply",
 	  "FILE... --db URL [--proxy URL]... [--config pgvalve.json] [--window SPEC]...\n"
-	  "              [--max-stall MS] [--lock-timeout MS] [--attempts N] [--watch S]\n"
+	  "              [--max-stall MS] [--lock-timeout MS] [--attempts N] [--watch S] [--baseline S]\n"
 	  "              [--rollback-on RULE]... [--terminate-blockers-after DURATION]\n"
 	  "              [--postpone-cutover] [--allow-unsafe] [--yes] [--format text|json]\n"
 	  "              [--orm prisma|django|flyway|golang-migrate|alembic [--orm-name NAME]]\n"

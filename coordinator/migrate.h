@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "apply_latency.h"
 #include "db.h"
 #include "journal.h"
 #include "options.h"
@@ -36,7 +37,11 @@ struct migration {
 	int64_t cutover_held_ms;
 	double validate_rows_per_s; /* measured by the last validation, for the next estimate */
 	const long long *rows;      /* per constraint: rows to validate (NULL: unknown) */
-	struct orm_record orm; /* --orm: the ORM's record, written with `committed` (tool ORM_NONE: none) */
+	struct orm_record orm;  /* --orm: the ORM's record, written with `committed` (tool ORM_NONE: none) */
+	struct latency_obs obs; /* the affected tables observed on every proxy (apply_latency.h) */
+	struct latency_reading baseline_lat; /* their latency before the cutover (n 0: not measured) */
+	int64_t quiet_since_ms; /* clock_mono_ms() once the preparation ended: the baseline starts here */
+	char fleet_seen[1024];  /* the proxies the watch last read, to say when that changes */
 };
 
 /* Parses the windows and rollback rules of m->o; reports and returns false on a bad one. */

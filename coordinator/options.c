@@ -26,6 +26,8 @@
 #define ATTEMPTS_MAX 10000
 #define WATCH_MIN 0
 #define WATCH_MAX 86400
+#define BASELINE_MIN 0
+#define BASELINE_MAX 300 /* the longest window_s a proxy's GET /latency answers */
 #define CONFIG_FILE_MAX (1 << 20)
 /* the key type change's backfill */
 #define BACKFILL_BATCH_MIN 1
@@ -49,6 +51,7 @@ static const struct {
 	{ "lock-timeout", OPT_LOCK_TIMEOUT, required_argument },
 	{ "attempts", OPT_ATTEMPTS, required_argument },
 	{ "watch", OPT_WATCH, required_argument },
+	{ "baseline", OPT_WATCH, required_argument }, /* the latency baseline before the watch's cutover */
 	{ "rollback-on", OPT_ROLLBACK_ON, required_argument },
 	{ "terminate-blockers-after", OPT_TERMINATE, required_argument },
 	{ "postpone-cutover", OPT_POSTPONE, no_argument },
@@ -187,10 +190,9 @@ static bool config_proxy(struct options *o, const cJSON *px, int index, char *er
  */
 static bool config_apply(struct options *o, char *text, char *err, size_t errlen)
 {
-	static const char *const keys[] = {
-		"db",      "proxies",     "max_stall_ms", "lock_timeout_ms", "attempts", "watch_s",
-		"windows", "rollback_on", "orm",          "max_lag_ms",      NULL
-	};
+	static const char *const keys[] = { "db",       "proxies",    "max_stall_ms", "lock_timeout_ms",
+					    "attempts", "watch_s",    "windows",      "rollback_on",
+					    "orm",      "max_lag_ms", "baseline_s",   NULL };
 	cJSON *root, *proxies, *px;
 	bool ok = false;
 	int i = 0;
@@ -230,6 +232,7 @@ static bool config_apply(struct options *o, char *text, char *err, size_t errlen
 			   &o->lock_timeout_ms, err, errlen) ||
 	    !jsonval_int32(root, "", "attempts", ATTEMPTS_MIN, ATTEMPTS_MAX, &o->attempts, err, errlen) ||
 	    !jsonval_int32(root, "", "watch_s", WATCH_MIN, WATCH_MAX, &o->watch_s, err, errlen) ||
+	    !jsonval_int32(root, "", "baseline_s", BASELINE_MIN, BASELINE_MAX, &o->baseline_s, err, errlen) ||
 	    !jsonval_strings(root, "", "windows", o->windows, &o->n_windows, OPTIONS_MAX_LIST, err, errlen) ||
 	    !jsonval_strings(root, "", "rollback_on", o->rollback_on, &o->n_rollback_on, OPTIONS_MAX_LIST,
 			     err, errlen) ||
@@ -295,6 +298,7 @@ bool options_parse(int argc, char **argv, unsigned allowed, struct options *o, c
 	o->lock_timeout_ms = 200;
 	o->attempts = 30;
 	o->watch_s = 60;
+	o->baseline_s = -1;
 	o->backfill_batch = 1000;
 	o->terminate_blockers_after_ms = -1;
 	for (int i = 0; i < N_FLAGS; i++)
@@ -389,6 +393,12 @@ bool options_parse(int argc, char **argv, unsigned allowed, struct options *o, c
 				return false;
 			break;
 		case OPT_WATCH:
+			if (strcmp(name, "baseline") == 0) {
+				if (!parse_int(name, arg, BASELINE_MIN, BASELINE_MAX, &o->baseline_s, err,
+					       errlen))
+					return false;
+				break;
+			}
 			if (!parse_int(name, arg, WATCH_MIN, WATCH_MAX, &o->watch_s, err, errlen))
 				return false;
 			break;

@@ -15,6 +15,7 @@
 
 #define OPTIONS_MAX_PROXIES 128 /* admin addresses, after dns:// entries are resolved */
 #define OPTIONS_MAX_LIST 32
+#define OPTIONS_BASELINE_DEFAULT_S 60
 
 /* dot, mermaid and sql: pgvalve audit's drawings and suggested migration (OPT_FORMAT_AUDIT). */
 enum output_format { FORMAT_TEXT, FORMAT_JSON, FORMAT_DOT, FORMAT_MERMAID, FORMAT_SQL };
@@ -37,6 +38,9 @@ struct options {
 	int lock_timeout_ms;
 	int attempts;
 	int watch_s;
+	/* --baseline / "baseline_s": seconds of table latency measured before the cutover, 0 to 300;
+	   -1: OPTIONS_BASELINE_DEFAULT_S, or watch_s when shorter (docs/architecture.md §4.10) */
+	int baseline_s;
 	char *rollback_on[OPTIONS_MAX_LIST];
 	int n_rollback_on;
 	int64_t terminate_blockers_after_ms; /* < 0: never */
@@ -75,7 +79,7 @@ enum option_flag {
 	OPT_MAX_STALL = 1 << 5,
 	OPT_LOCK_TIMEOUT = 1 << 6,
 	OPT_ATTEMPTS = 1 << 7,
-	OPT_WATCH = 1 << 8,
+	OPT_WATCH = 1 << 8, /* --watch and --baseline */
 	OPT_ROLLBACK_ON = 1 << 9,
 	OPT_TERMINATE = 1 << 10,
 	OPT_POSTPONE = 1 << 11,

@@ -231,6 +231,7 @@ struct call {
 	int status;
 	cJSON *doc;
 	char err[256];
+	int64_t answered_ms; /* clock_mono_ms() when the answer (or the failure) came */
 };
 
 static void *call_run(void *arg)
@@ -239,6 +240,7 @@ static void *call_run(void *arg)
 
 	c->status = proxy_request(c->proxy, c->method, c->path, c->body, c->timeout_ms, &c->doc, c->err,
 				  sizeof(c->err));
+	c->answered_ms = clock_mono_ms();
 	return NULL;
 }
 
@@ -278,14 +280,27 @@ bool proxy_hold_all(struct proxy *const *proxies, int n, const cJSON *hold, int 
 		    struct proxy_hold_result *res)
 {
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(hold, ADMIN_HOLD_ID);
+	int64_t asked = clock_mono_ms();
 	struct call *calls = fan_out(proxies, n, "POST", ADMIN_PATH_HOLDS, hold, timeout_ms);
 	bool ok = true;
 
 	memset(res, 0, sizeof(*res));
 	res->in_transaction_pids = cJSON_CreateArray();
+	res->acks = cJSON_CreateArray();
 	for (int i = 0; i < n; i++) {
 		const struct call *c = &calls[i];
-		cJSON *pid;
+		cJSON *pid, *ack = cJSON_CreateObject();
+
+		/* each proxy's own answer time, for the report (docs/architecture.md §4.10) */
+		cJSON_AddStringToObject(ack, "proxy", c->proxy->url);
+		cJSON_AddNumberToObject(ack, "status", c->status);
+		cJSON_AddNumberToObject(ack, "ack_ms", (double)(c->answered_ms - asked));
+		cJSON_AddNumberToObject(ack, "answered_at_ms", (double)c->answered_ms);
+		if (c->status != 201)
+			cJSON_AddStringToObject(ack, "error",
+						c->status < 0 ? c->err
+							      : answer_error(c->doc, "unexpected answer"));
+		cJSON_AddItemToArray(res->acks, ack);
 
 		if (c->status == 201) {
 			res->acked++;
@@ -343,6 +358,12 @@ bool proxy_renew_all(struct proxy *const *proxies, int n, const char *id, int64_
 
 int proxy_release_all(struct proxy *const *proxies, int n, const char *id, int timeout_ms)
 {
+	return proxy_release_all_timed(proxies, n, id, timeout_ms, NULL);
+}
+
+int proxy_release_all_timed(struct proxy *const *proxies, int n, const char *id, int timeout_ms,
+			    int64_t *answered_ms)
+{
 	struct call *calls;
 	char path[256];
 	int failed = 0;
@@ -350,9 +371,25 @@ int proxy_release_all(struct proxy *const *proxies, int n, const char *id, int t
 	snprintf(path, sizeof(path), ADMIN_PATH_HOLDS_PREFIX "%s", id);
 	calls = fan_out(proxies, n, "DELETE", path, NULL, timeout_ms);
 	for (int i = 0; i < n; i++) {
-		failed += calls[i].status != 200 && calls[i].status != 404;
+		bool released = calls[i].status == 200 || calls[i].status == 404;
+
+		failed += !released;
+		if (answered_ms)
+			answered_ms[i] = released ? calls[i].answered_ms : -1;
 		cJSON_Delete(calls[i].doc);
 	}
 	free(calls);
 	return failed;
+}
+
+void proxy_request_all(struct proxy *const *proxies, int n, const char *method, const char *path,
+		       const cJSON *body, int timeout_ms, int *status, cJSON **docs)
+{
+	struct call *calls = fan_out(proxies, n, method, path, body, timeout_ms);
+
+	for (int i = 0; i < n; i++) {
+		status[i] = calls[i].status;
+		docs[i] = calls[i].doc;
+	}
+	free(calls);
 }

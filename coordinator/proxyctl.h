@@ -50,6 +50,9 @@ struct proxy_hold_result {
 	cJSON *in_transaction_pids; /* all proxies' PIDs (an array the caller deletes) */
 	char why[512];              /* when not every proxy acknowledged: which and why */
 	int status;                 /* then the refusing proxy's HTTP status (-1: no answer) */
+	/* per proxy, in order: {proxy, status, ack_ms (from asking to its answer), answered_at_ms
+	   (clock_mono_ms), error?} (an array the caller deletes) */
+	cJSON *acks;
 };
 
 /*
@@ -71,5 +74,17 @@ bool proxy_renew_all(struct proxy *const *proxies, int n, const char *id, int64_
 
 /* DELETE /holds/{id} on every proxy, ignoring "no such hold". Returns how many failed. */
 int proxy_release_all(struct proxy *const *proxies, int n, const char *id, int timeout_ms);
+
+/* The same, with answered_ms[i] (NULL: not wanted) the clock_mono_ms() proxy i confirmed at, or -1. */
+int proxy_release_all_timed(struct proxy *const *proxies, int n, const char *id, int timeout_ms,
+			    int64_t *answered_ms);
+
+/*
+ * One request to 'n' proxies at once (a thread each, as the holds): status[i]
+ * and docs[i] as proxy_request gives them (docs[i] NULL when not JSON; the
+ * caller deletes each).
+ */
+void proxy_request_all(struct proxy *const *proxies, int n, const char *method, const char *path,
+		       const cJSON *body, int timeout_ms, int *status, cJSON **docs);
 
 #endif

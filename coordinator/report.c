@@ -112,6 +112,21 @@ void report_event(const char *event, cJSON *fields, const char *fmt, ...)
 	printf("%s\n", msg);
 }
 
+void report_event_text(const char *event, cJSON *fields, const char *text)
+{
+	report_progress_done();
+	if (format == FORMAT_JSON) {
+		cJSON *o = fields ? fields : cJSON_CreateObject();
+
+		stamp(o, event);
+		cJSON_AddStringToObject(o, "message", text);
+		json_line(o);
+		return;
+	}
+	cJSON_Delete(fields);
+	printf("%s\n", text);
+}
+
 void report_progress(const char *fmt, ...)
 {
 	char msg[512];

@@ -30,6 +30,9 @@ void report_warning(const char *what, const char *detail);
 void report_event(const char *event, cJSON *fields, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* report_event with a text of any length ('text' printed as it is, several lines allowed). */
+void report_event_text(const char *event, cJSON *fields, const char *text);
+
 /* A live line rewritten in place on a terminal (validation progress); nothing in JSON mode. */
 void report_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void report_progress_done(void);

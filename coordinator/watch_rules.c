@@ -46,6 +46,12 @@ static int is_word_char(int ch)
 	return isalpha(ch) || ch == '_';
 }
 
+/* A rule's subject: a word that may hold digits (write_p99). */
+static int is_subject_char(int ch)
+{
+	return isalnum(ch) || ch == '_';
+}
+
 static int is_number_char(int ch)
 {
 	return isdigit(ch) || ch == '.';
@@ -224,9 +230,88 @@ static bool parse_rate(struct textscan *c, struct watch_rule *r)
 	return parse_span(c, &r->span_s);
 }
 
-#define RULE_FORMS                                                          \
-	"constraint_violations > P% | constraint_violations > N [in Ss] | " \
-	"error_rate > Kx baseline + R/s [in Ss] | errors{sqlstate=XXXXX} > N [in Ss]"
+static const char *const latency_kinds[WATCH_LATENCY_KINDS] = { "read", "write" };
+static const char *const latency_stats[WATCH_LATENCY_STATS] = { "p50", "p95", "p99", "max" };
+
+const char *watch_latency_kind_name(enum watch_latency_kind k)
+{
+	return latency_kinds[k];
+}
+
+const char *watch_latency_stat_name(enum watch_latency_stat s)
+{
+	return latency_stats[s];
+}
+
+/* "read_p99" and the like: the kind and stat into 'r'. */
+static bool latency_subject(const char *subject, struct watch_rule *r)
+{
+	for (int k = 0; k < WATCH_LATENCY_KINDS; k++) {
+		size_t kl = strlen(latency_kinds[k]);
+
+		if (strncasecmp(subject, latency_kinds[k], kl) != 0 || subject[kl] != '_')
+			continue;
+		for (int s = 0; s < WATCH_LATENCY_STATS; s++) {
+			if (strcasecmp(subject + kl + 1, latency_stats[s]) == 0) {
+				r->lat_kind = (enum watch_latency_kind)k;
+				r->lat_stat = (enum watch_latency_stat)s;
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+/* A duration "10ms" or "1.5s" (3 decimals at most) into microseconds. */
+static bool parse_duration_us(struct textscan *c, const char *what, int64_t *us)
+{
+	int64_t v;
+
+	if (!parse_decimal(c, 3, what, &v))
+		return false;
+	if (accept_word(c, "ms")) {
+		*us = v;
+	} else if (accept_word(c, "s")) {
+		/* at most 12 digits of whole milliseconds, so it prints back in ms */
+		if (v >= 1000000000000LL)
+			return textscan_fail(c, "a latency is at most 999999999.999s");
+		*us = v * 1000;
+	} else {
+		return textscan_fail(c, "expected \"ms\" or \"s\" after the number, found \"%s\"", rest(c));
+	}
+	return true;
+}
+
+/* After "write_p99" and the like: "> Kx baseline [+ Tms]" or "> Tms", then an optional span. */
+static bool parse_latency(struct textscan *c, const char *subject, struct watch_rule *r)
+{
+	const char *save;
+	int64_t v;
+
+	r->kind = WATCH_LATENCY;
+	r->span_s = WATCH_RATE_SPAN_S;
+	if (!expect_gt(c, subject))
+		return false;
+	save = c->p;
+	if (!parse_decimal(c, 3, "a factor (2x baseline) or a latency (10ms)", &v))
+		return false;
+	if (!accept_word(c, "x")) {
+		c->p = save; /* a latency alone: read again with its unit */
+		return parse_duration_us(c, "a latency (10ms)", &r->threshold_us) &&
+			parse_span(c, &r->span_s);
+	}
+	if (!accept_word(c, "baseline"))
+		return textscan_fail(c, "expected \"baseline\" after \"x\", found \"%s\"", rest(c));
+	r->factor_milli = v;
+	if (accept(c, '+') && !parse_duration_us(c, "a latency after \"+\" (10ms)", &r->threshold_us))
+		return false;
+	return parse_span(c, &r->span_s);
+}
+
+#define RULE_FORMS                                                                       \
+	"constraint_violations > P% | constraint_violations > N [in Ss] | "              \
+	"error_rate > Kx baseline + R/s [in Ss] | errors{sqlstate=XXXXX} > N [in Ss] | " \
+	"read_p99 > Kx baseline + Tms [in Ss] (read or write; p50, p95, p99 or max)"
 
 bool watch_rule_parse(const char *text, struct watch_rule *out, char *err, size_t errlen)
 {
@@ -244,13 +329,15 @@ bool watch_rule_parse(const char *text, struct watch_rule *out, char *err, size_
 	textscan_skip_blanks(&c);
 	if (!*c.p)
 		return textscan_fail(&c, "empty; expected %s", RULE_FORMS);
-	(void)take(&c, is_word_char, subject, sizeof(subject)); /* cut: no subject */
+	(void)take(&c, is_subject_char, subject, sizeof(subject)); /* cut: no subject */
 	if (strcasecmp(subject, "constraint_violations") == 0)
 		ok = parse_violations(&c, out);
 	else if (strcasecmp(subject, "errors") == 0)
 		ok = parse_sqlstate(&c, out);
 	else if (strcasecmp(subject, "error_rate") == 0)
 		ok = parse_rate(&c, out);
+	else if (latency_subject(subject, out))
+		ok = parse_latency(&c, subject, out);
 	else
 		return textscan_fail(&c, "\"%s\" is not something a rule watches; expected %s",
 				     *subject ? subject : c.p, RULE_FORMS);
@@ -315,8 +402,23 @@ void watch_rule_format(const struct watch_rule *r, char *out, size_t cap)
 			textscan_append(out, cap, &len, "/s");
 		}
 		break;
+	case WATCH_LATENCY:
+		textscan_append(out, cap, &len, "%s_%s > ", latency_kinds[r->lat_kind],
+				latency_stats[r->lat_stat]);
+		if (r->factor_milli) {
+			append_fixed(out, cap, &len, r->factor_milli, 3);
+			textscan_append(out, cap, &len, "x baseline");
+		}
+		if (r->factor_milli && r->threshold_us)
+			textscan_append(out, cap, &len, " + ");
+		if (r->threshold_us || !r->factor_milli) {
+			append_fixed(out, cap, &len, r->threshold_us, 3);
+			textscan_append(out, cap, &len, "ms");
+		}
+		break;
 	}
-	if (r->span_s && !(r->kind == WATCH_ERROR_RATE && r->span_s == WATCH_RATE_SPAN_S))
+	if (r->span_s &&
+	    !((r->kind == WATCH_ERROR_RATE || r->kind == WATCH_LATENCY) && r->span_s == WATCH_RATE_SPAN_S))
 		textscan_append(out, cap, &len, " in %ds", r->span_s);
 }
 
@@ -365,7 +467,7 @@ int watch_rule_span(const struct watch_rule *r, int elapsed_s)
 {
 	int since = since_cutover(elapsed_s);
 
-	if (r->kind == WATCH_ERROR_RATE)
+	if (r->kind == WATCH_ERROR_RATE || r->kind == WATCH_LATENCY)
 		return r->span_s ? r->span_s : WATCH_RATE_SPAN_S;
 	return r->span_s && r->span_s < since ? r->span_s : since;
 }
@@ -378,6 +480,8 @@ int watch_spans(const struct watch_rule *rules, int n, int elapsed_s, int spans[
 		int s = watch_rule_span(&rules[i], elapsed_s), at = count;
 		bool seen = false;
 
+		if (rules[i].kind == WATCH_LATENCY) /* read from /latency: watch_latency_spans */
+			continue;
 		for (int j = 0; j < count; j++)
 			seen |= spans[j] == s;
 		if (seen)
@@ -628,6 +732,8 @@ static bool rule_trips(const struct watch_rule *r, const cJSON *a, int span, con
 			milli(r->factor_milli) * base_rate + milli(r->per_s_milli));
 		return true;
 	}
+	case WATCH_LATENCY:
+		return false; /* watch_latency_evaluate */
 	}
 	return false;
 }
@@ -646,6 +752,8 @@ enum watch_result watch_evaluate(const struct watch_rule *rules, int n, const st
 		const cJSON *a = answer_for(in, span);
 		char sentence[768];
 
+		if (rules[i].kind == WATCH_LATENCY) /* watch_latency_evaluate */
+			continue;
 		if (!a) {
 			missing = span;
 			continue;
@@ -659,6 +767,123 @@ enum watch_result watch_evaluate(const struct watch_rule *rules, int n, const st
 		return WATCH_TRIPPED;
 	if (missing) {
 		textscan_append(why, whylen, &len, "no /errors answer for window_s=%d", missing);
+		return WATCH_NO_DATA;
+	}
+	return WATCH_OK;
+}
+
+/* ------------------------------------------------------------------ latency */
+
+bool watch_rules_latency(const struct watch_rule *rules, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (rules[i].kind == WATCH_LATENCY)
+			return true;
+	return false;
+}
+
+int watch_latency_spans(const struct watch_rule *rules, int n, int spans[WATCH_MAX_SPANS])
+{
+	int count = 0;
+
+	for (int i = 0; i < n && count < WATCH_MAX_SPANS; i++) {
+		int s = rules[i].span_s ? rules[i].span_s : WATCH_RATE_SPAN_S, at = count;
+		bool seen = false;
+
+		if (rules[i].kind != WATCH_LATENCY)
+			continue;
+		for (int j = 0; j < count; j++)
+			seen |= spans[j] == s;
+		if (seen)
+			continue;
+		while (at > 0 && spans[at - 1] > s) {
+			spans[at] = spans[at - 1];
+			at--;
+		}
+		spans[at] = s;
+		count++;
+	}
+	return count;
+}
+
+static const struct watch_latency *baseline_of(const struct watch_latency_input *in, const char *table,
+					       enum watch_latency_kind k)
+{
+	for (int i = 0; i < in->n_baseline; i++)
+		if (strcmp(in->baseline[i].name, table) == 0)
+			return &in->baseline[i].kind[k];
+	return NULL;
+}
+
+/* Whether latency rule 'r' trips on table 't' over 'span'; if so, its sentence into out[cap]. */
+static bool latency_trips(const struct watch_rule *r, const struct watch_latency_table *t, int span,
+			  const struct watch_latency_input *in, char *out, size_t cap)
+{
+	const struct watch_latency *now = &t->kind[r->lat_kind];
+	const struct watch_latency *base = baseline_of(in, t->name, r->lat_kind);
+	int64_t base_us = base && base->count ? base->us[r->lat_stat] : 0, lhs, rhs;
+	size_t len;
+
+	if (now->count == 0 || (r->factor_milli && (!base || base->count == 0)))
+		return false; /* nothing to judge, or no baseline to judge against */
+	/* now > K * baseline + T, times 1000, in integers */
+	lhs = mul_sat(now->us[r->lat_stat], 1000);
+	rhs = add_sat(mul_sat(r->factor_milli, base_us), mul_sat(r->threshold_us, 1000));
+	if (lhs <= rhs)
+		return false;
+	watch_rule_format(r, out, cap);
+	len = strlen(out);
+	textscan_append(out, cap, &len, ": %s %s %s %.3g ms in the last %d s (%lld %ss)", t->name,
+			latency_kinds[r->lat_kind], latency_stats[r->lat_stat],
+			(double)now->us[r->lat_stat] / 1000.0, span, (long long)now->count,
+			latency_kinds[r->lat_kind]);
+	if (r->factor_milli)
+		textscan_append(
+			out, cap, &len, ", above %g × %.3g ms + %g ms = %.3g ms", milli(r->factor_milli),
+			(double)base_us / 1000.0, (double)r->threshold_us / 1000.0,
+			(milli(r->factor_milli) * (double)base_us + (double)r->threshold_us) / 1000.0);
+	else
+		textscan_append(out, cap, &len, ", above %g ms", (double)r->threshold_us / 1000.0);
+	return true;
+}
+
+enum watch_result watch_latency_evaluate(const struct watch_rule *rules, int n,
+					 const struct watch_latency_input *in, char *why, size_t whylen)
+{
+	size_t len = 0;
+	bool tripped = false;
+	int missing = 0;
+
+	if (whylen)
+		why[0] = '\0';
+	for (int i = 0; i < n; i++) {
+		const struct watch_rule *r = &rules[i];
+		int span = r->span_s ? r->span_s : WATCH_RATE_SPAN_S;
+		const struct watch_latency_span *s = NULL;
+
+		if (r->kind != WATCH_LATENCY)
+			continue;
+		for (int j = 0; j < in->n_spans && !s; j++)
+			if (in->spans[j].span_s == span)
+				s = &in->spans[j];
+		if (!s) {
+			missing = span;
+			continue;
+		}
+		for (int t = 0; t < s->n_tables; t++) {
+			char sentence[768];
+
+			if (latency_trips(r, &s->tables[t], span, in, sentence, sizeof(sentence))) {
+				textscan_append(why, whylen, &len, "%s%s", tripped ? "; " : "", sentence);
+				tripped = true;
+				break; /* one table says it: the rule trips */
+			}
+		}
+	}
+	if (tripped)
+		return WATCH_TRIPPED;
+	if (missing) {
+		textscan_append(why, whylen, &len, "no /latency answer for window_s=%d", missing);
 		return WATCH_NO_DATA;
 	}
 	return WATCH_OK;

@@ -12,6 +12,10 @@
  *   errors{sqlstate=XXXXX} > N  [in Ss]   errors with that SQLSTATE (5 characters, 0-9 A-Z)
  *   error_rate > Kx baseline + R/s [in Ss]   errors per second (either term may be left out:
  *                                         "error_rate > 2x baseline", "error_rate > 5/s")
+ *   KIND_STAT > Kx baseline + Tms [in Ss]   a latency of each affected table (GET /latency):
+ *                                         KIND read or write, STAT p50, p95, p99 or max, T in
+ *                                         ms or s (either term may be left out:
+ *                                         "write_p99 > 2x baseline + 10ms", "read_p95 > 50ms")
  *
  *   P has up to 4 decimals, K and R up to 3, N is a whole number, S is 1 to 300
  *   (the proxies keep five minutes). Every comparison is a strict ">": exactly
@@ -30,6 +34,14 @@
  * Execute), not the statements on the constraint's table: the proxy does not
  * count statements per table. Violations are counted per constraint name as
  * the server reports it (ErrorResponse field 'n', unqualified).
+ *
+ * Latency rules (docs/architecture.md §4.10) compare, per affected table, the
+ * stat over the last S seconds (10 by default, as error_rate) with the same
+ * stat over the baseline the apply measured before the cutover; a table or
+ * kind with nothing measured in the span is not judged, nor, when the rule
+ * has a factor, one with nothing measured in the baseline. They are judged
+ * by watch_latency_evaluate, on what the caller read from GET /latency;
+ * watch_spans and watch_evaluate leave them out.
  *
  * Default rules (no --rollback-on): "constraint_violations > 1%",
  * "constraint_violations > 5 in 10s", "error_rate > 3x baseline + 1/s".
@@ -67,16 +79,25 @@ enum watch_rule_kind {
 	WATCH_VIOLATION_COUNT, /* constraint_violations > N */
 	WATCH_SQLSTATE_COUNT,  /* errors{sqlstate=XXXXX} > N */
 	WATCH_ERROR_RATE,      /* error_rate > Kx baseline + R/s */
+	WATCH_LATENCY,         /* read_p99 > Kx baseline + Tms */
 };
+
+/* A latency rule's statistic, and the order of watch_latency.us. */
+enum watch_latency_stat { WATCH_P50, WATCH_P95, WATCH_P99, WATCH_MAX, WATCH_LATENCY_STATS };
+/* A latency rule's kind of unit (the proxy's "read" and "write"). */
+enum watch_latency_kind { WATCH_READ, WATCH_WRITE, WATCH_LATENCY_KINDS };
 
 struct watch_rule {
 	enum watch_rule_kind kind;
-	int span_s;           /* "in Ss"; 0: since the cutover (error_rate: WATCH_RATE_SPAN_S) */
-	int64_t count;        /* N */
-	int64_t share_ppm;    /* P, in millionths of the statements (1% = 10000) */
-	int64_t factor_milli; /* K, in thousandths */
-	int64_t per_s_milli;  /* R, in thousandths of an error per second */
-	char sqlstate[6];     /* upper case */
+	int span_s;                       /* "in Ss"; 0: since the cutover (error_rate: WATCH_RATE_SPAN_S) */
+	int64_t count;                    /* N */
+	int64_t share_ppm;                /* P, in millionths of the statements (1% = 10000) */
+	int64_t factor_milli;             /* K, in thousandths */
+	int64_t per_s_milli;              /* R, in thousandths of an error per second */
+	char sqlstate[6];                 /* upper case */
+	enum watch_latency_kind lat_kind; /* latency: read or write */
+	enum watch_latency_stat lat_stat; /* latency: p50 ... max */
+	int64_t threshold_us;             /* latency: T, in microseconds */
 };
 
 /*
@@ -144,5 +165,51 @@ enum watch_result {
  */
 enum watch_result watch_evaluate(const struct watch_rule *rules, int n, const struct watch_input *in,
 				 char *why, size_t whylen) __attribute__((warn_unused_result));
+
+/* What one span (or the baseline) measured of one table and kind; count 0: nothing. */
+struct watch_latency {
+	int64_t count;
+	int64_t us[WATCH_LATENCY_STATS]; /* p50, p95, p99, max in microseconds */
+};
+
+struct watch_latency_table {
+	const char *name; /* as the observation names it */
+	struct watch_latency kind[WATCH_LATENCY_KINDS];
+};
+
+/* The tables measured over the last 'span_s' seconds. */
+struct watch_latency_span {
+	int span_s;
+	const struct watch_latency_table *tables;
+	int n_tables;
+};
+
+struct watch_latency_input {
+	const struct watch_latency_table *baseline; /* before the cutover; none: factors cannot be judged */
+	int n_baseline;
+	const struct watch_latency_span *spans; /* one per span watch_latency_spans named */
+	int n_spans;
+};
+
+/* "read" / "write", and "p50", "p95", "p99", "max". */
+const char *watch_latency_kind_name(enum watch_latency_kind k);
+const char *watch_latency_stat_name(enum watch_latency_stat s);
+
+/* Whether any rule is a latency rule. */
+bool watch_rules_latency(const struct watch_rule *rules, int n);
+
+/* The distinct spans (ascending) the latency rules need; returns how many. */
+int watch_latency_spans(const struct watch_rule *rules, int n, int spans[WATCH_MAX_SPANS]);
+
+/*
+ * Evaluates the latency rules, as watch_evaluate the others. TRIPPED: 'why'
+ * holds one sentence per tripped rule, naming the table and the numbers,
+ * e.g. "write_p99 > 2x baseline + 10ms: public.orders write p99 250 ms in
+ * the last 10 s (40 writes), above 2 × 1.2 ms + 10 ms = 12.4 ms". NO_DATA:
+ * a span is missing from 'in'.
+ */
+enum watch_result watch_latency_evaluate(const struct watch_rule *rules, int n,
+					 const struct watch_latency_input *in, char *why, size_t whylen)
+	__attribute__((warn_unused_result));
 
 #endif

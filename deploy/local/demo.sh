@@ -299,8 +299,12 @@ stage_summary() {
 stage_rollback() {
 	banner "0043 adds a foreign key; right after its cutover an app starts writing orphans"
 	# The buggy app: submissions whose reviewer does not exist, through the proxy.
+	# It waits for a go file: SIGSTOP would stop only the subshell of this background function
+	# call, not the python under it, which would then write its orphans before the cutover.
 	PGSSLMODE=prefer pgv_with_port "$PGV_PROXY_PORT" "$PY" -c '
-import time, psycopg
+import os, sys, time, psycopg
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.05)
 c = psycopg.connect(autocommit=True)
 while True:
     try:
@@ -308,9 +312,8 @@ while True:
     except psycopg.errors.ForeignKeyViolation:
         pass
     time.sleep(0.05)
-' >"$WORK/badapp.out" 2>&1 &
+' "$WORK/badapp.go" >"$WORK/badapp.out" 2>&1 &
 	BADAPP_PID=$!
-	kill -STOP "$BADAPP_PID"
 	local rc=0
 	# Before the cutover its orphans would simply be inserted (and preflight would refuse):
 	# let it loose once the journal says the NOT VALID foreign key is in place.
@@ -320,7 +323,7 @@ while True:
 			grep -q 1; do
 			sleep 0.2
 		done
-		kill -CONT "$BADAPP_PID" 2>/dev/null
+		touch "$WORK/badapp.go"
 	) &
 	pgvalve apply "$WORK/0043_reviewer_fk.sql" --watch 30 --yes 2>&1 | sed -u 's/^/  /' >&2 || rc=${PIPESTATUS[0]}
 	kill "$BADAPP_PID" 2>/dev/null || true

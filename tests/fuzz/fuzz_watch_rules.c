@@ -20,7 +20,9 @@ static bool same_rule(const struct watch_rule *a, const struct watch_rule *b)
 {
 	return a->kind == b->kind && a->span_s == b->span_s && a->count == b->count &&
 		a->share_ppm == b->share_ppm && a->factor_milli == b->factor_milli &&
-		a->per_s_milli == b->per_s_milli && strcmp(a->sqlstate, b->sqlstate) == 0;
+		a->per_s_milli == b->per_s_milli && strcmp(a->sqlstate, b->sqlstate) == 0 &&
+		a->lat_kind == b->lat_kind && a->lat_stat == b->lat_stat &&
+		a->threshold_us == b->threshold_us;
 }
 
 /* An /errors answer for 'span' seconds with 'n' of everything. */
@@ -39,8 +41,47 @@ static cJSON *answer(int span, double n, const char *sqlstate)
 	return a;
 }
 
+/* A latency rule: judged on /latency numbers, never on /errors answers. */
+static void check_latency(const struct watch_rule *r)
+{
+	static const int64_t amounts[] = { 0, 1, (int64_t)1 << 62 };
+	int spans[WATCH_MAX_SPANS];
+
+	FUZZ_CHECK(watch_spans(r, 1, 5, spans) == 0);
+	FUZZ_CHECK(watch_latency_spans(r, 1, spans) == 1);
+	FUZZ_CHECK(spans[0] >= 1 && spans[0] <= WATCH_MAX_SPAN_S);
+	for (size_t k = 0; k < sizeof(amounts) / sizeof(amounts[0]); k++) {
+		struct watch_latency_table now = { .name = "t" }, base = { .name = "t" };
+		struct watch_latency_span span = { .span_s = spans[0], .tables = &now, .n_tables = 1 };
+		struct watch_latency_input in = {
+			.baseline = &base, .n_baseline = 1, .spans = &span, .n_spans = 1
+		};
+		char why[1024];
+		enum watch_result res;
+
+		for (int kind = 0; kind < WATCH_LATENCY_KINDS; kind++) {
+			now.kind[kind].count = amounts[k];
+			base.kind[kind].count = amounts[k] / 2;
+			for (int s = 0; s < WATCH_LATENCY_STATS; s++) {
+				now.kind[kind].us[s] = amounts[k];
+				base.kind[kind].us[s] = amounts[k] / 2;
+			}
+		}
+		res = watch_latency_evaluate(r, 1, &in, why, sizeof(why));
+		FUZZ_CHECK(memchr(why, '\0', sizeof(why)) != NULL);
+		FUZZ_CHECK(res != WATCH_NO_DATA);
+		FUZZ_CHECK((res == WATCH_TRIPPED) == (why[0] != '\0'));
+		if (amounts[k] == 0)
+			FUZZ_CHECK(res == WATCH_OK); /* nothing measured: never judged */
+	}
+}
+
 static void check_evaluate(const struct watch_rule *r)
 {
+	if (r->kind == WATCH_LATENCY) {
+		check_latency(r);
+		return;
+	}
 	static const char *const names[] = { "new_fk" };
 	static const double amounts[] = { 0, 1e9 };
 	int spans[WATCH_MAX_SPANS];
@@ -104,6 +145,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(r.factor_milli >= 0 && r.per_s_milli >= 0);
 	if (r.kind == WATCH_SQLSTATE_COUNT)
 		FUZZ_CHECK(strlen(r.sqlstate) == 5);
+	FUZZ_CHECK(r.threshold_us >= 0);
 
 	watch_rule_format(&r, out, sizeof(out));
 	FUZZ_CHECK(strlen(out) > 0 && strlen(out) < sizeof(out) - 1);

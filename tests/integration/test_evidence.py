@@ -261,7 +261,7 @@ def test_report_after_rollback_assesses_damage(pg, db, proxy_factory, tmp_path):
                 time.sleep(0.02)
 
     p = spawn("apply", path, "--proxy", f"http://{harness.HOST}:{proxy.admin_port}", "--watch", "60",
-              "--rollback-on", "constraint_violations > 5 in 10s", pg=pg)
+              "--baseline", "1", "--rollback-on", "constraint_violations > 5 in 10s", pg=pg)
     harness.wait_for(lambda: in_state(db, "watching"), 120, what="the watch to start")
     t = threading.Thread(target=bad_app, daemon=True)
     t.start()
@@ -285,6 +285,12 @@ def test_report_after_rollback_assesses_damage(pg, db, proxy_factory, tmp_path):
     assert dmg["client_errors"] == seen["refused"]
     assert dmg["violating_rows"] == seen["written"] + 4
     assert doc["damage"]["constraints_equal_snapshot"] is True and doc["damage"]["differences"] == []
+    # the cutover's hold, as the proxy acknowledged it; the table's latency before and during the watch
+    (acks,) = [j for j in doc["hold_acks"] if j["what"] == "cutover"]
+    assert acks["holds"][-1]["acked"], acks
+    assert [p["proxy"] for p in acks["holds"][-1]["proxies"]] == [f"http://{harness.HOST}:{proxy.admin_port}"]
+    children = [v for k, v in doc["latency"]["tables"].items() if k.endswith("children")]
+    assert children and children[0]["write"]["watch"]["count"] > 0, doc["latency"]
 
     text = pgvalve("report", mig, pg=pg, check=0).out
     assert "damage assessment (rolled back):" in text

@@ -272,3 +272,80 @@ def test_a_name_that_does_not_resolve_is_a_clear_error(pg, db, tmp_path):
     r = pgvalve("apply", path, "--proxy", "dns://pgvalve-no-such-name.invalid:6480", pg=pg, check=2)
     assert "cannot resolve" in r.err, r
     assert db.execute("SELECT to_regclass('pgvalve.migrations')").fetchone()[0] is None   # nothing began
+
+
+def test_report_shows_each_proxys_acknowledgement(pg, db, fleet, tmp_path):
+    for n in (1, 2, 3):
+        fleet.start(n)
+    path = write_file(tmp_path, "fk.sql", fk_migration(FKS[:2]))
+    r = pgvalve("apply", path, "--proxy", fleet.url, "--watch", "0", "--format", "json", pg=pg, check=0)
+    mig_id, state = last_migration(db)
+    assert state == "committed", r
+    doc = json.loads(pgvalve("report", mig_id, "--format", "json", pg=pg, check=0).out)
+    cutover = [j for j in doc["hold_acks"] if j["what"] == "cutover"]
+    assert cutover, doc["hold_acks"]
+    holds = cutover[-1]["holds"]
+    won = [h for h in holds if h["acked"]]
+    assert won, holds
+    for h in won:
+        assert [p["proxy"] for p in h["proxies"]] == admin_urls(fleet, 3), h
+        for p in h["proxies"]:
+            assert p["status"] == 201 and p["ack_ms"] >= 0 and p["held_ms"] >= 0, p
+    text = pgvalve("report", mig_id, pg=pg, check=0).out
+    for url in admin_urls(fleet, 3):
+        assert f"    {url}: acknowledged in " in text, text
+
+
+def test_a_frozen_proxy_shows_in_the_report_as_not_acknowledging(pg, db, fleet, tmp_path):
+    for n in (1, 2):
+        fleet.start(n)
+    frozen = fleet.proxies[1]
+    path = write_file(tmp_path, "fk.sql", fk_migration(FKS[:1]))
+    p = spawn("apply", path, "--proxy", fleet.url, "--postpone-cutover", "--attempts", "30", "--watch", "0",
+              pg=pg)
+    harness.wait_for(lambda: in_state(db, "prepared"), 120, what="apply to wait for its cutover")
+    mig_id, _ = last_migration(db)
+    frozen.signal(signal.SIGSTOP)
+    try:
+        pgvalve("cutover", mig_id, pg=pg, check=0)
+        wait_output(p, "attempt 1 of 30 failed")
+    finally:
+        frozen.signal(signal.SIGCONT)
+    r = finish(p, timeout=300)
+    assert r.rc == 0, r
+    doc = json.loads(pgvalve("report", mig_id, "--format", "json", pg=pg, check=0).out)
+    holds = [h for j in doc["hold_acks"] if j["what"] == "cutover" for h in j["holds"]]
+    first = holds[0]
+    assert first["attempt"] == 1 and not first["acked"], holds
+    answered, silent = first["proxies"]
+    assert answered["proxy"] == admin_urls(fleet, 2)[0] and answered["status"] == 201, first
+    assert silent["proxy"] == admin_urls(fleet, 2)[1] and silent["status"] == -1 and silent["error"], first
+    assert holds[-1]["acked"], holds
+    text = pgvalve("report", mig_id, pg=pg, check=0).out
+    assert "cutover attempt 1, writes hold" in text and "not acknowledged by every proxy" in text, text
+    assert f"    {admin_urls(fleet, 2)[1]}: no acknowledgement after " in text, text
+
+
+def test_the_watch_reads_a_proxy_added_during_it(pg, db, fleet, tmp_path):
+    for n in (1, 2):
+        fleet.start(n)
+    path = write_file(tmp_path, "fk.sql", fk_migration(FKS[:1]))      # users.workspace_id -> workspaces
+    p = spawn("apply", path, "--proxy", fleet.url, "--watch", "300", "--baseline", "0",
+              "--rollback-on", "errors{sqlstate=23503} > 2", "--format", "json", pg=pg)
+    wait_output(p, '"event":"watching"')
+    third = fleet.start(3)                              # a replica that became ready during the watch
+    # Clients of the new replica only break the new foreign key: the watch must read it to see that.
+    conn = harness.connect(third.dsn())
+    conn.autocommit = True
+    for _ in range(5):
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            conn.execute("INSERT INTO users (id, workspace_id, email) VALUES (-1, -1, 'x')")
+    conn.close()
+    r = finish(p, timeout=300)
+    assert r.rc == 3, r
+    events = r.events()
+    seen = [e for e in events if e["event"] == "watch_proxies"]
+    assert seen and seen[-1]["proxies"] == admin_urls(fleet, 3), events
+    tripped = [e for e in events if e["event"] == "rule_tripped"]
+    assert tripped and "errors with SQLSTATE 23503" in tripped[0]["message"], events
+    assert last_migration(db)[1] == "rolled_back"

@@ -113,7 +113,7 @@ static void test_file_errors(void **state)
 	(void)state;
 	refused("{\"max_stal_ms\": 1}",
 		"\"max_stal_ms\": unknown key (known: db, proxies, max_stall_ms, "
-		"lock_timeout_ms, attempts, watch_s, windows, rollback_on, orm, max_lag_ms)");
+		"lock_timeout_ms, attempts, watch_s, windows, rollback_on, orm, max_lag_ms, baseline_s)");
 	refused("{\"orm\": \"hibernate\"}",
 		"\"orm\": expected prisma, django, flyway, golang-migrate or alembic, not \"hibernate\"");
 	refused("{\"attempts\": 0}", "\"attempts\": expected an integer from 1 to 10000, got 0");
@@ -183,6 +183,50 @@ static void test_max_lag(void **state)
 	refused("{\"max_lag_ms\": 0}", "\"max_lag_ms\": expected an integer from 1 to 86400000, got 0");
 }
 
+/* --baseline (the latency baseline before the cutover): seconds, 0 to 300, or baseline_s in the file. */
+static void test_baseline(void **state)
+{
+	static const char *const bad[] = { "-1", "301", "1m", "" };
+	char file[128], err[512];
+	struct options o;
+
+	(void)state;
+	{
+		char *argv[] = { "apply", NULL };
+
+		if (!options_parse(1, argv, OPT_WATCH, &o, err, sizeof(err)))
+			fail_msg("%s", err);
+		assert_int_equal(o.baseline_s, -1); /* the default: 60 s, or the watch when shorter */
+		options_free(&o);
+	}
+	snprintf(file, sizeof(file), "%s", write_file("baseline.json", "{\"baseline_s\": 30}"));
+	{
+		char *argv[] = { "apply", "--config", file, NULL };
+
+		if (!options_parse(3, argv, OPT_CONFIG | OPT_WATCH, &o, err, sizeof(err)))
+			fail_msg("%s", err);
+		assert_int_equal(o.baseline_s, 30);
+		options_free(&o);
+	}
+	{
+		char *argv[] = { "apply", "--config", file, "--baseline", "0", NULL };
+
+		if (!options_parse(5, argv, OPT_CONFIG | OPT_WATCH, &o, err, sizeof(err)))
+			fail_msg("%s", err);
+		assert_int_equal(o.baseline_s, 0); /* the flag wins */
+		options_free(&o);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *argv[] = { "apply", "--baseline", (char *)bad[i], NULL };
+
+		if (options_parse(3, argv, OPT_WATCH, &o, err, sizeof(err)))
+			fail_msg("accepted --baseline %s", bad[i]);
+		options_free(&o);
+		assert_non_null(strstr(err, "--baseline: expected an integer from 0 to 300"));
+	}
+	refused("{\"baseline_s\": 301}", "\"baseline_s\": expected an integer from 0 to 300, got 301");
+}
+
 static void test_proxy_token_files(void **state)
 {
 	struct options o;
@@ -224,6 +268,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proxy_token_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_lag, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_baseline, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,6 +24,8 @@
 			fail_msg("expected \"%s\" in \"%s\"", n_, h_ ? h_ : "(null)"); \
 	} while (0)
 
+#define LATENCY_FORMS "read_p99 > Kx baseline + Tms [in Ss] (read or write; p50, p95, p99 or max)"
+
 static struct watch_rule parse_ok(const char *text)
 {
 	struct watch_rule r;
@@ -173,18 +175,20 @@ static void test_parse_errors(void **state)
 	(void)state;
 	parse_fails("",
 		    "empty; expected constraint_violations > P% | constraint_violations > N [in Ss] | "
-		    "error_rate > Kx baseline + R/s [in Ss] | errors{sqlstate=XXXXX} > N [in Ss]");
+		    "error_rate > Kx baseline + R/s [in Ss] | errors{sqlstate=XXXXX} > N [in Ss] "
+		    "| " LATENCY_FORMS);
 	parse_fails("   ",
 		    "empty; expected constraint_violations > P% | constraint_violations > N [in Ss] | "
-		    "error_rate > Kx baseline + R/s [in Ss] | errors{sqlstate=XXXXX} > N [in Ss]");
+		    "error_rate > Kx baseline + R/s [in Ss] | errors{sqlstate=XXXXX} > N [in Ss] "
+		    "| " LATENCY_FORMS);
 	parse_fails("latency > 5",
 		    "\"latency\" is not something a rule watches; expected constraint_violations "
 		    "> P% | constraint_violations > N [in Ss] | error_rate > Kx baseline + R/s "
-		    "[in Ss] | errors{sqlstate=XXXXX} > N [in Ss]");
+		    "[in Ss] | errors{sqlstate=XXXXX} > N [in Ss] | " LATENCY_FORMS);
 	parse_fails("#$%",
 		    "\"#$%\" is not something a rule watches; expected constraint_violations > P% | "
 		    "constraint_violations > N [in Ss] | error_rate > Kx baseline + R/s [in Ss] | "
-		    "errors{sqlstate=XXXXX} > N [in Ss]");
+		    "errors{sqlstate=XXXXX} > N [in Ss] | " LATENCY_FORMS);
 	parse_fails("constraint_violations 1%",
 		    "expected \">\" after \"constraint_violations\", found \"1%\"");
 	parse_fails("constraint_violations >= 1%",
@@ -620,6 +624,138 @@ static void test_why_bounded(void **state)
 	tick_free(&t);
 }
 
+/* ------------------------------------------------------------------ latency */
+
+static void test_latency_parse(void **state)
+{
+	struct watch_rule r;
+
+	(void)state;
+	r = parse_ok("write_p99 > 2x baseline + 10ms");
+	assert_int_equal(r.kind, WATCH_LATENCY);
+	assert_int_equal(r.lat_kind, WATCH_WRITE);
+	assert_int_equal(r.lat_stat, WATCH_P99);
+	assert_int_equal(r.factor_milli, 2000);
+	assert_int_equal(r.threshold_us, 10000);
+	assert_int_equal(r.span_s, WATCH_RATE_SPAN_S);
+	r = parse_ok("READ_P95 > 50ms in 30s");
+	assert_int_equal(r.lat_kind, WATCH_READ);
+	assert_int_equal(r.lat_stat, WATCH_P95);
+	assert_int_equal(r.factor_milli, 0);
+	assert_int_equal(r.threshold_us, 50000);
+	assert_int_equal(r.span_s, 30);
+	r = parse_ok("write_max > 1.5s");
+	assert_int_equal(r.lat_stat, WATCH_MAX);
+	assert_int_equal(r.threshold_us, 1500000);
+	r = parse_ok("read_p50 > 1.25x baseline");
+	assert_int_equal(r.factor_milli, 1250);
+	assert_int_equal(r.threshold_us, 0);
+	r = parse_ok("write_p99 > 0.125ms");
+	assert_int_equal(r.threshold_us, 125);
+	assert_canonical("write_p99   >  2x   baseline+10ms", "write_p99 > 2x baseline + 10ms");
+	assert_canonical("read_p95 > 50ms in 10s", "read_p95 > 50ms");
+	assert_canonical("read_max > 1.5s in 20s", "read_max > 1500ms in 20s");
+	assert_canonical("write_p50 > 3x baseline", "write_p50 > 3x baseline");
+	assert_canonical("write_p50 > 0ms", "write_p50 > 0ms");
+	parse_fails("write_p98 > 5ms",
+		    "\"write_p98\" is not something a rule watches; expected "
+		    "constraint_violations > P% | constraint_violations > N [in Ss] | "
+		    "error_rate > Kx baseline + R/s [in Ss] | errors{sqlstate=XXXXX} > N "
+		    "[in Ss] | " LATENCY_FORMS);
+	parse_fails("write_p99 > 10", "expected \"ms\" or \"s\" after the number, found \"(the end)\"");
+	parse_fails("write_p99 > 10 min", "expected \"ms\" or \"s\" after the number, found \"min\"");
+	parse_fails("write_p99 > 2x baseline + 10",
+		    "expected \"ms\" or \"s\" after the number, found \"(the end)\"");
+	parse_fails("write_p99 > 2x", "expected \"baseline\" after \"x\", found \"(the end)\"");
+	parse_fails("write_p99 >= 5ms", "\">=\" is not supported: a rule trips on strictly more (\">\")");
+	parse_fails("write_p99 5ms", "expected \">\" after \"write_p99\", found \"5ms\"");
+	parse_fails("write_p99 > 0.0001ms",
+		    "\"0.0001\" has more than 3 decimals (a factor (2x baseline) or a latency (10ms))");
+	parse_fails("write_p99 > 5ms in 301s", "\"in 301s\" is not a span the proxies keep (1s to 300s)");
+	parse_fails("write_p99 > 5ms and more", "unexpected \"and more\" at the end");
+	parse_fails("write_p99 > 1000000000s", "a latency is at most 999999999.999s");
+	assert_canonical("write_p99 > 999999999.999s", "write_p99 > 999999999999ms");
+}
+
+/* Latency rules are not error rules: watch_spans and watch_evaluate leave them to watch_latency_*. */
+static void test_latency_spans_apart(void **state)
+{
+	struct watch_rule r[3] = { parse_ok("write_p99 > 5ms in 30s"), parse_ok("read_p50 > 1ms"),
+				   parse_ok("constraint_violations > 5 in 20s") };
+	int spans[WATCH_MAX_SPANS];
+	struct tick t;
+
+	(void)state;
+	assert_int_equal(watch_spans(r, 3, 100, spans), 1);
+	assert_int_equal(spans[0], 20);
+	assert_int_equal(watch_latency_spans(r, 3, spans), 2);
+	assert_int_equal(spans[0], 10);
+	assert_int_equal(spans[1], 30);
+	assert_true(watch_rules_latency(r, 3));
+	assert_false(watch_rules_latency(&r[2], 1));
+	tick_init(&t, 100, NULL, "{\"window_s\":20,\"statements\":10,\"errors\":0}", NULL);
+	assert_int_equal(watch_evaluate(r, 3, &t.in, t.why, sizeof(t.why)), WATCH_OK);
+	tick_free(&t);
+}
+
+/* One table, write p99 'now_us' over 10 s (count 'n') against a baseline p99 'base_us' (count 'bn'). */
+static enum watch_result latency_eval(const char *rule, int64_t n, int64_t now_us, int64_t bn,
+				      int64_t base_us, char *why, size_t cap)
+{
+	struct watch_rule r = parse_ok(rule);
+	struct watch_latency_table now = { .name = "public.orders" }, base = { .name = "public.orders" };
+	struct watch_latency_span span = { .span_s = 10, .tables = &now, .n_tables = 1 };
+	struct watch_latency_input in = { .baseline = &base, .n_baseline = 1, .spans = &span, .n_spans = 1 };
+
+	now.kind[WATCH_WRITE].count = n;
+	base.kind[WATCH_WRITE].count = bn;
+	for (int s = 0; s < WATCH_LATENCY_STATS; s++) {
+		now.kind[WATCH_WRITE].us[s] = now_us;
+		base.kind[WATCH_WRITE].us[s] = base_us;
+	}
+	return watch_latency_evaluate(&r, 1, &in, why, cap);
+}
+
+static void test_latency_boundary_and_why(void **state)
+{
+	char why[1024];
+
+	(void)state;
+	/* 2 × 3 ms + 10 ms = 16 ms: exactly that does not trip, a microsecond more does */
+	assert_int_equal(
+		latency_eval("write_p99 > 2x baseline + 10ms", 40, 16000, 100, 3000, why, sizeof(why)),
+		WATCH_OK);
+	assert_string_equal(why, "");
+	assert_int_equal(
+		latency_eval("write_p99 > 2x baseline + 10ms", 40, 16001, 100, 3000, why, sizeof(why)),
+		WATCH_TRIPPED);
+	assert_contains(why,
+			"write_p99 > 2x baseline + 10ms: public.orders write p99 16 ms in the last 10 s "
+			"(40 writes), above 2 × 3 ms + 10 ms = 16 ms");
+	assert_int_equal(latency_eval("write_p99 > 50ms", 1, 50001, 0, 0, why, sizeof(why)), WATCH_TRIPPED);
+	assert_contains(why, "public.orders write p99 50 ms in the last 10 s (1 writes), above 50 ms");
+	/* reads are not writes */
+	assert_int_equal(latency_eval("read_p99 > 50ms", 10, 90000, 10, 1000, why, sizeof(why)), WATCH_OK);
+	/* nothing measured now: not judged */
+	assert_int_equal(latency_eval("write_p99 > 0ms", 0, 0, 10, 1000, why, sizeof(why)), WATCH_OK);
+	/* a factor with no baseline measured: not judged, however slow */
+	assert_int_equal(latency_eval("write_p99 > 2x baseline + 1ms", 10, 900000, 0, 0, why, sizeof(why)),
+			 WATCH_OK);
+	/* without a factor the baseline does not matter */
+	assert_int_equal(latency_eval("write_max > 1ms", 10, 900000, 0, 0, why, sizeof(why)), WATCH_TRIPPED);
+}
+
+static void test_latency_missing_span(void **state)
+{
+	struct watch_rule r = parse_ok("write_p99 > 5ms in 30s");
+	struct watch_latency_input in = { 0 };
+	char why[256];
+
+	(void)state;
+	assert_int_equal(watch_latency_evaluate(&r, 1, &in, why, sizeof(why)), WATCH_NO_DATA);
+	assert_string_equal(why, "no /latency answer for window_s=30");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -643,6 +779,10 @@ int main(void)
 		cmocka_unit_test(test_defaults_together),
 		cmocka_unit_test(test_missing_answer),
 		cmocka_unit_test(test_why_bounded),
+		cmocka_unit_test(test_latency_parse),
+		cmocka_unit_test(test_latency_spans_apart),
+		cmocka_unit_test(test_latency_boundary_and_why),
+		cmocka_unit_test(test_latency_missing_span),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
