@@ -24,8 +24,52 @@
 #include "xalloc.h"
 #include "pgvalve/clock.h"
 
-/* A batch's own lock_timeout: a batch waits behind a row lock at most this long, then is tried again. */
-#define BATCH_LOCK_TIMEOUT_MS 2000
+/*
+ * A batch's own lock_timeout: a batch waits behind a writer's row lock at
+ * most this long, then is tried again, smaller. Short, because the rows it
+ * already updated stay locked while it waits, and the writers that want
+ * them wait behind it. A run of lock timeouts fails the step only after
+ * --attempts times BATCH_LOCK_RETRIES of them in a row (30 x 40 x 50 ms:
+ * a minute behind one row lock).
+ */
+#define BATCH_LOCK_TIMEOUT_MS 50
+#define BATCH_LOCK_RETRIES 40
+
+/*
+ * How long a batch should take: its rows stay locked until it commits, so a
+ * writer updating one of them waits up to this long. The batch's pages are
+ * cut to keep it near this (docs/architecture.md §4.9), within
+ * --backfill-batch rows.
+ */
+#define BATCH_TARGET_MS 20
+
+/*
+ * After each batch the backfill rests this share of the time the batch
+ * took (100: as long again), so one backfill uses at most about half a
+ * core and the clients' own statements are not queued behind it for the
+ * CPU on a small server (measured with bench/keychange --lock-samples).
+ */
+#define BACKFILL_REST_PCT 100
+
+/*
+ * The key change's session settings on the DDL connection: its index
+ * builds and validations run without parallel workers, so they take one
+ * core, not every core, from the clients (bench/keychange --lock-samples:
+ * a parallel CREATE INDEX CONCURRENTLY left the load's sessions waiting for
+ * the CPU). Session-wide, so the index and validation steps migrate.c runs
+ * on the same connection after the backfill have them too.
+ */
+static bool session_settings(struct migration *a)
+{
+	struct db_error err;
+
+	if (db_exec(a->ddl,
+		    "SET max_parallel_maintenance_workers = 0; SET max_parallel_workers_per_gather = 0",
+		    &err))
+		return true;
+	report_error("cannot set the key change's session settings", err.msg, NULL);
+	return false;
+}
 
 static bool shadow(struct migration *a, const struct plan_step *st)
 {
@@ -187,7 +231,7 @@ static bool backfill(struct migration *a, const struct plan_step *st)
 	struct journal_backfill pos;
 	struct db_error err;
 	char name[2 * PLAN_NAME_MAX + 8];
-	long long pages, step, rows = 0, first;
+	long long pages, step, max_step, rows = 0, first;
 	double per_page;
 	int64_t started = clock_mono_ms();
 	int failures = 0;
@@ -212,38 +256,50 @@ static bool backfill(struct migration *a, const struct plan_step *st)
 		report_event("backfill", NULL, "backfill of %s resumes at page %lld of %lld (%lld rows done)",
 			     name, pos.next_block, pos.end_block, pos.rows_done);
 	}
-	step = per_page >= 1 ? (long long)(a->o->backfill_batch / per_page) : a->o->backfill_batch / 100;
-	if (step < 1)
-		step = 1;
+	max_step = per_page >= 1 ? (long long)(a->o->backfill_batch / per_page) : a->o->backfill_batch / 100;
+	if (max_step < 1)
+		max_step = 1;
+	step = max_step;
 	first = pos.next_block;
 	keychange_lag_init(&lag);
 	while (pos.next_block < pos.end_block) {
 		long long to = pos.next_block + step < pos.end_block ? pos.next_block + step : pos.end_block;
 		long long n;
+		int64_t took;
 		double elapsed_s;
 
 		if (!throttle(a, &lag, name, &lag_told))
 			return false;
+		took = clock_mono_ms();
 		n = batch(a, st, pos.next_block, to, &err);
+		took = clock_mono_ms() - took;
 
 		if (n < 0) {
-			if (!retryable(&err) || ++failures >= a->o->attempts) {
+			if (!retryable(&err) || ++failures >= a->o->attempts * BATCH_LOCK_RETRIES) {
 				report_error("a backfill batch failed", err.msg, NULL);
 				return false;
 			}
-			report_warning("a backfill batch waited too long or deadlocked; trying it again",
-				       err.msg);
+			/* a writer holds one of its rows: fewer pages, after a pause as long as the wait */
+			step = step / 2 > 0 ? step / 2 : 1;
+			if (failures % BATCH_LOCK_RETRIES == 0)
+				report_warning("backfill batches keep waiting for a row lock or deadlocking; "
+					       "trying again",
+					       err.msg);
+			sleep_ms(took);
 			continue;
 		}
 		failures = 0;
 		pos.next_block = to;
 		rows += n;
+		/* the next batch's size: near BATCH_TARGET_MS, within --backfill-batch rows */
+		if (took > BATCH_TARGET_MS)
+			step = step * BATCH_TARGET_MS / took > 0 ? step * BATCH_TARGET_MS / took : 1;
+		else if (took < BATCH_TARGET_MS / 2)
+			step = step * 2 < max_step ? step * 2 : max_step;
+		sleep_ms(took * BACKFILL_REST_PCT / 100);
 		elapsed_s = (double)(clock_mono_ms() - started) / 1000.0;
 		if (a->o->backfill_rate > 0 && elapsed_s < (double)rows / a->o->backfill_rate) {
-			double wait = (double)rows / a->o->backfill_rate - elapsed_s;
-			struct timespec ts = { (time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9) };
-
-			nanosleep(&ts, NULL);
+			sleep_ms((int64_t)(((double)rows / a->o->backfill_rate - elapsed_s) * 1000.0));
 			elapsed_s = (double)(clock_mono_ms() - started) / 1000.0;
 		}
 		/* the estimate: the pages left at the pace of the pages done in this run */
@@ -269,5 +325,7 @@ static bool backfill(struct migration *a, const struct plan_step *st)
 
 bool keychange_prepare_step(struct migration *a, const struct plan_step *st)
 {
+	if (!session_settings(a))
+		return false;
 	return st->kind == STEP_KEYCHANGE_SHADOW ? shadow(a, st) : backfill(a, st);
 }
