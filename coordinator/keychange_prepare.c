@@ -169,6 +169,32 @@ static void sleep_ms(int64_t ms)
 	nanosleep(&ts, NULL);
 }
 
+static void lag_unreadable(const struct db_error *err)
+{
+	report_error("--max-lag: cannot read the standbys' replication lag", err->msg,
+		     "grant pg_monitor to the role pgvalve connects as, or leave --max-lag out");
+}
+
+/*
+ * --max-lag with a role that may not read the standbys' positions: found
+ * before the first shadow column is added, so the step fails with nothing
+ * of the change applied (docs/architecture.md §4.9).
+ */
+static bool lag_readable(struct migration *a)
+{
+	struct kc_lag lag;
+	struct keychange_lag_reading rd;
+	struct db_error err;
+
+	if (a->o->max_lag_ms <= 0)
+		return true;
+	keychange_lag_init(&lag);
+	if (keychange_lag_read(a->observer, &lag, &rd, &err))
+		return true;
+	lag_unreadable(&err);
+	return false;
+}
+
 /*
  * --max-lag: before a batch (no lock held), waits while a standby replays
  * further behind than that. No standbys: nothing to wait for.
@@ -184,9 +210,7 @@ static bool throttle(struct migration *a, struct kc_lag *lag, const char *name, 
 		return true;
 	for (;;) {
 		if (!keychange_lag_read(a->observer, lag, &rd, &err)) {
-			report_error(
-				"--max-lag: cannot read the standbys' replication lag", err.msg,
-				"grant pg_monitor to the role pgvalve connects as, or leave --max-lag out");
+			lag_unreadable(&err);
 			return false;
 		}
 		if (rd.standbys == 0 && !*told)
@@ -327,5 +351,7 @@ bool keychange_prepare_step(struct migration *a, const struct plan_step *st)
 {
 	if (!session_settings(a))
 		return false;
-	return st->kind == STEP_KEYCHANGE_SHADOW ? shadow(a, st) : backfill(a, st);
+	if (st->kind == STEP_KEYCHANGE_SHADOW)
+		return lag_readable(a) && shadow(a, st);
+	return backfill(a, st);
 }
