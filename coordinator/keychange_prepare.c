@@ -250,6 +250,23 @@ static bool retryable(const struct db_error *err)
 		strcmp(err->sqlstate, "40001") == 0;
 }
 
+/*
+ * The next batch's pages: scaled so it takes about BATCH_TARGET_MS at the
+ * pace of the last one, by at most half or double at a time (one batch
+ * slowed by the host does not collapse the size), within --backfill-batch
+ * rows ('max_step' pages).
+ */
+static long long next_step(long long step, long long max_step, int64_t took_ms)
+{
+	long long want = took_ms > 0 ? step * BATCH_TARGET_MS / took_ms : step * 2;
+
+	if (want < step / 2)
+		want = step / 2;
+	if (want > step * 2)
+		want = step * 2;
+	return want < 1 ? 1 : want > max_step ? max_step : want;
+}
+
 static bool backfill(struct migration *a, const struct plan_step *st)
 {
 	struct journal_backfill pos;
@@ -315,11 +332,7 @@ static bool backfill(struct migration *a, const struct plan_step *st)
 		failures = 0;
 		pos.next_block = to;
 		rows += n;
-		/* the next batch's size: near BATCH_TARGET_MS, within --backfill-batch rows */
-		if (took > BATCH_TARGET_MS)
-			step = step * BATCH_TARGET_MS / took > 0 ? step * BATCH_TARGET_MS / took : 1;
-		else if (took < BATCH_TARGET_MS / 2)
-			step = step * 2 < max_step ? step * 2 : max_step;
+		step = next_step(step, max_step, took);
 		sleep_ms(took * BACKFILL_REST_PCT / 100);
 		elapsed_s = (double)(clock_mono_ms() - started) / 1000.0;
 		if (a->o->backfill_rate > 0 && elapsed_s < (double)rows / a->o->backfill_rate) {
