@@ -132,22 +132,28 @@ static bool table_pages(struct migration *a, const struct plan_step *st, long lo
  * One batch: the pages [from, to) whose shadow columns differ, and the
  * journal's position, in one transaction. Returns the rows written, or -1
  * ('err': a lock wait that ran out, a deadlock or a serialization failure
- * may be tried again).
+ * may be tried again). 'held_ms': from the UPDATE to the end of the
+ * transaction, the time its row locks were held (or waited for).
  */
 static long long batch(struct migration *a, const struct plan_step *st, long long from, long long to,
-		       struct db_error *err)
+		       int64_t *held_ms, struct db_error *err)
 {
-	char lo[32], hi[32], set[64];
+	char lo[32], hi[32], begin[64];
 	const char *params[2] = { lo, hi };
 	long long rows = -1;
+	int64_t t0;
 	PGresult *r;
 
 	snprintf(lo, sizeof(lo), "(%lld,0)", from);
 	snprintf(hi, sizeof(hi), "(%lld,0)", to);
-	snprintf(set, sizeof(set), "SET LOCAL lock_timeout = %d", BATCH_LOCK_TIMEOUT_MS);
-	if (!db_exec(a->ddl, "BEGIN", err))
+	snprintf(begin, sizeof(begin), "BEGIN; SET LOCAL lock_timeout = %d", BATCH_LOCK_TIMEOUT_MS);
+	*held_ms = 0;
+	if (!db_exec(a->ddl, begin, err)) {
+		db_rollback(a->ddl); /* the SET may have failed inside the transaction BEGIN opened */
 		return -1;
-	if (db_exec(a->ddl, set, err) && (r = db_query(a->ddl, st->sql, 2, params, err)) != NULL) {
+	}
+	t0 = clock_mono_ms();
+	if ((r = db_query(a->ddl, st->sql, 2, params, err)) != NULL) {
 		rows = atoll(PQcmdTuples(r));
 		PQclear(r);
 		if (!journal_backfill_advance(a->ddl, a->id, st->seq, to, rows, err) ||
@@ -156,6 +162,7 @@ static long long batch(struct migration *a, const struct plan_step *st, long lon
 	}
 	if (rows < 0)
 		db_rollback(a->ddl);
+	*held_ms = clock_mono_ms() - t0;
 	return rows;
 }
 
@@ -311,9 +318,7 @@ static bool backfill(struct migration *a, const struct plan_step *st)
 
 		if (!throttle(a, &lag, name, &lag_told))
 			return false;
-		took = clock_mono_ms();
-		n = batch(a, st, pos.next_block, to, &err);
-		took = clock_mono_ms() - took;
+		n = batch(a, st, pos.next_block, to, &took, &err);
 
 		if (n < 0) {
 			if (!retryable(&err) || ++failures >= a->o->attempts * BATCH_LOCK_RETRIES) {

@@ -44,6 +44,11 @@ class Sampler(threading.Thread):
     def pressure():
         """The kernel's stall counters (PSI, microseconds): some task waiting for CPU, for I/O."""
         out = {}
+        try:
+            with open("/proc/loadavg") as f:  # "0.5 0.4 0.3 RUNNABLE/TOTAL LASTPID"
+                out["runnable"] = int(f.read().split()[3].split("/")[0])
+        except (OSError, IndexError, ValueError):
+            pass
         for what in ("cpu", "io"):
             try:
                 with open(f"/proc/pressure/{what}") as f:
@@ -173,6 +178,8 @@ def summarize(path, events, start, end):
                 s["max_gap"] = max(s["max_gap"], t - s["last"])
             s["last"] = t
             s["psi1"] = rec.get("psi", {})
+            if "runnable" in s["psi1"]:
+                s["runnable"] = s.get("runnable", 0) + s["psi1"]["runnable"]
             ps = {int(k): v for k, v in rec.get("ps", {}).items()}
             by_pid = {r[0]: r for r in rec["s"]}
             for pid, app, state, wtype, wevent, blockers, query, ltype, rel, mode in rec["s"]:
@@ -209,6 +216,7 @@ def summarize(path, events, start, end):
                     "waits": dict(sorted(s["waits"].items(), key=lambda kv: -kv[1])),
                     "proxy_parked": f"{s['parked_samples']}/{s['status_samples']}",
                     "sampler_max_gap_ms": round(s["max_gap"] * 1000),
+                    "runnable_avg": round(s.get("runnable", 0) / s["samples"], 1),
                     **{f"{w}_stall_pct": round(100.0 * (s["psi1"][w] - s["psi0"][w]) / 1e6 / (s["last"] - s["first"]))
                        for w in ("cpu", "io") if w in s["psi0"] and w in s["psi1"] and s["last"] > s["first"]}})
     return out
@@ -217,7 +225,10 @@ def summarize(path, events, start, end):
 def during(path, t_from, t_to):
     """What the load's sessions did in the samples between t_from and t_to (one slow transaction)."""
     spans = summarize(path, [], t_from, t_to - 1.0)
-    return spans[0] if spans else None
+    if not spans:
+        return None
+    spans[0]["phase"] = "the slowest transaction"
+    return spans[0]
 
 
 def format_summary(summary):
@@ -226,7 +237,8 @@ def format_summary(summary):
         lines.append(f"  {p['phase']}: {p['seconds']} s, {p['samples']} samples, "
                      f"{p['load_active']} load-session-samples active, parked in {p['proxy_parked']} /status reads; "
                      f"host: some task stalled on CPU {p.get('cpu_stall_pct', '?')}% / on I/O {p.get('io_stall_pct', '?')}% "
-                     f"of the time (PSI), sampler's longest gap {p['sampler_max_gap_ms']} ms")
+                     f"of the time (PSI), {p.get('runnable_avg', '?')} tasks runnable on average, "
+                     f"sampler's longest gap {p['sampler_max_gap_ms']} ms")
         for k, n in list(p["waits"].items())[:8]:
             lines.append(f"      {n:6d}  {k}")
     return "\n".join(lines)
