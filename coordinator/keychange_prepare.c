@@ -44,14 +44,6 @@
 #define BATCH_TARGET_MS 20
 
 /*
- * After each batch the backfill rests this share of the time the batch
- * took (100: as long again), so one backfill uses at most about half a
- * core and the clients' own statements are not queued behind it for the
- * CPU on a small server (measured with bench/keychange --lock-samples).
- */
-#define BACKFILL_REST_PCT 100
-
-/*
  * The key change's session settings on the DDL connection: its index
  * builds and validations run without parallel workers, so they take one
  * core, not every core, from the clients (bench/keychange --lock-samples:
@@ -338,7 +330,6 @@ static bool backfill(struct migration *a, const struct plan_step *st)
 		pos.next_block = to;
 		rows += n;
 		step = next_step(step, max_step, took);
-		sleep_ms(took * BACKFILL_REST_PCT / 100);
 		elapsed_s = (double)(clock_mono_ms() - started) / 1000.0;
 		if (a->o->backfill_rate > 0 && elapsed_s < (double)rows / a->o->backfill_rate) {
 			sleep_ms((int64_t)(((double)rows / a->o->backfill_rate - elapsed_s) * 1000.0));
