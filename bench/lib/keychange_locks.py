@@ -82,11 +82,14 @@ class Sampler(threading.Thread):
         try:
             with psycopg.connect(port=self.db_port, autocommit=True,
                                  application_name="bench-keychange-sampler") as c, open(self.path, "w") as out:
-                c.execute("SET statement_timeout = '2s'")
+                c.execute("SET statement_timeout = '5s'")
                 n = 0
                 while not self.stopping.is_set():
                     t0 = time.time()
-                    rows = c.execute(SAMPLE_SQL).fetchall()
+                    try:
+                        rows = c.execute(SAMPLE_SQL).fetchall()
+                    except psycopg.errors.QueryCanceled:
+                        continue  # a host too busy to answer within the statement_timeout: a gap
                     if self.renice is not None:
                         for r in rows:
                             if r[1].startswith("pgvalve") and r[0] not in self.reniced:
