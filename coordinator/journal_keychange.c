@@ -53,60 +53,75 @@ bool journal_backfill_read(PGconn *c, int64_t id, int seq, struct journal_backfi
 	return true;
 }
 
-bool journal_backfill_start(PGconn *c, int64_t id, int seq, long long end_block, struct db_error *err)
+/* Runs 'sql' on the backfill row of (id, seq): $1 id, $2 seq, then 'n' values ($3, $4). */
+static bool backfill_exec(PGconn *c, int64_t id, int seq, const char *sql, int n, long long v1, long long v2,
+			  struct db_error *err)
 {
-	char ids[24], seqs[16], end[24];
-	const char *params[3] = { ids, seqs, end };
+	char ids[24], seqs[16], a[24], b[24];
+	const char *params[4] = { ids, seqs, a, b };
 	PGresult *r;
 
 	snprintf(ids, sizeof(ids), "%lld", (long long)id);
 	snprintf(seqs, sizeof(seqs), "%d", seq);
-	snprintf(end, sizeof(end), "%lld", end_block);
-	r = db_query(c,
-		     "INSERT INTO pgvalve.keychange_backfill (migration_id, seq, end_block) "
-		     "VALUES ($1::bigint, $2::int, $3::bigint) ON CONFLICT DO NOTHING",
-		     3, params, err);
+	snprintf(a, sizeof(a), "%lld", v1);
+	snprintf(b, sizeof(b), "%lld", v2);
+	r = db_query(c, sql, 2 + n, params, err);
 	PQclear(r);
 	return r != NULL;
+}
+
+bool journal_backfill_start(PGconn *c, int64_t id, int seq, long long end_block, struct db_error *err)
+{
+	return backfill_exec(c, id, seq,
+			     "INSERT INTO pgvalve.keychange_backfill (migration_id, seq, end_block) "
+			     "VALUES ($1::bigint, $2::int, $3::bigint) ON CONFLICT DO NOTHING",
+			     1, end_block, 0, err);
 }
 
 bool journal_backfill_advance(PGconn *c, int64_t id, int seq, long long next_block, long long rows,
 			      struct db_error *err)
 {
-	char ids[24], seqs[16], next[24], n[24];
-	const char *params[4] = { ids, seqs, next, n };
+	return backfill_exec(c, id, seq,
+			     "UPDATE pgvalve.keychange_backfill SET next_block = $3::bigint, rows_done = "
+			     "rows_done + $4::bigint, updated_at = now() WHERE migration_id = $1::bigint AND "
+			     "seq = $2::int",
+			     2, next_block, rows, err);
+}
+
+/*
+ * Whether migration 'id' has its swap done and no row in 'marked' (the
+ * finalize or the swap back recorded); with 'committed' also whether the
+ * migration is committed. One query for journal_keychange_waiting() and
+ * journal_keychange_swapped().
+ */
+static bool swap_done_unmarked(PGconn *c, int64_t id, const char *marked, bool committed, bool *out,
+			       struct db_error *err)
+{
+	char ids[24];
+	const char *params[1] = { ids };
+	char *sql = xasprintf("SELECT EXISTS (SELECT FROM pgvalve.steps WHERE migration_id = $1::bigint AND "
+			      "kind = 'keychange_swap' AND state = 'done') AND NOT EXISTS (SELECT FROM "
+			      "pgvalve.%s WHERE migration_id = $1::bigint)%s",
+			      marked,
+			      committed
+				      ? " AND (SELECT state FROM pgvalve.migrations WHERE id = $1::bigint) = "
+					"'committed'"
+				      : "");
 	PGresult *r;
 
 	snprintf(ids, sizeof(ids), "%lld", (long long)id);
-	snprintf(seqs, sizeof(seqs), "%d", seq);
-	snprintf(next, sizeof(next), "%lld", next_block);
-	snprintf(n, sizeof(n), "%lld", rows);
-	r = db_query(c,
-		     "UPDATE pgvalve.keychange_backfill SET next_block = $3::bigint, rows_done = rows_done + "
-		     "$4::bigint, updated_at = now() WHERE migration_id = $1::bigint AND seq = $2::int",
-		     4, params, err);
+	r = db_query(c, sql, 1, params, err);
+	free(sql);
+	if (!r)
+		return false;
+	*out = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
 	PQclear(r);
-	return r != NULL;
+	return true;
 }
 
 bool journal_keychange_waiting(PGconn *c, int64_t id, bool *waiting, struct db_error *err)
 {
-	char ids[24];
-	const char *params[1] = { ids };
-	PGresult *r;
-
-	snprintf(ids, sizeof(ids), "%lld", (long long)id);
-	r = db_query(c,
-		     "SELECT EXISTS (SELECT FROM pgvalve.steps WHERE migration_id = $1::bigint AND kind = "
-		     "'keychange_swap' AND state = 'done') AND NOT EXISTS (SELECT FROM "
-		     "pgvalve.keychange_finalize WHERE migration_id = $1::bigint) AND (SELECT state FROM "
-		     "pgvalve.migrations WHERE id = $1::bigint) = 'committed'",
-		     1, params, err);
-	if (!r)
-		return false;
-	*waiting = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-	PQclear(r);
-	return true;
+	return swap_done_unmarked(c, id, "keychange_finalize", true, waiting, err);
 }
 
 char *journal_keychange_finalized_sql(int64_t id)
@@ -117,21 +132,7 @@ char *journal_keychange_finalized_sql(int64_t id)
 
 bool journal_keychange_swapped(PGconn *c, int64_t id, bool *swapped, struct db_error *err)
 {
-	char ids[24];
-	const char *params[1] = { ids };
-	PGresult *r;
-
-	snprintf(ids, sizeof(ids), "%lld", (long long)id);
-	r = db_query(c,
-		     "SELECT EXISTS (SELECT FROM pgvalve.steps WHERE migration_id = $1::bigint AND kind = "
-		     "'keychange_swap' AND state = 'done') AND NOT EXISTS (SELECT FROM "
-		     "pgvalve.keychange_unswapped WHERE migration_id = $1::bigint)",
-		     1, params, err);
-	if (!r)
-		return false;
-	*swapped = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-	PQclear(r);
-	return true;
+	return swap_done_unmarked(c, id, "keychange_unswapped", false, swapped, err);
 }
 
 char *journal_keychange_unswapped_sql(int64_t id)

@@ -297,6 +297,17 @@ static void attnums(const struct kc_table *t, char *out, size_t cap)
 	snprintf(out + n, cap - n, "}");
 }
 
+/* 'sql' run with $1 the oid of 't' and $2 its changed columns (attnums()): the catalog reads per table. */
+static PGresult *query_changed_cols(PGconn *c, const struct kc_table *t, const char *sql,
+				    struct db_error *err)
+{
+	char cols[256];
+	const char *params[2] = { t->oid, cols };
+
+	attnums(t, cols, sizeof(cols));
+	return db_query(c, sql, 2, params, err);
+}
+
 /*
  * The indexes of 't' on its changed columns: plain ones (columns only, no
  * expression, predicate, INCLUDE, operator class or order: the definition
@@ -305,14 +316,12 @@ static void attnums(const struct kc_table *t, char *out, size_t cap)
  */
 static bool read_indexes(PGconn *c, struct kc *k, struct kc_table *t, struct db_error *err)
 {
-	char cols[256], what[4 * PLAN_NAME_MAX + 8];
-	const char *params[2] = { t->oid, cols };
+	char what[4 * PLAN_NAME_MAX + 8];
 	PGresult *r;
 
-	attnums(t, cols, sizeof(cols));
 	name_of(t, what, sizeof(what));
-	r = db_query(
-		c,
+	r = query_changed_cols(
+		c, t,
 		"SELECT ic.relname, i.indisprimary, i.indisunique, am.amname, "
 		"  (SELECT con.conname FROM pg_catalog.pg_constraint con WHERE con.conindid = i.indexrelid "
 		"   AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u', 'x')), "
@@ -335,7 +344,7 @@ static bool read_indexes(PGconn *c, struct kc *k, struct kc_table *t, struct db_
 		"  pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = "
 		"  i.indexrelid AND d.refobjid = i.indrelid AND d.refobjsubid = ANY ($2::int2[]))) "
 		"ORDER BY ic.relname",
-		2, params, err);
+		err);
 	if (!r)
 		return false;
 	for (int i = 0; i < PQntuples(r); i++) {
@@ -427,14 +436,12 @@ static bool read_indexes(PGconn *c, struct kc *k, struct kc_table *t, struct db_
  */
 static bool read_dependents(PGconn *c, struct kc *k, const struct kc_table *t, struct db_error *err)
 {
-	char cols[256], what[4 * PLAN_NAME_MAX + 8];
-	const char *params[2] = { t->oid, cols };
+	char what[4 * PLAN_NAME_MAX + 8];
 	PGresult *r;
 
-	attnums(t, cols, sizeof(cols));
 	name_of(t, what, sizeof(what));
-	r = db_query(
-		c,
+	r = query_changed_cols(
+		c, t,
 		"SELECT DISTINCT d.classid::regclass::text, pg_catalog.pg_describe_object(d.classid, "
 		"d.objid, "
 		"  d.objsubid), d.deptype, "
@@ -450,7 +457,7 @@ static bool read_dependents(PGconn *c, struct kc *k, const struct kc_table *t, s
 		"   d.classid = 'pg_catalog.pg_attrdef'::regclass) "
 		"FROM pg_catalog.pg_depend d WHERE d.refclassid = 'pg_catalog.pg_class'::regclass "
 		"AND d.refobjid = $1::oid AND d.refobjsubid = ANY ($2::int2[]) ORDER BY 2",
-		2, params, err);
+		err);
 	if (!r)
 		return false;
 	for (int i = 0; i < PQntuples(r); i++) {
@@ -525,6 +532,18 @@ static bool read_publications(PGconn *c, struct kc *k, const struct kc_table *t,
 	return true;
 }
 
+/* 'name' appended to the text array literal being built in 'b' ("{" so far, or elements): quoted, escaped. */
+static void put_array_element(struct strbuf *b, const char *name)
+{
+	strbuf_put(b, b->len > 1 ? ",\"" : "\"");
+	for (const char *s = name; *s; s++) {
+		char ch[3] = { '\\', *s, 0 };
+
+		strbuf_put(b, *s == '"' || *s == '\\' ? ch : ch + 1);
+	}
+	strbuf_put(b, "\"");
+}
+
 /* Names the change creates that exist already (a column, an index, a constraint). */
 static bool read_collisions(PGconn *c, struct kc *k, const struct kc_table *t, struct db_error *err)
 {
@@ -544,26 +563,14 @@ static bool read_collisions(PGconn *c, struct kc *k, const struct kc_table *t, s
 		for (int j = 0; j < 3; j++) {
 			if (!names[j][0] || (!cc->shadow && j < 2))
 				continue;
-			strbuf_put(j == 2 ? &rels : &cols, (j == 2 ? rels.len : cols.len) > 1 ? ",\"" : "\"");
-			for (const char *s = names[j]; *s; s++) {
-				char ch[3] = { '\\', *s, 0 };
-
-				strbuf_put(j == 2 ? &rels : &cols, *s == '"' || *s == '\\' ? ch : ch + 1);
-			}
-			strbuf_put(j == 2 ? &rels : &cols, "\"");
+			put_array_element(j == 2 ? &rels : &cols, names[j]);
 		}
 	}
 	for (int i = 0; i < t->n_idx; i++) {
 		const char *names[2] = { t->idx[i].new_name, t->idx[i].old_name };
 
 		for (int j = 0; j < 2; j++) {
-			strbuf_put(&rels, rels.len > 1 ? ",\"" : "\"");
-			for (const char *s = names[j]; *s; s++) {
-				char ch[3] = { '\\', *s, 0 };
-
-				strbuf_put(&rels, *s == '"' || *s == '\\' ? ch : ch + 1);
-			}
-			strbuf_put(&rels, "\"");
+			put_array_element(&rels, names[j]);
 		}
 	}
 	strbuf_put(&cols, "}");

@@ -24,8 +24,44 @@
 #include "xalloc.h"
 #include "pgvalve/clock.h"
 
-/* A batch's own lock_timeout: a batch waits behind a row lock at most this long, then is tried again. */
-#define BATCH_LOCK_TIMEOUT_MS 2000
+/*
+ * A batch's own lock_timeout: a batch waits behind a writer's row lock at
+ * most this long, then is tried again, smaller. Short, because the rows it
+ * already updated stay locked while it waits, and the writers that want
+ * them wait behind it. A run of lock timeouts fails the step only after
+ * --attempts times BATCH_LOCK_RETRIES of them in a row (30 x 40 x 50 ms:
+ * a minute behind one row lock).
+ */
+#define BATCH_LOCK_TIMEOUT_MS 50
+#define BATCH_LOCK_RETRIES 40
+
+/*
+ * How long a batch should take: its rows stay locked until it commits, so a
+ * writer updating one of them waits up to this long. The batch's pages are
+ * cut to keep it near this (docs/architecture.md §4.9), within
+ * --backfill-batch rows.
+ */
+#define BATCH_TARGET_MS 20
+
+/*
+ * The key change's session settings on the DDL connection: its index
+ * builds and validations run without parallel workers, so they take one
+ * core, not every core, from the clients (bench/keychange --lock-samples:
+ * a parallel CREATE INDEX CONCURRENTLY left the load's sessions waiting for
+ * the CPU). Session-wide, so the index and validation steps migrate.c runs
+ * on the same connection after the backfill have them too.
+ */
+static bool session_settings(struct migration *a)
+{
+	struct db_error err;
+
+	if (db_exec(a->ddl,
+		    "SET max_parallel_maintenance_workers = 0; SET max_parallel_workers_per_gather = 0",
+		    &err))
+		return true;
+	report_error("cannot set the key change's session settings", err.msg, NULL);
+	return false;
+}
 
 static bool shadow(struct migration *a, const struct plan_step *st)
 {
@@ -88,22 +124,28 @@ static bool table_pages(struct migration *a, const struct plan_step *st, long lo
  * One batch: the pages [from, to) whose shadow columns differ, and the
  * journal's position, in one transaction. Returns the rows written, or -1
  * ('err': a lock wait that ran out, a deadlock or a serialization failure
- * may be tried again).
+ * may be tried again). 'held_ms': from the UPDATE to the end of the
+ * transaction, the time its row locks were held (or waited for).
  */
 static long long batch(struct migration *a, const struct plan_step *st, long long from, long long to,
-		       struct db_error *err)
+		       int64_t *held_ms, struct db_error *err)
 {
-	char lo[32], hi[32], set[64];
+	char lo[32], hi[32], begin[64];
 	const char *params[2] = { lo, hi };
 	long long rows = -1;
+	int64_t t0;
 	PGresult *r;
 
 	snprintf(lo, sizeof(lo), "(%lld,0)", from);
 	snprintf(hi, sizeof(hi), "(%lld,0)", to);
-	snprintf(set, sizeof(set), "SET LOCAL lock_timeout = %d", BATCH_LOCK_TIMEOUT_MS);
-	if (!db_exec(a->ddl, "BEGIN", err))
+	snprintf(begin, sizeof(begin), "BEGIN; SET LOCAL lock_timeout = %d", BATCH_LOCK_TIMEOUT_MS);
+	*held_ms = 0;
+	if (!db_exec(a->ddl, begin, err)) {
+		db_rollback(a->ddl); /* the SET may have failed inside the transaction BEGIN opened */
 		return -1;
-	if (db_exec(a->ddl, set, err) && (r = db_query(a->ddl, st->sql, 2, params, err)) != NULL) {
+	}
+	t0 = clock_mono_ms();
+	if ((r = db_query(a->ddl, st->sql, 2, params, err)) != NULL) {
 		rows = atoll(PQcmdTuples(r));
 		PQclear(r);
 		if (!journal_backfill_advance(a->ddl, a->id, st->seq, to, rows, err) ||
@@ -112,6 +154,7 @@ static long long batch(struct migration *a, const struct plan_step *st, long lon
 	}
 	if (rows < 0)
 		db_rollback(a->ddl);
+	*held_ms = clock_mono_ms() - t0;
 	return rows;
 }
 
@@ -123,6 +166,32 @@ static void sleep_ms(int64_t ms)
 	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
 
 	nanosleep(&ts, NULL);
+}
+
+static void lag_unreadable(const struct db_error *err)
+{
+	report_error("--max-lag: cannot read the standbys' replication lag", err->msg,
+		     "grant pg_monitor to the role pgvalve connects as, or leave --max-lag out");
+}
+
+/*
+ * --max-lag with a role that may not read the standbys' positions: found
+ * before the first shadow column is added, so the step fails with nothing
+ * of the change applied (docs/architecture.md §4.9).
+ */
+static bool lag_readable(struct migration *a)
+{
+	struct kc_lag lag;
+	struct keychange_lag_reading rd;
+	struct db_error err;
+
+	if (a->o->max_lag_ms <= 0)
+		return true;
+	keychange_lag_init(&lag);
+	if (keychange_lag_read(a->observer, &lag, &rd, &err))
+		return true;
+	lag_unreadable(&err);
+	return false;
 }
 
 /*
@@ -140,9 +209,7 @@ static bool throttle(struct migration *a, struct kc_lag *lag, const char *name, 
 		return true;
 	for (;;) {
 		if (!keychange_lag_read(a->observer, lag, &rd, &err)) {
-			report_error(
-				"--max-lag: cannot read the standbys' replication lag", err.msg,
-				"grant pg_monitor to the role pgvalve connects as, or leave --max-lag out");
+			lag_unreadable(&err);
 			return false;
 		}
 		if (rd.standbys == 0 && !*told)
@@ -182,12 +249,29 @@ static bool retryable(const struct db_error *err)
 		strcmp(err->sqlstate, "40001") == 0;
 }
 
+/*
+ * The next batch's pages: scaled so it takes about BATCH_TARGET_MS at the
+ * pace of the last one, by at most half or double at a time (one batch
+ * slowed by the host does not collapse the size), within --backfill-batch
+ * rows ('max_step' pages).
+ */
+static long long next_step(long long step, long long max_step, int64_t took_ms)
+{
+	long long want = took_ms > 0 ? step * BATCH_TARGET_MS / took_ms : step * 2;
+
+	if (want < step / 2)
+		want = step / 2;
+	if (want > step * 2)
+		want = step * 2;
+	return want < 1 ? 1 : want > max_step ? max_step : want;
+}
+
 static bool backfill(struct migration *a, const struct plan_step *st)
 {
 	struct journal_backfill pos;
 	struct db_error err;
 	char name[2 * PLAN_NAME_MAX + 8];
-	long long pages, step, rows = 0, first;
+	long long pages, step, max_step, rows = 0, first;
 	double per_page;
 	int64_t started = clock_mono_ms();
 	int failures = 0;
@@ -212,38 +296,43 @@ static bool backfill(struct migration *a, const struct plan_step *st)
 		report_event("backfill", NULL, "backfill of %s resumes at page %lld of %lld (%lld rows done)",
 			     name, pos.next_block, pos.end_block, pos.rows_done);
 	}
-	step = per_page >= 1 ? (long long)(a->o->backfill_batch / per_page) : a->o->backfill_batch / 100;
-	if (step < 1)
-		step = 1;
+	max_step = per_page >= 1 ? (long long)(a->o->backfill_batch / per_page) : a->o->backfill_batch / 100;
+	if (max_step < 1)
+		max_step = 1;
+	step = max_step;
 	first = pos.next_block;
 	keychange_lag_init(&lag);
 	while (pos.next_block < pos.end_block) {
 		long long to = pos.next_block + step < pos.end_block ? pos.next_block + step : pos.end_block;
 		long long n;
+		int64_t took;
 		double elapsed_s;
 
 		if (!throttle(a, &lag, name, &lag_told))
 			return false;
-		n = batch(a, st, pos.next_block, to, &err);
+		n = batch(a, st, pos.next_block, to, &took, &err);
 
 		if (n < 0) {
-			if (!retryable(&err) || ++failures >= a->o->attempts) {
+			if (!retryable(&err) || ++failures >= a->o->attempts * BATCH_LOCK_RETRIES) {
 				report_error("a backfill batch failed", err.msg, NULL);
 				return false;
 			}
-			report_warning("a backfill batch waited too long or deadlocked; trying it again",
-				       err.msg);
+			/* a writer holds one of its rows: fewer pages, after a pause as long as the wait */
+			step = step / 2 > 0 ? step / 2 : 1;
+			if (failures % BATCH_LOCK_RETRIES == 0)
+				report_warning("backfill batches keep waiting for a row lock or deadlocking; "
+					       "trying again",
+					       err.msg);
+			sleep_ms(took);
 			continue;
 		}
 		failures = 0;
 		pos.next_block = to;
 		rows += n;
+		step = next_step(step, max_step, took);
 		elapsed_s = (double)(clock_mono_ms() - started) / 1000.0;
 		if (a->o->backfill_rate > 0 && elapsed_s < (double)rows / a->o->backfill_rate) {
-			double wait = (double)rows / a->o->backfill_rate - elapsed_s;
-			struct timespec ts = { (time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9) };
-
-			nanosleep(&ts, NULL);
+			sleep_ms((int64_t)(((double)rows / a->o->backfill_rate - elapsed_s) * 1000.0));
 			elapsed_s = (double)(clock_mono_ms() - started) / 1000.0;
 		}
 		/* the estimate: the pages left at the pace of the pages done in this run */
@@ -269,5 +358,9 @@ static bool backfill(struct migration *a, const struct plan_step *st)
 
 bool keychange_prepare_step(struct migration *a, const struct plan_step *st)
 {
-	return st->kind == STEP_KEYCHANGE_SHADOW ? shadow(a, st) : backfill(a, st);
+	if (!session_settings(a))
+		return false;
+	if (st->kind == STEP_KEYCHANGE_SHADOW)
+		return lag_readable(a) && shadow(a, st);
+	return backfill(a, st);
 }

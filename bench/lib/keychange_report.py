@@ -12,6 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cutover_report import ms, table  # noqa: E402
+from keychange_locks import format_summary  # noqa: E402
 
 GOAL_MS = 50.0
 NAMES = {
@@ -62,6 +63,16 @@ def main():
     print("   flight between DDL start and DDL end + 1 s; errors: ErrorResponses the proxy relayed plus failed")
     print("   transactions; rows lost: transactions pgbench logged as committed whose rows are missing; swap hold:")
     print("   how long the proxy held traffic for the swap, as pgvalve reports it)")
+    for method in ("baseline", "plain", "pgvalve"):
+        r = runs.get(method)
+        if r and r.get("lock_waits") is not None:
+            print()
+            print(f"  {NAMES[method]}: what the load's sessions waited on, per phase "
+                  f"({r.get('lock_samples', 0)} samples of pg_stat_activity/pg_locks, ~20 ms apart)")
+            print(format_summary(r["lock_waits"]))
+            if r.get("slowest_waits"):
+                print("  during its slowest transaction:")
+                print(format_summary([r["slowest_waits"]]))
     if verdict is not None:
         print(f"  goal for pgvalve (issue 12: max <= baseline max + {GOAL_MS:.0f} ms, 0 errors, 0 rows lost): "
               f"{'met' if verdict else 'NOT met'}")

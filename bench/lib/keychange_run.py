@@ -26,6 +26,7 @@ import psycopg
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cutover_run import Load, log, measure, proxy_errors  # noqa: E402
+import keychange_locks  # noqa: E402
 
 TABLES = ("orders", "sessions", "payments")
 PLAIN = ["ALTER TABLE parent ALTER COLUMN id TYPE bigint"] + [
@@ -51,7 +52,7 @@ def run_plain(a, result):
 def run_pgvalve(a, result, failure, events):
     cmd = [a.pgvalve, "apply", a.migration, "--db", a.db_url, "--proxy", a.admin_url, "--watch", "0",
            "--finalize", "--max-stall", str(a.max_stall), "--backfill-batch", str(a.backfill_batch),
-           "--format", "json"]
+           "--format", "json"] + (["--backfill-rate", str(a.backfill_rate)] if a.backfill_rate else [])
     log("$ " + " ".join(cmd).replace(a.db_url, re.sub(r":[^:@/]*@", ":***@", a.db_url)))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines, rows, seconds, held = [], 0, 0.0, {}
@@ -125,6 +126,7 @@ def main():
     ap.add_argument("--migration")
     ap.add_argument("--max-stall", type=int, default=200)
     ap.add_argument("--backfill-batch", type=int, default=5000)
+    ap.add_argument("--backfill-rate", type=int, default=0)
     ap.add_argument("--pgbench", required=True)
     ap.add_argument("--load-script", required=True)
     ap.add_argument("--rows", type=int, required=True, help="rows in each referencing table")
@@ -137,6 +139,12 @@ def main():
     ap.add_argument("--settle-seconds", type=float, default=5.0,
                     help="load kept running past the window, so pgbench's buffered log lines of it are written")
     ap.add_argument("--workdir", required=True)
+    ap.add_argument("--lock-samples", metavar="FILE",
+                    help="sample pg_stat_activity/pg_locks and the proxy's /status every 20 ms into FILE "
+                         "(keychange_locks.py) and add what the load's sessions waited on, per phase")
+    ap.add_argument("--renice-pgvalve", type=int, metavar="N",
+                    help="with --lock-samples: renice pgvalve's server backends to N as the sampler sees them "
+                         "(an experiment: the server on this host, the bench allowed to renice them)")
     a = ap.parse_args()
     if a.method == "pgvalve" and not (a.pgvalve and a.migration and a.db_url):
         ap.error("--method pgvalve needs --pgvalve, --migration and --db-url")
@@ -146,6 +154,10 @@ def main():
     notes, failure = result["notes"], []
     before = load_parents(a)
     errors_before = proxy_errors(a.admin_url)
+    sampler = None
+    if a.lock_samples:
+        sampler = keychange_locks.Sampler(a.db_port, a.admin_url, a.lock_samples, renice=a.renice_pgvalve)
+        sampler.start()
     load = Load(a, a.workdir)
     start = end = None
     events = []  # (received, message) of pgvalve apply's output
@@ -167,7 +179,18 @@ def main():
     if start is None:
         start = time.time()
     end = end or time.time()
+    if sampler:
+        sampler.stop()
     measure(a, load, start, end, errors_before, result, notes, failure, settle_s=a.settle_seconds)
+    if sampler:
+        if sampler.error:
+            notes.append("lock sampler: " + sampler.error)
+        result["lock_samples"] = sampler.samples
+        if a.renice_pgvalve is not None:
+            notes.append(f"pgvalve's {len(sampler.reniced)} server backend(s) reniced to {a.renice_pgvalve}")
+        result["lock_waits"] = keychange_locks.summarize(a.lock_samples, events, start, end)
+        log(f"{a.method}: what the load's sessions waited on, per phase ({sampler.samples} samples, "
+            f"{a.lock_samples}):\n" + keychange_locks.format_summary(result["lock_waits"]))
     txns = load.transactions()
     logged_ok = sum(1 for t in txns if not t[3])
     inside = [t for t in txns if t[0] <= end + 1.0 and t[1] >= start and not t[3]]
@@ -182,6 +205,12 @@ def main():
             during = [m for at, m in events if at <= slow[1]]
             notes.append(f"{what}: {slow[2] * 1000:.0f} ms, from {slow[0] - start:+.1f} s to {slow[1] - start:+.1f} s, "
                          f"after: {(during[-1] if during else 'the start')[:100]}")
+            if a.lock_samples and what == "slowest":
+                seen = keychange_locks.during(a.lock_samples, slow[0], slow[1])
+                if seen:
+                    result["slowest_waits"] = seen
+                    log(f"{a.method}: the load's sessions during the slowest transaction:\n"
+                        + keychange_locks.format_summary([seen]))
     check(a, result, failure, before, logged_ok)
     if failure:
         result["status"] = "failed"

@@ -119,3 +119,45 @@ def test_a_bad_max_lag_is_a_usage_error(pg, db, tmp_path, value):
     r = pgvalve("apply", path, "--max-lag", value, pg=pg, check=2)
     assert "--max-lag: expected a duration" in r.err, r
     assert db.execute("SELECT count(*) FROM pg_attribute WHERE attname = 'id_pgvalve_new'").fetchone()[0] == 0
+
+
+def test_max_lag_without_pg_monitor_fails_with_the_hint_and_applies_nothing(pg, db, standby, tmp_path):
+    """A role that may not read the standbys' replay positions (no pg_monitor: pg_stat_replication
+    shows it the standby's row with its positions NULL) gets the hint, and the change is not begun:
+    no shadow column, trigger or function, the key still int, the journal says it did not happen."""
+    harness.wait_for(lambda: caught_up(pg), 120, what="the standby to stream")
+    role = "trust_user"  # LOGIN, no superuser, no pg_monitor (harness.AUTH_METHODS: trust)
+    db.execute(f"ALTER TABLE accounts OWNER TO {role}")
+    db.execute(f"ALTER TABLE orders OWNER TO {role}")
+    db.execute(f"GRANT CREATE ON DATABASE {harness.DATABASE} TO {role}")
+    try:
+        with psycopg.connect(pg.dsn(user=role), autocommit=True) as c:
+            assert c.execute("SELECT pg_has_role('pg_monitor', 'MEMBER') OR pg_has_role('pg_read_all_stats', "
+                             "'MEMBER')").fetchone()[0] is False
+            # what the coordinator's check rests on: the row is there, its positions hidden
+            assert c.execute("SELECT count(*), count(replay_lsn) FROM pg_stat_replication").fetchone() == (1, 0)
+        path = write_file(tmp_path, "0007_bigint.sql", MIGRATION)
+        url = f"postgresql://{role}@{harness.HOST}:{pg.port}/{harness.DATABASE}?sslmode=disable"
+        r = pgvalve("apply", path, "--db", url, "--watch", "0", "--max-lag", "1s", pg=pg)
+        assert r.rc != 0, r
+        assert "--max-lag: cannot read the standbys' replication lag" in r.err + r.out, r
+        assert "grant pg_monitor to the role pgvalve connects as, or leave --max-lag out" in r.err + r.out, r
+        assert "pg_stat_replication hides the standbys' replay positions" in r.err + r.out, r
+        assert "shadow columns on public.accounts added" not in r.out, r.out
+        # nothing of the change in place
+        assert db.execute("SELECT count(*) FROM pg_attribute WHERE attname LIKE '%pgvalve%' AND NOT attisdropped "
+                          "AND attrelid IN ('accounts'::regclass, 'orders'::regclass)").fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%pgvalve%'").fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE 'keychange_%'").fetchone()[0] == 0
+        assert db.execute("SELECT format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = "
+                          "'accounts'::regclass AND attname = 'id'").fetchone()[0] == "integer"
+        assert db.execute("SELECT count(*) FROM pgvalve.keychange_backfill").fetchone()[0] == 0
+        state = db.execute("SELECT state FROM pgvalve.migrations ORDER BY id DESC LIMIT 1").fetchone()[0]
+        assert state in ("rolled_back", "failed"), state
+        assert db.execute("SELECT count(*) FROM accounts JOIN orders ON orders.account_id = accounts.id"
+                          ).fetchone()[0] == 2000
+    finally:
+        db.execute(f"REVOKE CREATE ON DATABASE {harness.DATABASE} FROM {role}")
+        db.execute("DROP SCHEMA IF EXISTS pgvalve CASCADE")
+        db.execute(f"ALTER TABLE accounts OWNER TO {harness.SUPERUSER}")
+        db.execute(f"ALTER TABLE orders OWNER TO {harness.SUPERUSER}")
