@@ -254,22 +254,32 @@ static bool create_object(struct migration *a, const struct plan_step *st)
 }
 
 /* The steps before the cutover: new objects and CREATE INDEX CONCURRENTLY, in the file's order, no hold. */
-static bool prepare(struct migration *a)
+static bool prepare(struct migration *a, char *why, size_t why_len)
 {
 	for (int i = 0; i < a->p.n_steps; i++) {
 		const struct plan_step *st = &a->p.steps[i];
+		bool keychange = st->kind == STEP_KEYCHANGE_SHADOW || st->kind == STEP_KEYCHANGE_BACKFILL;
+		bool ok;
 
 		if (st->phase != PHASE_PREPARE || a->done[i])
 			continue;
-		if (st->kind == STEP_KEYCHANGE_SHADOW || st->kind == STEP_KEYCHANGE_BACKFILL) {
-			if (!keychange_prepare_step(a, st)) /* keychange_prepare.c */
-				return false;
-			continue;
-		}
-		if (!(st->kind == STEP_CREATE_OBJECT ? create_object(a, st) : build_index(a, st)))
+		if (keychange)
+			ok = keychange_prepare_step(a, st); /* keychange_prepare.c */
+		else
+			ok = st->kind == STEP_CREATE_OBJECT ? create_object(a, st) : build_index(a, st);
+		if (!ok) {
+			snprintf(why, why_len, "preparation step %d (%s) could not be completed", st->seq,
+				 keychange                                ? "key change"
+					 : st->kind == STEP_CREATE_OBJECT ? "a new object"
+									  : "an index the migration needs");
 			return false;
+		}
 	}
-	return set_state(a, MIG_PREPARED, NULL);
+	if (!set_state(a, MIG_PREPARED, NULL)) {
+		snprintf(why, why_len, "the journal could not record the preparation");
+		return false;
+	}
+	return true;
 }
 
 /* Waits for a window and for `pgvalve cutover ID` when postponed. */
@@ -857,8 +867,8 @@ static int run_phases(struct migration *a, enum mig_state state)
 			return EXIT_ATTENTION;
 		/* fall through */
 	case MIG_SNAPSHOTTED:
-		if (!prepare(a))
-			return roll_back(a, "an index the migration needs could not be built");
+		if (!prepare(a, why, sizeof(why)))
+			return roll_back(a, why);
 		a->quiet_since_ms = clock_mono_ms();
 		/* fall through */
 	case MIG_PREPARED:
