@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array_literal.h"
 #include "catalog.h"
 #include "proxyctl.h"
 #include "xalloc.h"
@@ -432,11 +433,11 @@ static void check_name(PGconn *c, const struct plan *p, const struct plan_constr
 /* Client backends on this database that no proxy reports: their work is not held. */
 static void check_bypass(PGconn *c, const struct options *o, struct preflight *pf)
 {
-	char pids[8192] = "{", err[256];
-	const char *params[1] = { pids };
+	char err[256], *pids;
+	const char *params[1];
+	struct strbuf list = { 0 };
 	struct db_error dberr;
 	PGresult *r;
-	size_t k = 1;
 
 	for (int i = 0; i < o->n_proxies; i++) {
 		cJSON *doc = NULL, *s;
@@ -456,13 +457,12 @@ static void check_bypass(PGconn *c, const struct options *o, struct preflight *p
 			int pid = (int)cJSON_GetNumberValue(
 				cJSON_GetObjectItemCaseSensitive(s, "backend_pid"));
 
-			if (pid > 0 && k + 16 < sizeof(pids))
-				k += (size_t)snprintf(pids + k, sizeof(pids) - k, "%s%d", k > 1 ? "," : "",
-						      pid);
+			if (pid > 0)
+				array_literal_add_int(&list, pid);
 		}
 		cJSON_Delete(doc);
 	}
-	snprintf(pids + k, sizeof(pids) - k, "}");
+	params[0] = pids = array_literal_take(&list);
 	r = db_query(c,
 		     "SELECT count(*), string_agg(format('pid %s %s@%s (%s)', pid, usename, "
 		     "coalesce(client_addr::text, 'local'), coalesce(nullif(application_name, ''), 'no "
@@ -479,6 +479,7 @@ static void check_bypass(PGconn *c, const struct options *o, struct preflight *p
 		    "%s session(s) on this database do not go through %s", db_value(r, 0, 0, "0"),
 		    o->n_proxies ? "the listed proxies" : "any proxy (none given)");
 	PQclear(r);
+	free(pids);
 }
 
 /* Transactions already open on the plan's tables for longer than the stall budget. */
@@ -659,8 +660,8 @@ static void check_creation_schema(PGconn *c, const struct plan *p, struct prefli
 bool preflight_run(PGconn *c, const struct plan *p, const struct options *o, struct preflight *out,
 		   struct db_error *err)
 {
-	char oids[4096] = "{";
-	size_t k = 1;
+	struct strbuf list = { 0 };
+	char *oids;
 
 	memset(out, 0, sizeof(*out));
 	out->rows_to_validate = xcalloc((size_t)p->n_constraints + 1, sizeof(*out->rows_to_validate));
@@ -681,8 +682,7 @@ bool preflight_run(PGconn *c, const struct plan *p, const struct options *o, str
 			    "check the table name and search_path", "table %s does not exist", name);
 			continue;
 		}
-		if (k + 16 < sizeof(oids))
-			k += (size_t)snprintf(oids + k, sizeof(oids) - k, "%s%s", k > 1 ? "," : "", oid);
+		array_literal_add(&list, oid);
 		r = db_query(c, "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = $1::oid", 1,
 			     params, err);
 		if (r)
@@ -696,12 +696,13 @@ bool preflight_run(PGconn *c, const struct plan *p, const struct options *o, str
 		else
 			check_unique(c, con, reg, out);
 	}
-	snprintf(oids + k, sizeof(oids) - k, "}");
+	oids = array_literal_take(&list);
 	check_table_steps(c, p, out);
 	check_default_functions(c, p, out);
 	check_type_change(c, p, out);
 	check_creation_schema(c, p, out);
 	check_long_transactions(c, oids, o, out);
+	free(oids);
 	check_bypass(c, o, out);
 	return db_exec(c, "RESET statement_timeout", err);
 }
