@@ -10,7 +10,6 @@ hold and its parked sessions; held names follow PostgreSQL's case folding.
 Real clients only: psycopg, psql, the raw protocol client. Sanitizer reports in the proxy's
 stderr fail every test at teardown (conftest.py)."""
 
-import concurrent.futures
 import signal
 import socket
 import struct
@@ -20,31 +19,19 @@ import psycopg.errors
 import pytest
 
 import harness
+import holds
 from holds import (admin, assert_ok, assert_rejected, bind_msg, errors_in, execute_msg, hold,  # noqa: E402
                    make_table, parked_count, parse_msg, q, read_until_ready, received_nothing, release,
-                   rows, send_all, session_of, types, wait_parked)
+                   raw_conns, rows, send_all, session_of, types, wait_parked)
+
+
+pool = holds.pool  # the thread pool fixture test_holds.py and test_parked.py share
 
 
 @pytest.fixture
 def raw(proxy):
     """raw(p=proxy, user=superuser) -> an authenticated RawConn, closed at teardown."""
-    conns = []
-
-    def _raw(p=None, user=harness.SUPERUSER):
-        r = (p or proxy).raw(timeout=30)
-        conns.append(r)
-        r.startup(user)
-        return r
-    yield _raw
-    for r in conns:
-        r.close()
-
-
-@pytest.fixture
-def pool():
-    ex = concurrent.futures.ThreadPoolExecutor(max_workers=4)
-    yield ex
-    ex.shutdown(wait=False, cancel_futures=True)
+    yield from raw_conns(proxy, timeout=30)
 
 
 def backend_gone(direct, pid):
