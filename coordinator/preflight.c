@@ -57,25 +57,14 @@ static void add(struct preflight *pf, enum finding_level level, const char *chec
 	pf->warnings += level == FINDING_WARNING;
 }
 
-/* A text[] literal of 'n' names: {"a","b\"c"}. */
-static void array_literal(const char (*names)[PLAN_NAME_MAX], int n, char *out, size_t cap)
+/* A text[] literal of 'n' names, {"a","b\"c"}, malloc'd for the caller to free. */
+static char *names_literal(const char (*names)[PLAN_NAME_MAX], int n)
 {
-	size_t k = 0;
+	struct strbuf b = { 0 };
 
-	out[k++] = '{';
-	for (int i = 0; i < n && k + 4 < cap; i++) {
-		if (i)
-			out[k++] = ',';
-		out[k++] = '"';
-		for (const char *c = names[i]; *c && k + 3 < cap; c++) {
-			if (*c == '"' || *c == '\\')
-				out[k++] = '\\';
-			out[k++] = *c;
-		}
-		out[k++] = '"';
-	}
-	out[k++] = '}';
-	out[k] = '\0';
+	for (int i = 0; i < n; i++)
+		array_literal_add_text(&b, names[i]);
+	return array_literal_take(&b);
 }
 
 /* The table's oid and its name as PostgreSQL quotes it; false when it does not exist or is no table. */
@@ -186,7 +175,7 @@ static bool created_here(const struct plan *p, const struct qname *q);
 static void check_foreign_key(PGconn *c, const struct plan *p, const struct plan_constraint *k,
 			      const char *oid, const char *reg, struct preflight *pf)
 {
-	char poid[16], preg[300], cols[2048], rcols[2048], subject[300], detail[2048];
+	char poid[16], preg[300], *cols, *rcols, subject[300], detail[2048];
 	char refs[PLAN_MAX_COLUMNS][PLAN_NAME_MAX];
 	int n_refs;
 	struct db_error err;
@@ -211,8 +200,8 @@ static void check_foreign_key(PGconn *c, const struct plan *p, const struct plan
 		    "%d referencing column(s) but %d referenced column(s) on %s", k->n_columns, n_refs, preg);
 		return;
 	}
-	array_literal(k->columns, k->n_columns, cols, sizeof(cols));
-	array_literal((const char(*)[PLAN_NAME_MAX])refs, n_refs, rcols, sizeof(rcols));
+	cols = names_literal(k->columns, k->n_columns);
+	rcols = names_literal((const char(*)[PLAN_NAME_MAX])refs, n_refs);
 	{
 		const char *params[4] = { poid, rcols, oid, cols };
 
@@ -273,7 +262,7 @@ static void check_foreign_key(PGconn *c, const struct plan *p, const struct plan
 			     2, params, &err);
 		if (r && atoi(db_value(r, 0, 0, "0")) < k->n_columns) {
 			PQclear(r);
-			return;
+			goto out;
 		}
 		PQclear(r);
 	}
@@ -302,7 +291,7 @@ static void check_foreign_key(PGconn *c, const struct plan *p, const struct plan
 			add(pf, FINDING_WARNING, "orphans", subject, -1, err.msg,
 			    "run the check by hand, or raise the timeout",
 			    "could not count orphan rows within " CHECK_TIMEOUT);
-			return;
+			goto out;
 		}
 		if (atoll(db_value(r, 0, 0, "0")) > 0) {
 			snprintf(detail, sizeof(detail), "e.g. %s", db_value(r, 0, 1, ""));
@@ -313,6 +302,9 @@ static void check_foreign_key(PGconn *c, const struct plan *p, const struct plan
 		}
 		PQclear(r);
 	}
+out:
+	free(cols);
+	free(rcols);
 }
 
 static void check_rows(PGconn *c, const struct plan_constraint *k, const char *reg, struct preflight *pf)
@@ -363,13 +355,12 @@ static void check_rows(PGconn *c, const struct plan_constraint *k, const char *r
 /* UNIQUE / PRIMARY KEY: duplicate keys (and NULLs, for a primary key) would make the index build fail. */
 static void check_unique(PGconn *c, const struct plan_constraint *k, const char *reg, struct preflight *pf)
 {
-	char subject[300], cols[2048];
+	char subject[300], *cols = names_literal(k->columns, k->n_columns);
 	const char *params[3] = { reg, cols, k->type == CON_PRIMARY_KEY ? "t" : "f" };
 	struct db_error err;
 	PGresult *r;
 
 	snprintf(subject, sizeof(subject), "%.63s on %.180s", k->name, reg);
-	array_literal(k->columns, k->n_columns, cols, sizeof(cols));
 	r = run_built(c,
 		      "SELECT format('SELECT (SELECT count(*) FROM (SELECT 1 FROM %s WHERE %s GROUP BY %s "
 		      "HAVING count(*) > 1) d), "
@@ -380,6 +371,7 @@ static void check_unique(PGconn *c, const struct plan_constraint *k, const char 
 		      "unnest($2::text[]) x) "
 		      "      ELSE 'false' END)",
 		      3, params, &err);
+	free(cols);
 	if (!r) {
 		add(pf, FINDING_WARNING, "duplicates", subject, -1, err.msg,
 		    "run the check by hand, or raise the timeout",
