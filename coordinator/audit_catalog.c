@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array_literal.h"
 #include "audit.h"
 #include "xalloc.h"
 
@@ -122,27 +123,6 @@ static const char names_sql[] =
 
 /* clang-format on */
 
-/* Appends 's' to a growing text array literal {"a","b"} (quotes and backslashes escaped). */
-static void array_add(char **lit, size_t *len, const char *s)
-{
-	size_t need = *len + 2 * strlen(s) + 8;
-
-	*lit = xrealloc(*lit, need);
-	if (*len == 0)
-		(*lit)[(*len)++] = '{';
-	else
-		(*lit)[*len - 1] = ','; /* overwrite the closing brace */
-	(*lit)[(*len)++] = '"';
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			(*lit)[(*len)++] = '\\';
-		(*lit)[(*len)++] = *s;
-	}
-	(*lit)[(*len)++] = '"';
-	(*lit)[(*len)++] = '}';
-	(*lit)[*len] = '\0';
-}
-
 /* Splits a text[] value as PostgreSQL prints it ({a,"b c"}) into 'n' strings. */
 static char **array_parse(const char *s, int *n)
 {
@@ -203,17 +183,18 @@ static int table_by_oid(const struct audit_graph *g, unsigned oid)
 static bool read_scope(PGconn *c, const struct audit_scope *scope, struct audit_graph *g, char **oids,
 		       struct db_error *err)
 {
-	char *names = NULL, *lit = NULL;
-	size_t nlen = 0, olen = 0;
+	struct strbuf lit = { 0 };
 	PGresult *r;
 	bool ok = true;
 
 	if (scope->n_schemas > 0) {
+		struct strbuf list = { 0 };
 		const char *params[1];
+		char *names;
 
 		for (int i = 0; i < scope->n_schemas; i++)
-			array_add(&names, &nlen, scope->schemas[i]);
-		params[0] = names;
+			array_literal_add_text(&list, scope->schemas[i]);
+		params[0] = names = array_literal_take(&list);
 		r = db_query(
 			c,
 			"SELECT s, n.oid, n.oid IS NOT NULL AND pg_catalog.has_schema_privilege(n.oid, "
@@ -248,19 +229,16 @@ static bool read_scope(PGconn *c, const struct audit_scope *scope, struct audit_
 				g->unreadable[g->n_unreadable++] = xstrdup(name);
 			}
 		} else {
-			lit = xrealloc(lit, olen + strlen(PQgetvalue(r, i, 1)) + 3);
-			olen += (size_t)sprintf(lit + olen, "%s%s", olen ? "," : "{", PQgetvalue(r, i, 1));
+			array_literal_add(&lit, PQgetvalue(r, i, 1));
 		}
 	}
 	PQclear(r);
 	if (!ok) {
 		snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", "42501");
-		free(lit);
+		strbuf_reset(&lit);
 		return false;
 	}
-	lit = xrealloc(lit, olen + 3);
-	sprintf(lit + olen, "%s}", olen ? "" : "{");
-	*oids = lit;
+	*oids = array_literal_take(&lit);
 	return true;
 }
 
@@ -269,15 +247,12 @@ static bool read_tables(PGconn *c, const char *schema_oids, struct audit_graph *
 {
 	const char *params[1] = { schema_oids };
 	PGresult *r = db_query(c, tables_sql, 1, params, err);
-	size_t len = 0;
-	char *lit = NULL;
+	struct strbuf lit = { 0 };
 
 	if (!r)
 		return false;
 	g->n_tables = PQntuples(r);
 	g->tables = xcalloc((size_t)g->n_tables + 1, sizeof(struct audit_table));
-	lit = xmalloc((size_t)g->n_tables * 12 + 3);
-	lit[len++] = '{';
 	for (int i = 0; i < g->n_tables; i++) {
 		struct audit_table *t = &g->tables[i];
 
@@ -291,11 +266,10 @@ static bool read_tables(PGconn *c, const char *schema_oids, struct audit_graph *
 		t->has_pk = PQgetvalue(r, i, 7)[0] == 't';
 		t->in_scope = PQgetvalue(r, i, 8)[0] == 't';
 		t->pk_type = PQgetisnull(r, i, 9) ? NULL : xstrdup(PQgetvalue(r, i, 9));
-		len += (size_t)sprintf(lit + len, "%s%s", i ? "," : "", PQgetvalue(r, i, 0));
+		array_literal_add(&lit, PQgetvalue(r, i, 0));
 	}
-	strcpy(lit + len, "}");
 	PQclear(r);
-	*node_oids = lit;
+	*node_oids = array_literal_take(&lit);
 	return true;
 }
 

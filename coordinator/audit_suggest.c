@@ -13,63 +13,20 @@
 #include <string.h>
 
 #include "audit.h"
+#include "names.h"
 #include "quote.h"
 #include "xalloc.h"
 
-/* The longest prefix of s of at most n bytes that does not split a UTF-8 character (pg_mbcliplen). */
-static size_t clip_utf8(const char *s, size_t n)
-{
-	if (n >= strlen(s))
-		return strlen(s);
-	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-		n--;
-	return n;
-}
+_Static_assert(AUDIT_NAME_MAX == PLAN_NAME_MAX, "an audit name is a plan name: both NAMEDATALEN");
 
-/*
- * PostgreSQL's makeObjectName(): name1_name2_label in NAMEDATALEN - 1 bytes,
- * shortening the longer of name1 and name2 first and never the label
- * (src/backend/commands/indexcmds.c; rules.c keeps the same rule for the
- * names a migration's statements get).
- */
-static void make_object_name(char out[AUDIT_NAME_MAX], const char *name1, const char *name2,
-			     const char *label)
-{
-	size_t avail = AUDIT_NAME_MAX - 1 - 1 - strlen(label) - 1;
-	size_t n1 = strlen(name1), n2 = strlen(name2);
-
-	while (n1 + n2 > avail) {
-		if (n1 > n2)
-			n1--;
-		else
-			n2--;
-	}
-	n1 = clip_utf8(name1, n1);
-	n2 = clip_utf8(name2, n2);
-	snprintf(out, AUDIT_NAME_MAX, "%.*s_%.*s_%s", (int)n1, name1, (int)n2, name2, label);
-}
-
+/* The addition and the choosing are names.c's, as for the names a migration's steps get. */
 void audit_object_name(const char *table, const char *const *columns, int n_columns, const char *label,
 		       bool (*taken)(const char *name, void *arg), void *arg, char out[AUDIT_NAME_MAX])
 {
-	char addition[2 * AUDIT_NAME_MAX + 2], mod[24];
-	size_t len = 0;
+	char addition[2 * PLAN_NAME_MAX];
 
-	/* ChooseForeignKeyConstraintNameAddition() (and ChooseIndexNameAddition()): columns joined by '_'. */
-	addition[0] = '\0';
-	for (int i = 0; i < n_columns && len < AUDIT_NAME_MAX; i++) {
-		if (len > 0)
-			addition[len++] = '_';
-		len += (size_t)snprintf(addition + len, AUDIT_NAME_MAX, "%s", columns[i]);
-	}
-	/* ChooseConstraintName() / ChooseRelationName(): label, then label1, label2, ... until free. */
-	snprintf(mod, sizeof(mod), "%s", label);
-	for (int pass = 1;; pass++) {
-		make_object_name(out, table, addition, mod);
-		if (!taken || !taken(out, arg))
-			return;
-		snprintf(mod, sizeof(mod), "%.8s%d", label, pass);
-	}
+	names_addition_list(columns, n_columns, addition);
+	names_choose_unused(table, addition, label, taken, arg, out);
 }
 
 /* Lower case with underscores dropped: how a column's stem and a table's name are compared. */

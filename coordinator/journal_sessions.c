@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array_literal.h"
 #include "journal.h"
-#include "strbuf.h"
 #include "xalloc.h"
 
 /* ---- coordinator sessions ---------------------------------------------------- */
@@ -175,18 +175,14 @@ bool journal_forget_ended_sessions(PGconn *c, struct db_error *err)
 bool journal_record_sessions(PGconn *c, const struct journal_coordinator *self, const int *pids, int n,
 			     struct db_error *err)
 {
-	char pidtext[16], startedtext[32], one[16], *list;
+	char pidtext[16], startedtext[32], *list;
 	const char *params[5] = { pidtext, startedtext, self->host, self->machine, NULL };
 	struct strbuf b = { 0 };
 	PGresult *r;
 
-	strbuf_put(&b, "{");
-	for (int i = 0; i < n; i++) {
-		snprintf(one, sizeof(one), "%s%d", i ? "," : "", pids[i]);
-		strbuf_put(&b, one);
-	}
-	strbuf_put(&b, "}");
-	params[4] = list = strbuf_take(&b);
+	for (int i = 0; i < n; i++)
+		array_literal_add_int(&b, pids[i]);
+	params[4] = list = array_literal_take(&b);
 	snprintf(pidtext, sizeof(pidtext), "%d", self->pid);
 	snprintf(startedtext, sizeof(startedtext), "%lld", self->started);
 	r = db_query(c,

@@ -35,7 +35,8 @@ void names_make_object(char out[PLAN_NAME_MAX], const char *name1, const char *n
 		 name2 ? name2 : "", label ? "_" : "", label ? label : "");
 }
 
-void names_addition(char cols[][PLAN_NAME_MAX], int n, char out[2 * PLAN_NAME_MAX])
+/* The one loop behind both forms of addition: cols[i] from 'list' when it is set, else from 'array'. */
+static void addition(const char *const *list, char array[][PLAN_NAME_MAX], int n, char out[2 * PLAN_NAME_MAX])
 {
 	size_t len = 0;
 
@@ -43,25 +44,58 @@ void names_addition(char cols[][PLAN_NAME_MAX], int n, char out[2 * PLAN_NAME_MA
 	for (int i = 0; i < n && len < PLAN_NAME_MAX; i++) {
 		if (len > 0)
 			out[len++] = '_';
-		len += (size_t)snprintf(out + len, PLAN_NAME_MAX, "%s", cols[i]);
+		len += (size_t)snprintf(out + len, PLAN_NAME_MAX, "%s", list ? list[i] : array[i]);
 	}
 }
 
+void names_addition(char cols[][PLAN_NAME_MAX], int n, char out[2 * PLAN_NAME_MAX])
+{
+	addition(NULL, cols, n, out);
+}
+
+void names_addition_list(const char *const *cols, int n, char out[2 * PLAN_NAME_MAX])
+{
+	addition(cols, NULL, n, out);
+}
+
+void names_choose_unused(const char *table, const char *name2, const char *label,
+			 bool (*taken)(const char *name, void *arg), void *arg, char out[PLAN_NAME_MAX])
+{
+	char modlabel[PLAN_NAME_MAX];
+
+	snprintf(modlabel, sizeof(modlabel), "%s", label);
+	for (int pass = 1;; pass++) {
+		names_make_object(out, table, name2, modlabel);
+		if (!taken || !taken(out, arg))
+			return;
+		snprintf(modlabel, sizeof(modlabel), "%s%d", label, pass);
+	}
+}
+
+/* Where names_choose() looks for names in use: plan 'p', in one schema, indexes too or not. */
+struct plan_names {
+	const struct plan *p;
+	const char *schema;
+	bool indexes;
+};
+
 /*
- * Whether the plan already adds a constraint named 'name' in 'schema' (or,
+ * Whether the plan already adds a constraint named 'name' in the schema (or,
  * with 'indexes', builds an index of that name: an index is a relation, and
  * ChooseRelationName() looks at both where ChooseConstraintName() looks at
  * constraints only).
  */
-static bool name_taken(const struct plan *p, const char *schema, const char *name, bool indexes)
+static bool plan_name_taken(const char *name, void *arg)
 {
-	for (int i = 0; i < p->n_constraints; i++)
-		if (strcmp(p->constraints[i].table.schema, schema) == 0 &&
-		    strcmp(p->constraints[i].name, name) == 0)
+	const struct plan_names *c = arg;
+
+	for (int i = 0; i < c->p->n_constraints; i++)
+		if (strcmp(c->p->constraints[i].table.schema, c->schema) == 0 &&
+		    strcmp(c->p->constraints[i].name, name) == 0)
 			return true;
-	for (int i = 0; indexes && i < p->n_steps; i++)
-		if (strcmp(p->steps[i].index.schema, schema) == 0 &&
-		    strcmp(p->steps[i].index.name, name) == 0)
+	for (int i = 0; c->indexes && i < c->p->n_steps; i++)
+		if (strcmp(c->p->steps[i].index.schema, c->schema) == 0 &&
+		    strcmp(c->p->steps[i].index.name, name) == 0)
 			return true;
 	return false;
 }
@@ -69,14 +103,7 @@ static bool name_taken(const struct plan *p, const char *schema, const char *nam
 void names_choose(const struct plan *p, const struct qname *table, const char *name2, const char *label,
 		  char out[PLAN_NAME_MAX])
 {
-	bool index = strcmp(label, "key") == 0 || strcmp(label, "pkey") == 0;
-	char modlabel[PLAN_NAME_MAX];
+	struct plan_names c = { p, table->schema, strcmp(label, "key") == 0 || strcmp(label, "pkey") == 0 };
 
-	snprintf(modlabel, sizeof(modlabel), "%s", label);
-	for (int pass = 1;; pass++) {
-		names_make_object(out, table->name, name2, modlabel);
-		if (!name_taken(p, table->schema, out, index))
-			return;
-		snprintf(modlabel, sizeof(modlabel), "%s%d", label, pass);
-	}
+	names_choose_unused(table->name, name2, label, plan_name_taken, &c, out);
 }

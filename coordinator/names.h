@@ -4,12 +4,15 @@
  * that the steps pgvalve generates create exactly the names the statement as
  * written would have (src/backend/commands/indexcmds.c and
  * src/backend/catalog/pg_constraint.c: makeObjectName, ChooseConstraintName,
- * ChooseRelationName, Choose*NameAddition). Only the plan's own names are
- * seen here; a clash with a name already in the database is the
+ * ChooseRelationName, Choose*NameAddition), and the audit's suggested keys
+ * the names ADD CONSTRAINT would give them. names_choose() sees only the
+ * plan's own names; a clash with a name already in the database is the
  * preflight's to find.
  */
 #ifndef PGVALVE_COORDINATOR_NAMES_H
 #define PGVALVE_COORDINATOR_NAMES_H
+
+#include <stdbool.h>
 
 #include "plan.h"
 
@@ -28,6 +31,9 @@ void names_make_object(char out[PLAN_NAME_MAX], const char *name1, const char *n
  */
 void names_addition(char cols[][PLAN_NAME_MAX], int n, char out[2 * PLAN_NAME_MAX]);
 
+/* names_addition() for columns given as a list of strings (the audit's suggestions). */
+void names_addition_list(const char *const *cols, int n, char out[2 * PLAN_NAME_MAX]);
+
 /*
  * ChooseConstraintName() (ChooseRelationName() for an index: labels "key"
  * and "pkey"): the first of table_name2_label, ..._label1, ..._label2, ...
@@ -36,5 +42,13 @@ void names_addition(char cols[][PLAN_NAME_MAX], int n, char out[2 * PLAN_NAME_MA
  */
 void names_choose(const struct plan *p, const struct qname *table, const char *name2, const char *label,
 		  char out[PLAN_NAME_MAX]);
+
+/*
+ * The choosing behind names_choose(), for a caller that knows which names
+ * are in use some other way: the first of table_name2_label,
+ * ..._label1, ..._label2, ... that 'taken' (NULL: none is) says is free.
+ */
+void names_choose_unused(const char *table, const char *name2, const char *label,
+			 bool (*taken)(const char *name, void *arg), void *arg, char out[PLAN_NAME_MAX]);
 
 #endif

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array_literal.h"
 #include "catalog.h"
 #include "proxyctl.h"
 #include "xalloc.h"
@@ -56,25 +57,14 @@ static void add(struct preflight *pf, enum finding_level level, const char *chec
 	pf->warnings += level == FINDING_WARNING;
 }
 
-/* A text[] literal of 'n' names: {"a","b\"c"}. */
-static void array_literal(const char (*names)[PLAN_NAME_MAX], int n, char *out, size_t cap)
+/* A text[] literal of 'n' names, {"a","b\"c"}, malloc'd for the caller to free. */
+static char *names_literal(const char (*names)[PLAN_NAME_MAX], int n)
 {
-	size_t k = 0;
+	struct strbuf b = { 0 };
 
-	out[k++] = '{';
-	for (int i = 0; i < n && k + 4 < cap; i++) {
-		if (i)
-			out[k++] = ',';
-		out[k++] = '"';
-		for (const char *c = names[i]; *c && k + 3 < cap; c++) {
-			if (*c == '"' || *c == '\\')
-				out[k++] = '\\';
-			out[k++] = *c;
-		}
-		out[k++] = '"';
-	}
-	out[k++] = '}';
-	out[k] = '\0';
+	for (int i = 0; i < n; i++)
+		array_literal_add_text(&b, names[i]);
+	return array_literal_take(&b);
 }
 
 /* The table's oid and its name as PostgreSQL quotes it; false when it does not exist or is no table. */
@@ -185,7 +175,7 @@ static bool created_here(const struct plan *p, const struct qname *q);
 static void check_foreign_key(PGconn *c, const struct plan *p, const struct plan_constraint *k,
 			      const char *oid, const char *reg, struct preflight *pf)
 {
-	char poid[16], preg[300], cols[2048], rcols[2048], subject[300], detail[2048];
+	char poid[16], preg[300], *cols, *rcols, subject[300], detail[2048];
 	char refs[PLAN_MAX_COLUMNS][PLAN_NAME_MAX];
 	int n_refs;
 	struct db_error err;
@@ -210,8 +200,8 @@ static void check_foreign_key(PGconn *c, const struct plan *p, const struct plan
 		    "%d referencing column(s) but %d referenced column(s) on %s", k->n_columns, n_refs, preg);
 		return;
 	}
-	array_literal(k->columns, k->n_columns, cols, sizeof(cols));
-	array_literal((const char(*)[PLAN_NAME_MAX])refs, n_refs, rcols, sizeof(rcols));
+	cols = names_literal(k->columns, k->n_columns);
+	rcols = names_literal((const char(*)[PLAN_NAME_MAX])refs, n_refs);
 	{
 		const char *params[4] = { poid, rcols, oid, cols };
 
@@ -272,7 +262,7 @@ static void check_foreign_key(PGconn *c, const struct plan *p, const struct plan
 			     2, params, &err);
 		if (r && atoi(db_value(r, 0, 0, "0")) < k->n_columns) {
 			PQclear(r);
-			return;
+			goto out;
 		}
 		PQclear(r);
 	}
@@ -301,7 +291,7 @@ static void check_foreign_key(PGconn *c, const struct plan *p, const struct plan
 			add(pf, FINDING_WARNING, "orphans", subject, -1, err.msg,
 			    "run the check by hand, or raise the timeout",
 			    "could not count orphan rows within " CHECK_TIMEOUT);
-			return;
+			goto out;
 		}
 		if (atoll(db_value(r, 0, 0, "0")) > 0) {
 			snprintf(detail, sizeof(detail), "e.g. %s", db_value(r, 0, 1, ""));
@@ -312,6 +302,9 @@ static void check_foreign_key(PGconn *c, const struct plan *p, const struct plan
 		}
 		PQclear(r);
 	}
+out:
+	free(cols);
+	free(rcols);
 }
 
 static void check_rows(PGconn *c, const struct plan_constraint *k, const char *reg, struct preflight *pf)
@@ -362,13 +355,12 @@ static void check_rows(PGconn *c, const struct plan_constraint *k, const char *r
 /* UNIQUE / PRIMARY KEY: duplicate keys (and NULLs, for a primary key) would make the index build fail. */
 static void check_unique(PGconn *c, const struct plan_constraint *k, const char *reg, struct preflight *pf)
 {
-	char subject[300], cols[2048];
+	char subject[300], *cols = names_literal(k->columns, k->n_columns);
 	const char *params[3] = { reg, cols, k->type == CON_PRIMARY_KEY ? "t" : "f" };
 	struct db_error err;
 	PGresult *r;
 
 	snprintf(subject, sizeof(subject), "%.63s on %.180s", k->name, reg);
-	array_literal(k->columns, k->n_columns, cols, sizeof(cols));
 	r = run_built(c,
 		      "SELECT format('SELECT (SELECT count(*) FROM (SELECT 1 FROM %s WHERE %s GROUP BY %s "
 		      "HAVING count(*) > 1) d), "
@@ -379,6 +371,7 @@ static void check_unique(PGconn *c, const struct plan_constraint *k, const char 
 		      "unnest($2::text[]) x) "
 		      "      ELSE 'false' END)",
 		      3, params, &err);
+	free(cols);
 	if (!r) {
 		add(pf, FINDING_WARNING, "duplicates", subject, -1, err.msg,
 		    "run the check by hand, or raise the timeout",
@@ -432,11 +425,11 @@ static void check_name(PGconn *c, const struct plan *p, const struct plan_constr
 /* Client backends on this database that no proxy reports: their work is not held. */
 static void check_bypass(PGconn *c, const struct options *o, struct preflight *pf)
 {
-	char pids[8192] = "{", err[256];
-	const char *params[1] = { pids };
+	char err[256], *pids;
+	const char *params[1];
+	struct strbuf list = { 0 };
 	struct db_error dberr;
 	PGresult *r;
-	size_t k = 1;
 
 	for (int i = 0; i < o->n_proxies; i++) {
 		cJSON *doc = NULL, *s;
@@ -456,13 +449,12 @@ static void check_bypass(PGconn *c, const struct options *o, struct preflight *p
 			int pid = (int)cJSON_GetNumberValue(
 				cJSON_GetObjectItemCaseSensitive(s, "backend_pid"));
 
-			if (pid > 0 && k + 16 < sizeof(pids))
-				k += (size_t)snprintf(pids + k, sizeof(pids) - k, "%s%d", k > 1 ? "," : "",
-						      pid);
+			if (pid > 0)
+				array_literal_add_int(&list, pid);
 		}
 		cJSON_Delete(doc);
 	}
-	snprintf(pids + k, sizeof(pids) - k, "}");
+	params[0] = pids = array_literal_take(&list);
 	r = db_query(c,
 		     "SELECT count(*), string_agg(format('pid %s %s@%s (%s)', pid, usename, "
 		     "coalesce(client_addr::text, 'local'), coalesce(nullif(application_name, ''), 'no "
@@ -479,6 +471,7 @@ static void check_bypass(PGconn *c, const struct options *o, struct preflight *p
 		    "%s session(s) on this database do not go through %s", db_value(r, 0, 0, "0"),
 		    o->n_proxies ? "the listed proxies" : "any proxy (none given)");
 	PQclear(r);
+	free(pids);
 }
 
 /* Transactions already open on the plan's tables for longer than the stall budget. */
@@ -659,8 +652,8 @@ static void check_creation_schema(PGconn *c, const struct plan *p, struct prefli
 bool preflight_run(PGconn *c, const struct plan *p, const struct options *o, struct preflight *out,
 		   struct db_error *err)
 {
-	char oids[4096] = "{";
-	size_t k = 1;
+	struct strbuf list = { 0 };
+	char *oids;
 
 	memset(out, 0, sizeof(*out));
 	out->rows_to_validate = xcalloc((size_t)p->n_constraints + 1, sizeof(*out->rows_to_validate));
@@ -681,8 +674,7 @@ bool preflight_run(PGconn *c, const struct plan *p, const struct options *o, str
 			    "check the table name and search_path", "table %s does not exist", name);
 			continue;
 		}
-		if (k + 16 < sizeof(oids))
-			k += (size_t)snprintf(oids + k, sizeof(oids) - k, "%s%s", k > 1 ? "," : "", oid);
+		array_literal_add(&list, oid);
 		r = db_query(c, "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = $1::oid", 1,
 			     params, err);
 		if (r)
@@ -696,12 +688,13 @@ bool preflight_run(PGconn *c, const struct plan *p, const struct options *o, str
 		else
 			check_unique(c, con, reg, out);
 	}
-	snprintf(oids + k, sizeof(oids) - k, "}");
+	oids = array_literal_take(&list);
 	check_table_steps(c, p, out);
 	check_default_functions(c, p, out);
 	check_type_change(c, p, out);
 	check_creation_schema(c, p, out);
 	check_long_transactions(c, oids, o, out);
+	free(oids);
 	check_bypass(c, o, out);
 	return db_exec(c, "RESET statement_timeout", err);
 }

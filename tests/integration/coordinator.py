@@ -5,6 +5,7 @@ Every run of the coordinator goes through pgvalve() or spawn() + finish(): they 
 when the coordinator's stderr holds a sanitizer report or it exits with the sanitizer's status
 (harness.SANITIZER_EXIT), whatever exit code the test expected."""
 
+import contextlib
 import json
 import os
 import re
@@ -73,6 +74,17 @@ def create_schema(db, rows=ROWS):
         db.execute(f"INSERT INTO {table} (id, {', '.join(names)}) "
                    f"SELECT g, {', '.join(values)} FROM generate_series(1, {rows}) g")
     db.execute("ANALYZE")
+
+
+@contextlib.contextmanager
+def schema_conn(pg, rows=ROWS):
+    """An autocommit connection to `pg` after create_schema(rows), closed on leaving: the body of
+    the coordinator tests' `db` fixtures (`with schema_conn(pg) as conn: yield conn`)."""
+    conn = harness.connect(pg.dsn())
+    conn.autocommit = True
+    create_schema(conn, rows=rows)
+    yield conn
+    conn.close()
 
 
 def fk_migration(fks=FKS, extra=""):

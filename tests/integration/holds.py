@@ -1,9 +1,13 @@
 """Helpers for the tests of holds (test_holds.py, test_parked.py): creating and releasing holds
 through the admin API, waiting for sessions to be parked, and reading what a raw protocol
-client got. "Parked" is read from /status, never judged by a clock."""
+client got, and the fixtures both test files share. "Parked" is read from /status, never judged
+by a clock."""
 
+import concurrent.futures
 import socket
 import struct
+
+import pytest
 
 import harness
 
@@ -129,3 +133,29 @@ def assert_rejected(msgs, table, what):
     assert e.get("C") == "55P03", f"{what}: SQLSTATE {e.get('C')} ({e.get('M')}), expected 55P03"
     assert table in e.get("M", ""), f"{what}: message {e.get('M')!r} does not name {table!r}"
     assert msgs[-1][1] == b"I", f"{what}: ReadyForQuery status {msgs[-1][1]!r}"
+
+
+# --------------------------------------------------------------------------- fixtures
+
+def raw_conns(proxy, timeout):
+    """The body of a test file's `raw` fixture (`yield from raw_conns(proxy, timeout)`): yields
+    raw(p=proxy, user=superuser) -> an authenticated RawConn with `timeout`, and closes every one
+    it made at teardown."""
+    conns = []
+
+    def _raw(p=None, user=harness.SUPERUSER):
+        r = (p or proxy).raw(timeout=timeout)
+        conns.append(r)
+        r.startup(user)
+        return r
+    yield _raw
+    for r in conns:
+        r.close()
+
+
+@pytest.fixture
+def pool():
+    """Four threads for clients that must block while the test goes on (import it by name)."""
+    ex = concurrent.futures.ThreadPoolExecutor(max_workers=4)
+    yield ex
+    ex.shutdown(wait=False, cancel_futures=True)

@@ -235,11 +235,6 @@ int main(int argc, char **argv)
 	}
 	scram_client_free(sc);
 	scram_verifier_clear(&v);
-	if (wire_ssl) {
-		SSL_shutdown(wire_ssl);
-		SSL_free(wire_ssl);
-	}
-	SSL_CTX_free(ctx);
-	close(wire_fd);
+	wire_close(ctx);
 	return rc;
 }

@@ -210,12 +210,7 @@ int main(int argc, char **argv)
 		free(body);
 	}
 	scram_verifier_clear(&v);
-	if (wire_ssl) {
-		SSL_shutdown(wire_ssl);
-		SSL_free(wire_ssl);
-	}
-	SSL_CTX_free(ctx);
-	close(wire_fd);
+	wire_close(ctx);
 	close(lfd);
 	return rc;
 }

@@ -13,8 +13,7 @@ import time
 import psycopg
 import pytest
 
-import harness
-from coordinator import FKS, constraints, create_schema, fk_migration, fk_name, write_file
+from coordinator import FKS, constraints, fk_migration, fk_name, schema_conn, write_file
 from paths_helpers import (Background, after_cutover_second, closed_port, closed_port_url, db_url, event_time,
                            events_named, messages, only_migration, pg_env, proxy_holds, proxy_url, run, status,
                            with_db, write_json)
@@ -24,11 +23,8 @@ ROWS = 300
 
 @pytest.fixture
 def db(pg):
-    conn = harness.connect(pg.dsn())
-    conn.autocommit = True
-    create_schema(conn, rows=ROWS)
-    yield conn
-    conn.close()
+    with schema_conn(pg, rows=ROWS) as conn:
+        yield conn
 
 
 def fk_exists(db, child, column):

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 import harness
-from coordinator import FKS, create_schema, fk_migration, fk_name, write_file
+from coordinator import FKS, fk_migration, fk_name, schema_conn, write_file
 from paths_helpers import (Background, constraint_defs, events_named, only_migration, proxy_holds, proxy_url, run,
                            status, with_db)
 
@@ -21,11 +21,8 @@ ROWS = 300
 
 @pytest.fixture
 def db(pg):
-    conn = harness.connect(pg.dsn())
-    conn.autocommit = True
-    create_schema(conn, rows=ROWS)
-    yield conn
-    conn.close()
+    with schema_conn(pg, rows=ROWS) as conn:
+        yield conn
 
 
 def waiting_for_lock(db, pid):

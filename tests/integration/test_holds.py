@@ -11,7 +11,6 @@ client has received nothing; after release the same unit completes. Leases are j
 events too: a hold whose lease ran out is gone without a DELETE, and a renewed hold outlives a
 hold made after it with the lease it had before the renewal."""
 
-import concurrent.futures
 import contextlib
 import signal
 import struct
@@ -21,34 +20,23 @@ import psycopg.errors
 import pytest
 
 import harness
+import holds
 
 from holds import (LONG_MS, admin, assert_ok, assert_rejected, bind_msg, errors_in, execute_msg,  # noqa: E402
                    hold, make_table, parse_msg, parked_count, q, read_until_ready, received_nothing,
-                   release, rows, send_all, session_of, types, wait_parked)
+                   raw_conns, release, rows, send_all, session_of, types, wait_parked)
 
 
 # --------------------------------------------------------------------------- fixtures
 
+pool = holds.pool  # the thread pool fixture test_holds.py and test_parked.py share
+
+
 @pytest.fixture
 def raw(proxy, proxy_factory):
-    """raw(p=proxy) -> an authenticated RawConn through the proxy, closed at teardown."""
-    conns = []
-
-    def _raw(p=None):
-        r = (p or proxy).raw(timeout=15)
-        conns.append(r)
-        r.startup(harness.SUPERUSER)
-        return r
-    yield _raw
-    for r in conns:
-        r.close()
-
-
-@pytest.fixture
-def pool():
-    ex = concurrent.futures.ThreadPoolExecutor(max_workers=4)
-    yield ex
-    ex.shutdown(wait=False, cancel_futures=True)
+    """raw(p=proxy) -> an authenticated RawConn through the proxy, closed at teardown (before the
+    proxies proxy_factory made stop)."""
+    yield from raw_conns(proxy, timeout=15)
 
 
 # --------------------------------------------------------------------------- admin API

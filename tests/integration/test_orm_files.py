@@ -14,21 +14,18 @@ import json
 import pytest
 
 import harness
-from coordinator import constraints, create_schema, pgbench_result, pgvalve, start_pgbench, write_file
+from coordinator import constraints, pgbench_result, pgvalve, schema_conn, start_pgbench, write_file
 
 
 @pytest.fixture
 def db(pg):
-    conn = harness.connect(pg.dsn())
-    conn.autocommit = True
-    create_schema(conn)
-    # The test role is named pgvalve: "$user" in the default search_path would be the journal's
-    # schema, and new tables would land there (the preflight refuses that: see the last test).
-    conn.execute("ALTER ROLE CURRENT_USER SET search_path = public")
-    conn.execute("SET search_path = public")
-    yield conn
-    conn.execute("ALTER ROLE CURRENT_USER RESET search_path")
-    conn.close()
+    with schema_conn(pg) as conn:
+        # The test role is named pgvalve: "$user" in the default search_path would be the journal's
+        # schema, and new tables would land there (the preflight refuses that: see the last test).
+        conn.execute("ALTER ROLE CURRENT_USER SET search_path = public")
+        conn.execute("SET search_path = public")
+        yield conn
+        conn.execute("ALTER ROLE CURRENT_USER RESET search_path")
 
 
 DJANGO = """\

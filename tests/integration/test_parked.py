@@ -10,7 +10,6 @@ hold and its parked sessions; held names follow PostgreSQL's case folding.
 Real clients only: psycopg, psql, the raw protocol client. Sanitizer reports in the proxy's
 stderr fail every test at teardown (conftest.py)."""
 
-import concurrent.futures
 import signal
 import socket
 import struct
@@ -20,31 +19,19 @@ import psycopg.errors
 import pytest
 
 import harness
+import holds
 from holds import (admin, assert_ok, assert_rejected, bind_msg, errors_in, execute_msg, hold,  # noqa: E402
                    make_table, parked_count, parse_msg, q, read_until_ready, received_nothing, release,
-                   rows, send_all, session_of, types, wait_parked)
+                   raw_conns, rows, send_all, session_of, types, wait_parked)
+
+
+pool = holds.pool  # the thread pool fixture test_holds.py and test_parked.py share
 
 
 @pytest.fixture
 def raw(proxy):
     """raw(p=proxy, user=superuser) -> an authenticated RawConn, closed at teardown."""
-    conns = []
-
-    def _raw(p=None, user=harness.SUPERUSER):
-        r = (p or proxy).raw(timeout=30)
-        conns.append(r)
-        r.startup(user)
-        return r
-    yield _raw
-    for r in conns:
-        r.close()
-
-
-@pytest.fixture
-def pool():
-    ex = concurrent.futures.ThreadPoolExecutor(max_workers=4)
-    yield ex
-    ex.shutdown(wait=False, cancel_futures=True)
+    yield from raw_conns(proxy, timeout=30)
 
 
 def backend_gone(direct, pid):
@@ -53,6 +40,19 @@ def backend_gone(direct, pid):
 
 def listed_pids(proxy):
     return {s["backend_pid"] for s in proxy.status()["sessions"]}
+
+
+def park_two(proxy, raw, direct, table, hold_id):
+    """Makes `table`, holds it as `hold_id` and parks two raw sessions on it, an INSERT of 1
+    then one of 2, the second sent once the first is parked; returns the sessions in order."""
+    make_table(direct, table)
+    first, second = raw(), raw()
+    hold(proxy, [table], id=hold_id)
+    q(first, f"INSERT INTO {table} VALUES (1)")
+    wait_parked(proxy, 1)
+    q(second, f"INSERT INTO {table} VALUES (2)")
+    wait_parked(proxy, 2)
+    return first, second
 
 
 # --------------------------------------------------------------------------- disconnect
@@ -92,13 +92,7 @@ def test_client_disconnecting_while_parked(proxy, raw, direct, how):
     leaving too). It is gone at once, while the hold is still in force; the INSERT it sent
     and never got an answer for does not run, then or at release; the other parked session
     completes as if nothing happened."""
-    make_table(direct, "pk_gone")
-    leaving, staying = raw(), raw()
-    hold(proxy, ["pk_gone"], id="gone")
-    q(leaving, "INSERT INTO pk_gone VALUES (1)")
-    wait_parked(proxy, 1)
-    q(staying, "INSERT INTO pk_gone VALUES (2)")
-    wait_parked(proxy, 2)
+    leaving, staying = park_two(proxy, raw, direct, "pk_gone", "gone")
     pid = leaving.backend_pid
 
     if how == "terminate":
@@ -241,13 +235,7 @@ def test_cancel_of_parked_extended_unit(proxy, raw, direct):
 def test_cancel_of_one_parked_session_leaves_the_others(proxy, raw, direct):
     """Of two parked sessions, the one cancelled gets 57014; the other stays parked, gets
     nothing, and runs at release."""
-    make_table(direct, "pk_cancel_two")
-    cancelled, other = raw(), raw()
-    hold(proxy, ["pk_cancel_two"], id="cancel-two")
-    q(cancelled, "INSERT INTO pk_cancel_two VALUES (1)")
-    wait_parked(proxy, 1)
-    q(other, "INSERT INTO pk_cancel_two VALUES (2)")
-    wait_parked(proxy, 2)
+    cancelled, other = park_two(proxy, raw, direct, "pk_cancel_two", "cancel-two")
     with harness.RawConn(harness.HOST, proxy.port) as c:
         c.send(struct.pack("!IIII", 16, 80877102, cancelled.backend_pid, cancelled.backend_key))
         assert c.read_until_closed(timeout=30) == []

@@ -19,7 +19,7 @@ import threading
 import pytest
 
 import harness
-from coordinator import FKS, constraints, create_schema, finish, fk_migration, fk_name, pgvalve, spawn, write_file
+from coordinator import FKS, constraints, finish, fk_migration, fk_name, pgvalve, schema_conn, spawn, write_file
 
 # Points where apply can die, in the order it passes them.
 KILL_POINTS = ["checked", "snapshotted", "prepared", "holding", "cutover", "validated", "finalized", "watching"]
@@ -27,13 +27,10 @@ KILL_POINTS = ["checked", "snapshotted", "prepared", "holding", "cutover", "vali
 
 @pytest.fixture
 def db(pg):
-    conn = harness.connect(pg.dsn())
-    conn.autocommit = True
-    create_schema(conn, rows=500)
-    # A prior constraint of the kind the migration replaces, to see it restored exactly.
-    conn.execute("ALTER TABLE comments ADD CONSTRAINT comments_body_check CHECK (body <> '')")
-    yield conn
-    conn.close()
+    with schema_conn(pg, rows=500) as conn:
+        # A prior constraint of the kind the migration replaces, to see it restored exactly.
+        conn.execute("ALTER TABLE comments ADD CONSTRAINT comments_body_check CHECK (body <> '')")
+        yield conn
 
 
 def row_counts(db):

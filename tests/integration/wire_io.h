@@ -92,4 +92,17 @@ static inline bool send_message(char type, const void *body, size_t len)
 	return send_all(hdr, 5) && (len == 0 || send_all(body, len));
 }
 
+/* Ends the connection: TLS close_notify once 'wire_ssl' is set, then 'ctx' (NULL: none) and the socket. */
+static inline void wire_close(SSL_CTX *ctx)
+{
+	if (wire_ssl) {
+		SSL_shutdown(wire_ssl);
+		SSL_free(wire_ssl);
+		wire_ssl = NULL;
+	}
+	SSL_CTX_free(ctx);
+	close(wire_fd);
+	wire_fd = -1;
+}
+
 #endif

@@ -16,13 +16,7 @@
 #include <cmocka.h>
 
 #include "pgvalve/auth_sql.h"
-
-#define assert_contains(hay, needle)                                                   \
-	do {                                                                           \
-		const char *h_ = (hay), *n_ = (needle);                                \
-		if (h_ == NULL || strstr(h_, n_) == NULL)                              \
-			fail_msg("expected \"%s\" in \"%s\"", n_, h_ ? h_ : "(null)"); \
-	} while (0)
+#include "unit_assert.h"
 
 /* The script for 'role', malloc'd, or NULL if auth_sql_write() refused. */
 static char *script(const char *role)

@@ -16,13 +16,7 @@
 #include <cmocka.h>
 
 #include "pgvalve/config.h"
-
-#define assert_contains(hay, needle)                                                   \
-	do {                                                                           \
-		const char *h_ = (hay), *n_ = (needle);                                \
-		if (h_ == NULL || strstr(h_, n_) == NULL)                              \
-			fail_msg("expected \"%s\" in \"%s\"", n_, h_ ? h_ : "(null)"); \
-	} while (0)
+#include "unit_assert.h"
 
 /* Parses 'json' over fresh defaults. The caller frees cfg. */
 static bool parse(const char *json, struct config *cfg, struct config_error *err)

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "pgvalve/pgwire.h"
+#include "unit_assert.h"
 
 /* A message under construction. */
 struct msg {
@@ -80,13 +81,6 @@ static bool str_inside(const char *s, const uint8_t *base, size_t n)
 
 	return u >= base && u < base + n && memchr(u, 0, (size_t)(base + n - u)) != NULL;
 }
-
-#define assert_contains(hay, needle)                                                   \
-	do {                                                                           \
-		const char *h_ = (hay), *n_ = (needle);                                \
-		if (h_ == NULL || strstr(h_, n_) == NULL)                              \
-			fail_msg("expected \"%s\" in \"%s\"", n_, h_ ? h_ : "(null)"); \
-	} while (0)
 
 /* ------------------------------------------------------------------ headers */
 

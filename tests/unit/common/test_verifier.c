@@ -16,18 +16,12 @@
 #include <cmocka.h>
 
 #include "pgvalve/verifier.h"
+#include "unit_assert.h"
 
 #define SCRAM_V                                                                                     \
 	"SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:" \
 	"wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
 #define MD5_V "md54a0a68b43b6cd5cf266fa02f196e2371"
-
-#define assert_contains(hay, needle)                                                   \
-	do {                                                                           \
-		const char *h_ = (hay), *n_ = (needle);                                \
-		if (h_ == NULL || strstr(h_, n_) == NULL)                              \
-			fail_msg("expected \"%s\" in \"%s\"", n_, h_ ? h_ : "(null)"); \
-	} while (0)
 
 static void test_classify(void **state)
 {

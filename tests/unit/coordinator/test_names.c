@@ -76,6 +76,41 @@ static void test_addition(void **state)
 	assert_true(strlen(out) >= PLAN_NAME_MAX && strlen(out) < 2 * PLAN_NAME_MAX);
 }
 
+static void test_addition_list(void **state)
+{
+	const char *cols[3] = { "a", "b_c", "d" };
+	char array[3][PLAN_NAME_MAX] = { "a", "b_c", "d" }, out[2 * PLAN_NAME_MAX], want[2 * PLAN_NAME_MAX];
+
+	(void)state;
+	names_addition_list(cols, 3, out);
+	assert_string_equal(out, "a_b_c_d");
+	names_addition(array, 2, want);
+	names_addition_list(cols, 2, out);
+	assert_string_equal(out, want);
+}
+
+/* Taken: t_a_fkey and t_a_fkey1, as a caller outside any plan might know them. */
+static bool two_taken(const char *name, void *arg)
+{
+	(*(int *)arg)++;
+	return strcmp(name, "t_a_fkey") == 0 || strcmp(name, "t_a_fkey1") == 0;
+}
+
+static void test_choose_unused(void **state)
+{
+	char out[PLAN_NAME_MAX];
+	int asked = 0;
+
+	(void)state;
+	names_choose_unused("t", "a", "fkey", NULL, NULL, out);
+	assert_string_equal(out, "t_a_fkey");
+	names_choose_unused("t", "a", "fkey", two_taken, &asked, out);
+	assert_string_equal(out, "t_a_fkey2");
+	assert_int_equal(asked, 3);
+	names_choose_unused("t", NULL, "pkey", two_taken, &asked, out);
+	assert_string_equal(out, "t_pkey");
+}
+
 static void test_choose(void **state)
 {
 	struct plan_constraint cons[2] = { { .table = { "", "t" }, .name = "t_a_fkey" },
@@ -107,10 +142,9 @@ static void test_choose(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_make_object),
-		cmocka_unit_test(test_make_object_utf8),
-		cmocka_unit_test(test_addition),
-		cmocka_unit_test(test_choose),
+		cmocka_unit_test(test_make_object),   cmocka_unit_test(test_make_object_utf8),
+		cmocka_unit_test(test_addition),      cmocka_unit_test(test_choose),
+		cmocka_unit_test(test_addition_list), cmocka_unit_test(test_choose_unused),
 	};
 
 	return cmocka_run_group_tests_name("coordinator/names", tests, NULL, NULL);
