@@ -17,17 +17,14 @@ import psycopg
 import pytest
 
 import harness
-from coordinator import (FKS, constraints, create_schema, finish, fk_migration, fk_name, pgbench_result,
+from coordinator import (FKS, schema_conn, constraints, finish, fk_migration, fk_name, pgbench_result,
                          pgvalve, spawn, start_pgbench, wait_output, write_file)
 
 
 @pytest.fixture
 def db(pg):
-    conn = harness.connect(pg.dsn())
-    conn.autocommit = True
-    create_schema(conn)
-    yield conn
-    conn.close()
+    with schema_conn(pg) as conn:
+        yield conn
 
 
 def fk_state(db):

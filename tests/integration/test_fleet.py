@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 import harness
-from coordinator import (FKS, create_schema, finish, fk_migration, output_so_far, pgbench_result, pgvalve, spawn,
+from coordinator import (FKS, schema_conn, finish, fk_migration, output_so_far, pgbench_result, pgvalve, spawn,
                          start_pgbench, wait_output, write_file)
 
 HOSTS = "/etc/hosts"
@@ -53,11 +53,8 @@ class HostsEntry:
 
 @pytest.fixture
 def db(pg):
-    conn = harness.connect(pg.dsn())
-    conn.autocommit = True
-    create_schema(conn)
-    yield conn
-    conn.close()
+    with schema_conn(pg) as conn:
+        yield conn
 
 
 @pytest.fixture

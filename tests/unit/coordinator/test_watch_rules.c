@@ -16,13 +16,7 @@
 #include <cmocka.h>
 
 #include "watch_rules.h"
-
-#define assert_contains(hay, needle)                                                   \
-	do {                                                                           \
-		const char *h_ = (hay), *n_ = (needle);                                \
-		if (h_ == NULL || strstr(h_, n_) == NULL)                              \
-			fail_msg("expected \"%s\" in \"%s\"", n_, h_ ? h_ : "(null)"); \
-	} while (0)
+#include "unit_assert.h"
 
 #define LATENCY_FORMS "read_p99 > Kx baseline + Tms [in Ss] (read or write; p50, p95, p99 or max)"
 
