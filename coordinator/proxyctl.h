@@ -72,4 +72,13 @@ bool proxy_renew_all(struct proxy *const *proxies, int n, const char *id, int64_
 /* DELETE /holds/{id} on every proxy, ignoring "no such hold". Returns how many failed. */
 int proxy_release_all(struct proxy *const *proxies, int n, const char *id, int timeout_ms);
 
+/*
+ * POST /statements/refresh {"tables": 'tables'} on every proxy: after a
+ * change of those tables' row types committed, while the hold is still in
+ * force (docs/architecture.md §4.9). Returns how many proxies did not
+ * answer 200, naming the first in 'why'; '*statements' sums what they marked.
+ */
+int proxy_refresh_all(struct proxy *const *proxies, int n, const cJSON *tables, int timeout_ms,
+		      int *statements, char *why, size_t cap);
+
 #endif

@@ -238,7 +238,7 @@ class Load:
         self.n = 0
 
     def conn(self):
-        c = psycopg.connect(self.proxy.dsn(), autocommit=True, prepare_threshold=None)
+        c = psycopg.connect(self.proxy.dsn(), autocommit=True, prepare_threshold=0)
         return c
 
     def run(self, body):
