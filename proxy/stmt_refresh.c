@@ -32,10 +32,12 @@ struct rq {
 	enum rq_kind kind;
 	struct shape_map *map; /* RQ_DESCRIBE, RQ_EXECUTE: how to present (NULL: as is) */
 	struct shape_formats f;
+	char *stmt; /* RQ_DESCRIBE: the portal's statement, whose first describe is what the client was shown */
 };
 
 struct portal {
 	char *name;
+	char *stmt; /* the statement it was bound from (NULL: unnamed, or not known) */
 	struct shape_map *map;
 	struct shape_formats f;
 };
@@ -44,8 +46,10 @@ struct refresh {
 	bool active;       /* answers are tracked (from a point where none were outstanding) */
 	bool waiting;      /* a re-prepare is under way: the client's message waits */
 	bool resume;       /* ... and was answered */
-	bool drop_current; /* the message scanning stopped at was replaced */
+	bool drop_current; /* the client message scanning stopped at was replaced */
+	bool drop_server;  /* the server message scanning stopped at was replaced */
 	bool poisoned;     /* a value did not fit: the server's answers are dropped up to ReadyForQuery */
+	bool has_map; /* a portal of a statement presented in another shape was bound: DataRows are read */
 	uint8_t *staged;
 	uint32_t staged_len;
 
@@ -106,7 +110,8 @@ void refresh_mark_job(struct worker *w, void *arg)
 		n = stmt_each(&s->statements, mark_one, &c);
 		if (n == 0)
 			continue;
-		if (!s->refresh && !(s->refresh = calloc(1, sizeof(*s->refresh)))) {
+		if (!s->refresh &&
+		    !(s->refresh = calloc(1, sizeof(*s->refresh)))) { /* not a message sent yet */
 			session_log(s, LOG_WARN, "out of memory: its prepared statements are not refreshed");
 			continue;
 		}
@@ -124,6 +129,7 @@ static void rq_release(struct rq *e)
 {
 	shape_map_unref(e->map);
 	shape_formats_free(&e->f);
+	free(e->stmt);
 }
 
 static bool formats_copy(struct shape_formats *to, const struct shape_formats *from)
@@ -139,7 +145,7 @@ static bool formats_copy(struct shape_formats *to, const struct shape_formats *f
 }
 
 static bool rq_push(struct refresh *r, enum rq_kind kind, struct shape_map *map,
-		    const struct shape_formats *f)
+		    const struct shape_formats *f, const char *stmt)
 {
 	struct rq *e;
 
@@ -160,8 +166,8 @@ static bool rq_push(struct refresh *r, enum rq_kind kind, struct shape_map *map,
 	memset(e, 0, sizeof(*e));
 	e->kind = kind;
 	e->map = shape_map_ref(map);
-	if (f && !formats_copy(&e->f, f)) {
-		shape_map_unref(e->map);
+	if ((f && !formats_copy(&e->f, f)) || (stmt && !(e->stmt = strdup(stmt)))) {
+		rq_release(e);
 		return false;
 	}
 	r->q_n++;
@@ -187,6 +193,7 @@ static void rq_pop(struct refresh *r)
 static void portal_release(struct portal *p)
 {
 	free(p->name);
+	free(p->stmt);
 	shape_map_unref(p->map);
 	shape_formats_free(&p->f);
 	memset(p, 0, sizeof(*p));
@@ -215,8 +222,9 @@ static void portal_close(struct refresh *r, const char *name)
 	*p = r->named[--r->n_named];
 }
 
-/* Binds 'name' to 'map' with formats 'f' (taken). False: out of memory or too many portals. */
-static bool portal_bind(struct refresh *r, const char *name, struct shape_map *map, struct shape_formats *f)
+/* Binds 'name' to statement 'stmt', 'map' and formats 'f' (taken). False: out of memory or too many portals. */
+static bool portal_bind(struct refresh *r, const char *name, const char *stmt, struct shape_map *map,
+			struct shape_formats *f)
 {
 	struct portal *p = portal_find(r, name);
 
@@ -236,6 +244,9 @@ static bool portal_bind(struct refresh *r, const char *name, struct shape_map *m
 	}
 	shape_map_unref(p->map);
 	shape_formats_free(&p->f);
+	free(p->stmt);
+	p->stmt = *stmt ? strdup(stmt)
+			: NULL; /* NULL when out of memory too: its shape is then not recorded */
 	p->map = shape_map_ref(map);
 	p->f = *f;
 	memset(f, 0, sizeof(*f));
@@ -266,7 +277,7 @@ const struct relay_rules *refresh_rules(struct session *s, bool c2s)
 {
 	struct refresh *r = s->refresh;
 
-	if (!r)
+	if (!r || s->state != SESSION_READY)
 		return c2s ? &s->w->c2s_rules : &s->w->s2c_rules;
 	if (c2s) {
 		r->c2s = s->w->c2s_rules;
@@ -276,7 +287,8 @@ const struct relay_rules *refresh_rules(struct session *s, bool c2s)
 		return &r->c2s;
 	}
 	r->s2c = s->w->s2c_rules;
-	r->s2c.track['D'] = r->s2c.track['T'] = r->s2c.track['t'] = RELAY_TRACK_BODY;
+	r->s2c.track['T'] = r->s2c.track['t'] = RELAY_TRACK_BODY;
+	r->s2c.track['D'] = r->has_map ? RELAY_TRACK_BODY : RELAY_TRACK_HEADER;
 	r->s2c.track['n'] = r->s2c.track['C'] = r->s2c.track['I'] = r->s2c.track['s'] = RELAY_TRACK_HEADER;
 	r->s2c.track['E'] = r->s2c.track['Z'] = RELAY_TRACK_BODY;
 	/* Everything else too, at its header: dropped while a result ends in 22003. */
@@ -470,7 +482,7 @@ static enum relay_msg on_bind(struct session *s, uint8_t *body, uint32_t avail, 
 	if (*name)
 		st = stmt_lookup(&s->statements, name, &uncertain);
 	if (!st || !st->map) {
-		if (!portal_bind(r, portal, NULL, &f))
+		if (!portal_bind(r, portal, name, NULL, &f))
 			return fail(s, "too many open portals");
 		return RELAY_MSG_PASS;
 	}
@@ -479,11 +491,12 @@ static enum relay_msg on_bind(struct session *s, uint8_t *body, uint32_t avail, 
 	rewritten = shape_rewrite_bind(st->map, body, len, &out_len, &f, &bad);
 	if (bad) {
 		shape_formats_free(&f);
-		if (!portal_bind(r, portal, NULL, &f))
+		if (!portal_bind(r, portal, name, NULL, &f))
 			return fail(s, "too many open portals");
 		return RELAY_MSG_PASS; /* the server refuses it */
 	}
-	if (!portal_bind(r, portal, st->map, &f)) {
+	r->has_map = true;
+	if (!portal_bind(r, portal, name, st->map, &f)) {
 		free(rewritten);
 		shape_formats_free(&f);
 		return fail(s, "too many open portals");
@@ -514,8 +527,8 @@ enum relay_msg refresh_client_msg(struct session *s, uint8_t type, uint8_t *body
 	struct portal *p;
 	bool ok = true;
 
-	if (!r)
-		return RELAY_MSG_PASS;
+	if (!r && !(r = s->refresh = calloc(1, sizeof(*s->refresh))))
+		return fail(s, "out of memory");
 	if (r->waiting)
 		return RELAY_MSG_STOP;
 	/* Answers are tracked from a point where none are outstanding. */
@@ -533,28 +546,28 @@ enum relay_msg refresh_client_msg(struct session *s, uint8_t type, uint8_t *body
 		if (body[0] == 'S') {
 			if ((v = maybe_reprepare(s, (const char *)body + 1)) != RELAY_MSG_PASS)
 				return v;
-			ok = rq_push(r, RQ_DESCRIBE_STMT, NULL, NULL);
+			ok = rq_push(r, RQ_DESCRIBE_STMT, NULL, NULL, NULL);
 		} else {
 			p = portal_find(r, (const char *)body + 1);
-			ok = rq_push(r, RQ_DESCRIBE, p ? p->map : NULL, NULL);
+			ok = rq_push(r, RQ_DESCRIBE, p ? p->map : NULL, NULL, p ? p->stmt : NULL);
 		}
 		break;
 	case 'E':
 		if (avail != len || !memchr(body, 0, len))
 			return RELAY_MSG_PASS;
 		p = portal_find(r, (const char *)body);
-		ok = rq_push(r, RQ_EXECUTE, p ? p->map : NULL, p ? &p->f : NULL);
+		ok = rq_push(r, RQ_EXECUTE, p ? p->map : NULL, p && p->map ? &p->f : NULL, NULL);
 		break;
 	case 'C':
 		if (avail == len && len >= 2 && body[0] == 'P' && body[len - 1] == 0)
 			portal_close(r, (const char *)body + 1);
 		break;
 	case 'S':
-		ok = rq_push(r, RQ_SYNC, NULL, NULL);
+		ok = rq_push(r, RQ_SYNC, NULL, NULL, NULL);
 		break;
 	case 'Q':
 	case 'F':
-		ok = rq_push(r, RQ_SIMPLE, NULL, NULL);
+		ok = rq_push(r, RQ_SIMPLE, NULL, NULL, NULL);
 		break;
 	}
 	return ok ? RELAY_MSG_PASS : fail(s, "too many answers outstanding");
@@ -584,44 +597,94 @@ static enum relay_msg out_of_range(struct session *s, const char *col)
 	return RELAY_MSG_STOP;
 }
 
+/* A portal's first description is what the client may cache for its statement (stmt.h). */
+static void record_shown(struct session *s, const struct rq *h, const uint8_t *body, uint32_t avail,
+			 uint32_t len)
+{
+	struct stmt *e;
+
+	if (!h->stmt || !(e = stmt_peek(&s->statements, h->stmt)) || e->shown.n >= 0)
+		return;
+	if (!body)
+		e->shown.n = 0; /* NoData */
+	else if (avail == len)
+		(void)shape_read(body, len, &e->shown);
+}
+
+/* A DataRow of a portal presented in another shape. */
+static enum relay_msg present_row(struct session *s, const struct rq *h, uint8_t *body, uint32_t len,
+				  uint32_t *new_len)
+{
+	struct refresh *r = s->refresh;
+	uint32_t cap = shape_datarow_max(h->map, len), n;
+	uint8_t *out = malloc(cap + 5);
+	const char *col;
+
+	if (!out)
+		return fail(s, "out of memory");
+	switch (shape_rewrite_datarow(h->map, &h->f, body, len, out + 5, &n, &col)) {
+	case SHAPE_ROW_OK:
+		break;
+	case SHAPE_ROW_RANGE:
+		free(out);
+		return out_of_range(s, col);
+	case SHAPE_ROW_INVALID:
+		free(out);
+		return RELAY_MSG_PASS;
+	}
+	if (n <= len) {
+		memcpy(body, out + 5, n);
+		*new_len = n;
+		free(out);
+		return RELAY_MSG_PASS;
+	}
+	/* Wider than it came (a column widened): the new row goes in front, this one is dropped. */
+	out[0] = 'D';
+	pgwire_put_u32(out + 1, n + 4);
+	free(r->staged);
+	r->staged = out;
+	r->staged_len = n + 5;
+	r->drop_server = true;
+	return RELAY_MSG_STOP;
+}
+
 enum relay_msg refresh_server_msg(struct session *s, uint8_t type, uint8_t *body, uint32_t avail,
 				  uint32_t len, uint32_t *new_len)
 {
 	struct refresh *r = s->refresh;
 	struct rq *h;
-	const char *col;
 	uint32_t n;
 
 	if (!r || !r->active)
 		return RELAY_MSG_PASS;
+	if (r->drop_server) {
+		r->drop_server = false;
+		return RELAY_MSG_DROP;
+	}
 	h = rq_head(r);
 	switch (type) {
 	case 'T':
-		if (h && h->kind == RQ_DESCRIBE && h->map && avail == len && !r->poisoned &&
-		    (n = shape_rewrite_rowdesc(h->map, body, len)))
-			*new_len = n;
-		/* fall through */
+		if (h && h->kind == RQ_DESCRIBE) {
+			record_shown(s, h, body, avail, len);
+			if (h->map && avail == len && !r->poisoned &&
+			    (n = shape_rewrite_rowdesc(h->map, body, len)))
+				*new_len = n;
+		}
+		if (h && (h->kind == RQ_DESCRIBE || h->kind == RQ_DESCRIBE_STMT))
+			rq_pop(r);
+		break;
 	case 'n':
+		if (h && h->kind == RQ_DESCRIBE)
+			record_shown(s, h, NULL, 0, 0);
 		if (h && (h->kind == RQ_DESCRIBE || h->kind == RQ_DESCRIBE_STMT))
 			rq_pop(r);
 		break;
 	case 'D':
 		if (!h || h->kind != RQ_EXECUTE || !h->map || r->poisoned)
 			break;
-		if (avail != len) {
-			(void)fail(s, "a row of a re-prepared statement larger than the proxy reads whole");
-			return RELAY_MSG_STOP;
-		}
-		switch (shape_rewrite_datarow(h->map, &h->f, body, len, &n, &col)) {
-		case SHAPE_ROW_OK:
-			*new_len = n;
-			break;
-		case SHAPE_ROW_RANGE:
-			return out_of_range(s, col);
-		case SHAPE_ROW_INVALID:
-			break;
-		}
-		break;
+		if (avail != len)
+			return fail(s, "a row of a re-prepared statement larger than the proxy reads whole");
+		return present_row(s, h, body, len, new_len);
 	case 'C':
 	case 'I':
 	case 's':

@@ -102,11 +102,17 @@ void shape_map_unref(struct shape_map *m)
 	free(m);
 }
 
-/* How many bytes an int8 narrows to for a shown type: 0 same type, -1 not a widening we present. */
+/*
+ * How an integer of the server's type is presented as the shown one: 0 as
+ * is (same type), 2 or 4 narrowed from int8, 8 widened from int2 or int4;
+ * -1 not a change presented.
+ */
 static int narrowing(uint32_t shown, uint32_t server)
 {
 	if (shown == server)
 		return 0;
+	if (shown == SHAPE_OID_INT8)
+		return server == SHAPE_OID_INT4 || server == SHAPE_OID_INT2 ? 8 : -1;
 	if (server != SHAPE_OID_INT8)
 		return -1;
 	return shown == SHAPE_OID_INT4 ? 4 : shown == SHAPE_OID_INT2 ? 2 : -1;
@@ -257,7 +263,7 @@ int shape_format(const struct shape_formats *f, int i)
 		return f->fmt[0];
 	if (i >= f->n)
 		return 0;
-	return i < 64 ? f->fmt[i] : f->more[i];
+	return f->n > 64 ? f->more[i] : f->fmt[i];
 }
 
 void shape_formats_free(struct shape_formats *f)
@@ -306,20 +312,24 @@ static bool text_fits(const uint8_t *p, int32_t n, int bytes)
 	return neg ? v <= max + 1 : v <= max;
 }
 
-enum shape_row shape_rewrite_datarow(const struct shape_map *m, const struct shape_formats *f, uint8_t *body,
-				     uint32_t len, uint32_t *new_len, const char **col)
+uint32_t shape_datarow_max(const struct shape_map *m, uint32_t len)
+{
+	return len + 6u * (uint32_t)m->n_out;
+}
+
+enum shape_row shape_rewrite_datarow(const struct shape_map *m, const struct shape_formats *f,
+				     const uint8_t *body, uint32_t len, uint8_t *out, uint32_t *new_len,
+				     const char **col)
 {
 	uint32_t *start, off = 2, out_len = 2;
-	uint8_t *out;
 	enum shape_row rc = SHAPE_ROW_INVALID;
 
 	*col = NULL;
 	if (len < 2 || get_u16(body) != m->n_in)
 		return SHAPE_ROW_INVALID;
 	start = calloc((size_t)m->n_in + 1, sizeof(*start));
-	out = malloc(len);
-	if (!start || !out)
-		goto done;
+	if (!start)
+		return SHAPE_ROW_INVALID;
 	for (int k = 0; k < m->n_in; k++) {
 		int32_t n;
 
@@ -337,53 +347,59 @@ enum shape_row shape_rewrite_datarow(const struct shape_map *m, const struct sha
 		goto done;
 	put_u16(out, (uint16_t)m->n_out);
 	for (int j = 0; j < m->n_out; j++) {
-		int k = m->src[j];
+		int k = m->src[j], bytes = m->narrow[j];
 		const uint8_t *in = body + start[k];
 		int32_t n = (int32_t)pgwire_get_u32(in);
+		int64_t v;
 
-		if (n < 0 || m->narrow[j] == 0) {
+		if (n < 0 || bytes == 0) {
 			uint32_t whole = 4 + (n > 0 ? (uint32_t)n : 0);
 
 			memcpy(out + out_len, in, whole);
 			out_len += whole;
 			continue;
 		}
-		if (shape_format(f, k) == 1) {
-			int64_t v;
-
-			if (n != 8)
-				goto done;
-			v = (int64_t)((uint64_t)pgwire_get_u32(in + 4) << 32 | pgwire_get_u32(in + 8));
-			if (m->narrow[j] == 4 ? v < INT32_MIN || v > INT32_MAX
-					      : v < INT16_MIN || v > INT16_MAX) {
-				*col = m->out.cols[j].name;
-				rc = SHAPE_ROW_RANGE;
-				goto done;
-			}
-			pgwire_put_u32(out + out_len, m->narrow[j]);
-			out_len += 4;
-			if (m->narrow[j] == 4) {
-				pgwire_put_u32(out + out_len, (uint32_t)(int32_t)v);
-			} else {
-				put_u16(out + out_len, (uint16_t)(int16_t)v);
-			}
-			out_len += m->narrow[j];
-		} else {
-			if (!text_fits(in + 4, n, m->narrow[j])) {
+		if (shape_format(f, k) != 1) {
+			/* Text: the same digits in any integer type; only the range can differ. */
+			if (bytes != 8 && !text_fits(in + 4, n, bytes)) {
 				*col = m->out.cols[j].name;
 				rc = SHAPE_ROW_RANGE;
 				goto done;
 			}
 			memcpy(out + out_len, in, 4 + (uint32_t)n);
 			out_len += 4 + (uint32_t)n;
+			continue;
 		}
+		if (n == 8)
+			v = (int64_t)((uint64_t)pgwire_get_u32(in + 4) << 32 | pgwire_get_u32(in + 8));
+		else if (n == 4)
+			v = (int32_t)pgwire_get_u32(in + 4);
+		else if (n == 2)
+			v = (int16_t)get_u16(in + 4);
+		else
+			goto done;
+		if ((bytes == 4 && (v < INT32_MIN || v > INT32_MAX)) ||
+		    (bytes == 2 && (v < INT16_MIN || v > INT16_MAX))) {
+			*col = m->out.cols[j].name;
+			rc = SHAPE_ROW_RANGE;
+			goto done;
+		}
+		pgwire_put_u32(out + out_len, (uint32_t)bytes);
+		out_len += 4;
+		if (bytes == 8) {
+			pgwire_put_u32(out + out_len, (uint32_t)((uint64_t)v >> 32));
+			pgwire_put_u32(out + out_len + 4, (uint32_t)v);
+		} else if (bytes == 4) {
+			pgwire_put_u32(out + out_len, (uint32_t)(int32_t)v);
+		} else {
+			put_u16(out + out_len, (uint16_t)(int16_t)v);
+		}
+		out_len += (uint32_t)bytes;
 	}
-	memcpy(body, out, out_len);
 	*new_len = out_len;
 	rc = SHAPE_ROW_OK;
 done:
 	free(start);
-	free(out);
 	return rc;
 }
 

@@ -7,7 +7,8 @@
  * RowDescription, DataRow and Bind's result formats that the mapping needs.
  *
  * A mapping covers exactly what the key type change does to a row type: a
- * column widened from int2 or int4 to int8 (presented narrowed back), a
+ * column widened from int2 or int4 to int8 (presented narrowed back) or
+ * narrowed back from int8 (presented widened, for a client shown int8), a
  * column renamed to "<name>_pgvalve_old" (presented under its shown name),
  * and columns the client was not shown ("*_pgvalve_*" shadow columns, or a
  * shown column's new copy at the end) left out. Anything else is not a
@@ -47,7 +48,7 @@ struct shape_map {
 	int n_out;        /* the shown columns */
 	int n_in;         /* the server's columns now */
 	int *src;         /* per shown column: the server column it comes from */
-	uint8_t *narrow;  /* per shown column: 0 as is, 2 or 4 bytes (from int8) */
+	uint8_t *narrow;  /* per shown column: 0 as is, 2 or 4 bytes (from int8), 8 (from int2/int4) */
 	struct shape out; /* names and types to present */
 };
 
@@ -79,12 +80,16 @@ enum shape_row {
 	SHAPE_ROW_INVALID, /* not a DataRow of the mapping's server columns */
 };
 
+/* The most bytes a DataRow body of 'len' bytes takes rewritten (widening grows it). */
+uint32_t shape_datarow_max(const struct shape_map *m, uint32_t len);
+
 /*
- * Rewrites a DataRow body in place to the shown columns; '*new_len' the
- * length after (it only shrinks). 'f' are the portal's formats per server column.
+ * Writes a DataRow body of the shown columns into 'out' (shape_datarow_max
+ * bytes), its length in '*new_len'. 'f' are the portal's formats per server column.
  */
-enum shape_row shape_rewrite_datarow(const struct shape_map *m, const struct shape_formats *f, uint8_t *body,
-				     uint32_t len, uint32_t *new_len, const char **col);
+enum shape_row shape_rewrite_datarow(const struct shape_map *m, const struct shape_formats *f,
+				     const uint8_t *body, uint32_t len, uint8_t *out, uint32_t *new_len,
+				     const char **col);
 
 /*
  * A Bind body for the server's columns: its result format codes, given per
