@@ -370,11 +370,12 @@ enum shape_row shape_rewrite_datarow(const struct shape_map *m, const struct sha
 			out_len += 4 + (uint32_t)n;
 			continue;
 		}
-		if (n == 8)
+		/* Binary: int8 is 8 bytes; what is widened comes as int4 (4) or int2 (2). */
+		if (bytes != 8 && n == 8)
 			v = (int64_t)((uint64_t)pgwire_get_u32(in + 4) << 32 | pgwire_get_u32(in + 8));
-		else if (n == 4)
+		else if (bytes == 8 && n == 4)
 			v = (int32_t)pgwire_get_u32(in + 4);
-		else if (n == 2)
+		else if (bytes == 8 && n == 2)
 			v = (int16_t)get_u16(in + 4);
 		else
 			goto done;
