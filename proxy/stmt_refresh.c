@@ -277,8 +277,12 @@ const struct relay_rules *refresh_rules(struct session *s, bool c2s)
 {
 	struct refresh *r = s->refresh;
 
+	/* Logged in: from the first scan on, so no Bind of the session goes by unseen. */
+	if (!r && s->state == SESSION_READY)
+		r = s->refresh = calloc(1, sizeof(*s->refresh));
 	if (!r || s->state != SESSION_READY)
-		return c2s ? &s->w->c2s_rules : &s->w->s2c_rules;
+		return c2s ? &s->w->c2s_rules
+			   : &s->w->s2c_rules; /* out of memory: refresh_client_msg closes it */
 	if (c2s) {
 		r->c2s = s->w->c2s_rules;
 		r->c2s.track['B'] = r->c2s.track['D'] = r->c2s.track['E'] = RELAY_TRACK_BODY;
@@ -287,14 +291,15 @@ const struct relay_rules *refresh_rules(struct session *s, bool c2s)
 		return &r->c2s;
 	}
 	r->s2c = s->w->s2c_rules;
-	r->s2c.track['T'] = r->s2c.track['t'] = RELAY_TRACK_BODY;
-	r->s2c.track['D'] = r->has_map ? RELAY_TRACK_BODY : RELAY_TRACK_HEADER;
+	r->s2c.track['T'] = r->s2c.track['t'] = r->s2c.track['E'] = r->s2c.track['Z'] = RELAY_TRACK_BODY;
 	r->s2c.track['n'] = r->s2c.track['C'] = r->s2c.track['I'] = r->s2c.track['s'] = RELAY_TRACK_HEADER;
-	r->s2c.track['E'] = r->s2c.track['Z'] = RELAY_TRACK_BODY;
-	/* Everything else too, at its header: dropped while a result ends in 22003. */
-	r->s2c.track['N'] = r->s2c.track['A'] = r->s2c.track['2'] = RELAY_TRACK_HEADER;
-	r->s2c.track['V'] = r->s2c.track['G'] = r->s2c.track['H'] = RELAY_TRACK_HEADER;
-	r->s2c.track['d'] = r->s2c.track['c'] = r->s2c.track['W'] = RELAY_TRACK_HEADER;
+	if (r->has_map) {
+		/* DataRows are read; everything else too, at its header, to be dropped after a 22003. */
+		r->s2c.track['D'] = RELAY_TRACK_BODY;
+		r->s2c.track['N'] = r->s2c.track['A'] = r->s2c.track['2'] = RELAY_TRACK_HEADER;
+		r->s2c.track['V'] = r->s2c.track['G'] = r->s2c.track['H'] = RELAY_TRACK_HEADER;
+		r->s2c.track['d'] = r->s2c.track['c'] = r->s2c.track['W'] = RELAY_TRACK_HEADER;
+	}
 	return &r->s2c;
 }
 

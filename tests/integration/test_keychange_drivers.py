@@ -21,6 +21,7 @@ import time
 
 import psycopg
 import pytest
+from psycopg.types.numeric import Int8
 
 import harness
 import test_drivers as drv
@@ -201,3 +202,32 @@ def test_without_the_proxy_the_drivers_meet_0A000(pg, db, proxy, tmp_path):
     record(False, results)
     errors = {name: r["first_errors"] for name, r in results.items() if r["errors"]}
     assert any("0A000" in e for errs in errors.values() for e in errs), results
+
+
+def test_a_key_beyond_what_the_client_was_shown_is_an_error_never_a_cut_value(pg, db, proxy, tmp_path):
+    """A statement prepared while the key was int4, read in binary after the swap: keys that fit
+    come back right, one beyond int4 is ERROR 22003 (never its low 32 bits), and the session goes
+    on; a statement prepared after the swap reads the bigint key."""
+    t = table(True)
+    db.execute(f"INSERT INTO {t} (v) SELECT 'old-' || g FROM generate_series(1, 5) g")
+    conn = psycopg.connect(proxy.dsn(user=drv.USER, password=harness.PASSWORDS[drv.USER]), autocommit=True)
+    cur = conn.cursor(binary=True)
+    query = f"SELECT id, v FROM {t} WHERE id = %s"
+    # Int8: the same statement whatever the value (psycopg prepares one per parameter type)
+    assert cur.execute(query, (Int8(3),), prepare=True).fetchone() == (3, "old-3")
+    path = write_file(tmp_path, "0001_bigint.sql", f"ALTER TABLE {t} ALTER COLUMN id TYPE bigint;\n")
+    pgvalve("apply", path, "--proxy", admin(proxy), "--watch", "0", pg=pg, check=0)
+    assert db.execute(f"SELECT format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = '{t}'::regclass "
+                      "AND attname = 'id'").fetchone()[0] == "bigint"
+    big = 3_000_000_007
+    db.execute(f"INSERT INTO {t} (id, v) VALUES ({big}, 'big')")
+    assert cur.execute(query, (Int8(4),), prepare=True).fetchone() == (4, "old-4")
+    with pytest.raises(psycopg.Error) as e:
+        cur.execute(query, (Int8(big),), prepare=True).fetchone()
+    assert e.value.sqlstate == "22003", e.value
+    assert "prepare the statement again" in str(e.value), e.value
+    assert cur.execute(query, (Int8(5),), prepare=True).fetchone() == (5, "old-5")  # the session goes on
+    assert conn.execute("SELECT count(*) FROM pg_prepared_statements WHERE NOT from_sql").fetchone()[0] == 1
+    assert cur.execute(f"SELECT id, v FROM {t} WHERE id = %s AND true", (big,),
+                       prepare=True).fetchone() == (big, "big")
+    conn.close()
