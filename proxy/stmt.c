@@ -506,5 +506,12 @@ int stmt_each(struct stmt_map *m, bool (*fn)(struct stmt *st, void *arg), void *
 	for (uint32_t i = 0; i < m->n_slots; i++)
 		for (struct stmt *st = m->slots[i]; st; st = st->next)
 			n += fn(st, arg);
+	/* Parsed but not answered yet: what it becomes once the ParseComplete arrives. */
+	for (uint32_t i = 0; i < m->ops_n; i++) {
+		struct stmt_op *op = &m->ops[(m->ops_head + i) % m->ops_cap];
+
+		if (op->kind == 'P' && op->st)
+			n += fn(op->st, arg);
+	}
 	return n;
 }

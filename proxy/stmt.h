@@ -138,7 +138,10 @@ struct stmt *stmt_peek(const struct stmt_map *m, const char *name);
 
 void stmt_clear(struct stmt_map *m);
 
-/* Calls fn on every statement of the map; returns how many it returned true for. */
+/*
+ * Calls fn on every statement of the map and every one a Parse not yet
+ * answered will put there; returns how many it returned true for.
+ */
 int stmt_each(struct stmt_map *m, bool (*fn)(struct stmt *st, void *arg), void *arg);
 
 #endif
