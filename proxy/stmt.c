@@ -344,8 +344,10 @@ bool stmt_parse_complete(struct stmt_map *m)
 	if (!answered(m, 'P', &op))
 		return false;
 	if (op.kind == 'P') {
-		if (op.st)
+		if (op.st && !m->overflowed)
 			map_insert(m, op.st);
+		else
+			drop(m, &op); /* answered after the map gave up (its ring kept for the proxy's own) */
 		return false;
 	}
 	/* Re-prepared: the server's statement is new; its shape is known once its Describe is answered. */
