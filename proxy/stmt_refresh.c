@@ -273,6 +273,14 @@ void refresh_free(struct session *s)
 
 /* ---- rules and staging ----------------------------------------------------- */
 
+/* Raises how much of a message type the session sees (never lowers what the worker's rules ask). */
+static void want(struct relay_rules *r, const char *types, enum relay_track level)
+{
+	for (; *types; types++)
+		if (r->track[(uint8_t)*types] < level)
+			r->track[(uint8_t)*types] = (uint8_t)level;
+}
+
 const struct relay_rules *refresh_rules(struct session *s, bool c2s)
 {
 	struct refresh *r = s->refresh;
@@ -285,20 +293,17 @@ const struct relay_rules *refresh_rules(struct session *s, bool c2s)
 			   : &s->w->s2c_rules; /* out of memory: refresh_client_msg closes it */
 	if (c2s) {
 		r->c2s = s->w->c2s_rules;
-		r->c2s.track['B'] = r->c2s.track['D'] = r->c2s.track['E'] = RELAY_TRACK_BODY;
-		r->c2s.track['C'] = r->c2s.track['P'] = RELAY_TRACK_BODY;
-		r->c2s.track['S'] = r->c2s.track['Q'] = r->c2s.track['F'] = RELAY_TRACK_HEADER;
+		want(&r->c2s, "BDECP", RELAY_TRACK_BODY);
+		want(&r->c2s, "SQF", RELAY_TRACK_HEADER);
 		return &r->c2s;
 	}
 	r->s2c = s->w->s2c_rules;
-	r->s2c.track['T'] = r->s2c.track['t'] = r->s2c.track['E'] = r->s2c.track['Z'] = RELAY_TRACK_BODY;
-	r->s2c.track['n'] = r->s2c.track['C'] = r->s2c.track['I'] = r->s2c.track['s'] = RELAY_TRACK_HEADER;
+	want(&r->s2c, "TtEZ", RELAY_TRACK_BODY);
+	want(&r->s2c, "nCIs", RELAY_TRACK_HEADER);
 	if (r->has_map) {
 		/* DataRows are read; everything else too, at its header, to be dropped after a 22003. */
-		r->s2c.track['D'] = RELAY_TRACK_BODY;
-		r->s2c.track['N'] = r->s2c.track['A'] = r->s2c.track['2'] = RELAY_TRACK_HEADER;
-		r->s2c.track['V'] = r->s2c.track['G'] = r->s2c.track['H'] = RELAY_TRACK_HEADER;
-		r->s2c.track['d'] = r->s2c.track['c'] = r->s2c.track['W'] = RELAY_TRACK_HEADER;
+		want(&r->s2c, "D", RELAY_TRACK_BODY);
+		want(&r->s2c, "NA2VGHdcW", RELAY_TRACK_HEADER);
 	}
 	return &r->s2c;
 }
