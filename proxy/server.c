@@ -197,7 +197,7 @@ enum relay_msg server_on_msg(void *ctx, uint8_t type, uint8_t *body, uint32_t av
 		break;
 	case 'T':
 	case 'n':
-		if (stmt_row_desc(&s->statements, type == 'T' ? body : NULL, avail, len, new_len))
+		if (stmt_row_desc(&s->statements, type == 'T' ? body : NULL, avail, len))
 			return RELAY_MSG_DROP;
 		break;
 	case 'E':

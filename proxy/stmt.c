@@ -400,7 +400,7 @@ bool stmt_param_desc(struct stmt_map *m, const uint8_t *body, uint32_t avail, ui
 	return false;
 }
 
-int stmt_row_desc(struct stmt_map *m, uint8_t *body, uint32_t avail, uint32_t len, uint32_t *new_len)
+int stmt_row_desc(struct stmt_map *m, const uint8_t *body, uint32_t avail, uint32_t len)
 {
 	uint8_t kind = m->describing_kind;
 	struct stmt *e = m->describing ? stmt_peek(m, m->describing->name) : NULL;
@@ -419,13 +419,7 @@ int stmt_row_desc(struct stmt_map *m, uint8_t *body, uint32_t avail, uint32_t le
 			e->shown = now;
 			return 0;
 		}
-		if (e && e->map && body && avail == len) {
-			uint32_t n = shape_rewrite_rowdesc(e->map, body, len);
-
-			if (n)
-				*new_len = n;
-		}
-		shape_free(&now);
+		shape_free(&now); /* presented as shown by stmt_refresh.c */
 		return 0;
 	}
 	/* The re-prepare's own Describe: how the new shape is presented as the one the client saw. */

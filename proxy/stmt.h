@@ -115,12 +115,11 @@ bool stmt_close_complete(struct stmt_map *m);
 /* ParameterDescription ('t') body. */
 bool stmt_param_desc(struct stmt_map *m, const uint8_t *body, uint32_t avail, uint32_t len);
 /*
- * RowDescription ('T', body) or NoData ('n', body NULL). Returns
- * RELAY-style: 0 pass, 1 drop (the proxy's), and may rewrite a
- * RowDescription for the client's Describe of a re-prepared statement in
- * place ('*new_len').
+ * RowDescription ('T', body) or NoData ('n', body NULL): records what a
+ * Describe of a statement showed; returns 1 when it answers the proxy's own
+ * re-prepare (drop it), else 0.
  */
-int stmt_row_desc(struct stmt_map *m, uint8_t *body, uint32_t avail, uint32_t len, uint32_t *new_len);
+int stmt_row_desc(struct stmt_map *m, const uint8_t *body, uint32_t avail, uint32_t len);
 void stmt_error(struct stmt_map *m);
 void stmt_ready(struct stmt_map *m);
 

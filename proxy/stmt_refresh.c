@@ -556,7 +556,7 @@ enum relay_msg refresh_client_msg(struct session *s, uint8_t type, uint8_t *body
 		if (body[0] == 'S') {
 			if ((v = maybe_reprepare(s, (const char *)body + 1)) != RELAY_MSG_PASS)
 				return v;
-			ok = rq_push(r, RQ_DESCRIBE_STMT, NULL, NULL, NULL);
+			ok = rq_push(r, RQ_DESCRIBE_STMT, NULL, NULL, (const char *)body + 1);
 		} else {
 			p = portal_find(r, (const char *)body + 1);
 			ok = rq_push(r, RQ_DESCRIBE, p ? p->map : NULL, NULL, p ? p->stmt : NULL);
@@ -621,11 +621,45 @@ static void record_shown(struct session *s, const struct rq *h, const uint8_t *b
 		(void)shape_read(body, len, &e->shown);
 }
 
+/* Puts 'n' bytes of a rewritten message of 'type' in front of the one scanning stopped at, which is dropped. */
+static enum relay_msg replace_server_msg(struct session *s, uint8_t type, uint8_t *out, uint32_t n)
+{
+	struct refresh *r = s->refresh;
+
+	out[0] = type;
+	pgwire_put_u32(out + 1, n + 4);
+	free(r->staged);
+	r->staged = out;
+	r->staged_len = n + 5;
+	r->drop_server = true;
+	return RELAY_MSG_STOP;
+}
+
+/* A RowDescription of a statement or portal presented in another shape. */
+static enum relay_msg present_rowdesc(struct session *s, const struct shape_map *map, uint8_t *body,
+				      uint32_t len, uint32_t *new_len)
+{
+	uint8_t *out = malloc(shape_rowdesc_max(map) + 5);
+	uint32_t n;
+
+	if (!out)
+		return fail(s, "out of memory");
+	n = shape_rewrite_rowdesc(map, body, len, out + 5);
+	if (n == 0 || n <= len) {
+		if (n) {
+			memcpy(body, out + 5, n);
+			*new_len = n;
+		}
+		free(out);
+		return RELAY_MSG_PASS;
+	}
+	return replace_server_msg(s, 'T', out, n);
+}
+
 /* A DataRow of a portal presented in another shape. */
 static enum relay_msg present_row(struct session *s, const struct rq *h, uint8_t *body, uint32_t len,
 				  uint32_t *new_len)
 {
-	struct refresh *r = s->refresh;
 	uint32_t cap = shape_datarow_max(h->map, len), n;
 	uint8_t *out = malloc(cap + 5);
 	const char *col;
@@ -648,14 +682,8 @@ static enum relay_msg present_row(struct session *s, const struct rq *h, uint8_t
 		free(out);
 		return RELAY_MSG_PASS;
 	}
-	/* Wider than it came (a column widened): the new row goes in front, this one is dropped. */
-	out[0] = 'D';
-	pgwire_put_u32(out + 1, n + 4);
-	free(r->staged);
-	r->staged = out;
-	r->staged_len = n + 5;
-	r->drop_server = true;
-	return RELAY_MSG_STOP;
+	/* Wider than it came (a column widened, one presented as NULL): the new row goes in front. */
+	return replace_server_msg(s, 'D', out, n);
 }
 
 enum relay_msg refresh_server_msg(struct session *s, uint8_t type, uint8_t *body, uint32_t avail,
@@ -663,7 +691,6 @@ enum relay_msg refresh_server_msg(struct session *s, uint8_t type, uint8_t *body
 {
 	struct refresh *r = s->refresh;
 	struct rq *h;
-	uint32_t n;
 
 	if (!r || !r->active)
 		return RELAY_MSG_PASS;
@@ -673,16 +700,27 @@ enum relay_msg refresh_server_msg(struct session *s, uint8_t type, uint8_t *body
 	}
 	h = rq_head(r);
 	switch (type) {
-	case 'T':
+	case 'T': {
+		struct shape_map *map = NULL;
+		struct stmt *e;
+		enum relay_msg v = RELAY_MSG_PASS;
+
 		if (h && h->kind == RQ_DESCRIBE) {
 			record_shown(s, h, body, avail, len);
-			if (h->map && avail == len && !r->poisoned &&
-			    (n = shape_rewrite_rowdesc(h->map, body, len)))
-				*new_len = n;
+			map = shape_map_ref(h->map);
+		} else if (h && h->kind == RQ_DESCRIBE_STMT && h->stmt &&
+			   (e = stmt_peek(&s->statements, h->stmt))) {
+			map = shape_map_ref(e->map); /* stmt.c recorded what a first Describe showed */
 		}
 		if (h && (h->kind == RQ_DESCRIBE || h->kind == RQ_DESCRIBE_STMT))
 			rq_pop(r);
+		if (map && avail == len && !r->poisoned)
+			v = present_rowdesc(s, map, body, len, new_len);
+		shape_map_unref(map);
+		if (v != RELAY_MSG_PASS)
+			return v;
 		break;
+	}
 	case 'n':
 		if (h && h->kind == RQ_DESCRIBE)
 			record_shown(s, h, NULL, 0, 0);

@@ -157,7 +157,7 @@ struct shape_map *shape_map_make(const struct shape *shown, const struct shape *
 	bool identity = shown->n == server->n;
 
 	*same = false;
-	if (shown->n < 0 || server->n < 0 || shown->n > server->n)
+	if (shown->n < 0 || server->n < 0)
 		return NULL;
 	m = calloc(1, sizeof(*m));
 	used = calloc((size_t)server->n + 1, sizeof(*used));
@@ -173,11 +173,15 @@ struct shape_map *shape_map_make(const struct shape *shown, const struct shape *
 	if (!m->src || !m->narrow || !m->out.cols)
 		goto fail;
 	for (int j = 0; j < shown->n; j++) {
-		int k = source_of(shown, server, j), bytes;
+		int k = source_of(shown, server, j), bytes = 0;
 
-		if (k < 0 || used[k] || (bytes = narrowing(shown->cols[j].type, server->cols[k].type)) < 0)
+		if (k < 0 && !strstr(shown->cols[j].name, SHADOW_MARK))
 			goto fail;
-		used[k] = true;
+		/* A shown shadow or old column the change has dropped since: presented as NULL. */
+		if (k >= 0 && (used[k] || (bytes = narrowing(shown->cols[j].type, server->cols[k].type)) < 0))
+			goto fail;
+		if (k >= 0)
+			used[k] = true;
 		m->src[j] = k;
 		m->narrow[j] = (uint8_t)bytes;
 		if (!(m->out.cols[j].name = strdup(shown->cols[j].name)))
@@ -214,30 +218,49 @@ fail:
 	return NULL;
 }
 
-uint32_t shape_rewrite_rowdesc(const struct shape_map *m, uint8_t *body, uint32_t len)
+uint32_t shape_rowdesc_max(const struct shape_map *m)
 {
+	uint32_t n = 2;
+
+	for (int j = 0; j < m->n_out; j++)
+		n += (uint32_t)strlen(m->out.cols[j].name) + 1 + FIELD_FIXED;
+	return n;
+}
+
+uint32_t shape_rewrite_rowdesc(const struct shape_map *m, const uint8_t *body, uint32_t len, uint8_t *out)
+{
+	static const uint8_t none[FIELD_FIXED] = { 0, 0, 0, 0,    0,    0,    0,    0, 0,
+						   0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0 };
 	uint32_t *start, off = 2, out_len = 2;
-	uint8_t *out;
 
 	if (len < 2 || get_u16(body) != m->n_in)
 		return 0;
 	start = calloc((size_t)m->n_in + 1, sizeof(*start));
-	out = malloc(len);
-	if (!start || !out)
-		goto fail;
+	if (!start)
+		return 0;
 	for (int k = 0; k < m->n_in; k++) {
 		start[k] = off;
-		if (!(off = field_end(body, len, off)))
-			goto fail;
+		if (!(off = field_end(body, len, off))) {
+			free(start);
+			return 0;
+		}
 	}
+	free(start);
+	if (off != len)
+		return 0;
 	put_u16(out, (uint16_t)m->n_out);
 	for (int j = 0; j < m->n_out; j++) {
-		const uint8_t *in = body + start[m->src[j]];
-		const uint8_t *fixed = in + strlen((const char *)in) + 1;
 		size_t name_len = strlen(m->out.cols[j].name) + 1;
+		const uint8_t *fixed = none;
 
-		if (out_len + name_len + FIELD_FIXED > len)
-			goto fail;
+		if (m->src[j] >= 0) {
+			/* Field m->src[j] again: names were checked whole above. */
+			const uint8_t *in = body + 2;
+
+			for (int k = 0; k < m->src[j]; k++)
+				in += strlen((const char *)in) + 1 + FIELD_FIXED;
+			fixed = in + strlen((const char *)in) + 1;
+		}
 		memcpy(out + out_len, m->out.cols[j].name, name_len);
 		out_len += (uint32_t)name_len;
 		memcpy(out + out_len, fixed, FIELD_FIXED);
@@ -245,14 +268,7 @@ uint32_t shape_rewrite_rowdesc(const struct shape_map *m, uint8_t *body, uint32_
 		put_u16(out + out_len + 10, (uint16_t)m->out.cols[j].typlen);
 		out_len += FIELD_FIXED;
 	}
-	memcpy(body, out, out_len);
-	free(start);
-	free(out);
 	return out_len;
-fail:
-	free(start);
-	free(out);
-	return 0;
 }
 
 int shape_format(const struct shape_formats *f, int i)
@@ -314,7 +330,7 @@ static bool text_fits(const uint8_t *p, int32_t n, int bytes)
 
 uint32_t shape_datarow_max(const struct shape_map *m, uint32_t len)
 {
-	return len + 6u * (uint32_t)m->n_out;
+	return len + 6u * (uint32_t)m->n_out + 2;
 }
 
 enum shape_row shape_rewrite_datarow(const struct shape_map *m, const struct shape_formats *f,
@@ -348,9 +364,17 @@ enum shape_row shape_rewrite_datarow(const struct shape_map *m, const struct sha
 	put_u16(out, (uint16_t)m->n_out);
 	for (int j = 0; j < m->n_out; j++) {
 		int k = m->src[j], bytes = m->narrow[j];
-		const uint8_t *in = body + start[k];
-		int32_t n = (int32_t)pgwire_get_u32(in);
+		const uint8_t *in;
+		int32_t n;
 		int64_t v;
+
+		if (k < 0) {
+			pgwire_put_u32(out + out_len, (uint32_t)-1); /* a column dropped since: NULL */
+			out_len += 4;
+			continue;
+		}
+		in = body + start[k];
+		n = (int32_t)pgwire_get_u32(in);
 
 		if (n < 0 || bytes == 0) {
 			uint32_t whole = 4 + (n > 0 ? (uint32_t)n : 0);
@@ -496,6 +520,8 @@ uint8_t *shape_rewrite_bind(const struct shape_map *m, const uint8_t *body, uint
 	for (int j = 0; j < m->n_out; j++) {
 		uint16_t code = get_u16(body + at + 2 + 2 * (uint32_t)j);
 
+		if (m->src[j] < 0)
+			continue; /* presented as NULL: no server column */
 		put_u16(out + at + 2 + 2 * (uint32_t)m->src[j], code);
 		format_put(f, m->src[j], code == 1);
 	}

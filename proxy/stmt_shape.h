@@ -11,7 +11,8 @@
  * narrowed back from int8 (presented widened, for a client shown int8), a
  * column renamed to "<name>_pgvalve_old" (presented under its shown name),
  * and columns the client was not shown ("*_pgvalve_*" shadow columns, or a
- * shown column's new copy at the end) left out. Anything else is not a
+ * shown column's new copy at the end) left out; a shown "*_pgvalve_*"
+ * column dropped since is presented as NULL. Anything else is not a
  * mapping: the new shape then goes to the client as the server gives it.
  */
 #ifndef PGVALVE_PROXY_STMT_SHAPE_H
@@ -47,7 +48,7 @@ struct shape_map {
 	int refs;
 	int n_out;        /* the shown columns */
 	int n_in;         /* the server's columns now */
-	int *src;         /* per shown column: the server column it comes from */
+	int *src;         /* per shown column: the server column it comes from (-1: dropped, NULL) */
 	uint8_t *narrow;  /* per shown column: 0 as is, 2 or 4 bytes (from int8), 8 (from int2/int4) */
 	struct shape out; /* names and types to present */
 };
@@ -61,11 +62,15 @@ struct shape_map *shape_map_make(const struct shape *shown, const struct shape *
 struct shape_map *shape_map_ref(struct shape_map *m);
 void shape_map_unref(struct shape_map *m);
 
+/* The most bytes a RowDescription body presented by 'm' takes. */
+uint32_t shape_rowdesc_max(const struct shape_map *m);
+
 /*
- * Rewrites a RowDescription body in place (it only shrinks). Returns the
- * new length, or 0 if the body does not have the mapping's server columns.
+ * Writes the RowDescription body the client is shown into 'out'
+ * (shape_rowdesc_max bytes). Returns its length, or 0 if 'body' does not
+ * describe the mapping's server columns.
  */
-uint32_t shape_rewrite_rowdesc(const struct shape_map *m, uint8_t *body, uint32_t len);
+uint32_t shape_rewrite_rowdesc(const struct shape_map *m, const uint8_t *body, uint32_t len, uint8_t *out);
 
 /* The result format of each server column, from a Bind's format codes. */
 struct shape_formats {

@@ -536,7 +536,7 @@ static void test_describe_records_what_the_client_was_shown(void **state)
 {
 	struct stmt_map m = { 0 };
 	uint8_t rd[64], pd[6] = { 0, 1, 0, 0, 0, 23 };
-	uint32_t n = one_column(rd, 23), new_len = n;
+	uint32_t n = one_column(rd, 23);
 	struct stmt *st;
 
 	(void)state;
@@ -545,7 +545,7 @@ static void test_describe_records_what_the_client_was_shown(void **state)
 	stmt_sync_sent(&m);
 	assert_false(stmt_parse_complete(&m));
 	assert_false(stmt_param_desc(&m, pd, sizeof(pd), sizeof(pd)));
-	assert_int_equal(stmt_row_desc(&m, rd, n, n, &new_len), 0);
+	assert_int_equal(stmt_row_desc(&m, rd, n, n), 0);
 	stmt_ready(&m);
 	st = stmt_peek(&m, "s1");
 	assert_non_null(st);
@@ -560,7 +560,7 @@ static void test_describe_records_what_the_client_was_shown(void **state)
 	stmt_sync_sent(&m);
 	n = one_column(rd, 20);
 	assert_false(stmt_param_desc(&m, pd, sizeof(pd), sizeof(pd)));
-	assert_int_equal(stmt_row_desc(&m, rd, n, n, &new_len), 0);
+	assert_int_equal(stmt_row_desc(&m, rd, n, n), 0);
 	stmt_ready(&m);
 	assert_int_equal(stmt_peek(&m, "s1")->shown.cols[0].type, 23);
 	stmt_clear(&m);
@@ -570,7 +570,7 @@ static void test_reprepare_answers_are_taken_out(void **state)
 {
 	struct stmt_map m = { 0 };
 	uint8_t rd[64], pd[6] = { 0, 1, 0, 0, 0, 23 };
-	uint32_t n = one_column(rd, 23), new_len = n;
+	uint32_t n = one_column(rd, 23);
 	struct stmt *st;
 
 	(void)state;
@@ -580,7 +580,7 @@ static void test_reprepare_answers_are_taken_out(void **state)
 	stmt_describe_sent(&m, "s1");
 	stmt_sync_sent(&m);
 	assert_false(stmt_param_desc(&m, pd, sizeof(pd), sizeof(pd)));
-	assert_int_equal(stmt_row_desc(&m, rd, n, n, &new_len), 0);
+	assert_int_equal(stmt_row_desc(&m, rd, n, n), 0);
 	stmt_ready(&m);
 	st->stale = true;
 	/* the re-prepare: Close, Parse, Describe, all the proxy's */
@@ -591,17 +591,14 @@ static void test_reprepare_answers_are_taken_out(void **state)
 	assert_false(st->stale);
 	assert_true(stmt_param_desc(&m, pd, sizeof(pd), sizeof(pd)));
 	n = one_column(rd, 20);
-	assert_int_equal(stmt_row_desc(&m, rd, n, n, &new_len), 1);
+	assert_int_equal(stmt_row_desc(&m, rd, n, n), 1);
 	assert_true(m.refreshed);
 	assert_non_null(st->map); /* int8 now, presented as the int4 shown */
 	/* the client's own Describe of it: the int4 it was shown */
 	stmt_describe_sent(&m, "s1");
 	stmt_sync_sent(&m);
 	assert_false(stmt_param_desc(&m, pd, sizeof(pd), sizeof(pd)));
-	new_len = n;
-	assert_int_equal(stmt_row_desc(&m, rd, n, n, &new_len), 0);
-	assert_int_equal(new_len, n);
-	assert_int_equal(rd[14], 23);
+	assert_int_equal(stmt_row_desc(&m, rd, n, n), 0); /* passed on; stmt_refresh.c presents it */
 	stmt_ready(&m);
 	assert_int_equal(m.injected, 0);
 	stmt_clear(&m);

@@ -137,6 +137,22 @@ static enum shape_row rewrite(const struct shape_map *m, const struct shape_form
 	return rc;
 }
 
+/* The RowDescription 'm' presents for 'rd', into 'rd' itself (its length), 0 when refused. */
+static uint32_t present(const struct shape_map *m, struct buf *rd)
+{
+	uint8_t *o = malloc(shape_rowdesc_max(m));
+	uint32_t n;
+
+	assert_non_null(o);
+	n = shape_rewrite_rowdesc(m, rd->p, rd->n, o);
+	if (n) {
+		memcpy(rd->p, o, n);
+		rd->n = n;
+	}
+	free(o);
+	return n;
+}
+
 static void test_read_and_malformed(void **state)
 {
 	struct buf b = rowdesc(SHOWN, 2);
@@ -171,8 +187,8 @@ static void test_widened_key_is_narrowed(void **state)
 	assert_non_null(m);
 	assert_false(same);
 	/* RowDescription: int4 again, the format code as the server gave it */
-	n = shape_rewrite_rowdesc(m, rd.p, rd.n);
-	assert_int_equal(n, rd.n);
+	n = rd.n;
+	assert_int_equal(present(m, &rd), n);
 	assert_true(shape_read(rd.p, n, &seen));
 	assert_int_equal(seen.cols[0].type, SHAPE_OID_INT4);
 	assert_int_equal(seen.cols[0].typlen, 4);
@@ -253,7 +269,7 @@ static void test_key_change_shapes(void **state)
 	assert_int_equal(out.n, 2 + 5 + 5);
 	assert_int_equal(out.p[1], 2);
 	rd = rowdesc(shadow, 3);
-	assert_true(shape_read(rd.p, shape_rewrite_rowdesc(m, rd.p, rd.n), &seen));
+	assert_true(shape_read(rd.p, present(m, &rd), &seen));
 	assert_int_equal(seen.n, 2);
 	assert_string_equal(seen.cols[1].name, "v");
 	shape_free(&seen);
@@ -267,7 +283,7 @@ static void test_key_change_shapes(void **state)
 	assert_int_equal(out.n, 2 + 8 + 5); /* id from the new key, narrowed; v */
 	assert_int_equal(pgwire_get_u32(out.p + 6), 77);
 	rd = rowdesc(swapped, 3);
-	assert_true(shape_read(rd.p, shape_rewrite_rowdesc(m, rd.p, rd.n), &seen));
+	assert_true(shape_read(rd.p, present(m, &rd), &seen));
 	assert_int_equal(seen.n, 2);
 	assert_string_equal(seen.cols[0].name, "id");
 	assert_int_equal(seen.cols[0].type, SHAPE_OID_INT4);
@@ -320,6 +336,51 @@ static void test_widened_back(void **state)
 	assert_int_equal(out.n, row.n + 4);
 	assert_int_equal(pgwire_get_u32(out.p + 2), 8);
 	assert_memory_equal(out.p + 6, "\xff\xff\xff\xff\xff\xff\xff\xfe", 8);
+	shape_map_unref(m);
+	shape_free(&a);
+	shape_free(&b);
+}
+
+static void test_dropped_old_column_is_null(void **state)
+{
+	/* shown while the swap's old column was there; finalize dropped it since */
+	const struct col shown[] = { { "id_pgvalve_old", SHAPE_OID_INT4, 4, 0 },
+				     { "v", 25, -1, 0 },
+				     { "id", SHAPE_OID_INT8, 8, 0 } };
+	const struct col final[] = { { "v", 25, -1, 0 }, { "id", SHAPE_OID_INT8, 8, 0 } };
+	struct shape a = shape_of(shown, 3), b = shape_of(final, 2), seen;
+	struct shape_formats text = { .n = 0 };
+	bool same;
+	struct shape_map *m = shape_map_make(&a, &b, &same);
+	struct buf row = datarow((struct val[]){ { 1, "x" }, { 2, "12" } }, 2), out, rd = rowdesc(final, 2);
+	const char *col;
+	uint8_t bind_out[64];
+	struct buf bnd = { .n = 0 };
+	uint32_t len;
+	bool bad;
+	uint8_t *nb;
+
+	(void)state;
+	(void)bind_out;
+	assert_non_null(m);
+	assert_int_equal(rewrite(m, &text, &row, &out, &col), SHAPE_ROW_OK);
+	assert_memory_equal(out.p,
+			    "\0\3\xff\xff\xff\xff\0\0\0\1x\0\0\0\2"
+			    "12",
+			    out.n);
+	assert_true(shape_read(rd.p, present(m, &rd), &seen));
+	assert_int_equal(seen.n, 3);
+	assert_string_equal(seen.cols[0].name, "id_pgvalve_old");
+	assert_int_equal(seen.cols[0].type, SHAPE_OID_INT4);
+	shape_free(&seen);
+	/* its three result formats become the server's two */
+	put(&bnd, "\0S_1\0\0\0\0\0\0\3\0\1\0\0\0\1", 17);
+	nb = shape_rewrite_bind(m, bnd.p, bnd.n, &len, &(struct shape_formats){ .n = 0 }, &bad);
+	assert_false(bad);
+	assert_non_null(nb);
+	assert_int_equal(len, bnd.n - 2);
+	assert_memory_equal(nb + len - 6, "\0\2\0\0\0\1", 6);
+	free(nb);
 	shape_map_unref(m);
 	shape_free(&a);
 	shape_free(&b);
@@ -393,9 +454,13 @@ static void test_bind_formats(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_read_and_malformed), cmocka_unit_test(test_widened_key_is_narrowed),
-		cmocka_unit_test(test_key_change_shapes),  cmocka_unit_test(test_not_covered_and_identity),
-		cmocka_unit_test(test_widened_back),       cmocka_unit_test(test_bind_formats),
+		cmocka_unit_test(test_read_and_malformed),
+		cmocka_unit_test(test_widened_key_is_narrowed),
+		cmocka_unit_test(test_key_change_shapes),
+		cmocka_unit_test(test_not_covered_and_identity),
+		cmocka_unit_test(test_widened_back),
+		cmocka_unit_test(test_bind_formats),
+		cmocka_unit_test(test_dropped_old_column_is_null),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
