@@ -403,6 +403,23 @@ static void log_release(cJSON *entry, const int64_t *released_ms, int n)
 	}
 }
 
+/* After a row type change committed, before the hold ends: the proxies re-prepare (proxyctl.h). */
+static void refresh_statements(const struct proxy_fleet *fleet, const cJSON *hold)
+{
+	char why[512];
+	int statements;
+
+	if (proxy_refresh_all(fleet->p, fleet->n, cJSON_GetObjectItemCaseSensitive(hold, ADMIN_HOLD_TABLES),
+			      PROXY_ACK_TIMEOUT_MS, &statements, why, sizeof(why)))
+		report_warning(
+			"a proxy did not refresh its prepared statements: clients whose statements "
+			"were prepared before may get 0A000 \"cached plan must not change result type\"",
+			why);
+	else if (statements)
+		report_event("refresh", NULL,
+			     "  %d prepared statement(s) will be re-prepared at their next use", statements);
+}
+
 /* One attempt. True: committed. '*retry': a failure another attempt may not meet. */
 static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, const struct cutover_job *job,
 		    struct locked *t, int n, int number, struct cutover_result *res, bool *retry)
@@ -504,6 +521,8 @@ static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, cons
 		budget_left = o->lock_timeout_ms;
 	res->began = time(NULL);
 	ok = run_transaction(ddl, job, (int)budget_left, res->why, sizeof(res->why), retry);
+	if (ok && job->refresh_statements && holds[0])
+		refresh_statements(&fleet, holds[0]);
 	if (!ok && *retry && strstr(res->why, "(SQLSTATE 55P03)"))
 		explain_lock_timeout(observer, t, n, ddl_pid, res->why, sizeof(res->why));
 release:

@@ -73,7 +73,8 @@ static bool shadow(struct migration *a, const struct plan_step *st)
 				   .n_stmts = 1,
 				   .journal_sql = journal_sql,
 				   .n_journal_sql = 1,
-				   .migration_id = a->id };
+				   .migration_id = a->id,
+				   .refresh_statements = true /* SELECT * gains the shadow columns */ };
 	struct cutover_result res;
 	char name[2 * PLAN_NAME_MAX + 8];
 	bool ok;

@@ -85,7 +85,9 @@ int keychange_finalize(struct migration *a)
 	char **sqls = xcalloc((size_t)a->p.n_steps + 1, sizeof(*sqls));
 	char *journal = journal_keychange_finalized_sql(a->id);
 	const char *journal_sql[1] = { journal };
-	struct cutover_job job = { .what = "finalize", .journal_sql = journal_sql, .n_journal_sql = 1 };
+	struct cutover_job job = {
+		.what = "finalize", .journal_sql = journal_sql, .n_journal_sql = 1, .refresh_statements = true
+	};
 	struct cutover_result res;
 	struct db_error err;
 	int n = 0, rc = EXIT_ATTENTION;
@@ -148,7 +150,7 @@ bool keychange_rollback(PGconn *ddl, PGconn *observer, const struct options *o, 
 	struct journal_step *steps = NULL;
 	struct cutover_stmt *stmts = NULL;
 	char **sqls = NULL;
-	struct cutover_job job = { .what = "rollback", .migration_id = id };
+	struct cutover_job job = { .what = "rollback", .migration_id = id, .refresh_statements = true };
 	struct cutover_result res;
 	struct db_error err;
 	bool ok = false;
@@ -235,7 +237,9 @@ static bool unswap_one(PGconn *ddl, PGconn *observer, const struct options *o, i
 	struct cutover_stmt stmts[256];
 	char *journal = journal_keychange_unswapped_sql(id);
 	const char *journal_sql[1] = { journal };
-	struct cutover_job job = { .what = "rollback", .stmts = stmts, .migration_id = id };
+	struct cutover_job job = {
+		.what = "rollback", .stmts = stmts, .migration_id = id, .refresh_statements = true
+	};
 	struct cutover_result res;
 	struct db_error err;
 	PGresult *r;

@@ -382,6 +382,7 @@ static bool run_held(struct migration *a, enum plan_phase phase, enum mig_state 
 		if (st->phase != phase || a->done[i])
 			continue;
 		stmts[n++] = (struct cutover_stmt){ st->sql, st->table, st->other, st->lock, st->hold };
+		job.refresh_statements |= st->kind == STEP_KEYCHANGE_SWAP; /* row types change */
 		held.seqs[held.n++] = st->seq;
 		journal[nj++] = journal_step_done_sql(a->id, st->seq);
 	}

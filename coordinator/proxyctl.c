@@ -393,3 +393,32 @@ void proxy_request_all(struct proxy *const *proxies, int n, const char *method, 
 	}
 	free(calls);
 }
+
+int proxy_refresh_all(struct proxy *const *proxies, int n, const cJSON *tables, int timeout_ms,
+		      int *statements, char *why, size_t cap)
+{
+	cJSON *body = cJSON_CreateObject();
+	struct call *calls;
+	int failed = 0;
+
+	*statements = 0;
+	why[0] = '\0';
+	cJSON_AddItemToObject(body, ADMIN_HOLD_TABLES, cJSON_Duplicate(tables, true));
+	calls = fan_out(proxies, n, "POST", ADMIN_PATH_STATEMENTS_REFRESH, body, timeout_ms);
+	for (int i = 0; i < n; i++) {
+		const cJSON *marked = cJSON_GetObjectItemCaseSensitive(calls[i].doc,
+								       ADMIN_REFRESH_STATEMENTS);
+
+		if (calls[i].status == 200) {
+			if (cJSON_IsNumber(marked))
+				*statements += marked->valueint;
+		} else if (failed++ == 0) {
+			snprintf(why, cap, "%s: %s", proxies[i]->url,
+				 calls[i].status < 0 ? calls[i].err : "refused the statement refresh");
+		}
+		cJSON_Delete(calls[i].doc);
+	}
+	free(calls);
+	cJSON_Delete(body);
+	return failed;
+}

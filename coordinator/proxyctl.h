@@ -87,4 +87,13 @@ int proxy_release_all_timed(struct proxy *const *proxies, int n, const char *id,
 void proxy_request_all(struct proxy *const *proxies, int n, const char *method, const char *path,
 		       const cJSON *body, int timeout_ms, int *status, cJSON **docs);
 
+/*
+ * POST /statements/refresh {"tables": 'tables'} on every proxy: after a
+ * change of those tables' row types committed, while the hold is still in
+ * force (docs/architecture.md §4.9). Returns how many proxies did not
+ * answer 200, naming the first in 'why'; '*statements' sums what they marked.
+ */
+int proxy_refresh_all(struct proxy *const *proxies, int n, const cJSON *tables, int timeout_ms,
+		      int *statements, char *why, size_t cap);
+
 #endif

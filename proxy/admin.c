@@ -26,6 +26,7 @@
 #include "latency_report.h"
 #include "observe_registry.h"
 #include "prom_text.h"
+#include "stmt_refresh.h"
 #include "switchover.h"
 #include "worker.h"
 
@@ -331,6 +332,58 @@ static void handle_switchover(struct evhttp_request *req)
 		evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL, NULL);
 		reply_error(req, status, err);
 	}
+}
+
+/*
+ * POST /statements/refresh {"tables": [...]}: the named prepared statements
+ * of every session that read those tables are re-prepared before their next
+ * use (stmt_refresh.h). The tables are read as a hold's are.
+ */
+static void handle_statements_refresh(struct evhttp_request *req)
+{
+	static const char *const keys[] = { ADMIN_HOLD_TABLES, NULL };
+	cJSON *body = read_json_body(req), *as_hold, *doc;
+	struct refresh_job *slots;
+	struct hold *h;
+	char err[512];
+	int sessions = 0, statements = 0;
+
+	if (!body)
+		return;
+	if (!admin_body_known_keys(body, keys, err, sizeof(err))) {
+		cJSON_Delete(body);
+		reply_error(req, 400, err);
+		return;
+	}
+	as_hold = cJSON_CreateObject();
+	cJSON_AddItemToObject(
+		as_hold, ADMIN_HOLD_TABLES,
+		cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(body, ADMIN_HOLD_TABLES), true));
+	cJSON_AddStringToObject(as_hold, ADMIN_HOLD_MODE, admin_hold_modes[ADMIN_MODE_ALL]);
+	cJSON_Delete(body);
+	h = hold_parse(as_hold, err, sizeof(err));
+	cJSON_Delete(as_hold);
+	if (!h) {
+		reply_error(req, 400, err);
+		return;
+	}
+	h->upstream_index = -1;
+	slots = worker_slots(sizeof(*slots));
+	for (int i = 0; i < rt.n_workers; i++)
+		slots[i].tables = h;
+	WORKER_FANOUT(refresh_mark_job, slots);
+	for (int i = 0; i < rt.n_workers; i++) {
+		sessions += slots[i].sessions;
+		statements += slots[i].statements;
+	}
+	free(slots);
+	free(h);
+	log_info("statement refresh: %d statement(s) of %d session(s) re-prepared at their next use",
+		 statements, sessions);
+	doc = cJSON_CreateObject();
+	cJSON_AddNumberToObject(doc, ADMIN_REFRESH_SESSIONS, sessions);
+	cJSON_AddNumberToObject(doc, ADMIN_REFRESH_STATEMENTS, statements);
+	reply_json(req, 200, doc);
 }
 
 static void handle_healthz(struct evhttp_request *req)
@@ -765,6 +818,13 @@ static void route(struct evhttp_request *req, void *arg)
 	if (strcmp(path, ADMIN_PATH_SWITCHOVER) == 0) {
 		if (evhttp_request_get_command(req) == EVHTTP_REQ_POST)
 			handle_switchover(req);
+		else
+			reply_error(req, 405, "method not allowed");
+		return;
+	}
+	if (strcmp(path, ADMIN_PATH_STATEMENTS_REFRESH) == 0) {
+		if (evhttp_request_get_command(req) == EVHTTP_REQ_POST)
+			handle_statements_refresh(req);
 		else
 			reply_error(req, 405, "method not allowed");
 		return;

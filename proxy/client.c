@@ -20,6 +20,7 @@
 #include "server.h"
 #include "session.h"
 #include "stats.h"
+#include "stmt_refresh.h"
 #include "worker.h"
 
 #define CLOSING_LINGER_MS 1000 /* how long a closing session waits for the client to close */
@@ -187,6 +188,8 @@ void client_closing_step(struct session *s)
 static void track_parse(struct session *s, const uint8_t *body, uint32_t avail, uint32_t len)
 {
 	const uint8_t *name_end = memchr(body, 0, avail), *sql, *sql_end;
+	const uint8_t *types = NULL;
+	int n = 0;
 
 	if (!name_end) {
 		stmt_parse_sent(&s->statements, NULL, NULL, 0);
@@ -194,8 +197,23 @@ static void track_parse(struct session *s, const uint8_t *body, uint32_t avail, 
 	}
 	sql = name_end + 1;
 	sql_end = avail == len ? memchr(sql, 0, avail - (uint32_t)(sql - body)) : NULL;
-	stmt_parse_sent(&s->statements, (const char *)body, sql_end ? (const char *)sql : NULL,
-			sql_end ? (size_t)(sql_end - sql) : 0);
+	if (sql_end && len - (uint32_t)(sql_end + 1 - body) >= 2) {
+		types = sql_end + 3;
+		n = sql_end[1] << 8 | sql_end[2];
+		if ((uint32_t)n * 4 != len - (uint32_t)(types - body))
+			n = 0; /* malformed: the server says so */
+	}
+	stmt_parse_sent_typed(&s->statements, (const char *)body, sql_end ? (const char *)sql : NULL,
+			      sql_end ? (size_t)(sql_end - sql) : 0, types, n);
+}
+
+/* Describe: 'S' statement or 'P' portal, then the name. */
+static void track_describe(struct session *s, const uint8_t *body, uint32_t avail, uint32_t len)
+{
+	bool whole = avail == len && len >= 2 && body[len - 1] == 0;
+
+	if (avail >= 1 && body[0] == 'S')
+		stmt_describe_sent(&s->statements, whole ? (const char *)body + 1 : NULL);
 }
 
 /* Close: 'S' statement or 'P' portal, then the name. */
@@ -216,6 +234,11 @@ enum relay_msg client_on_msg(void *ctx, uint8_t type, uint8_t *body, uint32_t av
 	/* A handler closed the session (a rejection that could not be answered, say): judge nothing more. */
 	if (s->dead || s->state == SESSION_CLOSING)
 		return RELAY_MSG_STOP;
+	/* Statement refresh sent a rewritten copy of this message in front of it (stmt_refresh.h). */
+	if (refresh_drop_current(s)) {
+		s->batch_forwarded = true;
+		return RELAY_MSG_DROP;
+	}
 	if ((verdict = park_discard(s, type)) != RELAY_MSG_PASS)
 		return verdict;
 	if (s->retiring && type != 'X' && s->tx_status == 'I' && s->syncs_pending == 0 &&
@@ -225,6 +248,9 @@ enum relay_msg client_on_msg(void *ctx, uint8_t type, uint8_t *body, uint32_t av
 		return RELAY_MSG_STOP;
 	}
 	if ((verdict = park_check(s, type, body, avail, len)) != RELAY_MSG_PASS)
+		return verdict;
+	/* A stale statement is re-prepared first; results of a re-prepared one are presented as shown. */
+	if ((verdict = refresh_client_msg(s, type, body, avail, len)) != RELAY_MSG_PASS)
 		return verdict;
 	if (s->w->latency.set) /* an observation is active (latency.h) */
 		latency_client_msg(s, type, body, avail, len);
@@ -269,6 +295,9 @@ enum relay_msg client_on_msg(void *ctx, uint8_t type, uint8_t *body, uint32_t av
 		break;
 	case 'C':
 		track_close(s, body, avail, len);
+		break;
+	case 'D':
+		track_describe(s, body, avail, len);
 		break;
 	}
 	return RELAY_MSG_PASS;

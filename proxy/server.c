@@ -16,6 +16,7 @@
 #include "runtime.h"
 #include "session.h"
 #include "stats.h"
+#include "stmt_refresh.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -183,10 +184,21 @@ enum relay_msg server_on_msg(void *ctx, uint8_t type, uint8_t *body, uint32_t av
 		}
 		break;
 	case '1':
-		stmt_parse_complete(&s->statements);
+		if (stmt_parse_complete(&s->statements))
+			return RELAY_MSG_DROP; /* the proxy's re-prepare (stmt_refresh.h) */
 		break;
 	case '3':
-		stmt_close_complete(&s->statements);
+		if (stmt_close_complete(&s->statements))
+			return RELAY_MSG_DROP;
+		break;
+	case 't':
+		if (stmt_param_desc(&s->statements, body, avail, len))
+			return RELAY_MSG_DROP;
+		break;
+	case 'T':
+	case 'n':
+		if (stmt_row_desc(&s->statements, type == 'T' ? body : NULL, avail, len))
+			return RELAY_MSG_DROP;
 		break;
 	case 'E':
 		stmt_error(&s->statements);
@@ -230,5 +242,5 @@ enum relay_msg server_on_msg(void *ctx, uint8_t type, uint8_t *body, uint32_t av
 			*new_len = (uint32_t)pgwire_sasl_remove_mechanism(body, len, "SCRAM-SHA-256-PLUS");
 		break;
 	}
-	return RELAY_MSG_PASS;
+	return refresh_server_msg(s, type, body, avail, len, new_len);
 }

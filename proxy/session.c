@@ -34,6 +34,7 @@
 #include "pgvalve/pgwire.h"
 #include "runtime.h"
 #include "server.h"
+#include "stmt_refresh.h"
 #include "worker.h"
 
 #define CLOSING_FLUSH_MS 5000 /* how long a closing session may take to flush its last words */
@@ -196,6 +197,7 @@ void session_free(struct session *s)
 	relay_release(&s->c2s, &w->pool);
 	relay_release(&s->s2c, &w->pool);
 	stmt_clear(&s->statements);
+	refresh_free(s);
 	auth_free(s->auth);
 	free(s);
 }
@@ -328,11 +330,28 @@ static bool scan_and_flush(struct session *s, struct relay_buf *b, struct conn *
 {
 	const char *why;
 	enum relay_result rc;
+	const uint8_t *staged;
+	uint32_t staged_len;
 
-	while ((rc = relay_scan(b, rules, s, &why)) == RELAY_STOPPED && b == &s->s2c &&
-	       s->park.state == PARK_REJECT_AT_READY) {
-		if (!park_reject_before_ready(s))
+	for (;;) {
+		rc = relay_scan(b, rules, s, &why);
+		if (rc != RELAY_STOPPED || s->dead || s->state == SESSION_CLOSING)
+			break;
+		if (b == &s->s2c && s->park.state == PARK_REJECT_AT_READY) {
+			if (!park_reject_before_ready(s))
+				return false;
+			continue;
+		}
+		/* Statement refresh put messages in front of the one it stopped at (stmt_refresh.h). */
+		if (!(staged = refresh_staged(s, &staged_len)))
+			break;
+		if (!relay_insert_scanned(b, staged, staged_len)) {
+			session_close(s, "53200", "out of memory");
 			return false;
+		}
+		refresh_staged_done(s);
+		if (b == &s->c2s && !refresh_drop_pending(s))
+			break; /* a re-prepare: the client's message waits for its answers */
 	}
 	if (rc == RELAY_ERROR) {
 		if (b == &s->c2s) {
@@ -348,7 +367,12 @@ static bool scan_and_flush(struct session *s, struct relay_buf *b, struct conn *
 	/* A rejection may have queued an answer for the client. */
 	if (b == &s->c2s && relay_pending(&s->s2c) && !session_flush(s, &s->s2c, &s->client))
 		return false;
-	return session_flush(s, b, dst) && !s->dead && s->state != SESSION_CLOSING;
+	if (!session_flush(s, b, dst) || s->dead || s->state == SESSION_CLOSING)
+		return false;
+	/* A re-prepare was answered: the client's message that waited for it goes on. */
+	if (b == &s->s2c && refresh_take_resume(s))
+		return session_forward_client(s);
+	return true;
 }
 
 /*
@@ -426,7 +450,7 @@ static void pump(struct session *s, struct relay_buf *b, struct conn *src, struc
 
 bool session_forward_client(struct session *s)
 {
-	return scan_and_flush(s, &s->c2s, &s->server, &s->w->c2s_rules);
+	return scan_and_flush(s, &s->c2s, &s->server, refresh_rules(s, true));
 }
 
 void session_rules(struct relay_rules *c2s, struct relay_rules *s2c)
@@ -438,6 +462,10 @@ void session_rules(struct relay_rules *c2s, struct relay_rules *s2c)
 	c2s->track['Q'] = c2s->track['E'] = c2s->track['S'] = RELAY_TRACK_HEADER;
 	c2s->track['F'] = c2s->track['X'] = RELAY_TRACK_HEADER;
 	c2s->track['P'] = c2s->track['C'] = RELAY_TRACK_BODY;
+	/* Describe of a statement, and its answers: the shape a client was shown (stmt.h). */
+	c2s->track['D'] = RELAY_TRACK_BODY;
+	s2c->track['t'] = s2c->track['T'] = RELAY_TRACK_BODY;
+	s2c->track['n'] = RELAY_TRACK_HEADER;
 	s2c->track['Z'] = s2c->track['E'] = s2c->track['S'] = RELAY_TRACK_BODY;
 	s2c->track['K'] = s2c->track['R'] = RELAY_TRACK_BODY;
 	/* ParseComplete and CloseComplete: a statement exists, or is gone, only once the server says so. */
@@ -460,9 +488,9 @@ static void relay_io(struct session *s, struct conn *c, short what)
 		return;
 	if (can_read && !s->dead && s->state != SESSION_CLOSING) {
 		if (is_client)
-			pump(s, &s->c2s, &s->client, &s->server, &s->w->c2s_rules);
+			pump(s, &s->c2s, &s->client, &s->server, refresh_rules(s, true));
 		else
-			pump(s, &s->s2c, &s->server, &s->client, &s->w->s2c_rules);
+			pump(s, &s->s2c, &s->server, &s->client, refresh_rules(s, false));
 	}
 }
 

@@ -84,6 +84,7 @@ struct session {
 	bool retiring;          /* close at the next idle point, with 'retire_msg' (57P01) */
 	char retire_msg[160];
 	struct stmt_map statements; /* named prepared statements (Parse/Close) */
+	struct refresh *refresh;    /* statement refresh, once one of them was marked: stmt_refresh.c's */
 	struct park park;           /* holds: park.c's */
 	struct latency_unit lat;    /* table latency: latency.c's */
 	struct auth *auth;          /* auth.mode terminate, until the server lets the session in: auth.c's */

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pgvalve/pgwire.h"
+
 static uint32_t hash_name(const char *s)
 {
 	uint32_t h = 2166136261u; /* FNV-1a */
@@ -23,6 +25,10 @@ static void stmt_free(struct stmt *st)
 	free(st->name);
 	free(st->sql);
 	free(st->res);
+	free(st->types);
+	free(st->shown_params);
+	shape_free(&st->shown);
+	shape_map_unref(st->map);
 	free(st);
 }
 
@@ -105,34 +111,59 @@ static void map_remove(struct stmt_map *m, const char *name)
 	}
 }
 
-/* Frees every statement and pending operation; the map stays usable (empty). */
-static void free_all(struct stmt_map *m)
+/* Frees every statement of the map. */
+static void free_map(struct stmt_map *m)
 {
 	for (uint32_t i = 0; i < m->n_slots; i++) {
 		struct stmt *st = m->slots[i], *next;
 
 		for (; st; st = next) {
 			next = st->next;
+			m->bytes -= stmt_bytes(st);
 			stmt_free(st);
 		}
 	}
+	free(m->slots);
+	m->slots = NULL;
+	m->n_slots = m->count = 0;
+	if (m->describing)
+		stmt_free(m->describing);
+	m->describing = NULL;
+	m->describing_kind = 0;
+}
+
+/* Frees every pending operation. */
+static void free_ops(struct stmt_map *m)
+{
 	for (uint32_t i = 0; i < m->ops_n; i++) {
 		struct stmt_op *op = &m->ops[(m->ops_head + i) % m->ops_cap];
 
 		if (op->st)
 			stmt_free(op->st);
 	}
-	free(m->slots);
 	free(m->ops);
-	m->slots = NULL;
 	m->ops = NULL;
-	m->n_slots = m->count = m->ops_cap = m->ops_head = m->ops_n = 0;
+	m->ops_cap = m->ops_head = m->ops_n = m->injected = 0;
+}
+
+static void free_all(struct stmt_map *m)
+{
+	free_map(m);
+	free_ops(m);
 	m->bytes = 0;
 }
 
 void stmt_forget(struct stmt_map *m)
 {
-	free_all(m);
+	free_map(m);
+	/*
+	 * What the proxy sent itself must still be taken out of the answers:
+	 * the ring stays, in order, until those are answered.
+	 */
+	if (m->injected == 0) {
+		free_ops(m);
+		m->bytes = 0;
+	}
 	m->overflowed = true;
 }
 
@@ -154,6 +185,8 @@ static struct stmt *stmt_new(struct stmt_map *m, const char *name, const char *s
 		return NULL;
 	}
 	st->hash = hash_name(name);
+	st->shown.n = -1;
+	st->n_shown_params = -1;
 	m->bytes += stmt_bytes(st);
 	return st;
 }
@@ -195,6 +228,8 @@ static void push(struct stmt_map *m, uint8_t kind, struct stmt *st)
 	}
 	m->ops[(m->ops_head + m->ops_n) % m->ops_cap] = (struct stmt_op){ kind, st };
 	m->ops_n++;
+	if (kind >= 'a')
+		m->injected++;
 }
 
 /* Takes the oldest pending operation; false if there is none. */
@@ -205,6 +240,8 @@ static bool pop(struct stmt_map *m, struct stmt_op *op)
 	*op = m->ops[m->ops_head];
 	m->ops_head = (m->ops_head + 1) % m->ops_cap;
 	m->ops_n--;
+	if (op->kind >= 'a')
+		m->injected--;
 	return true;
 }
 
@@ -216,7 +253,8 @@ static void drop(struct stmt_map *m, struct stmt_op *op)
 	}
 }
 
-void stmt_parse_sent(struct stmt_map *m, const char *name, const char *sql, size_t sql_len)
+void stmt_parse_sent_typed(struct stmt_map *m, const char *name, const char *sql, size_t sql_len,
+			   const uint8_t *types, int n)
 {
 	struct stmt *st = NULL;
 
@@ -228,7 +266,40 @@ void stmt_parse_sent(struct stmt_map *m, const char *name, const char *sql, size
 	}
 	if (*name && !(st = stmt_new(m, name, sql, sql_len)))
 		return;
+	if (st && n > 0 && (st->types = calloc((size_t)n, sizeof(*st->types)))) {
+		st->n_types = n;
+		for (int i = 0; i < n; i++)
+			st->types[i] = pgwire_get_u32(types + 4 * i);
+	}
 	push(m, 'P', st);
+}
+
+void stmt_parse_sent(struct stmt_map *m, const char *name, const char *sql, size_t sql_len)
+{
+	stmt_parse_sent_typed(m, name, sql, sql_len, NULL, 0);
+}
+
+void stmt_describe_sent(struct stmt_map *m, const char *name)
+{
+	struct stmt *st = NULL;
+
+	if (m->overflowed)
+		return;
+	if (name && !(st = stmt_new(m, name, NULL, 0)))
+		return;
+	push(m, 'D', st);
+}
+
+void stmt_refresh_sent(struct stmt_map *m, const struct stmt *st)
+{
+	static const uint8_t kinds[3] = { 'c', 'p', 'd' };
+
+	for (int i = 0; i < 3 && !m->overflowed; i++) {
+		struct stmt *copy = stmt_new(m, st->name, NULL, 0);
+
+		if (copy)
+			push(m, kinds[i], copy);
+	}
 }
 
 void stmt_close_sent(struct stmt_map *m, bool statement, const char *name)
@@ -251,13 +322,13 @@ void stmt_sync_sent(struct stmt_map *m)
 /* The oldest pending operation answered by a 'kind' message; a mismatch forgets everything. */
 static bool answered(struct stmt_map *m, uint8_t kind, struct stmt_op *op)
 {
-	if (m->overflowed)
+	if (m->overflowed && m->ops_n == 0)
 		return false;
 	if (!pop(m, op)) {
 		stmt_forget(m);
 		return false;
 	}
-	if (op->kind != kind) {
+	if (op->kind != kind && op->kind != kind + ('a' - 'A')) {
 		drop(m, op);
 		stmt_forget(m);
 		return false;
@@ -265,22 +336,102 @@ static bool answered(struct stmt_map *m, uint8_t kind, struct stmt_op *op)
 	return true;
 }
 
-void stmt_parse_complete(struct stmt_map *m)
+bool stmt_parse_complete(struct stmt_map *m)
 {
 	struct stmt_op op;
+	struct stmt *e;
 
-	if (answered(m, 'P', &op) && op.st)
-		map_insert(m, op.st);
+	if (!answered(m, 'P', &op))
+		return false;
+	if (op.kind == 'P') {
+		if (op.st && !m->overflowed)
+			map_insert(m, op.st);
+		else
+			drop(m, &op); /* answered after the map gave up (its ring kept for the proxy's own) */
+		return false;
+	}
+	/* Re-prepared: the server's statement is new; its shape is known once its Describe is answered. */
+	if (op.st && (e = stmt_peek(m, op.st->name)))
+		e->stale = false;
+	drop(m, &op);
+	return true;
 }
 
-void stmt_close_complete(struct stmt_map *m)
+bool stmt_close_complete(struct stmt_map *m)
 {
 	struct stmt_op op;
 
-	if (!answered(m, 'C', &op) || !op.st)
-		return;
-	map_remove(m, op.st->name);
+	if (!answered(m, 'C', &op))
+		return false;
+	if (op.kind == 'C' && op.st)
+		map_remove(m, op.st->name);
 	drop(m, &op);
+	return op.kind == 'c';
+}
+
+bool stmt_param_desc(struct stmt_map *m, const uint8_t *body, uint32_t avail, uint32_t len)
+{
+	struct stmt_op op;
+	struct stmt *e;
+	int n;
+
+	if (!answered(m, 'D', &op))
+		return false;
+	if (m->describing)
+		stmt_free(m->describing);
+	m->describing = op.st; /* owned now; its bytes no longer count */
+	if (op.st)
+		m->bytes -= stmt_bytes(op.st);
+	m->describing_kind = op.kind;
+	if (op.kind == 'd')
+		return true;
+	/* What the client is shown of it first is what it may have cached. */
+	if (!op.st || !(e = stmt_peek(m, op.st->name)) || e->n_shown_params >= 0 || avail != len || len < 2)
+		return false;
+	n = body[0] << 8 | body[1];
+	if ((uint32_t)n * 4 != len - 2)
+		return false;
+	e->shown_params = calloc(n ? (size_t)n : 1, sizeof(*e->shown_params));
+	if (!e->shown_params)
+		return false;
+	e->n_shown_params = n;
+	for (int i = 0; i < n; i++)
+		e->shown_params[i] = pgwire_get_u32(body + 2 + 4 * i);
+	return false;
+}
+
+int stmt_row_desc(struct stmt_map *m, const uint8_t *body, uint32_t avail, uint32_t len)
+{
+	uint8_t kind = m->describing_kind;
+	struct stmt *e = m->describing ? stmt_peek(m, m->describing->name) : NULL;
+	struct shape now = { .n = 0, .cols = NULL };
+
+	if (!kind)
+		return 0; /* a portal's, or a query's */
+	if (m->describing)
+		stmt_free(m->describing);
+	m->describing = NULL;
+	m->describing_kind = 0;
+	if (body && (avail != len || !shape_read(body, len, &now)))
+		now.n = -1;
+	if (kind == 'D') {
+		if (e && e->shown.n < 0) {
+			e->shown = now;
+			return 0;
+		}
+		shape_free(&now); /* presented as shown by stmt_refresh.c */
+		return 0;
+	}
+	/* The re-prepare's own Describe: how the new shape is presented as the one the client saw. */
+	if (e) {
+		bool same;
+
+		shape_map_unref(e->map);
+		e->map = e->shown.n >= 0 ? shape_map_make(&e->shown, &now, &same) : NULL;
+	}
+	shape_free(&now);
+	m->refreshed = true;
+	return 1;
 }
 
 void stmt_error(struct stmt_map *m)
@@ -290,8 +441,14 @@ void stmt_error(struct stmt_map *m)
 	/* The server skips to the next Sync: nothing before it takes effect. */
 	while (m->ops_n > 0 && m->ops[m->ops_head].kind != 'S') {
 		(void)pop(m, &op);
+		if (op.kind >= 'a')
+			m->refreshed = true; /* a re-prepare failed: the client's own message goes on */
 		drop(m, &op);
 	}
+	if (m->describing)
+		stmt_free(m->describing);
+	m->describing = NULL;
+	m->describing_kind = 0;
 }
 
 void stmt_ready(struct stmt_map *m)
@@ -314,7 +471,9 @@ struct stmt *stmt_lookup(const struct stmt_map *m, const char *name, bool *uncer
 	for (uint32_t i = 0; i < m->ops_n; i++) {
 		const struct stmt_op *op = &m->ops[(m->ops_head + i) % m->ops_cap];
 
-		if (op->kind == 'S') {
+		if (op->kind == 'D' || op->kind >= 'a') {
+			continue; /* Describe, and the proxy's re-prepare, leave the name as it is */
+		} else if (op->kind == 'S') {
 			/* Whether an earlier batch's Parse or Close of it took effect is not known yet. */
 			*uncertain |= touched;
 		} else if (op->st && strcmp(op->st->name, name) == 0) {
@@ -334,4 +493,21 @@ void stmt_clear(struct stmt_map *m)
 {
 	free_all(m);
 	memset(m, 0, sizeof(*m));
+}
+
+int stmt_each(struct stmt_map *m, bool (*fn)(struct stmt *st, void *arg), void *arg)
+{
+	int n = 0;
+
+	for (uint32_t i = 0; i < m->n_slots; i++)
+		for (struct stmt *st = m->slots[i]; st; st = st->next)
+			n += fn(st, arg);
+	/* Parsed but not answered yet: what it becomes once the ParseComplete arrives. */
+	for (uint32_t i = 0; i < m->ops_n; i++) {
+		struct stmt_op *op = &m->ops[(m->ops_head + i) % m->ops_cap];
+
+		if (op->kind == 'P' && op->st)
+			n += fn(op->st, arg);
+	}
+	return n;
 }

@@ -23,6 +23,7 @@
 
 #include "pgvalve/classify.h"
 #include "pgvalve/classify_cache.h"
+#include "stmt_shape.h"
 
 #define STMT_MAX_COUNT 4096
 #define STMT_MAX_BYTES (4u << 20)
@@ -35,6 +36,15 @@ struct stmt {
 	char *sql; /* NULL: text unknown (longer than the relay shows whole) */
 	/* Its classification, made once, the first time a hold needs it (NULL: not yet). */
 	struct classify_compact *res;
+
+	/* Statement refresh (docs/architecture.md §4.9, stmt_refresh.h). */
+	uint32_t *types; /* parameter types as the client's Parse gave them */
+	int n_types;
+	uint32_t *shown_params; /* the first ParameterDescription the client got (n -1: none) */
+	int n_shown_params;
+	struct shape shown;    /* the first RowDescription a Describe of it showed (n -1: none) */
+	bool stale;            /* re-prepare before its next use: its tables' row types changed */
+	struct shape_map *map; /* re-prepared with a new row type: how it is presented (NULL: as is) */
 };
 
 /*
@@ -47,7 +57,12 @@ void stmt_classify(struct stmt *st, struct classify_cache *cache, const struct c
 
 /* One message the server has yet to answer: what to do when it does. */
 struct stmt_op {
-	uint8_t kind; /* 'P' Parse, 'C' Close, 'S' Sync (or Query, FunctionCall) */
+	/*
+	 * 'P' Parse, 'C' Close, 'S' Sync (or Query, FunctionCall), 'D' Describe
+	 * of a statement; lower case: the same, sent by the proxy itself to
+	 * re-prepare a statement (its answers never reach the client).
+	 */
+	uint8_t kind;
 	struct stmt
 		*st; /* Parse: the statement (NULL: unnamed); Close: the name (NULL: not a named statement) */
 };
@@ -63,6 +78,12 @@ struct stmt_map {
 	uint32_t ops_cap;
 	uint32_t ops_head;
 	uint32_t ops_n;
+	uint32_t injected; /* of those, sent by the proxy: kept across stmt_forget so their answers are still taken out */
+
+	/* A ParameterDescription answered a Describe of a statement: its RowDescription or NoData comes next. */
+	struct stmt *describing; /* the Describe's op (owned): name, and op kind in 'describing_kind' */
+	uint8_t describing_kind;
+	bool refreshed; /* a re-prepare's Describe was answered (stmt_refresh.c resumes the client) */
 };
 
 /*
@@ -70,6 +91,16 @@ struct stmt_map {
  * could not be read; 'sql' NULL: text unknown).
  */
 void stmt_parse_sent(struct stmt_map *m, const char *name, const char *sql, size_t sql_len);
+/* The same, with the parameter types the Parse gave ('n' of them at 'types', big-endian as sent). */
+void stmt_parse_sent_typed(struct stmt_map *m, const char *name, const char *sql, size_t sql_len,
+			   const uint8_t *types, int n);
+/* The client sent Describe of statement 'name' (NULL: could not be read). */
+void stmt_describe_sent(struct stmt_map *m, const char *name);
+/*
+ * The proxy sent Close, Parse and Describe of 'st' (a map entry) to
+ * re-prepare it: their answers are to be taken out of the stream.
+ */
+void stmt_refresh_sent(struct stmt_map *m, const struct stmt *st);
 /* The client sent Close of a statement ('statement') or portal. 'name' NULL: could not be read. */
 void stmt_close_sent(struct stmt_map *m, bool statement, const char *name);
 /* The client sent Sync, Query or FunctionCall: a ReadyForQuery will answer it. */
@@ -78,9 +109,17 @@ void stmt_sync_sent(struct stmt_map *m);
 /* From now on no name is trusted (past a bound, or what the server will answer is unknowable). */
 void stmt_forget(struct stmt_map *m);
 
-/* The server's answers. */
-void stmt_parse_complete(struct stmt_map *m);
-void stmt_close_complete(struct stmt_map *m);
+/* The server's answers. Those returning bool: true when the proxy sent what it answers (drop it). */
+bool stmt_parse_complete(struct stmt_map *m);
+bool stmt_close_complete(struct stmt_map *m);
+/* ParameterDescription ('t') body. */
+bool stmt_param_desc(struct stmt_map *m, const uint8_t *body, uint32_t avail, uint32_t len);
+/*
+ * RowDescription ('T', body) or NoData ('n', body NULL): records what a
+ * Describe of a statement showed; returns 1 when it answers the proxy's own
+ * re-prepare (drop it), else 0.
+ */
+int stmt_row_desc(struct stmt_map *m, const uint8_t *body, uint32_t avail, uint32_t len);
 void stmt_error(struct stmt_map *m);
 void stmt_ready(struct stmt_map *m);
 
@@ -97,5 +136,11 @@ struct stmt *stmt_lookup(const struct stmt_map *m, const char *name, bool *uncer
 struct stmt *stmt_peek(const struct stmt_map *m, const char *name);
 
 void stmt_clear(struct stmt_map *m);
+
+/*
+ * Calls fn on every statement of the map and every one a Parse not yet
+ * answered will put there; returns how many it returned true for.
+ */
+int stmt_each(struct stmt_map *m, bool (*fn)(struct stmt *st, void *arg), void *arg);
 
 #endif

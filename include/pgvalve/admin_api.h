@@ -23,6 +23,10 @@
 #define ADMIN_PATH_HOLDS_PREFIX "/holds/"   /* + id: GET, DELETE */
 #define ADMIN_PATH_RENEW_SUFFIX "/renew"    /* /holds/{id}/renew: POST */
 #define ADMIN_PATH_SWITCHOVER "/switchover" /* POST */
+/* POST {"tables": [...]}: re-prepare the statements reading them (docs/architecture.md §4.9) */
+#define ADMIN_PATH_STATEMENTS_REFRESH "/statements/refresh"
+#define ADMIN_REFRESH_SESSIONS "sessions"     /* answer: sessions with a statement marked */
+#define ADMIN_REFRESH_STATEMENTS "statements" /* answer: statements marked */
 
 /* -------------------------------------------------------- POST /holds body */
 

@@ -12,14 +12,19 @@
  *             handles one message, 7 the server handles everything sent
  *   bits 3-4  which name: "", "a", "b", "c"
  *   bits 5-7  Parse: the text ("SELECT n", 7: longer than the proxy shows);
- *             Bind and Parse: 6 or 7 make the server fail that message
+ *             Bind and Parse: 6 or 7 make the server fail that message;
+ *             Bind: 5 has the proxy re-prepare the statement first (statement
+ *             refresh: Close, Parse, Describe of its own in front of the Bind)
  *
  * What must hold after every step, unless the map gave up ("overflowed"):
  *   - the map holds exactly the statements the model server holds;
  *   - a Bind the server executes runs the statement that stmt_lookup()
  *     named when the client sent it, unless it said it was not certain (a
  *     hold judged it by that text: any other would let held work through,
- *     or hold work needlessly; an uncertain one is held as unknown).
+ *     or hold work needlessly; an uncertain one is held as unknown);
+ *   - every answer to the proxy's own re-prepare is reported as the proxy's
+ *     (taken out of the stream), every answer to the client's as not, even
+ *     after the map gave up.
  * Checks are FUZZ_CHECKs, which abort whatever NDEBUG says.
  */
 #include <stdbool.h>
@@ -38,7 +43,8 @@
 static const char *const names[NAMES] = { "", "a", "b", "c" };
 
 struct msg {
-	uint8_t what; /* 'P', 'B', 'C' (statement), 'c' (portal), 'S', 'Q' */
+	/* 'P', 'B', 'C' (statement), 'c' (portal), 'S', 'Q'; the proxy's re-prepare: 'r' Close, 'p' Parse, 'd' Describe */
+	uint8_t what;
 	uint8_t name;
 	int text; /* Parse: 0..6, TEXT_UNKNOWN */
 	bool fails;
@@ -105,8 +111,20 @@ static void serve(struct stmt_map *m, struct server *srv, const struct msg *x)
 			srv->has[x->name] = true;
 			srv->text[x->name] = x->text;
 		}
-		stmt_parse_complete(m);
+		FUZZ_CHECK(!stmt_parse_complete(m));
 		return;
+	case 'r':
+		FUZZ_CHECK(stmt_close_complete(m)); /* the client's statement stays, as the map says */
+		return;
+	case 'p':
+		FUZZ_CHECK(stmt_parse_complete(m));
+		return;
+	case 'd': {
+		static const uint8_t no_params[2] = { 0, 0 };
+		FUZZ_CHECK(stmt_param_desc(m, no_params, 2, 2));
+		FUZZ_CHECK(stmt_row_desc(m, NULL, 0, 0) == 1);
+		return;
+	}
 	case 'B':
 		if (!srv->has[x->name] && x->name != 0) {
 			server_error(m, srv); /* 26000 invalid_sql_statement_name */
@@ -128,10 +146,10 @@ static void serve(struct stmt_map *m, struct server *srv, const struct msg *x)
 	case 'C':
 		if (x->name != 0)
 			srv->has[x->name] = false;
-		stmt_close_complete(m);
+		FUZZ_CHECK(!stmt_close_complete(m));
 		return;
 	case 'c':
-		stmt_close_complete(m);
+		FUZZ_CHECK(!stmt_close_complete(m));
 		return;
 	case 'S':
 		srv->skipping = false;
@@ -150,6 +168,23 @@ static void serve(struct stmt_map *m, struct server *srv, const struct msg *x)
  * (proxy/session.c, on_client_msg). 'batch_open': an extended message since
  * the last Sync.
  */
+static void send_msg(struct stmt_map *m, struct msg *x, bool *batch_open);
+
+/* The proxy re-prepares 'name' in front of a Bind, as stmt_refresh.c does: a map entry with known text. */
+static size_t reprepare(struct stmt_map *m, uint8_t name, struct msg *sent, size_t n_sent)
+{
+	static const uint8_t kinds[3] = { 'r', 'p', 'd' };
+	bool uncertain;
+	struct stmt *st = name ? stmt_lookup(m, names[name], &uncertain) : NULL;
+
+	if (!st || st != stmt_peek(m, names[name]) || !st->sql || n_sent + 4 > MAX_SENT)
+		return n_sent;
+	stmt_refresh_sent(m, st);
+	for (int i = 0; i < 3; i++)
+		sent[n_sent++] = (struct msg){ .what = kinds[i], .name = name };
+	return n_sent;
+}
+
 static void send_msg(struct stmt_map *m, struct msg *x, bool *batch_open)
 {
 	char sql[16];
@@ -214,6 +249,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 			if (n_sent == MAX_SENT)
 				break;
+			if (kinds[what] == 'B' && arg == 5)
+				n_sent = reprepare(&m, name, sent, n_sent);
 			x = &sent[n_sent++];
 			x->what = kinds[what];
 			x->name = name;

@@ -222,8 +222,8 @@ def names(db):
 class Load:
     """Writers through the proxy while the key changes: INSERT with the default, COPY, INSERT with
     explicit ids then UPDATE of the key (cascading to payments), DELETE cascading to orders and payments and
-    setting sessions' key to NULL. Server-side prepared statements are off: a statement cached
-    before the swap fails after it with 0A000 (the proxy's help for that is not built yet)."""
+    setting sessions' key to NULL. Every statement is prepared on the server (prepare_threshold 0):
+    the proxy re-prepares those cached before each row type change (statement refresh, §4.9)."""
 
     def __init__(self, proxy):
         self.proxy = proxy
@@ -238,7 +238,7 @@ class Load:
         self.n = 0
 
     def conn(self):
-        c = psycopg.connect(self.proxy.dsn(), autocommit=True, prepare_threshold=None)
+        c = psycopg.connect(self.proxy.dsn(), autocommit=True, prepare_threshold=0)
         return c
 
     def run(self, body):

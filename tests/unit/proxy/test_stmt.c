@@ -518,6 +518,119 @@ static void test_clear(void **state)
 	stmt_clear(&m); /* twice is harmless */
 }
 
+/* ---- statement refresh (stmt_refresh.h) --------------------------------- */
+
+/* A RowDescription body of one column "id" of type 'type'. */
+static uint32_t one_column(uint8_t *b, uint32_t type)
+{
+	static const uint8_t tmpl[] = { 0, 1, 'i', 'd', 0, 0,    0,    0x40, 0,    0, 1, 0,
+					0, 0, 0,   0,   0, 0xff, 0xff, 0xff, 0xff, 0, 0 };
+
+	memcpy(b, tmpl, sizeof(tmpl));
+	b[14] = (uint8_t)type; /* type oid, low byte (20 int8, 23 int4) */
+	b[16] = type == 20 ? 8 : 4;
+	return sizeof(tmpl);
+}
+
+static void test_describe_records_what_the_client_was_shown(void **state)
+{
+	struct stmt_map m = { 0 };
+	uint8_t rd[64], pd[6] = { 0, 1, 0, 0, 0, 23 };
+	uint32_t n = one_column(rd, 23);
+	struct stmt *st;
+
+	(void)state;
+	stmt_parse_sent_typed(&m, "s1", "SELECT id FROM t WHERE id = $1", 30, (const uint8_t *)"\0\0\0\0", 1);
+	stmt_describe_sent(&m, "s1");
+	stmt_sync_sent(&m);
+	assert_false(stmt_parse_complete(&m));
+	assert_false(stmt_param_desc(&m, pd, sizeof(pd), sizeof(pd)));
+	assert_int_equal(stmt_row_desc(&m, rd, n, n), 0);
+	stmt_ready(&m);
+	st = stmt_peek(&m, "s1");
+	assert_non_null(st);
+	assert_int_equal(st->n_types, 1);
+	assert_int_equal(st->types[0], 0);
+	assert_int_equal(st->n_shown_params, 1);
+	assert_int_equal(st->shown_params[0], 23);
+	assert_int_equal(st->shown.n, 1);
+	assert_int_equal(st->shown.cols[0].type, 23);
+	/* a later Describe changes nothing of what was shown first */
+	stmt_describe_sent(&m, "s1");
+	stmt_sync_sent(&m);
+	n = one_column(rd, 20);
+	assert_false(stmt_param_desc(&m, pd, sizeof(pd), sizeof(pd)));
+	assert_int_equal(stmt_row_desc(&m, rd, n, n), 0);
+	stmt_ready(&m);
+	assert_int_equal(stmt_peek(&m, "s1")->shown.cols[0].type, 23);
+	stmt_clear(&m);
+}
+
+static void test_reprepare_answers_are_taken_out(void **state)
+{
+	struct stmt_map m = { 0 };
+	uint8_t rd[64], pd[6] = { 0, 1, 0, 0, 0, 23 };
+	uint32_t n = one_column(rd, 23);
+	struct stmt *st;
+
+	(void)state;
+	stmt_put(&m, "s1", "SELECT id FROM t", 16);
+	st = stmt_peek(&m, "s1");
+	/* shown through a Describe: int4 */
+	stmt_describe_sent(&m, "s1");
+	stmt_sync_sent(&m);
+	assert_false(stmt_param_desc(&m, pd, sizeof(pd), sizeof(pd)));
+	assert_int_equal(stmt_row_desc(&m, rd, n, n), 0);
+	stmt_ready(&m);
+	st->stale = true;
+	/* the re-prepare: Close, Parse, Describe, all the proxy's */
+	stmt_refresh_sent(&m, st);
+	assert_true(stmt_close_complete(&m));
+	assert_ptr_equal(stmt_peek(&m, "s1"), st); /* the client's statement stays */
+	assert_true(stmt_parse_complete(&m));
+	assert_false(st->stale);
+	assert_true(stmt_param_desc(&m, pd, sizeof(pd), sizeof(pd)));
+	n = one_column(rd, 20);
+	assert_int_equal(stmt_row_desc(&m, rd, n, n), 1);
+	assert_true(m.refreshed);
+	assert_non_null(st->map); /* int8 now, presented as the int4 shown */
+	/* the client's own Describe of it: the int4 it was shown */
+	stmt_describe_sent(&m, "s1");
+	stmt_sync_sent(&m);
+	assert_false(stmt_param_desc(&m, pd, sizeof(pd), sizeof(pd)));
+	assert_int_equal(stmt_row_desc(&m, rd, n, n), 0); /* passed on; stmt_refresh.c presents it */
+	stmt_ready(&m);
+	assert_int_equal(m.injected, 0);
+	stmt_clear(&m);
+}
+
+static void test_failed_reprepare_stays_stale_and_survives_forget(void **state)
+{
+	struct stmt_map m = { 0 };
+	struct stmt *st;
+
+	(void)state;
+	stmt_put(&m, "s1", "SELECT 1", 8);
+	st = stmt_peek(&m, "s1");
+	st->stale = true;
+	stmt_refresh_sent(&m, st);
+	stmt_sync_sent(&m);
+	assert_true(stmt_close_complete(&m));
+	stmt_error(&m); /* Parse failed (25P02, say): Describe skipped */
+	assert_true(m.refreshed);
+	assert_true(stmt_peek(&m, "s1")->stale);
+	stmt_ready(&m);
+	/* forgetting while the proxy's own messages are unanswered keeps them in line */
+	m.refreshed = false;
+	st = stmt_peek(&m, "s1");
+	stmt_refresh_sent(&m, st);
+	stmt_forget(&m);
+	assert_true(stmt_close_complete(&m));
+	assert_true(stmt_parse_complete(&m));
+	assert_false(stmt_parse_complete(&m)); /* past them: the client's own, and nothing known */
+	stmt_clear(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -539,6 +652,9 @@ int main(void)
 		cmocka_unit_test(test_pending_bound),
 		cmocka_unit_test(test_ring_wraps),
 		cmocka_unit_test(test_clear),
+		cmocka_unit_test(test_describe_records_what_the_client_was_shown),
+		cmocka_unit_test(test_reprepare_answers_are_taken_out),
+		cmocka_unit_test(test_failed_reprepare_stays_stale_and_survives_forget),
 	};
 
 	setvbuf(stdout, NULL, _IONBF, 0); /* a sanitizer abort must not swallow the results */
