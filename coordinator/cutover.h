@@ -51,12 +51,13 @@ struct cutover_job {
 	 * its confirmed release (null: not released by us, its lease ends it).
 	 */
 	cJSON *hold_log;
-	*The DDL changes the row types of the tables it holds all traffic on : *once committed,
-		and before the hold is released,
-		every proxy *re -
-		prepares the statements reading them(statement refresh, *docs / architecture.md §4.9)
-				.A proxy that fails it is a warning.* /
-			bool refresh_statements;
+	/*
+	 * The DDL changes the row types of the tables it holds all traffic on:
+	 * once committed, and before the hold is released, every proxy
+	 * re-prepares the statements reading them (statement refresh,
+	 * docs/architecture.md §4.9). A proxy that fails it is a warning.
+	 */
+	bool refresh_statements;
 };
 
 struct cutover_result {
