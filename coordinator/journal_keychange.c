@@ -24,8 +24,21 @@ const char journal_keychange_schema_sql[] =
 	"  migration_id bigint PRIMARY KEY REFERENCES pgvalve.migrations (id),"
 	"  finalized_at timestamptz NOT NULL DEFAULT now());"
 	"CREATE TABLE IF NOT EXISTS pgvalve.keychange_unswapped ("
-	"  migration_id bigint PRIMARY KEY REFERENCES pgvalve.migrations (id),"
-	"  unswapped_at timestamptz NOT NULL DEFAULT now())";
+	"  migration_id bigint NOT NULL REFERENCES pgvalve.migrations (id),"
+	"  key int NOT NULL DEFAULT 0,"
+	"  unswapped_at timestamptz NOT NULL DEFAULT now(),"
+	"  PRIMARY KEY (migration_id, key));"
+	/* key: added when one migration's keys began to be swapped back one by one */
+	"DO $upgrade$ BEGIN "
+	"  IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = "
+	"                 'pgvalve.keychange_unswapped'::regclass AND attname = 'key' AND NOT attisdropped) "
+	"THEN "
+	"    LOCK TABLE pgvalve.keychange_unswapped IN ACCESS EXCLUSIVE MODE; "
+	"    ALTER TABLE pgvalve.keychange_unswapped ADD COLUMN IF NOT EXISTS key int NOT NULL DEFAULT 0; "
+	"    ALTER TABLE pgvalve.keychange_unswapped DROP CONSTRAINT IF EXISTS keychange_unswapped_pkey; "
+	"    ALTER TABLE pgvalve.keychange_unswapped ADD PRIMARY KEY (migration_id, key); "
+	"  END IF; "
+	"END $upgrade$";
 
 bool journal_backfill_read(PGconn *c, int64_t id, int seq, struct journal_backfill *b, bool *found,
 			   struct db_error *err)
@@ -89,24 +102,21 @@ bool journal_backfill_advance(PGconn *c, int64_t id, int seq, long long next_blo
 }
 
 /*
- * Whether migration 'id' has its swap done and no row in 'marked' (the
- * finalize or the swap back recorded); with 'committed' also whether the
- * migration is committed. One query for journal_keychange_waiting() and
- * journal_keychange_swapped().
+ * Whether migration 'id' has its swap done; with 'unmarked' also that it has
+ * no row in that table (its finalize recorded) and is committed. One query
+ * for journal_keychange_waiting() and journal_keychange_swapped().
  */
-static bool swap_done_unmarked(PGconn *c, int64_t id, const char *marked, bool committed, bool *out,
-			       struct db_error *err)
+static bool swap_done(PGconn *c, int64_t id, const char *unmarked, bool *out, struct db_error *err)
 {
 	char ids[24];
 	const char *params[1] = { ids };
 	char *sql = xasprintf("SELECT EXISTS (SELECT FROM pgvalve.steps WHERE migration_id = $1::bigint AND "
-			      "kind = 'keychange_swap' AND state = 'done') AND NOT EXISTS (SELECT FROM "
-			      "pgvalve.%s WHERE migration_id = $1::bigint)%s",
-			      marked,
-			      committed
-				      ? " AND (SELECT state FROM pgvalve.migrations WHERE id = $1::bigint) = "
-					"'committed'"
-				      : "");
+			      "kind = 'keychange_swap' AND state = 'done')%s%s%s",
+			      unmarked ? " AND NOT EXISTS (SELECT FROM pgvalve." : "",
+			      unmarked ? unmarked : "",
+			      unmarked ? " WHERE migration_id = $1::bigint) AND (SELECT state FROM "
+					 "pgvalve.migrations WHERE id = $1::bigint) = 'committed'"
+				       : "");
 	PGresult *r;
 
 	snprintf(ids, sizeof(ids), "%lld", (long long)id);
@@ -121,7 +131,7 @@ static bool swap_done_unmarked(PGconn *c, int64_t id, const char *marked, bool c
 
 bool journal_keychange_waiting(PGconn *c, int64_t id, bool *waiting, struct db_error *err)
 {
-	return swap_done_unmarked(c, id, "keychange_finalize", true, waiting, err);
+	return swap_done(c, id, "keychange_finalize", waiting, err);
 }
 
 char *journal_keychange_finalized_sql(int64_t id)
@@ -132,11 +142,30 @@ char *journal_keychange_finalized_sql(int64_t id)
 
 bool journal_keychange_swapped(PGconn *c, int64_t id, bool *swapped, struct db_error *err)
 {
-	return swap_done_unmarked(c, id, "keychange_unswapped", false, swapped, err);
+	return swap_done(c, id, NULL, swapped, err);
 }
 
-char *journal_keychange_unswapped_sql(int64_t id)
+bool journal_keychange_unswapped(PGconn *c, int64_t id, int key, bool *done, struct db_error *err)
 {
-	return xasprintf("INSERT INTO pgvalve.keychange_unswapped (migration_id) VALUES (%lld)",
-			 (long long)id);
+	char ids[24], keys[16];
+	const char *params[2] = { ids, keys };
+	PGresult *r;
+
+	snprintf(ids, sizeof(ids), "%lld", (long long)id);
+	snprintf(keys, sizeof(keys), "%d", key);
+	r = db_query(c,
+		     "SELECT EXISTS (SELECT FROM pgvalve.keychange_unswapped WHERE migration_id = $1::bigint "
+		     "AND key = $2::int)",
+		     2, params, err);
+	if (!r)
+		return false;
+	*done = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	return true;
+}
+
+char *journal_keychange_unswapped_sql(int64_t id, int key)
+{
+	return xasprintf("INSERT INTO pgvalve.keychange_unswapped (migration_id, key) VALUES (%lld, %d)",
+			 (long long)id, key);
 }

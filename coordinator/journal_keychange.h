@@ -44,14 +44,20 @@ bool journal_backfill_advance(PGconn *c, int64_t id, int seq, long long next_blo
 bool journal_keychange_waiting(PGconn *c, int64_t id, bool *waiting, struct db_error *err)
 	__attribute__((warn_unused_result));
 
-/* Whether a key type change of migration 'id' has swapped (a swap step is done) and not swapped back. */
+/*
+ * Whether a key type change of migration 'id' has swapped (a swap step is
+ * done). Its keys are swapped back one by one: journal_keychange_unswapped()
+ * says whether key 'key' (its place in the plan's "keychange_undo") is.
+ */
 bool journal_keychange_swapped(PGconn *c, int64_t id, bool *swapped, struct db_error *err)
+	__attribute__((warn_unused_result));
+bool journal_keychange_unswapped(PGconn *c, int64_t id, int key, bool *done, struct db_error *err)
 	__attribute__((warn_unused_result));
 
 /* INSERT recording that migration 'id' is finalized, for the finalize transaction (the caller frees it). */
 char *journal_keychange_finalized_sql(int64_t id);
 
-/* INSERT recording that migration 'id' was swapped back, for the swap back's transaction. */
-char *journal_keychange_unswapped_sql(int64_t id);
+/* INSERT recording that key 'key' of migration 'id' was swapped back, for the swap back's transaction. */
+char *journal_keychange_unswapped_sql(int64_t id, int key);
 
 #endif

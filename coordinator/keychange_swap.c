@@ -230,12 +230,12 @@ static int held_statements(const cJSON *arr, struct cutover_stmt *out, int cap)
 }
 
 /* One key change swapped back ('u': one element of the plan's "keychange_undo"). */
-static bool unswap_one(PGconn *ddl, PGconn *observer, const struct options *o, int64_t id, const cJSON *u,
-		       char *why, size_t cap)
+static bool unswap_one(PGconn *ddl, PGconn *observer, const struct options *o, int64_t id, int key,
+		       const cJSON *u, char *why, size_t cap)
 {
 	const cJSON *check = cJSON_GetObjectItemCaseSensitive(u, "check"), *x;
 	struct cutover_stmt stmts[256];
-	char *journal = journal_keychange_unswapped_sql(id);
+	char *journal = journal_keychange_unswapped_sql(id, key);
 	const char *journal_sql[1] = { journal };
 	struct cutover_job job = {
 		.what = "rollback", .stmts = stmts, .migration_id = id, .refresh_statements = true
@@ -310,6 +310,7 @@ bool keychange_unswap(PGconn *ddl, PGconn *observer, const struct options *o, in
 	cJSON *plan = NULL;
 	const cJSON *u;
 	bool found = false, ok = true;
+	int key = 0;
 
 	if (!journal_read_migration(ddl, id, &m, &found, &err) || !found) {
 		snprintf(why, cap, "cannot read the migration from the journal: %.600s", err.msg);
@@ -317,10 +318,19 @@ bool keychange_unswap(PGconn *ddl, PGconn *observer, const struct options *o, in
 		return false;
 	}
 	plan = cJSON_Parse(m.plan_json ? m.plan_json : "");
+	/* each key in its own swap back; one an interrupted rollback already took back is skipped */
 	cJSON_ArrayForEach(u, cJSON_GetObjectItemCaseSensitive(plan, "keychange_undo"))
 	{
-		if (!(ok = unswap_one(ddl, observer, o, id, u, why, cap)))
+		bool done = false;
+
+		if (!journal_keychange_unswapped(ddl, id, key, &done, &err)) {
+			snprintf(why, cap, "cannot read the journal's swaps back: %.600s", err.msg);
+			ok = false;
 			break;
+		}
+		if (!done && !(ok = unswap_one(ddl, observer, o, id, key, u, why, cap)))
+			break;
+		key++;
 	}
 	cJSON_Delete(plan);
 	journal_migration_free(&m);

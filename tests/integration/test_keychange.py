@@ -504,3 +504,30 @@ def test_self_reference_and_a_bigint_referencing_column(pg, db, tmp_path):
     with pytest.raises(psycopg.errors.ForeignKeyViolation):
         db.execute("INSERT INTO notes (node_id) VALUES (999)")
     db.execute("DROP TABLE notes, nodes")
+
+
+def test_rollback_after_the_swap_of_two_keys_swaps_both_back(pg, db, tmp_path):
+    """One migration that changes two unrelated keys is swapped back key by key, each recorded."""
+    fill(db)
+    db.execute("CREATE TABLE nodes (id serial PRIMARY KEY, parent_id int REFERENCES nodes, label text)")
+    db.execute("INSERT INTO nodes (parent_id, label) VALUES (NULL, 'root')")
+    db.execute("INSERT INTO nodes (parent_id, label) SELECT 1, 'n' || g FROM generate_series(1, 50) g")
+    cols_before = columns(db)
+    path = write_file(tmp_path, "0009_two.sql", "ALTER TABLE accounts ALTER COLUMN id TYPE bigint;\n"
+                      "ALTER TABLE nodes ALTER COLUMN id TYPE bigint;\n")
+    pgvalve("apply", path, "--watch", "0", pg=pg, check=0)
+    mig = db.execute("SELECT id FROM pgvalve.migrations").fetchone()[0]
+    types = dict(db.execute("SELECT attrelid::regclass::text, format_type(atttypid, NULL) FROM pg_attribute "
+                            "WHERE attrelid IN ('accounts'::regclass, 'nodes'::regclass) AND attname = 'id'"))
+    assert types == {"accounts": "bigint", "nodes": "bigint"}
+    r = pgvalve("rollback", mig, pg=pg)
+    assert r.rc == 3, r
+    assert r.out.count("swapped back") >= 2, r.out
+    assert db.execute("SELECT count(*) FROM pgvalve.keychange_unswapped WHERE migration_id = %s",
+                      (mig,)).fetchone()[0] == 2
+    types = dict(db.execute("SELECT attrelid::regclass::text, format_type(atttypid, NULL) FROM pg_attribute "
+                            "WHERE attrelid IN ('accounts'::regclass, 'nodes'::regclass) AND attname = 'id'"))
+    assert types == {"accounts": "integer", "nodes": "integer"}
+    assert columns(db) == cols_before
+    assert db.execute("SELECT count(*) FROM pg_attribute WHERE attname LIKE '%pgvalve%' AND NOT attisdropped "
+                      "AND attrelid IN ('accounts'::regclass, 'nodes'::regclass)").fetchone()[0] == 0
