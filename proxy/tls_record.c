@@ -670,11 +670,10 @@ static bool whole_record(const struct tls_record *r)
 		body > TLS_RECORD_BODY_MAX || body < 1 + TAG_LEN;
 }
 
-/* tls_record_read with r->in set: the plaintext of whole records, after one recv at most. */
+/* tls_record_read with r->in set: the plaintext of the whole records the latest recv completed. */
 static long read_records(struct tls_record *r, int fd, uint8_t *buf, size_t len)
 {
 	size_t got = 0;
-	bool received = false;
 
 	for (;;) {
 		long rc;
@@ -701,9 +700,9 @@ static long read_records(struct tls_record *r, int fd, uint8_t *buf, size_t len)
 				return (long)got;
 			continue;
 		}
-		/* One recv per call: after it, the records it completed and nothing more. */
-		if (got > 0 || (received && r->drained))
-			return got ? (long)got : TLS_RECORD_AGAIN;
+		/* Bytes delivered: the next recv is the caller's call (it may know the socket is drained). */
+		if (got > 0)
+			return (long)got;
 		if (r->in_start > 0) {
 			/* A partial record moves to the front, where it has room to complete. */
 			memmove(r->in, r->in + r->in_start, r->in_end - r->in_start);
@@ -711,7 +710,6 @@ static long read_records(struct tls_record *r, int fd, uint8_t *buf, size_t len)
 			r->in_start = 0;
 		}
 		n = recv(fd, r->in + r->in_end, TLS_RECORD_BUF - r->in_end, 0);
-		received = true;
 		if (n > 0) {
 			r->drained = (size_t)n < TLS_RECORD_BUF - r->in_end;
 			r->in_end += (uint32_t)n;

@@ -84,8 +84,8 @@ bool tls_record_start(struct tls_record *r, uint16_t suite, bool server, const u
 
 /*
  * Like read(2) on the protected stream: > 0 bytes, 0 end of stream,
- * TLS_RECORD_AGAIN or _FAILED. One recv at most, and the plaintext of every
- * whole record it brought, as far as 'len' goes.
+ * TLS_RECORD_AGAIN or _FAILED. Delivers the plaintext of every whole record
+ * already received, as far as 'len' goes, before it receives more.
  */
 long tls_record_read(struct tls_record *r, int fd, void *buf, size_t len);
 
