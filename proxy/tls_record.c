@@ -2,11 +2,12 @@
  * TLS 1.3 records after the handshake (RFC 8446 §5), for connections whose
  * SSL object was freed once the handshake finished (docs/architecture.md
  * §3.10). Owns the wire format, the AEAD calls and the post-handshake
- * messages; conn.c owns when a connection uses it. Each thread keeps a few
- * dozen keyed cipher contexts, whichever keys it used last, so a busy
- * connection's records are not re-keyed; an idle one holds none of them.
- * Records are sealed and read in per-thread scratch buffers: a connection
- * holds a buffer only while a record is half sent or half read.
+ * messages; conn.c owns when a connection uses it. Each thread keeps up to
+ * 64 keyed cipher contexts, for the keys it used last, so a busy
+ * connection's records are not re-keyed, and the memory is per thread, not
+ * per connection. Records are sealed and read in per-thread scratch
+ * buffers: a connection holds a buffer only while a record is half sent or
+ * half read.
  */
 #include "tls_record.h"
 
@@ -58,8 +59,8 @@ static atomic_uint_fast64_t next_key_id = 1;
 /*
  * The thread's keyed contexts, least recently used evicted. Keying a
  * context costs about as much as sealing a small record (bench/tls_rekey);
- * 64 of them (~1.2 KiB each) cover the records of 16 busy sessions with TLS
- * on both legs per worker, bounded however many connections sit idle.
+ * 64 of them (~1.0-1.2 KiB each) cover 16 busy sessions per worker with TLS
+ * on both legs (four keys each); past that, records are re-keyed as before.
  */
 #define CTX_CACHE 64
 
