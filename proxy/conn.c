@@ -63,8 +63,12 @@ long conn_read(struct conn *c, void *buf, size_t len)
 	long n;
 
 	c->read_wants_write = false;
-	if (!c->ssl && c->rec)
-		return tls_record_read(c->rec, c->fd, buf, len);
+	c->drained = false;
+	if (!c->ssl && c->rec) {
+		n = tls_record_read(c->rec, c->fd, buf, len);
+		c->drained = n > 0 && tls_record_drained(c->rec);
+		return n;
+	}
 	if (c->ssl) {
 		ERR_clear_error();
 		errno = 0;
@@ -73,6 +77,7 @@ long conn_read(struct conn *c, void *buf, size_t len)
 			n = tls_result(c, (int)n, true);
 	} else {
 		n = read(c->fd, buf, len);
+		c->drained = n > 0 && (size_t)n < len;
 		if (n < 0)
 			n = (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? CONN_AGAIN
 											: CONN_FAILED;

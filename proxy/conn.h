@@ -28,9 +28,15 @@ struct conn {
 	short interest;        /* EV_READ/EV_WRITE currently registered */
 	bool read_wants_write; /* TLS: the last read needs the socket writable */
 	bool write_wants_read; /* TLS: the last write needs the socket readable */
+	bool drained;          /* the last read emptied the socket: another would be CONN_AGAIN */
 };
 
-/* Returns bytes read (> 0), 0 at end of stream, CONN_AGAIN or CONN_FAILED. */
+/*
+ * Returns bytes read (> 0), 0 at end of stream, CONN_AGAIN or CONN_FAILED.
+ * Sets c->drained when the socket had no more (a short read, nothing
+ * decrypted left over): the caller may wait for the event instead of
+ * reading again for CONN_AGAIN.
+ */
 long conn_read(struct conn *c, void *buf, size_t len);
 /* Returns bytes written (> 0), CONN_AGAIN or CONN_FAILED. */
 long conn_write(struct conn *c, const void *buf, size_t len);

@@ -435,8 +435,8 @@ static void pump(struct session *s, struct relay_buf *b, struct conn *src, struc
 			continue;
 		if (!scan_and_flush(s, b, dst, rules))
 			return;
-		/* A short plain read means the socket is drained: skip the EAGAIN syscall. */
-		if (!conn_is_tls(src) && (uint32_t)n < room)
+		/* The socket is drained (a short read, nothing decrypted waiting): skip the EAGAIN syscall. */
+		if (src->drained)
 			break;
 	}
 	/* TLS may hold decrypted bytes the socket will never signal again. */

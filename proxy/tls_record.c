@@ -2,8 +2,12 @@
  * TLS 1.3 records after the handshake (RFC 8446 §5), for connections whose
  * SSL object was freed once the handshake finished (docs/architecture.md
  * §3.10). Owns the wire format, the AEAD calls and the post-handshake
- * messages; conn.c owns when a connection uses it. One EVP_CIPHER_CTX per
- * thread is re-keyed when another connection's key comes along.
+ * messages; conn.c owns when a connection uses it. Each thread keeps up to
+ * 64 keyed cipher contexts, for the keys it used last, so a busy
+ * connection's records are not re-keyed, and the memory is per thread, not
+ * per connection. Records are sealed and read in per-thread scratch
+ * buffers: a connection holds a buffer only while a record is half sent or
+ * half read.
  */
 #include "tls_record.h"
 
@@ -52,11 +56,29 @@ static EVP_CIPHER *cipher_aes128, *cipher_aes256, *cipher_chacha;
 static EVP_KDF *kdf_hkdf;
 static atomic_uint_fast64_t next_key_id = 1;
 
+/*
+ * The thread's keyed contexts, least recently used evicted. Keying a
+ * context costs about as much as sealing a small record (bench/tls_rekey);
+ * 64 of them (~1.0-1.2 KiB each) cover 16 busy sessions per worker with TLS
+ * on both legs (four keys each); past that, records are re-keyed as before.
+ */
+#define CTX_CACHE 64
+
+struct ctx_slot {
+	EVP_CIPHER_CTX *ctx; /* NULL until first used */
+	uint64_t key_id;     /* the key it holds, 0: none */
+	uint64_t used;       /* tick of its last record */
+	uint16_t suite;      /* of the cipher its provider context is for, 0: none */
+};
+
 static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t thread_key;
-static _Thread_local EVP_CIPHER_CTX *thread_ctx;
-static _Thread_local uint64_t thread_ctx_key; /* id of the key thread_ctx holds, 0: none */
+static _Thread_local struct ctx_slot *thread_slots;
+static _Thread_local uint64_t thread_tick;
 static _Thread_local char thread_error[160];
+/* Where records are sealed, and read when the connection holds no partial one. */
+static _Thread_local uint8_t thread_tx[TLS_RECORD_HEADER + TLS_RECORD_PLAIN_MAX + 1 + 16];
+static _Thread_local uint8_t thread_rx[TLS_RECORD_BUF];
 
 static void fetch_all(void)
 {
@@ -67,26 +89,18 @@ static void fetch_all(void)
 	kdf_hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
 }
 
-static void free_thread_ctx(void *ctx)
+static void free_thread_slots(void *p)
 {
-	EVP_CIPHER_CTX_free(ctx);
+	struct ctx_slot *slots = p;
+
+	for (int i = 0; i < CTX_CACHE; i++)
+		EVP_CIPHER_CTX_free(slots[i].ctx);
+	free(slots);
 }
 
 static void make_thread_key(void)
 {
-	(void)pthread_key_create(&thread_key, free_thread_ctx);
-}
-
-static EVP_CIPHER_CTX *cipher_ctx(void)
-{
-	if (!thread_ctx) {
-		pthread_once(&thread_key_once, make_thread_key);
-		thread_ctx = EVP_CIPHER_CTX_new();
-		if (thread_ctx)
-			(void)pthread_setspecific(thread_key, thread_ctx);
-		thread_ctx_key = 0;
-	}
-	return thread_ctx;
+	(void)pthread_key_create(&thread_key, free_thread_slots);
 }
 
 static const EVP_CIPHER *suite_cipher(uint16_t suite)
@@ -114,6 +128,67 @@ static size_t suite_hash_len(uint16_t suite)
 	return suite == TLS_SUITE_AES_256_GCM_SHA384 ? 48 : 32;
 }
 
+/*
+ * A context keyed with k (its nonce still to be set), from the thread's
+ * cache: the one that has it, else the least recently used, keyed again.
+ */
+static EVP_CIPHER_CTX *key_ctx(uint16_t suite, struct tls_record_key *k, bool seal)
+{
+	struct ctx_slot *slot;
+
+	if (!thread_slots) {
+		pthread_once(&thread_key_once, make_thread_key);
+		thread_slots = calloc(CTX_CACHE, sizeof(*thread_slots));
+		if (!thread_slots)
+			return NULL;
+		(void)pthread_setspecific(thread_key, thread_slots);
+	}
+	thread_tick++;
+	if (k->slot >= CTX_CACHE || thread_slots[k->slot].key_id != k->id) {
+		uint32_t lru = 0;
+
+		for (uint32_t i = 0; i < CTX_CACHE; i++) {
+			if (thread_slots[i].key_id == k->id) {
+				lru = i;
+				break;
+			}
+			if (thread_slots[i].used < thread_slots[lru].used)
+				lru = i;
+		}
+		k->slot = lru;
+	}
+	slot = &thread_slots[k->slot];
+	slot->used = thread_tick;
+	if (slot->key_id == k->id)
+		return slot->ctx;
+	slot->key_id = 0;
+	if (!slot->ctx && !(slot->ctx = EVP_CIPHER_CTX_new()))
+		return NULL;
+	/* The same cipher: only the key schedule is redone, OpenSSL keeps its provider context. */
+	if (EVP_CipherInit_ex(slot->ctx, slot->suite == suite ? NULL : suite_cipher(suite), NULL, k->key,
+			      NULL, seal) != 1) {
+		slot->suite = 0;
+		return NULL;
+	}
+	slot->suite = suite;
+	slot->key_id = k->id;
+	return slot->ctx;
+}
+
+/* Drops k from the thread's cache, so its key schedule does not outlive it. */
+static void key_forget(struct tls_record_key *k)
+{
+	struct ctx_slot *slot;
+
+	if (!thread_slots || k->slot >= CTX_CACHE || thread_slots[k->slot].key_id != k->id || k->id == 0)
+		return;
+	slot = &thread_slots[k->slot];
+	EVP_CIPHER_CTX_reset(slot->ctx);
+	slot->key_id = 0;
+	slot->suite = 0;
+	slot->used = 0;
+}
+
 static long fail(struct tls_record *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static long fail(struct tls_record *r, const char *fmt, ...)
@@ -123,9 +198,19 @@ static long fail(struct tls_record *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(thread_error, sizeof(thread_error), fmt, ap);
 	va_end(ap);
-	if (r)
+	if (r) {
 		r->failed = true;
+		/* Kept: the failure may be found after bytes read before it were delivered. */
+		if (!r->why)
+			r->why = strdup(thread_error);
+	}
 	return TLS_RECORD_FAILED;
+}
+
+/* The answer of a connection that failed earlier, with the first reason. */
+static long failed_earlier(const struct tls_record *r)
+{
+	return fail(NULL, "%s", r->why ? r->why : "the TLS connection failed earlier");
 }
 
 const char *tls_record_error(void)
@@ -182,6 +267,7 @@ bool tls_record_derive(uint16_t suite, const uint8_t *secret, uint8_t key[TLS_RE
 
 static bool key_install(uint16_t suite, struct tls_record_key *k, const uint8_t *secret)
 {
+	key_forget(k);
 	if (secret != k->secret)
 		memcpy(k->secret, secret, suite_hash_len(suite));
 	k->seq = 0;
@@ -265,7 +351,7 @@ bool tls_record_start(struct tls_record *r, uint16_t suite, bool server, const u
 static bool aead(uint16_t suite, struct tls_record_key *k, bool seal, const uint8_t hdr[TLS_RECORD_HEADER],
 		 uint8_t *body, size_t n)
 {
-	EVP_CIPHER_CTX *ctx = cipher_ctx();
+	EVP_CIPHER_CTX *ctx = key_ctx(suite, k, seal);
 	uint8_t nonce[TLS_RECORD_IV_LEN];
 	int len = 0, fin = 0;
 	size_t text = seal ? n : n - TAG_LEN;
@@ -275,15 +361,8 @@ static bool aead(uint16_t suite, struct tls_record_key *k, bool seal, const uint
 	memcpy(nonce, k->iv, sizeof(nonce));
 	for (int i = 0; i < 8; i++)
 		nonce[TLS_RECORD_IV_LEN - 1 - i] ^= (uint8_t)(k->seq >> (8 * i));
-	if (thread_ctx_key != k->id) {
-		/* Another connection's key (or none) is in the context: key it for this one. */
-		thread_ctx_key = 0;
-		if (EVP_CipherInit_ex(ctx, suite_cipher(suite), NULL, k->key, nonce, seal) != 1)
-			return false;
-		thread_ctx_key = k->id;
-	} else if (EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce, seal) != 1) {
+	if (EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce, seal) != 1)
 		return false;
-	}
 	if (EVP_CipherUpdate(ctx, NULL, &len, hdr, TLS_RECORD_HEADER) != 1 ||
 	    EVP_CipherUpdate(ctx, body, &len, body, (int)text) != 1)
 		return false;
@@ -338,25 +417,37 @@ static long flush_out(struct tls_record *r, int fd)
 	return 1;
 }
 
-/* Seals one record into 'out' (allocated here) and sends it. */
+/*
+ * Seals one record in the thread's buffer and sends it; what the socket
+ * does not take now is kept in 'out' (allocated here), owed to the peer.
+ */
 static long send_record(struct tls_record *r, int fd, uint8_t type, const uint8_t *p, size_t n,
 			uint32_t plain)
 {
-	size_t len;
+	size_t len = tls_record_seal(r, type, p, n, thread_tx), off = 0;
 
-	r->out = malloc(TLS_RECORD_HEADER + TLS_RECORD_PLAIN_MAX + 1 + TAG_LEN);
-	if (!r->out)
-		return fail(r, "out of memory for a TLS record");
-	len = tls_record_seal(r, type, p, n, r->out);
-	if (len == 0) {
-		free(r->out);
-		r->out = NULL;
+	if (len == 0)
 		return fail(r, "cannot seal a TLS record");
+	while (off < len) {
+		ssize_t k = send(fd, thread_tx + off, len - off, MSG_NOSIGNAL);
+
+		if (k < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+				r->failed = true;
+				return TLS_RECORD_FAILED; /* errno says why */
+			}
+			r->out = malloc(len - off);
+			if (!r->out)
+				return fail(r, "out of memory for a TLS record");
+			memcpy(r->out, thread_tx + off, len - off);
+			r->out_off = 0;
+			r->out_end = (uint32_t)(len - off);
+			r->out_plain = plain;
+			return TLS_RECORD_AGAIN;
+		}
+		off += (size_t)k;
 	}
-	r->out_off = 0;
-	r->out_end = (uint32_t)len;
-	r->out_plain = plain;
-	return flush_out(r, fd);
+	return 1;
 }
 
 long tls_record_write(struct tls_record *r, int fd, const void *buf, size_t len)
@@ -366,7 +457,7 @@ long tls_record_write(struct tls_record *r, int fd, const void *buf, size_t len)
 
 	thread_error[0] = '\0';
 	if (r->failed)
-		return fail(NULL, "the TLS connection failed earlier");
+		return failed_earlier(r);
 	if (r->out) {
 		/* The record sealed at an earlier call goes first; it may carry this caller's bytes. */
 		rc = flush_out(r, fd);
@@ -539,53 +630,80 @@ static long open_record(struct tls_record *r, int fd)
 	}
 }
 
-/* Gives the input buffer back when nothing in it is waiting. */
-static void in_settle(struct tls_record *r)
+/*
+ * After a read: the input buffer is given back when nothing in it waits; what
+ * waits in the thread's buffer (a partial record, undelivered plaintext) moves
+ * to one of the connection's own.
+ */
+static long in_settle(struct tls_record *r, long rc)
 {
+	uint32_t from = r->plain_len ? r->plain_off : r->in_start;
+
+	if (r->failed) /* nothing more is read */
+		r->plain_len = r->in_start = r->in_end = 0;
 	if (r->plain_len == 0 && r->in_start == r->in_end) {
-		free(r->in);
+		if (r->in != thread_rx)
+			free(r->in);
 		r->in = NULL;
 		r->in_start = r->in_end = 0;
+	} else if (r->in == thread_rx) {
+		r->in = malloc(TLS_RECORD_BUF);
+		if (!r->in)
+			return fail(r, "out of memory for a TLS record");
+		memcpy(r->in, thread_rx + from, r->in_end - from);
+		r->plain_off -= r->plain_len ? from : 0;
+		r->in_start -= from;
+		r->in_end -= from;
 	}
+	return rc;
 }
 
-long tls_record_read(struct tls_record *r, int fd, void *buf, size_t len)
+/* A whole record waits in the input buffer, or a header open_record() refuses without its body. */
+static bool whole_record(const struct tls_record *r)
 {
-	thread_error[0] = '\0'; /* a reason left over from another connection is not this one's */
-	if (r->failed)
-		return fail(NULL, "the TLS connection failed earlier");
+	const uint8_t *rec = r->in + r->in_start;
+	uint32_t avail = r->in_end - r->in_start, body;
+
+	if (avail < TLS_RECORD_HEADER)
+		return false;
+	body = (uint32_t)rec[3] << 8 | rec[4];
+	return avail >= TLS_RECORD_HEADER + body || rec[0] != CT_APPLICATION_DATA ||
+		body > TLS_RECORD_BODY_MAX || body < 1 + TAG_LEN;
+}
+
+/* tls_record_read with r->in set: the plaintext of the whole records the latest recv completed. */
+static long read_records(struct tls_record *r, int fd, uint8_t *buf, size_t len)
+{
+	size_t got = 0;
+
 	for (;;) {
 		long rc;
 		ssize_t n;
 
 		if (r->plain_len > 0) {
-			size_t k = len < r->plain_len ? len : r->plain_len;
+			size_t k = len - got < r->plain_len ? len - got : r->plain_len;
 
-			memcpy(buf, r->in + r->plain_off, k);
+			memcpy(buf + got, r->in + r->plain_off, k);
 			r->plain_off += (uint32_t)k;
 			r->plain_len -= (uint32_t)k;
-			in_settle(r);
-			return (long)k;
+			got += k;
+			if (got == len)
+				return (long)got;
 		}
 		if (r->peer_closed)
-			return 0;
-		if (r->in) {
+			return (long)got;
+		if (whole_record(r)) {
 			rc = open_record(r, fd);
 			if (rc < 0)
-				return rc;
-			if (rc == 2) {
-				in_settle(r);
-				return 0;
-			}
-			if (rc == 1) {
-				in_settle(r);
-				continue;
-			}
-		} else {
-			r->in = malloc(TLS_RECORD_BUF);
-			if (!r->in)
-				return fail(r, "out of memory for a TLS record");
+				return got ? (long)got
+					   : rc; /* the failure is sticky: the next read says why */
+			if (rc == 2)
+				return (long)got;
+			continue;
 		}
+		/* Bytes delivered: the next recv is the caller's call (it may know the socket is drained). */
+		if (got > 0)
+			return (long)got;
 		if (r->in_start > 0) {
 			/* A partial record moves to the front, where it has room to complete. */
 			memmove(r->in, r->in + r->in_start, r->in_end - r->in_start);
@@ -594,16 +712,15 @@ long tls_record_read(struct tls_record *r, int fd, void *buf, size_t len)
 		}
 		n = recv(fd, r->in + r->in_end, TLS_RECORD_BUF - r->in_end, 0);
 		if (n > 0) {
+			r->drained = (size_t)n < TLS_RECORD_BUF - r->in_end;
 			r->in_end += (uint32_t)n;
 			continue;
 		}
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-			in_settle(r);
+		r->drained = false;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 			return TLS_RECORD_AGAIN;
-		}
 		if ((n == 0 || errno == ECONNRESET) && r->in_end == r->in_start) {
 			/* Closed without close_notify at a record boundary: end of stream, as conn.c takes OpenSSL's. */
-			in_settle(r);
 			return 0;
 		}
 		if (n == 0)
@@ -613,24 +730,38 @@ long tls_record_read(struct tls_record *r, int fd, void *buf, size_t len)
 	}
 }
 
+long tls_record_read(struct tls_record *r, int fd, void *buf, size_t len)
+{
+	thread_error[0] = '\0'; /* a reason left over from another connection is not this one's */
+	if (r->failed)
+		return failed_earlier(r);
+	if (!r->in)
+		r->in = thread_rx; /* borrowed for this call: in_settle gives it back */
+	return in_settle(r, read_records(r, fd, buf, len));
+}
+
+bool tls_record_drained(const struct tls_record *r)
+{
+	return r->drained && r->plain_len == 0 && !(r->in && whole_record(r));
+}
+
 bool tls_record_pending(const struct tls_record *r)
 {
-	uint32_t avail = r->in_end - r->in_start;
-
 	if (r->failed)
 		return false;
-	if (r->plain_len > 0)
-		return true;
-	return avail >= TLS_RECORD_HEADER &&
-		avail >= TLS_RECORD_HEADER + ((uint32_t)r->in[r->in_start + 3] << 8 | r->in[r->in_start + 4]);
+	return r->plain_len > 0 || (r->in && whole_record(r));
 }
 
 void tls_record_end(struct tls_record *r, int fd)
 {
 	if (fd >= 0 && !r->failed && (!r->out || flush_out(r, fd) == 1))
 		send_alert(r, fd, ALERT_CLOSE_NOTIFY);
+	key_forget(&r->rd);
+	key_forget(&r->wr);
 	free(r->in);
 	free(r->out);
+	free(r->why);
 	OPENSSL_cleanse(r, sizeof(*r));
 	r->in = r->out = NULL;
+	r->why = NULL;
 }

@@ -40,13 +40,15 @@ struct tls_record_key {
 	uint8_t key[TLS_RECORD_KEY_MAX];
 	uint8_t iv[TLS_RECORD_IV_LEN];
 	uint64_t seq;
-	uint64_t id; /* names this key in the thread's cipher context cache */
+	uint64_t id;   /* names this key in the thread's cipher context cache */
+	uint32_t slot; /* where in that cache it was last: a hint, checked against id */
 };
 
 struct tls_record {
 	struct tls_record_key rd, wr;
 	uint8_t *in;                   /* NULL unless a record is partly read or its plaintext undelivered */
 	uint8_t *out;                  /* NULL unless a sealed record is partly written */
+	char *why;                     /* why it failed (malloc'd), repeated by later calls */
 	uint32_t in_start, in_end;     /* unprocessed ciphertext in 'in' */
 	uint32_t plain_off, plain_len; /* decrypted application data waiting in 'in' */
 	uint32_t out_off, out_end;     /* unsent part of 'out' */
@@ -62,6 +64,7 @@ struct tls_record {
 	bool peer_closed;                    /* close_notify received */
 	bool key_update_due;                 /* the peer asked for our KeyUpdate: sent before the next data */
 	bool failed;                         /* sticky: nothing more is read or written */
+	bool drained;                        /* the latest recv found the socket empty (a short read) */
 };
 
 /*
@@ -79,8 +82,15 @@ void tls_record_keylog(struct tls_record *r, const char *line, bool server);
 bool tls_record_start(struct tls_record *r, uint16_t suite, bool server, const uint8_t *read_secret,
 		      const uint8_t *write_secret) __attribute__((warn_unused_result));
 
-/* Like read(2) on the protected stream: > 0 bytes, 0 end of stream, TLS_RECORD_AGAIN or _FAILED. */
+/*
+ * Like read(2) on the protected stream: > 0 bytes, 0 end of stream,
+ * TLS_RECORD_AGAIN or _FAILED. Delivers the plaintext of every whole record
+ * already received, as far as 'len' goes, before it receives more.
+ */
 long tls_record_read(struct tls_record *r, int fd, void *buf, size_t len);
+
+/* True after a read that left nothing to read without the socket becoming readable again. */
+bool tls_record_drained(const struct tls_record *r);
 
 /*
  * Like SSL_write with partial writes: > 0 bytes taken, TLS_RECORD_AGAIN or

@@ -233,6 +233,65 @@ static void test_roundtrip_suites(void **state)
 	free(back);
 }
 
+/*
+ * More connections than a thread keeps keyed cipher contexts, of all three
+ * suites, taking turns: every record still opens, whichever context it gets.
+ */
+static void test_many_connections(void **state)
+{
+	static const uint16_t suites[] = { TLS_SUITE_AES_128_GCM_SHA256, TLS_SUITE_AES_256_GCM_SHA384,
+					   TLS_SUITE_CHACHA20_POLY1305_SHA256 };
+	enum { PAIRS = 50 };
+	struct pair *p = calloc(PAIRS, sizeof(*p));
+	char msg[32], back[64];
+
+	(void)state;
+	for (int i = 0; i < PAIRS; i++)
+		pair_open(&p[i], suites[i % 3]);
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < PAIRS; i++) {
+			int n = snprintf(msg, sizeof(msg), "pair %d round %d", i, round);
+
+			assert_int_equal(tls_record_write(&p[i].client, p[i].fd[1], msg, (size_t)n), n);
+			assert_int_equal(tls_record_write(&p[i].server, p[i].fd[0], msg, (size_t)n), n);
+		}
+		for (int i = PAIRS - 1; i >= 0; i--) {
+			int n = snprintf(msg, sizeof(msg), "pair %d round %d", i, round);
+
+			assert_int_equal(tls_record_read(&p[i].server, p[i].fd[0], back, sizeof(back)), n);
+			assert_memory_equal(back, msg, (size_t)n);
+			assert_int_equal(tls_record_read(&p[i].client, p[i].fd[1], back, sizeof(back)), n);
+			assert_memory_equal(back, msg, (size_t)n);
+		}
+	}
+	for (int i = 0; i < PAIRS; i++)
+		pair_close(&p[i]);
+	free(p);
+}
+
+/* Records that came in one recv are read in one call, as far as the buffer goes. */
+static void test_records_batched(void **state)
+{
+	struct pair p;
+	char back[64];
+
+	(void)state;
+	pair_open(&p, TLS_SUITE_AES_128_GCM_SHA256);
+	assert_int_equal(tls_record_write(&p.client, p.fd[1], "first,", 6), 6);
+	assert_int_equal(tls_record_write(&p.client, p.fd[1], "second,", 7), 7);
+	assert_int_equal(tls_record_write(&p.client, p.fd[1], "third", 5), 5);
+	assert_int_equal(tls_record_read(&p.server, p.fd[0], back, 10), 10);
+	assert_false(tls_record_drained(&p.server)); /* plaintext waits */
+	assert_true(tls_record_pending(&p.server));
+	assert_int_equal(tls_record_read(&p.server, p.fd[0], back + 10, sizeof(back) - 10), 8);
+	assert_memory_equal(back, "first,second,third", 18);
+	assert_true(tls_record_drained(&p.server)); /* the socket had no more */
+	assert_false(tls_record_pending(&p.server));
+	assert_null(p.server.in);
+	assert_int_equal(tls_record_read(&p.server, p.fd[0], back, sizeof(back)), TLS_RECORD_AGAIN);
+	pair_close(&p);
+}
+
 /* A NewSessionTicket split over three records, with padding, then data: the data alone arrives. */
 static void test_ticket_skipped(void **state)
 {
@@ -434,6 +493,8 @@ int main(void)
 		cmocka_unit_test(test_open_rfc8448_client_record),
 		cmocka_unit_test(test_seal_rfc8448_server_record),
 		cmocka_unit_test(test_roundtrip_suites),
+		cmocka_unit_test(test_many_connections),
+		cmocka_unit_test(test_records_batched),
 		cmocka_unit_test(test_ticket_skipped),
 		cmocka_unit_test(test_key_update),
 		cmocka_unit_test(test_bad_records),
