@@ -5,9 +5,16 @@
 
 #include <string.h>
 
-const char *const admin_hold_keys[] = { ADMIN_HOLD_TABLES,   ADMIN_HOLD_MODE,        ADMIN_HOLD_POLICY,
-					ADMIN_HOLD_LEASE_MS, ADMIN_HOLD_MAX_WAIT_MS, ADMIN_HOLD_ON_TIMEOUT,
-					ADMIN_HOLD_ID,       ADMIN_HOLD_UPSTREAM,    NULL };
+const char *const admin_hold_keys[] = { ADMIN_HOLD_TABLES,
+					ADMIN_HOLD_MODE,
+					ADMIN_HOLD_POLICY,
+					ADMIN_HOLD_LEASE_MS,
+					ADMIN_HOLD_MAX_WAIT_MS,
+					ADMIN_HOLD_ON_TIMEOUT,
+					ADMIN_HOLD_ID,
+					ADMIN_HOLD_UPSTREAM,
+					ADMIN_HOLD_IN_FLIGHT_WAIT_MS,
+					NULL };
 const char *const admin_hold_modes[] = { "writes", "all", NULL };
 const char *const admin_hold_policies[] = { "queue", "reject", "reroute", NULL };
 const char *const admin_hold_on_timeouts[] = { "release", "reject", NULL };

@@ -220,10 +220,43 @@ static void handle_holds_list(struct evhttp_request *req)
 	reply_json(req, 200, doc);
 }
 
+/* A POST /holds whose 201 waits for units in flight (hold_registry_await). */
+struct hold_ack {
+	struct evhttp_request *req;
+	cJSON *doc; /* the answer, less "in_flight" */
+	struct hold_wait *wait;
+};
+
+static void on_hold_settled(void *ctx, int in_flight)
+{
+	struct hold_ack *ack = ctx;
+
+	evhttp_connection_set_closecb(evhttp_request_get_connection(ack->req), NULL, NULL);
+	if (in_flight > 0)
+		log_warn("hold %s: %d unit(s) of work in flight when it came still run after its "
+			 "in_flight_wait_ms: acknowledged anyway",
+			 cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ack->doc, ADMIN_HOLD_ID)),
+			 in_flight);
+	cJSON_AddNumberToObject(ack->doc, ADMIN_HOLD_IN_FLIGHT, in_flight);
+	reply_json(ack->req, 201, ack->doc);
+	free(ack);
+}
+
+/* The client of a waiting POST /holds hung up: its request is about to be freed (the hold stays). */
+static void on_hold_requester_gone(struct evhttp_connection *conn, void *ctx)
+{
+	struct hold_ack *ack = ctx;
+
+	hold_registry_forget_wait(ack->wait);
+	cJSON_Delete(ack->doc);
+	free(ack);
+}
+
 static void handle_holds_create(struct evhttp_request *req)
 {
 	cJSON *body = read_json_body(req), *doc;
 	struct hold_apply sum = { 0 };
+	struct hold_ack *ack;
 	const struct hold *held;
 	struct hold *hold;
 	char err[512], id[ADMIN_HOLD_ID_MAX];
@@ -247,16 +280,27 @@ static void handle_holds_create(struct evhttp_request *req)
 	}
 	held = hold_registry_peek(id);
 	log_info("hold %s: %s mode, %s policy, %d table(s), lease %lld ms: in force on %d workers; "
-		 "%d parked, %d in a transaction",
+		 "%d parked, %d in a transaction, %d in flight",
 		 held->id, hold_mode_name(held->mode), hold_policy_name(held->policy), held->n_tables,
-		 (long long)held->lease_ms, rt.n_workers, sum.parked, sum.in_transaction);
+		 (long long)held->lease_ms, rt.n_workers, sum.parked, sum.in_transaction, sum.in_flight);
 	doc = cJSON_CreateObject();
 	cJSON_AddStringToObject(doc, ADMIN_HOLD_ID, held->id);
 	cJSON_AddNumberToObject(doc, ADMIN_HOLD_PARKED, sum.parked);
 	cJSON_AddNumberToObject(doc, ADMIN_HOLD_IN_TRANSACTION, sum.in_transaction);
 	cJSON_AddItemToObject(doc, ADMIN_HOLD_IN_TRANSACTION_PIDS, sum.pids);
 	cJSON_AddNumberToObject(doc, ADMIN_HOLD_LEASE_MS, (double)held->lease_ms);
-	reply_json(req, 201, doc);
+	if (sum.in_flight == 0) {
+		cJSON_AddNumberToObject(doc, ADMIN_HOLD_IN_FLIGHT, 0);
+		reply_json(req, 201, doc);
+		return;
+	}
+	ack = calloc(1, sizeof(*ack));
+	if (!ack)
+		abort(); /* defensive: a few bytes; the hold is in force and must be acknowledged */
+	ack->req = req;
+	ack->doc = doc;
+	ack->wait = hold_registry_await(held->id, on_hold_settled, ack);
+	evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_hold_requester_gone, ack);
 }
 
 static void handle_hold_renew(struct evhttp_request *req, const struct hold *h)

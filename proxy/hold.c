@@ -93,7 +93,9 @@ struct hold *hold_parse(const cJSON *body, char *err, size_t errlen)
 	    !admin_body_ms(body, ADMIN_HOLD_LEASE_MS, ADMIN_HOLD_DEFAULT_LEASE_MS, 1, ADMIN_HOLD_MAX_MS,
 			   &h->lease_ms, err, errlen) ||
 	    !admin_body_ms(body, ADMIN_HOLD_MAX_WAIT_MS, ADMIN_HOLD_DEFAULT_MAX_WAIT_MS, 1, ADMIN_HOLD_MAX_MS,
-			   &h->max_wait_ms, err, errlen))
+			   &h->max_wait_ms, err, errlen) ||
+	    !admin_body_ms(body, ADMIN_HOLD_IN_FLIGHT_WAIT_MS, ADMIN_HOLD_DEFAULT_IN_FLIGHT_WAIT_MS, 0,
+			   ADMIN_HOLD_MAX_MS, &h->in_flight_wait_ms, err, errlen))
 		goto fail;
 	h->mode = (enum hold_mode)mode;
 	h->policy = (enum hold_policy)policy;
@@ -187,6 +189,7 @@ void hold_describe(const struct hold *h, cJSON *obj)
 	cJSON_AddStringToObject(obj, ADMIN_HOLD_ON_TIMEOUT, hold_on_timeout_name(h->on_timeout));
 	cJSON_AddNumberToObject(obj, ADMIN_HOLD_LEASE_MS, (double)h->lease_ms);
 	cJSON_AddNumberToObject(obj, ADMIN_HOLD_MAX_WAIT_MS, (double)h->max_wait_ms);
+	cJSON_AddNumberToObject(obj, ADMIN_HOLD_IN_FLIGHT_WAIT_MS, (double)h->in_flight_wait_ms);
 	if (h->policy == HOLD_REROUTE)
 		cJSON_AddStringToObject(obj, ADMIN_HOLD_UPSTREAM, h->upstream);
 }

@@ -45,9 +45,10 @@ struct hold {
 	enum hold_on_timeout on_timeout;
 	int64_t lease_ms;
 	int64_t max_wait_ms;
-	char upstream[64];  /* policy reroute: where new sessions go while it lasts */
-	int upstream_index; /* ... as an index in the config's upstreams (set by the registry) */
-	uint64_t seq;       /* placed as the registry's seq-th hold: later holds have higher ones */
+	int64_t in_flight_wait_ms; /* the 201 waits at most this for units in flight (hold_registry.h) */
+	char upstream[64];         /* policy reroute: where new sessions go while it lasts */
+	int upstream_index;        /* ... as an index in the config's upstreams (set by the registry) */
+	uint64_t seq;              /* placed as the registry's seq-th hold: later holds have higher ones */
 	int n_tables;
 	struct hold_table tables[];
 };

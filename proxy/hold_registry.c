@@ -12,11 +12,26 @@
 
 #include "lease.h"
 #include "pgvalve/admin_api.h"
+#include "pgvalve/clock.h"
 #include "pgvalve/jsonval.h"
 #include "pgvalve/log.h"
 #include "runtime.h"
 #include "worker.h"
 
+#define IN_FLIGHT_POLL_MS 5 /* how often a waiting 201 counts the units it waits for */
+
+struct hold_wait {
+	char id[ADMIN_HOLD_ID_MAX];
+	uint64_t seq;
+	int64_t deadline; /* clock_mono_ms */
+	struct event *timer;
+	hold_settled_fn done;
+	void *ctx;
+	struct hold_wait *next;
+};
+
+static struct event_base *loop;
+static struct hold_wait *waits;    /* 201s waiting for units in flight */
 static struct lease_list holds;    /* items: struct hold */
 static struct hold_set *published; /* what every worker currently sees */
 static uint64_t n_placed;          /* holds ever placed: each hold's seq */
@@ -25,6 +40,7 @@ static void on_lease_expired(struct leased *l);
 
 void hold_registry_init(struct event_base *base)
 {
+	loop = base;
 	lease_list_init(&holds, base, on_lease_expired);
 }
 
@@ -98,6 +114,7 @@ static void publish(const char *count_id, struct hold_apply *sum)
 
 			sum->parked += per[i].parked;
 			sum->in_transaction += per[i].in_transaction;
+			sum->in_flight += per[i].in_flight;
 			cJSON_ArrayForEach(pid, per[i].pids)
 				cJSON_AddItemToArray(sum->pids, cJSON_CreateNumber(pid->valuedouble));
 		}
@@ -159,6 +176,83 @@ int hold_registry_add(struct hold *hold, struct hold_apply *sum, char *err, size
 	return 0;
 }
 
+/* ---- the 201 waiting for units in flight ----------------------------------- */
+
+static int count_in_flight(uint64_t seq)
+{
+	struct in_flight_count *per = worker_slots(sizeof(*per));
+	int n = 0;
+
+	for (int i = 0; i < rt.n_workers; i++)
+		per[i].seq = seq;
+	WORKER_FANOUT(park_count_in_flight_job, per);
+	for (int i = 0; i < rt.n_workers; i++)
+		n += per[i].n;
+	free(per);
+	return n;
+}
+
+static void wait_unlink(struct hold_wait *hw)
+{
+	struct hold_wait **link;
+
+	for (link = &waits; *link && *link != hw; link = &(*link)->next)
+		;
+	if (*link)
+		*link = hw->next;
+	event_free(hw->timer);
+}
+
+static void wait_finish(struct hold_wait *hw, int in_flight)
+{
+	hold_settled_fn done = hw->done;
+	void *ctx = hw->ctx;
+
+	wait_unlink(hw);
+	free(hw);
+	done(ctx, in_flight);
+}
+
+static void on_wait_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct hold_wait *hw = arg;
+	const struct timeval tv = { 0, IN_FLIGHT_POLL_MS * 1000 };
+	int n = count_in_flight(hw->seq);
+
+	if (n == 0 || clock_mono_ms() >= hw->deadline || !lease_find(&holds, hw->id))
+		wait_finish(hw, n);
+	else
+		evtimer_add(hw->timer, &tv);
+}
+
+struct hold_wait *hold_registry_await(const char *id, hold_settled_fn done, void *ctx)
+{
+	const struct hold *h = lease_peek(&holds, id);
+	struct hold_wait *hw = calloc(1, sizeof(*hw));
+	const struct timeval now = { 0, 0 };
+
+	if (!hw || !(hw->timer = evtimer_new(loop, on_wait_timer, hw)))
+		abort(); /* defensive: a few bytes; a 201 never sent would leave the caller waiting */
+	snprintf(hw->id, sizeof(hw->id), "%s", id);
+	hw->seq = h ? h->seq : UINT64_MAX;
+	hw->deadline = clock_mono_ms() +
+		(h ? (h->in_flight_wait_ms < h->max_wait_ms ? h->in_flight_wait_ms : h->max_wait_ms) : 0);
+	hw->done = done;
+	hw->ctx = ctx;
+	hw->next = waits;
+	waits = hw;
+	evtimer_add(hw->timer, &now);
+	return hw;
+}
+
+void hold_registry_forget_wait(struct hold_wait *hw)
+{
+	wait_unlink(hw);
+	free(hw);
+}
+
+/* ---- lookups --------------------------------------------------------------- */
+
 const struct hold *hold_registry_peek(const char *id)
 {
 	return lease_peek(&holds, id);
@@ -201,6 +295,8 @@ static void detach_holds_job(struct worker *w, void *arg)
 
 void hold_registry_release_all(void)
 {
+	while (waits)
+		wait_finish(waits, count_in_flight(waits->seq));
 	while (holds.head)
 		held_release(holds.head);
 	/* Workers still point at the (now empty) published set: detach them before freeing it. */

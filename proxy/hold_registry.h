@@ -27,6 +27,28 @@ void hold_registry_init(struct event_base *base);
 int hold_registry_add(struct hold *hold, struct hold_apply *sum, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/*
+ * The 201 of a new hold waits for the units of work that were in flight
+ * outside a transaction when it came ('sum->in_flight' of hold_registry_add):
+ * the server may not have begun them, and a DDL taking its lock first would
+ * run before them (docs/architecture.md, holds). The hold acts at once; only
+ * its acknowledgement waits.
+ */
+typedef void (*hold_settled_fn)(void *ctx, int in_flight);
+struct hold_wait;
+
+/*
+ * Calls 'done' from the main loop (never from inside this call) once no
+ * session still runs a unit that was in flight when hold 'id' was placed, or
+ * when its in_flight_wait_ms (at most its max_wait_ms) passed, the hold went
+ * away or the registry shuts down; 'in_flight': those still running then.
+ * The handle is for hold_registry_forget_wait until 'done' is called.
+ */
+struct hold_wait *hold_registry_await(const char *id, hold_settled_fn done, void *ctx);
+
+/* The waiter went away: 'done' is never called. */
+void hold_registry_forget_wait(struct hold_wait *hw);
+
 /* Borrowed; valid until the hold is released. NULL: no such hold. */
 const struct hold *hold_registry_peek(const char *id);
 

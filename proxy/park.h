@@ -80,6 +80,12 @@ struct park {
 	char rejected_hold[ADMIN_HOLD_ID_MAX];
 	/* The newest hold (seq) in force when the session last began a unit while idle: its transaction's holds. */
 	uint64_t tx_placed_by;
+	/*
+	 * The newest hold (seq) placed while a unit of this session, outside a
+	 * transaction, was in flight (forwarded, its ReadyForQuery not yet seen);
+	 * 0 once nothing is in flight. The hold's 201 waits for it (hold_registry.h).
+	 */
+	uint64_t in_flight_for;
 };
 
 /* A worker's parked sessions, oldest first. Only park.c touches it. */
@@ -107,6 +113,7 @@ struct hold_apply {
 	bool list_parked;           /* fill 'parked_refs' (a hold went away: some may resume) */
 	int parked;
 	int in_transaction;
+	int in_flight;                  /* sessions marked in_flight_for the new hold (count_id set) */
 	cJSON *pids;                    /* backend PIDs of sessions inside a transaction */
 	struct parked_ref *parked_refs; /* malloc'd; the caller frees */
 	int n_parked_refs;
@@ -114,6 +121,15 @@ struct hold_apply {
 
 /* Job: switches the worker to a new hold set; parked sessions are re-checked by the caller. */
 void park_apply_holds_job(struct worker *w, void *arg);
+
+/* Job argument and answer for park_count_in_flight_job. */
+struct in_flight_count {
+	uint64_t seq; /* the hold's */
+	int n;        /* sessions whose unit in flight when it came is not done yet */
+};
+
+/* Job: counts the sessions still running a unit that was in flight when hold 'seq' came. */
+void park_count_in_flight_job(struct worker *w, void *arg);
 
 /* Job: re-checks one parked session (arg: its uint64_t id) against the current set. */
 void park_recheck_job(struct worker *w, void *arg);

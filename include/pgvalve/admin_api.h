@@ -38,6 +38,8 @@
 #define ADMIN_HOLD_ON_TIMEOUT "on_timeout"
 #define ADMIN_HOLD_ID "id"
 #define ADMIN_HOLD_UPSTREAM "upstream" /* policy reroute only */
+/* How long the 201 may wait for units in flight when the hold came (capped by max_wait_ms). */
+#define ADMIN_HOLD_IN_FLIGHT_WAIT_MS "in_flight_wait_ms"
 
 extern const char *const admin_hold_keys[];
 
@@ -54,6 +56,7 @@ extern const char *const admin_hold_on_timeouts[]; /* "release", "reject" */
 #define ADMIN_HOLD_MAX_MS 3600000 /* the longest lease_ms or max_wait_ms: an hour */
 #define ADMIN_HOLD_DEFAULT_LEASE_MS 5000
 #define ADMIN_HOLD_DEFAULT_MAX_WAIT_MS 2000
+#define ADMIN_HOLD_DEFAULT_IN_FLIGHT_WAIT_MS 1000 /* below the coordinator's 2 s wait for the 201 */
 
 /*
  * A hold id: 1 to ADMIN_HOLD_ID_MAX - 1 of ADMIN_HOLD_ID_CHARS, and not "."
@@ -70,10 +73,16 @@ bool admin_hold_id_valid(const char *id);
 /* DELETE /holds/{id} answer: {"released": id}. */
 #define ADMIN_HOLD_RELEASED "released"
 
-/* POST /holds answer (201): {id, parked, in_transaction, in_transaction_pids, lease_ms}. */
+/*
+ * POST /holds answer (201): {id, parked, in_transaction, in_transaction_pids,
+ * in_flight, lease_ms}. in_flight: sessions whose unit of work (outside a
+ * transaction) was in flight when the hold came and still was when the 201
+ * stopped waiting for them (in_flight_wait_ms).
+ */
 #define ADMIN_HOLD_PARKED "parked"
 #define ADMIN_HOLD_IN_TRANSACTION "in_transaction"
 #define ADMIN_HOLD_IN_TRANSACTION_PIDS "in_transaction_pids"
+#define ADMIN_HOLD_IN_FLIGHT "in_flight"
 
 /* ------------------------------------------------- POST /holds/{id}/renew */
 

@@ -192,11 +192,11 @@ def test_every_driver_keeps_its_prepared_statements_through_the_key_change(pg, d
                                "keychange_drivers_failure.log"), "w") as f:
             f.write("\n".join(proxy.log_lines()) + "\n---- postgres\n" + open(pg.logfile, errors="replace").read())
     for name, r in results.items():
-        # Never a wrong value. An error only in one race the proxy cannot close: an execution
-        # already on its way to the server when a change's hold began, run by the server after
-        # the change (0A000, once: the statement is re-prepared at its next use).
+        # Never a wrong value, never an error: an execution already on its way to the server
+        # when a change's hold began is waited for before the hold is acknowledged (in_flight),
+        # so the change's DDL runs after it, and every later one is re-prepared.
         assert r["mismatches"] == 0, (name, r)
-        assert r["errors"] <= CHANGES and all(e.startswith("0A000") for e in r["first_errors"]), (name, r)
+        assert r["errors"] == 0, (name, r)
         assert r["iterations"] > 75, (name, r)
     assert any("statement refresh" in line for line in proxy.log_lines()), proxy.log_lines()[-30:]
 
