@@ -28,6 +28,7 @@
 #define PREWAIT_POLL_MS 200 /* ... and while waiting for old transactions, holding nothing */
 #define PREWAIT_REPORT_MS 2000
 #define PROXY_ACK_TIMEOUT_MS 2000
+#define REFRESH_IN_FLIGHT_WAIT_MS 1000 /* a row type change's holds: units in flight waited for, at most */
 #define BACKOFF_MAX_MS 5000
 
 /* A table the job locks, with the strongest lock any statement takes on it. */
@@ -242,7 +243,7 @@ static bool wait_for_old_transactions(PGconn *observer, const struct options *o,
 }
 
 /* The hold body for the tables that need 'mode'; NULL when none does. */
-static cJSON *hold_body(const struct locked *t, int n, enum plan_hold mode, const char *id,
+static cJSON *hold_body(const struct locked *t, int n, enum plan_hold mode, const char *id, bool refresh,
 			const struct options *o)
 {
 	cJSON *body, *tables;
@@ -269,6 +270,14 @@ static cJSON *hold_body(const struct locked *t, int n, enum plan_hold mode, cons
 	/* The hold lasts one attempt: the stall budget plus the DDL's lock_timeout, with room. */
 	cJSON_AddNumberToObject(body, ADMIN_HOLD_LEASE_MS, o->max_stall_ms + o->lock_timeout_ms + 5000);
 	cJSON_AddNumberToObject(body, ADMIN_HOLD_MAX_WAIT_MS, o->max_stall_ms + o->lock_timeout_ms + 2000);
+	/*
+	 * A row type change: a unit forwarded just before the hold, not yet begun
+	 * on the server, would run after the DDL with its statement's old plan
+	 * (0A000). The proxy answers once such units are done, within a second,
+	 * below the 2 s the fan-out waits for the answer (docs/architecture.md §3.3).
+	 */
+	if (refresh)
+		cJSON_AddNumberToObject(body, ADMIN_HOLD_IN_FLIGHT_WAIT_MS, REFRESH_IN_FLIGHT_WAIT_MS);
 	return body;
 }
 
@@ -446,8 +455,8 @@ static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, cons
 		 number);
 	snprintf(ids[1], sizeof(ids[1]), "pgvalve-%lld-%s-%d-writes", (long long)job->migration_id, job->what,
 		 number);
-	holds[0] = fleet.n ? hold_body(t, n, HOLD_ALL_NEEDED, ids[0], o) : NULL;
-	holds[1] = fleet.n ? hold_body(t, n, HOLD_WRITES_NEEDED, ids[1], o) : NULL;
+	holds[0] = fleet.n ? hold_body(t, n, HOLD_ALL_NEEDED, ids[0], job->refresh_statements, o) : NULL;
+	holds[1] = fleet.n ? hold_body(t, n, HOLD_WRITES_NEEDED, ids[1], job->refresh_statements, o) : NULL;
 	for (int h = 0; h < 2; h++) {
 		struct proxy_hold_result hr;
 

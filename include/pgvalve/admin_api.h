@@ -56,7 +56,7 @@ extern const char *const admin_hold_on_timeouts[]; /* "release", "reject" */
 #define ADMIN_HOLD_MAX_MS 3600000 /* the longest lease_ms or max_wait_ms: an hour */
 #define ADMIN_HOLD_DEFAULT_LEASE_MS 5000
 #define ADMIN_HOLD_DEFAULT_MAX_WAIT_MS 2000
-#define ADMIN_HOLD_DEFAULT_IN_FLIGHT_WAIT_MS 1000 /* below the coordinator's 2 s wait for the 201 */
+#define ADMIN_HOLD_DEFAULT_IN_FLIGHT_WAIT_MS 0 /* answer at once; a key change's holds ask for a wait */
 
 /*
  * A hold id: 1 to ADMIN_HOLD_ID_MAX - 1 of ADMIN_HOLD_ID_CHARS, and not "."
