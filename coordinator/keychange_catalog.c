@@ -532,6 +532,27 @@ static bool read_publications(PGconn *c, struct kc *k, const struct kc_table *t,
 	return true;
 }
 
+/*
+ * The table's own triggers that fire on any UPDATE of a row (row level, no
+ * column list, enabled): the backfill's UPDATE fires them for every row.
+ */
+static bool read_update_triggers(PGconn *c, struct kc_table *t, struct db_error *err)
+{
+	const char *params[1] = { t->oid };
+	PGresult *r = db_query(c,
+			       "SELECT string_agg(quote_ident(tgname), ', ' ORDER BY tgname) FROM "
+			       "pg_catalog.pg_trigger WHERE tgrelid = $1::oid AND NOT tgisinternal AND "
+			       "tgenabled <> 'D' AND tgtype & 1 = 1 AND tgtype & 16 = 16 AND "
+			       "cardinality(tgattr::int2[]) = 0",
+			       1, params, err);
+
+	if (!r)
+		return false;
+	snprintf(t->update_triggers, sizeof(t->update_triggers), "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return true;
+}
+
 /* 'name' appended to the text array literal being built in 'b' ("{" so far, or elements): quoted, escaped. */
 static void put_array_element(struct strbuf *b, const char *name)
 {
@@ -674,7 +695,8 @@ bool keychange_catalog_read_change(PGconn *c, const struct plan *p, int i, const
 		return false;
 	for (ti = 0; ti < k->n_t; ti++)
 		if (!read_indexes(c, k, &k->t[ti], err) || !read_dependents(c, k, &k->t[ti], err) ||
-		    !read_publications(c, k, &k->t[ti], err) || !read_collisions(c, k, &k->t[ti], err))
+		    !read_publications(c, k, &k->t[ti], err) || !read_collisions(c, k, &k->t[ti], err) ||
+		    !read_update_triggers(c, &k->t[ti], err))
 			return false;
 	return true;
 }

@@ -44,6 +44,8 @@ struct kc_table {
 	struct kc_index idx[KC_MAX_INDEXES];
 	int n_idx;
 	long long rows;
+	/* Its enabled row-level UPDATE triggers with no column list: the backfill fires them ("" none). */
+	char update_triggers[256];
 };
 
 /* A foreign key that references the key: dropped at the swap, its copy from the shadow column renamed. */

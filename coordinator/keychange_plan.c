@@ -578,6 +578,14 @@ static void note_change(struct plan *p, const struct kc *k, const struct kc_req_
 		"and foreign keys built beside the old ones, then one swap under a brief all hold; the "
 		"old columns stay (and keep following) until `pgvalve finalize ID`",
 		in->file, in->line, k->t[0].cols[0].name, key, k->n_t, rows);
+	for (int ti = 0; ti < k->n_t; ti++)
+		if (k->t[ti].update_triggers[0])
+			input_note(
+				p,
+				"%s:%d: the backfill updates every row of %s, which fires its UPDATE "
+				"trigger(s) %s for each: make them skip rows whose only change is a "
+				"*_pgvalve_new column, or expect what they do (an updated_at set to now())",
+				in->file, in->line, k->t[ti].display, k->t[ti].update_triggers);
 	for (int f = 0; f < k->n_fk; f++) {
 		const struct kc_table *t = &k->t[k->fk[f].table];
 		const struct kc_col *cc = &t->cols[k->fk[f].col];

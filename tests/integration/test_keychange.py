@@ -531,3 +531,16 @@ def test_rollback_after_the_swap_of_two_keys_swaps_both_back(pg, db, tmp_path):
     assert columns(db) == cols_before
     assert db.execute("SELECT count(*) FROM pg_attribute WHERE attname LIKE '%pgvalve%' AND NOT attisdropped "
                       "AND attrelid IN ('accounts'::regclass, 'nodes'::regclass)").fetchone()[0] == 0
+
+
+def test_plan_names_the_update_triggers_the_backfill_fires(pg, db, tmp_path):
+    """A row-level UPDATE trigger with no column list fires for every backfilled row: plan says so
+    (one with a column list, or a statement-level one, does not fire and is not named)."""
+    db.execute("CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$")
+    db.execute("CREATE TRIGGER touch_orders BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION touch()")
+    db.execute("CREATE TRIGGER amount_only BEFORE UPDATE OF amount ON orders FOR EACH ROW EXECUTE FUNCTION touch()")
+    db.execute("CREATE TRIGGER per_statement AFTER UPDATE ON sessions EXECUTE FUNCTION touch()")
+    r = plan(pg, tmp_path, "ALTER TABLE accounts ALTER COLUMN id TYPE bigint;", check=0)
+    assert "the backfill updates every row of orders, which fires its UPDATE trigger(s) touch_orders" in r.out, r.out
+    assert "amount_only" not in r.out and "per_statement" not in r.out, r.out
+    assert "every row of sessions" not in r.out and "every row of accounts" not in r.out, r.out
