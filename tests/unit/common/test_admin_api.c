@@ -107,7 +107,8 @@ static void test_name_lists(void **state)
 	assert_string_equal(admin_errors_groups[ADMIN_BY_SQLSTATE], "by_sqlstate");
 	assert_string_equal(admin_errors_groups[ADMIN_BY_TABLE], "by_table");
 	assert_string_equal(admin_errors_groups[ADMIN_BY_CONSTRAINT], "by_constraint");
-	assert_int_equal(count(admin_hold_keys), 8);
+	assert_int_equal(count(admin_hold_keys), 9);
+	assert_string_equal(admin_hold_keys[8], "in_flight_wait_ms");
 	assert_int_equal(count(admin_renew_keys), 1);
 	assert_int_equal(count(admin_switchover_keys), 3);
 }
