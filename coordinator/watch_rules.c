@@ -472,26 +472,32 @@ int watch_rule_span(const struct watch_rule *r, int elapsed_s)
 	return r->span_s && r->span_s < since ? r->span_s : since;
 }
 
+/* 's' put into 'spans' (ascending, each once; 'count' so far): the new count. */
+static int add_span(int *spans, int count, int s)
+{
+	int at = count;
+
+	for (int j = 0; j < count; j++)
+		if (spans[j] == s)
+			return count;
+	while (at > 0 && spans[at - 1] > s) {
+		spans[at] = spans[at - 1];
+		at--;
+	}
+	spans[at] = s;
+	return count + 1;
+}
+
 int watch_spans(const struct watch_rule *rules, int n, int elapsed_s, int spans[WATCH_MAX_SPANS])
 {
 	int count = 0;
 
 	for (int i = 0; i < n && count < WATCH_MAX_SPANS; i++) {
-		int s = watch_rule_span(&rules[i], elapsed_s), at = count;
-		bool seen = false;
+		int s = watch_rule_span(&rules[i], elapsed_s);
 
 		if (rules[i].kind == WATCH_LATENCY) /* read from /latency: watch_latency_spans */
 			continue;
-		for (int j = 0; j < count; j++)
-			seen |= spans[j] == s;
-		if (seen)
-			continue;
-		while (at > 0 && spans[at - 1] > s) {
-			spans[at] = spans[at - 1];
-			at--;
-		}
-		spans[at] = s;
-		count++;
+		count = add_span(spans, count, s);
 	}
 	return count;
 }
@@ -787,21 +793,11 @@ int watch_latency_spans(const struct watch_rule *rules, int n, int spans[WATCH_M
 	int count = 0;
 
 	for (int i = 0; i < n && count < WATCH_MAX_SPANS; i++) {
-		int s = rules[i].span_s ? rules[i].span_s : WATCH_RATE_SPAN_S, at = count;
-		bool seen = false;
+		int s = rules[i].span_s ? rules[i].span_s : WATCH_RATE_SPAN_S;
 
 		if (rules[i].kind != WATCH_LATENCY)
 			continue;
-		for (int j = 0; j < count; j++)
-			seen |= spans[j] == s;
-		if (seen)
-			continue;
-		while (at > 0 && spans[at - 1] > s) {
-			spans[at] = spans[at - 1];
-			at--;
-		}
-		spans[at] = s;
-		count++;
+		count = add_span(spans, count, s);
 	}
 	return count;
 }
