@@ -5,23 +5,27 @@
  * messages; conn.c owns when a connection uses it. Each thread keeps up to
  * 64 keyed cipher contexts, for the keys it used last, so a busy
  * connection's records are not re-keyed, and the memory is per thread, not
- * per connection. Records are sealed and read in per-thread scratch
+ * per connection. The AEAD is called through its provider's own functions,
+ * not EVP (below). Records are sealed and read in per-thread scratch
  * buffers: a connection holds a buffer only while a record is half sent or
  * half read.
  */
 #include "tls_record.h"
 
 #include <errno.h>
+#include <openssl/core_dispatch.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
+#include <openssl/provider.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 /* Record content types, RFC 8446 §5.1. */
@@ -51,8 +55,31 @@ enum {
 
 /* ---- ciphers, fetched once; the thread's context --------------------------- */
 
+/*
+ * A suite's AEAD, called through the functions its provider exports
+ * (provider-cipher(7)), found from the cipher EVP fetched, so the provider
+ * is the one configuration picks. Per record OpenSSL 3.0's EVP layer adds to
+ * these calls an IV length query and the tag's ctrl-to-parameter
+ * translation, each a parameter lookup by name: 36% of the instructions of a
+ * small record (docs/benchmarks.md, "TLS: where the proxy's CPU goes").
+ * A suite whose provider lacks one of them is not handled here: the
+ * connection keeps OpenSSL's record layer.
+ */
+struct aead_impl {
+	void *provctx;
+	OSSL_FUNC_cipher_newctx_fn *newctx;
+	OSSL_FUNC_cipher_freectx_fn *freectx;
+	OSSL_FUNC_cipher_encrypt_init_fn *einit;
+	OSSL_FUNC_cipher_decrypt_init_fn *dinit;
+	OSSL_FUNC_cipher_update_fn *update;
+	OSSL_FUNC_cipher_final_fn *final;
+	OSSL_FUNC_cipher_get_ctx_params_fn *get_params;
+	OSSL_FUNC_cipher_set_ctx_params_fn *set_params;
+};
+
 static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
 static EVP_CIPHER *cipher_aes128, *cipher_aes256, *cipher_chacha;
+static struct aead_impl impl_aes128, impl_aes256, impl_chacha;
 static EVP_KDF *kdf_hkdf;
 static atomic_uint_fast64_t next_key_id = 1;
 
@@ -65,10 +92,10 @@ static atomic_uint_fast64_t next_key_id = 1;
 #define CTX_CACHE 64
 
 struct ctx_slot {
-	EVP_CIPHER_CTX *ctx; /* NULL until first used */
-	uint64_t key_id;     /* the key it holds, 0: none */
-	uint64_t used;       /* tick of its last record */
-	uint16_t suite;      /* of the cipher its provider context is for, 0: none */
+	void *ctx;                    /* the provider's context, NULL until first used */
+	const struct aead_impl *impl; /* whose context it is, NULL: none */
+	uint64_t key_id;              /* the key it holds, 0: none */
+	uint64_t used;                /* tick of its last record */
 };
 
 static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
@@ -80,12 +107,80 @@ static _Thread_local char thread_error[160];
 static _Thread_local uint8_t thread_tx[TLS_RECORD_HEADER + TLS_RECORD_PLAIN_MAX + 1 + 16];
 static _Thread_local uint8_t thread_rx[TLS_RECORD_BUF];
 
+/* Whether 'name' is one of 'names', the provider's "A:B:C" list. */
+static bool names_have(const char *names, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = names; p; p = strchr(p, ':')) {
+		if (*p == ':')
+			p++;
+		if (strncasecmp(p, name, n) == 0 && (p[n] == ':' || p[n] == '\0'))
+			return true;
+	}
+	return false;
+}
+
+/* Fills 'impl' with the provider functions of 'cipher'; false leaves it empty. */
+static bool impl_resolve(const EVP_CIPHER *cipher, struct aead_impl *impl)
+{
+	OSSL_PROVIDER *prov = cipher ? (OSSL_PROVIDER *)EVP_CIPHER_get0_provider(cipher) : NULL;
+	const OSSL_ALGORITHM *algs, *a;
+	struct aead_impl got = { 0 };
+	int no_store = 0;
+
+	if (!prov || !(algs = OSSL_PROVIDER_query_operation(prov, OSSL_OP_CIPHER, &no_store)))
+		return false;
+	for (a = algs; a->algorithm_names; a++)
+		if (names_have(a->algorithm_names, EVP_CIPHER_get0_name(cipher)))
+			break;
+	for (const OSSL_DISPATCH *d = a->implementation; d && d->function_id; d++) {
+		switch (d->function_id) {
+		case OSSL_FUNC_CIPHER_NEWCTX:
+			got.newctx = OSSL_FUNC_cipher_newctx(d);
+			break;
+		case OSSL_FUNC_CIPHER_FREECTX:
+			got.freectx = OSSL_FUNC_cipher_freectx(d);
+			break;
+		case OSSL_FUNC_CIPHER_ENCRYPT_INIT:
+			got.einit = OSSL_FUNC_cipher_encrypt_init(d);
+			break;
+		case OSSL_FUNC_CIPHER_DECRYPT_INIT:
+			got.dinit = OSSL_FUNC_cipher_decrypt_init(d);
+			break;
+		case OSSL_FUNC_CIPHER_UPDATE:
+			got.update = OSSL_FUNC_cipher_update(d);
+			break;
+		case OSSL_FUNC_CIPHER_FINAL:
+			got.final = OSSL_FUNC_cipher_final(d);
+			break;
+		case OSSL_FUNC_CIPHER_GET_CTX_PARAMS:
+			got.get_params = OSSL_FUNC_cipher_get_ctx_params(d);
+			break;
+		case OSSL_FUNC_CIPHER_SET_CTX_PARAMS:
+			got.set_params = OSSL_FUNC_cipher_set_ctx_params(d);
+			break;
+		}
+	}
+	/* The functions stay valid while the provider is loaded: the fetched cipher keeps it. */
+	OSSL_PROVIDER_unquery_operation(prov, OSSL_OP_CIPHER, algs);
+	if (!got.newctx || !got.freectx || !got.einit || !got.dinit || !got.update || !got.final ||
+	    !got.get_params || !got.set_params)
+		return false;
+	got.provctx = OSSL_PROVIDER_get0_provider_ctx(prov);
+	*impl = got;
+	return true;
+}
+
 static void fetch_all(void)
 {
-	/* Explicit fetches: an implicit one per EVP_CipherInit_ex would look the provider up each record. */
+	/* Explicit fetches: an implicit one per call would look the provider up each time. */
 	cipher_aes128 = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
 	cipher_aes256 = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
 	cipher_chacha = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
+	(void)impl_resolve(cipher_aes128, &impl_aes128);
+	(void)impl_resolve(cipher_aes256, &impl_aes256);
+	(void)impl_resolve(cipher_chacha, &impl_chacha);
 	kdf_hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
 }
 
@@ -94,7 +189,8 @@ static void free_thread_slots(void *p)
 	struct ctx_slot *slots = p;
 
 	for (int i = 0; i < CTX_CACHE; i++)
-		EVP_CIPHER_CTX_free(slots[i].ctx);
+		if (slots[i].ctx)
+			slots[i].impl->freectx(slots[i].ctx);
 	free(slots);
 }
 
@@ -103,19 +199,26 @@ static void make_thread_key(void)
 	(void)pthread_key_create(&thread_key, free_thread_slots);
 }
 
-static const EVP_CIPHER *suite_cipher(uint16_t suite)
+/* The suite's AEAD, NULL for a suite not handled here. */
+static const struct aead_impl *suite_impl(uint16_t suite)
 {
+	const struct aead_impl *impl;
+
 	pthread_once(&fetch_once, fetch_all);
 	switch (suite) {
 	case TLS_SUITE_AES_128_GCM_SHA256:
-		return cipher_aes128;
+		impl = &impl_aes128;
+		break;
 	case TLS_SUITE_AES_256_GCM_SHA384:
-		return cipher_aes256;
+		impl = &impl_aes256;
+		break;
 	case TLS_SUITE_CHACHA20_POLY1305_SHA256:
-		return cipher_chacha;
+		impl = &impl_chacha;
+		break;
 	default:
 		return NULL;
 	}
+	return impl->newctx ? impl : NULL;
 }
 
 static size_t suite_key_len(uint16_t suite)
@@ -128,14 +231,28 @@ static size_t suite_hash_len(uint16_t suite)
 	return suite == TLS_SUITE_AES_256_GCM_SHA384 ? 48 : 32;
 }
 
+/* Frees a slot's context: its key schedule goes with it (the provider wipes it). */
+static void slot_clear(struct ctx_slot *slot)
+{
+	if (slot->ctx)
+		slot->impl->freectx(slot->ctx);
+	slot->ctx = NULL;
+	slot->impl = NULL;
+	slot->key_id = 0;
+	slot->used = 0;
+}
+
 /*
  * A context keyed with k (its nonce still to be set), from the thread's
  * cache: the one that has it, else the least recently used, keyed again.
  */
-static EVP_CIPHER_CTX *key_ctx(uint16_t suite, struct tls_record_key *k, bool seal)
+static struct ctx_slot *key_ctx(uint16_t suite, struct tls_record_key *k, bool seal)
 {
+	const struct aead_impl *impl = suite_impl(suite);
 	struct ctx_slot *slot;
 
+	if (!impl)
+		return NULL;
 	if (!thread_slots) {
 		pthread_once(&thread_key_once, make_thread_key);
 		thread_slots = calloc(CTX_CACHE, sizeof(*thread_slots));
@@ -160,33 +277,30 @@ static EVP_CIPHER_CTX *key_ctx(uint16_t suite, struct tls_record_key *k, bool se
 	slot = &thread_slots[k->slot];
 	slot->used = thread_tick;
 	if (slot->key_id == k->id)
-		return slot->ctx;
+		return slot;
 	slot->key_id = 0;
-	if (!slot->ctx && !(slot->ctx = EVP_CIPHER_CTX_new()))
-		return NULL;
-	/* The same cipher: only the key schedule is redone, OpenSSL keeps its provider context. */
-	if (EVP_CipherInit_ex(slot->ctx, slot->suite == suite ? NULL : suite_cipher(suite), NULL, k->key,
-			      NULL, seal) != 1) {
-		slot->suite = 0;
+	/* The same cipher: only the key schedule is redone in the provider's context. */
+	if (slot->impl != impl) {
+		slot_clear(slot);
+		if (!(slot->ctx = impl->newctx(impl->provctx)))
+			return NULL;
+		slot->impl = impl;
+		slot->used = thread_tick;
+	}
+	if (!(seal ? impl->einit : impl->dinit)(slot->ctx, k->key, suite_key_len(suite), NULL, 0, NULL)) {
+		slot_clear(slot);
 		return NULL;
 	}
-	slot->suite = suite;
 	slot->key_id = k->id;
-	return slot->ctx;
+	return slot;
 }
 
 /* Drops k from the thread's cache, so its key schedule does not outlive it. */
 static void key_forget(struct tls_record_key *k)
 {
-	struct ctx_slot *slot;
-
 	if (!thread_slots || k->slot >= CTX_CACHE || thread_slots[k->slot].key_id != k->id || k->id == 0)
 		return;
-	slot = &thread_slots[k->slot];
-	EVP_CIPHER_CTX_reset(slot->ctx);
-	slot->key_id = 0;
-	slot->suite = 0;
-	slot->used = 0;
+	slot_clear(&thread_slots[k->slot]);
 }
 
 static long fail(struct tls_record *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -261,7 +375,7 @@ static bool expand_label(uint16_t suite, const uint8_t *secret, const char *labe
 bool tls_record_derive(uint16_t suite, const uint8_t *secret, uint8_t key[TLS_RECORD_KEY_MAX],
 		       uint8_t iv[TLS_RECORD_IV_LEN])
 {
-	return suite_cipher(suite) && expand_label(suite, secret, "key", key, suite_key_len(suite)) &&
+	return suite_impl(suite) && expand_label(suite, secret, "key", key, suite_key_len(suite)) &&
 		expand_label(suite, secret, "iv", iv, TLS_RECORD_IV_LEN);
 }
 
@@ -331,7 +445,7 @@ void tls_record_keylog(struct tls_record *r, const char *line, bool server)
 bool tls_record_start(struct tls_record *r, uint16_t suite, bool server, const uint8_t *read_secret,
 		      const uint8_t *write_secret)
 {
-	if (!suite_cipher(suite))
+	if (!suite_impl(suite))
 		return false;
 	if ((!read_secret || !write_secret) && r->have != 3)
 		return false;
@@ -351,26 +465,28 @@ bool tls_record_start(struct tls_record *r, uint16_t suite, bool server, const u
 static bool aead(uint16_t suite, struct tls_record_key *k, bool seal, const uint8_t hdr[TLS_RECORD_HEADER],
 		 uint8_t *body, size_t n)
 {
-	EVP_CIPHER_CTX *ctx = key_ctx(suite, k, seal);
+	struct ctx_slot *slot = key_ctx(suite, k, seal);
 	uint8_t nonce[TLS_RECORD_IV_LEN];
-	int len = 0, fin = 0;
-	size_t text = seal ? n : n - TAG_LEN;
+	size_t text = seal ? n : n - TAG_LEN, len = 0, fin = 0;
+	OSSL_PARAM tag[2];
 
-	if (!ctx || (!seal && n < TAG_LEN) || k->seq == UINT64_MAX)
+	if (!slot || (!seal && n < TAG_LEN) || k->seq == UINT64_MAX)
 		return false;
 	memcpy(nonce, k->iv, sizeof(nonce));
 	for (int i = 0; i < 8; i++)
 		nonce[TLS_RECORD_IV_LEN - 1 - i] ^= (uint8_t)(k->seq >> (8 * i));
-	if (EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce, seal) != 1)
+	tag[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, body + text, TAG_LEN);
+	tag[1] = OSSL_PARAM_construct_end();
+	/* What EVP_CipherInit_ex, EVP_CipherUpdate and EVP_CipherFinal_ex pass for a stream cipher. */
+	if (!(seal ? slot->impl->einit : slot->impl->dinit)(slot->ctx, NULL, 0, nonce, sizeof(nonce), NULL) ||
+	    !slot->impl->update(slot->ctx, NULL, &len, TLS_RECORD_HEADER, hdr, TLS_RECORD_HEADER) ||
+	    !slot->impl->update(slot->ctx, body, &len, text, body, text))
 		return false;
-	if (EVP_CipherUpdate(ctx, NULL, &len, hdr, TLS_RECORD_HEADER) != 1 ||
-	    EVP_CipherUpdate(ctx, body, &len, body, (int)text) != 1)
+	if (!seal && !slot->impl->set_params(slot->ctx, tag))
 		return false;
-	if (!seal && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, body + text) != 1)
+	if (!slot->impl->final(slot->ctx, body + len, &fin, 0))
 		return false;
-	if (EVP_CipherFinal_ex(ctx, body + len, &fin) != 1)
-		return false;
-	if (seal && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, body + text) != 1)
+	if (seal && !slot->impl->get_params(slot->ctx, tag))
 		return false;
 	k->seq++;
 	return true;
