@@ -5,9 +5,17 @@
  * what any user-space hop costs on the machine, before any proxy logic.
  *
  * What it is not: a proxy. It parses nothing (no startup packet, no
- * authentication, no messages), has no pool, no TLS, no limits, no timeouts,
- * no configuration file and no admin interface. It is not part of the product
+ * authentication, no messages), has no pool, no limits, no timeouts, no
+ * configuration file and no admin interface. It is not part of the product
  * and is never installed; bench/passthrough compiles it with `cc -O2`.
+ *
+ * TLS, only when asked (bench/passthrough --floor-tls): -S opens TLS to the
+ * upstream (PostgreSQL's SSLRequest, then OpenSSL's handshake), -C/-K
+ * terminate TLS from clients (answers their SSLRequest, refuses their
+ * GSSENCRequest); then SSL_read and SSL_write take the place of read and
+ * write, nothing else changes. So it measures what a user-space hop that
+ * does the same TLS as the proxies costs. The handshakes block the thread
+ * that accepted the connection (the benchmark connects before it measures).
  *
  * Model: N threads (1 by default), each with its own epoll loop and its own
  * listening socket bound with SO_REUSEPORT, so the kernel spreads connections
@@ -24,13 +32,17 @@
  * SIGTERM or SIGINT: every thread stops, closes its connections and the
  * process exits 0, printing per-thread counters on stderr.
  *
- * Usage: forwarder [-t THREADS] [-B] [-b BYTES] -l [HOST:]PORT -u HOST:PORT
+ * Usage: forwarder [-t THREADS] [-B] [-b BYTES] [-S] [-C CERT -K KEY] -l [HOST:]PORT -u HOST:PORT
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -51,6 +63,7 @@
 /* One direction's source: the socket, and the bytes read from it that its peer has not taken yet. */
 struct side {
 	int fd;
+	SSL *ssl;        /* TLS on this socket (-S, -C/-K), else NULL */
 	uint32_t events; /* interest registered with epoll */
 	bool eof;        /* read() returned 0 */
 	bool shut;       /* SHUT_WR passed on to the peer */
@@ -82,7 +95,7 @@ struct loop {
 	int *handed;
 	size_t n_handed, cap_handed;
 	/* counters, printed at exit */
-	unsigned long accepted, handed_away, connect_failed;
+	unsigned long accepted, handed_away, connect_failed, tls_failed;
 	long open_max;
 	unsigned long long bytes_up, bytes_down;
 };
@@ -94,6 +107,8 @@ static bool balance;
 static struct sockaddr_storage upstream_addr;
 static socklen_t upstream_len;
 static size_t buf_size = 16384;
+static SSL_CTX *upstream_tls; /* -S */
+static SSL_CTX *client_tls;   /* -C/-K */
 
 /* Tokens for the two kinds of non-pair descriptors; a pair side is its own struct side pointer. */
 static char tok_listen, tok_signal, tok_wake;
@@ -167,6 +182,8 @@ static void pair_close(struct loop *l, struct pair *p)
 	if (p->dead)
 		return;
 	p->dead = true;
+	SSL_free(p->a.ssl);
+	SSL_free(p->b.ssl);
 	close(p->a.fd);
 	close(p->b.fd);
 	free(p->a.pending);
@@ -183,13 +200,58 @@ static void pair_close(struct loop *l, struct pair *p)
 	atomic_fetch_sub(&l->open_now, 1);
 }
 
+/* SSL_write, with write()'s contract: -1 and errno EAGAIN when the socket would block. */
+static ssize_t tls_write(SSL *ssl, const char *buf, size_t len)
+{
+	size_t n = 0;
+
+	ERR_clear_error();
+	if (SSL_write_ex(ssl, buf, len, &n) == 1)
+		return (ssize_t)n;
+	switch (SSL_get_error(ssl, 0)) {
+	case SSL_ERROR_WANT_WRITE:
+	case SSL_ERROR_WANT_READ:
+		errno = EAGAIN;
+		break;
+	default:
+		errno = EPIPE;
+	}
+	return -1;
+}
+
+/* SSL_read, with read()'s contract: 0 at the end of the stream, -1 and errno EAGAIN when nothing is there. */
+static ssize_t tls_read(SSL *ssl, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	ERR_clear_error();
+	if (SSL_read_ex(ssl, buf, len, &n) == 1)
+		return (ssize_t)n;
+	switch (SSL_get_error(ssl, 0)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	case SSL_ERROR_SYSCALL:
+		if (errno == 0)
+			return 0; /* EOF without close_notify */
+		return -1;
+	default:
+		errno = EPROTO;
+		return -1;
+	}
+}
+
 /* Writes BUF[0..LEN) to DST; returns bytes written (possibly short), or -1 on an error other than EAGAIN. */
-static ssize_t write_some(int dst, const char *buf, size_t len)
+static ssize_t write_some(struct side *dst, const char *buf, size_t len)
 {
 	size_t done = 0;
 
 	while (done < len) {
-		ssize_t n = write(dst, buf + done, len - done);
+		ssize_t n = dst->ssl ? tls_write(dst->ssl, buf + done, len - done)
+				     : write(dst->fd, buf + done, len - done);
 
 		if (n > 0) {
 			done += (size_t)n;
@@ -222,7 +284,7 @@ static void side_read(struct loop *l, struct side *s)
 {
 	ssize_t n, w;
 
-	n = read(s->fd, l->scratch, buf_size);
+	n = s->ssl ? tls_read(s->ssl, l->scratch, buf_size) : read(s->fd, l->scratch, buf_size);
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EINTR)
 			pair_close(l, s->pair);
@@ -239,7 +301,7 @@ static void side_read(struct loop *l, struct side *s)
 		l->bytes_up += (unsigned long long)n;
 	else
 		l->bytes_down += (unsigned long long)n;
-	w = write_some(s->peer->fd, l->scratch, (size_t)n);
+	w = write_some(s->peer, l->scratch, (size_t)n);
 	if (w < 0) {
 		pair_close(l, s->pair);
 		return;
@@ -266,7 +328,7 @@ static void side_write(struct loop *l, struct side *s)
 
 	if (src->len == 0)
 		return;
-	w = write_some(s->fd, src->pending + src->off, src->len);
+	w = write_some(s, src->pending + src->off, src->len);
 	if (w < 0) {
 		pair_close(l, s->pair);
 		return;
@@ -292,6 +354,90 @@ static void set_nodelay(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+static bool set_blocking(int fd, bool on)
+{
+	int flags = fcntl(fd, F_GETFL);
+
+	return flags >= 0 && fcntl(fd, F_SETFL, on ? flags & ~O_NONBLOCK : flags | O_NONBLOCK) == 0;
+}
+
+static bool read_exactly(int fd, void *buf, size_t len)
+{
+	for (size_t done = 0; done < len;) {
+		ssize_t n = read(fd, (char *)buf + done, len - done);
+
+		if (n <= 0 && !(n < 0 && errno == EINTR))
+			return false;
+		if (n > 0)
+			done += (size_t)n;
+	}
+	return true;
+}
+
+/* PostgreSQL's SSLRequest (and GSSENCRequest) code, sent after an 8-byte length. */
+#define SSL_REQUEST_CODE 80877103u
+#define GSSENC_REQUEST_CODE 80877104u
+
+/* On a blocking socket: answers the client's SSLRequest and runs the server side of the handshake. */
+static SSL *tls_accept(int fd)
+{
+	uint32_t msg[2];
+	SSL *ssl;
+
+	for (;;) {
+		if (!read_exactly(fd, msg, sizeof(msg)) || ntohl(msg[0]) != 8)
+			return NULL;
+		if (ntohl(msg[1]) == SSL_REQUEST_CODE)
+			break;
+		if (ntohl(msg[1]) != GSSENC_REQUEST_CODE || write(fd, "N", 1) != 1)
+			return NULL; /* a plain startup: this floor wants TLS */
+	}
+	if (write(fd, "S", 1) != 1 || !(ssl = SSL_new(client_tls)))
+		return NULL;
+	if (SSL_set_fd(ssl, fd) != 1 || SSL_accept(ssl) != 1) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	return ssl;
+}
+
+/* On a blocking, connected socket: SSLRequest to the server, then the client side of the handshake. */
+static SSL *tls_connect(int fd)
+{
+	uint32_t msg[2] = { htonl(8), htonl(SSL_REQUEST_CODE) };
+	char answer;
+	SSL *ssl;
+
+	if (write(fd, msg, sizeof(msg)) != sizeof(msg) || !read_exactly(fd, &answer, 1) || answer != 'S' ||
+	    !(ssl = SSL_new(upstream_tls)))
+		return NULL;
+	if (SSL_set_fd(ssl, fd) != 1 || SSL_connect(ssl) != 1) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	return ssl;
+}
+
+/*
+ * The TLS legs asked for (-S, -C/-K), set up on blocking sockets before the
+ * pair starts relaying; the upstream connect is then a blocking one too.
+ */
+static bool tls_legs(int cfd, int ufd, SSL **cssl, SSL **ussl)
+{
+	*cssl = *ussl = NULL;
+	if (!set_blocking(cfd, true) || !set_blocking(ufd, true))
+		return false;
+	if (client_tls && !(*cssl = tls_accept(cfd)))
+		return false;
+	if (upstream_tls &&
+	    ((connect(ufd, (struct sockaddr *)&upstream_addr, upstream_len) != 0) ||
+	     !(*ussl = tls_connect(ufd))))
+		return false;
+	if (!upstream_tls && connect(ufd, (struct sockaddr *)&upstream_addr, upstream_len) != 0)
+		return false;
+	return set_blocking(cfd, false) && set_blocking(ufd, false);
+}
+
 /*
  * A client was accepted: start a non-blocking connect to the upstream. Bytes
  * the client sends before it completes find the upstream not writable and
@@ -305,11 +451,20 @@ static void pair_open(struct loop *l, int cfd, bool reserved)
 	long open;
 	int ufd;
 
+	SSL *cssl = NULL, *ussl = NULL;
+	bool tls = client_tls || upstream_tls;
+
 	open = reserved ? atomic_load(&l->open_now) : atomic_fetch_add(&l->open_now, 1) + 1;
 	ufd = socket(upstream_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (ufd < 0 ||
-	    (connect(ufd, (struct sockaddr *)&upstream_addr, upstream_len) != 0 && errno != EINPROGRESS)) {
-		l->connect_failed++;
+	if (ufd < 0 || (tls && !tls_legs(cfd, ufd, &cssl, &ussl)) ||
+	    (!tls && connect(ufd, (struct sockaddr *)&upstream_addr, upstream_len) != 0 &&
+	     errno != EINPROGRESS)) {
+		if (tls && ufd >= 0)
+			l->tls_failed++; /* a connect, a handshake, or a client without SSLRequest (a probe) */
+		else
+			l->connect_failed++;
+		SSL_free(cssl);
+		SSL_free(ussl);
 		if (ufd >= 0)
 			close(ufd);
 		close(cfd);
@@ -318,6 +473,8 @@ static void pair_open(struct loop *l, int cfd, bool reserved)
 	}
 	p = calloc(1, sizeof(*p));
 	if (!p) {
+		SSL_free(cssl);
+		SSL_free(ussl);
 		close(ufd);
 		close(cfd);
 		atomic_fetch_sub(&l->open_now, 1);
@@ -325,8 +482,8 @@ static void pair_open(struct loop *l, int cfd, bool reserved)
 	}
 	set_nodelay(cfd);
 	set_nodelay(ufd);
-	p->a = (struct side){ .fd = cfd, .events = EPOLLIN, .peer = &p->b, .pair = p };
-	p->b = (struct side){ .fd = ufd, .events = EPOLLIN, .peer = &p->a, .pair = p };
+	p->a = (struct side){ .fd = cfd, .ssl = cssl, .events = EPOLLIN, .peer = &p->b, .pair = p };
+	p->b = (struct side){ .fd = ufd, .ssl = ussl, .events = EPOLLIN, .peer = &p->a, .pair = p };
 	watch(l, cfd, EPOLLIN, EPOLL_CTL_ADD, &p->a);
 	watch(l, ufd, EPOLLIN, EPOLL_CTL_ADD, &p->b);
 	p->next = l->pairs;
@@ -495,12 +652,15 @@ stop:
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: forwarder [-t THREADS] [-B] [-b BYTES] -l [HOST:]PORT -u HOST:PORT\n"
+		"Usage: forwarder [-t THREADS] [-B] [-b BYTES] [-S] [-C CERT -K KEY] -l [HOST:]PORT -u "
+		"HOST:PORT\n"
 		"  -l  listen address (HOST defaults to 127.0.0.1)\n"
 		"  -u  upstream address\n"
 		"  -t  event loops, each its own thread and SO_REUSEPORT socket (default 1, max %d)\n"
 		"  -B  hand each accepted connection to the loop with the fewest open pairs\n"
-		"  -b  bytes read per read() (default 16384)\n",
+		"  -b  bytes read per read() (default 16384)\n"
+		"  -S  TLS to the upstream (PostgreSQL SSLRequest; the certificate is not checked)\n"
+		"  -C  certificate and -K key: clients must connect with TLS (PostgreSQL SSLRequest)\n",
 		MAX_THREADS);
 }
 
@@ -508,11 +668,12 @@ int main(int argc, char **argv)
 {
 	struct sockaddr_storage listen_addr;
 	socklen_t listen_len = 0;
-	const char *listen_spec = NULL, *upstream_spec = NULL;
+	const char *listen_spec = NULL, *upstream_spec = NULL, *cert = NULL, *key = NULL;
+	bool tls_upstream = false;
 	int opt, sig_fd;
 	sigset_t mask;
 
-	while ((opt = getopt(argc, argv, "l:u:t:b:Bh")) != -1) {
+	while ((opt = getopt(argc, argv, "l:u:t:b:BSC:K:h")) != -1) {
 		switch (opt) {
 		case 'l':
 			listen_spec = optarg;
@@ -529,6 +690,15 @@ int main(int argc, char **argv)
 		case 'B':
 			balance = true;
 			break;
+		case 'S':
+			tls_upstream = true;
+			break;
+		case 'C':
+			cert = optarg;
+			break;
+		case 'K':
+			key = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -538,10 +708,30 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!listen_spec || !upstream_spec || optind != argc || n_loops < 1 || n_loops > MAX_THREADS ||
-	    buf_size < 512 || buf_size > (1u << 24)) {
+	    buf_size < 512 || buf_size > (1u << 24) || !cert != !key) {
 		usage(stderr);
 		return 2;
 	}
+	/* TLS 1.3 where both ends have it (OpenSSL's default), no session tickets to clients. */
+	if (tls_upstream && !(upstream_tls = SSL_CTX_new(TLS_client_method())))
+		die("SSL_CTX_new");
+	if (cert) {
+		if (!(client_tls = SSL_CTX_new(TLS_server_method())) ||
+		    SSL_CTX_use_certificate_chain_file(client_tls, cert) != 1 ||
+		    SSL_CTX_use_PrivateKey_file(client_tls, key, SSL_FILETYPE_PEM) != 1) {
+			ERR_print_errors_fp(stderr);
+			fprintf(stderr, "forwarder: cannot use certificate %s and key %s\n", cert, key);
+			return 2;
+		}
+		SSL_CTX_set_num_tickets(client_tls, 0);
+	}
+	/* write()'s partial writes; a retry after WANT_WRITE passes the same bytes from the pair's buffer. */
+	if (upstream_tls)
+		SSL_CTX_set_mode(upstream_tls,
+				 SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (client_tls)
+		SSL_CTX_set_mode(client_tls,
+				 SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	parse_addr(listen_spec, &listen_addr, &listen_len);
 	parse_addr(upstream_spec, &upstream_addr, &upstream_len);
 
@@ -579,8 +769,9 @@ int main(int argc, char **argv)
 		watch(l, sig_fd, EPOLLIN, EPOLL_CTL_ADD, &tok_signal);
 		watch(l, l->wake_fd, EPOLLIN, EPOLL_CTL_ADD, &tok_wake);
 	}
-	fprintf(stderr, "forwarder: %s -> %s, %d thread(s)%s, pid %d\n", listen_spec, upstream_spec, n_loops,
-		balance ? ", balanced" : "", (int)getpid());
+	fprintf(stderr, "forwarder: %s -> %s, %d thread(s)%s%s%s, pid %d\n", listen_spec, upstream_spec,
+		n_loops, balance ? ", balanced" : "", client_tls ? ", TLS from clients" : "",
+		upstream_tls ? ", TLS to the upstream" : "", (int)getpid());
 
 	for (int i = 1; i < n_loops; i++) {
 		errno = pthread_create(&loops[i].thread, NULL, loop_run, &loops[i]);
@@ -597,10 +788,10 @@ int main(int argc, char **argv)
 		fprintf(stderr,
 			"forwarder: thread %d: %lu connections (at most %ld open), %lu accepted and handed "
 			"to "
-			"another thread, %lu upstream connects failed, %llu bytes client->server, %llu bytes "
-			"server->client\n",
-			i, l->accepted, l->open_max, l->handed_away, l->connect_failed, l->bytes_up,
-			l->bytes_down);
+			"another thread, %lu upstream connects failed, %lu TLS setups failed, %llu bytes "
+			"client->server, %llu bytes server->client\n",
+			i, l->accepted, l->open_max, l->handed_away, l->connect_failed, l->tls_failed,
+			l->bytes_up, l->bytes_down);
 		close(l->listen_fd);
 		close(l->epfd);
 		close(l->wake_fd);

@@ -11,7 +11,9 @@
 # compiles it fresh, so what is measured is the source in this tree.
 # Knobs: CC (default cc); FLOOR_BALANCE (1, the default: -B, each accepted
 # connection goes to the thread with the fewest open pairs, as pgvalve-proxy
-# spreads sessions over its workers; 0: SO_REUSEPORT's hash alone).
+# spreads sessions over its workers; 0: SO_REUSEPORT's hash alone);
+# FLOOR_TLS_ARGS (an array: -S for TLS to the server, -C CERT -K KEY for TLS
+# from clients; empty, the default: the floor relays bytes).
 
 FLOOR_SRC=${FLOOR_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/floor/forwarder.c}
 FLOOR_BIN=
@@ -21,11 +23,12 @@ FLOOR_LOG=
 FLOOR_THREADS=
 FLOOR_EXIT=
 FLOOR_BALANCE=${FLOOR_BALANCE:-1}
+FLOOR_TLS_ARGS=()
 
 # Usage: floor_build DIR
 floor_build() {
 	FLOOR_BIN=$1/forwarder
-	if ! "${CC:-cc}" -O2 -pthread -o "$FLOOR_BIN" "$FLOOR_SRC" >"$1/forwarder-build.log" 2>&1; then
+	if ! "${CC:-cc}" -O2 -pthread -o "$FLOOR_BIN" "$FLOOR_SRC" -lssl -lcrypto >"$1/forwarder-build.log" 2>&1; then
 		cat "$1/forwarder-build.log" >&2
 		pgv_log "could not compile $FLOOR_SRC with ${CC:-cc} -O2"
 		return 1
@@ -47,7 +50,7 @@ floor_start() {
 	if ((FLOOR_BALANCE)); then balance=(-B); fi
 	FLOOR_PORT=$(pgv_free_port) || return 1
 	FLOOR_LOG=$(dirname "$FLOOR_BIN")/forwarder-$FLOOR_PORT.log
-	"$FLOOR_BIN" -t "$FLOOR_THREADS" "${balance[@]}" -l "127.0.0.1:$FLOOR_PORT" \
+	"$FLOOR_BIN" -t "$FLOOR_THREADS" "${balance[@]}" "${FLOOR_TLS_ARGS[@]}" -l "127.0.0.1:$FLOOR_PORT" \
 		-u "127.0.0.1:$upstream_port" 2>"$FLOOR_LOG" &
 	FLOOR_PID=$!
 	if ! pgv_wait_for 10 floor_ready; then
@@ -56,7 +59,7 @@ floor_start() {
 		return 1
 	fi
 	pgv_log "floor forwarder pid $FLOOR_PID on 127.0.0.1:$FLOOR_PORT -> 127.0.0.1:$upstream_port" \
-		"($FLOOR_THREADS thread(s)${balance:+, balanced}, log $FLOOR_LOG)"
+		"($FLOOR_THREADS thread(s)${balance:+, balanced}${FLOOR_TLS_ARGS:+, TLS ${FLOOR_TLS_ARGS[*]}}, log $FLOOR_LOG)"
 }
 
 # SIGTERM, bounded wait, then SIGKILL. Sets FLOOR_EXIT (0 is a clean shutdown).
