@@ -135,15 +135,9 @@ static void describe_scope(const struct options *o, char *out, size_t cap)
 static void print_report(const struct options *o, const struct audit_report *r)
 {
 	switch (o->format) {
-	case FORMAT_JSON: {
-		cJSON *doc = audit_to_json(r);
-		char *text = cJSON_Print(doc);
-
-		printf("%s\n", text);
-		free(text);
-		cJSON_Delete(doc);
+	case FORMAT_JSON:
+		report_document(audit_to_json(r));
 		break;
-	}
 	case FORMAT_DOT:
 		audit_print_dot(stdout, r);
 		break;

@@ -533,14 +533,11 @@ int cmd_report(struct options *o)
 		cJSON *doc = build(c, &m);
 
 		if (o->format == FORMAT_JSON) {
-			char *text = cJSON_Print(doc);
-
-			printf("%s\n", text);
-			free(text);
+			report_document(doc);
 		} else {
 			print_text(doc);
+			cJSON_Delete(doc);
 		}
-		cJSON_Delete(doc);
 	}
 	journal_migration_free(&m);
 	PQfinish(c);

@@ -113,6 +113,15 @@ void report_event_text(const char *event, cJSON *fields, const char *text)
 	printf("%s\n", text);
 }
 
+void report_document(cJSON *doc)
+{
+	char *text = cJSON_Print(doc);
+
+	printf("%s\n", text);
+	free(text);
+	cJSON_Delete(doc);
+}
+
 void report_progress(const char *fmt, ...)
 {
 	char msg[512];
