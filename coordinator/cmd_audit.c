@@ -171,12 +171,9 @@ int cmd_audit(struct options *o)
 		report_error("pgvalve audit takes no file or id", o->args[0], "pgvalve audit --db URL");
 		return EXIT_USAGE;
 	}
-	c = db_connect(o->db ? o->db : "", "audit", &err);
-	if (!c) {
-		report_error("cannot connect to the database", err.msg,
-			     "check --db, PGVALVE_DB or the PG* variables");
+	c = commands_connect(o, "audit");
+	if (!c)
 		return EXIT_USAGE;
-	}
 	scope.suggest = suggest;
 	if (!audit_read(c, &scope, &g, &err)) {
 		bool denied = strcmp(err.sqlstate, "42501") == 0;

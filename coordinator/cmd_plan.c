@@ -257,10 +257,8 @@ int cmd_plan(struct options *o)
 		plan_free(&p);
 		return rc;
 	}
-	c = db_connect(o->db ? o->db : "", "plan", &err);
+	c = commands_connect(o, "plan");
 	if (!c) {
-		report_error("cannot connect to the database", err.msg,
-			     "check --db, PGVALVE_DB or the PG* variables");
 		rc = EXIT_USAGE;
 		goto done;
 	}

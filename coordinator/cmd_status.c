@@ -202,12 +202,9 @@ int cmd_status(struct options *o)
 		report_error("status takes at most one migration id", NULL, "pgvalve status [ID] --db URL");
 		return EXIT_USAGE;
 	}
-	c = db_connect(o->db ? o->db : "", "status", &err);
-	if (!c) {
-		report_error("cannot connect to the database", err.msg,
-			     "check --db, PGVALVE_DB or the PG* variables");
+	c = commands_connect(o, "status");
+	if (!c)
 		return EXIT_USAGE;
-	}
 	if (!journal_ensure(c, &err)) {
 		report_error("cannot read or create the journal (schema pgvalve)", err.msg, NULL);
 		PQfinish(c);
