@@ -369,6 +369,26 @@ static void append_fixed(char *out, size_t cap, size_t *len, int64_t v, int deci
 	textscan_append(out, cap, len, ".%s", frac);
 }
 
+/*
+ * A rule's bound as written: "<K>x baseline", "<R><unit>" or both joined by
+ * " + "; the absolute part alone (0 included) when there is no factor.
+ * 'absolute' is in thousandths of 'unit' (per_s_milli, or threshold_us as ms).
+ */
+static void append_bound(char *out, size_t cap, size_t *len, int64_t factor_milli, int64_t absolute,
+			 const char *unit)
+{
+	if (factor_milli) {
+		append_fixed(out, cap, len, factor_milli, 3);
+		textscan_append(out, cap, len, "x baseline");
+	}
+	if (factor_milli && absolute)
+		textscan_append(out, cap, len, " + ");
+	if (absolute || !factor_milli) {
+		append_fixed(out, cap, len, absolute, 3);
+		textscan_append(out, cap, len, "%s", unit);
+	}
+}
+
 void watch_rule_format(const struct watch_rule *r, char *out, size_t cap)
 {
 	size_t len = 0;
@@ -391,30 +411,12 @@ void watch_rule_format(const struct watch_rule *r, char *out, size_t cap)
 		break;
 	case WATCH_ERROR_RATE:
 		textscan_append(out, cap, &len, "error_rate > ");
-		if (r->factor_milli) {
-			append_fixed(out, cap, &len, r->factor_milli, 3);
-			textscan_append(out, cap, &len, "x baseline");
-		}
-		if (r->factor_milli && r->per_s_milli)
-			textscan_append(out, cap, &len, " + ");
-		if (r->per_s_milli || !r->factor_milli) {
-			append_fixed(out, cap, &len, r->per_s_milli, 3);
-			textscan_append(out, cap, &len, "/s");
-		}
+		append_bound(out, cap, &len, r->factor_milli, r->per_s_milli, "/s");
 		break;
 	case WATCH_LATENCY:
 		textscan_append(out, cap, &len, "%s_%s > ", latency_kinds[r->lat_kind],
 				latency_stats[r->lat_stat]);
-		if (r->factor_milli) {
-			append_fixed(out, cap, &len, r->factor_milli, 3);
-			textscan_append(out, cap, &len, "x baseline");
-		}
-		if (r->factor_milli && r->threshold_us)
-			textscan_append(out, cap, &len, " + ");
-		if (r->threshold_us || !r->factor_milli) {
-			append_fixed(out, cap, &len, r->threshold_us, 3);
-			textscan_append(out, cap, &len, "ms");
-		}
+		append_bound(out, cap, &len, r->factor_milli, r->threshold_us, "ms");
 		break;
 	}
 	if (r->span_s &&
