@@ -19,40 +19,25 @@
 
 /* ------------------------------------------------------------------ parsing */
 
-/*
- * Takes the run of characters for which 'keep' holds (after blanks) into
- * tok[cap]. False when the run did not fit: tok then holds its start, and
- * the cursor is past the whole run.
- */
-static bool take(struct textscan *c, int (*keep)(int), char *tok, size_t cap)
+/* textscan_take after blanks, of the characters 'keep' (one of the is_*_char below) holds for. */
+static bool take(struct textscan *c, bool (*keep)(int ch, const void *unused), char *tok, size_t cap)
 {
-	size_t len = 0;
-	bool fits = true;
-
 	textscan_skip_blanks(c);
-	while (*c->p && keep((unsigned char)*c->p)) {
-		if (len + 1 < cap)
-			tok[len++] = *c->p;
-		else
-			fits = false;
-		c->p++;
-	}
-	tok[len] = '\0';
-	return fits;
+	return textscan_take(c, keep, NULL, tok, cap);
 }
 
-static int is_word_char(int ch)
+static bool is_word_char(int ch, const void *unused)
 {
 	return isalpha(ch) || ch == '_';
 }
 
 /* A rule's subject: a word that may hold digits (write_p99). */
-static int is_subject_char(int ch)
+static bool is_subject_char(int ch, const void *unused)
 {
 	return isalnum(ch) || ch == '_';
 }
 
-static int is_number_char(int ch)
+static bool is_number_char(int ch, const void *unused)
 {
 	return isdigit(ch) || ch == '.';
 }
@@ -181,7 +166,7 @@ static bool parse_violations(struct textscan *c, struct watch_rule *r)
 	return parse_span(c, &r->span_s);
 }
 
-static int is_sqlstate_char(int ch)
+static bool is_sqlstate_char(int ch, const void *unused)
 {
 	return isalnum(ch);
 }
