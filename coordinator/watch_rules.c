@@ -731,15 +731,49 @@ static bool rule_trips(const struct watch_rule *r, const cJSON *a, int span, con
 	return false;
 }
 
+/*
+ * What the rules of one evaluation found, and its 'why': the sentence of
+ * each rule that tripped, joined by "; ", or what answer was missing.
+ */
+struct verdict {
+	char *why;
+	size_t whylen, len;
+	bool tripped;
+	int missing; /* the span of a rule whose answer is missing; 0: none */
+};
+
+static void verdict_start(struct verdict *v, char *why, size_t whylen)
+{
+	*v = (struct verdict){ .why = why, .whylen = whylen };
+	if (whylen)
+		why[0] = '\0';
+}
+
+static void verdict_trip(struct verdict *v, const char *sentence)
+{
+	textscan_append(v->why, v->whylen, &v->len, "%s%s", v->tripped ? "; " : "", sentence);
+	v->tripped = true;
+}
+
+/* Tripped when any rule tripped; else no data when an answer of 'endpoint' was missing. */
+static enum watch_result verdict_end(struct verdict *v, const char *endpoint)
+{
+	if (v->tripped)
+		return WATCH_TRIPPED;
+	if (v->missing) {
+		textscan_append(v->why, v->whylen, &v->len, "no %s answer for window_s=%d", endpoint,
+				v->missing);
+		return WATCH_NO_DATA;
+	}
+	return WATCH_OK;
+}
+
 enum watch_result watch_evaluate(const struct watch_rule *rules, int n, const struct watch_input *in,
 				 char *why, size_t whylen)
 {
-	size_t len = 0;
-	bool tripped = false;
-	int missing = 0;
+	struct verdict v;
 
-	if (whylen)
-		why[0] = '\0';
+	verdict_start(&v, why, whylen);
 	for (int i = 0; i < n; i++) {
 		int span = watch_rule_span(&rules[i], in->elapsed_s);
 		const cJSON *a = answer_for(in, span);
@@ -748,21 +782,13 @@ enum watch_result watch_evaluate(const struct watch_rule *rules, int n, const st
 		if (rules[i].kind == WATCH_LATENCY) /* watch_latency_evaluate */
 			continue;
 		if (!a) {
-			missing = span;
+			v.missing = span;
 			continue;
 		}
-		if (rule_trips(&rules[i], a, span, in, sentence, sizeof(sentence))) {
-			textscan_append(why, whylen, &len, "%s%s", tripped ? "; " : "", sentence);
-			tripped = true;
-		}
+		if (rule_trips(&rules[i], a, span, in, sentence, sizeof(sentence)))
+			verdict_trip(&v, sentence);
 	}
-	if (tripped)
-		return WATCH_TRIPPED;
-	if (missing) {
-		textscan_append(why, whylen, &len, "no /errors answer for window_s=%d", missing);
-		return WATCH_NO_DATA;
-	}
-	return WATCH_OK;
+	return verdict_end(&v, "/errors");
 }
 
 /* ------------------------------------------------------------------ latency */
@@ -833,12 +859,9 @@ static bool latency_trips(const struct watch_rule *r, const struct watch_latency
 enum watch_result watch_latency_evaluate(const struct watch_rule *rules, int n,
 					 const struct watch_latency_input *in, char *why, size_t whylen)
 {
-	size_t len = 0;
-	bool tripped = false;
-	int missing = 0;
+	struct verdict v;
 
-	if (whylen)
-		why[0] = '\0';
+	verdict_start(&v, why, whylen);
 	for (int i = 0; i < n; i++) {
 		const struct watch_rule *r = &rules[i];
 		int span = r->span_s ? r->span_s : WATCH_RATE_SPAN_S;
@@ -850,24 +873,17 @@ enum watch_result watch_latency_evaluate(const struct watch_rule *rules, int n,
 			if (in->spans[j].span_s == span)
 				s = &in->spans[j];
 		if (!s) {
-			missing = span;
+			v.missing = span;
 			continue;
 		}
 		for (int t = 0; t < s->n_tables; t++) {
 			char sentence[768];
 
 			if (latency_trips(r, &s->tables[t], span, in, sentence, sizeof(sentence))) {
-				textscan_append(why, whylen, &len, "%s%s", tripped ? "; " : "", sentence);
-				tripped = true;
+				verdict_trip(&v, sentence);
 				break; /* one table says it: the rule trips */
 			}
 		}
 	}
-	if (tripped)
-		return WATCH_TRIPPED;
-	if (missing) {
-		textscan_append(why, whylen, &len, "no /latency answer for window_s=%d", missing);
-		return WATCH_NO_DATA;
-	}
-	return WATCH_OK;
+	return verdict_end(&v, "/latency");
 }
