@@ -62,11 +62,9 @@ int cmd_apply(struct options *o)
 		migrate_free(&m);
 		return EXIT_USAGE;
 	}
-	m.ddl = db_connect(o->db ? o->db : "", "apply", &err);
-	m.observer = m.ddl ? db_connect(o->db ? o->db : "", "observer", &err) : NULL;
+	m.ddl = commands_connect(o, "apply");
+	m.observer = m.ddl ? commands_connect(o, "observer") : NULL;
 	if (!m.ddl || !m.observer) {
-		report_error("cannot connect to the database", err.msg,
-			     "check --db, PGVALVE_DB or the PG* variables");
 		rc = EXIT_USAGE;
 		goto done;
 	}

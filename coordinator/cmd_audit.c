@@ -135,15 +135,9 @@ static void describe_scope(const struct options *o, char *out, size_t cap)
 static void print_report(const struct options *o, const struct audit_report *r)
 {
 	switch (o->format) {
-	case FORMAT_JSON: {
-		cJSON *doc = audit_to_json(r);
-		char *text = cJSON_Print(doc);
-
-		printf("%s\n", text);
-		free(text);
-		cJSON_Delete(doc);
+	case FORMAT_JSON:
+		report_document(audit_to_json(r));
 		break;
-	}
 	case FORMAT_DOT:
 		audit_print_dot(stdout, r);
 		break;
@@ -177,12 +171,9 @@ int cmd_audit(struct options *o)
 		report_error("pgvalve audit takes no file or id", o->args[0], "pgvalve audit --db URL");
 		return EXIT_USAGE;
 	}
-	c = db_connect(o->db ? o->db : "", "audit", &err);
-	if (!c) {
-		report_error("cannot connect to the database", err.msg,
-			     "check --db, PGVALVE_DB or the PG* variables");
+	c = commands_connect(o, "audit");
+	if (!c)
 		return EXIT_USAGE;
-	}
 	scope.suggest = suggest;
 	if (!audit_read(c, &scope, &g, &err)) {
 		bool denied = strcmp(err.sqlstate, "42501") == 0;

@@ -25,12 +25,9 @@ int cmd_cutover(struct options *o)
 			     "pgvalve cutover ID --db URL (pgvalve status lists ids)");
 		return EXIT_USAGE;
 	}
-	c = db_connect(o->db ? o->db : "", "cutover", &err);
-	if (!c) {
-		report_error("cannot connect to the database", err.msg,
-			     "check --db, PGVALVE_DB or the PG* variables");
+	c = commands_connect(o, "cutover");
+	if (!c)
 		return EXIT_USAGE;
-	}
 	if (!journal_ensure(c, &err) || !journal_release_cutover(c, id, &found, &state, &err)) {
 		report_error("cannot release the cutover", err.msg, NULL);
 		rc = EXIT_ATTENTION;

@@ -30,16 +30,12 @@ static void report_refusals(const struct plan *p, bool document, bool text_outpu
 {
 	if (document) {
 		cJSON *doc = cJSON_CreateObject(), *full = plan_to_json(p);
-		char *text;
 
 		cJSON_AddStringToObject(doc, "name", p->name ? p->name : "");
 		cJSON_AddStringToObject(doc, "checksum", p->checksum);
 		cJSON_AddItemToObject(doc, "refused", cJSON_DetachItemFromObject(full, "refused"));
 		cJSON_Delete(full);
-		text = cJSON_Print(doc);
-		printf("%s\n", text);
-		free(text);
-		cJSON_Delete(doc);
+		report_document(doc);
 		return;
 	}
 	for (int i = 0; i < p->n_refusals; i++) {
@@ -261,10 +257,8 @@ int cmd_plan(struct options *o)
 		plan_free(&p);
 		return rc;
 	}
-	c = db_connect(o->db ? o->db : "", "plan", &err);
+	c = commands_connect(o, "plan");
 	if (!c) {
-		report_error("cannot connect to the database", err.msg,
-			     "check --db, PGVALVE_DB or the PG* variables");
 		rc = EXIT_USAGE;
 		goto done;
 	}
@@ -284,17 +278,13 @@ int cmd_plan(struct options *o)
 		report_warning("could not read the foreign keys around the migration's tables", err.msg);
 	if (o->format == FORMAT_JSON) {
 		cJSON *doc = plan_to_json(&p);
-		char *text;
 
 		cJSON_AddItemToObject(doc, "preflight", preflight_to_json(&pf));
 		cJSON_AddItemToObject(doc, "impact",
 				      impact ? audit_impact_to_json(&imp) : cJSON_CreateNull());
 		cJSON_AddItemToObject(doc, "orm", orm_plan_json(&orm, orm_table_exists));
 		cJSON_AddItemToObject(doc, "proxies", proxy_fleet_json(o));
-		text = cJSON_Print(doc);
-		printf("%s\n", text);
-		free(text);
-		cJSON_Delete(doc);
+		report_document(doc);
 	} else {
 		char fleet[4096];
 

@@ -517,12 +517,9 @@ int cmd_report(struct options *o)
 		report_error("report takes one migration id", NULL, "pgvalve report ID --db URL");
 		return EXIT_USAGE;
 	}
-	c = db_connect(o->db ? o->db : "", "report", &err);
-	if (!c) {
-		report_error("cannot connect to the database", err.msg,
-			     "check --db, PGVALVE_DB or the PG* variables");
+	c = commands_connect(o, "report");
+	if (!c)
 		return EXIT_USAGE;
-	}
 	if (!journal_ensure(c, &err) || !journal_read_migration(c, id, &m, &found, &err)) {
 		report_error("cannot read the journal (schema pgvalve)", err.msg, NULL);
 		rc = EXIT_ATTENTION;
@@ -533,14 +530,11 @@ int cmd_report(struct options *o)
 		cJSON *doc = build(c, &m);
 
 		if (o->format == FORMAT_JSON) {
-			char *text = cJSON_Print(doc);
-
-			printf("%s\n", text);
-			free(text);
+			report_document(doc);
 		} else {
 			print_text(doc);
+			cJSON_Delete(doc);
 		}
-		cJSON_Delete(doc);
 	}
 	journal_migration_free(&m);
 	PQfinish(c);

@@ -46,16 +46,6 @@ static bool waiting_for_finalize(PGconn *c, int64_t id)
 #define FINALIZE_MOVE \
 	"committed; the old key columns stay (and follow the new ones) until `pgvalve finalize %lld`"
 
-/* Prints 'doc' as indented JSON and deletes it. */
-static void print_doc(cJSON *doc)
-{
-	char *text = cJSON_Print(doc);
-
-	printf("%s\n", text);
-	free(text);
-	cJSON_Delete(doc);
-}
-
 static int list(PGconn *c, const struct options *o)
 {
 	struct journal_migration *ms;
@@ -81,7 +71,7 @@ static int list(PGconn *c, const struct options *o)
 			cJSON_AddBoolToObject(m, "waiting_for_finalize", waiting_for_finalize(c, ms[i].id));
 			cJSON_AddItemToArray(arr, m);
 		}
-		print_doc(doc);
+		report_document(doc);
 	} else if (n == 0) {
 		printf("no migrations in this database's journal (schema pgvalve)\n");
 	} else {
@@ -136,7 +126,7 @@ static void print_json(const struct journal_migration *m, const struct journal_s
 		cJSON_AddStringToObject(pc, "definition", p[i].definition);
 		cJSON_AddItemToArray(arr, pc);
 	}
-	print_doc(doc);
+	report_document(doc);
 }
 
 static void print_text(const struct journal_migration *m, const struct journal_step *s, int n_steps,
@@ -212,12 +202,9 @@ int cmd_status(struct options *o)
 		report_error("status takes at most one migration id", NULL, "pgvalve status [ID] --db URL");
 		return EXIT_USAGE;
 	}
-	c = db_connect(o->db ? o->db : "", "status", &err);
-	if (!c) {
-		report_error("cannot connect to the database", err.msg,
-			     "check --db, PGVALVE_DB or the PG* variables");
+	c = commands_connect(o, "status");
+	if (!c)
 		return EXIT_USAGE;
-	}
 	if (!journal_ensure(c, &err)) {
 		report_error("cannot read or create the journal (schema pgvalve)", err.msg, NULL);
 		PQfinish(c);

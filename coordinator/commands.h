@@ -30,6 +30,14 @@ int cmd_finalize(struct options *o);
 int cmd_report(struct options *o);
 
 /*
+ * A connection to --db (PGVALVE_DB or libpq's PG* variables when it is not
+ * given) named for 'role' (db_connect); NULL when it fails, which is
+ * reported with what to check: the caller exits with EXIT_USAGE
+ * (commands.c).
+ */
+PGconn *commands_connect(const struct options *o, const char *role);
+
+/*
  * Loads o->args and plans them (cmd_plan.c), with --orm (orm.h): '*orm'
  * derived from the flags and the file, the ORM's own statements taken out
  * of the plan. Returns the exit code: done, refused (1), or a usage error

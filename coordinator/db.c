@@ -114,6 +114,23 @@ PGresult *db_query(PGconn *c, const char *sql, int n_params, const char *const *
 	return NULL;
 }
 
+PGresult *db_query_id(PGconn *c, const char *sql, int64_t id, struct db_error *err)
+{
+	char idtext[32];
+	const char *params[1] = { idtext };
+
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	return db_query(c, sql, 1, params, err);
+}
+
+bool db_command(PGconn *c, const char *sql, int n_params, const char *const *params, struct db_error *err)
+{
+	PGresult *r = db_query(c, sql, n_params, params, err);
+
+	PQclear(r);
+	return r != NULL;
+}
+
 void db_rollback(PGconn *c)
 {
 	PQclear(PQexec(c, "ROLLBACK"));

@@ -10,6 +10,7 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct db_error {
 	char sqlstate[6]; /* "" when not from the server */
@@ -45,6 +46,17 @@ bool db_exec(PGconn *c, const char *sql, struct db_error *err) __attribute__((wa
  * else a result the caller PQclear()s.
  */
 PGresult *db_query(PGconn *c, const char *sql, int n_params, const char *const *params, struct db_error *err)
+	__attribute__((warn_unused_result));
+
+/*
+ * db_query with one parameter: $1 is 'id' (a migration's id) as decimal
+ * text, the way every journal query by migration is bound.
+ */
+PGresult *db_query_id(PGconn *c, const char *sql, int64_t id, struct db_error *err)
+	__attribute__((warn_unused_result));
+
+/* A command with text parameters whose result is not wanted: whether it ran ('err' filled if not). */
+bool db_command(PGconn *c, const char *sql, int n_params, const char *const *params, struct db_error *err)
 	__attribute__((warn_unused_result));
 
 /* ROLLBACK, for error paths: whatever it says, the transaction is gone after it (or with the connection). */

@@ -219,14 +219,13 @@ bool journal_create(PGconn *c, const struct plan *p, const char *plan_json, cons
 				       st->index.name };
 
 		snprintf(seq, sizeof(seq), "%d", st->seq);
-		r = db_query(c,
-			     "INSERT INTO pgvalve.steps (migration_id, seq, kind, phase, sql, table_schema, "
-			     "table_name, other_schema, other_name, lock, hold, index_name) "
-			     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-			     12, sp, err);
-		if (!r)
+		if (!db_command(
+			    c,
+			    "INSERT INTO pgvalve.steps (migration_id, seq, kind, phase, sql, table_schema, "
+			    "table_name, other_schema, other_name, lock, hold, index_name) "
+			    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+			    12, sp, err))
 			goto fail;
-		PQclear(r);
 	}
 	return db_exec(c, "COMMIT", err);
 fail:
@@ -258,7 +257,6 @@ bool journal_set_state(PGconn *c, int64_t id, enum mig_state s, const char *erro
 {
 	char *sql = journal_state_sql(id, s), idtext[32];
 	const char *params[2] = { error, idtext };
-	PGresult *r;
 	bool ok;
 
 	ok = db_exec(c, sql, err);
@@ -266,33 +264,28 @@ bool journal_set_state(PGconn *c, int64_t id, enum mig_state s, const char *erro
 	if (!ok)
 		return false;
 	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
-	r = db_query(c, "UPDATE pgvalve.migrations SET error = $1 WHERE id = $2", 2, params, err);
-	PQclear(r);
-	if (r)
-		fault_point(journal_state_name(s));
-	return r != NULL;
+	if (!db_command(c, "UPDATE pgvalve.migrations SET error = $1 WHERE id = $2", 2, params, err))
+		return false;
+	fault_point(journal_state_name(s));
+	return true;
 }
 
 bool journal_step_attempt(PGconn *c, int64_t id, int seq, const char *error, struct db_error *err)
 {
 	char idtext[32], seqtext[16];
 	const char *params[3] = { error, idtext, seqtext };
-	PGresult *r;
 
 	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
 	snprintf(seqtext, sizeof(seqtext), "%d", seq);
-	r = db_query(c,
-		     "UPDATE pgvalve.steps SET attempts = attempts + 1, error = $1, "
-		     "started_at = coalesce(started_at, now()) WHERE migration_id = $2 AND seq = $3",
-		     3, params, err);
-	PQclear(r);
-	return r != NULL;
+	return db_command(c,
+			  "UPDATE pgvalve.steps SET attempts = attempts + 1, error = $1, "
+			  "started_at = coalesce(started_at, now()) WHERE migration_id = $2 AND seq = $3",
+			  3, params, err);
 }
 
 bool journal_snapshot(PGconn *c, int64_t id, const struct qname *tables, int n, struct db_error *err)
 {
 	char idtext[32];
-	PGresult *r;
 
 	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
 	for (int i = 0; i < n; i++) {
@@ -308,45 +301,40 @@ bool journal_snapshot(PGconn *c, int64_t id, const struct qname *tables, int n, 
 			break;
 		}
 		/* Constraints, then columns' NOT NULL (contype 'n': name = column, definition = NOT NULL). */
-		r = db_query(
-			c,
-			"INSERT INTO pgvalve.prior_constraints "
-			"SELECT $1::bigint, con.conrelid::regclass::text, con.conname, con.contype, "
-			"       pg_get_constraintdef(con.oid), con.convalidated "
-			"FROM pg_constraint con WHERE con.conrelid = $2::oid "
-			"AND con.contype IN ('f', 'c', 'u', 'p') "
-			"UNION ALL "
-			"SELECT $1::bigint, a.attrelid::regclass::text, a.attname, 'n', 'NOT NULL', true "
-			"FROM pg_attribute a WHERE a.attrelid = $2::oid "
-			"AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull "
-			/* indexes (contype 'i'): a rollback drops only the ones the migration built */
-			"UNION ALL "
-			"SELECT $1::bigint, i.indrelid::regclass::text, ic.relname, 'i', "
-			"       pg_get_indexdef(i.indexrelid), i.indisvalid "
-			"FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
-			"WHERE i.indrelid = $2::oid "
-			"ON CONFLICT DO NOTHING",
-			2, params, err);
-		if (!r)
+		if (!db_command(
+			    c,
+			    "INSERT INTO pgvalve.prior_constraints "
+			    "SELECT $1::bigint, con.conrelid::regclass::text, con.conname, con.contype, "
+			    "       pg_get_constraintdef(con.oid), con.convalidated "
+			    "FROM pg_constraint con WHERE con.conrelid = $2::oid "
+			    "AND con.contype IN ('f', 'c', 'u', 'p') "
+			    "UNION ALL "
+			    "SELECT $1::bigint, a.attrelid::regclass::text, a.attname, 'n', 'NOT NULL', true "
+			    "FROM pg_attribute a WHERE a.attrelid = $2::oid "
+			    "AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull "
+			    /* indexes (contype 'i'): a rollback drops only the ones the migration built */
+			    "UNION ALL "
+			    "SELECT $1::bigint, i.indrelid::regclass::text, ic.relname, 'i', "
+			    "       pg_get_indexdef(i.indexrelid), i.indisvalid "
+			    "FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
+			    "WHERE i.indrelid = $2::oid "
+			    "ON CONFLICT DO NOTHING",
+			    2, params, err))
 			return false;
-		PQclear(r);
 	}
 	return true;
 }
 
 bool journal_release_cutover(PGconn *c, int64_t id, bool *found, enum mig_state *state, struct db_error *err)
 {
-	char idtext[32];
-	const char *params[1] = { idtext };
 	PGresult *r;
 	bool ok = true;
 
-	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
-	r = db_query(c,
-		     "UPDATE pgvalve.migrations SET cutover_released = true, updated_at = now() "
-		     "WHERE id = $1::bigint AND state NOT IN ('committed', 'rolled_back', 'failed') "
-		     "RETURNING state",
-		     1, params, err);
+	r = db_query_id(c,
+			"UPDATE pgvalve.migrations SET cutover_released = true, updated_at = now() "
+			"WHERE id = $1::bigint AND state NOT IN ('committed', 'rolled_back', 'failed') "
+			"RETURNING state",
+			id, err);
 	if (!r)
 		return false;
 	*found = PQntuples(r) == 1;
@@ -402,17 +390,14 @@ void journal_migrations_free(struct journal_migration *m, int n)
 bool journal_read_migration(PGconn *c, int64_t id, struct journal_migration *out, bool *found,
 			    struct db_error *err)
 {
-	char idtext[32];
-	const char *params[1] = { idtext };
 	PGresult *r;
 	bool ok = true;
 
 	memset(out, 0, sizeof(*out));
-	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
-	r = db_query(c,
-		     "SELECT " MIGRATION_COLUMNS ", plan::text, options::text FROM pgvalve.migrations "
-		     "WHERE id = $1::bigint",
-		     1, params, err);
+	r = db_query_id(c,
+			"SELECT " MIGRATION_COLUMNS ", plan::text, options::text FROM pgvalve.migrations "
+			"WHERE id = $1::bigint",
+			id, err);
 	if (!r)
 		return false;
 	*found = PQntuples(r) == 1;
@@ -429,13 +414,9 @@ bool journal_read_migration(PGconn *c, int64_t id, struct journal_migration *out
 
 bool journal_cutover_released(PGconn *c, int64_t id, bool *released, struct db_error *err)
 {
-	char idtext[32];
-	const char *params[1] = { idtext };
 	PGresult *r;
 
-	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
-	r = db_query(c, "SELECT cutover_released FROM pgvalve.migrations WHERE id = $1::bigint", 1, params,
-		     err);
+	r = db_query_id(c, "SELECT cutover_released FROM pgvalve.migrations WHERE id = $1::bigint", id, err);
 	if (!r)
 		return false;
 	*released = strcmp(db_value(r, 0, 0, "f"), "t") == 0;
@@ -492,18 +473,15 @@ bool journal_find_unfinished(PGconn *c, int64_t *id, enum mig_state *state, bool
 
 bool journal_read_steps(PGconn *c, int64_t id, struct journal_step **out, int *n, struct db_error *err)
 {
-	char idtext[32];
-	const char *params[1] = { idtext };
 	PGresult *r;
 
 	*out = NULL;
 	*n = 0;
-	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
-	r = db_query(c,
-		     "SELECT seq, kind, phase, sql, table_schema, table_name, other_schema, other_name, "
-		     "lock, hold, state, index_name, attempts, coalesce(error, '') FROM pgvalve.steps "
-		     "WHERE migration_id = $1::bigint ORDER BY seq",
-		     1, params, err);
+	r = db_query_id(c,
+			"SELECT seq, kind, phase, sql, table_schema, table_name, other_schema, other_name, "
+			"lock, hold, state, index_name, attempts, coalesce(error, '') FROM pgvalve.steps "
+			"WHERE migration_id = $1::bigint ORDER BY seq",
+			id, err);
 	if (!r)
 		return false;
 	*out = xcalloc((size_t)PQntuples(r) + 1, sizeof(**out));
@@ -557,15 +535,13 @@ void journal_steps_free(struct journal_step *s, int n)
 
 bool journal_read_prior(PGconn *c, int64_t id, struct journal_prior **out, int *n, struct db_error *err)
 {
-	char idtext[32];
-	const char *params[1] = { idtext };
 	PGresult *r;
 
-	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
-	r = db_query(c,
-		     "SELECT \"table\", name, contype, definition, validated FROM pgvalve.prior_constraints "
-		     "WHERE migration_id = $1::bigint ORDER BY 1, 3, 2",
-		     1, params, err);
+	r = db_query_id(
+		c,
+		"SELECT \"table\", name, contype, definition, validated FROM pgvalve.prior_constraints "
+		"WHERE migration_id = $1::bigint ORDER BY 1, 3, 2",
+		id, err);
 	*out = NULL;
 	*n = 0;
 	if (!r)

@@ -41,14 +41,9 @@ bool journal_selftest_clear(PGconn *c, int64_t id, struct db_error *err)
 {
 	char idtext[32];
 	const char *params[1] = { idtext };
-	PGresult *r;
 
 	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
-	r = db_query(c, "DELETE FROM pgvalve.self_tests WHERE migration_id = $1", 1, params, err);
-	if (!r)
-		return false;
-	PQclear(r);
-	return true;
+	return db_command(c, "DELETE FROM pgvalve.self_tests WHERE migration_id = $1", 1, params, err);
 }
 
 bool journal_selftest_add(PGconn *c, int64_t id, int seq, const struct journal_selftest *t,
@@ -57,31 +52,24 @@ bool journal_selftest_add(PGconn *c, int64_t id, int seq, const struct journal_s
 	char idtext[32], seqtext[16];
 	const char *params[9] = { idtext,   seqtext,    t->constraint_name, t->table, t->kind,
 				  t->check, t->outcome, t->sqlstate,        t->detail };
-	PGresult *r;
 
 	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
 	snprintf(seqtext, sizeof(seqtext), "%d", seq);
-	r = db_query(c,
-		     "INSERT INTO pgvalve.self_tests (migration_id, seq, constraint_name, table_name, kind, "
-		     "check_name, outcome, sqlstate, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-		     9, params, err);
-	if (!r)
-		return false;
-	PQclear(r);
-	return true;
+	return db_command(
+		c,
+		"INSERT INTO pgvalve.self_tests (migration_id, seq, constraint_name, table_name, kind, "
+		"check_name, outcome, sqlstate, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+		9, params, err);
 }
 
 bool journal_selftest_read(PGconn *c, int64_t id, struct journal_selftest **out, int *n, struct db_error *err)
 {
-	char idtext[32];
-	const char *params[1] = { idtext };
 	PGresult *r;
 
-	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
-	r = db_query(c,
-		     "SELECT constraint_name, table_name, kind, check_name, outcome, sqlstate, detail "
-		     "FROM pgvalve.self_tests WHERE migration_id = $1 ORDER BY seq",
-		     1, params, err);
+	r = db_query_id(c,
+			"SELECT constraint_name, table_name, kind, check_name, outcome, sqlstate, detail "
+			"FROM pgvalve.self_tests WHERE migration_id = $1 ORDER BY seq",
+			id, err);
 	if (!r)
 		return false;
 	*n = PQntuples(r);
@@ -119,28 +107,20 @@ bool journal_evidence_add(PGconn *c, int64_t id, const char *kind, const char *d
 {
 	char idtext[32];
 	const char *params[3] = { idtext, kind, data };
-	PGresult *r;
 
 	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
-	r = db_query(c, "INSERT INTO pgvalve.evidence (migration_id, kind, data) VALUES ($1, $2, $3)", 3,
-		     params, err);
-	if (!r)
-		return false;
-	PQclear(r);
-	return true;
+	return db_command(c, "INSERT INTO pgvalve.evidence (migration_id, kind, data) VALUES ($1, $2, $3)", 3,
+			  params, err);
 }
 
 bool journal_evidence_read(PGconn *c, int64_t id, struct journal_evidence **out, int *n, struct db_error *err)
 {
-	char idtext[32];
-	const char *params[1] = { idtext };
 	PGresult *r;
 
-	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
-	r = db_query(c,
-		     "SELECT kind, at::text, data::text FROM pgvalve.evidence WHERE migration_id = $1 "
-		     "ORDER BY at, kind",
-		     1, params, err);
+	r = db_query_id(c,
+			"SELECT kind, at::text, data::text FROM pgvalve.evidence WHERE migration_id = $1 "
+			"ORDER BY at, kind",
+			id, err);
 	if (!r)
 		return false;
 	*n = PQntuples(r);
@@ -166,16 +146,13 @@ void journal_evidence_free(struct journal_evidence *e, int n)
 
 bool journal_step_times(PGconn *c, int64_t id, struct journal_step_time **out, int *n, struct db_error *err)
 {
-	char idtext[32];
-	const char *params[1] = { idtext };
 	PGresult *r;
 
-	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
-	r = db_query(c,
-		     "SELECT seq, kind, phase, sql, state, attempts, coalesce(finished_at::text, ''), "
-		     "coalesce(extract(epoch FROM finished_at - started_at)::float8, -1) "
-		     "FROM pgvalve.steps WHERE migration_id = $1 ORDER BY seq",
-		     1, params, err);
+	r = db_query_id(c,
+			"SELECT seq, kind, phase, sql, state, attempts, coalesce(finished_at::text, ''), "
+			"coalesce(extract(epoch FROM finished_at - started_at)::float8, -1) "
+			"FROM pgvalve.steps WHERE migration_id = $1 ORDER BY seq",
+			id, err);
 	if (!r)
 		return false;
 	*n = PQntuples(r);
@@ -230,34 +207,28 @@ bool journal_latency_add(PGconn *c, int64_t id, const struct journal_latency *l,
 				   ms_text(l, 1, ms[1], sizeof(ms[1])),
 				   ms_text(l, 2, ms[2], sizeof(ms[2])),
 				   ms_text(l, 3, ms[3], sizeof(ms[3])) };
-	PGresult *r;
 
 	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
 	snprintf(window, sizeof(window), "%d", l->window_s);
 	snprintf(count, sizeof(count), "%lld", (long long)l->count);
-	r = db_query(c,
-		     "INSERT INTO pgvalve.latency (migration_id, phase, table_name, kind, window_s, count, "
-		     "p50_ms, p95_ms, p99_ms, max_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-		     10, params, err);
-	if (!r)
-		return false;
-	PQclear(r);
-	return true;
+	return db_command(
+		c,
+		"INSERT INTO pgvalve.latency (migration_id, phase, table_name, kind, window_s, count, "
+		"p50_ms, p95_ms, p99_ms, max_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+		10, params, err);
 }
 
 bool journal_latency_read(PGconn *c, int64_t id, struct journal_latency **out, int *n, struct db_error *err)
 {
-	char idtext[32];
-	const char *params[1] = { idtext };
 	PGresult *r;
 
-	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
 	/* the last record of each phase, table and kind (a resumed migration may have several) */
-	r = db_query(c,
-		     "SELECT DISTINCT ON (table_name, kind, phase) phase, table_name, kind, window_s, count, "
-		     "p50_ms, p95_ms, p99_ms, max_ms FROM pgvalve.latency WHERE migration_id = $1 "
-		     "ORDER BY table_name, kind, phase, at DESC",
-		     1, params, err);
+	r = db_query_id(
+		c,
+		"SELECT DISTINCT ON (table_name, kind, phase) phase, table_name, kind, window_s, count, "
+		"p50_ms, p95_ms, p99_ms, max_ms FROM pgvalve.latency WHERE migration_id = $1 "
+		"ORDER BY table_name, kind, phase, at DESC",
+		id, err);
 	if (!r)
 		return false;
 	*n = PQntuples(r);

@@ -72,15 +72,12 @@ static bool backfill_exec(PGconn *c, int64_t id, int seq, const char *sql, int n
 {
 	char ids[24], seqs[16], a[24], b[24];
 	const char *params[4] = { ids, seqs, a, b };
-	PGresult *r;
 
 	snprintf(ids, sizeof(ids), "%lld", (long long)id);
 	snprintf(seqs, sizeof(seqs), "%d", seq);
 	snprintf(a, sizeof(a), "%lld", v1);
 	snprintf(b, sizeof(b), "%lld", v2);
-	r = db_query(c, sql, 2 + n, params, err);
-	PQclear(r);
-	return r != NULL;
+	return db_command(c, sql, 2 + n, params, err);
 }
 
 bool journal_backfill_start(PGconn *c, int64_t id, int seq, long long end_block, struct db_error *err)

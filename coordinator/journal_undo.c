@@ -94,12 +94,9 @@ static const char undo_sql[] =
 
 bool journal_undo_statements(PGconn *c, int64_t id, struct journal_undo **out, int *n, struct db_error *err)
 {
-	char idtext[32];
-	const char *params[1] = { idtext };
 	PGresult *r;
 
-	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
-	r = db_query(c, undo_sql, 1, params, err);
+	r = db_query_id(c, undo_sql, id, err);
 	*out = NULL;
 	*n = 0;
 	if (!r)
@@ -145,12 +142,9 @@ static const char built_indexes_sql[] =
 
 bool journal_built_indexes(PGconn *c, int64_t id, char ***drops, int *n, struct db_error *err)
 {
-	char idtext[32];
-	const char *params[1] = { idtext };
 	PGresult *r;
 
-	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
-	r = db_query(c, built_indexes_sql, 1, params, err);
+	r = db_query_id(c, built_indexes_sql, id, err);
 	*drops = NULL;
 	*n = 0;
 	if (!r)
@@ -191,12 +185,9 @@ static const char absorbed_indexes_sql[] =
 bool journal_absorbed_indexes(PGconn *c, int64_t id, struct journal_index_restore **out, int *n,
 			      struct db_error *err)
 {
-	char idtext[32];
-	const char *params[1] = { idtext };
 	PGresult *r;
 
-	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
-	r = db_query(c, absorbed_indexes_sql, 1, params, err);
+	r = db_query_id(c, absorbed_indexes_sql, id, err);
 	*out = NULL;
 	*n = 0;
 	if (!r)

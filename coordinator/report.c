@@ -51,14 +51,18 @@ void report_progress_done(void)
 	}
 }
 
-void report_error(const char *what, const char *detail, const char *hint)
+/*
+ * An error or a warning: 'level' ("error", "warning") is the JSON event and
+ * the key of 'what', and the text's prefix. 'detail' and 'hint' may be NULL.
+ */
+static void problem(const char *level, const char *what, const char *detail, const char *hint)
 {
 	report_progress_done();
 	if (format == FORMAT_JSON) {
 		cJSON *o = cJSON_CreateObject();
 
-		stamp(o, "error");
-		cJSON_AddStringToObject(o, "error", what);
+		stamp(o, level);
+		cJSON_AddStringToObject(o, level, what);
 		if (detail)
 			cJSON_AddStringToObject(o, "detail", detail);
 		if (hint)
@@ -66,29 +70,21 @@ void report_error(const char *what, const char *detail, const char *hint)
 		json_line(o);
 		return;
 	}
-	fprintf(stderr, "pgvalve: error: %s\n", what);
+	fprintf(stderr, "pgvalve: %s: %s\n", level, what);
 	if (detail)
 		fprintf(stderr, "  detail: %s\n", detail);
 	if (hint)
 		fprintf(stderr, "  hint: %s\n", hint);
 }
 
+void report_error(const char *what, const char *detail, const char *hint)
+{
+	problem("error", what, detail, hint);
+}
+
 void report_warning(const char *what, const char *detail)
 {
-	report_progress_done();
-	if (format == FORMAT_JSON) {
-		cJSON *o = cJSON_CreateObject();
-
-		stamp(o, "warning");
-		cJSON_AddStringToObject(o, "warning", what);
-		if (detail)
-			cJSON_AddStringToObject(o, "detail", detail);
-		json_line(o);
-		return;
-	}
-	fprintf(stderr, "pgvalve: warning: %s\n", what);
-	if (detail)
-		fprintf(stderr, "  detail: %s\n", detail);
+	problem("warning", what, detail, NULL);
 }
 
 void report_event(const char *event, cJSON *fields, const char *fmt, ...)
@@ -99,17 +95,7 @@ void report_event(const char *event, cJSON *fields, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	report_progress_done();
-	if (format == FORMAT_JSON) {
-		cJSON *o = fields ? fields : cJSON_CreateObject();
-
-		stamp(o, event);
-		cJSON_AddStringToObject(o, "message", msg);
-		json_line(o);
-		return;
-	}
-	cJSON_Delete(fields);
-	printf("%s\n", msg);
+	report_event_text(event, fields, msg);
 }
 
 void report_event_text(const char *event, cJSON *fields, const char *text)
@@ -125,6 +111,15 @@ void report_event_text(const char *event, cJSON *fields, const char *text)
 	}
 	cJSON_Delete(fields);
 	printf("%s\n", text);
+}
+
+void report_document(cJSON *doc)
+{
+	char *text = cJSON_Print(doc);
+
+	printf("%s\n", text);
+	free(text);
+	cJSON_Delete(doc);
 }
 
 void report_progress(const char *fmt, ...)

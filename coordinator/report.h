@@ -33,6 +33,9 @@ void report_event(const char *event, cJSON *fields, const char *fmt, ...)
 /* report_event with a text of any length ('text' printed as it is, several lines allowed). */
 void report_event_text(const char *event, cJSON *fields, const char *text);
 
+/* Prints 'doc' on stdout as one indented JSON document (--format json of a command's result) and deletes it. */
+void report_document(cJSON *doc);
+
 /* A live line rewritten in place on a terminal (validation progress); nothing in JSON mode. */
 void report_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void report_progress_done(void);

@@ -29,6 +29,23 @@ void textscan_skip_blanks(struct textscan *c)
 		c->p++;
 }
 
+bool textscan_take(struct textscan *c, bool (*keep)(int ch, const void *arg), const void *arg, char *tok,
+		   size_t cap)
+{
+	size_t len = 0;
+	bool fits = true;
+
+	while (*c->p && keep((unsigned char)*c->p, arg)) {
+		if (len + 1 < cap)
+			tok[len++] = *c->p;
+		else
+			fits = false;
+		c->p++;
+	}
+	tok[len] = '\0';
+	return fits;
+}
+
 void textscan_append(char *out, size_t cap, size_t *len, const char *fmt, ...)
 {
 	va_list ap;

@@ -23,6 +23,14 @@ bool textscan_fail(struct textscan *c, const char *fmt, ...) __attribute__((form
 
 void textscan_skip_blanks(struct textscan *c);
 
+/*
+ * Copies the run of characters at the cursor for which keep(ch, arg) holds
+ * into tok[cap] and moves past the whole run. False when the run did not
+ * fit: tok then holds its start, for the message.
+ */
+bool textscan_take(struct textscan *c, bool (*keep)(int ch, const void *arg), const void *arg, char *tok,
+		   size_t cap);
+
 /* Appends to out[cap] at *len, keeping it terminated and *len at most cap - 1. */
 void textscan_append(char *out, size_t cap, size_t *len, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

@@ -19,40 +19,25 @@
 
 /* ------------------------------------------------------------------ parsing */
 
-/*
- * Takes the run of characters for which 'keep' holds (after blanks) into
- * tok[cap]. False when the run did not fit: tok then holds its start, and
- * the cursor is past the whole run.
- */
-static bool take(struct textscan *c, int (*keep)(int), char *tok, size_t cap)
+/* textscan_take after blanks, of the characters 'keep' (one of the is_*_char below) holds for. */
+static bool take(struct textscan *c, bool (*keep)(int ch, const void *unused), char *tok, size_t cap)
 {
-	size_t len = 0;
-	bool fits = true;
-
 	textscan_skip_blanks(c);
-	while (*c->p && keep((unsigned char)*c->p)) {
-		if (len + 1 < cap)
-			tok[len++] = *c->p;
-		else
-			fits = false;
-		c->p++;
-	}
-	tok[len] = '\0';
-	return fits;
+	return textscan_take(c, keep, NULL, tok, cap);
 }
 
-static int is_word_char(int ch)
+static bool is_word_char(int ch, const void *unused)
 {
 	return isalpha(ch) || ch == '_';
 }
 
 /* A rule's subject: a word that may hold digits (write_p99). */
-static int is_subject_char(int ch)
+static bool is_subject_char(int ch, const void *unused)
 {
 	return isalnum(ch) || ch == '_';
 }
 
-static int is_number_char(int ch)
+static bool is_number_char(int ch, const void *unused)
 {
 	return isdigit(ch) || ch == '.';
 }
@@ -181,7 +166,7 @@ static bool parse_violations(struct textscan *c, struct watch_rule *r)
 	return parse_span(c, &r->span_s);
 }
 
-static int is_sqlstate_char(int ch)
+static bool is_sqlstate_char(int ch, const void *unused)
 {
 	return isalnum(ch);
 }
@@ -369,6 +354,26 @@ static void append_fixed(char *out, size_t cap, size_t *len, int64_t v, int deci
 	textscan_append(out, cap, len, ".%s", frac);
 }
 
+/*
+ * A rule's bound as written: "<K>x baseline", "<R><unit>" or both joined by
+ * " + "; the absolute part alone (0 included) when there is no factor.
+ * 'absolute' is in thousandths of 'unit' (per_s_milli, or threshold_us as ms).
+ */
+static void append_bound(char *out, size_t cap, size_t *len, int64_t factor_milli, int64_t absolute,
+			 const char *unit)
+{
+	if (factor_milli) {
+		append_fixed(out, cap, len, factor_milli, 3);
+		textscan_append(out, cap, len, "x baseline");
+	}
+	if (factor_milli && absolute)
+		textscan_append(out, cap, len, " + ");
+	if (absolute || !factor_milli) {
+		append_fixed(out, cap, len, absolute, 3);
+		textscan_append(out, cap, len, "%s", unit);
+	}
+}
+
 void watch_rule_format(const struct watch_rule *r, char *out, size_t cap)
 {
 	size_t len = 0;
@@ -391,30 +396,12 @@ void watch_rule_format(const struct watch_rule *r, char *out, size_t cap)
 		break;
 	case WATCH_ERROR_RATE:
 		textscan_append(out, cap, &len, "error_rate > ");
-		if (r->factor_milli) {
-			append_fixed(out, cap, &len, r->factor_milli, 3);
-			textscan_append(out, cap, &len, "x baseline");
-		}
-		if (r->factor_milli && r->per_s_milli)
-			textscan_append(out, cap, &len, " + ");
-		if (r->per_s_milli || !r->factor_milli) {
-			append_fixed(out, cap, &len, r->per_s_milli, 3);
-			textscan_append(out, cap, &len, "/s");
-		}
+		append_bound(out, cap, &len, r->factor_milli, r->per_s_milli, "/s");
 		break;
 	case WATCH_LATENCY:
 		textscan_append(out, cap, &len, "%s_%s > ", latency_kinds[r->lat_kind],
 				latency_stats[r->lat_stat]);
-		if (r->factor_milli) {
-			append_fixed(out, cap, &len, r->factor_milli, 3);
-			textscan_append(out, cap, &len, "x baseline");
-		}
-		if (r->factor_milli && r->threshold_us)
-			textscan_append(out, cap, &len, " + ");
-		if (r->threshold_us || !r->factor_milli) {
-			append_fixed(out, cap, &len, r->threshold_us, 3);
-			textscan_append(out, cap, &len, "ms");
-		}
+		append_bound(out, cap, &len, r->factor_milli, r->threshold_us, "ms");
 		break;
 	}
 	if (r->span_s &&
@@ -744,15 +731,49 @@ static bool rule_trips(const struct watch_rule *r, const cJSON *a, int span, con
 	return false;
 }
 
+/*
+ * What the rules of one evaluation found, and its 'why': the sentence of
+ * each rule that tripped, joined by "; ", or what answer was missing.
+ */
+struct verdict {
+	char *why;
+	size_t whylen, len;
+	bool tripped;
+	int missing; /* the span of a rule whose answer is missing; 0: none */
+};
+
+static void verdict_start(struct verdict *v, char *why, size_t whylen)
+{
+	*v = (struct verdict){ .why = why, .whylen = whylen };
+	if (whylen)
+		why[0] = '\0';
+}
+
+static void verdict_trip(struct verdict *v, const char *sentence)
+{
+	textscan_append(v->why, v->whylen, &v->len, "%s%s", v->tripped ? "; " : "", sentence);
+	v->tripped = true;
+}
+
+/* Tripped when any rule tripped; else no data when an answer of 'endpoint' was missing. */
+static enum watch_result verdict_end(struct verdict *v, const char *endpoint)
+{
+	if (v->tripped)
+		return WATCH_TRIPPED;
+	if (v->missing) {
+		textscan_append(v->why, v->whylen, &v->len, "no %s answer for window_s=%d", endpoint,
+				v->missing);
+		return WATCH_NO_DATA;
+	}
+	return WATCH_OK;
+}
+
 enum watch_result watch_evaluate(const struct watch_rule *rules, int n, const struct watch_input *in,
 				 char *why, size_t whylen)
 {
-	size_t len = 0;
-	bool tripped = false;
-	int missing = 0;
+	struct verdict v;
 
-	if (whylen)
-		why[0] = '\0';
+	verdict_start(&v, why, whylen);
 	for (int i = 0; i < n; i++) {
 		int span = watch_rule_span(&rules[i], in->elapsed_s);
 		const cJSON *a = answer_for(in, span);
@@ -761,21 +782,13 @@ enum watch_result watch_evaluate(const struct watch_rule *rules, int n, const st
 		if (rules[i].kind == WATCH_LATENCY) /* watch_latency_evaluate */
 			continue;
 		if (!a) {
-			missing = span;
+			v.missing = span;
 			continue;
 		}
-		if (rule_trips(&rules[i], a, span, in, sentence, sizeof(sentence))) {
-			textscan_append(why, whylen, &len, "%s%s", tripped ? "; " : "", sentence);
-			tripped = true;
-		}
+		if (rule_trips(&rules[i], a, span, in, sentence, sizeof(sentence)))
+			verdict_trip(&v, sentence);
 	}
-	if (tripped)
-		return WATCH_TRIPPED;
-	if (missing) {
-		textscan_append(why, whylen, &len, "no /errors answer for window_s=%d", missing);
-		return WATCH_NO_DATA;
-	}
-	return WATCH_OK;
+	return verdict_end(&v, "/errors");
 }
 
 /* ------------------------------------------------------------------ latency */
@@ -846,12 +859,9 @@ static bool latency_trips(const struct watch_rule *r, const struct watch_latency
 enum watch_result watch_latency_evaluate(const struct watch_rule *rules, int n,
 					 const struct watch_latency_input *in, char *why, size_t whylen)
 {
-	size_t len = 0;
-	bool tripped = false;
-	int missing = 0;
+	struct verdict v;
 
-	if (whylen)
-		why[0] = '\0';
+	verdict_start(&v, why, whylen);
 	for (int i = 0; i < n; i++) {
 		const struct watch_rule *r = &rules[i];
 		int span = r->span_s ? r->span_s : WATCH_RATE_SPAN_S;
@@ -863,24 +873,17 @@ enum watch_result watch_latency_evaluate(const struct watch_rule *rules, int n,
 			if (in->spans[j].span_s == span)
 				s = &in->spans[j];
 		if (!s) {
-			missing = span;
+			v.missing = span;
 			continue;
 		}
 		for (int t = 0; t < s->n_tables; t++) {
 			char sentence[768];
 
 			if (latency_trips(r, &s->tables[t], span, in, sentence, sizeof(sentence))) {
-				textscan_append(why, whylen, &len, "%s%s", tripped ? "; " : "", sentence);
-				tripped = true;
+				verdict_trip(&v, sentence);
 				break; /* one table says it: the rule trips */
 			}
 		}
 	}
-	if (tripped)
-		return WATCH_TRIPPED;
-	if (missing) {
-		textscan_append(why, whylen, &len, "no /latency answer for window_s=%d", missing);
-		return WATCH_NO_DATA;
-	}
-	return WATCH_OK;
+	return verdict_end(&v, "/latency");
 }

@@ -29,25 +29,19 @@ static const char *const day_long[7] = { "monday", "tuesday",  "wednesday", "thu
 
 /* ------------------------------------------------------------------ parsing */
 
+/* A token's character: not a blank, not one of 'stops' (a string). */
+static bool is_token_char(int ch, const void *stops)
+{
+	return !isspace(ch) && !strchr(stops, ch);
+}
+
 /*
  * Copies the run of characters at the cursor that are not blanks or in
- * 'stops' into tok[cap] and moves past it. False when the run did not fit
- * (tok then holds its start, for the message).
+ * 'stops' into tok[cap] and moves past it (textscan_take).
  */
 static bool take_token(struct textscan *c, const char *stops, char *tok, size_t cap)
 {
-	size_t len = 0;
-	bool fits = true;
-
-	while (*c->p && !isspace((unsigned char)*c->p) && !strchr(stops, *c->p)) {
-		if (len + 1 < cap)
-			tok[len++] = *c->p;
-		else
-			fits = false;
-		c->p++;
-	}
-	tok[len] = '\0';
-	return fits;
+	return textscan_take(c, is_token_char, stops, tok, cap);
 }
 
 /* The day 'tok' names (0 = Monday), or -1. */

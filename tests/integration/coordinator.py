@@ -13,6 +13,8 @@ import subprocess
 import tempfile
 import textwrap
 
+import psycopg
+
 import harness
 
 # Tables in dependency order, with their columns (id is the primary key everywhere).
@@ -199,6 +201,26 @@ def finish(p, timeout=300):
     p.out_file.seek(0)
     p.err_file.seek(0)
     return Result(p, p.out_file.read(), p.err_file.read())
+
+
+def in_state(db, state):
+    """True once a migration in the journal is in `state` (the journal may not exist yet)."""
+    try:
+        return db.execute("SELECT count(*) FROM pgvalve.migrations WHERE state = %s", (state,)).fetchone()[0] > 0
+    except psycopg.errors.UndefinedTable:
+        return False
+
+
+def last_migration(db):
+    """(id, state) of the newest migration in the journal."""
+    return db.execute("SELECT id, state FROM pgvalve.migrations ORDER BY id DESC LIMIT 1").fetchone()
+
+
+def waiting_for_cutover(db, timeout):
+    """Waits until a spawned `apply --postpone-cutover` waits for `pgvalve cutover` (its migration
+    is prepared); returns the migration's id, for that cutover."""
+    harness.wait_for(lambda: in_state(db, "prepared"), timeout, what="apply to wait for its cutover")
+    return last_migration(db)[0]
 
 
 def db_url(pg):

@@ -17,8 +17,9 @@ import psycopg
 import pytest
 
 import harness
-from coordinator import (FKS, schema_conn, constraints, finish, fk_migration, fk_name, pgbench_result,
-                         pgvalve, spawn, start_pgbench, wait_output, write_file)
+from coordinator import (FKS, schema_conn, constraints, finish, fk_migration, fk_name, in_state, last_migration,
+                         pgbench_result, pgvalve, spawn, start_pgbench, wait_output, waiting_for_cutover,
+                         write_file)
 
 
 @pytest.fixture
@@ -34,20 +35,8 @@ def fk_state(db):
     return dict(rows)
 
 
-def in_state(db, state):
-    """True once a migration in the journal is in `state` (the journal may not exist yet)."""
-    try:
-        return db.execute("SELECT count(*) FROM pgvalve.migrations WHERE state = %s", (state,)).fetchone()[0] > 0
-    except psycopg.errors.UndefinedTable:
-        return False
-
-
 def journal_state(db, mig_id):
     return db.execute("SELECT state FROM pgvalve.migrations WHERE id = %s", (mig_id,)).fetchone()[0]
-
-
-def last_migration(db):
-    return db.execute("SELECT id, state FROM pgvalve.migrations ORDER BY id DESC LIMIT 1").fetchone()
 
 
 # --------------------------------------------------------------------------- plan
@@ -146,11 +135,10 @@ def test_orphans_refuse_and_change_nothing(pg, db, tmp_path):
 def test_second_concurrent_apply_is_refused(pg, db, tmp_path):
     path = write_file(tmp_path, "fk.sql", fk_migration(FKS[:2]))
     first = spawn("apply", path, "--postpone-cutover", "--watch", "0", pg=pg)
-    harness.wait_for(lambda: in_state(db, "prepared"), 60, what="the first apply to wait for its cutover")
+    mig_id = waiting_for_cutover(db, 60)
     r = pgvalve("apply", path, "--yes", pg=pg)
     assert r.rc == 1, r
     assert "another pgvalve" in r.err, r
-    mig_id, _ = last_migration(db)
     pgvalve("cutover", mig_id, pg=pg, check=0)
     assert finish(first).rc == 0
 
@@ -177,10 +165,9 @@ def test_window_in_the_future_makes_apply_wait(pg, db, tmp_path):
 def test_violation_found_by_validate_rolls_back(pg, db, tmp_path):
     path = write_file(tmp_path, "fk.sql", fk_migration(FKS[:4]))
     p = spawn("apply", path, "--postpone-cutover", "--watch", "0", pg=pg)
-    harness.wait_for(lambda: in_state(db, "prepared"), 60, what="apply to wait for its cutover")
+    mig_id = waiting_for_cutover(db, 60)
     # After preflight, before the cutover: an orphan arrives (NOT VALID will not see it).
     db.execute("INSERT INTO projects VALUES (900001, 1, 55555555, 'orphan owner')")
-    mig_id, _ = last_migration(db)
     pgvalve("cutover", mig_id, pg=pg, check=0)
     r = finish(p)
     assert r.rc == 3, r

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 import harness
-from coordinator import finish, pgvalve, spawn, write_file
+from coordinator import finish, in_state, pgvalve, spawn, write_file
 
 # children reference parents 1-15, kept (RESTRICT) 11-20: a parent only children reference (1-10)
 # and one only kept references (16-20) exist, so each delete check finds a row that only its
@@ -100,14 +100,6 @@ def touches(db):
         o = db.execute(f"SELECT CASE WHEN is_called THEN last_value + 1 ELSE 0 END FROM touch_other_{t}").fetchone()[0]
         out[t] = (n, o)
     return out
-
-
-def in_state(db, state):
-    """True once a migration in the journal is in `state` (the journal may not exist yet)."""
-    try:
-        return db.execute("SELECT count(*) FROM pgvalve.migrations WHERE state = %s", (state,)).fetchone()[0] > 0
-    except psycopg.errors.UndefinedTable:
-        return False
 
 
 def checks(r):

@@ -18,8 +18,8 @@ import psycopg
 import pytest
 
 import harness
-from coordinator import (FKS, schema_conn, finish, fk_migration, output_so_far, pgbench_result, pgvalve, spawn,
-                         start_pgbench, wait_output, write_file)
+from coordinator import (FKS, schema_conn, finish, fk_migration, last_migration, output_so_far, pgbench_result,
+                         pgvalve, spawn, start_pgbench, wait_output, waiting_for_cutover, write_file)
 
 HOSTS = "/etc/hosts"
 
@@ -100,17 +100,6 @@ def holds_released(proxy):
     return re.findall(r"hold (pgvalve-\S+): released", proxy.log_text())
 
 
-def last_migration(db):
-    return db.execute("SELECT id, state FROM pgvalve.migrations ORDER BY id DESC LIMIT 1").fetchone()
-
-
-def in_state(db, state):
-    try:
-        return db.execute("SELECT count(*) FROM pgvalve.migrations WHERE state = %s", (state,)).fetchone()[0] > 0
-    except psycopg.errors.UndefinedTable:
-        return False
-
-
 def test_name_resolves_to_every_proxy(fleet):
     for n in (1, 2, 3):
         fleet.start(n)
@@ -165,8 +154,7 @@ def test_a_frozen_proxy_fails_the_attempt_and_the_thawed_fleet_succeeds_with_a_f
     path = write_file(tmp_path, "fk.sql", fk_migration(FKS[:2]))
     p = spawn("apply", path, "--proxy", fleet.url, "--postpone-cutover", "--attempts", "30", "--watch", "0",
               pg=pg)
-    harness.wait_for(lambda: in_state(db, "prepared"), 120, what="apply to wait for its cutover")
-    mig_id, _ = last_migration(db)
+    mig_id = waiting_for_cutover(db, 120)
     frozen.signal(signal.SIGSTOP)
     try:
         pgvalve("cutover", mig_id, pg=pg, check=0)
@@ -207,7 +195,7 @@ def postponed_apply(pg, db, fleet, tmp_path):
     path = write_file(tmp_path, "fk.sql", fk_migration(FKS[:2]))
     p = spawn("apply", path, "--proxy", fleet.url, "--postpone-cutover", "--watch", "0", "--format", "json",
               pg=pg)
-    harness.wait_for(lambda: in_state(db, "prepared"), 120, what="apply to wait for its cutover")
+    waiting_for_cutover(db, 120)
     return p
 
 
@@ -300,8 +288,7 @@ def test_a_frozen_proxy_shows_in_the_report_as_not_acknowledging(pg, db, fleet, 
     path = write_file(tmp_path, "fk.sql", fk_migration(FKS[:1]))
     p = spawn("apply", path, "--proxy", fleet.url, "--postpone-cutover", "--attempts", "30", "--watch", "0",
               pg=pg)
-    harness.wait_for(lambda: in_state(db, "prepared"), 120, what="apply to wait for its cutover")
-    mig_id, _ = last_migration(db)
+    mig_id = waiting_for_cutover(db, 120)
     frozen.signal(signal.SIGSTOP)
     try:
         pgvalve("cutover", mig_id, pg=pg, check=0)

@@ -383,6 +383,14 @@ def backfill_position(db):
         return (0, 0)
 
 
+def kill_during_the_backfill(db, p):
+    """Waits until the spawned apply `p` has backfilled a page, then kills it (SIGKILL: it cleans
+    nothing up) and reaps it."""
+    harness.wait_for(lambda: backfill_position(db)[0] > 0, 120, what="the backfill to be under way")
+    p.send_signal(signal.SIGKILL)
+    finish(p)
+
+
 def test_killed_during_the_backfill_then_resumed(pg, db, proxy, tmp_path):
     fill(db, accounts=2000)
     load = Load(proxy)
@@ -390,9 +398,7 @@ def test_killed_during_the_backfill_then_resumed(pg, db, proxy, tmp_path):
     path = write_file(tmp_path, "0007_bigint.sql", "ALTER TABLE accounts ALTER COLUMN id TYPE bigint;\n")
     p = spawn("apply", path, "--proxy", admin(proxy), "--watch", "0", "--backfill-batch", "100",
               "--backfill-rate", "300", pg=pg)
-    harness.wait_for(lambda: backfill_position(db)[0] > 0, 120, what="the backfill to be under way")
-    p.send_signal(signal.SIGKILL)
-    finish(p)
+    kill_during_the_backfill(db, p)
     pages, rows = backfill_position(db)
     assert rows > 0
     r = pgvalve("recover", "--resume", "--proxy", admin(proxy), "--watch", "0", "--backfill-batch", "1000", pg=pg)
@@ -415,9 +421,7 @@ def test_killed_during_the_backfill_then_rolled_back(pg, db, proxy, tmp_path):
     path = write_file(tmp_path, "0007_bigint.sql", "ALTER TABLE accounts ALTER COLUMN id TYPE bigint;\n")
     p = spawn("apply", path, "--proxy", admin(proxy), "--watch", "0", "--backfill-batch", "100",
               "--backfill-rate", "300", pg=pg)
-    harness.wait_for(lambda: backfill_position(db)[0] > 0, 120, what="the backfill to be under way")
-    p.send_signal(signal.SIGKILL)
-    finish(p)
+    kill_during_the_backfill(db, p)
     r = pgvalve("recover", "--rollback", "--proxy", admin(proxy), pg=pg)
     time.sleep(0.5)  # writes after the rollback too
     load.finish()

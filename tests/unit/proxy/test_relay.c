@@ -346,6 +346,27 @@ static void mixed_stream(struct bytes *s)
 	put_msg(s, 'X', "", 0);
 }
 
+/*
+ * The mixed stream, its layout, and the handler calls of one pass over it
+ * read whole: the reference the read-size and split-point tests compare with.
+ */
+static void reference_pass(struct relay_rules *r, struct bytes *in, struct layout *l, struct seen *ref)
+{
+	struct relay_buf b;
+	struct bytes out = { 0 };
+	const char *why;
+
+	rules_init(r, MAX_LEN);
+	mixed_stream(in);
+	layout_of(l, in, r);
+	buf_init(&b, RELAY_BUF_SIZE);
+	assert_int_equal(pump(&b, r, ref, in->p, in->len, in->len, &out, l, &why), RELAY_OK);
+	assert_bytes_equal(&out, in->p, in->len);
+	assert_int_equal(ref->n, 8); /* Q P E C S E Z X */
+	buf_free(&b);
+	bytes_free(&out);
+}
+
 /* ---- scanning ------------------------------------------------------------- */
 
 static void test_header_tracking_shows_no_body(void **state)
@@ -473,20 +494,7 @@ static void test_every_read_size_same_messages(void **state)
 	struct layout l;
 	const char *why;
 
-	rules_init(&r, MAX_LEN);
-	mixed_stream(&in);
-	layout_of(&l, &in, &r);
-	{
-		struct relay_buf b;
-		struct bytes out = { 0 };
-
-		buf_init(&b, RELAY_BUF_SIZE);
-		assert_int_equal(pump(&b, &r, &ref, in.p, in.len, in.len, &out, &l, &why), RELAY_OK);
-		assert_bytes_equal(&out, in.p, in.len);
-		assert_int_equal(ref.n, 8); /* Q P E C S E Z X */
-		buf_free(&b);
-		bytes_free(&out);
-	}
+	reference_pass(&r, &in, &l, &ref);
 	for (size_t chunk = 1; chunk <= in.len; chunk++) {
 		struct relay_buf b;
 		struct seen seen = { 0 };
@@ -513,18 +521,7 @@ static void test_every_split_point_small_buffer(void **state)
 	struct layout l;
 	const char *why;
 
-	rules_init(&r, MAX_LEN);
-	mixed_stream(&in);
-	layout_of(&l, &in, &r);
-	{
-		struct relay_buf b;
-		struct bytes out = { 0 };
-
-		buf_init(&b, RELAY_BUF_SIZE);
-		assert_int_equal(pump(&b, &r, &ref, in.p, in.len, in.len, &out, &l, &why), RELAY_OK);
-		buf_free(&b);
-		bytes_free(&out);
-	}
+	reference_pass(&r, &in, &l, &ref);
 	for (size_t cut = 0; cut <= in.len; cut++) {
 		struct relay_buf b;
 		struct seen seen = { 0 };
