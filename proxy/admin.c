@@ -2,7 +2,9 @@
  * Admin endpoints. Each request posts one "report" job to every worker, which
  * copies out its counters (and, for /status, its sessions); the replies are
  * merged and rendered as JSON or Prometheus text. Requests never touch a
- * worker's memory directly.
+ * worker's memory directly. Routing and the reply helpers are here; the
+ * /holds endpoints are admin_holds.c's, the /observe ones admin_observe.c's
+ * (admin_internal.h).
  */
 #include "admin.h"
 
@@ -16,6 +18,7 @@
 #include <string.h>
 
 #include "admin_body.h"
+#include "admin_internal.h"
 #include "pgvalve/admin_api.h"
 #include "pgvalve/jsonval.h"
 #include "pgvalve/log.h"
@@ -114,7 +117,9 @@ static void reports_free(struct report *r)
 	free(r);
 }
 
-static void reply(struct evhttp_request *req, int code, const char *ctype, const char *body)
+/* ---- replies and request bodies, for every admin file (admin_internal.h) ---- */
+
+void admin_reply(struct evhttp_request *req, int code, const char *ctype, const char *body)
 {
 	struct evbuffer *out = evbuffer_new();
 
@@ -124,25 +129,25 @@ static void reply(struct evhttp_request *req, int code, const char *ctype, const
 	evbuffer_free(out);
 }
 
-static void reply_json(struct evhttp_request *req, int code, cJSON *doc)
+void admin_reply_json(struct evhttp_request *req, int code, cJSON *doc)
 {
 	char *text = cJSON_PrintUnformatted(doc);
 
-	reply(req, code, "application/json", text ? text : "{}");
+	admin_reply(req, code, "application/json", text ? text : "{}");
 	free(text);
 	cJSON_Delete(doc);
 }
 
-static void reply_error(struct evhttp_request *req, int code, const char *msg)
+void admin_reply_error(struct evhttp_request *req, int code, const char *msg)
 {
 	cJSON *doc = cJSON_CreateObject();
 
 	cJSON_AddStringToObject(doc, ADMIN_ERROR, msg);
-	reply_json(req, code, doc);
+	admin_reply_json(req, code, doc);
 }
 
 /* The request body as JSON; NULL (and a 400 sent) when it is not. */
-static cJSON *read_json_body(struct evhttp_request *req)
+cJSON *admin_read_json_body(struct evhttp_request *req)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
@@ -150,7 +155,7 @@ static cJSON *read_json_body(struct evhttp_request *req)
 	cJSON *doc;
 
 	if (!text) {
-		reply_error(req, 500, "out of memory");
+		admin_reply_error(req, 500, "out of memory");
 		return NULL;
 	}
 	evbuffer_copyout(in, text, len);
@@ -159,7 +164,7 @@ static cJSON *read_json_body(struct evhttp_request *req)
 		  : cJSON_CreateObject(); /* + its NUL: nothing may follow */
 	free(text);
 	if (!doc)
-		reply_error(req, 400, "body: expected a JSON object");
+		admin_reply_error(req, 400, "body: expected a JSON object");
 	return doc;
 }
 
@@ -168,9 +173,9 @@ static cJSON *read_json_body(struct evhttp_request *req)
  * now 'current_ms': the new lease in '*lease_ms', or false once the request
  * is answered (no JSON, or a bad lease_ms: 400).
  */
-static bool read_renew(struct evhttp_request *req, int64_t current_ms, int64_t *lease_ms)
+bool admin_read_renew(struct evhttp_request *req, int64_t current_ms, int64_t *lease_ms)
 {
-	cJSON *body = read_json_body(req);
+	cJSON *body = admin_read_json_body(req);
 	char err[256];
 	bool ok;
 
@@ -179,7 +184,7 @@ static bool read_renew(struct evhttp_request *req, int64_t current_ms, int64_t *
 	ok = admin_body_renew(body, current_ms, lease_ms, err, sizeof(err));
 	cJSON_Delete(body);
 	if (!ok)
-		reply_error(req, 400, err);
+		admin_reply_error(req, 400, err);
 	return ok;
 }
 
@@ -188,7 +193,7 @@ static bool read_renew(struct evhttp_request *req, int64_t current_ms, int64_t *
  * /observe/) into 'id', '*slash' at what follows it (NULL: nothing). False:
  * no id, or one too long to be any (the caller answers 404).
  */
-static bool path_id(const char *rest, char id[ADMIN_HOLD_ID_MAX], const char **slash)
+bool admin_path_id(const char *rest, char id[ADMIN_HOLD_ID_MAX], const char **slash)
 {
 	size_t idlen;
 
@@ -200,6 +205,8 @@ static bool path_id(const char *rest, char id[ADMIN_HOLD_ID_MAX], const char **s
 	return true;
 }
 
+/* ---- endpoints and routing ---------------------------------------------------- */
+
 /* A collection (/holds, /observe): GET lists, POST creates, any other method 405. */
 static void handle_collection(struct evhttp_request *req, void (*list)(struct evhttp_request *),
 			      void (*create)(struct evhttp_request *))
@@ -209,141 +216,7 @@ static void handle_collection(struct evhttp_request *req, void (*list)(struct ev
 	else if (evhttp_request_get_command(req) == EVHTTP_REQ_POST)
 		create(req);
 	else
-		reply_error(req, 405, "method not allowed");
-}
-
-static void handle_holds_list(struct evhttp_request *req)
-{
-	cJSON *doc = cJSON_CreateObject();
-
-	hold_registry_describe(cJSON_AddArrayToObject(doc, ADMIN_HOLDS_LIST));
-	reply_json(req, 200, doc);
-}
-
-/* A POST /holds whose 201 waits for units in flight (hold_registry_await). */
-struct hold_ack {
-	struct evhttp_request *req;
-	cJSON *doc; /* the answer, less "in_flight" */
-	struct hold_wait *wait;
-};
-
-static void on_hold_settled(void *ctx, int in_flight)
-{
-	struct hold_ack *ack = ctx;
-
-	evhttp_connection_set_closecb(evhttp_request_get_connection(ack->req), NULL, NULL);
-	if (in_flight > 0)
-		log_warn("hold %s: %d unit(s) of work in flight when it came still run after its "
-			 "in_flight_wait_ms: acknowledged anyway",
-			 cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ack->doc, ADMIN_HOLD_ID)),
-			 in_flight);
-	cJSON_AddNumberToObject(ack->doc, ADMIN_HOLD_IN_FLIGHT, in_flight);
-	reply_json(ack->req, 201, ack->doc);
-	free(ack);
-}
-
-/* The client of a waiting POST /holds hung up: its request is about to be freed (the hold stays). */
-static void on_hold_requester_gone(struct evhttp_connection *conn, void *ctx)
-{
-	struct hold_ack *ack = ctx;
-
-	hold_registry_forget_wait(ack->wait);
-	cJSON_Delete(ack->doc);
-	free(ack);
-}
-
-static void handle_holds_create(struct evhttp_request *req)
-{
-	cJSON *body = read_json_body(req), *doc;
-	struct hold_apply sum = { 0 };
-	struct hold_ack *ack;
-	const struct hold *held;
-	struct hold *hold;
-	char err[512], id[ADMIN_HOLD_ID_MAX];
-	int status;
-
-	if (!body)
-		return;
-	hold = hold_parse(body, err, sizeof(err));
-	cJSON_Delete(body);
-	if (!hold) {
-		reply_error(req, 400, err);
-		return;
-	}
-	snprintf(id, sizeof(id), "%s", hold->id);
-	sum.pids = cJSON_CreateArray();
-	status = hold_registry_add(hold, &sum, err, sizeof(err)); /* takes 'hold' */
-	if (status != 0) {
-		cJSON_Delete(sum.pids);
-		reply_error(req, status, err);
-		return;
-	}
-	held = hold_registry_peek(id);
-	log_info("hold %s: %s mode, %s policy, %d table(s), lease %lld ms: in force on %d workers; "
-		 "%d parked, %d in a transaction, %d in flight",
-		 held->id, hold_mode_name(held->mode), hold_policy_name(held->policy), held->n_tables,
-		 (long long)held->lease_ms, rt.n_workers, sum.parked, sum.in_transaction, sum.in_flight);
-	doc = cJSON_CreateObject();
-	cJSON_AddStringToObject(doc, ADMIN_HOLD_ID, held->id);
-	cJSON_AddNumberToObject(doc, ADMIN_HOLD_PARKED, sum.parked);
-	cJSON_AddNumberToObject(doc, ADMIN_HOLD_IN_TRANSACTION, sum.in_transaction);
-	cJSON_AddItemToObject(doc, ADMIN_HOLD_IN_TRANSACTION_PIDS, sum.pids);
-	cJSON_AddNumberToObject(doc, ADMIN_HOLD_LEASE_MS, (double)held->lease_ms);
-	if (sum.in_flight == 0) {
-		cJSON_AddNumberToObject(doc, ADMIN_HOLD_IN_FLIGHT, 0);
-		reply_json(req, 201, doc);
-		return;
-	}
-	ack = calloc(1, sizeof(*ack));
-	if (!ack)
-		abort(); /* defensive: a few bytes; the hold is in force and must be acknowledged */
-	ack->req = req;
-	ack->doc = doc;
-	ack->wait = hold_registry_await(held->id, on_hold_settled, ack);
-	evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_hold_requester_gone, ack);
-}
-
-static void handle_hold_renew(struct evhttp_request *req, const struct hold *h)
-{
-	cJSON *doc;
-	int64_t lease_ms;
-
-	if (!read_renew(req, h->lease_ms, &lease_ms))
-		return;
-	(void)hold_registry_renew(h->id, lease_ms);
-	doc = cJSON_CreateObject();
-	cJSON_AddStringToObject(doc, ADMIN_HOLD_ID, h->id);
-	cJSON_AddNumberToObject(doc, ADMIN_HOLD_LEASE_MS, (double)lease_ms);
-	reply_json(req, 200, doc);
-}
-
-static void handle_hold_path(struct evhttp_request *req, const char *rest)
-{
-	char id[ADMIN_HOLD_ID_MAX];
-	const char *slash;
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-	const struct hold *h;
-	cJSON *doc;
-
-	if (!path_id(rest, id, &slash) || !(h = hold_registry_peek(id))) {
-		reply_error(req, 404, "no such hold");
-		return;
-	}
-	if (slash && strcmp(slash, ADMIN_PATH_RENEW_SUFFIX) == 0 && cmd == EVHTTP_REQ_POST) {
-		handle_hold_renew(req, h);
-	} else if (!slash && cmd == EVHTTP_REQ_DELETE) {
-		(void)hold_registry_release(id);
-		log_info("hold %s: released", id);
-		doc = cJSON_CreateObject();
-		cJSON_AddStringToObject(doc, ADMIN_HOLD_RELEASED, id);
-		reply_json(req, 200, doc);
-	} else if (!slash && cmd == EVHTTP_REQ_GET) {
-		doc = cJSON_CreateObject();
-		hold_describe(h, doc);
-		reply_json(req, 200, doc);
-	} else {
-		reply_error(req, 405, "method not allowed");
-	}
+		admin_reply_error(req, 405, "method not allowed");
 }
 
 static void on_switchover_done(void *ctx, int status, cJSON *doc)
@@ -351,7 +224,7 @@ static void on_switchover_done(void *ctx, int status, cJSON *doc)
 	struct evhttp_request *req = ctx;
 
 	evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL, NULL);
-	reply_json(req, status, doc);
+	admin_reply_json(req, status, doc);
 }
 
 /* The client of a pending POST /switchover hung up: its request is about to be freed. */
@@ -363,7 +236,7 @@ static void on_switchover_requester_gone(struct evhttp_connection *conn, void *c
 /* POST /switchover: answered when the switchover is done (up to drain_ms later). */
 static void handle_switchover(struct evhttp_request *req)
 {
-	cJSON *body = read_json_body(req);
+	cJSON *body = admin_read_json_body(req);
 	char err[512];
 	int status;
 
@@ -374,7 +247,7 @@ static void handle_switchover(struct evhttp_request *req)
 	cJSON_Delete(body);
 	if (status != 0) {
 		evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL, NULL);
-		reply_error(req, status, err);
+		admin_reply_error(req, status, err);
 	}
 }
 
@@ -386,7 +259,7 @@ static void handle_switchover(struct evhttp_request *req)
 static void handle_statements_refresh(struct evhttp_request *req)
 {
 	static const char *const keys[] = { ADMIN_HOLD_TABLES, NULL };
-	cJSON *body = read_json_body(req), *as_hold, *doc;
+	cJSON *body = admin_read_json_body(req), *as_hold, *doc;
 	struct refresh_job *slots;
 	struct hold *h;
 	char err[512];
@@ -396,7 +269,7 @@ static void handle_statements_refresh(struct evhttp_request *req)
 		return;
 	if (!admin_body_known_keys(body, keys, err, sizeof(err))) {
 		cJSON_Delete(body);
-		reply_error(req, 400, err);
+		admin_reply_error(req, 400, err);
 		return;
 	}
 	as_hold = cJSON_CreateObject();
@@ -408,7 +281,7 @@ static void handle_statements_refresh(struct evhttp_request *req)
 	h = hold_parse(as_hold, err, sizeof(err));
 	cJSON_Delete(as_hold);
 	if (!h) {
-		reply_error(req, 400, err);
+		admin_reply_error(req, 400, err);
 		return;
 	}
 	h->upstream_index = -1;
@@ -427,15 +300,15 @@ static void handle_statements_refresh(struct evhttp_request *req)
 	doc = cJSON_CreateObject();
 	cJSON_AddNumberToObject(doc, ADMIN_REFRESH_SESSIONS, sessions);
 	cJSON_AddNumberToObject(doc, ADMIN_REFRESH_STATEMENTS, statements);
-	reply_json(req, 200, doc);
+	admin_reply_json(req, 200, doc);
 }
 
 static void handle_healthz(struct evhttp_request *req)
 {
 	if (atomic_load(&rt.draining))
-		reply(req, 503, "text/plain", "draining\n");
+		admin_reply(req, 503, "text/plain", "draining\n");
 	else
-		reply(req, 200, "text/plain", "ok\n");
+		admin_reply(req, 200, "text/plain", "ok\n");
 }
 
 static void handle_status(struct evhttp_request *req)
@@ -478,7 +351,7 @@ static void handle_status(struct evhttp_request *req)
 	cJSON_AddItemToObject(doc, "sessions", sessions);
 	hold_registry_describe(cJSON_AddArrayToObject(doc, ADMIN_HOLDS_LIST));
 	reports_free(r);
-	reply_json(req, 200, doc);
+	admin_reply_json(req, 200, doc);
 }
 
 /* The /errors groups are the window's key kinds, in the same order. */
@@ -512,7 +385,7 @@ static bool query_window_s(struct evhttp_request *req, struct evkeyvalq *query, 
 	if (!*end && end != ws && *window_s >= 1 && *window_s <= max)
 		return true;
 	jsonval_fail(err, sizeof(err), key, "expected an integer from 1 to %d, got \"%.60s\"", max, ws);
-	reply_error(req, 400, err);
+	admin_reply_error(req, 400, err);
 	return false;
 }
 
@@ -551,7 +424,7 @@ static void handle_errors(struct evhttp_request *req)
 		cJSON_AddNumberToObject(groups[sum.keys.v[k].kind], sum.keys.v[k].name,
 					(double)sum.keys.v[k].count);
 	stats_keys_free(&sum.keys);
-	reply_json(req, 200, doc);
+	admin_reply_json(req, 200, doc);
 }
 
 /* GET /latency?window_s=N[&table=T]...[&buckets=1] (docs/architecture.md, table latency). */
@@ -572,7 +445,7 @@ static void handle_latency(struct evhttp_request *req)
 	b = evhttp_find_header(&query, ADMIN_LATENCY_BUCKETS);
 	if (b && strcmp(b, "0") != 0 && strcmp(b, "1") != 0) {
 		jsonval_fail(err, sizeof(err), ADMIN_LATENCY_BUCKETS, "expected 0 or 1, got \"%.60s\"", b);
-		reply_error(req, 400, err);
+		admin_reply_error(req, 400, err);
 		goto done;
 	}
 	TAILQ_FOREACH(kv, &query, next)
@@ -582,94 +455,18 @@ static void handle_latency(struct evhttp_request *req)
 		if (n == ADMIN_OBSERVE_MAX_TABLES) {
 			jsonval_fail(err, sizeof(err), ADMIN_LATENCY_TABLE, "at most %d of them",
 				     ADMIN_OBSERVE_MAX_TABLES);
-			reply_error(req, 400, err);
+			admin_reply_error(req, 400, err);
 			goto done;
 		}
 		tables[n++] = kv->value;
 	}
 	doc = latency_report_json((int)window_s, tables, n, b && strcmp(b, "1") == 0, err, sizeof(err));
 	if (doc)
-		reply_json(req, 200, doc);
+		admin_reply_json(req, 200, doc);
 	else
-		reply_error(req, 404, err);
+		admin_reply_error(req, 404, err);
 done:
 	evhttp_clear_headers(&query);
-}
-
-static void handle_observe_list(struct evhttp_request *req)
-{
-	cJSON *doc = cJSON_CreateObject();
-
-	observe_registry_describe(cJSON_AddArrayToObject(doc, ADMIN_OBSERVE_LIST));
-	reply_json(req, 200, doc);
-}
-
-static void handle_observe_create(struct evhttp_request *req)
-{
-	cJSON *body = read_json_body(req), *doc;
-	const struct observation *o;
-	struct observation *parsed;
-	char err[512], id[ADMIN_HOLD_ID_MAX];
-	int status;
-
-	if (!body)
-		return;
-	parsed = observe_parse(body, err, sizeof(err));
-	cJSON_Delete(body);
-	if (!parsed) {
-		reply_error(req, 400, err);
-		return;
-	}
-	snprintf(id, sizeof(id), "%s", parsed->id);
-	status = observe_registry_add(parsed, err, sizeof(err)); /* takes 'parsed' */
-	if (status != 0) {
-		reply_error(req, status, err);
-		return;
-	}
-	o = observe_registry_peek(id);
-	log_info("observation %s: %d table(s), lease %lld ms: recording on %d workers", o->id, o->n_tables,
-		 (long long)o->lease_ms, rt.n_workers);
-	doc = cJSON_CreateObject();
-	cJSON_AddStringToObject(doc, ADMIN_OBSERVE_ID, o->id);
-	cJSON_AddNumberToObject(doc, ADMIN_OBSERVE_LEASE_MS, (double)o->lease_ms);
-	reply_json(req, 201, doc);
-}
-
-/* /observe/{id}: GET, DELETE; /observe/{id}/renew: POST. */
-static void handle_observe_path(struct evhttp_request *req, const char *rest)
-{
-	char id[ADMIN_HOLD_ID_MAX];
-	const char *slash;
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-	const struct observation *o;
-	cJSON *doc;
-	int64_t lease_ms;
-
-	if (!path_id(rest, id, &slash) || !(o = observe_registry_peek(id))) {
-		reply_error(req, 404, "no such observation");
-		return;
-	}
-	doc = cJSON_CreateObject();
-	if (slash && strcmp(slash, ADMIN_PATH_RENEW_SUFFIX) == 0 && cmd == EVHTTP_REQ_POST) {
-		if (!read_renew(req, o->lease_ms, &lease_ms)) {
-			cJSON_Delete(doc);
-			return;
-		}
-		(void)observe_registry_renew(id, lease_ms);
-		cJSON_AddStringToObject(doc, ADMIN_OBSERVE_ID, id);
-		cJSON_AddNumberToObject(doc, ADMIN_OBSERVE_LEASE_MS, (double)lease_ms);
-	} else if (!slash && cmd == EVHTTP_REQ_DELETE) {
-		(void)observe_registry_stop(id);
-		log_info("observation %s: stopped", id);
-		cJSON_AddStringToObject(doc, ADMIN_OBSERVE_STOPPED, id);
-	} else if (!slash && cmd == EVHTTP_REQ_GET) {
-		observe_describe(o, doc);
-	} else {
-		cJSON_Delete(doc);
-		reply_error(req, 405, "method not allowed");
-		return;
-	}
-	reply_json(req, 200, doc);
 }
 
 static void prom(struct evbuffer *out, const char *name, const char *type, const char *help,
@@ -840,50 +637,51 @@ static void route(struct evhttp_request *req, void *arg)
 		path = "/";
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET && !authorized(req)) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
-		reply_error(req, 401, "this call needs Authorization: Bearer <token> (admin.token_file)");
+		admin_reply_error(req, 401,
+				  "this call needs Authorization: Bearer <token> (admin.token_file)");
 		return;
 	}
 	if (strcmp(path, ADMIN_PATH_HOLDS) == 0) {
-		handle_collection(req, handle_holds_list, handle_holds_create);
+		handle_collection(req, admin_holds_list, admin_holds_create);
 		return;
 	}
 	if (strncmp(path, ADMIN_PATH_HOLDS_PREFIX, strlen(ADMIN_PATH_HOLDS_PREFIX)) == 0) {
-		handle_hold_path(req, path + strlen(ADMIN_PATH_HOLDS_PREFIX));
+		admin_holds_path(req, path + strlen(ADMIN_PATH_HOLDS_PREFIX));
 		return;
 	}
 	if (strcmp(path, ADMIN_PATH_OBSERVE) == 0) {
-		handle_collection(req, handle_observe_list, handle_observe_create);
+		handle_collection(req, admin_observe_list, admin_observe_create);
 		return;
 	}
 	if (strncmp(path, ADMIN_PATH_OBSERVE_PREFIX, strlen(ADMIN_PATH_OBSERVE_PREFIX)) == 0) {
-		handle_observe_path(req, path + strlen(ADMIN_PATH_OBSERVE_PREFIX));
+		admin_observe_path(req, path + strlen(ADMIN_PATH_OBSERVE_PREFIX));
 		return;
 	}
 	if (strcmp(path, ADMIN_PATH_SWITCHOVER) == 0) {
 		if (evhttp_request_get_command(req) == EVHTTP_REQ_POST)
 			handle_switchover(req);
 		else
-			reply_error(req, 405, "method not allowed");
+			admin_reply_error(req, 405, "method not allowed");
 		return;
 	}
 	if (strcmp(path, ADMIN_PATH_STATEMENTS_REFRESH) == 0) {
 		if (evhttp_request_get_command(req) == EVHTTP_REQ_POST)
 			handle_statements_refresh(req);
 		else
-			reply_error(req, 405, "method not allowed");
+			admin_reply_error(req, 405, "method not allowed");
 		return;
 	}
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		if (strcmp(path, routes[i].path) != 0)
 			continue;
 		if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
-			reply_error(req, 405, "method not allowed");
+			admin_reply_error(req, 405, "method not allowed");
 			return;
 		}
 		routes[i].fn(req);
 		return;
 	}
-	reply_error(req, 404, "not found");
+	admin_reply_error(req, 404, "not found");
 }
 
 bool admin_start(struct event_base *base, const char *host, int port, char *err, size_t errlen)
