@@ -33,6 +33,16 @@ def release(proxy, hold_id):
     assert (status, doc) == (200, {"released": hold_id}), f"DELETE /holds/{hold_id} -> {status}: {doc}"
 
 
+def wait_in_force(proxy, hold_id, timeout=10):
+    """Until GET /holds lists the hold: the proxy answers it only after every worker applied the hold
+    (POST /holds publishes to the workers before the admin loop serves anything else), so from then on
+    a new unit on its tables parks, even while the POST's 201 still waits for units in flight."""
+    def listed():
+        status, doc = admin(proxy, "GET", "/holds")
+        return status == 200 and any(h.get("id") == hold_id for h in doc["holds"])
+    harness.wait_for(listed, timeout, what=f"hold {hold_id} listed in GET /holds")
+
+
 def parked_count(proxy):
     return proxy.status()["clients"]["parked"]
 

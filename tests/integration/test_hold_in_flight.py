@@ -14,7 +14,7 @@ import harness
 import holds
 
 from holds import (LONG_MS, assert_ok, hold, make_table, q, raw_conns, read_until_ready, release, rows,
-                   session_of, wait_parked)
+                   session_of, wait_in_force, wait_parked)
 
 pool = holds.pool  # the thread pool fixture (POST /holds waits in a thread)
 
@@ -58,6 +58,7 @@ def test_201_waits_for_the_unit_in_flight_not_for_a_transaction(proxy, raw, dire
 
     fut = pool.submit(hold, proxy, ["inf_t"], mode="all", id="inf", in_flight_wait_ms=LONG_MS)
     # The hold acts at once: a new unit on the table parks while the 201 still waits.
+    wait_in_force(proxy, "inf")
     late = raw()
     q(late, "SELECT count(*) FROM inf_t")
     wait_parked(proxy, 1)
