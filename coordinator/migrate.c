@@ -15,6 +15,7 @@
 
 #include "apply_latency.h"
 #include "catalog.h"
+#include "commands.h"
 #include "cutover.h"
 #include "db.h"
 #include "journal.h"
@@ -687,13 +688,10 @@ int migrate_connect(struct migration *m, const char *role)
 	struct db_error err;
 	int holder;
 
-	m->ddl = db_connect(m->o->db ? m->o->db : "", role, &err);
-	m->observer = m->ddl ? db_connect(m->o->db ? m->o->db : "", "observer", &err) : NULL;
-	if (!m->ddl || !m->observer) {
-		report_error("cannot connect to the database", err.msg,
-			     "check --db, PGVALVE_DB or the PG* variables");
+	m->ddl = commands_connect(m->o, role);
+	m->observer = m->ddl ? commands_connect(m->o, "observer") : NULL;
+	if (!m->ddl || !m->observer)
 		return EXIT_USAGE;
-	}
 	if (!journal_ensure(m->ddl, &err)) {
 		report_error("cannot read the journal (schema pgvalve)", err.msg, NULL);
 		return EXIT_ATTENTION;
