@@ -1,8 +1,10 @@
 /*
  * The admin HTTP API (docs/architecture.md, the admin API) on libevent's evhttp, served from the
- * main thread: /healthz, /status, /metrics, /errors read; /holds and
- * /switchover act (through hold_registry.c and switchover.c). Data comes
- * from the workers through worker jobs, summed here.
+ * main thread: /healthz, /status, /metrics, /errors, /latency read; /holds
+ * (admin_holds.c), /observe (admin_observe.c), /statements/refresh and
+ * /switchover act (through hold_registry.c, observe_registry.c,
+ * stmt_refresh.c and switchover.c). Data comes from the workers through
+ * worker jobs, summed here.
  */
 #ifndef PGVALVE_PROXY_ADMIN_H
 #define PGVALVE_PROXY_ADMIN_H
