@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "catalog.h"
+#include "evidence.h"
 #include "fault.h"
 #include "proxy_dns.h"
 #include "proxyctl.h"
@@ -366,16 +367,15 @@ static void explain_lock_timeout(PGconn *observer, const struct locked *t, int n
 }
 
 /*
- * Appends hold 'h' of attempt 'number' to job->hold_log (when kept): each
- * proxy's acknowledgement time from 'hr', and, once released, how long it held.
+ * Appends hold 'h' of attempt 'number' to 'log' (the migration's hold_acks
+ * evidence): each proxy's acknowledgement time from 'hr', and, once
+ * released, how long it held.
  */
-static cJSON *log_hold(const struct cutover_job *job, int number, const cJSON *hold, enum plan_hold mode,
+static cJSON *log_hold(cJSON *log, int number, const cJSON *hold, enum plan_hold mode,
 		       const struct proxy_hold_result *hr, bool acked)
 {
 	cJSON *entry, *arr, *ack;
 
-	if (!job->hold_log)
-		return NULL;
 	entry = cJSON_CreateObject();
 	cJSON_AddNumberToObject(entry, "attempt", number);
 	cJSON_AddStringToObject(entry, "hold_id",
@@ -390,7 +390,7 @@ static cJSON *log_hold(const struct cutover_job *job, int number, const cJSON *h
 		cJSON_AddNullToObject(p, "held_ms");
 		cJSON_AddItemToArray(arr, p);
 	}
-	cJSON_AddItemToArray(job->hold_log, entry);
+	cJSON_AddItemToArray(log, entry);
 	return entry;
 }
 
@@ -431,7 +431,8 @@ static void refresh_statements(const struct proxy_fleet *fleet, const cJSON *hol
 
 /* One attempt. True: committed. '*retry': a failure another attempt may not meet. */
 static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, const struct cutover_job *job,
-		    struct locked *t, int n, int number, struct cutover_result *res, bool *retry)
+		    struct locked *t, int n, int number, struct cutover_result *res, bool *retry,
+		    cJSON *hold_log)
 {
 	char ids[2][128];
 	cJSON *holds[2], *logged[2] = { NULL, NULL };
@@ -464,7 +465,7 @@ static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, cons
 			continue;
 		if (!proxy_hold_all(fleet.p, fleet.n, holds[h], PROXY_ACK_TIMEOUT_MS, &hr)) {
 			/* proxy_hold_all released it where it was taken. */
-			log_release(log_hold(job, number, holds[h],
+			log_release(log_hold(hold_log, number, holds[h],
 					     h == 0 ? HOLD_ALL_NEEDED : HOLD_WRITES_NEEDED, &hr, false),
 				    NULL, 0);
 			cJSON_Delete(hr.acks);
@@ -482,8 +483,8 @@ static bool attempt(PGconn *ddl, PGconn *observer, const struct options *o, cons
 		placed[h] = true;
 		report_holding(&fleet, job, number, holds[h], h == 0 ? HOLD_ALL_NEEDED : HOLD_WRITES_NEEDED,
 			       &hr);
-		logged[h] = log_hold(job, number, holds[h], h == 0 ? HOLD_ALL_NEEDED : HOLD_WRITES_NEEDED,
-				     &hr, true);
+		logged[h] = log_hold(hold_log, number, holds[h],
+				     h == 0 ? HOLD_ALL_NEEDED : HOLD_WRITES_NEEDED, &hr, true);
 		cJSON_Delete(hr.in_transaction_pids);
 		cJSON_Delete(hr.acks);
 	}
@@ -556,6 +557,7 @@ bool cutover_run(PGconn *ddl, PGconn *observer, const struct options *o, const s
 		 struct cutover_result *res)
 {
 	struct locked *t = xcalloc((size_t)job->n_stmts * 2 + 1, sizeof(*t));
+	cJSON *hold_log = cJSON_CreateArray();
 	int n = 0;
 	bool ok = false, retry = true;
 
@@ -572,7 +574,7 @@ bool cutover_run(PGconn *ddl, PGconn *observer, const struct options *o, const s
 	srand((unsigned)clock_mono_ms());
 	while (res->attempts < o->attempts && retry) {
 		res->attempts++;
-		ok = attempt(ddl, observer, o, job, t, n, res->attempts, res, &retry);
+		ok = attempt(ddl, observer, o, job, t, n, res->attempts, res, &retry, hold_log);
 		if (ok)
 			break;
 		report_event("attempt_failed", NULL, "  %s attempt %d of %d failed: %s", job->what,
@@ -588,6 +590,9 @@ bool cutover_run(PGconn *ddl, PGconn *observer, const struct options *o, const s
 		}
 	}
 done:
+	/* Every held step of a migration, rollbacks and key changes too: each proxy's acknowledgement. */
+	evidence_hold_acks(ddl, job->migration_id, job->what, hold_log);
+	cJSON_Delete(hold_log);
 	free(t);
 	return ok;
 }

@@ -36,6 +36,13 @@ struct cutover_job {
 	int n_stmts;
 	const char *const *journal_sql; /* run in the same transaction, after the DDL */
 	int n_journal_sql;
+	/*
+	 * The migration the statements belong to. Each hold of each attempt
+	 * goes into its evidence (hold_acks, pgvalve report): {attempt,
+	 * hold_id, mode, acked, proxies: [{proxy, status, ack_ms, held_ms,
+	 * error?}]}; a proxy's held_ms runs from its acknowledgement to its
+	 * confirmed release (null: not released by us, its lease ends it).
+	 */
 	int64_t migration_id;
 	/*
 	 * Called (when not NULL) after each attempt that failed, before the
@@ -44,13 +51,6 @@ struct cutover_job {
 	 */
 	void (*attempt_failed)(void *arg, int attempt, const char *why);
 	void *arg;
-	/*
-	 * When not NULL, an array each hold of each attempt is appended to:
-	 * {attempt, hold_id, mode, acked, proxies: [{proxy, status, ack_ms,
-	 * held_ms, error?}]}; a proxy's held_ms runs from its acknowledgement to
-	 * its confirmed release (null: not released by us, its lease ends it).
-	 */
-	cJSON *hold_log;
 	/*
 	 * The DDL changes the row types of the tables it holds all traffic on:
 	 * once committed, and before the hold is released, every proxy

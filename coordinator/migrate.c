@@ -347,13 +347,9 @@ static bool run_held(struct migration *a, enum plan_phase phase, enum mig_state 
 	job.n_stmts = n;
 	job.journal_sql = (const char *const *)journal;
 	job.n_journal_sql = nj;
-	job.hold_log = cJSON_CreateArray();
-	ok = cutover_run(a->ddl, a->observer, a->o, &job, res);
+	ok = cutover_run(a->ddl, a->observer, a->o, &job, res); /* records each proxy's acknowledgement */
 	if (ok)
 		fault_point(journal_state_name(state));
-	evidence_hold_acks(a->ddl, a->id, what,
-			   job.hold_log); /* each proxy's acknowledgement, for the report */
-	cJSON_Delete(job.hold_log);
 done:
 	for (int i = 0; i < nj; i++)
 		free(journal[i]);

@@ -281,6 +281,12 @@ def test_report_after_rollback_assesses_damage(pg, db, proxy_factory, tmp_path):
     (acks,) = [j for j in doc["hold_acks"] if j["what"] == "cutover"]
     assert acks["holds"][-1]["acked"], acks
     assert [p["proxy"] for p in acks["holds"][-1]["proxies"]] == [f"http://{harness.HOST}:{proxy.admin_port}"]
+    # and the rollback's own hold (it drops the constraint under one), acknowledged and released
+    (back,) = [j for j in doc["hold_acks"] if j["what"] == "rollback"]
+    last = back["holds"][-1]
+    assert last["acked"] and last["mode"] == "all", back
+    (p_ack,) = last["proxies"]
+    assert p_ack["status"] == 201 and p_ack["held_ms"] is not None and p_ack["held_ms"] >= 0, back
     children = [v for k, v in doc["latency"]["tables"].items() if k.endswith("children")]
     assert children and children[0]["write"]["watch"]["count"] > 0, doc["latency"]
 
@@ -289,3 +295,4 @@ def test_report_after_rollback_assesses_damage(pg, db, proxy_factory, tmp_path):
     assert (f"children_qty_positive on \"children\": {seen['written'] + 4} row(s) violate it now; "
             f"{seen['refused']} client error(s) from it during the watch") in text, text
     assert "constraints of every affected table equal the snapshot: yes" in text
+    assert "  rollback attempt 1, all hold " in text and "acknowledged by every proxy" in text, text
