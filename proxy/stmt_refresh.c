@@ -59,8 +59,6 @@ struct refresh {
 	struct portal unnamed;
 	struct portal *named;
 	int n_named;
-
-	struct relay_rules c2s, s2c;
 };
 
 /* ---- marking ------------------------------------------------------------- */
@@ -150,7 +148,12 @@ static bool rq_push(struct refresh *r, enum rq_kind kind, struct shape_map *map,
 	struct rq *e;
 
 	if (r->q_n == r->q_cap) {
-		uint32_t cap = r->q_cap ? r->q_cap * 2 : 16;
+		/*
+		 * Kept for the session's life at its high-water mark, so small to
+		 * start (an entry is ~100 bytes): a simple Query queues one, libpq's
+		 * extended query (Describe, Execute, Sync) three; pipelines grow it.
+		 */
+		uint32_t cap = r->q_cap ? r->q_cap * 2 : 4;
 		struct rq *q;
 
 		if (r->q_n >= REFRESH_MAX_QUEUE || !(q = malloc(cap * sizeof(*q))))
@@ -284,28 +287,29 @@ static void want(struct relay_rules *r, const char *types, enum relay_track leve
 const struct relay_rules *refresh_rules(struct session *s, bool c2s)
 {
 	struct refresh *r = s->refresh;
+	struct worker *w = s->w;
 
 	/* Logged in: from the first scan on, so no Bind of the session goes by unseen. */
 	if (!r && s->state == SESSION_READY)
 		r = s->refresh = calloc(1, sizeof(*s->refresh));
 	if (!r || s->state != SESSION_READY)
-		return c2s ? &s->w->c2s_rules
-			   : &s->w->s2c_rules; /* out of memory: refresh_client_msg closes it */
-	if (c2s) {
-		r->c2s = s->w->c2s_rules;
-		want(&r->c2s, "BDECP", RELAY_TRACK_BODY);
-		want(&r->c2s, "SQF", RELAY_TRACK_HEADER);
-		return &r->c2s;
+		return c2s ? &w->c2s_rules : &w->s2c_rules; /* out of memory: refresh_client_msg closes it */
+	if (w->refresh_gen != w->rules_gen) {
+		w->refresh_c2s = w->c2s_rules;
+		want(&w->refresh_c2s, "BDECP", RELAY_TRACK_BODY);
+		want(&w->refresh_c2s, "SQF", RELAY_TRACK_HEADER);
+		w->refresh_s2c = w->s2c_rules;
+		want(&w->refresh_s2c, "TtEZ", RELAY_TRACK_BODY);
+		want(&w->refresh_s2c, "nCIs", RELAY_TRACK_HEADER);
+		/* With a shape map DataRows are read; everything else too, at its header, to be dropped after a 22003. */
+		w->refresh_s2c_map = w->refresh_s2c;
+		want(&w->refresh_s2c_map, "D", RELAY_TRACK_BODY);
+		want(&w->refresh_s2c_map, "NA2VGHdcW", RELAY_TRACK_HEADER);
+		w->refresh_gen = w->rules_gen;
 	}
-	r->s2c = s->w->s2c_rules;
-	want(&r->s2c, "TtEZ", RELAY_TRACK_BODY);
-	want(&r->s2c, "nCIs", RELAY_TRACK_HEADER);
-	if (r->has_map) {
-		/* DataRows are read; everything else too, at its header, to be dropped after a 22003. */
-		want(&r->s2c, "D", RELAY_TRACK_BODY);
-		want(&r->s2c, "NA2VGHdcW", RELAY_TRACK_HEADER);
-	}
-	return &r->s2c;
+	if (c2s)
+		return &w->refresh_c2s;
+	return r->has_map ? &w->refresh_s2c_map : &w->refresh_s2c;
 }
 
 const uint8_t *refresh_staged(struct session *s, uint32_t *len)

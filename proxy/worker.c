@@ -150,6 +150,7 @@ void worker_apply_snapshot(struct worker *w, const struct snapshot *snap)
 	w->active = snap->active;
 	w->c2s_rules.max_len = (uint32_t)snap->cfg.max_message_bytes;
 	w->s2c_rules.max_len = (uint32_t)snap->cfg.max_message_bytes;
+	w->rules_gen++;
 }
 
 bool worker_init(struct worker *w, int index, const struct snapshot *snap, const struct worker_hooks *hooks,
@@ -308,6 +309,7 @@ void worker_track_bodies(struct worker *w)
 
 	w->c2s_rules.track['Q'] = classify ? RELAY_TRACK_BODY : RELAY_TRACK_HEADER;
 	w->c2s_rules.track['B'] = classify ? RELAY_TRACK_BODY : RELAY_TRACK_NONE;
+	w->rules_gen++;
 }
 
 void worker_join(struct worker *w)

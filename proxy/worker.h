@@ -64,6 +64,14 @@ struct worker {
 	const struct worker_hooks *hooks;
 	struct relay_rules c2s_rules;
 	struct relay_rules s2c_rules;
+	uint64_t rules_gen; /* moves on whenever the two above change */
+	/*
+	 * What a logged-in session's relay reads: the rules above raised for
+	 * statement refresh (stmt_refresh.c refresh_rules), derived once per
+	 * rules_gen and shared by the worker's sessions.
+	 */
+	struct relay_rules refresh_c2s, refresh_s2c, refresh_s2c_map;
+	uint64_t refresh_gen;
 
 	struct session *sessions; /* all sessions of this worker, newest first */
 	atomic_int n_sessions;    /* written by this worker; read by others to balance accepts */
