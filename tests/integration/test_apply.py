@@ -193,8 +193,9 @@ def test_app_writing_orphans_after_cutover_rolls_back(pg, db, proxy_factory, tmp
                     pass
                 time.sleep(0.02)
 
+    # --baseline 0: an error rule; the default latency baseline would add 30 s before the cutover.
     p = spawn("apply", path, "--proxy", f"http://{harness.HOST}:{proxy.admin_port}", "--watch", "30",
-              "--rollback-on", "constraint_violations > 5 in 10s", pg=pg)
+              "--baseline", "0", "--rollback-on", "constraint_violations > 5 in 10s", pg=pg)
     harness.wait_for(lambda: in_state(db, "watching"), 120, what="the watch to start")
     t = threading.Thread(target=bad_app, daemon=True)
     t.start()

@@ -39,8 +39,11 @@ def test_two_proxies_both_hold_and_the_watch_sums_their_errors(pg, db, proxy_fac
     path = write_file(tmp_path, "check.sql",
                       "ALTER TABLE comments ADD CONSTRAINT comments_body_short CHECK (length(body) < 100);\n")
     # Each proxy's clients make at most 4 violations: only the sum of both (7 or 8) exceeds 6.
+    # --baseline 0: no latency rule here, and the default baseline (as long as the watch) would
+    # only make apply wait a minute before its cutover.
     bg = Background(with_db(pg, "apply", path, "--proxy", proxy_url(p1), "--proxy", proxy_url(p2),
-                            "--watch", "60", "--rollback-on", "constraint_violations > 6", "--format", "json"),
+                            "--watch", "60", "--baseline", "0", "--rollback-on", "constraint_violations > 6",
+                            "--format", "json"),
                     workdir=tmp_path)
     try:
         cut = bg.wait_event(lambda e: e["event"] == "cutover", 120, "the cutover")
@@ -280,7 +283,8 @@ def test_violations_in_the_cutovers_second_are_counted(pg, db, proxy_factory, tm
     path = write_file(tmp_path, "check.sql",
                       "ALTER TABLE comments ADD CONSTRAINT comments_body_short CHECK (length(body) < 100);\n")
     for run_no in range(6):
-        bg = Background(with_db(pg, "apply", path, "--proxy", proxy_url(proxy), "--watch", "6",
+        # --baseline 0: an error rule only; no latency baseline to wait 6 s for before each cutover.
+        bg = Background(with_db(pg, "apply", path, "--proxy", proxy_url(proxy), "--watch", "6", "--baseline", "0",
                                 "--rollback-on", "constraint_violations > 3", "--format", "json"),
                         workdir=tmp_path)
         try:

@@ -5,8 +5,9 @@ ready pod). `--proxy dns://NAME:PORT` then means all of them: plan and apply lis
 migration under a write load spread over the three has no failed client transaction; one proxy
 frozen with SIGSTOP makes attempts fail while the other two release their holds (by the
 coordinator, not by the lease), and once it is thawed the next attempt succeeds; a fourth proxy
-added to the name between attempts is held by the next attempt. A name that does not resolve is
-a clear error."""
+added to the name between attempts is held by the next attempt; `recover` releases the holds a
+killed apply left on every proxy behind the name. A name that does not resolve is a clear
+error."""
 
 import json
 import os
@@ -332,4 +333,31 @@ def test_the_watch_reads_a_proxy_added_during_it(pg, db, fleet, tmp_path):
     assert seen and seen[-1]["proxies"] == admin_urls(fleet, 3), events
     tripped = [e for e in events if e["event"] == "rule_tripped"]
     assert tripped and "errors with SQLSTATE 23503" in tripped[0]["message"], events
+    assert last_migration(db)[1] == "rolled_back"
+
+
+def test_recover_releases_the_holds_a_killed_apply_left_on_every_proxy_of_the_name(pg, db, fleet, tmp_path):
+    """A killed apply leaves its holds on the proxies until their lease ends (here over a minute:
+    --max-stall 60000), parking the clients: `recover` given the name resolves it again and
+    releases them on every proxy behind it at once, by the coordinator, not by the lease."""
+    for n in (1, 2, 3):
+        fleet.start(n)
+    path = write_file(tmp_path, "fk.sql", fk_migration(FKS[:1]))
+    r = pgvalve("apply", path, "--proxy", fleet.url, "--max-stall", "60000", "--watch", "0", pg=pg,
+                env={"PGVALVE_TEST_KILL_AT": "holding"})
+    assert r.rc == -9, r                                 # killed with its holds acknowledged
+    mig_id, _ = last_migration(db)
+    left = []
+    for p in fleet.proxies:
+        ids = [h["id"] for h in p.admin("GET", "/holds")[1]["holds"]]
+        assert ids and all(i.startswith(f"pgvalve-{mig_id}-") for i in ids), (ids, p.log_text())
+        left.append(ids)
+    r = pgvalve("recover", "--rollback", "--proxy", fleet.url, "--format", "json", pg=pg, check=3)
+    stale = [e["message"] for e in r.events() if e["event"] == "stale_hold"]
+    for url, p, ids in zip(admin_urls(fleet, 3), fleet.proxies, left):
+        for i in ids:
+            assert f"releasing hold {i} left on {url} by an earlier run" in stale, (stale, r)
+        assert p.admin("GET", "/holds")[1] == {"holds": []}
+        assert set(ids) <= set(holds_released(p)), p.log_text()
+        assert "ran out without renewal" not in p.log_text()
     assert last_migration(db)[1] == "rolled_back"

@@ -474,7 +474,7 @@ def test_no_record_after_a_rollback(pg, db, proxy_factory, tmp_path):
                 time.sleep(0.02)
 
     p = spawn("apply", path, "--orm", "django", "--orm-name", "shop.0003_order_customer", "--proxy",
-              f"http://{harness.HOST}:{proxy.admin_port}", "--watch", "30",
+              f"http://{harness.HOST}:{proxy.admin_port}", "--watch", "30", "--baseline", "0",
               "--rollback-on", "constraint_violations > 5 in 10s", pg=pg)
     harness.wait_for(lambda: db.execute("SELECT count(*) FROM pgvalve.migrations WHERE state = 'watching'")
                      .fetchone()[0] == 1 if db.execute("SELECT to_regclass('pgvalve.migrations')").fetchone()[0]

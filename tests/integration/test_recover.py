@@ -58,11 +58,14 @@ def test_killed_then_recovered(pg, db, proxy_factory, tmp_path, point, how):
     assert nullable
     path = write_file(tmp_path, "m.sql", migration_text())
 
-    r = pgvalve("apply", path, "--proxy", admin, "--watch", "3", pg=pg, env={"PGVALVE_TEST_KILL_AT": point})
+    # --baseline 0 (apply and recover): the watch is needed (a kill point and a state), the latency
+    # baseline is not; by default each would wait as long as the watch before its cutover.
+    r = pgvalve("apply", path, "--proxy", admin, "--watch", "3", "--baseline", "0", pg=pg,
+                env={"PGVALVE_TEST_KILL_AT": point})
     assert r.rc == -9, r                                        # it died there
     assert f"PGVALVE_TEST_KILL_AT={point}" in r.err
 
-    r = pgvalve("recover", f"--{how}", "--proxy", admin, "--watch", "3", pg=pg)
+    r = pgvalve("recover", f"--{how}", "--proxy", admin, "--watch", "3", "--baseline", "0", pg=pg)
     state = db.execute("SELECT state FROM pgvalve.migrations ORDER BY id DESC LIMIT 1").fetchone()[0]
     after = constraints(db)
     if how == "resume":
