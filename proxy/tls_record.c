@@ -61,7 +61,7 @@ enum {
  * is the one configuration picks. Per record OpenSSL 3.0's EVP layer adds to
  * these calls an IV length query and the tag's ctrl-to-parameter
  * translation, each a parameter lookup by name: 36% of the instructions of a
- * small record (docs/benchmarks.md, "TLS: where the proxy's CPU goes").
+ * small record (docs/benchmarks.md, "TLS against a TLS-terminating floor").
  * A suite whose provider lacks one of them is not handled here: the
  * connection keeps OpenSSL's record layer.
  */
