@@ -169,6 +169,23 @@ def test_queue_parks_simple_query_until_release(proxy, raw, direct):
     assert_ok(read_until_ready(writer), "INSERT after release")
 
 
+def test_session_busy_before_the_hold_has_its_next_simple_query_parked(proxy, raw, direct):
+    """A session whose worker already read its queries at the header only (no hold, no observation)
+    must read the next one whole once a hold exists, or it could not see the held table."""
+    make_table(direct, "qb_t")
+    s = raw()
+    for _ in range(3):
+        q(s, "SELECT 1")
+        assert_ok(read_until_ready(s), "a query before any hold")
+    hold(proxy, ["public.qb_t"], id="qb")
+    q(s, "INSERT INTO qb_t VALUES (1)")
+    wait_parked(proxy, 1)
+    assert rows(direct, "SELECT v FROM qb_t") == []
+    release(proxy, "qb")
+    assert_ok(read_until_ready(s), "the parked INSERT after the release")
+    assert rows(direct, "SELECT v FROM qb_t") == [(1,)]
+
+
 def test_queue_parks_extended_protocol_psycopg(proxy, connect, direct, pool):
     make_table(direct, "qe_t")
     conn = connect(proxy, autocommit=True)
