@@ -171,13 +171,18 @@ def test_queue_parks_simple_query_until_release(proxy, raw, direct):
 
 def test_session_busy_before_the_hold_has_its_next_simple_query_parked(proxy, raw, direct):
     """A session whose worker already read its queries at the header only (no hold, no observation)
-    must read the next one whole once a hold exists, or it could not see the held table."""
+    must read the next one whole once a hold exists: unread, a query could touch any table, so it
+    would be held whatever it names (the INSERT elsewhere below) and the held one could not be told."""
     make_table(direct, "qb_t")
+    make_table(direct, "qb_other")
     s = raw()
     for _ in range(3):
         q(s, "SELECT 1")
         assert_ok(read_until_ready(s), "a query before any hold")
     hold(proxy, ["public.qb_t"], id="qb")
+    q(s, "INSERT INTO qb_other VALUES (2)")
+    assert_ok(read_until_ready(s, timeout=10), "an INSERT into another table under the hold")
+    assert rows(direct, "SELECT v FROM qb_other") == [(2,)]
     q(s, "INSERT INTO qb_t VALUES (1)")
     wait_parked(proxy, 1)
     assert rows(direct, "SELECT v FROM qb_t") == []
